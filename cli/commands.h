@@ -1,0 +1,15 @@
+/*
+ * Subcommands of the `gangway` binary. Each takes the arguments after its
+ * name (argv[0] is the subcommand name) and returns the process exit code.
+ */
+#ifndef GW_CLI_COMMANDS_H
+#define GW_CLI_COMMANDS_H
+
+int gw_cmd_broker(int argc, char **argv);
+int gw_cmd_worker(int argc, char **argv);
+int gw_cmd_migrate(int argc, char **argv);
+int gw_cmd_dev(int argc, char **argv);
+int gw_cmd_token(int argc, char **argv);
+int gw_cmd_schema(int argc, char **argv);
+
+#endif

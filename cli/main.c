@@ -1,0 +1,52 @@
+/* The `gangway` binary: wires subcommands together, nothing else. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "gw/error.h"
+
+struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help;
+};
+
+static const struct command commands[] = {
+    {"broker", gw_cmd_broker, "run the HTTP API, outbox relay, event sink and reaper"},
+    {"worker", gw_cmd_worker, "run a pool of workers of one type (--type exec)"},
+    {"migrate", gw_cmd_migrate, "apply the SQL migrations in sql/ and exit"},
+    {"dev", gw_cmd_dev, "embedded default: private PostgreSQL, mock Kafka, broker, exec workers"},
+    {"token", gw_cmd_token, "manage API tokens (token create --subject NAME [--team T])"},
+    {"schema", gw_cmd_schema, "JSON Schema tools (schema validate SCHEMA INSTANCE...)"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: gangway <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].help);
+    fprintf(out, "\nRun `gangway <command> --help` for a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("gangway 0.1.0\n");
+        return 0;
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "gangway: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

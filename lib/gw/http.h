@@ -1,0 +1,104 @@
+/*
+ * HTTP/1.1 server on libuv, parsing with Debian's http-parser (libhttp-parser).
+ *
+ * One request at a time per connection (pipelined requests wait their turn);
+ * keep-alive by default; limits on header size and count, body size, header
+ * and idle timeouts. Malformed HTTP is answered 400 and the connection closed;
+ * an oversized body gets 413 (problem+json) and a close.
+ *
+ * A handler receives a `struct gw_http_req` and must eventually call exactly
+ * one of gw_http_respond() or gw_http_stream_begin() ... gw_http_stream_end(),
+ * possibly later from another callback on the same loop. If the client goes
+ * away first, the request stays valid until the handler responds (the
+ * response is then discarded) — handlers never see freed requests.
+ * Threading: loop thread only.
+ */
+#ifndef GW_HTTP_H
+#define GW_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "gw/error.h"
+
+struct gw_http_server;
+struct gw_http_req;
+
+struct gw_http_header {
+    const char *name;  /* lower-cased by the server */
+    const char *value;
+};
+
+struct gw_http_req {
+    const char *method;   /* "GET", "POST", ... */
+    const char *path;     /* decoded path without query, e.g. "/v1/runs/abc" */
+    const char *query;    /* raw query string without '?', "" when none */
+    const struct gw_http_header *headers;
+    size_t nheaders;
+    const char *body;     /* NUL-terminated for convenience; may contain NULs */
+    size_t body_len;
+    char remote_addr[64]; /* "127.0.0.1:54321" */
+    void *user;           /* free for the handler's use */
+};
+
+typedef void (*gw_http_handler)(struct gw_http_req *req, void *arg);
+
+struct gw_http_server_options {
+    const char *host;            /* "127.0.0.1", "0.0.0.0", "::" */
+    int port;                    /* 0 = pick a free port (see gw_http_server_port) */
+    size_t max_header_bytes;     /* total header bytes; 0 = 16 KiB */
+    size_t max_headers;          /* header count; 0 = 64 */
+    size_t max_body_bytes;       /* 0 = 1 MiB */
+    unsigned header_timeout_ms;  /* time to receive full headers; 0 = 10 s */
+    unsigned idle_timeout_ms;    /* keep-alive idle; 0 = 60 s */
+    unsigned body_timeout_ms;    /* time to receive the body; 0 = 30 s */
+};
+
+/* Binds and listens. Returns NULL with `err` set (e.g. address in use). */
+struct gw_http_server *gw_http_server_create(uv_loop_t *loop,
+                                             const struct gw_http_server_options *opts,
+                                             gw_http_handler handler, void *arg,
+                                             struct gw_error *err);
+
+/* The bound port (useful with port 0). */
+int gw_http_server_port(const struct gw_http_server *srv);
+
+/* Stops accepting, closes idle connections, lets in-flight requests finish;
+ * `done` (may be NULL) runs when the last handle is closed and the server is
+ * freed. Accepts NULL. */
+void gw_http_server_destroy(struct gw_http_server *srv, void (*done)(void *arg), void *arg);
+
+/* Case-insensitive header lookup; NULL when absent. */
+const char *gw_http_req_header(const struct gw_http_req *req, const char *name);
+
+/* Query parameter lookup with %-decoding into `out`; returns false when absent. */
+bool gw_http_req_query(const struct gw_http_req *req, const char *name, char *out, size_t cap);
+
+/* Sends a complete response and ends the request. `extra_headers` is NULL or
+ * a string of "Name: value\r\n" lines. `body` is copied. Content-Length is
+ * added. Returns 0, or < 0 when the connection is gone (nothing to do). */
+int gw_http_respond(struct gw_http_req *req, int status, const char *content_type,
+                    const char *extra_headers, const char *body, size_t body_len);
+
+/* Streaming (Server-Sent Events, chunked transfer): begin sends the status and
+ * headers with Transfer-Encoding: chunked; write sends one chunk; end sends
+ * the last chunk and ends the request. `on_close` (may be NULL) is called once
+ * if the client disconnects before end — after that, write returns < 0 and
+ * the handler must still call end (which then only frees). */
+int gw_http_stream_begin(struct gw_http_req *req, int status, const char *content_type,
+                         const char *extra_headers, void (*on_close)(struct gw_http_req *req));
+int gw_http_stream_write(struct gw_http_req *req, const char *data, size_t len);
+void gw_http_stream_end(struct gw_http_req *req);
+
+/* The reason phrase for a status code ("Not Found"). */
+const char *gw_http_status_text(int status);
+
+struct gw_http_stats {
+    unsigned long long requests;
+    unsigned long long bad_requests;
+    unsigned long connections_open;
+};
+void gw_http_server_stats(const struct gw_http_server *srv, struct gw_http_stats *out);
+
+#endif

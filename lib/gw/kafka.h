@@ -1,0 +1,120 @@
+/*
+ * librdkafka on a libuv loop.
+ *
+ * Each handle's main queue (and the consumer queue) is woken through
+ * rd_kafka_queue_io_event_enable() writing to a pipe watched by uv_poll_t,
+ * so delivery reports and messages are served on the loop thread without
+ * blocking it. Threading: loop thread only; callbacks run on the loop thread.
+ */
+#ifndef GW_KAFKA_H
+#define GW_KAFKA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "gw/error.h"
+
+struct gw_kafka_config {
+    const char *brokers;        /* bootstrap.servers */
+    const char *const *extra;   /* NULL-terminated "key=value" librdkafka props
+                                   (SASL, TLS, fetch.wait.max.ms...) or NULL */
+};
+
+/* ---------------------------------------------------------------- producer */
+
+struct gw_kafka_producer;
+
+/* `err` is NULL when the message was acknowledged by all in-sync replicas. */
+typedef void (*gw_kafka_dr_cb)(void *opaque, const struct gw_error *err);
+
+/* Idempotent producer: enable.idempotence=true, acks=all. */
+struct gw_kafka_producer *gw_kafka_producer_create(uv_loop_t *loop,
+                                                   const struct gw_kafka_config *cfg,
+                                                   struct gw_error *err);
+
+/* Copies key and payload. If it returns 0, `cb` (may be NULL) is called
+ * exactly once from the loop with the delivery result; if < 0, never. */
+int gw_kafka_produce(struct gw_kafka_producer *p, const char *topic, const void *key,
+                     size_t key_len, const void *payload, size_t len, gw_kafka_dr_cb cb,
+                     void *opaque, struct gw_error *err);
+
+/* True when the producer currently reaches the cluster (refreshed in the
+ * background; never blocks). */
+bool gw_kafka_producer_healthy(const struct gw_kafka_producer *p);
+
+/* Flushes for up to `timeout_ms` (delivery callbacks run), then frees.
+ * Accepts NULL. Must not be called from inside a delivery callback. */
+void gw_kafka_producer_destroy(struct gw_kafka_producer *p, int timeout_ms);
+
+struct gw_kafka_producer_stats {
+    unsigned long long delivered;
+    unsigned long long delivery_errors;
+    unsigned long in_flight;
+};
+void gw_kafka_producer_stats(const struct gw_kafka_producer *p,
+                             struct gw_kafka_producer_stats *out);
+
+/* ---------------------------------------------------------------- consumer */
+
+struct gw_kafka_consumer;
+
+struct gw_kafka_msg {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    const void *key;
+    size_t key_len;
+    const char *payload;  /* NUL-terminated copy */
+    size_t len;
+};
+
+/* Called with up to `max_batch` messages. Each message stays valid (and its
+ * offset uncommitted) until gw_kafka_msg_done() is called for it, which may
+ * happen later, in any order. Offsets are committed only up to the first
+ * message of each partition that is not done yet, so a crash never skips a
+ * message that was not finished. */
+typedef void (*gw_kafka_batch_cb)(void *arg, struct gw_kafka_msg **msgs, size_t n);
+
+struct gw_kafka_consumer_options {
+    const char *group_id;
+    const char *const *topics;  /* NULL-terminated */
+    size_t max_batch;           /* messages per callback, >= 1 */
+    size_t max_in_flight;       /* messages handed out and not done; the
+                                   consumer stops delivering at this bound */
+};
+
+struct gw_kafka_consumer *gw_kafka_consumer_create(uv_loop_t *loop,
+                                                   const struct gw_kafka_config *cfg,
+                                                   const struct gw_kafka_consumer_options *opts,
+                                                   gw_kafka_batch_cb cb, void *arg,
+                                                   struct gw_error *err);
+
+/* Marks a message finished (its offset may be committed) and frees it. */
+void gw_kafka_msg_done(struct gw_kafka_consumer *c, struct gw_kafka_msg *msg);
+
+/* Commits what is done, leaves the group and frees. Messages not done are
+ * freed without committing (they will be redelivered). Accepts NULL. */
+void gw_kafka_consumer_destroy(struct gw_kafka_consumer *c);
+
+/* ------------------------------------------------------------------- admin */
+
+/* Creates the topics that do not exist yet (blocking; start-up only, never
+ * on a running loop). Existing topics are left as they are. */
+int gw_kafka_ensure_topics(const struct gw_kafka_config *cfg, const char *const *topics,
+                           int partitions, int replication, int timeout_ms,
+                           struct gw_error *err);
+
+/* ------------------------------------------------------- embedded default */
+
+/* librdkafka's in-process mock cluster, for `gangway dev` only. Its brokers
+ * listen on loopback, so other processes can connect to the bootstrap list. */
+struct gw_kafka_mock;
+struct gw_kafka_mock *gw_kafka_mock_create(int brokers, struct gw_error *err);
+const char *gw_kafka_mock_bootstraps(const struct gw_kafka_mock *m);
+int gw_kafka_mock_create_topic(struct gw_kafka_mock *m, const char *topic, int partitions,
+                               struct gw_error *err);
+void gw_kafka_mock_destroy(struct gw_kafka_mock *m);
+
+#endif

@@ -1,0 +1,91 @@
+/*
+ * Asynchronous PostgreSQL access on a libuv loop.
+ *
+ * A pool of libpq connections in non-blocking, pipeline mode, each watched by
+ * a uv_poll_t. Queries are queued; each connection keeps up to `pipeline_depth`
+ * queries in flight. Every query is a single statement sent with the extended
+ * protocol (PQsendQueryParams / PQsendQueryPrepared), so a query is atomic on
+ * its own: multi-step transactions live in SQL functions (see sql/).
+ *
+ * Threading: every function must be called on the loop thread, and every
+ * callback runs on the loop thread.
+ *
+ * Callback rule (libuv's): if gw_pg_query() returns 0 the callback is called
+ * exactly once, with either a result or an error; if it returns < 0 the
+ * callback is never called.
+ */
+#ifndef GW_PG_H
+#define GW_PG_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "gw/error.h"
+
+struct gw_pg_pool;
+
+struct gw_pg_pool_options {
+    const char *conninfo;      /* libpq connection string or URI (copied) */
+    int size;                  /* number of connections, >= 1 */
+    int pipeline_depth;        /* queries in flight per connection, >= 1 */
+    int statement_timeout_ms;  /* sent as SET statement_timeout; 0 = none */
+    int max_queue;             /* queued (unsent) queries before GW_ELIMIT; 0 = 100000 */
+};
+
+/* `res` is owned by the pool and valid only during the callback. On success
+ * `err` is NULL and `res` has status PGRES_TUPLES_OK or PGRES_COMMAND_OK. On
+ * failure `res` is NULL and `err` says why; err->retriable is true when the
+ * connection was lost or the server is unreachable (the statement may or may
+ * not have run), false for SQL errors. For SQL errors err->message starts
+ * with the SQLSTATE, e.g. "23505: duplicate key ...". */
+typedef void (*gw_pg_cb)(void *arg, const PGresult *res, const struct gw_error *err);
+
+/* Notification from LISTEN. `payload` valid only during the callback. */
+typedef void (*gw_pg_notify_cb)(void *arg, const char *channel, const char *payload);
+
+/* Creates the pool and starts connecting in the background; queries sent
+ * before a connection is up wait in the queue. Returns NULL with `err` set on
+ * bad options. Lost connections are re-established with backoff. */
+struct gw_pg_pool *gw_pg_pool_create(uv_loop_t *loop, const struct gw_pg_pool_options *opts,
+                                     struct gw_error *err);
+
+/* Closes every connection; queued and in-flight queries get their callback
+ * with a GW_ECLOSED error. `done` (may be NULL) runs after the last handle
+ * is closed, then the pool is freed. Accepts NULL. */
+void gw_pg_pool_destroy(struct gw_pg_pool *pool, void (*done)(void *arg), void *arg);
+
+/* Queues one statement. `params` (text format, NULL = SQL NULL) are copied.
+ * `sql` must stay valid until the callback (use string literals). When
+ * `stmt_name` is non-NULL the statement is prepared once per connection
+ * under that name and executed with PQsendQueryPrepared afterwards. */
+int gw_pg_query(struct gw_pg_pool *pool, const char *stmt_name, const char *sql, int nparams,
+                const char *const *params, gw_pg_cb cb, void *arg);
+
+/* Opens one extra dedicated connection that LISTENs on `channel` and calls
+ * `cb` for each notification (re-LISTENs after reconnects). One per pool. */
+int gw_pg_listen(struct gw_pg_pool *pool, const char *channel, gw_pg_notify_cb cb, void *arg,
+                 struct gw_error *err);
+
+/* True when at least one connection is established and healthy. */
+bool gw_pg_pool_ready(const struct gw_pg_pool *pool);
+
+/* Counters for /metrics. */
+struct gw_pg_stats {
+    unsigned long long queries_ok;
+    unsigned long long queries_failed;
+    unsigned long queued;
+    unsigned long in_flight;
+    int connections_up;
+};
+void gw_pg_pool_stats(const struct gw_pg_pool *pool, struct gw_pg_stats *out);
+
+/* --- synchronous helpers for start-up and CLI commands (never on a loop) --- */
+
+/* Applies sql/NNNN_*.sql files from `dir` in order under an advisory lock,
+ * recording each in gw_schema_migrations(version, name, sha256, applied_at).
+ * Already-applied files are skipped (a changed checksum is an error).
+ * Prints nothing; `applied` (may be NULL) receives the number applied. */
+int gw_pg_migrate(const char *conninfo, const char *dir, int *applied, struct gw_error *err);
+
+#endif
