@@ -17,9 +17,9 @@
 #include "gw/error.h"
 
 struct gw_kafka_config {
-    const char *brokers;        /* bootstrap.servers */
-    const char *const *extra;   /* NULL-terminated "key=value" librdkafka props
-                                   (SASL, TLS, fetch.wait.max.ms...) or NULL */
+    const char *brokers;      /* bootstrap.servers */
+    const char *const *extra; /* NULL-terminated "key=value" librdkafka props
+                                 (SASL, TLS, fetch.wait.max.ms...) or NULL */
 };
 
 /* ---------------------------------------------------------------- producer */
@@ -30,9 +30,8 @@ struct gw_kafka_producer;
 typedef void (*gw_kafka_dr_cb)(void *opaque, const struct gw_error *err);
 
 /* Idempotent producer: enable.idempotence=true, acks=all. */
-struct gw_kafka_producer *gw_kafka_producer_create(uv_loop_t *loop,
-                                                   const struct gw_kafka_config *cfg,
-                                                   struct gw_error *err);
+struct gw_kafka_producer *
+gw_kafka_producer_create(uv_loop_t *loop, const struct gw_kafka_config *cfg, struct gw_error *err);
 
 /* Copies key and payload. If it returns 0, `cb` (may be NULL) is called
  * exactly once from the loop with the delivery result; if < 0, never. */
@@ -40,12 +39,17 @@ int gw_kafka_produce(struct gw_kafka_producer *p, const char *topic, const void 
                      size_t key_len, const void *payload, size_t len, gw_kafka_dr_cb cb,
                      void *opaque, struct gw_error *err);
 
-/* True when the producer currently reaches the cluster (refreshed in the
- * background; never blocks). */
+/* True when the producer currently reaches the cluster: the last metadata
+ * request (every 5 s on the thread pool) or delivery succeeded and no
+ * ALL_BROKERS_DOWN error came since. False until the first check answers.
+ * Never blocks. */
 bool gw_kafka_producer_healthy(const struct gw_kafka_producer *p);
 
 /* Flushes for up to `timeout_ms` (delivery callbacks run), then frees.
- * Accepts NULL. Must not be called from inside a delivery callback. */
+ * Messages still undelivered are purged: their callbacks run with an error.
+ * Blocks up to `timeout_ms`: shutdown only. The loop must run afterwards so
+ * the internal handles close. Accepts NULL. Must not be called from inside a
+ * delivery callback. */
 void gw_kafka_producer_destroy(struct gw_kafka_producer *p, int timeout_ms);
 
 struct gw_kafka_producer_stats {
@@ -66,7 +70,7 @@ struct gw_kafka_msg {
     int64_t offset;
     const void *key;
     size_t key_len;
-    const char *payload;  /* NUL-terminated copy */
+    const char *payload; /* NUL-terminated copy */
     size_t len;
 };
 
@@ -79,10 +83,10 @@ typedef void (*gw_kafka_batch_cb)(void *arg, struct gw_kafka_msg **msgs, size_t 
 
 struct gw_kafka_consumer_options {
     const char *group_id;
-    const char *const *topics;  /* NULL-terminated */
-    size_t max_batch;           /* messages per callback, >= 1 */
-    size_t max_in_flight;       /* messages handed out and not done; the
-                                   consumer stops delivering at this bound */
+    const char *const *topics; /* NULL-terminated */
+    size_t max_batch;          /* messages per callback, >= 1 */
+    size_t max_in_flight;      /* messages handed out and not done; the
+                                  consumer stops delivering at this bound */
 };
 
 struct gw_kafka_consumer *gw_kafka_consumer_create(uv_loop_t *loop,
@@ -95,21 +99,37 @@ struct gw_kafka_consumer *gw_kafka_consumer_create(uv_loop_t *loop,
 void gw_kafka_msg_done(struct gw_kafka_consumer *c, struct gw_kafka_msg *msg);
 
 /* Commits what is done, leaves the group and frees. Messages not done are
- * freed without committing (they will be redelivered). Accepts NULL. */
+ * freed without committing (they will be redelivered); the caller must not
+ * touch them afterwards. Blocks briefly (rd_kafka_consumer_close() serves the
+ * final revoke and commits synchronously): call it at shutdown only. The loop
+ * must run afterwards so the internal handles close. Accepts NULL. */
 void gw_kafka_consumer_destroy(struct gw_kafka_consumer *c);
 
 /* ------------------------------------------------------------------- admin */
 
-/* Creates the topics that do not exist yet (blocking; start-up only, never
- * on a running loop). Existing topics are left as they are. */
+/* Creates the topics that do not exist yet through the Admin API (blocking
+ * up to about timeout_ms + 1 s; start-up only, never on a running loop).
+ * Existing topics are left as they are (TOPIC_ALREADY_EXISTS is success).
+ * `replication` -1 = the broker's default. Does not work against the mock
+ * cluster of librdkafka 2.0.2 (no controller): use gw_kafka_mock_create_topic
+ * there. */
 int gw_kafka_ensure_topics(const struct gw_kafka_config *cfg, const char *const *topics,
-                           int partitions, int replication, int timeout_ms,
-                           struct gw_error *err);
+                           int partitions, int replication, int timeout_ms, struct gw_error *err);
+
+/* Deletes topics (blocking; tests and tooling only). Missing topics are not
+ * an error. */
+int gw_kafka_delete_topics(const struct gw_kafka_config *cfg, const char *const *topics,
+                           int timeout_ms, struct gw_error *err);
 
 /* ------------------------------------------------------- embedded default */
 
 /* librdkafka's in-process mock cluster, for `gangway dev` only. Its brokers
- * listen on loopback, so other processes can connect to the bootstrap list. */
+ * listen on loopback, so other processes can connect to the bootstrap list.
+ * The mock does not wake a waiting fetch when data arrives: every consumer of
+ * it must set a small fetch.wait.max.ms (clients of `gangway dev` pass
+ * GW_KAFKA_PROPS=fetch.wait.max.ms=10), else each hop costs ~250 ms. Its
+ * group coordinator also delays a (re)join by ~3 s. Create topics with
+ * gw_kafka_mock_create_topic() (CreateTopics is not served). */
 struct gw_kafka_mock;
 struct gw_kafka_mock *gw_kafka_mock_create(int brokers, struct gw_error *err);
 const char *gw_kafka_mock_bootstraps(const struct gw_kafka_mock *m);

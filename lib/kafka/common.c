@@ -1,0 +1,108 @@
+/* Configuration and loop wake-up shared by the producer and the consumer. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gw/log.h"
+#include "kafka_internal.h"
+
+/* librdkafka's own log lines go through gw_log (syslog levels 0..7). */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    enum gw_log_level l = level <= 3   ? GW_LOG_ERROR
+                          : level == 4 ? GW_LOG_WARN
+                          : level <= 6 ? GW_LOG_INFO
+                                       : GW_LOG_DEBUG;
+    /* GW_KAFKA_PROPS is shared by producers and consumers: their warnings
+     * about properties of the other kind are noise. */
+    if (strcmp(fac, "CONFWARN") == 0)
+        l = GW_LOG_DEBUG;
+    gw_log(l, NULL, "rdkafka %s %s: %s", rd_kafka_name(rk), fac, buf);
+}
+
+int gw_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
+                      struct gw_error *err)
+{
+    char errstr[512];
+    if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+        return gw_error_set(err, GW_EINVAL, false, "kafka property %s: %s", name, errstr);
+    return 0;
+}
+
+rd_kafka_conf_t *gw_kafka_conf_build(const struct gw_kafka_config *cfg, struct gw_error *err)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (conf == NULL) {
+        gw_error_set(err, GW_ENOMEM, false, "rd_kafka_conf_new failed");
+        return NULL;
+    }
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    if (cfg != NULL && cfg->brokers != NULL &&
+        gw_kafka_conf_set(conf, "bootstrap.servers", cfg->brokers, err) < 0)
+        goto fail;
+    for (const char *const *e = cfg != NULL ? cfg->extra : NULL; e != NULL && *e != NULL; e++) {
+        const char *eq = strchr(*e, '=');
+        char name[256];
+        if (eq == NULL || eq == *e || (size_t)(eq - *e) >= sizeof(name)) {
+            gw_error_set(err, GW_EINVAL, false, "kafka property '%s' is not key=value", *e);
+            goto fail;
+        }
+        memcpy(name, *e, (size_t)(eq - *e));
+        name[eq - *e] = '\0';
+        if (gw_kafka_conf_set(conf, name, eq + 1, err) < 0)
+            goto fail;
+    }
+    return conf;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+static void waker_cb(uv_poll_t *h, int status, int events)
+{
+    struct gw_kafka_waker *w = container_of(h, struct gw_kafka_waker, poll);
+    char buf[256];
+    (void)status;
+    (void)events;
+    /* librdkafka writes only when the queue turns non-empty: drain the pipe,
+     * then the owner drains the queue completely. */
+    while (read(w->fds[0], buf, sizeof(buf)) > 0)
+        ;
+    w->on_wake(w);
+}
+
+int gw_kafka_waker_init(struct gw_kafka_waker *w, uv_loop_t *loop, rd_kafka_queue_t *q,
+                        void (*on_wake)(struct gw_kafka_waker *w), struct gw_error *err)
+{
+    int rc;
+    w->on_wake = on_wake;
+    w->on_closed = NULL;
+    if (pipe2(w->fds, O_NONBLOCK | O_CLOEXEC) != 0)
+        return gw_error_set(err, GW_EIO, true, "pipe: %s", strerror(errno));
+    rc = uv_poll_init(loop, &w->poll, w->fds[0]);
+    if (rc != 0) {
+        close(w->fds[0]);
+        close(w->fds[1]);
+        return gw_error_set(err, GW_EIO, false, "uv_poll_init: %s", uv_strerror(rc));
+    }
+    uv_poll_start(&w->poll, UV_READABLE, waker_cb);
+    rd_kafka_queue_io_event_enable(q, w->fds[1], "1", 1);
+    return 0;
+}
+
+static void waker_closed(uv_handle_t *h)
+{
+    struct gw_kafka_waker *w = container_of((uv_poll_t *)h, struct gw_kafka_waker, poll);
+    close(w->fds[0]);
+    close(w->fds[1]);
+    if (w->on_closed != NULL)
+        w->on_closed(w);
+}
+
+void gw_kafka_waker_close(struct gw_kafka_waker *w, void (*on_closed)(struct gw_kafka_waker *w))
+{
+    w->on_closed = on_closed;
+    uv_close((uv_handle_t *)&w->poll, waker_closed);
+}

@@ -1,0 +1,438 @@
+/*
+ * High-level KafkaConsumer on a libuv loop with at-least-once delivery of
+ * batches to the application.
+ *
+ * Offsets: auto-commit is on but auto offset store is off. Each assigned
+ * partition has a tracker: a FIFO of the messages polled from it in offset
+ * order. gw_kafka_msg_done() marks a message done and pops the done prefix of
+ * its FIFO; only then is offset+1 of the last popped message stored, so the
+ * committed offset never passes a message that is not finished.
+ *
+ * Flow control: messages are drained from librdkafka into a local backlog
+ * and handed out while fewer than max_in_flight are out. When the bound is
+ * reached the assigned partitions are paused (librdkafka then stops fetching
+ * and resumes from the application's position), but the queue keeps being
+ * polled so rebalances are served and max.poll.interval.ms never expires.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw/log.h"
+#include "kafka_internal.h"
+
+/* Safety net: poll at least this often even without a wake-up (rebalances
+ * and max.poll.interval.ms need regular polls). */
+#define POLL_TICK_MS 200
+
+struct tracker;
+
+struct kmsg {
+    struct gw_kafka_msg pub;
+    struct tracker *tp;   /* NULL once its partition was revoked */
+    struct kmsg *tp_next; /* tracker FIFO */
+    struct kmsg *bl_next; /* backlog FIFO (not handed out yet) */
+    struct kmsg *all_prev, *all_next;
+    bool done;
+    bool handed_out;
+};
+
+struct tracker {
+    char *topic;
+    int32_t partition;
+    struct kmsg *head, *tail;
+    struct tracker *next;
+};
+
+struct gw_kafka_consumer {
+    uv_loop_t *loop;
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *q;
+    struct gw_kafka_waker waker;
+    uv_timer_t timer;
+    gw_kafka_batch_cb cb;
+    void *arg;
+    size_t max_batch;
+    size_t max_in_flight;
+    struct tracker *trackers;
+    struct kmsg *bl_head, *bl_tail;
+    size_t backlog;
+    size_t in_flight;
+    struct kmsg *all;
+    struct kmsg **batch;
+    bool paused;
+    bool delivering;
+    bool closing;
+    int open_handles;
+};
+
+static void kmsg_free(struct gw_kafka_consumer *c, struct kmsg *k)
+{
+    if (k->all_prev != NULL)
+        k->all_prev->all_next = k->all_next;
+    else
+        c->all = k->all_next;
+    if (k->all_next != NULL)
+        k->all_next->all_prev = k->all_prev;
+    free((void *)k->pub.topic);
+    free((void *)k->pub.key);
+    free((void *)k->pub.payload);
+    free(k);
+}
+
+static struct tracker *tracker_find(struct gw_kafka_consumer *c, const char *topic,
+                                    int32_t partition, bool create)
+{
+    struct tracker *t;
+    for (t = c->trackers; t != NULL; t = t->next)
+        if (t->partition == partition && strcmp(t->topic, topic) == 0)
+            return t;
+    if (!create)
+        return NULL;
+    t = calloc(1, sizeof(*t));
+    if (t == NULL || (t->topic = strdup(topic)) == NULL) {
+        free(t);
+        return NULL;
+    }
+    t->partition = partition;
+    t->next = c->trackers;
+    c->trackers = t;
+    return t;
+}
+
+/* Forgets a revoked partition: its backlog is dropped (it will be fetched by
+ * the next owner), done messages are freed, messages still out are orphaned
+ * so that their later gw_kafka_msg_done() stores nothing. */
+static void tracker_forget(struct gw_kafka_consumer *c, struct tracker *t)
+{
+    struct tracker **pp;
+    struct kmsg **bp, *k, *next;
+    for (bp = &c->bl_head, c->bl_tail = NULL; *bp != NULL;) {
+        if ((*bp)->tp == t) {
+            *bp = (*bp)->bl_next;
+            c->backlog--;
+        } else {
+            c->bl_tail = *bp;
+            bp = &(*bp)->bl_next;
+        }
+    }
+    for (k = t->head; k != NULL; k = next) {
+        next = k->tp_next;
+        k->tp = NULL;
+        if (!k->handed_out || k->done)
+            kmsg_free(c, k);
+    }
+    for (pp = &c->trackers; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == t) {
+            *pp = t->next;
+            break;
+        }
+    free(t->topic);
+    free(t);
+}
+
+static void set_paused(struct gw_kafka_consumer *c, bool pause)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (pause == c->paused)
+        return;
+    c->paused = pause;
+    if (rd_kafka_assignment(c->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || parts == NULL)
+        return;
+    if (parts->cnt > 0) {
+        if (pause)
+            rd_kafka_pause_partitions(c->rk, parts);
+        else
+            rd_kafka_resume_partitions(c->rk, parts);
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+static void deliver(struct gw_kafka_consumer *c)
+{
+    if (c->delivering || c->closing)
+        return;
+    c->delivering = true;
+    while (c->bl_head != NULL && c->in_flight < c->max_in_flight && !c->closing) {
+        size_t room = c->max_in_flight - c->in_flight, n = 0;
+        if (room > c->max_batch)
+            room = c->max_batch;
+        while (n < room && c->bl_head != NULL) {
+            struct kmsg *k = c->bl_head;
+            c->bl_head = k->bl_next;
+            if (c->bl_head == NULL)
+                c->bl_tail = NULL;
+            c->backlog--;
+            k->handed_out = true;
+            c->batch[n++] = k;
+        }
+        c->in_flight += n;
+        c->cb(c->arg, (struct gw_kafka_msg **)c->batch, n);
+    }
+    c->delivering = false;
+    if (!c->closing)
+        set_paused(c, c->backlog > 0 || c->in_flight >= c->max_in_flight);
+}
+
+static void take(struct gw_kafka_consumer *c, rd_kafka_message_t *m)
+{
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    struct tracker *t = tracker_find(c, topic, m->partition, true);
+    struct kmsg *k = calloc(1, sizeof(*k));
+    char *payload = malloc(m->len + 1);
+    char *topic_copy = strdup(topic);
+    void *key = m->key_len > 0 ? malloc(m->key_len) : NULL;
+    if (t == NULL || k == NULL || payload == NULL || topic_copy == NULL ||
+        (m->key_len > 0 && key == NULL)) {
+        /* Not stored, not committed: the message comes back after a restart. */
+        gw_log_error("kafka consumer: out of memory, message %s[%d]@%lld dropped for now", topic,
+                     (int)m->partition, (long long)m->offset);
+        free(k);
+        free(payload);
+        free(topic_copy);
+        free(key);
+        return;
+    }
+    memcpy(payload, m->payload, m->len);
+    payload[m->len] = '\0';
+    if (key != NULL)
+        memcpy(key, m->key, m->key_len);
+    k->pub.topic = topic_copy;
+    k->pub.partition = m->partition;
+    k->pub.offset = m->offset;
+    k->pub.key = key;
+    k->pub.key_len = m->key_len;
+    k->pub.payload = payload;
+    k->pub.len = m->len;
+    k->tp = t;
+    if (t->tail != NULL)
+        t->tail->tp_next = k;
+    else
+        t->head = k;
+    t->tail = k;
+    if (c->bl_tail != NULL)
+        c->bl_tail->bl_next = k;
+    else
+        c->bl_head = k;
+    c->bl_tail = k;
+    c->backlog++;
+    k->all_next = c->all;
+    if (c->all != NULL)
+        c->all->all_prev = k;
+    c->all = k;
+}
+
+static void drain(struct gw_kafka_consumer *c)
+{
+    rd_kafka_message_t *m;
+    while (!c->closing && (m = rd_kafka_consumer_poll(c->rk, 0)) != NULL) {
+        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+            take(c, m);
+        else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            gw_log_warn("kafka consumer: %s", rd_kafka_message_errstr(m));
+        rd_kafka_message_destroy(m);
+    }
+    deliver(c);
+}
+
+static void on_wake(struct gw_kafka_waker *w)
+{
+    drain(container_of(w, struct gw_kafka_consumer, waker));
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    drain(container_of(t, struct gw_kafka_consumer, timer));
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t code,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    struct gw_kafka_consumer *c = opaque;
+    bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    rd_kafka_error_t *e = NULL;
+
+    if (code == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        gw_log_info("kafka consumer: %d partition(s) assigned", parts->cnt);
+        if (coop)
+            e = rd_kafka_incremental_assign(rk, parts);
+        else
+            rd_kafka_assign(rk, parts);
+        if (c->paused && parts->cnt > 0)
+            rd_kafka_pause_partitions(rk, parts);
+    } else {
+        gw_log_info("kafka consumer: %d partition(s) revoked", parts->cnt);
+        for (int i = 0; i < parts->cnt; i++) {
+            struct tracker *t =
+                tracker_find(c, parts->elems[i].topic, parts->elems[i].partition, false);
+            if (t != NULL)
+                tracker_forget(c, t);
+        }
+        if (coop)
+            e = rd_kafka_incremental_unassign(rk, parts);
+        else
+            rd_kafka_assign(rk, NULL);
+    }
+    if (e != NULL) {
+        gw_log_error("kafka consumer rebalance: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
+}
+
+static void error_cb(rd_kafka_t *rk, int code, const char *reason, void *opaque)
+{
+    (void)rk;
+    (void)opaque;
+    gw_log_warn("kafka consumer: %s: %s", rd_kafka_err2name(code), reason);
+}
+
+struct gw_kafka_consumer *gw_kafka_consumer_create(uv_loop_t *loop,
+                                                   const struct gw_kafka_config *cfg,
+                                                   const struct gw_kafka_consumer_options *opts,
+                                                   gw_kafka_batch_cb cb, void *arg,
+                                                   struct gw_error *err)
+{
+    char errstr[512];
+    rd_kafka_conf_t *conf;
+    rd_kafka_topic_partition_list_t *subs;
+    rd_kafka_resp_err_t rc;
+    size_t ntopics = 0;
+    struct gw_kafka_consumer *c;
+
+    if (opts == NULL || opts->group_id == NULL || opts->topics == NULL || opts->topics[0] == NULL ||
+        opts->max_batch < 1 || opts->max_in_flight < 1 || cb == NULL) {
+        gw_error_set(err, GW_EINVAL, false, "kafka consumer: bad options");
+        return NULL;
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL || (c->batch = calloc(opts->max_batch, sizeof(*c->batch))) == NULL) {
+        free(c);
+        gw_error_set(err, GW_ENOMEM, false, "out of memory");
+        return NULL;
+    }
+    c->loop = loop;
+    c->cb = cb;
+    c->arg = arg;
+    c->max_batch = opts->max_batch;
+    c->max_in_flight = opts->max_in_flight;
+
+    conf = gw_kafka_conf_build(cfg, err);
+    if (conf == NULL)
+        goto fail_alloc;
+    if (gw_kafka_conf_set(conf, "group.id", opts->group_id, err) < 0 ||
+        gw_kafka_conf_set(conf, "enable.auto.commit", "true", err) < 0 ||
+        gw_kafka_conf_set(conf, "enable.auto.offset.store", "false", err) < 0 ||
+        gw_kafka_conf_set(conf, "auto.offset.reset", "earliest", err) < 0)
+        goto fail_conf;
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_conf_set_opaque(conf, c);
+    c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    if (c->rk == NULL) {
+        gw_error_set(err, GW_EINVAL, false, "rd_kafka_new: %s", errstr);
+        goto fail_conf;
+    }
+    /* Main queue (errors, rebalances) is served through the consumer queue. */
+    rd_kafka_poll_set_consumer(c->rk);
+    c->q = rd_kafka_queue_get_consumer(c->rk);
+    for (const char *const *t = opts->topics; *t != NULL; t++)
+        ntopics++;
+    subs = rd_kafka_topic_partition_list_new((int)ntopics);
+    for (const char *const *t = opts->topics; *t != NULL; t++)
+        rd_kafka_topic_partition_list_add(subs, *t, RD_KAFKA_PARTITION_UA);
+    rc = rd_kafka_subscribe(c->rk, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        gw_error_set(err, GW_EINVAL, false, "kafka subscribe: %s", rd_kafka_err2str(rc));
+        goto fail_rk;
+    }
+    if (gw_kafka_waker_init(&c->waker, loop, c->q, on_wake, err) < 0)
+        goto fail_rk;
+    c->open_handles = 2;
+    uv_timer_init(loop, &c->timer);
+    uv_timer_start(&c->timer, on_tick, POLL_TICK_MS, POLL_TICK_MS);
+    return c;
+
+fail_rk:
+    rd_kafka_queue_destroy(c->q);
+    rd_kafka_destroy(c->rk);
+    goto fail_alloc;
+fail_conf:
+    rd_kafka_conf_destroy(conf);
+fail_alloc:
+    free(c->batch);
+    free(c);
+    return NULL;
+}
+
+void gw_kafka_msg_done(struct gw_kafka_consumer *c, struct gw_kafka_msg *msg)
+{
+    struct kmsg *k = (struct kmsg *)msg;
+    struct tracker *t = k->tp;
+    int64_t store = -1;
+
+    c->in_flight--;
+    k->done = true;
+    if (t == NULL) {
+        kmsg_free(c, k); /* partition revoked meanwhile: nothing to store */
+    } else {
+        while (t->head != NULL && t->head->done) {
+            struct kmsg *h = t->head;
+            t->head = h->tp_next;
+            if (t->head == NULL)
+                t->tail = NULL;
+            store = h->pub.offset + 1;
+            kmsg_free(c, h);
+        }
+        if (store >= 0) {
+            rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+            rd_kafka_resp_err_t rc;
+            rd_kafka_topic_partition_list_add(l, t->topic, t->partition)->offset = store;
+            rc = rd_kafka_offsets_store(c->rk, l);
+            if (rc != RD_KAFKA_RESP_ERR_NO_ERROR)
+                gw_log_warn("kafka consumer: storing offset %s[%d]@%lld: %s", t->topic,
+                            (int)t->partition, (long long)store, rd_kafka_err2str(rc));
+            rd_kafka_topic_partition_list_destroy(l);
+        }
+    }
+    deliver(c);
+}
+
+static void handle_closed(struct gw_kafka_consumer *c)
+{
+    if (--c->open_handles == 0) {
+        free(c->batch);
+        free(c);
+    }
+}
+
+static void waker_closed(struct gw_kafka_waker *w)
+{
+    handle_closed(container_of(w, struct gw_kafka_consumer, waker));
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    handle_closed(container_of((uv_timer_t *)h, struct gw_kafka_consumer, timer));
+}
+
+void gw_kafka_consumer_destroy(struct gw_kafka_consumer *c)
+{
+    rd_kafka_resp_err_t rc;
+    if (c == NULL)
+        return;
+    c->closing = true;
+    uv_timer_stop(&c->timer);
+    /* Blocks briefly: serves the final revoke (our rebalance_cb) and commits
+     * the stored offsets before leaving the group. Shutdown only. */
+    rc = rd_kafka_consumer_close(c->rk);
+    if (rc != RD_KAFKA_RESP_ERR_NO_ERROR)
+        gw_log_warn("kafka consumer close: %s", rd_kafka_err2str(rc));
+    rd_kafka_queue_destroy(c->q);
+    rd_kafka_destroy(c->rk);
+    while (c->trackers != NULL)
+        tracker_forget(c, c->trackers);
+    while (c->all != NULL)
+        kmsg_free(c, c->all);
+    gw_kafka_waker_close(&c->waker, waker_closed);
+    uv_close((uv_handle_t *)&c->timer, timer_closed);
+}
