@@ -26,11 +26,11 @@
 struct gw_pg_pool;
 
 struct gw_pg_pool_options {
-    const char *conninfo;      /* libpq connection string or URI (copied) */
-    int size;                  /* number of connections, >= 1 */
-    int pipeline_depth;        /* queries in flight per connection, >= 1 */
-    int statement_timeout_ms;  /* sent as SET statement_timeout; 0 = none */
-    int max_queue;             /* queued (unsent) queries before GW_ELIMIT; 0 = 100000 */
+    const char *conninfo;     /* libpq connection string or URI (copied) */
+    int size;                 /* number of connections, >= 1 */
+    int pipeline_depth;       /* queries in flight per connection, >= 1 */
+    int statement_timeout_ms; /* sent as SET statement_timeout; 0 = none */
+    int max_queue;            /* queued (unsent) queries before GW_ELIMIT; 0 = 100000 */
 };
 
 /* `res` is owned by the pool and valid only during the callback. On success
@@ -77,6 +77,8 @@ struct gw_pg_stats {
     unsigned long queued;
     unsigned long in_flight;
     int connections_up;
+    unsigned long max_pipeline;    /* most statements seen in flight on one connection */
+    unsigned long long reconnects; /* connections re-established after a loss */
 };
 void gw_pg_pool_stats(const struct gw_pg_pool *pool, struct gw_pg_stats *out);
 

@@ -1,0 +1,115 @@
+/*
+ * Internals of the asynchronous pool (lib/gw/pg.h), shared by pool.c (queue,
+ * dispatch, public API) and conn.c (one libpq connection's state machine).
+ * Not installed, not for other modules.
+ */
+#ifndef GW_PG_POOL_IMPL_H
+#define GW_PG_POOL_IMPL_H
+
+#include <stdbool.h>
+#include <libpq-fe.h>
+#include <uv.h>
+
+#include "gw/pg.h"
+
+/* One statement waiting in the pool queue or in flight on a connection. The
+ * parameter strings live in the same allocation, after the struct. */
+struct query {
+    struct query *next;
+    const char *sql;
+    char *owned_sql; /* internal statements (LISTEN) own their text */
+    int stmt;        /* index in pool->stmts, or -1 for an unnamed statement */
+    int nparams;
+    const char **params;
+    gw_pg_cb cb; /* NULL for internal statements whose result nobody wants */
+    void *arg;
+    /* While in flight: how many commands (prepare, execute) still end with a
+     * NULL from PQgetResult before the pipeline sync result. */
+    int cmds_left;
+    bool sent_prepare;
+    PGresult *res;  /* the result that decides the outcome, kept until sync */
+    bool res_error; /* `res` is an error that later results must not replace */
+};
+
+struct qlist {
+    struct query *head, *tail;
+    unsigned long n;
+};
+
+void qlist_push(struct qlist *l, struct query *q);
+struct query *qlist_pop(struct qlist *l);
+
+/* One connection's life. conn_set_state() is the only place that moves it. */
+enum conn_state {
+    CONN_CONNECTING, /* PQconnectPoll in progress */
+    CONN_IDLE,       /* up, nothing in flight */
+    CONN_BUSY,       /* up, 1..pipeline_depth statements in flight */
+    CONN_RESETTING,  /* lost or failed; waiting for the backoff timer */
+    CONN_CLOSED,     /* pool destroyed; handles closing */
+};
+
+struct conn {
+    struct gw_pg_pool *pool;
+    int index; /* position in pool->conns, -1 for the listener */
+    enum conn_state state;
+    PGconn *pg;
+    uv_poll_t *poll; /* heap: libpq may swap sockets while connecting */
+    int poll_fd;
+    int poll_events;
+    bool want_write;       /* PQflush left output behind */
+    bool dirty;            /* sent since the last flush */
+    uv_timer_t timer;      /* connect timeout and reconnect backoff */
+    unsigned backoff_ms;   /* next reconnect delay */
+    struct qlist inflight; /* sent, waiting for the pipeline sync result */
+    bool *prepared;        /* prepared[stmt] on this session */
+    int prepared_cap;
+    bool ever_up;
+    /* Listener only. */
+    char *channel;
+    gw_pg_notify_cb notify_cb;
+    void *notify_arg;
+};
+
+struct stmt {
+    char *name;
+    const char *sql;
+};
+
+struct gw_pg_pool {
+    uv_loop_t *loop;
+    const char **keywords; /* parsed conninfo, NULL-terminated, owned */
+    const char **values;
+    int size;
+    int depth;
+    unsigned long max_queue;
+    struct conn *conns;
+    struct conn *listener;
+    struct qlist queue;
+    uv_prepare_t kick; /* dispatches and flushes once per loop iteration */
+    struct stmt *stmts;
+    int nstmts, stmts_cap;
+    int handles_open;
+    int busy; /* depth of pool frames on the stack; destroy waits for 0 */
+    bool destroying;
+    bool torn_down;
+    void (*done)(void *arg);
+    void *done_arg;
+    struct gw_pg_stats stats;
+};
+
+/* conn.c */
+void conn_init(struct conn *c, struct gw_pg_pool *pool, int index);
+void conn_set_state(struct conn *c, enum conn_state to);
+int conn_send(struct conn *c, struct query *q);
+void conn_flush(struct conn *c);
+bool conn_up(const struct conn *c);
+
+/* pool.c */
+void pool_kick(struct gw_pg_pool *pool);
+void pool_complete(struct gw_pg_pool *pool, struct query *q, const PGresult *res,
+                   const struct gw_error *err);
+void pool_handle_closed(struct gw_pg_pool *pool);
+void pool_enter(struct gw_pg_pool *pool);
+void pool_leave(struct gw_pg_pool *pool);
+
+#endif

@@ -1,0 +1,85 @@
+/*
+ * The pool without a server (suite unit): option checks, a server that is
+ * not there (queries wait, pool not ready, reconnect attempts), shutdown.
+ */
+#include <string.h>
+#include <uv.h>
+
+#include "gw/log.h"
+#include "gw/pg.h"
+#include "testdb.h"
+
+static int cbs, closed;
+
+static void cb(void *arg, const PGresult *res, const struct gw_error *err)
+{
+    cbs++;
+    if (res == NULL && err != NULL && err->code == GW_ECLOSED)
+        closed++;
+}
+
+static int done_calls;
+static void on_done(void *arg)
+{
+    *(int *)arg += 1;
+}
+
+static void stop_cb(uv_timer_t *t)
+{
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+int main(void)
+{
+    uv_loop_t loop;
+    uv_timer_t t;
+    struct gw_error err;
+    struct gw_pg_stats st;
+    struct gw_pg_pool_options o = {.conninfo = "host=127.0.0.1 port=1 dbname=x connect_timeout=1",
+                                   .size = 2,
+                                   .pipeline_depth = 4,
+                                   .max_queue = 10};
+    struct gw_pg_pool_options bad = o;
+    struct gw_pg_pool *pool;
+
+    gw_log_init("test-pg", GW_LOG_ERROR);
+    CHECK(uv_loop_init(&loop) == 0);
+
+    bad.size = 0;
+    CHECK(gw_pg_pool_create(&loop, &bad, &err) == NULL && err.code == GW_EINVAL);
+    bad = o;
+    bad.conninfo = "host=127.0.0.1 nonsense_key=1";
+    CHECK(gw_pg_pool_create(&loop, &bad, &err) == NULL && err.code == GW_EINVAL);
+    CHECK(strstr(err.message, "nonsense_key") != NULL);
+    gw_pg_pool_destroy(NULL, NULL, NULL);
+
+    pool = gw_pg_pool_create(&loop, &o, &err);
+    CHECK(pool != NULL);
+    CHECK(!gw_pg_pool_ready(pool));
+    CHECK(gw_pg_query(pool, NULL, NULL, 0, NULL, cb, NULL) == GW_EINVAL);
+    CHECK(gw_pg_query(pool, NULL, "SELECT 1", 1, NULL, cb, NULL) == GW_EINVAL);
+    CHECK(gw_pg_query(pool, NULL, "SELECT 1", 0, NULL, NULL, NULL) == GW_EINVAL);
+    for (int i = 0; i < 10; i++)
+        CHECK(gw_pg_query(pool, "s", "SELECT 1", 0, NULL, cb, NULL) == 0);
+    CHECK(gw_pg_query(pool, NULL, "SELECT 1", 0, NULL, cb, NULL) == GW_ELIMIT);
+    CHECK(gw_pg_listen(pool, "chan", (gw_pg_notify_cb)cb, NULL, &err) == 0);
+
+    /* Let a few connect attempts fail: nothing is answered meanwhile. */
+    uv_timer_init(&loop, &t);
+    uv_timer_start(&t, stop_cb, 400, 0);
+    while (uv_is_active((uv_handle_t *)&t))
+        uv_run(&loop, UV_RUN_ONCE);
+    CHECK(cbs == 0);
+    CHECK(!gw_pg_pool_ready(pool));
+    gw_pg_pool_stats(pool, &st);
+    CHECK(st.queued == 10 && st.in_flight == 0 && st.connections_up == 0);
+
+    gw_pg_pool_destroy(pool, on_done, &done_calls);
+    CHECK(cbs == 10 && closed == 10);
+    CHECK(gw_pg_query(pool, NULL, "SELECT 1", 0, NULL, cb, NULL) == GW_ECLOSED);
+    CHECK(uv_run(&loop, UV_RUN_DEFAULT) == 0);
+    CHECK(done_calls == 1);
+    CHECK(uv_loop_close(&loop) == 0);
+    printf("pg pool unit: all checks passed\n");
+    return 0;
+}
