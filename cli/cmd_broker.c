@@ -1,12 +1,170 @@
-/* Placeholder until the broker command lands; replaced by its owner. */
+/* `gangway broker`: migrate, load actions, serve until SIGTERM/SIGINT. */
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "broker.h"
 #include "commands.h"
+#include "gw/log.h"
+#include "gw/paths.h"
+#include "options.h"
+
+static const char usage_text[] =
+    "usage: gangway broker [options]\n"
+    "  --listen HOST:PORT     address to serve the API on (GW_LISTEN, default 127.0.0.1:8080)\n"
+    "  --pg CONNINFO          PostgreSQL connection string (GW_PG)\n"
+    "  --kafka BROKERS        Kafka bootstrap servers (GW_KAFKA_BROKERS)\n"
+    "  --kafka-props K=V,...  extra librdkafka properties (GW_KAFKA_PROPS)\n"
+    "  --topic-prefix P       prefix for topics and groups (GW_TOPIC_PREFIX)\n"
+    "  --actions DIR          action definitions (GW_ACTIONS_DIR)\n"
+    "  --sql-dir DIR          migrations applied at start (GW_SQL_DIR)\n"
+    "  --pg-pool N            PostgreSQL connections (GW_PG_POOL, default 8)\n"
+    "  --heartbeat S          heartbeat interval told to workers (GW_HEARTBEAT_S, default 5)\n"
+    "  --heartbeat-timeout S  a worker silent this long is lost (GW_HEARTBEAT_TIMEOUT_S)\n"
+    "  --requeue-after S      republish runs queued this long (GW_REQUEUE_AFTER_S, default 600)\n"
+    "  --no-migrate           do not apply migrations at start\n";
+
+struct broker_main {
+    uv_loop_t loop;
+    uv_signal_t sigterm, sigint;
+    struct gw_broker *broker;
+    int exit_code;
+};
+
+static void closed(void *arg)
+{
+    struct broker_main *m = arg;
+    m->broker = NULL;
+    uv_close((uv_handle_t *)&m->sigterm, NULL);
+    uv_close((uv_handle_t *)&m->sigint, NULL);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct broker_main *m = h->data;
+    gw_log_info("signal %d: shutting down", signum);
+    uv_signal_stop(&m->sigterm);
+    uv_signal_stop(&m->sigint);
+    if (m->broker != NULL)
+        gw_broker_shutdown(m->broker, closed, m);
+}
 
 int gw_cmd_broker(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "gangway broker: not built yet\n");
-    return 2;
+    static const struct option longopts[] = {
+        {"listen", required_argument, NULL, 'l'},
+        {"pg", required_argument, NULL, 'p'},
+        {"kafka", required_argument, NULL, 'k'},
+        {"kafka-props", required_argument, NULL, 'K'},
+        {"topic-prefix", required_argument, NULL, 't'},
+        {"actions", required_argument, NULL, 'a'},
+        {"sql-dir", required_argument, NULL, 's'},
+        {"pg-pool", required_argument, NULL, 'P'},
+        {"heartbeat", required_argument, NULL, 'H'},
+        {"heartbeat-timeout", required_argument, NULL, 'T'},
+        {"requeue-after", required_argument, NULL, 'R'},
+        {"no-migrate", no_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *listen = NULL, *pg = NULL, *kafka = NULL, *props = NULL, *prefix = NULL;
+    const char *actions = NULL, *sql_dir = NULL, *pool = NULL, *hb = NULL, *hbt = NULL;
+    const char *requeue = NULL;
+    int migrate = 1, c;
+    struct broker_main m;
+    struct gw_error err;
+    char host[256], sqlbuf[4096], actbuf[4096];
+    int port;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'l': listen = optarg; break;
+        case 'p': pg = optarg; break;
+        case 'k': kafka = optarg; break;
+        case 'K': props = optarg; break;
+        case 't': prefix = optarg; break;
+        case 'a': actions = optarg; break;
+        case 's': sql_dir = optarg; break;
+        case 'P': pool = optarg; break;
+        case 'H': hb = optarg; break;
+        case 'T': hbt = optarg; break;
+        case 'R': requeue = optarg; break;
+        case 'n': migrate = 0; break;
+        case 'h': fputs(usage_text, stdout); return 0;
+        default: fputs(usage_text, stderr); return 2;
+        }
+    }
+    gw_log_init("broker", gw_log_level_parse(getenv("GW_LOG_LEVEL")));
+    listen = gw_opt(listen, "GW_LISTEN", "127.0.0.1:8080");
+    pg = gw_opt(pg, "GW_PG", NULL);
+    kafka = gw_opt(kafka, "GW_KAFKA_BROKERS", NULL);
+    props = gw_opt(props, "GW_KAFKA_PROPS", NULL);
+    prefix = gw_opt(prefix, "GW_TOPIC_PREFIX", "");
+    actions = gw_opt(actions, "GW_ACTIONS_DIR", NULL);
+    if (actions == NULL && gw_path_default_dir("examples/actions", actbuf, sizeof(actbuf)) == 0)
+        actions = actbuf;
+    sql_dir = gw_opt(sql_dir, "GW_SQL_DIR", NULL);
+    if (sql_dir == NULL && gw_path_default_dir("sql", sqlbuf, sizeof(sqlbuf)) == 0)
+        sql_dir = sqlbuf;
+    if (pg == NULL || kafka == NULL || actions == NULL) {
+        fprintf(stderr, "gangway broker: --pg, --kafka and --actions (or GW_PG, "
+                        "GW_KAFKA_BROKERS, GW_ACTIONS_DIR) are required\n");
+        return 2;
+    }
+    if (gw_opt_parse_listen(listen, host, sizeof(host), &port) < 0) {
+        fprintf(stderr, "gangway broker: --listen wants HOST:PORT, got '%s'\n", listen);
+        return 2;
+    }
+    if (migrate) {
+        int applied = 0;
+        if (sql_dir == NULL) {
+            fprintf(stderr, "gangway broker: cannot find the sql/ directory; set GW_SQL_DIR\n");
+            return 1;
+        }
+        if (gw_pg_migrate(pg, sql_dir, &applied, &err) < 0) {
+            gw_log_error("migrations failed: %s", err.message);
+            return 1;
+        }
+        if (applied > 0)
+            gw_log_info("applied %d migration(s) from %s", applied, sql_dir);
+    }
+
+    char **extra = gw_opt_split_props(props);
+    struct gw_broker_options o = {
+        .listen_host = host,
+        .listen_port = port,
+        .pg_conninfo = pg,
+        .pg_pool_size = pool ? atoi(pool) : atoi(gw_opt(NULL, "GW_PG_POOL", "8")),
+        .kafka_brokers = kafka,
+        .kafka_extra = (const char *const *)extra,
+        .topic_prefix = prefix,
+        .actions_dir = actions,
+        .heartbeat_interval_s = atoi(gw_opt(hb, "GW_HEARTBEAT_S", "5")),
+        .heartbeat_timeout_s = atoi(gw_opt(hbt, "GW_HEARTBEAT_TIMEOUT_S", "0")),
+        .requeue_after_s = atoi(gw_opt(requeue, "GW_REQUEUE_AFTER_S", "600")),
+    };
+
+    memset(&m, 0, sizeof(m));
+    uv_loop_init(&m.loop);
+    uv_signal_init(&m.loop, &m.sigterm);
+    uv_signal_init(&m.loop, &m.sigint);
+    m.sigterm.data = m.sigint.data = &m;
+    uv_signal_start(&m.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&m.sigint, on_signal, SIGINT);
+    gw_error_clear(&err);
+    m.broker = gw_broker_create(&m.loop, &o, &err);
+    if (m.broker == NULL) {
+        gw_log_error("broker failed to start: %s", err.message);
+        fprintf(stderr, "gangway broker: %s\n", err.message);
+        uv_close((uv_handle_t *)&m.sigterm, NULL);
+        uv_close((uv_handle_t *)&m.sigint, NULL);
+        m.exit_code = 1;
+    }
+    uv_run(&m.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&m.loop);
+    gw_opt_free_list(extra);
+    gw_log_info("broker stopped");
+    return m.exit_code;
 }

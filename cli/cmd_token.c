@@ -1,12 +1,234 @@
-/* Placeholder until the token command lands; replaced by its owner. */
+/*
+ * `gangway token create|list|revoke`: API tokens for service accounts and
+ * people. A token is printed once at creation; only its SHA-256 is stored.
+ */
+#include <getopt.h>
+#include <libpq-fe.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "commands.h"
+#include "gw/crypto.h"
+#include "options.h"
+#include "token_store.h"
+
+static const char usage_text[] =
+    "usage: gangway token create --subject NAME [--team T]... [--role admin|worker]...\n"
+    "                            [--expires-in SECONDS] [--description TEXT] [--pg CONNINFO]\n"
+    "       gangway token list [--pg CONNINFO]\n"
+    "       gangway token revoke TOKEN_ID [--pg CONNINFO]\n";
+
+#define MAX_LIST 32
+
+static PGconn *connect_or_die(const char *pg)
+{
+    PGconn *conn;
+    if (pg == NULL) {
+        fprintf(stderr, "gangway token: --pg or GW_PG is required\n");
+        return NULL;
+    }
+    conn = PQconnectdb(pg);
+    if (PQstatus(conn) != CONNECTION_OK) {
+        fprintf(stderr, "gangway token: cannot connect to PostgreSQL: %s", PQerrorMessage(conn));
+        PQfinish(conn);
+        return NULL;
+    }
+    return conn;
+}
+
+int gw_token_store_create(PGconn *conn, const char *subject, const char *const *teams, int nteams,
+                          const char *const *roles, int nroles, long expires_in_s,
+                          const char *description, char *token_out, char *id_out,
+                          struct gw_error *err)
+{
+    char hash[GW_SHA256_HEX_LEN + 1];
+    char teams_lit[4096] = "{", roles_lit[512] = "{", expires[32];
+    size_t tl = 1, rl = 1;
+
+    if (gw_token_generate(token_out, err) < 0)
+        return err ? err->code : GW_EIO;
+    gw_sha256_hex(token_out, strlen(token_out), hash);
+    for (int i = 0; i < nteams; i++)
+        tl += (size_t)snprintf(teams_lit + tl, sizeof(teams_lit) - tl, "%s\"%s\"", i ? "," : "",
+                               teams[i]);
+    snprintf(teams_lit + tl, sizeof(teams_lit) - tl, "}");
+    for (int i = 0; i < nroles; i++)
+        rl += (size_t)snprintf(roles_lit + rl, sizeof(roles_lit) - rl, "%s\"%s\"", i ? "," : "",
+                               roles[i]);
+    snprintf(roles_lit + rl, sizeof(roles_lit) - rl, "}");
+    snprintf(expires, sizeof(expires), "%ld", expires_in_s);
+    const char *params[] = {hash, subject, teams_lit, roles_lit,
+                            expires_in_s > 0 ? expires : NULL, description};
+    PGresult *res = PQexecParams(
+        conn,
+        "INSERT INTO gw_api_tokens (token_hash, subject, teams, roles, expires_at, description)"
+        " VALUES ($1, $2, $3::text[], $4::text[], now() + make_interval(secs => $5::bigint), $6)"
+        " RETURNING id",
+        6, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        int rc = gw_error_set(err, GW_EIO, false, "%s", PQresultErrorMessage(res));
+        PQclear(res);
+        return rc;
+    }
+    snprintf(id_out, GW_UUID_LEN + 1, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return 0;
+}
+
+static int valid_name(const char *s)
+{
+    if (s == NULL || s[0] == '\0' || strlen(s) > 200)
+        return 0;
+    for (; *s; s++)
+        if (*s == '"' || *s == '\\' || *s == ',' || *s == '{' || *s == '}' ||
+            (unsigned char)*s < 0x20)
+            return 0;
+    return 1;
+}
+
+static int token_create(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"subject", required_argument, NULL, 's'},
+        {"team", required_argument, NULL, 't'},
+        {"role", required_argument, NULL, 'r'},
+        {"expires-in", required_argument, NULL, 'e'},
+        {"description", required_argument, NULL, 'd'},
+        {"pg", required_argument, NULL, 'p'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *subject = NULL, *pg = NULL, *description = NULL;
+    const char *teams[MAX_LIST], *roles[MAX_LIST];
+    int nteams = 0, nroles = 0, c;
+    long expires = 0;
+    char token[GW_TOKEN_LEN + 1], id[GW_UUID_LEN + 1];
+    struct gw_error err;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 's': subject = optarg; break;
+        case 't':
+            if (nteams == MAX_LIST || !valid_name(optarg)) {
+                fprintf(stderr, "gangway token: bad or too many --team values\n");
+                return 2;
+            }
+            teams[nteams++] = optarg;
+            break;
+        case 'r':
+            if (nroles == MAX_LIST ||
+                (strcmp(optarg, "admin") != 0 && strcmp(optarg, "worker") != 0)) {
+                fprintf(stderr, "gangway token: --role is admin or worker\n");
+                return 2;
+            }
+            roles[nroles++] = optarg;
+            break;
+        case 'e':
+            expires = strtol(optarg, NULL, 10);
+            if (expires <= 0) {
+                fprintf(stderr, "gangway token: --expires-in wants a number of seconds > 0\n");
+                return 2;
+            }
+            break;
+        case 'd': description = optarg; break;
+        case 'p': pg = optarg; break;
+        case 'h': fputs(usage_text, stdout); return 0;
+        default: fputs(usage_text, stderr); return 2;
+        }
+    }
+    if (!valid_name(subject)) {
+        fprintf(stderr, "gangway token: --subject NAME is required\n");
+        return 2;
+    }
+    PGconn *conn = connect_or_die(gw_opt(pg, "GW_PG", NULL));
+    if (conn == NULL)
+        return 1;
+    gw_error_clear(&err);
+    int rc = gw_token_store_create(conn, subject, teams, nteams, roles, nroles, expires,
+                                   description, token, id, &err);
+    PQfinish(conn);
+    if (rc < 0) {
+        fprintf(stderr, "gangway token: %s", err.message);
+        return 1;
+    }
+    fprintf(stderr, "token %s for %s created; it is shown only once:\n", id, subject);
+    printf("%s\n", token);
+    return 0;
+}
+
+static int token_list(int argc, char **argv)
+{
+    const char *pg = argc > 2 && strcmp(argv[1], "--pg") == 0 ? argv[2] : NULL;
+    PGconn *conn = connect_or_die(gw_opt(pg, "GW_PG", NULL));
+    if (conn == NULL)
+        return 1;
+    PGresult *res = PQexec(conn, "SELECT id, subject, array_to_string(teams, ','),"
+                                 " array_to_string(roles, ','), coalesce(expires_at::text, '-'),"
+                                 " CASE WHEN revoked_at IS NULL THEN 'active' ELSE 'revoked' END"
+                                 " FROM gw_api_tokens ORDER BY created_at");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "gangway token: %s", PQresultErrorMessage(res));
+        PQclear(res);
+        PQfinish(conn);
+        return 1;
+    }
+    printf("%-36s  %-20s  %-16s  %-12s  %-8s  %s\n", "ID", "SUBJECT", "TEAMS", "ROLES", "STATE",
+           "EXPIRES");
+    for (int i = 0; i < PQntuples(res); i++)
+        printf("%-36s  %-20s  %-16s  %-12s  %-8s  %s\n", PQgetvalue(res, i, 0),
+               PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
+               PQgetvalue(res, i, 5), PQgetvalue(res, i, 4));
+    PQclear(res);
+    PQfinish(conn);
+    return 0;
+}
+
+static int token_revoke(int argc, char **argv)
+{
+    if (argc < 2 || !gw_uuid_valid(argv[1])) {
+        fputs(usage_text, stderr);
+        return 2;
+    }
+    const char *pg = argc > 3 && strcmp(argv[2], "--pg") == 0 ? argv[3] : NULL;
+    PGconn *conn = connect_or_die(gw_opt(pg, "GW_PG", NULL));
+    if (conn == NULL)
+        return 1;
+    const char *params[] = {argv[1]};
+    PGresult *res = PQexecParams(conn,
+                                 "UPDATE gw_api_tokens SET revoked_at = now() WHERE id = $1"
+                                 " AND revoked_at IS NULL",
+                                 1, NULL, params, NULL, NULL, 0);
+    int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    int n = ok ? atoi(PQcmdTuples(res)) : 0;
+    if (!ok)
+        fprintf(stderr, "gangway token: %s", PQresultErrorMessage(res));
+    else if (n == 0)
+        fprintf(stderr, "gangway token: no active token %s\n", argv[1]);
+    else
+        fprintf(stderr, "token %s revoked (takes effect within 30 s on every broker)\n", argv[1]);
+    PQclear(res);
+    PQfinish(conn);
+    return ok && n == 1 ? 0 : 1;
+}
 
 int gw_cmd_token(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "gangway token: not built yet\n");
+    if (argc < 2) {
+        fputs(usage_text, stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "create") == 0)
+        return token_create(argc - 1, argv + 1);
+    if (strcmp(argv[1], "list") == 0)
+        return token_list(argc - 1, argv + 1);
+    if (strcmp(argv[1], "revoke") == 0)
+        return token_revoke(argc - 1, argv + 1);
+    if (strcmp(argv[1], "--help") == 0) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    fputs(usage_text, stderr);
     return 2;
 }

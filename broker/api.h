@@ -1,0 +1,67 @@
+/*
+ * Internals shared by the broker's HTTP handlers.
+ *
+ * Each request gets a `struct gw_api_ctx`, allocated by the router and freed
+ * by gw_api_reply()/gw_api_problem() once the response is sent: a handler
+ * that starts asynchronous work keeps the context until its callback replies.
+ */
+#ifndef GW_BROKER_API_H
+#define GW_BROKER_API_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "broker.h"
+
+#define GW_SUBJECT_MAX 256
+
+/* Who is calling, as resolved from the bearer token. */
+struct gw_principal {
+    char subject[GW_SUBJECT_MAX];
+    char *teams_json; /* JSON array text, e.g. ["payments"] (owned) */
+    char *teams_pg;   /* the same as a PostgreSQL array literal (owned) */
+    bool admin;
+    bool worker;
+};
+
+struct gw_api_ctx {
+    struct gw_broker *b;
+    struct gw_http_req *req;
+    struct gw_principal principal;
+    char id[128];     /* the {id} path segment, when the route has one */
+    json_t *scratch;  /* any JSON the handler wants freed with the context */
+};
+
+/* Handlers. Each ends with exactly one reply. */
+void gw_api_health(struct gw_api_ctx *ctx);
+void gw_api_ready(struct gw_api_ctx *ctx);
+void gw_api_metrics(struct gw_api_ctx *ctx);
+void gw_api_actions_list(struct gw_api_ctx *ctx);
+void gw_api_action_get(struct gw_api_ctx *ctx);
+void gw_api_run_submit(struct gw_api_ctx *ctx);
+void gw_api_run_get(struct gw_api_ctx *ctx);
+void gw_api_runs_list(struct gw_api_ctx *ctx);
+void gw_api_run_events(struct gw_api_ctx *ctx);
+void gw_api_run_logs(struct gw_api_ctx *ctx);
+void gw_api_run_claim(struct gw_api_ctx *ctx);
+
+/* Sends a JSON body (copied) and frees ctx. */
+void gw_api_reply(struct gw_api_ctx *ctx, int status, const char *extra_headers, const char *json,
+                  size_t len);
+
+/* Sends RFC 9457 problem+json {type, title, status, code, detail, errors?}
+ * and frees ctx. `errors` (may be NULL) is stolen. */
+void gw_api_problem(struct gw_api_ctx *ctx, int status, const char *code, json_t *errors,
+                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Answers a failed PostgreSQL call: 503 with Retry-After when it may pass,
+ * 500 otherwise; frees ctx. */
+void gw_api_pg_failed(struct gw_api_ctx *ctx, const struct gw_error *err);
+
+/* Authentication (auth.c): resolves the bearer token (cached), then calls
+ * `next` with ctx->principal filled, or answers 401 itself. */
+struct gw_auth *gw_auth_create(struct gw_broker *b);
+void gw_auth_destroy(struct gw_auth *a);
+void gw_auth_check(struct gw_api_ctx *ctx, void (*next)(struct gw_api_ctx *ctx));
+
+#endif

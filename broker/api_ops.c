@@ -1,0 +1,194 @@
+/*
+ * Operations endpoints (health, readiness, metrics) and the internal claim
+ * endpoint workers call before they execute a run
+ * (docs/decisions/0007-claim-over-internal-http.md).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "catalog.h"
+#include "gw/crypto.h"
+
+void gw_api_health(struct gw_api_ctx *ctx)
+{
+    static const char ok[] = "{\"status\":\"ok\"}";
+    gw_api_reply(ctx, 200, NULL, ok, sizeof(ok) - 1);
+}
+
+void gw_api_ready(struct gw_api_ctx *ctx)
+{
+    bool pg = gw_pg_pool_ready(ctx->b->pg);
+    bool kafka = gw_kafka_producer_healthy(ctx->b->producer);
+    char body[160];
+    int n = snprintf(body, sizeof(body),
+                     "{\"status\":\"%s\",\"checks\":{\"postgresql\":\"%s\",\"kafka\":\"%s\"}}",
+                     pg && kafka ? "ready" : "not_ready", pg ? "up" : "down",
+                     kafka ? "up" : "down");
+    gw_api_reply(ctx, pg && kafka ? 200 : 503, NULL, body, (size_t)n);
+}
+
+/* Appends printf output to a growing buffer. */
+struct text {
+    char *buf;
+    size_t len, cap;
+};
+
+__attribute__((format(printf, 2, 3))) static void put(struct text *t, const char *fmt, ...)
+{
+    va_list ap;
+    for (;;) {
+        size_t room = t->cap - t->len;
+        va_start(ap, fmt);
+        int n = vsnprintf(t->buf ? t->buf + t->len : NULL, room, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return;
+        if ((size_t)n < room) {
+            t->len += (size_t)n;
+            return;
+        }
+        size_t ncap = (t->cap + (size_t)n + 1) * 2;
+        char *nb = realloc(t->buf, ncap);
+        if (nb == NULL)
+            return;
+        t->buf = nb;
+        t->cap = ncap;
+    }
+}
+
+void gw_api_metrics(struct gw_api_ctx *ctx)
+{
+    const struct gw_broker_metrics *m = &ctx->b->metrics;
+    static const char *const active[] = {"accepted", "pending_approval", "queued", "running"};
+    struct gw_http_stats hs;
+    struct gw_pg_stats ps;
+    struct gw_kafka_producer_stats ks;
+    struct text t = {0};
+
+    gw_http_server_stats(ctx->b->http, &hs);
+    gw_pg_pool_stats(ctx->b->pg, &ps);
+    gw_kafka_producer_stats(ctx->b->producer, &ks);
+
+    put(&t, "# HELP gangway_http_responses_total HTTP responses by status class.\n"
+            "# TYPE gangway_http_responses_total counter\n");
+    for (int c = 1; c <= 5; c++)
+        put(&t, "gangway_http_responses_total{class=\"%dxx\"} %llu\n", c, m->http_by_class[c]);
+    put(&t, "# TYPE gangway_http_requests_total counter\ngangway_http_requests_total %llu\n",
+        hs.requests);
+    put(&t, "# TYPE gangway_http_bad_requests_total counter\ngangway_http_bad_requests_total %llu\n",
+        hs.bad_requests);
+    put(&t, "# TYPE gangway_http_connections gauge\ngangway_http_connections %lu\n",
+        hs.connections_open);
+    put(&t, "# HELP gangway_runs_submitted_total Run submissions by outcome.\n"
+            "# TYPE gangway_runs_submitted_total counter\n"
+            "gangway_runs_submitted_total{outcome=\"accepted\"} %llu\n"
+            "gangway_runs_submitted_total{outcome=\"replayed\"} %llu\n"
+            "gangway_runs_submitted_total{outcome=\"rejected\"} %llu\n",
+        m->runs_accepted, m->runs_replayed, m->runs_rejected);
+    put(&t, "# HELP gangway_runs Runs in each non-terminal state (all replicas).\n"
+            "# TYPE gangway_runs gauge\n");
+    for (int i = 0; i < 4; i++)
+        put(&t, "gangway_runs{status=\"%s\"} %lld\n", active[i], m->runs_active[i]);
+    put(&t, "# TYPE gangway_claims_total counter\n"
+            "gangway_claims_total{result=\"granted\"} %llu\n"
+            "gangway_claims_total{result=\"refused\"} %llu\n",
+        m->claims_granted, m->claims_refused);
+    put(&t, "# TYPE gangway_worker_events_total counter\n"
+            "gangway_worker_events_total{result=\"received\"} %llu\n"
+            "gangway_worker_events_total{result=\"applied\"} %llu\n"
+            "gangway_worker_events_total{result=\"dead_lettered\"} %llu\n",
+        m->events_received, m->events_applied, m->events_deadlettered);
+    put(&t, "# HELP gangway_outbox_pending Outbox rows not yet acknowledged by Kafka.\n"
+            "# TYPE gangway_outbox_pending gauge\ngangway_outbox_pending %lld\n"
+            "# HELP gangway_outbox_lag_seconds Age of the oldest unsent outbox row.\n"
+            "# TYPE gangway_outbox_lag_seconds gauge\ngangway_outbox_lag_seconds %.3f\n",
+        m->outbox_pending, m->outbox_oldest_age_s);
+    put(&t, "# TYPE gangway_outbox_published_total counter\ngangway_outbox_published_total %llu\n",
+        m->outbox_published);
+    put(&t, "# HELP gangway_kafka_delivery_errors_total Kafka produce failures.\n"
+            "# TYPE gangway_kafka_delivery_errors_total counter\n"
+            "gangway_kafka_delivery_errors_total %llu\n",
+        ks.delivery_errors);
+    put(&t, "# TYPE gangway_reaper_changes_total counter\ngangway_reaper_changes_total %llu\n",
+        m->reaper_changed);
+    put(&t, "# TYPE gangway_pg_queries_total counter\n"
+            "gangway_pg_queries_total{result=\"ok\"} %llu\n"
+            "gangway_pg_queries_total{result=\"failed\"} %llu\n"
+            "# TYPE gangway_pg_queue gauge\ngangway_pg_queue %lu\n"
+            "# TYPE gangway_pg_connections gauge\ngangway_pg_connections %d\n",
+        ps.queries_ok, ps.queries_failed, ps.queued, ps.connections_up);
+    /* gw_api_reply sets application/json; metrics need the Prometheus type. */
+    ctx->b->metrics.http_by_class[2]++;
+    gw_http_respond(ctx->req, 200, "text/plain; version=0.0.4; charset=utf-8", NULL,
+                    t.buf ? t.buf : "", t.len);
+    free(t.buf);
+    free(ctx->principal.teams_json);
+    free(ctx->principal.teams_pg);
+    json_decref(ctx->scratch);
+    free(ctx);
+}
+
+/* ----------------------------------------------------------------- claim */
+
+static void claim_done(void *arg, const PGresult *res, const struct gw_error *err)
+{
+    struct gw_api_ctx *ctx = arg;
+    if (err != NULL) {
+        gw_api_pg_failed(ctx, err);
+        return;
+    }
+    const char *result = PQgetvalue(res, 0, 0);
+    if (strcmp(result, "granted") == 0) {
+        json_t *claim = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
+        json_object_set_new(claim, "heartbeat_interval_seconds",
+                            json_integer(ctx->b->opts.heartbeat_interval_s));
+        char *body = json_dumps(claim, JSON_COMPACT);
+        json_decref(claim);
+        ctx->b->metrics.claims_granted++;
+        gw_api_reply(ctx, 200, NULL, body, strlen(body));
+        free(body);
+        return;
+    }
+    ctx->b->metrics.claims_refused++;
+    if (strcmp(result, "not_found") == 0) {
+        gw_api_problem(ctx, 404, "run_not_found", NULL, "no run with id '%s'", ctx->id);
+        return;
+    }
+    gw_api_problem(ctx, 409, "claim_refused", NULL, "%s", result);
+}
+
+void gw_api_run_claim(struct gw_api_ctx *ctx)
+{
+    json_t *body;
+    json_t *attempt, *worker;
+    char attempt_s[16];
+
+    if (!ctx->principal.worker && !ctx->principal.admin) {
+        gw_api_problem(ctx, 403, "forbidden", NULL, "claims need a token with the worker role");
+        return;
+    }
+    if (!gw_uuid_valid(ctx->id)) {
+        gw_api_problem(ctx, 404, "run_not_found", NULL, "no run with id '%s'", ctx->id);
+        return;
+    }
+    body = json_loadb(ctx->req->body, ctx->req->body_len, 0, NULL);
+    ctx->scratch = body;
+    attempt = json_object_get(body, "attempt");
+    worker = json_object_get(body, "worker_id");
+    if (!json_is_integer(attempt) || json_integer_value(attempt) < 1 ||
+        json_integer_value(attempt) > 1000000 || !json_is_string(worker) ||
+        json_string_length(worker) > 200) {
+        gw_api_problem(ctx, 400, "invalid_claim", NULL,
+                       "a claim is {\"attempt\": <int >= 1>, \"worker_id\": <string>}");
+        return;
+    }
+    snprintf(attempt_s, sizeof(attempt_s), "%lld", (long long)json_integer_value(attempt));
+    const char *params[] = {ctx->id, attempt_s, json_string_value(worker)};
+    if (gw_pg_query(ctx->b->pg, "claim_run",
+                    "SELECT result, claim::text FROM gw_claim_run($1::uuid, $2::int, $3)", 3,
+                    params, claim_done, ctx) < 0)
+        gw_api_problem(ctx, 503, "unavailable", NULL, "the broker is overloaded; retry later");
+}

@@ -1,0 +1,430 @@
+/*
+ * The portal-facing API: actions and runs.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "catalog.h"
+#include "gw/crypto.h"
+#include "gw/log.h"
+
+#define IDEMPOTENCY_KEY_MAX 255
+
+void gw_api_actions_list(struct gw_api_ctx *ctx)
+{
+    const char *body = ctx->b->catalog->list_json;
+    gw_api_reply(ctx, 200, NULL, body, strlen(body));
+}
+
+void gw_api_action_get(struct gw_api_ctx *ctx)
+{
+    const struct gw_action *a = gw_catalog_find(ctx->b->catalog, ctx->id);
+    if (a == NULL) {
+        gw_api_problem(ctx, 404, "action_not_found", NULL, "no action with id '%s'", ctx->id);
+        return;
+    }
+    gw_api_reply(ctx, 200, NULL, a->public_json, strlen(a->public_json));
+}
+
+/* --------------------------------------------------------------- submit */
+
+struct submit {
+    struct gw_api_ctx *ctx;
+    char run_id[GW_UUID_LEN + 1];
+};
+
+/* Prefixes each validator error's instanceLocation with /inputs and renames
+ * it to the problem's `pointer`. Steals `errors`. */
+static json_t *input_errors(json_t *errors)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *e;
+    json_array_foreach(errors, i, e)
+    {
+        const char *loc = json_string_value(json_object_get(e, "instanceLocation"));
+        char ptr[1024];
+        snprintf(ptr, sizeof(ptr), "/inputs%s", loc != NULL ? loc : "");
+        json_array_append_new(
+            out, json_pack("{s:s, s:O, s:O, s:O}", "pointer", ptr, "keyword",
+                           json_object_get(e, "keyword"), "schema_pointer",
+                           json_object_get(e, "keywordLocation"), "message",
+                           json_object_get(e, "message")));
+    }
+    json_decref(errors);
+    return out;
+}
+
+static json_t *one_error(const char *pointer, const char *keyword, const char *message)
+{
+    return json_pack("[{s:s, s:s, s:s}]", "pointer", pointer, "keyword", keyword, "message",
+                     message);
+}
+
+static void submit_done(void *arg, const PGresult *res, const struct gw_error *err)
+{
+    struct submit *s = arg;
+    struct gw_api_ctx *ctx = s->ctx;
+    free(s);
+
+    if (err != NULL) {
+        gw_api_pg_failed(ctx, err);
+        return;
+    }
+    const char *run = PQgetvalue(res, 0, 0);
+    bool created = PQgetvalue(res, 0, 1)[0] == 't';
+    bool conflict = PQgetvalue(res, 0, 2)[0] == 't';
+    if (conflict) {
+        ctx->b->metrics.runs_rejected++;
+        gw_api_problem(ctx, 409, "idempotency_key_reused", NULL,
+                       "this Idempotency-Key was already used with a different request");
+        return;
+    }
+    json_t *j = json_loads(run, 0, NULL);
+    const char *id = json_string_value(json_object_get(j, "id"));
+    char hdr[256];
+    snprintf(hdr, sizeof(hdr), "Location: /v1/runs/%s\r\n%s", id != NULL ? id : "",
+             created ? "" : "Idempotent-Replayed: true\r\n");
+    json_decref(j);
+    if (created)
+        ctx->b->metrics.runs_accepted++;
+    else
+        ctx->b->metrics.runs_replayed++;
+    gw_api_reply(ctx, 202, hdr, run, (size_t)PQgetlength(res, 0, 0));
+}
+
+static bool valid_idempotency_key(const char *k)
+{
+    size_t n = strlen(k);
+    if (n == 0 || n > IDEMPOTENCY_KEY_MAX)
+        return false;
+    for (; *k; k++)
+        if (!isprint((unsigned char)*k))
+            return false;
+    return true;
+}
+
+/* The resource key: the value at the action's resource_key pointer, as
+ * "<action>:<value>", so every run on one resource shares a partition. */
+static int resource_key(const struct gw_action *a, json_t *inputs, char *out, size_t cap)
+{
+    json_t *v = inputs;
+    const char *p = a->resource_key;
+    char seg[256];
+
+    if (p == NULL)
+        return 0;
+    while (p != NULL && *p == '/') {
+        size_t n = strcspn(p + 1, "/");
+        size_t o = 0;
+        for (size_t i = 0; i < n && o + 1 < sizeof(seg); i++) {
+            char c = p[1 + i];
+            if (c == '~' && i + 1 < n && (p[2 + i] == '0' || p[2 + i] == '1')) {
+                seg[o++] = p[2 + i] == '0' ? '~' : '/';
+                i++;
+            } else {
+                seg[o++] = c;
+            }
+        }
+        seg[o] = '\0';
+        v = json_object_get(v, seg);
+        p += 1 + n;
+    }
+    if (json_is_string(v))
+        snprintf(out, cap, "%s:%s", a->id, json_string_value(v));
+    else if (json_is_integer(v))
+        snprintf(out, cap, "%s:%lld", a->id, (long long)json_integer_value(v));
+    else
+        return 0;
+    return 1;
+}
+
+void gw_api_run_submit(struct gw_api_ctx *ctx)
+{
+    struct gw_http_req *req = ctx->req;
+    const struct gw_action *a = gw_catalog_find(ctx->b->catalog, ctx->id);
+    const char *ctype = gw_http_req_header(req, "content-type");
+    const char *idem = gw_http_req_header(req, "idempotency-key");
+    json_error_t jerr;
+    json_t *body, *inputs, *errors = NULL;
+    const char *field;
+    json_t *value;
+
+    if (a == NULL) {
+        gw_api_problem(ctx, 404, "action_not_found", NULL, "no action with id '%s'", ctx->id);
+        return;
+    }
+    if (ctype != NULL && strncasecmp(ctype, "application/json", 16) != 0) {
+        gw_api_problem(ctx, 415, "unsupported_media_type", NULL,
+                       "the request body must be application/json");
+        return;
+    }
+    if (idem != NULL && !valid_idempotency_key(idem)) {
+        gw_api_problem(ctx, 400, "invalid_idempotency_key",
+                       one_error("/headers/idempotency-key", "maxLength",
+                                 "1 to 255 printable ASCII characters"),
+                       "the Idempotency-Key header must be 1 to 255 printable characters");
+        return;
+    }
+    body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (body == NULL) {
+        gw_api_problem(ctx, 400, "invalid_json", NULL, "the body is not valid JSON: %s (line %d)",
+                       jerr.text, jerr.line);
+        return;
+    }
+    ctx->scratch = body;
+    if (!json_is_object(body)) {
+        gw_api_problem(ctx, 422, "validation_failed", one_error("", "type", "must be an object"),
+                       "the body must be a JSON object");
+        return;
+    }
+    json_object_foreach(body, field, value)
+    {
+        if (strcmp(field, "inputs") != 0) {
+            char ptr[300];
+            snprintf(ptr, sizeof(ptr), "/%s", field);
+            gw_api_problem(ctx, 422, "validation_failed",
+                           one_error(ptr, "additionalProperties", "unknown field"),
+                           "unknown field '%s' in the request body", field);
+            return;
+        }
+    }
+    inputs = json_object_get(body, "inputs");
+    if (inputs == NULL) {
+        inputs = json_object();
+        json_object_set_new(body, "inputs", inputs);
+    }
+    if (!gw_schema_validate(a->inputs, inputs, &errors)) {
+        ctx->b->metrics.runs_rejected++;
+        gw_api_problem(ctx, 422, "validation_failed", input_errors(errors),
+                       "the inputs do not match the input schema of action '%s'", a->id);
+        return;
+    }
+
+    /* The request's fingerprint is taken before defaults are filled in, so
+     * a replay is recognised whatever defaults say by then. */
+    char *canon = json_dumps(inputs, JSON_SORT_KEYS | JSON_COMPACT);
+    char hash[GW_SHA256_HEX_LEN + 1];
+    gw_sha256_hex(canon, strlen(canon), hash);
+    free(canon);
+
+    gw_schema_apply_defaults(a->inputs, inputs);
+    json_t *redacted = gw_schema_redact(a->inputs, inputs);
+    char *inputs_s = json_dumps(inputs, JSON_COMPACT);
+    char *redacted_s = json_dumps(redacted, JSON_COMPACT);
+    json_decref(redacted);
+
+    struct submit *s = calloc(1, sizeof(*s));
+    char key[512];
+    char timeout[16], max_attempts[16];
+    bool has_key = resource_key(a, inputs, key, sizeof(key));
+    if (s == NULL || inputs_s == NULL || redacted_s == NULL || gw_uuid_v4(s->run_id, NULL) < 0) {
+        free(s);
+        free(inputs_s);
+        free(redacted_s);
+        gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
+        return;
+    }
+    s->ctx = ctx;
+    snprintf(timeout, sizeof(timeout), "%d", a->timeout_seconds);
+    snprintf(max_attempts, sizeof(max_attempts), "%d", a->max_attempts);
+    const char *params[] = {
+        s->run_id,    a->id,       a->version,
+        a->worker_type, has_key ? key : NULL, inputs_s,
+        redacted_s,   ctx->principal.subject, ctx->principal.teams_pg,
+        idem,         hash,        timeout,
+        max_attempts, a->retryable ? "true" : "false",
+    };
+    int rc = gw_pg_query(ctx->b->pg, "submit_run",
+                         "SELECT run::text, created, conflict FROM gw_submit_run("
+                         "$1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9::text[], $10, $11,"
+                         " $12::int, $13::int, $14::boolean)",
+                         14, params, submit_done, s);
+    free(inputs_s);
+    free(redacted_s);
+    if (rc < 0) {
+        free(s);
+        gw_api_problem(ctx, 503, "unavailable", NULL, "the broker is overloaded; retry later");
+    }
+}
+
+/* ----------------------------------------------------------------- reads */
+
+static void single_json_done(void *arg, const PGresult *res, const struct gw_error *err)
+{
+    struct gw_api_ctx *ctx = arg;
+    if (err != NULL) {
+        gw_api_pg_failed(ctx, err);
+        return;
+    }
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+        gw_api_problem(ctx, 404, "run_not_found", NULL, "no run with id '%s'", ctx->id);
+        return;
+    }
+    gw_api_reply(ctx, 200, NULL, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+}
+
+static bool run_id_ok(struct gw_api_ctx *ctx)
+{
+    if (gw_uuid_valid(ctx->id))
+        return true;
+    gw_api_problem(ctx, 404, "run_not_found", NULL, "no run with id '%s'", ctx->id);
+    return false;
+}
+
+static void query_or_503(struct gw_api_ctx *ctx, const char *name, const char *sql, int n,
+                         const char *const *params, gw_pg_cb cb)
+{
+    if (gw_pg_query(ctx->b->pg, name, sql, n, params, cb, ctx) < 0)
+        gw_api_problem(ctx, 503, "unavailable", NULL, "the broker is overloaded; retry later");
+}
+
+void gw_api_run_get(struct gw_api_ctx *ctx)
+{
+    if (!run_id_ok(ctx))
+        return;
+    const char *params[] = {ctx->id};
+    query_or_503(ctx, "run_get", "SELECT gw_run_json(r)::text FROM gw_runs r WHERE r.id = $1", 1,
+                 params, single_json_done);
+}
+
+void gw_api_run_events(struct gw_api_ctx *ctx)
+{
+    if (!run_id_ok(ctx))
+        return;
+    const char *params[] = {ctx->id};
+    query_or_503(ctx, "run_events",
+                 "SELECT json_build_object('items', coalesce((SELECT json_agg(json_build_object("
+                 "'id', e.id, 'attempt', e.attempt, 'from', e.from_status, 'to', e.to_status,"
+                 " 'reason', e.reason, 'actor', e.actor, 'at', gw_ts(e.created_at)) ORDER BY e.id)"
+                 " FROM gw_run_events e WHERE e.run_id = r.id), '[]'::json))::text"
+                 " FROM gw_runs r WHERE r.id = $1",
+                 1, params, single_json_done);
+}
+
+void gw_api_run_logs(struct gw_api_ctx *ctx)
+{
+    char after[24] = "0";
+    char limit[16] = "1000";
+    if (!run_id_ok(ctx))
+        return;
+    if (gw_http_req_query(ctx->req, "after", after, sizeof(after)) &&
+        strspn(after, "0123456789") != strlen(after)) {
+        gw_api_problem(ctx, 400, "invalid_parameter", one_error("/query/after", "type", "integer"),
+                       "'after' must be a log sequence number");
+        return;
+    }
+    if (gw_http_req_query(ctx->req, "limit", limit, sizeof(limit)) &&
+        (strspn(limit, "0123456789") != strlen(limit) || atoi(limit) < 1 || atoi(limit) > 10000)) {
+        gw_api_problem(ctx, 400, "invalid_parameter",
+                       one_error("/query/limit", "maximum", "1 to 10000"),
+                       "'limit' must be between 1 and 10000");
+        return;
+    }
+    const char *params[] = {ctx->id, after, limit};
+    /* Lines of every attempt, in order; `seq` is global across attempts
+     * (attempt * 2^20 + seq) so `after` pages with one number. */
+    query_or_503(ctx, "run_logs",
+                 "SELECT json_build_object('items', coalesce((SELECT json_agg(l ORDER BY l.pos) FROM"
+                 " (SELECT (w.attempt::bigint << 20) + w.seq AS pos, w.attempt, w.seq, w.stream,"
+                 " w.line, gw_ts(w.received_at) AS at FROM gw_worker_events w"
+                 " WHERE w.run_id = r.id AND w.kind = 'log'"
+                 " AND (w.attempt::bigint << 20) + w.seq > $2::bigint"
+                 " ORDER BY 1 LIMIT $3::int) l), '[]'::json), 'status', r.status)::text"
+                 " FROM gw_runs r WHERE r.id = $1",
+                 3, params, single_json_done);
+}
+
+static const char *const run_statuses[] = {
+    "accepted", "pending_approval", "queued",    "running", "succeeded",
+    "failed",   "timed_out",        "cancelled", "rejected", "expired",
+};
+
+static void list_done(void *arg, const PGresult *res, const struct gw_error *err)
+{
+    struct gw_api_ctx *ctx = arg;
+    if (err != NULL) {
+        gw_api_pg_failed(ctx, err);
+        return;
+    }
+    int n = PQntuples(res);
+    int limit = (int)json_integer_value(ctx->scratch);
+    bool more = n > limit;
+    size_t cap = 64;
+    for (int i = 0; i < n && i < limit; i++)
+        cap += (size_t)PQgetlength(res, i, 0) + 1;
+    char *out = malloc(cap + 128), *p = out;
+    if (out == NULL) {
+        gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
+        return;
+    }
+    p += sprintf(p, "{\"items\":[");
+    for (int i = 0; i < n && i < limit; i++) {
+        if (i > 0)
+            *p++ = ',';
+        size_t len = (size_t)PQgetlength(res, i, 0);
+        memcpy(p, PQgetvalue(res, i, 0), len);
+        p += len;
+    }
+    if (more)
+        p += sprintf(p, "],\"next_cursor\":\"%s\"}", PQgetvalue(res, limit - 1, 1));
+    else
+        p += sprintf(p, "],\"next_cursor\":null}");
+    gw_api_reply(ctx, 200, NULL, out, (size_t)(p - out));
+    free(out);
+}
+
+void gw_api_runs_list(struct gw_api_ctx *ctx)
+{
+    char status[32], action[128], limit_s[16], cursor[128], limit_plus[16];
+    const char *p_status = NULL, *p_action = NULL, *p_ts = NULL, *p_id = NULL;
+    int limit = 50;
+
+    if (gw_http_req_query(ctx->req, "status", status, sizeof(status))) {
+        bool ok = false;
+        for (size_t i = 0; i < ARRAY_SIZE(run_statuses); i++)
+            ok = ok || strcmp(status, run_statuses[i]) == 0;
+        if (!ok) {
+            gw_api_problem(ctx, 400, "invalid_parameter",
+                           one_error("/query/status", "enum", "not a run status"),
+                           "unknown status '%s'", status);
+            return;
+        }
+        p_status = status;
+    }
+    if (gw_http_req_query(ctx->req, "action", action, sizeof(action)))
+        p_action = action;
+    if (gw_http_req_query(ctx->req, "limit", limit_s, sizeof(limit_s))) {
+        limit = atoi(limit_s);
+        if (strspn(limit_s, "0123456789") != strlen(limit_s) || limit < 1 || limit > 500) {
+            gw_api_problem(ctx, 400, "invalid_parameter",
+                           one_error("/query/limit", "maximum", "1 to 500"),
+                           "'limit' must be between 1 and 500");
+            return;
+        }
+    }
+    if (gw_http_req_query(ctx->req, "cursor", cursor, sizeof(cursor))) {
+        char *sep = strchr(cursor, '~');
+        if (sep == NULL || !gw_uuid_valid(sep + 1) || sep - cursor < 20) {
+            gw_api_problem(ctx, 400, "invalid_cursor",
+                           one_error("/query/cursor", "format", "an opaque cursor from a page"),
+                           "the cursor is not one this API returned");
+            return;
+        }
+        *sep = '\0';
+        p_ts = cursor;
+        p_id = sep + 1;
+    }
+    ctx->scratch = json_integer(limit);
+    snprintf(limit_plus, sizeof(limit_plus), "%d", limit + 1);
+    const char *params[] = {p_status, p_action, p_ts, p_id, limit_plus};
+    query_or_503(ctx, "runs_list",
+                 "SELECT gw_run_json(r)::text, gw_ts(r.created_at) || '~' || r.id FROM gw_runs r"
+                 " WHERE ($1::text IS NULL OR r.status = $1) AND ($2::text IS NULL OR"
+                 " r.action_id = $2) AND ($3::timestamptz IS NULL OR (r.created_at, r.id) <"
+                 " ($3::timestamptz, $4::uuid)) ORDER BY r.created_at DESC, r.id DESC LIMIT $5::int",
+                 5, params, list_done);
+}

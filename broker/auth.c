@@ -1,0 +1,251 @@
+/*
+ * Bearer API tokens. Only the SHA-256 of a token is stored; a small cache
+ * (positive and negative entries, 30 s and 5 s) keeps PostgreSQL off the hot
+ * path, so a revocation takes effect within 30 seconds on every replica.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "gw/crypto.h"
+#include "gw/log.h"
+
+#define CACHE_BUCKETS 1024
+#define CACHE_MAX 8192
+#define POSITIVE_TTL_MS 30000
+#define NEGATIVE_TTL_MS 5000
+
+struct cache_entry {
+    struct cache_entry *next;
+    char hash[GW_SHA256_HEX_LEN + 1];
+    uint64_t expires_ms;
+    bool valid;
+    struct gw_principal p;
+};
+
+struct gw_auth {
+    struct gw_broker *b;
+    struct cache_entry *buckets[CACHE_BUCKETS];
+    size_t count;
+};
+
+struct lookup {
+    struct gw_api_ctx *ctx;
+    void (*next)(struct gw_api_ctx *ctx);
+    struct gw_auth *auth;
+    char hash[GW_SHA256_HEX_LEN + 1];
+};
+
+struct gw_auth *gw_auth_create(struct gw_broker *b)
+{
+    struct gw_auth *a = calloc(1, sizeof(*a));
+    if (a != NULL)
+        a->b = b;
+    return a;
+}
+
+static void entry_free(struct cache_entry *e)
+{
+    free(e->p.teams_json);
+    free(e->p.teams_pg);
+    free(e);
+}
+
+static void cache_clear(struct gw_auth *a)
+{
+    for (size_t i = 0; i < CACHE_BUCKETS; i++) {
+        struct cache_entry *e = a->buckets[i];
+        while (e != NULL) {
+            struct cache_entry *next = e->next;
+            entry_free(e);
+            e = next;
+        }
+        a->buckets[i] = NULL;
+    }
+    a->count = 0;
+}
+
+void gw_auth_destroy(struct gw_auth *a)
+{
+    if (a == NULL)
+        return;
+    cache_clear(a);
+    free(a);
+}
+
+static size_t bucket_of(const char *hash)
+{
+    return strtoul((char[]){hash[0], hash[1], hash[2], hash[3], 0}, NULL, 16) % CACHE_BUCKETS;
+}
+
+static void principal_copy(struct gw_principal *dst, const struct gw_principal *src)
+{
+    *dst = *src;
+    dst->teams_json = src->teams_json ? strdup(src->teams_json) : NULL;
+    dst->teams_pg = src->teams_pg ? strdup(src->teams_pg) : NULL;
+}
+
+static struct cache_entry *cache_get(struct gw_auth *a, const char *hash)
+{
+    uint64_t now = uv_now(a->b->loop);
+    struct cache_entry **pp = &a->buckets[bucket_of(hash)];
+    while (*pp != NULL) {
+        struct cache_entry *e = *pp;
+        if (e->expires_ms <= now) {
+            *pp = e->next;
+            entry_free(e);
+            a->count--;
+            continue;
+        }
+        if (strcmp(e->hash, hash) == 0)
+            return e;
+        pp = &e->next;
+    }
+    return NULL;
+}
+
+static void cache_put(struct gw_auth *a, const char *hash, bool valid, const struct gw_principal *p)
+{
+    struct cache_entry *e;
+    size_t b = bucket_of(hash);
+
+    if (a->count >= CACHE_MAX)
+        cache_clear(a); /* crude but bounded: a flood of bad tokens cannot grow memory */
+    e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return;
+    memcpy(e->hash, hash, sizeof(e->hash));
+    e->valid = valid;
+    e->expires_ms = uv_now(a->b->loop) + (valid ? POSITIVE_TTL_MS : NEGATIVE_TTL_MS);
+    if (valid)
+        principal_copy(&e->p, p);
+    e->next = a->buckets[b];
+    a->buckets[b] = e;
+    a->count++;
+}
+
+static const char *str_of(json_t *j)
+{
+    const char *s = json_string_value(j);
+    return s != NULL ? s : "";
+}
+
+static void unauthorized(struct gw_api_ctx *ctx, const char *detail)
+{
+    gw_api_problem(ctx, 401, "unauthorized", NULL, "%s", detail);
+}
+
+/* Turns a JSON array of strings into a PostgreSQL array literal. */
+static char *teams_to_pg(json_t *teams)
+{
+    size_t cap = 3, i;
+    json_t *t;
+    json_array_foreach(teams, i, t) cap += 2 * strlen(str_of(t)) + 4;
+    char *out = malloc(cap), *p = out;
+    if (out == NULL)
+        return NULL;
+    *p++ = '{';
+    json_array_foreach(teams, i, t)
+    {
+        const char *s = str_of(t);
+        if (i > 0)
+            *p++ = ',';
+        *p++ = '"';
+        for (; *s; s++) {
+            if (*s == '"' || *s == '\\')
+                *p++ = '\\';
+            *p++ = *s;
+        }
+        *p++ = '"';
+    }
+    *p++ = '}';
+    *p = '\0';
+    return out;
+}
+
+static void lookup_done(void *arg, const PGresult *res, const struct gw_error *err)
+{
+    struct lookup *l = arg;
+    struct gw_api_ctx *ctx = l->ctx;
+    struct gw_principal p;
+
+    memset(&p, 0, sizeof(p));
+    if (err != NULL) {
+        free(l);
+        gw_api_pg_failed(ctx, err);
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        cache_put(l->auth, l->hash, false, NULL);
+        free(l);
+        unauthorized(ctx, "the bearer token is unknown, expired or revoked");
+        return;
+    }
+    snprintf(p.subject, sizeof(p.subject), "%s", PQgetvalue(res, 0, 0));
+    json_t *teams = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
+    json_t *roles = json_loads(PQgetvalue(res, 0, 2), 0, NULL);
+    size_t i;
+    json_t *r;
+    json_array_foreach(roles, i, r)
+    {
+        if (strcmp(str_of(r), "admin") == 0)
+            p.admin = true;
+        if (strcmp(str_of(r), "worker") == 0)
+            p.worker = true;
+    }
+    p.teams_json = json_dumps(teams, JSON_COMPACT);
+    p.teams_pg = teams_to_pg(teams);
+    json_decref(teams);
+    json_decref(roles);
+    cache_put(l->auth, l->hash, true, &p);
+    ctx->principal = p; /* the context owns these strings now */
+    void (*next)(struct gw_api_ctx *) = l->next;
+    free(l);
+    next(ctx);
+}
+
+void gw_auth_check(struct gw_api_ctx *ctx, void (*next)(struct gw_api_ctx *ctx))
+{
+    struct gw_auth *a = ctx->b->auth;
+    const char *h = gw_http_req_header(ctx->req, "authorization");
+    char hash[GW_SHA256_HEX_LEN + 1];
+
+    if (h == NULL) {
+        unauthorized(ctx, "missing Authorization: Bearer <token> header");
+        return;
+    }
+    if (strncasecmp(h, "Bearer ", 7) != 0 || h[7] == '\0' || strlen(h + 7) > 4096) {
+        unauthorized(ctx, "the Authorization header must be 'Bearer <token>'");
+        return;
+    }
+    gw_sha256_hex(h + 7, strlen(h + 7), hash);
+    struct cache_entry *e = cache_get(a, hash);
+    if (e != NULL) {
+        if (!e->valid) {
+            unauthorized(ctx, "the bearer token is unknown, expired or revoked");
+            return;
+        }
+        principal_copy(&ctx->principal, &e->p);
+        next(ctx);
+        return;
+    }
+
+    struct lookup *l = calloc(1, sizeof(*l));
+    if (l == NULL) {
+        gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
+        return;
+    }
+    l->ctx = ctx;
+    l->next = next;
+    l->auth = a;
+    memcpy(l->hash, hash, sizeof(hash));
+    const char *params[] = {l->hash};
+    if (gw_pg_query(ctx->b->pg, "auth_token",
+                    "SELECT subject, to_json(teams)::text, to_json(roles)::text"
+                    " FROM gw_api_tokens WHERE token_hash = $1 AND revoked_at IS NULL"
+                    " AND (expires_at IS NULL OR expires_at > now())",
+                    1, params, lookup_done, l) < 0) {
+        free(l);
+        gw_api_problem(ctx, 503, "unavailable", NULL, "the database queue is full");
+    }
+}

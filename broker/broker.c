@@ -1,0 +1,229 @@
+/*
+ * Wires the broker's parts together and takes them down in order.
+ */
+#include "broker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "catalog.h"
+#include "gw/log.h"
+
+#define STATS_MS 5000
+
+const char *gw_broker_topic(const struct gw_broker *b, const char *logical, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s%s", b->opts.topic_prefix ? b->opts.topic_prefix : "", logical);
+    return buf;
+}
+
+static void stats_done(void *arg, const PGresult *res, const struct gw_error *err)
+{
+    struct gw_broker *b = arg;
+    b->stats_busy = false;
+    if (err != NULL || b->closing)
+        return;
+    b->metrics.outbox_pending = atoll(PQgetvalue(res, 0, 0));
+    b->metrics.outbox_oldest_age_s = atof(PQgetvalue(res, 0, 1));
+    for (int i = 0; i < 4; i++)
+        b->metrics.runs_active[i] = atoll(PQgetvalue(res, 0, 2 + i));
+}
+
+static void stats_tick(uv_timer_t *t)
+{
+    struct gw_broker *b = t->data;
+    if (b->stats_busy)
+        return;
+    b->stats_busy = true;
+    if (gw_pg_query(b->pg, "broker_stats",
+                    "SELECT (SELECT count(*) FROM gw_outbox),"
+                    " (SELECT coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0)"
+                    " FROM gw_outbox),"
+                    " (SELECT count(*) FROM gw_runs WHERE status = 'accepted'),"
+                    " (SELECT count(*) FROM gw_runs WHERE status = 'pending_approval'),"
+                    " (SELECT count(*) FROM gw_runs WHERE status = 'queued'),"
+                    " (SELECT count(*) FROM gw_runs WHERE status = 'running')",
+                    0, NULL, stats_done, b) < 0)
+        b->stats_busy = false;
+}
+
+static int ensure_topics(const struct gw_broker *b, struct gw_error *err)
+{
+    const char *logical[] = {"gangway.events", "gangway.catalog", "gangway.deadletter"};
+    size_t n = ARRAY_SIZE(logical) + b->catalog->n;
+    char(*names)[256] = calloc(n, sizeof(*names));
+    const char **list = calloc(n + 1, sizeof(*list));
+    size_t k = 0;
+    int rc;
+
+    if (names == NULL || list == NULL) {
+        free(names);
+        free(list);
+        return gw_error_set(err, GW_ENOMEM, false, "out of memory");
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(logical); i++)
+        gw_broker_topic(b, logical[i], names[k++], sizeof(names[0]));
+    for (size_t i = 0; i < b->catalog->n; i++) {
+        char logical_run[128];
+        bool dup = false;
+        snprintf(logical_run, sizeof(logical_run), "gangway.runs.%s",
+                 b->catalog->actions[i]->worker_type);
+        gw_broker_topic(b, logical_run, names[k], sizeof(names[0]));
+        for (size_t j = 0; j < k; j++)
+            dup = dup || strcmp(names[j], names[k]) == 0;
+        if (!dup)
+            k++;
+    }
+    for (size_t i = 0; i < k; i++)
+        list[i] = names[i];
+    rc = gw_kafka_ensure_topics(&(struct gw_kafka_config){b->opts.kafka_brokers, b->opts.kafka_extra},
+                                list, 8, -1, 15000, err);
+    free(names);
+    free(list);
+    return rc;
+}
+
+struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_options *opts,
+                                   struct gw_error *err)
+{
+    struct gw_broker *b = calloc(1, sizeof(*b));
+    if (b == NULL) {
+        gw_error_set(err, GW_ENOMEM, false, "out of memory");
+        return NULL;
+    }
+    b->loop = loop;
+    b->opts = *opts;
+    if (b->opts.listen_host == NULL)
+        b->opts.listen_host = "127.0.0.1";
+    if (b->opts.pg_pool_size <= 0)
+        b->opts.pg_pool_size = 8;
+    if (b->opts.topic_prefix == NULL)
+        b->opts.topic_prefix = "";
+    if (b->opts.max_body_bytes == 0)
+        b->opts.max_body_bytes = 1 << 20;
+    if (b->opts.heartbeat_interval_s <= 0)
+        b->opts.heartbeat_interval_s = 5;
+    if (b->opts.heartbeat_timeout_s <= 0)
+        b->opts.heartbeat_timeout_s = 3 * b->opts.heartbeat_interval_s;
+    if (b->opts.requeue_after_s <= 0)
+        b->opts.requeue_after_s = 600;
+    if (b->opts.reaper_interval_ms <= 0)
+        b->opts.reaper_interval_ms = 1000;
+
+    b->catalog = gw_catalog_load(b->opts.actions_dir, err);
+    if (b->catalog == NULL)
+        goto fail;
+    if (gw_catalog_store(b->catalog, b->opts.pg_conninfo, err) < 0)
+        goto fail;
+    if (ensure_topics(b, err) < 0)
+        goto fail;
+
+    struct gw_pg_pool_options po = {.conninfo = b->opts.pg_conninfo,
+                                    .size = b->opts.pg_pool_size,
+                                    .pipeline_depth = 32,
+                                    .statement_timeout_ms = 30000};
+    b->pg = gw_pg_pool_create(loop, &po, err);
+    if (b->pg == NULL)
+        goto fail;
+    struct gw_kafka_config kc = {.brokers = b->opts.kafka_brokers, .extra = b->opts.kafka_extra};
+    b->producer = gw_kafka_producer_create(loop, &kc, err);
+    if (b->producer == NULL)
+        goto fail;
+    b->auth = gw_auth_create(b);
+    if (b->auth == NULL) {
+        gw_error_set(err, GW_ENOMEM, false, "out of memory");
+        goto fail;
+    }
+    b->relay = gw_relay_create(b, err);
+    if (b->relay == NULL)
+        goto fail;
+    b->sink = gw_sink_create(b, err);
+    if (b->sink == NULL)
+        goto fail;
+    b->reaper = gw_reaper_create(b, err);
+    if (b->reaper == NULL)
+        goto fail;
+
+    struct gw_http_server_options ho = {.host = b->opts.listen_host,
+                                        .port = b->opts.listen_port,
+                                        .max_body_bytes = b->opts.max_body_bytes};
+    b->http = gw_http_server_create(loop, &ho, gw_broker_handle, b, err);
+    if (b->http == NULL)
+        goto fail;
+    uv_timer_init(loop, &b->stats_timer);
+    b->stats_timer.data = b;
+    uv_timer_start(&b->stats_timer, stats_tick, 0, STATS_MS);
+    gw_log_info("broker listening on %s:%d with %zu action(s)", b->opts.listen_host,
+                gw_http_server_port(b->http), b->catalog->n);
+    return b;
+
+fail:
+    /* Start-up failure: the process exits; handles already on the loop are
+     * closed by shutdown so the loop can end cleanly. */
+    gw_broker_shutdown(b, NULL, NULL);
+    return NULL;
+}
+
+static void free_broker(struct gw_broker *b)
+{
+    void (*done)(void *) = b->on_closed;
+    void *arg = b->on_closed_arg;
+    gw_kafka_producer_destroy(b->producer, 5000);
+    gw_auth_destroy(b->auth);
+    gw_catalog_destroy(b->catalog);
+    free(b);
+    if (done != NULL)
+        done(arg);
+}
+
+static void pg_closed(void *arg)
+{
+    free_broker(arg);
+}
+
+static void after_stats(struct gw_broker *b)
+{
+    if (b->pg != NULL)
+        gw_pg_pool_destroy(b->pg, pg_closed, b);
+    else
+        free_broker(b);
+}
+
+static void stats_closed(uv_handle_t *h)
+{
+    after_stats(h->data);
+}
+
+static void http_closed(void *arg)
+{
+    struct gw_broker *b = arg;
+    gw_relay_destroy(b->relay);
+    gw_sink_destroy(b->sink);
+    gw_reaper_destroy(b->reaper);
+    b->relay = NULL;
+    b->sink = NULL;
+    b->reaper = NULL;
+    if (b->stats_timer.data == b) { /* initialised */
+        uv_timer_stop(&b->stats_timer);
+        uv_close((uv_handle_t *)&b->stats_timer, stats_closed);
+    } else {
+        after_stats(b);
+    }
+}
+
+void gw_broker_shutdown(struct gw_broker *b, void (*done)(void *arg), void *arg)
+{
+    if (b == NULL)
+        return;
+    b->closing = true;
+    b->on_closed = done;
+    b->on_closed_arg = arg;
+    if (b->http != NULL) {
+        gw_http_server_destroy(b->http, http_closed, b);
+        b->http = NULL;
+    } else {
+        http_closed(b);
+    }
+}

@@ -1,0 +1,109 @@
+/*
+ * The broker: HTTP API, outbox relay, event sink and reaper on one libuv
+ * loop, with PostgreSQL (the only writer) and Kafka behind it.
+ *
+ * Ownership: gw_broker_create() allocates the broker and everything it
+ * holds; gw_broker_shutdown() closes it gracefully and frees it when the
+ * last handle has closed. Threading: loop thread only.
+ */
+#ifndef GW_BROKER_H
+#define GW_BROKER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "gw/error.h"
+#include "gw/http.h"
+#include "gw/kafka.h"
+#include "gw/pg.h"
+
+struct gw_catalog;
+
+struct gw_broker_options {
+    const char *listen_host;      /* default "127.0.0.1" */
+    int listen_port;              /* default 8080; 0 = any free port */
+    const char *pg_conninfo;      /* required */
+    int pg_pool_size;             /* default 8 */
+    const char *kafka_brokers;    /* required */
+    const char *const *kafka_extra; /* NULL-terminated "k=v" or NULL */
+    const char *topic_prefix;     /* default "" */
+    const char *actions_dir;      /* required */
+    size_t max_body_bytes;        /* default 1 MiB */
+    int heartbeat_interval_s;     /* told to workers; default 5 */
+    int heartbeat_timeout_s;      /* reaper: lost after this; default 3 x interval */
+    int requeue_after_s;          /* reaper: republish queued runs; default 600 */
+    int reaper_interval_ms;       /* default 1000 */
+};
+
+/* Counters shown on /metrics. Touched on the loop thread only. */
+struct gw_broker_metrics {
+    unsigned long long http_by_class[6]; /* index status/100 */
+    unsigned long long runs_accepted;
+    unsigned long long runs_replayed;
+    unsigned long long runs_rejected;
+    unsigned long long claims_granted;
+    unsigned long long claims_refused;
+    unsigned long long events_received;
+    unsigned long long events_applied;
+    unsigned long long events_deadlettered;
+    unsigned long long outbox_published;
+    unsigned long long outbox_failed;
+    unsigned long long reaper_changed;
+    /* Refreshed by a periodic query. */
+    long long outbox_pending;
+    double outbox_oldest_age_s;
+    long long runs_active[4]; /* accepted, pending_approval, queued, running */
+};
+
+struct gw_relay;
+struct gw_sink;
+struct gw_reaper;
+struct gw_auth;
+
+struct gw_broker {
+    uv_loop_t *loop;
+    struct gw_broker_options opts;
+    struct gw_pg_pool *pg;
+    struct gw_kafka_producer *producer;
+    struct gw_http_server *http;
+    struct gw_catalog *catalog;
+    struct gw_auth *auth;
+    struct gw_relay *relay;
+    struct gw_sink *sink;
+    struct gw_reaper *reaper;
+    struct gw_broker_metrics metrics;
+    uv_timer_t stats_timer;
+    bool stats_busy;
+    bool closing;
+    void (*on_closed)(void *arg);
+    void *on_closed_arg;
+};
+
+/* Loads the action catalog, stores it in PostgreSQL (blocking: call before
+ * the loop runs), connects and starts listening. */
+struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_options *opts,
+                                   struct gw_error *err);
+
+/* Stops accepting, lets in-flight work finish, closes everything; `done`
+ * (may be NULL) runs once every handle is closed, then the broker is freed. */
+void gw_broker_shutdown(struct gw_broker *b, void (*done)(void *arg), void *arg);
+
+/* Full topic name: prefix + logical name, into buf. */
+const char *gw_broker_topic(const struct gw_broker *b, const char *logical, char *buf,
+                            size_t cap);
+
+/* HTTP entry point (router.c). */
+void gw_broker_handle(struct gw_http_req *req, void *arg);
+
+/* Components (relay.c, sink.c, reaper.c, auth.c). Each create returns NULL
+ * with err set; each destroy accepts NULL and is safe while work is in
+ * flight (late callbacks are dropped). */
+struct gw_relay *gw_relay_create(struct gw_broker *b, struct gw_error *err);
+void gw_relay_destroy(struct gw_relay *r);
+struct gw_sink *gw_sink_create(struct gw_broker *b, struct gw_error *err);
+void gw_sink_destroy(struct gw_sink *s);
+struct gw_reaper *gw_reaper_create(struct gw_broker *b, struct gw_error *err);
+void gw_reaper_destroy(struct gw_reaper *r);
+
+#endif

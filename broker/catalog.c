@@ -1,0 +1,296 @@
+#include "catalog.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <libpq-fe.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw/crypto.h"
+#include "gw/log.h"
+
+/* schemas/action.schema.json, embedded at build time by tools/embed.py. */
+extern const char gw_action_schema_json[];
+
+#define ACTION_SCHEMA_URI "https://gangway.dev/schemas/action.schema.json"
+
+static void action_free(struct gw_action *a)
+{
+    if (a == NULL)
+        return;
+    free(a->id);
+    free(a->worker_type);
+    json_decref(a->definition);
+    free(a->public_json);
+    json_decref(a->summary);
+    gw_schema_destroy(a->inputs);
+    free(a->resource_key);
+    free(a->path);
+    free(a);
+}
+
+void gw_catalog_destroy(struct gw_catalog *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < c->n; i++)
+        action_free(c->actions[i]);
+    free(c->actions);
+    free(c->list_json);
+    gw_schema_registry_destroy(c->registry);
+    free(c);
+}
+
+/* Makes a relative program path in backend.command[0] absolute against the
+ * directory of the action file, so workers get a path they can execute. */
+static void resolve_command(json_t *def, const char *dir)
+{
+    json_t *cmd = json_object_get(json_object_get(def, "backend"), "command");
+    json_t *prog = json_array_get(cmd, 0);
+    const char *p = json_string_value(prog);
+    char buf[PATH_MAX];
+
+    if (p == NULL || p[0] == '/' || strchr(p, '/') == NULL)
+        return; /* absolute, or a bare name looked up in the worker's PATH */
+    snprintf(buf, sizeof(buf), "%s/%s", dir, p);
+    char *real = realpath(buf, NULL);
+    json_array_set_new(cmd, 0, json_string(real != NULL ? real : buf));
+    free(real);
+}
+
+static char *errors_text(json_t *errors)
+{
+    json_t *first = json_array_get(errors, 0);
+    char *out = NULL;
+    const char *ptr = json_string_value(json_object_get(first, "instanceLocation"));
+    const char *msg = json_string_value(json_object_get(first, "message"));
+    size_t n = json_array_size(errors);
+
+    if (asprintf(&out, "at '%s': %s%s", ptr != NULL && ptr[0] ? ptr : "/",
+                 msg != NULL ? msg : "invalid", n > 1 ? " (and more)" : "") < 0)
+        return NULL;
+    return out;
+}
+
+static struct gw_action *action_load(struct gw_catalog *c, const struct gw_schema *def_schema,
+                                     const char *dir, const char *path, struct gw_error *err)
+{
+    json_error_t jerr;
+    json_t *def = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *errors = NULL;
+    struct gw_action *a = NULL;
+    char *canon = NULL;
+
+    if (def == NULL) {
+        gw_error_set(err, GW_EPARSE, false, "%s: line %d: %s", path, jerr.line, jerr.text);
+        return NULL;
+    }
+    if (!gw_schema_validate(def_schema, def, &errors)) {
+        char *t = errors_text(errors);
+        gw_error_set(err, GW_EINVAL, false, "%s: not a valid action definition %s", path,
+                     t ? t : "");
+        free(t);
+        goto fail;
+    }
+    /* The definition schema's defaults (timeout) make the stored version explicit. */
+    gw_schema_apply_defaults(def_schema, def);
+    resolve_command(def, dir);
+
+    a = calloc(1, sizeof(*a));
+    if (a == NULL) {
+        gw_error_set(err, GW_ENOMEM, false, "out of memory");
+        goto fail;
+    }
+    a->path = strdup(path);
+    a->id = strdup(json_string_value(json_object_get(def, "id")));
+    a->worker_type = strdup(json_string_value(json_object_get(def, "worker_type")));
+    a->timeout_seconds = (int)json_integer_value(json_object_get(def, "timeout_seconds"));
+    json_t *retry = json_object_get(def, "retry");
+    a->retryable = retry != NULL;
+    a->max_attempts = 1;
+    if (retry != NULL) {
+        json_t *m = json_object_get(retry, "max_attempts");
+        a->max_attempts = m != NULL ? (int)json_integer_value(m) : 3;
+    }
+    const char *rk = json_string_value(json_object_get(def, "resource_key"));
+    a->resource_key = rk != NULL ? strdup(rk) : NULL;
+
+    char base[512];
+    snprintf(base, sizeof(base), "https://gangway.dev/actions/%s/inputs.json", a->id);
+    struct gw_error serr;
+    gw_error_clear(&serr);
+    a->inputs = gw_schema_compile(c->registry, json_object_get(def, "inputs"), base, NULL, &serr);
+    if (a->inputs == NULL) {
+        gw_error_set(err, GW_EINVAL, false, "%s: input schema at '/inputs': %s", path,
+                     serr.message);
+        goto fail;
+    }
+
+    canon = json_dumps(def, JSON_SORT_KEYS | JSON_COMPACT);
+    if (canon == NULL) {
+        gw_error_set(err, GW_ENOMEM, false, "out of memory");
+        goto fail;
+    }
+    gw_sha256_hex(canon, strlen(canon), a->version);
+    a->definition = def;
+    def = NULL;
+
+    json_t *d = a->definition;
+    json_t *pub = json_pack("{s:s, s:s, s:O, s:O?, s:s, s:O?, s:i, s:b, s:O}", "id", a->id,
+                            "version", a->version, "title", json_object_get(d, "title"),
+                            "description", json_object_get(d, "description"), "worker_type",
+                            a->worker_type, "tags", json_object_get(d, "tags"),
+                            "timeout_seconds", a->timeout_seconds, "retryable", a->retryable,
+                            "inputs", json_object_get(d, "inputs"));
+    if (pub == NULL) {
+        gw_error_set(err, GW_ENOMEM, false, "out of memory");
+        goto fail;
+    }
+    a->public_json = json_dumps(pub, JSON_COMPACT);
+    json_object_del(pub, "inputs");
+    a->summary = pub;
+    free(canon);
+    json_decref(errors);
+    return a;
+
+fail:
+    free(canon);
+    json_decref(errors);
+    json_decref(def);
+    action_free(a);
+    return NULL;
+}
+
+static int action_cmp(const void *x, const void *y)
+{
+    const struct gw_action *a = *(const struct gw_action *const *)x;
+    const struct gw_action *b = *(const struct gw_action *const *)y;
+    return strcmp(a->id, b->id);
+}
+
+struct gw_catalog *gw_catalog_load(const char *dir, struct gw_error *err)
+{
+    struct gw_catalog *c = calloc(1, sizeof(*c));
+    struct gw_schema *def_schema = NULL;
+    json_t *schema_doc = NULL;
+    DIR *d = NULL;
+    struct dirent *de;
+    size_t cap = 0;
+
+    if (c == NULL) {
+        gw_error_set(err, GW_ENOMEM, false, "out of memory");
+        return NULL;
+    }
+    c->registry = gw_schema_registry_create(err);
+    if (c->registry == NULL)
+        goto fail;
+    schema_doc = json_loads(gw_action_schema_json, 0, NULL);
+    def_schema = gw_schema_compile(c->registry, schema_doc, ACTION_SCHEMA_URI, NULL, err);
+    if (def_schema == NULL)
+        goto fail;
+
+    d = opendir(dir);
+    if (d == NULL) {
+        gw_error_set(err, GW_EIO, false, "actions directory %s: %s", dir, strerror(errno));
+        goto fail;
+    }
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        char path[PATH_MAX];
+        if (de->d_name[0] == '.' || len < 6 || strcmp(de->d_name + len - 5, ".json") != 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        struct gw_action *a = action_load(c, def_schema, dir, path, err);
+        if (a == NULL)
+            goto fail;
+        if (gw_catalog_find(c, a->id) != NULL) {
+            gw_error_set(err, GW_EINVAL, false, "%s: action id '%s' is defined twice", path,
+                         a->id);
+            action_free(a);
+            goto fail;
+        }
+        if (c->n == cap) {
+            cap = cap ? cap * 2 : 16;
+            struct gw_action **na = realloc(c->actions, cap * sizeof(*na));
+            if (na == NULL) {
+                action_free(a);
+                gw_error_set(err, GW_ENOMEM, false, "out of memory");
+                goto fail;
+            }
+            c->actions = na;
+        }
+        c->actions[c->n++] = a;
+        /* Keep sorted as we go: gw_catalog_find bisects. */
+        qsort(c->actions, c->n, sizeof(*c->actions), action_cmp);
+    }
+    closedir(d);
+    d = NULL;
+
+    json_t *list = json_array();
+    for (size_t i = 0; i < c->n; i++)
+        json_array_append(list, c->actions[i]->summary);
+    json_t *body = json_pack("{s:o}", "items", list);
+    c->list_json = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    gw_schema_destroy(def_schema);
+    json_decref(schema_doc);
+    return c;
+
+fail:
+    if (d != NULL)
+        closedir(d);
+    gw_schema_destroy(def_schema);
+    json_decref(schema_doc);
+    gw_catalog_destroy(c);
+    return NULL;
+}
+
+const struct gw_action *gw_catalog_find(const struct gw_catalog *c, const char *id)
+{
+    size_t lo = 0, hi = c->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int cmp = strcmp(id, c->actions[mid]->id);
+        if (cmp == 0)
+            return c->actions[mid];
+        if (cmp < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
+int gw_catalog_store(const struct gw_catalog *c, const char *conninfo, struct gw_error *err)
+{
+    PGconn *conn = PQconnectdb(conninfo);
+    int rc = 0;
+
+    if (PQstatus(conn) != CONNECTION_OK) {
+        rc = gw_error_set(err, GW_EUNAVAIL, true, "postgresql: %s", PQerrorMessage(conn));
+        goto out;
+    }
+    for (size_t i = 0; i < c->n; i++) {
+        const struct gw_action *a = c->actions[i];
+        char *def = json_dumps(a->definition, JSON_COMPACT);
+        const char *params[] = {a->id, a->version, a->worker_type, def};
+        PGresult *res = PQexecParams(conn,
+                                     "INSERT INTO gw_actions (id, version, worker_type, definition)"
+                                     " VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT DO NOTHING",
+                                     4, NULL, params, NULL, NULL, 0);
+        free(def);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            rc = gw_error_set(err, GW_EIO, false, "storing action %s: %s", a->id,
+                              PQresultErrorMessage(res));
+            PQclear(res);
+            goto out;
+        }
+        PQclear(res);
+        gw_log_info("loaded action %s version %.12s from %s", a->id, a->version, a->path);
+    }
+out:
+    PQfinish(conn);
+    return rc;
+}

@@ -1,2 +1,0 @@
-/* Removed once the broker has sources. */
-typedef int gw_broker_placeholder;

@@ -1,0 +1,247 @@
+/*
+ * The outbox relay: publishes committed outbox rows to Kafka with the
+ * idempotent producer and deletes them once acknowledged.
+ *
+ * Rows are leased (UPDATE ... FOR UPDATE SKIP LOCKED with a lease time), so
+ * several broker replicas share the work and a crashed relay's rows come
+ * back when their lease ends. Rows are picked by "unsent", never by "id
+ * greater than the last one sent", so a transaction that commits after a
+ * later id was published is not skipped. Woken by NOTIFY gw_outbox, with a
+ * timer as a backstop.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "gw/log.h"
+
+#define BATCH 1000
+#define LEASE "30 seconds"
+#define POLL_MS 500
+
+enum relay_state { RELAY_IDLE, RELAY_LEASING, RELAY_PRODUCING, RELAY_CLOSED };
+
+struct relay_batch {
+    struct gw_relay *relay;
+    size_t pending;
+    size_t n;
+    size_t ndone;
+    long long ids[]; /* delivered ids, filled from the front */
+};
+
+struct gw_relay {
+    struct gw_broker *b;
+    enum relay_state state;
+    bool dirty; /* a NOTIFY arrived while busy: run again */
+    uv_timer_t timer;
+    uint64_t backoff_ms;
+};
+
+static void relay_kick(struct gw_relay *r);
+static void on_timer(uv_timer_t *t);
+
+static void delete_done(void *arg, const PGresult *res, const struct gw_error *err)
+{
+    (void)arg;
+    (void)res;
+    if (err != NULL && err->code != GW_ECLOSED)
+        gw_log_warn("outbox: deleting sent rows failed (they will be sent again): %s",
+                    err->message);
+}
+
+/* Deletes the acknowledged rows in one statement. */
+static void batch_finish(struct relay_batch *batch)
+{
+    struct gw_relay *r = batch->relay;
+    if (batch->ndone > 0 && r->state != RELAY_CLOSED) {
+        size_t cap = batch->ndone * 21 + 3;
+        char *arr = malloc(cap), *p = arr;
+        if (arr != NULL) {
+            *p++ = '{';
+            for (size_t i = 0; i < batch->ndone; i++)
+                p += sprintf(p, "%s%lld", i ? "," : "", batch->ids[i]);
+            *p++ = '}';
+            *p = '\0';
+            const char *params[] = {arr};
+            gw_pg_query(r->b->pg, "outbox_delete",
+                        "DELETE FROM gw_outbox WHERE id = ANY($1::bigint[])", 1, params,
+                        delete_done, NULL);
+            free(arr);
+        }
+    }
+    bool full = batch->n == BATCH;
+    free(batch);
+    if (r->state == RELAY_CLOSED) {
+        free(r);
+        return;
+    }
+    r->state = RELAY_IDLE;
+    if (full || r->dirty)
+        relay_kick(r);
+}
+
+struct delivery {
+    struct relay_batch *batch;
+    long long id;
+};
+
+static void delivered(void *opaque, const struct gw_error *err)
+{
+    struct delivery *d = opaque;
+    struct relay_batch *batch = d->batch;
+    struct gw_relay *r = batch->relay;
+
+    if (err == NULL) {
+        batch->ids[batch->ndone++] = d->id;
+        r->b->metrics.outbox_published++;
+    } else {
+        r->b->metrics.outbox_failed++;
+        gw_log_warn("outbox: row %lld not delivered (retried after its lease): %s", d->id,
+                    err->message);
+    }
+    free(d);
+    if (--batch->pending == 0)
+        batch_finish(batch);
+}
+
+static int id_cmp(const void *x, const void *y)
+{
+    long long a = *(const long long *)x, b = *(const long long *)y;
+    return a < b ? -1 : a > b;
+}
+
+static void leased(void *arg, const PGresult *res, const struct gw_error *err)
+{
+    struct gw_relay *r = arg;
+    if (r->state == RELAY_CLOSED) {
+        free(r);
+        return;
+    }
+    if (err != NULL) {
+        r->state = RELAY_IDLE;
+        r->backoff_ms = r->backoff_ms ? r->backoff_ms * 2 : 100;
+        if (r->backoff_ms > 5000)
+            r->backoff_ms = 5000;
+        gw_log_warn("outbox: lease failed, retrying in %llu ms: %s",
+                    (unsigned long long)r->backoff_ms, err->message);
+        uv_timer_start(&r->timer, on_timer, r->backoff_ms, POLL_MS);
+        return;
+    }
+    r->backoff_ms = 0;
+    int n = PQntuples(res);
+    if (n == 0) {
+        r->state = RELAY_IDLE;
+        if (r->dirty)
+            relay_kick(r);
+        return;
+    }
+
+    /* Publish in id order so rows of one key keep their commit order. */
+    long long(*order)[2] = malloc((size_t)n * sizeof(*order));
+    struct relay_batch *batch = calloc(1, sizeof(*batch) + (size_t)n * sizeof(long long));
+    if (order == NULL || batch == NULL) {
+        free(order);
+        free(batch);
+        r->state = RELAY_IDLE;
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        order[i][0] = atoll(PQgetvalue(res, i, 0));
+        order[i][1] = i;
+    }
+    qsort(order, (size_t)n, sizeof(*order), id_cmp);
+    batch->relay = r;
+    batch->n = (size_t)n;
+    batch->pending = 1; /* held until every row is handed to the producer */
+    r->state = RELAY_PRODUCING;
+    for (int k = 0; k < n; k++) {
+        int i = (int)order[k][1];
+        char topic[256];
+        struct delivery *d = malloc(sizeof(*d));
+        struct gw_error perr;
+        if (d == NULL)
+            continue;
+        d->batch = batch;
+        d->id = order[k][0];
+        gw_broker_topic(r->b, PQgetvalue(res, i, 1), topic, sizeof(topic));
+        batch->pending++;
+        if (gw_kafka_produce(r->b->producer, topic, PQgetvalue(res, i, 2),
+                             (size_t)PQgetlength(res, i, 2), PQgetvalue(res, i, 3),
+                             (size_t)PQgetlength(res, i, 3), delivered, d, &perr) < 0) {
+            batch->pending--;
+            free(d);
+            r->b->metrics.outbox_failed++;
+            gw_log_warn("outbox: produce to %s failed (retried after its lease): %s", topic,
+                        perr.message);
+        }
+    }
+    free(order);
+    if (--batch->pending == 0)
+        batch_finish(batch);
+}
+
+static void relay_kick(struct gw_relay *r)
+{
+    char limit[16];
+    if (r->state != RELAY_IDLE) {
+        r->dirty = true;
+        return;
+    }
+    r->dirty = false;
+    r->state = RELAY_LEASING;
+    snprintf(limit, sizeof(limit), "%d", BATCH);
+    const char *params[] = {limit, LEASE};
+    if (gw_pg_query(r->b->pg, "outbox_lease",
+                    "SELECT id, topic, msg_key, payload FROM gw_outbox_lease($1::int, $2::interval)",
+                    2, params, leased, r) < 0)
+        r->state = RELAY_IDLE;
+}
+
+static void on_notify(void *arg, const char *channel, const char *payload)
+{
+    (void)channel;
+    (void)payload;
+    relay_kick(arg);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    relay_kick(t->data);
+}
+
+struct gw_relay *gw_relay_create(struct gw_broker *b, struct gw_error *err)
+{
+    struct gw_relay *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        gw_error_set(err, GW_ENOMEM, false, "out of memory");
+        return NULL;
+    }
+    r->b = b;
+    uv_timer_init(b->loop, &r->timer);
+    r->timer.data = r;
+    uv_timer_start(&r->timer, on_timer, 0, POLL_MS);
+    struct gw_error lerr;
+    if (gw_pg_listen(b->pg, "gw_outbox", on_notify, r, &lerr) < 0)
+        gw_log_warn("outbox: LISTEN unavailable, polling every %d ms: %s", POLL_MS,
+                    lerr.message);
+    return r;
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    struct gw_relay *r = h->data;
+    /* Work in flight frees the relay when its callback sees RELAY_CLOSED. */
+    if (r->state == RELAY_IDLE)
+        free(r);
+    else
+        r->state = RELAY_CLOSED;
+}
+
+void gw_relay_destroy(struct gw_relay *r)
+{
+    if (r == NULL)
+        return;
+    uv_timer_stop(&r->timer);
+    uv_close((uv_handle_t *)&r->timer, timer_closed);
+}

@@ -1,0 +1,164 @@
+/*
+ * Routes HTTP requests to handlers, and the reply helpers every handler
+ * uses. Route table first; dispatch is a linear match over a handful of
+ * patterns, cheaper than any allocation the handlers do.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "gw/log.h"
+
+enum auth_need { AUTH_NONE, AUTH_USER };
+
+struct route {
+    const char *method;
+    const char *pattern; /* '*' matches one path segment, captured into ctx->id */
+    enum auth_need auth;
+    void (*handler)(struct gw_api_ctx *ctx);
+};
+
+static const struct route routes[] = {
+    {"GET", "/healthz", AUTH_NONE, gw_api_health},
+    {"GET", "/readyz", AUTH_NONE, gw_api_ready},
+    {"GET", "/metrics", AUTH_NONE, gw_api_metrics},
+    {"GET", "/v1/actions", AUTH_USER, gw_api_actions_list},
+    {"GET", "/v1/actions/*", AUTH_USER, gw_api_action_get},
+    {"POST", "/v1/actions/*/runs", AUTH_USER, gw_api_run_submit},
+    {"GET", "/v1/runs", AUTH_USER, gw_api_runs_list},
+    {"GET", "/v1/runs/*", AUTH_USER, gw_api_run_get},
+    {"GET", "/v1/runs/*/events", AUTH_USER, gw_api_run_events},
+    {"GET", "/v1/runs/*/logs", AUTH_USER, gw_api_run_logs},
+    {"POST", "/internal/v1/runs/*/claim", AUTH_USER, gw_api_run_claim},
+};
+
+/* Matches `path` against `pattern`; on success copies the '*' segment. */
+static bool match(const char *pattern, const char *path, char *id, size_t cap)
+{
+    while (*pattern && *path) {
+        if (*pattern == '*') {
+            size_t n = strcspn(path, "/");
+            if (n == 0 || n >= cap)
+                return false;
+            memcpy(id, path, n);
+            id[n] = '\0';
+            path += n;
+            pattern++;
+            continue;
+        }
+        if (*pattern != *path)
+            return false;
+        pattern++;
+        path++;
+    }
+    /* Tolerate one trailing slash. */
+    if (*pattern == '\0' && path[0] == '/' && path[1] == '\0')
+        return true;
+    return *pattern == '\0' && *path == '\0';
+}
+
+static void ctx_free(struct gw_api_ctx *ctx)
+{
+    free(ctx->principal.teams_json);
+    free(ctx->principal.teams_pg);
+    json_decref(ctx->scratch);
+    free(ctx);
+}
+
+void gw_api_reply(struct gw_api_ctx *ctx, int status, const char *extra_headers, const char *json,
+                  size_t len)
+{
+    unsigned cls = (unsigned)status / 100;
+    if (cls < ARRAY_SIZE(ctx->b->metrics.http_by_class))
+        ctx->b->metrics.http_by_class[cls]++;
+    gw_http_respond(ctx->req, status, "application/json", extra_headers, json, len);
+    ctx_free(ctx);
+}
+
+void gw_api_problem(struct gw_api_ctx *ctx, int status, const char *code, json_t *errors,
+                    const char *fmt, ...)
+{
+    char detail[1024];
+    va_list ap;
+    unsigned cls = (unsigned)status / 100;
+
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
+    json_t *p = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", "about:blank", "title",
+                          gw_http_status_text(status), "status", status, "code", code, "detail",
+                          detail);
+    if (errors != NULL)
+        json_object_set_new(p, "errors", errors);
+    char *body = json_dumps(p, JSON_COMPACT);
+    json_decref(p);
+    if (cls < ARRAY_SIZE(ctx->b->metrics.http_by_class))
+        ctx->b->metrics.http_by_class[cls]++;
+    gw_http_respond(ctx->req, status, "application/problem+json",
+                    status == 401 ? "WWW-Authenticate: Bearer realm=\"gangway\"\r\n"
+                    : status == 503 ? "Retry-After: 1\r\n"
+                                    : NULL,
+                    body, body != NULL ? strlen(body) : 0);
+    free(body);
+    ctx_free(ctx);
+}
+
+void gw_api_pg_failed(struct gw_api_ctx *ctx, const struct gw_error *err)
+{
+    if (err->retriable || err->code == GW_EUNAVAIL || err->code == GW_ECLOSED ||
+        err->code == GW_ELIMIT) {
+        gw_api_problem(ctx, 503, "unavailable", NULL,
+                       "the database is unavailable; retry the request");
+        return;
+    }
+    gw_log_error("database error: %s", err->message);
+    gw_api_problem(ctx, 500, "internal", NULL, "internal error");
+}
+
+void gw_broker_handle(struct gw_http_req *req, void *arg)
+{
+    struct gw_broker *b = arg;
+    struct gw_api_ctx *ctx = calloc(1, sizeof(*ctx));
+    bool path_known = false;
+    char allow[64] = "";
+
+    if (ctx == NULL) {
+        gw_http_respond(req, 503, "application/problem+json", "Retry-After: 1\r\n", NULL, 0);
+        return;
+    }
+    ctx->b = b;
+    ctx->req = req;
+    for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
+        const struct route *r = &routes[i];
+        if (!match(r->pattern, req->path, ctx->id, sizeof(ctx->id)))
+            continue;
+        path_known = true;
+        if (strcmp(r->method, req->method) != 0) {
+            size_t n = strlen(allow);
+            snprintf(allow + n, sizeof(allow) - n, "%s%s", n ? ", " : "", r->method);
+            continue;
+        }
+        if (r->auth == AUTH_NONE)
+            r->handler(ctx);
+        else
+            gw_auth_check(ctx, r->handler);
+        return;
+    }
+    if (path_known) {
+        char hdr[96];
+        snprintf(hdr, sizeof(hdr), "Allow: %s\r\n", allow);
+        json_t *p = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", "about:blank", "title",
+                              "Method Not Allowed", "status", 405, "code", "method_not_allowed",
+                              "detail", "this resource does not support that method");
+        char *body = json_dumps(p, JSON_COMPACT);
+        json_decref(p);
+        b->metrics.http_by_class[4]++;
+        gw_http_respond(req, 405, "application/problem+json", hdr, body, strlen(body));
+        free(body);
+        ctx_free(ctx);
+        return;
+    }
+    gw_api_problem(ctx, 404, "not_found", NULL, "no such resource: %s", req->path);
+}

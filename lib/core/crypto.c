@@ -1,0 +1,83 @@
+#include "gw/crypto.h"
+
+#include <ctype.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char hexdigits[] = "0123456789abcdef";
+
+int gw_uuid_v4(char *out, struct gw_error *err)
+{
+    unsigned char b[16];
+    size_t pos = 0;
+
+    if (RAND_bytes(b, sizeof(b)) != 1)
+        return gw_error_set(err, GW_EIO, true, "RAND_bytes failed");
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[pos++] = '-';
+        out[pos++] = hexdigits[b[i] >> 4];
+        out[pos++] = hexdigits[b[i] & 15];
+    }
+    out[pos] = '\0';
+    return 0;
+}
+
+int gw_uuid_valid(const char *s)
+{
+    if (s == NULL || strlen(s) != GW_UUID_LEN)
+        return 0;
+    for (int i = 0; i < GW_UUID_LEN; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return 0;
+        } else if (!isxdigit((unsigned char)s[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+void gw_sha256_hex(const void *data, size_t len, char *out)
+{
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+
+    EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
+    for (unsigned int i = 0; i < mdlen; i++) {
+        out[2 * i] = hexdigits[md[i] >> 4];
+        out[2 * i + 1] = hexdigits[md[i] & 15];
+    }
+    out[2 * mdlen] = '\0';
+}
+
+int gw_token_generate(char *out, struct gw_error *err)
+{
+    static const char b64url[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    unsigned char b[32];
+    size_t pos = 0;
+    unsigned int acc = 0;
+    int bits = 0;
+
+    if (RAND_bytes(b, sizeof(b)) != 1)
+        return gw_error_set(err, GW_EIO, true, "RAND_bytes failed");
+    memcpy(out, "gwt_", 4);
+    pos = 4;
+    for (size_t i = 0; i < sizeof(b); i++) {
+        acc = (acc << 8) | b[i];
+        bits += 8;
+        while (bits >= 6) {
+            bits -= 6;
+            out[pos++] = b64url[(acc >> bits) & 63];
+        }
+    }
+    if (bits > 0)
+        out[pos++] = b64url[(acc << (6 - bits)) & 63];
+    out[pos] = '\0';
+    return 0;
+}

@@ -1,0 +1,29 @@
+/*
+ * Small cryptographic helpers on OpenSSL's libcrypto: random identifiers,
+ * SHA-256 and API token generation. Thread-safe.
+ */
+#ifndef GW_CRYPTO_H
+#define GW_CRYPTO_H
+
+#include <stddef.h>
+
+#include "gw/error.h"
+
+#define GW_UUID_LEN 36
+#define GW_SHA256_HEX_LEN 64
+#define GW_TOKEN_LEN 47 /* "gwt_" + 43 base64url characters (32 random bytes) */
+
+/* Writes a random (version 4) UUID and a NUL into out[GW_UUID_LEN + 1]. */
+int gw_uuid_v4(char *out, struct gw_error *err);
+
+/* Writes the lower-case hex SHA-256 of data and a NUL into out[65]. */
+void gw_sha256_hex(const void *data, size_t len, char *out);
+
+/* Writes a new API token secret and a NUL into out[GW_TOKEN_LEN + 1]. Only
+ * its SHA-256 is ever stored. */
+int gw_token_generate(char *out, struct gw_error *err);
+
+/* True when `s` has the shape of a UUID (hex digits and dashes). */
+int gw_uuid_valid(const char *s);
+
+#endif

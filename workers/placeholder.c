@@ -1,2 +1,0 @@
-/* Removed once the worker has sources. */
-typedef int gw_worker_placeholder;
