@@ -10,7 +10,24 @@
  * one of gw_http_respond() or gw_http_stream_begin() ... gw_http_stream_end(),
  * possibly later from another callback on the same loop. If the client goes
  * away first, the request stays valid until the handler responds (the
- * response is then discarded) — handlers never see freed requests.
+ * response is then discarded) — handlers never see freed requests. After
+ * gw_http_respond() or gw_http_stream_end() returns, `req` is gone.
+ *
+ * Errors produced by the server itself are RFC 9457 application/problem+json
+ * bodies ({"type":"about:blank","title":...,"status":...,"code":...,
+ * "detail":...}) followed by a close:
+ *   400 bad_request        malformed HTTP, bad %-escape or NUL in the path
+ *   408 request_timeout    headers or body slower than their timeout
+ *   413 body_too_large     Content-Length or chunked body over the limit
+ *   431 headers_too_large  request line + headers over max_header_bytes
+ *   431 too_many_headers   more than max_headers header fields
+ * `Expect: 100-continue` is answered with "100 Continue" once the headers
+ * passed the limits. An idle keep-alive connection is closed silently.
+ * A client that half-closes (EOF) is treated as gone, even if it still waits
+ * for a response. Upgrade/CONNECT are not supported (answered, then closed).
+ *
+ * Memory: each request has a pool (gw_http_req_alloc) freed when the
+ * response ends; headers, path, query and body live in it.
  * Threading: loop thread only.
  */
 #ifndef GW_HTTP_H
@@ -26,17 +43,17 @@ struct gw_http_server;
 struct gw_http_req;
 
 struct gw_http_header {
-    const char *name;  /* lower-cased by the server */
+    const char *name; /* lower-cased by the server */
     const char *value;
 };
 
 struct gw_http_req {
-    const char *method;   /* "GET", "POST", ... */
-    const char *path;     /* decoded path without query, e.g. "/v1/runs/abc" */
-    const char *query;    /* raw query string without '?', "" when none */
+    const char *method; /* "GET", "POST", ... */
+    const char *path;   /* decoded path without query, e.g. "/v1/runs/abc" */
+    const char *query;  /* raw query string without '?', "" when none */
     const struct gw_http_header *headers;
     size_t nheaders;
-    const char *body;     /* NUL-terminated for convenience; may contain NULs */
+    const char *body; /* NUL-terminated for convenience; may contain NULs */
     size_t body_len;
     char remote_addr[64]; /* "127.0.0.1:54321" */
     void *user;           /* free for the handler's use */
@@ -45,17 +62,19 @@ struct gw_http_req {
 typedef void (*gw_http_handler)(struct gw_http_req *req, void *arg);
 
 struct gw_http_server_options {
-    const char *host;            /* "127.0.0.1", "0.0.0.0", "::" */
-    int port;                    /* 0 = pick a free port (see gw_http_server_port) */
-    size_t max_header_bytes;     /* total header bytes; 0 = 16 KiB */
-    size_t max_headers;          /* header count; 0 = 64 */
-    size_t max_body_bytes;       /* 0 = 1 MiB */
-    unsigned header_timeout_ms;  /* time to receive full headers; 0 = 10 s */
-    unsigned idle_timeout_ms;    /* keep-alive idle; 0 = 60 s */
-    unsigned body_timeout_ms;    /* time to receive the body; 0 = 30 s */
+    const char *host;           /* "127.0.0.1", "0.0.0.0", "::" */
+    int port;                   /* 0 = pick a free port (see gw_http_server_port) */
+    size_t max_header_bytes;    /* total header bytes; 0 = 16 KiB */
+    size_t max_headers;         /* header count; 0 = 64 */
+    size_t max_body_bytes;      /* 0 = 1 MiB */
+    unsigned header_timeout_ms; /* time to receive full headers; 0 = 10 s */
+    unsigned idle_timeout_ms;   /* keep-alive idle; 0 = 60 s */
+    unsigned body_timeout_ms;   /* time to receive the body; 0 = 30 s */
 };
 
-/* Binds and listens. Returns NULL with `err` set (e.g. address in use). */
+/* Binds and listens. Returns NULL with `err` set (e.g. address in use; the
+ * half-made listener is then freed on the next loop iteration, so run the
+ * loop before closing it). */
 struct gw_http_server *gw_http_server_create(uv_loop_t *loop,
                                              const struct gw_http_server_options *opts,
                                              gw_http_handler handler, void *arg,
@@ -72,20 +91,42 @@ void gw_http_server_destroy(struct gw_http_server *srv, void (*done)(void *arg),
 /* Case-insensitive header lookup; NULL when absent. */
 const char *gw_http_req_header(const struct gw_http_req *req, const char *name);
 
-/* Query parameter lookup with %-decoding into `out`; returns false when absent. */
+/* Query parameter lookup: decodes `+` and %XX (invalid or %00 escapes are
+ * kept literally) of the first `name=value` into `out`, NUL-terminated.
+ * A parameter without '=' has the value "". Returns false when absent or
+ * when the decoded value does not fit in `cap` bytes (NUL included). */
 bool gw_http_req_query(const struct gw_http_req *req, const char *name, char *out, size_t cap);
+
+/* Allocates `n` bytes from the request's pool (16-byte aligned), freed when
+ * the response ends. NULL when out of memory. */
+void *gw_http_req_alloc(struct gw_http_req *req, size_t n);
 
 /* Sends a complete response and ends the request. `extra_headers` is NULL or
  * a string of "Name: value\r\n" lines. `body` is copied. Content-Length is
- * added. Returns 0, or < 0 when the connection is gone (nothing to do). */
+ * added. Returns 0, or < 0 when the connection is gone (nothing to do; the
+ * request is freed all the same). GW_ECONFLICT (and nothing happens) if the
+ * request was already answered or is streaming. A status outside 200..999
+ * becomes 500. HEAD requests get the headers only. */
 int gw_http_respond(struct gw_http_req *req, int status, const char *content_type,
                     const char *extra_headers, const char *body, size_t body_len);
+
+/* gw_http_respond() with an RFC 9457 problem+json body:
+ * {"type":"about:blank","title":<reason>,"status":status,"code":code,"detail":detail}
+ * (`detail` may be NULL and is JSON-escaped). */
+int gw_http_respond_problem(struct gw_http_req *req, int status, const char *code,
+                            const char *detail);
 
 /* Streaming (Server-Sent Events, chunked transfer): begin sends the status and
  * headers with Transfer-Encoding: chunked; write sends one chunk; end sends
  * the last chunk and ends the request. `on_close` (may be NULL) is called once
  * if the client disconnects before end — after that, write returns < 0 and
- * the handler must still call end (which then only frees). */
+ * the handler must still call end (which then only frees). on_close runs from
+ * a loop callback, never from inside a gw_http_* call, and write may return
+ * < 0 a little before it arrives. Once begin was called (even if it returned
+ * < 0) the handler must call end. A stream whose client lets more than
+ * 16 MiB pile up unsent is cut off (write returns < 0, on_close follows).
+ * HTTP/1.0 clients get the raw bytes and a close instead of chunks.
+ * While a stream is open, graceful destroy waits for it to end. */
 int gw_http_stream_begin(struct gw_http_req *req, int status, const char *content_type,
                          const char *extra_headers, void (*on_close)(struct gw_http_req *req));
 int gw_http_stream_write(struct gw_http_req *req, const char *data, size_t len);

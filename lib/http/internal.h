@@ -1,0 +1,163 @@
+/*
+ * Private structures of the HTTP server (only lib/http's .c files include this).
+ *
+ * Ownership: the server owns its connections (a doubly linked list); a
+ * connection owns the request it is receiving or answering. When a client
+ * goes away while a handler still holds its request, the request is detached
+ * (conn == NULL) and counted in server->detached, and the handler's eventual
+ * respond/stream_end frees it. The server is freed only when its listener,
+ * every connection and every detached request are gone.
+ */
+#ifndef GW_HTTP_INTERNAL_H
+#define GW_HTTP_INTERNAL_H
+
+#include <http_parser.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "gw/http.h"
+
+/* ---- per-request memory pool (pool.c) ---- */
+
+struct pool_block {
+    struct pool_block *next;
+};
+
+/* A bump allocator: the first block is supplied by the owner (embedded in the
+ * request), further blocks are malloc'd and all freed by pool_reset(). */
+struct pool {
+    char *cur, *end;
+    char *first, *first_end;
+    struct pool_block *blocks;
+};
+
+void pool_init(struct pool *p, void *mem, size_t size);
+void *pool_alloc(struct pool *p, size_t n); /* NULL on out of memory */
+void pool_reset(struct pool *p);            /* frees all but the first block */
+
+/* ---- requests ---- */
+
+enum req_phase {
+    REQ_RECEIVING, /* being parsed, owned by the connection */
+    REQ_PENDING,   /* given to the handler, no response yet */
+    REQ_STREAMING, /* gw_http_stream_begin done, no end yet */
+};
+
+#define REQ_INLINE_POOL 3072
+
+struct conn;
+
+struct request {
+    struct gw_http_req pub; /* first: handlers see only this */
+    struct conn *conn;      /* NULL once detached from a closed connection */
+    struct gw_http_server *srv;
+    enum req_phase phase;
+    bool keep_alive;
+    bool head; /* HEAD: send headers only */
+    bool http10;
+    bool chunked_out; /* streaming uses chunked framing */
+    void (*on_close)(struct gw_http_req *req);
+    char *body;
+    size_t body_cap;
+    struct pool pool;
+    _Alignas(16) char pool_mem[REQ_INLINE_POOL];
+};
+
+/* ---- connections ---- */
+
+enum conn_state {
+    CONN_IDLE,            /* waiting for the first byte of a request */
+    CONN_READING_HEADERS, /* request line and headers arriving */
+    CONN_READING_BODY,    /* body arriving */
+    CONN_HANDLER_PENDING, /* handler holds the request; parsing paused */
+    CONN_STREAMING,       /* chunked response in progress */
+    CONN_WRITING,         /* response queued, waiting for writes to drain */
+    CONN_CLOSING,         /* FIN sent, discarding input until EOF or linger timeout */
+    CONN_CLOSED,          /* handles closing; freed in the last close callback */
+};
+
+struct header_off {
+    uint32_t name, value;
+};
+
+#define CONN_INBUF 16384
+
+struct conn {
+    struct conn *prev, *next;
+    struct gw_http_server *srv;
+    uv_tcp_t tcp;
+    uv_timer_t timer; /* the current state's timeout (header, body, idle, linger) */
+    uv_shutdown_t shutdown_req;
+    int handles_open;
+    enum conn_state state;
+    bool reading;    /* uv_read_start active */
+    bool parsing;    /* inside conn_parse(): don't re-enter */
+    bool served_one; /* a request was answered: IDLE uses the idle timeout */
+    bool keep_alive; /* after the current response: keep the connection */
+    http_parser parser;
+    struct request *req;   /* the request being received or answered */
+    struct request *spare; /* a finished request kept for reuse */
+    unsigned writes_pending;
+    size_t queued_bytes;
+    /* failure chosen by a parser callback (413, 431, 400 with a detail) */
+    int fail_status;
+    const char *fail_code;
+    const char *fail_detail;
+    /* header accumulation: url, then name NUL value NUL ... */
+    char *hbuf;
+    size_t hlen, hcap;
+    size_t trailer_bytes;
+    uint32_t url_len;
+    unsigned nheaders;
+    enum { H_NONE, H_URL, H_FIELD, H_VALUE } hlast;
+    bool headers_done;
+    struct header_off *hoff;
+    char remote[64];
+    /* unparsed input */
+    size_t in_start, in_end;
+    char in[CONN_INBUF];
+};
+
+/* ---- server ---- */
+
+struct gw_http_server {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    struct gw_http_server_options opts;
+    gw_http_handler handler;
+    void *arg;
+    struct conn *conns;
+    unsigned long nconns;
+    unsigned long detached;
+    bool draining;
+    bool listener_closed;
+    void (*done)(void *arg);
+    void *done_arg;
+    struct gw_http_stats stats;
+    time_t date_sec;
+    char date[40];
+};
+
+/* server.c */
+void server_conn_gone(struct gw_http_server *srv, struct conn *c);
+void server_maybe_finish(struct gw_http_server *srv);
+const char *server_date(struct gw_http_server *srv);
+
+/* conn.c */
+struct conn *conn_create(struct gw_http_server *srv);
+void conn_abort(struct conn *c);
+void conn_shutdown_idle(struct conn *c); /* server destroy: close if no handler is involved */
+int conn_write(struct conn *c, const uv_buf_t *bufs, unsigned n);
+void conn_response_queued(struct conn *c); /* the whole response is queued */
+void conn_stream_started(struct conn *c);  /* stream headers are queued */
+void conn_send_problem(struct conn *c, int status, const char *code, const char *detail);
+
+/* request.c */
+struct request *request_new(struct conn *c);
+void request_release(struct request *r); /* frees or keeps as the connection's spare */
+int request_finish_headers(struct conn *c, struct request *r);
+
+/* response.c */
+size_t problem_format(char *out, size_t cap, int status, const char *code, const char *detail);
+
+#endif
