@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""The portal's path end to end: submit -> PostgreSQL -> Kafka -> exec worker
+-> events -> status, plus every way a request can be refused."""
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Stack, check, main  # noqa: E402
+
+
+def test():
+    s = Stack("api")
+    failed = True
+    try:
+        s.start_broker()
+        s.start_worker(concurrency=2)
+
+        # The catalog, ready for a portal form.
+        r = s.get("/v1/actions")
+        check(r.status == 200, "GET /v1/actions is 200", r.status)
+        ids = [a["id"] for a in r.json()["items"]]
+        check("echo" in ids and "fail" in ids, "the example actions are listed", ids)
+        r = s.get("/v1/actions/echo")
+        check(r.status == 200 and r.json()["inputs"]["properties"]["message"]["maxLength"] == 200,
+              "GET /v1/actions/echo carries its input schema")
+
+        # Submit -> succeeded, with logs and outputs.
+        r = s.submit("echo", {"message": "hello"})
+        check(r.status == 202, "submit is 202", r.status, r.body)
+        run = r.json()
+        check(r.headers.get("location") == "/v1/runs/" + run["id"], "Location names the run",
+              r.headers.get("location"))
+        check(run["status"] == "queued", "a new run is queued", run["status"])
+        check(run["inputs"] == {"message": "hello", "shout": False},
+              "defaults are filled in before the run is stored", run["inputs"])
+        done = s.wait_run(run["id"])
+        check(done["status"] == "succeeded", "the echo run succeeds", done)
+        check(done["outputs"] == {"message": "hello"}, "outputs come back", done.get("outputs"))
+        logs = s.get("/v1/runs/%s/logs" % run["id"]).json()["items"]
+        check(any("says: hello" in l["line"] for l in logs), "the program's stdout is in the logs",
+              logs)
+        events = s.get("/v1/runs/%s/events" % run["id"]).json()["items"]
+        check([e["to"] for e in events] == ["accepted", "queued", "running", "succeeded"],
+              "every transition is recorded in order", [e["to"] for e in events])
+        audit = s.sql("SELECT count(*) FROM gw_audit_log WHERE object = 'run:%s'" % run["id"])
+        check(int(audit) == 3, "submit, claim and success are audited", audit)
+
+        # A failing action ends failed with its reason.
+        r = s.submit("fail", {"exit_code": 7})
+        failed_run = s.wait_run(r.json()["id"])
+        check(failed_run["status"] == "failed", "the fail action ends failed", failed_run)
+        check("7" in json.dumps(failed_run.get("reason", "")) or failed_run.get("reason"),
+              "a failed run says why", failed_run.get("reason"))
+
+        # Bad input: 422 with the field pointer, and nothing stored or sent.
+        runs_before = s.sql("SELECT count(*) FROM gw_runs")
+        outbox_before = s.sql("SELECT count(*) FROM gw_outbox")
+        r = s.submit("echo", {"message": "x" * 201})
+        check(r.status == 422, "too long a message is 422", r.status, r.body)
+        p = r.json()
+        check(r.headers["content-type"].startswith("application/problem+json"),
+              "errors are problem+json", r.headers["content-type"])
+        check(p["code"] == "validation_failed" and p["status"] == 422, "with a stable code", p)
+        check(any(e["pointer"] == "/inputs/message" and e["keyword"] == "maxLength"
+                  for e in p["errors"]), "naming the field and the keyword", p["errors"])
+        r = s.submit("echo", {})
+        check(r.status == 422 and any(e["keyword"] == "required" for e in r.json()["errors"]),
+              "a missing required input is 422 'required'", r.body)
+        r = s.post("/v1/actions/echo/runs", {"inputs": {"message": "hi"}, "bogus": 1})
+        check(r.status == 422 and r.json()["errors"][0]["pointer"] == "/bogus",
+              "an unknown body field is refused by name", r.body)
+        r = s.request("POST", "/v1/actions/echo/runs", raw="{not json")
+        check(r.status == 400 and r.json()["code"] == "invalid_json", "bad JSON is 400", r.body)
+        r = s.submit("nope", {"message": "hi"})
+        check(r.status == 404 and r.json()["code"] == "action_not_found",
+              "an unknown action is 404", r.body)
+        r = s.submit("echo", {"message": "hi"}, auth=False)
+        check(r.status == 401 and r.json()["code"] == "unauthorized", "no token is 401", r.body)
+        r = s.submit("echo", {"message": "hi"}, token="gwt_not-a-real-token")
+        check(r.status == 401, "a wrong token is 401", r.status)
+        # Announce a 2 MiB body and send none: the limit applies on the header.
+        status_line = s.raw_exchange(
+            "POST /v1/actions/echo/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+            "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (s.token, 2 << 20))
+        check(status_line.startswith("HTTP/1.1 413"), "an oversized body is 413", status_line)
+        check(s.sql("SELECT count(*) FROM gw_runs") == runs_before,
+              "refused requests left no run row")
+        check(s.sql("SELECT count(*) FROM gw_outbox") == outbox_before,
+              "refused requests left no outbox row")
+        r = s.get("/v1/runs/00000000-0000-0000-0000-000000000000")
+        check(r.status == 404 and r.json()["code"] == "run_not_found", "an unknown run is 404")
+        r = s.request("DELETE", "/v1/actions")
+        check(r.status == 405 and "GET" in r.headers.get("allow", ""), "a wrong method is 405")
+
+        # Idempotency: same key and body -> same run, executed once.
+        key = {"Idempotency-Key": "deploy-42"}
+        a = s.submit("echo", {"message": "once"}, headers=key)
+        b = s.submit("echo", {"message": "once"}, headers=key)
+        check(a.status == 202 and b.status == 202, "both submissions are accepted",
+              a.status, b.status)
+        check(a.json()["id"] == b.json()["id"], "the replay returns the same run")
+        check(b.headers.get("idempotent-replayed") == "true", "and says it is a replay")
+        c = s.submit("echo", {"message": "different"}, headers=key)
+        check(c.status == 409 and c.json()["code"] == "idempotency_key_reused",
+              "the same key with another body is 409", c.status, c.body)
+        s.wait_run(a.json()["id"])
+        n = s.sql("SELECT count(*) FROM gw_runs WHERE idempotency_key = 'deploy-42'")
+        check(n == "1", "one run row for the key", n)
+        starts = s.sql("SELECT count(*) FROM gw_run_events WHERE run_id = '%s' AND to_status = 'running'"
+                       % a.json()["id"])
+        check(starts == "1", "the run executed once", starts)
+
+        # Listing with keyset pagination.
+        for i in range(5):
+            s.submit("echo", {"message": "page %d" % i})
+        seen, cursor = [], None
+        while True:
+            q = "/v1/runs?limit=3&action=echo" + ("&cursor=" + cursor if cursor else "")
+            page = s.get(q).json()
+            seen += [x["id"] for x in page["items"]]
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+        total = int(s.sql("SELECT count(*) FROM gw_runs WHERE action_id = 'echo'"))
+        check(len(seen) == total and len(set(seen)) == total,
+              "pages cover every run exactly once", len(seen), total)
+        r = s.get("/v1/runs?status=bogus")
+        check(r.status == 400 and r.json()["errors"][0]["pointer"] == "/query/status",
+              "a bad filter is 400 naming the parameter", r.body)
+
+        # Operations endpoints.
+        check(s.get("/healthz", auth=False).status == 200, "healthz is 200")
+        m = s.get("/metrics", auth=False)
+        check(m.status == 200 and b"gangway_runs_submitted_total" in m.body
+              and b"gangway_outbox_pending" in m.body, "metrics are exposed")
+        failed = False
+    finally:
+        s.close(failed)
+
+
+if __name__ == "__main__":
+    main(test)

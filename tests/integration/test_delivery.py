@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Delivery under failure: the broker killed between commit and publish, a
+worker killed mid-run (fail with worker_lost, or retry when the action says
+it may), and an action that overruns its timeout."""
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Stack, check, main, write_action  # noqa: E402
+
+SLEEPER = r'''#!/usr/bin/env python3
+import json, os, subprocess, sys, time
+inputs = json.load(sys.stdin)
+attempt = int(os.environ["GANGWAY_ATTEMPT"])
+if inputs.get("grandchild_pidfile"):
+    # A grandchild in the same process group: the timeout must kill it too.
+    p = subprocess.Popen(["sleep", "300"])
+    with open(inputs["grandchild_pidfile"], "w") as f:
+        f.write(str(p.pid))
+print("attempt", attempt, "sleeping", flush=True)
+time.sleep(inputs["seconds"] if attempt == 1 else inputs.get("retry_seconds", 0))
+print("done", flush=True)
+'''
+
+
+def alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def test():
+    s = Stack("delivery", broker_args=["--heartbeat", "1", "--heartbeat-timeout", "4"])
+    actions = os.path.join(s.tmp, "actions")
+    prog = os.path.join(s.tmp, "sleeper.py")
+    with open(prog, "w") as f:
+        f.write(SLEEPER)
+    os.chmod(prog, 0o755)
+    schema = {"type": "object", "required": ["seconds"],
+              "properties": {"seconds": {"type": "number"}, "retry_seconds": {"type": "number"},
+                             "grandchild_pidfile": {"type": "string"}}}
+    write_action(actions, "sleep", [prog], schema, timeout_seconds=120)
+    write_action(actions, "sleep-retry", [prog], schema, timeout_seconds=120,
+                 retry={"max_attempts": 2})
+    write_action(actions, "sleep-short", [prog], schema, timeout_seconds=2)
+    write_action(actions, "quick", ["/bin/cat"], {"type": "object"}, timeout_seconds=30)
+    s.actions_dir = actions
+    failed = True
+    try:
+        # 1. Broker dies after commit, before publish.
+        s.start_broker(extra_env={"GW_FAULTS": "relay_off"})
+        ids = [s.submit("quick", {"n": i}).json()["id"] for i in range(5)]
+        pending = s.sql("SELECT count(*) FROM gw_outbox")
+        check(pending == "5", "five runs committed with their outbox rows, none published", pending)
+        s.broker.kill()
+        s.broker.wait()
+        s.start_broker()
+        s.start_worker(concurrency=4)
+        for i in ids:
+            check(s.wait_run(i)["status"] == "succeeded", "run %s executes after the restart" % i[:8])
+        once = s.sql("SELECT count(*) FROM gw_run_events WHERE to_status = 'running' AND run_id IN (%s)"
+                     % ",".join("'%s'" % i for i in ids))
+        check(once == "5", "each of them executed exactly once", once)
+        check(s.sql("SELECT count(*) FROM gw_outbox") == "0", "the outbox drained")
+
+        # 2. Worker SIGKILLed mid-run, action not retryable -> failed, worker_lost.
+        r = s.submit("sleep", {"seconds": 60}).json()
+        s.wait_run(r["id"], until={"running"})
+        time.sleep(0.5)
+        s.workers[0].kill()
+        s.workers[0].wait()
+        lost = s.wait_run(r["id"], timeout=40)
+        check(lost["status"] == "failed" and lost.get("reason") == "worker_lost",
+              "a lost non-retryable run ends failed/worker_lost", lost)
+        check(lost.get("needs_reconciliation") is True, "and is marked for reconciliation", lost)
+
+        # 3. Retryable action: the reaper starts attempt 2 on another worker.
+        s.start_worker(concurrency=4, extra_env={"GW_KAFKA_PROPS": "session.timeout.ms=6000"})
+        r = s.submit("sleep-retry", {"seconds": 60, "retry_seconds": 0}).json()
+        s.wait_run(r["id"], until={"running"}, timeout=60)
+        time.sleep(0.5)
+        s.workers[1].kill()
+        s.workers[1].wait()
+        s.start_worker(concurrency=4, extra_env={"GW_KAFKA_PROPS": "session.timeout.ms=6000"})
+        done = s.wait_run(r["id"], timeout=90)
+        check(done["status"] == "succeeded" and done["attempt"] == 2,
+              "a lost retryable run succeeds on attempt 2", done)
+        check(not done.get("needs_reconciliation"), "without a reconciliation flag", done)
+
+        # 4. Timeout: the whole process group goes, the run is timed_out.
+        pidfile = os.path.join(s.tmp, "grandchild.pid")
+        r = s.submit("sleep-short", {"seconds": 300, "grandchild_pidfile": pidfile}).json()
+        t = s.wait_run(r["id"], timeout=60)
+        check(t["status"] == "timed_out", "an overrunning run is timed_out", t)
+        pid = int(open(pidfile).read())
+        deadline = time.time() + 10
+        while alive(pid) and time.time() < deadline:
+            time.sleep(0.1)
+        check(not alive(pid), "its grandchild process is gone", pid)
+        failed = False
+    finally:
+        s.close(failed)
+
+
+if __name__ == "__main__":
+    main(test)
