@@ -59,7 +59,7 @@ def test():
         s.broker.kill()
         s.broker.wait()
         s.start_broker()
-        s.start_worker(concurrency=4)
+        s.start_worker(concurrency=4, extra_env={"GW_KAFKA_PROPS": "session.timeout.ms=6000"})
         for i in ids:
             check(s.wait_run(i)["status"] == "succeeded", "run %s executes after the restart" % i[:8])
         once = s.sql("SELECT count(*) FROM gw_run_events WHERE to_status = 'running' AND run_id IN (%s)"
