@@ -39,6 +39,12 @@ static char *conninfo_with(const char *dsn, const char *db)
     return out;
 }
 
+static void quiet(void *arg, const char *msg)
+{
+    (void)arg;
+    (void)msg;
+}
+
 char *testdb_exec(const char *conninfo, const char *sql)
 {
     PGconn *c = PQconnectdb(conninfo);
@@ -49,6 +55,7 @@ char *testdb_exec(const char *conninfo, const char *sql)
         fprintf(stderr, "connect: %s", PQerrorMessage(c));
         abort();
     }
+    PQsetNoticeProcessor(c, quiet, NULL);
     r = PQexec(c, sql);
     if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
         fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
