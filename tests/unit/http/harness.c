@@ -219,6 +219,7 @@ int harness_run(const char *name, const struct gw_http_server_options *opts,
     h->port = gw_http_server_port(h->srv);
     CHECK(h->port > 0);
     h->scenario = scenario;
+    h->loop_thread = pthread_self();
     CHECK(uv_async_init(&h->loop, &h->async, on_async) == 0);
     h->async.data = h;
     pthread_t th;

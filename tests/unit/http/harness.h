@@ -7,6 +7,7 @@
 #ifndef GW_TEST_HTTP_HARNESS_H
 #define GW_TEST_HTTP_HARNESS_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -39,6 +40,7 @@ struct harness {
     atomic_int destroy_now; /* scenario asks the loop to destroy the server early */
     atomic_int stream_end_calls;
     atomic_int scenario_done;
+    pthread_t loop_thread; /* runs the server: its CPU clock measures the server's cost */
 };
 
 /* Runs `scenario` against a fresh server; returns 0 or aborts. */

@@ -90,6 +90,14 @@ static void malformed(struct harness *h)
     EXPECT(h, "POST /echo HTTP/1.1\r\nContent-Length: 12x\r\n\r\n", 400, "bad_request");
     EXPECT(h, "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400,
            "bad_request");
+    /* Request smuggling shapes that http-parser 2.9.4 refuses. */
+    EXPECT(h,
+           "POST /echo HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+           "0\r\n\r\n",
+           400, "bad_request");
+    EXPECT(h, "POST /echo HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\nabc", 400, "bad_request");
+    EXPECT(h, "POST /echo HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400,
+           "bad_request");
     /* Garbage after a good request: the good one is answered first. */
     struct client c;
     struct resp r;

@@ -1,13 +1,29 @@
-/* Keep-alive throughput with small requests, measured from a client thread:
- * ping-pong (one request in flight) and pipelined (16 per write). Prints the
- * rates; asserts only a floor low enough for sanitizer builds on a busy
- * 2-core machine. Release numbers are in docs/decisions/0005-http-parser.md. */
+/* Keep-alive throughput with small requests, from a client thread: one
+ * connection ping-pong, 8 connections with one request each in flight, and
+ * 16 pipelined requests per write. Besides wall-clock rates it reports the
+ * server's rate per CPU-second of the loop thread (its thread CPU clock), which
+ * does not depend on how fast the client is. The brief asks for well over
+ * 20,000 requests/s per core: the non-sanitized build asserts that floor per
+ * server CPU-second; sanitizer builds only print. */
 #include "harness.h"
 
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
-#define REQ "GET /echo?x=1 HTTP/1.1\r\nHost: t\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"
+#define REQ   "GET /echo?x=1 HTTP/1.1\r\nHost: t\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"
+#define NCONN 8
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
 
 static double now_s(void)
 {
@@ -16,21 +32,64 @@ static double now_s(void)
     return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 }
 
+static double server_cpu_s(struct harness *h)
+{
+    clockid_t cid;
+    struct timespec ts;
+    CHECK(pthread_getcpuclockid(h->loop_thread, &cid) == 0);
+    CHECK(clock_gettime(cid, &ts) == 0);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void report(struct harness *h, const char *what, int n, double wall, double cpu)
+{
+    double per_core = cpu > 0 ? n / cpu : 0;
+    printf("http throughput %-12s %7d req in %.2fs: %8.0f req/s wall, %8.0f req/s per server "
+           "CPU-second\n",
+           what, n, wall, n / wall, per_core);
+    if (!SANITIZED)
+        CHECK(per_core > 20000);
+}
+
 static void bench(struct harness *h)
 {
-    struct client c;
+    struct client c[NCONN];
     struct resp r;
-    client_open(&c, h->port);
+    for (int i = 0; i < NCONN; i++)
+        client_open(&c[i], h->port);
+
+    /* Warm up (first requests allocate the connection's buffers). */
+    for (int i = 0; i < NCONN; i++) {
+        client_roundtrip(&c[i], REQ, &r);
+        resp_free(&r);
+    }
+
     int n = 0;
-    double t0 = now_s(), dt;
+    double t0 = now_s(), c0 = server_cpu_s(h), dt;
     do {
-        client_roundtrip(&c, REQ, &r);
+        client_roundtrip(&c[0], REQ, &r);
         CHECK(r.status == 200);
         resp_free(&r);
         n++;
         dt = now_s() - t0;
     } while (n < 100000 && dt < 1.0);
-    double pingpong = n / dt;
+    report(h, "ping-pong", n, dt, server_cpu_s(h) - c0);
+
+    n = 0;
+    t0 = now_s();
+    c0 = server_cpu_s(h);
+    do {
+        for (int i = 0; i < NCONN; i++)
+            client_sends(&c[i], REQ);
+        for (int i = 0; i < NCONN; i++) {
+            CHECK(client_read(&c[i], &r) == 0);
+            CHECK(r.status == 200);
+            resp_free(&r);
+        }
+        n += NCONN;
+        dt = now_s() - t0;
+    } while (n < 400000 && dt < 1.0);
+    report(h, "8 conns", n, dt, server_cpu_s(h) - c0);
 
     char batch[16 * sizeof(REQ)];
     size_t blen = 0;
@@ -40,21 +99,20 @@ static void bench(struct harness *h)
     }
     n = 0;
     t0 = now_s();
+    c0 = server_cpu_s(h);
     do {
-        client_send(&c, batch, blen);
+        client_send(&c[0], batch, blen);
         for (int i = 0; i < 16; i++) {
-            CHECK(client_read(&c, &r) == 0);
+            CHECK(client_read(&c[0], &r) == 0);
             CHECK(r.status == 200);
             resp_free(&r);
         }
         n += 16;
         dt = now_s() - t0;
     } while (n < 400000 && dt < 1.0);
-    double pipelined = n / dt;
-    client_close(&c);
-    printf("http throughput: ping-pong %.0f req/s, pipelined %.0f req/s\n", pingpong, pipelined);
-    CHECK(pingpong > 1000);
-    CHECK(pipelined > 2000);
+    report(h, "pipelined", n, dt, server_cpu_s(h) - c0);
+    for (int i = 0; i < NCONN; i++)
+        client_close(&c[i]);
 }
 
 int main(void)
