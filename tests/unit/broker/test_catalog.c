@@ -1,0 +1,153 @@
+/*
+ * The action catalog: good definitions load with a stable version hash and
+ * resolved program paths; each kind of bad definition is refused with the
+ * file and the reason.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "catalog.h"
+
+static int failures;
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (cond) {                                                                                \
+            printf("ok - " __VA_ARGS__);                                                           \
+            printf("\n");                                                                          \
+        } else {                                                                                   \
+            printf("FAIL - " __VA_ARGS__);                                                         \
+            printf(" (%s:%d)\n", __FILE__, __LINE__);                                              \
+            failures++;                                                                            \
+        }                                                                                          \
+    } while (0)
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        perror(path);
+        exit(1);
+    }
+    fputs(text, f);
+    fclose(f);
+}
+
+static char *fresh_dir(void)
+{
+    char tmpl[] = "/tmp/gw-catalog-XXXXXX";
+    char *d = mkdtemp(tmpl);
+    if (d == NULL) {
+        perror("mkdtemp");
+        exit(1);
+    }
+    return strdup(d);
+}
+
+static void cleanup(char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+    free(dir);
+}
+
+static const char good[] =
+    "{\"id\":\"make-bucket\",\"title\":\"Bucket\",\"worker_type\":\"exec\","
+    "\"backend\":{\"command\":[\"bin/make.sh\",\"--fast\"]},\"resource_key\":\"/name\","
+    "\"retry\":{\"max_attempts\":4},"
+    "\"inputs\":{\"type\":\"object\",\"required\":[\"name\"],"
+    "\"properties\":{\"name\":{\"type\":\"string\",\"maxLength\":63}}}}";
+
+/* Loads a directory holding one file with `text`; returns the error text
+ * (static) or NULL when the load succeeded. */
+static const char *load_one(const char *text)
+{
+    static struct gw_error err;
+    char *dir = fresh_dir();
+    write_file(dir, "a.json", text);
+    gw_error_clear(&err);
+    struct gw_catalog *c = gw_catalog_load(dir, &err);
+    const char *res = c == NULL ? err.message : NULL;
+    gw_catalog_destroy(c);
+    cleanup(dir);
+    return res;
+}
+
+int main(void)
+{
+    struct gw_error err;
+    char *dir = fresh_dir();
+    char bindir[600];
+
+    snprintf(bindir, sizeof(bindir), "%s/bin", dir);
+    mkdir(bindir, 0755);
+    write_file(dir, "bucket.json", good);
+    write_file(dir, "README.txt", "not an action");
+    gw_error_clear(&err);
+    struct gw_catalog *c = gw_catalog_load(dir, &err);
+    CHECK(c != NULL, "a good definition loads (%s)", c ? "" : err.message);
+    if (c != NULL) {
+        const struct gw_action *a = gw_catalog_find(c, "make-bucket");
+        CHECK(c->n == 1 && a != NULL, "only *.json files are actions");
+        CHECK(a && strlen(a->version) == 64, "the version is a sha256");
+        CHECK(a && a->retryable && a->max_attempts == 4, "retry makes the action retryable");
+        CHECK(a && a->timeout_seconds == 600, "timeout defaults to 600 s");
+        CHECK(a && a->resource_key && strcmp(a->resource_key, "/name") == 0,
+              "resource_key is kept");
+        const char *prog = a ? json_string_value(json_array_get(
+                                   json_object_get(json_object_get(a->definition, "backend"),
+                                                   "command"),
+                                   0))
+                             : NULL;
+        CHECK(prog && prog[0] == '/' && strstr(prog, "/bin/make.sh") != NULL,
+              "a relative program path is made absolute (%s)", prog ? prog : "null");
+        CHECK(gw_catalog_find(c, "nope") == NULL, "unknown ids are not found");
+        char version[65];
+        memcpy(version, a ? a->version : "", 65);
+        gw_catalog_destroy(c);
+        c = gw_catalog_load(dir, &err);
+        CHECK(c && strcmp(gw_catalog_find(c, "make-bucket")->version, version) == 0,
+              "the same definition gives the same version");
+        gw_catalog_destroy(c);
+    }
+    cleanup(dir);
+
+    const char *e;
+    e = load_one("{not json");
+    CHECK(e && strstr(e, "a.json") && strstr(e, "line"), "bad JSON names the file and line: %s",
+          e ? e : "loaded");
+    e = load_one("{\"id\":\"x\",\"title\":\"x\",\"worker_type\":\"exec\",\"backend\":{}}");
+    CHECK(e && strstr(e, "a.json") && strstr(e, "inputs"), "a missing field is named: %s",
+          e ? e : "loaded");
+    e = load_one("{\"id\":\"Bad Id\",\"title\":\"x\",\"worker_type\":\"exec\",\"backend\":{},"
+                 "\"inputs\":{}}");
+    CHECK(e && strstr(e, "/id"), "a bad id is refused at its pointer: %s", e ? e : "loaded");
+    e = load_one("{\"id\":\"x\",\"title\":\"x\",\"worker_type\":\"exec\",\"backend\":{},"
+                 "\"inputs\":{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"strin\"}}}}");
+    CHECK(e && strstr(e, "/inputs"), "an invalid input schema is refused: %s", e ? e : "loaded");
+    e = load_one("{\"id\":\"x\",\"title\":\"x\",\"worker_type\":\"exec\",\"backend\":{},"
+                 "\"inputs\":{},\"surprise\":1}");
+    CHECK(e && strstr(e, "surprise"), "an unknown field is refused: %s", e ? e : "loaded");
+
+    dir = fresh_dir();
+    write_file(dir, "one.json", good);
+    write_file(dir, "two.json", good);
+    c = gw_catalog_load(dir, &err);
+    CHECK(c == NULL && strstr(err.message, "defined twice"), "duplicate ids are refused: %s",
+          c ? "loaded" : err.message);
+    gw_catalog_destroy(c);
+    cleanup(dir);
+
+    c = gw_catalog_load("/nonexistent/gangway-actions", &err);
+    CHECK(c == NULL && strstr(err.message, "/nonexistent"), "a missing directory is named");
+
+    printf("%s\n", failures ? "FAILED" : "PASSED");
+    return failures ? 1 : 0;
+}
