@@ -1,12 +1,157 @@
-/* Placeholder until the worker command lands; replaced by its owner. */
+/* `gangway worker`: a pool of workers of one type on one libuv loop. */
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "claim.h"
 #include "commands.h"
+#include "gw/log.h"
+#include "runtime.h"
+
+#define MAX_PROPS 64
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: gangway worker --type TYPE [options]\n"
+                 "  --type TYPE          worker type / backend (exec)\n"
+                 "  --concurrency N      runs executing at once (default 4)\n"
+                 "  --broker-url URL     broker base URL for claims (env GW_BROKER_URL)\n"
+                 "  --token T            worker token (env GW_WORKER_TOKEN)\n"
+                 "  --kafka BROKERS      bootstrap servers (env GW_KAFKA_BROKERS)\n"
+                 "  --kafka-props P      extra librdkafka props k=v,k=v (env GW_KAFKA_PROPS)\n"
+                 "  --topic-prefix P     topic and group prefix (env GW_TOPIC_PREFIX)\n"
+                 "  --heartbeat-ms MS    heartbeat interval if the claim gives none (5000)\n"
+                 "  --grace-seconds S    shutdown grace for running runs (30)\n"
+                 "  --worker-id ID       worker id prefix (default <host>-<pid>)\n"
+                 "Against `gangway dev` (mock Kafka) pass GW_KAFKA_PROPS=fetch.wait.max.ms=10.\n");
+}
+
+static const char *env_or(const char *v, const char *name)
+{
+    return v != NULL ? v : getenv(name);
+}
+
+/* Splits "a=1,b=2" into a NULL-terminated array pointing into `buf`. */
+static int split_props(char *buf, const char **out, size_t max)
+{
+    size_t n = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        if (*tok == '\0')
+            continue;
+        if (n + 1 >= max)
+            return -1;
+        out[n++] = tok;
+    }
+    out[n] = NULL;
+    return 0;
+}
 
 int gw_cmd_worker(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "gangway worker: not built yet\n");
-    return 2;
+    static const struct option opts[] = {
+        {"type", required_argument, NULL, 't'},
+        {"concurrency", required_argument, NULL, 'c'},
+        {"broker-url", required_argument, NULL, 'u'},
+        {"token", required_argument, NULL, 'k'},
+        {"kafka", required_argument, NULL, 'b'},
+        {"kafka-props", required_argument, NULL, 'p'},
+        {"topic-prefix", required_argument, NULL, 'P'},
+        {"heartbeat-ms", required_argument, NULL, 'H'},
+        {"grace-seconds", required_argument, NULL, 'g'},
+        {"worker-id", required_argument, NULL, 'i'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct gw_worker_options o = {.concurrency = 4, .heartbeat_ms = 5000, .grace_ms = 30000};
+    const char *url = NULL, *token = NULL, *brokers = NULL, *props = NULL, *prefix = NULL;
+    const char *extra[MAX_PROPS];
+    char *props_buf = NULL;
+    struct gw_error err;
+    struct gw_worker *w;
+    uv_loop_t loop;
+    int c, rc = 0;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 't':
+            o.type = optarg;
+            break;
+        case 'c':
+            o.concurrency = atoi(optarg);
+            break;
+        case 'u':
+            url = optarg;
+            break;
+        case 'k':
+            token = optarg;
+            break;
+        case 'b':
+            brokers = optarg;
+            break;
+        case 'p':
+            props = optarg;
+            break;
+        case 'P':
+            prefix = optarg;
+            break;
+        case 'H':
+            o.heartbeat_ms = atoi(optarg);
+            break;
+        case 'g':
+            o.grace_ms = atoi(optarg) * 1000;
+            break;
+        case 'i':
+            o.worker_id = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    gw_log_init("worker", gw_log_level_parse(getenv("GW_LOG_LEVEL")));
+    o.broker_url = env_or(url, "GW_BROKER_URL");
+    o.token = env_or(token, "GW_WORKER_TOKEN");
+    o.kafka.brokers = env_or(brokers, "GW_KAFKA_BROKERS");
+    o.topic_prefix = env_or(prefix, "GW_TOPIC_PREFIX");
+    props = env_or(props, "GW_KAFKA_PROPS");
+    if (o.type == NULL || o.broker_url == NULL || o.kafka.brokers == NULL || o.concurrency < 1) {
+        fprintf(stderr, "gangway worker: --type, --broker-url (GW_BROKER_URL) and --kafka "
+                        "(GW_KAFKA_BROKERS) are required; --concurrency must be >= 1\n");
+        usage(stderr);
+        return 2;
+    }
+    if (props != NULL) {
+        props_buf = strdup(props);
+        if (props_buf == NULL || split_props(props_buf, extra, MAX_PROPS) < 0) {
+            fprintf(stderr, "gangway worker: too many Kafka properties\n");
+            free(props_buf);
+            return 2;
+        }
+        o.kafka.extra = extra;
+    }
+    /* A child that does not read its stdin must not kill us with SIGPIPE. */
+    signal(SIGPIPE, SIG_IGN);
+    if (gw_claim_global_init(&err) < 0 || uv_loop_init(&loop) != 0) {
+        gw_log_error("start-up failed: %s", err.message);
+        free(props_buf);
+        return 1;
+    }
+    w = gw_worker_create(&loop, &o, &err);
+    if (w == NULL) {
+        gw_log_error("cannot start the worker: %s", err.message);
+        rc = 1;
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    gw_worker_destroy(w);
+    if (uv_loop_close(&loop) != 0)
+        gw_log_warn("loop closed with handles still open");
+    free(props_buf);
+    return rc;
 }

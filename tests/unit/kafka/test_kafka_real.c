@@ -52,7 +52,7 @@ static bool all_received(void *a)
 int main(void)
 {
     const char *brokers = getenv("GW_TEST_KAFKA_BROKERS");
-    char topic[128], group[128];
+    char topic[96], group[160];
     struct gw_error err;
     struct gw_kafka_producer *p;
     if (brokers == NULL || *brokers == '\0') {

@@ -1,0 +1,133 @@
+/*
+ * The worker backend interface: what a worker type implements, and the run
+ * context the runtime hands it.
+ *
+ * A backend is a const table (struct gw_backend_impl) registered with one
+ * line in workers/registry.c. The runtime owns every struct gw_run; the
+ * backend only owns what it hangs on run->backend_data.
+ *
+ * Lifecycle of one run, all on the loop thread:
+ *
+ *   create(run)            validate run->config, allocate backend_data
+ *   start(run)             begin the work (spawn, connect...)
+ *     ... gw_run_log(run, ...)        any number of times
+ *     ... cancel(run, why)            zero or more times, from the runtime
+ *   gw_run_finish_*(run, ...)  exactly once, from a loop callback, never
+ *                              from inside start() or cancel(), and only
+ *                              once every loop handle of the run is closed
+ *   destroy(run)           frees backend_data (synchronous)
+ *
+ * Threading: loop thread only. Backends must never block the loop: child
+ * processes through uv_spawn, blocking libraries on uv_queue_work.
+ */
+#ifndef GW_WORKERS_BACKEND_H
+#define GW_WORKERS_BACKEND_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "gw/error.h"
+
+struct gw_run;
+
+enum gw_run_outcome {
+    GW_RUN_SUCCEEDED,
+    GW_RUN_FAILED,
+    GW_RUN_TIMED_OUT,
+    GW_RUN_CANCELLED,
+};
+
+/* Why the runtime asks a backend to stop. */
+enum gw_cancel_reason {
+    GW_CANCEL_REQUESTED, /* a user cancelled the run */
+    GW_CANCEL_SHUTDOWN,  /* the worker is shutting down and the grace expired */
+};
+
+struct gw_run_result {
+    enum gw_run_outcome outcome;
+    json_t *outputs;     /* SUCCEEDED: a JSON object (owned by the result) */
+    const char *reason;  /* FAILED: "exit_code" | "bad_outputs" | "spawn_failed" |
+                            "backend_error" */
+    int exit_code;       /* FAILED: the exit code, -1 when there is none */
+    const char *message; /* human-readable detail, may be NULL */
+};
+
+/* Where a run's log lines and result go: the runtime (events on Kafka) or a
+ * test. `finish` receives the result by borrowed pointer; it must take a
+ * reference on outputs if it keeps them. */
+struct gw_run_sink {
+    void (*log)(struct gw_run *run, const char *stream, const char *line, size_t len);
+    void (*finish)(struct gw_run *run, const struct gw_run_result *result);
+};
+
+/* The run context. Filled by the runtime before create(); every field but
+ * backend_data is read-only to the backend and valid until destroy(). */
+struct gw_run {
+    uv_loop_t *loop;
+    const char *run_id;
+    int attempt;
+    const char *action_id;
+    const char *action_version;
+    const char *requested_by; /* the requester's subject */
+    json_t *inputs;           /* the full inputs object (secrets included) */
+    json_t *config;           /* the action's "backend" object */
+    int timeout_seconds;      /* 0 = no timeout */
+    const struct gw_run_sink *sink;
+    void *sink_data;    /* the sink's */
+    void *backend_data; /* the backend's, between create() and destroy() */
+    bool finished;      /* set by gw_run_finish_* */
+};
+
+struct gw_backend_impl {
+    const char *name;          /* the worker type, e.g. "exec" */
+    const char *config_schema; /* JSON Schema (2020-12) text of the action's
+                                  "backend" object; the broker validates action
+                                  definitions against it */
+
+    /* Validates run->config and allocates run->backend_data. Must not start
+     * anything or create loop handles. Returns 0, or < 0 with `err` filled
+     * (GW_EINVAL for a bad config): the runtime then reports run.failed with
+     * reason "backend_error" and calls destroy(). */
+    int (*create)(struct gw_run *run, struct gw_error *err);
+
+    /* Starts the work. Returns 0: exactly one gw_run_finish_*() follows later.
+     * Returns < 0 only when nothing was started and no handle needs closing:
+     * no finish follows, the runtime reports run.failed ("spawn_failed") and
+     * calls destroy(). Failures after a handle exists (e.g. uv_spawn failing
+     * after the pipes were made) must be reported through finish instead. */
+    int (*start)(struct gw_run *run, struct gw_error *err);
+
+    /* Asks the work to stop. Returns 0 when a stop was initiated: finish will
+     * report CANCELLED (or whatever the run reached first). Returns
+     * GW_ECONFLICT when the run is already ending (nothing to do). Never
+     * calls finish synchronously. May be called more than once. */
+    int (*cancel)(struct gw_run *run, enum gw_cancel_reason why);
+
+    /* Frees backend_data. Called after finish, or after create()/start()
+     * failed. Accepts run->backend_data == NULL. Synchronous. */
+    void (*destroy)(struct gw_run *run);
+};
+
+/* The registry (workers/registry.c). NULL when no backend has that name. */
+const struct gw_backend_impl *gw_backend_lookup(const char *name);
+/* The registered backends, for listings: *n receives their number. */
+const struct gw_backend_impl *const *gw_backend_list(size_t *n);
+
+/* ------------------------------------------------- run context, for backends */
+
+/* Emits one log line (`len` bytes, no newline; longer than 16 KiB is split
+ * by the runtime). `stream` is "stdout" or "stderr". Ignored after finish. */
+void gw_run_log(struct gw_run *run, const char *stream, const char *line, size_t len);
+
+/* Ends the run; exactly one of these, once. `outputs` is stolen (NULL = {}). */
+void gw_run_finish_succeeded(struct gw_run *run, json_t *outputs);
+void gw_run_finish_failed(struct gw_run *run, const char *reason, int exit_code,
+                          const char *message);
+void gw_run_finish_timed_out(struct gw_run *run, const char *message);
+void gw_run_finish_cancelled(struct gw_run *run, const char *message);
+
+/* The longest line a log event carries. */
+#define GW_RUN_LOG_LINE_MAX 16384
+
+#endif

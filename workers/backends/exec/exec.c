@@ -1,0 +1,471 @@
+/*
+ * The exec backend: runs a program (never a shell) in its own process group
+ * with a scrubbed environment, inputs JSON on stdin, each stdout/stderr line
+ * a log event, outputs from $GANGWAY_OUTPUTS, exit code -> result.
+ *
+ * Stop sequence (timeout, cancel): SIGTERM to the process group, SIGKILL to
+ * the group after kill_grace_seconds. When the leader exits on its own, any
+ * process it left in its group is SIGKILLed so the pipes reach EOF.
+ * The process must ignore SIGPIPE (the runtime does): a child that exits
+ * without reading stdin makes our write fail with EPIPE.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "backends/exec/exec_config_schema.h" /* generated */
+#include "exec_io.h"
+#include "gw/log.h"
+
+#define DEFAULT_GRACE_MS 5000
+
+enum exec_state {
+    ST_CREATED,
+    ST_RUNNING,  /* spawned, waiting for exit and EOFs */
+    ST_STOPPING, /* SIGTERM sent (timeout or cancel) */
+    ST_CLOSING,  /* all handles closing */
+    ST_FINALIZE, /* reading outputs and removing the workdir on the pool */
+};
+
+struct exec_run {
+    struct gw_run *run;
+    enum exec_state state;
+    char **argv;
+    char **envp;
+    uint64_t grace_ms;
+    char workdir[PATH_MAX];
+    char outputs[PATH_MAX + 32];
+    char *stdin_data;
+
+    uv_process_t proc;
+    uv_pipe_t in, out, err;
+    uv_timer_t timeout, kill;
+    uv_write_t wreq;
+    uv_shutdown_t sreq;
+    int open_handles;
+    bool proc_open, in_open, out_open, err_open, timers_closing;
+    struct exec_lines out_lines, err_lines;
+
+    bool spawned, exited, timed_out, cancelled;
+    int64_t exit_status;
+    int term_signal;
+    char spawn_error[256];
+
+    uv_work_t work;
+    json_t *result_outputs;
+    int outputs_rc;
+    char outputs_msg[256];
+};
+
+/* ------------------------------------------------------------ config */
+
+static void strv_free(char **v)
+{
+    for (char **p = v; p != NULL && *p != NULL; p++)
+        free(*p);
+    free(v);
+}
+
+static int exec_create(struct gw_run *run, struct gw_error *err)
+{
+    json_t *cfg = run->config, *cmd, *env, *grace, *v;
+    const char *k;
+    struct exec_run *x;
+    size_t n;
+
+    if (!json_is_object(cfg))
+        return gw_error_set(err, GW_EINVAL, false, "exec: backend config is not an object");
+    json_object_foreach(cfg, k, v)
+    {
+        if (strcmp(k, "command") != 0 && strcmp(k, "env") != 0 &&
+            strcmp(k, "kill_grace_seconds") != 0)
+            return gw_error_set(err, GW_EINVAL, false, "exec: unknown config key '%s'", k);
+    }
+    cmd = json_object_get(cfg, "command");
+    if (!json_is_array(cmd) || (n = json_array_size(cmd)) == 0)
+        return gw_error_set(err, GW_EINVAL, false, "exec: \"command\" must be a non-empty array");
+    for (size_t i = 0; i < n; i++)
+        if (!json_is_string(json_array_get(cmd, i)))
+            return gw_error_set(err, GW_EINVAL, false, "exec: command[%zu] is not a string", i);
+    if (json_string_length(json_array_get(cmd, 0)) == 0)
+        return gw_error_set(err, GW_EINVAL, false, "exec: empty program name");
+    env = json_object_get(cfg, "env");
+    if (env != NULL) {
+        if (!json_is_object(env))
+            return gw_error_set(err, GW_EINVAL, false, "exec: \"env\" must be an object");
+        json_object_foreach(env, k, v)
+        {
+            if (!json_is_string(v) || k[0] == '\0' || strchr(k, '=') != NULL ||
+                strncmp(k, "GANGWAY_", 8) == 0)
+                return gw_error_set(err, GW_EINVAL, false, "exec: bad env entry '%s'", k);
+        }
+    }
+    grace = json_object_get(cfg, "kill_grace_seconds");
+    if (grace != NULL &&
+        (!json_is_number(grace) || json_number_value(grace) < 0 || json_number_value(grace) > 300))
+        return gw_error_set(err, GW_EINVAL, false, "exec: bad kill_grace_seconds");
+
+    x = calloc(1, sizeof(*x));
+    if (x == NULL)
+        return gw_error_set(err, GW_ENOMEM, true, "out of memory");
+    x->run = run;
+    x->grace_ms = grace ? (uint64_t)(json_number_value(grace) * 1000.0) : DEFAULT_GRACE_MS;
+    x->argv = calloc(n + 1, sizeof(char *));
+    if (x->argv == NULL)
+        goto fail;
+    for (size_t i = 0; i < n; i++)
+        if ((x->argv[i] = strdup(json_string_value(json_array_get(cmd, i)))) == NULL)
+            goto fail;
+    run->backend_data = x;
+    return 0;
+fail:
+    strv_free(x->argv);
+    free(x);
+    return gw_error_set(err, GW_ENOMEM, true, "out of memory");
+}
+
+static char *envvar(const char *name, const char *value)
+{
+    size_t n = strlen(name) + strlen(value) + 2;
+    char *s = malloc(n);
+    if (s != NULL)
+        snprintf(s, n, "%s=%s", name, value);
+    return s;
+}
+
+/* The scrubbed environment of protocol.md section 4. The action's static env
+ * may override PATH/LANG/HOME; GANGWAY_* always come from the runtime. */
+static char **build_env(struct exec_run *x)
+{
+    struct gw_run *r = x->run;
+    json_t *env = json_object_get(r->config, "env"), *v;
+    const char *k;
+    char attempt[16];
+    size_t n = 0, cap = json_object_size(env) + 16;
+    char **e = calloc(cap, sizeof(char *));
+    if (e == NULL)
+        return NULL;
+    json_object_foreach(env, k, v) e[n++] = envvar(k, json_string_value(v));
+    if (json_object_get(env, "PATH") == NULL)
+        e[n++] = envvar("PATH", "/usr/local/bin:/usr/bin:/bin");
+    if (json_object_get(env, "LANG") == NULL)
+        e[n++] = envvar("LANG", "C.UTF-8");
+    if (json_object_get(env, "HOME") == NULL)
+        e[n++] = envvar("HOME", x->workdir);
+    snprintf(attempt, sizeof(attempt), "%d", r->attempt);
+    e[n++] = envvar("GANGWAY_RUN_ID", r->run_id ? r->run_id : "");
+    e[n++] = envvar("GANGWAY_ATTEMPT", attempt);
+    e[n++] = envvar("GANGWAY_ACTION_ID", r->action_id ? r->action_id : "");
+    e[n++] = envvar("GANGWAY_ACTION_VERSION", r->action_version ? r->action_version : "");
+    e[n++] = envvar("GANGWAY_REQUESTED_BY", r->requested_by ? r->requested_by : "");
+    e[n++] = envvar("GANGWAY_OUTPUTS", x->outputs);
+    e[n++] = envvar("GANGWAY_WORKDIR", x->workdir);
+    for (size_t i = 0; i < n; i++)
+        if (e[i] == NULL) {
+            for (size_t j = 0; j < n; j++)
+                free(e[j]);
+            free(e);
+            return NULL;
+        }
+    return e;
+}
+
+/* ------------------------------------------------------------ finishing */
+
+static void finalize_work(uv_work_t *req)
+{
+    struct exec_run *x = container_of(req, struct exec_run, work);
+    if (x->spawned && x->exited && !x->timed_out && !x->cancelled && x->term_signal == 0 &&
+        x->exit_status == 0)
+        x->outputs_rc = exec_outputs_read(x->outputs, &x->result_outputs, x->outputs_msg,
+                                          sizeof(x->outputs_msg));
+    exec_remove_tree(x->workdir);
+}
+
+static void finalize_done(uv_work_t *req, int status)
+{
+    struct exec_run *x = container_of(req, struct exec_run, work);
+    struct gw_run *r = x->run;
+    char msg[300];
+    (void)status;
+    if (!x->spawned) {
+        gw_run_finish_failed(r, "spawn_failed", -1, x->spawn_error);
+    } else if (x->timed_out) {
+        snprintf(msg, sizeof(msg), "timed out after %d s; process group killed",
+                 r->timeout_seconds);
+        gw_run_finish_timed_out(r, msg);
+    } else if (x->cancelled) {
+        gw_run_finish_cancelled(r, "cancelled; process group killed");
+    } else if (x->term_signal != 0) {
+        snprintf(msg, sizeof(msg), "killed by signal %d", x->term_signal);
+        gw_run_finish_failed(r, "exit_code", 128 + x->term_signal, msg);
+    } else if (x->exit_status != 0) {
+        snprintf(msg, sizeof(msg), "exited with code %d", (int)x->exit_status);
+        gw_run_finish_failed(r, "exit_code", (int)x->exit_status, msg);
+    } else if (x->outputs_rc != 0) {
+        gw_run_finish_failed(r, "bad_outputs", 0, x->outputs_msg);
+    } else {
+        json_t *o = x->result_outputs;
+        x->result_outputs = NULL;
+        gw_run_finish_succeeded(r, o);
+    }
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+    struct exec_run *x = h->data;
+    if (--x->open_handles > 0)
+        return;
+    x->state = ST_FINALIZE;
+    if (uv_queue_work(x->run->loop, &x->work, finalize_work, finalize_done) != 0) {
+        /* Cannot happen with a live loop; finish anyway, leaking the dir. */
+        finalize_done(&x->work, 0);
+    }
+}
+
+static void close_one(struct exec_run *x, uv_handle_t *h, bool *open)
+{
+    if (!*open)
+        return;
+    *open = false;
+    uv_close(h, handle_closed);
+    (void)x;
+}
+
+/* Once the process is gone and both pipes hit EOF, the timers go too. */
+static void maybe_close_timers(struct exec_run *x)
+{
+    if (x->proc_open || x->out_open || x->err_open || x->in_open || x->timers_closing)
+        return;
+    x->timers_closing = true;
+    x->state = ST_CLOSING;
+    uv_close((uv_handle_t *)&x->timeout, handle_closed);
+    uv_close((uv_handle_t *)&x->kill, handle_closed);
+}
+
+/* ------------------------------------------------------------ process I/O */
+
+static void log_out(void *ctx, const char *line, size_t len)
+{
+    gw_run_log(ctx, "stdout", line, len);
+}
+
+static void log_err(void *ctx, const char *line, size_t len)
+{
+    gw_run_log(ctx, "stderr", line, len);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h;
+    buf->base = malloc(suggested);
+    buf->len = buf->base ? suggested : 0;
+}
+
+static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    struct exec_run *x = s->data;
+    bool is_out = s == (uv_stream_t *)&x->out;
+    struct exec_lines *l = is_out ? &x->out_lines : &x->err_lines;
+    exec_line_cb cb = is_out ? log_out : log_err;
+    if (n > 0)
+        exec_lines_feed(l, buf->base, (size_t)n, cb, x->run);
+    free(buf->base);
+    if (n < 0) {
+        exec_lines_flush(l, cb, x->run);
+        close_one(x, (uv_handle_t *)s, is_out ? &x->out_open : &x->err_open);
+        maybe_close_timers(x);
+    }
+}
+
+static void shutdown_cb(uv_shutdown_t *req, int status)
+{
+    struct exec_run *x = req->data;
+    (void)status;
+    close_one(x, (uv_handle_t *)&x->in, &x->in_open);
+    maybe_close_timers(x);
+}
+
+static void write_cb(uv_write_t *req, int status)
+{
+    struct exec_run *x = req->data;
+    free(x->stdin_data);
+    x->stdin_data = NULL;
+    /* EPIPE: the program did not read its inputs; that is its business. */
+    if (status == 0 && uv_shutdown(&x->sreq, (uv_stream_t *)&x->in, shutdown_cb) == 0)
+        return;
+    close_one(x, (uv_handle_t *)&x->in, &x->in_open);
+    maybe_close_timers(x);
+}
+
+static void signal_group(struct exec_run *x, int sig)
+{
+    if (x->spawned && x->proc.pid > 0 && kill(-x->proc.pid, sig) != 0 && errno != ESRCH)
+        gw_log(GW_LOG_WARN, x->run->run_id, "exec: kill(-%d, %d): %s", x->proc.pid, sig,
+               strerror(errno));
+}
+
+static void kill_cb(uv_timer_t *t)
+{
+    struct exec_run *x = t->data;
+    signal_group(x, SIGKILL);
+}
+
+static void stop(struct exec_run *x)
+{
+    x->state = ST_STOPPING;
+    uv_timer_stop(&x->timeout);
+    signal_group(x, SIGTERM);
+    uv_timer_start(&x->kill, kill_cb, x->grace_ms, 0);
+}
+
+static void timeout_cb(uv_timer_t *t)
+{
+    struct exec_run *x = t->data;
+    if (x->state != ST_RUNNING)
+        return;
+    gw_log(GW_LOG_WARN, x->run->run_id, "exec: timeout after %d s, stopping process group",
+           x->run->timeout_seconds);
+    x->timed_out = true;
+    stop(x);
+}
+
+static void exit_cb(uv_process_t *p, int64_t exit_status, int term_signal)
+{
+    struct exec_run *x = p->data;
+    x->exited = true;
+    x->exit_status = exit_status;
+    x->term_signal = term_signal;
+    uv_timer_stop(&x->timeout);
+    /* Left-overs of a normal exit would hold the pipes open: kill them. During
+     * a stop sequence the kill timer gives them their grace instead. */
+    if (x->state == ST_RUNNING)
+        signal_group(x, SIGKILL);
+    close_one(x, (uv_handle_t *)p, &x->proc_open);
+    maybe_close_timers(x);
+}
+
+/* ------------------------------------------------------------ start */
+
+static int exec_start(struct gw_run *run, struct gw_error *err)
+{
+    struct exec_run *x = run->backend_data;
+    const char *tmp = getenv("TMPDIR");
+    uv_process_options_t o;
+    uv_stdio_container_t stdio[3];
+    uv_buf_t buf;
+    int rc;
+
+    snprintf(x->workdir, sizeof(x->workdir), "%s/gangway-run-XXXXXX",
+             tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
+    if (mkdtemp(x->workdir) == NULL)
+        return gw_error_set(err, GW_EIO, true, "exec: mkdtemp %s: %s", x->workdir, strerror(errno));
+    snprintf(x->outputs, sizeof(x->outputs), "%s/outputs.json", x->workdir);
+    x->envp = build_env(x);
+    x->stdin_data = json_dumps(run->inputs ? run->inputs : json_object(), JSON_COMPACT);
+    if (x->envp == NULL || x->stdin_data == NULL) {
+        exec_remove_tree(x->workdir);
+        return gw_error_set(err, GW_ENOMEM, true, "out of memory");
+    }
+    exec_lines_init(&x->out_lines, GW_RUN_LOG_LINE_MAX);
+    exec_lines_init(&x->err_lines, GW_RUN_LOG_LINE_MAX);
+
+    /* From here on every failure goes through the close path and finish. */
+    uv_pipe_init(run->loop, &x->in, 0);
+    uv_pipe_init(run->loop, &x->out, 0);
+    uv_pipe_init(run->loop, &x->err, 0);
+    uv_timer_init(run->loop, &x->timeout);
+    uv_timer_init(run->loop, &x->kill);
+    x->in.data = x->out.data = x->err.data = x->timeout.data = x->kill.data = x;
+    x->proc.data = x->wreq.data = x->sreq.data = x;
+    x->in_open = x->out_open = x->err_open = true;
+    x->open_handles = 5;
+
+    memset(&o, 0, sizeof(o));
+    stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
+    stdio[0].data.stream = (uv_stream_t *)&x->in;
+    stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    stdio[1].data.stream = (uv_stream_t *)&x->out;
+    stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    stdio[2].data.stream = (uv_stream_t *)&x->err;
+    o.file = x->argv[0];
+    o.args = x->argv;
+    o.env = x->envp;
+    o.cwd = x->workdir;
+    o.flags = UV_PROCESS_DETACHED; /* setsid(): its own process group */
+    o.stdio_count = 3;
+    o.stdio = stdio;
+    o.exit_cb = exit_cb;
+    rc = uv_spawn(run->loop, &x->proc, &o);
+    /* The process handle is initialised (and must be closed) either way. */
+    x->proc_open = true;
+    x->open_handles++;
+    if (rc != 0) {
+        snprintf(x->spawn_error, sizeof(x->spawn_error), "cannot start %s: %s", x->argv[0],
+                 uv_strerror(rc));
+        gw_log(GW_LOG_WARN, run->run_id, "exec: %s", x->spawn_error);
+        free(x->stdin_data);
+        x->stdin_data = NULL;
+        close_one(x, (uv_handle_t *)&x->proc, &x->proc_open);
+        close_one(x, (uv_handle_t *)&x->in, &x->in_open);
+        close_one(x, (uv_handle_t *)&x->out, &x->out_open);
+        close_one(x, (uv_handle_t *)&x->err, &x->err_open);
+        maybe_close_timers(x);
+        return 0;
+    }
+    x->spawned = true;
+    x->state = ST_RUNNING;
+    gw_log(GW_LOG_INFO, run->run_id, "exec: started %s (pid %d)", x->argv[0], x->proc.pid);
+    uv_read_start((uv_stream_t *)&x->out, alloc_cb, read_cb);
+    uv_read_start((uv_stream_t *)&x->err, alloc_cb, read_cb);
+    buf = uv_buf_init(x->stdin_data, (unsigned)strlen(x->stdin_data));
+    if (uv_write(&x->wreq, (uv_stream_t *)&x->in, &buf, 1, write_cb) != 0) {
+        free(x->stdin_data);
+        x->stdin_data = NULL;
+        close_one(x, (uv_handle_t *)&x->in, &x->in_open);
+    }
+    if (run->timeout_seconds > 0)
+        uv_timer_start(&x->timeout, timeout_cb, (uint64_t)run->timeout_seconds * 1000, 0);
+    return 0;
+}
+
+static int exec_cancel(struct gw_run *run, enum gw_cancel_reason why)
+{
+    struct exec_run *x = run->backend_data;
+    (void)why;
+    if (x == NULL || x->state != ST_RUNNING || x->exited)
+        return GW_ECONFLICT;
+    gw_log(GW_LOG_INFO, run->run_id, "exec: cancel, stopping process group");
+    x->cancelled = true;
+    stop(x);
+    return 0;
+}
+
+static void exec_destroy(struct gw_run *run)
+{
+    struct exec_run *x = run->backend_data;
+    if (x == NULL)
+        return;
+    strv_free(x->argv);
+    strv_free(x->envp);
+    free(x->stdin_data);
+    json_decref(x->result_outputs);
+    exec_lines_finish(&x->out_lines);
+    exec_lines_finish(&x->err_lines);
+    free(x);
+    run->backend_data = NULL;
+}
+
+const struct gw_backend_impl gw_backend_exec = {
+    .name = "exec",
+    .config_schema = exec_config_schema,
+    .create = exec_create,
+    .start = exec_start,
+    .cancel = exec_cancel,
+    .destroy = exec_destroy,
+};

@@ -1,0 +1,186 @@
+#include "events.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void gw_event_time_now(char *buf, size_t n)
+{
+    struct timespec now;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &tm);
+    snprintf(buf, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(now.tv_nsec / 1000000));
+}
+
+static char *dup_str(json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s != NULL ? strdup(s) : NULL;
+}
+
+void gw_run_request_finish(struct gw_run_request *r)
+{
+    if (r == NULL)
+        return;
+    free(r->event_id);
+    free(r->run_id);
+    free(r->action_id);
+    free(r->action_version);
+    free(r->worker_type);
+    free(r->key);
+    memset(r, 0, sizeof(*r));
+}
+
+int gw_run_request_parse(const char *payload, size_t len, struct gw_run_request *out, char *why,
+                         size_t whysz)
+{
+    json_error_t jerr;
+    json_t *ev = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &jerr), *data, *a;
+    const char *s;
+    memset(out, 0, sizeof(*out));
+    if (ev == NULL) {
+        snprintf(why, whysz, "not JSON: %s", jerr.text);
+        return -1;
+    }
+    if (!json_is_object(ev) ||
+        (s = json_string_value(json_object_get(ev, "specversion"))) == NULL ||
+        strcmp(s, "1.0") != 0) {
+        snprintf(why, whysz, "not a CloudEvents 1.0 document");
+        goto fail;
+    }
+    s = json_string_value(json_object_get(ev, "type"));
+    if (s == NULL || strcmp(s, "dev.gangway.run.requested") != 0) {
+        snprintf(why, whysz, "unexpected event type '%s'", s ? s : "(none)");
+        goto fail;
+    }
+    data = json_object_get(ev, "data");
+    a = json_object_get(data, "attempt");
+    out->event_id = dup_str(ev, "id");
+    out->run_id = dup_str(data, "run_id");
+    out->action_id = dup_str(data, "action_id");
+    out->action_version = dup_str(data, "action_version");
+    out->worker_type = dup_str(data, "worker_type");
+    out->key = dup_str(data, "key");
+    if (!json_is_object(data) || out->run_id == NULL || out->run_id[0] == '\0' ||
+        !json_is_integer(a) || json_integer_value(a) < 1 || json_integer_value(a) > 1000000) {
+        snprintf(why, whysz, "data must carry run_id and a positive integer attempt");
+        goto fail;
+    }
+    out->attempt = (int)json_integer_value(a);
+    a = json_object_get(data, "timeout_seconds");
+    out->timeout_seconds = json_is_integer(a) ? (int)json_integer_value(a) : 0;
+    json_decref(ev);
+    return 0;
+fail:
+    json_decref(ev);
+    gw_run_request_finish(out);
+    return -1;
+}
+
+char *gw_event_build(const char *kind, const char *run_id, int attempt, long seq,
+                     const char *worker_id, json_t *data)
+{
+    char type[96], id[200], source[200], ts[40];
+    json_t *ev;
+    char *out;
+    if (data == NULL)
+        data = json_object();
+    if (data == NULL)
+        return NULL;
+    json_object_set_new(data, "run_id", json_string(run_id));
+    json_object_set_new(data, "attempt", json_integer(attempt));
+    json_object_set_new(data, "seq", json_integer(seq));
+    json_object_set_new(data, "worker_id", json_string(worker_id));
+    snprintf(type, sizeof(type), "dev.gangway.run.%s", kind);
+    snprintf(id, sizeof(id), "%s/%d/%ld", run_id, attempt, seq);
+    snprintf(source, sizeof(source), "gangway/worker/%s", worker_id);
+    gw_event_time_now(ts, sizeof(ts));
+    ev = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o}", "specversion", "1.0", "id", id,
+                   "source", source, "type", type, "subject", run_id, "time", ts, "datacontenttype",
+                   "application/json", "data", data);
+    if (ev == NULL)
+        return NULL;
+    out = json_dumps(ev, JSON_COMPACT);
+    json_decref(ev);
+    return out;
+}
+
+char *gw_event_deadletter(const char *worker_id, const char *topic, int partition, long long offset,
+                          const char *payload, size_t len, const char *reason)
+{
+    char id[300], source[200], ts[40];
+    size_t clen;
+    char *clean = gw_utf8_clean(payload, len, &clen);
+    json_t *ev;
+    char *out;
+    snprintf(id, sizeof(id), "%s/%d/%lld", topic, partition, offset);
+    snprintf(source, sizeof(source), "gangway/worker/%s", worker_id);
+    gw_event_time_now(ts, sizeof(ts));
+    ev = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:i, s:I, s:s%}}",
+                   "specversion", "1.0", "id", id, "source", source, "type",
+                   "dev.gangway.deadletter", "subject", id, "time", ts, "datacontenttype",
+                   "application/json", "data", "reason", reason, "topic", topic, "partition",
+                   partition, "offset", (json_int_t)offset, "payload", clean ? clean : "", clen);
+    free(clean);
+    if (ev == NULL)
+        return NULL;
+    out = json_dumps(ev, JSON_COMPACT);
+    json_decref(ev);
+    return out;
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t left)
+{
+    unsigned char c = s[0];
+    size_t n;
+    unsigned cp;
+    if (c >= 0x01 && c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF)
+        n = 3, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4)
+        n = 4, cp = c & 0x07;
+    else
+        return 0;
+    if (n > left)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+        (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    return n;
+}
+
+char *gw_utf8_clean(const char *s, size_t len, size_t *out_len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    char *out = malloc(len * 3 + 1), *o = out;
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_seq(p + i, len - i);
+        if (n == 0) {
+            memcpy(o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+        } else {
+            memcpy(o, p + i, n);
+            o += n;
+            i += n;
+        }
+    }
+    *o = '\0';
+    if (out_len != NULL)
+        *out_len = (size_t)(o - out);
+    return out;
+}

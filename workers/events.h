@@ -1,0 +1,46 @@
+/*
+ * The CloudEvents of docs/worker-protocol.md: parsing run.requested and
+ * building the worker's events. No I/O; any thread.
+ */
+#ifndef GW_WORKERS_EVENTS_H
+#define GW_WORKERS_EVENTS_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+/* The data of a dev.gangway.run.requested event (strings owned). */
+struct gw_run_request {
+    char *event_id;
+    char *run_id;
+    int attempt;
+    char *action_id;
+    char *action_version;
+    char *worker_type;
+    char *key;
+    int timeout_seconds;
+};
+
+/* Parses and checks one message. Returns 0, or -1 with `why` filled. */
+int gw_run_request_parse(const char *payload, size_t len, struct gw_run_request *out, char *why,
+                         size_t whysz);
+void gw_run_request_finish(struct gw_run_request *r);
+
+/* Builds a worker event: type "dev.gangway.run.<kind>", id
+ * "<run_id>/<attempt>/<seq>", source "gangway/worker/<worker_id>". `data`
+ * is stolen (NULL = {}) and receives run_id, attempt, seq and worker_id.
+ * Returns the compact JSON text (free()) or NULL. */
+char *gw_event_build(const char *kind, const char *run_id, int attempt, long seq,
+                     const char *worker_id, json_t *data);
+
+/* A dead-letter record for a message the worker could not use. */
+char *gw_event_deadletter(const char *worker_id, const char *topic, int partition, long long offset,
+                          const char *payload, size_t len, const char *reason);
+
+/* RFC 3339 UTC time with milliseconds into buf (>= 32 bytes). */
+void gw_event_time_now(char *buf, size_t n);
+
+/* A copy of `s` (len bytes) that is valid UTF-8 without NUL bytes: each
+ * invalid byte becomes U+FFFD. free() it. */
+char *gw_utf8_clean(const char *s, size_t len, size_t *out_len);
+
+#endif

@@ -1,0 +1,24 @@
+/* The backends compiled into this binary: one line per worker type. */
+#include <string.h>
+
+#include "backend.h"
+
+extern const struct gw_backend_impl gw_backend_exec;
+
+static const struct gw_backend_impl *const backends[] = {
+    &gw_backend_exec,
+};
+
+const struct gw_backend_impl *gw_backend_lookup(const char *name)
+{
+    for (size_t i = 0; name != NULL && i < ARRAY_SIZE(backends); i++)
+        if (strcmp(backends[i]->name, name) == 0)
+            return backends[i];
+    return NULL;
+}
+
+const struct gw_backend_impl *const *gw_backend_list(size_t *n)
+{
+    *n = ARRAY_SIZE(backends);
+    return backends;
+}

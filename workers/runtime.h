@@ -1,0 +1,52 @@
+/*
+ * The worker runtime: one libuv loop consuming <prefix>gangway.runs.<type>,
+ * claiming each run from the broker over HTTP, running it on a backend and
+ * publishing its events to <prefix>gangway.events (docs/worker-protocol.md).
+ *
+ * Loop thread only. The process must ignore SIGPIPE and have called
+ * gw_claim_global_init() before creating a worker.
+ */
+#ifndef GW_WORKERS_RUNTIME_H
+#define GW_WORKERS_RUNTIME_H
+
+#include <uv.h>
+
+#include "gw/error.h"
+#include "gw/kafka.h"
+
+struct gw_worker_options {
+    const char *type;       /* worker type = backend name, e.g. "exec" */
+    int concurrency;        /* runs executing at once, >= 1 */
+    const char *broker_url; /* GW_BROKER_URL */
+    const char *token;      /* GW_WORKER_TOKEN, may be NULL */
+    struct gw_kafka_config kafka;
+    const char *topic_prefix; /* GW_TOPIC_PREFIX, may be NULL */
+    int heartbeat_ms;         /* used when the claim reply has no interval */
+    int grace_ms;             /* shutdown: how long running runs may go on */
+    const char *worker_id;    /* prefix of worker ids; NULL = "<host>-<pid>" */
+};
+
+struct gw_worker_stats {
+    unsigned long long runs_started, runs_succeeded, runs_failed, runs_timed_out, runs_cancelled,
+        claims_refused, deadlettered;
+};
+
+struct gw_worker;
+
+/* Subscribes and starts working on `loop`. Installs SIGTERM/SIGINT handlers
+ * on the loop that call gw_worker_shutdown(). */
+struct gw_worker *gw_worker_create(uv_loop_t *loop, const struct gw_worker_options *o,
+                                   struct gw_error *err);
+
+/* Graceful stop: no new messages; running runs get grace_ms to finish, then
+ * their process groups are killed and they are reported failed with reason
+ * "worker_shutdown"; then the consumer commits and leaves, the producer
+ * flushes, every handle closes and uv_run() returns. Idempotent. */
+void gw_worker_shutdown(struct gw_worker *w);
+
+void gw_worker_stats(const struct gw_worker *w, struct gw_worker_stats *out);
+
+/* Frees a worker whose loop has returned from uv_run(). Accepts NULL. */
+void gw_worker_destroy(struct gw_worker *w);
+
+#endif
