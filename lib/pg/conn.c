@@ -264,7 +264,7 @@ void conn_set_state(struct conn *c, enum conn_state to)
             if (from != CONN_CONNECTING || !c->ever_up || c->backoff_ms >= BACKOFF_MAX_MS)
                 gw_log_warn("pg %s connection %s: %s", conn_name(c),
                             from == CONN_CONNECTING ? "failed" : "lost",
-                            msg[0] ? msg : "no detail");
+                            msg[0] ? msg : "socket error");
         } else {
             snprintf(msg, sizeof(msg), "not connected");
         }

@@ -84,6 +84,14 @@ static int build_params(struct gw_pg_pool *pool, const struct gw_pg_pool_options
         }
         if (strcmp(o->keyword, "fallback_application_name") == 0 && val != NULL)
             has_app = true;
+        /* A peer that vanished without a reset is noticed in about a minute
+         * instead of the kernel's two hours, unless the caller says so. */
+        if (val == NULL && strcmp(o->keyword, "keepalives_idle") == 0)
+            val = "30";
+        if (val == NULL && strcmp(o->keyword, "keepalives_interval") == 0)
+            val = "10";
+        if (val == NULL && strcmp(o->keyword, "keepalives_count") == 0)
+            val = "3";
         if (val == NULL && timeout[0] == '\0')
             continue;
         len = (val ? strlen(val) : 0) + strlen(timeout) + 1;
