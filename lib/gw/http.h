@@ -83,9 +83,13 @@ struct gw_http_server *gw_http_server_create(uv_loop_t *loop,
 /* The bound port (useful with port 0). */
 int gw_http_server_port(const struct gw_http_server *srv);
 
-/* Stops accepting, closes idle connections, lets in-flight requests finish;
- * `done` (may be NULL) runs when the last handle is closed and the server is
- * freed. Accepts NULL. */
+/* Stops accepting, closes idle connections (and ones still sending a
+ * request), lets in-flight requests finish: their responses carry
+ * Connection: close. `done` (may be NULL) runs when the last handle is closed
+ * and the server is freed — from a close callback, or from inside the
+ * gw_http_respond()/gw_http_stream_end() that ends the last request whose
+ * client had already left. Open streams keep the server alive until the
+ * handler ends them. Accepts NULL; a second call does nothing. */
 void gw_http_server_destroy(struct gw_http_server *srv, void (*done)(void *arg), void *arg);
 
 /* Case-insensitive header lookup; NULL when absent. */
@@ -130,14 +134,15 @@ int gw_http_respond_problem(struct gw_http_req *req, int status, const char *cod
 int gw_http_stream_begin(struct gw_http_req *req, int status, const char *content_type,
                          const char *extra_headers, void (*on_close)(struct gw_http_req *req));
 int gw_http_stream_write(struct gw_http_req *req, const char *data, size_t len);
+/* Called on a request that never began a stream, end answers an empty 200. */
 void gw_http_stream_end(struct gw_http_req *req);
 
 /* The reason phrase for a status code ("Not Found"). */
 const char *gw_http_status_text(int status);
 
 struct gw_http_stats {
-    unsigned long long requests;
-    unsigned long long bad_requests;
+    unsigned long long requests;     /* requests given to the handler */
+    unsigned long long bad_requests; /* answered by the server itself: 400, 408, 413, 431 */
     unsigned long connections_open;
 };
 void gw_http_server_stats(const struct gw_http_server *srv, struct gw_http_stats *out);
