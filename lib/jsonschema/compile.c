@@ -162,6 +162,8 @@ static int compile_ref(struct cctx *c, struct js_node *n, struct js_kw *k, const
     json_t *t = js_resolve(c->s, abs, in->draft, &tin, c->err);
     int rc = GW_EINVAL;
     if (!t) {
+        if (c->err)
+            c->err->code = 0; /* replace the resolver's message with one naming the pointer */
         fail(c, k->loc, "has an unresolvable reference", ref);
         goto out;
     }
@@ -172,8 +174,10 @@ static int compile_ref(struct cctx *c, struct js_node *n, struct js_kw *k, const
     char *tloc = NULL;
     if (strcmp(u, c->s->root_uri) == 0 && (*frag == '\0' || *frag == '/'))
         tloc = js_uri_pct_decode(frag);
-    else
+    else if (strchr(abs, '#'))
         tloc = js_strdup(abs);
+    else if ((tloc = malloc(strlen(abs) + 2)))
+        sprintf(tloc, "%s#", abs);
     free(u);
     if (!tloc)
         goto out;
@@ -336,7 +340,7 @@ static int compile_keywords(struct cctx *c, struct js_node *n, json_t *j, struct
 {
     size_t cap = 0;
     bool d7 = in->draft == GW_SCHEMA_DRAFT_7;
-    unsigned voc = d7 ? 0xffffffffu : in->vocab;
+    unsigned voc = d7 ? (unsigned)VOC_ALL_2020 : in->vocab;
     bool app = voc & VOC_APPLICATOR, val = voc & VOC_VALIDATION;
     struct js_kw *k;
     json_t *v;
