@@ -261,7 +261,9 @@ void conn_set_state(struct conn *c, enum conn_state to)
         uv_timer_stop(&c->timer);
         if (c->pg != NULL) {
             trim_message(msg, sizeof(msg), PQerrorMessage(c->pg));
-            if (from != CONN_CONNECTING || !c->ever_up || c->backoff_ms >= BACKOFF_MAX_MS)
+            /* Losses always; failed attempts of a down server once per
+             * attempt, not once per connection of the pool. */
+            if (from != CONN_CONNECTING || c->index <= 0)
                 gw_log_warn("pg %s connection %s: %s", conn_name(c),
                             from == CONN_CONNECTING ? "failed" : "lost",
                             msg[0] ? msg : "socket error");
