@@ -5,7 +5,8 @@ workers tests. Prints its port on the first line of stdout.
 Behaviour by the run id's last three characters:
   a01: 503, 503, then 200      a02: 409 claim_refused (cancelled)
   a03: 404                     a04: 401 once, then 200
-  a05: 400                     anything else: 200
+  a05: 400                     f01: 200, command sleeps 30 s
+  anything else: 200
 The 200 reply's backend command comes from $GW_TEST_CLAIM_COMMAND (a JSON
 array), default ["/bin/true"]. GET /count/<run id> answers how many claims
 that run received; GET /log answers every claim as JSON lines."""
@@ -67,10 +68,13 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(401, {"code": "unauthorized"}, problem)
         if tag == "a05":
             return self.reply(400, {"code": "bad_request", "detail": "nope"}, problem)
+        backend = {"command": command}
+        if tag == "f01":
+            backend = {"command": ["/bin/sh", "-c", "echo sleeping; exec sleep 30"]}
         self.reply(200, {
             "run_id": run_id, "attempt": body["attempt"], "fence": body["attempt"],
             "action": {"id": "echo", "version": "v1", "worker_type": "exec",
-                       "timeout_seconds": 30, "backend": {"command": command}},
+                       "timeout_seconds": 30, "backend": backend},
             "inputs": {"greeting": "hi", "run": run_id},
             "requested_by": {"subject": "alice", "teams": ["t1"]},
             "heartbeat_interval_seconds": 0.2,

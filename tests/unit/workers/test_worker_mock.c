@@ -1,0 +1,311 @@
+/* The whole worker against librdkafka's mock cluster and the stand-in claim
+ * server: run.requested in, claims, exec runs, events out in seq order,
+ * same-key runs one after the other, dead-letters, refusals, and a graceful
+ * shutdown that reports a killed run as failed/worker_shutdown. */
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "claim.h"
+#include "claimsrv.h"
+#include "gw/kafka.h"
+#include "gw/log.h"
+#include "runtime.h"
+
+#define RUN(n) "00000000-0000-0000-0000-00000000000" #n
+
+static uv_loop_t loop;
+static const char *extra[] = {"fetch.wait.max.ms=5", "session.timeout.ms=6000",
+                              "heartbeat.interval.ms=200", NULL};
+static struct gw_kafka_config kcfg = {.extra = extra};
+static struct gw_kafka_consumer *events_c, *dead_c;
+static json_t *events; /* array of every event */
+static int deadletters;
+
+static void on_events(void *arg, struct gw_kafka_msg **m, size_t n)
+{
+    (void)arg;
+    for (size_t i = 0; i < n; i++) {
+        json_t *ev = json_loads(m[i]->payload, 0, NULL);
+        CHECK(ev != NULL);
+        /* Keyed by run id. */
+        CHECK(m[i]->key_len == strlen(json_string_value(json_object_get(ev, "subject"))));
+        json_array_append_new(events, ev);
+        gw_kafka_msg_done(events_c, m[i]);
+    }
+}
+
+static void on_dead(void *arg, struct gw_kafka_msg **m, size_t n)
+{
+    (void)arg;
+    for (size_t i = 0; i < n; i++) {
+        json_t *ev = json_loads(m[i]->payload, 0, NULL);
+        CHECK(ev != NULL);
+        CHECK(strcmp(json_string_value(json_object_get(ev, "type")), "dev.gangway.deadletter") ==
+              0);
+        CHECK(json_string_value(json_object_get(json_object_get(ev, "data"), "reason")) != NULL);
+        json_decref(ev);
+        deadletters++;
+        gw_kafka_msg_done(dead_c, m[i]);
+    }
+}
+
+/* Events of one run, in arrival order. */
+static json_t *events_of(const char *run_id)
+{
+    json_t *out = json_array(), *ev;
+    size_t i;
+    json_array_foreach(events, i, ev)
+    {
+        if (strcmp(json_string_value(json_object_get(ev, "subject")), run_id) == 0)
+            json_array_append(out, ev);
+    }
+    return out;
+}
+
+static const char *type_of(json_t *ev)
+{
+    return json_string_value(json_object_get(ev, "type"));
+}
+
+static bool has_final(const char *run_id)
+{
+    json_t *evs = events_of(run_id);
+    size_t n = json_array_size(evs);
+    bool fin = false;
+    if (n > 0) {
+        const char *t = type_of(json_array_get(evs, n - 1));
+        fin =
+            strcmp(t, "dev.gangway.run.succeeded") == 0 || strcmp(t, "dev.gangway.run.failed") == 0;
+    }
+    json_decref(evs);
+    return fin;
+}
+
+static const char *wait_for[8];
+static bool all_final(void *arg)
+{
+    (void)arg;
+    for (int i = 0; wait_for[i] != NULL; i++)
+        if (!has_final(wait_for[i]))
+            return false;
+    return true;
+}
+
+static void tick(uv_timer_t *t)
+{
+    (void)t;
+}
+
+static bool run_until(bool (*pred)(void *), int ms)
+{
+    uv_timer_t t;
+    uint64_t deadline = uv_now(&loop) + (uint64_t)ms;
+    bool ok;
+    uv_timer_init(&loop, &t);
+    uv_timer_start(&t, tick, 10, 10);
+    while (!(ok = pred(NULL)) && uv_now(&loop) < deadline)
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    return ok;
+}
+
+static void dr(void *opaque, const struct gw_error *err)
+{
+    (void)opaque;
+    CHECK(err == NULL);
+}
+
+static void request(struct gw_kafka_producer *p, const char *run_id, const char *key)
+{
+    char buf[1024];
+    int n = snprintf(buf, sizeof(buf),
+                     "{\"specversion\":\"1.0\",\"id\":\"o-%s\",\"source\":\"gangway/broker\","
+                     "\"type\":\"dev.gangway.run.requested\",\"subject\":\"%s\","
+                     "\"time\":\"2026-01-01T00:00:00Z\",\"datacontenttype\":\"application/json\","
+                     "\"data\":{\"run_id\":\"%s\",\"attempt\":1,\"action_id\":\"echo\","
+                     "\"action_version\":\"v1\",\"worker_type\":\"exec\",\"key\":\"%s\","
+                     "\"timeout_seconds\":30,\"requested_at\":\"2026-01-01T00:00:00Z\"}}",
+                     run_id, run_id, run_id, key);
+    CHECK(gw_kafka_produce(p, "t1.gangway.runs.exec", key, strlen(key), buf, (size_t)n, dr, NULL,
+                           NULL) == 0);
+}
+
+/* seq 1..n without holes, started first, one final last. */
+static void check_run(const char *run_id, const char *final_type)
+{
+    json_t *evs = events_of(run_id), *ev;
+    size_t i, n = json_array_size(evs);
+    bool saw_log = false;
+    CHECK(n >= 3);
+    json_array_foreach(evs, i, ev)
+    {
+        json_t *d = json_object_get(ev, "data");
+        CHECK(json_integer_value(json_object_get(d, "seq")) == (json_int_t)(i + 1));
+        CHECK(json_integer_value(json_object_get(d, "attempt")) == 1);
+        CHECK(strcmp(json_string_value(json_object_get(d, "run_id")), run_id) == 0);
+        if (strcmp(type_of(ev), "dev.gangway.run.log") == 0)
+            saw_log = true;
+    }
+    CHECK(strcmp(type_of(json_array_get(evs, 0)), "dev.gangway.run.started") == 0);
+    CHECK(strcmp(type_of(json_array_get(evs, n - 1)), final_type) == 0);
+    CHECK(saw_log);
+    json_decref(evs);
+}
+
+int main(void)
+{
+    struct gw_error err;
+    struct claimsrv srv;
+    struct gw_kafka_mock *m;
+    struct gw_kafka_producer *p;
+    struct gw_worker *w;
+    char orderfile[128], cmd[512];
+    FILE *f;
+
+    signal(SIGPIPE, SIG_IGN);
+    gw_log_init("test", getenv("WT_DEBUG") ? GW_LOG_DEBUG : GW_LOG_ERROR);
+    snprintf(orderfile, sizeof(orderfile), "/tmp/gw-test-order-%d.txt", (int)getpid());
+    unlink(orderfile);
+    snprintf(cmd, sizeof(cmd),
+             "[\"/bin/sh\",\"-c\",\"echo begin $GANGWAY_RUN_ID >> \\\"$0\\\"; sleep 0.3; "
+             "echo hello; echo end $GANGWAY_RUN_ID >> \\\"$0\\\"; "
+             "printf '{\\\"ok\\\":true}' > $GANGWAY_OUTPUTS\",\"%s\"]",
+             orderfile);
+    setenv("GW_TEST_CLAIM_COMMAND", cmd, 1);
+    if (claimsrv_start(&srv) != 0) {
+        printf("python3 not available: skipped\n");
+        return 77;
+    }
+    CHECK(gw_claim_global_init(NULL) == 0);
+    CHECK(uv_loop_init(&loop) == 0);
+    events = json_array();
+    m = gw_kafka_mock_create(1, &err);
+    CHECK(m != NULL);
+    kcfg.brokers = gw_kafka_mock_bootstraps(m);
+    CHECK(gw_kafka_mock_create_topic(m, "t1.gangway.runs.exec", 2, NULL) == 0);
+    CHECK(gw_kafka_mock_create_topic(m, "t1.gangway.events", 1, NULL) == 0);
+    CHECK(gw_kafka_mock_create_topic(m, "t1.gangway.deadletter", 1, NULL) == 0);
+
+    struct gw_worker_options o = {.type = "exec",
+                                  .concurrency = 4,
+                                  .broker_url = srv.url,
+                                  .token = "tok",
+                                  .kafka = kcfg,
+                                  .topic_prefix = "t1.",
+                                  .heartbeat_ms = 100,
+                                  .grace_ms = 300};
+    w = gw_worker_create(&loop, &o, &err);
+    if (w == NULL)
+        fprintf(stderr, "worker: %s\n", err.message);
+    CHECK(w != NULL);
+    {
+        const char *et[] = {"t1.gangway.events", NULL}, *dt[] = {"t1.gangway.deadletter", NULL};
+        struct gw_kafka_consumer_options eo = {
+            .group_id = "test-events", .topics = et, .max_batch = 50, .max_in_flight = 500};
+        struct gw_kafka_consumer_options doo = {
+            .group_id = "test-dead", .topics = dt, .max_batch = 10, .max_in_flight = 10};
+        events_c = gw_kafka_consumer_create(&loop, &kcfg, &eo, on_events, NULL, &err);
+        dead_c = gw_kafka_consumer_create(&loop, &kcfg, &doo, on_dead, NULL, &err);
+        CHECK(events_c != NULL && dead_c != NULL);
+    }
+    p = gw_kafka_producer_create(&loop, &kcfg, &err);
+    CHECK(p != NULL);
+    request(p, RUN(1), "res-1");
+    request(p, RUN(2), "res-1");
+    request(p, RUN(3), "res-1");
+    request(p, RUN(4), "res-2");
+    request(p, "00000000-0000-0000-0000-000000000a02", "res-3"); /* refused */
+    CHECK(gw_kafka_produce(p, "t1.gangway.runs.exec", "junk", 4, "{not json", 9, dr, NULL, NULL) ==
+          0);
+
+    wait_for[0] = RUN(1);
+    wait_for[1] = RUN(2);
+    wait_for[2] = RUN(3);
+    wait_for[3] = RUN(4);
+    CHECK(run_until(all_final, 30000));
+    for (int i = 0; i < 4; i++)
+        check_run(wait_for[i], "dev.gangway.run.succeeded");
+    {
+        json_t *evs = events_of(RUN(1));
+        json_t *last = json_array_get(evs, json_array_size(evs) - 1);
+        CHECK(json_is_true(
+            json_object_get(json_object_get(json_object_get(last, "data"), "outputs"), "ok")));
+        json_decref(evs);
+        evs = events_of("00000000-0000-0000-0000-000000000a02");
+        CHECK(json_array_size(evs) == 0); /* refused: never executed */
+        json_decref(evs);
+    }
+    /* res-1 runs never overlapped and kept their order. */
+    f = fopen(orderfile, "r");
+    CHECK(f != NULL);
+    {
+        char line[256];
+        char seq1[6][256];
+        int n = 0, k = 0;
+        while (fgets(line, sizeof(line), f) != NULL)
+            if (strstr(line, "-000000000004") == NULL && n < 6)
+                snprintf(seq1[n++], sizeof(seq1[0]), "%s", line);
+        CHECK(n == 6);
+        for (int r = 1; r <= 3; r++, k += 2) {
+            char b[64], e[64];
+            snprintf(b, sizeof(b), "begin 00000000-0000-0000-0000-00000000000%d\n", r);
+            snprintf(e, sizeof(e), "end 00000000-0000-0000-0000-00000000000%d\n", r);
+            CHECK(strcmp(seq1[k], b) == 0 && strcmp(seq1[k + 1], e) == 0);
+        }
+    }
+    fclose(f);
+    unlink(orderfile);
+
+    /* A long run, then SIGTERM-like shutdown: grace 300 ms, then killed. */
+    request(p, "00000000-0000-0000-0000-000000000f01", "res-9");
+    wait_for[0] = NULL;
+    {
+        uint64_t until = uv_now(&loop) + 20000;
+        json_t *evs = NULL;
+        while (uv_now(&loop) < until) {
+            evs = events_of("00000000-0000-0000-0000-000000000f01");
+            bool ok = json_array_size(evs) >= 2; /* started + the "sleeping" log */
+            json_decref(evs);
+            if (ok)
+                break;
+            uv_timer_t t;
+            uv_timer_init(&loop, &t);
+            uv_timer_start(&t, tick, 20, 0);
+            uv_run(&loop, UV_RUN_ONCE);
+            uv_close((uv_handle_t *)&t, NULL);
+            uv_run(&loop, UV_RUN_NOWAIT);
+        }
+    }
+    gw_worker_shutdown(w);
+    wait_for[0] = "00000000-0000-0000-0000-000000000f01";
+    wait_for[1] = NULL;
+    CHECK(run_until(all_final, 20000));
+    {
+        json_t *evs = events_of(wait_for[0]);
+        json_t *last = json_array_get(evs, json_array_size(evs) - 1);
+        CHECK(strcmp(type_of(last), "dev.gangway.run.failed") == 0);
+        CHECK(strcmp(json_string_value(json_object_get(json_object_get(last, "data"), "reason")),
+                     "worker_shutdown") == 0);
+        json_decref(evs);
+    }
+    CHECK(deadletters == 1);
+    {
+        struct gw_worker_stats st;
+        gw_worker_stats(w, &st);
+        CHECK(st.runs_started == 5 && st.runs_succeeded == 4 && st.runs_failed == 1);
+        CHECK(st.claims_refused == 1 && st.deadlettered == 1);
+    }
+    gw_kafka_producer_destroy(p, 2000);
+    gw_kafka_consumer_destroy(events_c);
+    gw_kafka_consumer_destroy(dead_c);
+    uv_run(&loop, UV_RUN_DEFAULT); /* returns once the worker has closed */
+    gw_worker_destroy(w);
+    CHECK(uv_loop_close(&loop) == 0);
+    json_decref(events);
+    gw_kafka_mock_destroy(m);
+    claimsrv_stop(&srv);
+    printf("worker end-to-end on the mock cluster passed\n");
+    return 0;
+}
