@@ -8,6 +8,7 @@
 
 #include "claim.h"
 #include "claimsrv.h"
+#include "gw/jsonschema.h"
 #include "gw/kafka.h"
 #include "gw/log.h"
 #include "runtime.h"
@@ -154,6 +155,53 @@ static void check_run(const char *run_id, const char *final_type)
     json_decref(evs);
 }
 
+/* Every event the worker published matches schemas/events/. */
+static void check_schemas(void)
+{
+    const char *root = getenv("GW_SOURCE_ROOT");
+    char dir[1024], path[1100];
+    struct gw_error err;
+    struct gw_schema_registry *reg;
+    struct gw_schema *s;
+    json_t *doc, *ev;
+    size_t i;
+    if (root == NULL)
+        return;
+    snprintf(dir, sizeof(dir), "%s/schemas/events", root);
+    snprintf(path, sizeof(path), "%s/envelope.schema.json", dir);
+    reg = gw_schema_registry_create(&err);
+    CHECK(reg != NULL);
+    CHECK(gw_schema_registry_add_dir(reg, "https://gangway.dev/schemas/events/", dir, &err) == 0);
+    doc = json_load_file(path, 0, NULL);
+    CHECK(doc != NULL);
+    s = gw_schema_compile(reg, doc, "https://gangway.dev/schemas/events/envelope.schema.json", NULL,
+                          &err);
+    if (s == NULL)
+        fprintf(stderr, "compile: %s\n", err.message);
+    CHECK(s != NULL);
+    json_array_foreach(events, i, ev)
+    {
+        json_t *errors = NULL;
+        bool ok = gw_schema_validate(s, ev, &errors);
+        if (!ok) {
+            char *t = json_dumps(ev, 0), *e = json_dumps(errors, 0);
+            fprintf(stderr, "invalid event %s: %s\n", t, e);
+            free(t);
+            free(e);
+        }
+        json_decref(errors);
+        CHECK(ok);
+    }
+    /* And the schemas do reject: a log event without its line. */
+    ev = json_deep_copy(json_array_get(events, 0));
+    json_object_set_new(ev, "type", json_string("dev.gangway.run.log"));
+    CHECK(!gw_schema_validate(s, ev, NULL));
+    json_decref(ev);
+    gw_schema_destroy(s);
+    json_decref(doc);
+    gw_schema_registry_destroy(reg);
+}
+
 int main(void)
 {
     struct gw_error err;
@@ -291,6 +339,7 @@ int main(void)
         json_decref(evs);
     }
     CHECK(deadletters == 1);
+    check_schemas();
     {
         struct gw_worker_stats st;
         gw_worker_stats(w, &st);
