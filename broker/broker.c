@@ -117,7 +117,7 @@ struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_optio
         goto fail;
     if (gw_catalog_store(b->catalog, b->opts.pg_conninfo, err) < 0)
         goto fail;
-    if (ensure_topics(b, err) < 0)
+    if (!b->opts.no_create_topics && ensure_topics(b, err) < 0)
         goto fail;
 
     struct gw_pg_pool_options po = {.conninfo = b->opts.pg_conninfo,

@@ -34,6 +34,7 @@ struct gw_broker_options {
     int heartbeat_timeout_s;      /* reaper: lost after this; default 3 x interval */
     int requeue_after_s;          /* reaper: republish queued runs; default 600 */
     int reaper_interval_ms;       /* default 1000 */
+    bool no_create_topics;        /* skip CreateTopics at start (mock cluster) */
 };
 
 /* Counters shown on /metrics. Touched on the loop thread only. */

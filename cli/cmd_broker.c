@@ -23,7 +23,8 @@ static const char usage_text[] =
     "  --heartbeat S          heartbeat interval told to workers (GW_HEARTBEAT_S, default 5)\n"
     "  --heartbeat-timeout S  a worker silent this long is lost (GW_HEARTBEAT_TIMEOUT_S)\n"
     "  --requeue-after S      republish runs queued this long (GW_REQUEUE_AFTER_S, default 600)\n"
-    "  --no-migrate           do not apply migrations at start\n";
+    "  --no-migrate           do not apply migrations at start\n"
+    "  --no-create-topics     do not create missing topics at start\n";
 
 struct broker_main {
     uv_loop_t loop;
@@ -65,13 +66,14 @@ int gw_cmd_broker(int argc, char **argv)
         {"heartbeat-timeout", required_argument, NULL, 'T'},
         {"requeue-after", required_argument, NULL, 'R'},
         {"no-migrate", no_argument, NULL, 'n'},
+        {"no-create-topics", no_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *listen = NULL, *pg = NULL, *kafka = NULL, *props = NULL, *prefix = NULL;
     const char *actions = NULL, *sql_dir = NULL, *pool = NULL, *hb = NULL, *hbt = NULL;
     const char *requeue = NULL;
-    int migrate = 1, c;
+    int migrate = 1, create_topics = 1, c;
     struct broker_main m;
     struct gw_error err;
     char host[256], sqlbuf[4096], actbuf[4096];
@@ -92,6 +94,7 @@ int gw_cmd_broker(int argc, char **argv)
         case 'T': hbt = optarg; break;
         case 'R': requeue = optarg; break;
         case 'n': migrate = 0; break;
+        case 'C': create_topics = 0; break;
         case 'h': fputs(usage_text, stdout); return 0;
         default: fputs(usage_text, stderr); return 2;
         }
@@ -144,6 +147,7 @@ int gw_cmd_broker(int argc, char **argv)
         .heartbeat_interval_s = atoi(gw_opt(hb, "GW_HEARTBEAT_S", "5")),
         .heartbeat_timeout_s = atoi(gw_opt(hbt, "GW_HEARTBEAT_TIMEOUT_S", "0")),
         .requeue_after_s = atoi(gw_opt(requeue, "GW_REQUEUE_AFTER_S", "600")),
+        .no_create_topics = !create_topics,
     };
 
     memset(&m, 0, sizeof(m));

@@ -92,6 +92,7 @@ static int spawn_child(struct dev *d, struct child *c, const char *name, char **
     o.exit_cb = child_exit;
     c->name = name;
     c->proc.data = c;
+    c->exited = false;
     int rc = uv_spawn(&d->loop, &c->proc, &o);
     if (rc < 0) {
         gw_log_error("cannot start %s: %s", name, uv_strerror(rc));
@@ -176,7 +177,7 @@ static int wait_ready(struct dev *d, const char *url, long timeout_ms)
 
 static int smoke(const char *url, const char *token)
 {
-    char endpoint[512], *resp = NULL;
+    char endpoint[1024], *resp = NULL;
     json_t *run;
     snprintf(endpoint, sizeof(endpoint), "%s/v1/actions/echo/runs", url);
     int status = gw_http_call("POST", endpoint, token,
@@ -190,7 +191,8 @@ static int smoke(const char *url, const char *token)
     run = json_loads(resp, 0, NULL);
     free(resp);
     char id[64];
-    snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(run, "id")));
+    const char *rid = json_string_value(json_object_get(run, "id"));
+    snprintf(id, sizeof(id), "%s", rid != NULL ? rid : "?");
     json_decref(run);
     printf("smoke: submitted echo as run %s\n", id);
     fflush(stdout);
@@ -340,7 +342,8 @@ int gw_cmd_dev(int argc, char **argv)
         env_entry("GW_LOG_LEVEL", getenv("GW_LOG_LEVEL") ? getenv("GW_LOG_LEVEL") : "info"),
         NULL,
     };
-    char *broker_argv[] = {NULL, "broker", "--listen", listen_s, "--no-migrate", NULL};
+    char *broker_argv[] = {NULL, "broker", "--listen", listen_s, "--no-migrate",
+                           "--no-create-topics", NULL};
     char *worker_argv[] = {NULL, "worker", "--type", "exec", "--concurrency", (char *)workers,
                            NULL};
 

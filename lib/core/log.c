@@ -66,7 +66,7 @@ void gw_log(enum gw_log_level level, const char *run_id, const char *fmt, ...)
 {
     char msg[2048];
     char line[4096];
-    char ts[40];
+    char ts[96];
     size_t pos = 0;
     struct timespec now;
     struct tm tm;

@@ -109,8 +109,9 @@ int main(void)
         CHECK(prog && prog[0] == '/' && strstr(prog, "/bin/make.sh") != NULL,
               "a relative program path is made absolute (%s)", prog ? prog : "null");
         CHECK(gw_catalog_find(c, "nope") == NULL, "unknown ids are not found");
-        char version[65];
-        memcpy(version, a ? a->version : "", 65);
+        char version[65] = "";
+        if (a != NULL)
+            memcpy(version, a->version, sizeof(version));
         gw_catalog_destroy(c);
         c = gw_catalog_load(dir, &err);
         CHECK(c && strcmp(gw_catalog_find(c, "make-bucket")->version, version) == 0,
