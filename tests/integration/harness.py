@@ -87,6 +87,7 @@ class Stack:
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self.conn = None
+        self.token = self.worker_token = ""
         self.psql_admin("CREATE DATABASE %s" % self.db)
         self.run_cmd([GANGWAY, "migrate", "--pg", self.dsn, "--sql-dir", os.path.join(SRC, "sql")])
         self.token = self.make_token("alice", teams=["payments"], roles=["admin"])
