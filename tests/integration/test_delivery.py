@@ -61,7 +61,8 @@ def test():
         s.start_broker()
         s.start_worker(concurrency=4, extra_env={"GW_KAFKA_PROPS": "session.timeout.ms=6000"})
         for i in ids:
-            check(s.wait_run(i)["status"] == "succeeded", "run %s executes after the restart" % i[:8])
+            run = s.wait_run(i)
+            check(run["status"] == "succeeded", "run %s executes after the restart" % i[:8], run)
         once = s.sql("SELECT count(*) FROM gw_run_events WHERE to_status = 'running' AND run_id IN (%s)"
                      % ",".join("'%s'" % i for i in ids))
         check(once == "5", "each of them executed exactly once", once)
