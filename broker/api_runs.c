@@ -142,6 +142,46 @@ static int resource_key(const struct gw_action *a, json_t *inputs, char *out, si
     return 1;
 }
 
+/* Collects the JSON pointers where redaction replaced a value: those are
+ * the secret inputs. */
+static void secret_paths(json_t *orig, json_t *red, char *ptr, size_t len, size_t cap,
+                         json_t *out)
+{
+    if (json_is_string(red) && strcmp(json_string_value(red), "[redacted]") == 0 &&
+        !json_equal(orig, red)) {
+        json_array_append_new(out, json_stringn(ptr, len));
+        return;
+    }
+    if (json_is_object(orig) && json_is_object(red)) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(orig, k, v)
+        {
+            size_t n = len;
+            if (n + 1 >= cap)
+                return;
+            ptr[n++] = '/';
+            for (const char *c = k; *c && n + 2 < cap; c++) {
+                if (*c == '~' || *c == '/') {
+                    ptr[n++] = '~';
+                    ptr[n++] = *c == '~' ? '0' : '1';
+                } else {
+                    ptr[n++] = *c;
+                }
+            }
+            secret_paths(v, json_object_get(red, k), ptr, n, cap, out);
+        }
+    } else if (json_is_array(orig) && json_is_array(red)) {
+        for (size_t i = 0; i < json_array_size(orig); i++) {
+            int n = snprintf(ptr + len, cap - len, "/%zu", i);
+            if (n < 0 || (size_t)n >= cap - len)
+                return;
+            secret_paths(json_array_get(orig, i), json_array_get(red, i), ptr, len + (size_t)n,
+                         cap, out);
+        }
+    }
+}
+
 void gw_api_run_submit(struct gw_api_ctx *ctx)
 {
     struct gw_http_req *req = ctx->req;
@@ -213,18 +253,25 @@ void gw_api_run_submit(struct gw_api_ctx *ctx)
 
     gw_schema_apply_defaults(a->inputs, inputs);
     json_t *redacted = gw_schema_redact(a->inputs, inputs);
+    json_t *secrets = json_array();
+    char ptrbuf[1024];
+    secret_paths(inputs, redacted, ptrbuf, 0, sizeof(ptrbuf), secrets);
     char *inputs_s = json_dumps(inputs, JSON_COMPACT);
     char *redacted_s = json_dumps(redacted, JSON_COMPACT);
+    char *secrets_s = json_dumps(secrets, JSON_COMPACT);
     json_decref(redacted);
+    json_decref(secrets);
 
     struct submit *s = calloc(1, sizeof(*s));
     char key[512];
     char timeout[16], max_attempts[16];
     bool has_key = resource_key(a, inputs, key, sizeof(key));
-    if (s == NULL || inputs_s == NULL || redacted_s == NULL || gw_uuid_v4(s->run_id, NULL) < 0) {
+    if (s == NULL || inputs_s == NULL || redacted_s == NULL || secrets_s == NULL ||
+        gw_uuid_v4(s->run_id, NULL) < 0) {
         free(s);
         free(inputs_s);
         free(redacted_s);
+        free(secrets_s);
         gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
         return;
     }
@@ -236,15 +283,16 @@ void gw_api_run_submit(struct gw_api_ctx *ctx)
         a->worker_type, has_key ? key : NULL, inputs_s,
         redacted_s,   ctx->principal.subject, ctx->principal.teams_pg,
         idem,         hash,        timeout,
-        max_attempts, a->retryable ? "true" : "false",
+        max_attempts, a->retryable ? "true" : "false", secrets_s,
     };
     int rc = gw_pg_query(ctx->b->pg, "submit_run",
                          "SELECT run::text, created, conflict FROM gw_submit_run("
                          "$1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9::text[], $10, $11,"
-                         " $12::int, $13::int, $14::boolean)",
-                         14, params, submit_done, s);
+                         " $12::int, $13::int, $14::boolean, $15::jsonb)",
+                         15, params, submit_done, s);
     free(inputs_s);
     free(redacted_s);
+    free(secrets_s);
     if (rc < 0) {
         free(s);
         gw_api_problem(ctx, 503, "unavailable", NULL, "the broker is overloaded; retry later");

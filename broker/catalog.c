@@ -10,6 +10,7 @@
 
 #include "gw/crypto.h"
 #include "gw/log.h"
+#include "backend.h"
 
 /* schemas/action.schema.json, embedded at build time by tools/embed.py. */
 extern const char gw_action_schema_json[];
@@ -93,6 +94,27 @@ static struct gw_action *action_load(struct gw_catalog *c, const struct gw_schem
                      t ? t : "");
         free(t);
         goto fail;
+    }
+    /* A worker type this binary knows gets its backend config checked now,
+     * not when the first run reaches a worker. Unknown types (workers in
+     * other languages) are passed through. */
+    const struct gw_backend_impl *impl =
+        gw_backend_lookup(json_string_value(json_object_get(def, "worker_type")));
+    if (impl != NULL && impl->config_schema != NULL) {
+        json_t *cs = json_loads(impl->config_schema, 0, NULL);
+        struct gw_schema *compiled = gw_schema_compile(c->registry, cs, NULL, NULL, err);
+        json_decref(cs);
+        if (compiled == NULL)
+            goto fail;
+        bool ok = gw_schema_validate(compiled, json_object_get(def, "backend"), &errors);
+        gw_schema_destroy(compiled);
+        if (!ok) {
+            char *t = errors_text(errors);
+            gw_error_set(err, GW_EINVAL, false, "%s: backend config for worker type '%s' %s",
+                         path, impl->name, t ? t : "is invalid");
+            free(t);
+            goto fail;
+        }
     }
     /* The definition schema's defaults (timeout) make the stored version explicit. */
     gw_schema_apply_defaults(def_schema, def);

@@ -130,12 +130,21 @@ int main(void)
     e = load_one("{\"id\":\"Bad Id\",\"title\":\"x\",\"worker_type\":\"exec\",\"backend\":{},"
                  "\"inputs\":{}}");
     CHECK(e && strstr(e, "/id"), "a bad id is refused at its pointer: %s", e ? e : "loaded");
-    e = load_one("{\"id\":\"x\",\"title\":\"x\",\"worker_type\":\"exec\",\"backend\":{},"
+    e = load_one("{\"id\":\"x\",\"title\":\"x\",\"worker_type\":\"exec\","
+                 "\"backend\":{\"command\":[\"/bin/true\"]},"
                  "\"inputs\":{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"strin\"}}}}");
     CHECK(e && strstr(e, "/inputs"), "an invalid input schema is refused: %s", e ? e : "loaded");
     e = load_one("{\"id\":\"x\",\"title\":\"x\",\"worker_type\":\"exec\",\"backend\":{},"
                  "\"inputs\":{},\"surprise\":1}");
     CHECK(e && strstr(e, "surprise"), "an unknown field is refused: %s", e ? e : "loaded");
+    e = load_one("{\"id\":\"x\",\"title\":\"x\",\"worker_type\":\"exec\","
+                 "\"backend\":{\"cmd\":\"rm -rf /\"},\"inputs\":{}}");
+    CHECK(e && strstr(e, "backend config") && strstr(e, "exec"),
+          "a backend config the worker type would refuse is refused at load: %s",
+          e ? e : "loaded");
+    e = load_one("{\"id\":\"x\",\"title\":\"x\",\"worker_type\":\"someone-elses\","
+                 "\"backend\":{\"anything\":1},\"inputs\":{}}");
+    CHECK(e == NULL, "a worker type this binary does not know is passed through");
 
     dir = fresh_dir();
     write_file(dir, "one.json", good);
