@@ -28,6 +28,9 @@
 
 #define FINAL_RETRY_MS    1000
 #define PRODUCER_FLUSH_MS 10000
+/* After the grace: how long killed runs may take to report before the worker
+ * stops waiting for Kafka and exits anyway (their messages stay undone). */
+#define HARD_DEADLINE_MS 15000
 
 enum job_state { J_WAIT_KEY, J_CLAIMING, J_RUNNING, J_FINISHING, J_DEADLETTER, J_END };
 
@@ -161,7 +164,7 @@ static void dr_final(void *opaque, const struct gw_error *err)
         job_end(j, true);
         return;
     }
-    if (j->w->closing || !err->retriable) {
+    if (j->w->producer == NULL || !err->retriable) {
         /* Left undone: the message comes back and the broker sorts it out. */
         gw_log(GW_LOG_ERROR, j->req.run_id, "final event lost: %s", err->message);
         job_end(j, false);
@@ -175,6 +178,10 @@ static void publish_final_text(struct job *j)
 {
     struct gw_error err;
     struct gw_worker *w = j->w;
+    if (w->producer == NULL) {
+        job_end(j, false); /* past the hard deadline */
+        return;
+    }
     if (gw_kafka_produce(w->producer, w->events_topic, j->req.run_id, strlen(j->req.run_id),
                          j->final_text, strlen(j->final_text), dr_final, j, &err) == 0) {
         j->pending_dr++;
@@ -194,6 +201,10 @@ static void publish(struct job *j, const char *kind, json_t *data, bool final)
         gw_event_build(kind, j->req.run_id, j->req.attempt, j->seq + 1, j->worker_id, data);
     if (text == NULL) {
         gw_log(GW_LOG_ERROR, j->req.run_id, "cannot build %s event", kind);
+        return;
+    }
+    if (w->producer == NULL && !final) {
+        free(text);
         return;
     }
     if (final) {
@@ -485,8 +496,17 @@ static void final_close(uv_timer_t *t)
     /* Not from inside a Kafka callback: the consumer and producer go here. */
     gw_kafka_consumer_destroy(w->consumer);
     w->consumer = NULL;
-    gw_kafka_producer_destroy(w->producer, PRODUCER_FLUSH_MS);
-    w->producer = NULL;
+    {
+        struct gw_kafka_producer *p = w->producer;
+        w->producer = NULL; /* publish() and retries see it gone */
+        gw_kafka_producer_destroy(p, PRODUCER_FLUSH_MS);
+    }
+    /* Jobs waiting to retry their final event give up now. */
+    for (struct job *j = w->jobs, *next; j != NULL; j = next) {
+        next = j->next;
+        if (j->state == J_FINISHING && j->pending_dr == 0)
+            job_end(j, false);
+    }
     uv_close((uv_handle_t *)&w->sigterm, closed_noop);
     uv_close((uv_handle_t *)&w->sigint, closed_noop);
     uv_close((uv_handle_t *)&w->grace, closed_noop);
@@ -505,6 +525,19 @@ static void check_shutdown(struct gw_worker *w)
     uv_timer_start(&w->grace, final_close, 0, 0);
 }
 
+static void hard_deadline(uv_timer_t *t)
+{
+    struct gw_worker *w = t->data;
+    if (w->closing)
+        return;
+    gw_log_error("shutdown: final events still undelivered after %d ms; exiting anyway",
+                 HARD_DEADLINE_MS);
+    w->closing = true;
+    /* Purges the producer: pending final events fail and their jobs end with
+     * their messages undone (redelivered, then refused by the broker). */
+    final_close(t);
+}
+
 static void grace_expired(uv_timer_t *t)
 {
     struct gw_worker *w = t->data;
@@ -514,6 +547,8 @@ static void grace_expired(uv_timer_t *t)
         if (j->state == J_RUNNING && !j->run.finished &&
             w->be->cancel(&j->run, GW_CANCEL_SHUTDOWN) == 0)
             j->shutdown_cancel = true;
+    if (!w->closing)
+        uv_timer_start(&w->grace, hard_deadline, HARD_DEADLINE_MS, 0);
 }
 
 void gw_worker_shutdown(struct gw_worker *w)

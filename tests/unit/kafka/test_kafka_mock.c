@@ -59,7 +59,7 @@ static void produce_n(const char *topic, int n, const char *key)
     gw_kafka_producer_stats(p, &st);
     CHECK(st.delivered == (unsigned long long)n);
     CHECK(st.in_flight == 0);
-    CHECK(gw_kafka_producer_healthy(p) || true);
+    CHECK(gw_kafka_producer_healthy(p)); /* a delivery proves the cluster is reachable */
     gw_kafka_producer_destroy(p, 1000);
     uv_run(&loop, UV_RUN_NOWAIT);
 }
@@ -199,6 +199,29 @@ static void test_ensure_topics_unreachable(void)
     CHECK(gw_kafka_ensure_topics(&dead, (const char *[]){NULL}, 1, 1, 1000, &err) == 0);
 }
 
+static bool never(void *arg)
+{
+    (void)arg;
+    return false;
+}
+
+/* A producer that cannot reach any broker is not healthy, and the check
+ * never blocks the loop. */
+static void test_unhealthy(void)
+{
+    struct gw_error err;
+    struct gw_kafka_config dead = {.brokers = "127.0.0.1:1"};
+    struct gw_kafka_producer *p = gw_kafka_producer_create(&loop, &dead, &err);
+    uint64_t t0 = uv_hrtime();
+    CHECK(p != NULL);
+    CHECK(!gw_kafka_producer_healthy(p));
+    run_until(&loop, never, NULL, 1500);
+    CHECK(!gw_kafka_producer_healthy(p));
+    CHECK(uv_hrtime() - t0 < 3000000000ull);
+    gw_kafka_producer_destroy(p, 100);
+    uv_run(&loop, UV_RUN_DEFAULT);
+}
+
 static void test_bad_config(void)
 {
     struct gw_error err;
@@ -220,6 +243,7 @@ int main(void)
     CHECK(cfg.brokers != NULL && strchr(cfg.brokers, ':') != NULL);
 
     test_bad_config();
+    test_unhealthy();
     test_produce_consume_batches(m);
     test_flow_control(m);
     test_out_of_order_done(m);

@@ -82,7 +82,9 @@ class Handler(BaseHTTPRequestHandler):
 
 
 server = HTTPServer(("127.0.0.1", 0), Handler)
-print(server.server_address[1], flush=True)
+# One write, then let go of the pipe: the test stops reading after the port.
+os.write(1, b"%d\n" % server.server_address[1])
+os.close(1)
 try:
     server.serve_forever()
 except KeyboardInterrupt:

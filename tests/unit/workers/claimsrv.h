@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,7 +23,8 @@ static inline int claimsrv_start(struct claimsrv *s)
     const char *root = getenv("GW_SOURCE_ROOT");
     char script[1024], buf[32];
     int fds[2];
-    ssize_t n;
+    size_t n = 0;
+    ssize_t r;
     snprintf(script, sizeof(script), "%s/tests/unit/workers/claim_server.py", root ? root : ".");
     if (access(script, R_OK) != 0 || pipe(fds) != 0)
         return -1;
@@ -36,9 +38,14 @@ static inline int claimsrv_start(struct claimsrv *s)
         _exit(127);
     }
     close(fds[1]);
-    n = read(fds[0], buf, sizeof(buf) - 1);
+    /* Up to the newline: the port may arrive in pieces. */
+    while (n < sizeof(buf) - 1 && (r = read(fds[0], buf + n, sizeof(buf) - 1 - n)) > 0) {
+        n += (size_t)r;
+        if (memchr(buf, '\n', n) != NULL)
+            break;
+    }
     close(fds[0]);
-    if (n <= 0)
+    if (n == 0)
         return -1;
     buf[n] = '\0';
     s->port = atoi(buf);
