@@ -28,8 +28,8 @@ struct gw_api_ctx {
     struct gw_broker *b;
     struct gw_http_req *req;
     struct gw_principal principal;
-    char id[128];     /* the {id} path segment, when the route has one */
-    json_t *scratch;  /* any JSON the handler wants freed with the context */
+    char id[128];    /* the {id} path segment, when the route has one */
+    json_t *scratch; /* any JSON the handler wants freed with the context */
 };
 
 /* Handlers. Each ends with exactly one reply. */

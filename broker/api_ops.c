@@ -23,10 +23,10 @@ void gw_api_ready(struct gw_api_ctx *ctx)
     bool pg = gw_pg_pool_ready(ctx->b->pg);
     bool kafka = gw_kafka_producer_healthy(ctx->b->producer);
     char body[160];
-    int n = snprintf(body, sizeof(body),
-                     "{\"status\":\"%s\",\"checks\":{\"postgresql\":\"%s\",\"kafka\":\"%s\"}}",
-                     pg && kafka ? "ready" : "not_ready", pg ? "up" : "down",
-                     kafka ? "up" : "down");
+    int n =
+        snprintf(body, sizeof(body),
+                 "{\"status\":\"%s\",\"checks\":{\"postgresql\":\"%s\",\"kafka\":\"%s\"}}",
+                 pg && kafka ? "ready" : "not_ready", pg ? "up" : "down", kafka ? "up" : "down");
     gw_api_reply(ctx, pg && kafka ? 200 : 503, NULL, body, (size_t)n);
 }
 
@@ -78,47 +78,54 @@ void gw_api_metrics(struct gw_api_ctx *ctx)
         put(&t, "gangway_http_responses_total{class=\"%dxx\"} %llu\n", c, m->http_by_class[c]);
     put(&t, "# TYPE gangway_http_requests_total counter\ngangway_http_requests_total %llu\n",
         hs.requests);
-    put(&t, "# TYPE gangway_http_bad_requests_total counter\ngangway_http_bad_requests_total %llu\n",
+    put(&t,
+        "# TYPE gangway_http_bad_requests_total counter\ngangway_http_bad_requests_total %llu\n",
         hs.bad_requests);
     put(&t, "# TYPE gangway_http_connections gauge\ngangway_http_connections %lu\n",
         hs.connections_open);
-    put(&t, "# HELP gangway_runs_submitted_total Run submissions by outcome.\n"
-            "# TYPE gangway_runs_submitted_total counter\n"
-            "gangway_runs_submitted_total{outcome=\"accepted\"} %llu\n"
-            "gangway_runs_submitted_total{outcome=\"replayed\"} %llu\n"
-            "gangway_runs_submitted_total{outcome=\"rejected\"} %llu\n",
+    put(&t,
+        "# HELP gangway_runs_submitted_total Run submissions by outcome.\n"
+        "# TYPE gangway_runs_submitted_total counter\n"
+        "gangway_runs_submitted_total{outcome=\"accepted\"} %llu\n"
+        "gangway_runs_submitted_total{outcome=\"replayed\"} %llu\n"
+        "gangway_runs_submitted_total{outcome=\"rejected\"} %llu\n",
         m->runs_accepted, m->runs_replayed, m->runs_rejected);
     put(&t, "# HELP gangway_runs Runs in each non-terminal state (all replicas).\n"
             "# TYPE gangway_runs gauge\n");
     for (int i = 0; i < 4; i++)
         put(&t, "gangway_runs{status=\"%s\"} %lld\n", active[i], m->runs_active[i]);
-    put(&t, "# TYPE gangway_claims_total counter\n"
-            "gangway_claims_total{result=\"granted\"} %llu\n"
-            "gangway_claims_total{result=\"refused\"} %llu\n",
+    put(&t,
+        "# TYPE gangway_claims_total counter\n"
+        "gangway_claims_total{result=\"granted\"} %llu\n"
+        "gangway_claims_total{result=\"refused\"} %llu\n",
         m->claims_granted, m->claims_refused);
-    put(&t, "# TYPE gangway_worker_events_total counter\n"
-            "gangway_worker_events_total{result=\"received\"} %llu\n"
-            "gangway_worker_events_total{result=\"applied\"} %llu\n"
-            "gangway_worker_events_total{result=\"dead_lettered\"} %llu\n",
+    put(&t,
+        "# TYPE gangway_worker_events_total counter\n"
+        "gangway_worker_events_total{result=\"received\"} %llu\n"
+        "gangway_worker_events_total{result=\"applied\"} %llu\n"
+        "gangway_worker_events_total{result=\"dead_lettered\"} %llu\n",
         m->events_received, m->events_applied, m->events_deadlettered);
-    put(&t, "# HELP gangway_outbox_pending Outbox rows not yet acknowledged by Kafka.\n"
-            "# TYPE gangway_outbox_pending gauge\ngangway_outbox_pending %lld\n"
-            "# HELP gangway_outbox_lag_seconds Age of the oldest unsent outbox row.\n"
-            "# TYPE gangway_outbox_lag_seconds gauge\ngangway_outbox_lag_seconds %.3f\n",
+    put(&t,
+        "# HELP gangway_outbox_pending Outbox rows not yet acknowledged by Kafka.\n"
+        "# TYPE gangway_outbox_pending gauge\ngangway_outbox_pending %lld\n"
+        "# HELP gangway_outbox_lag_seconds Age of the oldest unsent outbox row.\n"
+        "# TYPE gangway_outbox_lag_seconds gauge\ngangway_outbox_lag_seconds %.3f\n",
         m->outbox_pending, m->outbox_oldest_age_s);
     put(&t, "# TYPE gangway_outbox_published_total counter\ngangway_outbox_published_total %llu\n",
         m->outbox_published);
-    put(&t, "# HELP gangway_kafka_delivery_errors_total Kafka produce failures.\n"
-            "# TYPE gangway_kafka_delivery_errors_total counter\n"
-            "gangway_kafka_delivery_errors_total %llu\n",
+    put(&t,
+        "# HELP gangway_kafka_delivery_errors_total Kafka produce failures.\n"
+        "# TYPE gangway_kafka_delivery_errors_total counter\n"
+        "gangway_kafka_delivery_errors_total %llu\n",
         ks.delivery_errors);
     put(&t, "# TYPE gangway_reaper_changes_total counter\ngangway_reaper_changes_total %llu\n",
         m->reaper_changed);
-    put(&t, "# TYPE gangway_pg_queries_total counter\n"
-            "gangway_pg_queries_total{result=\"ok\"} %llu\n"
-            "gangway_pg_queries_total{result=\"failed\"} %llu\n"
-            "# TYPE gangway_pg_queue gauge\ngangway_pg_queue %lu\n"
-            "# TYPE gangway_pg_connections gauge\ngangway_pg_connections %d\n",
+    put(&t,
+        "# TYPE gangway_pg_queries_total counter\n"
+        "gangway_pg_queries_total{result=\"ok\"} %llu\n"
+        "gangway_pg_queries_total{result=\"failed\"} %llu\n"
+        "# TYPE gangway_pg_queue gauge\ngangway_pg_queue %lu\n"
+        "# TYPE gangway_pg_connections gauge\ngangway_pg_connections %d\n",
         ps.queries_ok, ps.queries_failed, ps.queued, ps.connections_up);
     /* gw_api_reply sets application/json; metrics need the Prometheus type. */
     ctx->b->metrics.http_by_class[2]++;

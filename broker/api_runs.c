@@ -48,11 +48,10 @@ static json_t *input_errors(json_t *errors)
         const char *loc = json_string_value(json_object_get(e, "instanceLocation"));
         char ptr[1024];
         snprintf(ptr, sizeof(ptr), "/inputs%s", loc != NULL ? loc : "");
-        json_array_append_new(
-            out, json_pack("{s:s, s:O, s:O, s:O}", "pointer", ptr, "keyword",
-                           json_object_get(e, "keyword"), "schema_pointer",
-                           json_object_get(e, "keywordLocation"), "message",
-                           json_object_get(e, "message")));
+        json_array_append_new(out, json_pack("{s:s, s:O, s:O, s:O}", "pointer", ptr, "keyword",
+                                             json_object_get(e, "keyword"), "schema_pointer",
+                                             json_object_get(e, "keywordLocation"), "message",
+                                             json_object_get(e, "message")));
     }
     json_decref(errors);
     return out;
@@ -144,8 +143,7 @@ static int resource_key(const struct gw_action *a, json_t *inputs, char *out, si
 
 /* Collects the JSON pointers where redaction replaced a value: those are
  * the secret inputs. */
-static void secret_paths(json_t *orig, json_t *red, char *ptr, size_t len, size_t cap,
-                         json_t *out)
+static void secret_paths(json_t *orig, json_t *red, char *ptr, size_t len, size_t cap, json_t *out)
 {
     if (json_is_string(red) && strcmp(json_string_value(red), "[redacted]") == 0 &&
         !json_equal(orig, red)) {
@@ -176,8 +174,8 @@ static void secret_paths(json_t *orig, json_t *red, char *ptr, size_t len, size_
             int n = snprintf(ptr + len, cap - len, "/%zu", i);
             if (n < 0 || (size_t)n >= cap - len)
                 return;
-            secret_paths(json_array_get(orig, i), json_array_get(red, i), ptr, len + (size_t)n,
-                         cap, out);
+            secret_paths(json_array_get(orig, i), json_array_get(red, i), ptr, len + (size_t)n, cap,
+                         out);
         }
     }
 }
@@ -279,11 +277,21 @@ void gw_api_run_submit(struct gw_api_ctx *ctx)
     snprintf(timeout, sizeof(timeout), "%d", a->timeout_seconds);
     snprintf(max_attempts, sizeof(max_attempts), "%d", a->max_attempts);
     const char *params[] = {
-        s->run_id,    a->id,       a->version,
-        a->worker_type, has_key ? key : NULL, inputs_s,
-        redacted_s,   ctx->principal.subject, ctx->principal.teams_pg,
-        idem,         hash,        timeout,
-        max_attempts, a->retryable ? "true" : "false", secrets_s,
+        s->run_id,
+        a->id,
+        a->version,
+        a->worker_type,
+        has_key ? key : NULL,
+        inputs_s,
+        redacted_s,
+        ctx->principal.subject,
+        ctx->principal.teams_pg,
+        idem,
+        hash,
+        timeout,
+        max_attempts,
+        a->retryable ? "true" : "false",
+        secrets_s,
     };
     int rc = gw_pg_query(ctx->b->pg, "submit_run",
                          "SELECT run::text, created, conflict FROM gw_submit_run("
@@ -375,19 +383,20 @@ void gw_api_run_logs(struct gw_api_ctx *ctx)
     const char *params[] = {ctx->id, after, limit};
     /* Lines of every attempt, in order; `seq` is global across attempts
      * (attempt * 2^20 + seq) so `after` pages with one number. */
-    query_or_503(ctx, "run_logs",
-                 "SELECT json_build_object('items', coalesce((SELECT json_agg(l ORDER BY l.pos) FROM"
-                 " (SELECT (w.attempt::bigint << 20) + w.seq AS pos, w.attempt, w.seq, w.stream,"
-                 " w.line, gw_ts(w.received_at) AS at FROM gw_worker_events w"
-                 " WHERE w.run_id = r.id AND w.kind = 'log'"
-                 " AND (w.attempt::bigint << 20) + w.seq > $2::bigint"
-                 " ORDER BY 1 LIMIT $3::int) l), '[]'::json), 'status', r.status)::text"
-                 " FROM gw_runs r WHERE r.id = $1",
-                 3, params, single_json_done);
+    query_or_503(
+        ctx, "run_logs",
+        "SELECT json_build_object('items', coalesce((SELECT json_agg(l ORDER BY l.pos) FROM"
+        " (SELECT (w.attempt::bigint << 20) + w.seq AS pos, w.attempt, w.seq, w.stream,"
+        " w.line, gw_ts(w.received_at) AS at FROM gw_worker_events w"
+        " WHERE w.run_id = r.id AND w.kind = 'log'"
+        " AND (w.attempt::bigint << 20) + w.seq > $2::bigint"
+        " ORDER BY 1 LIMIT $3::int) l), '[]'::json), 'status', r.status)::text"
+        " FROM gw_runs r WHERE r.id = $1",
+        3, params, single_json_done);
 }
 
 static const char *const run_statuses[] = {
-    "accepted", "pending_approval", "queued",    "running", "succeeded",
+    "accepted", "pending_approval", "queued",    "running",  "succeeded",
     "failed",   "timed_out",        "cancelled", "rejected", "expired",
 };
 
@@ -469,10 +478,11 @@ void gw_api_runs_list(struct gw_api_ctx *ctx)
     ctx->scratch = json_integer(limit);
     snprintf(limit_plus, sizeof(limit_plus), "%d", limit + 1);
     const char *params[] = {p_status, p_action, p_ts, p_id, limit_plus};
-    query_or_503(ctx, "runs_list",
-                 "SELECT gw_run_json(r)::text, gw_ts(r.created_at) || '~' || r.id FROM gw_runs r"
-                 " WHERE ($1::text IS NULL OR r.status = $1) AND ($2::text IS NULL OR"
-                 " r.action_id = $2) AND ($3::timestamptz IS NULL OR (r.created_at, r.id) <"
-                 " ($3::timestamptz, $4::uuid)) ORDER BY r.created_at DESC, r.id DESC LIMIT $5::int",
-                 5, params, list_done);
+    query_or_503(
+        ctx, "runs_list",
+        "SELECT gw_run_json(r)::text, gw_ts(r.created_at) || '~' || r.id FROM gw_runs r"
+        " WHERE ($1::text IS NULL OR r.status = $1) AND ($2::text IS NULL OR"
+        " r.action_id = $2) AND ($3::timestamptz IS NULL OR (r.created_at, r.id) <"
+        " ($3::timestamptz, $4::uuid)) ORDER BY r.created_at DESC, r.id DESC LIMIT $5::int",
+        5, params, list_done);
 }

@@ -10,8 +10,8 @@
 #include "gw/crypto.h"
 #include "gw/log.h"
 
-#define CACHE_BUCKETS 1024
-#define CACHE_MAX 8192
+#define CACHE_BUCKETS   1024
+#define CACHE_MAX       8192
 #define POSITIVE_TTL_MS 30000
 #define NEGATIVE_TTL_MS 5000
 

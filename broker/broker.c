@@ -78,8 +78,9 @@ static int ensure_topics(const struct gw_broker *b, struct gw_error *err)
     }
     for (size_t i = 0; i < k; i++)
         list[i] = names[i];
-    rc = gw_kafka_ensure_topics(&(struct gw_kafka_config){b->opts.kafka_brokers, b->opts.kafka_extra},
-                                list, 8, -1, 15000, err);
+    rc = gw_kafka_ensure_topics(
+        &(struct gw_kafka_config){b->opts.kafka_brokers, b->opts.kafka_extra}, list, 8, -1, 15000,
+        err);
     free(names);
     free(list);
     return rc;

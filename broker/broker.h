@@ -21,20 +21,20 @@
 struct gw_catalog;
 
 struct gw_broker_options {
-    const char *listen_host;      /* default "127.0.0.1" */
-    int listen_port;              /* default 8080; 0 = any free port */
-    const char *pg_conninfo;      /* required */
-    int pg_pool_size;             /* default 8 */
-    const char *kafka_brokers;    /* required */
+    const char *listen_host;        /* default "127.0.0.1" */
+    int listen_port;                /* default 8080; 0 = any free port */
+    const char *pg_conninfo;        /* required */
+    int pg_pool_size;               /* default 8 */
+    const char *kafka_brokers;      /* required */
     const char *const *kafka_extra; /* NULL-terminated "k=v" or NULL */
-    const char *topic_prefix;     /* default "" */
-    const char *actions_dir;      /* required */
-    size_t max_body_bytes;        /* default 1 MiB */
-    int heartbeat_interval_s;     /* told to workers; default 5 */
-    int heartbeat_timeout_s;      /* reaper: lost after this; default 3 x interval */
-    int requeue_after_s;          /* reaper: republish queued runs; default 600 */
-    int reaper_interval_ms;       /* default 1000 */
-    bool no_create_topics;        /* skip CreateTopics at start (mock cluster) */
+    const char *topic_prefix;       /* default "" */
+    const char *actions_dir;        /* required */
+    size_t max_body_bytes;          /* default 1 MiB */
+    int heartbeat_interval_s;       /* told to workers; default 5 */
+    int heartbeat_timeout_s;        /* reaper: lost after this; default 3 x interval */
+    int requeue_after_s;            /* reaper: republish queued runs; default 600 */
+    int reaper_interval_ms;         /* default 1000 */
+    bool no_create_topics;          /* skip CreateTopics at start (mock cluster) */
 };
 
 /* Counters shown on /metrics. Touched on the loop thread only. */
@@ -91,8 +91,7 @@ struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_optio
 void gw_broker_shutdown(struct gw_broker *b, void (*done)(void *arg), void *arg);
 
 /* Full topic name: prefix + logical name, into buf. */
-const char *gw_broker_topic(const struct gw_broker *b, const char *logical, char *buf,
-                            size_t cap);
+const char *gw_broker_topic(const struct gw_broker *b, const char *logical, char *buf, size_t cap);
 
 /* HTTP entry point (router.c). */
 void gw_broker_handle(struct gw_http_req *req, void *arg);

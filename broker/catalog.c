@@ -110,8 +110,8 @@ static struct gw_action *action_load(struct gw_catalog *c, const struct gw_schem
         gw_schema_destroy(compiled);
         if (!ok) {
             char *t = errors_text(errors);
-            gw_error_set(err, GW_EINVAL, false, "%s: backend config for worker type '%s' %s",
-                         path, impl->name, t ? t : "is invalid");
+            gw_error_set(err, GW_EINVAL, false, "%s: backend config for worker type '%s' %s", path,
+                         impl->name, t ? t : "is invalid");
             free(t);
             goto fail;
         }
@@ -160,12 +160,11 @@ static struct gw_action *action_load(struct gw_catalog *c, const struct gw_schem
     def = NULL;
 
     json_t *d = a->definition;
-    json_t *pub = json_pack("{s:s, s:s, s:O, s:O?, s:s, s:O?, s:i, s:b, s:O}", "id", a->id,
-                            "version", a->version, "title", json_object_get(d, "title"),
-                            "description", json_object_get(d, "description"), "worker_type",
-                            a->worker_type, "tags", json_object_get(d, "tags"),
-                            "timeout_seconds", a->timeout_seconds, "retryable", a->retryable,
-                            "inputs", json_object_get(d, "inputs"));
+    json_t *pub = json_pack(
+        "{s:s, s:s, s:O, s:O?, s:s, s:O?, s:i, s:b, s:O}", "id", a->id, "version", a->version,
+        "title", json_object_get(d, "title"), "description", json_object_get(d, "description"),
+        "worker_type", a->worker_type, "tags", json_object_get(d, "tags"), "timeout_seconds",
+        a->timeout_seconds, "retryable", a->retryable, "inputs", json_object_get(d, "inputs"));
     if (pub == NULL) {
         gw_error_set(err, GW_ENOMEM, false, "out of memory");
         goto fail;
@@ -228,8 +227,7 @@ struct gw_catalog *gw_catalog_load(const char *dir, struct gw_error *err)
         if (a == NULL)
             goto fail;
         if (gw_catalog_find(c, a->id) != NULL) {
-            gw_error_set(err, GW_EINVAL, false, "%s: action id '%s' is defined twice", path,
-                         a->id);
+            gw_error_set(err, GW_EINVAL, false, "%s: action id '%s' is defined twice", path, a->id);
             action_free(a);
             goto fail;
         }

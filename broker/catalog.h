@@ -15,23 +15,23 @@
 struct gw_action {
     char *id;
     char *worker_type;
-    char version[65];           /* sha256 of the canonical resolved definition */
-    json_t *definition;         /* resolved: relative program paths made absolute */
-    char *public_json;          /* GET /v1/actions/{id} body */
-    json_t *summary;            /* element of GET /v1/actions */
-    struct gw_schema *inputs;   /* compiled input schema */
+    char version[65];         /* sha256 of the canonical resolved definition */
+    json_t *definition;       /* resolved: relative program paths made absolute */
+    char *public_json;        /* GET /v1/actions/{id} body */
+    json_t *summary;          /* element of GET /v1/actions */
+    struct gw_schema *inputs; /* compiled input schema */
     int timeout_seconds;
     int max_attempts;
     bool retryable;
-    char *resource_key;         /* JSON pointer into inputs, or NULL */
-    char *path;                 /* file it came from */
+    char *resource_key; /* JSON pointer into inputs, or NULL */
+    char *path;         /* file it came from */
 };
 
 struct gw_catalog {
     struct gw_schema_registry *registry;
     struct gw_action **actions; /* sorted by id */
     size_t n;
-    char *list_json;            /* GET /v1/actions body */
+    char *list_json; /* GET /v1/actions body */
 };
 
 /* Loads every *.json in `dir`. A bad file fails the whole load, with the

@@ -16,8 +16,8 @@
 #include "broker.h"
 #include "gw/log.h"
 
-#define BATCH 1000
-#define LEASE "30 seconds"
+#define BATCH   1000
+#define LEASE   "30 seconds"
 #define POLL_MS 500
 
 enum relay_state { RELAY_IDLE, RELAY_LEASING, RELAY_PRODUCING, RELAY_CLOSED };
@@ -192,9 +192,10 @@ static void relay_kick(struct gw_relay *r)
     r->state = RELAY_LEASING;
     snprintf(limit, sizeof(limit), "%d", BATCH);
     const char *params[] = {limit, LEASE};
-    if (gw_pg_query(r->b->pg, "outbox_lease",
-                    "SELECT id, topic, msg_key, payload FROM gw_outbox_lease($1::int, $2::interval)",
-                    2, params, leased, r) < 0)
+    if (gw_pg_query(
+            r->b->pg, "outbox_lease",
+            "SELECT id, topic, msg_key, payload FROM gw_outbox_lease($1::int, $2::interval)", 2,
+            params, leased, r) < 0)
         r->state = RELAY_IDLE;
 }
 
@@ -223,8 +224,7 @@ struct gw_relay *gw_relay_create(struct gw_broker *b, struct gw_error *err)
     uv_timer_start(&r->timer, on_timer, 0, POLL_MS);
     struct gw_error lerr;
     if (gw_pg_listen(b->pg, "gw_outbox", on_notify, r, &lerr) < 0)
-        gw_log_warn("outbox: LISTEN unavailable, polling every %d ms: %s", POLL_MS,
-                    lerr.message);
+        gw_log_warn("outbox: LISTEN unavailable, polling every %d ms: %s", POLL_MS, lerr.message);
     return r;
 }
 

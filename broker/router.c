@@ -87,9 +87,9 @@ void gw_api_problem(struct gw_api_ctx *ctx, int status, const char *code, json_t
     va_start(ap, fmt);
     vsnprintf(detail, sizeof(detail), fmt, ap);
     va_end(ap);
-    json_t *p = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", "about:blank", "title",
-                          gw_http_status_text(status), "status", status, "code", code, "detail",
-                          detail);
+    json_t *p =
+        json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", "about:blank", "title",
+                  gw_http_status_text(status), "status", status, "code", code, "detail", detail);
     if (errors != NULL)
         json_object_set_new(p, "errors", errors);
     char *body = json_dumps(p, JSON_COMPACT);
@@ -97,7 +97,7 @@ void gw_api_problem(struct gw_api_ctx *ctx, int status, const char *code, json_t
     if (cls < ARRAY_SIZE(ctx->b->metrics.http_by_class))
         ctx->b->metrics.http_by_class[cls]++;
     gw_http_respond(ctx->req, status, "application/problem+json",
-                    status == 401 ? "WWW-Authenticate: Bearer realm=\"gangway\"\r\n"
+                    status == 401   ? "WWW-Authenticate: Bearer realm=\"gangway\"\r\n"
                     : status == 503 ? "Retry-After: 1\r\n"
                                     : NULL,
                     body, body != NULL ? strlen(body) : 0);

@@ -15,7 +15,7 @@
 #include "gw/log.h"
 
 #define MAX_BATCH 500
-#define RETRY_MS 500
+#define RETRY_MS  500
 
 struct job {
     struct job *next;
@@ -44,8 +44,8 @@ static void maybe_free(struct gw_sink *s)
 
 static void sink_next(struct gw_sink *s);
 
-static const char *const kinds[] = {"started",   "log",       "heartbeat", "succeeded",
-                                    "failed",    "timed_out", "cancelled"};
+static const char *const kinds[] = {"started", "log",       "heartbeat", "succeeded",
+                                    "failed",  "timed_out", "cancelled"};
 
 struct dead {
     struct gw_sink *s;
@@ -267,8 +267,7 @@ static void applied(void *arg, const PGresult *res, const struct gw_error *err)
         s->head = j->next;
         if (s->head == NULL)
             s->tail = NULL;
-        gw_log_warn("events: batch of %zu rejected, applying one by one: %s", j->n,
-                    err->message);
+        gw_log_warn("events: batch of %zu rejected, applying one by one: %s", j->n, err->message);
         split(s, j, err->message);
         sink_next(s);
         return;
@@ -312,8 +311,10 @@ struct gw_sink *gw_sink_create(struct gw_broker *b, struct gw_error *err)
     gw_broker_topic(b, "gangway.events", topic, sizeof(topic));
     gw_broker_topic(b, "gangway-broker-events", group, sizeof(group));
     struct gw_kafka_config kc = {.brokers = b->opts.kafka_brokers, .extra = b->opts.kafka_extra};
-    struct gw_kafka_consumer_options co = {
-        .group_id = group, .topics = topics, .max_batch = MAX_BATCH, .max_in_flight = 4 * MAX_BATCH};
+    struct gw_kafka_consumer_options co = {.group_id = group,
+                                           .topics = topics,
+                                           .max_batch = MAX_BATCH,
+                                           .max_in_flight = 4 * MAX_BATCH};
     s->consumer = gw_kafka_consumer_create(b->loop, &kc, &co, on_batch, s, err);
     if (s->consumer == NULL) {
         uv_close((uv_handle_t *)&s->retry, (uv_close_cb)free);

@@ -82,21 +82,51 @@ int gw_cmd_broker(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
-        case 'l': listen = optarg; break;
-        case 'p': pg = optarg; break;
-        case 'k': kafka = optarg; break;
-        case 'K': props = optarg; break;
-        case 't': prefix = optarg; break;
-        case 'a': actions = optarg; break;
-        case 's': sql_dir = optarg; break;
-        case 'P': pool = optarg; break;
-        case 'H': hb = optarg; break;
-        case 'T': hbt = optarg; break;
-        case 'R': requeue = optarg; break;
-        case 'n': migrate = 0; break;
-        case 'C': create_topics = 0; break;
-        case 'h': fputs(usage_text, stdout); return 0;
-        default: fputs(usage_text, stderr); return 2;
+        case 'l':
+            listen = optarg;
+            break;
+        case 'p':
+            pg = optarg;
+            break;
+        case 'k':
+            kafka = optarg;
+            break;
+        case 'K':
+            props = optarg;
+            break;
+        case 't':
+            prefix = optarg;
+            break;
+        case 'a':
+            actions = optarg;
+            break;
+        case 's':
+            sql_dir = optarg;
+            break;
+        case 'P':
+            pool = optarg;
+            break;
+        case 'H':
+            hb = optarg;
+            break;
+        case 'T':
+            hbt = optarg;
+            break;
+        case 'R':
+            requeue = optarg;
+            break;
+        case 'n':
+            migrate = 0;
+            break;
+        case 'C':
+            create_topics = 0;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return 0;
+        default:
+            fputs(usage_text, stderr);
+            return 2;
         }
     }
     gw_log_init("broker", gw_log_level_parse(getenv("GW_LOG_LEVEL")));

@@ -62,8 +62,8 @@ static void child_exit(uv_process_t *p, int64_t status, int signum)
     struct child *c = p->data;
     c->exited = true;
     if (status != 0 || signum != 0)
-        gw_log(GW_LOG_WARN, NULL, "%s exited (status %lld, signal %d)", c->name,
-               (long long)status, signum);
+        gw_log(GW_LOG_WARN, NULL, "%s exited (status %lld, signal %d)", c->name, (long long)status,
+               signum);
     uv_close((uv_handle_t *)p, NULL);
 }
 
@@ -180,9 +180,9 @@ static int smoke(const char *url, const char *token)
     char endpoint[1024], *resp = NULL;
     json_t *run;
     snprintf(endpoint, sizeof(endpoint), "%s/v1/actions/echo/runs", url);
-    int status = gw_http_call("POST", endpoint, token,
-                              "{\"inputs\":{\"message\":\"hello from gangway dev --smoke\"}}", 5000,
-                              &resp);
+    int status =
+        gw_http_call("POST", endpoint, token,
+                     "{\"inputs\":{\"message\":\"hello from gangway dev --smoke\"}}", 5000, &resp);
     if (status != 202) {
         fprintf(stderr, "smoke: submitting echo failed: HTTP %d %s\n", status, resp ? resp : "");
         free(resp);
@@ -235,9 +235,12 @@ static char *env_entry(const char *name, const char *value)
 int gw_cmd_dev(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"listen", required_argument, NULL, 'l'}, {"smoke", no_argument, NULL, 's'},
-        {"data-dir", required_argument, NULL, 'd'}, {"actions", required_argument, NULL, 'a'},
-        {"workers", required_argument, NULL, 'w'}, {"help", no_argument, NULL, 'h'},
+        {"listen", required_argument, NULL, 'l'},
+        {"smoke", no_argument, NULL, 's'},
+        {"data-dir", required_argument, NULL, 'd'},
+        {"actions", required_argument, NULL, 'a'},
+        {"workers", required_argument, NULL, 'w'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *listen = "127.0.0.1:8080", *data_dir = NULL, *actions = NULL, *workers = "4";
@@ -252,13 +255,27 @@ int gw_cmd_dev(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
-        case 'l': listen = optarg; break;
-        case 's': do_smoke = 1; break;
-        case 'd': data_dir = optarg; break;
-        case 'a': actions = optarg; break;
-        case 'w': workers = optarg; break;
-        case 'h': fputs(usage_text, stdout); return 0;
-        default: fputs(usage_text, stderr); return 2;
+        case 'l':
+            listen = optarg;
+            break;
+        case 's':
+            do_smoke = 1;
+            break;
+        case 'd':
+            data_dir = optarg;
+            break;
+        case 'a':
+            actions = optarg;
+            break;
+        case 'w':
+            workers = optarg;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return 0;
+        default:
+            fputs(usage_text, stderr);
+            return 2;
         }
     }
     gw_log_init("dev", gw_log_level_parse(getenv("GW_LOG_LEVEL")));
@@ -309,8 +326,7 @@ int gw_cmd_dev(int argc, char **argv)
                               "gangway dev admin", admin_token, id, &err) < 0 ||
         gw_token_store_create(conn, "dev-worker", NULL, 0, worker_roles, 1, 0,
                               "gangway dev worker pool", worker_token, id, &err) < 0) {
-        fprintf(stderr, "gangway dev: creating tokens: %s %s\n", PQerrorMessage(conn),
-                err.message);
+        fprintf(stderr, "gangway dev: creating tokens: %s %s\n", PQerrorMessage(conn), err.message);
         PQfinish(conn);
         goto out_pg;
     }
@@ -342,8 +358,8 @@ int gw_cmd_dev(int argc, char **argv)
         env_entry("GW_LOG_LEVEL", getenv("GW_LOG_LEVEL") ? getenv("GW_LOG_LEVEL") : "info"),
         NULL,
     };
-    char *broker_argv[] = {NULL, "broker", "--listen", listen_s, "--no-migrate",
-                           "--no-create-topics", NULL};
+    char *broker_argv[] = {
+        NULL, "broker", "--listen", listen_s, "--no-migrate", "--no-create-topics", NULL};
     char *worker_argv[] = {NULL, "worker", "--type", "exec", "--concurrency", (char *)workers,
                            NULL};
 
@@ -374,9 +390,10 @@ int gw_cmd_dev(int argc, char **argv)
         rc = smoke(url, admin_token);
         stop_all(&d);
     } else {
-        fprintf(stderr, "gangway dev: ready. Try:\n"
-                        "  curl -s -H \"Authorization: Bearer $GANGWAY_TOKEN\" $GANGWAY_URL/v1/actions\n"
-                        "Press Ctrl-C to stop.\n");
+        fprintf(stderr,
+                "gangway dev: ready. Try:\n"
+                "  curl -s -H \"Authorization: Bearer $GANGWAY_TOKEN\" $GANGWAY_URL/v1/actions\n"
+                "Press Ctrl-C to stop.\n");
         uv_timer_t watch;
         uv_timer_init(&d.loop, &watch);
         watch.data = &d;

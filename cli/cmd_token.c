@@ -58,8 +58,8 @@ int gw_token_store_create(PGconn *conn, const char *subject, const char *const *
                                roles[i]);
     snprintf(roles_lit + rl, sizeof(roles_lit) - rl, "}");
     snprintf(expires, sizeof(expires), "%ld", expires_in_s);
-    const char *params[] = {hash, subject, teams_lit, roles_lit,
-                            expires_in_s > 0 ? expires : NULL, description};
+    const char *params[] = {
+        hash, subject, teams_lit, roles_lit, expires_in_s > 0 ? expires : NULL, description};
     PGresult *res = PQexecParams(
         conn,
         "INSERT INTO gw_api_tokens (token_hash, subject, teams, roles, expires_at, description)"
@@ -109,7 +109,9 @@ static int token_create(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
-        case 's': subject = optarg; break;
+        case 's':
+            subject = optarg;
+            break;
         case 't':
             if (nteams == MAX_LIST || !valid_name(optarg)) {
                 fprintf(stderr, "gangway token: bad or too many --team values\n");
@@ -132,10 +134,18 @@ static int token_create(int argc, char **argv)
                 return 2;
             }
             break;
-        case 'd': description = optarg; break;
-        case 'p': pg = optarg; break;
-        case 'h': fputs(usage_text, stdout); return 0;
-        default: fputs(usage_text, stderr); return 2;
+        case 'd':
+            description = optarg;
+            break;
+        case 'p':
+            pg = optarg;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return 0;
+        default:
+            fputs(usage_text, stderr);
+            return 2;
         }
     }
     if (!valid_name(subject)) {

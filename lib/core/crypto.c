@@ -57,8 +57,7 @@ void gw_sha256_hex(const void *data, size_t len, char *out)
 
 int gw_token_generate(char *out, struct gw_error *err)
 {
-    static const char b64url[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     unsigned char b[32];
     size_t pos = 0;
     unsigned int acc = 0;

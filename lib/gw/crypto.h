@@ -9,9 +9,9 @@
 
 #include "gw/error.h"
 
-#define GW_UUID_LEN 36
+#define GW_UUID_LEN       36
 #define GW_SHA256_HEX_LEN 64
-#define GW_TOKEN_LEN 47 /* "gwt_" + 43 base64url characters (32 random bytes) */
+#define GW_TOKEN_LEN      47 /* "gwt_" + 43 base64url characters (32 random bytes) */
 
 /* Writes a random (version 4) UUID and a NUL into out[GW_UUID_LEN + 1]. */
 int gw_uuid_v4(char *out, struct gw_error *err);

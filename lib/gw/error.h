@@ -14,17 +14,17 @@
 
 enum gw_errc {
     GW_OK = 0,
-    GW_EINVAL = -1,     /* bad argument or bad input */
-    GW_ENOMEM = -2,     /* allocation failed */
-    GW_EIO = -3,        /* I/O or system call failed */
-    GW_ENOTFOUND = -4,  /* the thing asked for does not exist */
-    GW_ECONFLICT = -5,  /* state does not allow it (already claimed, ended...) */
-    GW_ETIMEDOUT = -6,  /* an operation ran out of time */
-    GW_EUNAVAIL = -7,   /* a dependency (PostgreSQL, Kafka) is unavailable */
-    GW_EPARSE = -8,     /* malformed data (JSON, HTTP, config) */
-    GW_ECLOSED = -9,    /* the object is shutting down */
-    GW_ELIMIT = -10,    /* a size or count limit was exceeded */
-    GW_EAUTH = -11,     /* authentication or authorization failed */
+    GW_EINVAL = -1,    /* bad argument or bad input */
+    GW_ENOMEM = -2,    /* allocation failed */
+    GW_EIO = -3,       /* I/O or system call failed */
+    GW_ENOTFOUND = -4, /* the thing asked for does not exist */
+    GW_ECONFLICT = -5, /* state does not allow it (already claimed, ended...) */
+    GW_ETIMEDOUT = -6, /* an operation ran out of time */
+    GW_EUNAVAIL = -7,  /* a dependency (PostgreSQL, Kafka) is unavailable */
+    GW_EPARSE = -8,    /* malformed data (JSON, HTTP, config) */
+    GW_ECLOSED = -9,   /* the object is shutting down */
+    GW_ELIMIT = -10,   /* a size or count limit was exceeded */
+    GW_EAUTH = -11,    /* authentication or authorization failed */
 };
 
 struct gw_error {
@@ -49,7 +49,7 @@ const char *gw_errc_name(int code);
 #endif
 
 #ifndef container_of
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 #endif
 
 #endif

@@ -24,8 +24,8 @@ void gw_log(enum gw_log_level level, const char *run_id, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 #define gw_log_debug(...) gw_log(GW_LOG_DEBUG, NULL, __VA_ARGS__)
-#define gw_log_info(...) gw_log(GW_LOG_INFO, NULL, __VA_ARGS__)
-#define gw_log_warn(...) gw_log(GW_LOG_WARN, NULL, __VA_ARGS__)
+#define gw_log_info(...)  gw_log(GW_LOG_INFO, NULL, __VA_ARGS__)
+#define gw_log_warn(...)  gw_log(GW_LOG_WARN, NULL, __VA_ARGS__)
 #define gw_log_error(...) gw_log(GW_LOG_ERROR, NULL, __VA_ARGS__)
 
 #endif

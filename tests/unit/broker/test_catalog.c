@@ -101,11 +101,10 @@ int main(void)
         CHECK(a && a->timeout_seconds == 600, "timeout defaults to 600 s");
         CHECK(a && a->resource_key && strcmp(a->resource_key, "/name") == 0,
               "resource_key is kept");
-        const char *prog = a ? json_string_value(json_array_get(
-                                   json_object_get(json_object_get(a->definition, "backend"),
-                                                   "command"),
-                                   0))
-                             : NULL;
+        const char *prog =
+            a ? json_string_value(json_array_get(
+                    json_object_get(json_object_get(a->definition, "backend"), "command"), 0))
+              : NULL;
         CHECK(prog && prog[0] == '/' && strstr(prog, "/bin/make.sh") != NULL,
               "a relative program path is made absolute (%s)", prog ? prog : "null");
         CHECK(gw_catalog_find(c, "nope") == NULL, "unknown ids are not found");
@@ -140,8 +139,7 @@ int main(void)
     e = load_one("{\"id\":\"x\",\"title\":\"x\",\"worker_type\":\"exec\","
                  "\"backend\":{\"cmd\":\"rm -rf /\"},\"inputs\":{}}");
     CHECK(e && strstr(e, "backend config") && strstr(e, "exec"),
-          "a backend config the worker type would refuse is refused at load: %s",
-          e ? e : "loaded");
+          "a backend config the worker type would refuse is refused at load: %s", e ? e : "loaded");
     e = load_one("{\"id\":\"x\",\"title\":\"x\",\"worker_type\":\"someone-elses\","
                  "\"backend\":{\"anything\":1},\"inputs\":{}}");
     CHECK(e == NULL, "a worker type this binary does not know is passed through");
