@@ -7,6 +7,8 @@
  * GW_KAFKA_PROPS=fetch.wait.max.ms=10; otherwise latency is ~half of the
  * default 500 ms per hop.
  */
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 
 #include "kafka_internal.h"
@@ -36,7 +38,16 @@ struct gw_kafka_mock *gw_kafka_mock_create(int brokers, struct gw_error *err)
         gw_error_set(err, GW_EIO, false, "rd_kafka_new: %s", errstr);
         goto fail;
     }
-    m->mc = rd_kafka_mock_cluster_new(m->rk, brokers > 0 ? brokers : 1);
+    {
+        /* The mock cluster's thread inherits our signal mask. librdkafka
+         * 2.0.2's mock thread dies when poll() is interrupted (EINTR), e.g.
+         * by the SIGCHLD of a child process: keep every signal away from it. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        m->mc = rd_kafka_mock_cluster_new(m->rk, brokers > 0 ? brokers : 1);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
     if (m->mc == NULL) {
         gw_error_set(err, GW_EIO, false, "rd_kafka_mock_cluster_new failed");
         rd_kafka_destroy(m->rk);

@@ -120,7 +120,7 @@ static void test_produce_consume_batches(struct gw_kafka_mock *m)
     produce_n("t.batches", NMSG, NULL);
     consumer(&s, "t.batches", "g.batches", 4, 100);
     want = NMSG;
-    CHECK(run_until(&loop, received_want, &s, 15000));
+    CHECK(run_until(&loop, received_want, &s, 30000));
     CHECK(s.max_batch_seen <= 4);
     run_for(&loop, 100);
     CHECK(s.received == NMSG);
@@ -135,7 +135,7 @@ static void test_flow_control(struct gw_kafka_mock *m)
     produce_n("t.flow", 10, NULL);
     consumer(&s, "t.flow", "g.flow", 2, 3);
     want = 3;
-    CHECK(run_until(&loop, received_want, &s, 15000));
+    CHECK(run_until(&loop, received_want, &s, 30000));
     run_for(&loop, 500);
     CHECK(s.received == 3); /* stopped at max_in_flight */
     gw_kafka_msg_done(s.c, s.held[0]);
@@ -161,7 +161,7 @@ static void test_out_of_order_done(struct gw_kafka_mock *m)
     produce_n("t.order", 5, "k");
     consumer(&s, "t.order", "g.order", 5, 10);
     want = 5;
-    CHECK(run_until(&loop, received_want, &s, 15000));
+    CHECK(run_until(&loop, received_want, &s, 30000));
     CHECK(s.nheld == 5);
     CHECK(s.held[0]->offset == 0 && s.held[4]->offset == 4);
     /* Everything but offset 2 is done: the commit must stop at 2. */
@@ -175,7 +175,7 @@ static void test_out_of_order_done(struct gw_kafka_mock *m)
 
     consumer(&s2, "t.order", "g.order", 5, 10);
     want = 3;
-    CHECK(run_until(&loop, received_want, &s2, 20000));
+    CHECK(run_until(&loop, received_want, &s2, 45000));
     run_for(&loop, 200);
     CHECK(s2.first_offset == 2);
     CHECK(s2.received == 3); /* 2, 3 and 4 come back; 0 and 1 do not */
