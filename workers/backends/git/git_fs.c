@@ -1,0 +1,203 @@
+/* Safe file access for the git backend (see git_fs.h). */
+#include "git_fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_TEMPLATE (1u << 20)
+
+static int fail(char *msg, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int fail(char *msg, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, cap, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int gw_git_path_check(const char *path, size_t len, char *msg, size_t cap)
+{
+    if (len == 0)
+        return fail(msg, cap, "destination path is empty");
+    if (len > 1024)
+        return fail(msg, cap, "destination path is longer than 1024 bytes");
+    if (path[0] == '/')
+        return fail(msg, cap, "destination path is absolute");
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)path[i];
+        if (c < 0x20 || c == 0x7f)
+            return fail(msg, cap, "destination path contains a control character (0x%02x)", c);
+        if (c == '\\')
+            return fail(msg, cap, "destination path contains a backslash");
+    }
+    const char *p = path, *end = path + len;
+    while (p <= end) {
+        const char *slash = memchr(p, '/', (size_t)(end - p));
+        size_t n = slash ? (size_t)(slash - p) : (size_t)(end - p);
+        if (n == 0)
+            return fail(msg, cap, "destination path has an empty component");
+        if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+            return fail(msg, cap, "destination path has a '.' or '..' component");
+        if (n > 255)
+            return fail(msg, cap, "destination path has a component longer than 255 bytes");
+        /* ".git" in any case, and the forms other systems treat as it
+         * (".git." ".git " "git~1"), never name a component. */
+        if (n >= 4 && strncasecmp(p, ".git", 4) == 0) {
+            bool only_dots_spaces = true;
+            for (size_t i = 4; i < n; i++)
+                only_dots_spaces &= p[i] == '.' || p[i] == ' ';
+            if (only_dots_spaces)
+                return fail(msg, cap, "destination path has a .git component");
+        }
+        if (n == 5 && strncasecmp(p, "git~1", 5) == 0)
+            return fail(msg, cap, "destination path has a .git component");
+        if (slash == NULL)
+            break;
+        p = slash + 1;
+    }
+    return 0;
+}
+
+int gw_git_fs_write(const char *root, const char *path, const char *data, size_t len, char *msg,
+                    size_t cap)
+{
+    char comp[256];
+    const char *p = path;
+    int dfd, fd, rc = -1;
+    struct stat st;
+
+    if (gw_git_path_check(path, strlen(path), msg, cap) != 0)
+        return -1;
+    dfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return fail(msg, cap, "cannot open the work tree: %s", strerror(errno));
+    for (;;) {
+        const char *slash = strchr(p, '/');
+        size_t n = slash ? (size_t)(slash - p) : strlen(p);
+        memcpy(comp, p, n);
+        comp[n] = '\0';
+        if (slash == NULL)
+            break;
+        if (fstatat(dfd, comp, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            if (errno != ENOENT || mkdirat(dfd, comp, 0755) != 0) {
+                fail(msg, cap, "cannot create directory '%s' of '%s': %s", comp, path,
+                     strerror(errno));
+                goto out;
+            }
+        } else if (S_ISLNK(st.st_mode)) {
+            fail(msg, cap, "refusing to write '%s': '%s' is a symbolic link", path, comp);
+            goto out;
+        } else if (!S_ISDIR(st.st_mode)) {
+            fail(msg, cap, "refusing to write '%s': '%s' is not a directory", path, comp);
+            goto out;
+        }
+        int next = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (next < 0) {
+            fail(msg, cap, "refusing to write '%s': cannot open '%s': %s", path, comp,
+                 strerror(errno));
+            goto out;
+        }
+        close(dfd);
+        dfd = next;
+        p = slash + 1;
+    }
+    if (fstatat(dfd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode)) {
+        fail(msg, cap, "refusing to write '%s': it exists and is not a regular file%s", path,
+             S_ISLNK(st.st_mode) ? " (a symbolic link)" : "");
+        goto out;
+    }
+    fd = openat(dfd, comp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        fail(msg, cap, "cannot write '%s': %s", path, strerror(errno));
+        goto out;
+    }
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(fd, data + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            fail(msg, cap, "cannot write '%s': %s", path, strerror(errno));
+            close(fd);
+            goto out;
+        }
+        off += (size_t)w;
+    }
+    if (close(fd) != 0) {
+        fail(msg, cap, "cannot write '%s': %s", path, strerror(errno));
+        goto out;
+    }
+    rc = 0;
+out:
+    close(dfd);
+    return rc;
+}
+
+int gw_git_fs_read(const char *dir, const char *rel, char **out, size_t *len, char *msg, size_t cap)
+{
+    char path[4096];
+    struct stat st;
+    int fd;
+    char *buf;
+    size_t n = 0;
+
+    *out = NULL;
+    if (rel[0] == '/' || strstr(rel, "..") != NULL)
+        return fail(msg, cap, "template '%s' must be relative without '..'", rel);
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, rel) >= sizeof(path))
+        return fail(msg, cap, "template path too long");
+    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return fail(msg, cap, "cannot open template '%s': %s", rel, strerror(errno));
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > MAX_TEMPLATE) {
+        close(fd);
+        return fail(msg, cap, "template '%s' is not a regular file of at most 1 MiB", rel);
+    }
+    buf = malloc((size_t)st.st_size + 1);
+    if (buf == NULL) {
+        close(fd);
+        return fail(msg, cap, "out of memory");
+    }
+    while (n < (size_t)st.st_size) {
+        ssize_t r = read(fd, buf + n, (size_t)st.st_size - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+int gw_git_fs_mkdirs(const char *path)
+{
+    char tmp[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof(tmp))
+        return -EINVAL;
+    memcpy(tmp, path, n + 1);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}

@@ -1,0 +1,112 @@
+/*
+ * Internals of the git backend, shared by its files (not a public API).
+ *
+ * One run is a struct gw_git_job. The loop thread (git.c) fills it, queues
+ * gw_git_work_run() on the libuv thread pool and, until the work's done
+ * callback, touches only `stop` and the log queue. The worker thread owns
+ * everything else in the job until it returns. Log lines travel from the
+ * worker thread to the loop through the mutex-protected queue and a
+ * uv_async_t (gw_git_job_log).
+ */
+#ifndef GW_GIT_INTERNAL_H
+#define GW_GIT_INTERNAL_H
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "gw/error.h"
+
+enum gw_git_pr_api { GW_GIT_PR_NONE = 0, GW_GIT_PR_GITEA, GW_GIT_PR_GITHUB, GW_GIT_PR_GITLAB };
+
+struct gw_git_file {
+    char *template; /* relative to templates_dir, validated */
+    char *path;     /* template of the destination path */
+};
+
+/* The action's "backend" object, validated (gw_git_config_parse). */
+struct gw_git_config {
+    char *repository;
+    char *branch;
+    char *push_branch; /* template, NULL = push to branch */
+    struct gw_git_file *files;
+    size_t nfiles;
+    char *templates_dir;
+    char *commit_message; /* template */
+    char *email_domain;
+    int max_retries;
+    char *token_env, *token_username, *ssh_key_env;
+    enum gw_git_pr_api pr_api;
+    char *pr_url, *pr_token_env, *pr_owner, *pr_repo;
+};
+
+/* Returns 0, or GW_EINVAL with `err` naming the offending key (never a
+ * credential: URLs in messages are scrubbed). */
+int gw_git_config_parse(json_t *cfg, struct gw_git_config *c, struct gw_error *err);
+void gw_git_config_finish(struct gw_git_config *c);
+
+/* A branch name we accept: git_reference_is_valid_name("refs/heads/<name>"),
+ * printable ASCII without spaces, no leading '-', at most 255 bytes. */
+bool gw_git_branch_valid(const char *name);
+
+/* Copies `in` into out[cap] with the userinfo of every URL removed
+ * (the user:password part becomes three asterisks) and every non-empty string of
+ * `secrets` (NULL-terminated, may be NULL) replaced by "***". */
+void gw_git_scrub(const char *in, char *out, size_t cap, const char *const *secrets);
+
+struct gw_git_line {
+    struct gw_git_line *next;
+    size_t len;
+    char text[];
+};
+
+enum { GW_GIT_RUN = 0, GW_GIT_STOP_CANCEL = 1, GW_GIT_STOP_TIMEOUT = 2 };
+
+struct gw_git_job {
+    const struct gw_git_config *cfg;
+    char *run_id, *requested_by, *action_id;
+    json_t *inputs;      /* a deep copy, used by the worker thread only */
+    char *cache_root;    /* where per-repository caches live */
+    char *templates_dir; /* resolved */
+    char *token, *ssh_key, *pr_token;
+    const char *secrets[4]; /* the three above, for gw_git_scrub */
+
+    atomic_int stop; /* GW_GIT_RUN or why to stop; set by the loop */
+
+    uv_mutex_t mu; /* guards lines and async_live */
+    struct gw_git_line *lines, **tail;
+    uv_async_t *async;
+    bool async_live;
+
+    /* Results, written by the worker thread, read after the done callback. */
+    bool ok;
+    char reason[32];
+    char message[1024];
+    json_t *outputs;
+    int auth_calls;
+};
+
+/* Worker thread: the whole run (clone/fetch, render, commit, push, PR). */
+void gw_git_work_run(struct gw_git_job *j);
+
+/* Worker thread: queues one log line (scrubbed) for the loop. */
+void gw_git_job_log(struct gw_git_job *j, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Worker thread: records the failure (scrubbed) and returns -1. */
+int gw_git_job_fail(struct gw_git_job *j, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Worker thread: opens (or finds) the pull/merge request from `head` into
+ * the base branch. Returns 0 with *url (malloc'd), or -1 via gw_git_job_fail. */
+int gw_git_pr_open(struct gw_git_job *j, const char *head, const char *title, const char *body,
+                   char **url);
+
+/* Test seam: when set, called on the worker thread right before push
+ * attempt `attempt` (1-based) of the commit `sha`. NULL in production; set
+ * it before any run starts. */
+extern void (*gw_git_test_before_push)(const char *repository, int attempt, const char *sha);
+
+#endif
