@@ -5,12 +5,10 @@
 
 extern const struct gw_backend_impl gw_backend_exec;
 extern const struct gw_backend_impl gw_backend_git;
-extern const struct gw_backend_impl gw_backend_git;
 extern const struct gw_backend_impl gw_backend_jenkins;
 
 static const struct gw_backend_impl *const backends[] = {
     &gw_backend_exec,
-    &gw_backend_git,
     &gw_backend_git,
     &gw_backend_jenkins,
 };
