@@ -1,8 +1,10 @@
-/* The whole worker against librdkafka's mock cluster and the stand-in claim
- * server: run.requested in, claims, exec runs, events out in seq order,
+/* The whole worker against librdkafka's mock cluster (or, with --real, the
+ * Kafka broker in GW_TEST_KAFKA_BROKERS, in uniquely named topics) and the
+ * stand-in claim server: run.requested in, claims, exec runs, events out in seq order,
  * same-key runs one after the other, dead-letters, refusals, and a graceful
  * shutdown that reports a killed run as failed/worker_shutdown. */
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -20,6 +22,7 @@ static const char *extra[] = {"fetch.wait.max.ms=5", "session.timeout.ms=6000",
                               "heartbeat.interval.ms=200", NULL};
 static struct gw_kafka_config kcfg = {.extra = extra};
 static struct gw_kafka_consumer *events_c, *dead_c;
+static char prefix[64], t_runs[128], t_events[128], t_dead[128], g_events[128], g_dead[128];
 static json_t *events; /* array of every event */
 static int deadletters;
 
@@ -129,8 +132,7 @@ static void request(struct gw_kafka_producer *p, const char *run_id, const char 
                      "\"action_version\":\"v1\",\"worker_type\":\"exec\",\"key\":\"%s\","
                      "\"timeout_seconds\":30,\"requested_at\":\"2026-01-01T00:00:00Z\"}}",
                      run_id, run_id, run_id, key);
-    CHECK(gw_kafka_produce(p, "t1.gangway.runs.exec", key, strlen(key), buf, (size_t)n, dr, NULL,
-                           NULL) == 0);
+    CHECK(gw_kafka_produce(p, t_runs, key, strlen(key), buf, (size_t)n, dr, NULL, NULL) == 0);
 }
 
 /* seq 1..n without holes, started first, one final last. */
@@ -202,8 +204,10 @@ static void check_schemas(void)
     gw_schema_registry_destroy(reg);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    bool real = argc > 1 && strcmp(argv[1], "--real") == 0;
+    const char *real_brokers = getenv("GW_TEST_KAFKA_BROKERS");
     struct gw_error err;
     struct claimsrv srv;
     struct gw_kafka_mock *m;
@@ -212,6 +216,10 @@ int main(void)
     char orderfile[128], cmd[512];
     FILE *f;
 
+    if (real && (real_brokers == NULL || *real_brokers == '\0')) {
+        printf("GW_TEST_KAFKA_BROKERS unset: skipped\n");
+        return 77;
+    }
     signal(SIGPIPE, SIG_IGN);
     gw_log_init("test", getenv("WT_DEBUG") ? GW_LOG_DEBUG : GW_LOG_ERROR);
     snprintf(orderfile, sizeof(orderfile), "/tmp/gw-test-order-%d.txt", (int)getpid());
@@ -229,19 +237,37 @@ int main(void)
     CHECK(gw_claim_global_init(NULL) == 0);
     CHECK(uv_loop_init(&loop) == 0);
     events = json_array();
-    m = gw_kafka_mock_create(1, &err);
-    CHECK(m != NULL);
-    kcfg.brokers = gw_kafka_mock_bootstraps(m);
-    CHECK(gw_kafka_mock_create_topic(m, "t1.gangway.runs.exec", 2, NULL) == 0);
-    CHECK(gw_kafka_mock_create_topic(m, "t1.gangway.events", 1, NULL) == 0);
-    CHECK(gw_kafka_mock_create_topic(m, "t1.gangway.deadletter", 1, NULL) == 0);
+    if (real) {
+        snprintf(prefix, sizeof(prefix), "gw-test-worker-%d-%ld.", (int)getpid(), (long)time(NULL));
+        extra[0] = NULL; /* a real broker wakes fetches itself */
+    } else {
+        snprintf(prefix, sizeof(prefix), "t1.");
+    }
+    snprintf(t_runs, sizeof(t_runs), "%sgangway.runs.exec", prefix);
+    snprintf(t_events, sizeof(t_events), "%sgangway.events", prefix);
+    snprintf(t_dead, sizeof(t_dead), "%sgangway.deadletter", prefix);
+    snprintf(g_events, sizeof(g_events), "%stest-events", prefix);
+    snprintf(g_dead, sizeof(g_dead), "%stest-dead", prefix);
+    const char *all_topics[] = {t_runs, t_events, t_dead, NULL};
+    if (real) {
+        m = NULL;
+        kcfg.brokers = real_brokers;
+        CHECK(gw_kafka_ensure_topics(&kcfg, all_topics, 2, 1, 10000, &err) == 0);
+    } else {
+        m = gw_kafka_mock_create(1, &err);
+        CHECK(m != NULL);
+        kcfg.brokers = gw_kafka_mock_bootstraps(m);
+        CHECK(gw_kafka_mock_create_topic(m, t_runs, 2, NULL) == 0);
+        CHECK(gw_kafka_mock_create_topic(m, t_events, 1, NULL) == 0);
+        CHECK(gw_kafka_mock_create_topic(m, t_dead, 1, NULL) == 0);
+    }
 
     struct gw_worker_options o = {.type = "exec",
                                   .concurrency = 4,
                                   .broker_url = srv.url,
                                   .token = "tok",
                                   .kafka = kcfg,
-                                  .topic_prefix = "t1.",
+                                  .topic_prefix = prefix,
                                   .heartbeat_ms = 100,
                                   .grace_ms = 300};
     w = gw_worker_create(&loop, &o, &err);
@@ -249,11 +275,11 @@ int main(void)
         fprintf(stderr, "worker: %s\n", err.message);
     CHECK(w != NULL);
     {
-        const char *et[] = {"t1.gangway.events", NULL}, *dt[] = {"t1.gangway.deadletter", NULL};
+        const char *et[] = {t_events, NULL}, *dt[] = {t_dead, NULL};
         struct gw_kafka_consumer_options eo = {
-            .group_id = "test-events", .topics = et, .max_batch = 50, .max_in_flight = 500};
+            .group_id = g_events, .topics = et, .max_batch = 50, .max_in_flight = 500};
         struct gw_kafka_consumer_options doo = {
-            .group_id = "test-dead", .topics = dt, .max_batch = 10, .max_in_flight = 10};
+            .group_id = g_dead, .topics = dt, .max_batch = 10, .max_in_flight = 10};
         events_c = gw_kafka_consumer_create(&loop, &kcfg, &eo, on_events, NULL, &err);
         dead_c = gw_kafka_consumer_create(&loop, &kcfg, &doo, on_dead, NULL, &err);
         CHECK(events_c != NULL && dead_c != NULL);
@@ -265,8 +291,7 @@ int main(void)
     request(p, RUN(3), "res-1");
     request(p, RUN(4), "res-2");
     request(p, "00000000-0000-0000-0000-000000000a02", "res-3"); /* refused */
-    CHECK(gw_kafka_produce(p, "t1.gangway.runs.exec", "junk", 4, "{not json", 9, dr, NULL, NULL) ==
-          0);
+    CHECK(gw_kafka_produce(p, t_runs, "junk", 4, "{not json", 9, dr, NULL, NULL) == 0);
 
     wait_for[0] = RUN(1);
     wait_for[1] = RUN(2);
@@ -354,6 +379,8 @@ int main(void)
     CHECK(uv_loop_close(&loop) == 0);
     json_decref(events);
     gw_kafka_mock_destroy(m);
+    if (real)
+        CHECK(gw_kafka_delete_topics(&kcfg, all_topics, 10000, &err) == 0);
     claimsrv_stop(&srv);
     printf("worker end-to-end on the mock cluster passed\n");
     return 0;
