@@ -250,6 +250,7 @@ class Worker:
         self.deadletter_topic = prefix + "gangway.deadletter"
         self.group = prefix + "gangway-workers-" + worker_type
         self.stopping = False
+        self.fatal = False
         self.backlog = []  # messages polled while busy, in order
         common = {"bootstrap.servers": kafka, "client.id": "gangway-pyworker-" + worker_type}
         common.update(props or {})
@@ -264,9 +265,16 @@ class Worker:
             "error_cb": self._kafka_error}))
         self.stats = dict(succeeded=0, failed=0, timed_out=0, refused=0, deadlettered=0)
 
-    @staticmethod
-    def _kafka_error(err):
-        LOG.warning("kafka: %s", err)
+    def _kafka_error(self, err):
+        if err.fatal():
+            # e.g. the idempotent producer lost its guarantees: nothing more
+            # can be published safely. Exit non-zero; what is unresolved is
+            # redelivered to another worker, whose claim is refused.
+            LOG.error("kafka fatal error, stopping: %s", err)
+            self.fatal = True
+            self.stopping = True
+        else:
+            LOG.warning("kafka: %s", err)
 
     # -- Kafka plumbing ----------------------------------------------------
     def produce_event(self, key, payload, on_delivery=None):
@@ -300,7 +308,7 @@ class Worker:
             if box["err"] is None:
                 return True
             LOG.error("[%s] publish to %s failed, retrying: %s", key, topic, box["err"])
-            if give_up_at is not None and time.monotonic() > give_up_at:
+            if self.fatal or (give_up_at is not None and time.monotonic() > give_up_at):
                 return False
             self._idle(FINAL_RETRY_SECONDS)
 
@@ -607,7 +615,7 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, w.request_stop)
     signal.signal(signal.SIGINT, w.request_stop)
     w.run_forever()
-    return 0
+    return 1 if w.fatal else 0
 
 
 if __name__ == "__main__":
