@@ -6,11 +6,13 @@
 extern const struct gw_backend_impl gw_backend_exec;
 extern const struct gw_backend_impl gw_backend_git;
 extern const struct gw_backend_impl gw_backend_jenkins;
+extern const struct gw_backend_impl gw_backend_terraform;
 
 static const struct gw_backend_impl *const backends[] = {
     &gw_backend_exec,
     &gw_backend_git,
     &gw_backend_jenkins,
+    &gw_backend_terraform,
 };
 
 const struct gw_backend_impl *gw_backend_lookup(const char *name)
