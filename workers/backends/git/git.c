@@ -191,26 +191,32 @@ static void timeout_cb(uv_timer_t *t)
 
 /* ------------------------------------------------------------ vtable */
 
+/* libgit2 stays initialised for the life of the process: shutting it down
+ * when the last run ends would drop the per-thread state of the thread
+ * pool's threads (leaked), and re-initialising per run buys nothing. */
+static uv_once_t libgit2_once = UV_ONCE_INIT;
+
+static void libgit2_init_once(void)
+{
+    git_libgit2_init();
+}
+
 static int git_create(struct gw_run *run, struct gw_error *err)
 {
     struct git_run *g;
     int rc;
 
-    git_libgit2_init(); /* branch name checks need it; paired in destroy */
+    uv_once(&libgit2_once, libgit2_init_once);
     g = calloc(1, sizeof(*g));
-    if (g == NULL) {
-        git_libgit2_shutdown();
+    if (g == NULL)
         return gw_error_set(err, GW_ENOMEM, true, "out of memory");
-    }
     if ((rc = gw_git_config_parse(run->config, &g->cfg, err)) != 0) {
         free(g);
-        git_libgit2_shutdown();
         return rc;
     }
     if (run->run_id == NULL || !gw_git_branch_valid(run->run_id)) {
         gw_git_config_finish(&g->cfg);
         free(g);
-        git_libgit2_shutdown();
         return gw_error_set(err, GW_EINVAL, false, "git: the run id is not usable in a trailer");
     }
     g->run = run;
@@ -347,7 +353,6 @@ static void git_destroy(struct gw_run *run)
     gw_git_config_finish(&g->cfg);
     free(g);
     run->backend_data = NULL;
-    git_libgit2_shutdown();
 }
 
 const struct gw_backend_impl gw_backend_git = {

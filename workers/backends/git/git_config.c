@@ -36,10 +36,13 @@ bool gw_git_branch_valid(const char *name)
     size_t n = name ? strlen(name) : 0;
     int valid = 0;
 
-    if (n == 0 || n > 255 || name[0] == '-')
+    /* "@" alone means HEAD to git's command line. */
+    if (n == 0 || n > 255 || name[0] == '-' || strcmp(name, "@") == 0)
         return false;
+    /* Stricter than git: branch names end up in CI scripts and URLs
+     * downstream, where "$(...)", backticks or quotes would be dangerous. */
     for (size_t i = 0; i < n; i++)
-        if ((unsigned char)name[i] <= 0x20 || (unsigned char)name[i] >= 0x7f)
+        if (!isalnum((unsigned char)name[i]) && strchr("._/+-", name[i]) == NULL)
             return false;
     snprintf(ref, sizeof(ref), "refs/heads/%s", name);
     if (git_reference_name_is_valid(&valid, ref) != 0)

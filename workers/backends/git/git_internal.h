@@ -47,8 +47,8 @@ struct gw_git_config {
 int gw_git_config_parse(json_t *cfg, struct gw_git_config *c, struct gw_error *err);
 void gw_git_config_finish(struct gw_git_config *c);
 
-/* A branch name we accept: git_reference_is_valid_name("refs/heads/<name>"),
- * printable ASCII without spaces, no leading '-', at most 255 bytes. */
+/* A branch name we accept: git_reference_name_is_valid("refs/heads/<name>"),
+ * only [A-Za-z0-9._/+-], no leading '-', not "@", at most 255 bytes. */
 bool gw_git_branch_valid(const char *name);
 
 /* Copies `in` into out[cap] with the userinfo of every URL removed

@@ -156,7 +156,8 @@ static int cb_credentials(git_credential **out, const char *url, const char *use
         return git_credential_ssh_key_new(out, user_from_url ? user_from_url : "git", NULL,
                                           j->ssh_key, NULL);
     if ((allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT) && j->token != NULL)
-        return git_credential_userpass_plaintext_new(out, w->c->token_username, j->token);
+        return git_credential_userpass_plaintext_new(
+            out, user_from_url ? user_from_url : w->c->token_username, j->token);
     git_error_set_str(GIT_ERROR_NET, "authentication required but no credential is configured");
     return GIT_EAUTH;
 }
@@ -244,16 +245,15 @@ static int open_cache(struct work *w)
         if (git_repository_init(&w->repo, w->dir, 0) != 0)
             return git_fail(w, "init cache");
     }
-    if (git_remote_lookup(&w->remote, w->repo, "origin") != 0) {
-        if (git_remote_create(&w->remote, w->repo, "origin", w->c->repository) != 0)
-            return git_fail(w, "create remote");
-    } else if (strcmp(git_remote_url(w->remote), w->c->repository) != 0) {
-        git_remote_free(w->remote);
-        w->remote = NULL;
-        if (git_remote_set_url(w->repo, "origin", w->c->repository) != 0 ||
-            git_remote_lookup(&w->remote, w->repo, "origin") != 0)
-            return git_fail(w, "set remote URL");
-    }
+    /* An anonymous in-memory remote: no URL rewriting from configuration
+     * (insteadOf), nothing stored in the cache's config; libgit2 1.5 also
+     * leaks PCRE2 match data on every config regex miss, which named
+     * remotes trigger on each lookup. */
+    git_remote_create_options ro = GIT_REMOTE_CREATE_OPTIONS_INIT;
+    ro.repository = w->repo;
+    ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+    if (git_remote_create_with_opts(&w->remote, w->c->repository, &ro) != 0)
+        return git_fail(w, "remote");
     return 0;
 }
 
@@ -605,7 +605,6 @@ void gw_git_work_run(struct gw_git_job *j)
 {
     struct work w = {.j = j, .c = j->cfg, .lock_fd = -1};
 
-    git_libgit2_init();
     if (render_all(&w) != 0 || open_cache(&w) != 0)
         goto out;
     gw_git_job_log(j, "repository %s, base %s, target %s", j->cfg->repository, j->cfg->branch,
@@ -628,5 +627,4 @@ out:
     free(w.files);
     free(w.target);
     free(w.message);
-    git_libgit2_shutdown();
 }
