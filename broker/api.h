@@ -44,6 +44,11 @@ void gw_api_runs_list(struct gw_api_ctx *ctx);
 void gw_api_run_events(struct gw_api_ctx *ctx);
 void gw_api_run_logs(struct gw_api_ctx *ctx);
 void gw_api_run_claim(struct gw_api_ctx *ctx);
+void gw_api_run_cancel(struct gw_api_ctx *ctx);
+void gw_api_resources_list(struct gw_api_ctx *ctx);
+void gw_api_resource_get(struct gw_api_ctx *ctx);
+void gw_api_resource_extend(struct gw_api_ctx *ctx);
+void gw_api_resource_delete(struct gw_api_ctx *ctx);
 
 /* Sends a JSON body (copied) and frees ctx. */
 void gw_api_reply(struct gw_api_ctx *ctx, int status, const char *extra_headers, const char *json,

@@ -88,10 +88,12 @@ static void submit_done(void *arg, const PGresult *res, const struct gw_error *e
     snprintf(hdr, sizeof(hdr), "Location: /v1/runs/%s\r\n%s", id != NULL ? id : "",
              created ? "" : "Idempotent-Replayed: true\r\n");
     json_decref(j);
-    if (created)
+    if (created) {
         ctx->b->metrics.runs_accepted++;
-    else
+        gw_relay_kick(ctx->b->relay);
+    } else {
         ctx->b->metrics.runs_replayed++;
+    }
     gw_api_reply(ctx, 202, hdr, run, (size_t)PQgetlength(res, 0, 0));
 }
 
@@ -221,7 +223,7 @@ void gw_api_run_submit(struct gw_api_ctx *ctx)
     }
     json_object_foreach(body, field, value)
     {
-        if (strcmp(field, "inputs") != 0) {
+        if (strcmp(field, "inputs") != 0 && strcmp(field, "ttl_seconds") != 0) {
             char ptr[300];
             snprintf(ptr, sizeof(ptr), "/%s", field);
             gw_api_problem(ctx, 422, "validation_failed",
@@ -229,6 +231,26 @@ void gw_api_run_submit(struct gw_api_ctx *ctx)
                            "unknown field '%s' in the request body", field);
             return;
         }
+    }
+    json_t *ttl = json_object_get(body, "ttl_seconds");
+    char ttl_s[24];
+    if (ttl != NULL) {
+        if (!a->has_resource || a->ttl_max_s == 0) {
+            gw_api_problem(ctx, 422, "validation_failed",
+                           one_error("/ttl_seconds", "not", "this action has no TTL"),
+                           "action '%s' creates nothing with a lifetime", a->id);
+            return;
+        }
+        if (!json_is_integer(ttl) || json_integer_value(ttl) < 1 ||
+            json_integer_value(ttl) > a->ttl_max_s) {
+            char msg[96];
+            snprintf(msg, sizeof(msg), "an integer from 1 to %d", a->ttl_max_s);
+            gw_api_problem(ctx, 422, "validation_failed", one_error("/ttl_seconds", "maximum", msg),
+                           "ttl_seconds must be between 1 and %d for action '%s'", a->ttl_max_s,
+                           a->id);
+            return;
+        }
+        snprintf(ttl_s, sizeof(ttl_s), "%lld", (long long)json_integer_value(ttl));
     }
     inputs = json_object_get(body, "inputs");
     if (inputs == NULL) {
@@ -292,12 +314,13 @@ void gw_api_run_submit(struct gw_api_ctx *ctx)
         max_attempts,
         a->retryable ? "true" : "false",
         secrets_s,
+        ttl != NULL ? ttl_s : NULL,
     };
     int rc = gw_pg_query(ctx->b->pg, "submit_run",
                          "SELECT run::text, created, conflict FROM gw_submit_run("
                          "$1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9::text[], $10, $11,"
-                         " $12::int, $13::int, $14::boolean, $15::jsonb)",
-                         15, params, submit_done, s);
+                         " $12::int, $13::int, $14::boolean, $15::jsonb, $16::int)",
+                         16, params, submit_done, s);
     free(inputs_s);
     free(redacted_s);
     free(secrets_s);

@@ -51,7 +51,8 @@ static void stats_tick(uv_timer_t *t)
 
 static int ensure_topics(const struct gw_broker *b, struct gw_error *err)
 {
-    const char *logical[] = {"gangway.events", "gangway.catalog", "gangway.deadletter"};
+    const char *logical[] = {"gangway.events", "gangway.catalog", "gangway.deadletter",
+                             "gangway.control"};
     size_t n = ARRAY_SIZE(logical) + b->catalog->n;
     char(*names)[256] = calloc(n, sizeof(*names));
     const char **list = calloc(n + 1, sizeof(*list));

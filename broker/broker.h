@@ -35,6 +35,8 @@ struct gw_broker_options {
     int requeue_after_s;            /* reaper: republish queued runs; default 600 */
     int reaper_interval_ms;         /* default 1000 */
     bool no_create_topics;          /* skip CreateTopics at start (mock cluster) */
+    const char *instance_id;        /* stable id of this replica (static group
+                                       membership); default "<hostname>:<port>" */
 };
 
 /* Counters shown on /metrics. Touched on the loop thread only. */
@@ -101,8 +103,14 @@ void gw_broker_handle(struct gw_http_req *req, void *arg);
  * flight (late callbacks are dropped). */
 struct gw_relay *gw_relay_create(struct gw_broker *b, struct gw_error *err);
 void gw_relay_destroy(struct gw_relay *r);
+/* Publishes newly committed outbox rows now. Accepts NULL. */
+void gw_relay_kick(struct gw_relay *r);
 struct gw_sink *gw_sink_create(struct gw_broker *b, struct gw_error *err);
 void gw_sink_destroy(struct gw_sink *s);
+/* True when the sink has had partitions for at least `for_ms` and is at most
+ * `max_lag` messages behind: only then do stale heartbeats mean a lost
+ * worker rather than events not applied yet. */
+bool gw_sink_caught_up(const struct gw_sink *s, uint64_t for_ms, int64_t max_lag);
 struct gw_reaper *gw_reaper_create(struct gw_broker *b, struct gw_error *err);
 void gw_reaper_destroy(struct gw_reaper *r);
 

@@ -46,9 +46,9 @@ void gw_catalog_destroy(struct gw_catalog *c)
 
 /* Makes a relative program path in backend.command[0] absolute against the
  * directory of the action file, so workers get a path they can execute. */
-static void resolve_command(json_t *def, const char *dir)
+static void resolve_command(json_t *backend, const char *dir)
 {
-    json_t *cmd = json_object_get(json_object_get(def, "backend"), "command");
+    json_t *cmd = json_object_get(backend, "command");
     json_t *prog = json_array_get(cmd, 0);
     const char *p = json_string_value(prog);
     char buf[PATH_MAX];
@@ -118,7 +118,8 @@ static struct gw_action *action_load(struct gw_catalog *c, const struct gw_schem
     }
     /* The definition schema's defaults (timeout) make the stored version explicit. */
     gw_schema_apply_defaults(def_schema, def);
-    resolve_command(def, dir);
+    resolve_command(json_object_get(def, "backend"), dir);
+    resolve_command(json_object_get(json_object_get(def, "teardown"), "backend"), dir);
 
     a = calloc(1, sizeof(*a));
     if (a == NULL) {
@@ -135,6 +136,16 @@ static struct gw_action *action_load(struct gw_catalog *c, const struct gw_schem
     if (retry != NULL) {
         json_t *m = json_object_get(retry, "max_attempts");
         a->max_attempts = m != NULL ? (int)json_integer_value(m) : 3;
+    }
+    a->has_resource = json_object_get(def, "resource") != NULL;
+    json_t *ttl = json_object_get(def, "ttl");
+    a->ttl_default_s = (int)json_integer_value(json_object_get(ttl, "default_seconds"));
+    a->ttl_max_s = (int)json_integer_value(json_object_get(ttl, "max_seconds"));
+    if (ttl != NULL && a->ttl_default_s > a->ttl_max_s) {
+        gw_error_set(err, GW_EINVAL, false,
+                     "%s: at '/ttl': default_seconds (%d) is more than max_seconds (%d)", path,
+                     a->ttl_default_s, a->ttl_max_s);
+        goto fail;
     }
     const char *rk = json_string_value(json_object_get(def, "resource_key"));
     a->resource_key = rk != NULL ? strdup(rk) : NULL;
@@ -169,6 +180,10 @@ static struct gw_action *action_load(struct gw_catalog *c, const struct gw_schem
         gw_error_set(err, GW_ENOMEM, false, "out of memory");
         goto fail;
     }
+    if (json_object_get(d, "ttl") != NULL)
+        json_object_set(pub, "ttl", json_object_get(d, "ttl"));
+    if (json_object_get(d, "resource") != NULL)
+        json_object_set(pub, "resource", json_object_get(d, "resource"));
     a->public_json = json_dumps(pub, JSON_COMPACT);
     json_object_del(pub, "inputs");
     a->summary = pub;

@@ -24,7 +24,10 @@ struct gw_action {
     int max_attempts;
     bool retryable;
     char *resource_key; /* JSON pointer into inputs, or NULL */
-    char *path;         /* file it came from */
+    bool has_resource;  /* a success records a resource */
+    int ttl_default_s;  /* 0 = no TTL */
+    int ttl_max_s;
+    char *path; /* file it came from */
 };
 
 struct gw_catalog {

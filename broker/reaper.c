@@ -11,6 +11,8 @@
 #include "gw/log.h"
 
 #define BATCH 200
+/* Events the sink may be behind and still judge heartbeats. */
+#define LAG_MAX 1000
 
 struct gw_reaper {
     struct gw_broker *b;
@@ -44,6 +46,7 @@ static void reaped(void *arg, const PGresult *res, const struct gw_error *err)
     int n = atoi(PQgetvalue(res, 0, 0));
     if (n > 0) {
         r->b->metrics.reaper_changed += (unsigned long long)n;
+        gw_relay_kick(r->b->relay); /* retries, requeues and teardowns wait in the outbox */
         gw_log_info("reaper: %d run(s) failed, retried or requeued", n);
     }
     if (n >= BATCH)
@@ -58,10 +61,16 @@ static void reaper_run(struct gw_reaper *r)
     snprintf(hb, sizeof(hb), "%d seconds", r->b->opts.heartbeat_timeout_s);
     snprintf(rq, sizeof(rq), "%d seconds", r->b->opts.requeue_after_s);
     snprintf(limit, sizeof(limit), "%d", BATCH);
-    const char *params[] = {hb, rq, limit};
+    /* Heartbeats are events: while this broker's sink is behind, a stale
+     * heartbeat_at may only mean "not applied yet", so nobody is declared
+     * lost until the sink has been assigned and current for a full timeout. */
+    bool check =
+        gw_sink_caught_up(r->b->sink, (uint64_t)r->b->opts.heartbeat_timeout_s * 1000, LAG_MAX);
+    const char *params[] = {hb, rq, limit, check ? "true" : "false"};
     r->busy = true;
-    if (gw_pg_query(r->b->pg, "reap", "SELECT gw_reap($1::interval, $2::interval, $3::int)", 3,
-                    params, reaped, r) < 0)
+    if (gw_pg_query(r->b->pg, "reap",
+                    "SELECT gw_reap($1::interval, $2::interval, $3::int, $4::boolean)", 4, params,
+                    reaped, r) < 0)
         r->busy = false;
 }
 

@@ -6,8 +6,10 @@
  * several broker replicas share the work and a crashed relay's rows come
  * back when their lease ends. Rows are picked by "unsent", never by "id
  * greater than the last one sent", so a transaction that commits after a
- * later id was published is not skipped. Woken by NOTIFY gw_outbox, with a
- * timer as a backstop.
+ * later id was published is not skipped. Woken in-process by whoever commits
+ * outbox rows on this broker (gw_relay_kick), and by a timer for rows other
+ * replicas left behind (NOTIFY would serialise every commit; see
+ * sql/0003_lifecycle.sql).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,11 +201,10 @@ static void relay_kick(struct gw_relay *r)
         r->state = RELAY_IDLE;
 }
 
-static void on_notify(void *arg, const char *channel, const char *payload)
+void gw_relay_kick(struct gw_relay *r)
 {
-    (void)channel;
-    (void)payload;
-    relay_kick(arg);
+    if (r != NULL && r->state != RELAY_CLOSED)
+        relay_kick(r);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -222,9 +223,6 @@ struct gw_relay *gw_relay_create(struct gw_broker *b, struct gw_error *err)
     uv_timer_init(b->loop, &r->timer);
     r->timer.data = r;
     uv_timer_start(&r->timer, on_timer, 0, POLL_MS);
-    struct gw_error lerr;
-    if (gw_pg_listen(b->pg, "gw_outbox", on_notify, r, &lerr) < 0)
-        gw_log_warn("outbox: LISTEN unavailable, polling every %d ms: %s", POLL_MS, lerr.message);
     return r;
 }
 

@@ -31,6 +31,11 @@ static const struct route routes[] = {
     {"GET", "/v1/runs/*", AUTH_USER, gw_api_run_get},
     {"GET", "/v1/runs/*/events", AUTH_USER, gw_api_run_events},
     {"GET", "/v1/runs/*/logs", AUTH_USER, gw_api_run_logs},
+    {"POST", "/v1/runs/*/cancel", AUTH_USER, gw_api_run_cancel},
+    {"GET", "/v1/resources", AUTH_USER, gw_api_resources_list},
+    {"GET", "/v1/resources/*", AUTH_USER, gw_api_resource_get},
+    {"POST", "/v1/resources/*/extend", AUTH_USER, gw_api_resource_extend},
+    {"DELETE", "/v1/resources/*", AUTH_USER, gw_api_resource_delete},
     {"POST", "/internal/v1/runs/*/claim", AUTH_USER, gw_api_run_claim},
 };
 

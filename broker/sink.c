@@ -5,47 +5,70 @@
  * committed only after a batch is applied, so a crash re-applies (harmlessly)
  * rather than loses. Unparseable or malformed messages go to the dead-letter
  * topic with the reason; the sink moves on.
+ *
+ * Events are keyed by run id, so all events of a run share a partition.
+ * Batches of different partitions are applied concurrently (one in flight
+ * per partition, in order), which keeps each run's events in order while
+ * using several database connections.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "broker.h"
 #include "gw/crypto.h"
 #include "gw/log.h"
 
-#define MAX_BATCH 500
-#define RETRY_MS  500
+#define MAX_BATCH      500
+#define RETRY_MS       500
+#define MAX_PARTITIONS 256
+
+struct pqueue;
 
 struct job {
     struct job *next;
+    struct pqueue *pq;
     size_t n;
     char *events; /* JSON array text for gw_apply_events */
     struct gw_kafka_msg *msgs[];
 };
 
+/* The jobs of one partition, applied one at a time, in order. */
+struct pqueue {
+    struct gw_sink *sink;
+    char topic[256];
+    int32_t partition;
+    struct job *head, *tail;
+    bool busy;
+};
+
 struct gw_sink {
     struct gw_broker *b;
     struct gw_kafka_consumer *consumer;
-    struct job *head, *tail;
-    bool busy;
+    struct pqueue *queues[MAX_PARTITIONS];
+    size_t nqueues;
+    size_t busy;
+    size_t dead_in_flight;
     bool closed;
     bool retry_closed;
-    size_t dead_in_flight;
     uv_timer_t retry;
 };
+
+static void pq_next(struct pqueue *q);
+
+static const char *const kinds[] = {"started", "log",       "heartbeat", "succeeded",
+                                    "failed",  "timed_out", "cancelled"};
 
 /* Frees the sink once closed and nothing in flight refers to it. */
 static void maybe_free(struct gw_sink *s)
 {
-    if (s->closed && s->retry_closed && !s->busy && s->dead_in_flight == 0)
-        free(s);
+    if (!s->closed || !s->retry_closed || s->busy > 0 || s->dead_in_flight > 0)
+        return;
+    for (size_t i = 0; i < s->nqueues; i++)
+        free(s->queues[i]);
+    free(s);
 }
-
-static void sink_next(struct gw_sink *s);
-
-static const char *const kinds[] = {"started", "log",       "heartbeat", "succeeded",
-                                    "failed",  "timed_out", "cancelled"};
 
 struct dead {
     struct gw_sink *s;
@@ -133,15 +156,14 @@ static json_t *parse_event(const struct gw_kafka_msg *msg, const char **reason)
         *reason = "data needs run_id (uuid), attempt and seq (positive integers)";
         goto out;
     }
+    if (strcmp(kind, "log") == 0 && !json_is_string(json_object_get(data, "line"))) {
+        *reason = "run.log needs a string line";
+        goto out;
+    }
     out = json_pack("{s:s, s:O, s:O, s:s, s:O?, s:O?, s:O?, s:O?}", "run_id", run, "attempt",
                     attempt, "seq", seq, "kind", kind, "worker_id",
                     json_object_get(data, "worker_id"), "stream", json_object_get(data, "stream"),
                     "line", json_object_get(data, "line"), "data", data);
-    if (strcmp(kind, "log") == 0 && !json_is_string(json_object_get(data, "line"))) {
-        json_decref(out);
-        out = NULL;
-        *reason = "run.log needs a string line";
-    }
 out:
     json_decref(ev);
     return out;
@@ -153,65 +175,121 @@ static void job_free(struct job *j)
     free(j);
 }
 
-static struct job *job_create(struct gw_kafka_msg **msgs, size_t n, json_t *events)
+static struct job *job_create(struct pqueue *q, struct gw_kafka_msg **msgs, size_t n,
+                              json_t *events)
 {
     struct job *j = calloc(1, sizeof(*j) + n * sizeof(j->msgs[0]));
     if (j == NULL)
         return NULL;
+    j->pq = q;
     j->n = n;
     memcpy(j->msgs, msgs, n * sizeof(msgs[0]));
     j->events = json_dumps(events, JSON_COMPACT);
+    if (j->events == NULL) {
+        free(j);
+        return NULL;
+    }
     return j;
 }
 
-static void enqueue(struct gw_sink *s, struct job *j)
+static struct pqueue *queue_for(struct gw_sink *s, const char *topic, int32_t partition)
 {
-    if (s->tail != NULL)
-        s->tail->next = j;
-    else
-        s->head = j;
-    s->tail = j;
+    for (size_t i = 0; i < s->nqueues; i++)
+        if (s->queues[i]->partition == partition && strcmp(s->queues[i]->topic, topic) == 0)
+            return s->queues[i];
+    if (s->nqueues == MAX_PARTITIONS)
+        return s->queues[(size_t)partition % MAX_PARTITIONS]; /* shares; order still holds */
+    struct pqueue *q = calloc(1, sizeof(*q));
+    if (q == NULL)
+        return NULL;
+    q->sink = s;
+    q->partition = partition;
+    snprintf(q->topic, sizeof(q->topic), "%s", topic);
+    s->queues[s->nqueues++] = q;
+    return q;
 }
 
-static void on_batch(void *arg, struct gw_kafka_msg **msgs, size_t n)
+static void enqueue(struct pqueue *q, struct job *j)
 {
-    struct gw_sink *s = arg;
+    if (q->tail != NULL)
+        q->tail->next = j;
+    else
+        q->head = j;
+    q->tail = j;
+}
+
+/* Appends the messages of one partition (already in offset order) as jobs
+ * of at most MAX_BATCH events. */
+static void take_partition(struct gw_sink *s, struct gw_kafka_msg **msgs, size_t n)
+{
+    struct pqueue *q = queue_for(s, msgs[0]->topic, msgs[0]->partition);
     struct gw_kafka_msg *good[MAX_BATCH];
     json_t *events = json_array();
     size_t ngood = 0;
 
     for (size_t i = 0; i < n; i++) {
         const char *reason = NULL;
-        json_t *e;
+        json_t *e = parse_event(msgs[i], &reason);
         s->b->metrics.events_received++;
-        e = parse_event(msgs[i], &reason);
         if (e == NULL) {
             dead_letter(s, msgs[i], reason);
             continue;
         }
         json_array_append_new(events, e);
         good[ngood++] = msgs[i];
-        if (ngood == MAX_BATCH || i + 1 == n) {
-            struct job *j = job_create(good, ngood, events);
+        if (ngood == MAX_BATCH) {
+            struct job *j = q ? job_create(q, good, ngood, events) : NULL;
             if (j != NULL)
-                enqueue(s, j);
+                enqueue(q, j);
             json_array_clear(events);
             ngood = 0;
         }
     }
     if (ngood > 0) {
-        struct job *j = job_create(good, ngood, events);
+        struct job *j = q ? job_create(q, good, ngood, events) : NULL;
         if (j != NULL)
-            enqueue(s, j);
+            enqueue(q, j);
     }
     json_decref(events);
-    sink_next(s);
+    if (q != NULL)
+        pq_next(q);
+}
+
+static void on_batch(void *arg, struct gw_kafka_msg **msgs, size_t n)
+{
+    struct gw_sink *s = arg;
+    bool *taken = calloc(n, sizeof(*taken));
+    struct gw_kafka_msg **group = calloc(n, sizeof(*group));
+
+    if (taken == NULL || group == NULL) {
+        /* Out of memory: leave the messages undone; they come back later. */
+        free(taken);
+        free(group);
+        return;
+    }
+    /* Group by partition, keeping the consumer's order within each. */
+    for (size_t i = 0; i < n; i++) {
+        size_t k = 0;
+        if (taken[i])
+            continue;
+        for (size_t j = i; j < n; j++) {
+            if (!taken[j] && msgs[j]->partition == msgs[i]->partition &&
+                strcmp(msgs[j]->topic, msgs[i]->topic) == 0) {
+                taken[j] = true;
+                group[k++] = msgs[j];
+            }
+        }
+        take_partition(s, group, k);
+    }
+    free(taken);
+    free(group);
 }
 
 /* A batch SQL failure that is not transient: apply the events one by one so
  * only the culprit is dead-lettered. */
-static void split(struct gw_sink *s, struct job *j, const char *why)
+static void split(struct pqueue *q, struct job *j, const char *why)
 {
+    struct gw_sink *s = q->sink;
     if (j->n == 1) {
         dead_letter(s, j->msgs[0], why);
         job_free(j);
@@ -222,7 +300,7 @@ static void split(struct gw_sink *s, struct job *j, const char *why)
     for (size_t i = 0; i < j->n; i++) {
         json_t *one = json_array();
         json_array_append(one, json_array_get(all, i));
-        struct job *k = job_create(&j->msgs[i], 1, one);
+        struct job *k = job_create(q, &j->msgs[i], 1, one);
         json_decref(one);
         if (k == NULL)
             continue;
@@ -235,70 +313,98 @@ static void split(struct gw_sink *s, struct job *j, const char *why)
     json_decref(all);
     if (last != NULL) {
         /* Run the singles before anything that arrived later. */
-        last->next = s->head;
-        s->head = first;
-        if (s->tail == NULL)
-            s->tail = last;
+        last->next = q->head;
+        q->head = first;
+        if (q->tail == NULL)
+            q->tail = last;
     }
     job_free(j);
 }
 
 static void retry_fire(uv_timer_t *t)
 {
-    sink_next(t->data);
+    struct gw_sink *s = t->data;
+    for (size_t i = 0; i < s->nqueues; i++)
+        pq_next(s->queues[i]);
 }
 
 static void applied(void *arg, const PGresult *res, const struct gw_error *err)
 {
-    struct gw_sink *s = arg;
-    struct job *j = s->head;
+    struct job *j = arg;
+    struct pqueue *q = j->pq;
+    struct gw_sink *s = q->sink;
 
-    s->busy = false;
+    q->busy = false;
+    s->busy--;
     if (s->closed) {
+        job_free(j);
         maybe_free(s);
         return;
     }
     if (err != NULL) {
-        if (err->retriable || err->code == GW_EUNAVAIL || err->code == GW_ELIMIT) {
+        if (err->retriable || err->code == GW_EUNAVAIL || err->code == GW_ELIMIT ||
+            err->code == GW_ETIMEDOUT) {
             gw_log_warn("events: apply failed, retrying: %s", err->message);
+            /* Put it back in front and try again soon. */
+            j->next = q->head;
+            q->head = j;
+            if (q->tail == NULL)
+                q->tail = j;
             uv_timer_start(&s->retry, retry_fire, RETRY_MS, 0);
             return;
         }
-        s->head = j->next;
-        if (s->head == NULL)
-            s->tail = NULL;
         gw_log_warn("events: batch of %zu rejected, applying one by one: %s", j->n, err->message);
-        split(s, j, err->message);
-        sink_next(s);
+        split(q, j, err->message);
+        pq_next(q);
         return;
     }
     s->b->metrics.events_applied += (unsigned long long)atoll(PQgetvalue(res, 0, 0));
-    s->head = j->next;
-    if (s->head == NULL)
-        s->tail = NULL;
     for (size_t i = 0; i < j->n; i++)
         gw_kafka_msg_done(s->consumer, j->msgs[i]);
     job_free(j);
-    sink_next(s);
+    pq_next(q);
 }
 
-static void sink_next(struct gw_sink *s)
+static void pq_next(struct pqueue *q)
 {
-    if (s->busy || s->closed || s->head == NULL)
+    struct gw_sink *s = q->sink;
+    struct job *j = q->head;
+    if (q->busy || s->closed || j == NULL)
         return;
-    const char *params[] = {s->head->events};
-    s->busy = true;
+    q->head = j->next;
+    if (q->head == NULL)
+        q->tail = NULL;
+    j->next = NULL;
+    const char *params[] = {j->events};
+    q->busy = true;
+    s->busy++;
     if (gw_pg_query(s->b->pg, "apply_events", "SELECT gw_apply_events($1::jsonb)", 1, params,
-                    applied, s) < 0) {
-        s->busy = false;
+                    applied, j) < 0) {
+        q->busy = false;
+        s->busy--;
+        j->next = q->head;
+        q->head = j;
+        if (q->tail == NULL)
+            q->tail = j;
         uv_timer_start(&s->retry, retry_fire, RETRY_MS, 0);
     }
+}
+
+bool gw_sink_caught_up(const struct gw_sink *s, uint64_t for_ms, int64_t max_lag)
+{
+    struct gw_kafka_consumer_health h;
+    if (s == NULL || s->closed)
+        return false;
+    gw_kafka_consumer_health(s->consumer, &h);
+    if (h.partitions == 0 || h.assigned_since_ms == 0 || h.lag < 0 || h.lag > max_lag)
+        return false;
+    return uv_now(s->b->loop) - h.assigned_since_ms >= for_ms;
 }
 
 struct gw_sink *gw_sink_create(struct gw_broker *b, struct gw_error *err)
 {
     struct gw_sink *s = calloc(1, sizeof(*s));
-    char topic[256], group[256];
+    char topic[256], group[256], instance[300];
     const char *topics[] = {topic, NULL};
 
     if (s == NULL) {
@@ -310,11 +416,22 @@ struct gw_sink *gw_sink_create(struct gw_broker *b, struct gw_error *err)
     s->retry.data = s;
     gw_broker_topic(b, "gangway.events", topic, sizeof(topic));
     gw_broker_topic(b, "gangway-broker-events", group, sizeof(group));
+    /* Static membership: a broker restarted on the same host and port takes
+     * its partitions back at once instead of waiting out the old member's
+     * session, during which nobody would apply its events. */
+    if (b->opts.instance_id != NULL && b->opts.instance_id[0] != '\0') {
+        snprintf(instance, sizeof(instance), "%s", b->opts.instance_id);
+    } else {
+        char host[200] = "localhost";
+        gethostname(host, sizeof(host) - 1);
+        snprintf(instance, sizeof(instance), "%s:%d", host, b->opts.listen_port);
+    }
     struct gw_kafka_config kc = {.brokers = b->opts.kafka_brokers, .extra = b->opts.kafka_extra};
     struct gw_kafka_consumer_options co = {.group_id = group,
                                            .topics = topics,
                                            .max_batch = MAX_BATCH,
-                                           .max_in_flight = 4 * MAX_BATCH};
+                                           .max_in_flight = 8 * MAX_BATCH,
+                                           .group_instance_id = instance};
     s->consumer = gw_kafka_consumer_create(b->loop, &kc, &co, on_batch, s, err);
     if (s->consumer == NULL) {
         uv_close((uv_handle_t *)&s->retry, (uv_close_cb)free);
@@ -336,12 +453,15 @@ void gw_sink_destroy(struct gw_sink *s)
         return;
     s->closed = true;
     /* Messages not applied are simply not committed: redelivered later. */
-    while (s->head != NULL) {
-        struct job *j = s->head;
-        s->head = j->next;
-        job_free(j);
+    for (size_t i = 0; i < s->nqueues; i++) {
+        struct pqueue *q = s->queues[i];
+        while (q->head != NULL) {
+            struct job *j = q->head;
+            q->head = j->next;
+            job_free(j);
+        }
+        q->tail = NULL;
     }
-    s->tail = NULL;
     gw_kafka_consumer_destroy(s->consumer);
     s->consumer = NULL;
     uv_timer_stop(&s->retry);

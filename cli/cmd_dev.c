@@ -338,7 +338,7 @@ int gw_cmd_dev(int argc, char **argv)
         goto out_pg;
     }
     const char *topics[] = {"gangway.runs.exec", "gangway.events", "gangway.catalog",
-                            "gangway.deadletter"};
+                            "gangway.deadletter", "gangway.control"};
     for (size_t i = 0; i < ARRAY_SIZE(topics); i++)
         gw_kafka_mock_create_topic(mock, topics[i], 4, NULL);
     const char *bootstraps = gw_kafka_mock_bootstraps(mock);

@@ -73,6 +73,13 @@ struct gw_run {
     json_t *inputs;           /* the full inputs object (secrets included) */
     json_t *config;           /* the action's "backend" object */
     int timeout_seconds;      /* 0 = no timeout */
+    const char *resource_key; /* the resource this run acts on (never NULL:
+                                 the action's resource key value or the run id) */
+    const char *operation;    /* "create" or "teardown" */
+    json_t *secret_paths;     /* JSON pointers into inputs of secret values
+                                 (writeOnly); may be an empty array */
+    json_t *secret_values;    /* runtime-owned: the strings gw_run_log masks
+                                 (each secret, and its base64 and URL forms) */
     const struct gw_run_sink *sink;
     void *sink_data;    /* the sink's */
     void *backend_data; /* the backend's, between create() and destroy() */
@@ -126,6 +133,12 @@ void gw_run_finish_failed(struct gw_run *run, const char *reason, int exit_code,
                           const char *message);
 void gw_run_finish_timed_out(struct gw_run *run, const char *message);
 void gw_run_finish_cancelled(struct gw_run *run, const char *message);
+
+/* Collects the values gw_run_log must mask: for each pointer in
+ * `secret_paths`, the value in `inputs` (strings as they are, other JSON as
+ * compact text) plus its base64 and URL-encoded forms, skipping values
+ * shorter than 3 bytes. Returns a new array (empty when there are none). */
+json_t *gw_run_secret_values(json_t *inputs, json_t *secret_paths);
 
 /* The longest line a log event carries. */
 #define GW_RUN_LOG_LINE_MAX 16384

@@ -1,17 +1,184 @@
 /* The run context functions backends call; they forward to the sink once. */
 #include "backend.h"
+
+#include <stdlib.h>
+#include <string.h>
 #include "gw/log.h"
+
+/* Resolves a JSON pointer (RFC 6901) in `doc`; NULL when absent. */
+static json_t *pointer_get(json_t *doc, const char *ptr)
+{
+    char seg[512];
+    while (doc != NULL && *ptr == '/') {
+        size_t n = 0;
+        ptr++;
+        while (*ptr && *ptr != '/' && n + 1 < sizeof(seg)) {
+            if (ptr[0] == '~' && (ptr[1] == '0' || ptr[1] == '1')) {
+                seg[n++] = ptr[1] == '0' ? '~' : '/';
+                ptr += 2;
+            } else {
+                seg[n++] = *ptr++;
+            }
+        }
+        seg[n] = '\0';
+        if (json_is_object(doc)) {
+            doc = json_object_get(doc, seg);
+        } else if (json_is_array(doc)) {
+            char *end;
+            unsigned long i = strtoul(seg, &end, 10);
+            doc = *end == '\0' ? json_array_get(doc, i) : NULL;
+        } else {
+            doc = NULL;
+        }
+    }
+    return doc;
+}
+
+static void add_variant(json_t *out, const char *s, size_t len)
+{
+    if (len >= 3)
+        json_array_append_new(out, json_stringn(s, len));
+}
+
+json_t *gw_run_secret_values(json_t *inputs, json_t *secret_paths)
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    static const char hex[] = "0123456789ABCDEF";
+    json_t *out = json_array();
+    size_t i;
+    json_t *p;
+
+    json_array_foreach(secret_paths, i, p)
+    {
+        json_t *v = json_is_string(p) ? pointer_get(inputs, json_string_value(p)) : NULL;
+        char *text;
+        size_t len;
+        if (v == NULL)
+            continue;
+        if (json_is_string(v)) {
+            text = strndup(json_string_value(v), json_string_length(v));
+            len = json_string_length(v);
+        } else {
+            text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+            len = text ? strlen(text) : 0;
+        }
+        if (text == NULL)
+            continue;
+        add_variant(out, text, len);
+        /* base64, as a program might log an Authorization header. */
+        char *enc = malloc(len / 3 * 4 + 8), *e = enc;
+        if (enc != NULL) {
+            size_t k = 0;
+            for (; k + 2 < len; k += 3) {
+                unsigned x = ((unsigned char)text[k] << 16) | ((unsigned char)text[k + 1] << 8) |
+                             (unsigned char)text[k + 2];
+                *e++ = b64[x >> 18];
+                *e++ = b64[(x >> 12) & 63];
+                *e++ = b64[(x >> 6) & 63];
+                *e++ = b64[x & 63];
+            }
+            if (k < len) {
+                unsigned x = (unsigned char)text[k] << 16;
+                if (k + 1 < len)
+                    x |= (unsigned char)text[k + 1] << 8;
+                *e++ = b64[x >> 18];
+                *e++ = b64[(x >> 12) & 63];
+                *e++ = k + 1 < len ? b64[(x >> 6) & 63] : '=';
+                *e++ = '=';
+            }
+            /* Without padding too: the prefix of a padded form is a match. */
+            size_t full = (size_t)(e - enc);
+            add_variant(out, enc, full);
+            while (full > 0 && enc[full - 1] == '=')
+                full--;
+            if (full != (size_t)(e - enc))
+                add_variant(out, enc, full);
+            free(enc);
+        }
+        /* URL (percent) encoding, as in a query string. */
+        char *url = malloc(len * 3 + 1), *u = url;
+        if (url != NULL) {
+            for (size_t k = 0; k < len; k++) {
+                unsigned char c = (unsigned char)text[k];
+                if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_' || c == '.' || c == '~') {
+                    *u++ = (char)c;
+                } else {
+                    *u++ = '%';
+                    *u++ = hex[c >> 4];
+                    *u++ = hex[c & 15];
+                }
+            }
+            if ((size_t)(u - url) != len)
+                add_variant(out, url, (size_t)(u - url));
+            free(url);
+        }
+        free(text);
+    }
+    return out;
+}
+
+/* Returns a copy of line with every secret value replaced, or NULL when
+ * nothing matched (the caller then uses the line as it is). */
+static char *mask_secrets(json_t *secrets, const char *line, size_t len, size_t *out_len)
+{
+    static const char mask[] = "[redacted]";
+    char *cur = NULL;
+    size_t cur_len = len;
+    size_t i;
+    json_t *v;
+
+    json_array_foreach(secrets, i, v)
+    {
+        const char *needle = json_string_value(v);
+        size_t nlen = json_string_length(v);
+        const char *src = cur != NULL ? cur : line;
+        if (nlen == 0 || memmem(src, cur_len, needle, nlen) == NULL)
+            continue;
+        /* Worst case every byte starts a match: bound the new length. */
+        size_t cap = cur_len / nlen * sizeof(mask) + cur_len + 1;
+        char *next = malloc(cap), *o = next;
+        if (next == NULL)
+            continue;
+        const char *p = src, *end = src + cur_len, *hit;
+        while ((hit = memmem(p, (size_t)(end - p), needle, nlen)) != NULL) {
+            memcpy(o, p, (size_t)(hit - p));
+            o += hit - p;
+            memcpy(o, mask, sizeof(mask) - 1);
+            o += sizeof(mask) - 1;
+            p = hit + nlen;
+        }
+        memcpy(o, p, (size_t)(end - p));
+        o += end - p;
+        free(cur);
+        cur = next;
+        cur_len = (size_t)(o - next);
+    }
+    *out_len = cur_len;
+    return cur;
+}
 
 void gw_run_log(struct gw_run *run, const char *stream, const char *line, size_t len)
 {
+    char *masked = NULL;
+
     if (run->finished)
         return;
+    if (json_array_size(run->secret_values) > 0) {
+        size_t mlen;
+        masked = mask_secrets(run->secret_values, line, len, &mlen);
+        if (masked != NULL) {
+            line = masked;
+            len = mlen;
+        }
+    }
     while (len > GW_RUN_LOG_LINE_MAX) {
         run->sink->log(run, stream, line, GW_RUN_LOG_LINE_MAX);
         line += GW_RUN_LOG_LINE_MAX;
         len -= GW_RUN_LOG_LINE_MAX;
     }
     run->sink->log(run, stream, line, len);
+    free(masked);
 }
 
 static void finish(struct gw_run *run, const struct gw_run_result *res)

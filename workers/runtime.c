@@ -91,6 +91,7 @@ static void job_free(struct job *j)
     if (j->run_created)
         w->be->destroy(&j->run);
     json_decref(j->reply);
+    json_decref(j->run.secret_values);
     gw_run_request_finish(&j->req);
     free(j->key);
     free(j->final_text);
@@ -346,6 +347,14 @@ static void start_run(struct job *j, json_t *reply)
     j->run.requested_by =
         json_string_value(json_object_get(json_object_get(reply, "requested_by"), "subject"));
     j->run.inputs = json_object_get(reply, "inputs");
+    j->run.resource_key = json_string_value(json_object_get(reply, "resource_key"));
+    if (j->run.resource_key == NULL)
+        j->run.resource_key = j->req.run_id;
+    j->run.operation = json_string_value(json_object_get(reply, "operation"));
+    if (j->run.operation == NULL)
+        j->run.operation = "create";
+    j->run.secret_paths = json_object_get(reply, "secret_paths");
+    j->run.secret_values = gw_run_secret_values(j->run.inputs, j->run.secret_paths);
     j->run.config = json_object_get(action, "backend");
     v = json_object_get(action, "timeout_seconds");
     j->run.timeout_seconds =

@@ -83,10 +83,17 @@ typedef void (*gw_kafka_batch_cb)(void *arg, struct gw_kafka_msg **msgs, size_t 
 
 struct gw_kafka_consumer_options {
     const char *group_id;
-    const char *const *topics; /* NULL-terminated */
-    size_t max_batch;          /* messages per callback, >= 1 */
-    size_t max_in_flight;      /* messages handed out and not done; the
-                                  consumer stops delivering at this bound */
+    const char *const *topics;     /* NULL-terminated */
+    size_t max_batch;              /* messages per callback, >= 1 */
+    size_t max_in_flight;          /* messages handed out and not done; the
+                                      consumer stops delivering at this bound */
+    const char *group_instance_id; /* static membership (KIP-345): a restarted
+                                      member with the same id takes its
+                                      partitions back at once. NULL = dynamic */
+    const char *offset_reset;      /* where a group without a committed offset
+                                      starts: "earliest" (NULL) or "latest"
+                                      (a broadcast topic whose past does not
+                                      matter, e.g. gangway.control) */
 };
 
 struct gw_kafka_consumer *gw_kafka_consumer_create(uv_loop_t *loop,
@@ -94,6 +101,18 @@ struct gw_kafka_consumer *gw_kafka_consumer_create(uv_loop_t *loop,
                                                    const struct gw_kafka_consumer_options *opts,
                                                    gw_kafka_batch_cb cb, void *arg,
                                                    struct gw_error *err);
+
+/* How far behind the consumer is, from librdkafka's cached state (never
+ * blocks): partitions assigned, since when (uv_now ms, 0 when none), and
+ * messages between the positions handed out and the high watermarks
+ * (-1 when a watermark is not known yet). */
+struct gw_kafka_consumer_health {
+    int partitions;
+    uint64_t assigned_since_ms;
+    int64_t lag;
+};
+void gw_kafka_consumer_health(const struct gw_kafka_consumer *c,
+                              struct gw_kafka_consumer_health *out);
 
 /* Marks a message finished (its offset may be committed) and frees it. */
 void gw_kafka_msg_done(struct gw_kafka_consumer *c, struct gw_kafka_msg *msg);

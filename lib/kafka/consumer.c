@@ -63,6 +63,10 @@ struct gw_kafka_consumer {
     bool delivering;
     bool closing;
     int open_handles;
+    /* Our copy of the assignment, kept by rebalance_cb, so health checks
+     * never ask librdkafka's group thread (which would block). */
+    rd_kafka_topic_partition_list_t *assignment;
+    uint64_t assigned_since_ms;
 };
 
 static void kmsg_free(struct gw_kafka_consumer *c, struct kmsg *k)
@@ -244,6 +248,67 @@ static void on_tick(uv_timer_t *t)
     drain(container_of(t, struct gw_kafka_consumer, timer));
 }
 
+static void assignment_add(struct gw_kafka_consumer *c,
+                           const rd_kafka_topic_partition_list_t *parts, bool coop)
+{
+    if (!coop || c->assignment == NULL) {
+        if (c->assignment != NULL)
+            rd_kafka_topic_partition_list_destroy(c->assignment);
+        c->assignment = rd_kafka_topic_partition_list_copy(parts);
+    } else {
+        for (int i = 0; i < parts->cnt; i++)
+            rd_kafka_topic_partition_list_add(c->assignment, parts->elems[i].topic,
+                                              parts->elems[i].partition);
+    }
+    if (c->assignment->cnt > 0 && c->assigned_since_ms == 0)
+        c->assigned_since_ms = uv_now(c->loop) ? uv_now(c->loop) : 1;
+}
+
+static void assignment_remove(struct gw_kafka_consumer *c,
+                              const rd_kafka_topic_partition_list_t *parts, bool coop)
+{
+    if (c->assignment == NULL)
+        return;
+    if (!coop) {
+        rd_kafka_topic_partition_list_destroy(c->assignment);
+        c->assignment = NULL;
+    } else {
+        for (int i = 0; i < parts->cnt; i++)
+            rd_kafka_topic_partition_list_del(c->assignment, parts->elems[i].topic,
+                                              parts->elems[i].partition);
+    }
+    if (c->assignment == NULL || c->assignment->cnt == 0)
+        c->assigned_since_ms = 0;
+}
+
+void gw_kafka_consumer_health(const struct gw_kafka_consumer *c,
+                              struct gw_kafka_consumer_health *out)
+{
+    out->partitions = 0;
+    out->assigned_since_ms = 0;
+    out->lag = 0;
+    if (c == NULL || c->assignment == NULL)
+        return;
+    rd_kafka_topic_partition_list_t *pos = rd_kafka_topic_partition_list_copy(c->assignment);
+    out->partitions = pos->cnt;
+    out->assigned_since_ms = c->assigned_since_ms;
+    rd_kafka_position(c->rk, pos);
+    for (int i = 0; i < pos->cnt; i++) {
+        int64_t lo = -1, hi = -1;
+        if (rd_kafka_get_watermark_offsets(c->rk, pos->elems[i].topic, pos->elems[i].partition, &lo,
+                                           &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+            hi < 0) {
+            out->lag = -1;
+            break;
+        }
+        /* No position yet means nothing fetched: everything up to hi is due. */
+        int64_t at = pos->elems[i].offset >= 0 ? pos->elems[i].offset : (lo >= 0 ? lo : 0);
+        if (hi > at)
+            out->lag += hi - at;
+    }
+    rd_kafka_topic_partition_list_destroy(pos);
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t code,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -253,6 +318,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t code,
 
     if (code == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         gw_log_info("kafka consumer: %d partition(s) assigned", parts->cnt);
+        assignment_add(c, parts, coop);
         if (coop)
             e = rd_kafka_incremental_assign(rk, parts);
         else
@@ -261,6 +327,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t code,
             rd_kafka_pause_partitions(rk, parts);
     } else {
         gw_log_info("kafka consumer: %d partition(s) revoked", parts->cnt);
+        assignment_remove(c, parts, coop);
         for (int i = 0; i < parts->cnt; i++) {
             struct tracker *t =
                 tracker_find(c, parts->elems[i].topic, parts->elems[i].partition, false);
@@ -321,7 +388,11 @@ struct gw_kafka_consumer *gw_kafka_consumer_create(uv_loop_t *loop,
     if (gw_kafka_conf_set(conf, "group.id", opts->group_id, err) < 0 ||
         gw_kafka_conf_set(conf, "enable.auto.commit", "true", err) < 0 ||
         gw_kafka_conf_set(conf, "enable.auto.offset.store", "false", err) < 0 ||
-        gw_kafka_conf_set(conf, "auto.offset.reset", "earliest", err) < 0)
+        gw_kafka_conf_set(conf, "auto.offset.reset",
+                          opts->offset_reset != NULL ? opts->offset_reset : "earliest", err) < 0)
+        goto fail_conf;
+    if (opts->group_instance_id != NULL &&
+        gw_kafka_conf_set(conf, "group.instance.id", opts->group_instance_id, err) < 0)
         goto fail_conf;
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
@@ -400,6 +471,8 @@ void gw_kafka_msg_done(struct gw_kafka_consumer *c, struct gw_kafka_msg *msg)
 static void handle_closed(struct gw_kafka_consumer *c)
 {
     if (--c->open_handles == 0) {
+        if (c->assignment != NULL)
+            rd_kafka_topic_partition_list_destroy(c->assignment);
         free(c->batch);
         free(c);
     }

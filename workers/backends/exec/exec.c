@@ -163,6 +163,8 @@ static char **build_env(struct exec_run *x)
     e[n++] = envvar("GANGWAY_ACTION_ID", r->action_id ? r->action_id : "");
     e[n++] = envvar("GANGWAY_ACTION_VERSION", r->action_version ? r->action_version : "");
     e[n++] = envvar("GANGWAY_REQUESTED_BY", r->requested_by ? r->requested_by : "");
+    e[n++] = envvar("GANGWAY_OPERATION", r->operation ? r->operation : "create");
+    e[n++] = envvar("GANGWAY_RESOURCE_KEY", r->resource_key ? r->resource_key : "");
     e[n++] = envvar("GANGWAY_OUTPUTS", x->outputs);
     e[n++] = envvar("GANGWAY_WORKDIR", x->workdir);
     for (size_t i = 0; i < n; i++)

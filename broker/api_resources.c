@@ -1,0 +1,325 @@
+/*
+ * Cancellation and resources: POST /v1/runs/{id}/cancel, and the resources
+ * a run created, with their TTL (list, get, extend, delete = teardown).
+ * The state machines live in SQL (sql/0003_lifecycle.sql); these handlers
+ * check input and map outcomes to HTTP.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "gw/crypto.h"
+
+static json_t *one_error(const char *pointer, const char *keyword, const char *message)
+{
+    return json_pack("[{s:s, s:s, s:s}]", "pointer", pointer, "keyword", keyword, "message",
+                     message);
+}
+
+static bool id_ok(struct gw_api_ctx *ctx, const char *what)
+{
+    if (gw_uuid_valid(ctx->id))
+        return true;
+    gw_api_problem(ctx, 404, what, NULL, "no such id '%s'", ctx->id);
+    return false;
+}
+
+static void query_or_503(struct gw_api_ctx *ctx, const char *name, const char *sql, int n,
+                         const char *const *params, gw_pg_cb cb)
+{
+    if (gw_pg_query(ctx->b->pg, name, sql, n, params, cb, ctx) < 0)
+        gw_api_problem(ctx, 503, "unavailable", NULL, "the broker is overloaded; retry later");
+}
+
+/* Optional JSON body: NULL when empty; answers 400 and returns false when
+ * it is not a JSON object. */
+static bool optional_body(struct gw_api_ctx *ctx, json_t **out)
+{
+    json_error_t jerr;
+    *out = NULL;
+    if (ctx->req->body_len == 0)
+        return true;
+    json_t *b = json_loadb(ctx->req->body, ctx->req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (b == NULL) {
+        gw_api_problem(ctx, 400, "invalid_json", NULL, "the body is not valid JSON: %s", jerr.text);
+        return false;
+    }
+    ctx->scratch = b;
+    if (!json_is_object(b)) {
+        gw_api_problem(ctx, 422, "validation_failed", one_error("", "type", "must be an object"),
+                       "the body must be a JSON object");
+        return false;
+    }
+    *out = b;
+    return true;
+}
+
+/* Refuses any field not in `allowed` (NULL-terminated) by name. */
+static bool only_fields(struct gw_api_ctx *ctx, json_t *body, const char *const *allowed)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(body, k, v)
+    {
+        bool ok = false;
+        for (const char *const *a = allowed; *a; a++)
+            ok = ok || strcmp(k, *a) == 0;
+        if (!ok) {
+            char ptr[300];
+            snprintf(ptr, sizeof(ptr), "/%s", k);
+            gw_api_problem(ctx, 422, "validation_failed",
+                           one_error(ptr, "additionalProperties", "unknown field"),
+                           "unknown field '%s' in the request body", k);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ---------------------------------------------------------------- cancel */
+
+static void cancel_done(void *arg, const PGresult *res, const struct gw_error *err)
+{
+    struct gw_api_ctx *ctx = arg;
+    if (err != NULL) {
+        gw_api_pg_failed(ctx, err);
+        return;
+    }
+    const char *outcome = PQgetvalue(res, 0, 0);
+    const char *run = PQgetvalue(res, 0, 1);
+    size_t len = (size_t)PQgetlength(res, 0, 1);
+    if (strcmp(outcome, "not_found") == 0) {
+        gw_api_problem(ctx, 404, "run_not_found", NULL, "no run with id '%s'", ctx->id);
+    } else if (strcmp(outcome, "ended") == 0) {
+        json_t *j = json_loads(run, 0, NULL);
+        const char *st = json_string_value(json_object_get(j, "status"));
+        gw_api_problem(ctx, 409, "run_ended", NULL, "the run already ended (%s)", st ? st : "?");
+        json_decref(j);
+    } else if (strcmp(outcome, "cancelled") == 0) {
+        gw_api_reply(ctx, 200, NULL, run, len);
+    } else {
+        /* Running: the worker is told through gangway.control. */
+        gw_relay_kick(ctx->b->relay);
+        gw_api_reply(ctx, 202, NULL, run, len);
+    }
+}
+
+void gw_api_run_cancel(struct gw_api_ctx *ctx)
+{
+    static const char *const allowed[] = {"reason", NULL};
+    json_t *body;
+    char actor[GW_SUBJECT_MAX + 8];
+
+    if (!id_ok(ctx, "run_not_found") || !optional_body(ctx, &body))
+        return;
+    if (body != NULL && !only_fields(ctx, body, allowed))
+        return;
+    json_t *reason = json_object_get(body, "reason");
+    if (reason != NULL && (!json_is_string(reason) || json_string_length(reason) > 500)) {
+        gw_api_problem(ctx, 422, "validation_failed",
+                       one_error("/reason", "maxLength", "a string of at most 500 characters"),
+                       "the reason must be a string of at most 500 characters");
+        return;
+    }
+    snprintf(actor, sizeof(actor), "%s", ctx->principal.subject);
+    const char *params[] = {ctx->id, actor, json_string_value(reason)};
+    query_or_503(ctx, "run_cancel", "SELECT outcome, run::text FROM gw_cancel_run($1, $2, $3)", 3,
+                 params, cancel_done);
+}
+
+/* ------------------------------------------------------------- resources */
+
+static void resource_done(void *arg, const PGresult *res, const struct gw_error *err)
+{
+    struct gw_api_ctx *ctx = arg;
+    if (err != NULL) {
+        gw_api_pg_failed(ctx, err);
+        return;
+    }
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+        gw_api_problem(ctx, 404, "resource_not_found", NULL, "no resource with id '%s'", ctx->id);
+        return;
+    }
+    gw_api_reply(ctx, 200, NULL, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+}
+
+void gw_api_resource_get(struct gw_api_ctx *ctx)
+{
+    if (!id_ok(ctx, "resource_not_found"))
+        return;
+    const char *params[] = {ctx->id};
+    query_or_503(ctx, "resource_get",
+                 "SELECT gw_resource_json(r)::text FROM gw_resources r WHERE r.id = $1", 1, params,
+                 resource_done);
+}
+
+static void list_done(void *arg, const PGresult *res, const struct gw_error *err)
+{
+    struct gw_api_ctx *ctx = arg;
+    if (err != NULL) {
+        gw_api_pg_failed(ctx, err);
+        return;
+    }
+    int n = PQntuples(res);
+    int limit = (int)json_integer_value(json_object_get(ctx->scratch, "limit"));
+    json_t *items = json_array();
+    for (int i = 0; i < n && i < limit; i++)
+        json_array_append_new(items, json_loads(PQgetvalue(res, i, 0), 0, NULL));
+    json_t *page = json_pack("{s:o, s:s?}", "items", items, "next_cursor",
+                             n > limit ? PQgetvalue(res, limit - 1, 1) : NULL);
+    char *body = json_dumps(page, JSON_COMPACT);
+    json_decref(page);
+    gw_api_reply(ctx, 200, NULL, body, strlen(body));
+    free(body);
+}
+
+static const char *const resource_statuses[] = {"active", "tearing_down", "teardown_failed",
+                                                "deleted"};
+
+void gw_api_resources_list(struct gw_api_ctx *ctx)
+{
+    char team[128], kind[128], before[64], status[32], limit_s[16], cursor[128], limit_plus[16];
+    const char *p_team = NULL, *p_kind = NULL, *p_before = NULL, *p_status = NULL;
+    const char *p_ts = NULL, *p_id = NULL;
+    int limit = 50;
+
+    if (gw_http_req_query(ctx->req, "team", team, sizeof(team)))
+        p_team = team;
+    if (gw_http_req_query(ctx->req, "kind", kind, sizeof(kind)))
+        p_kind = kind;
+    if (gw_http_req_query(ctx->req, "expiring_before", before, sizeof(before))) {
+        /* An RFC 3339 timestamp; PostgreSQL parses it, we only check its shape. */
+        if (strlen(before) < 10 || strspn(before, "0123456789-:TZ.+ ") != strlen(before)) {
+            gw_api_problem(ctx, 400, "invalid_parameter",
+                           one_error("/query/expiring_before", "format", "an RFC 3339 time"),
+                           "'expiring_before' must be an RFC 3339 timestamp");
+            return;
+        }
+        p_before = before;
+    }
+    if (gw_http_req_query(ctx->req, "status", status, sizeof(status))) {
+        bool ok = false;
+        for (size_t i = 0; i < ARRAY_SIZE(resource_statuses); i++)
+            ok = ok || strcmp(status, resource_statuses[i]) == 0;
+        if (!ok) {
+            gw_api_problem(ctx, 400, "invalid_parameter",
+                           one_error("/query/status", "enum", "not a resource status"),
+                           "unknown status '%s'", status);
+            return;
+        }
+        p_status = status;
+    }
+    if (gw_http_req_query(ctx->req, "limit", limit_s, sizeof(limit_s))) {
+        limit = atoi(limit_s);
+        if (strspn(limit_s, "0123456789") != strlen(limit_s) || limit < 1 || limit > 500) {
+            gw_api_problem(ctx, 400, "invalid_parameter",
+                           one_error("/query/limit", "maximum", "1 to 500"),
+                           "'limit' must be between 1 and 500");
+            return;
+        }
+    }
+    if (gw_http_req_query(ctx->req, "cursor", cursor, sizeof(cursor))) {
+        char *sep = strchr(cursor, '~');
+        if (sep == NULL || !gw_uuid_valid(sep + 1) || sep - cursor < 20) {
+            gw_api_problem(ctx, 400, "invalid_cursor",
+                           one_error("/query/cursor", "format", "an opaque cursor from a page"),
+                           "the cursor is not one this API returned");
+            return;
+        }
+        *sep = '\0';
+        p_ts = cursor;
+        p_id = sep + 1;
+    }
+    ctx->scratch = json_pack("{s:i}", "limit", limit);
+    snprintf(limit_plus, sizeof(limit_plus), "%d", limit + 1);
+    const char *params[] = {p_team, p_kind, p_before, p_status, p_ts, p_id, limit_plus};
+    /* Deleted resources are listed only when asked for by status. */
+    query_or_503(
+        ctx, "resources_list",
+        "SELECT gw_resource_json(r)::text, gw_ts(r.created_at) || '~' || r.id"
+        " FROM gw_resources r"
+        " WHERE ($1::text IS NULL OR $1 = ANY (r.owner_teams))"
+        " AND ($2::text IS NULL OR r.kind = $2)"
+        " AND ($3::timestamptz IS NULL OR r.expires_at < $3::timestamptz)"
+        " AND (CASE WHEN $4::text IS NULL THEN r.status <> 'deleted' ELSE r.status = $4 END)"
+        " AND ($5::timestamptz IS NULL OR (r.created_at, r.id) < ($5::timestamptz, $6::uuid))"
+        " ORDER BY r.created_at DESC, r.id DESC LIMIT $7::int",
+        7, params, list_done);
+}
+
+static void change_done(void *arg, const PGresult *res, const struct gw_error *err)
+{
+    struct gw_api_ctx *ctx = arg;
+    if (err != NULL) {
+        gw_api_pg_failed(ctx, err);
+        return;
+    }
+    const char *outcome = PQgetvalue(res, 0, 0);
+    const char *body = PQgetvalue(res, 0, 1);
+    size_t len = (size_t)PQgetlength(res, 0, 1);
+    if (strcmp(outcome, "not_found") == 0) {
+        gw_api_problem(ctx, 404, "resource_not_found", NULL, "no resource with id '%s'", ctx->id);
+    } else if (strcmp(outcome, "not_active") == 0) {
+        json_t *j = json_loads(body, 0, NULL);
+        const char *st = json_string_value(json_object_get(j, "status"));
+        gw_api_problem(ctx, 409, "resource_not_active", NULL,
+                       "the resource is %s; only an active resource can change", st ? st : "gone");
+        json_decref(j);
+    } else if (strcmp(outcome, "no_ttl") == 0) {
+        gw_api_problem(ctx, 422, "validation_failed",
+                       one_error("/seconds", "not", "the resource has no expiry"),
+                       "this resource has no expiry to extend");
+    } else if (strcmp(outcome, "over_limit") == 0) {
+        gw_api_problem(ctx, 422, "extension_over_limit",
+                       one_error("/seconds", "maximum", "past the action's maximum lifetime"),
+                       "the extension would pass the resource's maximum lifetime");
+    } else if (strcmp(outcome, "teardown_started") == 0) {
+        gw_relay_kick(ctx->b->relay);
+        gw_api_reply(ctx, 202, NULL, body, len);
+    } else {
+        gw_relay_kick(ctx->b->relay); /* resource.updated waits in the outbox */
+        gw_api_reply(ctx, 200, NULL, body, len);
+    }
+}
+
+void gw_api_resource_extend(struct gw_api_ctx *ctx)
+{
+    static const char *const allowed[] = {"seconds", NULL};
+    json_t *body;
+    char secs[24];
+
+    if (!id_ok(ctx, "resource_not_found") || !optional_body(ctx, &body))
+        return;
+    if (body == NULL) {
+        gw_api_problem(ctx, 422, "validation_failed",
+                       one_error("/seconds", "required", "how many seconds to add"),
+                       "the body must be {\"seconds\": N}");
+        return;
+    }
+    if (!only_fields(ctx, body, allowed))
+        return;
+    json_t *s = json_object_get(body, "seconds");
+    if (!json_is_integer(s) || json_integer_value(s) < 1 || json_integer_value(s) > 31536000) {
+        gw_api_problem(ctx, 422, "validation_failed",
+                       one_error("/seconds", s == NULL ? "required" : "minimum",
+                                 "an integer number of seconds from 1 to 31536000"),
+                       "'seconds' must be an integer from 1 to 31536000");
+        return;
+    }
+    snprintf(secs, sizeof(secs), "%lld", (long long)json_integer_value(s));
+    const char *params[] = {ctx->id, secs, ctx->principal.subject};
+    query_or_503(ctx, "resource_extend",
+                 "SELECT outcome, resource::text FROM gw_extend_resource($1, $2::int, $3)", 3,
+                 params, change_done);
+}
+
+void gw_api_resource_delete(struct gw_api_ctx *ctx)
+{
+    if (!id_ok(ctx, "resource_not_found"))
+        return;
+    const char *params[] = {ctx->id, ctx->principal.subject};
+    query_or_503(ctx, "resource_delete",
+                 "SELECT outcome, resource::text FROM gw_delete_resource($1, $2)", 2, params,
+                 change_done);
+}
