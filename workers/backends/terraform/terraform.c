@@ -127,6 +127,17 @@ static json_t *run_secret_paths(const struct gw_run *run)
 #endif
 }
 
+/* A teardown run (the runtime's operation) destroys whatever the config says. */
+static bool run_is_teardown(const struct gw_run *run)
+{
+#ifdef TF_HAVE_OPERATION
+    return run->operation != NULL && strcmp(run->operation, "teardown") == 0;
+#else
+    (void)run;
+    return false;
+#endif
+}
+
 static int tf_create(struct gw_run *run, struct gw_error *err)
 {
     json_t *cfg = run->config, *v, *x;
@@ -192,10 +203,15 @@ static int tf_create(struct gw_run *run, struct gw_error *err)
     x = json_object_get(cfg, "kill_grace_seconds");
     if (x != NULL && (!json_is_number(x) || json_number_value(x) < 0 || json_number_value(x) > 600))
         return gw_error_set(err, GW_EINVAL, false, "terraform: bad kill_grace_seconds");
-    /* A saved plan named by the config wins over one named by the inputs. */
+    /* A saved plan named by the config wins over one named by the inputs;
+     * only an apply uses one (a teardown destroys whatever state holds). */
     v = json_object_get(cfg, TF_PLAN_INPUT);
     if (v == NULL)
         v = json_object_get(run->inputs, TF_PLAN_INPUT);
+    if (run_is_teardown(run)) {
+        op = "destroy";
+        v = NULL;
+    }
     if (v != NULL) {
         want = json_string_value(v);
         if (!sha_ok(want))
@@ -444,7 +460,7 @@ static void digest_work(uv_work_t *req)
     struct tf_run *t = container_of(req, struct tf_run, work);
     char path[PATH_MAX + 256], msg[400];
     json_error_t jerr;
-    json_t *show = json_loads(t->captured ? t->captured : "", 0, &jerr), *sum;
+    json_t *show = json_loads(t->captured ? t->captured : "", JSON_ALLOW_NUL, &jerr), *sum;
 
     if (show == NULL) {
         fail(t, "backend_error", -1, "show -json output is not JSON: %s", jerr.text);
@@ -488,7 +504,7 @@ static void cleanup_work(uv_work_t *req)
     unlink(path);
     if (t->op == OP_DESTROY)
         return;
-    out = json_loads(t->captured ? t->captured : "", 0, &jerr);
+    out = json_loads(t->captured ? t->captured : "", JSON_ALLOW_NUL, &jerr);
     pub = tf_outputs_public(out);
     json_decref(out);
     if (pub == NULL) {
