@@ -80,6 +80,62 @@ fail:
     return -1;
 }
 
+void gw_cancel_request_finish(struct gw_cancel_request *r)
+{
+    if (r == NULL)
+        return;
+    free(r->event_id);
+    free(r->run_id);
+    free(r->worker_type);
+    free(r->worker_id);
+    free(r->reason);
+    memset(r, 0, sizeof(*r));
+}
+
+int gw_cancel_request_parse(const char *payload, size_t len, struct gw_cancel_request *out,
+                            char *why, size_t whysz)
+{
+    json_error_t jerr;
+    json_t *ev = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &jerr), *data, *a;
+    const char *s;
+    memset(out, 0, sizeof(*out));
+    if (ev == NULL) {
+        snprintf(why, whysz, "not JSON: %s", jerr.text);
+        return -1;
+    }
+    if (!json_is_object(ev) ||
+        (s = json_string_value(json_object_get(ev, "specversion"))) == NULL ||
+        strcmp(s, "1.0") != 0) {
+        snprintf(why, whysz, "not a CloudEvents 1.0 document");
+        goto fail;
+    }
+    s = json_string_value(json_object_get(ev, "type"));
+    if (s == NULL || strcmp(s, "dev.gangway.run.cancel") != 0) {
+        snprintf(why, whysz, "unexpected event type '%s'", s ? s : "(none)");
+        goto fail;
+    }
+    data = json_object_get(ev, "data");
+    a = json_object_get(data, "attempt");
+    out->event_id = dup_str(ev, "id");
+    out->run_id = dup_str(data, "run_id");
+    /* Informational: a process matches on run id and attempt alone. */
+    out->worker_type = dup_str(data, "worker_type");
+    out->worker_id = dup_str(data, "worker_id");
+    out->reason = dup_str(data, "reason");
+    if (!json_is_object(data) || out->run_id == NULL || out->run_id[0] == '\0' ||
+        !json_is_integer(a) || json_integer_value(a) < 1 || json_integer_value(a) > 1000000) {
+        snprintf(why, whysz, "data must carry run_id and a positive integer attempt");
+        goto fail;
+    }
+    out->attempt = (int)json_integer_value(a);
+    json_decref(ev);
+    return 0;
+fail:
+    json_decref(ev);
+    gw_cancel_request_finish(out);
+    return -1;
+}
+
 char *gw_event_build(const char *kind, const char *run_id, int attempt, long seq,
                      const char *worker_id, json_t *data)
 {

@@ -25,6 +25,24 @@ int gw_run_request_parse(const char *payload, size_t len, struct gw_run_request 
                          size_t whysz);
 void gw_run_request_finish(struct gw_run_request *r);
 
+/* The data of a dev.gangway.run.cancel event on <prefix>gangway.control
+ * (strings owned; worker_type, worker_id and reason may be NULL). */
+struct gw_cancel_request {
+    char *event_id;
+    char *run_id;
+    int attempt;
+    char *worker_type;
+    char *worker_id;
+    char *reason;
+};
+
+/* Parses one control message. Returns 0, or -1 with `why` filled. Other
+ * event types on the control topic are errors too: the caller logs and
+ * ignores them. */
+int gw_cancel_request_parse(const char *payload, size_t len, struct gw_cancel_request *out,
+                            char *why, size_t whysz);
+void gw_cancel_request_finish(struct gw_cancel_request *r);
+
 /* Builds a worker event: type "dev.gangway.run.<kind>", id
  * "<run_id>/<attempt>/<seq>", source "gangway/worker/<worker_id>". `data`
  * is stolen (NULL = {}) and receives run_id, attempt, seq and worker_id.

@@ -11,6 +11,12 @@
  * the claim is resolved: refused -> at once; granted -> once the final event
  * is acknowledged by Kafka. A worker that dies in between gets the message
  * again and its claim is refused (the broker already moved the run on).
+ *
+ * Cancels come on <prefix>gangway.control (control.c), matched on run id and
+ * attempt: RUNNING -> the backend's cancel, final event run.cancelled;
+ * CLAIMING -> a granted claim reports run.cancelled without starting;
+ * WAIT_KEY -> dropped unclaimed (the broker only cancels through Kafka a run
+ * that some worker already claimed, so this claim would be refused).
  */
 #include "runtime.h"
 
@@ -22,6 +28,7 @@
 
 #include "backend.h"
 #include "claim.h"
+#include "control.h"
 #include "events.h"
 #include "gw/log.h"
 #include "keygate.h"
@@ -48,6 +55,8 @@ struct job {
     struct gw_run run;
     bool run_created;
     bool shutdown_cancel;
+    bool user_cancel;    /* a cancel request reached the backend */
+    bool cancel_pending; /* a cancel came while claiming: never start */
     long seq;
     uv_timer_t timer; /* heartbeats, then retries of the final event */
     bool timer_open;
@@ -66,6 +75,7 @@ struct gw_worker {
     unsigned long next_n;
     struct gw_kafka_producer *producer;
     struct gw_kafka_consumer *consumer;
+    struct gw_control *control;
     struct gw_keygate gate;
     struct job *jobs;
     uv_signal_t sigterm, sigint;
@@ -296,7 +306,8 @@ static void sink_finish(struct gw_run *run, const struct gw_run_result *r)
         publish(j, "timed_out", json_pack("{s:s}", "message", msg), true);
         break;
     case GW_RUN_CANCELLED:
-        if (j->shutdown_cancel) {
+        /* A user's cancel wins over the shutdown that raced it. */
+        if (j->shutdown_cancel && !j->user_cancel) {
             w->stats.runs_failed++;
             gw_log(GW_LOG_WARN, j->req.run_id, "run killed by worker shutdown");
             publish(j, "failed",
@@ -335,6 +346,16 @@ static void start_run(struct job *j, json_t *reply)
                (long long)fence, j->req.attempt);
     if (fence > 0)
         j->req.attempt = (int)fence;
+    if (j->cancel_pending) {
+        /* Cancelled between our claim and its answer: the run is ours and
+         * running for the broker, so it needs a final event, but nothing
+         * is started. */
+        j->state = J_FINISHING;
+        w->stats.runs_cancelled++;
+        gw_log(GW_LOG_INFO, j->req.run_id, "claim granted after a cancel request: not started");
+        publish(j, "cancelled", json_pack("{s:s}", "message", "cancelled before it started"), true);
+        return;
+    }
     j->run.loop = w->loop;
     j->run.run_id = j->req.run_id;
     j->run.attempt = j->req.attempt;
@@ -491,6 +512,51 @@ static void on_batch(void *arg, struct gw_kafka_msg **msgs, size_t n)
     }
 }
 
+/* ------------------------------------------------------------ cancels */
+
+static void on_cancel(void *arg, const struct gw_cancel_request *c)
+{
+    struct gw_worker *w = arg;
+    for (struct job *j = w->jobs, *next; j != NULL; j = next) {
+        next = j->next;
+        if (j->req.run_id == NULL || strcmp(j->req.run_id, c->run_id) != 0)
+            continue;
+        if (j->req.attempt != c->attempt) {
+            /* A newer attempt must not die of an older attempt's cancel. */
+            gw_log(GW_LOG_INFO, c->run_id, "cancel for attempt %d ignored: this is attempt %d",
+                   c->attempt, j->req.attempt);
+            continue;
+        }
+        switch (j->state) {
+        case J_WAIT_KEY:
+            gw_log(GW_LOG_INFO, c->run_id, "cancelled while waiting for key %s: never started",
+                   j->key);
+            gw_keygate_cancel(&w->gate, j->key, &j->waiter);
+            free(j->key);
+            j->key = NULL;
+            w->stats.claims_refused++;
+            job_end(j, true);
+            break;
+        case J_CLAIMING:
+            gw_log(GW_LOG_INFO, c->run_id, "cancel requested while claiming: will not start");
+            j->cancel_pending = true;
+            break;
+        case J_RUNNING:
+            if (j->run.finished)
+                break;
+            j->user_cancel = true;
+            if (w->be->cancel(&j->run, GW_CANCEL_REQUESTED) == 0)
+                gw_log(GW_LOG_INFO, c->run_id, "cancel requested%s%s: stopping the run",
+                       c->reason ? ": " : "", c->reason ? c->reason : "");
+            else
+                gw_log(GW_LOG_INFO, c->run_id, "cancel requested: the run is already ending");
+            break;
+        default:
+            break; /* already reporting its outcome */
+        }
+    }
+}
+
 /* ------------------------------------------------------------ shutdown */
 
 static void closed_noop(uv_handle_t *h)
@@ -503,6 +569,8 @@ static void final_close(uv_timer_t *t)
     struct gw_worker *w = t->data;
     struct gw_worker_stats *s = &w->stats;
     /* Not from inside a Kafka callback: the consumer and producer go here. */
+    gw_control_destroy(w->control);
+    w->control = NULL;
     gw_kafka_consumer_destroy(w->consumer);
     w->consumer = NULL;
     {
@@ -669,6 +737,10 @@ struct gw_worker *gw_worker_create(uv_loop_t *loop, const struct gw_worker_optio
     }
     if (w->consumer == NULL)
         goto fail_producer;
+    /* Cancels for runs of this process; the topic may appear later. */
+    w->control = gw_control_create(loop, &o->kafka, prefix, w->id_base, on_cancel, w, err);
+    if (w->control == NULL)
+        goto fail_consumer;
     uv_timer_init(loop, &w->grace);
     w->grace.data = w;
     uv_signal_init(loop, &w->sigterm);
@@ -680,6 +752,8 @@ struct gw_worker *gw_worker_create(uv_loop_t *loop, const struct gw_worker_optio
                 o->concurrency, w->runs_topic, w->group);
     return w;
 
+fail_consumer:
+    gw_kafka_consumer_destroy(w->consumer);
 fail_producer:
     /* Not started yet: nothing to flush. The loop closes its handles. */
     gw_kafka_producer_destroy(w->producer, 0);
