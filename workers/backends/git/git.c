@@ -141,6 +141,8 @@ static void finish(struct git_run *g)
         snprintf(msg, sizeof(msg), "%s: %s", j->reason[0] ? j->reason : "backend_error",
                  j->message[0] ? j->message : "failed");
         gw_log(GW_LOG_WARN, r->run_id, "git: %s", msg);
+        /* Also in the run's own log, where its requester looks first. */
+        gw_run_log(r, "stderr", msg, strlen(msg));
         gw_run_finish_failed(r, "backend_error", -1, msg);
     }
 }
