@@ -155,6 +155,9 @@ struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_optio
     b->reaper = gw_reaper_create(b, err);
     if (b->reaper == NULL)
         goto fail;
+    b->webhooks = gw_webhooks_create(b, err);
+    if (b->webhooks == NULL)
+        goto fail;
 
     struct gw_http_server_options ho = {.host = b->opts.listen_host,
                                         .port = b->opts.listen_port,
@@ -212,6 +215,8 @@ static void http_closed(void *arg)
     gw_relay_destroy(b->relay);
     gw_sink_destroy(b->sink);
     gw_reaper_destroy(b->reaper);
+    gw_webhooks_destroy(b->webhooks);
+    b->webhooks = NULL;
     b->relay = NULL;
     b->sink = NULL;
     b->reaper = NULL;

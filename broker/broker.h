@@ -35,6 +35,7 @@ struct gw_broker_options {
     int requeue_after_s;            /* reaper: republish queued runs; default 600 */
     int reaper_interval_ms;         /* default 1000 */
     bool no_create_topics;          /* skip CreateTopics at start (mock cluster) */
+    const char *webhook_url;        /* where notifications are POSTed; NULL = none */
     const char *instance_id;        /* stable id of this replica (static group
                                        membership); default "<hostname>:<port>" */
 };
@@ -63,6 +64,7 @@ struct gw_relay;
 struct gw_sink;
 struct gw_reaper;
 struct gw_auth;
+struct gw_webhooks;
 
 struct gw_broker {
     uv_loop_t *loop;
@@ -75,6 +77,7 @@ struct gw_broker {
     struct gw_relay *relay;
     struct gw_sink *sink;
     struct gw_reaper *reaper;
+    struct gw_webhooks *webhooks;
     struct gw_broker_metrics metrics;
     uv_timer_t stats_timer;
     bool stats_busy;
@@ -113,5 +116,7 @@ void gw_sink_destroy(struct gw_sink *s);
 bool gw_sink_caught_up(const struct gw_sink *s, uint64_t for_ms, int64_t max_lag);
 struct gw_reaper *gw_reaper_create(struct gw_broker *b, struct gw_error *err);
 void gw_reaper_destroy(struct gw_reaper *r);
+struct gw_webhooks *gw_webhooks_create(struct gw_broker *b, struct gw_error *err);
+void gw_webhooks_destroy(struct gw_webhooks *wh);
 
 #endif

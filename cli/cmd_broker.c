@@ -24,7 +24,8 @@ static const char usage_text[] =
     "  --heartbeat-timeout S  a worker silent this long is lost (GW_HEARTBEAT_TIMEOUT_S)\n"
     "  --requeue-after S      republish runs queued this long (GW_REQUEUE_AFTER_S, default 600)\n"
     "  --no-migrate           do not apply migrations at start\n"
-    "  --no-create-topics     do not create missing topics at start\n";
+    "  --no-create-topics     do not create missing topics at start\n"
+    "environment only: GW_WEBHOOK_URL (notifications), GW_INSTANCE_ID (stable replica id)\n";
 
 struct broker_main {
     uv_loop_t loop;
@@ -178,6 +179,8 @@ int gw_cmd_broker(int argc, char **argv)
         .heartbeat_timeout_s = atoi(gw_opt(hbt, "GW_HEARTBEAT_TIMEOUT_S", "0")),
         .requeue_after_s = atoi(gw_opt(requeue, "GW_REQUEUE_AFTER_S", "600")),
         .no_create_topics = !create_topics,
+        .webhook_url = gw_opt(NULL, "GW_WEBHOOK_URL", NULL),
+        .instance_id = gw_opt(NULL, "GW_INSTANCE_ID", NULL),
     };
 
     memset(&m, 0, sizeof(m));

@@ -278,7 +278,9 @@ BEGIN
             -- Retry with backoff (1, 2, 4 ... 60 minutes) and flag it.
             UPDATE gw_resources SET status = 'teardown_failed', needs_attention = true,
                 next_teardown_at = clock_timestamp()
-                    + least(interval '60 minutes', interval '1 minute' * power(2, teardown_attempts - 1)),
+                    + least(interval '60 minutes',
+                            make_interval(secs => coalesce((ttl ->> 'teardown_retry_seconds')::integer, 60))
+                            * power(2, teardown_attempts - 1)),
                 updated_at = clock_timestamp()
             WHERE id = res.id RETURNING * INTO res;
             INSERT INTO gw_audit_log (actor, verb, object, detail)

@@ -1,0 +1,215 @@
+/*
+ * Webhook delivery: drains gw_webhooks (written in the same transaction as
+ * what they announce: a resource about to expire, later approvals) and POSTs
+ * each payload as JSON to the configured URL, with retries and backoff.
+ * The HTTP call is blocking libcurl on libuv's thread pool, so a slow
+ * receiver never blocks the loop; rows are leased with SKIP LOCKED so broker
+ * replicas share the work and a crashed sender's rows come back.
+ */
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "gw/log.h"
+
+#define BATCH      20
+#define TICK_MS    1000
+#define TIMEOUT_MS 10000
+
+struct delivery {
+    uv_work_t work;
+    struct gw_webhooks *wh;
+    long long id;
+    int attempts;
+    char *payload;
+    long status;
+    char error[256];
+};
+
+struct gw_webhooks {
+    struct gw_broker *b;
+    char *url;
+    uv_timer_t timer;
+    int in_flight;
+    bool busy;
+    bool closed;
+    bool timer_closed;
+};
+
+static void maybe_free(struct gw_webhooks *wh)
+{
+    if (wh->closed && wh->timer_closed && !wh->busy && wh->in_flight == 0) {
+        free(wh->url);
+        free(wh);
+    }
+}
+
+static size_t discard(char *p, size_t s, size_t n, void *u)
+{
+    (void)p;
+    (void)u;
+    return s * n;
+}
+
+static void post_work(uv_work_t *w)
+{
+    struct delivery *d = w->data;
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    if (c == NULL) {
+        snprintf(d->error, sizeof(d->error), "curl_easy_init failed");
+        curl_slist_free_all(h);
+        return;
+    }
+    curl_easy_setopt(c, CURLOPT_URL, d->wh->url);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, d->payload);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)TIMEOUT_MS);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &d->status);
+    else
+        snprintf(d->error, sizeof(d->error), "%s", curl_easy_strerror(rc));
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+}
+
+static void recorded(void *arg, const PGresult *res, const struct gw_error *err)
+{
+    (void)arg;
+    (void)res;
+    if (err != NULL && err->code != GW_ECLOSED)
+        gw_log_warn("webhooks: recording a delivery failed (it will be sent again): %s",
+                    err->message);
+}
+
+static void post_done(uv_work_t *w, int status)
+{
+    struct delivery *d = w->data;
+    struct gw_webhooks *wh = d->wh;
+    char id[24], err[300];
+    (void)status;
+
+    wh->in_flight--;
+    snprintf(id, sizeof(id), "%lld", d->id);
+    if (!wh->closed) {
+        if (d->status >= 200 && d->status < 300) {
+            const char *params[] = {id};
+            gw_pg_query(wh->b->pg, "webhook_sent",
+                        "UPDATE gw_webhooks SET sent_at = clock_timestamp(), lease_until = NULL"
+                        " WHERE id = $1::bigint",
+                        1, params, recorded, NULL);
+        } else {
+            if (d->status > 0)
+                snprintf(err, sizeof(err), "HTTP %ld", d->status);
+            else
+                snprintf(err, sizeof(err), "%s", d->error);
+            gw_log_warn("webhooks: delivery %lld failed (attempt %d): %s", d->id, d->attempts, err);
+            const char *params[] = {id, err};
+            /* Backoff 5 s, 10 s, 20 s ... capped at 15 minutes. */
+            gw_pg_query(wh->b->pg, "webhook_failed",
+                        "UPDATE gw_webhooks SET last_error = $2, lease_until = NULL,"
+                        " next_at = clock_timestamp() + least(interval '15 minutes',"
+                        " interval '5 seconds' * power(2, attempts - 1)) WHERE id = $1::bigint",
+                        2, params, recorded, NULL);
+        }
+    }
+    free(d->payload);
+    free(d);
+    maybe_free(wh);
+}
+
+static void leased(void *arg, const PGresult *res, const struct gw_error *err)
+{
+    struct gw_webhooks *wh = arg;
+    wh->busy = false;
+    if (wh->closed || err != NULL) {
+        maybe_free(wh);
+        return;
+    }
+    for (int i = 0; wh->url != NULL && i < PQntuples(res); i++) {
+        struct delivery *d = calloc(1, sizeof(*d));
+        if (d == NULL)
+            continue;
+        d->wh = wh;
+        d->id = atoll(PQgetvalue(res, i, 0));
+        d->attempts = atoi(PQgetvalue(res, i, 2));
+        d->payload = strdup(PQgetvalue(res, i, 1));
+        d->work.data = d;
+        if (d->payload == NULL || uv_queue_work(wh->b->loop, &d->work, post_work, post_done) != 0) {
+            free(d->payload);
+            free(d);
+            continue;
+        }
+        wh->in_flight++;
+    }
+}
+
+static void tick(uv_timer_t *t)
+{
+    struct gw_webhooks *wh = t->data;
+    if (wh->busy || wh->closed || wh->in_flight > 0)
+        return;
+    wh->busy = true;
+    int rc;
+    if (wh->url == NULL) {
+        /* Nobody to tell: close the rows so the table does not grow. */
+        rc = gw_pg_query(wh->b->pg, "webhook_drop",
+                         "UPDATE gw_webhooks SET sent_at = clock_timestamp(),"
+                         " last_error = 'no webhook URL configured'"
+                         " WHERE sent_at IS NULL AND next_at <= clock_timestamp()"
+                         " RETURNING id, payload::text, attempts",
+                         0, NULL, leased, wh);
+    } else {
+        char limit[16];
+        snprintf(limit, sizeof(limit), "%d", BATCH);
+        const char *params[] = {limit};
+        rc = gw_pg_query(
+            wh->b->pg, "webhook_lease",
+            "UPDATE gw_webhooks w SET lease_until = clock_timestamp() + interval '60 seconds',"
+            " attempts = w.attempts + 1 WHERE w.id IN (SELECT id FROM gw_webhooks"
+            " WHERE sent_at IS NULL AND next_at <= clock_timestamp() AND (lease_until IS NULL"
+            " OR lease_until < clock_timestamp()) ORDER BY id LIMIT $1::int FOR UPDATE SKIP"
+            " LOCKED) RETURNING w.id, w.payload::text, w.attempts",
+            1, params, leased, wh);
+    }
+    if (rc < 0)
+        wh->busy = false;
+}
+
+struct gw_webhooks *gw_webhooks_create(struct gw_broker *b, struct gw_error *err)
+{
+    struct gw_webhooks *wh = calloc(1, sizeof(*wh));
+    if (wh == NULL) {
+        gw_error_set(err, GW_ENOMEM, false, "out of memory");
+        return NULL;
+    }
+    wh->b = b;
+    if (b->opts.webhook_url != NULL && b->opts.webhook_url[0] != '\0')
+        wh->url = strdup(b->opts.webhook_url);
+    /* With no URL we only close rows; the result rows then go nowhere. */
+    uv_timer_init(b->loop, &wh->timer);
+    wh->timer.data = wh;
+    uv_timer_start(&wh->timer, tick, TICK_MS, TICK_MS);
+    return wh;
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    struct gw_webhooks *wh = h->data;
+    wh->timer_closed = true;
+    maybe_free(wh);
+}
+
+void gw_webhooks_destroy(struct gw_webhooks *wh)
+{
+    if (wh == NULL)
+        return;
+    wh->closed = true;
+    uv_timer_stop(&wh->timer);
+    uv_close((uv_handle_t *)&wh->timer, timer_closed);
+}
