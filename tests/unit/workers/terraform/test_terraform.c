@@ -223,6 +223,18 @@ static void test_apply_then_destroy(void)
     CHECK(count_workdirs() == 1);
     result_free(&r);
 
+    /* A secret the module prints (a non-sensitive variable in the plan) is
+     * masked in every log line by the backend itself. */
+    json_t *in_s = json_pack("{s:s,s:i}", "name", "hunter2-secret-name", "replicas", 0);
+    run_tf(config(HELLO, "\"sensitive_inputs\":[\"name\"]"), in_s, "env/secret", 120, NULL, &r);
+    CHECK(r.outcome == GW_RUN_SUCCEEDED);
+    CHECK(!has_line(&r, "hunter2-secret-name") && has_line(&r, TF_REDACTED));
+    result_free(&r);
+    run_tf(config(HELLO, "\"operation\":\"destroy\""), in_s, "env/secret", 120, NULL, &r);
+    CHECK(r.outcome == GW_RUN_SUCCEEDED);
+    result_free(&r);
+    json_decref(in_s);
+
     /* Same resource again: nothing to do (state was kept). */
     run_tf(config(HELLO, NULL), in, "env/payments", 120, NULL, &r);
     CHECK(r.outcome == GW_RUN_SUCCEEDED);
@@ -236,7 +248,7 @@ static void test_apply_then_destroy(void)
     CHECK(r.outcome == GW_RUN_SUCCEEDED);
     CHECK(json_integer_value(json_object_get(json_object_get(r.outputs, "plan"), "destroy")) == 3);
     CHECK(has_line(&r, "3 destroyed"));
-    CHECK(count_workdirs() == 1);
+    CHECK(count_workdirs() == 2);
     result_free(&r);
     json_decref(in);
 }

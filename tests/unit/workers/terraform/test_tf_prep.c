@@ -193,7 +193,9 @@ static void test_plan_summary(void)
     json_decref(s);
     json_decref(want);
     json_decref(plan);
-    s = tf_plan_summary(json_object()); /* nothing to do */
+    plan = json_object();
+    s = tf_plan_summary(plan); /* nothing to do */
+    json_decref(plan);
     CHECK(json_integer_value(json_object_get(s, "add")) == 0 &&
           json_object_size(json_object_get(s, "by_type")) == 0);
     json_decref(s);
