@@ -434,6 +434,9 @@ static void prepare_work(uv_work_t *req)
         fail(t, "backend_error", -1, "prepare: %s", msg);
         return;
     }
+    /* A failed run's unapplied plan holds its inputs; it goes now. */
+    snprintf(plans, sizeof(plans), "%s/%s", t->workdir, PENDING_PLAN);
+    unlink(plans);
     if (t->want_sha[0] != '\0') {
         char path[PATH_MAX + 256], got[65];
         snprintf(t->plan_file, sizeof(t->plan_file), "%s/%s.tfplan", TF_PLANS_DIR, t->want_sha);
