@@ -14,6 +14,8 @@
 /* Without it librdkafka looks for a topic created after the subscription
  * only every topic.metadata.refresh.interval.ms (5 min by default). */
 #define METADATA_REFRESH "topic.metadata.refresh.interval.ms=10000"
+/* How often to look whether the consumer got its partitions, to say so. */
+#define READY_CHECK_MS 500
 
 struct gw_control {
     struct gw_kafka_consumer *consumer;
@@ -21,7 +23,27 @@ struct gw_control {
     void *arg;
     char *topic, *group;
     unsigned long long received, ignored;
+    uv_timer_t ready; /* until the first assignment */
 };
+
+/* Cancels sent before this process has its partitions never reach it (it
+ * starts at the end): tell operators, and tests, when it listens. */
+static void check_ready(uv_timer_t *t)
+{
+    struct gw_control *c = t->data;
+    struct gw_kafka_consumer_health h;
+    gw_kafka_consumer_health(c->consumer, &h);
+    if (h.partitions > 0) {
+        gw_log_info("control: listening for cancels on %s (%d partition(s))", c->topic,
+                    h.partitions);
+        uv_timer_stop(t);
+    }
+}
+
+static void ready_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
 
 static void on_batch(void *arg, struct gw_kafka_msg **msgs, size_t n)
 {
@@ -95,6 +117,9 @@ struct gw_control *gw_control_create(uv_loop_t *loop, const struct gw_kafka_conf
     free(extra);
     if (c->consumer == NULL)
         goto fail;
+    uv_timer_init(loop, &c->ready);
+    c->ready.data = c;
+    uv_timer_start(&c->ready, check_ready, READY_CHECK_MS, READY_CHECK_MS);
     gw_log_info("control: consuming %s in group %s", c->topic, c->group);
     return c;
 
@@ -123,5 +148,6 @@ void gw_control_destroy(struct gw_control *c)
         gw_log_info("control: %llu message(s), %llu ignored", c->received, c->ignored);
     free(c->topic);
     free(c->group);
-    free(c);
+    c->topic = c->group = NULL;
+    uv_close((uv_handle_t *)&c->ready, ready_closed);
 }

@@ -5,7 +5,8 @@
  * It starts at the end of the topic (a process only cares about runs it is
  * executing now), marks each message done at once, logs and ignores what it
  * cannot parse (the topic is a broadcast: nothing is dead-lettered) and
- * hands each cancel request to a callback.
+ * hands each cancel request to a callback. It logs "control: listening for
+ * cancels" once it has its partitions: cancels sent before are not seen.
  *
  * The topic may not exist yet: the consumer logs librdkafka's unknown-topic
  * error and picks the topic up when it appears (metadata is refreshed every
@@ -37,7 +38,8 @@ const char *gw_control_group(const struct gw_control *c);
 
 /* Leaves the group and frees. Blocks briefly (the consumer's close):
  * shutdown only, never from inside the callback. The loop must run
- * afterwards so the consumer's handles close. Accepts NULL. */
+ * afterwards so the handles close (the last memory goes then). Accepts
+ * NULL. */
 void gw_control_destroy(struct gw_control *c);
 
 #endif

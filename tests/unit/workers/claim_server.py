@@ -6,6 +6,8 @@ Behaviour by the run id's last three characters:
   a01: 503, 503, then 200      a02: 409 claim_refused (cancelled)
   a03: 404                     a04: 401 once, then 200
   a05: 400                     f01: 200, command sleeps 30 s
+  d01: 200 after 2 s (a claim still in flight; when $GW_TEST_CLAIM_MARK_DIR
+       is set, the file <dir>/<run id> appears as the claim arrives)
   anything else: 200
 The 200 reply's backend command comes from $GW_TEST_CLAIM_COMMAND (a JSON
 array), default ["/bin/true"]. GET /count/<run id> answers how many claims
@@ -13,6 +15,7 @@ that run received; GET /log answers every claim as JSON lines."""
 import json
 import os
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 counts = {}
@@ -68,6 +71,11 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(401, {"code": "unauthorized"}, problem)
         if tag == "a05":
             return self.reply(400, {"code": "bad_request", "detail": "nope"}, problem)
+        if tag == "d01":
+            mark = os.environ.get("GW_TEST_CLAIM_MARK_DIR")
+            if mark:
+                open(os.path.join(mark, run_id), "w").close()
+            time.sleep(2)
         backend = {"command": command}
         if tag == "f01":
             backend = {"command": ["/bin/sh", "-c", "echo sleeping; exec sleep 30"]}
