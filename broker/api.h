@@ -45,10 +45,20 @@ void gw_api_run_events(struct gw_api_ctx *ctx);
 void gw_api_run_logs(struct gw_api_ctx *ctx);
 void gw_api_run_claim(struct gw_api_ctx *ctx);
 void gw_api_run_cancel(struct gw_api_ctx *ctx);
+void gw_api_run_decide(struct gw_api_ctx *ctx);
+void gw_api_approvals_list(struct gw_api_ctx *ctx);
+
+struct gw_action;
+/* Whether the caller may skip the action's approval with a written reason. */
+bool gw_api_may_break_glass(const struct gw_api_ctx *ctx, const struct gw_action *a);
 void gw_api_resources_list(struct gw_api_ctx *ctx);
 void gw_api_resource_get(struct gw_api_ctx *ctx);
 void gw_api_resource_extend(struct gw_api_ctx *ctx);
 void gw_api_resource_delete(struct gw_api_ctx *ctx);
+
+/* Frees ctx without answering: for a handler that ended the request itself
+ * (a stream, gw_http_stream_end). */
+void gw_api_ctx_free(struct gw_api_ctx *ctx);
 
 /* Sends a JSON body (copied) and frees ctx. */
 void gw_api_reply(struct gw_api_ctx *ctx, int status, const char *extra_headers, const char *json,

@@ -73,6 +73,26 @@ static void submit_done(void *arg, const PGresult *res, const struct gw_error *e
         gw_api_pg_failed(ctx, err);
         return;
     }
+    if (!PQgetisnull(res, 0, 3)) {
+        /* Over a quota: nothing was stored but the denial's audit entry. */
+        json_t *q = json_loads(PQgetvalue(res, 0, 3), 0, NULL);
+        char hdr[64];
+        json_int_t after = json_integer_value(json_object_get(q, "retry_after"));
+        const char *limit = json_string_value(json_object_get(q, "limit"));
+        snprintf(hdr, sizeof(hdr), "Retry-After: %lld\r\n", (long long)(after > 0 ? after : 1));
+        ctx->b->metrics.runs_rejected++;
+        json_t *p = json_pack("{s:s, s:s, s:i, s:s, s:s, s:O}", "type", "about:blank", "title",
+                              "Too Many Requests", "status", 429, "code", "quota_exceeded",
+                              "detail", limit != NULL ? limit : "quota", "quota", q);
+        char *body = json_dumps(p, JSON_COMPACT);
+        json_decref(p);
+        json_decref(q);
+        ctx->b->metrics.http_by_class[4]++;
+        gw_http_respond(ctx->req, 429, "application/problem+json", hdr, body, strlen(body));
+        free(body);
+        gw_api_ctx_free(ctx);
+        return;
+    }
     const char *run = PQgetvalue(res, 0, 0);
     bool created = PQgetvalue(res, 0, 1)[0] == 't';
     bool conflict = PQgetvalue(res, 0, 2)[0] == 't';
@@ -223,7 +243,8 @@ void gw_api_run_submit(struct gw_api_ctx *ctx)
     }
     json_object_foreach(body, field, value)
     {
-        if (strcmp(field, "inputs") != 0 && strcmp(field, "ttl_seconds") != 0) {
+        if (strcmp(field, "inputs") != 0 && strcmp(field, "ttl_seconds") != 0 &&
+            strcmp(field, "break_glass") != 0) {
             char ptr[300];
             snprintf(ptr, sizeof(ptr), "/%s", field);
             gw_api_problem(ctx, 422, "validation_failed",
@@ -252,6 +273,27 @@ void gw_api_run_submit(struct gw_api_ctx *ctx)
         }
         snprintf(ttl_s, sizeof(ttl_s), "%lld", (long long)json_integer_value(ttl));
     }
+    /* Break-glass: run without the approval the action asks for, with a
+     * written reason, flagged in the audit log and notified. */
+    json_t *bg = json_object_get(body, "break_glass");
+    const char *bg_reason = NULL;
+    if (bg != NULL) {
+        json_t *why = json_object_get(bg, "reason");
+        if (!json_is_object(bg) || json_object_size(bg) != 1 || !json_is_string(why) ||
+            json_string_length(why) < 10 || json_string_length(why) > 1000) {
+            gw_api_problem(ctx, 422, "validation_failed",
+                           one_error("/break_glass/reason", "minLength",
+                                     "a written reason of 10 to 1000 characters"),
+                           "break_glass needs {\"reason\": \"...\"} with a real reason");
+            return;
+        }
+        if (!gw_api_may_break_glass(ctx, a)) {
+            gw_api_problem(ctx, 403, "forbidden", NULL,
+                           "break-glass on action '%s' needs the break_glass permission", a->id);
+            return;
+        }
+        bg_reason = json_string_value(why);
+    }
     inputs = json_object_get(body, "inputs");
     if (inputs == NULL) {
         inputs = json_object();
@@ -272,6 +314,9 @@ void gw_api_run_submit(struct gw_api_ctx *ctx)
     free(canon);
 
     gw_schema_apply_defaults(a->inputs, inputs);
+    json_t *approval = gw_action_approval_for(a, inputs);
+    char *approval_s = approval != NULL ? json_dumps(approval, JSON_COMPACT) : NULL;
+    json_decref(approval);
     json_t *redacted = gw_schema_redact(a->inputs, inputs);
     json_t *secrets = json_array();
     char ptrbuf[1024];
@@ -315,15 +360,20 @@ void gw_api_run_submit(struct gw_api_ctx *ctx)
         a->retryable ? "true" : "false",
         secrets_s,
         ttl != NULL ? ttl_s : NULL,
+        approval_s,
+        a->quota,
+        bg_reason,
     };
     int rc = gw_pg_query(ctx->b->pg, "submit_run",
-                         "SELECT run::text, created, conflict FROM gw_submit_run("
+                         "SELECT run::text, created, conflict, refused::text FROM gw_submit_run("
                          "$1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9::text[], $10, $11,"
-                         " $12::int, $13::int, $14::boolean, $15::jsonb, $16::int)",
-                         16, params, submit_done, s);
+                         " $12::int, $13::int, $14::boolean, $15::jsonb, $16::int, $17::jsonb,"
+                         " $18::jsonb, $19)",
+                         19, params, submit_done, s);
     free(inputs_s);
     free(redacted_s);
     free(secrets_s);
+    free(approval_s);
     if (rc < 0) {
         free(s);
         gw_api_problem(ctx, 503, "unavailable", NULL, "the broker is overloaded; retry later");

@@ -10,6 +10,7 @@
 #include "api.h"
 #include "catalog.h"
 #include "gw/log.h"
+#include "stream.h"
 
 #define STATS_MS 5000
 
@@ -158,6 +159,9 @@ struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_optio
     b->webhooks = gw_webhooks_create(b, err);
     if (b->webhooks == NULL)
         goto fail;
+    b->streams = gw_stream_hub_create(b, err);
+    if (b->streams == NULL)
+        goto fail;
 
     struct gw_http_server_options ho = {.host = b->opts.listen_host,
                                         .port = b->opts.listen_port,
@@ -235,6 +239,8 @@ void gw_broker_shutdown(struct gw_broker *b, void (*done)(void *arg), void *arg)
     b->closing = true;
     b->on_closed = done;
     b->on_closed_arg = arg;
+    gw_stream_hub_destroy(b->streams); /* open streams would hold the server open */
+    b->streams = NULL;
     if (b->http != NULL) {
         gw_http_server_destroy(b->http, http_closed, b);
         b->http = NULL;

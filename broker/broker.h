@@ -64,6 +64,7 @@ struct gw_relay;
 struct gw_sink;
 struct gw_reaper;
 struct gw_auth;
+struct gw_stream_hub;
 struct gw_webhooks;
 
 struct gw_broker {
@@ -78,6 +79,7 @@ struct gw_broker {
     struct gw_sink *sink;
     struct gw_reaper *reaper;
     struct gw_webhooks *webhooks;
+    struct gw_stream_hub *streams; /* live SSE streams (stream.h) */
     struct gw_broker_metrics metrics;
     uv_timer_t stats_timer;
     bool stats_busy;

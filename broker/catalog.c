@@ -28,6 +28,7 @@ static void action_free(struct gw_action *a)
     json_decref(a->summary);
     gw_schema_destroy(a->inputs);
     free(a->resource_key);
+    free(a->quota);
     free(a->path);
     free(a);
 }
@@ -147,6 +148,9 @@ static struct gw_action *action_load(struct gw_catalog *c, const struct gw_schem
                      a->ttl_default_s, a->ttl_max_s);
         goto fail;
     }
+    a->approval = json_object_get(def, "approval");
+    if (json_object_get(def, "quota") != NULL)
+        a->quota = json_dumps(json_object_get(def, "quota"), JSON_COMPACT);
     const char *rk = json_string_value(json_object_get(def, "resource_key"));
     a->resource_key = rk != NULL ? strdup(rk) : NULL;
 
@@ -328,4 +332,48 @@ int gw_catalog_store(const struct gw_catalog *c, const char *conninfo, struct gw
 out:
     PQfinish(conn);
     return rc;
+}
+
+json_t *gw_action_approval_for(const struct gw_action *a, json_t *inputs)
+{
+    size_t i;
+    json_t *rule;
+
+    if (a->approval == NULL)
+        return NULL;
+    json_array_foreach(json_object_get(a->approval, "rules"), i, rule)
+    {
+        const char *name;
+        json_t *allowed;
+        bool match = true;
+        json_object_foreach(json_object_get(rule, "when"), name, allowed)
+        {
+            json_t *v = json_object_get(inputs, name);
+            bool any = false;
+            size_t k;
+            json_t *cand;
+            json_array_foreach(allowed, k, cand) any = any || (v != NULL && json_equal(v, cand));
+            match = match && any;
+        }
+        if (!match)
+            continue;
+        json_int_t n = json_integer_value(json_object_get(rule, "approvals"));
+        if (n <= 0)
+            return NULL;
+        json_t *expires = json_object_get(a->approval, "expires_after_seconds");
+        json_t *reject = json_object_get(a->approval, "any_rejection_rejects");
+        json_t *out = json_pack("{s:I, s:o?, s:o?, s:I, s:b}", "approvals", n, "from_teams",
+                                json_deep_copy(json_object_get(rule, "from_teams")),
+                                "from_roles", json_deep_copy(json_object_get(rule, "from_roles")),
+                                "expires_after_seconds",
+                                expires ? json_integer_value(expires) : (json_int_t)86400,
+                                "any_rejection_rejects", reject ? json_is_true(reject) : 1);
+        /* Absent lists are empty lists, never JSON null. */
+        if (out != NULL && !json_is_array(json_object_get(out, "from_teams")))
+            json_object_set_new(out, "from_teams", json_array());
+        if (out != NULL && !json_is_array(json_object_get(out, "from_roles")))
+            json_object_set_new(out, "from_roles", json_array());
+        return out;
+    }
+    return NULL;
 }

@@ -27,7 +27,9 @@ struct gw_action {
     bool has_resource;  /* a success records a resource */
     int ttl_default_s;  /* 0 = no TTL */
     int ttl_max_s;
-    char *path; /* file it came from */
+    json_t *approval; /* the action's "approval" object, or NULL (borrowed from definition) */
+    char *quota;      /* the action's "quota" object as JSON text, or NULL */
+    char *path;       /* file it came from */
 };
 
 struct gw_catalog {
@@ -43,6 +45,12 @@ struct gw_catalog *gw_catalog_load(const char *dir, struct gw_error *err);
 void gw_catalog_destroy(struct gw_catalog *c); /* accepts NULL */
 
 const struct gw_action *gw_catalog_find(const struct gw_catalog *c, const char *id);
+
+/* The approval rule that applies to `inputs` (the first whose `when`
+ * matches), as a new object {"approvals", "from_teams", "from_roles",
+ * "expires_after_seconds", "any_rejection_rejects"}; NULL when none applies
+ * or it needs 0 approvals. */
+json_t *gw_action_approval_for(const struct gw_action *a, json_t *inputs);
 
 /* Records each action version in gw_actions (blocking; start-up only). */
 int gw_catalog_store(const struct gw_catalog *c, const char *conninfo, struct gw_error *err);

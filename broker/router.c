@@ -10,6 +10,7 @@
 
 #include "api.h"
 #include "gw/log.h"
+#include "stream.h"
 
 enum auth_need { AUTH_NONE, AUTH_USER };
 
@@ -30,12 +31,15 @@ static const struct route routes[] = {
     {"GET", "/v1/runs", AUTH_USER, gw_api_runs_list},
     {"GET", "/v1/runs/*", AUTH_USER, gw_api_run_get},
     {"GET", "/v1/runs/*/events", AUTH_USER, gw_api_run_events},
-    {"GET", "/v1/runs/*/logs", AUTH_USER, gw_api_run_logs},
+    {"GET", "/v1/runs/*/logs", AUTH_USER, gw_stream_run_logs}, /* JSON, or SSE with follow */
     {"POST", "/v1/runs/*/cancel", AUTH_USER, gw_api_run_cancel},
+    {"POST", "/v1/runs/*/decisions", AUTH_USER, gw_api_run_decide},
+    {"GET", "/v1/approvals", AUTH_USER, gw_api_approvals_list},
     {"GET", "/v1/resources", AUTH_USER, gw_api_resources_list},
     {"GET", "/v1/resources/*", AUTH_USER, gw_api_resource_get},
     {"POST", "/v1/resources/*/extend", AUTH_USER, gw_api_resource_extend},
     {"DELETE", "/v1/resources/*", AUTH_USER, gw_api_resource_delete},
+    {"GET", "/v1/events", AUTH_USER, gw_stream_events},
     {"POST", "/internal/v1/runs/*/claim", AUTH_USER, gw_api_run_claim},
 };
 
@@ -70,6 +74,11 @@ static void ctx_free(struct gw_api_ctx *ctx)
     free(ctx->principal.teams_pg);
     json_decref(ctx->scratch);
     free(ctx);
+}
+
+void gw_api_ctx_free(struct gw_api_ctx *ctx)
+{
+    ctx_free(ctx);
 }
 
 void gw_api_reply(struct gw_api_ctx *ctx, int status, const char *extra_headers, const char *json,

@@ -19,6 +19,7 @@
 #include "broker.h"
 #include "gw/crypto.h"
 #include "gw/log.h"
+#include "stream.h"
 
 #define MAX_BATCH      500
 #define RETRY_MS       500
@@ -361,6 +362,7 @@ static void applied(void *arg, const PGresult *res, const struct gw_error *err)
     s->b->metrics.events_applied += (unsigned long long)atoll(PQgetvalue(res, 0, 0));
     for (size_t i = 0; i < j->n; i++)
         gw_kafka_msg_done(s->consumer, j->msgs[i]);
+    gw_stream_events_applied(s->b->streams, j->events); /* wakes live followers */
     job_free(j);
     pq_next(q);
 }

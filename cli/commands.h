@@ -11,5 +11,11 @@ int gw_cmd_migrate(int argc, char **argv);
 int gw_cmd_dev(int argc, char **argv);
 int gw_cmd_token(int argc, char **argv);
 int gw_cmd_schema(int argc, char **argv);
+/* The client commands (cmd_client.c, docs/cli.md). */
+int gw_cmd_actions(int argc, char **argv);
+int gw_cmd_run(int argc, char **argv);
+int gw_cmd_runs(int argc, char **argv);
+int gw_cmd_logs(int argc, char **argv);
+int gw_cmd_cancel(int argc, char **argv);
 
 #endif

@@ -18,6 +18,11 @@ static const struct command commands[] = {
     {"dev", gw_cmd_dev, "embedded default: private PostgreSQL, mock Kafka, broker, exec workers"},
     {"token", gw_cmd_token, "manage API tokens (token create --subject NAME [--team T])"},
     {"schema", gw_cmd_schema, "JSON Schema tools (schema validate SCHEMA INSTANCE...)"},
+    {"actions", gw_cmd_actions, "list the actions (client: GANGWAY_URL, GANGWAY_TOKEN)"},
+    {"run", gw_cmd_run, "start a run: run ACTION -i key=value ... [--wait]"},
+    {"runs", gw_cmd_runs, "list runs [--status S] [--action A] [--watch]"},
+    {"logs", gw_cmd_logs, "print a run's log lines: logs RUN [--follow]"},
+    {"cancel", gw_cmd_cancel, "cancel a run: cancel RUN"},
 };
 
 static void usage(FILE *out)

@@ -25,6 +25,7 @@ import argparse
 import base64
 import hashlib
 import json
+import os
 import secrets
 import sys
 import threading
@@ -137,6 +138,7 @@ class State:
             self.fail_next = 0
             self.max_chunk = 0
             self.queue_delay = 0.2
+            self.lose_trigger_reply = False
 
     def enqueue(self, job, params, delay=None):
         with self.lock:
@@ -302,6 +304,10 @@ class Handler(BaseHTTPRequestHandler):
             with st.lock:
                 st.triggers += 1
             item = st.enqueue(name, params)
+            with st.lock:
+                lose, st.lose_trigger_reply = st.lose_trigger_reply, False
+            if lose:  # queued, but the answer is lost on the way back
+                return self.reply(502, "Bad Gateway (fake)")
             return self.reply(201, headers={"Location": "%s/queue/item/%d/" % (st.base, item.id)})
         if rest == ["api", "json"]:
             with st.lock:
@@ -350,7 +356,7 @@ class Handler(BaseHTTPRequestHandler):
             st.reset()
         elif path == "/_control/set":
             with st.lock:
-                for k in ("crumb_broken", "fail_next", "max_chunk", "queue_delay"):
+                for k in ("crumb_broken", "fail_next", "max_chunk", "queue_delay", "lose_trigger_reply"):
                     if k in args:
                         setattr(st, k, args[k])
                 for j in args.get("jobs", []):
@@ -359,7 +365,7 @@ class Handler(BaseHTTPRequestHandler):
             # A build (or a queue item that stays queued) with the given
             # parameters, as if an earlier attempt had triggered it.
             st.enqueue(args["job"], args.get("params", {}),
-                       delay=-1 if args.get("queued") else 0)
+                       delay=-1 if args.get("queued") else float(args.get("delay", 0)))
         else:
             return self.reply(404, "no such control")
         return self.reply_json({"ok": True})
@@ -379,6 +385,15 @@ def main():
     srv.state = State(a.user, a.token, a.job or ["hello"])
     srv.state.base = "http://127.0.0.1:%d" % srv.server_address[1]
     print("PORT %d" % srv.server_address[1], flush=True)
+    # A test that dies (abort on a failed check) must not leave us running.
+    parent = os.getppid()
+
+    def watch_parent():
+        while os.getppid() == parent:
+            time.sleep(0.3)
+        os._exit(0)
+
+    threading.Thread(target=watch_parent, daemon=True).start()
     try:
         srv.serve_forever()
     except KeyboardInterrupt:

@@ -27,21 +27,30 @@
 #include "jk_config.h"
 #include "jk_http.h"
 
-#define MAX_TRIES          8
-#define BACKOFF_MAX_MS     5000
-#define STOP_GRACE_MS      30000
-#define SHUTDOWN_GRACE_MS  3000
-#define QUEUE_FIRST_POLL   100
+#define MAX_TRIES         8
+#define BACKOFF_MAX_MS    5000
+#define STOP_GRACE_MS     30000
+#define SHUTDOWN_GRACE_MS 3000
+#define QUEUE_FIRST_POLL  100
 
-enum step { S_CRUMB, S_FIND_BUILD, S_FIND_QUEUE, S_TRIGGER, S_QUEUE, S_CANCEL_ITEM,
-            S_LOG, S_BUILD, S_STOP_BUILD };
+enum step {
+    S_CRUMB,
+    S_FIND_BUILD,
+    S_FIND_QUEUE,
+    S_TRIGGER,
+    S_QUEUE,
+    S_CANCEL_ITEM,
+    S_LOG,
+    S_BUILD,
+    S_STOP_BUILD
+};
 enum stop { STOP_NONE, STOP_CANCEL, STOP_SHUTDOWN, STOP_TIMEOUT };
 
 static const char *const step_what[] = {
-    [S_CRUMB] = "fetching a CSRF crumb",        [S_FIND_BUILD] = "listing the job's builds",
-    [S_FIND_QUEUE] = "reading the queue",       [S_TRIGGER] = "triggering the build",
-    [S_QUEUE] = "following the queue item",     [S_CANCEL_ITEM] = "cancelling the queue item",
-    [S_LOG] = "reading the console log",        [S_BUILD] = "reading the build",
+    [S_CRUMB] = "fetching a CSRF crumb",    [S_FIND_BUILD] = "listing the job's builds",
+    [S_FIND_QUEUE] = "reading the queue",   [S_TRIGGER] = "triggering the build",
+    [S_QUEUE] = "following the queue item", [S_CANCEL_ITEM] = "cancelling the queue item",
+    [S_LOG] = "reading the console log",    [S_BUILD] = "reading the build",
     [S_STOP_BUILD] = "stopping the build",
 };
 
@@ -183,7 +192,8 @@ static void finish_result(struct jk_run *j, const char *result)
         /* Tests failed but the build itself ran: not a success (see 0012). */
         end(j, GW_RUN_FAILED, "unstable", -1, NULL, "Jenkins build #%ld is UNSTABLE: %s", n, url);
     } else if (strcmp(result, "FAILURE") == 0) {
-        end(j, GW_RUN_FAILED, "exit_code", 1, NULL, "Jenkins build #%ld FAILED: %s", n, url);
+        end(j, GW_RUN_FAILED, "exit_code", 1, NULL, "Jenkins build #%ld finished FAILURE: %s", n,
+            url);
     } else if (strcmp(result, "NOT_BUILT") == 0) {
         end(j, GW_RUN_FAILED, "exit_code", -1, NULL, "Jenkins build #%ld was NOT_BUILT: %s", n,
             url);
@@ -273,8 +283,9 @@ static bool common_errors(struct jk_run *j, const struct jk_reply *r)
     }
     j->tries = 0;
     if (r->status == 401) {
-        fail(j, "Jenkins rejected the credentials (HTTP 401) while %s; check the worker's "
-                "user_env/token_env",
+        fail(j,
+             "Jenkins rejected the credentials (HTTP 401) while %s; check the worker's "
+             "user_env/token_env",
              what);
         return true;
     }
@@ -303,7 +314,8 @@ static bool ok2xx(const struct jk_reply *r)
 
 static json_t *reply_json(const struct jk_reply *r)
 {
-    return json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, NULL);
+    /* Parameter values may hold NUL (\u0000): accept, compare by length. */
+    return json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
 }
 
 static void on_crumb(struct jk_run *j, const struct jk_reply *r)
@@ -435,8 +447,8 @@ static void on_queue(struct jk_run *j, const struct jk_reply *r)
         if (j->stop != STOP_NONE)
             end_stopped(j, "Jenkins queue item cancelled");
         else
-            end(j, GW_RUN_CANCELLED, NULL, -1, NULL, "Jenkins queue item %ld was cancelled in Jenkins",
-                j->queue_id);
+            end(j, GW_RUN_CANCELLED, NULL, -1, NULL,
+                "Jenkins queue item %ld was cancelled in Jenkins", j->queue_id);
     } else {
         schedule(j, S_QUEUE, (uint64_t)j->cfg.poll_ms);
     }
@@ -501,15 +513,33 @@ static void on_reply(void *arg, const struct jk_reply *r)
     if (j->closing || common_errors(j, r))
         return;
     switch (j->step) {
-    case S_CRUMB: on_crumb(j, r); break;
-    case S_FIND_BUILD: on_find_build(j, r); break;
-    case S_FIND_QUEUE: on_find_queue(j, r); break;
-    case S_TRIGGER: on_trigger(j, r); break;
-    case S_QUEUE: on_queue(j, r); break;
-    case S_CANCEL_ITEM: on_stop_sent(j, r, &j->cancel_sent, S_QUEUE); break;
-    case S_LOG: on_log(j, r); break;
-    case S_BUILD: on_build(j, r); break;
-    case S_STOP_BUILD: on_stop_sent(j, r, &j->stop_sent, S_LOG); break;
+    case S_CRUMB:
+        on_crumb(j, r);
+        break;
+    case S_FIND_BUILD:
+        on_find_build(j, r);
+        break;
+    case S_FIND_QUEUE:
+        on_find_queue(j, r);
+        break;
+    case S_TRIGGER:
+        on_trigger(j, r);
+        break;
+    case S_QUEUE:
+        on_queue(j, r);
+        break;
+    case S_CANCEL_ITEM:
+        on_stop_sent(j, r, &j->cancel_sent, S_QUEUE);
+        break;
+    case S_LOG:
+        on_log(j, r);
+        break;
+    case S_BUILD:
+        on_build(j, r);
+        break;
+    case S_STOP_BUILD:
+        on_stop_sent(j, r, &j->stop_sent, S_LOG);
+        break;
     }
 }
 
@@ -522,7 +552,9 @@ static void go(struct jk_run *j, enum step s)
     int n = 0;
     j->step = s;
     switch (s) {
-    case S_CRUMB: n = snprintf(url, sizeof(url), "%s/crumbIssuer/api/json", b); break;
+    case S_CRUMB:
+        n = snprintf(url, sizeof(url), "%s/crumbIssuer/api/json", b);
+        break;
     case S_FIND_BUILD:
         /* tree=builds[number,url,actions[parameters[name,value]]]{0,50} */
         n = snprintf(url, sizeof(url),
@@ -531,14 +563,18 @@ static void go(struct jk_run *j, enum step s)
                      b, jp);
         break;
     case S_FIND_QUEUE:
-        n = snprintf(url, sizeof(url), "%s/queue/api/json?tree=items%%5Bid%%2Ctask%%5Burl%%5D"
-                                       "%%2Cactions%%5Bparameters%%5Bname%%2Cvalue%%5D%%5D%%5D", b);
+        n = snprintf(url, sizeof(url),
+                     "%s/queue/api/json?tree=items%%5Bid%%2Ctask%%5Burl%%5D"
+                     "%%2Cactions%%5Bparameters%%5Bname%%2Cvalue%%5D%%5D%%5D",
+                     b);
         break;
     case S_TRIGGER:
         n = snprintf(url, sizeof(url), "%s%s/buildWithParameters", b, jp);
         post = j->params;
         break;
-    case S_QUEUE: n = snprintf(url, sizeof(url), "%s/queue/item/%ld/api/json", b, j->queue_id); break;
+    case S_QUEUE:
+        n = snprintf(url, sizeof(url), "%s/queue/item/%ld/api/json", b, j->queue_id);
+        break;
     case S_CANCEL_ITEM:
         n = snprintf(url, sizeof(url), "%s/queue/cancelItem?id=%ld", b, j->queue_id);
         post = "";

@@ -75,8 +75,8 @@ static int read_env(json_t *cfg, const char *key, char **out, struct gw_error *e
     if (v == NULL)
         return 0;
     if (!json_is_string(v) || !env_name_ok(json_string_value(v)))
-        return gw_error_set(err, GW_EINVAL, false, "jenkins: \"%s\" must name an environment variable",
-                            key);
+        return gw_error_set(err, GW_EINVAL, false,
+                            "jenkins: \"%s\" must name an environment variable", key);
     val = getenv(json_string_value(v));
     if (val == NULL)
         return gw_error_set(err, GW_EINVAL, false,
@@ -204,8 +204,8 @@ static int check_parameters(json_t *params, struct gw_error *err)
 
 int jk_config_parse(json_t *cfg, struct jk_config *c, struct gw_error *err)
 {
-    static const char *const keys[] = {"url",        "job",        "user_env",
-                                       "token_env",  "parameters", "poll_interval_ms"};
+    static const char *const keys[] = {"url",       "job",        "user_env",
+                                       "token_env", "parameters", "poll_interval_ms"};
     json_t *url, *job, *poll, *v;
     const char *k;
     int rc;
@@ -225,7 +225,8 @@ int jk_config_parse(json_t *cfg, struct jk_config *c, struct gw_error *err)
     url = json_object_get(cfg, "url");
     job = json_object_get(cfg, "job");
     if (!json_is_string(url) || !json_is_string(job))
-        return gw_error_set(err, GW_EINVAL, false, "jenkins: \"url\" and \"job\" are required strings");
+        return gw_error_set(err, GW_EINVAL, false,
+                            "jenkins: \"url\" and \"job\" are required strings");
     poll = json_object_get(cfg, "poll_interval_ms");
     if (poll != NULL) {
         if (!json_is_integer(poll) || json_integer_value(poll) < 10 ||
@@ -435,8 +436,10 @@ static bool has_run_param(json_t *actions, const char *run_id)
         json_array_foreach(json_object_get(a, "parameters"), j, p)
         {
             json_t *n = json_object_get(p, "name"), *v = json_object_get(p, "value");
-            if (json_is_string(n) && strcmp(json_string_value(n), JK_RUN_ID_PARAM) == 0 &&
-                json_is_string(v) && strcmp(json_string_value(v), run_id) == 0)
+            if (json_is_string(n) && json_string_length(n) == strlen(JK_RUN_ID_PARAM) &&
+                strcmp(json_string_value(n), JK_RUN_ID_PARAM) == 0 && json_is_string(v) &&
+                json_string_length(v) == strlen(run_id) &&
+                strcmp(json_string_value(v), run_id) == 0)
                 return true;
         }
     }

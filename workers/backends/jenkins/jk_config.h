@@ -19,11 +19,11 @@
 #define JK_RUN_ID_PARAM "GANGWAY_RUN_ID"
 
 struct jk_config {
-    char *base;     /* "https://jenkins.example" without a trailing slash */
-    char *job;      /* "folder/name" as configured */
-    char *job_path; /* "/job/folder/job/name", each segment percent-encoded */
-    char *user;     /* from the environment variable user_env, or NULL */
-    char *password; /* from token_env, or NULL; never logged */
+    char *base;         /* "https://jenkins.example" without a trailing slash */
+    char *job;          /* "folder/name" as configured */
+    char *job_path;     /* "/job/folder/job/name", each segment percent-encoded */
+    char *user;         /* from the environment variable user_env, or NULL */
+    char *password;     /* from token_env, or NULL; never logged */
     json_t *parameters; /* borrowed from the run's config, or NULL (default) */
     int poll_ms;
 };
