@@ -55,6 +55,7 @@ void gw_api_resources_list(struct gw_api_ctx *ctx);
 void gw_api_resource_get(struct gw_api_ctx *ctx);
 void gw_api_resource_extend(struct gw_api_ctx *ctx);
 void gw_api_resource_delete(struct gw_api_ctx *ctx);
+void gw_api_audit_list(struct gw_api_ctx *ctx); /* api_audit.c */
 
 /* Frees ctx without answering: for a handler that ended the request itself
  * (a stream, gw_http_stream_end). */

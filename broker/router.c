@@ -40,6 +40,7 @@ static const struct route routes[] = {
     {"POST", "/v1/resources/*/extend", AUTH_USER, gw_api_resource_extend},
     {"DELETE", "/v1/resources/*", AUTH_USER, gw_api_resource_delete},
     {"GET", "/v1/events", AUTH_USER, gw_stream_events},
+    {"GET", "/v1/audit", AUTH_USER, gw_api_audit_list},
     {"POST", "/internal/v1/runs/*/claim", AUTH_USER, gw_api_run_claim},
 };
 

@@ -1,0 +1,162 @@
+/*
+ * GET /v1/audit: the audit trail, newest first, keyset-paginated by entry
+ * id, with each entry's place in the hash chain (seq, prev_hash, hash; null
+ * until sealed). Filters: run, actor, action (the entry's verb; "run.*"
+ * matches a family), since (inclusive) and until (exclusive) as RFC 3339.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "gw/crypto.h"
+#include "gw/log.h"
+
+#define LIMIT_DEFAULT 50
+#define LIMIT_MAX     500
+
+/* Who may read the audit trail. The only place that decides it: the
+ * governance policy maps its `read_audit` permission here. */
+static bool may_read_audit(const struct gw_principal *p)
+{
+    return p->admin;
+}
+
+static json_t *one_error(const char *pointer, const char *keyword, const char *message)
+{
+    return json_pack("[{s:s, s:s, s:s}]", "pointer", pointer, "keyword", keyword, "message",
+                     message);
+}
+
+/* A timestamp is passed to PostgreSQL's timestamptz input; this only keeps
+ * obvious garbage and other syntaxes ("now", "epoch", "infinity") out. */
+static bool plausible_time(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 10 && n <= 40 && s[0] >= '0' && s[0] <= '9' &&
+           strspn(s, "0123456789-:.TtZz+ ") == n;
+}
+
+static bool digits(const char *s)
+{
+    return s[0] != '\0' && strlen(s) <= 18 && strspn(s, "0123456789") == strlen(s);
+}
+
+static void page_done(void *arg, const PGresult *res, const struct gw_error *err)
+{
+    struct gw_api_ctx *ctx = arg;
+    if (err != NULL) {
+        if (err->code == GW_EINVAL) { /* a timestamp PostgreSQL would not read */
+            gw_api_problem(ctx, 400, "invalid_parameter",
+                           one_error("/query/since", "format", "an RFC 3339 date-time"),
+                           "'since' and 'until' must be RFC 3339 date-times");
+            return;
+        }
+        gw_api_pg_failed(ctx, err);
+        return;
+    }
+    int n = PQntuples(res);
+    int limit = (int)json_integer_value(ctx->scratch);
+    bool more = n > limit;
+    size_t cap = 64;
+    for (int i = 0; i < n && i < limit; i++)
+        cap += (size_t)PQgetlength(res, i, 0) + 1;
+    char *out = malloc(cap + 64), *p = out;
+    if (out == NULL) {
+        gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
+        return;
+    }
+    p += sprintf(p, "{\"items\":[");
+    for (int i = 0; i < n && i < limit; i++) {
+        if (i > 0)
+            *p++ = ',';
+        size_t len = (size_t)PQgetlength(res, i, 0);
+        memcpy(p, PQgetvalue(res, i, 0), len);
+        p += len;
+    }
+    if (more)
+        p += sprintf(p, "],\"next_cursor\":\"%s\"}", PQgetvalue(res, limit - 1, 1));
+    else
+        p += sprintf(p, "],\"next_cursor\":null}");
+    gw_api_reply(ctx, 200, NULL, out, (size_t)(p - out));
+    free(out);
+}
+
+void gw_api_audit_list(struct gw_api_ctx *ctx)
+{
+    char run[64], actor[GW_SUBJECT_MAX + 16], action[128], since[48], until[48], limit_s[16],
+        cursor[32], limit_plus[16];
+    const char *p_run = NULL, *p_actor = NULL, *p_action = NULL, *p_since = NULL, *p_until = NULL,
+               *p_cursor = NULL;
+    int limit = LIMIT_DEFAULT;
+
+    if (!may_read_audit(&ctx->principal)) {
+        gw_api_problem(ctx, 403, "forbidden", NULL, "reading the audit trail needs read_audit");
+        return;
+    }
+    if (gw_http_req_query(ctx->req, "run", run, sizeof(run))) {
+        if (!gw_uuid_valid(run)) {
+            gw_api_problem(ctx, 400, "invalid_parameter",
+                           one_error("/query/run", "format", "a run id (uuid)"),
+                           "'run' must be a run id");
+            return;
+        }
+        p_run = run;
+    }
+    if (gw_http_req_query(ctx->req, "actor", actor, sizeof(actor)))
+        p_actor = actor;
+    if (gw_http_req_query(ctx->req, "action", action, sizeof(action)))
+        p_action = action;
+    if (gw_http_req_query(ctx->req, "since", since, sizeof(since))) {
+        if (!plausible_time(since)) {
+            gw_api_problem(ctx, 400, "invalid_parameter",
+                           one_error("/query/since", "format", "an RFC 3339 date-time"),
+                           "'since' must be an RFC 3339 date-time");
+            return;
+        }
+        p_since = since;
+    }
+    if (gw_http_req_query(ctx->req, "until", until, sizeof(until))) {
+        if (!plausible_time(until)) {
+            gw_api_problem(ctx, 400, "invalid_parameter",
+                           one_error("/query/until", "format", "an RFC 3339 date-time"),
+                           "'until' must be an RFC 3339 date-time");
+            return;
+        }
+        p_until = until;
+    }
+    if (gw_http_req_query(ctx->req, "limit", limit_s, sizeof(limit_s))) {
+        limit = atoi(limit_s);
+        if (!digits(limit_s) || limit < 1 || limit > LIMIT_MAX) {
+            gw_api_problem(ctx, 400, "invalid_parameter",
+                           one_error("/query/limit", "maximum", "1 to 500"),
+                           "'limit' must be between 1 and %d", LIMIT_MAX);
+            return;
+        }
+    }
+    if (gw_http_req_query(ctx->req, "cursor", cursor, sizeof(cursor))) {
+        if (!digits(cursor)) {
+            gw_api_problem(ctx, 400, "invalid_cursor",
+                           one_error("/query/cursor", "format", "an opaque cursor from a page"),
+                           "the cursor is not one this API returned");
+            return;
+        }
+        p_cursor = cursor;
+    }
+    ctx->scratch = json_integer(limit);
+    snprintf(limit_plus, sizeof(limit_plus), "%d", limit + 1);
+    const char *params[] = {p_run, p_actor, p_action, p_since, p_until, p_cursor, limit_plus};
+    if (gw_pg_query(ctx->b->pg, "audit_list",
+                    "SELECT gw_audit_json(a, c)::text, a.id FROM gw_audit_log a"
+                    " LEFT JOIN gw_audit_chain c ON c.audit_id = a.id"
+                    " WHERE ($1::text IS NULL OR a.object = 'run:' || $1)"
+                    " AND ($2::text IS NULL OR a.actor = $2)"
+                    " AND ($3::text IS NULL OR a.verb = $3 OR (right($3, 2) = '.*'"
+                    " AND starts_with(a.verb, left($3, -1))))"
+                    " AND ($4::timestamptz IS NULL OR a.at >= $4::timestamptz)"
+                    " AND ($5::timestamptz IS NULL OR a.at < $5::timestamptz)"
+                    " AND ($6::bigint IS NULL OR a.id < $6::bigint)"
+                    " ORDER BY a.id DESC LIMIT $7::int",
+                    7, params, page_done, ctx) < 0)
+        gw_api_problem(ctx, 503, "unavailable", NULL, "the broker is overloaded; retry later");
+}
