@@ -60,12 +60,12 @@ int gw_token_store_create(PGconn *conn, const char *subject, const char *const *
     snprintf(expires, sizeof(expires), "%ld", expires_in_s);
     const char *params[] = {
         hash, subject, teams_lit, roles_lit, expires_in_s > 0 ? expires : NULL, description};
-    PGresult *res = PQexecParams(
-        conn,
-        "INSERT INTO gw_api_tokens (token_hash, subject, teams, roles, expires_at, description)"
-        " VALUES ($1, $2, $3::text[], $4::text[], now() + make_interval(secs => $5::bigint), $6)"
-        " RETURNING id",
-        6, NULL, params, NULL, NULL, 0);
+    /* gw_token_create (sql/0004) writes the token and its audit entry in one transaction. */
+    PGresult *res =
+        PQexecParams(conn,
+                     "SELECT gw_token_create($1, $2, $3::text[], $4::text[], $5::bigint,"
+                     " $6, 'gangway cli')",
+                     6, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         int rc = gw_error_set(err, GW_EIO, false, "%s", PQresultErrorMessage(res));
         PQclear(res);
@@ -206,12 +206,11 @@ static int token_revoke(int argc, char **argv)
     if (conn == NULL)
         return 1;
     const char *params[] = {argv[1]};
-    PGresult *res = PQexecParams(conn,
-                                 "UPDATE gw_api_tokens SET revoked_at = now() WHERE id = $1"
-                                 " AND revoked_at IS NULL",
+    /* Revocation and its audit entry in one transaction (sql/0004). */
+    PGresult *res = PQexecParams(conn, "SELECT gw_token_revoke($1::uuid, 'gangway token revoke')",
                                  1, NULL, params, NULL, NULL, 0);
-    int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-    int n = ok ? atoi(PQcmdTuples(res)) : 0;
+    int ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+    int n = ok && PQgetvalue(res, 0, 0)[0] == 't' ? 1 : 0;
     if (!ok)
         fprintf(stderr, "gangway token: %s", PQresultErrorMessage(res));
     else if (n == 0)

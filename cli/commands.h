@@ -11,6 +11,7 @@ int gw_cmd_migrate(int argc, char **argv);
 int gw_cmd_dev(int argc, char **argv);
 int gw_cmd_token(int argc, char **argv);
 int gw_cmd_schema(int argc, char **argv);
+int gw_cmd_audit(int argc, char **argv); /* cmd_audit.c */
 /* The client commands (cmd_client.c, docs/cli.md). */
 int gw_cmd_actions(int argc, char **argv);
 int gw_cmd_run(int argc, char **argv);

@@ -18,6 +18,7 @@ static const struct command commands[] = {
     {"dev", gw_cmd_dev, "embedded default: private PostgreSQL, mock Kafka, broker, exec workers"},
     {"token", gw_cmd_token, "manage API tokens (token create --subject NAME [--team T])"},
     {"schema", gw_cmd_schema, "JSON Schema tools (schema validate SCHEMA INSTANCE...)"},
+    {"audit", gw_cmd_audit, "check the audit hash chain (audit verify) or list entries (audit list)"},
     {"actions", gw_cmd_actions, "list the actions (client: GANGWAY_URL, GANGWAY_TOKEN)"},
     {"run", gw_cmd_run, "start a run: run ACTION -i key=value ... [--wait]"},
     {"runs", gw_cmd_runs, "list runs [--status S] [--action A] [--watch]"},
