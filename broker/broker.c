@@ -10,6 +10,7 @@
 #include "api.h"
 #include "catalog.h"
 #include "gw/log.h"
+#include "policy.h"
 #include "stream.h"
 
 #define STATS_MS 5000
@@ -120,6 +121,9 @@ struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_optio
         goto fail;
     if (gw_catalog_store(b->catalog, b->opts.pg_conninfo, err) < 0)
         goto fail;
+    b->policy = gw_policy_store_create(loop, b->opts.policy_file, b->catalog, err);
+    if (b->policy == NULL)
+        goto fail;
     if (!b->opts.no_create_topics && ensure_topics(b, err) < 0)
         goto fail;
 
@@ -189,6 +193,7 @@ static void free_broker(struct gw_broker *b)
     void *arg = b->on_closed_arg;
     gw_kafka_producer_destroy(b->producer, 5000);
     gw_auth_destroy(b->auth);
+    gw_policy_store_destroy(b->policy);
     gw_catalog_destroy(b->catalog);
     free(b);
     if (done != NULL)

@@ -36,6 +36,7 @@ struct gw_broker_options {
     int reaper_interval_ms;         /* default 1000 */
     bool no_create_topics;          /* skip CreateTopics at start (mock cluster) */
     const char *webhook_url;        /* where notifications are POSTed; NULL = none */
+    const char *policy_file;        /* authorization policy (policy.h); NULL = built-in */
     const char *instance_id;        /* stable id of this replica (static group
                                        membership); default "<hostname>:<port>" */
 };
@@ -66,6 +67,7 @@ struct gw_reaper;
 struct gw_auth;
 struct gw_stream_hub;
 struct gw_webhooks;
+struct gw_policy_store;
 
 struct gw_broker {
     uv_loop_t *loop;
@@ -80,6 +82,7 @@ struct gw_broker {
     struct gw_reaper *reaper;
     struct gw_webhooks *webhooks;
     struct gw_stream_hub *streams; /* live SSE streams (stream.h) */
+    struct gw_policy_store *policy; /* current authorization policy (policy.h) */
     struct gw_broker_metrics metrics;
     uv_timer_t stats_timer;
     bool stats_busy;

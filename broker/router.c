@@ -10,6 +10,7 @@
 
 #include "api.h"
 #include "gw/log.h"
+#include "policy.h"
 #include "stream.h"
 
 enum auth_need { AUTH_NONE, AUTH_USER };
@@ -25,6 +26,7 @@ static const struct route routes[] = {
     {"GET", "/healthz", AUTH_NONE, gw_api_health},
     {"GET", "/readyz", AUTH_NONE, gw_api_ready},
     {"GET", "/metrics", AUTH_NONE, gw_api_metrics},
+    {"GET", "/v1/me", AUTH_USER, gw_api_me},
     {"GET", "/v1/actions", AUTH_USER, gw_api_actions_list},
     {"GET", "/v1/actions/*", AUTH_USER, gw_api_action_get},
     {"POST", "/v1/actions/*/runs", AUTH_USER, gw_api_run_submit},

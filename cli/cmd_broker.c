@@ -23,6 +23,8 @@ static const char usage_text[] =
     "  --heartbeat S          heartbeat interval told to workers (GW_HEARTBEAT_S, default 5)\n"
     "  --heartbeat-timeout S  a worker silent this long is lost (GW_HEARTBEAT_TIMEOUT_S)\n"
     "  --requeue-after S      republish runs queued this long (GW_REQUEUE_AFTER_S, default 600)\n"
+    "  --policy FILE          authorization policy, reloaded on SIGHUP (GW_POLICY_FILE;\n"
+    "                         default: built-in, see docs/policy.md)\n"
     "  --no-migrate           do not apply migrations at start\n"
     "  --no-create-topics     do not create missing topics at start\n"
     "environment only: GW_WEBHOOK_URL (notifications), GW_INSTANCE_ID (stable replica id)\n";
@@ -66,6 +68,7 @@ int gw_cmd_broker(int argc, char **argv)
         {"heartbeat", required_argument, NULL, 'H'},
         {"heartbeat-timeout", required_argument, NULL, 'T'},
         {"requeue-after", required_argument, NULL, 'R'},
+        {"policy", required_argument, NULL, 'Y'},
         {"no-migrate", no_argument, NULL, 'n'},
         {"no-create-topics", no_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},
@@ -73,7 +76,7 @@ int gw_cmd_broker(int argc, char **argv)
     };
     const char *listen = NULL, *pg = NULL, *kafka = NULL, *props = NULL, *prefix = NULL;
     const char *actions = NULL, *sql_dir = NULL, *pool = NULL, *hb = NULL, *hbt = NULL;
-    const char *requeue = NULL;
+    const char *requeue = NULL, *policy = NULL;
     int migrate = 1, create_topics = 1, c;
     struct broker_main m;
     struct gw_error err;
@@ -115,6 +118,9 @@ int gw_cmd_broker(int argc, char **argv)
             break;
         case 'R':
             requeue = optarg;
+            break;
+        case 'Y':
+            policy = optarg;
             break;
         case 'n':
             migrate = 0;
@@ -181,6 +187,7 @@ int gw_cmd_broker(int argc, char **argv)
         .no_create_topics = !create_topics,
         .webhook_url = gw_opt(NULL, "GW_WEBHOOK_URL", NULL),
         .instance_id = gw_opt(NULL, "GW_INSTANCE_ID", NULL),
+        .policy_file = gw_opt(policy, "GW_POLICY_FILE", NULL),
     };
 
     memset(&m, 0, sizeof(m));
