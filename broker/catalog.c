@@ -362,12 +362,12 @@ json_t *gw_action_approval_for(const struct gw_action *a, json_t *inputs)
             return NULL;
         json_t *expires = json_object_get(a->approval, "expires_after_seconds");
         json_t *reject = json_object_get(a->approval, "any_rejection_rejects");
-        json_t *out = json_pack("{s:I, s:o?, s:o?, s:I, s:b}", "approvals", n, "from_teams",
-                                json_deep_copy(json_object_get(rule, "from_teams")),
-                                "from_roles", json_deep_copy(json_object_get(rule, "from_roles")),
-                                "expires_after_seconds",
-                                expires ? json_integer_value(expires) : (json_int_t)86400,
-                                "any_rejection_rejects", reject ? json_is_true(reject) : 1);
+        json_t *out =
+            json_pack("{s:I, s:o?, s:o?, s:I, s:b}", "approvals", n, "from_teams",
+                      json_deep_copy(json_object_get(rule, "from_teams")), "from_roles",
+                      json_deep_copy(json_object_get(rule, "from_roles")), "expires_after_seconds",
+                      expires ? json_integer_value(expires) : (json_int_t)86400,
+                      "any_rejection_rejects", reject ? json_is_true(reject) : 1);
         /* Absent lists are empty lists, never JSON null. */
         if (out != NULL && !json_is_array(json_object_get(out, "from_teams")))
             json_object_set_new(out, "from_teams", json_array());

@@ -71,8 +71,8 @@ static void reaper_run(struct gw_reaper *r)
     r->busy = true;
     if (gw_pg_query(r->b->pg, "reap",
                     "SELECT gw_reap($1::interval, $2::interval, $3::int, $4::boolean)"
-                    " + gw_expire_approvals($3::int)", 4, params,
-                    reaped, r) < 0)
+                    " + gw_expire_approvals($3::int)",
+                    4, params, reaped, r) < 0)
         r->busy = false;
 }
 
