@@ -172,7 +172,9 @@ static bool template_ok(const char *t)
         if (!((n > 0 && p[2] == '/') || (n == 6 && strncmp(p + 2, "run_id", 6) == 0) ||
               (n == 9 && strncmp(p + 2, "action_id", 9) == 0) ||
               (n == 12 && strncmp(p + 2, "requested_by", 12) == 0) ||
-              (n == 7 && strncmp(p + 2, "attempt", 7) == 0)))
+              (n == 7 && strncmp(p + 2, "attempt", 7) == 0) ||
+              (n == 9 && strncmp(p + 2, "operation", 9) == 0) ||
+              (n == 12 && strncmp(p + 2, "resource_key", 12) == 0)))
             return false;
         p = e + 2;
     }
@@ -196,7 +198,7 @@ static int check_parameters(json_t *params, struct gw_error *err)
             return gw_error_set(err, GW_EINVAL, false,
                                 "jenkins: parameter '%s' must be a JSON pointer (\"/name\") or a "
                                 "template with {{/pointer}}, {{run_id}}, {{action_id}}, "
-                                "{{requested_by}} or {{attempt}}",
+                                "{{requested_by}}, {{attempt}}, {{operation}} or {{resource_key}}",
                                 k);
     }
     return 0;
@@ -356,12 +358,16 @@ static void expand(struct sbuf *out, const char *t, const struct gw_run *run)
             json_t *v = pointer_get(run->inputs, o + 2, n);
             if (v != NULL)
                 sb_value(out, v);
-        } else if (strncmp(o + 2, "run_id", n) == 0) {
+        } else if (n == 6 && strncmp(o + 2, "run_id", n) == 0) {
             sb_str(out, run->run_id ? run->run_id : "");
-        } else if (strncmp(o + 2, "action_id", n) == 0) {
+        } else if (n == 9 && strncmp(o + 2, "action_id", n) == 0) {
             sb_str(out, run->action_id ? run->action_id : "");
-        } else if (strncmp(o + 2, "requested_by", n) == 0) {
+        } else if (n == 12 && strncmp(o + 2, "requested_by", n) == 0) {
             sb_str(out, run->requested_by ? run->requested_by : "");
+        } else if (n == 12 && strncmp(o + 2, "resource_key", n) == 0) {
+            sb_str(out, run->resource_key ? run->resource_key : "");
+        } else if (n == 9 && strncmp(o + 2, "operation", n) == 0) {
+            sb_str(out, run->operation ? run->operation : "");
         } else {
             snprintf(num, sizeof(num), "%d", run->attempt);
             sb_str(out, num);

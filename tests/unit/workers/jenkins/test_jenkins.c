@@ -227,6 +227,8 @@ static int run_jenkins(const char *run_id, const char *config, const char *input
                          .inputs = in,
                          .config = c,
                          .timeout_seconds = timeout,
+                         .resource_key = "svc-billing",
+                         .operation = "teardown",
                          .sink = &sink,
                          .sink_data = r};
     uv_timer_t t;
@@ -540,15 +542,17 @@ static void test_parameters_mapping(void)
     run_jenkins(
         "00000000-0000-4000-8000-000000000701",
         cfg("hello", "{\"parameters\": {\"SERVICE\": \"/svc/name\", \"TAG\": "
-                     "\"v{{/version}}-{{run_id}}-{{requested_by}}\", \"ABSENT\": \"/nope\"}}"),
+                     "\"v{{/version}}-{{run_id}}-{{requested_by}}\", \"ABSENT\": \"/nope\", "
+                     "\"OP\": \"{{operation}}:{{resource_key}}:{{attempt}}\"}}"),
         "{\"svc\": {\"name\": \"billing\"}, \"version\": 7, \"ignored\": \"x\"}", 0, 0, 0, &r);
     CHECK(r.outcome == GW_RUN_SUCCEEDED);
     p = build_params("hello");
     CHECK(strcmp(json_string_value(json_object_get(p, "SERVICE")), "billing") == 0);
     CHECK(strcmp(json_string_value(json_object_get(p, "TAG")),
                  "v7-00000000-0000-4000-8000-000000000701-alice") == 0);
+    CHECK(strcmp(json_string_value(json_object_get(p, "OP")), "teardown:svc-billing:1") == 0);
     CHECK(json_object_get(p, "ABSENT") == NULL && json_object_get(p, "ignored") == NULL);
-    CHECK(json_object_size(p) == 3);
+    CHECK(json_object_size(p) == 4);
     json_decref(p);
     result_free(&r);
 }
