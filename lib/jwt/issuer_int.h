@@ -1,0 +1,76 @@
+/* Internals of the issuer configuration (issuer.c) and key fetching (fetch.c). */
+#ifndef GW_JWT_ISSUER_INT_H
+#define GW_JWT_ISSUER_INT_H
+
+#include "gw/jwt.h"
+
+struct waiter {
+    struct waiter *next;
+    gw_jwt_auth_cb cb;
+    void *arg;
+    size_t len;
+    char token[]; /* a copy: the caller's buffer may not outlive the wait */
+};
+
+/* Where an issuer's keys come from. Loop thread only, except `fetched`,
+ * `fetch_err` and `url`, which the fetch job touches while `fetching`. */
+struct key_source {
+    struct gw_jwt_auth *auth;
+    char *file; /* one of file/url */
+    char *url;
+    struct gw_jwks *keys; /* current set; NULL until the first fetch succeeds */
+    int refresh_s;
+    int min_refresh_s;
+    uint64_t last_fetch_ms; /* loop time when the last fetch started */
+    uint64_t next_due_ms;   /* loop time of the next periodic fetch */
+    bool fetched_once;
+    bool fetching;
+    uv_work_t work;
+    struct gw_jwks *fetched; /* the job's result */
+    struct gw_error fetch_err;
+    struct waiter *waiters;
+    size_t nwaiters;
+};
+
+struct issuer {
+    char *name;
+    char *iss;      /* expected "iss" or NULL */
+    char *audience; /* expected "aud" or NULL */
+    char **typs;    /* accepted header "typ" values; none: any */
+    size_t ntyps;
+    unsigned algs;
+    struct key_source src;
+    char *subject_claim;
+    char *subject_prefix;
+    char *teams_claim;        /* NULL: teams only from teams_from */
+    char *teams_entity_kind;  /* keep only entity refs of this kind ("group") */
+    json_t *teams_from;       /* object subject -> [teams], or NULL */
+    json_t *allowed_subjects; /* array of accepted raw subjects, or NULL */
+    int obo;                  /* index of the issuer that verifies "obo", or -1 */
+    bool obo_required;
+    bool direct; /* accepted as a bearer token on its own */
+    bool require_iat;
+    char *delegate_prefix; /* e.g. "plugin:" */
+};
+
+struct gw_jwt_auth {
+    uv_loop_t *loop;
+    struct issuer *issuers;
+    size_t n;
+    int leeway_s;
+    uv_timer_t timer;
+    bool started;
+    bool closing;
+    bool timer_open;
+    int fetches; /* jobs in flight */
+};
+
+/* fetch.c */
+void gw_jwt_source_fetch(struct key_source *src);
+void gw_jwt_auth_maybe_free(struct gw_jwt_auth *a);
+/* issuer.c: frees the issuer entries. */
+void gw_jwt_auth_free_issuers(struct gw_jwt_auth *a);
+/* issuer.c: re-runs a waiting verification after its set was refreshed. */
+void gw_jwt_waiter_resume(struct gw_jwt_auth *a, struct waiter *w, bool closing);
+
+#endif
