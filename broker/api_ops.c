@@ -181,8 +181,19 @@ void gw_api_run_claim(struct gw_api_ctx *ctx)
         gw_api_problem(ctx, 404, "run_not_found", NULL, "no run with id '%s'", ctx->id);
         return;
     }
-    body = json_loadb(ctx->req->body, ctx->req->body_len, 0, NULL);
+    body = json_loadb(ctx->req->body, ctx->req->body_len, JSON_REJECT_DUPLICATES, NULL);
     ctx->scratch = body;
+    const char *k;
+    json_t *v;
+    json_object_foreach(body, k, v)
+    {
+        /* Every POST body refuses fields it does not know (docs/policy.md). */
+        if (strcmp(k, "attempt") != 0 && strcmp(k, "worker_id") != 0 &&
+            strcmp(k, "worker_type") != 0) {
+            gw_api_problem(ctx, 400, "invalid_claim", NULL, "unknown field '%s' in a claim", k);
+            return;
+        }
+    }
     attempt = json_object_get(body, "attempt");
     worker = json_object_get(body, "worker_id");
     if (!json_is_integer(attempt) || json_integer_value(attempt) < 1 ||

@@ -10,6 +10,7 @@
 
 #include "api.h"
 #include "gw/crypto.h"
+#include "policy.h"
 
 static json_t *one_error(const char *pointer, const char *keyword, const char *message)
 {
@@ -77,6 +78,33 @@ static bool only_fields(struct gw_api_ctx *ctx, json_t *body, const char *const 
     return true;
 }
 
+/* Parameters for a change the caller may make only within its scope for
+ * `perm`: subject, teams, the read_runs scope (own, team, all arrays) and
+ * the scope of `perm`. The queries answer 'forbidden' for a row the caller
+ * sees but may not change, and no row for one it may not see (404). */
+static bool change_params(struct gw_api_ctx *ctx, enum gw_perm perm, struct gw_authz_filter f[2],
+                          const char *vis[8])
+{
+    const char *r[5], *c[5];
+    if (!gw_authz_params(ctx, GW_PERM_READ_RUNS, &f[0], r))
+        return false;
+    if (!gw_authz_params(ctx, perm, &f[1], c)) {
+        gw_authz_filter_finish(&f[0]);
+        return false;
+    }
+    for (int i = 0; i < 5; i++)
+        vis[i] = r[i];
+    for (int i = 0; i < 3; i++)
+        vis[5 + i] = c[2 + i];
+    return true;
+}
+
+static void change_params_finish(struct gw_authz_filter f[2])
+{
+    gw_authz_filter_finish(&f[0]);
+    gw_authz_filter_finish(&f[1]);
+}
+
 /* ---------------------------------------------------------------- cancel */
 
 static void cancel_done(void *arg, const PGresult *res, const struct gw_error *err)
@@ -86,11 +114,13 @@ static void cancel_done(void *arg, const PGresult *res, const struct gw_error *e
         gw_api_pg_failed(ctx, err);
         return;
     }
-    const char *outcome = PQgetvalue(res, 0, 0);
-    const char *run = PQgetvalue(res, 0, 1);
-    size_t len = (size_t)PQgetlength(res, 0, 1);
+    const char *outcome = PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "not_found";
+    const char *run = PQntuples(res) == 1 ? PQgetvalue(res, 0, 1) : "";
+    size_t len = PQntuples(res) == 1 ? (size_t)PQgetlength(res, 0, 1) : 0;
     if (strcmp(outcome, "not_found") == 0) {
         gw_api_problem(ctx, 404, "run_not_found", NULL, "no run with id '%s'", ctx->id);
+    } else if (strcmp(outcome, "forbidden") == 0) {
+        gw_authz_forbidden(ctx, "permission 'cancel' on this run is not granted to you");
     } else if (strcmp(outcome, "ended") == 0) {
         json_t *j = json_loads(run, 0, NULL);
         const char *st = json_string_value(json_object_get(j, "status"));
@@ -123,9 +153,21 @@ void gw_api_run_cancel(struct gw_api_ctx *ctx)
         return;
     }
     snprintf(actor, sizeof(actor), "%s", ctx->principal.subject);
-    const char *params[] = {ctx->id, actor, json_string_value(reason)};
-    query_or_503(ctx, "run_cancel", "SELECT outcome, run::text FROM gw_cancel_run($1, $2, $3)", 3,
-                 params, cancel_done);
+    struct gw_authz_filter f[2];
+    const char *params[11] = {ctx->id, actor, json_string_value(reason)};
+    if (!change_params(ctx, GW_PERM_CANCEL, f, params + 3))
+        return;
+    query_or_503(
+        ctx, "run_cancel",
+        "SELECT c.outcome, c.run::text FROM gw_runs r"
+        " CROSS JOIN LATERAL gw_cancel_run(r.id, $2, $3) c WHERE r.id = $1 AND "
+        "gw_visible(r.requested_by, r.requested_teams, r.action_id,"
+        " $4, $5, $9, $10, $11)"
+        " UNION ALL SELECT 'forbidden', NULL FROM gw_runs r WHERE r.id = $1"
+        " AND NOT gw_visible(r.requested_by, r.requested_teams, r.action_id, $4, $5, $9, $10, $11)"
+        " AND gw_visible(r.requested_by, r.requested_teams, r.action_id, $4, $5, $6, $7, $8)",
+        11, params, cancel_done);
+    change_params_finish(f);
 }
 
 /* ------------------------------------------------------------- resources */
@@ -146,12 +188,16 @@ static void resource_done(void *arg, const PGresult *res, const struct gw_error 
 
 void gw_api_resource_get(struct gw_api_ctx *ctx)
 {
-    if (!id_ok(ctx, "resource_not_found"))
+    struct gw_authz_filter f;
+    const char *params[6] = {ctx->id};
+    if (!id_ok(ctx, "resource_not_found") ||
+        !gw_authz_params(ctx, GW_PERM_READ_RUNS, &f, params + 1))
         return;
-    const char *params[] = {ctx->id};
     query_or_503(ctx, "resource_get",
-                 "SELECT gw_resource_json(r)::text FROM gw_resources r WHERE r.id = $1", 1, params,
-                 resource_done);
+                 "SELECT gw_resource_json(r)::text FROM gw_resources r WHERE r.id = $1"
+                 " AND gw_visible(r.owner_subject, r.owner_teams, r.action_id, $2, $3, $4, $5, $6)",
+                 6, params, resource_done);
+    gw_authz_filter_finish(&f);
 }
 
 static void list_done(void *arg, const PGresult *res, const struct gw_error *err)
@@ -231,9 +277,12 @@ void gw_api_resources_list(struct gw_api_ctx *ctx)
         p_ts = cursor;
         p_id = sep + 1;
     }
-    ctx->scratch = json_pack("{s:i}", "limit", limit);
+    struct gw_authz_filter f;
     snprintf(limit_plus, sizeof(limit_plus), "%d", limit + 1);
-    const char *params[] = {p_team, p_kind, p_before, p_status, p_ts, p_id, limit_plus};
+    const char *params[12] = {p_team, p_kind, p_before, p_status, p_ts, p_id, limit_plus};
+    if (!gw_authz_params(ctx, GW_PERM_READ_RUNS, &f, params + 7))
+        return;
+    ctx->scratch = json_pack("{s:i}", "limit", limit);
     /* Deleted resources are listed only when asked for by status. */
     query_or_503(
         ctx, "resources_list",
@@ -244,8 +293,10 @@ void gw_api_resources_list(struct gw_api_ctx *ctx)
         " AND ($3::timestamptz IS NULL OR r.expires_at < $3::timestamptz)"
         " AND (CASE WHEN $4::text IS NULL THEN r.status <> 'deleted' ELSE r.status = $4 END)"
         " AND ($5::timestamptz IS NULL OR (r.created_at, r.id) < ($5::timestamptz, $6::uuid))"
+        " AND gw_visible(r.owner_subject, r.owner_teams, r.action_id, $8, $9, $10, $11, $12)"
         " ORDER BY r.created_at DESC, r.id DESC LIMIT $7::int",
-        7, params, list_done);
+        12, params, list_done);
+    gw_authz_filter_finish(&f);
 }
 
 static void change_done(void *arg, const PGresult *res, const struct gw_error *err)
@@ -255,11 +306,14 @@ static void change_done(void *arg, const PGresult *res, const struct gw_error *e
         gw_api_pg_failed(ctx, err);
         return;
     }
-    const char *outcome = PQgetvalue(res, 0, 0);
-    const char *body = PQgetvalue(res, 0, 1);
-    size_t len = (size_t)PQgetlength(res, 0, 1);
+    const char *outcome = PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "not_found";
+    const char *body = PQntuples(res) == 1 ? PQgetvalue(res, 0, 1) : "";
+    size_t len = PQntuples(res) == 1 ? (size_t)PQgetlength(res, 0, 1) : 0;
     if (strcmp(outcome, "not_found") == 0) {
         gw_api_problem(ctx, 404, "resource_not_found", NULL, "no resource with id '%s'", ctx->id);
+    } else if (strcmp(outcome, "forbidden") == 0) {
+        gw_authz_forbidden(ctx, "permission 'manage_resources' on this resource is not granted "
+                                "to you");
     } else if (strcmp(outcome, "not_active") == 0) {
         json_t *j = json_loads(body, 0, NULL);
         const char *st = json_string_value(json_object_get(j, "status"));
@@ -308,18 +362,36 @@ void gw_api_resource_extend(struct gw_api_ctx *ctx)
         return;
     }
     snprintf(secs, sizeof(secs), "%lld", (long long)json_integer_value(s));
-    const char *params[] = {ctx->id, secs, ctx->principal.subject};
-    query_or_503(ctx, "resource_extend",
-                 "SELECT outcome, resource::text FROM gw_extend_resource($1, $2::int, $3)", 3,
-                 params, change_done);
+    struct gw_authz_filter f[2];
+    const char *params[11] = {ctx->id, secs, ctx->principal.subject};
+    if (!change_params(ctx, GW_PERM_MANAGE_RESOURCES, f, params + 3))
+        return;
+    query_or_503(
+        ctx, "resource_extend",
+        "SELECT c.outcome, c.resource::text FROM gw_resources r"
+        " CROSS JOIN LATERAL gw_extend_resource(r.id, $2::int, $3) c WHERE r.id = $1"
+        " AND gw_visible(r.owner_subject, r.owner_teams, r.action_id, $4, $5, $9, $10, $11)"
+        " UNION ALL SELECT 'forbidden', NULL FROM gw_resources r WHERE r.id = $1 AND NOT"
+        " gw_visible(r.owner_subject, r.owner_teams, r.action_id, $4, $5, $9, $10, $11)"
+        " AND gw_visible(r.owner_subject, r.owner_teams, r.action_id, $4, $5, $6, $7, $8)",
+        11, params, change_done);
+    change_params_finish(f);
 }
 
 void gw_api_resource_delete(struct gw_api_ctx *ctx)
 {
-    if (!id_ok(ctx, "resource_not_found"))
+    struct gw_authz_filter f[2];
+    const char *params[10] = {ctx->id, ctx->principal.subject};
+    if (!id_ok(ctx, "resource_not_found") ||
+        !change_params(ctx, GW_PERM_MANAGE_RESOURCES, f, params + 2))
         return;
-    const char *params[] = {ctx->id, ctx->principal.subject};
     query_or_503(ctx, "resource_delete",
-                 "SELECT outcome, resource::text FROM gw_delete_resource($1, $2)", 2, params,
-                 change_done);
+                 "SELECT c.outcome, c.resource::text FROM gw_resources r"
+                 " CROSS JOIN LATERAL gw_delete_resource(r.id, $2) c WHERE r.id = $1"
+                 " AND gw_visible(r.owner_subject, r.owner_teams, r.action_id, $3, $4, $8, $9, $10)"
+                 " UNION ALL SELECT 'forbidden', NULL FROM gw_resources r WHERE r.id = $1 AND NOT"
+                 " gw_visible(r.owner_subject, r.owner_teams, r.action_id, $3, $4, $8, $9, $10)"
+                 " AND gw_visible(r.owner_subject, r.owner_teams, r.action_id, $3, $4, $5, $6, $7)",
+                 10, params, change_done);
+    change_params_finish(f);
 }

@@ -10,18 +10,41 @@
 #include "catalog.h"
 #include "gw/crypto.h"
 #include "gw/log.h"
+#include "policy.h"
 
 #define IDEMPOTENCY_KEY_MAX 255
 
+/* Only the actions the caller may run, with some inputs at least: what a
+ * portal shows as forms. GET /v1/me says which inputs. */
 void gw_api_actions_list(struct gw_api_ctx *ctx)
 {
-    const char *body = ctx->b->catalog->list_json;
+    const struct gw_catalog *c = ctx->b->catalog;
+    struct gw_authz z;
+    if (!gw_authz_begin(&z, ctx))
+        return;
+    json_t *items = json_array();
+    for (size_t i = 0; i < c->n; i++)
+        if (gw_authz_can(&z, GW_PERM_RUN, c->actions[i], NULL, NULL, 0))
+            json_array_append(items, c->actions[i]->summary);
+    gw_authz_finish(&z);
+    json_t *page = json_pack("{s:o}", "items", items);
+    char *body = page ? json_dumps(page, JSON_COMPACT) : NULL;
+    json_decref(page);
+    if (body == NULL) {
+        gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
+        return;
+    }
     gw_api_reply(ctx, 200, NULL, body, strlen(body));
+    free(body);
 }
 
 void gw_api_action_get(struct gw_api_ctx *ctx)
 {
     const struct gw_action *a = gw_catalog_find(ctx->b->catalog, ctx->id);
+    if (ctx->principal.worker && !ctx->principal.admin) {
+        gw_api_problem(ctx, 403, "forbidden", NULL, "a worker token may only claim runs");
+        return;
+    }
     if (a == NULL) {
         gw_api_problem(ctx, 404, "action_not_found", NULL, "no action with id '%s'", ctx->id);
         return;
@@ -213,10 +236,24 @@ void gw_api_run_submit(struct gw_api_ctx *ctx)
     const char *field;
     json_t *value;
 
+    struct gw_authz z;
+    char denied[600];
+
     if (a == NULL) {
         gw_api_problem(ctx, 404, "action_not_found", NULL, "no action with id '%s'", ctx->id);
         return;
     }
+    /* Deny early when no inputs at all would be allowed; input conditions
+     * are checked once defaults are filled in (an omitted input must not
+     * slip past a condition on its default). */
+    if (!gw_authz_begin(&z, ctx))
+        return;
+    if (!gw_authz_can(&z, GW_PERM_RUN, a, NULL, denied, sizeof(denied))) {
+        gw_authz_finish(&z);
+        gw_authz_forbidden(ctx, denied);
+        return;
+    }
+    gw_authz_finish(&z);
     if (ctype != NULL && strncasecmp(ctype, "application/json", 16) != 0) {
         gw_api_problem(ctx, 415, "unsupported_media_type", NULL,
                        "the request body must be application/json");
@@ -314,6 +351,15 @@ void gw_api_run_submit(struct gw_api_ctx *ctx)
     free(canon);
 
     gw_schema_apply_defaults(a->inputs, inputs);
+    if (!gw_authz_begin(&z, ctx))
+        return;
+    bool allowed = gw_authz_can(&z, GW_PERM_RUN, a, inputs, denied, sizeof(denied));
+    gw_authz_finish(&z);
+    if (!allowed) {
+        ctx->b->metrics.runs_rejected++;
+        gw_authz_forbidden(ctx, denied);
+        return;
+    }
     json_t *approval = gw_action_approval_for(a, inputs);
     char *approval_s = approval != NULL ? json_dumps(approval, JSON_COMPACT) : NULL;
     json_decref(approval);
@@ -411,27 +457,37 @@ static void query_or_503(struct gw_api_ctx *ctx, const char *name, const char *s
         gw_api_problem(ctx, 503, "unavailable", NULL, "the broker is overloaded; retry later");
 }
 
+/* Single reads filter on the caller's scope inside the query (gw_visible,
+ * sql/0006_policy.sql): a run the caller may not see is 404 like a missing
+ * one. */
 void gw_api_run_get(struct gw_api_ctx *ctx)
 {
-    if (!run_id_ok(ctx))
+    struct gw_authz_filter f;
+    const char *params[6] = {ctx->id};
+    if (!run_id_ok(ctx) || !gw_authz_params(ctx, GW_PERM_READ_RUNS, &f, params + 1))
         return;
-    const char *params[] = {ctx->id};
-    query_or_503(ctx, "run_get", "SELECT gw_run_json(r)::text FROM gw_runs r WHERE r.id = $1", 1,
-                 params, single_json_done);
+    query_or_503(ctx, "run_get",
+                 "SELECT gw_run_json(r)::text FROM gw_runs r WHERE r.id = $1 AND gw_visible("
+                 "r.requested_by, r.requested_teams, r.action_id, $2, $3, $4, $5, $6)",
+                 6, params, single_json_done);
+    gw_authz_filter_finish(&f);
 }
 
 void gw_api_run_events(struct gw_api_ctx *ctx)
 {
-    if (!run_id_ok(ctx))
+    struct gw_authz_filter f;
+    const char *params[6] = {ctx->id};
+    if (!run_id_ok(ctx) || !gw_authz_params(ctx, GW_PERM_READ_RUNS, &f, params + 1))
         return;
-    const char *params[] = {ctx->id};
     query_or_503(ctx, "run_events",
                  "SELECT json_build_object('items', coalesce((SELECT json_agg(json_build_object("
                  "'id', e.id, 'attempt', e.attempt, 'from', e.from_status, 'to', e.to_status,"
                  " 'reason', e.reason, 'actor', e.actor, 'at', gw_ts(e.created_at)) ORDER BY e.id)"
                  " FROM gw_run_events e WHERE e.run_id = r.id), '[]'::json))::text"
-                 " FROM gw_runs r WHERE r.id = $1",
-                 1, params, single_json_done);
+                 " FROM gw_runs r WHERE r.id = $1 AND gw_visible(r.requested_by,"
+                 " r.requested_teams, r.action_id, $2, $3, $4, $5, $6)",
+                 6, params, single_json_done);
+    gw_authz_filter_finish(&f);
 }
 
 void gw_api_run_logs(struct gw_api_ctx *ctx)
@@ -453,7 +509,10 @@ void gw_api_run_logs(struct gw_api_ctx *ctx)
                        "'limit' must be between 1 and 10000");
         return;
     }
-    const char *params[] = {ctx->id, after, limit};
+    struct gw_authz_filter f;
+    const char *params[8] = {ctx->id, after, limit};
+    if (!gw_authz_params(ctx, GW_PERM_READ_RUNS, &f, params + 3))
+        return;
     /* Lines of every attempt, in order; `seq` is global across attempts
      * (attempt * 2^20 + seq) so `after` pages with one number. */
     query_or_503(
@@ -464,8 +523,10 @@ void gw_api_run_logs(struct gw_api_ctx *ctx)
         " WHERE w.run_id = r.id AND w.kind = 'log'"
         " AND (w.attempt::bigint << 20) + w.seq > $2::bigint"
         " ORDER BY 1 LIMIT $3::int) l), '[]'::json), 'status', r.status)::text"
-        " FROM gw_runs r WHERE r.id = $1",
-        3, params, single_json_done);
+        " FROM gw_runs r WHERE r.id = $1 AND gw_visible(r.requested_by, r.requested_teams,"
+        " r.action_id, $4, $5, $6, $7, $8)",
+        8, params, single_json_done);
+    gw_authz_filter_finish(&f);
 }
 
 static const char *const run_statuses[] = {
@@ -548,14 +609,19 @@ void gw_api_runs_list(struct gw_api_ctx *ctx)
         p_ts = cursor;
         p_id = sep + 1;
     }
-    ctx->scratch = json_integer(limit);
+    struct gw_authz_filter f;
     snprintf(limit_plus, sizeof(limit_plus), "%d", limit + 1);
-    const char *params[] = {p_status, p_action, p_ts, p_id, limit_plus};
-    query_or_503(
-        ctx, "runs_list",
-        "SELECT gw_run_json(r)::text, gw_ts(r.created_at) || '~' || r.id FROM gw_runs r"
-        " WHERE ($1::text IS NULL OR r.status = $1) AND ($2::text IS NULL OR"
-        " r.action_id = $2) AND ($3::timestamptz IS NULL OR (r.created_at, r.id) <"
-        " ($3::timestamptz, $4::uuid)) ORDER BY r.created_at DESC, r.id DESC LIMIT $5::int",
-        5, params, list_done);
+    const char *params[10] = {p_status, p_action, p_ts, p_id, limit_plus};
+    if (!gw_authz_params(ctx, GW_PERM_READ_RUNS, &f, params + 5))
+        return;
+    ctx->scratch = json_integer(limit);
+    query_or_503(ctx, "runs_list",
+                 "SELECT gw_run_json(r)::text, gw_ts(r.created_at) || '~' || r.id FROM gw_runs r"
+                 " WHERE ($1::text IS NULL OR r.status = $1) AND ($2::text IS NULL OR"
+                 " r.action_id = $2) AND ($3::timestamptz IS NULL OR (r.created_at, r.id) <"
+                 " ($3::timestamptz, $4::uuid)) AND gw_visible(r.requested_by, r.requested_teams,"
+                 " r.action_id, $6, $7, $8, $9, $10)"
+                 " ORDER BY r.created_at DESC, r.id DESC LIMIT $5::int",
+                 10, params, list_done);
+    gw_authz_filter_finish(&f);
 }

@@ -81,7 +81,7 @@ struct gw_broker {
     struct gw_sink *sink;
     struct gw_reaper *reaper;
     struct gw_webhooks *webhooks;
-    struct gw_stream_hub *streams; /* live SSE streams (stream.h) */
+    struct gw_stream_hub *streams;  /* live SSE streams (stream.h) */
     struct gw_policy_store *policy; /* current authorization policy (policy.h) */
     struct gw_broker_metrics metrics;
     uv_timer_t stats_timer;

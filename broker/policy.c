@@ -21,15 +21,15 @@
 #define NAME_MAX_LEN     64
 
 static const char *const perm_names[GW_PERM_COUNT] = {
-    "run",        "read_runs",        "cancel", "decide_approvals", "break_glass",
-    "read_audit", "manage_resources", "admin",
+    "run",         "read_runs",  "cancel",           "decide_approvals",
+    "break_glass", "read_audit", "manage_resources", "admin",
 };
 static const char *const scope_names[] = {"none", "own", "team", "all"};
 
-#define BIT(p)        (1u << (p))
-#define SCOPED_PERMS  (BIT(GW_PERM_READ_RUNS) | BIT(GW_PERM_CANCEL) | BIT(GW_PERM_MANAGE_RESOURCES))
-#define INPUT_PERMS   (BIT(GW_PERM_RUN) | BIT(GW_PERM_DECIDE_APPROVALS) | BIT(GW_PERM_BREAK_GLASS))
-#define GLOBAL_PERMS  (BIT(GW_PERM_READ_AUDIT) | BIT(GW_PERM_ADMIN))
+#define BIT(p)       (1u << (p))
+#define SCOPED_PERMS (BIT(GW_PERM_READ_RUNS) | BIT(GW_PERM_CANCEL) | BIT(GW_PERM_MANAGE_RESOURCES))
+#define INPUT_PERMS  (BIT(GW_PERM_RUN) | BIT(GW_PERM_DECIDE_APPROVALS) | BIT(GW_PERM_BREAK_GLASS))
+#define GLOBAL_PERMS (BIT(GW_PERM_READ_AUDIT) | BIT(GW_PERM_ADMIN))
 
 struct cond {
     const char *name;  /* as written: "environment" or "/env/name" */
@@ -168,8 +168,7 @@ static int string_array(struct parser *ps, json_t *v, const char *ptr, size_t ma
     json_array_foreach(v, i, s)
     {
         if (!json_is_string(s) || json_string_length(s) == 0 || json_string_length(s) > max)
-            return bad(ps, ptr, "item %zu must be a non-empty string of at most %zu bytes", i,
-                       max);
+            return bad(ps, ptr, "item %zu must be a non-empty string of at most %zu bytes", i, max);
     }
     return 0;
 }
@@ -229,8 +228,8 @@ static int parse_cond(struct parser *ps, const char *name, json_t *allowed, cons
 
 static int parse_grant(struct parser *ps, json_t *g, const char *ptr, struct grant *out)
 {
-    static const char *const keys[] = {"permissions", "actions", "tags", "inputs", "scope",
-                                       "description", NULL};
+    static const char *const keys[] = {"permissions", "actions",     "tags", "inputs",
+                                       "scope",       "description", NULL};
     char sub[800];
     size_t i;
     json_t *v;
@@ -389,8 +388,7 @@ static int parse_bindings(struct parser *ps, struct gw_policy *p, json_t *bindin
                 if (strcmp(p->roles[k].name, json_string_value(rn)) == 0)
                     break;
             if (k == p->n_roles)
-                return bad(ps, sub, "role '%s' is not defined under /roles",
-                           json_string_value(rn));
+                return bad(ps, sub, "role '%s' is not defined under /roles", json_string_value(rn));
             bd->roles[bd->n_roles++] = k;
         }
         bd->subjects = json_object_get(b, "subjects");
@@ -409,8 +407,8 @@ static int parse_bindings(struct parser *ps, struct gw_policy *p, json_t *bindin
 
 struct gw_policy *gw_policy_parse(json_t *doc, const char *origin, struct gw_error *err)
 {
-    static const char *const keys[] = {"version", "description", "defaults", "roles", "bindings",
-                                       NULL};
+    static const char *const keys[] = {"version", "description", "defaults",
+                                       "roles",   "bindings",    NULL};
     static const char *const default_keys[] = {"read_runs", "cancel", "manage_resources", NULL};
     struct parser ps = {.origin = origin, .err = err};
     struct gw_policy *p = calloc(1, sizeof(*p));
@@ -451,7 +449,7 @@ struct gw_policy *gw_policy_parse(json_t *doc, const char *origin, struct gw_err
         for (size_t i = 0; default_keys[i]; i++) {
             json_t *v = json_object_get(defaults, default_keys[i]);
             char ptr[64];
-            enum gw_perm perm = i == 0 ? GW_PERM_READ_RUNS
+            enum gw_perm perm = i == 0   ? GW_PERM_READ_RUNS
                                 : i == 1 ? GW_PERM_CANCEL
                                          : GW_PERM_MANAGE_RESOURCES;
             snprintf(ptr, sizeof(ptr), "/defaults/%s", default_keys[i]);
@@ -786,8 +784,7 @@ bool gw_authz_can(const struct gw_authz *z, enum gw_perm perm, const struct gw_a
     if (why != NULL) {
         if (a != NULL)
             snprintf(why, why_cap, "permission '%s' on action '%s' is not granted to %s%s%s",
-                     gw_perm_name(perm), a->id, z->who->subject, cond_why[0] ? ": " : "",
-                     cond_why);
+                     gw_perm_name(perm), a->id, z->who->subject, cond_why[0] ? ": " : "", cond_why);
         else
             snprintf(why, why_cap, "permission '%s' is not granted to %s", gw_perm_name(perm),
                      z->who->subject);
@@ -795,8 +792,7 @@ bool gw_authz_can(const struct gw_authz *z, enum gw_perm perm, const struct gw_a
     return false;
 }
 
-enum gw_scope gw_authz_scope(const struct gw_authz *z, enum gw_perm perm,
-                             const struct gw_action *a)
+enum gw_scope gw_authz_scope(const struct gw_authz *z, enum gw_perm perm, const struct gw_action *a)
 {
     const struct gw_policy *p = z->policy;
     if (z->worker_only)
@@ -820,7 +816,8 @@ static bool teams_overlap(json_t *mine, json_t *theirs)
 {
     size_t i, j;
     json_t *x, *y;
-    json_array_foreach(mine, i, x) json_array_foreach(theirs, j, y) if (json_equal(x, y)) return true;
+    json_array_foreach(mine, i, x)
+        json_array_foreach(theirs, j, y) if (json_equal(x, y)) return true;
     return false;
 }
 
@@ -994,6 +991,6 @@ json_t *gw_authz_describe(const struct gw_authz *z, const struct gw_catalog *cat
             json_object_set_new(actions, cat->actions[n]->id, action_perms(z, cat->actions[n]));
     return json_pack("{s:s, s:O, s:o, s:b, s:o, s:o, s:o, s:s}", "subject", z->who->subject,
                      "teams", z->teams, "roles", gw_authz_roles(z), "worker", z->who->worker,
-                     "permissions", global, "actions", actions, "other_runs",
-                     action_perms(z, NULL), "policy", z->policy->origin);
+                     "permissions", global, "actions", actions, "other_runs", action_perms(z, NULL),
+                     "policy", z->policy->origin);
 }

@@ -152,8 +152,7 @@ struct gw_policy_store;
  * listening for SIGHUP on `loop`. Blocking read at start-up only. NULL with
  * err set when the file is bad: the broker must not start on it. */
 struct gw_policy_store *gw_policy_store_create(uv_loop_t *loop, const char *path,
-                                               const struct gw_catalog *cat,
-                                               struct gw_error *err);
+                                               const struct gw_catalog *cat, struct gw_error *err);
 
 /* Closes the signal handle; frees once an in-flight reload has finished.
  * The catalog may be freed right after this returns. Accepts NULL. */
@@ -180,6 +179,14 @@ bool gw_authz_begin(struct gw_authz *z, struct gw_api_ctx *ctx);
 
 /* Answers 403 problem+json code `forbidden` (frees ctx). */
 void gw_authz_forbidden(struct gw_api_ctx *ctx, const char *detail);
+
+/* For handlers that read or change runs and resources: the five gw_visible
+ * parameters of `perm` for ctx's caller (see gw_authz_filter_init). A worker
+ * token is answered 403 (it may only claim); out of memory, 503. Either way
+ * ctx is freed and false returned. On true, finish `f` once the query that
+ * uses `vis` is queued (parameters are copied). */
+bool gw_authz_params(struct gw_api_ctx *ctx, enum gw_perm perm, struct gw_authz_filter *f,
+                     const char *vis[5]);
 
 /* GET /v1/me. */
 void gw_api_me(struct gw_api_ctx *ctx);

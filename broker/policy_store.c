@@ -112,8 +112,7 @@ static void on_sighup(uv_signal_t *h, int signum)
 }
 
 struct gw_policy_store *gw_policy_store_create(uv_loop_t *loop, const char *path,
-                                               const struct gw_catalog *cat,
-                                               struct gw_error *err)
+                                               const struct gw_catalog *cat, struct gw_error *err)
 {
     struct gw_policy_store *s = calloc(1, sizeof(*s));
     char summary[512];
@@ -201,6 +200,27 @@ bool gw_authz_begin(struct gw_authz *z, struct gw_api_ctx *ctx)
 void gw_authz_forbidden(struct gw_api_ctx *ctx, const char *detail)
 {
     gw_api_problem(ctx, 403, "forbidden", NULL, "%s", detail);
+}
+
+bool gw_authz_params(struct gw_api_ctx *ctx, enum gw_perm perm, struct gw_authz_filter *f,
+                     const char *vis[5])
+{
+    struct gw_authz z;
+    memset(f, 0, sizeof(*f));
+    if (!gw_authz_begin(&z, ctx))
+        return false;
+    if (z.worker_only) {
+        gw_authz_finish(&z);
+        gw_authz_forbidden(ctx, "a worker token may only claim runs");
+        return false;
+    }
+    int rc = gw_authz_filter_init(f, &z, perm, ctx->b->catalog, vis);
+    gw_authz_finish(&z);
+    if (rc < 0) {
+        gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
+        return false;
+    }
+    return true;
 }
 
 void gw_api_me(struct gw_api_ctx *ctx)
