@@ -241,8 +241,8 @@ static int broken(const struct verdict *v, const char *seq, const char *audit_id
 /* The entry at seq (content `c`, sealed with prev) no longer hashes to its
  * stored hash: tell a changed hash, a moved entry and changed content apart. */
 static int classify_mismatch(PGconn *conn, const struct verdict *v, const char *seq,
-                             const char *audit_id, const struct content *c, const char *prev,
-                             const char *computed, struct buf *scratch)
+                             const char *audit_id, const struct content *c, const char *computed,
+                             struct buf *scratch)
 {
     const char *p1[] = {seq};
     PGresult *res =
@@ -281,7 +281,6 @@ static int classify_mismatch(PGconn *conn, const struct verdict *v, const char *
         }
     }
     PQclear(res);
-    (void)prev;
     return broken(v, seq, audit_id, "content_changed",
                   "audit entry %s differs from what was sealed (recomputed %.12s..., sealed hash "
                   "differs)",
@@ -354,7 +353,7 @@ static int walk(PGconn *conn, struct verdict *v, struct key *head)
             content_from(res, i, 5, &c);
             entry_hash(seq, c.id, &c, prev_hash, &scratch, computed);
             if (strcmp(computed, hash) != 0) {
-                rc = classify_mismatch(conn, v, seq, audit_id, &c, prev_hash, computed, &scratch);
+                rc = classify_mismatch(conn, v, seq, audit_id, &c, computed, &scratch);
                 break;
             }
             snprintf(prev, sizeof(prev), "%s", hash);

@@ -99,6 +99,13 @@ def test():
         check("token_hash" not in detail and len(detail) < 300, "the token's hash is not audited",
               detail)
 
+        # Text the C verifier must encode exactly as jsonb does: quotes,
+        # backslashes, control characters, non-ASCII, U+2028, nested detail.
+        s.sql("INSERT INTO gw_audit_log (actor, verb, object, detail) VALUES"
+              " (E'we\"ird\\\\ \\x01\\x1f\\t\\n\\r\\b\\f/', 'test.weird',"
+              " E'x:\\u00e9\\u2028\\U0001F600',"
+              " '{\"b\": [1, 2.50, 1e3, null, true], \"a\": {\"k\\\\\\\"\": \"\\\\u0001\\u00e9\"}}')")
+
         head = wait_sealed(s)
         total = int(s.sql("SELECT count(*) FROM gw_audit_log"))
         check(head["verified"] == total and total >= 4 * 3 + 2,
@@ -108,6 +115,15 @@ def test():
               "verify exits 0 and counts", rc, text)
         dense = s.sql("SELECT min(seq) = 1 AND max(seq) = count(*) FROM gw_audit_chain")
         check(dense == "t", "seq is dense from 1")
+
+        # ---- gangway audit list
+        out = s.run_cmd([GANGWAY, "audit", "list", "--run", ids[0], "--pg", s.dsn, "--json"])
+        rows = [json.loads(l) for l in out.splitlines()]
+        check([r["verb"] for r in rows] == ["run.succeeded", "run.claim", "run.submit"] and
+              all(len(r["hash"]) == 64 for r in rows), "audit list --run (json)", rows)
+        out = s.run_cmd([GANGWAY, "audit", "list", "--action", "token.*", "--pg", s.dsn])
+        check(out.count("token.create") == 3 and out.count("token.revoke") == 1,
+              "audit list --action token.* (table)", out)
 
         # ---- GET /v1/audit
         page = get_json(s, "/v1/audit?run=" + ids[0])
