@@ -335,7 +335,9 @@ static int parse_key(const json_t *jwk, unsigned flags, struct jwk *k, struct gw
     if (use != NULL && strcmp(use, "sig") != 0)
         return KEY_SKIP;
     if (alg != NULL) {
-        alg_bit = gw_jwa_from_name(alg);
+        /* "ES521" is a common misspelling of ES512 in published keys; the
+         * curve check below still has to pass. */
+        alg_bit = strcmp(alg, "ES521") == 0 ? GW_JWA_ES512 : gw_jwa_from_name(alg);
         if (alg_bit == 0)
             return KEY_SKIP; /* RSA-OAEP, A256GCM, ES224...: never a JWS key here */
     }
