@@ -17,6 +17,7 @@
 
 #include "gw/crypto.h"
 #include "gw/log.h"
+#include "policy.h"
 
 #define POLL_MS        500
 #define KEEPALIVE_MS   15000
@@ -44,7 +45,9 @@ struct stream {
     bool querying;
     bool dirty;
     bool has_after; /* the client asked to resume */
+    bool warned;    /* a failed query was logged; quiet until one succeeds */
     char run_id[GW_UUID_LEN + 1];
+    char *vis[5];    /* gw_visible's caller parameters, resolved at the start */
     long long after; /* logs: last pos sent; events: highest run event id sent */
     /* events only */
     struct gap *gaps;
@@ -87,6 +90,8 @@ static void stream_free(struct stream *st)
     for (size_t i = 0; i < st->nres_seen; i++)
         free(st->res_seen[i]);
     free(st->res_seen);
+    for (size_t i = 0; i < ARRAY_SIZE(st->vis); i++)
+        free(st->vis[i]);
     free(st->gaps);
     free(st);
     hub_maybe_free(h);
@@ -206,9 +211,12 @@ static bool query_back(struct stream *st, const struct gw_error *err)
             return false;
         }
         /* An open stream waits for the next poll tick and tries again. */
-        gw_log_warn("stream: query failed, retrying: %s", err->message);
+        if (!st->warned)
+            gw_log_warn("stream: query failed, retrying: %s", err->message);
+        st->warned = true;
         return false;
     }
+    st->warned = false;
     return true;
 }
 
@@ -303,7 +311,8 @@ static void logs_query(struct stream *st)
     char attempt[24], seq[24];
     snprintf(attempt, sizeof(attempt), "%lld", st->after >> POS_SEQ_BITS);
     snprintf(seq, sizeof(seq), "%lld", st->after & ((1LL << POS_SEQ_BITS) - 1));
-    const char *params[] = {st->run_id, attempt, seq};
+    const char *params[] = {st->run_id, attempt,    seq,        st->vis[0],
+                            st->vis[1], st->vis[2], st->vis[3], st->vis[4]};
     /* One statement, one snapshot: the run's status and the lines after the
      * client's position. The row comparison walks the primary key. */
     int rc = gw_pg_query(
@@ -313,8 +322,10 @@ static void logs_query(struct stream *st)
         " 'attempt', w.attempt, 'seq', w.seq, 'stream', w.stream, 'line', w.line,"
         " 'at', gw_ts(w.received_at))::text AS data FROM gw_worker_events w"
         " WHERE w.run_id = r.id AND (w.attempt, w.seq) > ($2::int, $3::int) AND w.kind = 'log'"
-        " ORDER BY w.attempt, w.seq LIMIT 100) l ON true WHERE r.id = $1::uuid ORDER BY l.pos",
-        3, params, logs_done, st);
+        " ORDER BY w.attempt, w.seq LIMIT 100) l ON true WHERE r.id = $1::uuid"
+        " AND gw_visible(r.requested_by, r.requested_teams, r.action_id, $4, $5, $6, $7, $8)"
+        " ORDER BY l.pos",
+        8, params, logs_done, st);
     if (rc < 0) {
         st->querying = false;
         if (st->state == ST_INIT)
@@ -405,7 +416,9 @@ static void events_done(void *arg, const PGresult *res, const struct gw_error *e
     char head[64];
 
     /* Rows: kind ('r' new, 'g' late commit of a gap, 's' resource), id,
-     * resource key, resource updated_at, data; runs in id order. */
+     * resource key, resource updated_at, data, visible to the caller; runs
+     * in id order. Run events the caller may not see still move the
+     * watermark (or they would look like gaps). */
     for (int i = 0; i < n; i++) {
         char kind = PQgetvalue(res, i, 0)[0];
         const char *data = PQgetvalue(res, i, 4);
@@ -424,6 +437,8 @@ static void events_done(void *arg, const PGresult *res, const struct gw_error *e
                 st->after = id;
                 fresh++;
             }
+            if (PQgetvalue(res, i, 5)[0] != 't')
+                continue;
             snprintf(head, sizeof(head), "id: %lld\nevent: run\ndata: ", st->after);
             out_add(&o, head, data, dlen);
         } else {
@@ -467,13 +482,15 @@ static void events_query(struct stream *st)
         p += sprintf(p, "%s%lld", i ? "," : "", st->gaps[i].id);
     *p++ = '}';
     *p = '\0';
-    const char *params[] = {after, gaps, st->res_cursor};
+    const char *params[] = {after,      gaps,       st->res_cursor, st->vis[0],
+                            st->vis[1], st->vis[2], st->vis[3],     st->vis[4]};
     /* New run events, late commits of ids skipped earlier, and resources
      * changed after the cursor or within the 2 s before it (a change's
      * updated_at is taken before its commit). */
     int rc = gw_pg_query(
         st->hub->b->pg, "stream_events",
-        "SELECT k, id, key, ts, data FROM ("
+        "SELECT x.k, x.id, x.key, x.ts, d.data, x.k = 's' OR coalesce(gw_visible(r.requested_by,"
+        " r.requested_teams, r.action_id, $4, $5, $6, $7, $8), false) FROM ("
         " (SELECT 'r' AS k, e.id, NULL::text AS key, NULL::text AS ts, e.run_id, e.attempt,"
         "  e.from_status, e.to_status, e.reason, e.created_at, NULL::text AS rdata"
         "  FROM gw_run_events e WHERE e.id > $1::bigint ORDER BY e.id LIMIT 200)"
@@ -484,19 +501,22 @@ static void events_query(struct stream *st)
         " UNION ALL"
         " (SELECT 's', NULL, s.id::text || '@' || gw_ts(s.updated_at), gw_ts(s.updated_at),"
         "  NULL, NULL, NULL, NULL, NULL, NULL, gw_resource_json(s)::text FROM gw_resources s"
-        "  WHERE s.updated_at > $3::timestamptz ORDER BY s.updated_at LIMIT 200)"
+        "  WHERE s.updated_at > $3::timestamptz"
+        "  AND gw_visible(s.owner_subject, s.owner_teams, s.action_id, $4, $5, $6, $7, $8)"
+        "  ORDER BY s.updated_at LIMIT 200)"
         " UNION ALL"
         " (SELECT 's', NULL, s.id::text || '@' || gw_ts(s.updated_at), gw_ts(s.updated_at),"
         "  NULL, NULL, NULL, NULL, NULL, NULL, gw_resource_json(s)::text FROM gw_resources s"
         "  WHERE s.updated_at <= $3::timestamptz"
-        "  AND s.updated_at > $3::timestamptz - interval '2 seconds')"
+        "  AND s.updated_at > $3::timestamptz - interval '2 seconds'"
+        "  AND gw_visible(s.owner_subject, s.owner_teams, s.action_id, $4, $5, $6, $7, $8))"
         ") x(k, id, key, ts, run_id, attempt, from_status, to_status, reason, created_at, rdata)"
         " LEFT JOIN gw_runs r ON r.id = x.run_id"
         " CROSS JOIN LATERAL (SELECT coalesce(x.rdata, json_build_object('id', x.id,"
         " 'run_id', x.run_id, 'action', r.action_id, 'attempt', x.attempt, 'from', x.from_status,"
         " 'to', x.to_status, 'reason', x.reason, 'at', gw_ts(x.created_at))::text) AS data) d"
-        " ORDER BY k = 's', id, ts",
-        3, params, events_done, st);
+        " ORDER BY x.k = 's', x.id, x.ts",
+        8, params, events_done, st);
     free(gaps);
     if (rc < 0) {
         st->querying = false;
@@ -578,16 +598,32 @@ static int resume_point(struct gw_api_ctx *ctx, long long *out)
     return 1;
 }
 
+/* A new stream in INIT, or NULL with ctx answered. The caller's read_runs
+ * scope is resolved once, here: a policy reload applies to later streams. */
 static struct stream *stream_new(struct gw_api_ctx *ctx, enum stream_kind kind)
 {
     struct gw_stream_hub *h = ctx->b->streams;
+    struct gw_authz_filter f;
+    const char *vis[5];
     if (h == NULL) {
         gw_api_problem(ctx, 503, "unavailable", NULL, "the broker is shutting down");
         return NULL;
     }
+    if (!gw_authz_params(ctx, GW_PERM_READ_RUNS, &f, vis))
+        return NULL;
     struct stream *st = calloc(1, sizeof(*st));
-    if (st == NULL ||
-        (kind == KIND_EVENTS && (st->gaps = calloc(MAX_GAPS, sizeof(st->gaps[0]))) == NULL)) {
+    bool ok = st != NULL;
+    for (size_t i = 0; ok && i < ARRAY_SIZE(vis); i++)
+        ok = vis[i] == NULL || (st->vis[i] = strdup(vis[i])) != NULL;
+    gw_authz_filter_finish(&f);
+    if (ok && kind == KIND_EVENTS)
+        ok = (st->gaps = calloc(MAX_GAPS, sizeof(st->gaps[0]))) != NULL;
+    if (!ok) {
+        if (st != NULL) {
+            for (size_t i = 0; i < ARRAY_SIZE(st->vis); i++)
+                free(st->vis[i]);
+            free(st->gaps);
+        }
         free(st);
         gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
         return NULL;

@@ -24,11 +24,11 @@
  * replayed. Resource events do not resume: a new connection sees changes
  * from the moment it starts.
  *
- * Who sees what: for now every authenticated caller sees every run and
- * resource. The governance work filters here: stream->ctx->principal is
- * kept for the stream's lifetime, and the per-caller filter belongs in the
- * WHERE clauses of the events query and the run lookup of the logs query in
- * stream.c (the same visibility rule as GET /v1/runs).
+ * Who sees what: the caller's read_runs scope (policy.h, gw_visible), as
+ * for GET /v1/runs and GET /v1/resources: a run the caller may not see is a
+ * 404 for its logs, and its transitions and resources are left out of the
+ * feed. The scope is resolved once when a stream starts (a policy reload
+ * applies to streams opened afterwards).
  *
  * Wake-ups: gw_stream_events_applied() (called by this broker's event sink)
  * wakes the streams concerned at once; a poll timer (every 500 ms, running

@@ -12,7 +12,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import GANGWAY, SRC, Stack, check, main, write_action  # noqa: E402
+from harness import GANGWAY, SRC, Failure, Stack, check, main, write_action  # noqa: E402
 
 TICKER = r'''#!/usr/bin/env python3
 import json, sys, time
@@ -29,9 +29,9 @@ sys.exit(inputs.get("exit", 0))
 class SSE:
     """A minimal Server-Sent Events reader over http.client."""
 
-    def __init__(self, stack, path, headers=None, timeout=30):
+    def __init__(self, stack, path, headers=None, timeout=30, token=None):
         self.conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=timeout)
-        h = {"Authorization": "Bearer " + stack.token, "Accept": "text/event-stream"}
+        h = {"Authorization": "Bearer " + (token or stack.token), "Accept": "text/event-stream"}
         h.update(headers or {})
         self.conn.request("GET", path, headers=h)
         self.resp = self.conn.getresponse()
@@ -39,10 +39,14 @@ class SSE:
         self.ctype = self.resp.getheader("content-type", "")
         self.comments = []
 
-    def next(self):
-        """The next event as a dict (event, id, data) or None at the end."""
+    def next(self, within=30):
+        """The next event as a dict (event, id, data) or None at the end;
+        fails when none arrives `within` seconds (keepalives do not count)."""
         ev, data = {}, []
+        deadline = time.time() + within
         while True:
+            if time.time() > deadline:
+                raise Failure("no event within %ss" % within)
             line = self.resp.readline()
             if not line:
                 return None
@@ -221,6 +225,25 @@ def test():
               got_rows, expected_rows)
         feed2.close()
 
+        # Visibility (the built-in policy: own and team runs only): bob sees
+        # none of alice's runs, in either stream.
+        bob = s.make_token("bob")
+        r = SSE(s, "/v1/runs/%s/logs?follow=true" % run["id"], token=bob)
+        check(r.status == 404, "another user's run is 404 to follow", r.status)
+        r.close()
+        bob_feed = SSE(s, "/v1/events", token=bob)
+        alice_run = s.submit("echo", {"message": "alice"}).json()
+        bob_run = s.submit("echo", {"message": "bob"}, token=bob).json()
+        s.wait_run(alice_run["id"])
+        bob_seen = []
+        while "succeeded" not in bob_seen:
+            ev = bob_feed.next()
+            if ev["event"] == "run":
+                d = json.loads(ev["data"])
+                check(d["run_id"] == bob_run["id"], "bob's feed shows only bob's runs", d)
+                bob_seen.append(d["to"])
+        bob_feed.close()
+
         # 5. The CLI against this broker.
         rc, out, err = cli(s, "run", "echo", "-i", "message=hi", "--wait")
         check(rc == 0 and "succeeded" in out, "`gangway run echo -i message=hi --wait` exits 0",
@@ -297,10 +320,12 @@ def test():
               "`gangway runs --watch` prints the transitions", watched)
 
         # 6. Shutdown ends open streams: SIGTERM with a feed and a follower open.
-        slow = s.submit("ticker", {"lines": 600, "delay": 0.05}).json()
-        s.wait_run(slow["id"], until={"running"})
-        follower = SSE(s, "/v1/runs/%s/logs?follow=true" % slow["id"])
-        follower.next()
+        # (Workers first: the run followed stays queued, its stream open.)
+        for w in s.workers:
+            s.stop(w)
+        queued = s.submit("echo", {"message": "never runs"}).json()
+        follower = SSE(s, "/v1/runs/%s/logs?follow=true" % queued["id"])
+        check(follower.status == 200, "following a queued run", follower.status)
         t0 = time.time()
         rc = s.stop(s.broker)
         check(rc == 0 and time.time() - t0 < 15, "the broker stops promptly with streams open",
