@@ -2,12 +2,15 @@
  * Bearer API tokens. Only the SHA-256 of a token is stored; a small cache
  * (positive and negative entries, 30 s and 5 s) keeps PostgreSQL off the hot
  * path, so a revocation takes effect within 30 seconds on every replica.
+ * A bearer value with the shape of a JWS (two dots; API tokens have none)
+ * goes to the JWT verifier instead (gw/jwt.h, docs/auth-backstage.md).
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
 #include "gw/crypto.h"
+#include "gw/jwt.h"
 #include "gw/log.h"
 
 #define CACHE_BUCKETS   1024
@@ -204,6 +207,57 @@ static void lookup_done(void *arg, const PGresult *res, const struct gw_error *e
     next(ctx);
 }
 
+struct jwt_wait {
+    struct gw_api_ctx *ctx;
+    void (*next)(struct gw_api_ctx *ctx);
+};
+
+/* The identity of a verified JWT becomes the principal; roles (admin,
+ * worker) never come from a token: the policy file grants them. The
+ * failure messages of gw/jwt.h are public by design ("token expired"). */
+static void jwt_done(void *arg, const struct gw_jwt_identity *id, const struct gw_error *err)
+{
+    struct jwt_wait *w = arg;
+    struct gw_api_ctx *ctx = w->ctx;
+    void (*next)(struct gw_api_ctx *) = w->next;
+
+    free(w);
+    if (err != NULL) {
+        if (err->code == GW_ECLOSED)
+            gw_api_problem(ctx, 503, "unavailable", NULL, "shutting down");
+        else
+            unauthorized(ctx, err->message);
+        return;
+    }
+    snprintf(ctx->principal.subject, sizeof(ctx->principal.subject), "%s", id->subject);
+    ctx->principal.teams_json = json_dumps(id->teams, JSON_COMPACT);
+    ctx->principal.teams_pg = teams_to_pg(id->teams);
+    if (ctx->principal.teams_json == NULL || ctx->principal.teams_pg == NULL) {
+        gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
+        return;
+    }
+    if (id->delegate[0] != '\0')
+        gw_log_debug("%s acts for %s", id->delegate, id->subject);
+    next(ctx);
+}
+
+static void jwt_check(struct gw_api_ctx *ctx, void (*next)(struct gw_api_ctx *ctx),
+                      const char *token, size_t len)
+{
+    if (ctx->b->jwt == NULL) {
+        unauthorized(ctx, "JWT bearer tokens are not accepted: no auth configuration");
+        return;
+    }
+    struct jwt_wait *w = malloc(sizeof(*w));
+    if (w == NULL) {
+        gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
+        return;
+    }
+    w->ctx = ctx;
+    w->next = next;
+    gw_jwt_auth_verify(ctx->b->jwt, token, len, jwt_done, w);
+}
+
 void gw_auth_check(struct gw_api_ctx *ctx, void (*next)(struct gw_api_ctx *ctx))
 {
     struct gw_auth *a = ctx->b->auth;
@@ -214,8 +268,12 @@ void gw_auth_check(struct gw_api_ctx *ctx, void (*next)(struct gw_api_ctx *ctx))
         unauthorized(ctx, "missing Authorization: Bearer <token> header");
         return;
     }
-    if (strncasecmp(h, "Bearer ", 7) != 0 || h[7] == '\0' || strlen(h + 7) > 4096) {
+    if (strncasecmp(h, "Bearer ", 7) != 0 || h[7] == '\0' || strlen(h + 7) > 8192) {
         unauthorized(ctx, "the Authorization header must be 'Bearer <token>'");
+        return;
+    }
+    if (gw_jwt_is_jws_shaped(h + 7, strlen(h + 7))) {
+        jwt_check(ctx, next, h + 7, strlen(h + 7));
         return;
     }
     gw_sha256_hex(h + 7, strlen(h + 7), hash);

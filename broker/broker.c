@@ -9,6 +9,7 @@
 
 #include "api.h"
 #include "catalog.h"
+#include "gw/jwt.h"
 #include "gw/log.h"
 #include "policy.h"
 #include "stream.h"
@@ -143,6 +144,11 @@ struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_optio
         gw_error_set(err, GW_ENOMEM, false, "out of memory");
         goto fail;
     }
+    if (b->opts.auth_config != NULL) {
+        if (gw_jwt_auth_load(loop, b->opts.auth_config, &b->jwt, err) < 0)
+            goto fail;
+        gw_jwt_auth_start(b->jwt);
+    }
     /* GW_FAULTS=relay_off is fault injection for the tests: runs are
      * committed but never published, as if the broker died right after the
      * commit (tests/integration/test_delivery.py). */
@@ -246,6 +252,8 @@ void gw_broker_shutdown(struct gw_broker *b, void (*done)(void *arg), void *arg)
     b->on_closed_arg = arg;
     gw_stream_hub_destroy(b->streams); /* open streams would hold the server open */
     b->streams = NULL;
+    gw_jwt_auth_destroy(b->jwt); /* requests waiting for a key refresh get 503 */
+    b->jwt = NULL;
     if (b->http != NULL) {
         gw_http_server_destroy(b->http, http_closed, b);
         b->http = NULL;

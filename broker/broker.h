@@ -37,6 +37,7 @@ struct gw_broker_options {
     bool no_create_topics;          /* skip CreateTopics at start (mock cluster) */
     const char *webhook_url;        /* where notifications are POSTed; NULL = none */
     const char *policy_file;        /* authorization policy (policy.h); NULL = built-in */
+    const char *auth_config;        /* JWT issuers (gw/jwt.h); NULL = API tokens only */
     const char *instance_id;        /* stable id of this replica (static group
                                        membership); default "<hostname>:<port>" */
 };
@@ -68,6 +69,7 @@ struct gw_auth;
 struct gw_stream_hub;
 struct gw_webhooks;
 struct gw_policy_store;
+struct gw_jwt_auth;
 
 struct gw_broker {
     uv_loop_t *loop;
@@ -83,6 +85,7 @@ struct gw_broker {
     struct gw_webhooks *webhooks;
     struct gw_stream_hub *streams;  /* live SSE streams (stream.h) */
     struct gw_policy_store *policy; /* current authorization policy (policy.h) */
+    struct gw_jwt_auth *jwt;        /* JWT bearer verification; NULL = not configured */
     struct gw_broker_metrics metrics;
     uv_timer_t stats_timer;
     bool stats_busy;

@@ -25,6 +25,8 @@ static const char usage_text[] =
     "  --requeue-after S      republish runs queued this long (GW_REQUEUE_AFTER_S, default 600)\n"
     "  --policy FILE          authorization policy, reloaded on SIGHUP (GW_POLICY_FILE;\n"
     "                         default: built-in, see docs/policy.md)\n"
+    "  --auth-config FILE     JWT issuers accepted as bearer tokens (GW_AUTH_CONFIG;\n"
+    "                         see docs/auth-backstage.md; default: API tokens only)\n"
     "  --no-migrate           do not apply migrations at start\n"
     "  --no-create-topics     do not create missing topics at start\n"
     "environment only: GW_WEBHOOK_URL (notifications), GW_INSTANCE_ID (stable replica id)\n";
@@ -69,6 +71,7 @@ int gw_cmd_broker(int argc, char **argv)
         {"heartbeat-timeout", required_argument, NULL, 'T'},
         {"requeue-after", required_argument, NULL, 'R'},
         {"policy", required_argument, NULL, 'Y'},
+        {"auth-config", required_argument, NULL, 'J'},
         {"no-migrate", no_argument, NULL, 'n'},
         {"no-create-topics", no_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},
@@ -76,7 +79,7 @@ int gw_cmd_broker(int argc, char **argv)
     };
     const char *listen = NULL, *pg = NULL, *kafka = NULL, *props = NULL, *prefix = NULL;
     const char *actions = NULL, *sql_dir = NULL, *pool = NULL, *hb = NULL, *hbt = NULL;
-    const char *requeue = NULL, *policy = NULL;
+    const char *requeue = NULL, *policy = NULL, *auth_config = NULL;
     int migrate = 1, create_topics = 1, c;
     struct broker_main m;
     struct gw_error err;
@@ -121,6 +124,9 @@ int gw_cmd_broker(int argc, char **argv)
             break;
         case 'Y':
             policy = optarg;
+            break;
+        case 'J':
+            auth_config = optarg;
             break;
         case 'n':
             migrate = 0;
@@ -188,6 +194,7 @@ int gw_cmd_broker(int argc, char **argv)
         .webhook_url = gw_opt(NULL, "GW_WEBHOOK_URL", NULL),
         .instance_id = gw_opt(NULL, "GW_INSTANCE_ID", NULL),
         .policy_file = gw_opt(policy, "GW_POLICY_FILE", NULL),
+        .auth_config = gw_opt(auth_config, "GW_AUTH_CONFIG", NULL),
     };
 
     memset(&m, 0, sizeof(m));
