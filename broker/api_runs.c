@@ -22,6 +22,11 @@ void gw_api_actions_list(struct gw_api_ctx *ctx)
     struct gw_authz z;
     if (!gw_authz_begin(&z, ctx))
         return;
+    if (z.worker_only) {
+        gw_authz_finish(&z);
+        gw_authz_forbidden(ctx, "a worker token may only claim runs");
+        return;
+    }
     json_t *items = json_array();
     for (size_t i = 0; i < c->n; i++)
         if (gw_authz_can(&z, GW_PERM_RUN, c->actions[i], NULL, NULL, 0))
