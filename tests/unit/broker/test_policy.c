@@ -517,6 +517,51 @@ static void test_reload(const struct gw_catalog *cat)
     uv_loop_close(&loop);
 }
 
+/* The shipped example parses, and its grants name actions the example
+ * catalog has: a jenkins-deploy to production stays sre's. */
+static void test_example(void)
+{
+    const char *src = getenv("GW_SOURCE_ROOT");
+    char path[1024], dir[1024];
+    struct gw_error err;
+    if (src == NULL) {
+        printf("ok - # SKIP the shipped example: GW_SOURCE_ROOT is not set\n");
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/examples/policy.json", src);
+    snprintf(dir, sizeof(dir), "%s/examples/actions", src);
+    struct gw_policy *p = gw_policy_load(path, &err);
+    CHECK(p != NULL, "examples/policy.json parses (%s)", p ? "" : err.message);
+    struct gw_catalog *cat = gw_catalog_load(dir, &err);
+    if (p == NULL || cat == NULL) {
+        gw_policy_unref(p);
+        gw_catalog_destroy(cat);
+        CHECK(cat != NULL, "the example catalog loads (%s)", err.message);
+        return;
+    }
+    gw_policy_lint(p, cat);
+    struct gw_principal dev = who("user:default/pat", "[\"payments\"]", "{\"payments\"}");
+    struct gw_principal sre = who("user:default/sue", "[\"sre\"]", "{\"sre\"}");
+    const struct gw_action *deploy = gw_catalog_find(cat, "jenkins-deploy");
+    json_t *prod = json_pack("{s:s}", "environment", "production");
+    json_t *staging = json_pack("{s:s}", "environment", "staging");
+    struct gw_authz z;
+    gw_authz_init(&z, p, &dev);
+    CHECK(deploy != NULL && gw_authz_can(&z, GW_PERM_RUN, deploy, staging, NULL, 0) &&
+              !gw_authz_can(&z, GW_PERM_RUN, deploy, prod, NULL, 0),
+          "example: a developer deploys to staging, not to production");
+    gw_authz_finish(&z);
+    gw_authz_init(&z, p, &sre);
+    CHECK(gw_authz_can(&z, GW_PERM_RUN, deploy, prod, NULL, 0) &&
+              gw_authz_can(&z, GW_PERM_DECIDE_APPROVALS, deploy, prod, NULL, 0),
+          "example: sre deploys to production and approves");
+    gw_authz_finish(&z);
+    json_decref(prod);
+    json_decref(staging);
+    gw_catalog_destroy(cat);
+    gw_policy_unref(p);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/gw-policy-XXXXXX");
@@ -530,6 +575,7 @@ int main(void)
     test_refusals();
     test_glob_edge_cases(cat);
     test_reload(cat);
+    test_example();
     gw_catalog_destroy(cat);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
