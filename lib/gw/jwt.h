@@ -185,8 +185,8 @@ typedef void (*gw_jwt_auth_cb)(void *arg, const struct gw_jwt_identity *id,
 void gw_jwt_auth_verify(struct gw_jwt_auth *a, const char *token, size_t len, gw_jwt_auth_cb cb,
                         void *arg);
 
-/* True when `token` has the shape of a JWS compact serialization (three
- * base64url segments separated by two dots). */
+/* True when `token` has the shape of a JWS compact serialization: exactly
+ * two dots (API tokens have none). The segments are checked by the verifier. */
 bool gw_jwt_is_jws_shaped(const char *token, size_t len);
 
 #endif
