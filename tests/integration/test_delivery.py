@@ -102,6 +102,33 @@ def test():
         while alive(pid) and time.time() < deadline:
             time.sleep(0.1)
         check(not alive(pid), "its grandchild process is gone", pid)
+        # 5. SIGSTOP beyond the heartbeat limit, then SIGCONT: the reaper
+        #    starts attempt 2 elsewhere and the stale worker's late events
+        #    for attempt 1 are ignored.
+        for w in s.workers:
+            if w.poll() is None:
+                s.stop(w)
+        props = {"GW_KAFKA_PROPS": "session.timeout.ms=6000"}
+        w1 = s.start_worker(concurrency=2, extra_env=props)
+        r = s.submit("sleep-retry", {"seconds": 8, "retry_seconds": 0}).json()
+        s.wait_run(r["id"], until={"running"}, timeout=60)
+        w2 = s.start_worker(concurrency=2, extra_env=props)
+        time.sleep(1)
+        w1.send_signal(signal.SIGSTOP)
+        done = s.wait_run(r["id"], timeout=90)
+        check(done["status"] == "succeeded" and done["attempt"] == 2,
+              "a stopped worker's run is retried on another worker", done)
+        w1.send_signal(signal.SIGCONT)
+        time.sleep(12)  # attempt 1's program ends; the resumed worker reports it
+        w1_log = s.log("worker%d" % (len(s.workers) - 2))
+        check(('"run_id":"%s"' % r["id"]) in w1_log and "run succeeded" in w1_log,
+              "the resumed worker did report attempt 1's result")
+        late = s.sql("SELECT count(*) FROM gw_worker_events WHERE run_id = '%s' AND attempt = 1"
+                     " AND kind IN ('succeeded', 'failed')" % r["id"])
+        check(late == "0", "the resumed worker's late result for attempt 1 is ignored", late)
+        after = s.get("/v1/runs/" + r["id"]).json()
+        check(after["status"] == "succeeded" and after["attempt"] == 2,
+              "the run still shows attempt 2's outcome", after)
         failed = False
     finally:
         s.close(failed)
