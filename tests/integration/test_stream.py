@@ -207,6 +207,36 @@ def test():
         check(all(x["action"] == "ticker" for _, x in seen if x["run_id"] == run["id"]),
               "run events name the action")
         check(any(c.startswith(": keepalive") for c in feed.comments), "the feed has keepalives")
+
+        # A transition whose id is taken first but commits last is still sent
+        # (ids come from a sequence; transactions commit in any order).
+        holder = subprocess.Popen(["psql", s.dsn, "-v", "ON_ERROR_STOP=1", "-Atq"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        ins = ("INSERT INTO gw_run_events (run_id, attempt, from_status, to_status, reason, actor)"
+               " VALUES ('%s', 1, 'succeeded', 'succeeded', '%%s', 'test') RETURNING id" % run["id"])
+        holder.stdin.write("BEGIN;\n" + ins % "late" + ";\n")
+        holder.stdin.flush()
+        late_id = int(holder.stdout.readline())
+        early_id = int(s.sql(ins % "early").split()[0])
+        check(early_id > late_id, "the early row has the higher id", early_id, late_id)
+
+        def next_run_event():
+            """The next of the two test rows (other runs' changes are skipped)."""
+            while True:
+                ev = feed.next()
+                if ev["event"] == "run" and json.loads(ev["data"])["reason"] \
+                        in ("early", "late"):
+                    return int(ev["id"]), json.loads(ev["data"])
+
+        sse_id, d = next_run_event()
+        check(d["reason"] == "early" and sse_id == early_id, "the early commit is sent", sse_id, d)
+        holder.stdin.write("COMMIT;\n")
+        holder.stdin.close()
+        holder.wait(10)
+        sse_id, d = next_run_event()
+        check(d["reason"] == "late" and d["id"] == late_id and sse_id == early_id,
+              "the late commit of a lower id is sent too, without moving Last-Event-ID back",
+              sse_id, d)
         # Resume the feed from the first transition of run 1.
         first_id = [i for i, x in seen if x["run_id"] == run["id"]][0]
         feed2 = SSE(s, "/v1/events", headers={"Last-Event-ID": str(first_id)})
