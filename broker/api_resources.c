@@ -170,6 +170,52 @@ void gw_api_run_cancel(struct gw_api_ctx *ctx)
     change_params_finish(f);
 }
 
+/* ------------------------------------------------------------- reconcile */
+
+static void reconcile_done(void *arg, const PGresult *res, const struct gw_error *err)
+{
+    struct gw_api_ctx *ctx = arg;
+    if (err != NULL) {
+        gw_api_pg_failed(ctx, err);
+        return;
+    }
+    const char *outcome = PQgetvalue(res, 0, 0);
+    if (strcmp(outcome, "not_found") == 0)
+        gw_api_problem(ctx, 404, "run_not_found", NULL, "no run with id '%s'", ctx->id);
+    else if (strcmp(outcome, "not_needed") == 0)
+        gw_api_problem(ctx, 409, "not_flagged", NULL, "the run is not marked for reconciliation");
+    else
+        gw_api_reply(ctx, 200, NULL, PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1));
+}
+
+/* POST /v1/runs/{id}/reconcile {"note": "..."}: an operator has checked the
+ * target system after a worker was lost mid-run, and clears the flag. */
+void gw_api_run_reconcile(struct gw_api_ctx *ctx)
+{
+    static const char *const allowed[] = {"note", NULL};
+    json_t *body;
+
+    if (!id_ok(ctx, "run_not_found") || !optional_body(ctx, &body))
+        return;
+    if (!ctx->principal.admin) {
+        gw_api_problem(ctx, 403, "forbidden", NULL, "clearing reconciliation needs admin");
+        return;
+    }
+    if (body != NULL && !only_fields(ctx, body, allowed))
+        return;
+    json_t *note = json_object_get(body, "note");
+    if (!json_is_string(note) || json_string_length(note) < 3 || json_string_length(note) > 2000) {
+        gw_api_problem(ctx, 422, "validation_failed",
+                       one_error("/note", "minLength", "what was checked, 3 to 2000 characters"),
+                       "say what you checked: {\"note\": \"...\"}");
+        return;
+    }
+    const char *params[] = {ctx->id, ctx->principal.subject, json_string_value(note)};
+    query_or_503(ctx, "run_reconcile",
+                 "SELECT outcome, run::text FROM gw_reconcile_run($1, $2, $3)", 3, params,
+                 reconcile_done);
+}
+
 /* ------------------------------------------------------------- resources */
 
 static void resource_done(void *arg, const PGresult *res, const struct gw_error *err)

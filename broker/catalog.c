@@ -368,6 +368,8 @@ json_t *gw_action_approval_for(const struct gw_action *a, json_t *inputs)
                       json_deep_copy(json_object_get(rule, "from_roles")), "expires_after_seconds",
                       expires ? json_integer_value(expires) : (json_int_t)86400,
                       "any_rejection_rejects", reject ? json_is_true(reject) : 1);
+        if (out != NULL && json_is_true(json_object_get(a->approval, "plan_first")))
+            json_object_set_new(out, "plan_first", json_true());
         /* Absent lists are empty lists, never JSON null. */
         if (out != NULL && !json_is_array(json_object_get(out, "from_teams")))
             json_object_set_new(out, "from_teams", json_array());

@@ -268,7 +268,7 @@ class Stack:
 def write_action(directory, action_id, command, inputs=None, **extra):
     os.makedirs(directory, exist_ok=True)
     d = {"id": action_id, "title": action_id, "worker_type": "exec",
-         "backend": {"command": command},
+         "backend": {"command": command} if command is not None else {},
          "inputs": inputs or {"type": "object"}}
     d.update(extra)
     with open(os.path.join(directory, action_id + ".json"), "w") as f:

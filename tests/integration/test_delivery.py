@@ -78,6 +78,20 @@ def test():
         check(lost["status"] == "failed" and lost.get("reason") == "worker_lost",
               "a lost non-retryable run ends failed/worker_lost", lost)
         check(lost.get("needs_reconciliation") is True, "and is marked for reconciliation", lost)
+        rec = "/v1/runs/%s/reconcile" % r["id"]
+        nobody = s.make_token("nobody", teams=["x"])
+        resp = s.post(rec, {"note": "checked the target: nothing was created"}, token=nobody)
+        check(resp.status == 403, "only an operator may clear the flag", resp.status)
+        resp = s.post(rec, {})
+        check(resp.status == 422 and resp.json()["errors"][0]["pointer"] == "/note",
+              "clearing needs a note of what was checked", resp.body)
+        resp = s.post(rec, {"note": "checked the target: nothing was created"})
+        check(resp.status == 200 and resp.json()["needs_reconciliation"] is False,
+              "an operator clears the flag", resp.body)
+        check(s.sql("SELECT count(*) FROM gw_audit_log WHERE verb = 'run.reconciled' AND object = 'run:%s'"
+                    % r["id"]) == "1", "with an audit entry")
+        resp = s.post(rec, {"note": "again"})
+        check(resp.status == 409 and resp.json()["code"] == "not_flagged", "once", resp.body)
 
         # 3. Retryable action: the reaper starts attempt 2 on another worker.
         s.start_worker(concurrency=4, extra_env={"GW_KAFKA_PROPS": "session.timeout.ms=6000"})
