@@ -20,6 +20,7 @@
 #include "commands.h"
 #include "http_client.h"
 #include "options.h"
+#include "sse_client.h"
 
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3, EXIT_AUTH = 4 };
 
@@ -205,163 +206,21 @@ static void table_print(struct table *t)
 
 /* ----------------------------------------------------------------- SSE */
 
-/* An SSE reader on a libcurl write callback: splits the body into lines and
- * lines into events, calling on_event for each complete one. */
-struct sse {
-    CURL *curl;
-    long status;
-    char *buf; /* bytes not yet split into lines; the error body when not 200 */
-    size_t len, cap;
-    char event[64];
-    char *data;
-    size_t dlen;
-    char id[32];      /* of the event being read */
-    char last_id[32]; /* the last id seen: Last-Event-ID on reconnect */
-    bool got_event;
-    bool stop;
-    int (*on_event)(struct sse *s, const char *event, const char *data, void *arg);
-    void *arg;
-};
-
-static void sse_line(struct sse *s, char *line)
+/* One connection of a stream (sse_client.h). Returns 0 when the server ended
+ * it or on_event asked to stop, -1 when it broke (reconnect), or an exit
+ * code for an answer other than 200 or a server never reached. */
+static int sse_get(const struct client *c, const char *path, struct gw_sse *s)
 {
-    if (line[0] == '\0') {
-        if (s->data != NULL || s->event[0] != '\0') {
-            if (s->id[0] != '\0')
-                snprintf(s->last_id, sizeof(s->last_id), "%s", s->id);
-            s->got_event = true;
-            if (s->on_event(s, s->event[0] ? s->event : "message", s->data ? s->data : "",
-                            s->arg) != 0)
-                s->stop = true;
-        }
-        free(s->data);
-        s->data = NULL;
-        s->dlen = 0;
-        s->event[0] = s->id[0] = '\0';
-        return;
-    }
-    if (line[0] == ':')
-        return; /* a comment: keepalive */
-    char *colon = strchr(line, ':');
-    const char *value = "";
-    if (colon != NULL) {
-        *colon = '\0';
-        value = colon[1] == ' ' ? colon + 2 : colon + 1;
-    }
-    if (strcmp(line, "event") == 0) {
-        snprintf(s->event, sizeof(s->event), "%s", value);
-    } else if (strcmp(line, "id") == 0) {
-        snprintf(s->id, sizeof(s->id), "%s", value);
-    } else if (strcmp(line, "data") == 0) {
-        size_t n = strlen(value);
-        char *nd = realloc(s->data, s->dlen + n + 2);
-        if (nd == NULL)
-            return;
-        if (s->dlen > 0)
-            nd[s->dlen++] = '\n';
-        memcpy(nd + s->dlen, value, n + 1);
-        s->data = nd;
-        s->dlen += n;
-    }
-}
-
-static size_t sse_write(char *ptr, size_t size, size_t nmemb, void *arg)
-{
-    struct sse *s = arg;
-    size_t n = size * nmemb;
-    if (s->status == 0)
-        curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &s->status);
-    if (s->len + n + 1 > s->cap) {
-        size_t cap = s->cap ? s->cap : 8192;
-        while (cap < s->len + n + 1)
-            cap *= 2;
-        char *nb = realloc(s->buf, cap);
-        if (nb == NULL)
-            return 0;
-        s->buf = nb;
-        s->cap = cap;
-    }
-    memcpy(s->buf + s->len, ptr, n);
-    s->len += n;
-    s->buf[s->len] = '\0';
-    if (s->status != 200)
-        return n; /* keep the problem body for the caller */
-    size_t start = 0;
-    for (size_t i = 0; i < s->len && !s->stop; i++) {
-        if (s->buf[i] != '\n' && s->buf[i] != '\r')
-            continue;
-        bool crlf = s->buf[i] == '\r' && i + 1 < s->len && s->buf[i + 1] == '\n';
-        if (s->buf[i] == '\r' && i + 1 == s->len)
-            break; /* a CR at the end may be half of a CRLF */
-        s->buf[i] = '\0';
-        sse_line(s, s->buf + start);
-        if (crlf)
-            i++;
-        start = i + 1;
-    }
-    memmove(s->buf, s->buf + start, s->len - start);
-    s->len -= start;
-    return s->stop ? 0 : n;
-}
-
-/* Reads one connection of a stream. Returns 0 when the server ended it (or
- * on_event asked to stop), -1 when the connection broke (reconnect), or an
- * exit code > 0 for an answer other than 200. */
-static int sse_get(const struct client *c, const char *path, struct sse *s)
-{
-    char url[2048], auth[4200], last[64];
-    struct curl_slist *hdrs = NULL;
-    CURL *curl = curl_easy_init();
-    if (curl == NULL)
-        return EXIT_UNREACHABLE;
+    char url[2048];
     snprintf(url, sizeof(url), "%s%s", c->url, path);
-    hdrs = curl_slist_append(hdrs, "Accept: text/event-stream");
-    if (c->token != NULL) {
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", c->token);
-        hdrs = curl_slist_append(hdrs, auth);
-    }
-    if (s->last_id[0] != '\0') {
-        snprintf(last, sizeof(last), "Last-Event-ID: %s", s->last_id);
-        hdrs = curl_slist_append(hdrs, last);
-    }
-    s->curl = curl;
-    s->status = 0;
-    s->len = 0;
-    s->stop = false;
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-    /* The server sends a keepalive comment every 15 s: a minute of silence
-     * means the connection is dead. */
-    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 60L);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, sse_write);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, s);
-    CURLcode rc = curl_easy_perform(curl);
-    if (s->status == 0)
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &s->status);
-    curl_slist_free_all(hdrs);
-    curl_easy_cleanup(curl);
-    s->curl = NULL;
-    if (s->stop)
-        return 0;
-    if (s->status != 0 && s->status != 200) {
-        if (s->buf != NULL)
-            s->buf[s->len] = '\0';
-        return problem_exit((int)s->status, s->buf);
-    }
-    if (rc != CURLE_OK && s->status == 0 && !s->got_event) {
-        fprintf(stderr, "gangway: cannot reach %s: %s\n", c->url, curl_easy_strerror(rc));
+    int rc = gw_sse_get(s, url, c->token);
+    if (rc == GW_SSE_UNREACHABLE) {
+        fprintf(stderr, "gangway: cannot reach %s: %s\n", c->url, s->error);
         return EXIT_UNREACHABLE;
     }
-    return -1; /* the stream broke or ended without its last event */
-}
-
-static void sse_free(struct sse *s)
-{
-    free(s->buf);
-    free(s->data);
+    if (rc > 0)
+        return problem_exit(rc, s->buf);
+    return rc == GW_SSE_ENDED ? 0 : -1;
 }
 
 /* ------------------------------------------------------------- actions */
@@ -586,7 +445,7 @@ struct watch {
     const char *action;
 };
 
-static int on_run_event(struct sse *s, const char *event, const char *data, void *arg)
+static int on_run_event(struct gw_sse *s, const char *event, const char *data, void *arg)
 {
     struct watch *w = arg;
     (void)s;
@@ -685,7 +544,7 @@ int gw_cmd_runs(int argc, char **argv)
     fflush(stdout);
 
     struct watch w = {.c = &c, .status = status, .action = action};
-    struct sse s = {.on_event = on_run_event, .arg = &w};
+    struct gw_sse s = {.on_event = on_run_event, .arg = &w};
     for (int tries = 0;; tries++) {
         bool had = s.got_event;
         s.got_event = false;
@@ -701,7 +560,7 @@ int gw_cmd_runs(int argc, char **argv)
         }
         sleep(1); /* the server went away (restart, shutdown): resume */
     }
-    sse_free(&s);
+    gw_sse_free(&s);
     return rc;
 }
 
@@ -725,7 +584,7 @@ static void print_line(const struct client *c, json_t *l)
     }
 }
 
-static int on_log_event(struct sse *s, const char *event, const char *data, void *arg)
+static int on_log_event(struct gw_sse *s, const char *event, const char *data, void *arg)
 {
     struct follow *f = arg;
     (void)s;
@@ -752,7 +611,7 @@ static int logs_follow(const struct client *c, const char *run_id)
 {
     char path[512];
     struct follow f = {.c = c};
-    struct sse s = {.on_event = on_log_event, .arg = &f};
+    struct gw_sse s = {.on_event = on_log_event, .arg = &f};
     int rc;
     snprintf(path, sizeof(path), "/v1/runs/%s/logs?follow=true", run_id);
     for (int tries = 0;; tries++) {
@@ -774,7 +633,7 @@ static int logs_follow(const struct client *c, const char *run_id)
         }
         sleep(1); /* broken before the end: resume after the last line (Last-Event-ID) */
     }
-    sse_free(&s);
+    gw_sse_free(&s);
     return rc;
 }
 
