@@ -49,9 +49,6 @@ void gw_api_run_reconcile(struct gw_api_ctx *ctx);
 void gw_api_run_decide(struct gw_api_ctx *ctx);
 void gw_api_approvals_list(struct gw_api_ctx *ctx);
 
-struct gw_action;
-/* Whether the caller may skip the action's approval with a written reason. */
-bool gw_api_may_break_glass(const struct gw_api_ctx *ctx, const struct gw_action *a);
 void gw_api_resources_list(struct gw_api_ctx *ctx);
 void gw_api_resource_get(struct gw_api_ctx *ctx);
 void gw_api_resource_extend(struct gw_api_ctx *ctx);

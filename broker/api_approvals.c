@@ -12,12 +12,7 @@
 #include "api.h"
 #include "catalog.h"
 #include "gw/crypto.h"
-
-bool gw_api_may_break_glass(const struct gw_api_ctx *ctx, const struct gw_action *a)
-{
-    (void)a;
-    return ctx->principal.admin;
-}
+#include "policy.h"
 
 static json_t *one_error(const char *pointer, const char *keyword, const char *message)
 {
@@ -25,12 +20,75 @@ static json_t *one_error(const char *pointer, const char *keyword, const char *m
                      message);
 }
 
-/* The principal's roles as a PostgreSQL array literal. */
-static void roles_pg(const struct gw_api_ctx *ctx, char *out, size_t cap)
+/* Turns a JSON array of strings into a PostgreSQL array literal (owned). */
+static char *pg_array(json_t *arr)
 {
-    snprintf(out, cap, "{%s%s%s}", ctx->principal.admin ? "admin" : "",
-             ctx->principal.admin && ctx->principal.worker ? "," : "",
-             ctx->principal.worker ? "worker" : "");
+    size_t cap = 3, i;
+    json_t *v;
+    json_array_foreach(arr, i, v) cap += 2 * json_string_length(v) + 4;
+    char *out = malloc(cap), *p = out;
+    if (out == NULL)
+        return NULL;
+    *p++ = '{';
+    json_array_foreach(arr, i, v)
+    {
+        const char *c = json_string_value(v);
+        if (i > 0)
+            *p++ = ',';
+        *p++ = '"';
+        for (; c != NULL && *c; c++) {
+            if (*c == '"' || *c == '\\')
+                *p++ = '\\';
+            *p++ = *c;
+        }
+        *p++ = '"';
+    }
+    *p++ = '}';
+    *p = '\0';
+    return out;
+}
+
+/* What the caller brings to a decision, resolved once from the policy: its
+ * roles (policy roles and token roles) and the actions whose runs it may
+ * decide. Both as PostgreSQL array literals. */
+struct decider {
+    char *roles;
+    char *actions;
+};
+
+static bool decider_init(struct gw_api_ctx *ctx, struct decider *d)
+{
+    struct gw_authz z;
+    json_t *acts = json_array();
+    const struct gw_catalog *c = ctx->b->catalog;
+
+    d->roles = d->actions = NULL;
+    if (!gw_authz_begin(&z, ctx)) {
+        json_decref(acts);
+        return false;
+    }
+    json_t *roles = gw_authz_roles(&z);
+    for (size_t i = 0; i < c->n; i++)
+        if (gw_authz_can(&z, GW_PERM_DECIDE_APPROVALS, c->actions[i], NULL, NULL, 0))
+            json_array_append_new(acts, json_string(c->actions[i]->id));
+    gw_authz_finish(&z);
+    d->roles = pg_array(roles);
+    d->actions = pg_array(acts);
+    json_decref(roles);
+    json_decref(acts);
+    if (d->roles == NULL || d->actions == NULL) {
+        free(d->roles);
+        free(d->actions);
+        gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
+        return false;
+    }
+    return true;
+}
+
+static void decider_finish(struct decider *d)
+{
+    free(d->roles);
+    free(d->actions);
 }
 
 static void decided(void *arg, const PGresult *res, const struct gw_error *err)
@@ -40,10 +98,17 @@ static void decided(void *arg, const PGresult *res, const struct gw_error *err)
         gw_api_pg_failed(ctx, err);
         return;
     }
+    if (PQntuples(res) == 0) {
+        gw_api_problem(ctx, 404, "run_not_found", NULL, "no run with id '%s'", ctx->id);
+        return;
+    }
     const char *outcome = PQgetvalue(res, 0, 0);
     const char *run = PQgetvalue(res, 0, 1);
     size_t len = (size_t)PQgetlength(res, 0, 1);
-    if (strcmp(outcome, "not_found") == 0) {
+    if (strcmp(outcome, "forbidden") == 0) {
+        gw_api_problem(ctx, 403, "forbidden", NULL,
+                       "deciding on runs of this action needs decide_approvals");
+    } else if (strcmp(outcome, "not_found") == 0) {
         gw_api_problem(ctx, 404, "run_not_found", NULL, "no run with id '%s'", ctx->id);
     } else if (strcmp(outcome, "not_pending") == 0) {
         gw_api_problem(ctx, 409, "not_pending_approval", NULL,
@@ -68,7 +133,6 @@ void gw_api_run_decide(struct gw_api_ctx *ctx)
     json_error_t jerr;
     json_t *body, *decision, *comment;
     char teams_empty[] = "{}";
-    char roles[64];
     const char *k;
     json_t *v;
 
@@ -108,17 +172,41 @@ void gw_api_run_decide(struct gw_api_ctx *ctx)
                        "comment must be a string of at most 2000 characters");
         return;
     }
-    roles_pg(ctx, roles, sizeof(roles));
+    struct decider d;
+    struct gw_authz_filter f;
+    const char *vis[5];
+    if (!decider_init(ctx, &d))
+        return;
+    if (!gw_authz_params(ctx, GW_PERM_READ_RUNS, &f, vis)) {
+        decider_finish(&d);
+        return;
+    }
     const char *params[] = {ctx->id,
                             ctx->principal.subject,
                             ctx->principal.teams_pg ? ctx->principal.teams_pg : teams_empty,
-                            roles,
+                            d.roles,
                             json_string_value(decision),
-                            json_string_value(comment)};
-    if (gw_pg_query(ctx->b->pg, "run_decide",
-                    "SELECT outcome, run::text FROM gw_decide($1, $2, $3::text[], $4::text[], $5,"
-                    " $6)",
-                    6, params, decided, ctx) < 0)
+                            json_string_value(comment),
+                            d.actions,
+                            vis[0],
+                            vis[1],
+                            vis[2],
+                            vis[3],
+                            vis[4]};
+    /* Decidable: gw_decide. Visible but not decidable: forbidden. Neither:
+     * no row, answered 404 like an unknown run, so nothing leaks. */
+    int rc = gw_pg_query(
+        ctx->b->pg, "run_decide",
+        "SELECT d.outcome, d.run::text FROM gw_runs r CROSS JOIN LATERAL gw_decide(r.id, $2,"
+        " $3::text[], $4::text[], $5, $6) d WHERE r.id = $1 AND ('*' = ANY ($7::text[]) OR"
+        " r.action_id = ANY ($7::text[]))"
+        " UNION ALL SELECT 'forbidden', NULL FROM gw_runs r WHERE r.id = $1"
+        " AND NOT ('*' = ANY ($7::text[]) OR r.action_id = ANY ($7::text[]))"
+        " AND gw_visible(r.requested_by, r.requested_teams, r.action_id, $8, $9, $10, $11, $12)",
+        12, params, decided, ctx);
+    gw_authz_filter_finish(&f);
+    decider_finish(&d);
+    if (rc < 0)
         gw_api_problem(ctx, 503, "unavailable", NULL, "the broker is overloaded; retry later");
 }
 
@@ -135,16 +223,21 @@ static void listed(void *arg, const PGresult *res, const struct gw_error *err)
 void gw_api_approvals_list(struct gw_api_ctx *ctx)
 {
     char teams_empty[] = "{}";
-    char roles[64];
-    roles_pg(ctx, roles, sizeof(roles));
+    struct decider d;
+    if (!decider_init(ctx, &d))
+        return;
     const char *params[] = {ctx->principal.subject,
-                            ctx->principal.teams_pg ? ctx->principal.teams_pg : teams_empty, roles};
-    /* What the caller may decide: pending, not theirs, not decided by them,
-     * and they are in the rule's teams or roles (or the rule names none). */
-    if (gw_pg_query(ctx->b->pg, "approvals_list",
+                            ctx->principal.teams_pg ? ctx->principal.teams_pg : teams_empty,
+                            d.roles, d.actions};
+    /* What the caller may decide: pending, of an action it may decide, not
+     * its own, not decided by it yet, and it is in the rule's teams or roles
+     * (or the rule names none). */
+    int rc =
+        gw_pg_query(ctx->b->pg, "approvals_list",
                     "SELECT json_build_object('items', coalesce(json_agg(gw_run_json(r)"
                     " ORDER BY r.created_at), '[]'::json))::text FROM gw_runs r"
                     " WHERE r.status = 'pending_approval' AND r.requested_by <> $1"
+                    " AND ('*' = ANY ($4::text[]) OR r.action_id = ANY ($4::text[]))"
                     " AND NOT EXISTS (SELECT 1 FROM gw_approvals a WHERE a.run_id = r.id"
                     " AND a.approver = $1)"
                     " AND ((jsonb_array_length(coalesce(r.approval_rule -> 'from_teams', '[]')) = 0"
@@ -153,6 +246,8 @@ void gw_api_approvals_list(struct gw_api_ctx *ctx)
                     "r.approval_rule -> 'from_teams', '[]')) t WHERE t = ANY ($2::text[]))"
                     " OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(coalesce("
                     "r.approval_rule -> 'from_roles', '[]')) t WHERE t = ANY ($3::text[])))",
-                    3, params, listed, ctx) < 0)
+                    4, params, listed, ctx);
+    decider_finish(&d);
+    if (rc < 0)
         gw_api_problem(ctx, 503, "unavailable", NULL, "the broker is overloaded; retry later");
 }

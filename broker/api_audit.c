@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "policy.h"
 #include "gw/crypto.h"
 #include "gw/log.h"
 
@@ -17,9 +18,18 @@
 
 /* Who may read the audit trail. The only place that decides it: the
  * governance policy maps its `read_audit` permission here. */
-static bool may_read_audit(const struct gw_principal *p)
+/* read_audit is not action-scoped: only unscoped grants (or admin) give it. */
+static bool may_read_audit(struct gw_api_ctx *ctx, bool *answered)
 {
-    return p->admin;
+    struct gw_authz z;
+    *answered = false;
+    if (!gw_authz_begin(&z, ctx)) {
+        *answered = true;
+        return false;
+    }
+    bool ok = gw_authz_can(&z, GW_PERM_READ_AUDIT, NULL, NULL, NULL, 0);
+    gw_authz_finish(&z);
+    return ok;
 }
 
 static json_t *one_error(const char *pointer, const char *keyword, const char *message)
@@ -90,7 +100,10 @@ void gw_api_audit_list(struct gw_api_ctx *ctx)
                *p_cursor = NULL;
     int limit = LIMIT_DEFAULT;
 
-    if (!may_read_audit(&ctx->principal)) {
+    bool answered;
+    if (!may_read_audit(ctx, &answered)) {
+        if (answered)
+            return;
         gw_api_problem(ctx, 403, "forbidden", NULL, "reading the audit trail needs read_audit");
         return;
     }

@@ -197,8 +197,13 @@ void gw_api_run_reconcile(struct gw_api_ctx *ctx)
 
     if (!id_ok(ctx, "run_not_found") || !optional_body(ctx, &body))
         return;
-    if (!ctx->principal.admin) {
-        gw_api_problem(ctx, 403, "forbidden", NULL, "clearing reconciliation needs admin");
+    struct gw_authz z;
+    if (!gw_authz_begin(&z, ctx))
+        return;
+    bool admin = gw_authz_can(&z, GW_PERM_ADMIN, NULL, NULL, NULL, 0);
+    gw_authz_finish(&z);
+    if (!admin) {
+        gw_authz_forbidden(ctx, "clearing reconciliation needs the admin permission");
         return;
     }
     if (body != NULL && !only_fields(ctx, body, allowed))
