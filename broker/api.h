@@ -68,6 +68,10 @@ void gw_api_reply(struct gw_api_ctx *ctx, int status, const char *extra_headers,
 void gw_api_problem(struct gw_api_ctx *ctx, int status, const char *code, json_t *errors,
                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* One entry of a problem's `errors`: [{"pointer", "keyword", "message"}]
+ * (a new array, for gw_api_problem to steal). */
+json_t *gw_api_field_error(const char *pointer, const char *keyword, const char *message);
+
 /* Answers a failed PostgreSQL call: 503 with Retry-After when it may pass,
  * 500 otherwise; frees ctx. */
 void gw_api_pg_failed(struct gw_api_ctx *ctx, const struct gw_error *err);

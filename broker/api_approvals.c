@@ -14,12 +14,6 @@
 #include "gw/crypto.h"
 #include "policy.h"
 
-static json_t *one_error(const char *pointer, const char *keyword, const char *message)
-{
-    return json_pack("[{s:s, s:s, s:s}]", "pointer", pointer, "keyword", keyword, "message",
-                     message);
-}
-
 /* Turns a JSON array of strings into a PostgreSQL array literal (owned). */
 static char *pg_array(json_t *arr)
 {
@@ -152,7 +146,7 @@ void gw_api_run_decide(struct gw_api_ctx *ctx)
             char ptr[300];
             snprintf(ptr, sizeof(ptr), "/%s", k);
             gw_api_problem(ctx, 422, "validation_failed",
-                           one_error(ptr, "additionalProperties", "unknown field"),
+                           gw_api_field_error(ptr, "additionalProperties", "unknown field"),
                            "unknown field '%s' in the request body", k);
             return;
         }
@@ -162,14 +156,15 @@ void gw_api_run_decide(struct gw_api_ctx *ctx)
     if (!json_is_string(decision) || (strcmp(json_string_value(decision), "approve") != 0 &&
                                       strcmp(json_string_value(decision), "reject") != 0)) {
         gw_api_problem(ctx, 422, "validation_failed",
-                       one_error("/decision", "enum", "\"approve\" or \"reject\""),
+                       gw_api_field_error("/decision", "enum", "\"approve\" or \"reject\""),
                        "decision must be \"approve\" or \"reject\"");
         return;
     }
     if (comment != NULL && (!json_is_string(comment) || json_string_length(comment) > 2000)) {
-        gw_api_problem(ctx, 422, "validation_failed",
-                       one_error("/comment", "maxLength", "a string of at most 2000 characters"),
-                       "comment must be a string of at most 2000 characters");
+        gw_api_problem(
+            ctx, 422, "validation_failed",
+            gw_api_field_error("/comment", "maxLength", "a string of at most 2000 characters"),
+            "comment must be a string of at most 2000 characters");
         return;
     }
     struct decider d;

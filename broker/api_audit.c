@@ -32,12 +32,6 @@ static bool may_read_audit(struct gw_api_ctx *ctx, bool *answered)
     return ok;
 }
 
-static json_t *one_error(const char *pointer, const char *keyword, const char *message)
-{
-    return json_pack("[{s:s, s:s, s:s}]", "pointer", pointer, "keyword", keyword, "message",
-                     message);
-}
-
 /* A timestamp is passed to PostgreSQL's timestamptz input; this only keeps
  * obvious garbage and other syntaxes ("now", "epoch", "infinity") out. */
 static bool plausible_time(const char *s)
@@ -58,7 +52,7 @@ static void page_done(void *arg, const PGresult *res, const struct gw_error *err
     if (err != NULL) {
         if (err->code == GW_EINVAL) { /* a timestamp PostgreSQL would not read */
             gw_api_problem(ctx, 400, "invalid_parameter",
-                           one_error("/query/since", "format", "an RFC 3339 date-time"),
+                           gw_api_field_error("/query/since", "format", "an RFC 3339 date-time"),
                            "'since' and 'until' must be RFC 3339 date-times");
             return;
         }
@@ -110,7 +104,7 @@ void gw_api_audit_list(struct gw_api_ctx *ctx)
     if (gw_http_req_query(ctx->req, "run", run, sizeof(run))) {
         if (!gw_uuid_valid(run)) {
             gw_api_problem(ctx, 400, "invalid_parameter",
-                           one_error("/query/run", "format", "a run id (uuid)"),
+                           gw_api_field_error("/query/run", "format", "a run id (uuid)"),
                            "'run' must be a run id");
             return;
         }
@@ -123,7 +117,7 @@ void gw_api_audit_list(struct gw_api_ctx *ctx)
     if (gw_http_req_query(ctx->req, "since", since, sizeof(since))) {
         if (!plausible_time(since)) {
             gw_api_problem(ctx, 400, "invalid_parameter",
-                           one_error("/query/since", "format", "an RFC 3339 date-time"),
+                           gw_api_field_error("/query/since", "format", "an RFC 3339 date-time"),
                            "'since' must be an RFC 3339 date-time");
             return;
         }
@@ -132,7 +126,7 @@ void gw_api_audit_list(struct gw_api_ctx *ctx)
     if (gw_http_req_query(ctx->req, "until", until, sizeof(until))) {
         if (!plausible_time(until)) {
             gw_api_problem(ctx, 400, "invalid_parameter",
-                           one_error("/query/until", "format", "an RFC 3339 date-time"),
+                           gw_api_field_error("/query/until", "format", "an RFC 3339 date-time"),
                            "'until' must be an RFC 3339 date-time");
             return;
         }
@@ -142,16 +136,17 @@ void gw_api_audit_list(struct gw_api_ctx *ctx)
         limit = atoi(limit_s);
         if (!digits(limit_s) || limit < 1 || limit > LIMIT_MAX) {
             gw_api_problem(ctx, 400, "invalid_parameter",
-                           one_error("/query/limit", "maximum", "1 to 500"),
+                           gw_api_field_error("/query/limit", "maximum", "1 to 500"),
                            "'limit' must be between 1 and %d", LIMIT_MAX);
             return;
         }
     }
     if (gw_http_req_query(ctx->req, "cursor", cursor, sizeof(cursor))) {
         if (!digits(cursor)) {
-            gw_api_problem(ctx, 400, "invalid_cursor",
-                           one_error("/query/cursor", "format", "an opaque cursor from a page"),
-                           "the cursor is not one this API returned");
+            gw_api_problem(
+                ctx, 400, "invalid_cursor",
+                gw_api_field_error("/query/cursor", "format", "an opaque cursor from a page"),
+                "the cursor is not one this API returned");
             return;
         }
         p_cursor = cursor;

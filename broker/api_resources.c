@@ -12,12 +12,6 @@
 #include "gw/crypto.h"
 #include "policy.h"
 
-static json_t *one_error(const char *pointer, const char *keyword, const char *message)
-{
-    return json_pack("[{s:s, s:s, s:s}]", "pointer", pointer, "keyword", keyword, "message",
-                     message);
-}
-
 static bool id_ok(struct gw_api_ctx *ctx, const char *what)
 {
     if (gw_uuid_valid(ctx->id))
@@ -48,7 +42,8 @@ static bool optional_body(struct gw_api_ctx *ctx, json_t **out)
     }
     ctx->scratch = b;
     if (!json_is_object(b)) {
-        gw_api_problem(ctx, 422, "validation_failed", one_error("", "type", "must be an object"),
+        gw_api_problem(ctx, 422, "validation_failed",
+                       gw_api_field_error("", "type", "must be an object"),
                        "the body must be a JSON object");
         return false;
     }
@@ -70,7 +65,7 @@ static bool only_fields(struct gw_api_ctx *ctx, json_t *body, const char *const 
             char ptr[300];
             snprintf(ptr, sizeof(ptr), "/%s", k);
             gw_api_problem(ctx, 422, "validation_failed",
-                           one_error(ptr, "additionalProperties", "unknown field"),
+                           gw_api_field_error(ptr, "additionalProperties", "unknown field"),
                            "unknown field '%s' in the request body", k);
             return false;
         }
@@ -147,9 +142,10 @@ void gw_api_run_cancel(struct gw_api_ctx *ctx)
         return;
     json_t *reason = json_object_get(body, "reason");
     if (reason != NULL && (!json_is_string(reason) || json_string_length(reason) > 500)) {
-        gw_api_problem(ctx, 422, "validation_failed",
-                       one_error("/reason", "maxLength", "a string of at most 500 characters"),
-                       "the reason must be a string of at most 500 characters");
+        gw_api_problem(
+            ctx, 422, "validation_failed",
+            gw_api_field_error("/reason", "maxLength", "a string of at most 500 characters"),
+            "the reason must be a string of at most 500 characters");
         return;
     }
     snprintf(actor, sizeof(actor), "%s", ctx->principal.subject);
@@ -210,9 +206,10 @@ void gw_api_run_reconcile(struct gw_api_ctx *ctx)
         return;
     json_t *note = json_object_get(body, "note");
     if (!json_is_string(note) || json_string_length(note) < 3 || json_string_length(note) > 2000) {
-        gw_api_problem(ctx, 422, "validation_failed",
-                       one_error("/note", "minLength", "what was checked, 3 to 2000 characters"),
-                       "say what you checked: {\"note\": \"...\"}");
+        gw_api_problem(
+            ctx, 422, "validation_failed",
+            gw_api_field_error("/note", "minLength", "what was checked, 3 to 2000 characters"),
+            "say what you checked: {\"note\": \"...\"}");
         return;
     }
     const char *params[] = {ctx->id, ctx->principal.subject, json_string_value(note)};
@@ -288,9 +285,10 @@ void gw_api_resources_list(struct gw_api_ctx *ctx)
     if (gw_http_req_query(ctx->req, "expiring_before", before, sizeof(before))) {
         /* An RFC 3339 timestamp; PostgreSQL parses it, we only check its shape. */
         if (strlen(before) < 10 || strspn(before, "0123456789-:TZ.+ ") != strlen(before)) {
-            gw_api_problem(ctx, 400, "invalid_parameter",
-                           one_error("/query/expiring_before", "format", "an RFC 3339 time"),
-                           "'expiring_before' must be an RFC 3339 timestamp");
+            gw_api_problem(
+                ctx, 400, "invalid_parameter",
+                gw_api_field_error("/query/expiring_before", "format", "an RFC 3339 time"),
+                "'expiring_before' must be an RFC 3339 timestamp");
             return;
         }
         p_before = before;
@@ -301,7 +299,7 @@ void gw_api_resources_list(struct gw_api_ctx *ctx)
             ok = ok || strcmp(status, resource_statuses[i]) == 0;
         if (!ok) {
             gw_api_problem(ctx, 400, "invalid_parameter",
-                           one_error("/query/status", "enum", "not a resource status"),
+                           gw_api_field_error("/query/status", "enum", "not a resource status"),
                            "unknown status '%s'", status);
             return;
         }
@@ -311,7 +309,7 @@ void gw_api_resources_list(struct gw_api_ctx *ctx)
         limit = atoi(limit_s);
         if (strspn(limit_s, "0123456789") != strlen(limit_s) || limit < 1 || limit > 500) {
             gw_api_problem(ctx, 400, "invalid_parameter",
-                           one_error("/query/limit", "maximum", "1 to 500"),
+                           gw_api_field_error("/query/limit", "maximum", "1 to 500"),
                            "'limit' must be between 1 and 500");
             return;
         }
@@ -319,9 +317,10 @@ void gw_api_resources_list(struct gw_api_ctx *ctx)
     if (gw_http_req_query(ctx->req, "cursor", cursor, sizeof(cursor))) {
         char *sep = strchr(cursor, '~');
         if (sep == NULL || !gw_uuid_valid(sep + 1) || sep - cursor < 20) {
-            gw_api_problem(ctx, 400, "invalid_cursor",
-                           one_error("/query/cursor", "format", "an opaque cursor from a page"),
-                           "the cursor is not one this API returned");
+            gw_api_problem(
+                ctx, 400, "invalid_cursor",
+                gw_api_field_error("/query/cursor", "format", "an opaque cursor from a page"),
+                "the cursor is not one this API returned");
             return;
         }
         *sep = '\0';
@@ -373,12 +372,13 @@ static void change_done(void *arg, const PGresult *res, const struct gw_error *e
         json_decref(j);
     } else if (strcmp(outcome, "no_ttl") == 0) {
         gw_api_problem(ctx, 422, "validation_failed",
-                       one_error("/seconds", "not", "the resource has no expiry"),
+                       gw_api_field_error("/seconds", "not", "the resource has no expiry"),
                        "this resource has no expiry to extend");
     } else if (strcmp(outcome, "over_limit") == 0) {
-        gw_api_problem(ctx, 422, "extension_over_limit",
-                       one_error("/seconds", "maximum", "past the action's maximum lifetime"),
-                       "the extension would pass the resource's maximum lifetime");
+        gw_api_problem(
+            ctx, 422, "extension_over_limit",
+            gw_api_field_error("/seconds", "maximum", "past the action's maximum lifetime"),
+            "the extension would pass the resource's maximum lifetime");
     } else if (strcmp(outcome, "teardown_started") == 0) {
         gw_relay_kick(ctx->b->relay);
         gw_api_reply(ctx, 202, NULL, body, len);
@@ -398,7 +398,7 @@ void gw_api_resource_extend(struct gw_api_ctx *ctx)
         return;
     if (body == NULL) {
         gw_api_problem(ctx, 422, "validation_failed",
-                       one_error("/seconds", "required", "how many seconds to add"),
+                       gw_api_field_error("/seconds", "required", "how many seconds to add"),
                        "the body must be {\"seconds\": N}");
         return;
     }
@@ -407,8 +407,8 @@ void gw_api_resource_extend(struct gw_api_ctx *ctx)
     json_t *s = json_object_get(body, "seconds");
     if (!json_is_integer(s) || json_integer_value(s) < 1 || json_integer_value(s) > 31536000) {
         gw_api_problem(ctx, 422, "validation_failed",
-                       one_error("/seconds", s == NULL ? "required" : "minimum",
-                                 "an integer number of seconds from 1 to 31536000"),
+                       gw_api_field_error("/seconds", s == NULL ? "required" : "minimum",
+                                          "an integer number of seconds from 1 to 31536000"),
                        "'seconds' must be an integer from 1 to 31536000");
         return;
     }

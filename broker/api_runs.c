@@ -85,12 +85,6 @@ static json_t *input_errors(json_t *errors)
     return out;
 }
 
-static json_t *one_error(const char *pointer, const char *keyword, const char *message)
-{
-    return json_pack("[{s:s, s:s, s:s}]", "pointer", pointer, "keyword", keyword, "message",
-                     message);
-}
-
 static void submit_done(void *arg, const PGresult *res, const struct gw_error *err)
 {
     struct submit *s = arg;
@@ -266,8 +260,8 @@ void gw_api_run_submit(struct gw_api_ctx *ctx)
     }
     if (idem != NULL && !valid_idempotency_key(idem)) {
         gw_api_problem(ctx, 400, "invalid_idempotency_key",
-                       one_error("/headers/idempotency-key", "maxLength",
-                                 "1 to 255 printable ASCII characters"),
+                       gw_api_field_error("/headers/idempotency-key", "maxLength",
+                                          "1 to 255 printable ASCII characters"),
                        "the Idempotency-Key header must be 1 to 255 printable characters");
         return;
     }
@@ -279,7 +273,8 @@ void gw_api_run_submit(struct gw_api_ctx *ctx)
     }
     ctx->scratch = body;
     if (!json_is_object(body)) {
-        gw_api_problem(ctx, 422, "validation_failed", one_error("", "type", "must be an object"),
+        gw_api_problem(ctx, 422, "validation_failed",
+                       gw_api_field_error("", "type", "must be an object"),
                        "the body must be a JSON object");
         return;
     }
@@ -290,7 +285,7 @@ void gw_api_run_submit(struct gw_api_ctx *ctx)
             char ptr[300];
             snprintf(ptr, sizeof(ptr), "/%s", field);
             gw_api_problem(ctx, 422, "validation_failed",
-                           one_error(ptr, "additionalProperties", "unknown field"),
+                           gw_api_field_error(ptr, "additionalProperties", "unknown field"),
                            "unknown field '%s' in the request body", field);
             return;
         }
@@ -300,7 +295,7 @@ void gw_api_run_submit(struct gw_api_ctx *ctx)
     if (ttl != NULL) {
         if (!a->has_resource || a->ttl_max_s == 0) {
             gw_api_problem(ctx, 422, "validation_failed",
-                           one_error("/ttl_seconds", "not", "this action has no TTL"),
+                           gw_api_field_error("/ttl_seconds", "not", "this action has no TTL"),
                            "action '%s' creates nothing with a lifetime", a->id);
             return;
         }
@@ -308,9 +303,9 @@ void gw_api_run_submit(struct gw_api_ctx *ctx)
             json_integer_value(ttl) > a->ttl_max_s) {
             char msg[96];
             snprintf(msg, sizeof(msg), "an integer from 1 to %d", a->ttl_max_s);
-            gw_api_problem(ctx, 422, "validation_failed", one_error("/ttl_seconds", "maximum", msg),
-                           "ttl_seconds must be between 1 and %d for action '%s'", a->ttl_max_s,
-                           a->id);
+            gw_api_problem(
+                ctx, 422, "validation_failed", gw_api_field_error("/ttl_seconds", "maximum", msg),
+                "ttl_seconds must be between 1 and %d for action '%s'", a->ttl_max_s, a->id);
             return;
         }
         snprintf(ttl_s, sizeof(ttl_s), "%lld", (long long)json_integer_value(ttl));
@@ -324,8 +319,8 @@ void gw_api_run_submit(struct gw_api_ctx *ctx)
         if (!json_is_object(bg) || json_object_size(bg) != 1 || !json_is_string(why) ||
             json_string_length(why) < 10 || json_string_length(why) > 1000) {
             gw_api_problem(ctx, 422, "validation_failed",
-                           one_error("/break_glass/reason", "minLength",
-                                     "a written reason of 10 to 1000 characters"),
+                           gw_api_field_error("/break_glass/reason", "minLength",
+                                              "a written reason of 10 to 1000 characters"),
                            "break_glass needs {\"reason\": \"...\"} with a real reason");
             return;
         }
@@ -502,14 +497,15 @@ void gw_api_run_logs(struct gw_api_ctx *ctx)
         return;
     if (gw_http_req_query(ctx->req, "after", after, sizeof(after)) &&
         strspn(after, "0123456789") != strlen(after)) {
-        gw_api_problem(ctx, 400, "invalid_parameter", one_error("/query/after", "type", "integer"),
+        gw_api_problem(ctx, 400, "invalid_parameter",
+                       gw_api_field_error("/query/after", "type", "integer"),
                        "'after' must be a log sequence number");
         return;
     }
     if (gw_http_req_query(ctx->req, "limit", limit, sizeof(limit)) &&
         (strspn(limit, "0123456789") != strlen(limit) || atoi(limit) < 1 || atoi(limit) > 10000)) {
         gw_api_problem(ctx, 400, "invalid_parameter",
-                       one_error("/query/limit", "maximum", "1 to 10000"),
+                       gw_api_field_error("/query/limit", "maximum", "1 to 10000"),
                        "'limit' must be between 1 and 10000");
         return;
     }
@@ -584,7 +580,7 @@ void gw_api_runs_list(struct gw_api_ctx *ctx)
             ok = ok || strcmp(status, run_statuses[i]) == 0;
         if (!ok) {
             gw_api_problem(ctx, 400, "invalid_parameter",
-                           one_error("/query/status", "enum", "not a run status"),
+                           gw_api_field_error("/query/status", "enum", "not a run status"),
                            "unknown status '%s'", status);
             return;
         }
@@ -596,7 +592,7 @@ void gw_api_runs_list(struct gw_api_ctx *ctx)
         limit = atoi(limit_s);
         if (strspn(limit_s, "0123456789") != strlen(limit_s) || limit < 1 || limit > 500) {
             gw_api_problem(ctx, 400, "invalid_parameter",
-                           one_error("/query/limit", "maximum", "1 to 500"),
+                           gw_api_field_error("/query/limit", "maximum", "1 to 500"),
                            "'limit' must be between 1 and 500");
             return;
         }
@@ -604,9 +600,10 @@ void gw_api_runs_list(struct gw_api_ctx *ctx)
     if (gw_http_req_query(ctx->req, "cursor", cursor, sizeof(cursor))) {
         char *sep = strchr(cursor, '~');
         if (sep == NULL || !gw_uuid_valid(sep + 1) || sep - cursor < 20) {
-            gw_api_problem(ctx, 400, "invalid_cursor",
-                           one_error("/query/cursor", "format", "an opaque cursor from a page"),
-                           "the cursor is not one this API returned");
+            gw_api_problem(
+                ctx, 400, "invalid_cursor",
+                gw_api_field_error("/query/cursor", "format", "an opaque cursor from a page"),
+                "the cursor is not one this API returned");
             return;
         }
         *sep = '\0';

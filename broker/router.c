@@ -123,6 +123,12 @@ void gw_api_problem(struct gw_api_ctx *ctx, int status, const char *code, json_t
     ctx_free(ctx);
 }
 
+json_t *gw_api_field_error(const char *pointer, const char *keyword, const char *message)
+{
+    return json_pack("[{s:s, s:s, s:s}]", "pointer", pointer, "keyword", keyword, "message",
+                     message);
+}
+
 void gw_api_pg_failed(struct gw_api_ctx *ctx, const struct gw_error *err)
 {
     if (err->retriable || err->code == GW_EUNAVAIL || err->code == GW_ECLOSED ||
