@@ -18,5 +18,10 @@ int gw_cmd_run(int argc, char **argv);
 int gw_cmd_runs(int argc, char **argv);
 int gw_cmd_logs(int argc, char **argv);
 int gw_cmd_cancel(int argc, char **argv);
+int gw_cmd_login(int argc, char **argv); /* cmd_login.c */
+int gw_cmd_logout(int argc, char **argv);
+int gw_cmd_approvals(int argc, char **argv); /* cmd_approvals.c */
+int gw_cmd_approve(int argc, char **argv);
+int gw_cmd_reject(int argc, char **argv);
 
 #endif

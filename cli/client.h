@@ -1,0 +1,81 @@
+/*
+ * What every client command of the people's CLI shares (docs/cli.md): where
+ * the broker is and which token to send (flags, then GANGWAY_URL /
+ * GANGWAY_TOKEN, then the credentials `gangway login` stored), one JSON
+ * call with its problem mapped to an exit code, and plain-text tables.
+ * Blocking libcurl calls: command-line only, never on a loop thread.
+ */
+#ifndef GW_CLI_CLIENT_H
+#define GW_CLI_CLIENT_H
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "credentials.h"
+
+/* Exit codes of every client command. */
+enum {
+    GW_EXIT_OK = 0,          /* done */
+    GW_EXIT_FAILED = 1,      /* refused, not found, or the run did not succeed */
+    GW_EXIT_USAGE = 2,       /* bad flags or arguments, HTTP 400/415/422 */
+    GW_EXIT_UNREACHABLE = 3, /* no answer, or HTTP 5xx */
+    GW_EXIT_AUTH = 4,        /* HTTP 401/403 */
+};
+
+struct gw_client {
+    char url[1024];                           /* without a trailing slash */
+    char token[GW_CREDENTIALS_TOKEN_MAX + 1]; /* "" when there is none */
+    bool json;
+};
+
+/* Options every client command takes; common_opt letters 'U', 'T', 'J'. */
+#define GW_CLIENT_LONGOPTS                                                                         \
+    {"url", required_argument, NULL, 'U'}, {"token", required_argument, NULL, 'T'},                \
+        {"json", no_argument, NULL, 'J'},                                                          \
+    {                                                                                              \
+        "help", no_argument, NULL, 'h'                                                             \
+    }
+
+/* Handles 'U', 'T' and 'J' (optarg borrowed into *url / *token); false for
+ * any other option. */
+bool gw_client_opt(struct gw_client *c, int opt, const char **url, const char **token);
+
+/* Resolves the URL (flag, GANGWAY_URL, stored, http://127.0.0.1:8080) and
+ * the token (flag, GANGWAY_TOKEN, then the stored one, but only when the URL
+ * is the stored URL: a stored token is never sent to another server). */
+void gw_client_init(struct gw_client *c, const char *url, const char *token);
+
+/* Prints `gangway CMD: MSG ARG` (when msg) and the usage line; returns 2. */
+int gw_client_usage(const char *cmd, const char *usage, const char *msg, const char *arg);
+
+/* Prints what went wrong (the problem's detail, code and field errors) and
+ * maps an HTTP status (< 0: unreachable, raw is the transport error) to an
+ * exit code. When code_out is non-NULL it receives the problem's code. */
+int gw_client_problem(int status, const char *raw, char *code_out, size_t code_cap);
+
+/* One JSON request (body may be NULL). Returns 0 with *out set (a 2xx
+ * answer; the caller owns it) or the exit code after printing the problem;
+ * code_out (may be NULL) receives the problem's code then. */
+int gw_client_call(const struct gw_client *c, const char *method, const char *path,
+                   const char *body, json_t **out, char *code_out, size_t code_cap);
+
+/* Helpers: a URL-escaped copy (free it), pretty JSON on stdout, a string
+ * member or "" (borrowed). */
+char *gw_client_escape(const char *s);
+void gw_client_print_json(json_t *j);
+const char *gw_client_str(json_t *o, const char *key);
+
+/* A table printed with aligned columns: set ncols and head, add rows (cells
+ * copied), print once (which frees the rows). */
+#define GW_TABLE_MAX_COLS 8
+struct gw_table {
+    size_t ncols, nrows;
+    const char *head[GW_TABLE_MAX_COLS];
+    char **cells; /* nrows * ncols, owned */
+};
+void gw_table_add(struct gw_table *t, const char *const *row);
+void gw_table_print(struct gw_table *t);
+
+#endif
