@@ -65,7 +65,7 @@ static void expiry(const char *at, char *out, size_t cap)
         long left = (long)difftime(timegm(&tm), time(NULL));
         if (left <= 0)
             snprintf(rel, sizeof(rel), " (expired)");
-        else if (left < 3600)
+        else if (left < 5400)
             snprintf(rel, sizeof(rel), " (in %ldm)", (left + 59) / 60);
         else if (left < 172800)
             snprintf(rel, sizeof(rel), " (in %ldh%02ldm)", left / 3600, left % 3600 / 60);
