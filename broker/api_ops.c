@@ -204,9 +204,17 @@ void gw_api_run_claim(struct gw_api_ctx *ctx)
         return;
     }
     snprintf(attempt_s, sizeof(attempt_s), "%lld", (long long)json_integer_value(attempt));
-    const char *params[] = {ctx->id, attempt_s, json_string_value(worker)};
+    json_t *wtype = json_object_get(body, "worker_type");
+    if (wtype != NULL && !json_is_string(wtype)) {
+        gw_api_problem(ctx, 400, "invalid_claim", NULL, "worker_type must be a string");
+        return;
+    }
+    /* The worker type is checked so a worker token of one pool cannot take
+     * (and read the inputs of) another pool's runs. */
+    const char *params[] = {ctx->id, attempt_s, json_string_value(worker),
+                            json_string_value(wtype)};
     if (gw_pg_query(ctx->b->pg, "claim_run",
-                    "SELECT result, claim::text FROM gw_claim_run($1::uuid, $2::int, $3)", 3,
+                    "SELECT result, claim::text FROM gw_claim_run($1::uuid, $2::int, $3, $4)", 4,
                     params, claim_done, ctx) < 0)
         gw_api_problem(ctx, 503, "unavailable", NULL, "the broker is overloaded; retry later");
 }

@@ -251,6 +251,13 @@ void gw_api_resource_get(struct gw_api_ctx *ctx)
 static void list_done(void *arg, const PGresult *res, const struct gw_error *err)
 {
     struct gw_api_ctx *ctx = arg;
+    if (err != NULL && err->code == GW_EINVAL) {
+        /* A cursor or timestamp of the right shape that PostgreSQL cannot
+         * read (month 13...): the caller's mistake, not ours. */
+        gw_api_problem(ctx, 400, "invalid_parameter", NULL,
+                       "a time in the query (cursor or expiring_before) is not valid");
+        return;
+    }
     if (err != NULL) {
         gw_api_pg_failed(ctx, err);
         return;

@@ -338,9 +338,10 @@ void gw_api_run_submit(struct gw_api_ctx *ctx)
         return;
     }
 
-    /* The request's fingerprint is taken before defaults are filled in, so
-     * a replay is recognised whatever defaults say by then. */
-    char *canon = json_dumps(inputs, JSON_SORT_KEYS | JSON_COMPACT);
+    /* The request's fingerprint covers the whole body (inputs, TTL,
+     * break-glass) and is taken before defaults are filled in, so a replay
+     * is recognised whatever defaults say by then. */
+    char *canon = json_dumps(body, JSON_SORT_KEYS | JSON_COMPACT);
     char hash[GW_SHA256_HEX_LEN + 1];
     gw_sha256_hex(canon, strlen(canon), hash);
     free(canon);
@@ -537,6 +538,13 @@ static const char *const run_statuses[] = {
 static void list_done(void *arg, const PGresult *res, const struct gw_error *err)
 {
     struct gw_api_ctx *ctx = arg;
+    if (err != NULL && err->code == GW_EINVAL) {
+        /* A cursor or timestamp of the right shape that PostgreSQL cannot
+         * read (month 13...): the caller's mistake, not ours. */
+        gw_api_problem(ctx, 400, "invalid_parameter", NULL,
+                       "a time in the query (cursor or expiring_before) is not valid");
+        return;
+    }
     if (err != NULL) {
         gw_api_pg_failed(ctx, err);
         return;

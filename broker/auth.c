@@ -107,7 +107,8 @@ static struct cache_entry *cache_get(struct gw_auth *a, const char *hash)
     return NULL;
 }
 
-static void cache_put(struct gw_auth *a, const char *hash, bool valid, const struct gw_principal *p)
+static void cache_put(struct gw_auth *a, const char *hash, bool valid, const struct gw_principal *p,
+                      uint64_t ttl_ms)
 {
     struct cache_entry *e;
     size_t b = bucket_of(hash);
@@ -119,7 +120,7 @@ static void cache_put(struct gw_auth *a, const char *hash, bool valid, const str
         return;
     memcpy(e->hash, hash, sizeof(e->hash));
     e->valid = valid;
-    e->expires_ms = uv_now(a->b->loop) + (valid ? POSITIVE_TTL_MS : NEGATIVE_TTL_MS);
+    e->expires_ms = uv_now(a->b->loop) + ttl_ms;
     if (valid)
         principal_copy(&e->p, p);
     e->next = a->buckets[b];
@@ -179,7 +180,7 @@ static void lookup_done(void *arg, const PGresult *res, const struct gw_error *e
         return;
     }
     if (PQntuples(res) != 1) {
-        cache_put(l->auth, l->hash, false, NULL);
+        cache_put(l->auth, l->hash, false, NULL, NEGATIVE_TTL_MS);
         free(l);
         unauthorized(ctx, "the bearer token is unknown, expired or revoked");
         return;
@@ -200,7 +201,14 @@ static void lookup_done(void *arg, const PGresult *res, const struct gw_error *e
     p.teams_pg = teams_to_pg(teams);
     json_decref(teams);
     json_decref(roles);
-    cache_put(l->auth, l->hash, true, &p);
+    /* Never cache a token past its own expiry. */
+    uint64_t ttl = POSITIVE_TTL_MS;
+    if (!PQgetisnull(res, 0, 3)) {
+        double left_ms = atof(PQgetvalue(res, 0, 3)) * 1000.0;
+        if (left_ms < (double)ttl)
+            ttl = left_ms > 0 ? (uint64_t)left_ms : 0;
+    }
+    cache_put(l->auth, l->hash, true, &p, ttl);
     ctx->principal = p; /* the context owns these strings now */
     void (*next)(struct gw_api_ctx *) = l->next;
     free(l);
@@ -299,7 +307,8 @@ void gw_auth_check(struct gw_api_ctx *ctx, void (*next)(struct gw_api_ctx *ctx))
     memcpy(l->hash, hash, sizeof(hash));
     const char *params[] = {l->hash};
     if (gw_pg_query(ctx->b->pg, "auth_token",
-                    "SELECT subject, to_json(teams)::text, to_json(roles)::text"
+                    "SELECT subject, to_json(teams)::text, to_json(roles)::text,"
+                    " extract(epoch FROM expires_at - now())"
                     " FROM gw_api_tokens WHERE token_hash = $1 AND revoked_at IS NULL"
                     " AND (expires_at IS NULL OR expires_at > now())",
                     1, params, lookup_done, l) < 0) {

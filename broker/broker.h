@@ -122,6 +122,10 @@ void gw_sink_destroy(struct gw_sink *s);
  * `max_lag` messages behind: only then do stale heartbeats mean a lost
  * worker rather than events not applied yet. */
 bool gw_sink_caught_up(const struct gw_sink *s, uint64_t for_ms, int64_t max_lag);
+/* This replica's id in the consumer group, and how many partitions it holds
+ * (reported to PostgreSQL so every reaper knows whether all sinks are current). */
+const char *gw_sink_instance(const struct gw_sink *s);
+int gw_sink_partitions(const struct gw_sink *s);
 struct gw_reaper *gw_reaper_create(struct gw_broker *b, struct gw_error *err);
 void gw_reaper_destroy(struct gw_reaper *r);
 struct gw_webhooks *gw_webhooks_create(struct gw_broker *b, struct gw_error *err);

@@ -54,6 +54,14 @@ static void reaped(void *arg, const PGresult *res, const struct gw_error *err)
         reaper_run(r); /* more to do */
 }
 
+static void reported(void *arg, const PGresult *res, const struct gw_error *err)
+{
+    (void)arg;
+    (void)res;
+    if (err != NULL && err->code != GW_ECLOSED && err->code != GW_EUNAVAIL)
+        gw_log_warn("reaper: reporting the sink's state failed: %s", err->message);
+}
+
 static void reaper_run(struct gw_reaper *r)
 {
     char hb[32], rq[32], limit[16];
@@ -67,6 +75,12 @@ static void reaper_run(struct gw_reaper *r)
      * lost until the sink has been assigned and current for a full timeout. */
     bool check =
         gw_sink_caught_up(r->b->sink, (uint64_t)r->b->opts.heartbeat_timeout_s * 1000, LAG_MAX);
+    char parts[16];
+    snprintf(parts, sizeof(parts), "%d", gw_sink_partitions(r->b->sink));
+    const char *report[] = {gw_sink_instance(r->b->sink), parts, check ? "true" : "false"};
+    /* Fire and forget: a lost report only delays heartbeat checks a tick. */
+    gw_pg_query(r->b->pg, "sink_report", "SELECT gw_sink_report($1, $2::int, $3::boolean)", 3,
+                report, reported, NULL);
     const char *params[] = {hb, rq, limit, check ? "true" : "false"};
     r->busy = true;
     if (gw_pg_query(r->b->pg, "reap",

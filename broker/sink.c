@@ -54,6 +54,7 @@ struct gw_sink {
     bool closed;
     bool retry_closed;
     uv_timer_t retry;
+    char instance[300]; /* this replica's static member id, reported to PostgreSQL */
 };
 
 static void pq_next(struct pqueue *q);
@@ -403,6 +404,20 @@ bool gw_sink_caught_up(const struct gw_sink *s, uint64_t for_ms, int64_t max_lag
     return uv_now(s->b->loop) - h.assigned_since_ms >= for_ms;
 }
 
+const char *gw_sink_instance(const struct gw_sink *s)
+{
+    return s != NULL ? s->instance : "";
+}
+
+int gw_sink_partitions(const struct gw_sink *s)
+{
+    struct gw_kafka_consumer_health h;
+    if (s == NULL || s->closed)
+        return 0;
+    gw_kafka_consumer_health(s->consumer, &h);
+    return h.partitions;
+}
+
 struct gw_sink *gw_sink_create(struct gw_broker *b, struct gw_error *err)
 {
     struct gw_sink *s = calloc(1, sizeof(*s));
@@ -428,6 +443,7 @@ struct gw_sink *gw_sink_create(struct gw_broker *b, struct gw_error *err)
         gethostname(host, sizeof(host) - 1);
         snprintf(instance, sizeof(instance), "%s:%d", host, b->opts.listen_port);
     }
+    snprintf(s->instance, sizeof(s->instance), "%s", instance);
     struct gw_kafka_config kc = {.brokers = b->opts.kafka_brokers, .extra = b->opts.kafka_extra};
     struct gw_kafka_consumer_options co = {.group_id = group,
                                            .topics = topics,

@@ -140,6 +140,12 @@ void gw_run_finish_cancelled(struct gw_run *run, const char *message);
  * shorter than 3 bytes. Returns a new array (empty when there are none). */
 json_t *gw_run_secret_values(json_t *inputs, json_t *secret_paths);
 
+/* Secret masking for what leaves the worker besides log lines (outputs,
+ * failure messages): a malloc'd masked copy of `text`, or NULL when nothing
+ * matched; and a masked deep copy of `value` (new reference). */
+char *gw_run_mask_text(const struct gw_run *run, const char *text);
+json_t *gw_run_mask_json(const struct gw_run *run, json_t *value);
+
 /* The longest line a log event carries. */
 #define GW_RUN_LOG_LINE_MAX 16384
 

@@ -219,3 +219,58 @@ void gw_run_finish_cancelled(struct gw_run *run, const char *message)
     struct gw_run_result r = {.outcome = GW_RUN_CANCELLED, .exit_code = -1, .message = message};
     finish(run, &r);
 }
+
+char *gw_run_mask_text(const struct gw_run *run, const char *text)
+{
+    size_t len;
+    char *masked;
+    if (text == NULL || json_array_size(run->secret_values) == 0)
+        return NULL;
+    masked = mask_secrets(run->secret_values, text, strlen(text), &len);
+    if (masked != NULL) {
+        char *z = realloc(masked, len + 1);
+        if (z == NULL) {
+            free(masked);
+            return NULL;
+        }
+        z[len] = '\0';
+        masked = z;
+    }
+    return masked;
+}
+
+json_t *gw_run_mask_json(const struct gw_run *run, json_t *value)
+{
+    if (value == NULL)
+        return NULL;
+    if (json_array_size(run->secret_values) == 0)
+        return json_incref(value);
+    if (json_is_string(value)) {
+        char *m = gw_run_mask_text(run, json_string_value(value));
+        if (m == NULL)
+            return json_incref(value);
+        json_t *out = json_string(m);
+        free(m);
+        return out != NULL ? out : json_string("[redacted]");
+    }
+    if (json_is_object(value)) {
+        json_t *out = json_object();
+        const char *k;
+        json_t *v;
+        json_object_foreach(value, k, v)
+        {
+            char *mk = gw_run_mask_text(run, k);
+            json_object_set_new(out, mk != NULL ? mk : k, gw_run_mask_json(run, v));
+            free(mk);
+        }
+        return out;
+    }
+    if (json_is_array(value)) {
+        json_t *out = json_array();
+        size_t i;
+        json_t *v;
+        json_array_foreach(value, i, v) json_array_append_new(out, gw_run_mask_json(run, v));
+        return out;
+    }
+    return json_incref(value);
+}

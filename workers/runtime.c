@@ -283,14 +283,18 @@ static void sink_finish(struct gw_run *run, const struct gw_run_result *r)
 {
     struct job *j = run->sink_data;
     struct gw_worker *w = j->w;
-    const char *msg = r->message ? r->message : "";
+    /* Outputs and messages leave the worker too: mask secrets there as in
+     * log lines (a program may echo a DSN into its outputs). */
+    char *masked_msg = gw_run_mask_text(run, r->message);
+    const char *msg = masked_msg ? masked_msg : (r->message ? r->message : "");
+    json_t *outputs = gw_run_mask_json(run, r->outputs);
     uv_timer_stop(&j->timer);
     j->state = J_FINISHING;
     switch (r->outcome) {
     case GW_RUN_SUCCEEDED:
         w->stats.runs_succeeded++;
         gw_log(GW_LOG_INFO, j->req.run_id, "run succeeded");
-        publish(j, "succeeded", json_pack("{s:O}", "outputs", r->outputs), true);
+        publish(j, "succeeded", json_pack("{s:O}", "outputs", outputs), true);
         break;
     case GW_RUN_FAILED:
         w->stats.runs_failed++;
@@ -320,6 +324,8 @@ static void sink_finish(struct gw_run *run, const struct gw_run_result *r)
         }
         break;
     }
+    free(masked_msg);
+    json_decref(outputs);
 }
 
 static const struct gw_run_sink runtime_sink = {.log = sink_log, .finish = sink_finish};

@@ -28,7 +28,7 @@ print("basic", base64.b64encode(t.encode()).decode(), flush=True)
 print("query ?token=" + urllib.parse.quote(t, safe=""), flush=True)
 print("stderr has", t, file=sys.stderr, flush=True)
 with open(os.environ["GANGWAY_OUTPUTS"], "w") as f:
-    json.dump({"token_sha256": hashlib.sha256(t.encode()).hexdigest()}, f)
+    json.dump({"token_sha256": hashlib.sha256(t.encode()).hexdigest(), "echo": "dsn=" + t}, f)
 '''
 
 
@@ -178,6 +178,8 @@ def test():
         check(done["status"] == "succeeded", "the secret run succeeds", done)
         check(done["outputs"]["token_sha256"] == hashlib.sha256(canary.encode()).hexdigest(),
               "the backend received the real value")
+        check(done["outputs"]["echo"] == "dsn=[redacted]", "a secret echoed into outputs is masked",
+              done["outputs"])
         forms = [canary, base64.b64encode(canary.encode()).decode(),
                  urllib.parse.quote(canary, safe="")]
         logs = s.get("/v1/runs/%s/logs" % done["id"]).body.decode()
