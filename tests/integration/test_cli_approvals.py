@@ -44,10 +44,11 @@ class Person:
 class Recorder(http.server.BaseHTTPRequestHandler):
     """Another server: records the Authorization header it is sent."""
     seen = []
+    body = b'{"items": []}'
 
     def do_GET(self):
         Recorder.seen.append(self.headers.get("Authorization"))
-        body = b'{"items": []}'
+        body = Recorder.body
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -155,6 +156,26 @@ def test():
                                env={"GANGWAY_URL": other_url, "GANGWAY_TOKEN": "gwt_from_env"})
         check(rc == 0 and Recorder.seen[-1] == "Bearer gwt_from_flag", "and flags win over both",
               Recorder.seen)
+        # A plan-first run (as the broker would list it): the PLAN column, and
+        # an approval given for an older plan does not count.
+        Recorder.body = json.dumps({"items": [{
+            "id": "11111111-2222-3333-4444-555555555555", "action": {"id": "tf-apply"},
+            "status": "pending_approval", "inputs": {"workspace": "prod"},
+            "requested_by": {"subject": "erin", "teams": ["payments"]},
+            "plan": {"sha256": "abcdef0123456789" + "0" * 48,
+                     "summary": {"add": 1, "change": 0, "destroy": 2}},
+            "approval": {"required": 1, "from_roles": ["sre-lead"], "plan_first": True,
+                         "expires_at": "2000-01-01T00:00:00.000000Z",
+                         "decisions": [{"approver": "zed", "decision": "approve",
+                                        "plan_sha256": "f" * 64}]}}]}).encode()
+        rc, out, err = bob.cli("approvals", "--url", other_url, "--token", "x")
+        row = out.splitlines()[1] if rc == 0 and len(out.splitlines()) > 1 else ""
+        check(out.split()[-1:] == ["PLAN"] or "PLAN" in out.splitlines()[0],
+              "a plan-first run adds a PLAN column", out)
+        check('abcdef012345: {"add":1,"change":0,"destroy":2}' in row and " 0/1 " in row and
+              "role sre-lead" in row and "(expired)" in row,
+              "with the plan's hash and summary; an approval of another plan does not count", row)
+        Recorder.body = b'{"items": []}'
         rc, out, err = bob.cli("actions", env={"GANGWAY_TOKEN": "gwt_" + "1" * 40})
         check(rc == 4 and "HTTP 401" in err, "GANGWAY_TOKEN is used with the stored URL", rc, err)
 
