@@ -138,6 +138,16 @@ int gw_cmd_worker(int argc, char **argv)
     }
     /* A child that does not read its stdin must not kill us with SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
+    /* Claims are blocking libcurl calls on libuv's thread pool (and the git
+     * backend works there too): with the default 4 threads, 4 claims at a
+     * time capped the whole pool's throughput under load. Size it to the
+     * pool unless the operator chose (libuv reads it once, before first use). */
+    if (getenv("UV_THREADPOOL_SIZE") == NULL) {
+        char n[16];
+        int size = o.concurrency + 4;
+        snprintf(n, sizeof(n), "%d", size < 4 ? 4 : size > 128 ? 128 : size);
+        setenv("UV_THREADPOOL_SIZE", n, 0);
+    }
     if (gw_claim_global_init(&err) < 0 || uv_loop_init(&loop) != 0) {
         gw_log_error("start-up failed: %s", err.message);
         free(props_buf);
