@@ -140,9 +140,12 @@ def test_chart():
     # worker type and the broker block.
     for path in sorted(set(re.findall(r"\.Values\.([A-Za-z0-9_.]+)", all_text))):
         check(values_has(values, path.rstrip(".")), f"templates read .Values.{path}, not in values.yaml")
-    sample_worker = next(iter(values.get("workers", {}).values()), {})
-    for path in sorted(set(re.findall(r"\$w\.([A-Za-z0-9_.]+)", all_text))):
-        check(values_has(sample_worker, path), f"templates read $w.{path}, not in values.yaml workers.<type>")
+    defaults = values.get("workerDefaults", {})
+    for path in sorted(set(re.findall(r"\$[wd]\.([A-Za-z0-9_.]+)", all_text))):
+        check(values_has(defaults, path), f"templates read $w.{path}, not in values.yaml workerDefaults")
+    for key in re.findall(r'dig ((?:"[A-Za-z]+" )+)\$d\.', all_text):
+        path = ".".join(k.strip('"') for k in key.split())
+        check(values_has(defaults, path), f"templates dig {path}, not in values.yaml workerDefaults")
     for path in sorted(set(re.findall(r"\$b\.([A-Za-z0-9_.]+)", all_text))):
         check(values_has(values.get("broker", {}), path), f"templates read $b.{path}, not in values.yaml broker")
 
@@ -319,8 +322,28 @@ def test_containerfile():
         check(owners & pkgs, f"Containerfile runtime stage lacks the package of {lib} ({', '.join(sorted(owners))})")
 
 
+def helm_render():
+    """The real renderer when a `helm` is on PATH (not in CI: no Debian package)."""
+    helm = shutil.which("helm")
+    if helm is None:
+        print("helm lint/template: skipped (no helm on PATH)")
+        return
+    with tempfile.TemporaryDirectory(prefix="gw-helm-") as home:
+        env = dict(os.environ, HELM_CACHE_HOME=home, HELM_CONFIG_HOME=home, HELM_DATA_HOME=home)
+        p = subprocess.run([helm, "lint", "--strict", CHART], capture_output=True, text=True, env=env)
+        check(p.returncode == 0, f"helm lint --strict: {p.stdout}{p.stderr}")
+        for kind in ("Deployment", "StatefulSet"):
+            p = subprocess.run([helm, "template", "gw", CHART, "--set", f"broker.kind={kind}"],
+                               capture_output=True, text=True, env=env)
+            check(p.returncode == 0, f"helm template: {p.stderr}")
+            docs = [d for d in yaml.safe_load_all(p.stdout) if d] if p.returncode == 0 else []
+            kinds = sorted(d["kind"] for d in docs)
+            check(kind in kinds and "Job" in kinds, f"helm template (broker.kind={kind}) rendered {kinds}")
+
+
 def main():
     chart_text = test_chart()
+    helm_render()
     test_units()
     systemd_verify()
     test_env_names(chart_text)
