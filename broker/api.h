@@ -48,6 +48,7 @@ void gw_api_run_cancel(struct gw_api_ctx *ctx);
 void gw_api_run_reconcile(struct gw_api_ctx *ctx);
 void gw_api_run_decide(struct gw_api_ctx *ctx);
 void gw_api_approvals_list(struct gw_api_ctx *ctx);
+void gw_api_extension_decide(struct gw_api_ctx *ctx);
 
 void gw_api_resources_list(struct gw_api_ctx *ctx);
 void gw_api_resource_get(struct gw_api_ctx *ctx);

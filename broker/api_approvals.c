@@ -246,3 +246,117 @@ void gw_api_approvals_list(struct gw_api_ctx *ctx)
     if (rc < 0)
         gw_api_problem(ctx, 503, "unavailable", NULL, "the broker is overloaded; retry later");
 }
+
+/* ------------------------------------------- extensions that need approval */
+
+static void extension_decided(void *arg, const PGresult *res, const struct gw_error *err)
+{
+    struct gw_api_ctx *ctx = arg;
+    if (err != NULL) {
+        gw_api_pg_failed(ctx, err);
+        return;
+    }
+    if (PQntuples(res) == 0) {
+        gw_api_problem(ctx, 404, "resource_not_found", NULL, "no resource with id '%s'", ctx->id);
+        return;
+    }
+    const char *outcome = PQgetvalue(res, 0, 0);
+    const char *body = PQgetvalue(res, 0, 1);
+    size_t len = (size_t)PQgetlength(res, 0, 1);
+    static const struct {
+        const char *outcome;
+        int status;
+        const char *code;
+        const char *detail;
+    } refusals[] = {
+        {"forbidden", 403, "forbidden", "deciding on this action needs decide_approvals"},
+        {"not_found", 404, "resource_not_found", "no such resource"},
+        {"no_pending", 409, "no_pending_extension", "no extension of this resource is waiting"},
+        {"self_approval", 403, "self_approval", "the requester of an extension cannot decide it"},
+        {"not_eligible", 403, "not_an_approver",
+         "you are not in the teams or roles this extension's rule names"},
+        {"already_decided", 409, "already_decided", "you already decided on this extension"},
+        {"not_active", 409, "resource_not_active",
+         "approved, but the resource is no longer active: the extension was not applied"},
+        {"over_limit", 409, "extension_over_limit",
+         "approved, but it would now pass the maximum lifetime: not applied"},
+        {"no_ttl", 409, "no_ttl", "the resource has no expiry"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(refusals); i++) {
+        if (strcmp(outcome, refusals[i].outcome) == 0) {
+            gw_api_problem(ctx, refusals[i].status, refusals[i].code, NULL, "%s",
+                           refusals[i].detail);
+            return;
+        }
+    }
+    if (strcmp(outcome, "approved") == 0)
+        gw_relay_kick(ctx->b->relay); /* resource.updated waits in the outbox */
+    gw_api_reply(ctx, 200, NULL, body, len);
+}
+
+/* POST /v1/resources/{id}/extension/decisions {"decision", "comment"} */
+void gw_api_extension_decide(struct gw_api_ctx *ctx)
+{
+    json_error_t jerr;
+    char teams_empty[] = "{}";
+    const char *k;
+    json_t *v;
+
+    if (!gw_uuid_valid(ctx->id)) {
+        gw_api_problem(ctx, 404, "resource_not_found", NULL, "no resource with id '%s'", ctx->id);
+        return;
+    }
+    json_t *body = json_loadb(ctx->req->body, ctx->req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (body == NULL) {
+        gw_api_problem(ctx, 400, "invalid_json", NULL, "the body is not valid JSON: %s", jerr.text);
+        return;
+    }
+    ctx->scratch = body;
+    json_object_foreach(body, k, v)
+    {
+        if (strcmp(k, "decision") != 0 && strcmp(k, "comment") != 0) {
+            char ptr[300];
+            snprintf(ptr, sizeof(ptr), "/%s", k);
+            gw_api_problem(ctx, 422, "validation_failed",
+                           gw_api_field_error(ptr, "additionalProperties", "unknown field"),
+                           "unknown field '%s' in the request body", k);
+            return;
+        }
+    }
+    json_t *decision = json_object_get(body, "decision");
+    json_t *comment = json_object_get(body, "comment");
+    if (!json_is_string(decision) || (strcmp(json_string_value(decision), "approve") != 0 &&
+                                      strcmp(json_string_value(decision), "reject") != 0)) {
+        gw_api_problem(ctx, 422, "validation_failed",
+                       gw_api_field_error("/decision", "enum", "\"approve\" or \"reject\""),
+                       "decision must be \"approve\" or \"reject\"");
+        return;
+    }
+    if (comment != NULL && (!json_is_string(comment) || json_string_length(comment) > 2000)) {
+        gw_api_problem(ctx, 422, "validation_failed",
+                       gw_api_field_error("/comment", "maxLength", "at most 2000 characters"),
+                       "comment must be a string of at most 2000 characters");
+        return;
+    }
+    struct decider d;
+    if (!decider_init(ctx, &d))
+        return;
+    const char *params[] = {ctx->id,
+                            ctx->principal.subject,
+                            ctx->principal.teams_pg ? ctx->principal.teams_pg : teams_empty,
+                            d.roles,
+                            json_string_value(decision),
+                            json_string_value(comment),
+                            d.actions};
+    int rc = gw_pg_query(
+        ctx->b->pg, "extension_decide",
+        "SELECT d.outcome, d.resource::text FROM gw_resources r CROSS JOIN LATERAL"
+        " gw_decide_extension(r.id, $2, $3::text[], $4::text[], $5, $6) d WHERE r.id = $1"
+        " AND ('*' = ANY ($7::text[]) OR r.action_id = ANY ($7::text[]))"
+        " UNION ALL SELECT 'forbidden', NULL FROM gw_resources r WHERE r.id = $1"
+        " AND NOT ('*' = ANY ($7::text[]) OR r.action_id = ANY ($7::text[]))",
+        7, params, extension_decided, ctx);
+    decider_finish(&d);
+    if (rc < 0)
+        gw_api_problem(ctx, 503, "unavailable", NULL, "the broker is overloaded; retry later");
+}

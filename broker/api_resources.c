@@ -386,6 +386,12 @@ static void change_done(void *arg, const PGresult *res, const struct gw_error *e
             ctx, 422, "extension_over_limit",
             gw_api_field_error("/seconds", "maximum", "past the action's maximum lifetime"),
             "the extension would pass the resource's maximum lifetime");
+    } else if (strcmp(outcome, "extension_pending") == 0) {
+        gw_api_problem(ctx, 409, "extension_pending", NULL,
+                       "an extension of this resource is already waiting for approval");
+    } else if (strcmp(outcome, "pending") == 0) {
+        /* The action wants extensions approved: the request waits. */
+        gw_api_reply(ctx, 202, NULL, body, len);
     } else if (strcmp(outcome, "teardown_started") == 0) {
         gw_relay_kick(ctx->b->relay);
         gw_api_reply(ctx, 202, NULL, body, len);

@@ -41,6 +41,7 @@ static const struct route routes[] = {
     {"GET", "/v1/resources", AUTH_USER, gw_api_resources_list},
     {"GET", "/v1/resources/*", AUTH_USER, gw_api_resource_get},
     {"POST", "/v1/resources/*/extend", AUTH_USER, gw_api_resource_extend},
+    {"POST", "/v1/resources/*/extension/decisions", AUTH_USER, gw_api_extension_decide},
     {"DELETE", "/v1/resources/*", AUTH_USER, gw_api_resource_delete},
     {"GET", "/v1/events", AUTH_USER, gw_stream_events},
     {"GET", "/v1/audit", AUTH_USER, gw_api_audit_list},
