@@ -170,7 +170,7 @@ static void tick(uv_timer_t *t)
         const char *params[] = {limit};
         rc = gw_pg_query(
             wh->b->pg, "webhook_lease",
-            "UPDATE gw_webhooks w SET lease_until = clock_timestamp() + interval '60 seconds',"
+            "UPDATE gw_webhooks w SET lease_until = clock_timestamp() + interval '180 seconds',"
             " attempts = w.attempts + 1 WHERE w.id IN (SELECT id FROM gw_webhooks"
             " WHERE sent_at IS NULL AND next_at <= clock_timestamp() AND (lease_until IS NULL"
             " OR lease_until < clock_timestamp()) ORDER BY id LIMIT $1::int FOR UPDATE SKIP"
