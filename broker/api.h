@@ -73,6 +73,12 @@ void gw_api_problem(struct gw_api_ctx *ctx, int status, const char *code, json_t
  * (a new array, for gw_api_problem to steal). */
 json_t *gw_api_field_error(const char *pointer, const char *keyword, const char *message);
 
+/* Query parameter `name` %-decoded into out[cap]: true when present. A
+ * value that does not fit sets *too_long (and returns false); the handler
+ * then answers gw_api_query_too_long() before it queries anything. */
+bool gw_api_query(struct gw_api_ctx *ctx, const char *name, char *out, size_t cap, bool *too_long);
+void gw_api_query_too_long(struct gw_api_ctx *ctx);
+
 /* Answers a failed PostgreSQL call: 503 with Retry-After when it may pass,
  * 500 otherwise; frees ctx. */
 void gw_api_pg_failed(struct gw_api_ctx *ctx, const struct gw_error *err);

@@ -88,6 +88,7 @@ static void page_done(void *arg, const PGresult *res, const struct gw_error *err
 
 void gw_api_audit_list(struct gw_api_ctx *ctx)
 {
+    bool too_long = false;
     char run[64], actor[GW_SUBJECT_MAX + 16], action[128], since[48], until[48], limit_s[16],
         cursor[32], limit_plus[16];
     const char *p_run = NULL, *p_actor = NULL, *p_action = NULL, *p_since = NULL, *p_until = NULL,
@@ -101,7 +102,7 @@ void gw_api_audit_list(struct gw_api_ctx *ctx)
         gw_api_problem(ctx, 403, "forbidden", NULL, "reading the audit trail needs read_audit");
         return;
     }
-    if (gw_http_req_query(ctx->req, "run", run, sizeof(run))) {
+    if (gw_api_query(ctx, "run", run, sizeof(run), &too_long)) {
         if (!gw_uuid_valid(run)) {
             gw_api_problem(ctx, 400, "invalid_parameter",
                            gw_api_field_error("/query/run", "format", "a run id (uuid)"),
@@ -110,11 +111,11 @@ void gw_api_audit_list(struct gw_api_ctx *ctx)
         }
         p_run = run;
     }
-    if (gw_http_req_query(ctx->req, "actor", actor, sizeof(actor)))
+    if (gw_api_query(ctx, "actor", actor, sizeof(actor), &too_long))
         p_actor = actor;
-    if (gw_http_req_query(ctx->req, "action", action, sizeof(action)))
+    if (gw_api_query(ctx, "action", action, sizeof(action), &too_long))
         p_action = action;
-    if (gw_http_req_query(ctx->req, "since", since, sizeof(since))) {
+    if (gw_api_query(ctx, "since", since, sizeof(since), &too_long)) {
         if (!plausible_time(since)) {
             gw_api_problem(ctx, 400, "invalid_parameter",
                            gw_api_field_error("/query/since", "format", "an RFC 3339 date-time"),
@@ -123,7 +124,7 @@ void gw_api_audit_list(struct gw_api_ctx *ctx)
         }
         p_since = since;
     }
-    if (gw_http_req_query(ctx->req, "until", until, sizeof(until))) {
+    if (gw_api_query(ctx, "until", until, sizeof(until), &too_long)) {
         if (!plausible_time(until)) {
             gw_api_problem(ctx, 400, "invalid_parameter",
                            gw_api_field_error("/query/until", "format", "an RFC 3339 date-time"),
@@ -132,7 +133,7 @@ void gw_api_audit_list(struct gw_api_ctx *ctx)
         }
         p_until = until;
     }
-    if (gw_http_req_query(ctx->req, "limit", limit_s, sizeof(limit_s))) {
+    if (gw_api_query(ctx, "limit", limit_s, sizeof(limit_s), &too_long)) {
         limit = atoi(limit_s);
         if (!digits(limit_s) || limit < 1 || limit > LIMIT_MAX) {
             gw_api_problem(ctx, 400, "invalid_parameter",
@@ -141,7 +142,7 @@ void gw_api_audit_list(struct gw_api_ctx *ctx)
             return;
         }
     }
-    if (gw_http_req_query(ctx->req, "cursor", cursor, sizeof(cursor))) {
+    if (gw_api_query(ctx, "cursor", cursor, sizeof(cursor), &too_long)) {
         if (!digits(cursor)) {
             gw_api_problem(
                 ctx, 400, "invalid_cursor",
@@ -150,6 +151,10 @@ void gw_api_audit_list(struct gw_api_ctx *ctx)
             return;
         }
         p_cursor = cursor;
+    }
+    if (too_long) {
+        gw_api_query_too_long(ctx);
+        return;
     }
     ctx->scratch = json_integer(limit);
     snprintf(limit_plus, sizeof(limit_plus), "%d", limit + 1);

@@ -280,16 +280,17 @@ static const char *const resource_statuses[] = {"active", "tearing_down", "teard
 
 void gw_api_resources_list(struct gw_api_ctx *ctx)
 {
+    bool too_long = false;
     char team[128], kind[128], before[64], status[32], limit_s[16], cursor[128], limit_plus[16];
     const char *p_team = NULL, *p_kind = NULL, *p_before = NULL, *p_status = NULL;
     const char *p_ts = NULL, *p_id = NULL;
     int limit = 50;
 
-    if (gw_http_req_query(ctx->req, "team", team, sizeof(team)))
+    if (gw_api_query(ctx, "team", team, sizeof(team), &too_long))
         p_team = team;
-    if (gw_http_req_query(ctx->req, "kind", kind, sizeof(kind)))
+    if (gw_api_query(ctx, "kind", kind, sizeof(kind), &too_long))
         p_kind = kind;
-    if (gw_http_req_query(ctx->req, "expiring_before", before, sizeof(before))) {
+    if (gw_api_query(ctx, "expiring_before", before, sizeof(before), &too_long)) {
         /* An RFC 3339 timestamp; PostgreSQL parses it, we only check its shape. */
         if (strlen(before) < 10 || strspn(before, "0123456789-:TZ.+ ") != strlen(before)) {
             gw_api_problem(
@@ -300,7 +301,7 @@ void gw_api_resources_list(struct gw_api_ctx *ctx)
         }
         p_before = before;
     }
-    if (gw_http_req_query(ctx->req, "status", status, sizeof(status))) {
+    if (gw_api_query(ctx, "status", status, sizeof(status), &too_long)) {
         bool ok = false;
         for (size_t i = 0; i < ARRAY_SIZE(resource_statuses); i++)
             ok = ok || strcmp(status, resource_statuses[i]) == 0;
@@ -312,7 +313,7 @@ void gw_api_resources_list(struct gw_api_ctx *ctx)
         }
         p_status = status;
     }
-    if (gw_http_req_query(ctx->req, "limit", limit_s, sizeof(limit_s))) {
+    if (gw_api_query(ctx, "limit", limit_s, sizeof(limit_s), &too_long)) {
         limit = atoi(limit_s);
         if (strspn(limit_s, "0123456789") != strlen(limit_s) || limit < 1 || limit > 500) {
             gw_api_problem(ctx, 400, "invalid_parameter",
@@ -321,7 +322,7 @@ void gw_api_resources_list(struct gw_api_ctx *ctx)
             return;
         }
     }
-    if (gw_http_req_query(ctx->req, "cursor", cursor, sizeof(cursor))) {
+    if (gw_api_query(ctx, "cursor", cursor, sizeof(cursor), &too_long)) {
         char *sep = strchr(cursor, '~');
         if (sep == NULL || !gw_uuid_valid(sep + 1) || sep - cursor < 20) {
             gw_api_problem(
@@ -333,6 +334,10 @@ void gw_api_resources_list(struct gw_api_ctx *ctx)
         *sep = '\0';
         p_ts = cursor;
         p_id = sep + 1;
+    }
+    if (too_long) {
+        gw_api_query_too_long(ctx);
+        return;
     }
     struct gw_authz_filter f;
     snprintf(limit_plus, sizeof(limit_plus), "%d", limit + 1);

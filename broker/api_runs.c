@@ -492,22 +492,27 @@ void gw_api_run_events(struct gw_api_ctx *ctx)
 
 void gw_api_run_logs(struct gw_api_ctx *ctx)
 {
+    bool too_long = false;
     char after[24] = "0";
     char limit[16] = "1000";
     if (!run_id_ok(ctx))
         return;
-    if (gw_http_req_query(ctx->req, "after", after, sizeof(after)) &&
+    if (gw_api_query(ctx, "after", after, sizeof(after), &too_long) &&
         strspn(after, "0123456789") != strlen(after)) {
         gw_api_problem(ctx, 400, "invalid_parameter",
                        gw_api_field_error("/query/after", "type", "integer"),
                        "'after' must be a log sequence number");
         return;
     }
-    if (gw_http_req_query(ctx->req, "limit", limit, sizeof(limit)) &&
+    if (gw_api_query(ctx, "limit", limit, sizeof(limit), &too_long) &&
         (strspn(limit, "0123456789") != strlen(limit) || atoi(limit) < 1 || atoi(limit) > 10000)) {
         gw_api_problem(ctx, 400, "invalid_parameter",
                        gw_api_field_error("/query/limit", "maximum", "1 to 10000"),
                        "'limit' must be between 1 and 10000");
+        return;
+    }
+    if (too_long) {
+        gw_api_query_too_long(ctx);
         return;
     }
     struct gw_authz_filter f;
@@ -578,11 +583,12 @@ static void list_done(void *arg, const PGresult *res, const struct gw_error *err
 
 void gw_api_runs_list(struct gw_api_ctx *ctx)
 {
+    bool too_long = false;
     char status[32], action[128], limit_s[16], cursor[128], limit_plus[16];
     const char *p_status = NULL, *p_action = NULL, *p_ts = NULL, *p_id = NULL;
     int limit = 50;
 
-    if (gw_http_req_query(ctx->req, "status", status, sizeof(status))) {
+    if (gw_api_query(ctx, "status", status, sizeof(status), &too_long)) {
         bool ok = false;
         for (size_t i = 0; i < ARRAY_SIZE(run_statuses); i++)
             ok = ok || strcmp(status, run_statuses[i]) == 0;
@@ -594,9 +600,9 @@ void gw_api_runs_list(struct gw_api_ctx *ctx)
         }
         p_status = status;
     }
-    if (gw_http_req_query(ctx->req, "action", action, sizeof(action)))
+    if (gw_api_query(ctx, "action", action, sizeof(action), &too_long))
         p_action = action;
-    if (gw_http_req_query(ctx->req, "limit", limit_s, sizeof(limit_s))) {
+    if (gw_api_query(ctx, "limit", limit_s, sizeof(limit_s), &too_long)) {
         limit = atoi(limit_s);
         if (strspn(limit_s, "0123456789") != strlen(limit_s) || limit < 1 || limit > 500) {
             gw_api_problem(ctx, 400, "invalid_parameter",
@@ -605,7 +611,7 @@ void gw_api_runs_list(struct gw_api_ctx *ctx)
             return;
         }
     }
-    if (gw_http_req_query(ctx->req, "cursor", cursor, sizeof(cursor))) {
+    if (gw_api_query(ctx, "cursor", cursor, sizeof(cursor), &too_long)) {
         char *sep = strchr(cursor, '~');
         if (sep == NULL || !gw_uuid_valid(sep + 1) || sep - cursor < 20) {
             gw_api_problem(
@@ -617,6 +623,10 @@ void gw_api_runs_list(struct gw_api_ctx *ctx)
         *sep = '\0';
         p_ts = cursor;
         p_id = sep + 1;
+    }
+    if (too_long) {
+        gw_api_query_too_long(ctx);
+        return;
     }
     struct gw_authz_filter f;
     snprintf(limit_plus, sizeof(limit_plus), "%d", limit + 1);

@@ -124,6 +124,31 @@ void gw_api_problem(struct gw_api_ctx *ctx, int status, const char *code, json_t
     ctx_free(ctx);
 }
 
+bool gw_api_query(struct gw_api_ctx *ctx, const char *name, char *out, size_t cap, bool *too_long)
+{
+    size_t n = strlen(name);
+    if (gw_http_req_query(ctx->req, name, out, cap))
+        return true;
+    /* Absent, or present and longer than the caller's buffer: tell them
+     * apart, so a filter is never dropped silently. */
+    for (const char *q = ctx->req->query; q != NULL && *q != '\0';) {
+        if (strncmp(q, name, n) == 0 && q[n] == '=') {
+            *too_long = true;
+            return false;
+        }
+        q = strchr(q, '&');
+        if (q != NULL)
+            q++;
+    }
+    return false;
+}
+
+void gw_api_query_too_long(struct gw_api_ctx *ctx)
+{
+    gw_api_problem(ctx, 400, "invalid_parameter", NULL,
+                   "a query parameter is longer than any valid value");
+}
+
 json_t *gw_api_field_error(const char *pointer, const char *keyword, const char *message)
 {
     return json_pack("[{s:s, s:s, s:s}]", "pointer", pointer, "keyword", keyword, "message",

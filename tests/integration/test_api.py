@@ -125,6 +125,9 @@ def test():
         total = int(s.sql("SELECT count(*) FROM gw_runs WHERE action_id = 'echo'"))
         check(len(seen) == total and len(set(seen)) == total,
               "pages cover every run exactly once", len(seen), total)
+        r = s.get("/v1/runs?action=" + "a" * 300)
+        check(r.status == 400 and r.json()["code"] == "invalid_parameter",
+              "a filter too long to be valid is 400, not silently dropped", r.status)
         r = s.get("/v1/runs?status=bogus")
         check(r.status == 400 and r.json()["errors"][0]["pointer"] == "/query/status",
               "a bad filter is 400 naming the parameter", r.body)
