@@ -139,6 +139,12 @@ class Stack:
                 raise Failure("broker exited with %s; log:\n%s" % (self.broker.returncode, self.log("broker")))
             try:
                 if self.get("/readyz", auth=False).status == 200:
+                    time.sleep(0.05)
+                    if self.broker.poll() is not None:
+                        # Someone else answered on our port (a parallel run
+                        # took it between free_port() and our bind).
+                        raise Failure("broker exited with %s (port %d taken?); log:\n%s"
+                                      % (self.broker.returncode, self.port, self.log("broker")))
                     return
             except OSError:
                 pass
