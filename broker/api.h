@@ -79,6 +79,15 @@ json_t *gw_api_field_error(const char *pointer, const char *keyword, const char 
 bool gw_api_query(struct gw_api_ctx *ctx, const char *name, char *out, size_t cap, bool *too_long);
 void gw_api_query_too_long(struct gw_api_ctx *ctx);
 
+/* A JSON array of strings as a PostgreSQL array literal ({"a","b\\"c"});
+ * malloc'd, NULL when out of memory. Non-strings become "". */
+char *gw_api_pg_array(json_t *arr);
+
+/* Queues a query whose callback answers ctx; answers 503 itself when the
+ * pool refuses it. */
+void gw_api_query_or_503(struct gw_api_ctx *ctx, const char *name, const char *sql, int n,
+                         const char *const *params, gw_pg_cb cb);
+
 /* Answers a failed PostgreSQL call: 503 with Retry-After when it may pass,
  * 500 otherwise; frees ctx. */
 void gw_api_pg_failed(struct gw_api_ctx *ctx, const struct gw_error *err);

@@ -14,34 +14,6 @@
 #include "gw/crypto.h"
 #include "policy.h"
 
-/* Turns a JSON array of strings into a PostgreSQL array literal (owned). */
-static char *pg_array(json_t *arr)
-{
-    size_t cap = 3, i;
-    json_t *v;
-    json_array_foreach(arr, i, v) cap += 2 * json_string_length(v) + 4;
-    char *out = malloc(cap), *p = out;
-    if (out == NULL)
-        return NULL;
-    *p++ = '{';
-    json_array_foreach(arr, i, v)
-    {
-        const char *c = json_string_value(v);
-        if (i > 0)
-            *p++ = ',';
-        *p++ = '"';
-        for (; c != NULL && *c; c++) {
-            if (*c == '"' || *c == '\\')
-                *p++ = '\\';
-            *p++ = *c;
-        }
-        *p++ = '"';
-    }
-    *p++ = '}';
-    *p = '\0';
-    return out;
-}
-
 /* What the caller brings to a decision, resolved once from the policy: its
  * roles (policy roles and token roles) and the actions whose runs it may
  * decide. Both as PostgreSQL array literals. */
@@ -66,8 +38,8 @@ static bool decider_init(struct gw_api_ctx *ctx, struct decider *d)
         if (gw_authz_can(&z, GW_PERM_DECIDE_APPROVALS, c->actions[i], NULL, NULL, 0))
             json_array_append_new(acts, json_string(c->actions[i]->id));
     gw_authz_finish(&z);
-    d->roles = pg_array(roles);
-    d->actions = pg_array(acts);
+    d->roles = gw_api_pg_array(roles);
+    d->actions = gw_api_pg_array(acts);
     json_decref(roles);
     json_decref(acts);
     if (d->roles == NULL || d->actions == NULL) {

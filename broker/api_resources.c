@@ -20,13 +20,6 @@ static bool id_ok(struct gw_api_ctx *ctx, const char *what)
     return false;
 }
 
-static void query_or_503(struct gw_api_ctx *ctx, const char *name, const char *sql, int n,
-                         const char *const *params, gw_pg_cb cb)
-{
-    if (gw_pg_query(ctx->b->pg, name, sql, n, params, cb, ctx) < 0)
-        gw_api_problem(ctx, 503, "unavailable", NULL, "the broker is overloaded; retry later");
-}
-
 /* Optional JSON body: NULL when empty; answers 400 and returns false when
  * it is not a JSON object. */
 static bool optional_body(struct gw_api_ctx *ctx, json_t **out)
@@ -153,7 +146,7 @@ void gw_api_run_cancel(struct gw_api_ctx *ctx)
     const char *params[11] = {ctx->id, actor, json_string_value(reason)};
     if (!change_params(ctx, GW_PERM_CANCEL, f, params + 3))
         return;
-    query_or_503(
+    gw_api_query_or_503(
         ctx, "run_cancel",
         "SELECT c.outcome, c.run::text FROM gw_runs r"
         " CROSS JOIN LATERAL gw_cancel_run(r.id, $2, $3) c WHERE r.id = $1 AND "
@@ -213,9 +206,9 @@ void gw_api_run_reconcile(struct gw_api_ctx *ctx)
         return;
     }
     const char *params[] = {ctx->id, ctx->principal.subject, json_string_value(note)};
-    query_or_503(ctx, "run_reconcile",
-                 "SELECT outcome, run::text FROM gw_reconcile_run($1, $2, $3)", 3, params,
-                 reconcile_done);
+    gw_api_query_or_503(ctx, "run_reconcile",
+                        "SELECT outcome, run::text FROM gw_reconcile_run($1, $2, $3)", 3, params,
+                        reconcile_done);
 }
 
 /* ------------------------------------------------------------- resources */
@@ -241,10 +234,11 @@ void gw_api_resource_get(struct gw_api_ctx *ctx)
     if (!id_ok(ctx, "resource_not_found") ||
         !gw_authz_params(ctx, GW_PERM_READ_RUNS, &f, params + 1))
         return;
-    query_or_503(ctx, "resource_get",
-                 "SELECT gw_resource_json(r)::text FROM gw_resources r WHERE r.id = $1"
-                 " AND gw_visible(r.owner_subject, r.owner_teams, r.action_id, $2, $3, $4, $5, $6)",
-                 6, params, resource_done);
+    gw_api_query_or_503(
+        ctx, "resource_get",
+        "SELECT gw_resource_json(r)::text FROM gw_resources r WHERE r.id = $1"
+        " AND gw_visible(r.owner_subject, r.owner_teams, r.action_id, $2, $3, $4, $5, $6)",
+        6, params, resource_done);
     gw_authz_filter_finish(&f);
 }
 
@@ -346,7 +340,7 @@ void gw_api_resources_list(struct gw_api_ctx *ctx)
         return;
     ctx->scratch = json_pack("{s:i}", "limit", limit);
     /* Deleted resources are listed only when asked for by status. */
-    query_or_503(
+    gw_api_query_or_503(
         ctx, "resources_list",
         "SELECT gw_resource_json(r)::text, gw_ts(r.created_at) || '~' || r.id"
         " FROM gw_resources r"
@@ -435,7 +429,7 @@ void gw_api_resource_extend(struct gw_api_ctx *ctx)
     const char *params[11] = {ctx->id, secs, ctx->principal.subject};
     if (!change_params(ctx, GW_PERM_MANAGE_RESOURCES, f, params + 3))
         return;
-    query_or_503(
+    gw_api_query_or_503(
         ctx, "resource_extend",
         "SELECT c.outcome, c.resource::text FROM gw_resources r"
         " CROSS JOIN LATERAL gw_extend_resource(r.id, $2::int, $3) c WHERE r.id = $1"
@@ -454,13 +448,14 @@ void gw_api_resource_delete(struct gw_api_ctx *ctx)
     if (!id_ok(ctx, "resource_not_found") ||
         !change_params(ctx, GW_PERM_MANAGE_RESOURCES, f, params + 2))
         return;
-    query_or_503(ctx, "resource_delete",
-                 "SELECT c.outcome, c.resource::text FROM gw_resources r"
-                 " CROSS JOIN LATERAL gw_delete_resource(r.id, $2) c WHERE r.id = $1"
-                 " AND gw_visible(r.owner_subject, r.owner_teams, r.action_id, $3, $4, $8, $9, $10)"
-                 " UNION ALL SELECT 'forbidden', NULL FROM gw_resources r WHERE r.id = $1 AND NOT"
-                 " gw_visible(r.owner_subject, r.owner_teams, r.action_id, $3, $4, $8, $9, $10)"
-                 " AND gw_visible(r.owner_subject, r.owner_teams, r.action_id, $3, $4, $5, $6, $7)",
-                 10, params, change_done);
+    gw_api_query_or_503(
+        ctx, "resource_delete",
+        "SELECT c.outcome, c.resource::text FROM gw_resources r"
+        " CROSS JOIN LATERAL gw_delete_resource(r.id, $2) c WHERE r.id = $1"
+        " AND gw_visible(r.owner_subject, r.owner_teams, r.action_id, $3, $4, $8, $9, $10)"
+        " UNION ALL SELECT 'forbidden', NULL FROM gw_resources r WHERE r.id = $1 AND NOT"
+        " gw_visible(r.owner_subject, r.owner_teams, r.action_id, $3, $4, $8, $9, $10)"
+        " AND gw_visible(r.owner_subject, r.owner_teams, r.action_id, $3, $4, $5, $6, $7)",
+        10, params, change_done);
     change_params_finish(f);
 }

@@ -450,13 +450,6 @@ static bool run_id_ok(struct gw_api_ctx *ctx)
     return false;
 }
 
-static void query_or_503(struct gw_api_ctx *ctx, const char *name, const char *sql, int n,
-                         const char *const *params, gw_pg_cb cb)
-{
-    if (gw_pg_query(ctx->b->pg, name, sql, n, params, cb, ctx) < 0)
-        gw_api_problem(ctx, 503, "unavailable", NULL, "the broker is overloaded; retry later");
-}
-
 /* Single reads filter on the caller's scope inside the query (gw_visible,
  * sql/0006_policy.sql): a run the caller may not see is 404 like a missing
  * one. */
@@ -466,10 +459,10 @@ void gw_api_run_get(struct gw_api_ctx *ctx)
     const char *params[6] = {ctx->id};
     if (!run_id_ok(ctx) || !gw_authz_params(ctx, GW_PERM_READ_RUNS, &f, params + 1))
         return;
-    query_or_503(ctx, "run_get",
-                 "SELECT gw_run_json(r)::text FROM gw_runs r WHERE r.id = $1 AND gw_visible("
-                 "r.requested_by, r.requested_teams, r.action_id, $2, $3, $4, $5, $6)",
-                 6, params, single_json_done);
+    gw_api_query_or_503(ctx, "run_get",
+                        "SELECT gw_run_json(r)::text FROM gw_runs r WHERE r.id = $1 AND gw_visible("
+                        "r.requested_by, r.requested_teams, r.action_id, $2, $3, $4, $5, $6)",
+                        6, params, single_json_done);
     gw_authz_filter_finish(&f);
 }
 
@@ -479,14 +472,15 @@ void gw_api_run_events(struct gw_api_ctx *ctx)
     const char *params[6] = {ctx->id};
     if (!run_id_ok(ctx) || !gw_authz_params(ctx, GW_PERM_READ_RUNS, &f, params + 1))
         return;
-    query_or_503(ctx, "run_events",
-                 "SELECT json_build_object('items', coalesce((SELECT json_agg(json_build_object("
-                 "'id', e.id, 'attempt', e.attempt, 'from', e.from_status, 'to', e.to_status,"
-                 " 'reason', e.reason, 'actor', e.actor, 'at', gw_ts(e.created_at)) ORDER BY e.id)"
-                 " FROM gw_run_events e WHERE e.run_id = r.id), '[]'::json))::text"
-                 " FROM gw_runs r WHERE r.id = $1 AND gw_visible(r.requested_by,"
-                 " r.requested_teams, r.action_id, $2, $3, $4, $5, $6)",
-                 6, params, single_json_done);
+    gw_api_query_or_503(
+        ctx, "run_events",
+        "SELECT json_build_object('items', coalesce((SELECT json_agg(json_build_object("
+        "'id', e.id, 'attempt', e.attempt, 'from', e.from_status, 'to', e.to_status,"
+        " 'reason', e.reason, 'actor', e.actor, 'at', gw_ts(e.created_at)) ORDER BY e.id)"
+        " FROM gw_run_events e WHERE e.run_id = r.id), '[]'::json))::text"
+        " FROM gw_runs r WHERE r.id = $1 AND gw_visible(r.requested_by,"
+        " r.requested_teams, r.action_id, $2, $3, $4, $5, $6)",
+        6, params, single_json_done);
     gw_authz_filter_finish(&f);
 }
 
@@ -521,7 +515,7 @@ void gw_api_run_logs(struct gw_api_ctx *ctx)
         return;
     /* Lines of every attempt, in order; `seq` is global across attempts
      * (attempt * 2^20 + seq) so `after` pages with one number. */
-    query_or_503(
+    gw_api_query_or_503(
         ctx, "run_logs",
         "SELECT json_build_object('items', coalesce((SELECT json_agg(l ORDER BY l.pos) FROM"
         " (SELECT (w.attempt::bigint << 20) + w.seq AS pos, w.attempt, w.seq, w.stream,"
@@ -634,13 +628,14 @@ void gw_api_runs_list(struct gw_api_ctx *ctx)
     if (!gw_authz_params(ctx, GW_PERM_READ_RUNS, &f, params + 5))
         return;
     ctx->scratch = json_integer(limit);
-    query_or_503(ctx, "runs_list",
-                 "SELECT gw_run_json(r)::text, gw_ts(r.created_at) || '~' || r.id FROM gw_runs r"
-                 " WHERE ($1::text IS NULL OR r.status = $1) AND ($2::text IS NULL OR"
-                 " r.action_id = $2) AND ($3::timestamptz IS NULL OR (r.created_at, r.id) <"
-                 " ($3::timestamptz, $4::uuid)) AND gw_visible(r.requested_by, r.requested_teams,"
-                 " r.action_id, $6, $7, $8, $9, $10)"
-                 " ORDER BY r.created_at DESC, r.id DESC LIMIT $5::int",
-                 10, params, list_done);
+    gw_api_query_or_503(
+        ctx, "runs_list",
+        "SELECT gw_run_json(r)::text, gw_ts(r.created_at) || '~' || r.id FROM gw_runs r"
+        " WHERE ($1::text IS NULL OR r.status = $1) AND ($2::text IS NULL OR"
+        " r.action_id = $2) AND ($3::timestamptz IS NULL OR (r.created_at, r.id) <"
+        " ($3::timestamptz, $4::uuid)) AND gw_visible(r.requested_by, r.requested_teams,"
+        " r.action_id, $6, $7, $8, $9, $10)"
+        " ORDER BY r.created_at DESC, r.id DESC LIMIT $5::int",
+        10, params, list_done);
     gw_authz_filter_finish(&f);
 }

@@ -139,34 +139,6 @@ static void unauthorized(struct gw_api_ctx *ctx, const char *detail)
     gw_api_problem(ctx, 401, "unauthorized", NULL, "%s", detail);
 }
 
-/* Turns a JSON array of strings into a PostgreSQL array literal. */
-static char *teams_to_pg(json_t *teams)
-{
-    size_t cap = 3, i;
-    json_t *t;
-    json_array_foreach(teams, i, t) cap += 2 * strlen(str_of(t)) + 4;
-    char *out = malloc(cap), *p = out;
-    if (out == NULL)
-        return NULL;
-    *p++ = '{';
-    json_array_foreach(teams, i, t)
-    {
-        const char *s = str_of(t);
-        if (i > 0)
-            *p++ = ',';
-        *p++ = '"';
-        for (; *s; s++) {
-            if (*s == '"' || *s == '\\')
-                *p++ = '\\';
-            *p++ = *s;
-        }
-        *p++ = '"';
-    }
-    *p++ = '}';
-    *p = '\0';
-    return out;
-}
-
 static void lookup_done(void *arg, const PGresult *res, const struct gw_error *err)
 {
     struct lookup *l = arg;
@@ -198,7 +170,7 @@ static void lookup_done(void *arg, const PGresult *res, const struct gw_error *e
             p.worker = true;
     }
     p.teams_json = json_dumps(teams, JSON_COMPACT);
-    p.teams_pg = teams_to_pg(teams);
+    p.teams_pg = gw_api_pg_array(teams);
     json_decref(teams);
     json_decref(roles);
     /* Never cache a token past its own expiry. */
@@ -239,7 +211,7 @@ static void jwt_done(void *arg, const struct gw_jwt_identity *id, const struct g
     }
     snprintf(ctx->principal.subject, sizeof(ctx->principal.subject), "%s", id->subject);
     ctx->principal.teams_json = json_dumps(id->teams, JSON_COMPACT);
-    ctx->principal.teams_pg = teams_to_pg(id->teams);
+    ctx->principal.teams_pg = gw_api_pg_array(id->teams);
     if (ctx->principal.teams_json == NULL || ctx->principal.teams_pg == NULL) {
         gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
         return;

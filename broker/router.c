@@ -149,6 +149,40 @@ void gw_api_query_too_long(struct gw_api_ctx *ctx)
                    "a query parameter is longer than any valid value");
 }
 
+char *gw_api_pg_array(json_t *arr)
+{
+    size_t cap = 3, i;
+    json_t *v;
+    json_array_foreach(arr, i, v) cap += 2 * json_string_length(v) + 4;
+    char *out = malloc(cap), *p = out;
+    if (out == NULL)
+        return NULL;
+    *p++ = '{';
+    json_array_foreach(arr, i, v)
+    {
+        const char *c = json_string_value(v);
+        if (i > 0)
+            *p++ = ',';
+        *p++ = '"';
+        for (; c != NULL && *c; c++) {
+            if (*c == '"' || *c == '\\')
+                *p++ = '\\';
+            *p++ = *c;
+        }
+        *p++ = '"';
+    }
+    *p++ = '}';
+    *p = '\0';
+    return out;
+}
+
+void gw_api_query_or_503(struct gw_api_ctx *ctx, const char *name, const char *sql, int n,
+                         const char *const *params, gw_pg_cb cb)
+{
+    if (gw_pg_query(ctx->b->pg, name, sql, n, params, cb, ctx) < 0)
+        gw_api_problem(ctx, 503, "unavailable", NULL, "the broker is overloaded; retry later");
+}
+
 json_t *gw_api_field_error(const char *pointer, const char *keyword, const char *message)
 {
     return json_pack("[{s:s, s:s, s:s}]", "pointer", pointer, "keyword", keyword, "message",
