@@ -9,12 +9,14 @@
 #include <string.h>
 
 #include "gw/crypto.h"
+#include "gw/doc.h"
 #include "gw/log.h"
 #include "backend.h"
 
 /* schemas/action.schema.json, embedded at build time by tools/embed.py. */
 extern const char gw_action_schema_json[];
 
+#define ACTION_MAX_BYTES  (4u << 20) /* a definition with its input schema */
 #define ACTION_SCHEMA_URI "https://gangway.dev/schemas/action.schema.json"
 
 static void action_free(struct gw_action *a)
@@ -79,16 +81,13 @@ static char *errors_text(json_t *errors)
 static struct gw_action *action_load(struct gw_catalog *c, const struct gw_schema *def_schema,
                                      const char *dir, const char *path, struct gw_error *err)
 {
-    json_error_t jerr;
-    json_t *def = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *def = gw_doc_load_file(path, ACTION_MAX_BYTES, err);
     json_t *errors = NULL;
     struct gw_action *a = NULL;
     char *canon = NULL;
 
-    if (def == NULL) {
-        gw_error_set(err, GW_EPARSE, false, "%s: line %d: %s", path, jerr.line, jerr.text);
+    if (def == NULL)
         return NULL;
-    }
     if (!gw_schema_validate(def_schema, def, &errors)) {
         char *t = errors_text(errors);
         gw_error_set(err, GW_EINVAL, false, "%s: not a valid action definition %s", path,
@@ -239,7 +238,8 @@ struct gw_catalog *gw_catalog_load(const char *dir, struct gw_error *err)
     while ((de = readdir(d)) != NULL) {
         size_t len = strlen(de->d_name);
         char path[PATH_MAX];
-        if (de->d_name[0] == '.' || len < 6 || strcmp(de->d_name + len - 5, ".json") != 0)
+        if (de->d_name[0] == '.' || !((len > 5 && strcmp(de->d_name + len - 5, ".json") == 0) ||
+                                      gw_doc_is_yaml(de->d_name)))
             continue;
         snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
         struct gw_action *a = action_load(c, def_schema, dir, path, err);

@@ -15,6 +15,7 @@
 
 #include "api.h"
 #include "catalog.h"
+#include "gw/doc.h"
 #include "gw/log.h"
 
 #define POLICY_MAX_BYTES (1 << 20)
@@ -480,41 +481,11 @@ fail:
 
 struct gw_policy *gw_policy_load(const char *path, struct gw_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    size_t len = 0;
-    json_error_t jerr;
-    struct gw_policy *p = NULL;
-
-    if (f == NULL) {
-        gw_error_set(err, GW_EIO, false, "%s: cannot open: %s", path, strerror(errno));
+    json_t *doc = gw_doc_load_file(path, POLICY_MAX_BYTES, err);
+    if (doc == NULL)
         return NULL;
-    }
-    buf = malloc(POLICY_MAX_BYTES + 1);
-    if (buf == NULL) {
-        gw_error_set(err, GW_ENOMEM, false, "out of memory");
-        goto done;
-    }
-    len = fread(buf, 1, POLICY_MAX_BYTES + 1, f);
-    if (ferror(f)) {
-        gw_error_set(err, GW_EIO, false, "%s: cannot read: %s", path, strerror(errno));
-        goto done;
-    }
-    if (len > POLICY_MAX_BYTES) {
-        gw_error_set(err, GW_ELIMIT, false, "%s: larger than 1 MiB", path);
-        goto done;
-    }
-    json_t *doc = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (doc == NULL) {
-        gw_error_set(err, GW_EPARSE, false, "%s: line %d column %d: not valid JSON: %s", path,
-                     jerr.line, jerr.column, jerr.text);
-        goto done;
-    }
-    p = gw_policy_parse(doc, path, err);
+    struct gw_policy *p = gw_policy_parse(doc, path, err);
     json_decref(doc);
-done:
-    free(buf);
-    fclose(f);
     return p;
 }
 

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "gw/doc.h"
 #include "gw/jsonschema.h"
 
 static void usage(FILE *f)
@@ -33,8 +34,16 @@ static int validate_files(struct gw_schema *s, int n, char **files)
     int rc = 0;
     for (int i = 0; i < n; i++) {
         json_error_t jerr;
-        json_t *inst = json_load_file(files[i], JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
-        if (!inst) {
+        struct gw_error yerr;
+        json_t *inst;
+        if (gw_doc_is_yaml(files[i])) {
+            inst = gw_doc_load_file(files[i], 0, &yerr);
+            if (!inst) {
+                printf("%s: error %s\n", files[i], yerr.message);
+                rc = 2;
+                continue;
+            }
+        } else if (!(inst = json_load_file(files[i], JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr))) {
             printf("%s: error %s:%d: %s\n", files[i], jerr.source, jerr.line, jerr.text);
             rc = 2;
             continue;
@@ -116,8 +125,13 @@ static int cmd_validate(int argc, char **argv)
     }
     const char *schema_file = argv[optind];
     json_error_t jerr;
-    json_t *doc = json_load_file(schema_file, JSON_DECODE_ANY, &jerr);
-    if (!doc) {
+    json_t *doc;
+    if (gw_doc_is_yaml(schema_file)) {
+        if (!(doc = gw_doc_load_file(schema_file, 0, &err))) {
+            fprintf(stderr, "%s: error %s\n", schema_file, err.message);
+            goto out;
+        }
+    } else if (!(doc = json_load_file(schema_file, JSON_DECODE_ANY, &jerr))) {
         fprintf(stderr, "%s: error %s:%d: %s\n", schema_file, jerr.source, jerr.line, jerr.text);
         goto out;
     }

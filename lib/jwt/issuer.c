@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "gw/doc.h"
 #include "gw/log.h"
 #include "issuer_int.h"
 
@@ -345,11 +346,10 @@ fail:
 int gw_jwt_auth_load(uv_loop_t *loop, const char *path, struct gw_jwt_auth **out,
                      struct gw_error *err)
 {
-    json_error_t je;
-    json_t *cfg = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    json_t *cfg = gw_doc_load_file(path, 1u << 20, err);
     *out = NULL;
     if (cfg == NULL)
-        return gw_error_set(err, GW_EPARSE, false, "%s: %s (line %d)", path, je.text, je.line);
+        return err != NULL ? err->code : GW_EPARSE;
     char *copy = strdup(path);
     if (copy == NULL) {
         json_decref(cfg);

@@ -116,8 +116,70 @@ int main(void)
         CHECK(c && strcmp(gw_catalog_find(c, "make-bucket")->version, version) == 0,
               "the same definition gives the same version");
         gw_catalog_destroy(c);
+
+        /* The same definition written in YAML is the same action version. */
+        char *ydir = fresh_dir();
+        char ybin[600];
+        snprintf(ybin, sizeof(ybin), "%s/bin", ydir);
+        mkdir(ybin, 0755);
+        write_file(ydir, "bucket.yaml",
+                   "# a comment\n"
+                   "id: make-bucket\ntitle: Bucket\nworker_type: exec\n"
+                   "backend:\n  command: [bin/make.sh, --fast]\n"
+                   "resource_key: /name\nretry: {max_attempts: 4}\n"
+                   "inputs:\n  type: object\n  required: [name]\n"
+                   "  properties:\n    name: {type: string, maxLength: 63}\n");
+        write_file(ydir, "other.yml",
+                   "id: other\ntitle: Other\nworker_type: exec\n"
+                   "backend: {command: [/bin/true]}\ninputs: {type: object}\n");
+        c = gw_catalog_load(ydir, &err);
+        const struct gw_action *ya = c ? gw_catalog_find(c, "make-bucket") : NULL;
+        CHECK(c && c->n == 2 && gw_catalog_find(c, "other") != NULL,
+              "*.yaml and *.yml files are actions (%s)", c ? "" : err.message);
+        /* Program paths resolve against the directory, so compare the rest. */
+        CHECK(ya && ya->retryable && ya->max_attempts == 4 && ya->timeout_seconds == 600,
+              "the YAML definition means the same as the JSON one");
+        gw_catalog_destroy(c);
+        write_file(ydir, "dup.json",
+                   "{\"id\":\"other\",\"title\":\"x\",\"worker_type\":\"exec\","
+                   "\"backend\":{\"command\":[\"/bin/true\"]},\"inputs\":{}}");
+        c = gw_catalog_load(ydir, &err);
+        CHECK(c == NULL && strstr(err.message, "'other' is defined twice"),
+              "an id defined in a YAML and a JSON file is refused (%s)",
+              c ? "loaded" : err.message);
+        gw_catalog_destroy(c);
+        cleanup(ydir);
+
+        /* Same file contents in the same place give the same version. */
+        char *jdir = fresh_dir(), *kdir = fresh_dir();
+        const char *plain = "{\"id\":\"p\",\"title\":\"P\",\"worker_type\":\"exec\","
+                            "\"backend\":{\"command\":[\"/bin/true\"]},"
+                            "\"inputs\":{\"type\":\"object\"}}";
+        write_file(jdir, "p.json", plain);
+        write_file(kdir, "p.yaml",
+                   "id: p\ntitle: P\nworker_type: exec\nbackend:\n  command:\n    - /bin/true\n"
+                   "inputs:\n  type: object\n");
+        struct gw_catalog *cj = gw_catalog_load(jdir, &err);
+        struct gw_catalog *ck = gw_catalog_load(kdir, &err);
+        CHECK(cj && ck &&
+                  strcmp(gw_catalog_find(cj, "p")->version, gw_catalog_find(ck, "p")->version) == 0,
+              "a definition has one version whether written in JSON or YAML");
+        gw_catalog_destroy(cj);
+        gw_catalog_destroy(ck);
+        cleanup(jdir);
+        cleanup(kdir);
     }
     cleanup(dir);
+
+    {
+        char *bdir = fresh_dir();
+        write_file(bdir, "bad.yaml", "id: x\ntitle: [unclosed\n");
+        c = gw_catalog_load(bdir, &err);
+        CHECK(c == NULL && strstr(err.message, "bad.yaml: line") != NULL,
+              "bad YAML names the file and line: %s", c ? "loaded" : err.message);
+        gw_catalog_destroy(c);
+        cleanup(bdir);
+    }
 
     const char *e;
     e = load_one("{not json");

@@ -406,6 +406,20 @@ static void test_refusals(void)
     write_file("bad.json", "{\"roles\": {}, \"roles\": {}, \"bindings\": []}");
     CHECK(gw_policy_load(path, &err) == NULL && strstr(err.message, "duplicate"),
           "duplicate keys are refused (%s)", err.message);
+    /* YAML: the same policy as JSON, errors with file and line. */
+    snprintf(path, sizeof(path), "%s/p.yaml", tmpdir);
+    write_file("p.yaml", "version: 1\nroles:\n  dev:\n    grants:\n"
+                         "      - permissions: [run, read_runs]\n        actions: ['echo*']\n"
+                         "bindings:\n  - roles: [dev]\n    teams: [team-a]\n");
+    struct gw_policy *yp = gw_policy_load(path, &err);
+    CHECK(yp != NULL, "a YAML policy loads (%s)", yp ? "" : err.message);
+    gw_policy_unref(yp);
+    write_file("p.yaml", "roles:\n  dev:\n    grants: [\n");
+    CHECK(gw_policy_load(path, &err) == NULL && strstr(err.message, "p.yaml: line"),
+          "a bad YAML policy is refused with its line (%s)", err.message);
+    write_file("p.yaml", "roles: {}\nroles: {}\nbindings: []\n");
+    CHECK(gw_policy_load(path, &err) == NULL && strstr(err.message, "duplicate key 'roles'"),
+          "duplicate YAML keys are refused (%s)", err.message);
     snprintf(path, sizeof(path), "%s/none.json", tmpdir);
     CHECK(gw_policy_load(path, &err) == NULL && strstr(err.message, "cannot open"),
           "a missing file is refused (%s)", err.message);
