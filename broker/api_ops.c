@@ -121,12 +121,22 @@ void gw_api_metrics(struct gw_api_ctx *ctx)
     put(&t, "# TYPE gangway_reaper_changes_total counter\ngangway_reaper_changes_total %llu\n",
         m->reaper_changed);
     put(&t,
+        "# HELP gangway_webhooks_total Webhook delivery attempts by result (this replica).\n"
+        "# TYPE gangway_webhooks_total counter\n"
+        "gangway_webhooks_total{result=\"sent\"} %llu\n"
+        "gangway_webhooks_total{result=\"failed\"} %llu\n"
+        "gangway_webhooks_total{result=\"given_up\"} %llu\n",
+        m->webhooks_sent, m->webhooks_failed, m->webhooks_given_up);
+    put(&t,
         "# TYPE gangway_pg_queries_total counter\n"
         "gangway_pg_queries_total{result=\"ok\"} %llu\n"
         "gangway_pg_queries_total{result=\"failed\"} %llu\n"
         "# TYPE gangway_pg_queue gauge\ngangway_pg_queue %lu\n"
+        "# HELP gangway_pg_queue_expired_total Statements failed after waiting longer than "
+        "GW_PG_QUEUE_TIMEOUT_MS for a connection.\n"
+        "# TYPE gangway_pg_queue_expired_total counter\ngangway_pg_queue_expired_total %llu\n"
         "# TYPE gangway_pg_connections gauge\ngangway_pg_connections %d\n",
-        ps.queries_ok, ps.queries_failed, ps.queued, ps.connections_up);
+        ps.queries_ok, ps.queries_failed, ps.queued, ps.expired, ps.connections_up);
     /* gw_api_reply sets application/json; metrics need the Prometheus type. */
     ctx->b->metrics.http_by_class[2]++;
     gw_http_respond(ctx->req, 200, "text/plain; version=0.0.4; charset=utf-8", NULL,

@@ -128,10 +128,12 @@ struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_optio
     if (!b->opts.no_create_topics && ensure_topics(b, err) < 0)
         goto fail;
 
-    struct gw_pg_pool_options po = {.conninfo = b->opts.pg_conninfo,
-                                    .size = b->opts.pg_pool_size,
-                                    .pipeline_depth = 32,
-                                    .statement_timeout_ms = 30000};
+    struct gw_pg_pool_options po = {
+        .conninfo = b->opts.pg_conninfo,
+        .size = b->opts.pg_pool_size,
+        .pipeline_depth = 32,
+        .statement_timeout_ms = 30000,
+        .queue_timeout_ms = b->opts.pg_queue_timeout_ms > 0 ? b->opts.pg_queue_timeout_ms : 5000};
     b->pg = gw_pg_pool_create(loop, &po, err);
     if (b->pg == NULL)
         goto fail;

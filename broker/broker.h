@@ -25,6 +25,8 @@ struct gw_broker_options {
     int listen_port;                /* default 8080; 0 = any free port */
     const char *pg_conninfo;        /* required */
     int pg_pool_size;               /* default 8 */
+    int pg_queue_timeout_ms;        /* a statement waiting longer for a connection fails
+                                       (the request gets 503); default 5000 */
     const char *kafka_brokers;      /* required */
     const char *const *kafka_extra; /* NULL-terminated "k=v" or NULL */
     const char *topic_prefix;       /* default "" */
@@ -36,6 +38,9 @@ struct gw_broker_options {
     int reaper_interval_ms;         /* default 1000 */
     bool no_create_topics;          /* skip CreateTopics at start (mock cluster) */
     const char *webhook_url;        /* where notifications are POSTed; NULL = none */
+    const char *webhook_secret;     /* HMAC key signing them; NULL = unsigned */
+    int webhook_max_attempts;       /* give up after this many failures; default 10 */
+    long webhook_backoff_ms;        /* first retry delay, doubling; default 5000 */
     const char *policy_file;        /* authorization policy (policy.h); NULL = built-in */
     const char *auth_config;        /* JWT issuers (gw/jwt.h); NULL = API tokens only */
     const char *instance_id;        /* stable id of this replica (static group
@@ -56,6 +61,9 @@ struct gw_broker_metrics {
     unsigned long long outbox_published;
     unsigned long long outbox_failed;
     unsigned long long reaper_changed;
+    unsigned long long webhooks_sent;
+    unsigned long long webhooks_failed; /* attempts that failed and will be retried */
+    unsigned long long webhooks_given_up;
     /* Refreshed by a periodic query. */
     long long outbox_pending;
     double outbox_oldest_age_s;

@@ -1,7 +1,15 @@
 /*
  * Webhook delivery: drains gw_webhooks (written in the same transaction as
- * what they announce: a resource about to expire, later approvals) and POSTs
- * each payload as JSON to the configured URL, with retries and backoff.
+ * what they announce: a resource about to expire, approvals requested and
+ * decided, break-glass runs) and POSTs each payload as JSON to the configured
+ * URL, with retries and backoff, until it is accepted (2xx) or
+ * GW_WEBHOOK_MAX_ATTEMPTS attempts have failed (the row is then marked
+ * failed_at and counted). Delivery is at least once: a receiver deduplicates
+ * on X-Gangway-Delivery. With GW_WEBHOOK_SECRET set, each request carries
+ * X-Gangway-Timestamp and X-Gangway-Signature: v1=HMAC-SHA256(secret,
+ * "<timestamp>.<body>") in hex, so a receiver can check it came from us and
+ * is fresh (docs/webhooks.md).
+ *
  * The HTTP call is blocking libcurl on libuv's thread pool, so a slow
  * receiver never blocks the loop; rows are leased with SKIP LOCKED so broker
  * replicas share the work and a crashed sender's rows come back.
@@ -10,19 +18,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "broker.h"
+#include "gw/crypto.h"
 #include "gw/log.h"
 
-#define BATCH      20
-#define TICK_MS    1000
-#define TIMEOUT_MS 10000
+#define BATCH          20
+#define TICK_MS        1000
+#define TIMEOUT_MS     10000
+#define BACKOFF_CAP_MS (15 * 60 * 1000)
 
 struct delivery {
     uv_work_t work;
     struct gw_webhooks *wh;
     long long id;
     int attempts;
+    char kind[64];
     char *payload;
     long status;
     char error[256];
@@ -31,6 +43,9 @@ struct delivery {
 struct gw_webhooks {
     struct gw_broker *b;
     char *url;
+    char *secret; /* HMAC key for X-Gangway-Signature; NULL = unsigned */
+    int max_attempts;
+    long backoff_ms;
     uv_timer_t timer;
     int in_flight;
     bool busy;
@@ -42,6 +57,7 @@ static void maybe_free(struct gw_webhooks *wh)
 {
     if (wh->closed && wh->timer_closed && !wh->busy && wh->in_flight == 0) {
         free(wh->url);
+        free(wh->secret);
         free(wh);
     }
 }
@@ -57,15 +73,44 @@ static void post_work(uv_work_t *w)
 {
     struct delivery *d = w->data;
     CURL *c = curl_easy_init();
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    struct curl_slist *h = NULL;
+    char line[200];
+
     if (c == NULL) {
         snprintf(d->error, sizeof(d->error), "curl_easy_init failed");
-        curl_slist_free_all(h);
         return;
+    }
+    h = curl_slist_append(h, "Content-Type: application/json");
+    snprintf(line, sizeof(line), "X-Gangway-Delivery: %lld", d->id);
+    h = curl_slist_append(h, line);
+    snprintf(line, sizeof(line), "X-Gangway-Event: %s", d->kind);
+    h = curl_slist_append(h, line);
+    snprintf(line, sizeof(line), "X-Gangway-Attempt: %d", d->attempts);
+    h = curl_slist_append(h, line);
+    if (d->wh->secret != NULL) {
+        /* Signed text: "<unix seconds>.<body>", so a replay of an old body
+         * with a new timestamp does not verify. */
+        char ts[24], sig[GW_SHA256_HEX_LEN + 1];
+        snprintf(ts, sizeof(ts), "%lld", (long long)time(NULL));
+        size_t blen = strlen(d->payload), tlen = strlen(ts);
+        char *signed_text = malloc(tlen + 1 + blen + 1);
+        if (signed_text != NULL) {
+            memcpy(signed_text, ts, tlen);
+            signed_text[tlen] = '.';
+            memcpy(signed_text + tlen + 1, d->payload, blen + 1);
+            gw_hmac_sha256_hex(d->wh->secret, strlen(d->wh->secret), signed_text, tlen + 1 + blen,
+                               sig);
+            free(signed_text);
+            snprintf(line, sizeof(line), "X-Gangway-Timestamp: %s", ts);
+            h = curl_slist_append(h, line);
+            snprintf(line, sizeof(line), "X-Gangway-Signature: v1=%s", sig);
+            h = curl_slist_append(h, line);
+        }
     }
     curl_easy_setopt(c, CURLOPT_URL, d->wh->url);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, d->payload);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "gangway-webhooks/1");
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)TIMEOUT_MS);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
@@ -99,23 +144,48 @@ static void post_done(uv_work_t *w, int status)
     if (!wh->closed) {
         if (d->status >= 200 && d->status < 300) {
             const char *params[] = {id};
+            wh->b->metrics.webhooks_sent++;
             gw_pg_query(wh->b->pg, "webhook_sent",
                         "UPDATE gw_webhooks SET sent_at = clock_timestamp(), lease_until = NULL"
                         " WHERE id = $1::bigint",
                         1, params, recorded, NULL);
+        } else if (d->attempts >= wh->max_attempts) {
+            if (d->status > 0)
+                snprintf(err, sizeof(err), "gave up after %d attempts; last: HTTP %ld", d->attempts,
+                         d->status);
+            else
+                snprintf(err, sizeof(err), "gave up after %d attempts; last: %s", d->attempts,
+                         d->error);
+            gw_log_error("webhooks: delivery %lld (%s) %s", d->id, d->kind, err);
+            wh->b->metrics.webhooks_given_up++;
+            const char *params[] = {id, err};
+            gw_pg_query(wh->b->pg, "webhook_give_up",
+                        "UPDATE gw_webhooks SET last_error = $2, lease_until = NULL,"
+                        " failed_at = clock_timestamp() WHERE id = $1::bigint",
+                        2, params, recorded, NULL);
         } else {
+            char delay[32];
+            long long ms = wh->backoff_ms;
+            for (int i = 1; i < d->attempts && ms < BACKOFF_CAP_MS; i++)
+                ms *= 2;
+            if (ms > BACKOFF_CAP_MS)
+                ms = BACKOFF_CAP_MS;
+            snprintf(delay, sizeof(delay), "%lld", ms);
             if (d->status > 0)
                 snprintf(err, sizeof(err), "HTTP %ld", d->status);
             else
                 snprintf(err, sizeof(err), "%s", d->error);
-            gw_log_warn("webhooks: delivery %lld failed (attempt %d): %s", d->id, d->attempts, err);
-            const char *params[] = {id, err};
-            /* Backoff 5 s, 10 s, 20 s ... capped at 15 minutes. */
+            gw_log_warn(
+                "webhooks: delivery %lld (%s) failed (attempt %d of %d, next in %lld ms): %s",
+                d->id, d->kind, d->attempts, wh->max_attempts, ms, err);
+            wh->b->metrics.webhooks_failed++;
+            const char *params[] = {id, err, delay};
+            /* Backoff: GW_WEBHOOK_BACKOFF_MS doubling per attempt, at most 15 minutes. */
             gw_pg_query(wh->b->pg, "webhook_failed",
                         "UPDATE gw_webhooks SET last_error = $2, lease_until = NULL,"
-                        " next_at = clock_timestamp() + least(interval '15 minutes',"
-                        " interval '5 seconds' * power(2, attempts - 1)) WHERE id = $1::bigint",
-                        2, params, recorded, NULL);
+                        " next_at = clock_timestamp() + make_interval(secs => $3::bigint / 1000.0)"
+                        " WHERE id = $1::bigint",
+                        3, params, recorded, NULL);
         }
     }
     free(d->payload);
@@ -138,6 +208,7 @@ static void leased(void *arg, const PGresult *res, const struct gw_error *err)
         d->wh = wh;
         d->id = atoll(PQgetvalue(res, i, 0));
         d->attempts = atoi(PQgetvalue(res, i, 2));
+        snprintf(d->kind, sizeof(d->kind), "%s", PQgetvalue(res, i, 3));
         d->payload = strdup(PQgetvalue(res, i, 1));
         d->work.data = d;
         if (d->payload == NULL || uv_queue_work(wh->b->loop, &d->work, post_work, post_done) != 0) {
@@ -161,8 +232,9 @@ static void tick(uv_timer_t *t)
         rc = gw_pg_query(wh->b->pg, "webhook_drop",
                          "UPDATE gw_webhooks SET sent_at = clock_timestamp(),"
                          " last_error = 'no webhook URL configured'"
-                         " WHERE sent_at IS NULL AND next_at <= clock_timestamp()"
-                         " RETURNING id, payload::text, attempts",
+                         " WHERE sent_at IS NULL AND failed_at IS NULL"
+                         " AND next_at <= clock_timestamp()"
+                         " RETURNING id, payload::text, attempts, kind",
                          0, NULL, leased, wh);
     } else {
         char limit[16];
@@ -172,9 +244,10 @@ static void tick(uv_timer_t *t)
             wh->b->pg, "webhook_lease",
             "UPDATE gw_webhooks w SET lease_until = clock_timestamp() + interval '180 seconds',"
             " attempts = w.attempts + 1 WHERE w.id IN (SELECT id FROM gw_webhooks"
-            " WHERE sent_at IS NULL AND next_at <= clock_timestamp() AND (lease_until IS NULL"
-            " OR lease_until < clock_timestamp()) ORDER BY id LIMIT $1::int FOR UPDATE SKIP"
-            " LOCKED) RETURNING w.id, w.payload::text, w.attempts",
+            " WHERE sent_at IS NULL AND failed_at IS NULL AND next_at <= clock_timestamp()"
+            " AND (lease_until IS NULL OR lease_until < clock_timestamp()) ORDER BY id"
+            " LIMIT $1::int FOR UPDATE SKIP LOCKED)"
+            " RETURNING w.id, w.payload::text, w.attempts, w.kind",
             1, params, leased, wh);
     }
     if (rc < 0)
@@ -191,6 +264,10 @@ struct gw_webhooks *gw_webhooks_create(struct gw_broker *b, struct gw_error *err
     wh->b = b;
     if (b->opts.webhook_url != NULL && b->opts.webhook_url[0] != '\0')
         wh->url = strdup(b->opts.webhook_url);
+    if (b->opts.webhook_secret != NULL && b->opts.webhook_secret[0] != '\0')
+        wh->secret = strdup(b->opts.webhook_secret);
+    wh->max_attempts = b->opts.webhook_max_attempts > 0 ? b->opts.webhook_max_attempts : 10;
+    wh->backoff_ms = b->opts.webhook_backoff_ms > 0 ? b->opts.webhook_backoff_ms : 5000;
     /* With no URL we only close rows; the result rows then go nowhere. */
     uv_timer_init(b->loop, &wh->timer);
     wh->timer.data = wh;

@@ -29,7 +29,11 @@ static const char usage_text[] =
     "                         see docs/auth-backstage.md; default: API tokens only)\n"
     "  --no-migrate           do not apply migrations at start\n"
     "  --no-create-topics     do not create missing topics at start\n"
-    "environment only: GW_WEBHOOK_URL (notifications), GW_INSTANCE_ID (stable replica id)\n";
+    "environment only: GW_PG_QUEUE_TIMEOUT_MS (how long a statement may wait for a free\n"
+    "  PostgreSQL connection before the request gets 503; default 5000),\n"
+    "  GW_WEBHOOK_URL (notifications), GW_WEBHOOK_SECRET (signs them),\n"
+    "  GW_WEBHOOK_MAX_ATTEMPTS (default 10), GW_WEBHOOK_BACKOFF_MS (first retry delay, default\n"
+    "  5000, doubling), GW_INSTANCE_ID (stable replica id)\n";
 
 struct broker_main {
     uv_loop_t loop;
@@ -191,7 +195,11 @@ int gw_cmd_broker(int argc, char **argv)
         .heartbeat_timeout_s = atoi(gw_opt(hbt, "GW_HEARTBEAT_TIMEOUT_S", "0")),
         .requeue_after_s = atoi(gw_opt(requeue, "GW_REQUEUE_AFTER_S", "600")),
         .no_create_topics = !create_topics,
+        .pg_queue_timeout_ms = atoi(gw_opt(NULL, "GW_PG_QUEUE_TIMEOUT_MS", "5000")),
         .webhook_url = gw_opt(NULL, "GW_WEBHOOK_URL", NULL),
+        .webhook_secret = gw_opt(NULL, "GW_WEBHOOK_SECRET", NULL),
+        .webhook_max_attempts = atoi(gw_opt(NULL, "GW_WEBHOOK_MAX_ATTEMPTS", "10")),
+        .webhook_backoff_ms = atol(gw_opt(NULL, "GW_WEBHOOK_BACKOFF_MS", "5000")),
         .instance_id = gw_opt(NULL, "GW_INSTANCE_ID", NULL),
         .policy_file = gw_opt(policy, "GW_POLICY_FILE", NULL),
         .auth_config = gw_opt(auth_config, "GW_AUTH_CONFIG", NULL),

@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
@@ -48,6 +49,20 @@ void gw_sha256_hex(const void *data, size_t len, char *out)
     unsigned int mdlen = 0;
 
     EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
+    for (unsigned int i = 0; i < mdlen; i++) {
+        out[2 * i] = hexdigits[md[i] >> 4];
+        out[2 * i + 1] = hexdigits[md[i] & 15];
+    }
+    out[2 * mdlen] = '\0';
+}
+
+void gw_hmac_sha256_hex(const void *key, size_t key_len, const void *data, size_t len, char *out)
+{
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+
+    if (HMAC(EVP_sha256(), key, (int)key_len, data, len, md, &mdlen) == NULL)
+        mdlen = 0;
     for (unsigned int i = 0; i < mdlen; i++) {
         out[2 * i] = hexdigits[md[i] >> 4];
         out[2 * i + 1] = hexdigits[md[i] & 15];

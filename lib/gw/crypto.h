@@ -1,6 +1,6 @@
 /*
  * Small cryptographic helpers on OpenSSL's libcrypto: random identifiers,
- * SHA-256 and API token generation. Thread-safe.
+ * SHA-256, HMAC-SHA256 and API token generation. Thread-safe.
  */
 #ifndef GW_CRYPTO_H
 #define GW_CRYPTO_H
@@ -18,6 +18,10 @@ int gw_uuid_v4(char *out, struct gw_error *err);
 
 /* Writes the lower-case hex SHA-256 of data and a NUL into out[65]. */
 void gw_sha256_hex(const void *data, size_t len, char *out);
+
+/* Writes the lower-case hex HMAC-SHA256 of data under key and a NUL into
+ * out[65] (webhook signatures). */
+void gw_hmac_sha256_hex(const void *key, size_t key_len, const void *data, size_t len, char *out);
 
 /* Writes a new API token secret and a NUL into out[GW_TOKEN_LEN + 1]. Only
  * its SHA-256 is ever stored. */

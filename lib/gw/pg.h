@@ -31,6 +31,9 @@ struct gw_pg_pool_options {
     int pipeline_depth;       /* queries in flight per connection, >= 1 */
     int statement_timeout_ms; /* sent as SET statement_timeout; 0 = none */
     int max_queue;            /* queued (unsent) queries before GW_ELIMIT; 0 = 100000 */
+    int queue_timeout_ms;     /* a statement not sent within this (no connection up, or
+                                 all busy) fails with GW_EUNAVAIL, retriable, and was
+                                 never sent; 0 = wait as long as it takes */
 };
 
 /* `res` is owned by the pool and valid only during the callback. On success
@@ -104,6 +107,7 @@ struct gw_pg_stats {
     int connections_up;
     unsigned long max_pipeline;    /* most statements seen in flight on one connection */
     unsigned long long reconnects; /* connections re-established after a loss */
+    unsigned long long expired;    /* statements failed by the queue timeout */
 };
 void gw_pg_pool_stats(const struct gw_pg_pool *pool, struct gw_pg_stats *out);
 

@@ -128,6 +128,7 @@ fail_nomem:
 }
 
 static void kick_cb(uv_prepare_t *h);
+static void expire_cb(uv_timer_t *t);
 
 struct gw_pg_pool *gw_pg_pool_create(uv_loop_t *loop, const struct gw_pg_pool_options *opts,
                                      struct gw_error *err)
@@ -136,7 +137,7 @@ struct gw_pg_pool *gw_pg_pool_create(uv_loop_t *loop, const struct gw_pg_pool_op
 
     if (loop == NULL || opts == NULL || opts->conninfo == NULL || opts->size < 1 ||
         opts->size > 1000 || opts->pipeline_depth < 1 || opts->pipeline_depth > 10000 ||
-        opts->statement_timeout_ms < 0 || opts->max_queue < 0) {
+        opts->statement_timeout_ms < 0 || opts->max_queue < 0 || opts->queue_timeout_ms < 0) {
         gw_error_set(err, GW_EINVAL, false, "bad pg pool options");
         return NULL;
     }
@@ -152,8 +153,15 @@ struct gw_pg_pool *gw_pg_pool_create(uv_loop_t *loop, const struct gw_pg_pool_op
     pool->conns = calloc((size_t)pool->size, sizeof(*pool->conns));
     if (pool->conns == NULL)
         goto fail_conns;
+    pool->queue_timeout_ms = opts->queue_timeout_ms;
     uv_prepare_init(loop, &pool->kick);
     pool->handles_open++;
+    uv_timer_init(loop, &pool->expire);
+    pool->handles_open++;
+    if (pool->queue_timeout_ms > 0) {
+        uint64_t every = (uint64_t)pool->queue_timeout_ms / 4;
+        uv_timer_start(&pool->expire, expire_cb, every < 20 ? 20 : every, every < 20 ? 20 : every);
+    }
     pool_enter(pool);
     for (int i = 0; i < pool->size; i++)
         conn_init(&pool->conns[i], pool, i);
@@ -205,6 +213,38 @@ static void kick_closed(uv_handle_t *h)
     pool_handle_closed(container_of((uv_prepare_t *)h, struct gw_pg_pool, kick));
 }
 
+static void expire_closed(uv_handle_t *h)
+{
+    pool_handle_closed(container_of((uv_timer_t *)h, struct gw_pg_pool, expire));
+}
+
+/* Statements wait in the queue only while every connection is down or
+ * full. Past the queue timeout they fail as unavailable (they never reached
+ * the server, so the caller may safely retry or answer 503) instead of
+ * holding an HTTP request, and a shutdown that drains it, for the whole
+ * outage. The queue is FIFO, so the expired ones are at its head. */
+static void expire_cb(uv_timer_t *t)
+{
+    struct gw_pg_pool *pool = container_of(t, struct gw_pg_pool, expire);
+    uint64_t now = uv_now(pool->loop);
+    struct gw_error err;
+
+    if (pool->queue.head == NULL || pool->destroying ||
+        now - pool->queue.head->queued_at < (uint64_t)pool->queue_timeout_ms)
+        return;
+    gw_error_set(&err, GW_EUNAVAIL, true,
+                 "PostgreSQL: no connection could take the statement within %d ms (it was not "
+                 "sent)",
+                 pool->queue_timeout_ms);
+    pool_enter(pool);
+    while (pool->queue.head != NULL && !pool->destroying &&
+           now - pool->queue.head->queued_at >= (uint64_t)pool->queue_timeout_ms) {
+        pool->stats.expired++;
+        pool_complete(pool, qlist_pop(&pool->queue), NULL, &err);
+    }
+    pool_leave(pool);
+}
+
 static void teardown(struct gw_pg_pool *pool)
 {
     struct gw_error err;
@@ -213,6 +253,7 @@ static void teardown(struct gw_pg_pool *pool)
     pool->torn_down = true;
     pool->busy++; /* callbacks below must not start a second teardown */
     uv_close((uv_handle_t *)&pool->kick, kick_closed);
+    uv_close((uv_handle_t *)&pool->expire, expire_closed);
     for (int i = 0; i < pool->size; i++)
         conn_set_state(&pool->conns[i], CONN_CLOSED);
     if (pool->listener != NULL)
@@ -377,6 +418,7 @@ int gw_pg_query(struct gw_pg_pool *pool, const char *stmt_name, const char *sql,
     }
     if (nparams == 0)
         q->params = NULL;
+    q->queued_at = uv_now(pool->loop);
     qlist_push(&pool->queue, q);
     pool_kick(pool);
     return 0;

@@ -23,6 +23,7 @@ struct query {
     const char **params;
     gw_pg_cb cb; /* NULL for internal statements whose result nobody wants */
     void *arg;
+    uint64_t queued_at; /* uv_now() when queued, for the queue timeout */
     /* While in flight: how many commands (prepare, execute) still end with a
      * NULL from PQgetResult before the pipeline sync result. */
     int cmds_left;
@@ -82,6 +83,8 @@ struct gw_pg_pool {
     int size;
     int depth;
     unsigned long max_queue;
+    int queue_timeout_ms; /* 0 = queued statements wait for a connection forever */
+    uv_timer_t expire;    /* fails statements queued longer than that */
     struct conn *conns;
     struct conn *listener;
     struct qlist queue;
