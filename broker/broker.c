@@ -133,7 +133,7 @@ struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_optio
         .size = b->opts.pg_pool_size,
         .pipeline_depth = 32,
         .statement_timeout_ms = 30000,
-        .queue_timeout_ms = b->opts.pg_queue_timeout_ms > 0 ? b->opts.pg_queue_timeout_ms : 5000};
+        .queue_timeout_ms = b->opts.pg_queue_timeout_ms > 0 ? b->opts.pg_queue_timeout_ms : 0};
     b->pg = gw_pg_pool_create(loop, &po, err);
     if (b->pg == NULL)
         goto fail;

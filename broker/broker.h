@@ -26,7 +26,8 @@ struct gw_broker_options {
     const char *pg_conninfo;        /* required */
     int pg_pool_size;               /* default 8 */
     int pg_queue_timeout_ms;        /* a statement waiting longer for a connection fails
-                                       (the request gets 503); default 5000 */
+                                       (the request gets 503); 0 = wait (the CLI's
+                                       default is 5000) */
     const char *kafka_brokers;      /* required */
     const char *const *kafka_extra; /* NULL-terminated "k=v" or NULL */
     const char *topic_prefix;       /* default "" */

@@ -30,7 +30,7 @@ static const char usage_text[] =
     "  --no-migrate           do not apply migrations at start\n"
     "  --no-create-topics     do not create missing topics at start\n"
     "environment only: GW_PG_QUEUE_TIMEOUT_MS (how long a statement may wait for a free\n"
-    "  PostgreSQL connection before the request gets 503; default 5000),\n"
+    "  PostgreSQL connection before the request gets 503; default 5000, 0 = no limit),\n"
     "  GW_WEBHOOK_URL (notifications), GW_WEBHOOK_SECRET (signs them),\n"
     "  GW_WEBHOOK_MAX_ATTEMPTS (default 10), GW_WEBHOOK_BACKOFF_MS (first retry delay, default\n"
     "  5000, doubling), GW_INSTANCE_ID (stable replica id)\n";

@@ -2,7 +2,7 @@
 -- that is gone for good must not be retried (and logged about) forever.
 -- failed_at marks the row as given up; last_error keeps the final reason.
 -- The broker's GW_WEBHOOK_MAX_ATTEMPTS decides when (default 10, which with
--- the 5 s doubling backoff capped at 15 min spans about 50 minutes).
+-- the 5 s doubling backoff capped at 15 min spans about 36 minutes).
 
 ALTER TABLE gw_webhooks ADD COLUMN failed_at timestamptz;
 

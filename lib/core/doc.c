@@ -28,18 +28,13 @@
 #define YAML_MAX_DEPTH        256
 #define YAML_TAG_PREFIX       "tag:yaml.org,2002:"
 
-struct anchor {
-    char *name;
-    json_t *value;
-    size_t nodes; /* size of `value`, charged again at every alias */
-};
-
 struct yload {
     yaml_parser_t parser;
     const char *name;
     struct gw_error *err;
-    struct anchor *anchors;
-    size_t n_anchors, cap_anchors;
+    json_t *anchors; /* name -> [value, nodes, depth]: an alias is charged
+                        `nodes` against the budget and may not take the
+                        document deeper than YAML_MAX_DEPTH */
     size_t nodes;
     int depth;
     bool failed; /* an error has been reported (err may be NULL) */
@@ -161,13 +156,19 @@ static bool is_float(const char *s, size_t n)
     return i == n;
 }
 
+/* .inf, -.inf, +.inf, .nan in the spellings of the core schema (a sign
+ * goes with .inf only: "-.nan" is a string). */
 static bool is_special_float(const char *s, size_t n)
 {
+    static const char *const inf[] = {".inf", ".Inf", ".INF"};
+    static const char *const nan[] = {".nan", ".NaN", ".NAN"};
+    for (size_t i = 0; i < ARRAY_SIZE(nan); i++)
+        if (n == 4 && memcmp(s, nan[i], 4) == 0)
+            return true;
     if (n > 0 && (s[0] == '-' || s[0] == '+'))
         s++, n--;
-    static const char *const words[] = {".inf", ".Inf", ".INF", ".nan", ".NaN", ".NAN"};
-    for (size_t i = 0; i < ARRAY_SIZE(words); i++)
-        if (n == 4 && memcmp(s, words[i], 4) == 0)
+    for (size_t i = 0; i < ARRAY_SIZE(inf); i++)
+        if (n == 4 && memcmp(s, inf[i], 4) == 0)
             return true;
     return false;
 }
@@ -220,6 +221,13 @@ static json_t *scalar(struct yload *y, const yaml_event_t *ev)
     bool plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
     int base, b;
 
+    /* "\0" in a double-quoted scalar: C strings (keys, arguments, subjects)
+     * would silently stop there, and the JSON files refuse \u0000 too. */
+    if (memchr(s, '\0', n) != NULL) {
+        yerr_at(y, m, "a NUL character (\\0) is not allowed");
+        return NULL;
+    }
+
     if (tag != NULL && strcmp(tag, "!") != 0) {
         if (strncmp(tag, YAML_TAG_PREFIX, strlen(YAML_TAG_PREFIX)) != 0) {
             yerr_at(y, m, "tag '%s' is not supported (only the YAML core tags are)", tag);
@@ -266,46 +274,66 @@ static json_t *scalar(struct yload *y, const yaml_event_t *ev)
     return json_stringn(s, n);
 }
 
-static size_t count_nodes(json_t *v)
+/* Values in `v` and how deep its collections nest (a scalar is 0). */
+static void measure(json_t *v, size_t *nodes, size_t *depth)
 {
-    size_t n = 1;
+    size_t n = 1, d = 0, cn, cd;
+    const char *k;
+    size_t i;
+    json_t *c;
     if (json_is_object(v)) {
-        const char *k;
-        json_t *c;
-        json_object_foreach(v, k, c) n += count_nodes(c);
+        json_object_foreach(v, k, c)
+        {
+            measure(c, &cn, &cd);
+            n += cn;
+            d = cd > d ? cd : d;
+        }
+        d++;
     } else if (json_is_array(v)) {
-        size_t i;
-        json_t *c;
-        json_array_foreach(v, i, c) n += count_nodes(c);
+        json_array_foreach(v, i, c)
+        {
+            measure(c, &cn, &cd);
+            n += cn;
+            d = cd > d ? cd : d;
+        }
+        d++;
     }
-    return n;
+    *nodes = n;
+    *depth = d;
 }
 
+/* A later anchor of the same name replaces the earlier one. */
 static int remember(struct yload *y, const char *name, json_t *v)
 {
-    for (size_t i = 0; i < y->n_anchors; i++)
-        if (strcmp(y->anchors[i].name, name) == 0) { /* a later anchor of the same name wins */
-            json_decref(y->anchors[i].value);
-            y->anchors[i].value = json_incref(v);
-            y->anchors[i].nodes = count_nodes(v);
-            return 0;
-        }
-    if (y->n_anchors == y->cap_anchors) {
-        size_t cap = y->cap_anchors ? y->cap_anchors * 2 : 16;
-        struct anchor *na = realloc(y->anchors, cap * sizeof(*na));
-        if (na == NULL)
-            return yoom(y);
-        y->anchors = na;
-        y->cap_anchors = cap;
-    }
-    struct anchor *a = &y->anchors[y->n_anchors];
-    a->name = strdup(name);
-    if (a->name == NULL)
+    size_t nodes, depth;
+    measure(v, &nodes, &depth);
+    json_t *entry = json_pack("[O,I,I]", v, (json_int_t)nodes, (json_int_t)depth);
+    if (entry == NULL || json_object_set_new(y->anchors, name, entry) < 0)
         return yoom(y);
-    a->value = json_incref(v);
-    a->nodes = count_nodes(v);
-    y->n_anchors++;
     return 0;
+}
+
+static json_t *alias(struct yload *y, const yaml_event_t *ev)
+{
+    const char *name = (const char *)ev->data.alias.anchor;
+    json_t *entry = json_object_get(y->anchors, name);
+    if (entry == NULL) {
+        yerr_at(y, ev->start_mark, "alias '*%s' names no anchor defined before it", name);
+        return NULL;
+    }
+    size_t nodes = (size_t)json_integer_value(json_array_get(entry, 1));
+    size_t depth = (size_t)json_integer_value(json_array_get(entry, 2));
+    if ((size_t)y->depth + depth > YAML_MAX_DEPTH) {
+        yerr_at(y, ev->start_mark, "nested more than %d levels deep (through alias '*%s')",
+                YAML_MAX_DEPTH, name);
+        return NULL;
+    }
+    if (charge(y, nodes, ev->start_mark) < 0)
+        return NULL;
+    json_t *v = json_deep_copy(json_array_get(entry, 0));
+    if (v == NULL)
+        yoom(y);
+    return v;
 }
 
 static json_t *node(struct yload *y, yaml_event_t *ev);
@@ -419,11 +447,16 @@ static json_t *mapping(struct yload *y, const yaml_event_t *start)
             goto fail;
         }
         if (is_merge) {
-            json_array_append_new(merges, v);
+            if (json_array_append_new(merges, v) < 0)
+                goto oom;
             continue;
         }
-        if (json_object_set_new(explicit_keys, ks, json_true()) < 0 ||
-            json_object_set_new(obj, ks, v) < 0) {
+        if (json_object_set_new(explicit_keys, ks, json_true()) < 0) {
+            json_decref(v);
+            json_decref(key);
+            goto oom;
+        }
+        if (json_object_set_new(obj, ks, v) < 0) {
             json_decref(key);
             goto oom;
         }
@@ -490,23 +523,12 @@ static json_t *node(struct yload *y, yaml_event_t *ev)
         return NULL;
     switch (ev->type) {
     case YAML_ALIAS_EVENT:
-        for (size_t i = y->n_anchors; i-- > 0;)
-            if (strcmp(y->anchors[i].name, (const char *)ev->data.alias.anchor) == 0) {
-                if (charge(y, y->anchors[i].nodes, ev->start_mark) < 0)
-                    return NULL;
-                v = json_deep_copy(y->anchors[i].value);
-                if (v == NULL)
-                    yoom(y);
-                return v;
-            }
-        yerr_at(y, ev->start_mark, "alias '*%s' names no anchor defined before it",
-                (const char *)ev->data.alias.anchor);
-        return NULL;
+        return alias(y, ev);
     case YAML_SCALAR_EVENT:
         anchor = ev->data.scalar.anchor;
         v = scalar(y, ev);
-        if (v == NULL && !y->failed) /* jansson refused the text */
-            yerr_at(y, ev->start_mark, "text that JSON cannot hold");
+        if (v == NULL && !y->failed)
+            yoom(y);
         break;
     case YAML_MAPPING_START_EVENT:
     case YAML_SEQUENCE_START_EVENT: {
@@ -578,18 +600,21 @@ json_t *gw_yaml_loadb(const char *buf, size_t len, const char *name, struct gw_e
     struct yload y = {.name = name != NULL ? name : "<yaml>", .err = err};
     json_t *root;
 
+    y.anchors = json_object();
+    if (y.anchors == NULL) {
+        gw_error_set(err, GW_ENOMEM, false, "%s: out of memory", y.name);
+        return NULL;
+    }
+
     if (!yaml_parser_initialize(&y.parser)) {
+        json_decref(y.anchors);
         gw_error_set(err, GW_ENOMEM, false, "%s: out of memory", y.name);
         return NULL;
     }
     yaml_parser_set_input_string(&y.parser, (const unsigned char *)buf, len);
     yaml_parser_set_encoding(&y.parser, YAML_UTF8_ENCODING);
     root = document(&y);
-    for (size_t i = 0; i < y.n_anchors; i++) {
-        free(y.anchors[i].name);
-        json_decref(y.anchors[i].value);
-    }
-    free(y.anchors);
+    json_decref(y.anchors);
     yaml_parser_delete(&y.parser);
     return root;
 }

@@ -62,6 +62,10 @@ class Proxy:
                 c.close()
                 continue
             with self.lock:
+                if listener is not self.listener:  # stop() ran meanwhile
+                    c.close()
+                    u.close()
+                    return
                 self.socks += [c, u]
             for a, b in ((c, u), (u, c)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
@@ -83,6 +87,8 @@ class Proxy:
                 pass
 
     def stop(self):
+        if self.listener is None:
+            return
         # shutdown() wakes the thread blocked in accept(); close() alone
         # would leave it accepting on the old socket.
         try:
@@ -91,6 +97,7 @@ class Proxy:
             pass
         self.listener.close()
         with self.lock:
+            self.listener = None
             socks, self.socks = self.socks, []
         for s in socks:
             try:

@@ -97,6 +97,7 @@ static void test_scalars(void)
          "{\"s\":\"line one\\nline two\\n\",\"f\":\"folded text\\n\"}", "block scalars");
     same("u: \"caf\\u00e9 \\t\"\n", "{\"u\":\"caf\\u00e9 \\t\"}", "escapes in double quotes");
     same("42\n", "42", "a scalar document");
+    same("a: -.nan\n", "{\"a\":\"-.nan\"}", "-.nan is not a core-schema float: a string");
     same("200: ok\ntrue: yes\n", "{\"200\":\"ok\",\"true\":\"yes\"}",
          "scalar keys become their text");
 }
@@ -165,6 +166,47 @@ static void test_refused(void)
     deep[2 * depth + 1] = '\0';
     refused(deep, "levels deep", "2000 nested sequences");
     free(deep);
+
+    /* Aliases cannot stack nesting past the limit either: ten anchors of
+     * 100 levels, each holding the previous one innermost. */
+    size_t cap = 20000, len = 0;
+    char *stack = malloc(cap);
+    for (int a = 0; a < 10; a++) {
+        len += (size_t)snprintf(stack + len, cap - len, "a%d: &a%d ", a, a);
+        for (int i = 0; i < 100; i++)
+            stack[len++] = '[';
+        len += (size_t)(a == 0 ? snprintf(stack + len, cap - len, "x")
+                               : snprintf(stack + len, cap - len, "*a%d", a - 1));
+        for (int i = 0; i < 100; i++)
+            stack[len++] = ']';
+        stack[len++] = '\n';
+    }
+    stack[len] = '\0';
+    refused(stack, "through alias", "nesting built up through aliases");
+    free(stack);
+
+    refused("a: \"x\\0y\"\n", "NUL character", "a NUL in a value");
+    refused("\"k\\0\": 1\n", "NUL character", "a NUL in a key");
+}
+
+/* Many anchors and aliases load in time linear in their number (a
+ * quadratic lookup made 1.4 MB take 18 s). No timing is asserted here: the
+ * test's own timeout is the bound. */
+static void test_many_anchors(void)
+{
+    size_t n = 50000, cap = n * 40, len = 0;
+    char *doc = malloc(cap);
+    struct gw_error err;
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(doc + len, cap - len, "a%zu: &x%zu %zu\n", i, i, i);
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(doc + len, cap - len, "b%zu: *x%zu\n", i, n - 1 - i);
+    json_t *v = gw_yaml_loadb(doc, len, "t.yaml", &err);
+    CHECK(v != NULL && json_object_size(v) == 2 * n &&
+              json_integer_value(json_object_get(v, "b0")) == (json_int_t)(n - 1),
+          "50,000 anchors and 50,000 aliases load (%s)", v ? "" : err.message);
+    json_decref(v);
+    free(doc);
 }
 
 static void write_file(const char *path, const char *text)
@@ -232,6 +274,7 @@ int main(void)
     test_scalars();
     test_structure();
     test_refused();
+    test_many_anchors();
     test_files();
     printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);
     return failures ? 1 : 0;
