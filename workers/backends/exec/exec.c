@@ -21,6 +21,7 @@
 #include "backends/exec/exec_config_schema.h" /* generated */
 #include "exec_io.h"
 #include "gw/log.h"
+#include "child.h"
 
 #define DEFAULT_GRACE_MS 5000
 
@@ -42,7 +43,7 @@ struct exec_run {
     char outputs[PATH_MAX + 32];
     char *stdin_data;
 
-    uv_process_t proc;
+    struct gw_child child; /* posix_spawn + pidfd (child.h) */
     uv_pipe_t in, out, err;
     uv_timer_t timeout, kill;
     uv_write_t wreq;
@@ -307,8 +308,8 @@ static void write_cb(uv_write_t *req, int status)
 
 static void signal_group(struct exec_run *x, int sig)
 {
-    if (x->spawned && x->proc.pid > 0 && kill(-x->proc.pid, sig) != 0 && errno != ESRCH)
-        gw_log(GW_LOG_WARN, x->run->run_id, "exec: kill(-%d, %d): %s", x->proc.pid, sig,
+    if (x->spawned && x->child.pid > 0 && kill(-x->child.pid, sig) != 0 && errno != ESRCH)
+        gw_log(GW_LOG_WARN, x->run->run_id, "exec: kill(-%d, %d): %s", (int)x->child.pid, sig,
                strerror(errno));
 }
 
@@ -337,9 +338,9 @@ static void timeout_cb(uv_timer_t *t)
     stop(x);
 }
 
-static void exit_cb(uv_process_t *p, int64_t exit_status, int term_signal)
+static void exit_cb(struct gw_child *c, int64_t exit_status, int term_signal)
 {
-    struct exec_run *x = p->data;
+    struct exec_run *x = c->data;
     x->exited = true;
     x->exit_status = exit_status;
     x->term_signal = term_signal;
@@ -348,7 +349,7 @@ static void exit_cb(uv_process_t *p, int64_t exit_status, int term_signal)
      * a stop sequence the kill timer gives them their grace instead. */
     if (x->state == ST_RUNNING)
         signal_group(x, SIGKILL);
-    close_one(x, (uv_handle_t *)p, &x->proc_open);
+    close_one(x, (uv_handle_t *)&c->poll, &x->proc_open);
     maybe_close_timers(x);
 }
 
@@ -358,8 +359,6 @@ static int exec_start(struct gw_run *run, struct gw_error *err)
 {
     struct exec_run *x = run->backend_data;
     const char *tmp = getenv("TMPDIR");
-    uv_process_options_t o;
-    uv_stdio_container_t stdio[3];
     uv_buf_t buf;
     int rc;
 
@@ -384,45 +383,31 @@ static int exec_start(struct gw_run *run, struct gw_error *err)
     uv_timer_init(run->loop, &x->timeout);
     uv_timer_init(run->loop, &x->kill);
     x->in.data = x->out.data = x->err.data = x->timeout.data = x->kill.data = x;
-    x->proc.data = x->wreq.data = x->sreq.data = x;
+    x->child.data = x->wreq.data = x->sreq.data = x;
     x->in_open = x->out_open = x->err_open = true;
     x->open_handles = 5;
 
-    memset(&o, 0, sizeof(o));
-    stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
-    stdio[0].data.stream = (uv_stream_t *)&x->in;
-    stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    stdio[1].data.stream = (uv_stream_t *)&x->out;
-    stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    stdio[2].data.stream = (uv_stream_t *)&x->err;
-    o.file = x->argv[0];
-    o.args = x->argv;
-    o.env = x->envp;
-    o.cwd = x->workdir;
-    o.flags = UV_PROCESS_DETACHED; /* setsid(): its own process group */
-    o.stdio_count = 3;
-    o.stdio = stdio;
-    o.exit_cb = exit_cb;
-    rc = uv_spawn(run->loop, &x->proc, &o);
-    /* The process handle is initialised (and must be closed) either way. */
-    x->proc_open = true;
-    x->open_handles++;
+    rc = gw_child_spawn(run->loop, &x->child, x->argv, x->envp, x->workdir, &x->in, &x->out,
+                        &x->err, exit_cb);
     if (rc != 0) {
         snprintf(x->spawn_error, sizeof(x->spawn_error), "cannot start %s: %s", x->argv[0],
-                 uv_strerror(rc));
+                 strerror(-rc));
         gw_log(GW_LOG_WARN, run->run_id, "exec: %s", x->spawn_error);
         free(x->stdin_data);
         x->stdin_data = NULL;
-        close_one(x, (uv_handle_t *)&x->proc, &x->proc_open);
         close_one(x, (uv_handle_t *)&x->in, &x->in_open);
         close_one(x, (uv_handle_t *)&x->out, &x->out_open);
         close_one(x, (uv_handle_t *)&x->err, &x->err_open);
         maybe_close_timers(x);
         return 0;
     }
+    /* The pidfd's poll handle is open from here and closes after the exit. */
+    x->child.poll.data = x;
+    x->proc_open = true;
+    x->open_handles++;
     x->spawned = true;
     x->state = ST_RUNNING;
-    gw_log(GW_LOG_INFO, run->run_id, "exec: started %s (pid %d)", x->argv[0], x->proc.pid);
+    gw_log(GW_LOG_INFO, run->run_id, "exec: started %s (pid %d)", x->argv[0], (int)x->child.pid);
     uv_read_start((uv_stream_t *)&x->out, alloc_cb, read_cb);
     uv_read_start((uv_stream_t *)&x->err, alloc_cb, read_cb);
     buf = uv_buf_init(x->stdin_data, (unsigned)strlen(x->stdin_data));
