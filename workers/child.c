@@ -30,9 +30,9 @@ static int find_program(const char *name, char *const envp[], char *out, size_t 
         const char *end = strchr(path, ':');
         size_t dlen = end != NULL ? (size_t)(end - path) : strlen(path);
         struct stat st;
-        /* An empty entry is the current directory, as for execvp. */
-        int n = dlen == 0 ? snprintf(out, cap, "%s", name)
-                          : snprintf(out, cap, "%.*s/%s", (int)dlen, path, name);
+        /* Relative entries ("", ".", "bin") would be resolved against the
+         * worker's directory here but the run's after the chdir: skip them. */
+        int n = path[0] != '/' ? -1 : snprintf(out, cap, "%.*s/%s", (int)dlen, path, name);
         if (n > 0 && (size_t)n < cap && stat(out, &st) == 0 && S_ISREG(st.st_mode)) {
             if (access(out, X_OK) == 0)
                 return 0;
@@ -50,17 +50,22 @@ static void on_pidfd(uv_poll_t *h, int status, int events)
     struct gw_child *c = (struct gw_child *)h;
     int st = 0;
     pid_t r;
-    (void)status;
     (void)events;
 
     do
         r = waitpid(c->pid, &st, WNOHANG);
     while (r < 0 && errno == EINTR);
-    if (r == 0)
-        return; /* not yet (a spurious wake-up): keep watching */
+    if (r == 0) {
+        /* Not yet: a spurious wake-up. After an error libuv has stopped the
+         * handle; watch again rather than wait forever. */
+        if (status < 0)
+            uv_poll_start(h, UV_READABLE, on_pidfd);
+        return;
+    }
+    /* The pidfd stays open until the handle is closed (gw_child_close):
+     * closing it first would let libuv's epoll cleanup hit whatever file
+     * reuses the number. */
     uv_poll_stop(h);
-    close(c->pidfd);
-    c->pidfd = -1;
     int64_t code = 0;
     int sig = 0;
     if (r > 0 && WIFEXITED(st))
@@ -87,6 +92,7 @@ int gw_child_spawn(uv_loop_t *loop, struct gw_child *c, char *const argv[], char
     c->pid = -1;
     c->pidfd = -1;
     c->exit_cb = exit_cb;
+    c->close_cb = NULL;
     if (strchr(file, '/') == NULL) {
         rc = find_program(file, envp, found, sizeof(found));
         if (rc < 0)
@@ -167,4 +173,21 @@ fail_fds:
     }
     c->pid = -1;
     return rc;
+}
+
+static void child_closed(uv_handle_t *h)
+{
+    struct gw_child *c = (struct gw_child *)h;
+    if (c->pidfd >= 0) {
+        close(c->pidfd);
+        c->pidfd = -1;
+    }
+    if (c->close_cb != NULL)
+        c->close_cb(h);
+}
+
+void gw_child_close(struct gw_child *c, uv_close_cb cb)
+{
+    c->close_cb = cb;
+    uv_close((uv_handle_t *)&c->poll, child_closed);
 }

@@ -8,11 +8,13 @@
  * faults after it) was the largest single cost of an exec run
  * (bench/README.md). The child is set up like uv_spawn's with
  * UV_PROCESS_DETACHED: a new session (its own process group), every signal
- * at its default disposition and unblocked, stdin/stdout/stderr on Unix
+ * at its default disposition and unblocked (except glibc's two internal
+ * real-time signals, 32 and 33, which glibc's posix_spawn leaves ignored),
+ * stdin/stdout/stderr on Unix
  * socket pairs whose other ends become uv_pipe_t handles, nothing else
  * inherited (closefrom 3), the working directory set; a program name without
- * a slash is looked up in the PATH of the child's environment, as execvp
- * after setting that environment would.
+ * a slash is looked up in the absolute directories of the PATH of the
+ * child's environment (relative entries are skipped).
  *
  * Needs Linux >= 5.3 (pidfd_open) and glibc >= 2.34 (closefrom action).
  */
@@ -34,6 +36,7 @@ struct gw_child {
     pid_t pid;
     int pidfd;
     gw_child_exit_cb exit_cb;
+    uv_close_cb close_cb;
     void *data;
 };
 
@@ -42,10 +45,15 @@ struct gw_child {
  * child's stdin (writable), stdout and stderr (readable). On success
  * c->poll is an initialised, active handle; on failure nothing is
  * initialised, no process exists, and the errno-style code is returned
- * negated (-ENOENT: program not found, ...). The pidfd is closed when the
- * exit is observed, before exit_cb; close c->poll after that. */
+ * negated (-ENOENT: program not found, -ENOEXEC: not an executable format,
+ * e.g. a script without a #! line — there is no /bin/sh fallback). */
 int gw_child_spawn(uv_loop_t *loop, struct gw_child *c, char *const argv[], char *const envp[],
                    const char *cwd, uv_pipe_t *in, uv_pipe_t *out, uv_pipe_t *err,
                    gw_child_exit_cb exit_cb);
+
+/* Closes the handle and then the pidfd; `cb` gets &c->poll. Once, after a
+ * successful spawn (normally from or after exit_cb; closing earlier stops
+ * watching a process that keeps running). */
+void gw_child_close(struct gw_child *c, uv_close_cb cb);
 
 #endif

@@ -16,6 +16,7 @@ struct result {
     bool finished;
     enum gw_run_outcome outcome;
     char reason[64];
+    char message[300];
     int exit_code;
     json_t *outputs;
     int nlines;
@@ -41,6 +42,7 @@ static void t_finish(struct gw_run *run, const struct gw_run_result *res)
     r->finished = true;
     r->outcome = res->outcome;
     snprintf(r->reason, sizeof(r->reason), "%s", res->reason ? res->reason : "");
+    snprintf(r->message, sizeof(r->message), "%s", res->message ? res->message : "");
     r->exit_code = res->exit_code;
     r->outputs = json_incref(res->outputs);
 }
@@ -194,7 +196,36 @@ static void test_spawn_failed(void)
     struct result r;
     run_exec("{\"command\":[\"/nonexistent/program\"]}", "{}", 30, 0, &r);
     CHECK(r.outcome == GW_RUN_FAILED && strcmp(r.reason, "spawn_failed") == 0);
+    CHECK(strstr(r.message, "cannot start /nonexistent/program: no such file or directory") !=
+          NULL);
     result_free(&r);
+
+    /* A bare name is looked up in the PATH the program gets (absolute
+     * entries only), and a script without #! is not handed to a shell. */
+    char dir[] = "/tmp/gw-exec-path-XXXXXX", cfg[512], path[600];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof(path), "%s/gw-hello", dir);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    fputs("#!/bin/sh\necho found-on-path\n", f);
+    fclose(f);
+    chmod(path, 0755);
+    snprintf(cfg, sizeof(cfg),
+             "{\"command\":[\"gw-hello\"],\"env\":{\"PATH\":\"relative/bin::%s:/usr/bin\"}}", dir);
+    run_exec(cfg, "{}", 30, 0, &r);
+    CHECK(r.outcome == GW_RUN_SUCCEEDED && find_line(&r, "stdout", "found-on-path") != NULL);
+    result_free(&r);
+
+    f = fopen(path, "w");
+    CHECK(f != NULL);
+    fputs("echo no interpreter line\n", f);
+    fclose(f);
+    run_exec(cfg, "{}", 30, 0, &r);
+    CHECK(r.outcome == GW_RUN_FAILED && strcmp(r.reason, "spawn_failed") == 0 &&
+          strstr(r.message, "exec format error (a script needs a #! line)") != NULL);
+    result_free(&r);
+    unlink(path);
+    rmdir(dir);
 }
 
 static void check_grandchild_gone(struct result *r)

@@ -349,7 +349,10 @@ static void exit_cb(struct gw_child *c, int64_t exit_status, int term_signal)
      * a stop sequence the kill timer gives them their grace instead. */
     if (x->state == ST_RUNNING)
         signal_group(x, SIGKILL);
-    close_one(x, (uv_handle_t *)&c->poll, &x->proc_open);
+    if (x->proc_open) {
+        x->proc_open = false;
+        gw_child_close(c, handle_closed);
+    }
     maybe_close_timers(x);
 }
 
@@ -390,8 +393,10 @@ static int exec_start(struct gw_run *run, struct gw_error *err)
     rc = gw_child_spawn(run->loop, &x->child, x->argv, x->envp, x->workdir, &x->in, &x->out,
                         &x->err, exit_cb);
     if (rc != 0) {
+        /* rc is -errno, which on Linux is libuv's UV_E* code (libuv 1.44
+         * has no name for ENOEXEC). */
         snprintf(x->spawn_error, sizeof(x->spawn_error), "cannot start %s: %s", x->argv[0],
-                 strerror(-rc));
+                 rc == -ENOEXEC ? "exec format error (a script needs a #! line)" : uv_strerror(rc));
         gw_log(GW_LOG_WARN, run->run_id, "exec: %s", x->spawn_error);
         free(x->stdin_data);
         x->stdin_data = NULL;
