@@ -1,0 +1,54 @@
+-- Worker events: 'started' and 'log' events count as proof of life, but
+-- each one updated gw_runs.heartbeat_at — a new version of the whole run row
+-- and an entry in every index, since heartbeat_at is indexed — so a run that
+-- logged ten lines rewrote its row ten times. They now refresh it at most
+-- once a second. The worker's own 'heartbeat' events (every GW_HEARTBEAT_S)
+-- still refresh it every time, so liveness judgement is unchanged.
+
+CREATE OR REPLACE FUNCTION gw_apply_events(p_events jsonb) RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    e jsonb;
+    r gw_runs;
+    n integer := 0;
+    v_run uuid;
+    v_attempt integer;
+    v_kind text;
+BEGIN
+    FOR e IN SELECT value FROM jsonb_array_elements(p_events) LOOP
+        v_run := (e ->> 'run_id')::uuid;
+        v_attempt := (e ->> 'attempt')::integer;
+        v_kind := e ->> 'kind';
+        SELECT * INTO r FROM gw_runs WHERE id = v_run FOR UPDATE;
+        CONTINUE WHEN NOT FOUND OR r.attempt <> v_attempt;
+        IF v_kind = 'heartbeat' THEN
+            IF r.status = 'running' THEN
+                UPDATE gw_runs SET heartbeat_at = clock_timestamp() WHERE id = v_run;
+                n := n + 1;
+            END IF;
+            CONTINUE;
+        END IF;
+        INSERT INTO gw_worker_events (run_id, attempt, seq, kind, stream, line, data, worker_id)
+        VALUES (v_run, v_attempt, (e ->> 'seq')::integer, v_kind, e ->> 'stream', e ->> 'line',
+                e -> 'data', e ->> 'worker_id')
+        ON CONFLICT DO NOTHING;
+        CONTINUE WHEN NOT FOUND;  -- a duplicate delivery
+        n := n + 1;
+        CONTINUE WHEN r.status <> 'running';
+        IF v_kind IN ('started', 'log') THEN
+            -- Proof of life at most once a second: each UPDATE rewrites the
+            -- whole row and its indexes (heartbeat_at is indexed).
+            IF r.heartbeat_at IS NULL OR r.heartbeat_at < clock_timestamp() - interval '1 second' THEN
+                UPDATE gw_runs SET heartbeat_at = clock_timestamp() WHERE id = v_run;
+            END IF;
+        ELSIF v_kind = 'succeeded' THEN
+            PERFORM gw_finish_run(v_run, 'succeeded', NULL,
+                                  coalesce(e -> 'data' -> 'outputs', '{}'::jsonb),
+                                  'worker:' || coalesce(e ->> 'worker_id', '?'), false);
+        ELSIF v_kind IN ('failed', 'timed_out', 'cancelled') THEN
+            PERFORM gw_finish_run(v_run, v_kind,
+                                  coalesce(e -> 'data' ->> 'reason', e -> 'data' ->> 'message', v_kind),
+                                  NULL, 'worker:' || coalesce(e ->> 'worker_id', '?'), false);
+        END IF;
+    END LOOP;
+    RETURN n;
+END $$;
