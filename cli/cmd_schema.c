@@ -22,7 +22,8 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: gangway schema validate [--ref-dir URI=DIR]... [--draft 2020-12|7]\n"
-               "                               [--format-assert] SCHEMA.json INSTANCE.json...\n"
+               "                               [--format-assert] SCHEMA INSTANCE...\n"
+               "  (files ending in .yaml or .yml are read as YAML, others as JSON)\n"
                "  --ref-dir URI=DIR  resolve $refs under URI from the *.json files in DIR\n"
                "  --draft D          draft for schemas without $schema (default 2020-12)\n"
                "  --format-assert    treat \"format\" as an assertion\n"
