@@ -79,6 +79,19 @@ json_t *gw_api_field_error(const char *pointer, const char *keyword, const char 
 bool gw_api_query(struct gw_api_ctx *ctx, const char *name, char *out, size_t cap, bool *too_long);
 void gw_api_query_too_long(struct gw_api_ctx *ctx);
 
+/* `limit=N` (1..max): sets *limit when present. False when it answered 400. */
+bool gw_api_query_limit(struct gw_api_ctx *ctx, int max, int *limit, bool *too_long);
+
+/* `cursor=<timestamp>~<uuid>` of the keyset-paginated lists, split in place
+ * in `buf` into *ts and *id when present. False when it answered 400. */
+bool gw_api_query_cursor(struct gw_api_ctx *ctx, char *buf, size_t cap, const char **ts,
+                         const char **id, bool *too_long);
+
+/* Answers 200 {"items": [column 0 of the first `limit` rows, verbatim JSON],
+ * "next_cursor": column 1 of row limit-1 when there are more, else null}.
+ * The list queries fetch limit + 1 rows to know whether there are more. */
+void gw_api_reply_page(struct gw_api_ctx *ctx, const PGresult *res, int limit);
+
 /* A JSON array of strings as a PostgreSQL array literal ({"a","b\\"c"});
  * malloc'd, NULL when out of memory. Non-strings become "". */
 char *gw_api_pg_array(json_t *arr);

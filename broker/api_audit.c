@@ -59,38 +59,14 @@ static void page_done(void *arg, const PGresult *res, const struct gw_error *err
         gw_api_pg_failed(ctx, err);
         return;
     }
-    int n = PQntuples(res);
-    int limit = (int)json_integer_value(ctx->scratch);
-    bool more = n > limit;
-    size_t cap = 64;
-    for (int i = 0; i < n && i < limit; i++)
-        cap += (size_t)PQgetlength(res, i, 0) + 1;
-    char *out = malloc(cap + 64), *p = out;
-    if (out == NULL) {
-        gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
-        return;
-    }
-    p += sprintf(p, "{\"items\":[");
-    for (int i = 0; i < n && i < limit; i++) {
-        if (i > 0)
-            *p++ = ',';
-        size_t len = (size_t)PQgetlength(res, i, 0);
-        memcpy(p, PQgetvalue(res, i, 0), len);
-        p += len;
-    }
-    if (more)
-        p += sprintf(p, "],\"next_cursor\":\"%s\"}", PQgetvalue(res, limit - 1, 1));
-    else
-        p += sprintf(p, "],\"next_cursor\":null}");
-    gw_api_reply(ctx, 200, NULL, out, (size_t)(p - out));
-    free(out);
+    gw_api_reply_page(ctx, res, (int)json_integer_value(ctx->scratch));
 }
 
 void gw_api_audit_list(struct gw_api_ctx *ctx)
 {
     bool too_long = false;
-    char run[64], actor[GW_SUBJECT_MAX + 16], action[128], since[48], until[48], limit_s[16],
-        cursor[32], limit_plus[16];
+    char run[64], actor[GW_SUBJECT_MAX + 16], action[128], since[48], until[48], cursor[32],
+        limit_plus[16];
     const char *p_run = NULL, *p_actor = NULL, *p_action = NULL, *p_since = NULL, *p_until = NULL,
                *p_cursor = NULL;
     int limit = LIMIT_DEFAULT;
@@ -133,15 +109,8 @@ void gw_api_audit_list(struct gw_api_ctx *ctx)
         }
         p_until = until;
     }
-    if (gw_api_query(ctx, "limit", limit_s, sizeof(limit_s), &too_long)) {
-        limit = atoi(limit_s);
-        if (!digits(limit_s) || limit < 1 || limit > LIMIT_MAX) {
-            gw_api_problem(ctx, 400, "invalid_parameter",
-                           gw_api_field_error("/query/limit", "maximum", "1 to 500"),
-                           "'limit' must be between 1 and %d", LIMIT_MAX);
-            return;
-        }
-    }
+    if (!gw_api_query_limit(ctx, LIMIT_MAX, &limit, &too_long))
+        return;
     if (gw_api_query(ctx, "cursor", cursor, sizeof(cursor), &too_long)) {
         if (!digits(cursor)) {
             gw_api_problem(

@@ -256,17 +256,7 @@ static void list_done(void *arg, const PGresult *res, const struct gw_error *err
         gw_api_pg_failed(ctx, err);
         return;
     }
-    int n = PQntuples(res);
-    int limit = (int)json_integer_value(json_object_get(ctx->scratch, "limit"));
-    json_t *items = json_array();
-    for (int i = 0; i < n && i < limit; i++)
-        json_array_append_new(items, json_loads(PQgetvalue(res, i, 0), 0, NULL));
-    json_t *page = json_pack("{s:o, s:s?}", "items", items, "next_cursor",
-                             n > limit ? PQgetvalue(res, limit - 1, 1) : NULL);
-    char *body = json_dumps(page, JSON_COMPACT);
-    json_decref(page);
-    gw_api_reply(ctx, 200, NULL, body, strlen(body));
-    free(body);
+    gw_api_reply_page(ctx, res, (int)json_integer_value(ctx->scratch));
 }
 
 static const char *const resource_statuses[] = {"active", "tearing_down", "teardown_failed",
@@ -275,7 +265,7 @@ static const char *const resource_statuses[] = {"active", "tearing_down", "teard
 void gw_api_resources_list(struct gw_api_ctx *ctx)
 {
     bool too_long = false;
-    char team[128], kind[128], before[64], status[32], limit_s[16], cursor[128], limit_plus[16];
+    char team[128], kind[128], before[64], status[32], cursor[128], limit_plus[16];
     const char *p_team = NULL, *p_kind = NULL, *p_before = NULL, *p_status = NULL;
     const char *p_ts = NULL, *p_id = NULL;
     int limit = 50;
@@ -307,28 +297,9 @@ void gw_api_resources_list(struct gw_api_ctx *ctx)
         }
         p_status = status;
     }
-    if (gw_api_query(ctx, "limit", limit_s, sizeof(limit_s), &too_long)) {
-        limit = atoi(limit_s);
-        if (strspn(limit_s, "0123456789") != strlen(limit_s) || limit < 1 || limit > 500) {
-            gw_api_problem(ctx, 400, "invalid_parameter",
-                           gw_api_field_error("/query/limit", "maximum", "1 to 500"),
-                           "'limit' must be between 1 and 500");
-            return;
-        }
-    }
-    if (gw_api_query(ctx, "cursor", cursor, sizeof(cursor), &too_long)) {
-        char *sep = strchr(cursor, '~');
-        if (sep == NULL || !gw_uuid_valid(sep + 1) || sep - cursor < 20) {
-            gw_api_problem(
-                ctx, 400, "invalid_cursor",
-                gw_api_field_error("/query/cursor", "format", "an opaque cursor from a page"),
-                "the cursor is not one this API returned");
-            return;
-        }
-        *sep = '\0';
-        p_ts = cursor;
-        p_id = sep + 1;
-    }
+    if (!gw_api_query_limit(ctx, 500, &limit, &too_long) ||
+        !gw_api_query_cursor(ctx, cursor, sizeof(cursor), &p_ts, &p_id, &too_long))
+        return;
     if (too_long) {
         gw_api_query_too_long(ctx);
         return;
@@ -338,7 +309,7 @@ void gw_api_resources_list(struct gw_api_ctx *ctx)
     const char *params[12] = {p_team, p_kind, p_before, p_status, p_ts, p_id, limit_plus};
     if (!gw_authz_params(ctx, GW_PERM_READ_RUNS, &f, params + 7))
         return;
-    ctx->scratch = json_pack("{s:i}", "limit", limit);
+    ctx->scratch = json_integer(limit);
     /* Deleted resources are listed only when asked for by status. */
     gw_api_query_or_503(
         ctx, "resources_list",

@@ -548,37 +548,13 @@ static void list_done(void *arg, const PGresult *res, const struct gw_error *err
         gw_api_pg_failed(ctx, err);
         return;
     }
-    int n = PQntuples(res);
-    int limit = (int)json_integer_value(ctx->scratch);
-    bool more = n > limit;
-    size_t cap = 64;
-    for (int i = 0; i < n && i < limit; i++)
-        cap += (size_t)PQgetlength(res, i, 0) + 1;
-    char *out = malloc(cap + 128), *p = out;
-    if (out == NULL) {
-        gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
-        return;
-    }
-    p += sprintf(p, "{\"items\":[");
-    for (int i = 0; i < n && i < limit; i++) {
-        if (i > 0)
-            *p++ = ',';
-        size_t len = (size_t)PQgetlength(res, i, 0);
-        memcpy(p, PQgetvalue(res, i, 0), len);
-        p += len;
-    }
-    if (more)
-        p += sprintf(p, "],\"next_cursor\":\"%s\"}", PQgetvalue(res, limit - 1, 1));
-    else
-        p += sprintf(p, "],\"next_cursor\":null}");
-    gw_api_reply(ctx, 200, NULL, out, (size_t)(p - out));
-    free(out);
+    gw_api_reply_page(ctx, res, (int)json_integer_value(ctx->scratch));
 }
 
 void gw_api_runs_list(struct gw_api_ctx *ctx)
 {
     bool too_long = false;
-    char status[32], action[128], limit_s[16], cursor[128], limit_plus[16];
+    char status[32], action[128], cursor[128], limit_plus[16];
     const char *p_status = NULL, *p_action = NULL, *p_ts = NULL, *p_id = NULL;
     int limit = 50;
 
@@ -596,28 +572,9 @@ void gw_api_runs_list(struct gw_api_ctx *ctx)
     }
     if (gw_api_query(ctx, "action", action, sizeof(action), &too_long))
         p_action = action;
-    if (gw_api_query(ctx, "limit", limit_s, sizeof(limit_s), &too_long)) {
-        limit = atoi(limit_s);
-        if (strspn(limit_s, "0123456789") != strlen(limit_s) || limit < 1 || limit > 500) {
-            gw_api_problem(ctx, 400, "invalid_parameter",
-                           gw_api_field_error("/query/limit", "maximum", "1 to 500"),
-                           "'limit' must be between 1 and 500");
-            return;
-        }
-    }
-    if (gw_api_query(ctx, "cursor", cursor, sizeof(cursor), &too_long)) {
-        char *sep = strchr(cursor, '~');
-        if (sep == NULL || !gw_uuid_valid(sep + 1) || sep - cursor < 20) {
-            gw_api_problem(
-                ctx, 400, "invalid_cursor",
-                gw_api_field_error("/query/cursor", "format", "an opaque cursor from a page"),
-                "the cursor is not one this API returned");
-            return;
-        }
-        *sep = '\0';
-        p_ts = cursor;
-        p_id = sep + 1;
-    }
+    if (!gw_api_query_limit(ctx, 500, &limit, &too_long) ||
+        !gw_api_query_cursor(ctx, cursor, sizeof(cursor), &p_ts, &p_id, &too_long))
+        return;
     if (too_long) {
         gw_api_query_too_long(ctx);
         return;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "gw/crypto.h"
 #include "gw/log.h"
 #include "policy.h"
 #include "stream.h"
@@ -147,6 +148,73 @@ void gw_api_query_too_long(struct gw_api_ctx *ctx)
 {
     gw_api_problem(ctx, 400, "invalid_parameter", NULL,
                    "a query parameter is longer than any valid value");
+}
+
+bool gw_api_query_limit(struct gw_api_ctx *ctx, int max, int *limit, bool *too_long)
+{
+    char s[16];
+    if (!gw_api_query(ctx, "limit", s, sizeof(s), too_long))
+        return true;
+    int n = atoi(s);
+    if (s[0] == '\0' || strspn(s, "0123456789") != strlen(s) || n < 1 || n > max) {
+        char range[32];
+        snprintf(range, sizeof(range), "1 to %d", max);
+        gw_api_problem(ctx, 400, "invalid_parameter",
+                       gw_api_field_error("/query/limit", "maximum", range),
+                       "'limit' must be between 1 and %d", max);
+        return false;
+    }
+    *limit = n;
+    return true;
+}
+
+bool gw_api_query_cursor(struct gw_api_ctx *ctx, char *buf, size_t cap, const char **ts,
+                         const char **id, bool *too_long)
+{
+    if (!gw_api_query(ctx, "cursor", buf, cap, too_long))
+        return true;
+    char *sep = strchr(buf, '~');
+    if (sep == NULL || !gw_uuid_valid(sep + 1) || sep - buf < 20) {
+        gw_api_problem(
+            ctx, 400, "invalid_cursor",
+            gw_api_field_error("/query/cursor", "format", "an opaque cursor from a page"),
+            "the cursor is not one this API returned");
+        return false;
+    }
+    *sep = '\0';
+    *ts = buf;
+    *id = sep + 1;
+    return true;
+}
+
+void gw_api_reply_page(struct gw_api_ctx *ctx, const PGresult *res, int limit)
+{
+    int n = PQntuples(res);
+    bool more = n > limit;
+    size_t cap = 64;
+    for (int i = 0; i < n && i < limit; i++)
+        cap += (size_t)PQgetlength(res, i, 0) + 1;
+    if (more)
+        cap += (size_t)PQgetlength(res, limit - 1, 1);
+    char *out = malloc(cap), *p = out;
+    if (out == NULL) {
+        gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
+        return;
+    }
+    p += sprintf(p, "{\"items\":[");
+    for (int i = 0; i < n && i < limit; i++) {
+        if (i > 0)
+            *p++ = ',';
+        size_t len = (size_t)PQgetlength(res, i, 0);
+        memcpy(p, PQgetvalue(res, i, 0), len);
+        p += len;
+    }
+    if (more)
+        p += sprintf(p, "],\"next_cursor\":\"%s\"}", PQgetvalue(res, limit - 1, 1));
+    else
+        p += sprintf(p, "],\"next_cursor\":null}");
+    gw_api_reply(ctx, 200, NULL, out, (size_t)(p - out));
+    free(out);
 }
 
 char *gw_api_pg_array(json_t *arr)

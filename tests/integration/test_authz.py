@@ -242,7 +242,16 @@ def test():
                     break
             check(sorted(got) == sorted(want), "GET /v1/runs as %s lists exactly the runs it may see (%d)"
                   % (who, len(want)), sorted(got), sorted(want))
-            res_ids = sorted(x["id"] for x in as_(who, "GET", "/v1/resources").json()["items"])
+            # One resource per page, following next_cursor: keyset pagination on resources too.
+            res_ids, rcursor = [], None
+            for _ in range(20):
+                page = as_(who, "GET", "/v1/resources?limit=1" + ("&cursor=" + rcursor if rcursor else "")).json()
+                check(len(page["items"]) <= 1, "a page of GET /v1/resources holds at most 'limit' items")
+                res_ids += [x["id"] for x in page["items"]]
+                rcursor = page["next_cursor"]
+                if not rcursor:
+                    break
+            res_ids.sort()
             want_res = sorted(res_of[rid] for rid in (own, mate, other) if rid in want)
             check(res_ids == want_res, "GET /v1/resources as %s lists exactly its resources" % who,
                   res_ids, want_res)
