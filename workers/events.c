@@ -1,5 +1,6 @@
 #include "events.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,42 +35,62 @@ void gw_run_request_finish(struct gw_run_request *r)
     memset(r, 0, sizeof(*r));
 }
 
-int gw_run_request_parse(const char *payload, size_t len, struct gw_run_request *out, char *why,
-                         size_t whysz)
+/* Parses a CloudEvents 1.0 JSON envelope of `type`; NULL with `why` set
+ * when it is not one. */
+static json_t *envelope(const char *payload, size_t len, const char *type, char *why, size_t whysz)
 {
     json_error_t jerr;
-    json_t *ev = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &jerr), *data, *a;
+    json_t *ev = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &jerr);
     const char *s;
-    memset(out, 0, sizeof(*out));
     if (ev == NULL) {
         snprintf(why, whysz, "not JSON: %s", jerr.text);
-        return -1;
+        return NULL;
     }
     if (!json_is_object(ev) ||
         (s = json_string_value(json_object_get(ev, "specversion"))) == NULL ||
         strcmp(s, "1.0") != 0) {
         snprintf(why, whysz, "not a CloudEvents 1.0 document");
-        goto fail;
+        json_decref(ev);
+        return NULL;
     }
     s = json_string_value(json_object_get(ev, "type"));
-    if (s == NULL || strcmp(s, "dev.gangway.run.requested") != 0) {
+    if (s == NULL || strcmp(s, type) != 0) {
         snprintf(why, whysz, "unexpected event type '%s'", s ? s : "(none)");
-        goto fail;
+        json_decref(ev);
+        return NULL;
     }
+    return ev;
+}
+
+/* data.run_id present and data.attempt a positive integer. */
+static bool run_and_attempt_ok(json_t *data, const char *run_id, char *why, size_t whysz)
+{
+    json_t *a = json_object_get(data, "attempt");
+    if (!json_is_object(data) || run_id == NULL || run_id[0] == '\0' || !json_is_integer(a) ||
+        json_integer_value(a) < 1 || json_integer_value(a) > 1000000) {
+        snprintf(why, whysz, "data must carry run_id and a positive integer attempt");
+        return false;
+    }
+    return true;
+}
+
+int gw_run_request_parse(const char *payload, size_t len, struct gw_run_request *out, char *why,
+                         size_t whysz)
+{
+    json_t *ev, *data, *a;
+    memset(out, 0, sizeof(*out));
+    if ((ev = envelope(payload, len, "dev.gangway.run.requested", why, whysz)) == NULL)
+        return -1;
     data = json_object_get(ev, "data");
-    a = json_object_get(data, "attempt");
     out->event_id = dup_str(ev, "id");
     out->run_id = dup_str(data, "run_id");
     out->action_id = dup_str(data, "action_id");
     out->action_version = dup_str(data, "action_version");
     out->worker_type = dup_str(data, "worker_type");
     out->key = dup_str(data, "key");
-    if (!json_is_object(data) || out->run_id == NULL || out->run_id[0] == '\0' ||
-        !json_is_integer(a) || json_integer_value(a) < 1 || json_integer_value(a) > 1000000) {
-        snprintf(why, whysz, "data must carry run_id and a positive integer attempt");
+    if (!run_and_attempt_ok(data, out->run_id, why, whysz))
         goto fail;
-    }
-    out->attempt = (int)json_integer_value(a);
+    out->attempt = (int)json_integer_value(json_object_get(data, "attempt"));
     a = json_object_get(data, "timeout_seconds");
     out->timeout_seconds = json_is_integer(a) ? (int)json_integer_value(a) : 0;
     json_decref(ev);
@@ -95,39 +116,20 @@ void gw_cancel_request_finish(struct gw_cancel_request *r)
 int gw_cancel_request_parse(const char *payload, size_t len, struct gw_cancel_request *out,
                             char *why, size_t whysz)
 {
-    json_error_t jerr;
-    json_t *ev = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &jerr), *data, *a;
-    const char *s;
+    json_t *ev, *data;
     memset(out, 0, sizeof(*out));
-    if (ev == NULL) {
-        snprintf(why, whysz, "not JSON: %s", jerr.text);
+    if ((ev = envelope(payload, len, "dev.gangway.run.cancel", why, whysz)) == NULL)
         return -1;
-    }
-    if (!json_is_object(ev) ||
-        (s = json_string_value(json_object_get(ev, "specversion"))) == NULL ||
-        strcmp(s, "1.0") != 0) {
-        snprintf(why, whysz, "not a CloudEvents 1.0 document");
-        goto fail;
-    }
-    s = json_string_value(json_object_get(ev, "type"));
-    if (s == NULL || strcmp(s, "dev.gangway.run.cancel") != 0) {
-        snprintf(why, whysz, "unexpected event type '%s'", s ? s : "(none)");
-        goto fail;
-    }
     data = json_object_get(ev, "data");
-    a = json_object_get(data, "attempt");
     out->event_id = dup_str(ev, "id");
     out->run_id = dup_str(data, "run_id");
     /* Informational: a process matches on run id and attempt alone. */
     out->worker_type = dup_str(data, "worker_type");
     out->worker_id = dup_str(data, "worker_id");
     out->reason = dup_str(data, "reason");
-    if (!json_is_object(data) || out->run_id == NULL || out->run_id[0] == '\0' ||
-        !json_is_integer(a) || json_integer_value(a) < 1 || json_integer_value(a) > 1000000) {
-        snprintf(why, whysz, "data must carry run_id and a positive integer attempt");
+    if (!run_and_attempt_ok(data, out->run_id, why, whysz))
         goto fail;
-    }
-    out->attempt = (int)json_integer_value(a);
+    out->attempt = (int)json_integer_value(json_object_get(data, "attempt"));
     json_decref(ev);
     return 0;
 fail:
