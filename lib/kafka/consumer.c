@@ -134,21 +134,30 @@ static void tracker_forget(struct gw_kafka_consumer *c, struct tracker *t)
     free(t);
 }
 
+/* Applies the application pause to `parts` (or lifts it). librdkafka keeps an
+ * application pause on a partition across revocation and re-assignment, so
+ * the pause state of every partition we are handed is set explicitly at
+ * assignment (rebalance_cb), and a flip here covers our own copy of the
+ * assignment, never librdkafka's (which would ask its group thread). */
+static void apply_pause(struct gw_kafka_consumer *c, rd_kafka_topic_partition_list_t *parts,
+                        bool pause)
+{
+    rd_kafka_resp_err_t rc;
+    if (parts == NULL || parts->cnt == 0)
+        return;
+    rc = pause ? rd_kafka_pause_partitions(c->rk, parts) : rd_kafka_resume_partitions(c->rk, parts);
+    gw_log_debug("kafka consumer: %s %d partition(s)", pause ? "paused" : "resumed", parts->cnt);
+    if (rc != RD_KAFKA_RESP_ERR_NO_ERROR)
+        gw_log_warn("kafka consumer: %s %d partition(s): %s", pause ? "pausing" : "resuming",
+                    parts->cnt, rd_kafka_err2str(rc));
+}
+
 static void set_paused(struct gw_kafka_consumer *c, bool pause)
 {
-    rd_kafka_topic_partition_list_t *parts = NULL;
     if (pause == c->paused)
         return;
     c->paused = pause;
-    if (rd_kafka_assignment(c->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || parts == NULL)
-        return;
-    if (parts->cnt > 0) {
-        if (pause)
-            rd_kafka_pause_partitions(c->rk, parts);
-        else
-            rd_kafka_resume_partitions(c->rk, parts);
-    }
-    rd_kafka_topic_partition_list_destroy(parts);
+    apply_pause(c, c->assignment, pause);
 }
 
 static void deliver(struct gw_kafka_consumer *c)
@@ -319,12 +328,14 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t code,
     if (code == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         gw_log_info("kafka consumer: %d partition(s) assigned", parts->cnt);
         assignment_add(c, parts, coop);
+        /* Always explicit, before fetching starts: a partition paused before
+         * it was revoked comes back paused otherwise, and nothing would ever
+         * fetch it again (issue 10). */
+        apply_pause(c, parts, c->paused);
         if (coop)
             e = rd_kafka_incremental_assign(rk, parts);
         else
             rd_kafka_assign(rk, parts);
-        if (c->paused && parts->cnt > 0)
-            rd_kafka_pause_partitions(rk, parts);
     } else {
         gw_log_info("kafka consumer: %d partition(s) revoked", parts->cnt);
         assignment_remove(c, parts, coop);
