@@ -24,7 +24,9 @@ static void usage(FILE *out)
                  "  --topic-prefix P     topic and group prefix (env GW_TOPIC_PREFIX)\n"
                  "  --heartbeat-ms MS    heartbeat interval if the claim gives none (5000)\n"
                  "  --grace-seconds S    shutdown grace for running runs (30)\n"
-                 "  --worker-id ID       worker id prefix (default <host>-<pid>)\n"
+                 "  --worker-id ID       stable worker id (env GW_WORKER_ID; default <host>-<pid>):\n"
+                 "                       also its Kafka static membership, so it must be unique\n"
+                 "                       per process and the same across its restarts\n"
                  "Against `gangway dev` (mock Kafka) pass GW_KAFKA_PROPS=fetch.wait.max.ms=10.\n");
 }
 
@@ -120,6 +122,7 @@ int gw_cmd_worker(int argc, char **argv)
     o.token = env_or(token, "GW_WORKER_TOKEN");
     o.kafka.brokers = env_or(brokers, "GW_KAFKA_BROKERS");
     o.topic_prefix = env_or(prefix, "GW_TOPIC_PREFIX");
+    o.worker_id = env_or(o.worker_id, "GW_WORKER_ID");
     props = env_or(props, "GW_KAFKA_PROPS");
     if (o.type == NULL || o.broker_url == NULL || o.kafka.brokers == NULL || o.concurrency < 1) {
         fprintf(stderr, "gangway worker: --type, --broker-url (GW_BROKER_URL) and --kafka "

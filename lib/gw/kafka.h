@@ -90,6 +90,10 @@ struct gw_kafka_consumer_options {
     const char *group_instance_id; /* static membership (KIP-345): a restarted
                                       member with the same id takes its
                                       partitions back at once. NULL = dynamic */
+    const char *const *defaults;   /* NULL-terminated "k=v" librdkafka
+                                      properties applied unless the config's
+                                      `extra` sets the same key (the operator
+                                      wins); NULL = none */
     const char *offset_reset;      /* where a group without a committed offset
                                       starts: "earliest" (NULL) or "latest"
                                       (a broadcast topic whose past does not
