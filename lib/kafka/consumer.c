@@ -318,6 +318,18 @@ void gw_kafka_consumer_health(const struct gw_kafka_consumer *c,
     rd_kafka_topic_partition_list_destroy(pos);
 }
 
+int gw_kafka_consumer_assignment(const struct gw_kafka_consumer *c, const char **topics,
+                                 int32_t *parts, int max)
+{
+    if (c == NULL || c->assignment == NULL)
+        return 0;
+    for (int i = 0; i < c->assignment->cnt && i < max; i++) {
+        topics[i] = c->assignment->elems[i].topic;
+        parts[i] = c->assignment->elems[i].partition;
+    }
+    return c->assignment->cnt;
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t code,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
