@@ -56,7 +56,8 @@ struct pqueue {
     int32_t partition;
     struct job *head, *tail;
     bool busy;
-    uint64_t probe_ms; /* send time of the newest own probe that came back */
+    uint64_t probe_ms;  /* send time of the newest own probe that came back */
+    uint64_t seen_tick; /* the last probe tick that found it assigned here */
 };
 
 struct gw_sink {
@@ -72,6 +73,7 @@ struct gw_sink {
     uv_timer_t retry;
     uv_timer_t probe;
     uint64_t probe_seq;
+    uint64_t tick;
     uint64_t fresh_since_ms;     /* 0 = not fresh at the last probe tick */
     char nonce[GW_UUID_LEN + 1]; /* this process: probes of an earlier life are foreign */
     char instance[300];          /* this replica's static member id, reported to PostgreSQL */
@@ -503,9 +505,19 @@ static void probe_tick(uv_timer_t *t)
 
     if (fresh_ms < 1000)
         fresh_ms = 1000;
-    for (int i = 0; fresh && i < n; i++) {
+    s->tick++;
+    for (int i = 0; i < n && i < MAX_PARTITIONS; i++) {
         struct pqueue *q = queue_for(s, topics[i], parts[i]);
-        if (q == NULL || q->probe_ms == 0 || now - q->probe_ms > fresh_ms)
+        if (q == NULL) {
+            fresh = false;
+            continue;
+        }
+        /* Newly (re)assigned: what an earlier probe proved was about our
+         * earlier ownership, not about what the last owner left unapplied. */
+        if (q->seen_tick + 1 != s->tick)
+            q->probe_ms = 0;
+        q->seen_tick = s->tick;
+        if (q->probe_ms == 0 || now - q->probe_ms > fresh_ms)
             fresh = false;
     }
     if (!fresh) {
@@ -561,10 +573,20 @@ struct gw_sink *gw_sink_create(struct gw_broker *b, struct gw_error *err)
     }
     snprintf(s->instance, sizeof(s->instance), "%s", instance);
     struct gw_kafka_config kc = {.brokers = b->opts.kafka_brokers, .extra = b->opts.kafka_extra};
+    /* As for workers (decision 0019): a replica that dies for good leaves
+     * its partitions unapplied for one session, so keep it short; the
+     * others keep theirs through the rebalance. */
+    static const char *const defaults[] = {
+        "partition.assignment.strategy=cooperative-sticky",
+        "session.timeout.ms=10000",
+        "heartbeat.interval.ms=1000",
+        NULL,
+    };
     struct gw_kafka_consumer_options co = {.group_id = group,
                                            .topics = topics,
                                            .max_batch = MAX_BATCH,
                                            .max_in_flight = 8 * MAX_BATCH,
+                                           .defaults = defaults,
                                            .group_instance_id = instance};
     s->consumer = gw_kafka_consumer_create(b->loop, &kc, &co, on_batch, s, err);
     if (s->consumer == NULL) {
