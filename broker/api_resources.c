@@ -12,11 +12,12 @@
 #include "gw/crypto.h"
 #include "policy.h"
 
-static bool id_ok(struct gw_api_ctx *ctx, const char *what)
+/* A malformed id is answered like a well-formed unknown one. */
+static bool id_ok(struct gw_api_ctx *ctx, void (*not_found)(struct gw_api_ctx *ctx))
 {
     if (gw_uuid_valid(ctx->id))
         return true;
-    gw_api_problem(ctx, 404, what, NULL, "no such id '%s'", ctx->id);
+    not_found(ctx);
     return false;
 }
 
@@ -106,7 +107,7 @@ static void cancel_done(void *arg, const PGresult *res, const struct gw_error *e
     const char *run = PQntuples(res) == 1 ? PQgetvalue(res, 0, 1) : "";
     size_t len = PQntuples(res) == 1 ? (size_t)PQgetlength(res, 0, 1) : 0;
     if (strcmp(outcome, "not_found") == 0) {
-        gw_api_problem(ctx, 404, "run_not_found", NULL, "no run with id '%s'", ctx->id);
+        gw_api_run_not_found(ctx);
     } else if (strcmp(outcome, "forbidden") == 0) {
         gw_authz_forbidden(ctx, "permission 'cancel' on this run is not granted to you");
     } else if (strcmp(outcome, "ended") == 0) {
@@ -129,7 +130,7 @@ void gw_api_run_cancel(struct gw_api_ctx *ctx)
     json_t *body;
     char actor[GW_SUBJECT_MAX + 8];
 
-    if (!id_ok(ctx, "run_not_found") || !optional_body(ctx, &body))
+    if (!id_ok(ctx, gw_api_run_not_found) || !optional_body(ctx, &body))
         return;
     if (body != NULL && !only_fields(ctx, body, allowed))
         return;
@@ -170,7 +171,7 @@ static void reconcile_done(void *arg, const PGresult *res, const struct gw_error
     }
     const char *outcome = PQgetvalue(res, 0, 0);
     if (strcmp(outcome, "not_found") == 0)
-        gw_api_problem(ctx, 404, "run_not_found", NULL, "no run with id '%s'", ctx->id);
+        gw_api_run_not_found(ctx);
     else if (strcmp(outcome, "not_needed") == 0)
         gw_api_problem(ctx, 409, "not_flagged", NULL, "the run is not marked for reconciliation");
     else
@@ -184,8 +185,8 @@ void gw_api_run_reconcile(struct gw_api_ctx *ctx)
     static const char *const allowed[] = {"note", NULL};
     json_t *body;
 
-    if (!id_ok(ctx, "run_not_found") || !optional_body(ctx, &body))
-        return;
+    /* Admins only, whatever the id: the answer to anyone else says nothing
+     * about which runs exist. */
     struct gw_authz z;
     if (!gw_authz_begin(&z, ctx))
         return;
@@ -195,6 +196,8 @@ void gw_api_run_reconcile(struct gw_api_ctx *ctx)
         gw_authz_forbidden(ctx, "clearing reconciliation needs the admin permission");
         return;
     }
+    if (!id_ok(ctx, gw_api_run_not_found) || !optional_body(ctx, &body))
+        return;
     if (body != NULL && !only_fields(ctx, body, allowed))
         return;
     json_t *note = json_object_get(body, "note");
@@ -221,7 +224,7 @@ static void resource_done(void *arg, const PGresult *res, const struct gw_error 
         return;
     }
     if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
-        gw_api_problem(ctx, 404, "resource_not_found", NULL, "no resource with id '%s'", ctx->id);
+        gw_api_resource_not_found(ctx);
         return;
     }
     gw_api_reply(ctx, 200, NULL, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
@@ -231,7 +234,7 @@ void gw_api_resource_get(struct gw_api_ctx *ctx)
 {
     struct gw_authz_filter f;
     const char *params[6] = {ctx->id};
-    if (!id_ok(ctx, "resource_not_found") ||
+    if (!id_ok(ctx, gw_api_resource_not_found) ||
         !gw_authz_params(ctx, GW_PERM_READ_RUNS, &f, params + 1))
         return;
     gw_api_query_or_503(
@@ -249,7 +252,8 @@ static void list_done(void *arg, const PGresult *res, const struct gw_error *err
         /* A cursor or timestamp of the right shape that PostgreSQL cannot
          * read (month 13...): the caller's mistake, not ours. */
         gw_api_problem(ctx, 400, "invalid_parameter", NULL,
-                       "a time in the query (cursor or expiring_before) is not valid");
+                       "a query parameter is not valid (a time PostgreSQL cannot read, or text"
+                       " that is not UTF-8)");
         return;
     }
     if (err != NULL) {
@@ -297,7 +301,7 @@ void gw_api_resources_list(struct gw_api_ctx *ctx)
         }
         p_status = status;
     }
-    if (!gw_api_query_limit(ctx, 500, &limit, &too_long) ||
+    if (!gw_api_query_limit(ctx, 500, &limit) ||
         !gw_api_query_cursor(ctx, cursor, sizeof(cursor), &p_ts, &p_id, &too_long))
         return;
     if (too_long) {
@@ -337,7 +341,7 @@ static void change_done(void *arg, const PGresult *res, const struct gw_error *e
     const char *body = PQntuples(res) == 1 ? PQgetvalue(res, 0, 1) : "";
     size_t len = PQntuples(res) == 1 ? (size_t)PQgetlength(res, 0, 1) : 0;
     if (strcmp(outcome, "not_found") == 0) {
-        gw_api_problem(ctx, 404, "resource_not_found", NULL, "no resource with id '%s'", ctx->id);
+        gw_api_resource_not_found(ctx);
     } else if (strcmp(outcome, "forbidden") == 0) {
         gw_authz_forbidden(ctx, "permission 'manage_resources' on this resource is not granted "
                                 "to you");
@@ -377,7 +381,7 @@ void gw_api_resource_extend(struct gw_api_ctx *ctx)
     json_t *body;
     char secs[24];
 
-    if (!id_ok(ctx, "resource_not_found") || !optional_body(ctx, &body))
+    if (!id_ok(ctx, gw_api_resource_not_found) || !optional_body(ctx, &body))
         return;
     if (body == NULL) {
         gw_api_problem(ctx, 422, "validation_failed",
@@ -416,7 +420,7 @@ void gw_api_resource_delete(struct gw_api_ctx *ctx)
 {
     struct gw_authz_filter f[2];
     const char *params[10] = {ctx->id, ctx->principal.subject};
-    if (!id_ok(ctx, "resource_not_found") ||
+    if (!id_ok(ctx, gw_api_resource_not_found) ||
         !change_params(ctx, GW_PERM_MANAGE_RESOURCES, f, params + 2))
         return;
     gw_api_query_or_503(

@@ -4,6 +4,7 @@
 import json
 import os
 import sys
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Stack, check, main  # noqa: E402
@@ -92,6 +93,58 @@ def test():
         check(r.status == 404 and r.json()["code"] == "run_not_found", "an unknown run is 404")
         r = s.request("DELETE", "/v1/actions")
         check(r.status == 405 and "GET" in r.headers.get("allow", ""), "a wrong method is 405")
+        # Any method token on a served path, even one the HTTP parser does
+        # not know (QUERY), is 405 problem+json with Allow; elsewhere 404.
+        for method, path, allow in [("QUERY", "/v1/runs", "GET"), ("PUT", "/v1/resources/x", "GET, DELETE"),
+                                    ("PATCH", "/v1/runs/%s" % run["id"], "GET"),
+                                    ("FROBNICATE", "/healthz", "GET")]:
+            r = s.request(method, path)
+            check(r.status == 405 and r.headers.get("allow") == allow
+                  and r.headers["content-type"] == "application/problem+json"
+                  and r.json()["code"] == "method_not_allowed",
+                  "%s %s is 405 problem+json, Allow: %s" % (method, path, allow), r.status,
+                  r.headers, r.body)
+        r = s.request("QUERY", "/v1/nothing-here")
+        check(r.status == 404 and r.json()["code"] == "not_found", "an unknown method on an unknown path is 404",
+              r.status)
+        r = s.get("/v1/runs/%FF%FE")
+        check(r.status == 404 and r.json()["code"] == "run_not_found",
+              "a path that is not UTF-8 still gets a problem body", r.status, r.body)
+
+        # Integer parameters: too big for a bigint, negative, not digits or
+        # empty is 400 invalid_parameter naming the parameter, never a 500.
+        rid = run["id"]
+        bad_values = ["9223372036854775808", "99999999999999999999999999999999999999", "-1", "abc",
+                      "", "1.5", "+1", " 1", "0x10", "1e3"]
+        int_params = [("/v1/runs/%s/logs" % rid, "after"), ("/v1/runs/%s/logs" % rid, "limit"),
+                      ("/v1/runs/%s/logs?follow=true" % rid, "after"), ("/v1/runs", "limit"),
+                      ("/v1/resources", "limit"), ("/v1/audit", "limit"), ("/v1/events", "after")]
+        for path, name in int_params:
+            for bad in bad_values:
+                url = "%s%s%s=%s" % (path, "&" if "?" in path else "?", name, urllib.parse.quote(bad))
+                r = s.get(url)
+                check(r.status == 400 and r.json()["code"] == "invalid_parameter"
+                      and r.json()["errors"][0]["pointer"] == "/query/" + name
+                      and ("'%s'" % name) in r.json()["detail"],
+                      "%s is 400 naming '%s'" % (url, name), r.status, r.body)
+        for path in ["/v1/runs/%s/logs?follow=true" % rid, "/v1/events"]:
+            for bad in ["9223372036854775808", "-1", "x", ""]:
+                r = s.get(path, headers={"Last-Event-ID": bad})
+                check(r.status == 400 and r.json()["errors"][0]["pointer"] == "/header/Last-Event-ID",
+                      "Last-Event-ID %r on %s is 400 naming it" % (bad, path), r.status, r.body)
+        for bad in ["limit=0", "limit=10001", "follow=yes", "follow="]:
+            r = s.get("/v1/runs/%s/logs?%s" % (rid, bad))
+            check(r.status == 400 and r.json()["code"] == "invalid_parameter",
+                  "logs?%s is 400" % bad, r.status, r.body)
+        for bad in ["limit=0", "limit=501"]:
+            r = s.get("/v1/runs?" + bad)
+            check(r.status == 400 and r.json()["errors"][0]["keyword"] in ("minimum", "maximum"),
+                  "runs?%s is 400 out of range" % bad, r.status, r.body)
+        r = s.get("/v1/runs/%s/logs?after=9223372036854775807&limit=10000" % rid)
+        check(r.status == 200 and r.json()["items"] == [], "the largest bigint is a valid 'after'", r.body)
+        r = s.get("/v1/runs/%s/logs?follow=true&after=9223372036854775807" % rid)
+        check(r.status == 200 and b"event: end" in r.body and b"event: log" not in r.body,
+              "following from the largest position ends at once (the run is over)", r.status, r.body)
 
         # Idempotency: same key and body -> same run, executed once.
         key = {"Idempotency-Key": "deploy-42"}
