@@ -588,15 +588,19 @@ static void run_query(struct stream *st)
 /* -------------------------------------------------------------- handlers */
 
 /* Last-Event-ID, else ?after=. Returns 1 when given, 0 when not, -1 when
- * not a number (answered 400 naming it). */
+ * either is not an event id (answered 400 naming it): both are checked, so
+ * a bad value is never ignored just because the other one wins. */
 static int resume_point(struct gw_api_ctx *ctx, long long *out)
 {
     const char *v = gw_http_req_header(ctx->req, "last-event-id");
+    long long after = 0;
     bool present;
+    if (!gw_api_query_int(ctx, "after", 0, LLONG_MAX, &after, &present))
+        return -1;
     if (v != NULL)
         return gw_api_param_int(ctx, "header", "Last-Event-ID", v, 0, LLONG_MAX, out) ? 1 : -1;
-    if (!gw_api_query_int(ctx, "after", 0, LLONG_MAX, out, &present))
-        return -1;
+    if (present)
+        *out = after;
     return present ? 1 : 0;
 }
 
@@ -645,6 +649,13 @@ void gw_stream_run_logs(struct gw_api_ctx *ctx)
     char follow[8] = "";
     bool too_long = false;
     long long after = 0;
+    /* Last-Event-ID only means something to a stream, but a JSON request
+     * that carries a bad one is told so rather than served as if it were
+     * absent. */
+    const char *leid = gw_http_req_header(ctx->req, "last-event-id");
+    if (leid != NULL &&
+        !gw_api_param_int(ctx, "header", "Last-Event-ID", leid, 0, LLONG_MAX, &after))
+        return;
     if (gw_api_query(ctx, "follow", follow, sizeof(follow), &too_long) &&
         strcmp(follow, "true") != 0 && strcmp(follow, "1") != 0 && strcmp(follow, "false") != 0 &&
         strcmp(follow, "0") != 0)
@@ -663,7 +674,12 @@ void gw_stream_run_logs(struct gw_api_ctx *ctx)
         gw_api_run_not_found(ctx);
         return;
     }
-    if (resume_point(ctx, &after) < 0)
+    /* A stream sends every line: `limit` is unused, but checked all the
+     * same, like every parameter the operation lists. */
+    long long limit;
+    bool present;
+    if (!gw_api_query_int(ctx, "limit", 1, 10000, &limit, &present) ||
+        resume_point(ctx, &after) < 0)
         return;
     struct stream *st = stream_new(ctx, KIND_LOGS);
     if (st == NULL)

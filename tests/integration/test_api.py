@@ -117,7 +117,8 @@ def test():
         bad_values = ["9223372036854775808", "99999999999999999999999999999999999999", "-1", "abc",
                       "", "1.5", "+1", " 1", "0x10", "1e3"]
         int_params = [("/v1/runs/%s/logs" % rid, "after"), ("/v1/runs/%s/logs" % rid, "limit"),
-                      ("/v1/runs/%s/logs?follow=true" % rid, "after"), ("/v1/runs", "limit"),
+                      ("/v1/runs/%s/logs?follow=true" % rid, "after"),
+                      ("/v1/runs/%s/logs?follow=true" % rid, "limit"), ("/v1/runs", "limit"),
                       ("/v1/resources", "limit"), ("/v1/audit", "limit"), ("/v1/events", "after")]
         for path, name in int_params:
             for bad in bad_values:
@@ -127,11 +128,16 @@ def test():
                       and r.json()["errors"][0]["pointer"] == "/query/" + name
                       and ("'%s'" % name) in r.json()["detail"],
                       "%s is 400 naming '%s'" % (url, name), r.status, r.body)
-        for path in ["/v1/runs/%s/logs?follow=true" % rid, "/v1/events"]:
+        # Checked wherever it is sent, even where it is unused (JSON logs).
+        for path in ["/v1/runs/%s/logs?follow=true" % rid, "/v1/runs/%s/logs" % rid, "/v1/events"]:
             for bad in ["9223372036854775808", "-1", "x", ""]:
                 r = s.get(path, headers={"Last-Event-ID": bad})
                 check(r.status == 400 and r.json()["errors"][0]["pointer"] == "/header/Last-Event-ID",
                       "Last-Event-ID %r on %s is 400 naming it" % (bad, path), r.status, r.body)
+        # A valid Last-Event-ID wins over `after`, but a bad `after` is not ignored.
+        r = s.get("/v1/events?after=-1", headers={"Last-Event-ID": "0"})
+        check(r.status == 400 and r.json()["errors"][0]["pointer"] == "/query/after",
+              "a bad 'after' beside a good Last-Event-ID is 400", r.status, r.body)
         for bad in ["limit=0", "limit=10001", "follow=yes", "follow="]:
             r = s.get("/v1/runs/%s/logs?%s" % (rid, bad))
             check(r.status == 400 and r.json()["code"] == "invalid_parameter",
