@@ -80,6 +80,11 @@ void gw_api_problem(struct gw_api_ctx *ctx, int status, const char *code, json_t
 void gw_api_run_not_found(struct gw_api_ctx *ctx);
 void gw_api_resource_not_found(struct gw_api_ctx *ctx);
 
+/* The length of a JSON string in characters (code points), as JSON
+ * Schema's minLength/maxLength and the API document count it; jansson's
+ * json_string_length counts bytes. 0 for a non-string. */
+size_t gw_api_text_len(const json_t *s);
+
 /* One entry of a problem's `errors`: [{"pointer", "keyword", "message"}]
  * (a new array, for gw_api_problem to steal). */
 json_t *gw_api_field_error(const char *pointer, const char *keyword, const char *message);

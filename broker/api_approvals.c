@@ -132,7 +132,7 @@ void gw_api_run_decide(struct gw_api_ctx *ctx)
                        "decision must be \"approve\" or \"reject\"");
         return;
     }
-    if (comment != NULL && (!json_is_string(comment) || json_string_length(comment) > 2000)) {
+    if (comment != NULL && (!json_is_string(comment) || gw_api_text_len(comment) > 2000)) {
         gw_api_problem(
             ctx, 422, "validation_failed",
             gw_api_field_error("/comment", "maxLength", "a string of at most 2000 characters"),
@@ -320,7 +320,7 @@ void gw_api_extension_decide(struct gw_api_ctx *ctx)
                        "decision must be \"approve\" or \"reject\"");
         return;
     }
-    if (comment != NULL && (!json_is_string(comment) || json_string_length(comment) > 2000)) {
+    if (comment != NULL && (!json_is_string(comment) || gw_api_text_len(comment) > 2000)) {
         gw_api_problem(ctx, 422, "validation_failed",
                        gw_api_field_error("/comment", "maxLength", "at most 2000 characters"),
                        "comment must be a string of at most 2000 characters");

@@ -205,7 +205,7 @@ void gw_api_run_claim(struct gw_api_ctx *ctx)
     worker = json_object_get(body, "worker_id");
     if (!json_is_integer(attempt) || json_integer_value(attempt) < 1 ||
         json_integer_value(attempt) > 1000000 || !json_is_string(worker) ||
-        json_string_length(worker) > 200) {
+        gw_api_text_len(worker) > 200) {
         gw_api_problem(ctx, 400, "invalid_claim", NULL,
                        "a claim is {\"attempt\": <int >= 1>, \"worker_id\": <string>}");
         return;

@@ -135,7 +135,7 @@ void gw_api_run_cancel(struct gw_api_ctx *ctx)
     if (body != NULL && !only_fields(ctx, body, allowed))
         return;
     json_t *reason = json_object_get(body, "reason");
-    if (reason != NULL && (!json_is_string(reason) || json_string_length(reason) > 500)) {
+    if (reason != NULL && (!json_is_string(reason) || gw_api_text_len(reason) > 500)) {
         gw_api_problem(
             ctx, 422, "validation_failed",
             gw_api_field_error("/reason", "maxLength", "a string of at most 500 characters"),
@@ -201,7 +201,7 @@ void gw_api_run_reconcile(struct gw_api_ctx *ctx)
     if (body != NULL && !only_fields(ctx, body, allowed))
         return;
     json_t *note = json_object_get(body, "note");
-    if (!json_is_string(note) || json_string_length(note) < 3 || json_string_length(note) > 2000) {
+    if (!json_is_string(note) || gw_api_text_len(note) < 3 || gw_api_text_len(note) > 2000) {
         gw_api_problem(
             ctx, 422, "validation_failed",
             gw_api_field_error("/note", "minLength", "what was checked, 3 to 2000 characters"),

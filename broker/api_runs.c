@@ -309,7 +309,7 @@ void gw_api_run_submit(struct gw_api_ctx *ctx)
     if (bg != NULL) {
         json_t *why = json_object_get(bg, "reason");
         if (!json_is_object(bg) || json_object_size(bg) != 1 || !json_is_string(why) ||
-            json_string_length(why) < 10 || json_string_length(why) > 1000) {
+            gw_api_text_len(why) < 10 || gw_api_text_len(why) > 1000) {
             gw_api_problem(ctx, 422, "validation_failed",
                            gw_api_field_error("/break_glass/reason", "minLength",
                                               "a written reason of 10 to 1000 characters"),

@@ -356,6 +356,16 @@ void gw_api_query_or_503(struct gw_api_ctx *ctx, const char *name, const char *s
         gw_api_problem(ctx, 503, "unavailable", NULL, "the broker is overloaded; retry later");
 }
 
+size_t gw_api_text_len(const json_t *s)
+{
+    const unsigned char *c = (const unsigned char *)json_string_value(s);
+    size_t n = 0, bytes = json_string_length(s);
+    /* jansson holds valid UTF-8: count every byte that starts a character. */
+    for (size_t i = 0; c != NULL && i < bytes; i++)
+        n += (c[i] & 0xC0) != 0x80;
+    return n;
+}
+
 json_t *gw_api_field_error(const char *pointer, const char *keyword, const char *message)
 {
     return json_pack("[{s:s, s:s, s:s}]", "pointer", pointer, "keyword", keyword, "message",

@@ -146,6 +146,12 @@ def test():
             r = s.get("/v1/runs?" + bad)
             check(r.status == 400 and r.json()["errors"][0]["keyword"] in ("minimum", "maximum"),
                   "runs?%s is 400 out of range" % bad, r.status, r.body)
+        # Text limits count characters, as the document (JSON Schema) does, not bytes.
+        r = s.post("/v1/runs/%s/cancel" % rid, {"reason": "ü" * 500})
+        check(r.status == 409 and r.json()["code"] == "run_ended",
+              "a reason of 500 two-byte characters is within maxLength 500", r.status, r.body)
+        r = s.post("/v1/runs/%s/cancel" % rid, {"reason": "ü" * 501})
+        check(r.status == 422, "501 characters is not", r.status, r.body)
         r = s.get("/v1/runs/%s/logs?after=9223372036854775807&limit=10000" % rid)
         check(r.status == 200 and r.json()["items"] == [], "the largest bigint is a valid 'after'", r.body)
         r = s.get("/v1/runs/%s/logs?follow=true&after=9223372036854775807" % rid)
