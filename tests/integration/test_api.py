@@ -146,6 +146,16 @@ def test():
             r = s.get("/v1/runs?" + bad)
             check(r.status == 400 and r.json()["errors"][0]["keyword"] in ("minimum", "maximum"),
                   "runs?%s is 400 out of range" % bad, r.status, r.body)
+        # Times and cursors PostgreSQL cannot read are the caller's mistake too.
+        for url in ["/v1/audit?since=99999999-01-01T00:00:00Z", "/v1/audit?until=2026-13-45T99:99:99Z",
+                    "/v1/audit?cursor=9999999999999999999", "/v1/audit?cursor=-1",
+                    "/v1/runs?cursor=2026-13-45T99:99:99.000000Z~00000000-0000-4000-8000-000000000000",
+                    "/v1/resources?expiring_before=0000-00-00T00:00:00Z",
+                    "/v1/resources?cursor=2026-02-30T00:00:00.000000Z~00000000-0000-4000-8000-000000000000",
+                    "/v1/runs?action=%FF%FE", "/v1/audit?actor=%C3%28"]:
+            r = s.get(url)
+            check(r.status == 400 and r.json()["code"] in ("invalid_parameter", "invalid_cursor"),
+                  "%s is 400" % url, r.status, r.body)
         # Text limits count characters, as the document (JSON Schema) does, not bytes.
         r = s.post("/v1/runs/%s/cancel" % rid, {"reason": "ü" * 500})
         check(r.status == 409 and r.json()["code"] == "run_ended",
