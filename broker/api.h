@@ -33,7 +33,8 @@ struct gw_api_ctx {
     struct gw_principal principal;
     char id[128];         /* the {id} path segment, when the route has one */
     json_t *scratch;      /* any JSON the handler wants freed with the context */
-    const char *too_long; /* the first query parameter gw_api_query found too long */
+    const char *too_long; /* the first query parameter gw_api_query refused */
+    bool not_utf8;        /* ... because it is not UTF-8 (else: too long) */
 };
 
 /* Handlers. Each ends with exactly one reply. */
@@ -90,10 +91,10 @@ size_t gw_api_text_len(const json_t *s);
 json_t *gw_api_field_error(const char *pointer, const char *keyword, const char *message);
 
 /* Query parameter `name` %-decoded into out[cap]: true when present. A
- * value that does not fit sets *too_long (and returns false); the handler
- * then answers gw_api_query_too_long() (400 naming the first such
- * parameter) before it queries anything. `name` must be a string literal
- * (the context keeps the pointer). */
+ * value that does not fit, or is not UTF-8, sets *too_long (and returns
+ * false); the handler then answers gw_api_query_too_long() (400 naming the
+ * first such parameter and why) before it queries anything. `name` must be
+ * a string literal (the context keeps the pointer). */
 bool gw_api_query(struct gw_api_ctx *ctx, const char *name, char *out, size_t cap, bool *too_long);
 void gw_api_query_too_long(struct gw_api_ctx *ctx);
 

@@ -252,8 +252,7 @@ static void list_done(void *arg, const PGresult *res, const struct gw_error *err
         /* A cursor or timestamp of the right shape that PostgreSQL cannot
          * read (month 13...): the caller's mistake, not ours. */
         gw_api_problem(ctx, 400, "invalid_parameter", NULL,
-                       "a query parameter is not valid (a time PostgreSQL cannot read, or text"
-                       " that is not UTF-8)");
+                       "a time in the query (cursor or expiring_before) is not valid");
         return;
     }
     if (err != NULL) {

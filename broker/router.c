@@ -103,31 +103,46 @@ void gw_api_reply(struct gw_api_ctx *ctx, int status, const char *extra_headers,
     ctx_free(ctx);
 }
 
-/* Replaces each byte that is not part of well-formed UTF-8 (RFC 3629: no
- * overlong forms, no surrogates, nothing past U+10FFFF) with '?', in place:
- * a detail may quote a path or a parameter as the client sent it, and
- * jansson refuses to encode anything else. */
+/* The length of the well-formed UTF-8 sequence at p (RFC 3629: no overlong
+ * forms, no surrogates, nothing past U+10FFFF), or 0 when there is none. */
+static size_t utf8_seq(const unsigned char *p)
+{
+    size_t n = *p < 0x80                  ? 1
+               : *p >= 0xC2 && *p <= 0xDF ? 2
+               : *p >= 0xE0 && *p <= 0xEF ? 3
+               : *p >= 0xF0 && *p <= 0xF4 ? 4
+                                          : 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+    if (n == 3 && ((p[0] == 0xE0 && p[1] < 0xA0) || (p[0] == 0xED && p[1] >= 0xA0)))
+        return 0;
+    if (n == 4 && ((p[0] == 0xF0 && p[1] < 0x90) || (p[0] == 0xF4 && p[1] >= 0x90)))
+        return 0;
+    return n;
+}
+
+static bool utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t n; *p != 0; p += n)
+        if ((n = utf8_seq(p)) == 0)
+            return false;
+    return true;
+}
+
+/* Replaces each byte that is not part of well-formed UTF-8 with '?', in
+ * place: a detail may quote a path or a parameter as the client sent it,
+ * and jansson refuses to encode anything else. */
 static void utf8_scrub(char *s)
 {
     unsigned char *p = (unsigned char *)s;
     while (*p != 0) {
-        size_t n = *p < 0x80                  ? 1
-                   : *p >= 0xC2 && *p <= 0xDF ? 2
-                   : *p >= 0xE0 && *p <= 0xEF ? 3
-                   : *p >= 0xF0 && *p <= 0xF4 ? 4
-                                              : 0;
-        bool ok = n > 0;
-        for (size_t i = 1; ok && i < n; i++)
-            ok = (p[i] & 0xC0) == 0x80;
-        if (ok && n == 3)
-            ok = !(p[0] == 0xE0 && p[1] < 0xA0) && !(p[0] == 0xED && p[1] >= 0xA0);
-        if (ok && n == 4)
-            ok = !(p[0] == 0xF0 && p[1] < 0x90) && !(p[0] == 0xF4 && p[1] >= 0x90);
-        if (!ok) {
+        size_t n = utf8_seq(p);
+        if (n == 0)
             *p++ = '?';
-            continue;
-        }
-        p += n;
+        else
+            p += n;
     }
 }
 
@@ -192,8 +207,17 @@ void gw_api_resource_not_found(struct gw_api_ctx *ctx)
 bool gw_api_query(struct gw_api_ctx *ctx, const char *name, char *out, size_t cap, bool *too_long)
 {
     size_t n = strlen(name);
-    if (gw_http_req_query(ctx->req, name, out, cap))
-        return true;
+    if (gw_http_req_query(ctx->req, name, out, cap)) {
+        if (utf8_valid(out))
+            return true;
+        /* PostgreSQL would refuse it; say which parameter, and why, first. */
+        *too_long = true;
+        if (ctx->too_long == NULL) {
+            ctx->too_long = name;
+            ctx->not_utf8 = true;
+        }
+        return false;
+    }
     /* Absent, or present and longer than the caller's buffer: tell them
      * apart, so a filter is never dropped silently. */
     for (const char *q = ctx->req->query; q != NULL && *q != '\0';) {
@@ -213,11 +237,12 @@ bool gw_api_query(struct gw_api_ctx *ctx, const char *name, char *out, size_t ca
 void gw_api_query_too_long(struct gw_api_ctx *ctx)
 {
     const char *name = ctx->too_long != NULL ? ctx->too_long : "?";
+    const char *why = ctx->not_utf8 ? "not UTF-8" : "longer than any valid value";
     char ptr[96];
     snprintf(ptr, sizeof(ptr), "/query/%s", name);
     gw_api_problem(ctx, 400, "invalid_parameter",
-                   gw_api_field_error(ptr, "maxLength", "longer than any valid value"),
-                   "the query parameter '%s' is longer than any valid value", name);
+                   gw_api_field_error(ptr, ctx->not_utf8 ? "type" : "maxLength", why),
+                   "the query parameter '%s' is %s", name, why);
 }
 
 bool gw_api_param_int(struct gw_api_ctx *ctx, const char *in, const char *name, const char *value,
@@ -255,8 +280,9 @@ bool gw_api_query_int(struct gw_api_ctx *ctx, const char *name, long long min, l
     bool too_long = false;
     *present = gw_api_query(ctx, name, s, sizeof(s), &too_long);
     if (too_long) {
-        /* Longer than any integer: say so now, naming it. */
+        /* Longer than any integer (or not text): say so now, naming it. */
         ctx->too_long = NULL;
+        ctx->not_utf8 = false;
         return gw_api_param_int(ctx, "query", name, "x", min, max, out);
     }
     return !*present || gw_api_param_int(ctx, "query", name, s, min, max, out);

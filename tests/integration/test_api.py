@@ -152,10 +152,17 @@ def test():
                     "/v1/runs?cursor=2026-13-45T99:99:99.000000Z~00000000-0000-4000-8000-000000000000",
                     "/v1/resources?expiring_before=0000-00-00T00:00:00Z",
                     "/v1/resources?cursor=2026-02-30T00:00:00.000000Z~00000000-0000-4000-8000-000000000000",
-                    "/v1/runs?action=%FF%FE", "/v1/audit?actor=%C3%28"]:
+                    ]:
             r = s.get(url)
             check(r.status == 400 and r.json()["code"] in ("invalid_parameter", "invalid_cursor"),
                   "%s is 400" % url, r.status, r.body)
+        # A text filter that is not UTF-8 is named before anything is queried.
+        for url, name in [("/v1/runs?action=%FF%FE", "action"), ("/v1/audit?actor=%C3%28", "actor"),
+                          ("/v1/resources?team=%ED%A0%80", "team"), ("/v1/runs?status=%C0%AF", "status")]:
+            r = s.get(url)
+            check(r.status == 400 and r.json()["errors"][0]["pointer"] == "/query/" + name
+                  and "UTF-8" in r.json()["detail"], "%s is 400 naming '%s'" % (url, name),
+                  r.status, r.body)
         # Text limits count characters, as the document (JSON Schema) does, not bytes.
         r = s.post("/v1/runs/%s/cancel" % rid, {"reason": "ü" * 500})
         check(r.status == 409 and r.json()["code"] == "run_ended",
