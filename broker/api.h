@@ -24,12 +24,17 @@ struct gw_principal {
     bool worker;
 };
 
+struct gw_route; /* router.c */
+
 struct gw_api_ctx {
     struct gw_broker *b;
     struct gw_http_req *req;
+    const struct gw_route *route; /* the matched route (router.c) */
     struct gw_principal principal;
-    char id[128];    /* the {id} path segment, when the route has one */
-    json_t *scratch; /* any JSON the handler wants freed with the context */
+    char id[128];         /* the {id} path segment, when the route has one */
+    json_t *scratch;      /* any JSON the handler wants freed with the context */
+    const char *too_long; /* the first query parameter gw_api_query refused */
+    bool not_utf8;        /* ... because it is not UTF-8 (else: too long) */
 };
 
 /* Handlers. Each ends with exactly one reply. */
@@ -69,6 +74,18 @@ void gw_api_reply(struct gw_api_ctx *ctx, int status, const char *extra_headers,
 void gw_api_problem(struct gw_api_ctx *ctx, int status, const char *code, json_t *errors,
                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* The one answer for a run (resource) that does not exist, whose id is
+ * malformed, or that the caller may not see: 404 run_not_found
+ * (resource_not_found) with the same detail, so a caller cannot tell those
+ * apart (docs/policy.md). Frees ctx. */
+void gw_api_run_not_found(struct gw_api_ctx *ctx);
+void gw_api_resource_not_found(struct gw_api_ctx *ctx);
+
+/* The length of a JSON string in characters (code points), as JSON
+ * Schema's minLength/maxLength and the API document count it; jansson's
+ * json_string_length counts bytes. 0 for a non-string. */
+size_t gw_api_text_len(const json_t *s);
+
 /* One entry of a problem's `errors`: [{"pointer", "keyword", "message"}]
  * (a new array, for gw_api_problem to steal). */
 json_t *gw_api_field_error(const char *pointer, const char *keyword, const char *message);
@@ -81,13 +98,28 @@ json_t *gw_api_field_error(const char *pointer, const char *keyword, const char 
 json_t *gw_api_body(struct gw_api_ctx *ctx, bool optional);
 
 /* Query parameter `name` %-decoded into out[cap]: true when present. A
- * value that does not fit sets *too_long (and returns false); the handler
- * then answers gw_api_query_too_long() before it queries anything. */
+ * value that does not fit, or is not UTF-8, sets *too_long (and returns
+ * false); the handler then answers gw_api_query_too_long() (400 naming the
+ * first such parameter and why) before it queries anything. `name` must be
+ * a string literal (the context keeps the pointer). */
 bool gw_api_query(struct gw_api_ctx *ctx, const char *name, char *out, size_t cap, bool *too_long);
 void gw_api_query_too_long(struct gw_api_ctx *ctx);
 
+/* The one parser of integer parameters. `value` of parameter `name`, found
+ * `in` "query" or "header": decimal digits only (no sign, no spaces), from
+ * min to max. True with *out set; otherwise answers 400 invalid_parameter
+ * naming the parameter (errors[0].pointer "/<in>/<name>") and returns false. */
+bool gw_api_param_int(struct gw_api_ctx *ctx, const char *in, const char *name, const char *value,
+                      long long min, long long max, long long *out);
+
+/* Integer query parameter `name` (a string literal): *present says whether
+ * it was given; *out is set only when it was. False when it answered 400
+ * (not digits, empty, out of range, too long). */
+bool gw_api_query_int(struct gw_api_ctx *ctx, const char *name, long long min, long long max,
+                      long long *out, bool *present);
+
 /* `limit=N` (1..max): sets *limit when present. False when it answered 400. */
-bool gw_api_query_limit(struct gw_api_ctx *ctx, int max, int *limit, bool *too_long);
+bool gw_api_query_limit(struct gw_api_ctx *ctx, int max, int *limit);
 
 /* `cursor=<timestamp>~<uuid>` of the keyset-paginated lists, split in place
  * in `buf` into *ts and *id when present. False when it answered 400. */

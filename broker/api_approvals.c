@@ -65,7 +65,7 @@ static void decided(void *arg, const PGresult *res, const struct gw_error *err)
         return;
     }
     if (PQntuples(res) == 0) {
-        gw_api_problem(ctx, 404, "run_not_found", NULL, "no run with id '%s'", ctx->id);
+        gw_api_run_not_found(ctx);
         return;
     }
     const char *outcome = PQgetvalue(res, 0, 0);
@@ -75,7 +75,7 @@ static void decided(void *arg, const PGresult *res, const struct gw_error *err)
         gw_api_problem(ctx, 403, "forbidden", NULL,
                        "deciding on runs of this action needs decide_approvals");
     } else if (strcmp(outcome, "not_found") == 0) {
-        gw_api_problem(ctx, 404, "run_not_found", NULL, "no run with id '%s'", ctx->id);
+        gw_api_run_not_found(ctx);
     } else if (strcmp(outcome, "not_pending") == 0) {
         gw_api_problem(ctx, 409, "not_pending_approval", NULL,
                        "the run is not waiting for approval");
@@ -102,7 +102,7 @@ void gw_api_run_decide(struct gw_api_ctx *ctx)
     json_t *v;
 
     if (!gw_uuid_valid(ctx->id)) {
-        gw_api_problem(ctx, 404, "run_not_found", NULL, "no run with id '%s'", ctx->id);
+        gw_api_run_not_found(ctx);
         return;
     }
     body = gw_api_body(ctx, false);
@@ -128,7 +128,7 @@ void gw_api_run_decide(struct gw_api_ctx *ctx)
                        "decision must be \"approve\" or \"reject\"");
         return;
     }
-    if (comment != NULL && (!json_is_string(comment) || json_string_length(comment) > 2000)) {
+    if (comment != NULL && (!json_is_string(comment) || gw_api_text_len(comment) > 2000)) {
         gw_api_problem(
             ctx, 422, "validation_failed",
             gw_api_field_error("/comment", "maxLength", "a string of at most 2000 characters"),
@@ -156,13 +156,26 @@ void gw_api_run_decide(struct gw_api_ctx *ctx)
                             vis[2],
                             vis[3],
                             vis[4]};
-    /* Decidable: gw_decide. Visible but not decidable: forbidden. Neither:
-     * no row, answered 404 like an unknown run, so nothing leaks. */
+    /* A run exists for the caller when it may read it, when it waits for
+     * a decision the caller may give (what GET /v1/approvals lists), or
+     * when the caller already decided on it: only then does gw_decide run
+     * and say why a decision is refused. Visible but not decidable:
+     * forbidden. Anything else: no row, answered 404 exactly like an
+     * unknown run, so nothing leaks (not even whether it is pending). */
     int rc = gw_pg_query(
         ctx->b->pg, "run_decide",
         "SELECT d.outcome, d.run::text FROM gw_runs r CROSS JOIN LATERAL gw_decide(r.id, $2,"
-        " $3::text[], $4::text[], $5, $6) d WHERE r.id = $1 AND ('*' = ANY ($7::text[]) OR"
-        " r.action_id = ANY ($7::text[]))"
+        " $3::text[], $4::text[], $5, $6) d WHERE r.id = $1"
+        " AND ('*' = ANY ($7::text[]) OR r.action_id = ANY ($7::text[]))"
+        " AND (gw_visible(r.requested_by, r.requested_teams, r.action_id, $8, $9, $10, $11, $12)"
+        "  OR (r.status = 'pending_approval' AND ("
+        "   (jsonb_array_length(coalesce(r.approval_rule -> 'from_teams', '[]')) = 0"
+        "    AND jsonb_array_length(coalesce(r.approval_rule -> 'from_roles', '[]')) = 0)"
+        "   OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(coalesce("
+        "r.approval_rule -> 'from_teams', '[]')) t WHERE t = ANY ($3::text[]))"
+        "   OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(coalesce("
+        "r.approval_rule -> 'from_roles', '[]')) t WHERE t = ANY ($4::text[]))))"
+        "  OR EXISTS (SELECT 1 FROM gw_approvals a WHERE a.run_id = r.id AND a.approver = $2))"
         " UNION ALL SELECT 'forbidden', NULL FROM gw_runs r WHERE r.id = $1"
         " AND NOT ('*' = ANY ($7::text[]) OR r.action_id = ANY ($7::text[]))"
         " AND gw_visible(r.requested_by, r.requested_teams, r.action_id, $8, $9, $10, $11, $12)",
@@ -225,12 +238,16 @@ static void extension_decided(void *arg, const PGresult *res, const struct gw_er
         return;
     }
     if (PQntuples(res) == 0) {
-        gw_api_problem(ctx, 404, "resource_not_found", NULL, "no resource with id '%s'", ctx->id);
+        gw_api_resource_not_found(ctx);
         return;
     }
     const char *outcome = PQgetvalue(res, 0, 0);
     const char *body = PQgetvalue(res, 0, 1);
     size_t len = (size_t)PQgetlength(res, 0, 1);
+    if (strcmp(outcome, "not_found") == 0) {
+        gw_api_resource_not_found(ctx);
+        return;
+    }
     static const struct {
         const char *outcome;
         int status;
@@ -238,7 +255,6 @@ static void extension_decided(void *arg, const PGresult *res, const struct gw_er
         const char *detail;
     } refusals[] = {
         {"forbidden", 403, "forbidden", "deciding on this action needs decide_approvals"},
-        {"not_found", 404, "resource_not_found", "no such resource"},
         {"no_pending", 409, "no_pending_extension", "no extension of this resource is waiting"},
         {"self_approval", 403, "self_approval", "the requester of an extension cannot decide it"},
         {"not_eligible", 403, "not_an_approver",
@@ -270,7 +286,7 @@ void gw_api_extension_decide(struct gw_api_ctx *ctx)
     json_t *v;
 
     if (!gw_uuid_valid(ctx->id)) {
-        gw_api_problem(ctx, 404, "resource_not_found", NULL, "no resource with id '%s'", ctx->id);
+        gw_api_resource_not_found(ctx);
         return;
     }
     json_t *body = gw_api_body(ctx, false);
@@ -296,30 +312,58 @@ void gw_api_extension_decide(struct gw_api_ctx *ctx)
                        "decision must be \"approve\" or \"reject\"");
         return;
     }
-    if (comment != NULL && (!json_is_string(comment) || json_string_length(comment) > 2000)) {
+    if (comment != NULL && (!json_is_string(comment) || gw_api_text_len(comment) > 2000)) {
         gw_api_problem(ctx, 422, "validation_failed",
                        gw_api_field_error("/comment", "maxLength", "at most 2000 characters"),
                        "comment must be a string of at most 2000 characters");
         return;
     }
     struct decider d;
+    struct gw_authz_filter f;
+    const char *vis[5];
     if (!decider_init(ctx, &d))
         return;
+    if (!gw_authz_params(ctx, GW_PERM_READ_RUNS, &f, vis)) {
+        decider_finish(&d);
+        return;
+    }
     const char *params[] = {ctx->id,
                             ctx->principal.subject,
                             ctx->principal.teams_pg ? ctx->principal.teams_pg : teams_empty,
                             d.roles,
                             json_string_value(decision),
                             json_string_value(comment),
-                            d.actions};
+                            d.actions,
+                            vis[0],
+                            vis[1],
+                            vis[2],
+                            vis[3],
+                            vis[4]};
+    /* As for runs: a resource exists for the caller when it may read it,
+     * when an extension of it waits for a decision the caller may give (or
+     * asked for that extension), or when the caller decided on one of its
+     * extensions. Otherwise 404, exactly like an unknown id. */
     int rc = gw_pg_query(
         ctx->b->pg, "extension_decide",
         "SELECT d.outcome, d.resource::text FROM gw_resources r CROSS JOIN LATERAL"
         " gw_decide_extension(r.id, $2, $3::text[], $4::text[], $5, $6) d WHERE r.id = $1"
         " AND ('*' = ANY ($7::text[]) OR r.action_id = ANY ($7::text[]))"
+        " AND (gw_visible(r.owner_subject, r.owner_teams, r.action_id, $8, $9, $10, $11, $12)"
+        "  OR EXISTS (SELECT 1 FROM gw_resource_extensions x WHERE x.resource_id = r.id"
+        "   AND x.status = 'pending' AND (x.requested_by = $2"
+        "   OR (jsonb_array_length(coalesce(x.rule -> 'from_teams', '[]')) = 0"
+        "    AND jsonb_array_length(coalesce(x.rule -> 'from_roles', '[]')) = 0)"
+        "   OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(coalesce(x.rule -> 'from_teams',"
+        " '[]')) t WHERE t = ANY ($3::text[]))"
+        "   OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(coalesce(x.rule -> 'from_roles',"
+        " '[]')) t WHERE t = ANY ($4::text[]))))"
+        "  OR EXISTS (SELECT 1 FROM gw_resource_extensions x JOIN gw_extension_decisions e"
+        "   ON e.extension_id = x.id WHERE x.resource_id = r.id AND e.approver = $2))"
         " UNION ALL SELECT 'forbidden', NULL FROM gw_resources r WHERE r.id = $1"
-        " AND NOT ('*' = ANY ($7::text[]) OR r.action_id = ANY ($7::text[]))",
-        7, params, extension_decided, ctx);
+        " AND NOT ('*' = ANY ($7::text[]) OR r.action_id = ANY ($7::text[]))"
+        " AND gw_visible(r.owner_subject, r.owner_teams, r.action_id, $8, $9, $10, $11, $12)",
+        12, params, extension_decided, ctx);
+    gw_authz_filter_finish(&f);
     decider_finish(&d);
     if (rc < 0)
         gw_api_problem(ctx, 503, "unavailable", NULL, "the broker is overloaded; retry later");

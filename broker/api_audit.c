@@ -109,7 +109,7 @@ void gw_api_audit_list(struct gw_api_ctx *ctx)
         }
         p_until = until;
     }
-    if (!gw_api_query_limit(ctx, LIMIT_MAX, &limit, &too_long))
+    if (!gw_api_query_limit(ctx, LIMIT_MAX, &limit))
         return;
     if (gw_api_query(ctx, "cursor", cursor, sizeof(cursor), &too_long)) {
         if (!digits(cursor)) {

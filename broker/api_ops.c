@@ -184,7 +184,7 @@ static void claim_done(void *arg, const PGresult *res, const struct gw_error *er
     }
     ctx->b->metrics.claims_refused++;
     if (strcmp(result, "not_found") == 0) {
-        gw_api_problem(ctx, 404, "run_not_found", NULL, "no run with id '%s'", ctx->id);
+        gw_api_run_not_found(ctx);
         return;
     }
     gw_api_problem(ctx, 409, "claim_refused", NULL, "%s", result);
@@ -196,12 +196,9 @@ void gw_api_run_claim(struct gw_api_ctx *ctx)
     json_t *attempt, *worker;
     char attempt_s[16];
 
-    if (!ctx->principal.worker && !ctx->principal.admin) {
-        gw_api_problem(ctx, 403, "forbidden", NULL, "claims need a token with the worker role");
-        return;
-    }
+    /* The router admits only tokens with role worker or admin here. */
     if (!gw_uuid_valid(ctx->id)) {
-        gw_api_problem(ctx, 404, "run_not_found", NULL, "no run with id '%s'", ctx->id);
+        gw_api_run_not_found(ctx);
         return;
     }
     body = gw_api_body(ctx, false);
@@ -222,7 +219,7 @@ void gw_api_run_claim(struct gw_api_ctx *ctx)
     worker = json_object_get(body, "worker_id");
     if (!json_is_integer(attempt) || json_integer_value(attempt) < 1 ||
         json_integer_value(attempt) > 1000000 || !json_is_string(worker) ||
-        json_string_length(worker) > 200) {
+        gw_api_text_len(worker) > 200) {
         gw_api_problem(ctx, 400, "invalid_claim", NULL,
                        "a claim is {\"attempt\": <int >= 1>, \"worker_id\": <string>}");
         return;

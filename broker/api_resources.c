@@ -12,11 +12,12 @@
 #include "gw/crypto.h"
 #include "policy.h"
 
-static bool id_ok(struct gw_api_ctx *ctx, const char *what)
+/* A malformed id is answered like a well-formed unknown one. */
+static bool id_ok(struct gw_api_ctx *ctx, void (*not_found)(struct gw_api_ctx *ctx))
 {
     if (gw_uuid_valid(ctx->id))
         return true;
-    gw_api_problem(ctx, 404, what, NULL, "no such id '%s'", ctx->id);
+    not_found(ctx);
     return false;
 }
 
@@ -102,7 +103,7 @@ static void cancel_done(void *arg, const PGresult *res, const struct gw_error *e
     const char *run = PQntuples(res) == 1 ? PQgetvalue(res, 0, 1) : "";
     size_t len = PQntuples(res) == 1 ? (size_t)PQgetlength(res, 0, 1) : 0;
     if (strcmp(outcome, "not_found") == 0) {
-        gw_api_problem(ctx, 404, "run_not_found", NULL, "no run with id '%s'", ctx->id);
+        gw_api_run_not_found(ctx);
     } else if (strcmp(outcome, "forbidden") == 0) {
         gw_authz_forbidden(ctx, "permission 'cancel' on this run is not granted to you");
     } else if (strcmp(outcome, "ended") == 0) {
@@ -125,12 +126,12 @@ void gw_api_run_cancel(struct gw_api_ctx *ctx)
     json_t *body;
     char actor[GW_SUBJECT_MAX + 8];
 
-    if (!id_ok(ctx, "run_not_found") || !optional_body(ctx, &body))
+    if (!id_ok(ctx, gw_api_run_not_found) || !optional_body(ctx, &body))
         return;
     if (body != NULL && !only_fields(ctx, body, allowed))
         return;
     json_t *reason = json_object_get(body, "reason");
-    if (reason != NULL && (!json_is_string(reason) || json_string_length(reason) > 500)) {
+    if (reason != NULL && (!json_is_string(reason) || gw_api_text_len(reason) > 500)) {
         gw_api_problem(
             ctx, 422, "validation_failed",
             gw_api_field_error("/reason", "maxLength", "a string of at most 500 characters"),
@@ -166,7 +167,7 @@ static void reconcile_done(void *arg, const PGresult *res, const struct gw_error
     }
     const char *outcome = PQgetvalue(res, 0, 0);
     if (strcmp(outcome, "not_found") == 0)
-        gw_api_problem(ctx, 404, "run_not_found", NULL, "no run with id '%s'", ctx->id);
+        gw_api_run_not_found(ctx);
     else if (strcmp(outcome, "not_needed") == 0)
         gw_api_problem(ctx, 409, "not_flagged", NULL, "the run is not marked for reconciliation");
     else
@@ -180,8 +181,8 @@ void gw_api_run_reconcile(struct gw_api_ctx *ctx)
     static const char *const allowed[] = {"note", NULL};
     json_t *body;
 
-    if (!id_ok(ctx, "run_not_found") || !optional_body(ctx, &body))
-        return;
+    /* Admins only, whatever the id: the answer to anyone else says nothing
+     * about which runs exist. */
     struct gw_authz z;
     if (!gw_authz_begin(&z, ctx))
         return;
@@ -191,10 +192,12 @@ void gw_api_run_reconcile(struct gw_api_ctx *ctx)
         gw_authz_forbidden(ctx, "clearing reconciliation needs the admin permission");
         return;
     }
+    if (!id_ok(ctx, gw_api_run_not_found) || !optional_body(ctx, &body))
+        return;
     if (body != NULL && !only_fields(ctx, body, allowed))
         return;
     json_t *note = json_object_get(body, "note");
-    if (!json_is_string(note) || json_string_length(note) < 3 || json_string_length(note) > 2000) {
+    if (!json_is_string(note) || gw_api_text_len(note) < 3 || gw_api_text_len(note) > 2000) {
         gw_api_problem(
             ctx, 422, "validation_failed",
             gw_api_field_error("/note", "minLength", "what was checked, 3 to 2000 characters"),
@@ -217,7 +220,7 @@ static void resource_done(void *arg, const PGresult *res, const struct gw_error 
         return;
     }
     if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
-        gw_api_problem(ctx, 404, "resource_not_found", NULL, "no resource with id '%s'", ctx->id);
+        gw_api_resource_not_found(ctx);
         return;
     }
     gw_api_reply(ctx, 200, NULL, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
@@ -227,7 +230,7 @@ void gw_api_resource_get(struct gw_api_ctx *ctx)
 {
     struct gw_authz_filter f;
     const char *params[6] = {ctx->id};
-    if (!id_ok(ctx, "resource_not_found") ||
+    if (!id_ok(ctx, gw_api_resource_not_found) ||
         !gw_authz_params(ctx, GW_PERM_READ_RUNS, &f, params + 1))
         return;
     gw_api_query_or_503(
@@ -293,7 +296,7 @@ void gw_api_resources_list(struct gw_api_ctx *ctx)
         }
         p_status = status;
     }
-    if (!gw_api_query_limit(ctx, 500, &limit, &too_long) ||
+    if (!gw_api_query_limit(ctx, 500, &limit) ||
         !gw_api_query_cursor(ctx, cursor, sizeof(cursor), &p_ts, &p_id, &too_long))
         return;
     if (too_long) {
@@ -333,7 +336,7 @@ static void change_done(void *arg, const PGresult *res, const struct gw_error *e
     const char *body = PQntuples(res) == 1 ? PQgetvalue(res, 0, 1) : "";
     size_t len = PQntuples(res) == 1 ? (size_t)PQgetlength(res, 0, 1) : 0;
     if (strcmp(outcome, "not_found") == 0) {
-        gw_api_problem(ctx, 404, "resource_not_found", NULL, "no resource with id '%s'", ctx->id);
+        gw_api_resource_not_found(ctx);
     } else if (strcmp(outcome, "forbidden") == 0) {
         gw_authz_forbidden(ctx, "permission 'manage_resources' on this resource is not granted "
                                 "to you");
@@ -373,7 +376,7 @@ void gw_api_resource_extend(struct gw_api_ctx *ctx)
     json_t *body;
     char secs[24];
 
-    if (!id_ok(ctx, "resource_not_found") || !optional_body(ctx, &body))
+    if (!id_ok(ctx, gw_api_resource_not_found) || !optional_body(ctx, &body))
         return;
     if (body == NULL) {
         gw_api_problem(ctx, 422, "validation_failed",
@@ -412,7 +415,7 @@ void gw_api_resource_delete(struct gw_api_ctx *ctx)
 {
     struct gw_authz_filter f[2];
     const char *params[10] = {ctx->id, ctx->principal.subject};
-    if (!id_ok(ctx, "resource_not_found") ||
+    if (!id_ok(ctx, gw_api_resource_not_found) ||
         !change_params(ctx, GW_PERM_MANAGE_RESOURCES, f, params + 2))
         return;
     gw_api_query_or_503(

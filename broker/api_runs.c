@@ -2,6 +2,7 @@
  * The portal-facing API: actions and runs.
  */
 #include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,11 +23,6 @@ void gw_api_actions_list(struct gw_api_ctx *ctx)
     struct gw_authz z;
     if (!gw_authz_begin(&z, ctx))
         return;
-    if (z.worker_only) {
-        gw_authz_finish(&z);
-        gw_authz_forbidden(ctx, "a worker token may only claim runs");
-        return;
-    }
     json_t *items = json_array();
     for (size_t i = 0; i < c->n; i++)
         if (gw_authz_can(&z, GW_PERM_RUN, c->actions[i], NULL, NULL, 0))
@@ -46,10 +42,6 @@ void gw_api_actions_list(struct gw_api_ctx *ctx)
 void gw_api_action_get(struct gw_api_ctx *ctx)
 {
     const struct gw_action *a = gw_catalog_find(ctx->b->catalog, ctx->id);
-    if (ctx->principal.worker && !ctx->principal.admin) {
-        gw_api_problem(ctx, 403, "forbidden", NULL, "a worker token may only claim runs");
-        return;
-    }
     if (a == NULL) {
         gw_api_problem(ctx, 404, "action_not_found", NULL, "no action with id '%s'", ctx->id);
         return;
@@ -314,7 +306,7 @@ void gw_api_run_submit(struct gw_api_ctx *ctx)
     if (bg != NULL) {
         json_t *why = json_object_get(bg, "reason");
         if (!json_is_object(bg) || json_object_size(bg) != 1 || !json_is_string(why) ||
-            json_string_length(why) < 10 || json_string_length(why) > 1000) {
+            gw_api_text_len(why) < 10 || gw_api_text_len(why) > 1000) {
             gw_api_problem(ctx, 422, "validation_failed",
                            gw_api_field_error("/break_glass/reason", "minLength",
                                               "a written reason of 10 to 1000 characters"),
@@ -433,7 +425,7 @@ static void single_json_done(void *arg, const PGresult *res, const struct gw_err
         return;
     }
     if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
-        gw_api_problem(ctx, 404, "run_not_found", NULL, "no run with id '%s'", ctx->id);
+        gw_api_run_not_found(ctx);
         return;
     }
     gw_api_reply(ctx, 200, NULL, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
@@ -443,7 +435,7 @@ static bool run_id_ok(struct gw_api_ctx *ctx)
 {
     if (gw_uuid_valid(ctx->id))
         return true;
-    gw_api_problem(ctx, 404, "run_not_found", NULL, "no run with id '%s'", ctx->id);
+    gw_api_run_not_found(ctx);
     return false;
 }
 
@@ -483,29 +475,17 @@ void gw_api_run_events(struct gw_api_ctx *ctx)
 
 void gw_api_run_logs(struct gw_api_ctx *ctx)
 {
-    bool too_long = false;
-    char after[24] = "0";
-    char limit[16] = "1000";
+    long long after_n = 0, limit_n = 1000;
+    bool present;
+    char after[24], limit[24];
     if (!run_id_ok(ctx))
         return;
-    if (gw_api_query(ctx, "after", after, sizeof(after), &too_long) &&
-        strspn(after, "0123456789") != strlen(after)) {
-        gw_api_problem(ctx, 400, "invalid_parameter",
-                       gw_api_field_error("/query/after", "type", "integer"),
-                       "'after' must be a log sequence number");
+    /* `pos` is a bigint: any non-negative one is a valid place to start. */
+    if (!gw_api_query_int(ctx, "after", 0, LLONG_MAX, &after_n, &present) ||
+        !gw_api_query_int(ctx, "limit", 1, 10000, &limit_n, &present))
         return;
-    }
-    if (gw_api_query(ctx, "limit", limit, sizeof(limit), &too_long) &&
-        (strspn(limit, "0123456789") != strlen(limit) || atoi(limit) < 1 || atoi(limit) > 10000)) {
-        gw_api_problem(ctx, 400, "invalid_parameter",
-                       gw_api_field_error("/query/limit", "maximum", "1 to 10000"),
-                       "'limit' must be between 1 and 10000");
-        return;
-    }
-    if (too_long) {
-        gw_api_query_too_long(ctx);
-        return;
-    }
+    snprintf(after, sizeof(after), "%lld", after_n);
+    snprintf(limit, sizeof(limit), "%lld", limit_n);
     struct gw_authz_filter f;
     const char *params[8] = {ctx->id, after, limit};
     if (!gw_authz_params(ctx, GW_PERM_READ_RUNS, &f, params + 3))
@@ -569,7 +549,7 @@ void gw_api_runs_list(struct gw_api_ctx *ctx)
     }
     if (gw_api_query(ctx, "action", action, sizeof(action), &too_long))
         p_action = action;
-    if (!gw_api_query_limit(ctx, 500, &limit, &too_long) ||
+    if (!gw_api_query_limit(ctx, 500, &limit) ||
         !gw_api_query_cursor(ctx, cursor, sizeof(cursor), &p_ts, &p_id, &too_long))
         return;
     if (too_long) {

@@ -181,10 +181,10 @@ bool gw_authz_begin(struct gw_authz *z, struct gw_api_ctx *ctx);
 void gw_authz_forbidden(struct gw_api_ctx *ctx, const char *detail);
 
 /* For handlers that read or change runs and resources: the five gw_visible
- * parameters of `perm` for ctx's caller (see gw_authz_filter_init). A worker
- * token is answered 403 (it may only claim); out of memory, 503. Either way
- * ctx is freed and false returned. On true, finish `f` once the query that
- * uses `vis` is queued (parameters are copied). */
+ * parameters of `perm` for ctx's caller (see gw_authz_filter_init). Out of
+ * memory: answers 503, frees ctx and returns false. On true, finish `f` once
+ * the query that uses `vis` is queued (parameters are copied). Worker-only
+ * tokens never get here: the router answers them 403 (router.c). */
 bool gw_authz_params(struct gw_api_ctx *ctx, enum gw_perm perm, struct gw_authz_filter *f,
                      const char *vis[5]);
 

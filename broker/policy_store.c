@@ -209,11 +209,6 @@ bool gw_authz_params(struct gw_api_ctx *ctx, enum gw_perm perm, struct gw_authz_
     memset(f, 0, sizeof(*f));
     if (!gw_authz_begin(&z, ctx))
         return false;
-    if (z.worker_only) {
-        gw_authz_finish(&z);
-        gw_authz_forbidden(ctx, "a worker token may only claim runs");
-        return false;
-    }
     int rc = gw_authz_filter_init(f, &z, perm, ctx->b->catalog, vis);
     gw_authz_finish(&z);
     if (rc < 0) {

@@ -3,6 +3,7 @@
  * uses. Route table first; dispatch is a linear match over a handful of
  * patterns, cheaper than any allocation the handlers do.
  */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,16 +16,21 @@
 #include "policy.h"
 #include "stream.h"
 
-enum auth_need { AUTH_NONE, AUTH_USER };
+/* Who may call a route; checked once, here, before any handler runs.
+ * AUTH_USER is every authenticated caller but a worker-only token (role
+ * worker without admin): such a token is a machine that claims runs and
+ * gets 403 from everything else (docs/policy.md). AUTH_WORKER is the claim
+ * API: tokens with role worker or admin. */
+enum auth_need { AUTH_NONE, AUTH_USER, AUTH_WORKER };
 
-struct route {
+struct gw_route {
     const char *method;
     const char *pattern; /* '*' matches one path segment, captured into ctx->id */
     enum auth_need auth;
     void (*handler)(struct gw_api_ctx *ctx);
 };
 
-static const struct route routes[] = {
+static const struct gw_route routes[] = {
     {"GET", "/healthz", AUTH_NONE, gw_api_health},
     {"GET", "/readyz", AUTH_NONE, gw_api_ready},
     {"GET", "/metrics", AUTH_NONE, gw_api_metrics},
@@ -47,7 +53,7 @@ static const struct route routes[] = {
     {"DELETE", "/v1/resources/*", AUTH_USER, gw_api_resource_delete},
     {"GET", "/v1/events", AUTH_USER, gw_stream_events},
     {"GET", "/v1/audit", AUTH_USER, gw_api_audit_list},
-    {"POST", "/internal/v1/runs/*/claim", AUTH_USER, gw_api_run_claim},
+    {"POST", "/internal/v1/runs/*/claim", AUTH_WORKER, gw_api_run_claim},
 };
 
 /* Matches `path` against `pattern`; on success copies the '*' segment. */
@@ -98,44 +104,128 @@ void gw_api_reply(struct gw_api_ctx *ctx, int status, const char *extra_headers,
     ctx_free(ctx);
 }
 
+/* The length of the well-formed UTF-8 sequence at p (RFC 3629: no overlong
+ * forms, no surrogates, nothing past U+10FFFF), or 0 when there is none. */
+static size_t utf8_seq(const unsigned char *p)
+{
+    size_t n = *p < 0x80                  ? 1
+               : *p >= 0xC2 && *p <= 0xDF ? 2
+               : *p >= 0xE0 && *p <= 0xEF ? 3
+               : *p >= 0xF0 && *p <= 0xF4 ? 4
+                                          : 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+    if (n == 3 && ((p[0] == 0xE0 && p[1] < 0xA0) || (p[0] == 0xED && p[1] >= 0xA0)))
+        return 0;
+    if (n == 4 && ((p[0] == 0xF0 && p[1] < 0x90) || (p[0] == 0xF4 && p[1] >= 0x90)))
+        return 0;
+    return n;
+}
+
+static bool utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t n; *p != 0; p += n)
+        if ((n = utf8_seq(p)) == 0)
+            return false;
+    return true;
+}
+
+/* Replaces each byte that is not part of well-formed UTF-8 with '?', in
+ * place: a detail may quote a path or a parameter as the client sent it,
+ * and jansson refuses to encode anything else. */
+static void utf8_scrub(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p != 0) {
+        size_t n = utf8_seq(p);
+        if (n == 0)
+            *p++ = '?';
+        else
+            p += n;
+    }
+}
+
+/* Sends problem+json and frees ctx. `extra` (may be NULL) are header
+ * lines; 401 and 503 get their own. */
+static void problem_send(struct gw_api_ctx *ctx, int status, const char *code, json_t *errors,
+                         const char *extra, const char *detail)
+{
+    unsigned cls = (unsigned)status / 100;
+    json_t *p =
+        json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", "about:blank", "title",
+                  gw_http_status_text(status), "status", status, "code", code, "detail", detail);
+    if (p != NULL && errors != NULL)
+        json_object_set(p, "errors", errors);
+    json_decref(errors);
+    char *body = p != NULL ? json_dumps(p, JSON_COMPACT) : NULL;
+    json_decref(p);
+    char fallback[160];
+    const char *out = body;
+    if (out == NULL) {
+        /* Out of memory: still a problem document, without the detail. */
+        snprintf(fallback, sizeof(fallback),
+                 "{\"type\":\"about:blank\",\"title\":\"%s\",\"status\":%d,\"code\":\"%s\","
+                 "\"detail\":\"\"}",
+                 gw_http_status_text(status), status, code);
+        out = fallback;
+    }
+    if (cls < ARRAY_SIZE(ctx->b->metrics.http_by_class))
+        ctx->b->metrics.http_by_class[cls]++;
+    if (extra == NULL)
+        extra = status == 401   ? "WWW-Authenticate: Bearer realm=\"gangway\"\r\n"
+                : status == 503 ? "Retry-After: 1\r\n"
+                                : NULL;
+    gw_http_respond(ctx->req, status, "application/problem+json", extra, out, strlen(out));
+    free(body);
+    ctx_free(ctx);
+}
+
 void gw_api_problem(struct gw_api_ctx *ctx, int status, const char *code, json_t *errors,
                     const char *fmt, ...)
 {
     char detail[1024];
     va_list ap;
-    unsigned cls = (unsigned)status / 100;
 
     va_start(ap, fmt);
     vsnprintf(detail, sizeof(detail), fmt, ap);
     va_end(ap);
-    json_t *p =
-        json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", "about:blank", "title",
-                  gw_http_status_text(status), "status", status, "code", code, "detail", detail);
-    if (errors != NULL)
-        json_object_set_new(p, "errors", errors);
-    char *body = json_dumps(p, JSON_COMPACT);
-    json_decref(p);
-    if (cls < ARRAY_SIZE(ctx->b->metrics.http_by_class))
-        ctx->b->metrics.http_by_class[cls]++;
-    gw_http_respond(ctx->req, status, "application/problem+json",
-                    status == 401   ? "WWW-Authenticate: Bearer realm=\"gangway\"\r\n"
-                    : status == 503 ? "Retry-After: 1\r\n"
-                                    : NULL,
-                    body, body != NULL ? strlen(body) : 0);
-    free(body);
-    ctx_free(ctx);
+    utf8_scrub(detail);
+    problem_send(ctx, status, code, errors, NULL, detail);
+}
+
+void gw_api_run_not_found(struct gw_api_ctx *ctx)
+{
+    gw_api_problem(ctx, 404, "run_not_found", NULL, "no run with id '%s'", ctx->id);
+}
+
+void gw_api_resource_not_found(struct gw_api_ctx *ctx)
+{
+    gw_api_problem(ctx, 404, "resource_not_found", NULL, "no resource with id '%s'", ctx->id);
 }
 
 bool gw_api_query(struct gw_api_ctx *ctx, const char *name, char *out, size_t cap, bool *too_long)
 {
     size_t n = strlen(name);
-    if (gw_http_req_query(ctx->req, name, out, cap))
-        return true;
+    if (gw_http_req_query(ctx->req, name, out, cap)) {
+        if (utf8_valid(out))
+            return true;
+        /* PostgreSQL would refuse it; say which parameter, and why, first. */
+        *too_long = true;
+        if (ctx->too_long == NULL) {
+            ctx->too_long = name;
+            ctx->not_utf8 = true;
+        }
+        return false;
+    }
     /* Absent, or present and longer than the caller's buffer: tell them
      * apart, so a filter is never dropped silently. */
     for (const char *q = ctx->req->query; q != NULL && *q != '\0';) {
         if (strncmp(q, name, n) == 0 && q[n] == '=') {
             *too_long = true;
+            if (ctx->too_long == NULL)
+                ctx->too_long = name;
             return false;
         }
         q = strchr(q, '&');
@@ -147,25 +237,66 @@ bool gw_api_query(struct gw_api_ctx *ctx, const char *name, char *out, size_t ca
 
 void gw_api_query_too_long(struct gw_api_ctx *ctx)
 {
-    gw_api_problem(ctx, 400, "invalid_parameter", NULL,
-                   "a query parameter is longer than any valid value");
+    const char *name = ctx->too_long != NULL ? ctx->too_long : "?";
+    const char *why = ctx->not_utf8 ? "not UTF-8" : "longer than any valid value";
+    char ptr[96];
+    snprintf(ptr, sizeof(ptr), "/query/%s", name);
+    gw_api_problem(ctx, 400, "invalid_parameter",
+                   gw_api_field_error(ptr, ctx->not_utf8 ? "type" : "maxLength", why),
+                   "the query parameter '%s' is %s", name, why);
 }
 
-bool gw_api_query_limit(struct gw_api_ctx *ctx, int max, int *limit, bool *too_long)
+bool gw_api_param_int(struct gw_api_ctx *ctx, const char *in, const char *name, const char *value,
+                      long long min, long long max, long long *out)
 {
-    char s[16];
-    if (!gw_api_query(ctx, "limit", s, sizeof(s), too_long))
-        return true;
-    int n = atoi(s);
-    if (s[0] == '\0' || strspn(s, "0123456789") != strlen(s) || n < 1 || n > max) {
-        char range[32];
-        snprintf(range, sizeof(range), "1 to %d", max);
-        gw_api_problem(ctx, 400, "invalid_parameter",
-                       gw_api_field_error("/query/limit", "maximum", range),
-                       "'limit' must be between 1 and %d", max);
-        return false;
+    size_t len = strlen(value);
+    long long v = 0;
+    /* Digits only (no sign, space or '+'), checked for overflow by hand:
+     * strtoll would take " -1" and saturate 9223372036854775808. */
+    bool digits = len > 0 && strspn(value, "0123456789") == len, fits = digits;
+    for (size_t i = 0; fits && i < len; i++) {
+        int d = value[i] - '0';
+        if (v > (LLONG_MAX - d) / 10)
+            fits = false;
+        else
+            v = v * 10 + d;
     }
-    *limit = n;
+    if (fits && v >= min && v <= max) {
+        *out = v;
+        return true;
+    }
+    char ptr[96], range[64];
+    snprintf(ptr, sizeof(ptr), "/%s/%s", in, name);
+    snprintf(range, sizeof(range), "an integer from %lld to %lld", min, max);
+    const char *keyword = !digits ? "type" : fits && v < min ? "minimum" : "maximum";
+    gw_api_problem(ctx, 400, "invalid_parameter", gw_api_field_error(ptr, keyword, range),
+                   "'%s' must be %s", name, range);
+    return false;
+}
+
+bool gw_api_query_int(struct gw_api_ctx *ctx, const char *name, long long min, long long max,
+                      long long *out, bool *present)
+{
+    char s[32];
+    bool too_long = false;
+    *present = gw_api_query(ctx, name, s, sizeof(s), &too_long);
+    if (too_long) {
+        /* Longer than any integer (or not text): say so now, naming it. */
+        ctx->too_long = NULL;
+        ctx->not_utf8 = false;
+        return gw_api_param_int(ctx, "query", name, "x", min, max, out);
+    }
+    return !*present || gw_api_param_int(ctx, "query", name, s, min, max, out);
+}
+
+bool gw_api_query_limit(struct gw_api_ctx *ctx, int max, int *limit)
+{
+    long long v;
+    bool present;
+    if (!gw_api_query_int(ctx, "limit", 1, max, &v, &present))
+        return false;
+    if (present)
+        *limit = (int)v;
     return true;
 }
 
@@ -252,6 +383,16 @@ void gw_api_query_or_503(struct gw_api_ctx *ctx, const char *name, const char *s
         gw_api_problem(ctx, 503, "unavailable", NULL, "the broker is overloaded; retry later");
 }
 
+size_t gw_api_text_len(const json_t *s)
+{
+    const unsigned char *c = (const unsigned char *)json_string_value(s);
+    size_t n = 0, bytes = json_string_length(s);
+    /* jansson holds valid UTF-8: count every byte that starts a character. */
+    for (size_t i = 0; c != NULL && i < bytes; i++)
+        n += (c[i] & 0xC0) != 0x80;
+    return n;
+}
+
 json_t *gw_api_field_error(const char *pointer, const char *keyword, const char *message)
 {
     return json_pack("[{s:s, s:s, s:s}]", "pointer", pointer, "keyword", keyword, "message",
@@ -288,6 +429,23 @@ void gw_api_pg_failed(struct gw_api_ctx *ctx, const struct gw_error *err)
     gw_api_problem(ctx, 500, "internal", NULL, "internal error");
 }
 
+/* After authentication: the route's rule, then its handler. */
+static void admitted(struct gw_api_ctx *ctx)
+{
+    const struct gw_principal *p = &ctx->principal;
+    const struct gw_route *r = ctx->route;
+
+    if (r->auth == AUTH_USER && p->worker && !p->admin) {
+        gw_api_problem(ctx, 403, "forbidden", NULL, "a worker token may only claim runs");
+        return;
+    }
+    if (r->auth == AUTH_WORKER && !p->worker && !p->admin) {
+        gw_api_problem(ctx, 403, "forbidden", NULL, "claims need a token with the worker role");
+        return;
+    }
+    r->handler(ctx);
+}
+
 void gw_broker_handle(struct gw_http_req *req, void *arg)
 {
     struct gw_broker *b = arg;
@@ -302,7 +460,7 @@ void gw_broker_handle(struct gw_http_req *req, void *arg)
     ctx->b = b;
     ctx->req = req;
     for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
-        const struct route *r = &routes[i];
+        const struct gw_route *r = &routes[i];
         if (!match(r->pattern, req->path, ctx->id, sizeof(ctx->id)))
             continue;
         path_known = true;
@@ -311,24 +469,18 @@ void gw_broker_handle(struct gw_http_req *req, void *arg)
             snprintf(allow + n, sizeof(allow) - n, "%s%s", n ? ", " : "", r->method);
             continue;
         }
+        ctx->route = r;
         if (r->auth == AUTH_NONE)
             r->handler(ctx);
         else
-            gw_auth_check(ctx, r->handler);
+            gw_auth_check(ctx, admitted);
         return;
     }
     if (path_known) {
         char hdr[96];
         snprintf(hdr, sizeof(hdr), "Allow: %s\r\n", allow);
-        json_t *p = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", "about:blank", "title",
-                              "Method Not Allowed", "status", 405, "code", "method_not_allowed",
-                              "detail", "this resource does not support that method");
-        char *body = json_dumps(p, JSON_COMPACT);
-        json_decref(p);
-        b->metrics.http_by_class[4]++;
-        gw_http_respond(req, 405, "application/problem+json", hdr, body, strlen(body));
-        free(body);
-        ctx_free(ctx);
+        problem_send(ctx, 405, "method_not_allowed", NULL, hdr,
+                     "this resource does not support that method");
         return;
     }
     gw_api_problem(ctx, 404, "not_found", NULL, "no such resource: %s", req->path);

@@ -11,6 +11,7 @@
 #include "stream.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -309,8 +310,15 @@ static void logs_done(void *arg, const PGresult *res, const struct gw_error *err
 static void logs_query(struct stream *st)
 {
     char attempt[24], seq[24];
-    snprintf(attempt, sizeof(attempt), "%lld", st->after >> POS_SEQ_BITS);
-    snprintf(seq, sizeof(seq), "%lld", st->after & ((1LL << POS_SEQ_BITS) - 1));
+    long long a = st->after >> POS_SEQ_BITS, q = st->after & ((1LL << POS_SEQ_BITS) - 1);
+    /* Attempts are PostgreSQL integers: a position past the last one any run
+     * can have means "nothing more", not a cast error. */
+    if (a > INT_MAX) {
+        a = INT_MAX;
+        q = INT_MAX;
+    }
+    snprintf(attempt, sizeof(attempt), "%lld", a);
+    snprintf(seq, sizeof(seq), "%lld", q);
     const char *params[] = {st->run_id, attempt,    seq,        st->vis[0],
                             st->vis[1], st->vis[2], st->vis[3], st->vis[4]};
     /* One statement, one snapshot: the run's status and the lines after the
@@ -580,22 +588,20 @@ static void run_query(struct stream *st)
 /* -------------------------------------------------------------- handlers */
 
 /* Last-Event-ID, else ?after=. Returns 1 when given, 0 when not, -1 when
- * not a number (answered). */
+ * either is not an event id (answered 400 naming it): both are checked, so
+ * a bad value is never ignored just because the other one wins. */
 static int resume_point(struct gw_api_ctx *ctx, long long *out)
 {
-    char buf[24];
     const char *v = gw_http_req_header(ctx->req, "last-event-id");
-    if (v == NULL && gw_http_req_query(ctx->req, "after", buf, sizeof(buf)))
-        v = buf;
-    if (v == NULL)
-        return 0;
-    if (v[0] == '\0' || strlen(v) > 18 || strspn(v, "0123456789") != strlen(v)) {
-        gw_api_problem(ctx, 400, "invalid_parameter", NULL,
-                       "Last-Event-ID / 'after' must be an event id from this stream");
+    long long after = 0;
+    bool present;
+    if (!gw_api_query_int(ctx, "after", 0, LLONG_MAX, &after, &present))
         return -1;
-    }
-    *out = atoll(v);
-    return 1;
+    if (v != NULL)
+        return gw_api_param_int(ctx, "header", "Last-Event-ID", v, 0, LLONG_MAX, out) ? 1 : -1;
+    if (present)
+        *out = after;
+    return present ? 1 : 0;
 }
 
 /* A new stream in INIT, or NULL with ctx answered. The caller's read_runs
@@ -640,18 +646,40 @@ static struct stream *stream_new(struct gw_api_ctx *ctx, enum stream_kind kind)
 
 void gw_stream_run_logs(struct gw_api_ctx *ctx)
 {
-    char follow[8];
+    char follow[8] = "";
+    bool too_long = false;
     long long after = 0;
-    if (!gw_http_req_query(ctx->req, "follow", follow, sizeof(follow)) ||
-        (strcmp(follow, "true") != 0 && strcmp(follow, "1") != 0)) {
+    /* Last-Event-ID only means something to a stream, but a JSON request
+     * that carries a bad one is told so rather than served as if it were
+     * absent. */
+    const char *leid = gw_http_req_header(ctx->req, "last-event-id");
+    if (leid != NULL &&
+        !gw_api_param_int(ctx, "header", "Last-Event-ID", leid, 0, LLONG_MAX, &after))
+        return;
+    if (gw_api_query(ctx, "follow", follow, sizeof(follow), &too_long) &&
+        strcmp(follow, "true") != 0 && strcmp(follow, "1") != 0 && strcmp(follow, "false") != 0 &&
+        strcmp(follow, "0") != 0)
+        too_long = true; /* not a boolean: refused below like one that cannot be */
+    if (too_long) {
+        gw_api_problem(ctx, 400, "invalid_parameter",
+                       gw_api_field_error("/query/follow", "type", "true, false, 1 or 0"),
+                       "'follow' must be true or false");
+        return;
+    }
+    if (strcmp(follow, "true") != 0 && strcmp(follow, "1") != 0) {
         gw_api_run_logs(ctx);
         return;
     }
     if (!gw_uuid_valid(ctx->id)) {
-        gw_api_problem(ctx, 404, "run_not_found", NULL, "no run with id '%s'", ctx->id);
+        gw_api_run_not_found(ctx);
         return;
     }
-    if (resume_point(ctx, &after) < 0)
+    /* A stream sends every line: `limit` is unused, but checked all the
+     * same, like every parameter the operation lists. */
+    long long limit;
+    bool present;
+    if (!gw_api_query_int(ctx, "limit", 1, 10000, &limit, &present) ||
+        resume_point(ctx, &after) < 0)
         return;
     struct stream *st = stream_new(ctx, KIND_LOGS);
     if (st == NULL)

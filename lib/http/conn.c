@@ -458,6 +458,56 @@ static const char *parser_error_detail(enum http_errno e)
     }
 }
 
+/* RFC 9110 tchar: what a method token is made of. */
+static bool tchar(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+/* http-parser knows a fixed list of methods and answers any other one
+ * "invalid HTTP method". A well-formed method it lacks (QUERY, a typo, an
+ * extension) deserves the application's answer instead: 405 with Allow on a
+ * path it serves, 404 elsewhere. So at the start of a request such a token
+ * is consumed here and the parser is fed "GET" in its place; the request
+ * carries the real name (c->method). Returns -1 while the token may still
+ * be arriving, -2 when the request failed (answered), 0 otherwise. */
+static int conn_other_method(struct conn *c)
+{
+    const char *s = c->in + c->in_start;
+    size_t len = c->in_end - c->in_start, i = 0, start, n;
+
+    c->method[0] = '\0';
+    while (i < len && (s[i] == '\r' || s[i] == '\n'))
+        i++; /* http-parser skips empty lines before a request, so do we */
+    start = i;
+    while (i < len && i - start < sizeof(c->method) && tchar(s[i]))
+        i++;
+    n = i - start;
+    if (i == len && n < sizeof(c->method))
+        return n == 0 ? 0 : -1;
+    if (n == 0 || n >= sizeof(c->method) || s[i] != ' ')
+        return 0; /* not a method: the parser says why */
+    for (int m = 0;; m++) {
+        const char *known = http_method_str((enum http_method)m);
+        if (strcmp(known, "<unknown>") == 0)
+            break;
+        if (strlen(known) == n && memcmp(known, s + start, n) == 0)
+            return 0;
+    }
+    memcpy(c->method, s + start, n);
+    c->method[n] = '\0';
+    /* The strict scan (framing.c) still sees the real bytes. */
+    if (framing_scan(&c->framing, s, i) < i || c->framing.error != NULL) {
+        conn_fail(c, 400, "bad_request",
+                  c->framing.error != NULL ? c->framing.error : "invalid request line");
+        return -2;
+    }
+    c->in_start += i;
+    http_parser_execute(&c->parser, &parser_settings, "GET", 3);
+    return 0;
+}
+
 static void conn_parse(struct conn *c)
 {
     if (c->parsing)
@@ -465,6 +515,8 @@ static void conn_parse(struct conn *c)
     c->parsing = true;
     while (c->in_start < c->in_end && (c->state == CONN_IDLE || c->state == CONN_READING_HEADERS ||
                                        c->state == CONN_READING_BODY)) {
+        if (c->state == CONN_IDLE && conn_other_method(c) < 0)
+            break; /* the rest of the method is still to come, or it failed */
         const char *at = c->in + c->in_start;
         size_t len = c->in_end - c->in_start;
         /* The strict scan (framing.c) sees the bytes first and http-parser

@@ -143,6 +143,9 @@ struct conn {
     bool headers_done;
     struct header_off *hoff;
     char remote[64];
+    /* the request's method when http-parser does not know it (conn.c
+     * conn_other_method); "" otherwise */
+    char method[24];
     /* unparsed input */
     size_t in_start, in_end;
     char in[CONN_INBUF];

@@ -117,6 +117,15 @@ int request_finish_headers(struct conn *c, struct request *r)
 
     const http_parser *p = &c->parser;
     r->pub.method = http_method_str((enum http_method)p->method);
+    if (c->method[0] != '\0') {
+        size_t n = strlen(c->method) + 1;
+        char *m = pool_alloc(&r->pool, n);
+        if (m == NULL)
+            return bad(c, "out of memory");
+        memcpy(m, c->method, n);
+        r->pub.method = m;
+        c->method[0] = '\0';
+    }
     r->head = p->method == HTTP_HEAD;
     r->http10 = p->http_major < 1 || (p->http_major == 1 && p->http_minor == 0);
 

@@ -4,6 +4,7 @@
 import json
 import os
 import sys
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Stack, check, main  # noqa: E402
@@ -92,6 +93,87 @@ def test():
         check(r.status == 404 and r.json()["code"] == "run_not_found", "an unknown run is 404")
         r = s.request("DELETE", "/v1/actions")
         check(r.status == 405 and "GET" in r.headers.get("allow", ""), "a wrong method is 405")
+        # Any method token on a served path, even one the HTTP parser does
+        # not know (QUERY), is 405 problem+json with Allow; elsewhere 404.
+        for method, path, allow in [("QUERY", "/v1/runs", "GET"), ("PUT", "/v1/resources/x", "GET, DELETE"),
+                                    ("PATCH", "/v1/runs/%s" % run["id"], "GET"),
+                                    ("FROBNICATE", "/healthz", "GET")]:
+            r = s.request(method, path)
+            check(r.status == 405 and r.headers.get("allow") == allow
+                  and r.headers["content-type"] == "application/problem+json"
+                  and r.json()["code"] == "method_not_allowed",
+                  "%s %s is 405 problem+json, Allow: %s" % (method, path, allow), r.status,
+                  r.headers, r.body)
+        r = s.request("QUERY", "/v1/nothing-here")
+        check(r.status == 404 and r.json()["code"] == "not_found", "an unknown method on an unknown path is 404",
+              r.status)
+        r = s.get("/v1/runs/%FF%FE")
+        check(r.status == 404 and r.json()["code"] == "run_not_found",
+              "a path that is not UTF-8 still gets a problem body", r.status, r.body)
+
+        # Integer parameters: too big for a bigint, negative, not digits or
+        # empty is 400 invalid_parameter naming the parameter, never a 500.
+        rid = run["id"]
+        bad_values = ["9223372036854775808", "99999999999999999999999999999999999999", "-1", "abc",
+                      "", "1.5", "+1", " 1", "0x10", "1e3"]
+        int_params = [("/v1/runs/%s/logs" % rid, "after"), ("/v1/runs/%s/logs" % rid, "limit"),
+                      ("/v1/runs/%s/logs?follow=true" % rid, "after"),
+                      ("/v1/runs/%s/logs?follow=true" % rid, "limit"), ("/v1/runs", "limit"),
+                      ("/v1/resources", "limit"), ("/v1/audit", "limit"), ("/v1/events", "after")]
+        for path, name in int_params:
+            for bad in bad_values:
+                url = "%s%s%s=%s" % (path, "&" if "?" in path else "?", name, urllib.parse.quote(bad))
+                r = s.get(url)
+                check(r.status == 400 and r.json()["code"] == "invalid_parameter"
+                      and r.json()["errors"][0]["pointer"] == "/query/" + name
+                      and ("'%s'" % name) in r.json()["detail"],
+                      "%s is 400 naming '%s'" % (url, name), r.status, r.body)
+        # Checked wherever it is sent, even where it is unused (JSON logs).
+        for path in ["/v1/runs/%s/logs?follow=true" % rid, "/v1/runs/%s/logs" % rid, "/v1/events"]:
+            for bad in ["9223372036854775808", "-1", "x", ""]:
+                r = s.get(path, headers={"Last-Event-ID": bad})
+                check(r.status == 400 and r.json()["errors"][0]["pointer"] == "/header/Last-Event-ID",
+                      "Last-Event-ID %r on %s is 400 naming it" % (bad, path), r.status, r.body)
+        # A valid Last-Event-ID wins over `after`, but a bad `after` is not ignored.
+        r = s.get("/v1/events?after=-1", headers={"Last-Event-ID": "0"})
+        check(r.status == 400 and r.json()["errors"][0]["pointer"] == "/query/after",
+              "a bad 'after' beside a good Last-Event-ID is 400", r.status, r.body)
+        for bad in ["limit=0", "limit=10001", "follow=yes", "follow="]:
+            r = s.get("/v1/runs/%s/logs?%s" % (rid, bad))
+            check(r.status == 400 and r.json()["code"] == "invalid_parameter",
+                  "logs?%s is 400" % bad, r.status, r.body)
+        for bad in ["limit=0", "limit=501"]:
+            r = s.get("/v1/runs?" + bad)
+            check(r.status == 400 and r.json()["errors"][0]["keyword"] in ("minimum", "maximum"),
+                  "runs?%s is 400 out of range" % bad, r.status, r.body)
+        # Times and cursors PostgreSQL cannot read are the caller's mistake too.
+        for url in ["/v1/audit?since=99999999-01-01T00:00:00Z", "/v1/audit?until=2026-13-45T99:99:99Z",
+                    "/v1/audit?cursor=9999999999999999999", "/v1/audit?cursor=-1",
+                    "/v1/runs?cursor=2026-13-45T99:99:99.000000Z~00000000-0000-4000-8000-000000000000",
+                    "/v1/resources?expiring_before=0000-00-00T00:00:00Z",
+                    "/v1/resources?cursor=2026-02-30T00:00:00.000000Z~00000000-0000-4000-8000-000000000000",
+                    ]:
+            r = s.get(url)
+            check(r.status == 400 and r.json()["code"] in ("invalid_parameter", "invalid_cursor"),
+                  "%s is 400" % url, r.status, r.body)
+        # A text filter that is not UTF-8 is named before anything is queried.
+        for url, name in [("/v1/runs?action=%FF%FE", "action"), ("/v1/audit?actor=%C3%28", "actor"),
+                          ("/v1/resources?team=%ED%A0%80", "team"), ("/v1/runs?status=%C0%AF", "status")]:
+            r = s.get(url)
+            check(r.status == 400 and r.json()["errors"][0]["pointer"] == "/query/" + name
+                  and "UTF-8" in r.json()["detail"], "%s is 400 naming '%s'" % (url, name),
+                  r.status, r.body)
+        # Text limits count characters, as the document (JSON Schema) does, not bytes.
+        r = s.post("/v1/runs/%s/cancel" % rid, {"reason": "ü" * 500})
+        check(r.status == 409 and r.json()["code"] == "run_ended",
+              "a reason of 500 two-byte characters is within maxLength 500", r.status, r.body)
+        r = s.post("/v1/runs/%s/cancel" % rid, {"reason": "ü" * 501})
+        check(r.status == 422, "501 characters is not", r.status, r.body)
+        r = s.get("/v1/runs/%s/logs?after=9223372036854775807&limit=10000" % rid)
+        check(r.status == 200 and r.json()["items"] == [], "the largest bigint is a valid 'after'", r.body)
+        r = s.get("/v1/runs/%s/logs?follow=true&after=9223372036854775807" % rid)
+        check(r.status == 200 and b"event: end" in r.body and b"event: log" not in r.body,
+              "following from the largest position ends at once (the run is over)", r.status, r.body)
 
         # Idempotency: same key and body -> same run, executed once.
         key = {"Idempotency-Key": "deploy-42"}

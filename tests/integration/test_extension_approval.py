@@ -29,6 +29,7 @@ def test():
         bob = s.make_token("bob", teams=["payments"])
         carol = s.make_token("carol", teams=["sre"])
         eve = s.make_token("eve", teams=["marketing"])
+        dan = s.make_token("dan", teams=["payments"])
 
         def create(name, **extra):
             body = {"inputs": {"name": name}}
@@ -48,8 +49,18 @@ def test():
         path = "/v1/resources/%s/extension/decisions" % rid
         r = s.post(path, {"decision": "approve"}, token=bob)
         check(r.status == 403 and r.json()["code"] == "self_approval", "the requester cannot approve", r.body)
+        # An outsider (another team, not an approver) cannot even tell the
+        # resource exists: the same 404 as an unknown id.
         r = s.post(path, {"decision": "approve"}, token=eve)
-        check(r.status == 403 and r.json()["code"] == "not_an_approver", "an outsider cannot", r.body)
+        unknown = "00000000-0000-4000-8000-000000000000"
+        u = s.post("/v1/resources/%s/extension/decisions" % unknown, {"decision": "approve"}, token=eve)
+        check(r.status == 404 and r.json()["code"] == "resource_not_found"
+              and r.body.replace(rid.encode(), unknown.encode()) == u.body,
+              "an outsider gets the 404 of an unknown id", r.status, r.body, u.body)
+        # A teammate sees the resource but is not in the approvers' team.
+        r = s.post(path, {"decision": "approve"}, token=dan)
+        check(r.status == 403 and r.json()["code"] == "not_an_approver", "a teammate cannot approve",
+              r.status, r.body)
         r = s.post(path, {"decision": "approve", "comment": "ok"}, token=carol)
         check(r.status == 200 and r.json()["expires_at"] > before and "pending_extension" not in r.json(),
               "an sre approval applies the extension", r.body)

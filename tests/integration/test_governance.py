@@ -87,8 +87,10 @@ def test():
         path = "/v1/runs/%s/decisions" % run["id"]
         r = s.post(path, {"decision": "approve"}, token=bob)
         check(r.status == 403 and r.json()["code"] == "self_approval", "self-approval is 403", r.body)
+        # An outsider (neither reads payments' runs nor is named by the
+        # rule) cannot tell the run exists: 404, as for an unknown id.
         r = s.post(path, {"decision": "approve"}, token=eve)
-        check(r.status == 403 and r.json()["code"] == "not_an_approver", "an outsider is 403", r.body)
+        check(r.status == 404 and r.json()["code"] == "run_not_found", "an outsider gets 404", r.body)
         r = s.post(path, {"decision": "maybe"}, token=carol)
         check(r.status == 422 and r.json()["errors"][0]["pointer"] == "/decision", "a bad decision is 422")
         r = s.post(path, {"decision": "approve", "comment": "lgtm"}, token=carol)
