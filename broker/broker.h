@@ -131,6 +131,10 @@ void gw_sink_destroy(struct gw_sink *s);
  * `max_lag` messages behind: only then do stale heartbeats mean a lost
  * worker rather than events not applied yet. */
 bool gw_sink_caught_up(const struct gw_sink *s, uint64_t for_ms, int64_t max_lag);
+/* Milliseconds since the send time of the least recent own probe that came
+ * back through this sink's apply queues: every event sent before then is in
+ * PostgreSQL on every partition it owns. -1 when it cannot say (not fresh). */
+int64_t gw_sink_fresh_age_ms(const struct gw_sink *s);
 /* This replica's id in the consumer group, and how many partitions it holds
  * (reported to PostgreSQL so every reaper knows whether all sinks are current). */
 const char *gw_sink_instance(const struct gw_sink *s);

@@ -77,14 +77,22 @@ static void reaper_run(struct gw_reaper *r)
         gw_sink_caught_up(r->b->sink, (uint64_t)r->b->opts.heartbeat_timeout_s * 1000, LAG_MAX);
     char parts[16];
     snprintf(parts, sizeof(parts), "%d", gw_sink_partitions(r->b->sink));
-    const char *report[] = {gw_sink_instance(r->b->sink), parts, check ? "true" : "false"};
+    char age[24];
+    int64_t fresh_age = gw_sink_fresh_age_ms(r->b->sink);
+    snprintf(age, sizeof(age), "%lld", (long long)(fresh_age >= 0 ? fresh_age : 0));
+    const char *report[] = {gw_sink_instance(r->b->sink), parts, check ? "true" : "false",
+                            fresh_age >= 0 ? age : NULL};
     /* Fire and forget: a lost report only delays heartbeat checks a tick. */
-    gw_pg_query(r->b->pg, "sink_report", "SELECT gw_sink_report($1, $2::int, $3::boolean)", 3,
-                report, reported, NULL);
+    gw_pg_query(r->b->pg, "sink_report", "SELECT gw_sink_report($1, $2::int, $3::boolean, $4::int)",
+                4, report, reported, NULL);
     const char *params[] = {hb, rq, limit, check ? "true" : "false"};
     r->busy = true;
     if (gw_pg_query(r->b->pg, "reap",
-                    "SELECT gw_reap($1::interval, $2::interval, $3::int, $4::boolean)"
+                    /* The timeout stretches by how far behind the least
+                     * fresh sink is (sql/0016): a heartbeat not applied yet
+                     * is not a missing one. */
+                    "SELECT gw_reap($1::interval + gw_sinks_lag(), $2::interval, $3::int,"
+                    " $4::boolean)"
                     " + gw_expire_approvals($3::int)",
                     4, params, reaped, r) < 0)
         r->busy = false;

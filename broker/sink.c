@@ -479,6 +479,31 @@ bool gw_sink_caught_up(const struct gw_sink *s, uint64_t for_ms, int64_t max_lag
     return uv_now(s->b->loop) - s->fresh_since_ms >= for_ms;
 }
 
+int64_t gw_sink_fresh_age_ms(const struct gw_sink *s)
+{
+    const char *topics[MAX_PARTITIONS];
+    int32_t parts[MAX_PARTITIONS];
+    uint64_t now, oldest = UINT64_MAX;
+    int n;
+    if (s == NULL || s->closed || s->fresh_since_ms == 0)
+        return -1;
+    n = gw_kafka_consumer_assignment(s->consumer, topics, parts, MAX_PARTITIONS);
+    if (n <= 0 || n > MAX_PARTITIONS)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        const struct pqueue *q = NULL;
+        for (size_t k = 0; k < s->nqueues; k++)
+            if (s->queues[k]->partition == parts[i] && strcmp(s->queues[k]->topic, topics[i]) == 0)
+                q = s->queues[k];
+        if (q == NULL || q->probe_ms == 0)
+            return -1;
+        if (q->probe_ms < oldest)
+            oldest = q->probe_ms;
+    }
+    now = uv_now(s->b->loop);
+    return now > oldest ? (int64_t)(now - oldest) : 0;
+}
+
 const char *gw_sink_instance(const struct gw_sink *s)
 {
     return s != NULL ? s->instance : "";

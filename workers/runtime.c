@@ -30,6 +30,7 @@
 #include "claim.h"
 #include "control.h"
 #include "events.h"
+#include "gw/crypto.h"
 #include "gw/log.h"
 #include "keygate.h"
 
@@ -50,7 +51,7 @@ struct job {
     char *key; /* NULL for dead-letter jobs */
     struct gw_keygate_waiter waiter;
     struct gw_claim *claim;
-    char worker_id[160];
+    char worker_id[176];
     json_t *reply;
     struct gw_run run;
     bool run_created;
@@ -72,6 +73,7 @@ struct gw_worker {
     const struct gw_backend_impl *be;
     char *runs_topic, *events_topic, *deadletter_topic, *group;
     char id_base[128];
+    char life[9]; /* random per process: job ids never repeat across restarts */
     unsigned long next_n;
     struct gw_kafka_producer *producer;
     struct gw_kafka_consumer *consumer;
@@ -475,7 +477,10 @@ static void take_message(struct gw_worker *w, struct gw_kafka_msg *m)
     uv_timer_init(w->loop, &j->timer);
     j->timer.data = j;
     j->timer_open = true;
-    snprintf(j->worker_id, sizeof(j->worker_id), "%s-%lu", w->id_base, ++w->next_n);
+    /* Unique across restarts too: the broker regrants a claim to the same
+     * job id (a reply lost on the way), so a restarted worker with a stable
+     * --worker-id must never reuse one (issue 10: it re-ran a claimed run). */
+    snprintf(j->worker_id, sizeof(j->worker_id), "%s-%s-%lu", w->id_base, w->life, ++w->next_n);
 
     if (gw_run_request_parse(m->payload, m->len, &j->req, why, sizeof(why)) < 0) {
         deadletter(j, why);
@@ -719,6 +724,13 @@ struct gw_worker *gw_worker_create(uv_loop_t *loop, const struct gw_worker_optio
     } else {
         gethostname(host, sizeof(host) - 1);
         snprintf(w->id_base, sizeof(w->id_base), "%s-%d", host, (int)getpid());
+    }
+    {
+        char uuid[GW_UUID_LEN + 1];
+        if (gw_uuid_v4(uuid, err) < 0)
+            goto fail;
+        memcpy(w->life, uuid, 8);
+        w->life[8] = '\0';
     }
     gw_keygate_init(&w->gate);
     w->runs_topic = cat3(prefix, "gangway.runs.", o->type);
