@@ -73,6 +73,13 @@ void gw_api_problem(struct gw_api_ctx *ctx, int status, const char *code, json_t
  * (a new array, for gw_api_problem to steal). */
 json_t *gw_api_field_error(const char *pointer, const char *keyword, const char *message);
 
+/* The request body as JSON (gw_json_parse_request: every number must
+ * survive jsonb and back). Returns a new reference, also kept in
+ * ctx->scratch; or NULL after answering 400 invalid_json (where it failed) or
+ * 422 number_out_of_range (the pointer of the value). An empty body gives
+ * NULL without an answer when `optional`, else 400. */
+json_t *gw_api_body(struct gw_api_ctx *ctx, bool optional);
+
 /* Query parameter `name` %-decoded into out[cap]: true when present. A
  * value that does not fit sets *too_long (and returns false); the handler
  * then answers gw_api_query_too_long() before it queries anything. */

@@ -96,7 +96,6 @@ static void decided(void *arg, const PGresult *res, const struct gw_error *err)
 
 void gw_api_run_decide(struct gw_api_ctx *ctx)
 {
-    json_error_t jerr;
     json_t *body, *decision, *comment;
     char teams_empty[] = "{}";
     const char *k;
@@ -106,12 +105,9 @@ void gw_api_run_decide(struct gw_api_ctx *ctx)
         gw_api_problem(ctx, 404, "run_not_found", NULL, "no run with id '%s'", ctx->id);
         return;
     }
-    body = json_loadb(ctx->req->body, ctx->req->body_len, JSON_REJECT_DUPLICATES, &jerr);
-    if (body == NULL) {
-        gw_api_problem(ctx, 400, "invalid_json", NULL, "the body is not valid JSON: %s", jerr.text);
+    body = gw_api_body(ctx, false);
+    if (body == NULL)
         return;
-    }
-    ctx->scratch = body;
     json_object_foreach(body, k, v)
     {
         if (strcmp(k, "decision") != 0 && strcmp(k, "comment") != 0) {
@@ -269,7 +265,6 @@ static void extension_decided(void *arg, const PGresult *res, const struct gw_er
 /* POST /v1/resources/{id}/extension/decisions {"decision", "comment"} */
 void gw_api_extension_decide(struct gw_api_ctx *ctx)
 {
-    json_error_t jerr;
     char teams_empty[] = "{}";
     const char *k;
     json_t *v;
@@ -278,12 +273,9 @@ void gw_api_extension_decide(struct gw_api_ctx *ctx)
         gw_api_problem(ctx, 404, "resource_not_found", NULL, "no resource with id '%s'", ctx->id);
         return;
     }
-    json_t *body = json_loadb(ctx->req->body, ctx->req->body_len, JSON_REJECT_DUPLICATES, &jerr);
-    if (body == NULL) {
-        gw_api_problem(ctx, 400, "invalid_json", NULL, "the body is not valid JSON: %s", jerr.text);
+    json_t *body = gw_api_body(ctx, false);
+    if (body == NULL)
         return;
-    }
-    ctx->scratch = body;
     json_object_foreach(body, k, v)
     {
         if (strcmp(k, "decision") != 0 && strcmp(k, "comment") != 0) {

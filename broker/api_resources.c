@@ -24,16 +24,12 @@ static bool id_ok(struct gw_api_ctx *ctx, const char *what)
  * it is not a JSON object. */
 static bool optional_body(struct gw_api_ctx *ctx, json_t **out)
 {
-    json_error_t jerr;
     *out = NULL;
     if (ctx->req->body_len == 0)
         return true;
-    json_t *b = json_loadb(ctx->req->body, ctx->req->body_len, JSON_REJECT_DUPLICATES, &jerr);
-    if (b == NULL) {
-        gw_api_problem(ctx, 400, "invalid_json", NULL, "the body is not valid JSON: %s", jerr.text);
+    json_t *b = gw_api_body(ctx, false);
+    if (b == NULL)
         return false;
-    }
-    ctx->scratch = b;
     if (!json_is_object(b)) {
         gw_api_problem(ctx, 422, "validation_failed",
                        gw_api_field_error("", "type", "must be an object"),

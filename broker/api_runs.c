@@ -98,6 +98,8 @@ static void submit_done(void *arg, const PGresult *res, const struct gw_error *e
     if (!PQgetisnull(res, 0, 3)) {
         /* Over a quota: nothing was stored but the denial's audit entry. */
         json_t *q = json_loads(PQgetvalue(res, 0, 3), 0, NULL);
+        if (q == NULL)
+            q = json_object(); /* written by our SQL: never, but never a crash either */
         char hdr[64];
         json_int_t after = json_integer_value(json_object_get(q, "retry_after"));
         const char *limit = json_string_value(json_object_get(q, "limit"));
@@ -230,7 +232,6 @@ void gw_api_run_submit(struct gw_api_ctx *ctx)
     const struct gw_action *a = gw_catalog_find(ctx->b->catalog, ctx->id);
     const char *ctype = gw_http_req_header(req, "content-type");
     const char *idem = gw_http_req_header(req, "idempotency-key");
-    json_error_t jerr;
     json_t *body, *inputs, *errors = NULL;
     const char *field;
     json_t *value;
@@ -265,13 +266,9 @@ void gw_api_run_submit(struct gw_api_ctx *ctx)
                        "the Idempotency-Key header must be 1 to 255 printable characters");
         return;
     }
-    body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
-    if (body == NULL) {
-        gw_api_problem(ctx, 400, "invalid_json", NULL, "the body is not valid JSON: %s (line %d)",
-                       jerr.text, jerr.line);
+    body = gw_api_body(ctx, false);
+    if (body == NULL)
         return;
-    }
-    ctx->scratch = body;
     if (!json_is_object(body)) {
         gw_api_problem(ctx, 422, "validation_failed",
                        gw_api_field_error("", "type", "must be an object"),

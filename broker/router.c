@@ -10,6 +10,7 @@
 
 #include "api.h"
 #include "gw/crypto.h"
+#include "gw/json.h"
 #include "gw/log.h"
 #include "policy.h"
 #include "stream.h"
@@ -255,6 +256,24 @@ json_t *gw_api_field_error(const char *pointer, const char *keyword, const char 
 {
     return json_pack("[{s:s, s:s, s:s}]", "pointer", pointer, "keyword", keyword, "message",
                      message);
+}
+
+json_t *gw_api_body(struct gw_api_ctx *ctx, bool optional)
+{
+    struct gw_json_fault f;
+    json_t *doc;
+    if (ctx->req->body_len == 0 && optional)
+        return NULL;
+    doc = gw_json_parse_request(ctx->req->body, ctx->req->body_len, &f);
+    if (doc == NULL) {
+        gw_api_problem(ctx, f.status, f.code,
+                       f.status == 422 ? gw_api_field_error(f.pointer, f.keyword, f.message) : NULL,
+                       "%s", f.message);
+        return NULL;
+    }
+    json_decref(ctx->scratch);
+    ctx->scratch = doc;
+    return doc;
 }
 
 void gw_api_pg_failed(struct gw_api_ctx *ctx, const struct gw_error *err)

@@ -10,6 +10,17 @@
  * Batches of different partitions are applied concurrently (one in flight
  * per partition, in order), which keeps each run's events in order while
  * using several database connections.
+ *
+ * Freshness probes (issue 10). The reaper may judge heartbeats only while a
+ * stale heartbeat_at really means a silent worker, not "Kafka is down" or
+ * "PostgreSQL was down and the events are not applied yet". Cached offsets
+ * cannot tell: during an outage they look current. So every PROBE_MS the sink
+ * produces a probe into each partition it owns and notes, when the probe
+ * reaches the head of that partition's queue (everything before it applied),
+ * the time it was sent. The sink is fresh when every owned partition has an
+ * own probe back younger than half the heartbeat timeout, and caught up when
+ * it has been fresh without a break for a whole heartbeat timeout, which
+ * also gives workers' buffered heartbeats time to arrive after an outage.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +35,8 @@
 #define MAX_BATCH      500
 #define RETRY_MS       500
 #define MAX_PARTITIONS 256
+#define PROBE_MS       500
+#define PROBE_TYPE     "dev.gangway.sink.probe"
 
 struct pqueue;
 
@@ -31,7 +44,8 @@ struct job {
     struct job *next;
     struct pqueue *pq;
     size_t n;
-    char *events; /* JSON array text for gw_apply_events */
+    char *events;      /* JSON array text for gw_apply_events; NULL for a probe */
+    uint64_t probe_ms; /* a probe of ours: when it was sent (uv_now); 0 = foreign */
     struct gw_kafka_msg *msgs[];
 };
 
@@ -42,6 +56,8 @@ struct pqueue {
     int32_t partition;
     struct job *head, *tail;
     bool busy;
+    uint64_t probe_ms;  /* send time of the newest own probe that came back */
+    uint64_t seen_tick; /* the last probe tick that found it assigned here */
 };
 
 struct gw_sink {
@@ -53,8 +69,14 @@ struct gw_sink {
     size_t dead_in_flight;
     bool closed;
     bool retry_closed;
+    bool probe_closed;
     uv_timer_t retry;
-    char instance[300]; /* this replica's static member id, reported to PostgreSQL */
+    uv_timer_t probe;
+    uint64_t probe_seq;
+    uint64_t tick;
+    uint64_t fresh_since_ms;     /* 0 = not fresh at the last probe tick */
+    char nonce[GW_UUID_LEN + 1]; /* this process: probes of an earlier life are foreign */
+    char instance[300];          /* this replica's static member id, reported to PostgreSQL */
 };
 
 static void pq_next(struct pqueue *q);
@@ -65,7 +87,7 @@ static const char *const kinds[] = {"started", "log",       "heartbeat", "succee
 /* Frees the sink once closed and nothing in flight refers to it. */
 static void maybe_free(struct gw_sink *s)
 {
-    if (!s->closed || !s->retry_closed || s->busy > 0 || s->dead_in_flight > 0)
+    if (!s->closed || !s->retry_closed || !s->probe_closed || s->busy > 0 || s->dead_in_flight > 0)
         return;
     for (size_t i = 0; i < s->nqueues; i++)
         free(s->queues[i]);
@@ -123,7 +145,22 @@ static void dead_letter(struct gw_sink *s, struct gw_kafka_msg *msg, const char 
 
 /* Turns one CloudEvent into the element gw_apply_events expects, or NULL
  * with `reason` set when the message is poison. */
-static json_t *parse_event(const struct gw_kafka_msg *msg, const char **reason)
+/* A probe: sets *probe_ms to its send time when it is this process's own,
+ * 0 when another replica (or an earlier life of this one) sent it. */
+static bool parse_probe(const struct gw_sink *s, json_t *ev, uint64_t *probe_ms)
+{
+    json_t *data = json_object_get(ev, "data");
+    const char *nonce = json_string_value(json_object_get(data, "nonce"));
+    json_t *sent = json_object_get(data, "sent_ms");
+    *probe_ms = 0;
+    if (nonce != NULL && strcmp(nonce, s->nonce) == 0 && json_is_integer(sent) &&
+        json_integer_value(sent) > 0)
+        *probe_ms = (uint64_t)json_integer_value(sent);
+    return true;
+}
+
+static json_t *parse_event(const struct gw_sink *s, const struct gw_kafka_msg *msg,
+                           const char **reason, bool *probe, uint64_t *probe_ms)
 {
     json_error_t jerr;
     json_t *ev = json_loadb(msg->payload, msg->len, 0, &jerr);
@@ -138,6 +175,10 @@ static json_t *parse_event(const struct gw_kafka_msg *msg, const char **reason)
     type = json_string_value(json_object_get(ev, "type"));
     if (!json_is_string(json_object_get(ev, "specversion")) || type == NULL) {
         *reason = "not a CloudEvent (specversion, type)";
+        goto out;
+    }
+    if (strcmp(type, PROBE_TYPE) == 0) {
+        *probe = parse_probe(s, ev, probe_ms);
         goto out;
     }
     if (strncmp(type, "dev.gangway.run.", 16) == 0)
@@ -231,7 +272,30 @@ static void take_partition(struct gw_sink *s, struct gw_kafka_msg **msgs, size_t
 
     for (size_t i = 0; i < n; i++) {
         const char *reason = NULL;
-        json_t *e = parse_event(msgs[i], &reason);
+        bool probe = false;
+        uint64_t probe_ms = 0;
+        json_t *e = parse_event(s, msgs[i], &reason, &probe, &probe_ms);
+        if (probe) {
+            /* In order: the events before it first, then the marker. */
+            if (ngood > 0) {
+                struct job *j = q ? job_create(q, good, ngood, events) : NULL;
+                if (j != NULL)
+                    enqueue(q, j);
+                json_array_clear(events);
+                ngood = 0;
+            }
+            struct job *m = q ? calloc(1, sizeof(*m) + sizeof(m->msgs[0])) : NULL;
+            if (m == NULL) {
+                gw_kafka_msg_done(s->consumer, msgs[i]);
+                continue;
+            }
+            m->pq = q;
+            m->n = 1;
+            m->msgs[0] = msgs[i];
+            m->probe_ms = probe_ms;
+            enqueue(q, m);
+            continue;
+        }
         s->b->metrics.events_received++;
         if (e == NULL) {
             dead_letter(s, msgs[i], reason);
@@ -371,7 +435,18 @@ static void applied(void *arg, const PGresult *res, const struct gw_error *err)
 static void pq_next(struct pqueue *q)
 {
     struct gw_sink *s = q->sink;
-    struct job *j = q->head;
+    struct job *j;
+    /* Probes at the head: everything before them is applied. */
+    while (!q->busy && !s->closed && (j = q->head) != NULL && j->events == NULL) {
+        q->head = j->next;
+        if (q->head == NULL)
+            q->tail = NULL;
+        if (j->probe_ms > q->probe_ms)
+            q->probe_ms = j->probe_ms;
+        gw_kafka_msg_done(s->consumer, j->msgs[0]);
+        job_free(j);
+    }
+    j = q->head;
     if (q->busy || s->closed || j == NULL)
         return;
     q->head = j->next;
@@ -396,12 +471,12 @@ static void pq_next(struct pqueue *q)
 bool gw_sink_caught_up(const struct gw_sink *s, uint64_t for_ms, int64_t max_lag)
 {
     struct gw_kafka_consumer_health h;
-    if (s == NULL || s->closed)
+    if (s == NULL || s->closed || s->fresh_since_ms == 0)
         return false;
     gw_kafka_consumer_health(s->consumer, &h);
-    if (h.partitions == 0 || h.assigned_since_ms == 0 || h.lag < 0 || h.lag > max_lag)
+    if (h.partitions == 0 || h.lag < 0 || h.lag > max_lag)
         return false;
-    return uv_now(s->b->loop) - h.assigned_since_ms >= for_ms;
+    return uv_now(s->b->loop) - s->fresh_since_ms >= for_ms;
 }
 
 const char *gw_sink_instance(const struct gw_sink *s)
@@ -416,6 +491,59 @@ int gw_sink_partitions(const struct gw_sink *s)
         return 0;
     gw_kafka_consumer_health(s->consumer, &h);
     return h.partitions;
+}
+
+static void probe_tick(uv_timer_t *t)
+{
+    struct gw_sink *s = t->data;
+    const char *topics[MAX_PARTITIONS];
+    int32_t parts[MAX_PARTITIONS];
+    uint64_t now = uv_now(s->b->loop);
+    uint64_t fresh_ms = (uint64_t)s->b->opts.heartbeat_timeout_s * 1000 / 2;
+    int n = gw_kafka_consumer_assignment(s->consumer, topics, parts, MAX_PARTITIONS);
+    bool fresh = n > 0 && n <= MAX_PARTITIONS;
+
+    if (fresh_ms < 1000)
+        fresh_ms = 1000;
+    s->tick++;
+    for (int i = 0; i < n && i < MAX_PARTITIONS; i++) {
+        struct pqueue *q = queue_for(s, topics[i], parts[i]);
+        if (q == NULL) {
+            fresh = false;
+            continue;
+        }
+        /* Newly (re)assigned: what an earlier probe proved was about our
+         * earlier ownership, not about what the last owner left unapplied. */
+        if (q->seen_tick + 1 != s->tick)
+            q->probe_ms = 0;
+        q->seen_tick = s->tick;
+        if (q->probe_ms == 0 || now - q->probe_ms > fresh_ms)
+            fresh = false;
+    }
+    if (!fresh) {
+        if (s->fresh_since_ms != 0)
+            gw_log_info("event sink: not fresh (an outage, a backlog or a rebalance): "
+                        "heartbeats are not judged until it has been fresh for %d s",
+                        s->b->opts.heartbeat_timeout_s);
+        s->fresh_since_ms = 0;
+    } else if (s->fresh_since_ms == 0) {
+        s->fresh_since_ms = now;
+    }
+    if (n > MAX_PARTITIONS)
+        n = MAX_PARTITIONS;
+    for (int i = 0; i < n; i++) {
+        char body[640];
+        int len = snprintf(body, sizeof(body),
+                           "{\"specversion\":\"1.0\",\"type\":\"" PROBE_TYPE "\","
+                           "\"id\":\"%s/%llu\",\"source\":\"gangway/broker/%s\","
+                           "\"data\":{\"nonce\":\"%s\",\"sent_ms\":%llu}}",
+                           s->nonce, (unsigned long long)++s->probe_seq, s->nonce, s->nonce,
+                           (unsigned long long)now);
+        /* Best effort: a probe that cannot be queued simply never comes back. */
+        if (len > 0 && (size_t)len < sizeof(body))
+            gw_kafka_produce_to(s->b->producer, topics[i], parts[i], NULL, 0, body, (size_t)len,
+                                NULL, NULL, NULL);
+    }
 }
 
 struct gw_sink *gw_sink_create(struct gw_broker *b, struct gw_error *err)
@@ -445,16 +573,30 @@ struct gw_sink *gw_sink_create(struct gw_broker *b, struct gw_error *err)
     }
     snprintf(s->instance, sizeof(s->instance), "%s", instance);
     struct gw_kafka_config kc = {.brokers = b->opts.kafka_brokers, .extra = b->opts.kafka_extra};
+    /* As for workers (decision 0019): a replica that dies for good leaves
+     * its partitions unapplied for one session, so keep it short; the
+     * others keep theirs through the rebalance. */
+    static const char *const defaults[] = {
+        "partition.assignment.strategy=cooperative-sticky",
+        "session.timeout.ms=10000",
+        "heartbeat.interval.ms=1000",
+        NULL,
+    };
     struct gw_kafka_consumer_options co = {.group_id = group,
                                            .topics = topics,
                                            .max_batch = MAX_BATCH,
                                            .max_in_flight = 8 * MAX_BATCH,
+                                           .defaults = defaults,
                                            .group_instance_id = instance};
     s->consumer = gw_kafka_consumer_create(b->loop, &kc, &co, on_batch, s, err);
     if (s->consumer == NULL) {
         uv_close((uv_handle_t *)&s->retry, (uv_close_cb)free);
         return NULL;
     }
+    gw_uuid_v4(s->nonce, NULL);
+    uv_timer_init(b->loop, &s->probe);
+    s->probe.data = s;
+    uv_timer_start(&s->probe, probe_tick, PROBE_MS, PROBE_MS);
     return s;
 }
 
@@ -462,6 +604,13 @@ static void retry_closed(uv_handle_t *h)
 {
     struct gw_sink *s = h->data;
     s->retry_closed = true;
+    maybe_free(s);
+}
+
+static void probe_closed(uv_handle_t *h)
+{
+    struct gw_sink *s = h->data;
+    s->probe_closed = true;
     maybe_free(s);
 }
 
@@ -483,5 +632,7 @@ void gw_sink_destroy(struct gw_sink *s)
     gw_kafka_consumer_destroy(s->consumer);
     s->consumer = NULL;
     uv_timer_stop(&s->retry);
+    uv_timer_stop(&s->probe);
     uv_close((uv_handle_t *)&s->retry, retry_closed);
+    uv_close((uv_handle_t *)&s->probe, probe_closed);
 }

@@ -139,6 +139,9 @@ static void print_run_end(json_t *run)
     if (json_object_get(run, "reason") != NULL)
         printf(" (%s)", gw_client_str(run, "reason"));
     putchar('\n');
+    const char *why = json_string_value(json_object_get(json_object_get(run, "error"), "message"));
+    if (why != NULL)
+        printf("error: %s\n", why);
     json_t *outputs = json_object_get(run, "outputs");
     if (outputs != NULL && json_object_size(outputs) > 0) {
         char *s = json_dumps(outputs, JSON_COMPACT | JSON_SORT_KEYS);

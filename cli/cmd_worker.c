@@ -14,18 +14,21 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: gangway worker --type TYPE [options]\n"
-                 "  --type TYPE          worker type / backend (exec)\n"
-                 "  --concurrency N      runs executing at once (default 4)\n"
-                 "  --broker-url URL     broker base URL for claims (env GW_BROKER_URL)\n"
-                 "  --token T            worker token (env GW_WORKER_TOKEN)\n"
-                 "  --kafka BROKERS      bootstrap servers (env GW_KAFKA_BROKERS)\n"
-                 "  --kafka-props P      extra librdkafka props k=v,k=v (env GW_KAFKA_PROPS)\n"
-                 "  --topic-prefix P     topic and group prefix (env GW_TOPIC_PREFIX)\n"
-                 "  --heartbeat-ms MS    heartbeat interval if the claim gives none (5000)\n"
-                 "  --grace-seconds S    shutdown grace for running runs (30)\n"
-                 "  --worker-id ID       worker id prefix (default <host>-<pid>)\n"
-                 "Against `gangway dev` (mock Kafka) pass GW_KAFKA_PROPS=fetch.wait.max.ms=10.\n");
+    fprintf(out,
+            "usage: gangway worker --type TYPE [options]\n"
+            "  --type TYPE          worker type / backend (exec)\n"
+            "  --concurrency N      runs executing at once (default 4)\n"
+            "  --broker-url URL     broker base URL for claims (env GW_BROKER_URL)\n"
+            "  --token T            worker token (env GW_WORKER_TOKEN)\n"
+            "  --kafka BROKERS      bootstrap servers (env GW_KAFKA_BROKERS)\n"
+            "  --kafka-props P      extra librdkafka props k=v,k=v (env GW_KAFKA_PROPS)\n"
+            "  --topic-prefix P     topic and group prefix (env GW_TOPIC_PREFIX)\n"
+            "  --heartbeat-ms MS    heartbeat interval if the claim gives none (5000)\n"
+            "  --grace-seconds S    shutdown grace for running runs (30)\n"
+            "  --worker-id ID       stable worker id (env GW_WORKER_ID; default <host>-<pid>):\n"
+            "                       also its Kafka static membership, so it must be unique\n"
+            "                       per process and the same across its restarts\n"
+            "Against `gangway dev` (mock Kafka) pass GW_KAFKA_PROPS=fetch.wait.max.ms=10.\n");
 }
 
 static const char *env_or(const char *v, const char *name)
@@ -120,6 +123,7 @@ int gw_cmd_worker(int argc, char **argv)
     o.token = env_or(token, "GW_WORKER_TOKEN");
     o.kafka.brokers = env_or(brokers, "GW_KAFKA_BROKERS");
     o.topic_prefix = env_or(prefix, "GW_TOPIC_PREFIX");
+    o.worker_id = env_or(o.worker_id, "GW_WORKER_ID");
     props = env_or(props, "GW_KAFKA_PROPS");
     if (o.type == NULL || o.broker_url == NULL || o.kafka.brokers == NULL || o.concurrency < 1) {
         fprintf(stderr, "gangway worker: --type, --broker-url (GW_BROKER_URL) and --kafka "

@@ -47,8 +47,10 @@ enum gw_cancel_reason {
 struct gw_run_result {
     enum gw_run_outcome outcome;
     json_t *outputs;     /* SUCCEEDED: a JSON object (owned by the result) */
-    const char *reason;  /* FAILED: "exit_code" | "bad_outputs" | "spawn_failed" |
-                            "backend_error" */
+    const char *reason;  /* FAILED: one of run.failed's reasons
+                            (schemas/events/run.failed.schema.json): "exit_code",
+                            "bad_outputs", "spawn_failed", "backend_error", or a
+                            backend's own ("invalid_path"... for git) */
     int exit_code;       /* FAILED: the exit code, -1 when there is none */
     const char *message; /* human-readable detail, may be NULL */
 };

@@ -734,11 +734,26 @@ struct gw_worker *gw_worker_create(uv_loop_t *loop, const struct gw_worker_optio
         goto fail;
     batch = (size_t)o->concurrency < 16 ? (size_t)o->concurrency : 16;
     {
+        /* Group membership that does not stall the pool (decision 0019):
+         * cooperative rebalancing keeps every other worker fetching while a
+         * member joins or leaves; a session shorter than the broker's default
+         * heartbeat timeout (15 s) bounds how long a dead worker's partitions
+         * sit idle; with a stable --worker-id the worker is a static member,
+         * so a restart takes its partitions back with no rebalance at all.
+         * GW_KAFKA_PROPS overrides each of these. */
+        static const char *const defaults[] = {
+            "partition.assignment.strategy=cooperative-sticky",
+            "session.timeout.ms=10000",
+            "heartbeat.interval.ms=1000",
+            NULL,
+        };
         const char *topics[] = {w->runs_topic, NULL};
         struct gw_kafka_consumer_options co = {.group_id = w->group,
                                                .topics = topics,
                                                .max_batch = batch,
-                                               .max_in_flight = (size_t)o->concurrency};
+                                               .max_in_flight = (size_t)o->concurrency,
+                                               .defaults = defaults,
+                                               .group_instance_id = o->worker_id};
         w->consumer = gw_kafka_consumer_create(loop, &o->kafka, &co, on_batch, w, err);
     }
     if (w->consumer == NULL)

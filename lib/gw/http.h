@@ -6,6 +6,17 @@
  * and idle timeouts. Malformed HTTP is answered 400 and the connection closed;
  * an oversized body gets 413 (problem+json) and a close.
  *
+ * Framing is strict RFC 9112 (docs/decisions/0018). http-parser refuses a
+ * repeated Content-Length, Content-Length with Transfer-Encoding and a final
+ * coding other than chunked; on top of it the server gives 400 to
+ * whitespace in or before a header name, obs-fold, bare CR, bare LF line
+ * ends, versions other than HTTP/1.0 and HTTP/1.1, CTLs other than HTAB in
+ * values, request-target bytes outside RFC 3986 (or '#', or a malformed
+ * %-escape), a missing (HTTP/1.1), repeated or invalid Host, "*" with a
+ * method other than OPTIONS, any Transfer-Encoding but one "chunked" (and
+ * any in HTTP/1.0), and chunked framing off the grammar (chunk-ext, CRLF
+ * after chunk data, trailer lines). Handlers only see requests that passed.
+ *
  * A handler receives a `struct gw_http_req` and must eventually call exactly
  * one of gw_http_respond() or gw_http_stream_begin() ... gw_http_stream_end(),
  * possibly later from another callback on the same loop. If the client goes
@@ -16,7 +27,8 @@
  * Errors produced by the server itself are RFC 9457 application/problem+json
  * bodies ({"type":"about:blank","title":...,"status":...,"code":...,
  * "detail":...}) followed by a close:
- *   400 bad_request        malformed HTTP, bad %-escape or NUL in the path
+ *   400 bad_request        malformed HTTP (see above; `detail` names the
+ *                          fault), bad %-escape or NUL in the path
  *   408 request_timeout    headers or body slower than their timeout
  *   413 body_too_large     Content-Length or chunked body over the limit
  *   431 headers_too_large  request line + headers over max_header_bytes
@@ -95,8 +107,10 @@ void gw_http_server_destroy(struct gw_http_server *srv, void (*done)(void *arg),
 /* Case-insensitive header lookup; NULL when absent. */
 const char *gw_http_req_header(const struct gw_http_req *req, const char *name);
 
-/* Query parameter lookup: decodes `+` and %XX (invalid or %00 escapes are
- * kept literally) of the first `name=value` into `out`, NUL-terminated.
+/* Query parameter lookup: decodes `+` and %XX (%00 is kept literally; a
+ * malformed escape never reaches a handler, the server refuses the request,
+ * but would be kept literally too) of the first `name=value` into `out`,
+ * NUL-terminated.
  * A parameter without '=' has the value "". Returns false when absent or
  * when the decoded value does not fit in `cap` bytes (NUL included). */
 bool gw_http_req_query(const struct gw_http_req *req, const char *name, char *out, size_t cap);

@@ -39,6 +39,11 @@ int gw_kafka_produce(struct gw_kafka_producer *p, const char *topic, const void 
                      size_t key_len, const void *payload, size_t len, gw_kafka_dr_cb cb,
                      void *opaque, struct gw_error *err);
 
+/* Same, to one partition (`partition` < 0: the partitioner picks by key). */
+int gw_kafka_produce_to(struct gw_kafka_producer *p, const char *topic, int32_t partition,
+                        const void *key, size_t key_len, const void *payload, size_t len,
+                        gw_kafka_dr_cb cb, void *opaque, struct gw_error *err);
+
 /* True when the producer currently reaches the cluster: the last metadata
  * request (every 5 s on the thread pool) or delivery succeeded and no
  * ALL_BROKERS_DOWN error came since. False until the first check answers.
@@ -90,6 +95,10 @@ struct gw_kafka_consumer_options {
     const char *group_instance_id; /* static membership (KIP-345): a restarted
                                       member with the same id takes its
                                       partitions back at once. NULL = dynamic */
+    const char *const *defaults;   /* NULL-terminated "k=v" librdkafka
+                                      properties applied unless the config's
+                                      `extra` sets the same key (the operator
+                                      wins); NULL = none */
     const char *offset_reset;      /* where a group without a committed offset
                                       starts: "earliest" (NULL) or "latest"
                                       (a broadcast topic whose past does not
@@ -113,6 +122,12 @@ struct gw_kafka_consumer_health {
 };
 void gw_kafka_consumer_health(const struct gw_kafka_consumer *c,
                               struct gw_kafka_consumer_health *out);
+
+/* Copies up to `max` assigned partitions into `topics`/`parts` (the topic
+ * names stay valid until the next rebalance callback runs on the loop);
+ * returns how many are assigned (may exceed `max`). Never blocks. */
+int gw_kafka_consumer_assignment(const struct gw_kafka_consumer *c, const char **topics,
+                                 int32_t *parts, int max);
 
 /* Marks a message finished (its offset may be committed) and frees it. */
 void gw_kafka_msg_done(struct gw_kafka_consumer *c, struct gw_kafka_msg *msg);

@@ -174,6 +174,7 @@ struct conn *conn_create(struct gw_http_server *srv)
     c->handles_open = 2;
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
+    framing_begin_head(&c->framing);
 
     c->next = srv->conns;
     if (srv->conns != NULL)
@@ -442,6 +443,21 @@ static void conn_dispatch(struct conn *c)
     c->srv->handler(&r->pub, c->srv->arg);
 }
 
+/* A more precise detail than http_errno_description() where it matters. */
+static const char *parser_error_detail(enum http_errno e)
+{
+    switch (e) {
+    case HPE_UNEXPECTED_CONTENT_LENGTH:
+        return "more than one Content-Length, or Content-Length with Transfer-Encoding";
+    case HPE_INVALID_CONTENT_LENGTH:
+        return "invalid Content-Length";
+    case HPE_INVALID_TRANSFER_ENCODING:
+        return "Transfer-Encoding whose final coding is not chunked";
+    default:
+        return http_errno_description(e);
+    }
+}
+
 static void conn_parse(struct conn *c)
 {
     if (c->parsing)
@@ -449,8 +465,14 @@ static void conn_parse(struct conn *c)
     c->parsing = true;
     while (c->in_start < c->in_end && (c->state == CONN_IDLE || c->state == CONN_READING_HEADERS ||
                                        c->state == CONN_READING_BODY)) {
+        const char *at = c->in + c->in_start;
         size_t len = c->in_end - c->in_start;
-        size_t n = http_parser_execute(&c->parser, &parser_settings, c->in + c->in_start, len);
+        /* The strict scan (framing.c) sees the bytes first and http-parser
+         * gets only what it accepted, so whichever of the two objects to
+         * the earlier byte reports (a 431 before a later bad byte). Never
+         * execute with 0 bytes: that means EOF to http-parser. */
+        size_t feed = framing_scan(&c->framing, at, len);
+        size_t n = feed > 0 ? http_parser_execute(&c->parser, &parser_settings, at, feed) : 0;
         c->in_start += n;
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
         if (e == HPE_PAUSED) {
@@ -466,11 +488,15 @@ static void conn_parse(struct conn *c)
             else if (e == HPE_HEADER_OVERFLOW)
                 conn_fail(c, 431, "headers_too_large", "the request headers are too large");
             else
-                conn_fail(c, 400, "bad_request", http_errno_description(e));
+                conn_fail(c, 400, "bad_request", parser_error_detail(e));
             break;
         }
-        if (n < len) {
+        if (n < feed) {
             conn_fail(c, 400, "bad_request", "unexpected data after the request");
+            break;
+        }
+        if (c->framing.error != NULL) {
+            conn_fail(c, 400, "bad_request", c->framing.error);
             break;
         }
     }
@@ -611,11 +637,18 @@ static int on_headers_complete(http_parser *p)
     if (rc != 0)
         return -1;
     c->headers_done = true;
-    if (request_finish_headers(c, r) != 0)
+    if (request_finish_headers(c, r) != 0 || framing_check_request(c, r) != 0)
         return -1;
+    if (c->framing.mode != FRAMING_WAIT) {
+        /* http-parser saw the end of the header section where the strict
+         * scan did not. */
+        set_fail(c, 400, "bad_request", "the request framing is ambiguous");
+        return -1;
+    }
 
     bool chunked = (p->flags & F_CHUNKED) != 0;
     bool has_len = (p->flags & F_CONTENTLENGTH) != 0;
+    framing_begin_body(&c->framing, chunked);
     size_t max = c->srv->opts.max_body_bytes;
     if (has_len && p->content_length > max) {
         set_fail(c, 413, "body_too_large", "the request body exceeds the server's limit");
@@ -692,6 +725,12 @@ static int on_message_complete(http_parser *p)
     struct request *r = c->req;
     if (c->state == CONN_CLOSED)
         return -1;
+    if (c->framing.mode == FRAMING_CHUNKED) {
+        /* http-parser ended a chunked body where the strict scan did not. */
+        set_fail(c, 400, "bad_request", "the request framing is ambiguous");
+        return -1;
+    }
+    framing_begin_head(&c->framing);
     if (r->body != NULL) {
         r->body[r->pub.body_len] = '\0';
         r->pub.body = r->body;

@@ -63,6 +63,35 @@ struct request {
     _Alignas(16) char pool_mem[REQ_INLINE_POOL];
 };
 
+/* ---- strict RFC 9112 framing (framing.c) ---- */
+
+enum framing_mode {
+    FRAMING_HEAD,    /* request line and header section */
+    FRAMING_CHUNKED, /* chunked body and its trailer section */
+    FRAMING_NONE,    /* a Content-Length body or none: nothing to check */
+    FRAMING_WAIT,    /* a section ended; http-parser's callbacks choose the next mode */
+};
+
+/* The scan of raw request bytes that runs ahead of http-parser and refuses
+ * what RFC 9112 forbids but http-parser lets through (see framing.c). */
+struct framing {
+    uint8_t mode; /* enum framing_mode */
+    uint8_t state;
+    uint8_t vpos; /* bytes of "HTTP/d.d" seen */
+    uint8_t major, minor;
+    bool first_line;     /* no field line seen yet in this section */
+    uint64_t chunk_left; /* chunk-size being read, then data bytes still to skip */
+    const char *error;   /* static text: why the scan stopped short */
+};
+
+void framing_begin_head(struct framing *f);
+void framing_begin_body(struct framing *f, bool chunked);
+/* Scans buf[0..len) from where the previous call stopped. Returns how many
+ * bytes may be given to http-parser: len; or less when the section ended
+ * inside buf (the mode is then FRAMING_WAIT); or the offset of a byte that
+ * breaks RFC 9112, with f->error set. */
+size_t framing_scan(struct framing *f, const char *buf, size_t len);
+
 /* ---- connections ---- */
 
 enum conn_state {
@@ -95,6 +124,7 @@ struct conn {
     bool served_one; /* a request was answered: IDLE uses the idle timeout */
     bool keep_alive; /* after the current response: keep the connection */
     http_parser parser;
+    struct framing framing;
     struct request *req;   /* the request being received or answered */
     struct request *spare; /* a finished request kept for reuse */
     unsigned writes_pending;
@@ -156,6 +186,10 @@ void conn_send_problem(struct conn *c, int status, const char *code, const char 
 struct request *request_new(struct conn *c);
 void request_release(struct request *r); /* frees or keeps as the connection's spare */
 int request_finish_headers(struct conn *c, struct request *r);
+
+/* framing.c: the header rules http-parser does not enforce (version, Host,
+ * Transfer-Encoding, asterisk-form). -1 with c->fail_* set when one fails. */
+int framing_check_request(struct conn *c, struct request *r);
 
 /* response.c */
 size_t problem_format(char *out, size_t cap, int status, const char *code, const char *detail);

@@ -155,11 +155,7 @@ int request_finish_headers(struct conn *c, struct request *r)
             return 0;
         }
     } else {
-        char *hash = memchr(url, '#', ulen);
-        if (hash != NULL) {
-            *hash = '\0';
-            ulen = (size_t)(hash - url);
-        }
+        /* No fragment to strip: the strict scan refuses '#' in the target. */
         char *qm = memchr(url, '?', ulen);
         if (qm != NULL) {
             plen = (size_t)(qm - url);

@@ -134,21 +134,30 @@ static void tracker_forget(struct gw_kafka_consumer *c, struct tracker *t)
     free(t);
 }
 
+/* Applies the application pause to `parts` (or lifts it). librdkafka keeps an
+ * application pause on a partition across revocation and re-assignment, so
+ * the pause state of every partition we are handed is set explicitly at
+ * assignment (rebalance_cb), and a flip here covers our own copy of the
+ * assignment, never librdkafka's (which would ask its group thread). */
+static void apply_pause(struct gw_kafka_consumer *c, rd_kafka_topic_partition_list_t *parts,
+                        bool pause)
+{
+    rd_kafka_resp_err_t rc;
+    if (parts == NULL || parts->cnt == 0)
+        return;
+    rc = pause ? rd_kafka_pause_partitions(c->rk, parts) : rd_kafka_resume_partitions(c->rk, parts);
+    gw_log_debug("kafka consumer: %s %d partition(s)", pause ? "paused" : "resumed", parts->cnt);
+    if (rc != RD_KAFKA_RESP_ERR_NO_ERROR)
+        gw_log_warn("kafka consumer: %s %d partition(s): %s", pause ? "pausing" : "resuming",
+                    parts->cnt, rd_kafka_err2str(rc));
+}
+
 static void set_paused(struct gw_kafka_consumer *c, bool pause)
 {
-    rd_kafka_topic_partition_list_t *parts = NULL;
     if (pause == c->paused)
         return;
     c->paused = pause;
-    if (rd_kafka_assignment(c->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || parts == NULL)
-        return;
-    if (parts->cnt > 0) {
-        if (pause)
-            rd_kafka_pause_partitions(c->rk, parts);
-        else
-            rd_kafka_resume_partitions(c->rk, parts);
-    }
-    rd_kafka_topic_partition_list_destroy(parts);
+    apply_pause(c, c->assignment, pause);
 }
 
 static void deliver(struct gw_kafka_consumer *c)
@@ -309,6 +318,18 @@ void gw_kafka_consumer_health(const struct gw_kafka_consumer *c,
     rd_kafka_topic_partition_list_destroy(pos);
 }
 
+int gw_kafka_consumer_assignment(const struct gw_kafka_consumer *c, const char **topics,
+                                 int32_t *parts, int max)
+{
+    if (c == NULL || c->assignment == NULL)
+        return 0;
+    for (int i = 0; i < c->assignment->cnt && i < max; i++) {
+        topics[i] = c->assignment->elems[i].topic;
+        parts[i] = c->assignment->elems[i].partition;
+    }
+    return c->assignment->cnt;
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t code,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -319,12 +340,14 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t code,
     if (code == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         gw_log_info("kafka consumer: %d partition(s) assigned", parts->cnt);
         assignment_add(c, parts, coop);
+        /* Always explicit, before fetching starts: a partition paused before
+         * it was revoked comes back paused otherwise, and nothing would ever
+         * fetch it again (issue 10). */
+        apply_pause(c, parts, c->paused);
         if (coop)
             e = rd_kafka_incremental_assign(rk, parts);
         else
             rd_kafka_assign(rk, parts);
-        if (c->paused && parts->cnt > 0)
-            rd_kafka_pause_partitions(rk, parts);
     } else {
         gw_log_info("kafka consumer: %d partition(s) revoked", parts->cnt);
         assignment_remove(c, parts, coop);
@@ -350,6 +373,16 @@ static void error_cb(rd_kafka_t *rk, int code, const char *reason, void *opaque)
     (void)rk;
     (void)opaque;
     gw_log_warn("kafka consumer: %s: %s", rd_kafka_err2name(code), reason);
+}
+
+/* Whether the operator's extra properties set `name`. */
+static bool extra_sets(const struct gw_kafka_config *cfg, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *const *e = cfg != NULL ? cfg->extra : NULL; e != NULL && *e != NULL; e++)
+        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+            return true;
+    return false;
 }
 
 struct gw_kafka_consumer *gw_kafka_consumer_create(uv_loop_t *loop,
@@ -391,6 +424,18 @@ struct gw_kafka_consumer *gw_kafka_consumer_create(uv_loop_t *loop,
         gw_kafka_conf_set(conf, "auto.offset.reset",
                           opts->offset_reset != NULL ? opts->offset_reset : "earliest", err) < 0)
         goto fail_conf;
+    for (const char *const *d = opts->defaults; d != NULL && *d != NULL; d++) {
+        const char *eq = strchr(*d, '=');
+        char name[128];
+        if (eq == NULL || (size_t)(eq - *d) >= sizeof(name)) {
+            gw_error_set(err, GW_EINVAL, false, "kafka consumer: bad default '%s'", *d);
+            goto fail_conf;
+        }
+        memcpy(name, *d, (size_t)(eq - *d));
+        name[eq - *d] = '\0';
+        if (!extra_sets(cfg, name) && gw_kafka_conf_set(conf, name, eq + 1, err) < 0)
+            goto fail_conf;
+    }
     if (opts->group_instance_id != NULL &&
         gw_kafka_conf_set(conf, "group.instance.id", opts->group_instance_id, err) < 0)
         goto fail_conf;

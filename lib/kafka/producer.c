@@ -176,9 +176,9 @@ fail_alloc:
     return NULL;
 }
 
-int gw_kafka_produce(struct gw_kafka_producer *p, const char *topic, const void *key,
-                     size_t key_len, const void *payload, size_t len, gw_kafka_dr_cb cb,
-                     void *opaque, struct gw_error *err)
+int gw_kafka_produce_to(struct gw_kafka_producer *p, const char *topic, int32_t partition,
+                        const void *key, size_t key_len, const void *payload, size_t len,
+                        gw_kafka_dr_cb cb, void *opaque, struct gw_error *err)
 {
     struct dr_ctx *ctx;
     rd_kafka_resp_err_t rc;
@@ -191,10 +191,10 @@ int gw_kafka_produce(struct gw_kafka_producer *p, const char *topic, const void 
     ctx->cb = cb;
     ctx->opaque = opaque;
     klen = key != NULL ? key_len : 0;
-    rc = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((void *)key, klen),
-                           RD_KAFKA_V_VALUE((void *)payload, len),
-                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(ctx),
-                           RD_KAFKA_V_END);
+    rc = rd_kafka_producev(
+        p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+        RD_KAFKA_V_KEY((void *)key, klen), RD_KAFKA_V_VALUE((void *)payload, len),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(ctx), RD_KAFKA_V_END);
     if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) {
         free(ctx);
         return gw_error_set(err, rc == RD_KAFKA_RESP_ERR__QUEUE_FULL ? GW_ELIMIT : GW_EUNAVAIL,
@@ -203,6 +203,14 @@ int gw_kafka_produce(struct gw_kafka_producer *p, const char *topic, const void 
     }
     p->stats.in_flight++;
     return 0;
+}
+
+int gw_kafka_produce(struct gw_kafka_producer *p, const char *topic, const void *key,
+                     size_t key_len, const void *payload, size_t len, gw_kafka_dr_cb cb,
+                     void *opaque, struct gw_error *err)
+{
+    return gw_kafka_produce_to(p, topic, RD_KAFKA_PARTITION_UA, key, key_len, payload, len, cb,
+                               opaque, err);
 }
 
 bool gw_kafka_producer_healthy(const struct gw_kafka_producer *p)

@@ -4,7 +4,8 @@ at a real bare repository in a temporary directory (file://), through the real
 broker, PostgreSQL, Kafka and `gangway worker --type git`; the result is
 checked with the git CLI. A local stand-in for a Gitea API receives the pull
 request. Inputs carrying shell syntax or line breaks execute nothing and
-forge no trailer."""
+forge no trailer; destination paths git refuses fail the run with the reason
+invalid_path and a message naming the path, both on the run."""
 import json
 import os
 import shutil
@@ -59,6 +60,16 @@ def test():
         "owner": "platform", "repo": "config"}
     with open(os.path.join(actions, "gitops-service.json"), "w") as f:
         json.dump(action, f)
+    # The same action with a destination path the requester chooses: refused
+    # paths must fail the run with a reason and a message the run shows.
+    path_action = json.loads(json.dumps(action))
+    path_action["id"] = "gitops-path"
+    path_action["backend"].pop("pull_request")
+    path_action["backend"]["files"][0]["path"] = "{{ inputs.path }}"
+    path_action["inputs"]["properties"]["path"] = {"type": "string", "maxLength": 200}
+    path_action["inputs"]["required"].append("path")
+    with open(os.path.join(actions, "gitops-path.json"), "w") as f:
+        json.dump(path_action, f)
 
     s = Stack("git", actions_dir=actions)
     failed = True
@@ -117,8 +128,35 @@ def test():
         done = s.wait_run(r.json()["id"], timeout=90)
         detail = json.dumps([done, s.get("/v1/runs/%s/events" % done["id"]).json(),
                              s.get("/v1/runs/%s/logs" % done["id"]).json()])
-        check(done["status"] == "failed" and "control character" in detail,
+        check(done["status"] == "failed" and done.get("reason") == "template_error"
+              and "control character" in done.get("error", {}).get("message", ""),
               "a CR/LF for the commit message fails the run with a clear error", detail)
+
+        # Paths git refuses (issue 10): the run says invalid_path and names
+        # the path; nothing reaches the repository.
+        refs_before = git("-C", remote, "for-each-ref", "--format=%(refname) %(objectname)")
+        for path, shown, why in (
+                ("apps/.g\u200cit/hooks/post-checkout", '"apps/.g\\u200cit/hooks/post-checkout"',
+                 "is .git"),
+                (".gitmodules/x", '".gitmodules/x"', "one of git's own files")):
+            r = s.submit("gitops-path", {"name": "path-team", "team": "t", "image": "x",
+                                         "path": path})
+            check(r.status == 202, "submit is 202", r.status, r.body)
+            done = s.wait_run(r.json()["id"], timeout=90)
+            err = done.get("error", {})
+            check(done["status"] == "failed" and done.get("reason") == "invalid_path"
+                  and err.get("code") == "invalid_path" and shown in err.get("message", "")
+                  and why in err.get("message", ""),
+                  "the refused path %s is the run's reason and error" % shown, done)
+            events = s.get("/v1/runs/%s/events" % done["id"]).json()["items"]
+            check(events[-1]["to"] == "failed" and events[-1]["reason"] == "invalid_path",
+                  "the run's last transition says invalid_path", events)
+            listed = [x for x in s.get("/v1/runs?status=failed&action=gitops-path").json()["items"]
+                      if x["id"] == done["id"]]
+            check(len(listed) == 1 and listed[0].get("error") == err,
+                  "the run list shows the same error", listed)
+        check(git("-C", remote, "for-each-ref", "--format=%(refname) %(objectname)") == refs_before,
+              "no refused path reached the repository")
         check(not os.path.exists(mark), "nothing executed")
         check("forged" not in git("-C", remote, "log", "--all", "--format=%B"),
               "no forged trailer reached the repository")

@@ -198,6 +198,21 @@ def test():
             kafka += subprocess.run(["kcat", "-C", "-b", s.kafka, "-t", s.prefix + topic, "-e", "-q"],
                                     capture_output=True, text=True, timeout=60).stdout
         check(kafka and not any(f in kafka for f in forms), "nor any Kafka message", len(kafka))
+        # At rest: the value is dropped from gw_runs once the run has ended
+        # (it created no resource a teardown would need it for).
+        row = s.sql("SELECT inputs::text || ' ' || (secrets_dropped_at IS NOT NULL) "
+                    "FROM gw_runs WHERE id = '%s'" % done["id"])
+        check(canary not in row and row.endswith(" true") and '"[redacted]"' in row,
+              "and the database keeps no copy once the run has ended", row)
+        # While queued it is held (the worker needs it); a cancel ends that.
+        s.stop(s.workers[0])
+        r = s.submit("secret", {"token": canary, "note": "held"})
+        held = r.json()["id"]
+        check(canary in s.sql("SELECT inputs::text FROM gw_runs WHERE id = '%s'" % held),
+              "a queued run still holds its secret for the worker")
+        check(s.post("/v1/runs/%s/cancel" % held, {}).status in (200, 202), "cancel it")
+        row = s.sql("SELECT inputs::text FROM gw_runs WHERE id = '%s'" % held)
+        check(canary not in row, "a cancelled run drops its secret", row)
         failed = False
     finally:
         s.close(failed)

@@ -207,7 +207,9 @@ static void decoding(struct harness *h)
     struct client c;
     struct resp r;
     client_open(&c, h->port);
-    client_roundtrip(&c, GET("/query?q=a%20b+c&a+b=x%2By&empty&bad=%zz"), &r);
+    /* A malformed escape such as "%zz" never gets here: the server refuses
+     * it (test_strict.c). */
+    client_roundtrip(&c, GET("/query?q=a%20b+c&a+b=x%2By&empty"), &r);
     CHECK(strcmp(r.body, "q=[a b c] ab=[x+y] missing=0 fits=0") == 0);
     resp_free(&r);
     client_roundtrip(&c, GET("/query?a%20b=&q=%41%00"), &r);
@@ -216,7 +218,7 @@ static void decoding(struct harness *h)
     client_roundtrip(&c, GET("/query?q=ab"), &r);
     CHECK(strcmp(r.body, "q=[ab] ab=[-] missing=0 fits=1") == 0);
     resp_free(&r);
-    client_roundtrip(&c, GET("/echo/a%20b%2Fc?x=%20#frag"), &r);
+    client_roundtrip(&c, GET("/echo/a%20b%2Fc?x=%20"), &r);
     CHECK(strcmp(r.body, "GET /echo/a b/c q=x=%20 len=0\n") == 0);
     resp_free(&r);
     client_roundtrip(&c,

@@ -119,6 +119,20 @@ static void async_cb(uv_async_t *a)
     drain(a->data);
 }
 
+/* The failure kinds that are run.failed reasons of their own
+ * (schemas/events/run.failed.schema.json lists them): a requester or a
+ * program reading the run can tell a refused path or a template mistake from
+ * an outage. Any other kind is "backend_error". */
+static const char *public_reason(const char *kind)
+{
+    static const char *const reasons[] = {"invalid_path", "template_error", "push_rejected",
+                                          "pull_request_failed"};
+    for (size_t i = 0; i < ARRAY_SIZE(reasons); i++)
+        if (strcmp(kind, reasons[i]) == 0)
+            return reasons[i];
+    return "backend_error";
+}
+
 static void finish(struct git_run *g)
 {
     struct gw_git_job *j = &g->job;
@@ -137,13 +151,13 @@ static void finish(struct git_run *g)
     } else if (stop == GW_GIT_STOP_CANCEL) {
         gw_run_finish_cancelled(r, "cancelled");
     } else {
-        /* run.failed's reason is a closed set: the kind goes in the message. */
-        snprintf(msg, sizeof(msg), "%s: %s", j->reason[0] ? j->reason : "backend_error",
-                 j->message[0] ? j->message : "failed");
+        const char *reason = public_reason(j->reason);
+        const char *text = j->message[0] ? j->message : "failed";
+        snprintf(msg, sizeof(msg), "%s: %s", reason, text);
         gw_log(GW_LOG_WARN, r->run_id, "git: %s", msg);
         /* Also in the run's own log, where its requester looks first. */
         gw_run_log(r, "stderr", msg, strlen(msg));
-        gw_run_finish_failed(r, "backend_error", -1, msg);
+        gw_run_finish_failed(r, reason, -1, text);
     }
 }
 

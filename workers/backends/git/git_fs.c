@@ -4,13 +4,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "git_path.h"
+#include "gw/error.h"
 
 #define MAX_TEMPLATE (1u << 20)
 
@@ -25,62 +26,21 @@ static int fail(char *msg, size_t cap, const char *fmt, ...)
     return -1;
 }
 
-int gw_git_path_check(const char *path, size_t len, char *msg, size_t cap)
-{
-    if (len == 0)
-        return fail(msg, cap, "destination path is empty");
-    if (len > 1024)
-        return fail(msg, cap, "destination path is longer than 1024 bytes");
-    if (path[0] == '/')
-        return fail(msg, cap, "destination path is absolute");
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)path[i];
-        if (c < 0x20 || c == 0x7f)
-            return fail(msg, cap, "destination path contains a control character (0x%02x)", c);
-        if (c == '\\')
-            return fail(msg, cap, "destination path contains a backslash");
-    }
-    const char *p = path, *end = path + len;
-    while (p <= end) {
-        const char *slash = memchr(p, '/', (size_t)(end - p));
-        size_t n = slash ? (size_t)(slash - p) : (size_t)(end - p);
-        if (n == 0)
-            return fail(msg, cap, "destination path has an empty component");
-        if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
-            return fail(msg, cap, "destination path has a '.' or '..' component");
-        if (n > 255)
-            return fail(msg, cap, "destination path has a component longer than 255 bytes");
-        /* ".git" in any case, and the forms other systems treat as it
-         * (".git." ".git " "git~1"), never name a component. */
-        if (n >= 4 && strncasecmp(p, ".git", 4) == 0) {
-            bool only_dots_spaces = true;
-            for (size_t i = 4; i < n; i++)
-                only_dots_spaces &= p[i] == '.' || p[i] == ' ';
-            if (only_dots_spaces)
-                return fail(msg, cap, "destination path has a .git component");
-        }
-        if (n == 5 && strncasecmp(p, "git~1", 5) == 0)
-            return fail(msg, cap, "destination path has a .git component");
-        if (slash == NULL)
-            break;
-        p = slash + 1;
-    }
-    return 0;
-}
-
 int gw_git_fs_write(const char *root, const char *path, const char *data, size_t len, char *msg,
                     size_t cap)
 {
     char comp[256];
     const char *p = path;
-    int dfd, fd, rc = -1;
+    int dfd, fd, rc = GW_EIO;
     struct stat st;
 
     if (gw_git_path_check(path, strlen(path), msg, cap) != 0)
-        return -1;
+        return GW_EINVAL;
     dfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        return fail(msg, cap, "cannot open the work tree: %s", strerror(errno));
+    if (dfd < 0) {
+        fail(msg, cap, "cannot open the work tree: %s", strerror(errno));
+        return GW_EIO;
+    }
     for (;;) {
         const char *slash = strchr(p, '/');
         size_t n = slash ? (size_t)(slash - p) : strlen(p);
@@ -96,15 +56,19 @@ int gw_git_fs_write(const char *root, const char *path, const char *data, size_t
             }
         } else if (S_ISLNK(st.st_mode)) {
             fail(msg, cap, "refusing to write '%s': '%s' is a symbolic link", path, comp);
+            rc = GW_EINVAL;
             goto out;
         } else if (!S_ISDIR(st.st_mode)) {
             fail(msg, cap, "refusing to write '%s': '%s' is not a directory", path, comp);
+            rc = GW_EINVAL;
             goto out;
         }
         int next = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (next < 0) {
-            fail(msg, cap, "refusing to write '%s': cannot open '%s': %s", path, comp,
-                 strerror(errno));
+            /* Swapped for a symlink since the fstatat: still a refusal. */
+            int e = errno;
+            fail(msg, cap, "refusing to write '%s': cannot open '%s': %s", path, comp, strerror(e));
+            rc = e == ELOOP || e == ENOTDIR ? GW_EINVAL : GW_EIO;
             goto out;
         }
         close(dfd);
@@ -114,11 +78,14 @@ int gw_git_fs_write(const char *root, const char *path, const char *data, size_t
     if (fstatat(dfd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode)) {
         fail(msg, cap, "refusing to write '%s': it exists and is not a regular file%s", path,
              S_ISLNK(st.st_mode) ? " (a symbolic link)" : "");
+        rc = GW_EINVAL;
         goto out;
     }
     fd = openat(dfd, comp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) {
-        fail(msg, cap, "cannot write '%s': %s", path, strerror(errno));
+        int e = errno;
+        fail(msg, cap, "cannot write '%s': %s", path, strerror(e));
+        rc = e == ELOOP ? GW_EINVAL : GW_EIO;
         goto out;
     }
     for (size_t off = 0; off < len;) {

@@ -1,6 +1,6 @@
 /*
- * Filesystem side of the git backend: repository-relative path rules,
- * writing into a work tree without following symlinks, reading templates.
+ * Filesystem side of the git backend: writing into a work tree without
+ * following symlinks, reading templates. The path rules are git_path.h's.
  *
  * Threading: any thread (the worker thread in practice); no state.
  */
@@ -9,17 +9,13 @@
 
 #include <stddef.h>
 
-/* Checks a destination path (len bytes, as rendered): non-empty, relative,
- * no NUL or control character, no backslash, no empty, "." or ".."
- * component, no component that is ".git" in any case. Returns 0 or -1 with
- * msg[cap]. */
-int gw_git_path_check(const char *path, size_t len, char *msg, size_t cap);
-
 /* Writes data to root/path (path checked by gw_git_path_check), creating
  * missing directories. Every existing component is examined with
  * fstatat(AT_SYMLINK_NOFOLLOW) relative to its parent's descriptor and opened
  * with O_NOFOLLOW, so a symlink anywhere on the way is refused rather than
- * followed. Returns 0 or -1 with msg[cap]. */
+ * followed. Returns 0; GW_EINVAL when the path is refused (git_path.h's rules,
+ * a symlink or a non-directory on the way, an existing non-regular file);
+ * GW_EIO when the file system fails. msg[cap] says why. */
 int gw_git_fs_write(const char *root, const char *path, const char *data, size_t len, char *msg,
                     size_t cap);
 

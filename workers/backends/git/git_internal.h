@@ -95,7 +95,12 @@ void gw_git_work_run(struct gw_git_job *j);
 void gw_git_job_log(struct gw_git_job *j, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Worker thread: records the failure (scrubbed) and returns -1. */
+/* Worker thread: records the failure (scrubbed) and returns -1; the first
+ * failure recorded wins. `reason` is the kind: "invalid_path" (a destination
+ * path refused, git_path.h, or a symlink in the way), "template_error",
+ * "push_rejected" (the branch kept moving) and "pull_request_failed" are
+ * run.failed reasons of their own; "cancelled" and "backend_error" (anything
+ * else) report as the run's stop or as "backend_error". */
 int gw_git_job_fail(struct gw_git_job *j, const char *reason, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -20,6 +20,7 @@
 
 #include "git_fs.h"
 #include "git_internal.h"
+#include "git_path.h"
 #include "git_template.h"
 #include "gw/crypto.h"
 
@@ -115,7 +116,7 @@ static int render_all(struct work *w)
     if (w->files == NULL)
         return gw_git_job_fail(w->j, "backend_error", "out of memory");
     for (size_t i = 0; i < c->nfiles; i++) {
-        char *tpl = NULL, fmsg[300];
+        char *tpl = NULL, fmsg[700];
         size_t tlen, plen;
         struct rendered *r = &w->files[i];
         w->nfiles = i + 1;
@@ -124,7 +125,7 @@ static int render_all(struct work *w)
                    &r->path, &plen) != 0)
             return -1;
         if (gw_git_path_check(r->path, plen, fmsg, sizeof(fmsg)) != 0)
-            return gw_git_job_fail(w->j, "bad_path", "%s: %s", what, fmsg);
+            return gw_git_job_fail(w->j, "invalid_path", "%s: %s", what, fmsg);
         if (gw_git_fs_read(w->j->templates_dir, c->files[i].template, &tpl, &tlen, fmsg,
                            sizeof(fmsg)) != 0)
             return gw_git_job_fail(w->j, "template_error", "files[%zu]: %s", i, fmsg);
@@ -421,7 +422,7 @@ static int make_commit(struct work *w, const git_oid *parent_oid, git_oid *out, 
     git_signature *author = NULL, *committer = NULL;
     git_oid tree_oid;
     git_checkout_options co = GIT_CHECKOUT_OPTIONS_INIT;
-    char committer_email[300], msg[400];
+    char committer_email[300], msg[700];
     int rc = -1;
 
     if (git_commit_lookup(&parent, w->repo, parent_oid) != 0) {
@@ -443,9 +444,10 @@ static int make_commit(struct work *w, const git_oid *parent_oid, git_oid *out, 
         struct rendered *r = &w->files[i];
         const git_index_entry *old = git_index_get_bypath(idx, r->path, 0);
         git_index_entry e;
-        if (gw_git_fs_write(git_repository_workdir(w->repo), r->path, r->data, r->len, msg,
-                            sizeof(msg)) != 0) {
-            gw_git_job_fail(w->j, "bad_path", "%s", msg);
+        int wrc = gw_git_fs_write(git_repository_workdir(w->repo), r->path, r->data, r->len, msg,
+                                  sizeof(msg));
+        if (wrc != 0) {
+            gw_git_job_fail(w->j, wrc == GW_EINVAL ? "invalid_path" : "backend_error", "%s", msg);
             goto out;
         }
         memset(&e, 0, sizeof(e));

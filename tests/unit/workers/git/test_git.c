@@ -385,8 +385,9 @@ static void test_non_fast_forward(void)
     before = count_commits("main");
     run_git(cfg0, in, "22222222-0000-4000-8000-000000000002", 30, 0, &r);
     expect(&r, GW_RUN_FAILED);
-    CHECK(strcmp(r.reason, "backend_error") == 0);
-    CHECK(strstr(r.message, "push_rejected") != NULL && strstr(r.message, "2 times") != NULL);
+    CHECK(strcmp(r.reason, "push_rejected") == 0);
+    CHECK(strstr(r.message, "2 times") != NULL);
+    CHECK(result_mentions(&r, "push_rejected: push to main rejected 2 times")); /* the run's log */
     CHECK(count_commits("main") == before + 2); /* only the racers' */
     gw_git_test_before_push = NULL;
     result_free(&r);
@@ -460,12 +461,48 @@ static void test_template_errors(void)
             fprintf(stderr, "case %zu: message '%s' lacks '%s'\n", i, r.message, cases[i].needle);
             abort();
         }
-        CHECK(strncmp(r.message, "template_error: ", 16) == 0);
+        CHECK(strcmp(r.reason, "template_error") == 0);
         result_free(&r);
         free(cfg);
     }
     CHECK(count_commits("main") == before);
     json_decref(in);
+}
+
+/* Paths git's own rules refuse (git_path.h; each rule is proven against
+ * `git fsck --strict` in test_git_path.c) end the run with the reason
+ * invalid_path and a message that names the path; nothing is pushed. */
+static void test_invalid_paths(void)
+{
+    struct result r;
+    int before = count_commits("main");
+    struct {
+        const char *path, *needle;
+    } cases[] = {
+        {"apps/.g\u200cit/x", "\"apps/.g\\u200cit/x\": component \".g\\u200cit\" is .git"},
+        {".gitmodules/x", "\".gitmodules/x\": component \".gitmodules\" is one of git's own"},
+        {".gitmodules", "is one of git's own files"},
+        {"GITMOD~1", "\"GITMOD~1\" is one of git's own files"},
+        {"a/.git. /b", "component \".git. \" is .git"},
+        {"git~1/config", "component \"git~1\" is .git"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        json_t *in = json_pack("{s:s}", "v", cases[i].path);
+        char *cfg =
+            config_with("[{\"template\":\"plain.tpl\",\"path\":\"{{ inputs.v }}\"}]", "path", NULL);
+        run_git(cfg, in, "44444444-0000-4000-8000-000000000002", 30, 0, &r);
+        expect(&r, GW_RUN_FAILED);
+        if (strcmp(r.reason, "invalid_path") != 0 || strstr(r.message, cases[i].needle) == NULL ||
+            strncmp(r.message, "files[0].path: ", 15) != 0) {
+            fprintf(stderr, "case %zu: %s: %s\n", i, r.reason, r.message);
+            abort();
+        }
+        CHECK(result_mentions(&r, "invalid_path: files[0].path")); /* the run's log */
+        result_free(&r);
+        free(cfg);
+        json_decref(in);
+    }
+    CHECK(count_commits("main") == before);
 }
 
 static void test_bad_config(void)
@@ -626,6 +663,7 @@ static void test_pull_request(void)
     setenv("GW_TEST_PR_TOKEN", "wrong-SECRET-0815", 1);
     run_git(cfg, in, "77777777-0000-4000-8000-000000000002", 30, 0, &r);
     expect(&r, GW_RUN_FAILED);
+    CHECK(strcmp(r.reason, "pull_request_failed") == 0);
     CHECK(strstr(r.message, "HTTP 401") != NULL);
     CHECK(!result_mentions(&r, "wrong-SECRET-0815"));
     json_decref(server_requests());
@@ -652,6 +690,7 @@ static void test_credentials(void)
     CHECK(!result_mentions(&r, "tok-SECRET-42"));
     CHECK(!result_mentions(&r, "bob@"));
     CHECK(strstr(r.message, "authentication") != NULL || strstr(r.message, "401") != NULL);
+    CHECK(strcmp(r.reason, "backend_error") == 0);
     json_t *reqs = server_requests();
     bool sent = false;
     size_t i;
@@ -689,6 +728,7 @@ int main(int argc, char **argv)
     test_non_fast_forward();
     test_push_branch();
     test_template_errors();
+    test_invalid_paths();
     test_bad_config();
     test_cancel_timeout();
     test_injection();
