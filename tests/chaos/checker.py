@@ -58,10 +58,11 @@ unrun      Every `succeeded` run really ran: the ledger has a `start` and an
 false_loss Nobody is declared lost who was not. Every reaper verdict of a
            lost worker (reason worker_lost, worker_lost_retry or
            worker_lost_after_cancel) concerns an attempt whose claiming
-           worker the test had killed or stopped before the verdict.
-           (Workers are started with --worker-id wkN; their jobs' ids are
-           wkN-<n>. A Kafka or PostgreSQL outage, or a broker restart,
-           loses no worker.)
+           worker the test killed or stopped after the claim and before the
+           verdict. (A worker's jobs are "<worker id>-<n>", so the claim's
+           actor names the worker process; a worker restarted under the same
+           id is covered only by faults after its own claims. A Kafka or
+           PostgreSQL outage, or a broker restart, loses no worker.)
 stall      (only when stall=(window, least) is given: scenarios where
            most of the pool survives the fault) The pool keeps going: from
            the first fault to the end of the load, every `window` seconds
@@ -192,6 +193,7 @@ def check(history, snapshot, ledger, stall=None):
 
     # --- stale: replay each run's transitions --------------------------------
     claimer = {}  # (run, attempt) -> actor of its first claim
+    claimed_at = {}  # (run, attempt) -> time of that claim
     for r in runs:
         chain = evs.get(r["id"], [])
         if not chain:
@@ -216,6 +218,7 @@ def check(history, snapshot, ledger, stall=None):
                 key = (r["id"], e["attempt"])
                 if e["from_status"] == "queued" and e["to_status"] == "running":
                     claimer.setdefault(key, e["actor"])
+                    claimed_at.setdefault(key, e["created_at"])
                 elif claimer.get(key) != e["actor"]:
                     res.add("stale", "%s: attempt %s was claimed by %s" % (what, e["attempt"],
                                                                             claimer.get(key)))
@@ -253,9 +256,10 @@ def check(history, snapshot, ledger, stall=None):
         if w is None:
             res.add("false_loss", "run %s attempt %s declared %s but nobody had claimed it"
                     % (e["run_id"], lost_attempt, e["reason"]))
-        elif not any(t <= e["created_at"] + EPSILON for t in faulted.get(w, [])):
-            res.add("false_loss", "run %s attempt %s declared %s at %.3f, but its worker %s had not "
-                    "been killed or stopped before" % (e["run_id"], lost_attempt, e["reason"],
+        elif not any(claimed_at[(e["run_id"], lost_attempt)] - EPSILON <= t <= e["created_at"] + EPSILON
+                     for t in faulted.get(w, [])):
+            res.add("false_loss", "run %s attempt %s declared %s at %.3f, but its worker %s was not "
+                    "killed or stopped between the claim and the verdict" % (e["run_id"], lost_attempt, e["reason"],
                                                  e["created_at"], w))
 
     # --- stall --------------------------------------------------------------------

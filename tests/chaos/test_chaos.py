@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Fault-injection scenarios (suite `chaos`): one scenario per invocation,
 
-    test_chaos.py broker-kill | worker-kill | worker-stop | kafka-kill | pg-stop | two-brokers
+    test_chaos.py broker-kill | worker-kill | worker-restart | worker-stop | kafka-kill |
+                  pg-stop | two-brokers
 
 Each one: a broker (two for two-brokers) and three exec workers on a private
 database and topic prefix (tests/integration/harness.py's Stack), the
 action program tests/chaos/ledger.py writing the ledger, a load of 20
-submissions a second for 18 s recorded by history.py (worker-kill adds a
-burst before each kill, so every worker is saturated when it happens), the
+submissions a second for 18 s recorded by history.py (worker-kill and
+worker-restart add a burst before each kill, so every worker is saturated
+when it happens), the
 fault injected on a timeline during the load, a bounded wait for every run
 to end (25 s after the load and the last fault; 40 s after the last kill
 for broker-kill and two-brokers: a killed relay's outbox lease lasts 30 s), then a snapshot of PostgreSQL and
@@ -34,6 +36,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -112,12 +115,17 @@ class Chaos:
     def broker_url(self):
         return self.balancer.url if self.balancer else self.s.url
 
-    def start_worker(self, heal=False):
-        name = "wk%d" % len(self.s.workers)
-        p = self.s.start_worker(concurrency=CONCURRENCY, extra_args=["--worker-id", name],
+    def start_worker(self, heal=False, stable_id=None):
+        """A worker named by its id: its jobs (and so the claims in
+        gw_run_events) are "<id>-<n>". Without stable_id the worker picks its
+        own "<host>-<pid>" and is a dynamic group member; with one it is a
+        static member (--worker-id, decision 0019), as under systemd."""
+        args = ["--worker-id", stable_id] if stable_id else []
+        p = self.s.start_worker(concurrency=CONCURRENCY, extra_args=args,
                                 extra_env={"GW_KAFKA_PROPS": KAFKA_PROPS,
                                            "GW_BROKER_URL": self.broker_url()})
-        self.workers.append({"name": name, "proc": p})
+        name = stable_id or "%s-%d" % (socket.gethostname(), p.pid)
+        self.workers.append({"name": name, "proc": p, "stable": bool(stable_id)})
         if heal:
             self.h.record_fault("start", "worker:" + name, heal=True, pid=p.pid)
         return p
@@ -155,6 +163,15 @@ class Chaos:
                     return best, n
             elif time.time() >= deadline:
                 return None, 0
+            time.sleep(0.05)
+
+    def wait_in_flight(self, w, need, wait_s):
+        """Waits (bounded) until worker w has `need` programs in flight."""
+        deadline = time.time() + wait_s
+        while True:
+            n = self.in_flight().get(w["proc"].pid, 0)
+            if n >= need or time.time() >= deadline:
+                return n
             time.sleep(0.05)
 
     # -- timeline ------------------------------------------------------------
@@ -271,6 +288,30 @@ def worker_kill(c):
         c.start_worker(heal=True)
 
 
+def worker_restart(c):
+    """Workers with stable ids (static members, as the systemd unit runs
+    them) in a crash loop: twice, fill every slot (a burst), SIGKILL the
+    worker with the most runs in flight, restart it under the same id half a
+    second later, and once the new process has runs in flight, kill and
+    restart it again. The new process must not execute what the old one
+    had claimed."""
+    for t in (4, 11):
+        c.at(t - 0.5)
+        c.burst(WORKERS * CONCURRENCY + 6)
+        w, n = c.busiest_worker(need=CONCURRENCY - 1)
+        if w is None:
+            c.notes.append("no live worker to kill at t=%d" % t)
+            continue
+        for k in range(2):
+            w["proc"].kill()
+            w["proc"].wait(10)
+            c.h.record_fault("kill", "worker:" + w["name"], pid=w["proc"].pid, in_flight=n)
+            time.sleep(0.5)
+            c.start_worker(heal=True, stable_id=w["name"])
+            w = c.workers[-1]
+            n = c.wait_in_flight(w, need=2, wait_s=3.0)
+
+
 def worker_stop(c):
     """SIGSTOP the worker with the most runs in flight for 8 s (past the 4 s
     heartbeat timeout and the 6 s session timeout), then SIGCONT: its runs
@@ -325,6 +366,7 @@ SCENARIOS = {
     # the row leased for 30 s (docs/architecture.md): allow for it.
     "broker-kill": (broker_kill, {"settle_s": 40}),
     "worker-kill": (worker_kill, {"stall": STALL}),
+    "worker-restart": (worker_restart, {"stall": STALL, "stable_ids": True}),
     "worker-stop": (worker_stop, {"stall": STALL}),
     "kafka-kill": (kafka_kill, {"private_kafka": True}),
     "pg-stop": (pg_stop, {"private_pg": True}),
@@ -386,8 +428,8 @@ def run(name):
         if opt.get("replicas", 1) == 2:
             c.start_broker_extra("b1")
             c.balancer = Balancer([("127.0.0.1", s.port), ("127.0.0.1", c.brokers[0]["port"])])
-        for _ in range(WORKERS):
-            c.start_worker()
+        for k in range(WORKERS):
+            c.start_worker(stable_id="wk%d" % k if opt.get("stable_ids") else None)
         c.client = Client(c.h, c.broker_url(), s.token, key_prefix="chaos-" + name)
         c.warm_up()
         print("stack ready in %.1f s" % (time.time() - t_start), flush=True)

@@ -225,6 +225,11 @@ def main():
         h["faults"][0]["t"] = 107.0  # killed only after the verdict
     expect("a worker declared lost before it was killed", "false_loss", loss_before_fault)
 
+    def killed_before_claim(h, s, led):
+        h["faults"][0]["t"] = 100.4  # an earlier process of wk1, before its claim at 100.6
+    expect("a worker killed only before its claim (a restarted id)", "false_loss",
+           killed_before_claim)
+
     # stall: nothing finished for a long stretch while the load went on.
     def stall(h, s, led):
         h["load"]["end"] = 115.0
