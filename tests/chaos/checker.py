@@ -256,11 +256,12 @@ def check(history, snapshot, ledger, stall=None):
         if w is None:
             res.add("false_loss", "run %s attempt %s declared %s but nobody had claimed it"
                     % (e["run_id"], lost_attempt, e["reason"]))
-        elif not any(claimed_at[(e["run_id"], lost_attempt)] - EPSILON <= t <= e["created_at"] + EPSILON
-                     for t in faulted.get(w, [])):
+            continue
+        tc = claimed_at[(e["run_id"], lost_attempt)]
+        if not any(tc - EPSILON <= t <= e["created_at"] + EPSILON for t in faulted.get(w, [])):
             res.add("false_loss", "run %s attempt %s declared %s at %.3f, but its worker %s was not "
-                    "killed or stopped between the claim and the verdict" % (e["run_id"], lost_attempt, e["reason"],
-                                                 e["created_at"], w))
+                    "killed or stopped between the claim and the verdict"
+                    % (e["run_id"], lost_attempt, e["reason"], e["created_at"], w))
 
     # --- stall --------------------------------------------------------------------
     load_end = (history.get("load") or {}).get("end")

@@ -49,7 +49,7 @@ import checker  # noqa: E402
 import ledger  # noqa: E402
 from harness import BUILD, GANGWAY, SKIP, Failure, Stack, write_action  # noqa: E402
 from history import Client, History, Load  # noqa: E402
-from services import Balancer, PrivateKafka, PrivatePg, alive, free_port  # noqa: E402
+from services import Balancer, PrivateKafka, PrivatePg, free_port  # noqa: E402
 
 RATE = 20            # submissions per second
 LOAD_S = 18          # seconds of load
