@@ -59,7 +59,7 @@ false_loss Nobody is declared lost who was not. Every reaper verdict of a
            lost worker (reason worker_lost, worker_lost_retry or
            worker_lost_after_cancel) concerns an attempt whose claiming
            worker the test killed or stopped after the claim and before the
-           verdict. (A worker's jobs are "<worker id>-<n>", so the claim's
+           verdict. (A worker's jobs are "<worker id>-<life>-<n>", so the claim's
            actor names the worker process; a worker restarted under the same
            id is covered only by faults after its own claims. A Kafka or
            PostgreSQL outage, or a broker restart, loses no worker.)
@@ -81,6 +81,7 @@ after it, the first of those runs had succeeded. None when some run
 requested before the heal never ended (or there was no fault)."""
 
 import bisect
+import re
 import collections
 
 TERMINAL = frozenset({"succeeded", "failed", "timed_out", "cancelled", "rejected", "expired"})
@@ -105,11 +106,19 @@ class Result:
         return not self.violations
 
 
+JOB_ID = re.compile(r"^(.*)-[0-9a-f]{8}-[0-9]+$")
+
+
 def worker_of(actor):
-    """"worker:wk1-17" -> "wk1" (the process); None for other actors."""
+    """"worker:wk1-0a1b2c3d-17" -> "wk1" (the worker id; the middle part is
+    random per process, workers/runtime.c); the older "wk1-17" form too.
+    None for other actors."""
     if not actor or not actor.startswith("worker:"):
         return None
     job = actor[len("worker:"):]
+    m = JOB_ID.match(job)
+    if m:
+        return m.group(1)
     return job.rsplit("-", 1)[0] if "-" in job else job
 
 
