@@ -15,17 +15,6 @@
 
 #define MAX_TEMPLATE (1u << 20)
 
-static int fail(char *msg, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int fail(char *msg, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, cap, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 int gw_git_fs_write(const char *root, const char *path, const char *data, size_t len, char *msg,
                     size_t cap)
 {
@@ -38,7 +27,7 @@ int gw_git_fs_write(const char *root, const char *path, const char *data, size_t
         return GW_EINVAL;
     dfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0) {
-        fail(msg, cap, "cannot open the work tree: %s", strerror(errno));
+        gw_git_failf(msg, cap, "cannot open the work tree: %s", strerror(errno));
         return GW_EIO;
     }
     for (;;) {
@@ -50,16 +39,16 @@ int gw_git_fs_write(const char *root, const char *path, const char *data, size_t
             break;
         if (fstatat(dfd, comp, &st, AT_SYMLINK_NOFOLLOW) != 0) {
             if (errno != ENOENT || mkdirat(dfd, comp, 0755) != 0) {
-                fail(msg, cap, "cannot create directory '%s' of '%s': %s", comp, path,
-                     strerror(errno));
+                gw_git_failf(msg, cap, "cannot create directory '%s' of '%s': %s", comp, path,
+                             strerror(errno));
                 goto out;
             }
         } else if (S_ISLNK(st.st_mode)) {
-            fail(msg, cap, "refusing to write '%s': '%s' is a symbolic link", path, comp);
+            gw_git_failf(msg, cap, "refusing to write '%s': '%s' is a symbolic link", path, comp);
             rc = GW_EINVAL;
             goto out;
         } else if (!S_ISDIR(st.st_mode)) {
-            fail(msg, cap, "refusing to write '%s': '%s' is not a directory", path, comp);
+            gw_git_failf(msg, cap, "refusing to write '%s': '%s' is not a directory", path, comp);
             rc = GW_EINVAL;
             goto out;
         }
@@ -67,7 +56,8 @@ int gw_git_fs_write(const char *root, const char *path, const char *data, size_t
         if (next < 0) {
             /* Swapped for a symlink since the fstatat: still a refusal. */
             int e = errno;
-            fail(msg, cap, "refusing to write '%s': cannot open '%s': %s", path, comp, strerror(e));
+            gw_git_failf(msg, cap, "refusing to write '%s': cannot open '%s': %s", path, comp,
+                         strerror(e));
             rc = e == ELOOP || e == ENOTDIR ? GW_EINVAL : GW_EIO;
             goto out;
         }
@@ -76,15 +66,15 @@ int gw_git_fs_write(const char *root, const char *path, const char *data, size_t
         p = slash + 1;
     }
     if (fstatat(dfd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode)) {
-        fail(msg, cap, "refusing to write '%s': it exists and is not a regular file%s", path,
-             S_ISLNK(st.st_mode) ? " (a symbolic link)" : "");
+        gw_git_failf(msg, cap, "refusing to write '%s': it exists and is not a regular file%s",
+                     path, S_ISLNK(st.st_mode) ? " (a symbolic link)" : "");
         rc = GW_EINVAL;
         goto out;
     }
     fd = openat(dfd, comp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) {
         int e = errno;
-        fail(msg, cap, "cannot write '%s': %s", path, strerror(e));
+        gw_git_failf(msg, cap, "cannot write '%s': %s", path, strerror(e));
         rc = e == ELOOP ? GW_EINVAL : GW_EIO;
         goto out;
     }
@@ -93,14 +83,14 @@ int gw_git_fs_write(const char *root, const char *path, const char *data, size_t
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0) {
-            fail(msg, cap, "cannot write '%s': %s", path, strerror(errno));
+            gw_git_failf(msg, cap, "cannot write '%s': %s", path, strerror(errno));
             close(fd);
             goto out;
         }
         off += (size_t)w;
     }
     if (close(fd) != 0) {
-        fail(msg, cap, "cannot write '%s': %s", path, strerror(errno));
+        gw_git_failf(msg, cap, "cannot write '%s': %s", path, strerror(errno));
         goto out;
     }
     rc = 0;
@@ -119,20 +109,20 @@ int gw_git_fs_read(const char *dir, const char *rel, char **out, size_t *len, ch
 
     *out = NULL;
     if (rel[0] == '/' || strstr(rel, "..") != NULL)
-        return fail(msg, cap, "template '%s' must be relative without '..'", rel);
+        return gw_git_failf(msg, cap, "template '%s' must be relative without '..'", rel);
     if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, rel) >= sizeof(path))
-        return fail(msg, cap, "template path too long");
+        return gw_git_failf(msg, cap, "template path too long");
     fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
-        return fail(msg, cap, "cannot open template '%s': %s", rel, strerror(errno));
+        return gw_git_failf(msg, cap, "cannot open template '%s': %s", rel, strerror(errno));
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > MAX_TEMPLATE) {
         close(fd);
-        return fail(msg, cap, "template '%s' is not a regular file of at most 1 MiB", rel);
+        return gw_git_failf(msg, cap, "template '%s' is not a regular file of at most 1 MiB", rel);
     }
     buf = malloc((size_t)st.st_size + 1);
     if (buf == NULL) {
         close(fd);
-        return fail(msg, cap, "out of memory");
+        return gw_git_failf(msg, cap, "out of memory");
     }
     while (n < (size_t)st.st_size) {
         ssize_t r = read(fd, buf + n, (size_t)st.st_size - n);

@@ -227,17 +227,6 @@ enum gw_git_path_rule gw_git_path_classify(const char *path, size_t len, size_t 
     }
 }
 
-static int fail(char *msg, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int fail(char *msg, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, cap, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 int gw_git_path_check(const char *path, size_t len, char *msg, size_t cap)
 {
     char q[200], comp[120];
@@ -253,39 +242,43 @@ int gw_git_path_check(const char *path, size_t len, char *msg, size_t cap)
     gw_git_path_quote(path + at, end - at, comp, sizeof(comp));
     switch (rule) {
     case GW_GIT_PATH_EMPTY:
-        return fail(msg, cap, "destination path is empty");
+        return gw_git_failf(msg, cap, "destination path is empty");
     case GW_GIT_PATH_TOO_LONG:
         return len > GW_GIT_PATH_MAX
-                   ? fail(msg, cap, "destination path is longer than %d bytes", GW_GIT_PATH_MAX)
-                   : fail(msg, cap, "destination path %s: component %s is longer than %d bytes", q,
-                          comp, GW_GIT_PATH_COMPONENT_MAX);
+                   ? gw_git_failf(msg, cap, "destination path is longer than %d bytes",
+                                  GW_GIT_PATH_MAX)
+                   : gw_git_failf(msg, cap,
+                                  "destination path %s: component %s is longer than %d bytes", q,
+                                  comp, GW_GIT_PATH_COMPONENT_MAX);
     case GW_GIT_PATH_ABSOLUTE:
-        return fail(msg, cap, "destination path %s is absolute", q);
+        return gw_git_failf(msg, cap, "destination path %s is absolute", q);
     case GW_GIT_PATH_BAD_UTF8:
-        return fail(msg, cap, "destination path %s is not valid UTF-8 (byte %zu)", q, at);
+        return gw_git_failf(msg, cap, "destination path %s is not valid UTF-8 (byte %zu)", q, at);
     case GW_GIT_PATH_CONTROL:
-        return fail(msg, cap, "destination path %s contains a control character (byte %zu)", q, at);
+        return gw_git_failf(msg, cap, "destination path %s contains a control character (byte %zu)",
+                            q, at);
     case GW_GIT_PATH_BACKSLASH:
-        return fail(msg, cap, "destination path %s contains a backslash", q);
+        return gw_git_failf(msg, cap, "destination path %s contains a backslash", q);
     case GW_GIT_PATH_EMPTY_COMPONENT:
-        return fail(msg, cap, "destination path %s has an empty component", q);
+        return gw_git_failf(msg, cap, "destination path %s has an empty component", q);
     case GW_GIT_PATH_DOT_COMPONENT:
-        return fail(msg, cap, "destination path %s has a '.' or '..' component", q);
+        return gw_git_failf(msg, cap, "destination path %s has a '.' or '..' component", q);
     case GW_GIT_PATH_DOTGIT:
-        return fail(msg, cap,
-                    "destination path %s: component %s is .git, or a name macOS or Windows "
-                    "reads as .git",
-                    q, comp);
+        return gw_git_failf(msg, cap,
+                            "destination path %s: component %s is .git, or a name macOS or Windows "
+                            "reads as .git",
+                            q, comp);
     case GW_GIT_PATH_GIT_FILE:
-        return fail(msg, cap,
-                    "destination path %s: component %s is one of git's own files (.gitmodules, "
-                    ".gitattributes, .gitignore, .mailmap), or a name macOS or Windows reads as "
-                    "one; the git backend does not write them",
-                    q, comp);
+        return gw_git_failf(
+            msg, cap,
+            "destination path %s: component %s is one of git's own files (.gitmodules, "
+            ".gitattributes, .gitignore, .mailmap), or a name macOS or Windows reads as "
+            "one; the git backend does not write them",
+            q, comp);
     case GW_GIT_PATH_OK:
         break;
     }
-    return fail(msg, cap, "destination path %s is refused", q);
+    return gw_git_failf(msg, cap, "destination path %s is refused", q);
 }
 
 void gw_git_path_quote(const char *path, size_t len, char *out, size_t cap)
@@ -329,4 +322,13 @@ void gw_git_path_quote(const char *path, size_t len, char *out, size_t cap)
     }
     out[o++] = '"';
     out[o] = '\0';
+}
+
+int gw_git_failf(char *msg, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, cap, fmt, ap);
+    va_end(ap);
+    return -1;
 }

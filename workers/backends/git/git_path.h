@@ -91,4 +91,8 @@ int gw_git_path_check(const char *path, size_t len, char *msg, size_t cap);
  * always valid UTF-8. */
 void gw_git_path_quote(const char *path, size_t len, char *out, size_t cap);
 
+/* Formats into msg[cap] and returns -1: the git backend's one way to fail
+ * with a message (`return gw_git_failf(msg, cap, "...", ...)`). */
+int gw_git_failf(char *msg, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #endif
