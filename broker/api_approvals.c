@@ -156,9 +156,10 @@ void gw_api_run_decide(struct gw_api_ctx *ctx)
                             vis[2],
                             vis[3],
                             vis[4]};
-    /* A run exists for the caller when it may read it, when it waits for
-     * a decision the caller may give (what GET /v1/approvals lists), or
-     * when the caller already decided on it: only then does gw_decide run
+    /* A run exists for the caller when it may read it, when its approval
+     * rule names the caller (what GET /v1/approvals listed while it waited:
+     * an approver who comes late learns only that it is no longer pending),
+     * or when the caller already decided on it: only then does gw_decide run
      * and say why a decision is refused. Visible but not decidable:
      * forbidden. Anything else: no row, answered 404 exactly like an
      * unknown run, so nothing leaks (not even whether it is pending). */
@@ -168,7 +169,7 @@ void gw_api_run_decide(struct gw_api_ctx *ctx)
         " $3::text[], $4::text[], $5, $6) d WHERE r.id = $1"
         " AND ('*' = ANY ($7::text[]) OR r.action_id = ANY ($7::text[]))"
         " AND (gw_visible(r.requested_by, r.requested_teams, r.action_id, $8, $9, $10, $11, $12)"
-        "  OR (r.status = 'pending_approval' AND ("
+        "  OR (r.approval_rule IS NOT NULL AND ("
         "   (jsonb_array_length(coalesce(r.approval_rule -> 'from_teams', '[]')) = 0"
         "    AND jsonb_array_length(coalesce(r.approval_rule -> 'from_roles', '[]')) = 0)"
         "   OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(coalesce("

@@ -33,6 +33,7 @@
 #include "gw/crypto.h"
 #include "gw/log.h"
 #include "keygate.h"
+#include "slot.h"
 
 #define FINAL_RETRY_MS    1000
 #define PRODUCER_FLUSH_MS 10000
@@ -74,6 +75,7 @@ struct gw_worker {
     char *runs_topic, *events_topic, *deadletter_topic, *group;
     char id_base[128];
     char life[9]; /* random per process: job ids never repeat across restarts */
+    int slot_fd;  /* the flock behind a default id (slot.h), or -1 */
     unsigned long next_n;
     struct gw_kafka_producer *producer;
     struct gw_kafka_consumer *consumer;
@@ -709,6 +711,7 @@ struct gw_worker *gw_worker_create(uv_loop_t *loop, const struct gw_worker_optio
         return NULL;
     }
     w->loop = loop;
+    w->slot_fd = -1;
     w->o = *o;
     if (w->o.heartbeat_ms <= 0)
         w->o.heartbeat_ms = 5000;
@@ -718,12 +721,6 @@ struct gw_worker *gw_worker_create(uv_loop_t *loop, const struct gw_worker_optio
     if (w->be == NULL) {
         gw_error_set(err, GW_EINVAL, false, "no backend for worker type '%s'", o->type);
         goto fail;
-    }
-    if (o->worker_id != NULL) {
-        snprintf(w->id_base, sizeof(w->id_base), "%s", o->worker_id);
-    } else {
-        gethostname(host, sizeof(host) - 1);
-        snprintf(w->id_base, sizeof(w->id_base), "%s-%d", host, (int)getpid());
     }
     {
         char uuid[GW_UUID_LEN + 1];
@@ -740,6 +737,15 @@ struct gw_worker *gw_worker_create(uv_loop_t *loop, const struct gw_worker_optio
     if (!w->runs_topic || !w->events_topic || !w->deadletter_topic || !w->group) {
         gw_error_set(err, GW_ENOMEM, false, "out of memory");
         goto fail;
+    }
+    /* The id is also the static membership of the group (decision 0019):
+     * given, or this host's lowest free slot (slot.h), or else dynamic. */
+    if (o->worker_id != NULL) {
+        snprintf(w->id_base, sizeof(w->id_base), "%s", o->worker_id);
+    } else if ((w->slot_fd = gw_worker_slot_take(w->group, w->id_base, sizeof(w->id_base))) < 0) {
+        gethostname(host, sizeof(host) - 1);
+        snprintf(w->id_base, sizeof(w->id_base), "%s-%d", host, (int)getpid());
+        gw_log_warn("no worker slot could be taken: dynamic group membership as %s", w->id_base);
     }
     w->producer = gw_kafka_producer_create(loop, &o->kafka, err);
     if (w->producer == NULL)
@@ -760,12 +766,13 @@ struct gw_worker *gw_worker_create(uv_loop_t *loop, const struct gw_worker_optio
             NULL,
         };
         const char *topics[] = {w->runs_topic, NULL};
-        struct gw_kafka_consumer_options co = {.group_id = w->group,
-                                               .topics = topics,
-                                               .max_batch = batch,
-                                               .max_in_flight = (size_t)o->concurrency,
-                                               .defaults = defaults,
-                                               .group_instance_id = o->worker_id};
+        struct gw_kafka_consumer_options co = {
+            .group_id = w->group,
+            .topics = topics,
+            .max_batch = batch,
+            .max_in_flight = (size_t)o->concurrency,
+            .defaults = defaults,
+            .group_instance_id = w->slot_fd >= 0 || o->worker_id != NULL ? w->id_base : NULL};
         w->consumer = gw_kafka_consumer_create(loop, &o->kafka, &co, on_batch, w, err);
     }
     if (w->consumer == NULL)
@@ -791,6 +798,8 @@ fail_producer:
     /* Not started yet: nothing to flush. The loop closes its handles. */
     gw_kafka_producer_destroy(w->producer, 0);
 fail:
+    if (w->slot_fd >= 0)
+        close(w->slot_fd);
     free(w->runs_topic);
     free(w->events_topic);
     free(w->deadletter_topic);
@@ -809,6 +818,8 @@ void gw_worker_destroy(struct gw_worker *w)
     if (w == NULL)
         return;
     gw_keygate_finish(&w->gate);
+    if (w->slot_fd >= 0)
+        close(w->slot_fd);
     free(w->runs_topic);
     free(w->events_topic);
     free(w->deadletter_topic);
