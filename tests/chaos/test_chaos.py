@@ -33,10 +33,10 @@ violations only (stuck runs at the deadline among them)."""
 import http.client
 import json
 import os
+import re
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -117,18 +117,34 @@ class Chaos:
 
     def start_worker(self, heal=False, stable_id=None):
         """A worker named by its id: its jobs (and so the claims in
-        gw_run_events) are "<id>-<n>". Without stable_id the worker picks its
-        own "<host>-<pid>" and is a dynamic group member; with one it is a
-        static member (--worker-id, decision 0019), as under systemd."""
+        gw_run_events) are "<id>-<life>-<n>". Without stable_id the worker
+        takes its host's lowest free slot ("<host>-w<n>", a replacement of a
+        killed worker takes the same one); with one it uses --worker-id, as
+        under systemd. Either way it is a static member (decision 0019)."""
         args = ["--worker-id", stable_id] if stable_id else []
         p = self.s.start_worker(concurrency=CONCURRENCY, extra_args=args,
                                 extra_env={"GW_KAFKA_PROPS": KAFKA_PROPS,
                                            "GW_BROKER_URL": self.broker_url()})
-        name = stable_id or "%s-%d" % (socket.gethostname(), p.pid)
+        name = stable_id or self.worker_id_from_log(len(self.s.workers) - 1, p)
         self.workers.append({"name": name, "proc": p, "stable": bool(stable_id)})
         if heal:
             self.h.record_fault("start", "worker:" + name, heal=True, pid=p.pid)
         return p
+
+    def worker_id_from_log(self, idx, p):
+        """The id a worker chose itself: its host's lowest free slot of the
+        group, "<host>-w<n>" (workers/slot.h), or "<host>-<pid>" when it
+        could take none. Read from its start-up line, bounded."""
+        pat = re.compile(r'"msg":"worker ([^:"]+): type ')
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            m = pat.search(self.s.log("worker%d" % idx))
+            if m:
+                return m.group(1)
+            if p.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise Failure("worker %d did not say its id; log:\n%s" % (idx, self.s.log("worker%d" % idx)))
 
     def live_workers(self):
         return [w for w in self.workers if w["proc"].poll() is None and not w.get("stopped")]
