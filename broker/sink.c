@@ -75,6 +75,7 @@ struct gw_sink {
     uint64_t probe_seq;
     uint64_t tick;
     uint64_t fresh_since_ms;     /* 0 = not fresh at the last probe tick */
+    uint64_t horizon_ms;         /* while fresh: send time of the least recent own probe back */
     char nonce[GW_UUID_LEN + 1]; /* this process: probes of an earlier life are foreign */
     char instance[300];          /* this replica's static member id, reported to PostgreSQL */
 };
@@ -147,7 +148,7 @@ static void dead_letter(struct gw_sink *s, struct gw_kafka_msg *msg, const char 
  * with `reason` set when the message is poison. */
 /* A probe: sets *probe_ms to its send time when it is this process's own,
  * 0 when another replica (or an earlier life of this one) sent it. */
-static bool parse_probe(const struct gw_sink *s, json_t *ev, uint64_t *probe_ms)
+static void parse_probe(const struct gw_sink *s, json_t *ev, uint64_t *probe_ms)
 {
     json_t *data = json_object_get(ev, "data");
     const char *nonce = json_string_value(json_object_get(data, "nonce"));
@@ -156,7 +157,6 @@ static bool parse_probe(const struct gw_sink *s, json_t *ev, uint64_t *probe_ms)
     if (nonce != NULL && strcmp(nonce, s->nonce) == 0 && json_is_integer(sent) &&
         json_integer_value(sent) > 0)
         *probe_ms = (uint64_t)json_integer_value(sent);
-    return true;
 }
 
 static json_t *parse_event(const struct gw_sink *s, const struct gw_kafka_msg *msg,
@@ -178,7 +178,8 @@ static json_t *parse_event(const struct gw_sink *s, const struct gw_kafka_msg *m
         goto out;
     }
     if (strcmp(type, PROBE_TYPE) == 0) {
-        *probe = parse_probe(s, ev, probe_ms);
+        *probe = true;
+        parse_probe(s, ev, probe_ms);
         goto out;
     }
     if (strncmp(type, "dev.gangway.run.", 16) == 0)
@@ -261,6 +262,18 @@ static void enqueue(struct pqueue *q, struct job *j)
     q->tail = j;
 }
 
+/* Queues the events gathered so far as one job and starts a new batch. */
+static void flush_batch(struct pqueue *q, struct gw_kafka_msg **good, size_t *ngood, json_t *events)
+{
+    if (*ngood == 0)
+        return;
+    struct job *j = q ? job_create(q, good, *ngood, events) : NULL;
+    if (j != NULL)
+        enqueue(q, j);
+    json_array_clear(events);
+    *ngood = 0;
+}
+
 /* Appends the messages of one partition (already in offset order) as jobs
  * of at most MAX_BATCH events. */
 static void take_partition(struct gw_sink *s, struct gw_kafka_msg **msgs, size_t n)
@@ -277,13 +290,7 @@ static void take_partition(struct gw_sink *s, struct gw_kafka_msg **msgs, size_t
         json_t *e = parse_event(s, msgs[i], &reason, &probe, &probe_ms);
         if (probe) {
             /* In order: the events before it first, then the marker. */
-            if (ngood > 0) {
-                struct job *j = q ? job_create(q, good, ngood, events) : NULL;
-                if (j != NULL)
-                    enqueue(q, j);
-                json_array_clear(events);
-                ngood = 0;
-            }
+            flush_batch(q, good, &ngood, events);
             struct job *m = q ? calloc(1, sizeof(*m) + sizeof(m->msgs[0])) : NULL;
             if (m == NULL) {
                 gw_kafka_msg_done(s->consumer, msgs[i]);
@@ -303,19 +310,10 @@ static void take_partition(struct gw_sink *s, struct gw_kafka_msg **msgs, size_t
         }
         json_array_append_new(events, e);
         good[ngood++] = msgs[i];
-        if (ngood == MAX_BATCH) {
-            struct job *j = q ? job_create(q, good, ngood, events) : NULL;
-            if (j != NULL)
-                enqueue(q, j);
-            json_array_clear(events);
-            ngood = 0;
-        }
+        if (ngood == MAX_BATCH)
+            flush_batch(q, good, &ngood, events);
     }
-    if (ngood > 0) {
-        struct job *j = q ? job_create(q, good, ngood, events) : NULL;
-        if (j != NULL)
-            enqueue(q, j);
-    }
+    flush_batch(q, good, &ngood, events);
     json_decref(events);
     if (q != NULL)
         pq_next(q);
@@ -481,27 +479,11 @@ bool gw_sink_caught_up(const struct gw_sink *s, uint64_t for_ms, int64_t max_lag
 
 int64_t gw_sink_fresh_age_ms(const struct gw_sink *s)
 {
-    const char *topics[MAX_PARTITIONS];
-    int32_t parts[MAX_PARTITIONS];
-    uint64_t now, oldest = UINT64_MAX;
-    int n;
-    if (s == NULL || s->closed || s->fresh_since_ms == 0)
+    uint64_t now;
+    if (s == NULL || s->closed || s->fresh_since_ms == 0 || s->horizon_ms == 0)
         return -1;
-    n = gw_kafka_consumer_assignment(s->consumer, topics, parts, MAX_PARTITIONS);
-    if (n <= 0 || n > MAX_PARTITIONS)
-        return -1;
-    for (int i = 0; i < n; i++) {
-        const struct pqueue *q = NULL;
-        for (size_t k = 0; k < s->nqueues; k++)
-            if (s->queues[k]->partition == parts[i] && strcmp(s->queues[k]->topic, topics[i]) == 0)
-                q = s->queues[k];
-        if (q == NULL || q->probe_ms == 0)
-            return -1;
-        if (q->probe_ms < oldest)
-            oldest = q->probe_ms;
-    }
     now = uv_now(s->b->loop);
-    return now > oldest ? (int64_t)(now - oldest) : 0;
+    return now > s->horizon_ms ? (int64_t)(now - s->horizon_ms) : 0;
 }
 
 const char *gw_sink_instance(const struct gw_sink *s)
@@ -527,6 +509,7 @@ static void probe_tick(uv_timer_t *t)
     uint64_t fresh_ms = (uint64_t)s->b->opts.heartbeat_timeout_s * 1000 / 2;
     int n = gw_kafka_consumer_assignment(s->consumer, topics, parts, MAX_PARTITIONS);
     bool fresh = n > 0 && n <= MAX_PARTITIONS;
+    uint64_t horizon = UINT64_MAX;
 
     if (fresh_ms < 1000)
         fresh_ms = 1000;
@@ -544,7 +527,10 @@ static void probe_tick(uv_timer_t *t)
         q->seen_tick = s->tick;
         if (q->probe_ms == 0 || now - q->probe_ms > fresh_ms)
             fresh = false;
+        else if (q->probe_ms < horizon)
+            horizon = q->probe_ms;
     }
+    s->horizon_ms = fresh ? horizon : 0;
     if (!fresh) {
         if (s->fresh_since_ms != 0)
             gw_log_info("event sink: not fresh (an outage, a backlog or a rebalance): "
@@ -601,17 +587,11 @@ struct gw_sink *gw_sink_create(struct gw_broker *b, struct gw_error *err)
     /* As for workers (decision 0019): a replica that dies for good leaves
      * its partitions unapplied for one session, so keep it short; the
      * others keep theirs through the rebalance. */
-    static const char *const defaults[] = {
-        "partition.assignment.strategy=cooperative-sticky",
-        "session.timeout.ms=10000",
-        "heartbeat.interval.ms=1000",
-        NULL,
-    };
     struct gw_kafka_consumer_options co = {.group_id = group,
                                            .topics = topics,
                                            .max_batch = MAX_BATCH,
                                            .max_in_flight = 8 * MAX_BATCH,
-                                           .defaults = defaults,
+                                           .defaults = gw_kafka_shared_group_defaults,
                                            .group_instance_id = instance};
     s->consumer = gw_kafka_consumer_create(b->loop, &kc, &co, on_batch, s, err);
     if (s->consumer == NULL) {

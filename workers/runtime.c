@@ -756,22 +756,17 @@ struct gw_worker *gw_worker_create(uv_loop_t *loop, const struct gw_worker_optio
          * cooperative rebalancing keeps every other worker fetching while a
          * member joins or leaves; a session shorter than the broker's default
          * heartbeat timeout (15 s) bounds how long a dead worker's partitions
-         * sit idle; with a stable --worker-id the worker is a static member,
-         * so a restart takes its partitions back with no rebalance at all.
+         * sit idle; the worker is a static member under its id (given, or a
+         * per-host slot), so a restart takes its partitions back with no
+         * rebalance at all.
          * GW_KAFKA_PROPS overrides each of these. */
-        static const char *const defaults[] = {
-            "partition.assignment.strategy=cooperative-sticky",
-            "session.timeout.ms=10000",
-            "heartbeat.interval.ms=1000",
-            NULL,
-        };
         const char *topics[] = {w->runs_topic, NULL};
         struct gw_kafka_consumer_options co = {
             .group_id = w->group,
             .topics = topics,
             .max_batch = batch,
             .max_in_flight = (size_t)o->concurrency,
-            .defaults = defaults,
+            .defaults = gw_kafka_shared_group_defaults,
             .group_instance_id = w->slot_fd >= 0 || o->worker_id != NULL ? w->id_base : NULL};
         w->consumer = gw_kafka_consumer_create(loop, &o->kafka, &co, on_batch, w, err);
     }

@@ -105,6 +105,11 @@ struct gw_kafka_consumer_options {
                                       matter, e.g. gangway.control) */
 };
 
+/* Consumer defaults for a work-sharing group whose members must not stall
+ * each other (decision 0019): cooperative-sticky rebalancing, a 10 s session,
+ * 1 s heartbeats. For gw_kafka_consumer_options.defaults. */
+extern const char *const gw_kafka_shared_group_defaults[];
+
 struct gw_kafka_consumer *gw_kafka_consumer_create(uv_loop_t *loop,
                                                    const struct gw_kafka_config *cfg,
                                                    const struct gw_kafka_consumer_options *opts,

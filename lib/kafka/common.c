@@ -31,7 +31,24 @@ int gw_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value
     return 0;
 }
 
-rd_kafka_conf_t *gw_kafka_conf_build(const struct gw_kafka_config *cfg, struct gw_error *err)
+/* Sets each "key=value" of a NULL-terminated list. */
+static int apply_props(rd_kafka_conf_t *conf, const char *const *props, struct gw_error *err)
+{
+    for (const char *const *e = props; e != NULL && *e != NULL; e++) {
+        const char *eq = strchr(*e, '=');
+        char name[256];
+        if (eq == NULL || eq == *e || (size_t)(eq - *e) >= sizeof(name))
+            return gw_error_set(err, GW_EINVAL, false, "kafka property '%s' is not key=value", *e);
+        memcpy(name, *e, (size_t)(eq - *e));
+        name[eq - *e] = '\0';
+        if (gw_kafka_conf_set(conf, name, eq + 1, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+rd_kafka_conf_t *gw_kafka_conf_build_defaults(const struct gw_kafka_config *cfg,
+                                              const char *const *defaults, struct gw_error *err)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (conf == NULL) {
@@ -42,22 +59,19 @@ rd_kafka_conf_t *gw_kafka_conf_build(const struct gw_kafka_config *cfg, struct g
     if (cfg != NULL && cfg->brokers != NULL &&
         gw_kafka_conf_set(conf, "bootstrap.servers", cfg->brokers, err) < 0)
         goto fail;
-    for (const char *const *e = cfg != NULL ? cfg->extra : NULL; e != NULL && *e != NULL; e++) {
-        const char *eq = strchr(*e, '=');
-        char name[256];
-        if (eq == NULL || eq == *e || (size_t)(eq - *e) >= sizeof(name)) {
-            gw_error_set(err, GW_EINVAL, false, "kafka property '%s' is not key=value", *e);
-            goto fail;
-        }
-        memcpy(name, *e, (size_t)(eq - *e));
-        name[eq - *e] = '\0';
-        if (gw_kafka_conf_set(conf, name, eq + 1, err) < 0)
-            goto fail;
-    }
+    /* Defaults first: the operator's extra properties set later win. */
+    if (apply_props(conf, defaults, err) < 0 ||
+        apply_props(conf, cfg != NULL ? cfg->extra : NULL, err) < 0)
+        goto fail;
     return conf;
 fail:
     rd_kafka_conf_destroy(conf);
     return NULL;
+}
+
+rd_kafka_conf_t *gw_kafka_conf_build(const struct gw_kafka_config *cfg, struct gw_error *err)
+{
+    return gw_kafka_conf_build_defaults(cfg, NULL, err);
 }
 
 static void waker_cb(uv_poll_t *h, int status, int events)

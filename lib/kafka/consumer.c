@@ -375,15 +375,12 @@ static void error_cb(rd_kafka_t *rk, int code, const char *reason, void *opaque)
     gw_log_warn("kafka consumer: %s: %s", rd_kafka_err2name(code), reason);
 }
 
-/* Whether the operator's extra properties set `name`. */
-static bool extra_sets(const struct gw_kafka_config *cfg, const char *name)
-{
-    size_t n = strlen(name);
-    for (const char *const *e = cfg != NULL ? cfg->extra : NULL; e != NULL && *e != NULL; e++)
-        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
-            return true;
-    return false;
-}
+const char *const gw_kafka_shared_group_defaults[] = {
+    "partition.assignment.strategy=cooperative-sticky",
+    "session.timeout.ms=10000",
+    "heartbeat.interval.ms=1000",
+    NULL,
+};
 
 struct gw_kafka_consumer *gw_kafka_consumer_create(uv_loop_t *loop,
                                                    const struct gw_kafka_config *cfg,
@@ -415,7 +412,7 @@ struct gw_kafka_consumer *gw_kafka_consumer_create(uv_loop_t *loop,
     c->max_batch = opts->max_batch;
     c->max_in_flight = opts->max_in_flight;
 
-    conf = gw_kafka_conf_build(cfg, err);
+    conf = gw_kafka_conf_build_defaults(cfg, opts->defaults, err);
     if (conf == NULL)
         goto fail_alloc;
     if (gw_kafka_conf_set(conf, "group.id", opts->group_id, err) < 0 ||
@@ -424,18 +421,6 @@ struct gw_kafka_consumer *gw_kafka_consumer_create(uv_loop_t *loop,
         gw_kafka_conf_set(conf, "auto.offset.reset",
                           opts->offset_reset != NULL ? opts->offset_reset : "earliest", err) < 0)
         goto fail_conf;
-    for (const char *const *d = opts->defaults; d != NULL && *d != NULL; d++) {
-        const char *eq = strchr(*d, '=');
-        char name[128];
-        if (eq == NULL || (size_t)(eq - *d) >= sizeof(name)) {
-            gw_error_set(err, GW_EINVAL, false, "kafka consumer: bad default '%s'", *d);
-            goto fail_conf;
-        }
-        memcpy(name, *d, (size_t)(eq - *d));
-        name[eq - *d] = '\0';
-        if (!extra_sets(cfg, name) && gw_kafka_conf_set(conf, name, eq + 1, err) < 0)
-            goto fail_conf;
-    }
     if (opts->group_instance_id != NULL &&
         gw_kafka_conf_set(conf, "group.instance.id", opts->group_instance_id, err) < 0)
         goto fail_conf;

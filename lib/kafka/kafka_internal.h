@@ -12,6 +12,10 @@
 /* Builds a librdkafka configuration from `cfg` (bootstrap.servers + extra
  * props). Returns NULL with `err` filled on a bad property. */
 rd_kafka_conf_t *gw_kafka_conf_build(const struct gw_kafka_config *cfg, struct gw_error *err);
+/* The same with `defaults` ("k=v", NULL-terminated) applied before the
+ * config's extra properties, so the operator's settings win. */
+rd_kafka_conf_t *gw_kafka_conf_build_defaults(const struct gw_kafka_config *cfg,
+                                              const char *const *defaults, struct gw_error *err);
 
 /* Sets one property; fills `err` on failure. Frees nothing. */
 int gw_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
