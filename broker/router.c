@@ -12,6 +12,7 @@
 #include "api.h"
 #include "gw/crypto.h"
 #include "gw/json.h"
+#include "gw/utf8.h"
 #include "gw/log.h"
 #include "policy.h"
 #include "stream.h"
@@ -104,30 +105,12 @@ void gw_api_reply(struct gw_api_ctx *ctx, int status, const char *extra_headers,
     ctx_free(ctx);
 }
 
-/* The length of the well-formed UTF-8 sequence at p (RFC 3629: no overlong
- * forms, no surrogates, nothing past U+10FFFF), or 0 when there is none. */
-static size_t utf8_seq(const unsigned char *p)
-{
-    size_t n = *p < 0x80                  ? 1
-               : *p >= 0xC2 && *p <= 0xDF ? 2
-               : *p >= 0xE0 && *p <= 0xEF ? 3
-               : *p >= 0xF0 && *p <= 0xF4 ? 4
-                                          : 0;
-    for (size_t i = 1; i < n; i++)
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-    if (n == 3 && ((p[0] == 0xE0 && p[1] < 0xA0) || (p[0] == 0xED && p[1] >= 0xA0)))
-        return 0;
-    if (n == 4 && ((p[0] == 0xF0 && p[1] < 0x90) || (p[0] == 0xF4 && p[1] >= 0x90)))
-        return 0;
-    return n;
-}
-
 static bool utf8_valid(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
-    for (size_t n; *p != 0; p += n)
-        if ((n = utf8_seq(p)) == 0)
+    uint32_t cp;
+    for (size_t len = strlen(s), i = 0, n; i < len; i += n)
+        if ((n = gw_utf8_next(p + i, len - i, &cp)) == 0)
             return false;
     return true;
 }
@@ -138,13 +121,12 @@ static bool utf8_valid(const char *s)
 static void utf8_scrub(char *s)
 {
     unsigned char *p = (unsigned char *)s;
-    while (*p != 0) {
-        size_t n = utf8_seq(p);
-        if (n == 0)
-            *p++ = '?';
-        else
-            p += n;
-    }
+    uint32_t cp;
+    for (size_t len = strlen(s), i = 0, n; i < len; i += n)
+        if ((n = gw_utf8_next(p + i, len - i, &cp)) == 0) {
+            p[i] = '?';
+            n = 1;
+        }
 }
 
 /* Sends problem+json and frees ctx. `extra` (may be NULL) are header

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "gw/utf8.h"
+
 void gw_event_time_now(char *buf, size_t n)
 {
     struct timespec now;
@@ -190,35 +192,6 @@ char *gw_event_deadletter(const char *worker_id, const char *topic, int partitio
     return out;
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t left)
-{
-    unsigned char c = s[0];
-    size_t n;
-    unsigned cp;
-    if (c >= 0x01 && c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        n = 2, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF)
-        n = 3, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4)
-        n = 4, cp = c & 0x07;
-    else
-        return 0;
-    if (n > left)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-        (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-        return 0;
-    return n;
-}
-
 char *gw_utf8_clean(const char *s, size_t len, size_t *out_len)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -226,7 +199,9 @@ char *gw_utf8_clean(const char *s, size_t len, size_t *out_len)
     if (out == NULL)
         return NULL;
     for (size_t i = 0; i < len;) {
-        size_t n = utf8_seq(p + i, len - i);
+        uint32_t cp;
+        /* NUL too is replaced: the result is a C string. */
+        size_t n = p[i] == 0 ? 0 : gw_utf8_next(p + i, len - i, &cp);
         if (n == 0) {
             memcpy(o, "\xEF\xBF\xBD", 3);
             o += 3;

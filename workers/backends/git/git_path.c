@@ -8,52 +8,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "gw/utf8.h"
+
 /* ------------------------------------------------------------ UTF-8 */
-
-/* Decodes one code point from s[0..n) (n > 0) into *cp. Returns its length
- * (1-4), or 0 when the bytes there are not well-formed UTF-8 (RFC 3629:
- * no overlong forms, no surrogates, nothing above U+10FFFF). */
-static size_t utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
-{
-    unsigned char c = s[0], lo = 0x80, hi = 0xbf;
-    size_t len;
-    uint32_t v;
-
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-        v = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        v = c & 0x0f;
-        if (c == 0xe0)
-            lo = 0xa0; /* overlong */
-        else if (c == 0xed)
-            hi = 0x9f; /* surrogates */
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        v = c & 0x07;
-        if (c == 0xf0)
-            lo = 0x90; /* overlong */
-        else if (c == 0xf4)
-            hi = 0x8f; /* above U+10FFFF */
-    } else {
-        return 0; /* a continuation byte, 0xc0, 0xc1 or 0xf5-0xff */
-    }
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
-    v = (v << 6) | (s[1] & 0x3f);
-    for (size_t i = 2; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        v = (v << 6) | (s[i] & 0x3f);
-    }
-    *cp = v;
-    return len;
-}
 
 /* The code points HFS+ drops from names when it compares them (git's
  * utf8.c next_hfs_char). */
@@ -78,7 +35,7 @@ static bool hfs_dot(const unsigned char *s, size_t n, const char *needle)
     size_t i = 0, k = 0, want = strlen(needle) + 1; /* "." + needle */
     while (i < n) {
         uint32_t cp;
-        size_t l = utf8_next(s + i, n - i, &cp);
+        size_t l = gw_utf8_next(s + i, n - i, &cp);
         if (l == 0)
             return false;
         i += l;
@@ -202,7 +159,7 @@ enum gw_git_path_rule gw_git_path_classify(const char *path, size_t len, size_t 
         return GW_GIT_PATH_ABSOLUTE;
     for (i = 0; i < len;) {
         uint32_t cp;
-        size_t l = utf8_next(s + i, len - i, &cp);
+        size_t l = gw_utf8_next(s + i, len - i, &cp);
         rule = l == 0           ? GW_GIT_PATH_BAD_UTF8
                : is_control(cp) ? GW_GIT_PATH_CONTROL
                : cp == '\\'     ? GW_GIT_PATH_BACKSLASH
@@ -294,7 +251,7 @@ void gw_git_path_quote(const char *path, size_t len, char *out, size_t cap)
     out[o++] = '"';
     while (i < len) {
         uint32_t cp;
-        size_t l = utf8_next(s + i, len - i, &cp), pn;
+        size_t l = gw_utf8_next(s + i, len - i, &cp), pn;
         if (l == 0) {
             snprintf(piece, sizeof(piece), "\\x%02x", s[i]);
             l = 1;
