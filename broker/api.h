@@ -92,10 +92,10 @@ json_t *gw_api_field_error(const char *pointer, const char *keyword, const char 
 
 /* The request body as JSON (gw_json_parse_request: every number must
  * survive jsonb and back). Returns a new reference, also kept in
- * ctx->scratch; or NULL after answering 400 invalid_json (where it failed) or
- * 422 number_out_of_range (the pointer of the value). An empty body gives
- * NULL without an answer when `optional`, else 400. */
-json_t *gw_api_body(struct gw_api_ctx *ctx, bool optional);
+ * ctx->scratch; or NULL after answering 400 invalid_json (where it failed,
+ * an empty body included) or 422 number_out_of_range (the pointer of the
+ * value). */
+json_t *gw_api_body(struct gw_api_ctx *ctx);
 
 /* Query parameter `name` %-decoded into out[cap]: true when present. A
  * value that does not fit, or is not UTF-8, sets *too_long (and returns

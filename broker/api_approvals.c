@@ -105,7 +105,7 @@ void gw_api_run_decide(struct gw_api_ctx *ctx)
         gw_api_run_not_found(ctx);
         return;
     }
-    body = gw_api_body(ctx, false);
+    body = gw_api_body(ctx);
     if (body == NULL)
         return;
     json_object_foreach(body, k, v)
@@ -290,7 +290,7 @@ void gw_api_extension_decide(struct gw_api_ctx *ctx)
         gw_api_resource_not_found(ctx);
         return;
     }
-    json_t *body = gw_api_body(ctx, false);
+    json_t *body = gw_api_body(ctx);
     if (body == NULL)
         return;
     json_object_foreach(body, k, v)

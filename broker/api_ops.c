@@ -201,7 +201,7 @@ void gw_api_run_claim(struct gw_api_ctx *ctx)
         gw_api_run_not_found(ctx);
         return;
     }
-    body = gw_api_body(ctx, false);
+    body = gw_api_body(ctx);
     if (body == NULL)
         return;
     const char *k;

@@ -28,7 +28,7 @@ static bool optional_body(struct gw_api_ctx *ctx, json_t **out)
     *out = NULL;
     if (ctx->req->body_len == 0)
         return true;
-    json_t *b = gw_api_body(ctx, false);
+    json_t *b = gw_api_body(ctx);
     if (b == NULL)
         return false;
     if (!json_is_object(b)) {

@@ -258,7 +258,7 @@ void gw_api_run_submit(struct gw_api_ctx *ctx)
                        "the Idempotency-Key header must be 1 to 255 printable characters");
         return;
     }
-    body = gw_api_body(ctx, false);
+    body = gw_api_body(ctx);
     if (body == NULL)
         return;
     if (!json_is_object(body)) {

@@ -381,12 +381,10 @@ json_t *gw_api_field_error(const char *pointer, const char *keyword, const char 
                      message);
 }
 
-json_t *gw_api_body(struct gw_api_ctx *ctx, bool optional)
+json_t *gw_api_body(struct gw_api_ctx *ctx)
 {
     struct gw_json_fault f;
     json_t *doc;
-    if (ctx->req->body_len == 0 && optional)
-        return NULL;
     doc = gw_json_parse_request(ctx->req->body, ctx->req->body_len, &f);
     if (doc == NULL) {
         gw_api_problem(ctx, f.status, f.code,
