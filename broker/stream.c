@@ -178,6 +178,17 @@ void stream_query(struct stream *st)
     st->kind->query(st);
 }
 
+void stream_query_sent(struct stream *st, int rc)
+{
+    if (rc >= 0)
+        return;
+    st->querying = false;
+    if (st->state == ST_INIT)
+        stream_finish(st, 503, "unavailable", "the broker is overloaded; retry later");
+    else
+        st->dirty = true;
+}
+
 bool stream_query_back(struct stream *st, const struct gw_error *err)
 {
     st->querying = false;

@@ -180,8 +180,7 @@ static void events_query(struct stream *st)
     size_t cap = 3 + es->ngaps * 21;
     char *gaps = malloc(cap), *p = gaps;
     if (gaps == NULL) {
-        st->querying = false;
-        st->dirty = true;
+        stream_query_sent(st, GW_ENOMEM);
         return;
     }
     snprintf(after, sizeof(after), "%lld", st->after);
@@ -226,10 +225,7 @@ static void events_query(struct stream *st)
         " ORDER BY x.k = 's', x.id, x.ts",
         8, params, events_done, st);
     free(gaps);
-    if (rc < 0) {
-        st->querying = false;
-        st->dirty = true;
-    }
+    stream_query_sent(st, rc);
 }
 
 static void events_init_done(void *arg, const PGresult *res, const struct gw_error *err)
@@ -270,10 +266,7 @@ static void events_init(struct stream *st)
         " 1), m.high) g WHERE NOT EXISTS (SELECT 1 FROM gw_run_events e WHERE e.id = g))"
         " ELSE '' END FROM m",
         1, params, events_init_done, st);
-    if (rc < 0) {
-        st->querying = false;
-        stream_finish(st, 503, "unavailable", "the broker is overloaded; retry later");
-    }
+    stream_query_sent(st, rc);
 }
 
 /* Woken when the batch may have changed a run's state. */

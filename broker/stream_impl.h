@@ -47,9 +47,8 @@ struct stream;
 
 /* What a kind supplies. */
 struct stream_kind {
-    /* Sends the kind's next query (st->querying is set, st->dirty cleared).
-     * On a failure to send it clears st->querying itself and either ends the
-     * stream (INIT) or sets st->dirty (OPEN: the next tick tries again). */
+    /* Sends the kind's next query (st->querying is set, st->dirty cleared)
+     * and reports the send through stream_query_sent(). */
     void (*query)(struct stream *st);
     /* Whether the batch of applied worker events (`events_json`, see
      * gw_stream_events_applied) concerns this stream. `cache` starts at -1
@@ -92,6 +91,11 @@ void stream_emit(struct stream *st, const char *data, size_t len);
 
 /* Sends the kind's query now. */
 void stream_query(struct stream *st);
+
+/* After sending a query: `rc` < 0 (not sent) clears st->querying and ends
+ * an INIT stream with a 503, or has an OPEN one try again on the next tick.
+ * The stream may be freed on return when rc < 0. */
+void stream_query_sent(struct stream *st, int rc);
 
 /* In a query's callback, first: false when the callback must return at
  * once (the stream ended, was freed or the query failed, all handled). */

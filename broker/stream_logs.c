@@ -135,13 +135,7 @@ static void logs_query(struct stream *st)
         " AND gw_visible(r.requested_by, r.requested_teams, r.action_id, $4, $5, $6, $7, $8)"
         " ORDER BY l.pos",
         8, params, logs_done, st);
-    if (rc < 0) {
-        st->querying = false;
-        if (st->state == ST_INIT)
-            stream_finish(st, 503, "unavailable", "the broker is overloaded; retry later");
-        else
-            st->dirty = true;
-    }
+    stream_query_sent(st, rc);
 }
 
 /* Woken by the worker events of its run. */

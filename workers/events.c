@@ -76,31 +76,48 @@ static bool run_and_attempt_ok(json_t *data, const char *run_id, char *why, size
     return true;
 }
 
+/* Opens an event about one attempt of a run: the envelope of `type`, its
+ * id, and data.run_id and data.attempt checked. Returns the event (the
+ * caller reads the rest of data and decrefs it), or NULL with `why` set and
+ * nothing left allocated. */
+static json_t *run_event_open(const char *payload, size_t len, const char *type, char **event_id,
+                              char **run_id, int *attempt, char *why, size_t whysz)
+{
+    json_t *ev = envelope(payload, len, type, why, whysz), *data;
+    if (ev == NULL)
+        return NULL;
+    data = json_object_get(ev, "data");
+    *event_id = dup_str(ev, "id");
+    *run_id = dup_str(data, "run_id");
+    if (!run_and_attempt_ok(data, *run_id, why, whysz)) {
+        free(*event_id);
+        free(*run_id);
+        *event_id = *run_id = NULL;
+        json_decref(ev);
+        return NULL;
+    }
+    *attempt = (int)json_integer_value(json_object_get(data, "attempt"));
+    return ev;
+}
+
 int gw_run_request_parse(const char *payload, size_t len, struct gw_run_request *out, char *why,
                          size_t whysz)
 {
     json_t *ev, *data, *a;
     memset(out, 0, sizeof(*out));
-    if ((ev = envelope(payload, len, "dev.gangway.run.requested", why, whysz)) == NULL)
+    ev = run_event_open(payload, len, "dev.gangway.run.requested", &out->event_id, &out->run_id,
+                        &out->attempt, why, whysz);
+    if (ev == NULL)
         return -1;
     data = json_object_get(ev, "data");
-    out->event_id = dup_str(ev, "id");
-    out->run_id = dup_str(data, "run_id");
     out->action_id = dup_str(data, "action_id");
     out->action_version = dup_str(data, "action_version");
     out->worker_type = dup_str(data, "worker_type");
     out->key = dup_str(data, "key");
-    if (!run_and_attempt_ok(data, out->run_id, why, whysz))
-        goto fail;
-    out->attempt = (int)json_integer_value(json_object_get(data, "attempt"));
     a = json_object_get(data, "timeout_seconds");
     out->timeout_seconds = json_is_integer(a) ? (int)json_integer_value(a) : 0;
     json_decref(ev);
     return 0;
-fail:
-    json_decref(ev);
-    gw_run_request_finish(out);
-    return -1;
 }
 
 void gw_cancel_request_finish(struct gw_cancel_request *r)
@@ -120,24 +137,17 @@ int gw_cancel_request_parse(const char *payload, size_t len, struct gw_cancel_re
 {
     json_t *ev, *data;
     memset(out, 0, sizeof(*out));
-    if ((ev = envelope(payload, len, "dev.gangway.run.cancel", why, whysz)) == NULL)
+    ev = run_event_open(payload, len, "dev.gangway.run.cancel", &out->event_id, &out->run_id,
+                        &out->attempt, why, whysz);
+    if (ev == NULL)
         return -1;
     data = json_object_get(ev, "data");
-    out->event_id = dup_str(ev, "id");
-    out->run_id = dup_str(data, "run_id");
     /* Informational: a process matches on run id and attempt alone. */
     out->worker_type = dup_str(data, "worker_type");
     out->worker_id = dup_str(data, "worker_id");
     out->reason = dup_str(data, "reason");
-    if (!run_and_attempt_ok(data, out->run_id, why, whysz))
-        goto fail;
-    out->attempt = (int)json_integer_value(json_object_get(data, "attempt"));
     json_decref(ev);
     return 0;
-fail:
-    json_decref(ev);
-    gw_cancel_request_finish(out);
-    return -1;
 }
 
 char *gw_event_build(const char *kind, const char *run_id, int attempt, long seq,

@@ -274,6 +274,16 @@ static void job_end_entered(struct job *j)
     }
 }
 
+/* Ends a job still waiting for its key: it leaves the queue (it never held
+ * the key, so it hands nothing over). */
+static void job_drop_waiting(struct job *j, bool done)
+{
+    gw_keygate_cancel(&j->w->gate, j->key, &j->waiter);
+    free(j->key);
+    j->key = NULL;
+    job_end(j, done);
+}
+
 /* ------------------------------------------------------------ publishing */
 
 static void dr_event(void *opaque, const struct gw_error *err)
@@ -283,6 +293,18 @@ static void dr_event(void *opaque, const struct gw_error *err)
     if (err != NULL)
         gw_log(GW_LOG_WARN, j->req.run_id, "event not delivered: %s", err->message);
     job_maybe_free(j);
+}
+
+/* Hands one event of the run to Kafka, keyed by the run id; `dr` gets the
+ * job once Kafka acknowledged it (or gave up). Returns gw_kafka_produce's. */
+static int produce_event(struct job *j, const char *text, gw_kafka_dr_cb dr, struct gw_error *err)
+{
+    struct gw_worker *w = j->w;
+    int rc = gw_kafka_produce(w->producer, w->events_topic, j->req.run_id, strlen(j->req.run_id),
+                              text, strlen(text), dr, j, err);
+    if (rc == 0)
+        j->pending_dr++;
+    return rc;
 }
 
 static void publish_final_text(struct job *j);
@@ -313,16 +335,12 @@ static void dr_final(void *opaque, const struct gw_error *err)
 static void publish_final_text(struct job *j)
 {
     struct gw_error err;
-    struct gw_worker *w = j->w;
-    if (w->producer == NULL) {
+    if (j->w->producer == NULL) {
         job_end(j, false); /* past the hard deadline */
         return;
     }
-    if (gw_kafka_produce(w->producer, w->events_topic, j->req.run_id, strlen(j->req.run_id),
-                         j->final_text, strlen(j->final_text), dr_final, j, &err) == 0) {
-        j->pending_dr++;
+    if (produce_event(j, j->final_text, dr_final, &err) == 0)
         return;
-    }
     gw_log(GW_LOG_WARN, j->req.run_id, "final event: %s, retrying", err.message);
     uv_timer_start(&j->timer, final_retry, FINAL_RETRY_MS, 0);
 }
@@ -349,10 +367,8 @@ static void publish(struct job *j, const char *kind, json_t *data, bool final)
         publish_final_text(j);
         return;
     }
-    if (gw_kafka_produce(w->producer, w->events_topic, j->req.run_id, strlen(j->req.run_id), text,
-                         strlen(text), dr_event, j, &err) == 0) {
+    if (produce_event(j, text, dr_event, &err) == 0) {
         j->seq++;
-        j->pending_dr++;
     } else {
         gw_log(GW_LOG_WARN, j->req.run_id, "%s event dropped: %s", kind, err.message);
     }
@@ -662,11 +678,8 @@ static void on_cancel(void *arg, const struct gw_cancel_request *c)
         case J_WAIT_KEY:
             gw_log(GW_LOG_INFO, c->run_id, "cancelled while waiting for key %s: never started",
                    j->key);
-            gw_keygate_cancel(&w->gate, j->key, &j->waiter);
-            free(j->key);
-            j->key = NULL;
             w->stats.claims_refused++;
-            job_end(j, true);
+            job_drop_waiting(j, true);
             break;
         case J_CLAIMING:
         case J_CLAIM_CANCELLED:
@@ -780,12 +793,8 @@ void gw_worker_shutdown(struct gw_worker *w)
     /* Waiting runs never started: forget them (their messages stay undone). */
     for (j = w->jobs; j != NULL; j = next) {
         next = j->next;
-        if (j->state == J_WAIT_KEY) {
-            gw_keygate_cancel(&w->gate, j->key, &j->waiter);
-            free(j->key);
-            j->key = NULL;
-            job_end(j, false);
-        }
+        if (j->state == J_WAIT_KEY)
+            job_drop_waiting(j, false);
     }
     for (j = w->jobs; j != NULL; j = next) {
         next = j->next;
@@ -916,13 +925,7 @@ fail_producer:
     /* Not started yet: nothing to flush. The loop closes its handles. */
     gw_kafka_producer_destroy(w->producer, 0);
 fail:
-    if (w->slot_fd >= 0)
-        close(w->slot_fd);
-    free(w->runs_topic);
-    free(w->events_topic);
-    free(w->deadletter_topic);
-    free(w->group);
-    free(w);
+    gw_worker_destroy(w); /* nothing of it is on the loop yet */
     return NULL;
 }
 
