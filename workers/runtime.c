@@ -13,10 +13,10 @@
  *   DEADLETTER ----> END                          CANCELLING
  *   (an unusable message, or a claim answered with another 4xx)
  *
- *   WAIT_KEY, CLAIMING and CLAIM_CANCELLED may also go straight to END (a
- *   cancel while waiting, shutdown, a refused or abandoned claim); KILLING
- *   and CANCELLING finish into FINISHING like RUNNING. job_may_enter() is
- *   the same table in code.
+ *   NEW, WAIT_KEY, CLAIMING and CLAIM_CANCELLED may also go straight to END
+ *   (out of memory, a cancel while waiting, shutdown, a refused or abandoned
+ *   claim); KILLING and CANCELLING finish into FINISHING like RUNNING.
+ *   job_may_enter() is the same table in code.
  *
  *   state            on entry (job_enter)               leaves on
  *   NEW              -                                  key free, key busy, unusable message
