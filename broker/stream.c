@@ -178,10 +178,8 @@ void stream_query(struct stream *st)
     st->kind->query(st);
 }
 
-void stream_query_sent(struct stream *st, int rc)
+void stream_query_not_sent(struct stream *st)
 {
-    if (rc >= 0)
-        return;
     st->querying = false;
     if (st->state == ST_INIT)
         stream_finish(st, 503, "unavailable", "the broker is overloaded; retry later");
@@ -231,9 +229,11 @@ uint64_t stream_now(const struct stream *st)
     return uv_now(st->hub->b->loop);
 }
 
-struct gw_pg_pool *stream_pg(const struct stream *st)
+void stream_send(struct stream *st, const char *name, const char *sql, int nparams,
+                 const char *const *params, gw_pg_cb cb)
 {
-    return st->hub->b->pg;
+    if (gw_pg_query(st->hub->b->pg, name, sql, nparams, params, cb, st) < 0)
+        stream_query_not_sent(st);
 }
 
 /* -------------------------------------------------------------- handlers */

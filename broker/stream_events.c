@@ -180,7 +180,7 @@ static void events_query(struct stream *st)
     size_t cap = 3 + es->ngaps * 21;
     char *gaps = malloc(cap), *p = gaps;
     if (gaps == NULL) {
-        stream_query_sent(st, GW_ENOMEM);
+        stream_query_not_sent(st);
         return;
     }
     snprintf(after, sizeof(after), "%lld", st->after);
@@ -194,8 +194,8 @@ static void events_query(struct stream *st)
     /* New run events, late commits of ids skipped earlier, and resources
      * changed after the cursor or within the 2 s before it (a change's
      * updated_at is taken before its commit). */
-    int rc = gw_pg_query(
-        stream_pg(st), "stream_events",
+    stream_send(
+        st, "stream_events",
         "SELECT x.k, x.id, x.key, x.ts, d.data, x.k = 's' OR coalesce(gw_visible(r.requested_by,"
         " r.requested_teams, r.action_id, $4, $5, $6, $7, $8), false) FROM ("
         " (SELECT 'r' AS k, e.id, NULL::text AS key, NULL::text AS ts, e.run_id, e.attempt,"
@@ -223,9 +223,8 @@ static void events_query(struct stream *st)
         " 'run_id', x.run_id, 'action', r.action_id, 'attempt', x.attempt, 'from', x.from_status,"
         " 'to', x.to_status, 'reason', x.reason, 'at', gw_ts(x.created_at))::text) AS data) d"
         " ORDER BY x.k = 's', x.id, x.ts",
-        8, params, events_done, st);
+        8, params, events_done);
     free(gaps);
-    stream_query_sent(st, rc);
 }
 
 static void events_init_done(void *arg, const PGresult *res, const struct gw_error *err)
@@ -258,15 +257,14 @@ static void events_init(struct stream *st)
     char after[24];
     snprintf(after, sizeof(after), "%lld", st->after);
     const char *params[] = {event_stream(st)->has_after ? after : NULL};
-    int rc = gw_pg_query(
-        stream_pg(st), "stream_events_init",
+    stream_send(
+        st, "stream_events_init",
         "WITH m AS (SELECT coalesce($1::bigint, (SELECT max(id) FROM gw_run_events), 0) AS high)"
         " SELECT m.high, gw_ts(clock_timestamp()), CASE WHEN $1::bigint IS NULL THEN"
         " (SELECT coalesce(string_agg(g::text, ','), '') FROM generate_series(greatest(m.high - 63,"
         " 1), m.high) g WHERE NOT EXISTS (SELECT 1 FROM gw_run_events e WHERE e.id = g))"
         " ELSE '' END FROM m",
-        1, params, events_init_done, st);
-    stream_query_sent(st, rc);
+        1, params, events_init_done);
 }
 
 /* Woken when the batch may have changed a run's state. */

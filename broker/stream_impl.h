@@ -48,7 +48,7 @@ struct stream;
 /* What a kind supplies. */
 struct stream_kind {
     /* Sends the kind's next query (st->querying is set, st->dirty cleared)
-     * and reports the send through stream_query_sent(). */
+     * through stream_send(), or calls stream_query_not_sent(). */
     void (*query)(struct stream *st);
     /* Whether the batch of applied worker events (`events_json`, see
      * gw_stream_events_applied) concerns this stream. `cache` starts at -1
@@ -92,10 +92,15 @@ void stream_emit(struct stream *st, const char *data, size_t len);
 /* Sends the kind's query now. */
 void stream_query(struct stream *st);
 
-/* After sending a query: `rc` < 0 (not sent) clears st->querying and ends
- * an INIT stream with a 503, or has an OPEN one try again on the next tick.
- * The stream may be freed on return when rc < 0. */
-void stream_query_sent(struct stream *st, int rc);
+/* Sends a query of the stream on the broker's pool; `cb` gets `st`. When
+ * it cannot be sent: stream_query_not_sent(). */
+void stream_send(struct stream *st, const char *name, const char *sql, int nparams,
+                 const char *const *params, gw_pg_cb cb);
+
+/* A query that could not be sent: clears st->querying and ends an INIT
+ * stream with a 503 (it may be freed on return), or has an OPEN one try
+ * again on the next tick. */
+void stream_query_not_sent(struct stream *st);
 
 /* In a query's callback, first: false when the callback must return at
  * once (the stream ended, was freed or the query failed, all handled). */
@@ -111,8 +116,5 @@ int stream_resume_point(struct gw_api_ctx *ctx, long long *out);
 
 /* The loop's current time, for the kinds' bookkeeping. */
 uint64_t stream_now(const struct stream *st);
-
-/* The broker's PostgreSQL pool, for the kinds' queries. */
-struct gw_pg_pool *stream_pg(const struct stream *st);
 
 #endif

@@ -124,8 +124,8 @@ static void logs_query(struct stream *st)
                             st->vis[4]};
     /* One statement, one snapshot: the run's status and the lines after the
      * client's position. The row comparison walks the primary key. */
-    int rc = gw_pg_query(
-        stream_pg(st), "stream_logs",
+    stream_send(
+        st, "stream_logs",
         "SELECT r.status, r.reason, l.pos, l.data FROM gw_runs r LEFT JOIN LATERAL ("
         " SELECT (w.attempt::bigint << 20) + w.seq AS pos, json_build_object("
         " 'attempt', w.attempt, 'seq', w.seq, 'stream', w.stream, 'line', w.line,"
@@ -134,8 +134,7 @@ static void logs_query(struct stream *st)
         " ORDER BY w.attempt, w.seq LIMIT 100) l ON true WHERE r.id = $1::uuid"
         " AND gw_visible(r.requested_by, r.requested_teams, r.action_id, $4, $5, $6, $7, $8)"
         " ORDER BY l.pos",
-        8, params, logs_done, st);
-    stream_query_sent(st, rc);
+        8, params, logs_done);
 }
 
 /* Woken by the worker events of its run. */

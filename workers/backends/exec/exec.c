@@ -54,6 +54,7 @@
 
 #define DEFAULT_GRACE_MS 5000
 
+/* In order: ">= ST_CLOSING" means the timers are closed or closing. */
 enum exec_state {
     ST_CREATED,
     ST_RUNNING,  /* spawned, waiting for exit and EOFs */
