@@ -137,24 +137,22 @@ static void heartbeat(uv_timer_t *t);
 
 /* ------------------------------------------------------------ job states */
 
-#define S(x) (1u << (x))
-
 /* The transitions of the diagram at the top of this file. */
 static bool job_may_enter(enum job_state from, enum job_state to)
 {
-    static const unsigned next[] = {
-        [J_NEW] = S(J_WAIT_KEY) | S(J_CLAIMING) | S(J_DEADLETTER) | S(J_END),
-        [J_WAIT_KEY] = S(J_CLAIMING) | S(J_END),
-        [J_CLAIMING] = S(J_CLAIM_CANCELLED) | S(J_RUNNING) | S(J_DEADLETTER) | S(J_END),
-        [J_CLAIM_CANCELLED] = S(J_FINISHING) | S(J_DEADLETTER) | S(J_END),
-        [J_RUNNING] = S(J_CANCELLING) | S(J_KILLING) | S(J_FINISHING),
-        [J_CANCELLING] = S(J_FINISHING),
-        [J_KILLING] = S(J_CANCELLING) | S(J_FINISHING),
-        [J_FINISHING] = S(J_END),
-        [J_DEADLETTER] = S(J_END),
-        [J_END] = 0,
+    static const bool next[J_END + 1][J_END + 1] = {
+        [J_NEW] = {[J_WAIT_KEY] = true, [J_CLAIMING] = true, [J_DEADLETTER] = true, [J_END] = true},
+        [J_WAIT_KEY] = {[J_CLAIMING] = true, [J_END] = true},
+        [J_CLAIMING] =
+            {[J_CLAIM_CANCELLED] = true, [J_RUNNING] = true, [J_DEADLETTER] = true, [J_END] = true},
+        [J_CLAIM_CANCELLED] = {[J_FINISHING] = true, [J_DEADLETTER] = true, [J_END] = true},
+        [J_RUNNING] = {[J_CANCELLING] = true, [J_KILLING] = true, [J_FINISHING] = true},
+        [J_CANCELLING] = {[J_FINISHING] = true},
+        [J_KILLING] = {[J_CANCELLING] = true, [J_FINISHING] = true},
+        [J_FINISHING] = {[J_END] = true},
+        [J_DEADLETTER] = {[J_END] = true},
     };
-    return (next[from] & S(to)) != 0;
+    return next[from][to];
 }
 
 /* A backend run is going (RUNNING, CANCELLING or KILLING). */

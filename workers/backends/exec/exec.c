@@ -384,20 +384,17 @@ static void exit_cb(struct gw_child *c, int64_t exit_status, int term_signal)
 
 /* ------------------------------------------------------------ the state machine */
 
-#define S(x) (1u << (x))
-
 /* The transitions of the diagram at the top of this file. */
 static bool exec_may_enter(enum exec_state from, enum exec_state to)
 {
-    static const unsigned next[] = {
-        [ST_CREATED] = S(ST_RUNNING) | S(ST_CLOSING),
-        [ST_RUNNING] = S(ST_EXITED) | S(ST_STOPPING),
-        [ST_EXITED] = S(ST_CLOSING),
-        [ST_STOPPING] = S(ST_CLOSING),
-        [ST_CLOSING] = S(ST_FINALIZE),
-        [ST_FINALIZE] = 0,
+    static const bool next[ST_FINALIZE + 1][ST_FINALIZE + 1] = {
+        [ST_CREATED] = {[ST_RUNNING] = true, [ST_CLOSING] = true},
+        [ST_RUNNING] = {[ST_EXITED] = true, [ST_STOPPING] = true},
+        [ST_EXITED] = {[ST_CLOSING] = true},
+        [ST_STOPPING] = {[ST_CLOSING] = true},
+        [ST_CLOSING] = {[ST_FINALIZE] = true},
     };
-    return (next[from] & S(to)) != 0;
+    return next[from][to];
 }
 
 /* The one place where a run changes state; the entry work of each state is
