@@ -40,6 +40,10 @@
  *
  * Ownership and threading: the hub belongs to the broker (b->streams);
  * everything runs on the broker's loop thread.
+ *
+ * Files: stream.c (the hub and the per-stream state machine both kinds
+ * share), stream_logs.c and stream_events.c (one kind each), and
+ * stream_impl.h between them.
  */
 #ifndef GW_BROKER_STREAM_H
 #define GW_BROKER_STREAM_H

@@ -140,22 +140,12 @@ int gw_child_spawn(uv_loop_t *loop, struct gw_child *c, char *const argv[], char
 
     c->pidfd = pidfd_open(c->pid, 0);
     if (c->pidfd < 0) {
-        /* Cannot watch it: do not leave it running unobserved. */
         rc = -errno;
-        kill(-c->pid, SIGKILL);
-        while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR) {
-        }
-        goto fail_fds;
+        goto fail_child;
     }
     /* pidfds are close-on-exec from birth. */
-    if ((rc = uv_poll_init(loop, &c->poll, c->pidfd)) != 0) {
-        kill(-c->pid, SIGKILL);
-        while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR) {
-        }
-        close(c->pidfd);
-        c->pidfd = -1;
-        goto fail_fds;
-    }
+    if ((rc = uv_poll_init(loop, &c->poll, c->pidfd)) != 0)
+        goto fail_child;
     /* On a new handle with a callback, uv_poll_start only queues the watcher
      * (libuv reports no error for a pollable fd, which a pidfd is). */
     uv_poll_start(&c->poll, UV_READABLE, on_pidfd);
@@ -164,6 +154,15 @@ int gw_child_spawn(uv_loop_t *loop, struct gw_child *c, char *const argv[], char
     uv_pipe_open(err, sp[2][0]);
     return 0;
 
+fail_child:
+    /* Cannot watch it: do not leave it running unobserved. */
+    kill(-c->pid, SIGKILL);
+    while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+    if (c->pidfd >= 0) {
+        close(c->pidfd);
+        c->pidfd = -1;
+    }
 fail_fds:
     for (i = 0; i < 3; i++) {
         if (sp[i][0] >= 0)

@@ -18,22 +18,17 @@ void gw_event_time_now(char *buf, size_t n)
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(now.tv_nsec / 1000000));
 }
 
-static char *dup_str(json_t *o, const char *k)
+/* o[k] when it is a string, else NULL; borrowed from o. */
+static const char *str(json_t *o, const char *k)
 {
-    const char *s = json_string_value(json_object_get(o, k));
-    return s != NULL ? strdup(s) : NULL;
+    return json_string_value(json_object_get(o, k));
 }
 
 void gw_run_request_finish(struct gw_run_request *r)
 {
     if (r == NULL)
         return;
-    free(r->event_id);
-    free(r->run_id);
-    free(r->action_id);
-    free(r->action_version);
-    free(r->worker_type);
-    free(r->key);
+    json_decref(r->doc);
     memset(r, 0, sizeof(*r));
 }
 
@@ -76,68 +71,70 @@ static bool run_and_attempt_ok(json_t *data, const char *run_id, char *why, size
     return true;
 }
 
+/* Opens an event about one attempt of a run: the envelope of `type`, its
+ * id, and data.run_id and data.attempt checked. Returns the event, which
+ * the strings point into (the caller keeps it and reads the rest of data),
+ * or NULL with `why` set and the strings left NULL. */
+static json_t *run_event_open(const char *payload, size_t len, const char *type,
+                              const char **event_id, const char **run_id, int *attempt, char *why,
+                              size_t whysz)
+{
+    json_t *ev = envelope(payload, len, type, why, whysz), *data;
+    if (ev == NULL)
+        return NULL;
+    data = json_object_get(ev, "data");
+    if (!run_and_attempt_ok(data, str(data, "run_id"), why, whysz)) {
+        json_decref(ev);
+        return NULL;
+    }
+    *event_id = str(ev, "id");
+    *run_id = str(data, "run_id");
+    *attempt = (int)json_integer_value(json_object_get(data, "attempt"));
+    return ev;
+}
+
 int gw_run_request_parse(const char *payload, size_t len, struct gw_run_request *out, char *why,
                          size_t whysz)
 {
-    json_t *ev, *data, *a;
+    json_t *data, *a;
     memset(out, 0, sizeof(*out));
-    if ((ev = envelope(payload, len, "dev.gangway.run.requested", why, whysz)) == NULL)
+    out->doc = run_event_open(payload, len, "dev.gangway.run.requested", &out->event_id,
+                              &out->run_id, &out->attempt, why, whysz);
+    if (out->doc == NULL)
         return -1;
-    data = json_object_get(ev, "data");
-    out->event_id = dup_str(ev, "id");
-    out->run_id = dup_str(data, "run_id");
-    out->action_id = dup_str(data, "action_id");
-    out->action_version = dup_str(data, "action_version");
-    out->worker_type = dup_str(data, "worker_type");
-    out->key = dup_str(data, "key");
-    if (!run_and_attempt_ok(data, out->run_id, why, whysz))
-        goto fail;
-    out->attempt = (int)json_integer_value(json_object_get(data, "attempt"));
+    data = json_object_get(out->doc, "data");
+    out->action_id = str(data, "action_id");
+    out->action_version = str(data, "action_version");
+    out->worker_type = str(data, "worker_type");
+    out->key = str(data, "key");
     a = json_object_get(data, "timeout_seconds");
     out->timeout_seconds = json_is_integer(a) ? (int)json_integer_value(a) : 0;
-    json_decref(ev);
     return 0;
-fail:
-    json_decref(ev);
-    gw_run_request_finish(out);
-    return -1;
 }
 
 void gw_cancel_request_finish(struct gw_cancel_request *r)
 {
     if (r == NULL)
         return;
-    free(r->event_id);
-    free(r->run_id);
-    free(r->worker_type);
-    free(r->worker_id);
-    free(r->reason);
+    json_decref(r->doc);
     memset(r, 0, sizeof(*r));
 }
 
 int gw_cancel_request_parse(const char *payload, size_t len, struct gw_cancel_request *out,
                             char *why, size_t whysz)
 {
-    json_t *ev, *data;
+    json_t *data;
     memset(out, 0, sizeof(*out));
-    if ((ev = envelope(payload, len, "dev.gangway.run.cancel", why, whysz)) == NULL)
+    out->doc = run_event_open(payload, len, "dev.gangway.run.cancel", &out->event_id, &out->run_id,
+                              &out->attempt, why, whysz);
+    if (out->doc == NULL)
         return -1;
-    data = json_object_get(ev, "data");
-    out->event_id = dup_str(ev, "id");
-    out->run_id = dup_str(data, "run_id");
+    data = json_object_get(out->doc, "data");
     /* Informational: a process matches on run id and attempt alone. */
-    out->worker_type = dup_str(data, "worker_type");
-    out->worker_id = dup_str(data, "worker_id");
-    out->reason = dup_str(data, "reason");
-    if (!run_and_attempt_ok(data, out->run_id, why, whysz))
-        goto fail;
-    out->attempt = (int)json_integer_value(json_object_get(data, "attempt"));
-    json_decref(ev);
+    out->worker_type = str(data, "worker_type");
+    out->worker_id = str(data, "worker_id");
+    out->reason = str(data, "reason");
     return 0;
-fail:
-    json_decref(ev);
-    gw_cancel_request_finish(out);
-    return -1;
 }
 
 char *gw_event_build(const char *kind, const char *run_id, int attempt, long seq,

@@ -8,15 +8,17 @@
 #include <jansson.h>
 #include <stddef.h>
 
-/* The data of a dev.gangway.run.requested event (strings owned). */
+/* The data of a dev.gangway.run.requested event. The strings point into
+ * `doc` (NULL when absent) and live until gw_run_request_finish(). */
 struct gw_run_request {
-    char *event_id;
-    char *run_id;
+    json_t *doc; /* the parsed event (owned) */
+    const char *event_id;
+    const char *run_id;
     int attempt;
-    char *action_id;
-    char *action_version;
-    char *worker_type;
-    char *key;
+    const char *action_id;
+    const char *action_version;
+    const char *worker_type;
+    const char *key;
     int timeout_seconds;
 };
 
@@ -25,15 +27,17 @@ int gw_run_request_parse(const char *payload, size_t len, struct gw_run_request 
                          size_t whysz);
 void gw_run_request_finish(struct gw_run_request *r);
 
-/* The data of a dev.gangway.run.cancel event on <prefix>gangway.control
- * (strings owned; worker_type, worker_id and reason may be NULL). */
+/* The data of a dev.gangway.run.cancel event on <prefix>gangway.control.
+ * The strings point into `doc` and live until gw_cancel_request_finish();
+ * worker_type, worker_id and reason may be NULL. */
 struct gw_cancel_request {
-    char *event_id;
-    char *run_id;
+    json_t *doc; /* the parsed event (owned) */
+    const char *event_id;
+    const char *run_id;
     int attempt;
-    char *worker_type;
-    char *worker_id;
-    char *reason;
+    const char *worker_type;
+    const char *worker_id;
+    const char *reason;
 };
 
 /* Parses one control message. Returns 0, or -1 with `why` filled. Other

@@ -1,11 +1,47 @@
 /*
- * The worker runtime. One job per Kafka message, moved by one state machine:
+ * The worker runtime. One job per Kafka message, moved by one state machine
+ * whose only transition function is job_enter():
  *
- *   WAIT_KEY --(key free)--> CLAIMING --200--> RUNNING --finish--> FINISHING
- *                               |  409/404: done at once          | final event
- *                               v                                  v delivered
- *                              END <-------------------------------+
- *   DEADLETTER (unusable message): published to the dead-letter topic, END.
+ *   NEW ------> WAIT_KEY ------> CLAIMING ------> RUNNING ------> FINISHING -----> END
+ *    | key busy         key free  |        200      |  |    finish      final event
+ *    | (key free: CLAIMING)        | cancel          |  |                acknowledged
+ *    |                             v                 |  | grace expired, or given up
+ *    |                      CLAIM_CANCELLED          |  v
+ *    |                      (200: FINISHING)         | KILLING
+ *    |                                   user cancel |  | user cancel
+ *    v                                               v  v
+ *   DEADLETTER ----> END                          CANCELLING
+ *   (an unusable message, or a claim answered with another 4xx)
+ *
+ *   NEW, WAIT_KEY, CLAIMING and CLAIM_CANCELLED may also go straight to END
+ *   (out of memory, a cancel while waiting, shutdown, a refused or abandoned
+ *   claim); KILLING and CANCELLING finish into FINISHING like RUNNING.
+ *   job_may_enter() is the same table in code.
+ *
+ *   state            on entry (job_enter)               leaves on
+ *   NEW              -                                  key free, key busy, unusable message
+ *   WAIT_KEY         logs the wait                      key handed over; cancel or shutdown
+ *                                                       (END)
+ *   CLAIMING         -                                  the claim's answer; a cancel
+ *   CLAIM_CANCELLED  -                                  the claim's answer: a grant reports
+ *                                                       run.cancelled without starting
+ *   RUNNING          heartbeat timer armed              the backend's finish; a user cancel;
+ *                                                       a shutdown kill the backend took
+ *   CANCELLING       -                                  finish: reported run.cancelled
+ *   KILLING          -                                  finish: a CANCELLED outcome is
+ *                                                       reported failed (worker_shutdown);
+ *                                                       a user cancel still wins
+ *   FINISHING        timer stopped (it retries the      the final event's delivery report
+ *                    final event from now on)
+ *   DEADLETTER       counted                            the dead-letter's delivery report
+ *   END              message resolved, key handed on,   - (freed once the timer is closed
+ *                    timer closed                          and no delivery report is due)
+ *
+ * Besides the state a job keeps what is not a state: pending_dr counts the
+ * delivery reports still owed to it and timer_open says whether its one
+ * handle is still open (both gate the free, in any state: a job in END may
+ * still get callbacks); run_created says the backend's destroy is owed,
+ * which depends on how the job got to FINISHING, not on where it is now.
  *
  * The Kafka message is marked done (its offset may be committed) only when
  * the claim is resolved: refused -> at once; granted -> once the final event
@@ -41,7 +77,18 @@
  * stops waiting for Kafka and exits anyway (their messages stay undone). */
 #define HARD_DEADLINE_MS 15000
 
-enum job_state { J_WAIT_KEY, J_CLAIMING, J_RUNNING, J_FINISHING, J_DEADLETTER, J_END };
+enum job_state {
+    J_NEW,             /* parsed (or not), no key taken yet */
+    J_WAIT_KEY,        /* queued behind an earlier run of the same key */
+    J_CLAIMING,        /* the claim is in flight */
+    J_CLAIM_CANCELLED, /* the claim is in flight and a cancel came: never start */
+    J_RUNNING,         /* the backend runs it; heartbeats */
+    J_CANCELLING,      /* a user's cancel reached the backend */
+    J_KILLING,         /* the backend took the shutdown kill (grace expired) */
+    J_FINISHING,       /* the final event is on its way to Kafka */
+    J_DEADLETTER,      /* the message is on its way to the dead-letter topic */
+    J_END,             /* message resolved; freed when nothing refers to it */
+};
 
 struct job {
     struct gw_worker *w;
@@ -55,17 +102,13 @@ struct job {
     char worker_id[176];
     json_t *reply;
     struct gw_run run;
-    bool run_created;
-    bool shutdown_cancel;
-    bool user_cancel;    /* a cancel request reached the backend */
-    bool cancel_pending; /* a cancel came while claiming: never start */
+    bool run_created; /* the backend's destroy() is owed */
     long seq;
     uv_timer_t timer; /* heartbeats, then retries of the final event */
     bool timer_open;
     uint64_t heartbeat_ms;
     char *final_text;
-    int pending_dr;
-    bool msg_resolved; /* done or deliberately left undone */
+    int pending_dr; /* delivery reports still to come back to this job */
 };
 
 struct gw_worker {
@@ -90,6 +133,76 @@ struct gw_worker {
 
 static void job_claim(struct job *j);
 static void check_shutdown(struct gw_worker *w);
+static void heartbeat(uv_timer_t *t);
+
+/* ------------------------------------------------------------ job states */
+
+/* The transitions of the diagram at the top of this file. */
+static bool job_may_enter(enum job_state from, enum job_state to)
+{
+    static const bool next[J_END + 1][J_END + 1] = {
+        [J_NEW] = {[J_WAIT_KEY] = true, [J_CLAIMING] = true, [J_DEADLETTER] = true, [J_END] = true},
+        [J_WAIT_KEY] = {[J_CLAIMING] = true, [J_END] = true},
+        [J_CLAIMING] =
+            {[J_CLAIM_CANCELLED] = true, [J_RUNNING] = true, [J_DEADLETTER] = true, [J_END] = true},
+        [J_CLAIM_CANCELLED] = {[J_FINISHING] = true, [J_DEADLETTER] = true, [J_END] = true},
+        [J_RUNNING] = {[J_CANCELLING] = true, [J_KILLING] = true, [J_FINISHING] = true},
+        [J_CANCELLING] = {[J_FINISHING] = true},
+        [J_KILLING] = {[J_CANCELLING] = true, [J_FINISHING] = true},
+        [J_FINISHING] = {[J_END] = true},
+        [J_DEADLETTER] = {[J_END] = true},
+    };
+    return next[from][to];
+}
+
+/* A backend run is going (RUNNING, CANCELLING or KILLING). */
+static bool job_running(const struct job *j)
+{
+    return j->state == J_RUNNING || j->state == J_CANCELLING || j->state == J_KILLING;
+}
+
+/* A claim is in flight (CLAIMING or CLAIM_CANCELLED). */
+static bool job_claiming(const struct job *j)
+{
+    return j->state == J_CLAIMING || j->state == J_CLAIM_CANCELLED;
+}
+
+static void job_end_entered(struct job *j);
+
+/* The one place where a job changes state; what each state does on entry is
+ * in the table at the top of this file. */
+static void job_enter(struct job *j, enum job_state s)
+{
+    if (!job_may_enter(j->state, s)) {
+        /* A broken invariant: a bug in this file, not bad input. */
+        gw_log(GW_LOG_ERROR, j->req.run_id, "job: no transition from state %d to %d", j->state, s);
+        abort();
+    }
+    j->state = s;
+    switch (s) {
+    case J_WAIT_KEY:
+        gw_log(GW_LOG_INFO, j->req.run_id, "waiting for an earlier run of key %s", j->key);
+        break;
+    case J_RUNNING:
+        uv_timer_start(&j->timer, heartbeat, j->heartbeat_ms, j->heartbeat_ms);
+        break;
+    case J_FINISHING:
+        uv_timer_stop(&j->timer);
+        break;
+    case J_DEADLETTER:
+        j->w->stats.deadlettered++;
+        break;
+    case J_END:
+        job_end_entered(j);
+        break;
+    case J_NEW:
+    case J_CLAIMING:
+    case J_CLAIM_CANCELLED:
+    case J_CANCELLING:
+    case J_KILLING:
+        break;
+    }
+}
 
 /* ------------------------------------------------------------ job lifetime */
 
@@ -126,17 +239,23 @@ static void timer_closed(uv_handle_t *h)
     job_maybe_free(j);
 }
 
-/* Ends a job: resolves its message (done or not), hands its key over. */
+/* Ends a job: resolves its message (done, or left undone to come back). */
 static void job_end(struct job *j, bool done)
 {
     struct gw_worker *w = j->w;
-    struct gw_keygate_waiter *next;
     if (j->state == J_END)
         return;
-    j->state = J_END;
     if (done && j->msg != NULL && w->consumer != NULL)
         gw_kafka_msg_done(w->consumer, j->msg);
     j->msg = NULL;
+    job_enter(j, J_END);
+}
+
+/* END's entry: hands the key over and closes the timer. */
+static void job_end_entered(struct job *j)
+{
+    struct gw_worker *w = j->w;
+    struct gw_keygate_waiter *next;
     if (j->key != NULL && (next = gw_keygate_release(&w->gate, j->key)) != NULL) {
         /* The next run of this resource, in arrival order. */
         struct job *nj = next->data;
@@ -153,6 +272,16 @@ static void job_end(struct job *j, bool done)
     }
 }
 
+/* Ends a job still waiting for its key: it leaves the queue (it never held
+ * the key, so it hands nothing over). */
+static void job_drop_waiting(struct job *j, bool done)
+{
+    gw_keygate_cancel(&j->w->gate, j->key, &j->waiter);
+    free(j->key);
+    j->key = NULL;
+    job_end(j, done);
+}
+
 /* ------------------------------------------------------------ publishing */
 
 static void dr_event(void *opaque, const struct gw_error *err)
@@ -162,6 +291,18 @@ static void dr_event(void *opaque, const struct gw_error *err)
     if (err != NULL)
         gw_log(GW_LOG_WARN, j->req.run_id, "event not delivered: %s", err->message);
     job_maybe_free(j);
+}
+
+/* Hands one event of the run to Kafka, keyed by the run id; `dr` gets the
+ * job once Kafka acknowledged it (or gave up). Returns gw_kafka_produce's. */
+static int produce_event(struct job *j, const char *text, gw_kafka_dr_cb dr, struct gw_error *err)
+{
+    struct gw_worker *w = j->w;
+    int rc = gw_kafka_produce(w->producer, w->events_topic, j->req.run_id, strlen(j->req.run_id),
+                              text, strlen(text), dr, j, err);
+    if (rc == 0)
+        j->pending_dr++;
+    return rc;
 }
 
 static void publish_final_text(struct job *j);
@@ -192,16 +333,12 @@ static void dr_final(void *opaque, const struct gw_error *err)
 static void publish_final_text(struct job *j)
 {
     struct gw_error err;
-    struct gw_worker *w = j->w;
-    if (w->producer == NULL) {
+    if (j->w->producer == NULL) {
         job_end(j, false); /* past the hard deadline */
         return;
     }
-    if (gw_kafka_produce(w->producer, w->events_topic, j->req.run_id, strlen(j->req.run_id),
-                         j->final_text, strlen(j->final_text), dr_final, j, &err) == 0) {
-        j->pending_dr++;
+    if (produce_event(j, j->final_text, dr_final, &err) == 0)
         return;
-    }
     gw_log(GW_LOG_WARN, j->req.run_id, "final event: %s, retrying", err.message);
     uv_timer_start(&j->timer, final_retry, FINAL_RETRY_MS, 0);
 }
@@ -228,10 +365,8 @@ static void publish(struct job *j, const char *kind, json_t *data, bool final)
         publish_final_text(j);
         return;
     }
-    if (gw_kafka_produce(w->producer, w->events_topic, j->req.run_id, strlen(j->req.run_id), text,
-                         strlen(text), dr_event, j, &err) == 0) {
+    if (produce_event(j, text, dr_event, &err) == 0) {
         j->seq++;
-        j->pending_dr++;
     } else {
         gw_log(GW_LOG_WARN, j->req.run_id, "%s event dropped: %s", kind, err.message);
     }
@@ -252,8 +387,7 @@ static void deadletter(struct job *j, const char *reason)
     struct gw_worker *w = j->w;
     struct gw_error err;
     char *text;
-    j->state = J_DEADLETTER;
-    w->stats.deadlettered++;
+    job_enter(j, J_DEADLETTER);
     gw_log(GW_LOG_WARN, j->req.run_id, "message %s[%d]@%lld to dead-letter: %s", j->msg->topic,
            (int)j->msg->partition, (long long)j->msg->offset, reason);
     text = gw_event_deadletter(w->id_base, j->msg->topic, j->msg->partition, j->msg->offset,
@@ -292,8 +426,9 @@ static void sink_finish(struct gw_run *run, const struct gw_run_result *r)
     char *masked_msg = gw_run_mask_text(run, r->message);
     const char *msg = masked_msg ? masked_msg : (r->message ? r->message : "");
     json_t *outputs = gw_run_mask_json(run, r->outputs);
-    uv_timer_stop(&j->timer);
-    j->state = J_FINISHING;
+    /* A user's cancel wins over the shutdown that raced it (CANCELLING). */
+    bool killed = j->state == J_KILLING;
+    job_enter(j, J_FINISHING);
     switch (r->outcome) {
     case GW_RUN_SUCCEEDED:
         w->stats.runs_succeeded++;
@@ -314,8 +449,7 @@ static void sink_finish(struct gw_run *run, const struct gw_run_result *r)
         publish(j, "timed_out", json_pack("{s:s}", "message", msg), true);
         break;
     case GW_RUN_CANCELLED:
-        /* A user's cancel wins over the shutdown that raced it. */
-        if (j->shutdown_cancel && !j->user_cancel) {
+        if (killed) {
             w->stats.runs_failed++;
             gw_log(GW_LOG_WARN, j->req.run_id, "run killed by worker shutdown");
             publish(j, "failed",
@@ -339,7 +473,7 @@ static const struct gw_run_sink runtime_sink = {.log = sink_log, .finish = sink_
 static void heartbeat(uv_timer_t *t)
 {
     struct job *j = t->data;
-    if (j->state == J_RUNNING)
+    if (job_running(j))
         publish(j, "heartbeat", NULL, false);
 }
 
@@ -356,11 +490,11 @@ static void start_run(struct job *j, json_t *reply)
                (long long)fence, j->req.attempt);
     if (fence > 0)
         j->req.attempt = (int)fence;
-    if (j->cancel_pending) {
+    if (j->state == J_CLAIM_CANCELLED) {
         /* Cancelled between our claim and its answer: the run is ours and
          * running for the broker, so it needs a final event, but nothing
          * is started. */
-        j->state = J_FINISHING;
+        job_enter(j, J_FINISHING);
         w->stats.runs_cancelled++;
         gw_log(GW_LOG_INFO, j->req.run_id, "claim granted after a cancel request: not started");
         publish(j, "cancelled", json_pack("{s:s}", "message", "cancelled before it started"), true);
@@ -397,7 +531,7 @@ static void start_run(struct job *j, json_t *reply)
                           ? (uint64_t)(json_number_value(v) * 1000.0)
                           : (uint64_t)w->o.heartbeat_ms;
 
-    j->state = J_RUNNING;
+    job_enter(j, J_RUNNING);
     w->stats.runs_started++;
     gw_log(GW_LOG_INFO, j->req.run_id, "claim granted (attempt %d), starting %s", j->req.attempt,
            j->run.action_id ? j->run.action_id : "?");
@@ -414,9 +548,8 @@ static void start_run(struct job *j, json_t *reply)
         gw_run_finish_failed(&j->run, "spawn_failed", -1, err.message);
         return;
     }
-    uv_timer_start(&j->timer, heartbeat, j->heartbeat_ms, j->heartbeat_ms);
     if (w->grace_expired && w->be->cancel(&j->run, GW_CANCEL_SHUTDOWN) == 0)
-        j->shutdown_cancel = true;
+        job_enter(j, J_KILLING);
 }
 
 static void on_claim(void *arg, enum gw_claim_result r, json_t *reply, const char *detail)
@@ -452,7 +585,7 @@ static void job_claim(struct job *j)
                                 .attempt = j->req.attempt,
                                 .worker_id = j->worker_id,
                                 .worker_type = w->o.type};
-    j->state = J_CLAIMING;
+    job_enter(j, J_CLAIMING);
     j->claim = gw_claim_start(w->loop, &p, on_claim, j, &err);
     if (j->claim == NULL)
         deadletter(j, err.message);
@@ -504,8 +637,7 @@ static void take_message(struct gw_worker *w, struct gw_kafka_msg *m)
     if (rc == 1) {
         job_claim(j);
     } else if (rc == 0) {
-        j->state = J_WAIT_KEY;
-        gw_log(GW_LOG_INFO, j->req.run_id, "waiting for an earlier run of key %s", j->key);
+        job_enter(j, J_WAIT_KEY);
     } else {
         free(j->key);
         j->key = NULL;
@@ -544,20 +676,22 @@ static void on_cancel(void *arg, const struct gw_cancel_request *c)
         case J_WAIT_KEY:
             gw_log(GW_LOG_INFO, c->run_id, "cancelled while waiting for key %s: never started",
                    j->key);
-            gw_keygate_cancel(&w->gate, j->key, &j->waiter);
-            free(j->key);
-            j->key = NULL;
             w->stats.claims_refused++;
-            job_end(j, true);
+            job_drop_waiting(j, true);
             break;
         case J_CLAIMING:
+        case J_CLAIM_CANCELLED:
             gw_log(GW_LOG_INFO, c->run_id, "cancel requested while claiming: will not start");
-            j->cancel_pending = true;
+            if (j->state == J_CLAIMING)
+                job_enter(j, J_CLAIM_CANCELLED);
             break;
         case J_RUNNING:
+        case J_CANCELLING:
+        case J_KILLING:
             if (j->run.finished)
                 break;
-            j->user_cancel = true;
+            if (j->state != J_CANCELLING)
+                job_enter(j, J_CANCELLING);
             if (w->be->cancel(&j->run, GW_CANCEL_REQUESTED) == 0)
                 gw_log(GW_LOG_INFO, c->run_id, "cancel requested%s%s: stopping the run",
                        c->reason ? ": " : "", c->reason ? c->reason : "");
@@ -634,9 +768,9 @@ static void grace_expired(uv_timer_t *t)
     w->grace_expired = true;
     gw_log_warn("shutdown grace expired: killing the runs still going");
     for (struct job *j = w->jobs; j != NULL; j = j->next)
-        if (j->state == J_RUNNING && !j->run.finished &&
-            w->be->cancel(&j->run, GW_CANCEL_SHUTDOWN) == 0)
-            j->shutdown_cancel = true;
+        if (job_running(j) && !j->run.finished && w->be->cancel(&j->run, GW_CANCEL_SHUTDOWN) == 0 &&
+            j->state == J_RUNNING)
+            job_enter(j, J_KILLING);
     if (!w->closing)
         uv_timer_start(&w->grace, hard_deadline, HARD_DEADLINE_MS, 0);
 }
@@ -657,16 +791,12 @@ void gw_worker_shutdown(struct gw_worker *w)
     /* Waiting runs never started: forget them (their messages stay undone). */
     for (j = w->jobs; j != NULL; j = next) {
         next = j->next;
-        if (j->state == J_WAIT_KEY) {
-            gw_keygate_cancel(&w->gate, j->key, &j->waiter);
-            free(j->key);
-            j->key = NULL;
-            job_end(j, false);
-        }
+        if (j->state == J_WAIT_KEY)
+            job_drop_waiting(j, false);
     }
     for (j = w->jobs; j != NULL; j = next) {
         next = j->next;
-        if (j->state == J_CLAIMING)
+        if (job_claiming(j))
             gw_claim_abandon(j->claim);
     }
     uv_timer_start(&w->grace, grace_expired, (uint64_t)w->o.grace_ms, 0);
@@ -793,13 +923,7 @@ fail_producer:
     /* Not started yet: nothing to flush. The loop closes its handles. */
     gw_kafka_producer_destroy(w->producer, 0);
 fail:
-    if (w->slot_fd >= 0)
-        close(w->slot_fd);
-    free(w->runs_topic);
-    free(w->events_topic);
-    free(w->deadletter_topic);
-    free(w->group);
-    free(w);
+    gw_worker_destroy(w); /* nothing of it is on the loop yet */
     return NULL;
 }
 

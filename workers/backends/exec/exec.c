@@ -8,6 +8,35 @@
  * process it left in its group is SIGKILLed so the pipes reach EOF.
  * The process must ignore SIGPIPE (the runtime does): a child that exits
  * without reading stdin makes our write fail with EPIPE.
+ *
+ * One run is one state machine; exec_enter() is the only place its state
+ * changes:
+ *
+ *   CREATED --spawned--> RUNNING --leader exits--> EXITED ---------+
+ *      |                    |                                      | exit and
+ *      | spawn failed       | timeout, cancel                      | every EOF
+ *      |                    v                                      v
+ *      |                 STOPPING --leader exits, every EOF--> CLOSING --handles
+ *      +-------------------------------------------------------->  |      closed
+ *                                                                  v
+ *                                                              FINALIZE --> finish
+ *
+ *   state     on entry (exec_enter)                 leaves on
+ *   CREATED   -                                     the spawn (exec_start)
+ *   RUNNING   -                                     the leader's exit; timeout; cancel
+ *   EXITED    SIGKILL to the group (left-overs     the last pipe EOF
+ *             would hold the pipes open)
+ *   STOPPING  timeout timer stopped, SIGTERM to    the leader's exit and the last EOF
+ *             the group, the kill timer armed      (the kill timer gives left-overs
+ *             (SIGKILL after kill_grace_seconds)   their grace)
+ *   CLOSING   both timers closed                    the last handle's close callback
+ *   FINALIZE  outputs read and workdir removed     - (finish, from the pool's callback)
+ *             on the thread pool
+ *
+ * Only RUNNING takes a cancel. What is kept beside the state: which of the
+ * five handles are still open (each closes on its own: pipes at EOF, the
+ * pidfd at exit), and the record the result is made from (spawned, why it
+ * was stopped, exit status), which outlives the states it was set in.
  */
 #include <errno.h>
 #include <limits.h>
@@ -25,13 +54,18 @@
 
 #define DEFAULT_GRACE_MS 5000
 
+/* In order: ">= ST_CLOSING" means the timers are closed or closing. */
 enum exec_state {
     ST_CREATED,
     ST_RUNNING,  /* spawned, waiting for exit and EOFs */
+    ST_EXITED,   /* the leader exited on its own, waiting for EOFs */
     ST_STOPPING, /* SIGTERM sent (timeout or cancel) */
-    ST_CLOSING,  /* all handles closing */
+    ST_CLOSING,  /* the timers closing, after every other handle */
     ST_FINALIZE, /* reading outputs and removing the workdir on the pool */
 };
+
+/* Why a run was stopped before its program ended by itself. */
+enum exec_stop { STOP_NONE, STOP_TIMEOUT, STOP_CANCEL };
 
 struct exec_run {
     struct gw_run *run;
@@ -49,10 +83,11 @@ struct exec_run {
     uv_write_t wreq;
     uv_shutdown_t sreq;
     int open_handles;
-    bool proc_open, in_open, out_open, err_open, timers_closing;
+    bool proc_open, in_open, out_open, err_open;
     struct exec_lines out_lines, err_lines;
 
-    bool spawned, exited, timed_out, cancelled;
+    bool spawned;
+    enum exec_stop stopped;
     int64_t exit_status;
     int term_signal;
     char spawn_error[256];
@@ -178,13 +213,17 @@ static char **build_env(struct exec_run *x)
     return e;
 }
 
+/* ------------------------------------------------------------ states */
+
+static void exec_enter(struct exec_run *x, enum exec_state s);
+
 /* ------------------------------------------------------------ finishing */
 
 static void finalize_work(uv_work_t *req)
 {
     struct exec_run *x = container_of(req, struct exec_run, work);
-    if (x->spawned && x->exited && !x->timed_out && !x->cancelled && x->term_signal == 0 &&
-        x->exit_status == 0)
+    /* Spawned and closed means exited: the pidfd closes at the exit. */
+    if (x->spawned && x->stopped == STOP_NONE && x->term_signal == 0 && x->exit_status == 0)
         x->outputs_rc = exec_outputs_read(x->outputs, &x->result_outputs, x->outputs_msg,
                                           sizeof(x->outputs_msg));
     exec_remove_tree(x->workdir);
@@ -198,11 +237,11 @@ static void finalize_done(uv_work_t *req, int status)
     (void)status;
     if (!x->spawned) {
         gw_run_finish_failed(r, "spawn_failed", -1, x->spawn_error);
-    } else if (x->timed_out) {
+    } else if (x->stopped == STOP_TIMEOUT) {
         snprintf(msg, sizeof(msg), "timed out after %d s; process group killed",
                  r->timeout_seconds);
         gw_run_finish_timed_out(r, msg);
-    } else if (x->cancelled) {
+    } else if (x->stopped == STOP_CANCEL) {
         gw_run_finish_cancelled(r, "cancelled; process group killed");
     } else if (x->term_signal != 0) {
         snprintf(msg, sizeof(msg), "killed by signal %d", x->term_signal);
@@ -222,13 +261,8 @@ static void finalize_done(uv_work_t *req, int status)
 static void handle_closed(uv_handle_t *h)
 {
     struct exec_run *x = h->data;
-    if (--x->open_handles > 0)
-        return;
-    x->state = ST_FINALIZE;
-    if (uv_queue_work(x->run->loop, &x->work, finalize_work, finalize_done) != 0) {
-        /* Cannot happen with a live loop; finish anyway, leaking the dir. */
-        finalize_done(&x->work, 0);
-    }
+    if (--x->open_handles == 0)
+        exec_enter(x, ST_FINALIZE);
 }
 
 static void close_one(struct exec_run *x, uv_handle_t *h, bool *open)
@@ -243,12 +277,9 @@ static void close_one(struct exec_run *x, uv_handle_t *h, bool *open)
 /* Once the process is gone and both pipes hit EOF, the timers go too. */
 static void maybe_close_timers(struct exec_run *x)
 {
-    if (x->proc_open || x->out_open || x->err_open || x->in_open || x->timers_closing)
+    if (x->proc_open || x->out_open || x->err_open || x->in_open || x->state >= ST_CLOSING)
         return;
-    x->timers_closing = true;
-    x->state = ST_CLOSING;
-    uv_close((uv_handle_t *)&x->timeout, handle_closed);
-    uv_close((uv_handle_t *)&x->kill, handle_closed);
+    exec_enter(x, ST_CLOSING);
 }
 
 /* ------------------------------------------------------------ process I/O */
@@ -319,12 +350,10 @@ static void kill_cb(uv_timer_t *t)
     signal_group(x, SIGKILL);
 }
 
-static void stop(struct exec_run *x)
+static void stop(struct exec_run *x, enum exec_stop why)
 {
-    x->state = ST_STOPPING;
-    uv_timer_stop(&x->timeout);
-    signal_group(x, SIGTERM);
-    uv_timer_start(&x->kill, kill_cb, x->grace_ms, 0);
+    x->stopped = why;
+    exec_enter(x, ST_STOPPING);
 }
 
 static void timeout_cb(uv_timer_t *t)
@@ -334,26 +363,75 @@ static void timeout_cb(uv_timer_t *t)
         return;
     gw_log(GW_LOG_WARN, x->run->run_id, "exec: timeout after %d s, stopping process group",
            x->run->timeout_seconds);
-    x->timed_out = true;
-    stop(x);
+    stop(x, STOP_TIMEOUT);
 }
 
 static void exit_cb(struct gw_child *c, int64_t exit_status, int term_signal)
 {
     struct exec_run *x = c->data;
-    x->exited = true;
     x->exit_status = exit_status;
     x->term_signal = term_signal;
     uv_timer_stop(&x->timeout);
-    /* Left-overs of a normal exit would hold the pipes open: kill them. During
-     * a stop sequence the kill timer gives them their grace instead. */
+    /* During a stop sequence the kill timer gives left-overs their grace. */
     if (x->state == ST_RUNNING)
-        signal_group(x, SIGKILL);
+        exec_enter(x, ST_EXITED);
     if (x->proc_open) {
         x->proc_open = false;
         gw_child_close(c, handle_closed);
     }
     maybe_close_timers(x);
+}
+
+/* ------------------------------------------------------------ the state machine */
+
+/* The transitions of the diagram at the top of this file. */
+static bool exec_may_enter(enum exec_state from, enum exec_state to)
+{
+    static const bool next[ST_FINALIZE + 1][ST_FINALIZE + 1] = {
+        [ST_CREATED] = {[ST_RUNNING] = true, [ST_CLOSING] = true},
+        [ST_RUNNING] = {[ST_EXITED] = true, [ST_STOPPING] = true},
+        [ST_EXITED] = {[ST_CLOSING] = true},
+        [ST_STOPPING] = {[ST_CLOSING] = true},
+        [ST_CLOSING] = {[ST_FINALIZE] = true},
+    };
+    return next[from][to];
+}
+
+/* The one place where a run changes state; the entry work of each state is
+ * in the table at the top of this file. */
+static void exec_enter(struct exec_run *x, enum exec_state s)
+{
+    if (!exec_may_enter(x->state, s)) {
+        /* A broken invariant: a bug in this file, not bad input. */
+        gw_log(GW_LOG_ERROR, x->run->run_id, "exec: no transition from state %d to %d", x->state,
+               s);
+        abort();
+    }
+    x->state = s;
+    switch (s) {
+    case ST_CREATED:
+    case ST_RUNNING:
+        break;
+    case ST_EXITED:
+        /* Left-overs of a normal exit would hold the pipes open: kill them. */
+        signal_group(x, SIGKILL);
+        break;
+    case ST_STOPPING:
+        uv_timer_stop(&x->timeout);
+        signal_group(x, SIGTERM);
+        uv_timer_start(&x->kill, kill_cb, x->grace_ms, 0);
+        break;
+    case ST_CLOSING:
+        uv_close((uv_handle_t *)&x->timeout, handle_closed);
+        uv_close((uv_handle_t *)&x->kill, handle_closed);
+        break;
+    case ST_FINALIZE:
+        if (uv_queue_work(x->run->loop, &x->work, finalize_work, finalize_done) != 0) {
+            /* Cannot happen with a live loop; finish anyway, leaking the dir. */
+            finalize_done(&x->work, 0);
+        }
+        break;
+    }
 }
 
 /* ------------------------------------------------------------ start */
@@ -411,7 +489,7 @@ static int exec_start(struct gw_run *run, struct gw_error *err)
     x->proc_open = true;
     x->open_handles++;
     x->spawned = true;
-    x->state = ST_RUNNING;
+    exec_enter(x, ST_RUNNING);
     gw_log(GW_LOG_INFO, run->run_id, "exec: started %s (pid %d)", x->argv[0], (int)x->child.pid);
     uv_read_start((uv_stream_t *)&x->out, alloc_cb, read_cb);
     uv_read_start((uv_stream_t *)&x->err, alloc_cb, read_cb);
@@ -430,11 +508,10 @@ static int exec_cancel(struct gw_run *run, enum gw_cancel_reason why)
 {
     struct exec_run *x = run->backend_data;
     (void)why;
-    if (x == NULL || x->state != ST_RUNNING || x->exited)
+    if (x == NULL || x->state != ST_RUNNING)
         return GW_ECONFLICT;
     gw_log(GW_LOG_INFO, run->run_id, "exec: cancel, stopping process group");
-    x->cancelled = true;
-    stop(x);
+    stop(x, STOP_CANCEL);
     return 0;
 }
 
