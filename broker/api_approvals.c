@@ -3,7 +3,7 @@
  * approve a given run is the run's approval rule (teams and roles, chosen
  * from the action's rules and the inputs at submission); the requester never
  * counts; each approver counts once; the transition to queued happens once
- * under the run's row lock (gw_decide in sql/0005).
+ * under the run's row lock (sql/functions/gw_decide.sql).
  */
 #include <stdio.h>
 #include <stdlib.h>

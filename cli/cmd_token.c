@@ -60,7 +60,7 @@ int gw_token_store_create(PGconn *conn, const char *subject, const char *const *
     snprintf(expires, sizeof(expires), "%ld", expires_in_s);
     const char *params[] = {
         hash, subject, teams_lit, roles_lit, expires_in_s > 0 ? expires : NULL, description};
-    /* gw_token_create (sql/0004) writes the token and its audit entry in one transaction. */
+    /* gw_token_create (sql/functions/) writes the token and its audit entry in one transaction. */
     PGresult *res =
         PQexecParams(conn,
                      "SELECT gw_token_create($1, $2, $3::text[], $4::text[], $5::bigint,"
@@ -206,7 +206,7 @@ static int token_revoke(int argc, char **argv)
     if (conn == NULL)
         return 1;
     const char *params[] = {argv[1]};
-    /* Revocation and its audit entry in one transaction (sql/0004). */
+    /* Revocation and its audit entry in one transaction (gw_token_revoke). */
     PGresult *res = PQexecParams(conn, "SELECT gw_token_revoke($1::uuid, 'gangway token revoke')",
                                  1, NULL, params, NULL, NULL, 0);
     int ok = PQresultStatus(res) == PGRES_TUPLES_OK;
