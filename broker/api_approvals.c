@@ -20,6 +20,7 @@
 struct decider {
     char *roles;
     char *actions;
+    json_t *roles_json; /* the same roles as a JSON array */
 };
 
 static bool decider_init(struct gw_api_ctx *ctx, struct decider *d)
@@ -40,11 +41,12 @@ static bool decider_init(struct gw_api_ctx *ctx, struct decider *d)
     gw_authz_finish(&z);
     d->roles = gw_api_pg_array(roles);
     d->actions = gw_api_pg_array(acts);
-    json_decref(roles);
+    d->roles_json = roles;
     json_decref(acts);
     if (d->roles == NULL || d->actions == NULL) {
         free(d->roles);
         free(d->actions);
+        json_decref(d->roles_json);
         gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
         return false;
     }
@@ -55,6 +57,22 @@ static void decider_finish(struct decider *d)
 {
     free(d->roles);
     free(d->actions);
+    json_decref(d->roles_json);
+}
+
+/* The named arguments of gw_decide and gw_decide_extension
+ * (sql/functions/gw_decide.sql): the caller's decision. NULL: out of memory. */
+static char *decision_args(const struct gw_api_ctx *ctx, const struct decider *d, json_t *decision,
+                           json_t *comment)
+{
+    const char *teams = ctx->principal.teams_json;
+    json_t *args = json_pack("{s:s, s:o, s:O, s:O, s:O?}", "approver", ctx->principal.subject,
+                             "teams", teams != NULL ? json_loads(teams, 0, NULL) : json_array(),
+                             "roles", d->roles_json, "decision", decision, "comment", comment);
+    char *text = args != NULL ? json_dumps(args, JSON_COMPACT) : NULL;
+
+    json_decref(args);
+    return text;
 }
 
 static void decided(void *arg, const PGresult *res, const struct gw_error *err)
@@ -144,12 +162,18 @@ void gw_api_run_decide(struct gw_api_ctx *ctx)
         decider_finish(&d);
         return;
     }
+    char *args = decision_args(ctx, &d, decision, comment);
+    if (args == NULL) {
+        gw_authz_filter_finish(&f);
+        decider_finish(&d);
+        gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
+        return;
+    }
     const char *params[] = {ctx->id,
                             ctx->principal.subject,
                             ctx->principal.teams_pg ? ctx->principal.teams_pg : teams_empty,
                             d.roles,
-                            json_string_value(decision),
-                            json_string_value(comment),
+                            args,
                             d.actions,
                             vis[0],
                             vis[1],
@@ -165,10 +189,10 @@ void gw_api_run_decide(struct gw_api_ctx *ctx)
      * unknown run, so nothing leaks (not even whether it is pending). */
     int rc = gw_pg_query(
         ctx->b->pg, "run_decide",
-        "SELECT d.outcome, d.run::text FROM gw_runs r CROSS JOIN LATERAL gw_decide(r.id, $2,"
-        " $3::text[], $4::text[], $5, $6) d WHERE r.id = $1"
-        " AND ('*' = ANY ($7::text[]) OR r.action_id = ANY ($7::text[]))"
-        " AND (gw_visible(r.requested_by, r.requested_teams, r.action_id, $8, $9, $10, $11, $12)"
+        "SELECT d.outcome, d.run::text FROM gw_runs r"
+        " CROSS JOIN LATERAL gw_decide(r.id, $5::jsonb) d WHERE r.id = $1"
+        " AND ('*' = ANY ($6::text[]) OR r.action_id = ANY ($6::text[]))"
+        " AND (gw_visible(r.requested_by, r.requested_teams, r.action_id, $7, $8, $9, $10, $11)"
         "  OR (r.approval_rule IS NOT NULL AND ("
         "   (jsonb_array_length(coalesce(r.approval_rule -> 'from_teams', '[]')) = 0"
         "    AND jsonb_array_length(coalesce(r.approval_rule -> 'from_roles', '[]')) = 0)"
@@ -178,9 +202,10 @@ void gw_api_run_decide(struct gw_api_ctx *ctx)
         "r.approval_rule -> 'from_roles', '[]')) t WHERE t = ANY ($4::text[]))))"
         "  OR EXISTS (SELECT 1 FROM gw_approvals a WHERE a.run_id = r.id AND a.approver = $2))"
         " UNION ALL SELECT 'forbidden', NULL FROM gw_runs r WHERE r.id = $1"
-        " AND NOT ('*' = ANY ($7::text[]) OR r.action_id = ANY ($7::text[]))"
-        " AND gw_visible(r.requested_by, r.requested_teams, r.action_id, $8, $9, $10, $11, $12)",
-        12, params, decided, ctx);
+        " AND NOT ('*' = ANY ($6::text[]) OR r.action_id = ANY ($6::text[]))"
+        " AND gw_visible(r.requested_by, r.requested_teams, r.action_id, $7, $8, $9, $10, $11)",
+        11, params, decided, ctx);
+    free(args);
     gw_authz_filter_finish(&f);
     decider_finish(&d);
     if (rc < 0)
@@ -328,12 +353,18 @@ void gw_api_extension_decide(struct gw_api_ctx *ctx)
         decider_finish(&d);
         return;
     }
+    char *args = decision_args(ctx, &d, decision, comment);
+    if (args == NULL) {
+        gw_authz_filter_finish(&f);
+        decider_finish(&d);
+        gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
+        return;
+    }
     const char *params[] = {ctx->id,
                             ctx->principal.subject,
                             ctx->principal.teams_pg ? ctx->principal.teams_pg : teams_empty,
                             d.roles,
-                            json_string_value(decision),
-                            json_string_value(comment),
+                            args,
                             d.actions,
                             vis[0],
                             vis[1],
@@ -347,9 +378,9 @@ void gw_api_extension_decide(struct gw_api_ctx *ctx)
     int rc = gw_pg_query(
         ctx->b->pg, "extension_decide",
         "SELECT d.outcome, d.resource::text FROM gw_resources r CROSS JOIN LATERAL"
-        " gw_decide_extension(r.id, $2, $3::text[], $4::text[], $5, $6) d WHERE r.id = $1"
-        " AND ('*' = ANY ($7::text[]) OR r.action_id = ANY ($7::text[]))"
-        " AND (gw_visible(r.owner_subject, r.owner_teams, r.action_id, $8, $9, $10, $11, $12)"
+        " gw_decide_extension(r.id, $5::jsonb) d WHERE r.id = $1"
+        " AND ('*' = ANY ($6::text[]) OR r.action_id = ANY ($6::text[]))"
+        " AND (gw_visible(r.owner_subject, r.owner_teams, r.action_id, $7, $8, $9, $10, $11)"
         "  OR EXISTS (SELECT 1 FROM gw_resource_extensions x WHERE x.resource_id = r.id"
         "   AND x.status = 'pending' AND (x.requested_by = $2"
         "   OR (jsonb_array_length(coalesce(x.rule -> 'from_teams', '[]')) = 0"
@@ -361,9 +392,10 @@ void gw_api_extension_decide(struct gw_api_ctx *ctx)
         "  OR EXISTS (SELECT 1 FROM gw_resource_extensions x JOIN gw_extension_decisions e"
         "   ON e.extension_id = x.id WHERE x.resource_id = r.id AND e.approver = $2))"
         " UNION ALL SELECT 'forbidden', NULL FROM gw_resources r WHERE r.id = $1"
-        " AND NOT ('*' = ANY ($7::text[]) OR r.action_id = ANY ($7::text[]))"
-        " AND gw_visible(r.owner_subject, r.owner_teams, r.action_id, $8, $9, $10, $11, $12)",
-        12, params, extension_decided, ctx);
+        " AND NOT ('*' = ANY ($6::text[]) OR r.action_id = ANY ($6::text[]))"
+        " AND gw_visible(r.owner_subject, r.owner_teams, r.action_id, $7, $8, $9, $10, $11)",
+        11, params, extension_decided, ctx);
+    free(args);
     gw_authz_filter_finish(&f);
     decider_finish(&d);
     if (rc < 0)

@@ -1,8 +1,22 @@
 -- Decisions now also bind to the plan (when there is one).
-CREATE OR REPLACE FUNCTION gw_decide(p_id uuid, p_approver text, p_teams text[], p_roles text[],
-                                     p_decision text, p_comment text)
+--
+-- p_id is the run; p_args the decision, with named keys (gw_args says what
+-- is wrong with them):
+--   approver           who decides (string, required)
+--   teams, roles       the approver's (arrays of strings; default none)
+--   decision           "approve" or "reject" (string, required)
+--   comment            (string)
+CREATE OR REPLACE FUNCTION gw_decide(p_id uuid, p_args jsonb)
 RETURNS TABLE (outcome text, run jsonb) LANGUAGE plpgsql AS $$
 DECLARE
+    a jsonb := gw_args(p_args, 'gw_decide', '{
+        "approver": "string!", "teams": "array?", "roles": "array?", "decision": "string!",
+        "comment": "string?"}');
+    p_approver text := a ->> 'approver';
+    p_teams text[] := gw_args_texts(a, 'teams');
+    p_roles text[] := gw_args_texts(a, 'roles');
+    p_decision text := a ->> 'decision';
+    p_comment text := a ->> 'comment';
     r gw_runs;
     rule jsonb;
     approvals integer;

@@ -1,10 +1,24 @@
 -- A decision on a resource's pending extension.
 -- recorded | approved | rejected | not_found | no_pending | self_approval |
 -- not_eligible | already_decided | not_active | over_limit | no_ttl
-CREATE OR REPLACE FUNCTION gw_decide_extension(p_id uuid, p_approver text, p_teams text[], p_roles text[],
-                                    p_decision text, p_comment text)
+--
+-- p_id is the resource; p_args the decision, with named keys (gw_args says what
+-- is wrong with them):
+--   approver           who decides (string, required)
+--   teams, roles       the approver's (arrays of strings; default none)
+--   decision           "approve" or "reject" (string, required)
+--   comment            (string)
+CREATE OR REPLACE FUNCTION gw_decide_extension(p_id uuid, p_args jsonb)
 RETURNS TABLE (outcome text, resource jsonb) LANGUAGE plpgsql AS $$
 DECLARE
+    a jsonb := gw_args(p_args, 'gw_decide_extension', '{
+        "approver": "string!", "teams": "array?", "roles": "array?", "decision": "string!",
+        "comment": "string?"}');
+    p_approver text := a ->> 'approver';
+    p_teams text[] := gw_args_texts(a, 'teams');
+    p_roles text[] := gw_args_texts(a, 'roles');
+    p_decision text := a ->> 'decision';
+    p_comment text := a ->> 'comment';
     res gw_resources;
     ext gw_resource_extensions;
     n integer;

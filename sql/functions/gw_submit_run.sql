@@ -3,15 +3,52 @@
 -- (created = false) and says whether the request body differed (conflict).
 -- A plan-first approval starts with the plan. `refused` is NULL when the
 -- run was accepted (or replayed), else the quota verdict.
-CREATE OR REPLACE FUNCTION gw_submit_run(
-    p_id uuid, p_action_id text, p_action_version text, p_worker_type text, p_key text,
-    p_inputs jsonb, p_inputs_redacted jsonb, p_subject text, p_teams text[],
-    p_idem_key text, p_request_hash text, p_timeout integer, p_max_attempts integer,
-    p_retryable boolean, p_secret_paths jsonb, p_ttl integer,
-    p_approval jsonb, p_quota jsonb, p_break_glass text)
+--
+-- One jsonb argument with named keys (gw_args says what is wrong with it):
+--   id                 uuid of the new run (string, required)
+--   action_id, action_version, worker_type   the action (strings, required)
+--   key                resource key (string; default: the run id)
+--   inputs, inputs_redacted   the inputs with and without secrets (objects, required)
+--   subject, teams     the requester (string, array of strings; required)
+--   idempotency_key, request_hash   replay detection (strings)
+--   timeout_seconds, max_attempts   (integers, required)
+--   retryable          (boolean, required)
+--   secret_paths       JSON pointers of the secret inputs (array; default [])
+--   ttl_seconds        the requested TTL (integer; NULL: the action's default)
+--   approval           the approval rule chosen for these inputs (object)
+--   quota              the action's quota (object)
+--   break_glass        the break-glass reason (string)
+CREATE OR REPLACE FUNCTION gw_submit_run(p_args jsonb)
 RETURNS TABLE (run jsonb, created boolean, conflict boolean, refused jsonb)
 LANGUAGE plpgsql AS $$
 DECLARE
+    a jsonb := gw_args(p_args, 'gw_submit_run', '{
+        "id": "string!", "action_id": "string!", "action_version": "string!",
+        "worker_type": "string!", "key": "string?", "inputs": "object!",
+        "inputs_redacted": "object!", "subject": "string!", "teams": "array!",
+        "idempotency_key": "string?", "request_hash": "string?",
+        "timeout_seconds": "integer!", "max_attempts": "integer!", "retryable": "boolean!",
+        "secret_paths": "array?", "ttl_seconds": "integer?", "approval": "object?",
+        "quota": "object?", "break_glass": "string?"}');
+    p_id uuid := (a ->> 'id')::uuid;
+    p_action_id text := a ->> 'action_id';
+    p_action_version text := a ->> 'action_version';
+    p_worker_type text := a ->> 'worker_type';
+    p_key text := a ->> 'key';
+    p_inputs jsonb := a -> 'inputs';
+    p_inputs_redacted jsonb := a -> 'inputs_redacted';
+    p_subject text := a ->> 'subject';
+    p_teams text[] := gw_args_texts(a, 'teams');
+    p_idem_key text := a ->> 'idempotency_key';
+    p_request_hash text := a ->> 'request_hash';
+    p_timeout integer := (a ->> 'timeout_seconds')::integer;
+    p_max_attempts integer := (a ->> 'max_attempts')::integer;
+    p_retryable boolean := (a ->> 'retryable')::boolean;
+    p_secret_paths jsonb := nullif(a -> 'secret_paths', 'null');
+    p_ttl integer := (a ->> 'ttl_seconds')::integer;
+    p_approval jsonb := nullif(a -> 'approval', 'null');
+    p_quota jsonb := nullif(a -> 'quota', 'null');
+    p_break_glass text := a ->> 'break_glass';
     r gw_runs;
     verdict jsonb;
     pending boolean := p_approval IS NOT NULL AND p_break_glass IS NULL;
