@@ -8,17 +8,14 @@ BEGIN
 END $$;
 
 DROP TRIGGER IF EXISTS gw_audit_no_update ON gw_audit_log;
+DROP TRIGGER IF EXISTS gw_audit_no_truncate ON gw_audit_log;
+DROP TRIGGER IF EXISTS gw_audit_chain_no_update ON gw_audit_chain;
+DROP TRIGGER IF EXISTS gw_audit_chain_no_truncate ON gw_audit_chain;
 CREATE TRIGGER gw_audit_no_update BEFORE UPDATE OR DELETE ON gw_audit_log
     FOR EACH ROW EXECUTE FUNCTION gw_audit_append_only();
-
-DROP TRIGGER IF EXISTS gw_audit_no_truncate ON gw_audit_log;
 CREATE TRIGGER gw_audit_no_truncate BEFORE TRUNCATE ON gw_audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION gw_audit_append_only();
-
-DROP TRIGGER IF EXISTS gw_audit_chain_no_update ON gw_audit_chain;
 CREATE TRIGGER gw_audit_chain_no_update BEFORE UPDATE OR DELETE ON gw_audit_chain
     FOR EACH ROW EXECUTE FUNCTION gw_audit_append_only();
-
-DROP TRIGGER IF EXISTS gw_audit_chain_no_truncate ON gw_audit_chain;
 CREATE TRIGGER gw_audit_chain_no_truncate BEFORE TRUNCATE ON gw_audit_chain
     FOR EACH STATEMENT EXECUTE FUNCTION gw_audit_append_only();

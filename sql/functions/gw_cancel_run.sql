@@ -8,10 +8,7 @@ DECLARE
     ev uuid := gen_random_uuid();
 BEGIN
     SELECT * INTO r FROM gw_runs WHERE id = p_id FOR UPDATE;
-    IF NOT FOUND THEN
-        RETURN QUERY SELECT 'not_found'::text, NULL::jsonb;
-        RETURN;
-    END IF;
+    IF NOT FOUND THEN RETURN QUERY SELECT 'not_found'::text, NULL::jsonb; RETURN; END IF;
     IF r.status IN ('accepted', 'pending_approval', 'queued') THEN
         PERFORM gw_finish_run(r.id, 'cancelled', coalesce(p_reason, 'cancelled by ' || p_actor),
                               NULL, p_actor, false);

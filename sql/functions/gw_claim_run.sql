@@ -16,10 +16,7 @@ DECLARE
     regrant boolean := false;
 BEGIN
     SELECT * INTO r FROM gw_runs WHERE id = p_id FOR UPDATE;
-    IF NOT FOUND THEN
-        RETURN QUERY SELECT 'not_found'::text, NULL::jsonb;
-        RETURN;
-    END IF;
+    IF NOT FOUND THEN RETURN QUERY SELECT 'not_found'::text, NULL::jsonb; RETURN; END IF;
     IF r.attempt <> p_attempt THEN
         RETURN QUERY SELECT 'stale_attempt'::text, NULL::jsonb;
         RETURN;

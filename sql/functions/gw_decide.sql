@@ -1,39 +1,23 @@
 -- Decisions now also bind to the plan (when there is one).
---
--- p_id is the run; p_args the decision, with named keys (gw_args says what
--- is wrong with them):
---   approver           who decides (string, required)
---   teams, roles       the approver's (arrays of strings; default none)
---   decision           "approve" or "reject" (string, required)
---   comment            (string)
+-- p_id is the run; p_args the decision (gw_decision_args names its keys).
 CREATE OR REPLACE FUNCTION gw_decide(p_id uuid, p_args jsonb)
 RETURNS TABLE (outcome text, run jsonb) LANGUAGE plpgsql AS $$
 DECLARE
-    a jsonb := gw_args(p_args, 'gw_decide', '{
-        "approver": "string!", "teams": "array?", "roles": "array?", "decision": "string!",
-        "comment": "string?"}');
-    p_approver text := a ->> 'approver';
-    p_teams text[] := gw_args_texts(a, 'teams');
-    p_roles text[] := gw_args_texts(a, 'roles');
-    p_decision text := a ->> 'decision';
-    p_comment text := a ->> 'comment';
+    dec record := gw_decision_args(p_args, 'gw_decide'); -- approver, teams, roles, ...
     r gw_runs;
     rule jsonb;
     approvals integer;
     eligible boolean;
 BEGIN
     SELECT * INTO r FROM gw_runs WHERE id = p_id FOR UPDATE;
-    IF NOT FOUND THEN
-        RETURN QUERY SELECT 'not_found'::text, NULL::jsonb;
-        RETURN;
-    END IF;
+    IF NOT FOUND THEN RETURN QUERY SELECT 'not_found'::text, NULL::jsonb; RETURN; END IF;
     IF r.status <> 'pending_approval' THEN
         RETURN QUERY SELECT 'not_pending'::text, gw_run_json(r);
         RETURN;
     END IF;
-    IF r.requested_by = p_approver THEN
+    IF r.requested_by = dec.approver THEN
         INSERT INTO gw_audit_log (actor, verb, object, detail)
-        VALUES (p_approver, 'approval.denied', 'run:' || r.id, jsonb_build_object('why', 'self_approval'));
+        VALUES (dec.approver, 'approval.denied', 'run:' || r.id, jsonb_build_object('why', 'self_approval'));
         RETURN QUERY SELECT 'self_approval'::text, gw_run_json(r);
         RETURN;
     END IF;
@@ -41,33 +25,30 @@ BEGIN
     eligible := (jsonb_array_length(coalesce(rule -> 'from_teams', '[]')) = 0
                  AND jsonb_array_length(coalesce(rule -> 'from_roles', '[]')) = 0)
         OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(coalesce(rule -> 'from_teams', '[]')) t
-                   WHERE t = ANY (coalesce(p_teams, '{}')))
+                   WHERE t = ANY (coalesce(dec.teams, '{}')))
         OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(coalesce(rule -> 'from_roles', '[]')) t
-                   WHERE t = ANY (coalesce(p_roles, '{}')));
+                   WHERE t = ANY (coalesce(dec.roles, '{}')));
     IF NOT eligible THEN
         INSERT INTO gw_audit_log (actor, verb, object, detail)
-        VALUES (p_approver, 'approval.denied', 'run:' || r.id, jsonb_build_object('why', 'not_eligible'));
+        VALUES (dec.approver, 'approval.denied', 'run:' || r.id, jsonb_build_object('why', 'not_eligible'));
         RETURN QUERY SELECT 'not_eligible'::text, gw_run_json(r);
         RETURN;
     END IF;
     INSERT INTO gw_approvals (run_id, approver, decision, comment, inputs_hash, plan_sha256)
-    VALUES (r.id, p_approver, p_decision, p_comment, r.inputs_hash, r.plan_sha256)
+    VALUES (r.id, dec.approver, dec.decision, dec.comment, r.inputs_hash, r.plan_sha256)
     ON CONFLICT DO NOTHING;
-    IF NOT FOUND THEN
-        RETURN QUERY SELECT 'already_decided'::text, gw_run_json(r);
-        RETURN;
-    END IF;
+    IF NOT FOUND THEN RETURN QUERY SELECT 'already_decided'::text, gw_run_json(r); RETURN; END IF;
     INSERT INTO gw_audit_log (actor, verb, object, detail)
-    VALUES (p_approver, 'approval.' || p_decision, 'run:' || r.id,
-            jsonb_strip_nulls(jsonb_build_object('comment', p_comment, 'inputs_hash', r.inputs_hash,
+    VALUES (dec.approver, 'approval.' || dec.decision, 'run:' || r.id,
+            jsonb_strip_nulls(jsonb_build_object('comment', dec.comment, 'inputs_hash', r.inputs_hash,
                                                  'plan_sha256', r.plan_sha256)));
 
-    IF p_decision = 'reject' AND coalesce((rule ->> 'any_rejection_rejects')::boolean, true) THEN
-        PERFORM gw_finish_run(r.id, 'rejected', 'rejected by ' || p_approver, NULL, p_approver, false);
+    IF dec.decision = 'reject' AND coalesce((rule ->> 'any_rejection_rejects')::boolean, true) THEN
+        PERFORM gw_finish_run(r.id, 'rejected', 'rejected by ' || dec.approver, NULL, dec.approver, false);
         SELECT * INTO r FROM gw_runs WHERE id = p_id;
         PERFORM gw_webhook('approval.decided', jsonb_build_object('type', 'approval.decided',
             'decision', 'rejected', 'run', gw_run_json(r),
-            'text', format('Gangway: %s rejected the run of %s requested by %s.', p_approver,
+            'text', format('Gangway: %s rejected the run of %s requested by %s.', dec.approver,
                            r.action_id, r.requested_by)));
         RETURN QUERY SELECT 'rejected'::text, gw_run_json(r);
         RETURN;
@@ -80,7 +61,7 @@ BEGIN
         UPDATE gw_runs SET status = 'queued', queued_at = clock_timestamp(), updated_at = clock_timestamp()
         WHERE id = r.id RETURNING * INTO r;
         INSERT INTO gw_run_events (run_id, attempt, from_status, to_status, reason, actor)
-        VALUES (r.id, r.attempt, 'pending_approval', 'queued', 'approved', p_approver);
+        VALUES (r.id, r.attempt, 'pending_approval', 'queued', 'approved', dec.approver);
         PERFORM gw_enqueue_run(r);
         PERFORM gw_webhook('approval.decided', jsonb_build_object('type', 'approval.decided',
             'decision', 'approved', 'run', gw_run_json(r),

@@ -1,8 +1,8 @@
 -- Pending runs waiting too long expire; part of the reaper's sweep.
 CREATE OR REPLACE FUNCTION gw_expire_approvals(p_limit integer) RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
-    r gw_runs;
     n integer := 0;
+    r gw_runs;
 BEGIN
     FOR r IN SELECT * FROM gw_runs
              WHERE status = 'pending_approval' AND approval_expires_at <= clock_timestamp()

@@ -6,10 +6,7 @@ DECLARE
     rule jsonb;
 BEGIN
     SELECT * INTO res FROM gw_resources WHERE id = p_id FOR UPDATE;
-    IF NOT FOUND THEN
-        RETURN QUERY SELECT 'not_found'::text, NULL::jsonb;
-        RETURN;
-    END IF;
+    IF NOT FOUND THEN RETURN QUERY SELECT 'not_found'::text, NULL::jsonb; RETURN; END IF;
     SELECT a.definition -> 'ttl' -> 'extension_approval' INTO rule
     FROM gw_runs r JOIN gw_actions a ON a.id = r.action_id AND a.version = r.action_version
     WHERE r.id = res.created_by_run;

@@ -25,8 +25,9 @@ BEGIN
         n := n + 1;
     END LOOP;
 
-    FOR res IN SELECT * FROM gw_resources
-               WHERE status = 'teardown_failed' AND next_teardown_at <= clock_timestamp()
+    -- Failed teardowns due for another try (gw_resource_after_run set when).
+    FOR res IN SELECT * FROM gw_resources WHERE status = 'teardown_failed'
+                   AND next_teardown_at <= clock_timestamp()
                ORDER BY next_teardown_at LIMIT p_limit FOR UPDATE SKIP LOCKED LOOP
         PERFORM gw_start_teardown(res, 'reaper', 'teardown retry');
         n := n + 1;

@@ -5,11 +5,9 @@ RETURNS TABLE (outcome text, run jsonb) LANGUAGE plpgsql AS $$
 DECLARE
     r gw_runs;
 BEGIN
+    -- Under the run's row lock: two operators clearing it at once audit once.
     SELECT * INTO r FROM gw_runs WHERE id = p_id FOR UPDATE;
-    IF NOT FOUND THEN
-        RETURN QUERY SELECT 'not_found'::text, NULL::jsonb;
-        RETURN;
-    END IF;
+    IF NOT FOUND THEN RETURN QUERY SELECT 'not_found'::text, NULL::jsonb; RETURN; END IF;
     IF NOT r.needs_reconciliation THEN
         RETURN QUERY SELECT 'not_needed'::text, gw_run_json(r);
         RETURN;

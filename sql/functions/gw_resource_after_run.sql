@@ -59,41 +59,36 @@ BEGIN
     v_ext := coalesce((ttl ->> 'max_extension_seconds')::integer, 0);
     SELECT * INTO res FROM gw_resources
     WHERE action_id = r.action_id AND name = v_name AND status <> 'deleted' FOR UPDATE;
-    IF FOUND THEN
-        -- An update of a live resource: new outputs, same lifetime.
-        UPDATE gw_resources SET outputs = coalesce(r.outputs, '{}'), updated_at = clock_timestamp()
-        WHERE id = res.id RETURNING * INTO res;
-        UPDATE gw_runs SET resource_id = res.id WHERE id = r.id;
-        PERFORM gw_publish_resource(res, 'updated');
-        RETURN;
-    END IF;
-    -- Two runs naming the same resource may finish at once: the partial
-    -- unique index decides, and the loser becomes an update.
-    INSERT INTO gw_resources (action_id, kind, name, owner_subject, owner_teams, created_by_run,
-                              resource_key, worker_type, outputs, expires_at, max_expires_at,
-                              warn_before_s)
-    VALUES (r.action_id, coalesce(spec ->> 'kind', r.action_id), v_name, r.requested_by,
-            r.requested_teams, r.id, r.resource_key, r.worker_type, coalesce(r.outputs, '{}'),
-            CASE WHEN v_ttl IS NULL THEN NULL
-                 ELSE clock_timestamp() + make_interval(secs => v_ttl) END,
-            CASE WHEN v_max IS NULL THEN NULL
-                 ELSE clock_timestamp() + make_interval(secs => v_max + v_ext) END,
-            coalesce((ttl ->> 'warn_before_seconds')::integer, 3600))
-    ON CONFLICT (action_id, name) WHERE status <> 'deleted' DO NOTHING
-    RETURNING * INTO res;
     IF NOT FOUND THEN
+        -- Two runs naming the same resource may finish at once: the partial
+        -- unique index decides, and the loser becomes an update.
+        INSERT INTO gw_resources (action_id, kind, name, owner_subject, owner_teams, created_by_run,
+                                  resource_key, worker_type, outputs, expires_at, max_expires_at,
+                                  warn_before_s)
+        VALUES (r.action_id, coalesce(spec ->> 'kind', r.action_id), v_name, r.requested_by,
+                r.requested_teams, r.id, r.resource_key, r.worker_type, coalesce(r.outputs, '{}'),
+                CASE WHEN v_ttl IS NULL THEN NULL
+                     ELSE clock_timestamp() + make_interval(secs => v_ttl) END,
+                CASE WHEN v_max IS NULL THEN NULL
+                     ELSE clock_timestamp() + make_interval(secs => v_max + v_ext) END,
+                coalesce((ttl ->> 'warn_before_seconds')::integer, 3600))
+        ON CONFLICT (action_id, name) WHERE status <> 'deleted' DO NOTHING
+        RETURNING * INTO res;
+        IF FOUND THEN
+            UPDATE gw_runs SET resource_id = res.id WHERE id = r.id;
+            INSERT INTO gw_audit_log (actor, verb, object, detail)
+            VALUES (r.requested_by, 'resource.created', 'resource:' || res.id,
+                    jsonb_build_object('run', r.id, 'kind', res.kind, 'name', res.name,
+                                       'expires_at', gw_ts(res.expires_at)));
+            PERFORM gw_publish_resource(res, 'created');
+            RETURN;
+        END IF;
         SELECT * INTO res FROM gw_resources
         WHERE action_id = r.action_id AND name = v_name AND status <> 'deleted' FOR UPDATE;
-        UPDATE gw_resources SET outputs = coalesce(r.outputs, '{}'), updated_at = clock_timestamp()
-        WHERE id = res.id RETURNING * INTO res;
-        UPDATE gw_runs SET resource_id = res.id WHERE id = r.id;
-        PERFORM gw_publish_resource(res, 'updated');
-        RETURN;
     END IF;
+    -- An update of a live resource: new outputs, same lifetime.
+    UPDATE gw_resources SET outputs = coalesce(r.outputs, '{}'), updated_at = clock_timestamp()
+    WHERE id = res.id RETURNING * INTO res;
     UPDATE gw_runs SET resource_id = res.id WHERE id = r.id;
-    INSERT INTO gw_audit_log (actor, verb, object, detail)
-    VALUES (r.requested_by, 'resource.created', 'resource:' || res.id,
-            jsonb_build_object('run', r.id, 'kind', res.kind, 'name', res.name,
-                               'expires_at', gw_ts(res.expires_at)));
-    PERFORM gw_publish_resource(res, 'created');
+    PERFORM gw_publish_resource(res, 'updated');
 END $$;

@@ -55,10 +55,8 @@ DECLARE
     plan_first boolean := pending AND coalesce((p_approval ->> 'plan_first')::boolean, false);
 BEGIN
     IF p_idem_key IS NOT NULL THEN
-        SELECT * INTO r FROM gw_runs WHERE requested_by = p_subject AND idempotency_key = p_idem_key;
+        RETURN QUERY SELECT * FROM gw_submit_replay(p_subject, p_idem_key, p_request_hash);
         IF FOUND THEN
-            RETURN QUERY SELECT gw_run_json(r), false, r.request_hash IS DISTINCT FROM p_request_hash,
-                                NULL::jsonb;
             RETURN;
         END IF;
     END IF;
@@ -67,10 +65,8 @@ BEGIN
     IF verdict IS NOT NULL AND p_idem_key IS NOT NULL THEN
         -- A retry that waited on the quota lock behind its own first request
         -- is a replay, not a new run over the quota.
-        SELECT * INTO r FROM gw_runs WHERE requested_by = p_subject AND idempotency_key = p_idem_key;
+        RETURN QUERY SELECT * FROM gw_submit_replay(p_subject, p_idem_key, p_request_hash);
         IF FOUND THEN
-            RETURN QUERY SELECT gw_run_json(r), false, r.request_hash IS DISTINCT FROM p_request_hash,
-                                NULL::jsonb;
             RETURN;
         END IF;
     END IF;
@@ -101,9 +97,8 @@ BEGIN
     ON CONFLICT (requested_by, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING * INTO r;
     IF NOT FOUND THEN
-        SELECT * INTO r FROM gw_runs WHERE requested_by = p_subject AND idempotency_key = p_idem_key;
-        RETURN QUERY SELECT gw_run_json(r), false, r.request_hash IS DISTINCT FROM p_request_hash,
-                            NULL::jsonb;
+        -- A concurrent request with the same key won the insert: a replay.
+        RETURN QUERY SELECT * FROM gw_submit_replay(p_subject, p_idem_key, p_request_hash);
         RETURN;
     END IF;
 
