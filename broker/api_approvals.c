@@ -16,20 +16,38 @@
 
 /* What the caller brings to a decision, resolved once from the policy: its
  * roles (policy roles and token roles) and the actions whose runs it may
- * decide. Both as PostgreSQL array literals. */
+ * decide, both as PostgreSQL array literals, and when it decides, the
+ * decision as gw_decide's named arguments. */
 struct decider {
     char *roles;
     char *actions;
-    json_t *roles_json; /* the same roles as a JSON array */
+    char *args; /* gw_decide's named arguments (JSON), when deciding */
 };
 
-static bool decider_init(struct gw_api_ctx *ctx, struct decider *d)
+/* The named arguments of gw_decide and gw_decide_extension
+ * (sql/functions/gw_decision_args.sql): the caller and its decision. */
+static char *decision_args(const struct gw_api_ctx *ctx, json_t *roles, json_t *decision,
+                           json_t *comment)
+{
+    const char *teams = ctx->principal.teams_json;
+    json_t *args = json_pack("{s:s, s:o, s:O, s:O, s:O?}", "approver", ctx->principal.subject,
+                             "teams", teams != NULL ? json_loads(teams, 0, NULL) : json_array(),
+                             "roles", roles, "decision", decision, "comment", comment);
+    char *text = args != NULL ? json_dumps(args, JSON_COMPACT) : NULL;
+
+    json_decref(args);
+    return text;
+}
+
+/* `decision` NULL: listing, no decision to send. */
+static bool decider_init(struct gw_api_ctx *ctx, struct decider *d, json_t *decision,
+                         json_t *comment)
 {
     struct gw_authz z;
     json_t *acts = json_array();
     const struct gw_catalog *c = ctx->b->catalog;
 
-    d->roles = d->actions = NULL;
+    d->roles = d->actions = d->args = NULL;
     if (!gw_authz_begin(&z, ctx)) {
         json_decref(acts);
         return false;
@@ -41,12 +59,14 @@ static bool decider_init(struct gw_api_ctx *ctx, struct decider *d)
     gw_authz_finish(&z);
     d->roles = gw_api_pg_array(roles);
     d->actions = gw_api_pg_array(acts);
-    d->roles_json = roles;
+    if (decision != NULL)
+        d->args = decision_args(ctx, roles, decision, comment);
+    json_decref(roles);
     json_decref(acts);
-    if (d->roles == NULL || d->actions == NULL) {
+    if (d->roles == NULL || d->actions == NULL || (decision != NULL && d->args == NULL)) {
         free(d->roles);
         free(d->actions);
-        json_decref(d->roles_json);
+        free(d->args);
         gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
         return false;
     }
@@ -57,22 +77,7 @@ static void decider_finish(struct decider *d)
 {
     free(d->roles);
     free(d->actions);
-    json_decref(d->roles_json);
-}
-
-/* The named arguments of gw_decide and gw_decide_extension
- * (sql/functions/gw_decide.sql): the caller's decision. NULL: out of memory. */
-static char *decision_args(const struct gw_api_ctx *ctx, const struct decider *d, json_t *decision,
-                           json_t *comment)
-{
-    const char *teams = ctx->principal.teams_json;
-    json_t *args = json_pack("{s:s, s:o, s:O, s:O, s:O?}", "approver", ctx->principal.subject,
-                             "teams", teams != NULL ? json_loads(teams, 0, NULL) : json_array(),
-                             "roles", d->roles_json, "decision", decision, "comment", comment);
-    char *text = args != NULL ? json_dumps(args, JSON_COMPACT) : NULL;
-
-    json_decref(args);
-    return text;
+    free(d->args);
 }
 
 static void decided(void *arg, const PGresult *res, const struct gw_error *err)
@@ -156,24 +161,17 @@ void gw_api_run_decide(struct gw_api_ctx *ctx)
     struct decider d;
     struct gw_authz_filter f;
     const char *vis[5];
-    if (!decider_init(ctx, &d))
+    if (!decider_init(ctx, &d, decision, comment))
         return;
     if (!gw_authz_params(ctx, GW_PERM_READ_RUNS, &f, vis)) {
         decider_finish(&d);
-        return;
-    }
-    char *args = decision_args(ctx, &d, decision, comment);
-    if (args == NULL) {
-        gw_authz_filter_finish(&f);
-        decider_finish(&d);
-        gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
         return;
     }
     const char *params[] = {ctx->id,
                             ctx->principal.subject,
                             ctx->principal.teams_pg ? ctx->principal.teams_pg : teams_empty,
                             d.roles,
-                            args,
+                            d.args,
                             d.actions,
                             vis[0],
                             vis[1],
@@ -205,7 +203,6 @@ void gw_api_run_decide(struct gw_api_ctx *ctx)
         " AND NOT ('*' = ANY ($6::text[]) OR r.action_id = ANY ($6::text[]))"
         " AND gw_visible(r.requested_by, r.requested_teams, r.action_id, $7, $8, $9, $10, $11)",
         11, params, decided, ctx);
-    free(args);
     gw_authz_filter_finish(&f);
     decider_finish(&d);
     if (rc < 0)
@@ -226,7 +223,7 @@ void gw_api_approvals_list(struct gw_api_ctx *ctx)
 {
     char teams_empty[] = "{}";
     struct decider d;
-    if (!decider_init(ctx, &d))
+    if (!decider_init(ctx, &d, NULL, NULL))
         return;
     const char *params[] = {ctx->principal.subject,
                             ctx->principal.teams_pg ? ctx->principal.teams_pg : teams_empty,
@@ -347,24 +344,17 @@ void gw_api_extension_decide(struct gw_api_ctx *ctx)
     struct decider d;
     struct gw_authz_filter f;
     const char *vis[5];
-    if (!decider_init(ctx, &d))
+    if (!decider_init(ctx, &d, decision, comment))
         return;
     if (!gw_authz_params(ctx, GW_PERM_READ_RUNS, &f, vis)) {
         decider_finish(&d);
-        return;
-    }
-    char *args = decision_args(ctx, &d, decision, comment);
-    if (args == NULL) {
-        gw_authz_filter_finish(&f);
-        decider_finish(&d);
-        gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
         return;
     }
     const char *params[] = {ctx->id,
                             ctx->principal.subject,
                             ctx->principal.teams_pg ? ctx->principal.teams_pg : teams_empty,
                             d.roles,
-                            args,
+                            d.args,
                             d.actions,
                             vis[0],
                             vis[1],
@@ -395,7 +385,6 @@ void gw_api_extension_decide(struct gw_api_ctx *ctx)
         " AND NOT ('*' = ANY ($6::text[]) OR r.action_id = ANY ($6::text[]))"
         " AND gw_visible(r.owner_subject, r.owner_teams, r.action_id, $7, $8, $9, $10, $11)",
         11, params, extension_decided, ctx);
-    free(args);
     gw_authz_filter_finish(&f);
     decider_finish(&d);
     if (rc < 0)

@@ -138,6 +138,22 @@ static int read_file(const char *path, char **out, size_t *len, struct gw_error 
     return 0;
 }
 
+/* A file's text and its sha256, for the bookkeeping rows. */
+static int read_sql(const char *path, char **sql, char sha[65], struct gw_error *err)
+{
+    size_t len = 0;
+    int rc = read_file(path, sql, &len, err);
+
+    if (rc != 0)
+        return rc;
+    if (sha256_hex(*sql, len, sha) != 0) {
+        free(*sql);
+        *sql = NULL;
+        return gw_error_set(err, GW_EIO, false, "%s: sha256 failed", path);
+    }
+    return 0;
+}
+
 static int cmp_mfile(const void *a, const void *b)
 {
     return ((const struct mfile *)a)->version - ((const struct mfile *)b)->version;
@@ -166,7 +182,6 @@ static int load_files(const char *dir, struct mfile **out, int *count, struct gw
     while ((e = readdir(d)) != NULL) {
         size_t len = strlen(e->d_name);
         char path[4096];
-        size_t sqllen = 0;
         struct mfile m = {0};
 
         if (len < 4 || strcmp(e->d_name + len - 4, ".sql") != 0)
@@ -187,17 +202,13 @@ static int load_files(const char *dir, struct mfile **out, int *count, struct gw
             files = f;
         }
         m.name = strdup(e->d_name);
-        if (m.name == NULL || (rc = read_file(path, &m.sql, &sqllen, err)) != 0) {
+        if (m.name == NULL || (rc = read_sql(path, &m.sql, m.sha, err)) != 0) {
             free(m.name);
             if (rc == 0)
                 rc = gw_error_set(err, GW_ENOMEM, false, "out of memory");
             goto fail;
         }
         files[n++] = m;
-        if (sha256_hex(m.sql, sqllen, files[n - 1].sha) != 0) {
-            rc = gw_error_set(err, GW_EIO, false, "%s: sha256 failed", path);
-            goto fail;
-        }
     }
     closedir(d);
     d = NULL;
@@ -394,7 +405,7 @@ static int load_functions(const char *dir, struct ffile **out, int *count, struc
         return errno == ENOENT ? 0
                                : gw_error_set(err, GW_EIO, false, "%s: %s", fdir, strerror(errno));
     while ((e = readdir(d)) != NULL) {
-        size_t len = strlen(e->d_name), sqllen = 0;
+        size_t len = strlen(e->d_name);
         char path[8192];
         struct ffile f = {0};
 
@@ -416,17 +427,13 @@ static int load_functions(const char *dir, struct ffile **out, int *count, struc
         }
         snprintf(path, sizeof(path), "%s/%s", fdir, e->d_name);
         f.name = strndup(e->d_name, len - 4);
-        if (f.name == NULL || (rc = read_file(path, &f.sql, &sqllen, err)) != 0) {
+        if (f.name == NULL || (rc = read_sql(path, &f.sql, f.sha, err)) != 0) {
             free(f.name);
             if (rc == 0)
                 rc = gw_error_set(err, GW_ENOMEM, false, "out of memory");
             goto fail;
         }
         files[n++] = f;
-        if (sha256_hex(f.sql, sqllen, files[n - 1].sha) != 0) {
-            rc = gw_error_set(err, GW_EIO, false, "%s: sha256 failed", path);
-            goto fail;
-        }
     }
     closedir(d);
     d = NULL;
