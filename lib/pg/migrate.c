@@ -21,27 +21,23 @@
  * the same key or two versions could migrate at once. */
 #define MIGRATE_LOCK_KEY "7137271079"
 
-struct mfile {
-    int version;
-    char *name; /* file name, e.g. 0001_core.sql */
+/* A .sql file: a numbered migration, or a file of functions/ (one function,
+ * its overloads, its triggers). */
+struct sqlfile {
+    int version; /* numbered: NNNN; functions/: 0 */
+    char *name;  /* numbered: the file name, 0001_baseline.sql; functions/: gw_submit_run */
     char *sql;
     char sha[65];
+    int *deps; /* functions/: indexes of the files this one calls */
+    int ndeps;
+    bool placed;
 };
 
+/* A row of gw_schema_migrations. */
 struct applied {
     int version;
     char name[256];
     char sha[65];
-};
-
-/* A file of functions/: one function (its overloads, its triggers). */
-struct ffile {
-    char *name; /* the stem, e.g. gw_submit_run */
-    char *sql;
-    char sha[65];
-    int *deps; /* indexes of the files this one calls */
-    int ndeps;
-    bool placed;
 };
 
 static void quiet_notice(void *arg, const char *msg)
@@ -154,85 +150,122 @@ static int read_sql(const char *path, char **sql, char sha[65], struct gw_error 
     return 0;
 }
 
-static int cmp_mfile(const void *a, const void *b)
+static int cmp_version(const void *a, const void *b)
 {
-    return ((const struct mfile *)a)->version - ((const struct mfile *)b)->version;
+    return ((const struct sqlfile *)a)->version - ((const struct sqlfile *)b)->version;
 }
 
-static void free_files(struct mfile *files, int n)
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(((const struct sqlfile *)a)->name, ((const struct sqlfile *)b)->name);
+}
+
+static void free_files(struct sqlfile *files, int n)
 {
     for (int i = 0; i < n; i++) {
         free(files[i].name);
         free(files[i].sql);
+        free(files[i].deps);
     }
     free(files);
 }
 
-/* Reads every *.sql of `dir`, checks names and versions, sorts by version. */
-static int load_files(const char *dir, struct mfile **out, int *count, struct gw_error *err)
+/* [a-z0-9_]+.sql; the stem is the function's name. */
+static bool function_name_ok(const char *name, size_t len)
+{
+    if (len < 5 || strcmp(name + len - 4, ".sql") != 0)
+        return false;
+    for (size_t i = 0; i < len - 4; i++)
+        if (!islower((unsigned char)name[i]) && !isdigit((unsigned char)name[i]) && name[i] != '_')
+            return false;
+    return true;
+}
+
+/* Reads every *.sql of `dir` (other files are ignored, READMEs and the
+ * like): numbered migrations when `numbered` (NNNN_name.sql, sorted by
+ * version), else function files ([a-z0-9_]+.sql named by their stem, sorted
+ * by name; a missing directory is none). A malformed name is an error naming
+ * the file. */
+static int load_dir(const char *dir, bool numbered, struct sqlfile **out, int *count,
+                    struct gw_error *err)
 {
     DIR *d = opendir(dir);
     struct dirent *e;
-    struct mfile *files = NULL;
+    struct sqlfile *files = NULL;
     int n = 0, cap = 0, rc = 0;
 
+    *out = NULL;
+    *count = 0;
+    if (d == NULL && !numbered && errno == ENOENT)
+        return 0;
     if (d == NULL)
-        return gw_error_set(err, GW_ENOTFOUND, false, "migrations directory %s: %s", dir,
+        return gw_error_set(err, numbered ? GW_ENOTFOUND : GW_EIO, false, "%s %s: %s",
+                            numbered ? "migrations directory" : "functions directory", dir,
                             strerror(errno));
     while ((e = readdir(d)) != NULL) {
         size_t len = strlen(e->d_name);
-        char path[4096];
-        struct mfile m = {0};
+        char path[8192];
+        struct sqlfile f = {0};
 
         if (len < 4 || strcmp(e->d_name + len - 4, ".sql") != 0)
-            continue; /* READMEs and the like */
-        if (parse_name(e->d_name, &m.version) != 0) {
-            rc = gw_error_set(err, GW_EINVAL, false,
-                              "%s/%s: malformed migration file name (want NNNN_name.sql)", dir,
-                              e->d_name);
+            continue;
+        if (numbered ? parse_name(e->d_name, &f.version) != 0 : !function_name_ok(e->d_name, len)) {
+            rc = gw_error_set(err, GW_EINVAL, false, "%s/%s: malformed %s file name (want %s)", dir,
+                              e->d_name, numbered ? "migration" : "function",
+                              numbered ? "NNNN_name.sql" : "[a-z0-9_]+.sql");
             goto fail;
         }
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
         if (n == cap) {
-            struct mfile *f = realloc(files, (size_t)(cap = cap * 2 + 16) * sizeof(*f));
-            if (f == NULL) {
+            struct sqlfile *g = realloc(files, (size_t)(cap = cap * 2 + 32) * sizeof(*g));
+            if (g == NULL) {
                 rc = gw_error_set(err, GW_ENOMEM, false, "out of memory");
                 goto fail;
             }
-            files = f;
+            files = g;
         }
-        m.name = strdup(e->d_name);
-        if (m.name == NULL || (rc = read_sql(path, &m.sql, m.sha, err)) != 0) {
-            free(m.name);
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        f.name = numbered ? strdup(e->d_name) : strndup(e->d_name, len - 4);
+        if (f.name == NULL || (rc = read_sql(path, &f.sql, f.sha, err)) != 0) {
+            free(f.name);
             if (rc == 0)
                 rc = gw_error_set(err, GW_ENOMEM, false, "out of memory");
             goto fail;
         }
-        files[n++] = m;
+        files[n++] = f;
     }
     closedir(d);
-    d = NULL;
     if (n > 1)
-        qsort(files, (size_t)n, sizeof(*files), cmp_mfile);
-    for (int i = 1; i < n; i++) {
-        if (files[i].version == files[i - 1].version) {
-            rc = gw_error_set(err, GW_EINVAL, false, "%s/%s and %s share version %04d", dir,
-                              files[i - 1].name, files[i].name, files[i].version);
-            goto fail;
-        }
-    }
+        qsort(files, (size_t)n, sizeof(*files), numbered ? cmp_version : cmp_name);
     *out = files;
     *count = n;
     return 0;
 
 fail:
-    if (d != NULL)
-        closedir(d);
+    closedir(d);
     free_files(files, n);
     return rc;
 }
 
-static int apply_one(PGconn *c, const char *dir, const struct mfile *m, struct gw_error *err)
+/* The numbered files of `dir`, sorted, no two with one version. */
+static int load_files(const char *dir, struct sqlfile **out, int *count, struct gw_error *err)
+{
+    int rc = load_dir(dir, true, out, count, err);
+
+    for (int i = 1; rc == 0 && i < *count; i++) {
+        const struct sqlfile *a = &(*out)[i - 1], *b = &(*out)[i];
+
+        if (a->version == b->version) {
+            rc = gw_error_set(err, GW_EINVAL, false, "%s/%s and %s share version %04d", dir,
+                              a->name, b->name, b->version);
+            free_files(*out, *count);
+            *out = NULL;
+            *count = 0;
+        }
+    }
+    return rc;
+}
+
+static int apply_one(PGconn *c, const char *dir, const struct sqlfile *m, struct gw_error *err)
 {
     char what[600], version[16];
     const char *params[3] = {version, m->name, m->sha};
@@ -264,33 +297,7 @@ fail_rollback:
 
 /* --- functions/: one file a function, re-applied on every migrate --- */
 
-static void free_ffiles(struct ffile *files, int n)
-{
-    for (int i = 0; i < n; i++) {
-        free(files[i].name);
-        free(files[i].sql);
-        free(files[i].deps);
-    }
-    free(files);
-}
-
-static int cmp_ffile(const void *a, const void *b)
-{
-    return strcmp(((const struct ffile *)a)->name, ((const struct ffile *)b)->name);
-}
-
-/* [a-z0-9_]+.sql; the stem is the function's name. */
-static bool ffile_name_ok(const char *name, size_t len)
-{
-    if (len < 5 || strcmp(name + len - 4, ".sql") != 0)
-        return false;
-    for (size_t i = 0; i < len - 4; i++)
-        if (!islower((unsigned char)name[i]) && !isdigit((unsigned char)name[i]) && name[i] != '_')
-            return false;
-    return true;
-}
-
-static int find_ffile(const struct ffile *files, int n, const char *name, size_t len)
+static int find_function(const struct sqlfile *files, int n, const char *name, size_t len)
 {
     for (int i = 0; i < n; i++)
         if (strlen(files[i].name) == len && strncmp(files[i].name, name, len) == 0)
@@ -298,7 +305,7 @@ static int find_ffile(const struct ffile *files, int n, const char *name, size_t
     return -1;
 }
 
-static int add_dep(struct ffile *f, int dep)
+static int add_dep(struct sqlfile *f, int dep)
 {
     int *d;
 
@@ -315,7 +322,7 @@ static int add_dep(struct ffile *f, int dep)
 
 /* "-- depends: gw_a, gw_b" at the start of a line names calls the scan
  * cannot see (a function called through EXECUTE, say). Each must be a file. */
-static int scan_depends_line(const char *dir, struct ffile *files, int n, int self, const char *p,
+static int scan_depends_line(const char *dir, struct sqlfile *files, int n, int self, const char *p,
                              const char *end, struct gw_error *err)
 {
     while (p < end) {
@@ -332,7 +339,7 @@ static int scan_depends_line(const char *dir, struct ffile *files, int n, int se
                                     files[self].name);
             break;
         }
-        int dep = find_ffile(files, n, w, (size_t)(p - w));
+        int dep = find_function(files, n, w, (size_t)(p - w));
         if (dep < 0)
             return gw_error_set(err, GW_EINVAL, false,
                                 "%s/functions/%s.sql depends on %.*s, which has no file in "
@@ -349,7 +356,7 @@ static int scan_depends_line(const char *dir, struct ffile *files, int n, int se
  * scanned: $$ is not a string here), plus its '-- depends:' lines. An SQL
  * function's body is checked when it is created, so what it calls must
  * exist first; PL/pgSQL bodies are not, but are ordered the same way. */
-static int scan_deps(const char *dir, struct ffile *files, int n, int self, struct gw_error *err)
+static int scan_deps(const char *dir, struct sqlfile *files, int n, int self, struct gw_error *err)
 {
     const char *p = files[self].sql;
     int rc;
@@ -378,7 +385,7 @@ static int scan_deps(const char *dir, struct ffile *files, int n, int self, stru
                 p++;
             for (after = p; isspace((unsigned char)*after); after++)
                 ;
-            int dep = *after == '(' ? find_ffile(files, n, w, (size_t)(p - w)) : -1;
+            int dep = *after == '(' ? find_function(files, n, w, (size_t)(p - w)) : -1;
             if (dep >= 0 && dep != self && add_dep(&files[self], dep) != 0)
                 return gw_error_set(err, GW_ENOMEM, false, "out of memory");
         } else {
@@ -388,74 +395,29 @@ static int scan_deps(const char *dir, struct ffile *files, int n, int self, stru
     return 0;
 }
 
-/* Reads dir/functions/\*.sql (none when the directory does not exist),
- * sorted by name, with their dependencies. */
-static int load_functions(const char *dir, struct ffile **out, int *count, struct gw_error *err)
+/* dir/functions/\*.sql (none when the directory does not exist), sorted by
+ * name, with their dependencies. */
+static int load_functions(const char *dir, struct sqlfile **out, int *count, struct gw_error *err)
 {
     char fdir[4096];
-    struct ffile *files = NULL;
-    struct dirent *e;
-    int n = 0, cap = 0, rc = 0;
-    DIR *d;
+    int rc;
 
-    *out = NULL;
-    *count = 0;
     snprintf(fdir, sizeof(fdir), "%s/functions", dir);
-    if ((d = opendir(fdir)) == NULL)
-        return errno == ENOENT ? 0
-                               : gw_error_set(err, GW_EIO, false, "%s: %s", fdir, strerror(errno));
-    while ((e = readdir(d)) != NULL) {
-        size_t len = strlen(e->d_name);
-        char path[8192];
-        struct ffile f = {0};
-
-        if (len < 4 || strcmp(e->d_name + len - 4, ".sql") != 0)
-            continue;
-        if (!ffile_name_ok(e->d_name, len)) {
-            rc = gw_error_set(err, GW_EINVAL, false,
-                              "%s/%s: malformed function file name (want [a-z0-9_]+.sql)", fdir,
-                              e->d_name);
-            goto fail;
+    if ((rc = load_dir(fdir, false, out, count, err)) != 0)
+        return rc;
+    for (int i = 0; i < *count; i++)
+        if ((rc = scan_deps(dir, *out, *count, i, err)) != 0) {
+            free_files(*out, *count);
+            *out = NULL;
+            *count = 0;
+            return rc;
         }
-        if (n == cap) {
-            struct ffile *g = realloc(files, (size_t)(cap = cap * 2 + 32) * sizeof(*g));
-            if (g == NULL) {
-                rc = gw_error_set(err, GW_ENOMEM, false, "out of memory");
-                goto fail;
-            }
-            files = g;
-        }
-        snprintf(path, sizeof(path), "%s/%s", fdir, e->d_name);
-        f.name = strndup(e->d_name, len - 4);
-        if (f.name == NULL || (rc = read_sql(path, &f.sql, f.sha, err)) != 0) {
-            free(f.name);
-            if (rc == 0)
-                rc = gw_error_set(err, GW_ENOMEM, false, "out of memory");
-            goto fail;
-        }
-        files[n++] = f;
-    }
-    closedir(d);
-    d = NULL;
-    if (n > 1)
-        qsort(files, (size_t)n, sizeof(*files), cmp_ffile);
-    for (int i = 0; i < n; i++)
-        if ((rc = scan_deps(dir, files, n, i, err)) != 0)
-            goto fail;
-    *out = files;
-    *count = n;
     return 0;
-
-fail:
-    if (d != NULL)
-        closedir(d);
-    free_ffiles(files, n);
-    return rc;
 }
 
 /* Kahn's algorithm, taking the first ready file by name each time so the
  * order is the same on every run. A cycle is an error naming its files. */
-static int order_functions(const char *dir, struct ffile *files, int n, int *order,
+static int order_functions(const char *dir, struct sqlfile *files, int n, int *order,
                            struct gw_error *err)
 {
     for (int k = 0; k < n; k++) {
@@ -490,8 +452,8 @@ static int order_functions(const char *dir, struct ffile *files, int n, int *ord
 
 /* Every function file, in order, in one transaction with its checksum row:
  * all of them or none. */
-static int apply_functions(PGconn *c, const char *dir, const struct ffile *files, const int *order,
-                           int n, struct gw_error *err)
+static int apply_functions(PGconn *c, const char *dir, const struct sqlfile *files,
+                           const int *order, int n, struct gw_error *err)
 {
     int rc;
 
@@ -503,7 +465,7 @@ static int apply_functions(PGconn *c, const char *dir, const struct ffile *files
              " applied_at timestamptz NOT NULL DEFAULT now())",
              "creating gw_schema_functions", err);
     for (int k = 0; k < n && rc == 0; k++) {
-        const struct ffile *f = &files[order[k]];
+        const struct sqlfile *f = &files[order[k]];
         const char *params[2] = {f->name, f->sha};
         char what[600];
         PGresult *r;
@@ -532,7 +494,7 @@ static int apply_functions(PGconn *c, const char *dir, const struct ffile *files
  * not have is accepted, as before: a rollback to a binary whose files are a
  * prefix of what is applied (docs/deploy.md), which then puts its own
  * function files back. */
-static int check_history(const char *dir, const struct mfile *files, int n,
+static int check_history(const char *dir, const struct sqlfile *files, int n,
                          const struct applied *done, int ndone, struct gw_error *err)
 {
     for (int j = 0; j < ndone; j++)
@@ -547,7 +509,7 @@ static int check_history(const char *dir, const struct mfile *files, int n,
     return 0;
 }
 
-static int migrate_locked(PGconn *c, const char *dir, const struct mfile *files, int n,
+static int migrate_locked(PGconn *c, const char *dir, const struct sqlfile *files, int n,
                           int *applied, struct gw_error *err)
 {
     struct applied *done = NULL;
@@ -611,8 +573,8 @@ out:
 
 int gw_pg_migrate(const char *conninfo, const char *dir, int *applied, struct gw_error *err)
 {
-    struct mfile *files = NULL;
-    struct ffile *funcs = NULL;
+    struct sqlfile *files = NULL;
+    struct sqlfile *funcs = NULL;
     int n = 0, nfuncs = 0, *order = NULL, rc;
     PGconn *c = NULL;
 
@@ -657,7 +619,7 @@ int gw_pg_migrate(const char *conninfo, const char *dir, int *applied, struct gw
 out:
     PQfinish(c);
     free(order);
-    free_ffiles(funcs, nfuncs);
+    free_files(funcs, nfuncs);
     free_files(files, n);
     return rc;
 }
