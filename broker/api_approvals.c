@@ -3,7 +3,7 @@
  * approve a given run is the run's approval rule (teams and roles, chosen
  * from the action's rules and the inputs at submission); the requester never
  * counts; each approver counts once; the transition to queued happens once
- * under the run's row lock (gw_decide in sql/0005).
+ * under the run's row lock (sql/functions/gw_decide.sql).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,19 +16,38 @@
 
 /* What the caller brings to a decision, resolved once from the policy: its
  * roles (policy roles and token roles) and the actions whose runs it may
- * decide. Both as PostgreSQL array literals. */
+ * decide, both as PostgreSQL array literals, and when it decides, the
+ * decision as gw_decide's named arguments. */
 struct decider {
     char *roles;
     char *actions;
+    char *args; /* gw_decide's named arguments (JSON), when deciding */
 };
 
-static bool decider_init(struct gw_api_ctx *ctx, struct decider *d)
+/* The named arguments of gw_decide and gw_decide_extension
+ * (sql/functions/gw_decision_args.sql): the caller and its decision. */
+static char *decision_args(const struct gw_api_ctx *ctx, json_t *roles, json_t *decision,
+                           json_t *comment)
+{
+    const char *teams = ctx->principal.teams_json;
+    json_t *args = json_pack("{s:s, s:o, s:O, s:O, s:O?}", "approver", ctx->principal.subject,
+                             "teams", teams != NULL ? json_loads(teams, 0, NULL) : json_array(),
+                             "roles", roles, "decision", decision, "comment", comment);
+    char *text = args != NULL ? json_dumps(args, JSON_COMPACT) : NULL;
+
+    json_decref(args);
+    return text;
+}
+
+/* `decision` NULL: listing, no decision to send. */
+static bool decider_init(struct gw_api_ctx *ctx, struct decider *d, json_t *decision,
+                         json_t *comment)
 {
     struct gw_authz z;
     json_t *acts = json_array();
     const struct gw_catalog *c = ctx->b->catalog;
 
-    d->roles = d->actions = NULL;
+    d->roles = d->actions = d->args = NULL;
     if (!gw_authz_begin(&z, ctx)) {
         json_decref(acts);
         return false;
@@ -40,11 +59,14 @@ static bool decider_init(struct gw_api_ctx *ctx, struct decider *d)
     gw_authz_finish(&z);
     d->roles = gw_api_pg_array(roles);
     d->actions = gw_api_pg_array(acts);
+    if (decision != NULL)
+        d->args = decision_args(ctx, roles, decision, comment);
     json_decref(roles);
     json_decref(acts);
-    if (d->roles == NULL || d->actions == NULL) {
+    if (d->roles == NULL || d->actions == NULL || (decision != NULL && d->args == NULL)) {
         free(d->roles);
         free(d->actions);
+        free(d->args);
         gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
         return false;
     }
@@ -55,6 +77,7 @@ static void decider_finish(struct decider *d)
 {
     free(d->roles);
     free(d->actions);
+    free(d->args);
 }
 
 static void decided(void *arg, const PGresult *res, const struct gw_error *err)
@@ -138,7 +161,7 @@ void gw_api_run_decide(struct gw_api_ctx *ctx)
     struct decider d;
     struct gw_authz_filter f;
     const char *vis[5];
-    if (!decider_init(ctx, &d))
+    if (!decider_init(ctx, &d, decision, comment))
         return;
     if (!gw_authz_params(ctx, GW_PERM_READ_RUNS, &f, vis)) {
         decider_finish(&d);
@@ -148,8 +171,7 @@ void gw_api_run_decide(struct gw_api_ctx *ctx)
                             ctx->principal.subject,
                             ctx->principal.teams_pg ? ctx->principal.teams_pg : teams_empty,
                             d.roles,
-                            json_string_value(decision),
-                            json_string_value(comment),
+                            d.args,
                             d.actions,
                             vis[0],
                             vis[1],
@@ -165,10 +187,10 @@ void gw_api_run_decide(struct gw_api_ctx *ctx)
      * unknown run, so nothing leaks (not even whether it is pending). */
     int rc = gw_pg_query(
         ctx->b->pg, "run_decide",
-        "SELECT d.outcome, d.run::text FROM gw_runs r CROSS JOIN LATERAL gw_decide(r.id, $2,"
-        " $3::text[], $4::text[], $5, $6) d WHERE r.id = $1"
-        " AND ('*' = ANY ($7::text[]) OR r.action_id = ANY ($7::text[]))"
-        " AND (gw_visible(r.requested_by, r.requested_teams, r.action_id, $8, $9, $10, $11, $12)"
+        "SELECT d.outcome, d.run::text FROM gw_runs r"
+        " CROSS JOIN LATERAL gw_decide(r.id, $5::jsonb) d WHERE r.id = $1"
+        " AND ('*' = ANY ($6::text[]) OR r.action_id = ANY ($6::text[]))"
+        " AND (gw_visible(r.requested_by, r.requested_teams, r.action_id, $7, $8, $9, $10, $11)"
         "  OR (r.approval_rule IS NOT NULL AND ("
         "   (jsonb_array_length(coalesce(r.approval_rule -> 'from_teams', '[]')) = 0"
         "    AND jsonb_array_length(coalesce(r.approval_rule -> 'from_roles', '[]')) = 0)"
@@ -178,9 +200,9 @@ void gw_api_run_decide(struct gw_api_ctx *ctx)
         "r.approval_rule -> 'from_roles', '[]')) t WHERE t = ANY ($4::text[]))))"
         "  OR EXISTS (SELECT 1 FROM gw_approvals a WHERE a.run_id = r.id AND a.approver = $2))"
         " UNION ALL SELECT 'forbidden', NULL FROM gw_runs r WHERE r.id = $1"
-        " AND NOT ('*' = ANY ($7::text[]) OR r.action_id = ANY ($7::text[]))"
-        " AND gw_visible(r.requested_by, r.requested_teams, r.action_id, $8, $9, $10, $11, $12)",
-        12, params, decided, ctx);
+        " AND NOT ('*' = ANY ($6::text[]) OR r.action_id = ANY ($6::text[]))"
+        " AND gw_visible(r.requested_by, r.requested_teams, r.action_id, $7, $8, $9, $10, $11)",
+        11, params, decided, ctx);
     gw_authz_filter_finish(&f);
     decider_finish(&d);
     if (rc < 0)
@@ -201,7 +223,7 @@ void gw_api_approvals_list(struct gw_api_ctx *ctx)
 {
     char teams_empty[] = "{}";
     struct decider d;
-    if (!decider_init(ctx, &d))
+    if (!decider_init(ctx, &d, NULL, NULL))
         return;
     const char *params[] = {ctx->principal.subject,
                             ctx->principal.teams_pg ? ctx->principal.teams_pg : teams_empty,
@@ -322,7 +344,7 @@ void gw_api_extension_decide(struct gw_api_ctx *ctx)
     struct decider d;
     struct gw_authz_filter f;
     const char *vis[5];
-    if (!decider_init(ctx, &d))
+    if (!decider_init(ctx, &d, decision, comment))
         return;
     if (!gw_authz_params(ctx, GW_PERM_READ_RUNS, &f, vis)) {
         decider_finish(&d);
@@ -332,8 +354,7 @@ void gw_api_extension_decide(struct gw_api_ctx *ctx)
                             ctx->principal.subject,
                             ctx->principal.teams_pg ? ctx->principal.teams_pg : teams_empty,
                             d.roles,
-                            json_string_value(decision),
-                            json_string_value(comment),
+                            d.args,
                             d.actions,
                             vis[0],
                             vis[1],
@@ -347,9 +368,9 @@ void gw_api_extension_decide(struct gw_api_ctx *ctx)
     int rc = gw_pg_query(
         ctx->b->pg, "extension_decide",
         "SELECT d.outcome, d.resource::text FROM gw_resources r CROSS JOIN LATERAL"
-        " gw_decide_extension(r.id, $2, $3::text[], $4::text[], $5, $6) d WHERE r.id = $1"
-        " AND ('*' = ANY ($7::text[]) OR r.action_id = ANY ($7::text[]))"
-        " AND (gw_visible(r.owner_subject, r.owner_teams, r.action_id, $8, $9, $10, $11, $12)"
+        " gw_decide_extension(r.id, $5::jsonb) d WHERE r.id = $1"
+        " AND ('*' = ANY ($6::text[]) OR r.action_id = ANY ($6::text[]))"
+        " AND (gw_visible(r.owner_subject, r.owner_teams, r.action_id, $7, $8, $9, $10, $11)"
         "  OR EXISTS (SELECT 1 FROM gw_resource_extensions x WHERE x.resource_id = r.id"
         "   AND x.status = 'pending' AND (x.requested_by = $2"
         "   OR (jsonb_array_length(coalesce(x.rule -> 'from_teams', '[]')) = 0"
@@ -361,9 +382,9 @@ void gw_api_extension_decide(struct gw_api_ctx *ctx)
         "  OR EXISTS (SELECT 1 FROM gw_resource_extensions x JOIN gw_extension_decisions e"
         "   ON e.extension_id = x.id WHERE x.resource_id = r.id AND e.approver = $2))"
         " UNION ALL SELECT 'forbidden', NULL FROM gw_resources r WHERE r.id = $1"
-        " AND NOT ('*' = ANY ($7::text[]) OR r.action_id = ANY ($7::text[]))"
-        " AND gw_visible(r.owner_subject, r.owner_teams, r.action_id, $8, $9, $10, $11, $12)",
-        12, params, extension_decided, ctx);
+        " AND NOT ('*' = ANY ($6::text[]) OR r.action_id = ANY ($6::text[]))"
+        " AND gw_visible(r.owner_subject, r.owner_teams, r.action_id, $7, $8, $9, $10, $11)",
+        11, params, extension_decided, ctx);
     gw_authz_filter_finish(&f);
     decider_finish(&d);
     if (rc < 0)

@@ -1,7 +1,7 @@
 /*
  * Cancellation and resources: POST /v1/runs/{id}/cancel, and the resources
  * a run created, with their TTL (list, get, extend, delete = teardown).
- * The state machines live in SQL (sql/0003_lifecycle.sql); these handlers
+ * The state machines live in SQL (sql/functions/); these handlers
  * check input and map outcomes to HTTP.
  */
 #include <stdio.h>

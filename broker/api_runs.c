@@ -280,7 +280,6 @@ void gw_api_run_submit(struct gw_api_ctx *ctx)
         }
     }
     json_t *ttl = json_object_get(body, "ttl_seconds");
-    char ttl_s[24];
     if (ttl != NULL) {
         if (!a->has_resource || a->ttl_max_s == 0) {
             gw_api_problem(ctx, 422, "validation_failed",
@@ -297,7 +296,6 @@ void gw_api_run_submit(struct gw_api_ctx *ctx)
                 "ttl_seconds must be between 1 and %d for action '%s'", a->ttl_max_s, a->id);
             return;
         }
-        snprintf(ttl_s, sizeof(ttl_s), "%lld", (long long)json_integer_value(ttl));
     }
     /* Break-glass: run without the approval the action asks for, with a
      * written reason, flagged in the audit log and notified. */
@@ -350,65 +348,50 @@ void gw_api_run_submit(struct gw_api_ctx *ctx)
         return;
     }
     json_t *approval = gw_action_approval_for(a, inputs);
-    char *approval_s = approval != NULL ? json_dumps(approval, JSON_COMPACT) : NULL;
-    json_decref(approval);
     json_t *redacted = gw_schema_redact(a->inputs, inputs);
     json_t *secrets = json_array();
     char ptrbuf[1024];
     secret_paths(inputs, redacted, ptrbuf, 0, sizeof(ptrbuf), secrets);
-    char *inputs_s = json_dumps(inputs, JSON_COMPACT);
-    char *redacted_s = json_dumps(redacted, JSON_COMPACT);
-    char *secrets_s = json_dumps(secrets, JSON_COMPACT);
-    json_decref(redacted);
-    json_decref(secrets);
 
     struct submit *s = calloc(1, sizeof(*s));
     char key[512];
-    char timeout[16], max_attempts[16];
     bool has_key = resource_key(a, inputs, key, sizeof(key));
-    if (s == NULL || inputs_s == NULL || redacted_s == NULL || secrets_s == NULL ||
-        gw_uuid_v4(s->run_id, NULL) < 0) {
+    char *args_s = NULL;
+    if (s != NULL && gw_uuid_v4(s->run_id, NULL) == 0) {
+        /* gw_submit_run's named arguments (sql/functions/gw_submit_run.sql);
+         * "o" steals: redacted, secrets, approval and the parsed teams and
+         * quota go with `args`. */
+        json_t *args = json_pack(
+            "{s:s, s:s, s:s, s:s, s:s?, s:O, s:o, s:s, s:o, s:s?, s:s, s:i, s:i, s:b, s:o, s:O?,"
+            " s:o?, s:o?, s:s?}",
+            "id", s->run_id, "action_id", a->id, "action_version", a->version, "worker_type",
+            a->worker_type, "key", has_key ? key : NULL, "inputs", inputs, "inputs_redacted",
+            redacted, "subject", ctx->principal.subject, "teams",
+            ctx->principal.teams_json ? json_loads(ctx->principal.teams_json, 0, NULL)
+                                      : json_array(),
+            "idempotency_key", idem, "request_hash", hash, "timeout_seconds", a->timeout_seconds,
+            "max_attempts", a->max_attempts, "retryable", a->retryable, "secret_paths", secrets,
+            "ttl_seconds", ttl, "approval", approval, "quota",
+            a->quota ? json_loads(a->quota, 0, NULL) : NULL, "break_glass", bg_reason);
+        args_s = args != NULL ? json_dumps(args, JSON_COMPACT) : NULL;
+        json_decref(args);
+    } else {
+        json_decref(redacted);
+        json_decref(secrets);
+        json_decref(approval);
+    }
+    if (args_s == NULL) {
         free(s);
-        free(inputs_s);
-        free(redacted_s);
-        free(secrets_s);
         gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
         return;
     }
     s->ctx = ctx;
-    snprintf(timeout, sizeof(timeout), "%d", a->timeout_seconds);
-    snprintf(max_attempts, sizeof(max_attempts), "%d", a->max_attempts);
-    const char *params[] = {
-        s->run_id,
-        a->id,
-        a->version,
-        a->worker_type,
-        has_key ? key : NULL,
-        inputs_s,
-        redacted_s,
-        ctx->principal.subject,
-        ctx->principal.teams_pg,
-        idem,
-        hash,
-        timeout,
-        max_attempts,
-        a->retryable ? "true" : "false",
-        secrets_s,
-        ttl != NULL ? ttl_s : NULL,
-        approval_s,
-        a->quota,
-        bg_reason,
-    };
+    const char *params[] = {args_s};
     int rc = gw_pg_query(ctx->b->pg, "submit_run",
-                         "SELECT run::text, created, conflict, refused::text FROM gw_submit_run("
-                         "$1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9::text[], $10, $11,"
-                         " $12::int, $13::int, $14::boolean, $15::jsonb, $16::int, $17::jsonb,"
-                         " $18::jsonb, $19)",
-                         19, params, submit_done, s);
-    free(inputs_s);
-    free(redacted_s);
-    free(secrets_s);
-    free(approval_s);
+                         "SELECT run::text, created, conflict, refused::text"
+                         " FROM gw_submit_run($1::jsonb)",
+                         1, params, submit_done, s);
+    free(args_s);
     if (rc < 0) {
         free(s);
         gw_api_problem(ctx, 503, "unavailable", NULL, "the broker is overloaded; retry later");

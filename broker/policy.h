@@ -130,7 +130,7 @@ json_t *gw_authz_roles(const struct gw_authz *z);
 
 /* The SQL filter for lists and single reads: five text parameters for the
  * inlinable SQL function gw_visible(owner_subject, owner_teams, action_id,
- * $subject, $teams, $own, $team, $all) of sql/0006_policy.sql. `params`
+ * $subject, $teams, $own, $team, $all) of sql/functions/gw_visible.sql. `params`
  * receives pointers into z (subject, teams) and into f (owned arrays). The
  * actions of `cat` are enumerated once, so the query needs no per-row
  * policy logic and no extra round trips. */

@@ -143,7 +143,7 @@ static void reaper_run(struct gw_reaper *r)
     r->busy = true;
     if (gw_pg_query(r->b->pg, "reap",
                     /* The timeout stretches by how far behind the least
-                     * fresh sink is (sql/0016): a heartbeat not applied yet
+                     * fresh sink is (gw_sinks_lag): a heartbeat not applied yet
                      * is not a missing one. */
                     "SELECT gw_reap($1::interval + gw_sinks_lag(), $2::interval, $3::int,"
                     " $4::boolean AND extract(epoch FROM clock_timestamp()) < $5::float8)"

@@ -9,7 +9,7 @@
  * later id was published is not skipped. Woken in-process by whoever commits
  * outbox rows on this broker (gw_relay_kick), and by a timer for rows other
  * replicas left behind (NOTIFY would serialise every commit; see
- * sql/0003_lifecycle.sql).
+ * sql/functions/gw_enqueue_run_at.sql).
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -5,7 +5,7 @@
  * verify recomputes every hash in C from the raw columns, so a replaced SQL
  * function cannot vouch for itself. The canonical encoding is defined in
  * docs/decisions/0014-audit-hash-chain.md and built by gw_audit_canonical()
- * in sql/0004_audit_chain.sql; canonical() below must stay byte-identical.
+ * in sql/functions/gw_audit_canonical.sql; canonical() below must stay byte-identical.
  *
  * Exit codes: 0 intact (or listed), 1 the chain is broken, 2 usage,
  * 3 could not check (connection or SQL error).

@@ -3,6 +3,7 @@
  * people. A token is printed once at creation; only its SHA-256 is stored.
  */
 #include <getopt.h>
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,29 +44,33 @@ int gw_token_store_create(PGconn *conn, const char *subject, const char *const *
                           struct gw_error *err)
 {
     char hash[GW_SHA256_HEX_LEN + 1];
-    char teams_lit[4096] = "{", roles_lit[512] = "{", expires[32];
-    size_t tl = 1, rl = 1;
+    json_t *tj = json_array(), *rj = json_array(), *args;
+    char *args_s;
 
-    if (gw_token_generate(token_out, err) < 0)
+    if (gw_token_generate(token_out, err) < 0) {
+        json_decref(tj);
+        json_decref(rj);
         return err ? err->code : GW_EIO;
+    }
     gw_sha256_hex(token_out, strlen(token_out), hash);
     for (int i = 0; i < nteams; i++)
-        tl += (size_t)snprintf(teams_lit + tl, sizeof(teams_lit) - tl, "%s\"%s\"", i ? "," : "",
-                               teams[i]);
-    snprintf(teams_lit + tl, sizeof(teams_lit) - tl, "}");
+        json_array_append_new(tj, json_string(teams[i]));
     for (int i = 0; i < nroles; i++)
-        rl += (size_t)snprintf(roles_lit + rl, sizeof(roles_lit) - rl, "%s\"%s\"", i ? "," : "",
-                               roles[i]);
-    snprintf(roles_lit + rl, sizeof(roles_lit) - rl, "}");
-    snprintf(expires, sizeof(expires), "%ld", expires_in_s);
-    const char *params[] = {
-        hash, subject, teams_lit, roles_lit, expires_in_s > 0 ? expires : NULL, description};
-    /* gw_token_create (sql/0004) writes the token and its audit entry in one transaction. */
+        json_array_append_new(rj, json_string(roles[i]));
+    /* gw_token_create's named arguments (sql/functions/gw_token_create.sql). */
+    args = json_pack("{s:s, s:s, s:o, s:o, s:o?, s:s?, s:s}", "hash", hash, "subject", subject,
+                     "teams", tj, "roles", rj, "expires_in_seconds",
+                     expires_in_s > 0 ? json_integer(expires_in_s) : NULL, "description",
+                     description, "via", "gangway cli");
+    args_s = args != NULL ? json_dumps(args, JSON_COMPACT) : NULL;
+    json_decref(args);
+    if (args_s == NULL)
+        return gw_error_set(err, GW_ENOMEM, false, "out of memory");
+    const char *params[] = {args_s};
+    /* gw_token_create writes the token and its audit entry in one transaction. */
     PGresult *res =
-        PQexecParams(conn,
-                     "SELECT gw_token_create($1, $2, $3::text[], $4::text[], $5::bigint,"
-                     " $6, 'gangway cli')",
-                     6, NULL, params, NULL, NULL, 0);
+        PQexecParams(conn, "SELECT gw_token_create($1::jsonb)", 1, NULL, params, NULL, NULL, 0);
+    free(args_s);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         int rc = gw_error_set(err, GW_EIO, false, "%s", PQresultErrorMessage(res));
         PQclear(res);
@@ -206,7 +211,7 @@ static int token_revoke(int argc, char **argv)
     if (conn == NULL)
         return 1;
     const char *params[] = {argv[1]};
-    /* Revocation and its audit entry in one transaction (sql/0004). */
+    /* Revocation and its audit entry in one transaction (gw_token_revoke). */
     PGresult *res = PQexecParams(conn, "SELECT gw_token_revoke($1::uuid, 'gangway token revoke')",
                                  1, NULL, params, NULL, NULL, 0);
     int ok = PQresultStatus(res) == PGRES_TUPLES_OK;

@@ -116,17 +116,26 @@ void gw_pg_pool_stats(const struct gw_pg_pool *pool, struct gw_pg_stats *out);
 /* Applies sql/NNNN_*.sql files from `dir` in order under an advisory lock,
  * recording each in gw_schema_migrations(version, name, sha256, applied_at).
  * Already-applied files are skipped (a changed checksum is an error).
- * Prints nothing; `applied` (may be NULL) receives the number applied.
+ * Then, under the same lock, re-applies every `dir`/functions/NAME.sql (one
+ * function's CREATE OR REPLACE, its overloads and triggers) in dependency
+ * order, all in one transaction, recording each in
+ * gw_schema_functions(name, sha256, applied_at); a missing functions/ is
+ * none (docs/decisions/0021-sql-functions-repeatable.md).
+ * Prints nothing; `applied` (may be NULL) receives the number of numbered
+ * files applied.
  *
- * Each file runs in its own transaction together with its bookkeeping row,
- * through the simple query protocol (several statements and $$ bodies are
- * fine; BEGIN/COMMIT and CREATE INDEX CONCURRENTLY inside a file are not).
- * Files not ending in .sql are ignored; a .sql file not named
- * NNNN_[a-z0-9_]+.sql, or two files with one version, is refused before
- * anything runs, as is an applied file whose sha256 changed (GW_ECONFLICT).
+ * Each numbered file runs in its own transaction together with its
+ * bookkeeping row, through the simple query protocol (several statements
+ * and $$ bodies are fine; BEGIN/COMMIT and CREATE INDEX CONCURRENTLY inside
+ * a file are not). Files not ending in .sql are ignored; a .sql file not
+ * named NNNN_[a-z0-9_]+.sql (functions: [a-z0-9_]+.sql), two files with one
+ * version, a cycle of calls between function files or a '-- depends:' line
+ * naming no file (GW_EINVAL) is refused before anything runs, as are an
+ * applied file whose sha256 changed and a database migrated by another
+ * numbering (a recorded version under another file name: GW_ECONFLICT).
  * Errors name the file. GW_EUNAVAIL (retriable): cannot connect. Concurrent
- * callers (other processes, other threads) wait for the lock and then find
- * the work done. Blocking: never call on a loop thread. */
+ * callers (other processes, other threads) wait for the
+ * lock and then find the work done. Blocking: never call on a loop thread. */
 int gw_pg_migrate(const char *conninfo, const char *dir, int *applied, struct gw_error *err);
 
 #endif

@@ -72,6 +72,123 @@ static void cli(const char *args, char *out, size_t cap, int *status)
     *status = pclose(p);
 }
 
+static char *q_text(const char *sql)
+{
+    char *v = testdb_exec(conninfo, sql);
+
+    return v != NULL ? v : strdup("");
+}
+
+/* functions/: ordered by calls, re-applied on every migrate with checksums,
+ * all or nothing, cycles and unknown dependencies refused. */
+static void check_functions(void)
+{
+    char fdir[128];
+    struct gw_error err;
+    int applied = -1;
+    char *v;
+
+    snprintf(fdir, sizeof(fdir), "%s/functions", dir);
+    CHECK(mkdir(fdir, 0700) == 0);
+    put("functions/README.txt", "not a function\n");
+    /* An SQL body is checked at creation: aa_ must come after zz_, against
+     * the alphabet. */
+    put("functions/aa_calls_zz.sql",
+        "-- zz_leaf() in a comment is no call\n"
+        "CREATE OR REPLACE FUNCTION aa_calls_zz() RETURNS int LANGUAGE sql AS\n"
+        "$$ SELECT zz_leaf() + 1 $$;\n");
+    put("functions/zz_leaf.sql", "CREATE OR REPLACE FUNCTION zz_leaf() RETURNS int LANGUAGE sql AS "
+                                 "$$ SELECT 41 $$;\n");
+    put("functions/mm_trig.sql",
+        "CREATE OR REPLACE FUNCTION mm_trig() RETURNS trigger LANGUAGE plpgsql AS\n"
+        "$$ BEGIN NEW.x := NEW.x * 10; RETURN NEW; END $$;\n"
+        "DROP TRIGGER IF EXISTS t1_mm ON t1;\n"
+        "CREATE TRIGGER t1_mm BEFORE INSERT ON t1 FOR EACH ROW EXECUTE FUNCTION mm_trig();\n");
+    CHECK(gw_pg_migrate(conninfo, dir, &applied, &err) == 0 && applied == 0);
+    CHECK(q_int("SELECT aa_calls_zz()") == 42);
+    CHECK(q_int("SELECT count(*) FROM gw_schema_functions WHERE length(sha256) = 64") == 3);
+    testdb_exec(conninfo, "INSERT INTO t1 VALUES (7)");
+    CHECK(q_int("SELECT max(x) FROM t1") == 70);
+
+    /* Every migrate re-applies: a function changed behind our back is put
+     * back, and a file's new body replaces the live one with its checksum. */
+    testdb_exec(conninfo, "CREATE OR REPLACE FUNCTION zz_leaf() RETURNS int LANGUAGE sql AS "
+                          "$$ SELECT 0 $$");
+    v = q_text("SELECT sha256 FROM gw_schema_functions WHERE name = 'zz_leaf'");
+    CHECK(gw_pg_migrate(conninfo, dir, &applied, &err) == 0 && applied == 0);
+    CHECK(q_int("SELECT aa_calls_zz()") == 42);
+    put("functions/zz_leaf.sql", "CREATE OR REPLACE FUNCTION zz_leaf() RETURNS int LANGUAGE sql AS "
+                                 "$$ SELECT 99 $$;\n");
+    CHECK(gw_pg_migrate(conninfo, dir, &applied, &err) == 0);
+    CHECK(q_int("SELECT aa_calls_zz()") == 100);
+    {
+        char *now = q_text("SELECT sha256 FROM gw_schema_functions WHERE name = 'zz_leaf'");
+        CHECK(strlen(now) == 64 && strcmp(now, v) != 0);
+        free(now);
+    }
+    free(v);
+
+    /* A failing file names itself and leaves every function as it was. */
+    put("functions/zz_leaf.sql", "CREATE OR REPLACE FUNCTION zz_leaf() RETURNS int LANGUAGE sql AS "
+                                 "$$ SELECT 1/0 $$;\nSELECT 1/0;\n");
+    CHECK(gw_pg_migrate(conninfo, dir, &applied, &err) < 0);
+    CHECK(strstr(err.message, "zz_leaf.sql") != NULL && strstr(err.message, "22012") != NULL);
+    CHECK(q_int("SELECT aa_calls_zz()") == 100);
+
+    /* A cycle is refused before anything runs, naming its files. */
+    put("functions/zz_leaf.sql", "CREATE OR REPLACE FUNCTION zz_leaf() RETURNS int "
+                                 "LANGUAGE plpgsql AS $$ BEGIN RETURN aa_calls_zz(); END $$;\n");
+    CHECK(gw_pg_migrate(conninfo, dir, &applied, &err) == GW_EINVAL);
+    CHECK(strstr(err.message, "cycle") && strstr(err.message, "aa_calls_zz") &&
+          strstr(err.message, "zz_leaf"));
+    CHECK(q_int("SELECT aa_calls_zz()") == 100);
+
+    /* So is a '-- depends:' naming no file, and a malformed file name. */
+    put("functions/zz_leaf.sql", "-- depends: mm_trig, no_such_function\n"
+                                 "CREATE OR REPLACE FUNCTION zz_leaf() RETURNS int LANGUAGE sql AS "
+                                 "$$ SELECT 41 $$;\n");
+    CHECK(gw_pg_migrate(conninfo, dir, &applied, &err) == GW_EINVAL);
+    CHECK(strstr(err.message, "no_such_function") && strstr(err.message, "zz_leaf.sql"));
+    put("functions/zz_leaf.sql", "-- depends: mm_trig\n"
+                                 "CREATE OR REPLACE FUNCTION zz_leaf() RETURNS int LANGUAGE sql AS "
+                                 "$$ SELECT 41 $$;\n");
+    put("functions/Bad-Name.sql", "SELECT 1;");
+    CHECK(gw_pg_migrate(conninfo, dir, &applied, &err) == GW_EINVAL);
+    CHECK(strstr(err.message, "Bad-Name.sql") != NULL);
+    rm("functions/Bad-Name.sql");
+    CHECK(gw_pg_migrate(conninfo, dir, &applied, &err) == 0);
+    CHECK(q_int("SELECT aa_calls_zz()") == 42);
+}
+
+/* A database migrated by another numbering is refused whole. */
+static void check_history(void)
+{
+    struct gw_error err;
+    int applied = -1;
+
+    /* Migrated by another numbering: the same version under another name. */
+    testdb_exec(conninfo, "UPDATE gw_schema_migrations SET name = '0002_old_name.sql' "
+                          "WHERE version = 2");
+    put("0007_seventh.sql", "CREATE TABLE t7 (z int);");
+    CHECK(gw_pg_migrate(conninfo, dir, &applied, &err) == GW_ECONFLICT && applied == 0);
+    CHECK(strstr(err.message, "0002_old_name.sql") && strstr(err.message, "0002_second.sql") &&
+          strstr(err.message, "numbering"));
+    CHECK(q_int("SELECT count(*) FROM pg_tables WHERE tablename = 't7'") == 0);
+    testdb_exec(conninfo, "UPDATE gw_schema_migrations SET name = '0002_second.sql' "
+                          "WHERE version = 2");
+    rm("0007_seventh.sql");
+
+    /* Migrated by newer files (a rollback): accepted, and our function
+     * files are put back. */
+    testdb_exec(conninfo, "INSERT INTO gw_schema_migrations (version, name, sha256) "
+                          "VALUES (9, '0009_newer.sql', 'x')");
+    testdb_exec(conninfo, "CREATE OR REPLACE FUNCTION zz_leaf() RETURNS int LANGUAGE sql AS "
+                          "$$ SELECT 7 $$");
+    CHECK(gw_pg_migrate(conninfo, dir, &applied, &err) == 0 && applied == 0);
+    CHECK(q_int("SELECT zz_leaf()") == 41);
+    testdb_exec(conninfo, "DELETE FROM gw_schema_migrations WHERE version = 9");
+}
+
 int main(void)
 {
     struct run a = {0}, b = {0};
@@ -156,8 +273,12 @@ int main(void)
     CHECK(gw_pg_migrate("host=127.0.0.1 port=1 connect_timeout=2", dir, &applied, &err) ==
           GW_EUNAVAIL);
 
+    check_functions();
+    check_history();
+
     for (const char *f = "0001_first.sql,0002_second.sql,0003_third.sql,0005_fifth.sql,"
-                         "0006_sixth.sql,README.txt";
+                         "0006_sixth.sql,README.txt,functions/README.txt,functions/aa_calls_zz.sql,"
+                         "functions/zz_leaf.sql,functions/mm_trig.sql";
          *f;) {
         char name[64];
         size_t n = strcspn(f, ",");
@@ -166,6 +287,8 @@ int main(void)
         rm(name);
         f += n + (f[n] == ',');
     }
+    snprintf(args, sizeof(args), "%s/functions", dir);
+    CHECK(rmdir(args) == 0);
     CHECK(rmdir(dir) == 0);
     testdb_drop(conninfo);
     printf("pg migrate: all checks passed\n");

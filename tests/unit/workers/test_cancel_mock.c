@@ -256,7 +256,7 @@ static void request(const char *run_id, const char *key)
     CHECK(gw_kafka_produce(prod, t_runs, key, strlen(key), buf, (size_t)n, dr, NULL, NULL) == 0);
 }
 
-/* The broker's message (sql/0003 gw_cancel_run), worker_id null as it may be. */
+/* The broker's message (sql/functions/gw_cancel_run.sql), worker_id null as it may be. */
 static char *cancel_text(const char *run_id, int attempt)
 {
     char *s = NULL;

@@ -1,10 +1,9 @@
--- Worker events: 'started' and 'log' events count as proof of life, but
--- each one updated gw_runs.heartbeat_at — a new version of the whole run row
--- and an entry in every index, since heartbeat_at is indexed — so a run that
--- logged ten lines rewrote its row ten times. They now refresh it at most
--- once a second. The worker's own 'heartbeat' events (every GW_HEARTBEAT_S)
--- still refresh it every time, so liveness judgement is unchanged.
-
+-- Applies a batch of worker events (a JSON array of
+-- {run_id, attempt, seq, kind, worker_id, stream, line, data}) once each.
+-- Events of a stale attempt or for a run that is no longer running are
+-- ignored. Returns the number of events applied. started and log events
+-- refresh heartbeat_at at most once a second (bench/README.md); a failed
+-- run keeps its worker's message in error_message (cut at 4000 characters).
 CREATE OR REPLACE FUNCTION gw_apply_events(p_events jsonb) RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
     e jsonb;
@@ -45,6 +44,12 @@ BEGIN
                                   coalesce(e -> 'data' -> 'outputs', '{}'::jsonb),
                                   'worker:' || coalesce(e ->> 'worker_id', '?'), false);
         ELSIF v_kind IN ('failed', 'timed_out', 'cancelled') THEN
+            IF v_kind = 'failed' THEN
+                -- Before gw_finish_run, which reads the row, so that what it
+                -- builds from the run carries the message.
+                UPDATE gw_runs SET error_message = left(e -> 'data' ->> 'message', 4000)
+                WHERE id = v_run;
+            END IF;
             PERFORM gw_finish_run(v_run, v_kind,
                                   coalesce(e -> 'data' ->> 'reason', e -> 'data' ->> 'message', v_kind),
                                   NULL, 'worker:' || coalesce(e ->> 'worker_id', '?'), false);

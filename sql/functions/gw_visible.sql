@@ -12,7 +12,7 @@
 --   p_team     ... when it or one of its teams requested them
 --   p_all      ... whoever requested them
 -- In each array '*' stands for every action (action ids cannot contain it).
-CREATE FUNCTION gw_visible(o_subject text, o_teams text[], o_action text,
+CREATE OR REPLACE FUNCTION gw_visible(o_subject text, o_teams text[], o_action text,
                            p_subject text, p_teams text[],
                            p_own text[], p_team text[], p_all text[])
 RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$

@@ -1,0 +1,42 @@
+-- Chains up to p_limit entries whose writing transaction has ended; returns
+-- how many it sealed. Every transaction with an id below the snapshot's xmin
+-- has ended, and that xmin never moves back, so taking entries with
+-- txid < xmin in (txid, id) order after the last sealed one skips no
+-- committed entry: one that commits later has txid >= xmin and waits.
+-- One sealer at a time: the others return 0 at once instead of queueing
+-- behind it; request transactions never take this lock.
+CREATE OR REPLACE FUNCTION gw_audit_seal(p_limit integer) RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    horizon xid8;
+    head gw_audit_chain;
+    v_seq bigint := 0;
+    v_prev text := repeat('0', 64);
+    v_txid xid8 := '0'::xid8;
+    v_id bigint := 0;
+    a gw_audit_log;
+    h text;
+    n integer := 0;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(hashtext('gangway.audit.seal')) THEN
+        RETURN 0;
+    END IF;
+    horizon := pg_snapshot_xmin(pg_current_snapshot());
+    SELECT * INTO head FROM gw_audit_chain ORDER BY seq DESC LIMIT 1;
+    IF FOUND THEN
+        v_seq := head.seq;
+        v_prev := head.hash;
+        v_txid := head.audit_txid;
+        v_id := head.audit_id;
+    END IF;
+    FOR a IN SELECT * FROM gw_audit_log l
+             WHERE l.txid < horizon AND (l.txid, l.id) > (v_txid, v_id)
+             ORDER BY l.txid, l.id LIMIT p_limit LOOP
+        v_seq := v_seq + 1;
+        h := encode(sha256(convert_to(gw_audit_canonical(v_seq, a, v_prev), 'UTF8')), 'hex');
+        INSERT INTO gw_audit_chain (seq, audit_id, audit_txid, prev_hash, hash)
+        VALUES (v_seq, a.id, a.txid, v_prev, h);
+        v_prev := h;
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END $$;

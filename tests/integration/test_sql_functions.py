@@ -1,0 +1,326 @@
+#!/usr/bin/env python3
+"""Direct tests of the SQL functions in sql/functions/ against the real
+PostgreSQL (never mocked): quota edges, idempotency, stale attempts and
+fences, approval counting, TTL bounds, the named-argument checks, and that
+re-applying the function files changes nothing. Each run has a private
+database, migrated by `gangway migrate`; psql is the client (stdlib only).
+Exits 77 (skipped) without GW_TEST_PG_DSN; needs no Kafka."""
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+from harness import GANGWAY, SKIP, SRC, check, dsn_with_db
+
+ADMIN = os.environ.get("GW_TEST_PG_DSN")
+
+
+def psql(dsn, sql, ok=True):
+    p = subprocess.run(["psql", dsn, "-X", "-qAt", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                       capture_output=True, text=True)
+    if ok and p.returncode != 0:
+        raise RuntimeError("psql failed: %s\n%s" % (sql, p.stderr))
+    return p if not ok else p.stdout.strip()
+
+
+class DB:
+    def __init__(self):
+        self.name = "gwtest_sqlfn_%d" % os.getpid()
+        psql(ADMIN, "DROP DATABASE IF EXISTS %s" % self.name)
+        psql(ADMIN, "CREATE DATABASE %s" % self.name)
+        self.dsn = dsn_with_db(ADMIN, self.name)
+        self.migrate()
+
+    def migrate(self):
+        subprocess.run([GANGWAY, "migrate", "--pg", self.dsn, "--sql-dir", os.path.join(SRC, "sql")],
+                       check=True, capture_output=True, text=True)
+
+    def q(self, sql):
+        return psql(self.dsn, sql)
+
+    def j(self, sql):
+        out = self.q(sql)
+        return json.loads(out) if out else None
+
+    def error(self, sql):
+        """Runs sql that must fail; returns its error text."""
+        p = psql(self.dsn, sql, ok=False)
+        check(p.returncode != 0, "refused: " + sql[:60])
+        return p.stderr
+
+    def drop(self):
+        psql(ADMIN, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.name)
+
+
+def lit(v):
+    """A SQL literal of a JSON value, as jsonb."""
+    return "'%s'::jsonb" % json.dumps(v).replace("'", "''")
+
+
+def action(db, aid, definition=None, worker_type="exec"):
+    db.q("INSERT INTO gw_actions (id, version, worker_type, definition) VALUES ('%s', 'v1', '%s', %s)"
+         % (aid, worker_type, lit(definition or {})))
+
+
+def submit(db, aid, subject="alice", teams=("dev",), **extra):
+    args = {"id": str(uuid.uuid4()), "action_id": aid, "action_version": "v1",
+            "worker_type": "exec", "inputs": {"n": 1}, "inputs_redacted": {"n": 1},
+            "subject": subject, "teams": list(teams), "request_hash": "h1",
+            "timeout_seconds": 60, "max_attempts": 1, "retryable": False}
+    args.update(extra)
+    out = db.q("SELECT json_build_object('run', run, 'created', created, 'conflict', conflict,"
+               " 'refused', refused) FROM gw_submit_run(%s)" % lit(args))
+    return json.loads(out)
+
+
+def claim(db, run_id, attempt=1, worker="w1", worker_type="exec"):
+    return db.q("SELECT result FROM gw_claim_run('%s', %d, '%s', '%s')"
+                % (run_id, attempt, worker, worker_type))
+
+
+def status(db, run_id):
+    return db.q("SELECT status FROM gw_runs WHERE id = '%s'" % run_id)
+
+
+def decide(db, run_id, approver, decision="approve", teams=(), roles=()):
+    return db.q("SELECT outcome FROM gw_decide('%s', %s)" % (run_id, lit(
+        {"approver": approver, "teams": list(teams), "roles": list(roles), "decision": decision})))
+
+
+def test_reapply_changes_nothing(db):
+    before = subprocess.run([os.path.join(SRC, "tools", "sql-catalog"), db.dsn], check=True,
+                            capture_output=True, text=True).stdout
+    db.migrate()
+    after = subprocess.run([os.path.join(SRC, "tools", "sql-catalog"), db.dsn], check=True,
+                           capture_output=True, text=True).stdout
+    check(before == after and "gw_submit_run(p_args jsonb)" in after,
+          "a second migrate re-applies the function files without changing the catalog")
+    files = [f for f in os.listdir(os.path.join(SRC, "sql", "functions")) if f.endswith(".sql")]
+    check(db.q("SELECT count(*) FROM gw_schema_functions WHERE length(sha256) = 64") == str(len(files)),
+          "one checksum row per function file")
+    check(db.q("SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal") == "6",
+          "the six triggers exist once each after re-applying")
+
+
+def test_named_arguments(db):
+    action(db, "args")
+    good = {"id": str(uuid.uuid4()), "action_id": "args", "action_version": "v1",
+            "worker_type": "exec", "inputs": {}, "inputs_redacted": {}, "subject": "alice",
+            "teams": [], "timeout_seconds": 60, "max_attempts": 1, "retryable": False}
+    for mutate, want in (
+            (lambda a: a.pop("subject"), 'gw_submit_run: key "subject" is required'),
+            (lambda a: a.update(subject=None), 'gw_submit_run: key "subject" is required'),
+            (lambda a: a.update(teams="dev"), 'key "teams" must be of JSON type array, not string'),
+            (lambda a: a.update(timeout_seconds=1.5), 'key "timeout_seconds" must be of JSON type integer'),
+            (lambda a: a.update(retryable="false"), 'key "retryable" must be of JSON type boolean'),
+            (lambda a: a.update(idempotency_kye="k"), 'gw_submit_run: unknown key "idempotency_kye"')):
+        a = dict(good)
+        mutate(a)
+        err = db.error("SELECT * FROM gw_submit_run(%s)" % lit(a))
+        check(want in err, "submit refuses bad arguments: " + want, err)
+    check("must be a JSON object, not array" in db.error("SELECT * FROM gw_submit_run('[]')"),
+          "submit refuses a non-object")
+    check(db.q("SELECT count(*) FROM gw_runs WHERE action_id = 'args'") == "0",
+          "refused arguments store nothing")
+    r = submit(db, "args", teams=[], ttl_seconds=None, approval=None)
+    check(r["created"] and r["run"]["status"] == "queued", "optional keys may be null", r)
+    err = db.error("SELECT gw_token_create(%s)" % lit({"hash": "x", "subject": "s"}))
+    check('gw_token_create: key "via" is required' in err, "token_create names the missing key", err)
+    tid = db.q("SELECT gw_token_create(%s)" % lit(
+        {"hash": "abc", "subject": "bob", "teams": ["t1", "t2"], "roles": ["admin"],
+         "expires_in_seconds": 3600, "description": "d", "via": "test"}))
+    row = db.q("SELECT subject, teams, roles, expires_at > now() + interval '59 minutes' AND"
+               " expires_at <= now() + interval '1 hour', description FROM gw_api_tokens"
+               " WHERE id = '%s'" % tid)
+    check(row == "bob|{t1,t2}|{admin}|t|d", "token_create stores every named argument", row)
+    tid = db.q("SELECT gw_token_create(%s)" % lit({"hash": "def", "subject": "carol", "via": "test"}))
+    check(db.q("SELECT teams, roles, expires_at IS NULL FROM gw_api_tokens WHERE id = '%s'" % tid)
+          == "{}|{}|t", "token_create defaults: no teams, no roles, no expiry")
+    err = db.error("SELECT * FROM gw_decide(gen_random_uuid(), %s)" % lit({"approver": "a"}))
+    check('gw_decide: key "decision" is required' in err, "gw_decide names the missing key", err)
+
+
+def test_quota_per_user(db):
+    action(db, "q_user")
+    quota = {"per_user": {"max_runs": 2, "window_seconds": 3600}}
+    for i in range(2):
+        r = submit(db, "q_user", quota=quota)
+        check(r["refused"] is None and r["created"], "per_user: run %d of 2 is accepted" % (i + 1), r)
+    r = submit(db, "q_user", quota=quota)
+    check(r["refused"] is not None and r["refused"]["limit"] == "per_user" and r["refused"]["max"] == 2
+          and r["run"] is None and 1 <= r["refused"]["retry_after"] <= 3600,
+          "per_user: the third run in the window is refused", r)
+    check(db.q("SELECT count(*) FROM gw_runs WHERE action_id = 'q_user'") == "2",
+          "per_user: the refused run is not stored")
+    check(db.q("SELECT count(*) FROM gw_audit_log WHERE verb = 'run.denied' AND"
+               " object = 'action:q_user'") == "1", "per_user: the refusal is audited")
+    r = submit(db, "q_user", subject="bob", quota=quota)
+    check(r["refused"] is None, "per_user: another user has a quota of their own", r)
+    # Runs outside the window do not count.
+    db.q("UPDATE gw_runs SET created_at = created_at - interval '2 hours'"
+         " WHERE action_id = 'q_user' AND requested_by = 'alice'")
+    r = submit(db, "q_user", quota=quota)
+    check(r["refused"] is None, "per_user: runs older than the window do not count", r)
+
+
+def test_quota_per_team_and_concurrent(db):
+    action(db, "q_team")
+    quota = {"per_team": {"max_runs": 1, "window_seconds": 3600}}
+    r = submit(db, "q_team", subject="alice", teams=["red"], quota=quota)
+    check(r["refused"] is None, "per_team: the team's first run is accepted", r)
+    r = submit(db, "q_team", subject="bob", teams=["red"], quota=quota)
+    check(r["refused"] is not None and r["refused"]["limit"] == "per_team"
+          and r["refused"]["team"] == "red", "per_team: a teammate's run over the limit is refused", r)
+    r = submit(db, "q_team", subject="bob", teams=["blue"], quota=quota)
+    check(r["refused"] is None, "per_team: another team is not counted", r)
+
+    action(db, "q_conc")
+    quota = {"max_concurrent": 2}
+    ids = []
+    for i in range(2):
+        r = submit(db, "q_conc", quota=quota)
+        check(r["refused"] is None, "max_concurrent: run %d of 2 is accepted" % (i + 1), r)
+        ids.append(r["run"]["id"])
+    r = submit(db, "q_conc", subject="bob", quota=quota)
+    check(r["refused"] is not None and r["refused"]["limit"] == "max_concurrent",
+          "max_concurrent: a third active run is refused, whoever asks", r)
+    db.q("SELECT gw_finish_run('%s', 'failed', 'test', NULL, 'test', false)" % ids[0])
+    r = submit(db, "q_conc", subject="bob", quota=quota)
+    check(r["refused"] is None, "max_concurrent: a finished run frees its slot", r)
+
+
+def test_idempotency(db):
+    action(db, "idem")
+    first = submit(db, "idem", idempotency_key="k1", request_hash="h1")
+    check(first["created"] and not first["conflict"], "idempotency: the first request creates", first)
+    again = submit(db, "idem", idempotency_key="k1", request_hash="h1")
+    check(not again["created"] and not again["conflict"] and again["run"]["id"] == first["run"]["id"],
+          "idempotency: the same key and body return the same run", again)
+    other = submit(db, "idem", idempotency_key="k1", request_hash="h2")
+    check(not other["created"] and other["conflict"] and other["run"]["id"] == first["run"]["id"],
+          "idempotency: the same key with another body is a conflict", other)
+    check(db.q("SELECT count(*) FROM gw_runs WHERE action_id = 'idem'") == "1",
+          "idempotency: replays store nothing")
+    bob = submit(db, "idem", subject="bob", idempotency_key="k1", request_hash="h1")
+    check(bob["created"] and bob["run"]["id"] != first["run"]["id"],
+          "idempotency: keys are per requester", bob)
+    # A replay over the quota is still a replay, not a refusal.
+    quota = {"per_user": {"max_runs": 1, "window_seconds": 3600}}
+    again = submit(db, "idem", idempotency_key="k1", request_hash="h1", quota=quota)
+    check(again["refused"] is None and not again["created"], "idempotency: a replay is not refused by the quota",
+          again)
+
+
+def test_stale_attempts(db):
+    action(db, "stale")
+    run = submit(db, "stale")["run"]["id"]
+    check(claim(db, run, attempt=2) == "stale_attempt", "claim: a future attempt is refused")
+    check(claim(db, run, worker_type="git") == "wrong_worker_type", "claim: another worker type is refused")
+    check(claim(db, run) == "granted" and status(db, run) == "running", "claim: the current attempt is granted")
+    check(claim(db, run, worker="w2") == "already_claimed", "claim: a second worker is refused")
+    check(claim(db, run) == "granted", "claim: the same worker asking again is granted again")
+    check(db.q("SELECT count(*) FROM gw_run_events WHERE run_id = '%s' AND to_status = 'running'" % run) == "1",
+          "claim: a repeated grant writes no second transition")
+    # The reaper's requeue makes attempt 2: attempt 1's events and claims are stale.
+    db.q("UPDATE gw_runs SET attempt = 2, status = 'queued', worker_id = NULL WHERE id = '%s'" % run)
+    check(claim(db, run, attempt=1) == "stale_attempt", "claim: an old attempt is refused (fence)")
+    ev = [{"run_id": run, "attempt": 1, "seq": 1, "kind": "succeeded", "worker_id": "w1",
+           "data": {"outputs": {}}}]
+    check(db.q("SELECT gw_apply_events(%s)" % lit(ev)) == "0" and status(db, run) == "queued",
+          "events: a stale attempt's result is ignored")
+    check(claim(db, run, attempt=2, worker="w2") == "granted", "claim: the new attempt is granted")
+    ev[0].update(attempt=2, worker_id="w2")
+    check(db.q("SELECT gw_apply_events(%s)" % lit(ev)) == "1" and status(db, run) == "succeeded",
+          "events: the current attempt's result is applied")
+    check(db.q("SELECT gw_apply_events(%s)" % lit(ev)) == "0", "events: a duplicate is applied once")
+    check(claim(db, run, attempt=2, worker="w2") == "ended", "claim: an ended run is refused")
+    run = submit(db, "stale")["run"]["id"]
+    db.q("SELECT * FROM gw_cancel_run('%s', 'alice', NULL)" % run)
+    check(claim(db, run) == "cancelled", "claim: a run cancelled while queued never runs")
+
+
+def test_approval_counting(db):
+    action(db, "appr")
+    rule = {"approvals": 2, "from_teams": ["approvers"], "from_roles": ["approver"]}
+    run = submit(db, "appr", approval=rule)["run"]["id"]
+    check(status(db, run) == "pending_approval", "approval: the run waits")
+    check(claim(db, run) == "not_approved", "approval: a pending run cannot be claimed")
+    check(decide(db, run, "alice", teams=["approvers"]) == "self_approval", "approval: never the requester")
+    check(decide(db, run, "mallory", teams=["dev"]) == "not_eligible",
+          "approval: an approver outside the named teams and roles is refused")
+    check(decide(db, run, "ann", teams=["approvers"]) == "recorded"
+          and status(db, run) == "pending_approval", "approval: one of two approvals is recorded")
+    check(decide(db, run, "ann", teams=["approvers"]) == "already_decided",
+          "approval: the same approver counts once")
+    check(db.q("SELECT count(*) FROM gw_approvals WHERE run_id = '%s'" % run) == "1",
+          "approval: a duplicate decision is not stored")
+    check(decide(db, run, "rob", roles=["approver"]) == "approved" and status(db, run) == "queued",
+          "approval: the second distinct approval (by role) queues the run")
+    check(decide(db, run, "zed", teams=["approvers"]) == "not_pending", "approval: a queued run is decided")
+    # Approvals bind to the inputs: one given for other inputs does not count.
+    run = submit(db, "appr", approval=rule)["run"]["id"]
+    check(decide(db, run, "ann", teams=["approvers"]) == "recorded", "approval: first of two recorded")
+    db.q("UPDATE gw_runs SET inputs_hash = 'changed' WHERE id = '%s'" % run)
+    check(decide(db, run, "rob", teams=["approvers"]) == "recorded" and status(db, run) == "pending_approval",
+          "approval: only approvals for these exact inputs count")
+    run = submit(db, "appr", approval=rule)["run"]["id"]
+    check(decide(db, run, "ann", "reject", teams=["approvers"]) == "rejected" and status(db, run) == "rejected",
+          "approval: one rejection rejects by default")
+    run = submit(db, "appr", approval=rule, break_glass="the site is down, paging")["run"]["id"]
+    check(status(db, run) == "queued", "approval: break-glass skips the approval")
+
+
+def test_ttl_bounds(db):
+    ttl = {"default_seconds": 3600, "max_seconds": 7200, "max_extension_seconds": 1800}
+    action(db, "ttl", {"resource": {"kind": "env", "name": "/name"}, "ttl": ttl})
+
+    def make(name, **extra):
+        r = submit(db, "ttl", inputs={"name": name}, inputs_redacted={"name": name}, **extra)
+        run = r["run"]["id"]
+        check(claim(db, run) == "granted", "ttl: the run is claimed")
+        db.q("SELECT gw_apply_events(%s)" % lit([{"run_id": run, "attempt": 1, "seq": 1,
+                                                   "kind": "succeeded", "worker_id": "w1",
+                                                   "data": {"outputs": {}}}]))
+        return db.q("SELECT id FROM gw_resources WHERE created_by_run = '%s'" % run)
+
+    def seconds(res, col):
+        return float(db.q("SELECT extract(epoch FROM %s - created_at) FROM gw_resources WHERE id = '%s'"
+                          % (col, res)))
+
+    res = make("a")
+    check(abs(seconds(res, "expires_at") - 3600) < 5, "ttl: the default lifetime applies")
+    check(abs(seconds(res, "max_expires_at") - 9000) < 5, "ttl: the bound is max + extension budget")
+    res_b = make("b", ttl_seconds=600)
+    check(abs(seconds(res_b, "expires_at") - 600) < 5, "ttl: a requested ttl_seconds applies")
+
+    def extend(res, s):
+        return db.q("SELECT outcome FROM gw_extend_resource('%s', %d, 'alice')" % (res, s))
+
+    db.q("UPDATE gw_resources SET expires_at = max_expires_at - interval '100 seconds' WHERE id = '%s'" % res)
+    check(extend(res, 101) == "over_limit", "ttl: an extension one second past the bound is refused")
+    check(extend(res, 100) == "extended", "ttl: an extension exactly to the bound is granted")
+    check(db.q("SELECT expires_at = max_expires_at FROM gw_resources WHERE id = '%s'" % res) == "t",
+          "ttl: the extension moved expires_at to the bound")
+    check(extend(res, 1) == "over_limit", "ttl: nothing more past the bound")
+    db.q("UPDATE gw_resources SET status = 'tearing_down' WHERE id = '%s'" % res_b)
+    check(extend(res_b, 1) == "not_active", "ttl: a resource being torn down is not extended")
+
+
+def main():
+    if not ADMIN:
+        print("skipped: GW_TEST_PG_DSN is not set")
+        sys.exit(SKIP)
+    db = DB()
+    try:
+        for name, fn in sorted(globals().items()):
+            if name.startswith("test_") and callable(fn):
+                print("--", name)
+                fn(db)
+    finally:
+        db.drop()
+    print("sql functions: all checks passed")
+
+
+if __name__ == "__main__":
+    main()
