@@ -11,10 +11,10 @@ BEGIN
     RETURN NULL;
 END $$;
 
-DROP TRIGGER IF EXISTS gw_resources_drop_secrets ON gw_resources;
+SELECT gw_ensure_trigger('gw_resources', 'gw_resources_drop_secrets', $ddl$
 CREATE CONSTRAINT TRIGGER gw_resources_drop_secrets
     AFTER UPDATE OF status ON gw_resources
     DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW
     WHEN (NEW.status = 'deleted' AND OLD.status IS DISTINCT FROM 'deleted')
-    EXECUTE FUNCTION gw_drop_resource_secrets();
+    EXECUTE FUNCTION gw_drop_resource_secrets()$ddl$);

@@ -103,6 +103,22 @@ def test_reapply_changes_nothing(db):
           "the six triggers exist once each after re-applying")
 
 
+def test_triggers_kept_when_unchanged(db):
+    oids = "SELECT string_agg(oid::text, ',' ORDER BY tgname) FROM pg_trigger WHERE NOT tgisinternal"
+    before = db.q(oids)
+    db.migrate()
+    check(db.q(oids) == before,
+          "an unchanged trigger is not dropped and created again (no ACCESS EXCLUSIVE per start)")
+    db.q("ALTER TABLE gw_audit_log DISABLE TRIGGER gw_audit_no_update")
+    db.migrate()
+    check(db.q("SELECT tgenabled FROM pg_trigger WHERE tgname = 'gw_audit_no_update'") == "O",
+          "a disabled trigger is enabled again by the next migrate")
+    db.q("DROP TRIGGER gw_runs_drop_secrets ON gw_runs")
+    db.migrate()
+    check(db.q("SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal") == "6",
+          "a dropped trigger is created again by the next migrate")
+
+
 def test_named_arguments(db):
     action(db, "args")
     good = {"id": str(uuid.uuid4()), "action_id": "args", "action_version": "v1",
