@@ -97,6 +97,11 @@ json_t *gw_api_field_error(const char *pointer, const char *keyword, const char 
  * value). */
 json_t *gw_api_body(struct gw_api_ctx *ctx);
 
+/* Refuses a body field whose name is not in `allowed` (NULL-terminated):
+ * answers 422 validation_failed naming the first such field (errors[0]
+ * pointer "/<name>") and returns false. */
+bool gw_api_only_fields(struct gw_api_ctx *ctx, json_t *body, const char *const *allowed);
+
 /* Query parameter `name` %-decoded into out[cap]: true when present. A
  * value that does not fit, or is not UTF-8, sets *too_long (and returns
  * false); the handler then answers gw_api_query_too_long() (400 naming the

@@ -14,6 +14,8 @@
 #include "gw/crypto.h"
 #include "policy.h"
 
+static const char *const decision_fields[] = {"decision", "comment", NULL};
+
 /* What the caller brings to a decision, resolved once from the policy: its
  * roles (policy roles and token roles) and the actions whose runs it may
  * decide. Both as PostgreSQL array literals. */
@@ -98,8 +100,6 @@ void gw_api_run_decide(struct gw_api_ctx *ctx)
 {
     json_t *body, *decision, *comment;
     char teams_empty[] = "{}";
-    const char *k;
-    json_t *v;
 
     if (!gw_uuid_valid(ctx->id)) {
         gw_api_run_not_found(ctx);
@@ -108,17 +108,8 @@ void gw_api_run_decide(struct gw_api_ctx *ctx)
     body = gw_api_body(ctx);
     if (body == NULL)
         return;
-    json_object_foreach(body, k, v)
-    {
-        if (strcmp(k, "decision") != 0 && strcmp(k, "comment") != 0) {
-            char ptr[300];
-            snprintf(ptr, sizeof(ptr), "/%s", k);
-            gw_api_problem(ctx, 422, "validation_failed",
-                           gw_api_field_error(ptr, "additionalProperties", "unknown field"),
-                           "unknown field '%s' in the request body", k);
-            return;
-        }
-    }
+    if (!gw_api_only_fields(ctx, body, decision_fields))
+        return;
     decision = json_object_get(body, "decision");
     comment = json_object_get(body, "comment");
     if (!json_is_string(decision) || (strcmp(json_string_value(decision), "approve") != 0 &&
@@ -283,8 +274,6 @@ static void extension_decided(void *arg, const PGresult *res, const struct gw_er
 void gw_api_extension_decide(struct gw_api_ctx *ctx)
 {
     char teams_empty[] = "{}";
-    const char *k;
-    json_t *v;
 
     if (!gw_uuid_valid(ctx->id)) {
         gw_api_resource_not_found(ctx);
@@ -293,17 +282,8 @@ void gw_api_extension_decide(struct gw_api_ctx *ctx)
     json_t *body = gw_api_body(ctx);
     if (body == NULL)
         return;
-    json_object_foreach(body, k, v)
-    {
-        if (strcmp(k, "decision") != 0 && strcmp(k, "comment") != 0) {
-            char ptr[300];
-            snprintf(ptr, sizeof(ptr), "/%s", k);
-            gw_api_problem(ctx, 422, "validation_failed",
-                           gw_api_field_error(ptr, "additionalProperties", "unknown field"),
-                           "unknown field '%s' in the request body", k);
-            return;
-        }
-    }
+    if (!gw_api_only_fields(ctx, body, decision_fields))
+        return;
     json_t *decision = json_object_get(body, "decision");
     json_t *comment = json_object_get(body, "comment");
     if (!json_is_string(decision) || (strcmp(json_string_value(decision), "approve") != 0 &&

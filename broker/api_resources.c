@@ -41,28 +41,6 @@ static bool optional_body(struct gw_api_ctx *ctx, json_t **out)
     return true;
 }
 
-/* Refuses any field not in `allowed` (NULL-terminated) by name. */
-static bool only_fields(struct gw_api_ctx *ctx, json_t *body, const char *const *allowed)
-{
-    const char *k;
-    json_t *v;
-    json_object_foreach(body, k, v)
-    {
-        bool ok = false;
-        for (const char *const *a = allowed; *a; a++)
-            ok = ok || strcmp(k, *a) == 0;
-        if (!ok) {
-            char ptr[300];
-            snprintf(ptr, sizeof(ptr), "/%s", k);
-            gw_api_problem(ctx, 422, "validation_failed",
-                           gw_api_field_error(ptr, "additionalProperties", "unknown field"),
-                           "unknown field '%s' in the request body", k);
-            return false;
-        }
-    }
-    return true;
-}
-
 /* Parameters for a change the caller may make only within its scope for
  * `perm`: subject, teams, the read_runs scope (own, team, all arrays) and
  * the scope of `perm`. The queries answer 'forbidden' for a row the caller
@@ -128,7 +106,7 @@ void gw_api_run_cancel(struct gw_api_ctx *ctx)
 
     if (!id_ok(ctx, gw_api_run_not_found) || !optional_body(ctx, &body))
         return;
-    if (body != NULL && !only_fields(ctx, body, allowed))
+    if (body != NULL && !gw_api_only_fields(ctx, body, allowed))
         return;
     json_t *reason = json_object_get(body, "reason");
     if (reason != NULL && (!json_is_string(reason) || gw_api_text_len(reason) > 500)) {
@@ -194,7 +172,7 @@ void gw_api_run_reconcile(struct gw_api_ctx *ctx)
     }
     if (!id_ok(ctx, gw_api_run_not_found) || !optional_body(ctx, &body))
         return;
-    if (body != NULL && !only_fields(ctx, body, allowed))
+    if (body != NULL && !gw_api_only_fields(ctx, body, allowed))
         return;
     json_t *note = json_object_get(body, "note");
     if (!json_is_string(note) || gw_api_text_len(note) < 3 || gw_api_text_len(note) > 2000) {
@@ -384,7 +362,7 @@ void gw_api_resource_extend(struct gw_api_ctx *ctx)
                        "the body must be {\"seconds\": N}");
         return;
     }
-    if (!only_fields(ctx, body, allowed))
+    if (!gw_api_only_fields(ctx, body, allowed))
         return;
     json_t *s = json_object_get(body, "seconds");
     if (!json_is_integer(s) || json_integer_value(s) < 1 || json_integer_value(s) > 31536000) {

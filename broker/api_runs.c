@@ -10,6 +10,7 @@
 #include "api.h"
 #include "catalog.h"
 #include "gw/crypto.h"
+#include "gw/jsonptr.h"
 #include "gw/log.h"
 #include "policy.h"
 
@@ -66,12 +67,18 @@ static json_t *input_errors(json_t *errors)
     json_array_foreach(errors, i, e)
     {
         const char *loc = json_string_value(json_object_get(e, "instanceLocation"));
-        char ptr[1024];
-        snprintf(ptr, sizeof(ptr), "/inputs%s", loc != NULL ? loc : "");
-        json_array_append_new(out, json_pack("{s:s, s:O, s:O, s:O}", "pointer", ptr, "keyword",
-                                             json_object_get(e, "keyword"), "schema_pointer",
-                                             json_object_get(e, "keywordLocation"), "message",
-                                             json_object_get(e, "message")));
+        struct gw_jsonptr ptr = GW_JSONPTR_INIT;
+        if (gw_jsonptr_push(&ptr, "inputs") < 0 ||
+            gw_jsonptr_append(&ptr, loc != NULL ? loc : "") < 0) {
+            gw_jsonptr_finish(&ptr);
+            continue;
+        }
+        json_array_append_new(out,
+                              json_pack("{s:s, s:O, s:O, s:O}", "pointer", gw_jsonptr_str(&ptr),
+                                        "keyword", json_object_get(e, "keyword"), "schema_pointer",
+                                        json_object_get(e, "keywordLocation"), "message",
+                                        json_object_get(e, "message")));
+        gw_jsonptr_finish(&ptr);
     }
     json_decref(errors);
     return out;
@@ -148,28 +155,9 @@ static bool valid_idempotency_key(const char *k)
  * "<action>:<value>", so every run on one resource shares a partition. */
 static int resource_key(const struct gw_action *a, json_t *inputs, char *out, size_t cap)
 {
-    json_t *v = inputs;
-    const char *p = a->resource_key;
-    char seg[256];
-
-    if (p == NULL)
+    if (a->resource_key == NULL)
         return 0;
-    while (p != NULL && *p == '/') {
-        size_t n = strcspn(p + 1, "/");
-        size_t o = 0;
-        for (size_t i = 0; i < n && o + 1 < sizeof(seg); i++) {
-            char c = p[1 + i];
-            if (c == '~' && i + 1 < n && (p[2 + i] == '0' || p[2 + i] == '1')) {
-                seg[o++] = p[2 + i] == '0' ? '~' : '/';
-                i++;
-            } else {
-                seg[o++] = c;
-            }
-        }
-        seg[o] = '\0';
-        v = json_object_get(v, seg);
-        p += 1 + n;
-    }
+    json_t *v = gw_jsonptr_get(inputs, a->resource_key);
     if (json_is_string(v))
         snprintf(out, cap, "%s:%s", a->id, json_string_value(v));
     else if (json_is_integer(v))
@@ -180,12 +168,13 @@ static int resource_key(const struct gw_action *a, json_t *inputs, char *out, si
 }
 
 /* Collects the JSON pointers where redaction replaced a value: those are
- * the secret inputs. */
-static void secret_paths(json_t *orig, json_t *red, char *ptr, size_t len, size_t cap, json_t *out)
+ * the secret inputs. `ptr` is where `orig` and `red` stand. */
+static void secret_paths(json_t *orig, json_t *red, struct gw_jsonptr *ptr, json_t *out)
 {
+    size_t len = ptr->len;
     if (json_is_string(red) && strcmp(json_string_value(red), "[redacted]") == 0 &&
         !json_equal(orig, red)) {
-        json_array_append_new(out, json_stringn(ptr, len));
+        json_array_append_new(out, json_string(gw_jsonptr_str(ptr)));
         return;
     }
     if (json_is_object(orig) && json_is_object(red)) {
@@ -193,27 +182,15 @@ static void secret_paths(json_t *orig, json_t *red, char *ptr, size_t len, size_
         json_t *v;
         json_object_foreach(orig, k, v)
         {
-            size_t n = len;
-            if (n + 1 >= cap)
-                return;
-            ptr[n++] = '/';
-            for (const char *c = k; *c && n + 2 < cap; c++) {
-                if (*c == '~' || *c == '/') {
-                    ptr[n++] = '~';
-                    ptr[n++] = *c == '~' ? '0' : '1';
-                } else {
-                    ptr[n++] = *c;
-                }
-            }
-            secret_paths(v, json_object_get(red, k), ptr, n, cap, out);
+            if (gw_jsonptr_push(ptr, k) == 0)
+                secret_paths(v, json_object_get(red, k), ptr, out);
+            gw_jsonptr_truncate(ptr, len);
         }
     } else if (json_is_array(orig) && json_is_array(red)) {
         for (size_t i = 0; i < json_array_size(orig); i++) {
-            int n = snprintf(ptr + len, cap - len, "/%zu", i);
-            if (n < 0 || (size_t)n >= cap - len)
-                return;
-            secret_paths(json_array_get(orig, i), json_array_get(red, i), ptr, len + (size_t)n, cap,
-                         out);
+            if (gw_jsonptr_push_index(ptr, i) == 0)
+                secret_paths(json_array_get(orig, i), json_array_get(red, i), ptr, out);
+            gw_jsonptr_truncate(ptr, len);
         }
     }
 }
@@ -225,8 +202,6 @@ void gw_api_run_submit(struct gw_api_ctx *ctx)
     const char *ctype = gw_http_req_header(req, "content-type");
     const char *idem = gw_http_req_header(req, "idempotency-key");
     json_t *body, *inputs, *errors = NULL;
-    const char *field;
-    json_t *value;
 
     struct gw_authz z;
     char denied[600];
@@ -267,18 +242,9 @@ void gw_api_run_submit(struct gw_api_ctx *ctx)
                        "the body must be a JSON object");
         return;
     }
-    json_object_foreach(body, field, value)
-    {
-        if (strcmp(field, "inputs") != 0 && strcmp(field, "ttl_seconds") != 0 &&
-            strcmp(field, "break_glass") != 0) {
-            char ptr[300];
-            snprintf(ptr, sizeof(ptr), "/%s", field);
-            gw_api_problem(ctx, 422, "validation_failed",
-                           gw_api_field_error(ptr, "additionalProperties", "unknown field"),
-                           "unknown field '%s' in the request body", field);
-            return;
-        }
-    }
+    static const char *const fields[] = {"inputs", "ttl_seconds", "break_glass", NULL};
+    if (!gw_api_only_fields(ctx, body, fields))
+        return;
     json_t *ttl = json_object_get(body, "ttl_seconds");
     char ttl_s[24];
     if (ttl != NULL) {
@@ -354,8 +320,9 @@ void gw_api_run_submit(struct gw_api_ctx *ctx)
     json_decref(approval);
     json_t *redacted = gw_schema_redact(a->inputs, inputs);
     json_t *secrets = json_array();
-    char ptrbuf[1024];
-    secret_paths(inputs, redacted, ptrbuf, 0, sizeof(ptrbuf), secrets);
+    struct gw_jsonptr ptr = GW_JSONPTR_INIT;
+    secret_paths(inputs, redacted, &ptr, secrets);
+    gw_jsonptr_finish(&ptr);
     char *inputs_s = json_dumps(inputs, JSON_COMPACT);
     char *redacted_s = json_dumps(redacted, JSON_COMPACT);
     char *secrets_s = json_dumps(secrets, JSON_COMPACT);

@@ -16,6 +16,7 @@
 #include "api.h"
 #include "catalog.h"
 #include "gw/doc.h"
+#include "gw/jsonptr.h"
 #include "gw/log.h"
 
 #define POLICY_MAX_BYTES (1 << 20)
@@ -33,9 +34,9 @@ static const char *const scope_names[] = {"none", "own", "team", "all"};
 #define GLOBAL_PERMS (BIT(GW_PERM_READ_AUDIT) | BIT(GW_PERM_ADMIN))
 
 struct cond {
-    const char *name;  /* as written: "environment" or "/env/name" */
-    char pointer[256]; /* JSON pointer into the inputs */
-    json_t *allowed;   /* borrowed array of scalars; strings may be globs */
+    const char *name; /* as written: "environment" or "/env/name" */
+    char *pointer;    /* JSON pointer into the inputs (owned) */
+    json_t *allowed;  /* borrowed array of scalars; strings may be globs */
 };
 
 struct grant {
@@ -197,31 +198,21 @@ static int parse_cond(struct parser *ps, const char *name, json_t *allowed, cons
     c->name = name;
     if (name[0] == '\0')
         return bad(ps, ptr, "an input name must not be empty");
-    if (name[0] == '/') {
-        if (strlen(name) >= sizeof(c->pointer))
-            return bad(ps, ptr, "the input pointer is too long");
-        snprintf(c->pointer, sizeof(c->pointer), "%s", name);
-    } else {
-        size_t o = 0;
-        c->pointer[o++] = '/';
-        for (const char *p = name; *p; p++) {
-            if (o + 3 >= sizeof(c->pointer))
-                return bad(ps, ptr, "the input name is too long");
-            if (*p == '~' || *p == '/') {
-                c->pointer[o++] = '~';
-                c->pointer[o++] = *p == '~' ? '0' : '1';
-            } else {
-                c->pointer[o++] = *p;
-            }
-        }
-        c->pointer[o] = '\0';
-    }
+    if (name[0] == '/' && !gw_jsonptr_valid(name, strlen(name)))
+        return bad(ps, ptr, "'~' in an input pointer must be followed by 0 or 1 (RFC 6901)");
     if (!json_is_array(allowed) || json_array_size(allowed) == 0)
         return bad(ps, ptr, "must be a non-empty array of allowed values");
     json_array_foreach(allowed, i, v)
     {
         if (json_is_object(v) || json_is_array(v) || json_is_null(v))
             return bad(ps, ptr, "allowed value %zu must be a string, number or boolean", i);
+    }
+    /* Last, so that a refused condition holds nothing to free. */
+    struct gw_jsonptr p = GW_JSONPTR_INIT;
+    int rc = name[0] == '/' ? gw_jsonptr_append(&p, name) : gw_jsonptr_push(&p, name);
+    if (rc < 0 || (c->pointer = gw_jsonptr_steal(&p)) == NULL) {
+        gw_jsonptr_finish(&p);
+        return gw_error_set(ps->err, GW_ENOMEM, false, "out of memory");
     }
     c->allowed = allowed;
     return 0;
@@ -516,8 +507,12 @@ void gw_policy_unref(struct gw_policy *p)
     if (p == NULL || --p->refs > 0)
         return;
     for (size_t i = 0; i < p->n_roles; i++) {
-        for (size_t j = 0; j < p->roles[i].n; j++)
-            free(p->roles[i].grants[j].conds);
+        for (size_t j = 0; j < p->roles[i].n; j++) {
+            struct grant *g = &p->roles[i].grants[j];
+            for (size_t k = 0; k < g->n_conds; k++)
+                free(g->conds[k].pointer);
+            free(g->conds);
+        }
         free(p->roles[i].grants);
     }
     free(p->roles);
@@ -661,31 +656,6 @@ static bool selects(const struct grant *g, const struct gw_action *a)
     return true;
 }
 
-/* The value at a JSON pointer, or NULL. */
-static json_t *at_pointer(json_t *v, const char *ptr)
-{
-    char seg[256];
-    while (v != NULL && *ptr == '/') {
-        size_t n = strcspn(ptr + 1, "/"), o = 0;
-        for (size_t i = 0; i < n && o + 1 < sizeof(seg); i++) {
-            char c = ptr[1 + i];
-            if (c == '~' && i + 1 < n && (ptr[2 + i] == '0' || ptr[2 + i] == '1'))
-                c = ptr[2 + i++] == '0' ? '~' : '/';
-            seg[o++] = c;
-        }
-        seg[o] = '\0';
-        if (json_is_object(v)) {
-            v = json_object_get(v, seg);
-        } else if (json_is_array(v) && o > 0 && strspn(seg, "0123456789") == o) {
-            v = json_array_get(v, strtoul(seg, NULL, 10));
-        } else {
-            v = NULL;
-        }
-        ptr += 1 + n;
-    }
-    return v;
-}
-
 static bool value_allowed(const struct cond *c, json_t *v)
 {
     size_t i;
@@ -707,7 +677,7 @@ static bool value_allowed(const struct cond *c, json_t *v)
 
 static void cond_refusal(const struct cond *c, json_t *inputs, char *why, size_t cap)
 {
-    json_t *v = at_pointer(inputs, c->pointer);
+    json_t *v = gw_jsonptr_get(inputs, c->pointer);
     char *shown = v ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
     char *allowed = json_dumps(c->allowed, JSON_COMPACT);
     if (shown != NULL && strlen(shown) > 80)
@@ -742,7 +712,7 @@ bool gw_authz_can(const struct gw_authz *z, enum gw_perm perm, const struct gw_a
                 continue;
             size_t k;
             for (k = 0; inputs != NULL && k < g->n_conds; k++) {
-                if (!value_allowed(&g->conds[k], at_pointer(inputs, g->conds[k].pointer))) {
+                if (!value_allowed(&g->conds[k], gw_jsonptr_get(inputs, g->conds[k].pointer))) {
                     if (cond_why[0] == '\0')
                         cond_refusal(&g->conds[k], inputs, cond_why, sizeof(cond_why));
                     break;

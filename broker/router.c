@@ -12,6 +12,7 @@
 #include "api.h"
 #include "gw/crypto.h"
 #include "gw/json.h"
+#include "gw/jsonptr.h"
 #include "gw/utf8.h"
 #include "gw/log.h"
 #include "policy.h"
@@ -381,15 +382,40 @@ json_t *gw_api_field_error(const char *pointer, const char *keyword, const char 
                      message);
 }
 
+bool gw_api_only_fields(struct gw_api_ctx *ctx, json_t *body, const char *const *allowed)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(body, k, v)
+    {
+        bool ok = false;
+        for (const char *const *a = allowed; *a != NULL; a++)
+            ok = ok || strcmp(k, *a) == 0;
+        if (ok)
+            continue;
+        struct gw_jsonptr ptr = GW_JSONPTR_INIT;
+        json_t *errors =
+            gw_jsonptr_push(&ptr, k) == 0
+                ? gw_api_field_error(gw_jsonptr_str(&ptr), "additionalProperties", "unknown field")
+                : NULL;
+        gw_jsonptr_finish(&ptr);
+        gw_api_problem(ctx, 422, "validation_failed", errors,
+                       "unknown field '%s' in the request body", k);
+        return false;
+    }
+    return true;
+}
+
 json_t *gw_api_body(struct gw_api_ctx *ctx)
 {
     struct gw_json_fault f;
     json_t *doc;
     doc = gw_json_parse_request(ctx->req->body, ctx->req->body_len, &f);
     if (doc == NULL) {
-        gw_api_problem(ctx, f.status, f.code,
-                       f.status == 422 ? gw_api_field_error(f.pointer, f.keyword, f.message) : NULL,
-                       "%s", f.message);
+        json_t *errors =
+            f.status == 422 ? gw_api_field_error(f.pointer, f.keyword, f.message) : NULL;
+        gw_json_fault_finish(&f);
+        gw_api_problem(ctx, f.status, f.code, errors, "%s", f.message);
         return NULL;
     }
     json_decref(ctx->scratch);
