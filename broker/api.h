@@ -97,6 +97,18 @@ json_t *gw_api_field_error(const char *pointer, const char *keyword, const char 
  * value). */
 json_t *gw_api_body(struct gw_api_ctx *ctx);
 
+/* Per-request memory: from the HTTP request's pool, freed with the request
+ * when the reply is sent (so never by hand, and never used after the
+ * reply). NULL when out of memory. gw_api_printf formats into it;
+ * gw_api_dump writes `json` with jansson's `flags`, NUL-terminated. */
+void *gw_api_alloc(struct gw_api_ctx *ctx, size_t n);
+char *gw_api_printf(struct gw_api_ctx *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+char *gw_api_dump(struct gw_api_ctx *ctx, const json_t *json, size_t flags);
+
+/* Answers 503 unavailable "out of memory" (frees ctx) and returns false. */
+bool gw_api_oom(struct gw_api_ctx *ctx);
+
 /* Refuses a body field whose name is not in `allowed` (NULL-terminated):
  * answers 422 validation_failed naming the first such field (errors[0]
  * pointer "/<name>") and returns false. */

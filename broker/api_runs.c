@@ -52,8 +52,43 @@ void gw_api_action_get(struct gw_api_ctx *ctx)
 
 /* --------------------------------------------------------------- submit */
 
+/*
+ * POST /v1/actions/{id}/runs reads top to bottom:
+ *
+ *   submit_authorize  the action exists and the caller may run it at all
+ *   submit_parse      headers and body: what the request asks for
+ *   submit_validate   inputs against the schema, the fingerprint, defaults,
+ *                     then the policy's input conditions (and break-glass)
+ *   submit_redact     approval rule, redacted copy, secret paths, key
+ *   submit_persist    one call of gw_submit_run
+ *   submit_done       the reply: 202, 409 or 429
+ *
+ * Every step fills `struct submit` (allocated from the request's pool, so
+ * nothing in it is freed by hand) and answers the request itself when it
+ * returns false. Authorization is resolved once: the `struct gw_authz`
+ * taken in submit_authorize answers both the early question (may this
+ * caller run the action with any inputs: refused before the body is read,
+ * so a caller who may not run it learns nothing of its rules) and the one
+ * about the defaulted inputs, under the same policy even if a reload lands
+ * in between.
+ */
 struct submit {
     struct gw_api_ctx *ctx;
+    const struct gw_action *a;
+    struct gw_authz *z; /* the caller's authorization, resolved once */
+    char denied[600];   /* why z refused, for the 403 */
+    /* submit_parse */
+    json_t *body;          /* borrowed: ctx->scratch owns it */
+    json_t *inputs;        /* borrowed from body */
+    const char *idem;      /* Idempotency-Key, or NULL */
+    const char *ttl_s;     /* ttl_seconds as text, or NULL */
+    const char *bg_reason; /* break_glass.reason, or NULL */
+    /* submit_validate */
+    char hash[GW_SHA256_HEX_LEN + 1]; /* fingerprint of the body as sent */
+    /* submit_redact: what gw_submit_run stores, as text */
+    const char *inputs_s, *redacted_s, *secrets_s;
+    const char *approval_s; /* the approval rule, or NULL */
+    const char *key;        /* resource key, or NULL: the run id */
     char run_id[GW_UUID_LEN + 1];
 };
 
@@ -84,11 +119,290 @@ static json_t *input_errors(json_t *errors)
     return out;
 }
 
+static bool valid_idempotency_key(const char *k)
+{
+    size_t n = strlen(k);
+    if (n == 0 || n > IDEMPOTENCY_KEY_MAX)
+        return false;
+    for (; *k; k++)
+        if (!isprint((unsigned char)*k))
+            return false;
+    return true;
+}
+
+/* The resource key: the value at the action's resource_key pointer, as
+ * "<action>:<value>", so every run on one resource shares a partition.
+ * NULL when the action names none or the value is not a string or integer. */
+static const char *resource_key(struct gw_api_ctx *ctx, const struct gw_action *a, json_t *inputs)
+{
+    json_t *v = a->resource_key != NULL ? gw_jsonptr_get(inputs, a->resource_key) : NULL;
+    if (json_is_string(v))
+        return gw_api_printf(ctx, "%s:%s", a->id, json_string_value(v));
+    if (json_is_integer(v))
+        return gw_api_printf(ctx, "%s:%lld", a->id, (long long)json_integer_value(v));
+    return NULL;
+}
+
+/* Collects the JSON pointers where redaction replaced a value: those are
+ * the secret inputs. `ptr` is where `orig` and `red` stand. */
+static void secret_paths(json_t *orig, json_t *red, struct gw_jsonptr *ptr, json_t *out)
+{
+    size_t len = ptr->len;
+    if (json_is_string(red) && strcmp(json_string_value(red), "[redacted]") == 0 &&
+        !json_equal(orig, red)) {
+        json_array_append_new(out, json_string(gw_jsonptr_str(ptr)));
+        return;
+    }
+    if (json_is_object(orig) && json_is_object(red)) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(orig, k, v)
+        {
+            if (gw_jsonptr_push(ptr, k) == 0)
+                secret_paths(v, json_object_get(red, k), ptr, out);
+            gw_jsonptr_truncate(ptr, len);
+        }
+    } else if (json_is_array(orig) && json_is_array(red)) {
+        for (size_t i = 0; i < json_array_size(orig); i++) {
+            if (gw_jsonptr_push_index(ptr, i) == 0)
+                secret_paths(json_array_get(orig, i), json_array_get(red, i), ptr, out);
+            gw_jsonptr_truncate(ptr, len);
+        }
+    }
+}
+
+/* The action exists, and the caller may run it with some inputs at least.
+ * On true, *s->z is begun (the caller finishes it); on false it is not. */
+static bool submit_authorize(struct submit *s)
+{
+    struct gw_api_ctx *ctx = s->ctx;
+    s->a = gw_catalog_find(ctx->b->catalog, ctx->id);
+    if (s->a == NULL) {
+        gw_api_problem(ctx, 404, "action_not_found", NULL, "no action with id '%s'", ctx->id);
+        return false;
+    }
+    if (!gw_authz_begin(s->z, ctx))
+        return false;
+    if (gw_authz_can(s->z, GW_PERM_RUN, s->a, NULL, s->denied, sizeof(s->denied)))
+        return true;
+    gw_authz_finish(s->z);
+    gw_authz_forbidden(ctx, s->denied);
+    return false;
+}
+
+/* ttl_seconds: only for an action that creates something with a lifetime,
+ * within its bounds. */
+static bool submit_parse_ttl(struct submit *s, json_t *ttl)
+{
+    struct gw_api_ctx *ctx = s->ctx;
+    const struct gw_action *a = s->a;
+    if (ttl == NULL)
+        return true;
+    if (!a->has_resource || a->ttl_max_s == 0) {
+        gw_api_problem(ctx, 422, "validation_failed",
+                       gw_api_field_error("/ttl_seconds", "not", "this action has no TTL"),
+                       "action '%s' creates nothing with a lifetime", a->id);
+        return false;
+    }
+    if (!json_is_integer(ttl) || json_integer_value(ttl) < 1 ||
+        json_integer_value(ttl) > a->ttl_max_s) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "an integer from 1 to %d", a->ttl_max_s);
+        gw_api_problem(ctx, 422, "validation_failed",
+                       gw_api_field_error("/ttl_seconds", "maximum", msg),
+                       "ttl_seconds must be between 1 and %d for action '%s'", a->ttl_max_s, a->id);
+        return false;
+    }
+    s->ttl_s = gw_api_printf(ctx, "%lld", (long long)json_integer_value(ttl));
+    return s->ttl_s != NULL || gw_api_oom(ctx);
+}
+
+/* Break-glass: run without the approval the action asks for, with a
+ * written reason, flagged in the audit log and notified. */
+static bool submit_parse_break_glass(struct submit *s, json_t *bg)
+{
+    json_t *why = json_object_get(bg, "reason");
+    if (bg == NULL)
+        return true;
+    if (!json_is_object(bg) || json_object_size(bg) != 1 || !json_is_string(why) ||
+        gw_api_text_len(why) < 10 || gw_api_text_len(why) > 1000) {
+        gw_api_problem(s->ctx, 422, "validation_failed",
+                       gw_api_field_error("/break_glass/reason", "minLength",
+                                          "a written reason of 10 to 1000 characters"),
+                       "break_glass needs {\"reason\": \"...\"} with a real reason");
+        return false;
+    }
+    s->bg_reason = json_string_value(why);
+    return true;
+}
+
+/* Headers and body: what the request asks for. */
+static bool submit_parse(struct submit *s)
+{
+    static const char *const fields[] = {"inputs", "ttl_seconds", "break_glass", NULL};
+    struct gw_api_ctx *ctx = s->ctx;
+    const char *ctype = gw_http_req_header(ctx->req, "content-type");
+
+    s->idem = gw_http_req_header(ctx->req, "idempotency-key");
+    if (ctype != NULL && strncasecmp(ctype, "application/json", 16) != 0) {
+        gw_api_problem(ctx, 415, "unsupported_media_type", NULL,
+                       "the request body must be application/json");
+        return false;
+    }
+    if (s->idem != NULL && !valid_idempotency_key(s->idem)) {
+        gw_api_problem(ctx, 400, "invalid_idempotency_key",
+                       gw_api_field_error("/headers/idempotency-key", "maxLength",
+                                          "1 to 255 printable ASCII characters"),
+                       "the Idempotency-Key header must be 1 to 255 printable characters");
+        return false;
+    }
+    s->body = gw_api_body(ctx);
+    if (s->body == NULL)
+        return false;
+    if (!json_is_object(s->body)) {
+        gw_api_problem(ctx, 422, "validation_failed",
+                       gw_api_field_error("", "type", "must be an object"),
+                       "the body must be a JSON object");
+        return false;
+    }
+    if (!gw_api_only_fields(ctx, s->body, fields) ||
+        !submit_parse_ttl(s, json_object_get(s->body, "ttl_seconds")) ||
+        !submit_parse_break_glass(s, json_object_get(s->body, "break_glass")))
+        return false;
+    s->inputs = json_object_get(s->body, "inputs");
+    if (s->inputs == NULL) {
+        s->inputs = json_object();
+        json_object_set_new(s->body, "inputs", s->inputs);
+    }
+    return true;
+}
+
+/* The inputs against the action's schema; the request's fingerprint; the
+ * defaults; then the policy's conditions on the inputs as they will run. */
+static bool submit_validate(struct submit *s)
+{
+    struct gw_api_ctx *ctx = s->ctx;
+    const struct gw_action *a = s->a;
+    json_t *errors = NULL;
+
+    if (!gw_schema_validate(a->inputs, s->inputs, &errors)) {
+        ctx->b->metrics.runs_rejected++;
+        gw_api_problem(ctx, 422, "validation_failed", input_errors(errors),
+                       "the inputs do not match the input schema of action '%s'", a->id);
+        return false;
+    }
+    /* The fingerprint covers the whole body (inputs, TTL, break-glass) and
+     * is taken before defaults are filled in, so a replay is recognised
+     * whatever defaults say by then. */
+    const char *canon = gw_api_dump(ctx, s->body, JSON_SORT_KEYS | JSON_COMPACT);
+    if (canon == NULL)
+        return gw_api_oom(ctx);
+    gw_sha256_hex(canon, strlen(canon), s->hash);
+    /* Input conditions are checked once defaults are filled in: an omitted
+     * input must not slip past a condition on its default. Break-glass is
+     * a permission of its own, checked on these inputs. */
+    gw_schema_apply_defaults(a->inputs, s->inputs);
+    if (!gw_authz_can(s->z, GW_PERM_RUN, a, s->inputs, s->denied, sizeof(s->denied)) ||
+        (s->bg_reason != NULL &&
+         !gw_authz_can(s->z, GW_PERM_BREAK_GLASS, a, s->inputs, s->denied, sizeof(s->denied)))) {
+        ctx->b->metrics.runs_rejected++;
+        gw_authz_forbidden(ctx, s->denied);
+        return false;
+    }
+    return true;
+}
+
+/* What gw_submit_run stores: the inputs, their redacted copy and the
+ * pointers of the secrets in them, the approval rule, the resource key. */
+static bool submit_redact(struct submit *s)
+{
+    struct gw_api_ctx *ctx = s->ctx;
+    const struct gw_action *a = s->a;
+    json_t *approval = gw_action_approval_for(a, s->inputs);
+    json_t *redacted = gw_schema_redact(a->inputs, s->inputs);
+    json_t *secrets = json_array();
+    struct gw_jsonptr ptr = GW_JSONPTR_INIT;
+
+    secret_paths(s->inputs, redacted, &ptr, secrets);
+    gw_jsonptr_finish(&ptr);
+    s->approval_s = approval != NULL ? gw_api_dump(ctx, approval, JSON_COMPACT) : NULL;
+    s->inputs_s = gw_api_dump(ctx, s->inputs, JSON_COMPACT);
+    s->redacted_s = gw_api_dump(ctx, redacted, JSON_COMPACT);
+    s->secrets_s = gw_api_dump(ctx, secrets, JSON_COMPACT);
+    s->key = resource_key(ctx, a, s->inputs);
+    bool ok = s->inputs_s != NULL && s->redacted_s != NULL && s->secrets_s != NULL &&
+              (approval == NULL || s->approval_s != NULL) && gw_uuid_v4(s->run_id, NULL) == 0;
+    json_decref(approval);
+    json_decref(redacted);
+    json_decref(secrets);
+    return ok || gw_api_oom(ctx);
+}
+
+static void submit_done(void *arg, const PGresult *res, const struct gw_error *err);
+
+/* One call of gw_submit_run; submit_done answers. */
+static void submit_persist(struct submit *s)
+{
+    struct gw_api_ctx *ctx = s->ctx;
+    const struct gw_action *a = s->a;
+    char timeout[16], max_attempts[16];
+    snprintf(timeout, sizeof(timeout), "%d", a->timeout_seconds);
+    snprintf(max_attempts, sizeof(max_attempts), "%d", a->max_attempts);
+    const char *params[] = {
+        s->run_id,
+        a->id,
+        a->version,
+        a->worker_type,
+        s->key,
+        s->inputs_s,
+        s->redacted_s,
+        ctx->principal.subject,
+        ctx->principal.teams_pg,
+        s->idem,
+        s->hash,
+        timeout,
+        max_attempts,
+        a->retryable ? "true" : "false",
+        s->secrets_s,
+        s->ttl_s,
+        s->approval_s,
+        a->quota,
+        s->bg_reason,
+    };
+    gw_api_query_or_503(ctx, "submit_run",
+                        "SELECT run::text, created, conflict, refused::text FROM gw_submit_run("
+                        "$1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9::text[], $10, $11,"
+                        " $12::int, $13::int, $14::boolean, $15::jsonb, $16::int, $17::jsonb,"
+                        " $18::jsonb, $19)",
+                        19, params, submit_done);
+}
+
+void gw_api_run_submit(struct gw_api_ctx *ctx)
+{
+    /* The authorization lives on this stack frame, not in the pool: the
+     * steps answer (which frees the pool) before it is finished. */
+    struct gw_authz z;
+    struct submit *s = gw_api_alloc(ctx, sizeof(*s));
+    if (s == NULL) {
+        gw_api_oom(ctx);
+        return;
+    }
+    memset(s, 0, sizeof(*s));
+    s->ctx = ctx;
+    s->z = &z;
+    if (!submit_authorize(s))
+        return;
+    bool ok = submit_parse(s) && submit_validate(s);
+    gw_authz_finish(&z);
+    if (ok && submit_redact(s))
+        submit_persist(s);
+}
+
+/* The reply: 202 with the run (Location; Idempotent-Replayed on a replay),
+ * 409 when the Idempotency-Key came with another request, 429 over a quota. */
 static void submit_done(void *arg, const PGresult *res, const struct gw_error *err)
 {
-    struct submit *s = arg;
-    struct gw_api_ctx *ctx = s->ctx;
-    free(s);
+    struct gw_api_ctx *ctx = arg;
 
     if (err != NULL) {
         gw_api_pg_failed(ctx, err);
@@ -138,248 +452,6 @@ static void submit_done(void *arg, const PGresult *res, const struct gw_error *e
         ctx->b->metrics.runs_replayed++;
     }
     gw_api_reply(ctx, 202, hdr, run, (size_t)PQgetlength(res, 0, 0));
-}
-
-static bool valid_idempotency_key(const char *k)
-{
-    size_t n = strlen(k);
-    if (n == 0 || n > IDEMPOTENCY_KEY_MAX)
-        return false;
-    for (; *k; k++)
-        if (!isprint((unsigned char)*k))
-            return false;
-    return true;
-}
-
-/* The resource key: the value at the action's resource_key pointer, as
- * "<action>:<value>", so every run on one resource shares a partition. */
-static int resource_key(const struct gw_action *a, json_t *inputs, char *out, size_t cap)
-{
-    if (a->resource_key == NULL)
-        return 0;
-    json_t *v = gw_jsonptr_get(inputs, a->resource_key);
-    if (json_is_string(v))
-        snprintf(out, cap, "%s:%s", a->id, json_string_value(v));
-    else if (json_is_integer(v))
-        snprintf(out, cap, "%s:%lld", a->id, (long long)json_integer_value(v));
-    else
-        return 0;
-    return 1;
-}
-
-/* Collects the JSON pointers where redaction replaced a value: those are
- * the secret inputs. `ptr` is where `orig` and `red` stand. */
-static void secret_paths(json_t *orig, json_t *red, struct gw_jsonptr *ptr, json_t *out)
-{
-    size_t len = ptr->len;
-    if (json_is_string(red) && strcmp(json_string_value(red), "[redacted]") == 0 &&
-        !json_equal(orig, red)) {
-        json_array_append_new(out, json_string(gw_jsonptr_str(ptr)));
-        return;
-    }
-    if (json_is_object(orig) && json_is_object(red)) {
-        const char *k;
-        json_t *v;
-        json_object_foreach(orig, k, v)
-        {
-            if (gw_jsonptr_push(ptr, k) == 0)
-                secret_paths(v, json_object_get(red, k), ptr, out);
-            gw_jsonptr_truncate(ptr, len);
-        }
-    } else if (json_is_array(orig) && json_is_array(red)) {
-        for (size_t i = 0; i < json_array_size(orig); i++) {
-            if (gw_jsonptr_push_index(ptr, i) == 0)
-                secret_paths(json_array_get(orig, i), json_array_get(red, i), ptr, out);
-            gw_jsonptr_truncate(ptr, len);
-        }
-    }
-}
-
-void gw_api_run_submit(struct gw_api_ctx *ctx)
-{
-    struct gw_http_req *req = ctx->req;
-    const struct gw_action *a = gw_catalog_find(ctx->b->catalog, ctx->id);
-    const char *ctype = gw_http_req_header(req, "content-type");
-    const char *idem = gw_http_req_header(req, "idempotency-key");
-    json_t *body, *inputs, *errors = NULL;
-
-    struct gw_authz z;
-    char denied[600];
-
-    if (a == NULL) {
-        gw_api_problem(ctx, 404, "action_not_found", NULL, "no action with id '%s'", ctx->id);
-        return;
-    }
-    /* Deny early when no inputs at all would be allowed; input conditions
-     * are checked once defaults are filled in (an omitted input must not
-     * slip past a condition on its default). */
-    if (!gw_authz_begin(&z, ctx))
-        return;
-    if (!gw_authz_can(&z, GW_PERM_RUN, a, NULL, denied, sizeof(denied))) {
-        gw_authz_finish(&z);
-        gw_authz_forbidden(ctx, denied);
-        return;
-    }
-    gw_authz_finish(&z);
-    if (ctype != NULL && strncasecmp(ctype, "application/json", 16) != 0) {
-        gw_api_problem(ctx, 415, "unsupported_media_type", NULL,
-                       "the request body must be application/json");
-        return;
-    }
-    if (idem != NULL && !valid_idempotency_key(idem)) {
-        gw_api_problem(ctx, 400, "invalid_idempotency_key",
-                       gw_api_field_error("/headers/idempotency-key", "maxLength",
-                                          "1 to 255 printable ASCII characters"),
-                       "the Idempotency-Key header must be 1 to 255 printable characters");
-        return;
-    }
-    body = gw_api_body(ctx);
-    if (body == NULL)
-        return;
-    if (!json_is_object(body)) {
-        gw_api_problem(ctx, 422, "validation_failed",
-                       gw_api_field_error("", "type", "must be an object"),
-                       "the body must be a JSON object");
-        return;
-    }
-    static const char *const fields[] = {"inputs", "ttl_seconds", "break_glass", NULL};
-    if (!gw_api_only_fields(ctx, body, fields))
-        return;
-    json_t *ttl = json_object_get(body, "ttl_seconds");
-    char ttl_s[24];
-    if (ttl != NULL) {
-        if (!a->has_resource || a->ttl_max_s == 0) {
-            gw_api_problem(ctx, 422, "validation_failed",
-                           gw_api_field_error("/ttl_seconds", "not", "this action has no TTL"),
-                           "action '%s' creates nothing with a lifetime", a->id);
-            return;
-        }
-        if (!json_is_integer(ttl) || json_integer_value(ttl) < 1 ||
-            json_integer_value(ttl) > a->ttl_max_s) {
-            char msg[96];
-            snprintf(msg, sizeof(msg), "an integer from 1 to %d", a->ttl_max_s);
-            gw_api_problem(
-                ctx, 422, "validation_failed", gw_api_field_error("/ttl_seconds", "maximum", msg),
-                "ttl_seconds must be between 1 and %d for action '%s'", a->ttl_max_s, a->id);
-            return;
-        }
-        snprintf(ttl_s, sizeof(ttl_s), "%lld", (long long)json_integer_value(ttl));
-    }
-    /* Break-glass: run without the approval the action asks for, with a
-     * written reason, flagged in the audit log and notified. */
-    json_t *bg = json_object_get(body, "break_glass");
-    const char *bg_reason = NULL;
-    if (bg != NULL) {
-        json_t *why = json_object_get(bg, "reason");
-        if (!json_is_object(bg) || json_object_size(bg) != 1 || !json_is_string(why) ||
-            gw_api_text_len(why) < 10 || gw_api_text_len(why) > 1000) {
-            gw_api_problem(ctx, 422, "validation_failed",
-                           gw_api_field_error("/break_glass/reason", "minLength",
-                                              "a written reason of 10 to 1000 characters"),
-                           "break_glass needs {\"reason\": \"...\"} with a real reason");
-            return;
-        }
-        bg_reason = json_string_value(why);
-    }
-    inputs = json_object_get(body, "inputs");
-    if (inputs == NULL) {
-        inputs = json_object();
-        json_object_set_new(body, "inputs", inputs);
-    }
-    if (!gw_schema_validate(a->inputs, inputs, &errors)) {
-        ctx->b->metrics.runs_rejected++;
-        gw_api_problem(ctx, 422, "validation_failed", input_errors(errors),
-                       "the inputs do not match the input schema of action '%s'", a->id);
-        return;
-    }
-
-    /* The request's fingerprint covers the whole body (inputs, TTL,
-     * break-glass) and is taken before defaults are filled in, so a replay
-     * is recognised whatever defaults say by then. */
-    char *canon = json_dumps(body, JSON_SORT_KEYS | JSON_COMPACT);
-    char hash[GW_SHA256_HEX_LEN + 1];
-    gw_sha256_hex(canon, strlen(canon), hash);
-    free(canon);
-
-    gw_schema_apply_defaults(a->inputs, inputs);
-    if (!gw_authz_begin(&z, ctx))
-        return;
-    bool allowed = gw_authz_can(&z, GW_PERM_RUN, a, inputs, denied, sizeof(denied));
-    /* Break-glass is a permission of its own, checked on these inputs. */
-    if (allowed && bg_reason != NULL &&
-        !gw_authz_can(&z, GW_PERM_BREAK_GLASS, a, inputs, denied, sizeof(denied)))
-        allowed = false;
-    gw_authz_finish(&z);
-    if (!allowed) {
-        ctx->b->metrics.runs_rejected++;
-        gw_authz_forbidden(ctx, denied);
-        return;
-    }
-    json_t *approval = gw_action_approval_for(a, inputs);
-    char *approval_s = approval != NULL ? json_dumps(approval, JSON_COMPACT) : NULL;
-    json_decref(approval);
-    json_t *redacted = gw_schema_redact(a->inputs, inputs);
-    json_t *secrets = json_array();
-    struct gw_jsonptr ptr = GW_JSONPTR_INIT;
-    secret_paths(inputs, redacted, &ptr, secrets);
-    gw_jsonptr_finish(&ptr);
-    char *inputs_s = json_dumps(inputs, JSON_COMPACT);
-    char *redacted_s = json_dumps(redacted, JSON_COMPACT);
-    char *secrets_s = json_dumps(secrets, JSON_COMPACT);
-    json_decref(redacted);
-    json_decref(secrets);
-
-    struct submit *s = calloc(1, sizeof(*s));
-    char key[512];
-    char timeout[16], max_attempts[16];
-    bool has_key = resource_key(a, inputs, key, sizeof(key));
-    if (s == NULL || inputs_s == NULL || redacted_s == NULL || secrets_s == NULL ||
-        gw_uuid_v4(s->run_id, NULL) < 0) {
-        free(s);
-        free(inputs_s);
-        free(redacted_s);
-        free(secrets_s);
-        gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
-        return;
-    }
-    s->ctx = ctx;
-    snprintf(timeout, sizeof(timeout), "%d", a->timeout_seconds);
-    snprintf(max_attempts, sizeof(max_attempts), "%d", a->max_attempts);
-    const char *params[] = {
-        s->run_id,
-        a->id,
-        a->version,
-        a->worker_type,
-        has_key ? key : NULL,
-        inputs_s,
-        redacted_s,
-        ctx->principal.subject,
-        ctx->principal.teams_pg,
-        idem,
-        hash,
-        timeout,
-        max_attempts,
-        a->retryable ? "true" : "false",
-        secrets_s,
-        ttl != NULL ? ttl_s : NULL,
-        approval_s,
-        a->quota,
-        bg_reason,
-    };
-    int rc = gw_pg_query(ctx->b->pg, "submit_run",
-                         "SELECT run::text, created, conflict, refused::text FROM gw_submit_run("
-                         "$1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9::text[], $10, $11,"
-                         " $12::int, $13::int, $14::boolean, $15::jsonb, $16::int, $17::jsonb,"
-                         " $18::jsonb, $19)",
-                         19, params, submit_done, s);
-    free(inputs_s);
-    free(redacted_s);
-    free(secrets_s);
-    free(approval_s);
-    if (rc < 0) {
-        free(s);
-        gw_api_problem(ctx, 503, "unavailable", NULL, "the broker is overloaded; retry later");
-    }
 }
 
 /* ----------------------------------------------------------------- reads */

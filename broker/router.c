@@ -382,6 +382,43 @@ json_t *gw_api_field_error(const char *pointer, const char *keyword, const char 
                      message);
 }
 
+void *gw_api_alloc(struct gw_api_ctx *ctx, size_t n)
+{
+    return gw_http_req_alloc(ctx->req, n);
+}
+
+char *gw_api_printf(struct gw_api_ctx *ctx, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *out = n >= 0 ? gw_api_alloc(ctx, (size_t)n + 1) : NULL;
+    if (out != NULL) {
+        va_start(ap, fmt);
+        vsnprintf(out, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    return out;
+}
+
+char *gw_api_dump(struct gw_api_ctx *ctx, const json_t *json, size_t flags)
+{
+    size_t n = json_dumpb(json, NULL, 0, flags);
+    char *out = n > 0 ? gw_api_alloc(ctx, n + 1) : NULL;
+    if (out == NULL)
+        return NULL;
+    json_dumpb(json, out, n, flags);
+    out[n] = '\0';
+    return out;
+}
+
+bool gw_api_oom(struct gw_api_ctx *ctx)
+{
+    gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
+    return false;
+}
+
 bool gw_api_only_fields(struct gw_api_ctx *ctx, json_t *body, const char *const *allowed)
 {
     const char *k;
