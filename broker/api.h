@@ -1,9 +1,11 @@
 /*
  * Internals shared by the broker's HTTP handlers.
  *
- * Each request gets a `struct gw_api_ctx`, allocated by the router and freed
- * by gw_api_reply()/gw_api_problem() once the response is sent: a handler
- * that starts asynchronous work keeps the context until its callback replies.
+ * Each request gets a `struct gw_api_ctx`, allocated by the router from the
+ * request's pool and freed with it by the one send path (gw_api_send(), which
+ * gw_api_reply() and gw_api_problem() use) once the response is sent: a
+ * handler that starts asynchronous work keeps the context until its callback
+ * replies. Per-request memory comes from the same pool (gw_api_alloc).
  */
 #ifndef GW_BROKER_API_H
 #define GW_BROKER_API_H
@@ -61,11 +63,21 @@ void gw_api_resource_extend(struct gw_api_ctx *ctx);
 void gw_api_resource_delete(struct gw_api_ctx *ctx);
 void gw_api_audit_list(struct gw_api_ctx *ctx); /* api_audit.c */
 
-/* Frees ctx without answering: for a handler that ended the request itself
- * (a stream, gw_http_stream_end). */
-void gw_api_ctx_free(struct gw_api_ctx *ctx);
+/* The one send path: counts the response on /metrics (by status class),
+ * sends `body` (copied) with `content_type` and `extra_headers` (NULL or
+ * "Name: value\r\n" lines), ends the request and frees ctx (it lives in
+ * the request's pool, with everything gw_api_alloc gave out). Every reply,
+ * problem and stream of the API goes through here or the two below. */
+void gw_api_send(struct gw_api_ctx *ctx, int status, const char *content_type,
+                 const char *extra_headers, const char *body, size_t len);
 
-/* Sends a JSON body (copied) and frees ctx. */
+/* A 200 stream (gw_http_stream_begin; counted like gw_api_send), and its
+ * end, which frees ctx. Once begin was called the handler must call end. */
+int gw_api_stream_begin(struct gw_api_ctx *ctx, const char *content_type, const char *extra_headers,
+                        void (*on_close)(struct gw_http_req *req));
+void gw_api_stream_end(struct gw_api_ctx *ctx);
+
+/* gw_api_send() of a JSON body (application/json). */
 void gw_api_reply(struct gw_api_ctx *ctx, int status, const char *extra_headers, const char *json,
                   size_t len);
 
@@ -73,6 +85,13 @@ void gw_api_reply(struct gw_api_ctx *ctx, int status, const char *extra_headers,
  * and frees ctx. `errors` (may be NULL) is stolen. */
 void gw_api_problem(struct gw_api_ctx *ctx, int status, const char *code, json_t *errors,
                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* The same with `members` (an object, stolen, may be NULL) added after
+ * `detail`, e.g. {"errors": [...]} or {"quota": {...}}, and `extra_headers`
+ * instead of the defaults (401: WWW-Authenticate, 503: Retry-After). */
+void gw_api_problem_ex(struct gw_api_ctx *ctx, int status, const char *code, json_t *members,
+                       const char *extra_headers, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
 
 /* The one answer for a run (resource) that does not exist, whose id is
  * malformed, or that the caller may not see: 404 run_not_found

@@ -139,14 +139,9 @@ void gw_api_metrics(struct gw_api_ctx *ctx)
         "# TYPE gangway_pg_connections gauge\ngangway_pg_connections %d\n",
         ps.queries_ok, ps.queries_failed, ps.queued, ps.expired, ps.connections_up);
     /* gw_api_reply sets application/json; metrics need the Prometheus type. */
-    ctx->b->metrics.http_by_class[2]++;
-    gw_http_respond(ctx->req, 200, "text/plain; version=0.0.4; charset=utf-8", NULL,
-                    t.buf ? t.buf : "", t.len);
+    gw_api_send(ctx, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, t.buf ? t.buf : "",
+                t.len);
     free(t.buf);
-    free(ctx->principal.teams_json);
-    free(ctx->principal.teams_pg);
-    json_decref(ctx->scratch);
-    free(ctx);
 }
 
 /* ----------------------------------------------------------------- claim */

@@ -418,16 +418,8 @@ static void submit_done(void *arg, const PGresult *res, const struct gw_error *e
         const char *limit = json_string_value(json_object_get(q, "limit"));
         snprintf(hdr, sizeof(hdr), "Retry-After: %lld\r\n", (long long)(after > 0 ? after : 1));
         ctx->b->metrics.runs_rejected++;
-        json_t *p = json_pack("{s:s, s:s, s:i, s:s, s:s, s:O}", "type", "about:blank", "title",
-                              "Too Many Requests", "status", 429, "code", "quota_exceeded",
-                              "detail", limit != NULL ? limit : "quota", "quota", q);
-        char *body = json_dumps(p, JSON_COMPACT);
-        json_decref(p);
-        json_decref(q);
-        ctx->b->metrics.http_by_class[4]++;
-        gw_http_respond(ctx->req, 429, "application/problem+json", hdr, body, strlen(body));
-        free(body);
-        gw_api_ctx_free(ctx);
+        gw_api_problem_ex(ctx, 429, "quota_exceeded", json_pack("{s:o}", "quota", q), hdr, "%s",
+                          limit != NULL ? limit : "quota");
         return;
     }
     const char *run = PQgetvalue(res, 0, 0);
