@@ -26,6 +26,15 @@ struct gw_principal {
     bool worker;
 };
 
+/* A worker-only token (role worker without admin) is a machine that claims
+ * runs and may do nothing else (docs/policy.md). The one statement of that
+ * rule: the router asks it for a route's auth class, gw_authz for every
+ * permission. */
+static inline bool gw_principal_worker_only(const struct gw_principal *p)
+{
+    return p->worker && !p->admin;
+}
+
 struct gw_route; /* router.c */
 
 struct gw_api_ctx {

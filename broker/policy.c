@@ -612,7 +612,7 @@ int gw_authz_init(struct gw_authz *z, struct gw_policy *p, const struct gw_princ
     z->admin = who->admin;
     /* A worker token is a machine that claims runs: no role of the policy
      * reaches it, whatever the bindings say ("*" included). */
-    z->worker_only = who->worker && !who->admin;
+    z->worker_only = gw_principal_worker_only(who);
     if (z->worker_only)
         return 0;
     for (size_t i = 0; i < p->n_bindings; i++) {

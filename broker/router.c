@@ -523,7 +523,7 @@ static void admitted(struct gw_api_ctx *ctx)
     const struct gw_principal *p = &ctx->principal;
     const struct gw_route *r = ctx->route;
 
-    if (r->auth == AUTH_USER && p->worker && !p->admin) {
+    if (r->auth == AUTH_USER && gw_principal_worker_only(p)) {
         gw_api_problem(ctx, 403, "forbidden", NULL, "a worker token may only claim runs");
         return;
     }
