@@ -46,6 +46,7 @@ struct gw_api_ctx {
     json_t *scratch;      /* any JSON the handler wants freed with the context */
     const char *too_long; /* the first query parameter gw_api_query refused */
     bool not_utf8;        /* ... because it is not UTF-8 (else: too long) */
+    int page_limit;       /* a list's page size, for gw_api_page_done */
 };
 
 /* Handlers. Each ends with exactly one reply. */
@@ -134,6 +135,9 @@ char *gw_api_printf(struct gw_api_ctx *ctx, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 char *gw_api_dump(struct gw_api_ctx *ctx, const json_t *json, size_t flags);
 
+/* Sends `doc` (stolen) as compact JSON; 503 when out of memory. */
+void gw_api_reply_doc(struct gw_api_ctx *ctx, int status, json_t *doc);
+
 /* Answers 503 unavailable "out of memory" (frees ctx) and returns false. */
 bool gw_api_oom(struct gw_api_ctx *ctx);
 
@@ -175,6 +179,18 @@ bool gw_api_query_cursor(struct gw_api_ctx *ctx, char *buf, size_t cap, const ch
  * "next_cursor": column 1 of row limit-1 when there are more, else null}.
  * The list queries fetch limit + 1 rows to know whether there are more. */
 void gw_api_reply_page(struct gw_api_ctx *ctx, const PGresult *res, int limit);
+
+/* The callback of the keyset-paginated list queries: 400 for a time
+ * PostgreSQL cannot read (GW_EINVAL), 503/500 for other failures, else
+ * gw_api_reply_page() with ctx->page_limit. */
+void gw_api_page_done(void *arg, const PGresult *res, const struct gw_error *err);
+
+/* Query parameter `name` (a string literal) that must be one of the `n`
+ * `values`: *out is set to the matching entry when present. False when it
+ * answered 400 invalid_parameter (errors[0]: "/query/<name>", enum, `what`);
+ * a value too long for any entry sets *too_long like gw_api_query. */
+bool gw_api_query_enum(struct gw_api_ctx *ctx, const char *name, const char *const *values,
+                       size_t n, const char *what, const char **out, bool *too_long);
 
 /* A JSON array of strings as a PostgreSQL array literal ({"a","b\\"c"});
  * malloc'd, NULL when out of memory. Non-strings become "". */

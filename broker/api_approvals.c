@@ -47,7 +47,7 @@ static bool decider_init(struct gw_api_ctx *ctx, struct decider *d)
     if (d->roles == NULL || d->actions == NULL) {
         free(d->roles);
         free(d->actions);
-        gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
+        gw_api_oom(ctx);
         return false;
     }
     return true;

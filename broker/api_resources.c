@@ -219,30 +219,13 @@ void gw_api_resource_get(struct gw_api_ctx *ctx)
     gw_authz_filter_finish(&f);
 }
 
-static void list_done(void *arg, const PGresult *res, const struct gw_error *err)
-{
-    struct gw_api_ctx *ctx = arg;
-    if (err != NULL && err->code == GW_EINVAL) {
-        /* A cursor or timestamp of the right shape that PostgreSQL cannot
-         * read (month 13...): the caller's mistake, not ours. */
-        gw_api_problem(ctx, 400, "invalid_parameter", NULL,
-                       "a time in the query (cursor or expiring_before) is not valid");
-        return;
-    }
-    if (err != NULL) {
-        gw_api_pg_failed(ctx, err);
-        return;
-    }
-    gw_api_reply_page(ctx, res, (int)json_integer_value(ctx->scratch));
-}
-
 static const char *const resource_statuses[] = {"active", "tearing_down", "teardown_failed",
                                                 "deleted"};
 
 void gw_api_resources_list(struct gw_api_ctx *ctx)
 {
     bool too_long = false;
-    char team[128], kind[128], before[64], status[32], cursor[128], limit_plus[16];
+    char team[128], kind[128], before[64], cursor[128], limit_plus[16];
     const char *p_team = NULL, *p_kind = NULL, *p_before = NULL, *p_status = NULL;
     const char *p_ts = NULL, *p_id = NULL;
     int limit = 50;
@@ -262,18 +245,9 @@ void gw_api_resources_list(struct gw_api_ctx *ctx)
         }
         p_before = before;
     }
-    if (gw_api_query(ctx, "status", status, sizeof(status), &too_long)) {
-        bool ok = false;
-        for (size_t i = 0; i < ARRAY_SIZE(resource_statuses); i++)
-            ok = ok || strcmp(status, resource_statuses[i]) == 0;
-        if (!ok) {
-            gw_api_problem(ctx, 400, "invalid_parameter",
-                           gw_api_field_error("/query/status", "enum", "not a resource status"),
-                           "unknown status '%s'", status);
-            return;
-        }
-        p_status = status;
-    }
+    if (!gw_api_query_enum(ctx, "status", resource_statuses, ARRAY_SIZE(resource_statuses),
+                           "not a resource status", &p_status, &too_long))
+        return;
     if (!gw_api_query_limit(ctx, 500, &limit) ||
         !gw_api_query_cursor(ctx, cursor, sizeof(cursor), &p_ts, &p_id, &too_long))
         return;
@@ -286,7 +260,7 @@ void gw_api_resources_list(struct gw_api_ctx *ctx)
     const char *params[12] = {p_team, p_kind, p_before, p_status, p_ts, p_id, limit_plus};
     if (!gw_authz_params(ctx, GW_PERM_READ_RUNS, &f, params + 7))
         return;
-    ctx->scratch = json_integer(limit);
+    ctx->page_limit = limit;
     /* Deleted resources are listed only when asked for by status. */
     gw_api_query_or_503(
         ctx, "resources_list",
@@ -299,7 +273,7 @@ void gw_api_resources_list(struct gw_api_ctx *ctx)
         " AND ($5::timestamptz IS NULL OR (r.created_at, r.id) < ($5::timestamptz, $6::uuid))"
         " AND gw_visible(r.owner_subject, r.owner_teams, r.action_id, $8, $9, $10, $11, $12)"
         " ORDER BY r.created_at DESC, r.id DESC LIMIT $7::int",
-        12, params, list_done);
+        12, params, gw_api_page_done);
     gw_authz_filter_finish(&f);
 }
 

@@ -30,15 +30,7 @@ void gw_api_actions_list(struct gw_api_ctx *ctx)
         if (gw_authz_can(&z, GW_PERM_RUN, c->actions[i], NULL, NULL, 0))
             json_array_append(items, c->actions[i]->summary);
     gw_authz_finish(&z);
-    json_t *page = json_pack("{s:o}", "items", items);
-    char *body = page ? json_dumps(page, JSON_COMPACT) : NULL;
-    json_decref(page);
-    if (body == NULL) {
-        gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
-        return;
-    }
-    gw_api_reply(ctx, 200, NULL, body, strlen(body));
-    free(body);
+    gw_api_reply_doc(ctx, 200, json_pack("{s:o}", "items", items));
 }
 
 void gw_api_action_get(struct gw_api_ctx *ctx)
@@ -637,42 +629,16 @@ static const char *const run_statuses[] = {
     "failed",   "timed_out",        "cancelled", "rejected", "expired",
 };
 
-static void list_done(void *arg, const PGresult *res, const struct gw_error *err)
-{
-    struct gw_api_ctx *ctx = arg;
-    if (err != NULL && err->code == GW_EINVAL) {
-        /* A cursor or timestamp of the right shape that PostgreSQL cannot
-         * read (month 13...): the caller's mistake, not ours. */
-        gw_api_problem(ctx, 400, "invalid_parameter", NULL,
-                       "a time in the query (cursor or expiring_before) is not valid");
-        return;
-    }
-    if (err != NULL) {
-        gw_api_pg_failed(ctx, err);
-        return;
-    }
-    gw_api_reply_page(ctx, res, (int)json_integer_value(ctx->scratch));
-}
-
 void gw_api_runs_list(struct gw_api_ctx *ctx)
 {
     bool too_long = false;
-    char status[32], action[128], cursor[128], limit_plus[16];
+    char action[128], cursor[128], limit_plus[16];
     const char *p_status = NULL, *p_action = NULL, *p_ts = NULL, *p_id = NULL;
     int limit = 50;
 
-    if (gw_api_query(ctx, "status", status, sizeof(status), &too_long)) {
-        bool ok = false;
-        for (size_t i = 0; i < ARRAY_SIZE(run_statuses); i++)
-            ok = ok || strcmp(status, run_statuses[i]) == 0;
-        if (!ok) {
-            gw_api_problem(ctx, 400, "invalid_parameter",
-                           gw_api_field_error("/query/status", "enum", "not a run status"),
-                           "unknown status '%s'", status);
-            return;
-        }
-        p_status = status;
-    }
+    if (!gw_api_query_enum(ctx, "status", run_statuses, ARRAY_SIZE(run_statuses),
+                           "not a run status", &p_status, &too_long))
+        return;
     if (gw_api_query(ctx, "action", action, sizeof(action), &too_long))
         p_action = action;
     if (!gw_api_query_limit(ctx, 500, &limit) ||
@@ -687,7 +653,7 @@ void gw_api_runs_list(struct gw_api_ctx *ctx)
     const char *params[10] = {p_status, p_action, p_ts, p_id, limit_plus};
     if (!gw_authz_params(ctx, GW_PERM_READ_RUNS, &f, params + 5))
         return;
-    ctx->scratch = json_integer(limit);
+    ctx->page_limit = limit;
     gw_api_query_or_503(
         ctx, "runs_list",
         "SELECT gw_run_json(r)::text, gw_ts(r.created_at) || '~' || r.id FROM gw_runs r"
@@ -696,6 +662,6 @@ void gw_api_runs_list(struct gw_api_ctx *ctx)
         " ($3::timestamptz, $4::uuid)) AND gw_visible(r.requested_by, r.requested_teams,"
         " r.action_id, $6, $7, $8, $9, $10)"
         " ORDER BY r.created_at DESC, r.id DESC LIMIT $5::int",
-        10, params, list_done);
+        10, params, gw_api_page_done);
     gw_authz_filter_finish(&f);
 }

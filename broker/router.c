@@ -358,7 +358,7 @@ void gw_api_reply_page(struct gw_api_ctx *ctx, const PGresult *res, int limit)
         cap += (size_t)PQgetlength(res, limit - 1, 1);
     char *out = malloc(cap), *p = out;
     if (out == NULL) {
-        gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
+        gw_api_oom(ctx);
         return;
     }
     p += sprintf(p, "{\"items\":[");
@@ -375,6 +375,42 @@ void gw_api_reply_page(struct gw_api_ctx *ctx, const PGresult *res, int limit)
         p += sprintf(p, "],\"next_cursor\":null}");
     gw_api_reply(ctx, 200, NULL, out, (size_t)(p - out));
     free(out);
+}
+
+void gw_api_page_done(void *arg, const PGresult *res, const struct gw_error *err)
+{
+    struct gw_api_ctx *ctx = arg;
+    if (err != NULL && err->code == GW_EINVAL) {
+        /* A cursor or timestamp of the right shape that PostgreSQL cannot
+         * read (month 13...): the caller's mistake, not ours. */
+        gw_api_problem(ctx, 400, "invalid_parameter", NULL,
+                       "a time in the query (cursor or expiring_before) is not valid");
+        return;
+    }
+    if (err != NULL) {
+        gw_api_pg_failed(ctx, err);
+        return;
+    }
+    gw_api_reply_page(ctx, res, ctx->page_limit);
+}
+
+bool gw_api_query_enum(struct gw_api_ctx *ctx, const char *name, const char *const *values,
+                       size_t n, const char *what, const char **out, bool *too_long)
+{
+    char v[32];
+    if (!gw_api_query(ctx, name, v, sizeof(v), too_long))
+        return true;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(v, values[i]) == 0) {
+            *out = values[i];
+            return true;
+        }
+    }
+    char ptr[96];
+    snprintf(ptr, sizeof(ptr), "/query/%s", name);
+    gw_api_problem(ctx, 400, "invalid_parameter", gw_api_field_error(ptr, "enum", what),
+                   "unknown %s '%s'", name, v);
+    return false;
 }
 
 char *gw_api_pg_array(json_t *arr)
@@ -456,6 +492,16 @@ char *gw_api_dump(struct gw_api_ctx *ctx, const json_t *json, size_t flags)
     json_dumpb(json, out, n, flags);
     out[n] = '\0';
     return out;
+}
+
+void gw_api_reply_doc(struct gw_api_ctx *ctx, int status, json_t *doc)
+{
+    const char *body = doc != NULL ? gw_api_dump(ctx, doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (body == NULL)
+        gw_api_oom(ctx);
+    else
+        gw_api_reply(ctx, status, NULL, body, strlen(body));
 }
 
 bool gw_api_oom(struct gw_api_ctx *ctx)
