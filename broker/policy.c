@@ -284,8 +284,14 @@ static int parse_grant(struct parser *ps, json_t *g, const char *ptr, struct gra
             return gw_error_set(ps->err, GW_ENOMEM, false, "out of memory");
         json_object_foreach(out->inputs, name, v)
         {
-            snprintf(sub, sizeof(sub), "%s/inputs/%s", ptr, name);
-            if (parse_cond(ps, name, v, sub, &out->conds[out->n_conds]) < 0)
+            /* The name may hold '/' or '~' (a pointer-form name does). */
+            struct gw_jsonptr at = GW_JSONPTR_INIT;
+            int rc = gw_jsonptr_append(&at, ptr) < 0 || gw_jsonptr_push(&at, "inputs") < 0 ||
+                             gw_jsonptr_push(&at, name) < 0
+                         ? gw_error_set(ps->err, GW_ENOMEM, false, "out of memory")
+                         : parse_cond(ps, name, v, gw_jsonptr_str(&at), &out->conds[out->n_conds]);
+            gw_jsonptr_finish(&at);
+            if (rc < 0)
                 return -1;
             out->n_conds++;
         }
@@ -299,6 +305,17 @@ static bool valid_name(const char *s)
     if (n == 0 || n > NAME_MAX_LEN)
         return false;
     return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-") == n;
+}
+
+/* The name as it was written may be any length and hold '/' or '~'. */
+static int bad_role_name(struct parser *ps, const char *name)
+{
+    struct gw_jsonptr at = GW_JSONPTR_INIT;
+    int rc = gw_jsonptr_push(&at, "roles") < 0 || gw_jsonptr_push(&at, name) < 0
+                 ? gw_error_set(ps->err, GW_ENOMEM, false, "out of memory")
+                 : bad(ps, gw_jsonptr_str(&at), "a role name is 1 to 64 of A-Z a-z 0-9 . _ : -");
+    gw_jsonptr_finish(&at);
+    return rc;
 }
 
 static int parse_roles(struct parser *ps, struct gw_policy *p, json_t *roles)
@@ -316,10 +333,11 @@ static int parse_roles(struct parser *ps, struct gw_policy *p, json_t *roles)
     json_object_foreach(roles, name, r)
     {
         struct role *role = &p->roles[p->n_roles++];
-        snprintf(ptr, sizeof(ptr), "/roles/%s", name);
         role->name = name;
         if (!valid_name(name))
-            return bad(ps, ptr, "a role name is 1 to 64 of A-Z a-z 0-9 . _ : -");
+            return bad_role_name(ps, name);
+        /* A valid name needs no escaping and fits. */
+        snprintf(ptr, sizeof(ptr), "/roles/%s", name);
         if (!json_is_object(r))
             return bad(ps, ptr, "a role must be an object with 'grants'");
         if (only_keys(ps, r, ptr, keys) < 0)
