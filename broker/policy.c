@@ -415,11 +415,54 @@ static int parse_bindings(struct parser *ps, struct gw_policy *p, json_t *bindin
     return 0;
 }
 
-struct gw_policy *gw_policy_parse(json_t *doc, const char *origin, struct gw_error *err)
+/* defaults: {"read_runs"|"cancel"|"manage_resources": scope}. */
+static int parse_defaults(struct parser *ps, struct gw_policy *p, json_t *defaults)
+{
+    static const char *const keys[] = {"read_runs", "cancel", "manage_resources", NULL};
+    static const enum gw_perm perms[] = {GW_PERM_READ_RUNS, GW_PERM_CANCEL,
+                                         GW_PERM_MANAGE_RESOURCES};
+    if (defaults == NULL)
+        return 0;
+    if (!json_is_object(defaults))
+        return bad(ps, "/defaults", "must be an object");
+    if (only_keys(ps, defaults, "/defaults", keys) < 0)
+        return -1;
+    for (size_t i = 0; keys[i]; i++) {
+        json_t *v = json_object_get(defaults, keys[i]);
+        char ptr[64];
+        snprintf(ptr, sizeof(ptr), "/defaults/%s", keys[i]);
+        if (v != NULL && parse_scope(ps, v, ptr, true, &p->defaults[perms[i]]) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int parse_document(struct parser *ps, struct gw_policy *p, json_t *doc)
 {
     static const char *const keys[] = {"version", "description", "defaults",
                                        "roles",   "bindings",    NULL};
-    static const char *const default_keys[] = {"read_runs", "cancel", "manage_resources", NULL};
+    if (!json_is_object(doc))
+        return bad(ps, "", "a policy must be a JSON object");
+    if (only_keys(ps, doc, "", keys) < 0)
+        return -1;
+    json_t *version = json_object_get(doc, "version");
+    if (version != NULL && !(json_is_integer(version) && json_integer_value(version) == 1))
+        return bad(ps, "/version", "only version 1 is known");
+    if (parse_defaults(ps, p, json_object_get(doc, "defaults")) < 0)
+        return -1;
+    json_t *roles = json_object_get(doc, "roles");
+    if (roles == NULL)
+        return bad(ps, "/roles", "is required");
+    if (parse_roles(ps, p, roles) < 0)
+        return -1;
+    json_t *bindings = json_object_get(doc, "bindings");
+    if (bindings == NULL)
+        return bad(ps, "/bindings", "is required");
+    return parse_bindings(ps, p, bindings);
+}
+
+struct gw_policy *gw_policy_parse(json_t *doc, const char *origin, struct gw_error *err)
+{
     struct parser ps = {.origin = origin, .err = err};
     struct gw_policy *p = calloc(1, sizeof(*p));
 
@@ -435,57 +478,14 @@ struct gw_policy *gw_policy_parse(json_t *doc, const char *origin, struct gw_err
     p->defaults[GW_PERM_MANAGE_RESOURCES] = GW_SCOPE_TEAM;
     if (p->origin == NULL) {
         gw_error_set(err, GW_ENOMEM, false, "out of memory");
-        goto fail;
+        gw_policy_unref(p);
+        return NULL;
     }
-    if (!json_is_object(doc)) {
-        bad(&ps, "", "a policy must be a JSON object");
-        goto fail;
+    if (parse_document(&ps, p, doc) < 0) {
+        gw_policy_unref(p);
+        return NULL;
     }
-    if (only_keys(&ps, doc, "", keys) < 0)
-        goto fail;
-    json_t *version = json_object_get(doc, "version");
-    if (version != NULL && !(json_is_integer(version) && json_integer_value(version) == 1)) {
-        bad(&ps, "/version", "only version 1 is known");
-        goto fail;
-    }
-    json_t *defaults = json_object_get(doc, "defaults");
-    if (defaults != NULL) {
-        if (!json_is_object(defaults)) {
-            bad(&ps, "/defaults", "must be an object");
-            goto fail;
-        }
-        if (only_keys(&ps, defaults, "/defaults", default_keys) < 0)
-            goto fail;
-        for (size_t i = 0; default_keys[i]; i++) {
-            json_t *v = json_object_get(defaults, default_keys[i]);
-            char ptr[64];
-            enum gw_perm perm = i == 0   ? GW_PERM_READ_RUNS
-                                : i == 1 ? GW_PERM_CANCEL
-                                         : GW_PERM_MANAGE_RESOURCES;
-            snprintf(ptr, sizeof(ptr), "/defaults/%s", default_keys[i]);
-            if (v != NULL && parse_scope(&ps, v, ptr, true, &p->defaults[perm]) < 0)
-                goto fail;
-        }
-    }
-    json_t *roles = json_object_get(doc, "roles");
-    if (roles == NULL) {
-        bad(&ps, "/roles", "is required");
-        goto fail;
-    }
-    if (parse_roles(&ps, p, roles) < 0)
-        goto fail;
-    json_t *bindings = json_object_get(doc, "bindings");
-    if (bindings == NULL) {
-        bad(&ps, "/bindings", "is required");
-        goto fail;
-    }
-    if (parse_bindings(&ps, p, bindings) < 0)
-        goto fail;
     return p;
-
-fail:
-    gw_policy_unref(p);
-    return NULL;
 }
 
 struct gw_policy *gw_policy_load(const char *path, struct gw_error *err)
