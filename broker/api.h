@@ -180,6 +180,11 @@ bool gw_api_query_cursor(struct gw_api_ctx *ctx, char *buf, size_t cap, const ch
  * The list queries fetch limit + 1 rows to know whether there are more. */
 void gw_api_reply_page(struct gw_api_ctx *ctx, const PGresult *res, int limit);
 
+/* Answers a query for one JSON document: 200 with column 0 of its one row,
+ * `not_found` when there is no row (or a NULL), 503/500 when it failed. */
+void gw_api_reply_row(struct gw_api_ctx *ctx, const PGresult *res, const struct gw_error *err,
+                      void (*not_found)(struct gw_api_ctx *ctx));
+
 /* The callback of the keyset-paginated list queries: 400 for a time
  * PostgreSQL cannot read (GW_EINVAL), 503/500 for other failures, else
  * gw_api_reply_page() with ctx->page_limit. */

@@ -215,12 +215,7 @@ void gw_api_run_decide(struct gw_api_ctx *ctx)
 
 static void listed(void *arg, const PGresult *res, const struct gw_error *err)
 {
-    struct gw_api_ctx *ctx = arg;
-    if (err != NULL) {
-        gw_api_pg_failed(ctx, err);
-        return;
-    }
-    gw_api_reply(ctx, 200, NULL, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+    gw_api_reply_row(arg, res, err, gw_api_run_not_found); /* one row, always */
 }
 
 void gw_api_approvals_list(struct gw_api_ctx *ctx)

@@ -192,16 +192,7 @@ void gw_api_run_reconcile(struct gw_api_ctx *ctx)
 
 static void resource_done(void *arg, const PGresult *res, const struct gw_error *err)
 {
-    struct gw_api_ctx *ctx = arg;
-    if (err != NULL) {
-        gw_api_pg_failed(ctx, err);
-        return;
-    }
-    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
-        gw_api_resource_not_found(ctx);
-        return;
-    }
-    gw_api_reply(ctx, 200, NULL, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+    gw_api_reply_row(arg, res, err, gw_api_resource_not_found);
 }
 
 void gw_api_resource_get(struct gw_api_ctx *ctx)

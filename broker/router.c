@@ -377,6 +377,20 @@ void gw_api_reply_page(struct gw_api_ctx *ctx, const PGresult *res, int limit)
     free(out);
 }
 
+void gw_api_reply_row(struct gw_api_ctx *ctx, const PGresult *res, const struct gw_error *err,
+                      void (*not_found)(struct gw_api_ctx *ctx))
+{
+    if (err != NULL) {
+        gw_api_pg_failed(ctx, err);
+        return;
+    }
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+        not_found(ctx);
+        return;
+    }
+    gw_api_reply(ctx, 200, NULL, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+}
+
 void gw_api_page_done(void *arg, const PGresult *res, const struct gw_error *err)
 {
     struct gw_api_ctx *ctx = arg;
