@@ -411,8 +411,10 @@ static void submit_done(void *arg, const PGresult *res, const struct gw_error *e
         const char *limit = json_string_value(json_object_get(q, "limit"));
         snprintf(hdr, sizeof(hdr), "Retry-After: %lld\r\n", (long long)(after > 0 ? after : 1));
         ctx->b->metrics.runs_rejected++;
-        gw_api_problem_ex(ctx, 429, "quota_exceeded", json_pack("{s:o}", "quota", q), hdr, "%s",
+        /* 'O': `limit` lives in q, which must outlive the formatting. */
+        gw_api_problem_ex(ctx, 429, "quota_exceeded", json_pack("{s:O}", "quota", q), hdr, "%s",
                           limit != NULL ? limit : "quota");
+        json_decref(q);
         return;
     }
     const char *run = PQgetvalue(res, 0, 0);
