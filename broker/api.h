@@ -1,9 +1,11 @@
 /*
  * Internals shared by the broker's HTTP handlers.
  *
- * Each request gets a `struct gw_api_ctx`, allocated by the router and freed
- * by gw_api_reply()/gw_api_problem() once the response is sent: a handler
- * that starts asynchronous work keeps the context until its callback replies.
+ * Each request gets a `struct gw_api_ctx`, allocated by the router from the
+ * request's pool and freed with it by the one send path (gw_api_send(), which
+ * gw_api_reply() and gw_api_problem() use) once the response is sent: a
+ * handler that starts asynchronous work keeps the context until its callback
+ * replies. Per-request memory comes from the same pool (gw_api_alloc).
  */
 #ifndef GW_BROKER_API_H
 #define GW_BROKER_API_H
@@ -24,6 +26,15 @@ struct gw_principal {
     bool worker;
 };
 
+/* A worker-only token (role worker without admin) is a machine that claims
+ * runs and may do nothing else (docs/policy.md). The one statement of that
+ * rule: the router asks it for a route's auth class, gw_authz for every
+ * permission. */
+static inline bool gw_principal_worker_only(const struct gw_principal *p)
+{
+    return p->worker && !p->admin;
+}
+
 struct gw_route; /* router.c */
 
 struct gw_api_ctx {
@@ -35,6 +46,7 @@ struct gw_api_ctx {
     json_t *scratch;      /* any JSON the handler wants freed with the context */
     const char *too_long; /* the first query parameter gw_api_query refused */
     bool not_utf8;        /* ... because it is not UTF-8 (else: too long) */
+    int page_limit;       /* a list's page size, for gw_api_page_done */
 };
 
 /* Handlers. Each ends with exactly one reply. */
@@ -61,11 +73,21 @@ void gw_api_resource_extend(struct gw_api_ctx *ctx);
 void gw_api_resource_delete(struct gw_api_ctx *ctx);
 void gw_api_audit_list(struct gw_api_ctx *ctx); /* api_audit.c */
 
-/* Frees ctx without answering: for a handler that ended the request itself
- * (a stream, gw_http_stream_end). */
-void gw_api_ctx_free(struct gw_api_ctx *ctx);
+/* The one send path: counts the response on /metrics (by status class),
+ * sends `body` (copied) with `content_type` and `extra_headers` (NULL or
+ * "Name: value\r\n" lines), ends the request and frees ctx (it lives in
+ * the request's pool, with everything gw_api_alloc gave out). Every reply,
+ * problem and stream of the API goes through here or the two below. */
+void gw_api_send(struct gw_api_ctx *ctx, int status, const char *content_type,
+                 const char *extra_headers, const char *body, size_t len);
 
-/* Sends a JSON body (copied) and frees ctx. */
+/* A 200 stream (gw_http_stream_begin; counted like gw_api_send), and its
+ * end, which frees ctx. Once begin was called the handler must call end. */
+int gw_api_stream_begin(struct gw_api_ctx *ctx, const char *content_type, const char *extra_headers,
+                        void (*on_close)(struct gw_http_req *req));
+void gw_api_stream_end(struct gw_api_ctx *ctx);
+
+/* gw_api_send() of a JSON body (application/json). */
 void gw_api_reply(struct gw_api_ctx *ctx, int status, const char *extra_headers, const char *json,
                   size_t len);
 
@@ -73,6 +95,13 @@ void gw_api_reply(struct gw_api_ctx *ctx, int status, const char *extra_headers,
  * and frees ctx. `errors` (may be NULL) is stolen. */
 void gw_api_problem(struct gw_api_ctx *ctx, int status, const char *code, json_t *errors,
                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* The same with `members` (an object, stolen, may be NULL) added after
+ * `detail`, e.g. {"errors": [...]} or {"quota": {...}}, and `extra_headers`
+ * instead of the defaults (401: WWW-Authenticate, 503: Retry-After). */
+void gw_api_problem_ex(struct gw_api_ctx *ctx, int status, const char *code, json_t *members,
+                       const char *extra_headers, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
 
 /* The one answer for a run (resource) that does not exist, whose id is
  * malformed, or that the caller may not see: 404 run_not_found
@@ -96,6 +125,26 @@ json_t *gw_api_field_error(const char *pointer, const char *keyword, const char 
  * an empty body included) or 422 number_out_of_range (the pointer of the
  * value). */
 json_t *gw_api_body(struct gw_api_ctx *ctx);
+
+/* Per-request memory: from the HTTP request's pool, freed with the request
+ * when the reply is sent (so never by hand, and never used after the
+ * reply). NULL when out of memory. gw_api_printf formats into it;
+ * gw_api_dump writes `json` with jansson's `flags`, NUL-terminated. */
+void *gw_api_alloc(struct gw_api_ctx *ctx, size_t n);
+char *gw_api_printf(struct gw_api_ctx *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+char *gw_api_dump(struct gw_api_ctx *ctx, const json_t *json, size_t flags);
+
+/* Sends `doc` (stolen) as compact JSON; 503 when out of memory. */
+void gw_api_reply_doc(struct gw_api_ctx *ctx, int status, json_t *doc);
+
+/* Answers 503 unavailable "out of memory" (frees ctx) and returns false. */
+bool gw_api_oom(struct gw_api_ctx *ctx);
+
+/* Refuses a body field whose name is not in `allowed` (NULL-terminated):
+ * answers 422 validation_failed naming the first such field (errors[0]
+ * pointer "/<name>") and returns false. */
+bool gw_api_only_fields(struct gw_api_ctx *ctx, json_t *body, const char *const *allowed);
 
 /* Query parameter `name` %-decoded into out[cap]: true when present. A
  * value that does not fit, or is not UTF-8, sets *too_long (and returns
@@ -130,6 +179,23 @@ bool gw_api_query_cursor(struct gw_api_ctx *ctx, char *buf, size_t cap, const ch
  * "next_cursor": column 1 of row limit-1 when there are more, else null}.
  * The list queries fetch limit + 1 rows to know whether there are more. */
 void gw_api_reply_page(struct gw_api_ctx *ctx, const PGresult *res, int limit);
+
+/* Answers a query for one JSON document: 200 with column 0 of its one row,
+ * `not_found` when there is no row (or a NULL), 503/500 when it failed. */
+void gw_api_reply_row(struct gw_api_ctx *ctx, const PGresult *res, const struct gw_error *err,
+                      void (*not_found)(struct gw_api_ctx *ctx));
+
+/* The callback of the keyset-paginated list queries: 400 for a time
+ * PostgreSQL cannot read (GW_EINVAL), 503/500 for other failures, else
+ * gw_api_reply_page() with ctx->page_limit. */
+void gw_api_page_done(void *arg, const PGresult *res, const struct gw_error *err);
+
+/* Query parameter `name` (a string literal) that must be one of the `n`
+ * `values`: *out is set to the matching entry when present. False when it
+ * answered 400 invalid_parameter (errors[0]: "/query/<name>", enum, `what`);
+ * a value too long for any entry sets *too_long like gw_api_query. */
+bool gw_api_query_enum(struct gw_api_ctx *ctx, const char *name, const char *const *values,
+                       size_t n, const char *what, const char **out, bool *too_long);
 
 /* A JSON array of strings as a PostgreSQL array literal ({"a","b\\"c"});
  * malloc'd, NULL when out of memory. Non-strings become "". */

@@ -1,7 +1,5 @@
 /*
- * Operations endpoints (health, readiness, metrics) and the internal claim
- * endpoint workers call before they execute a run
- * (docs/decisions/0007-claim-over-internal-http.md).
+ * Operations endpoints: health, readiness, metrics.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,9 +7,6 @@
 #include <string.h>
 
 #include "api.h"
-#include "catalog.h"
-#include "gw/crypto.h"
-#include "gw/log.h"
 
 void gw_api_health(struct gw_api_ctx *ctx)
 {
@@ -139,103 +134,7 @@ void gw_api_metrics(struct gw_api_ctx *ctx)
         "# TYPE gangway_pg_connections gauge\ngangway_pg_connections %d\n",
         ps.queries_ok, ps.queries_failed, ps.queued, ps.expired, ps.connections_up);
     /* gw_api_reply sets application/json; metrics need the Prometheus type. */
-    ctx->b->metrics.http_by_class[2]++;
-    gw_http_respond(ctx->req, 200, "text/plain; version=0.0.4; charset=utf-8", NULL,
-                    t.buf ? t.buf : "", t.len);
+    gw_api_send(ctx, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, t.buf ? t.buf : "",
+                t.len);
     free(t.buf);
-    free(ctx->principal.teams_json);
-    free(ctx->principal.teams_pg);
-    json_decref(ctx->scratch);
-    free(ctx);
-}
-
-/* ----------------------------------------------------------------- claim */
-
-static void claim_done(void *arg, const PGresult *res, const struct gw_error *err)
-{
-    struct gw_api_ctx *ctx = arg;
-    if (err != NULL) {
-        gw_api_pg_failed(ctx, err);
-        return;
-    }
-    const char *result = PQgetvalue(res, 0, 0);
-    if (strcmp(result, "granted") == 0) {
-        json_error_t jerr;
-        json_t *claim = json_loads(PQgetvalue(res, 0, 1), 0, &jerr);
-        char *body = NULL;
-        if (json_is_object(claim) &&
-            json_object_set_new(claim, "heartbeat_interval_seconds",
-                                json_integer(ctx->b->opts.heartbeat_interval_s)) == 0)
-            body = json_dumps(claim, JSON_COMPACT);
-        json_decref(claim);
-        if (body == NULL) {
-            /* Submit refuses what jansson cannot read back (gw/json.h), so
-             * only a row written some other way gets here: the claim stands
-             * granted and unheartbeated, and the reaper ends it. */
-            gw_log(GW_LOG_ERROR, ctx->id, "claim reply unreadable: %s", jerr.text);
-            gw_api_problem(ctx, 500, "internal_error", NULL,
-                           "the run's stored claim could not be read back");
-            return;
-        }
-        ctx->b->metrics.claims_granted++;
-        gw_api_reply(ctx, 200, NULL, body, strlen(body));
-        free(body);
-        return;
-    }
-    ctx->b->metrics.claims_refused++;
-    if (strcmp(result, "not_found") == 0) {
-        gw_api_run_not_found(ctx);
-        return;
-    }
-    gw_api_problem(ctx, 409, "claim_refused", NULL, "%s", result);
-}
-
-void gw_api_run_claim(struct gw_api_ctx *ctx)
-{
-    json_t *body;
-    json_t *attempt, *worker;
-    char attempt_s[16];
-
-    /* The router admits only tokens with role worker or admin here. */
-    if (!gw_uuid_valid(ctx->id)) {
-        gw_api_run_not_found(ctx);
-        return;
-    }
-    body = gw_api_body(ctx);
-    if (body == NULL)
-        return;
-    const char *k;
-    json_t *v;
-    json_object_foreach(body, k, v)
-    {
-        /* Every POST body refuses fields it does not know (docs/policy.md). */
-        if (strcmp(k, "attempt") != 0 && strcmp(k, "worker_id") != 0 &&
-            strcmp(k, "worker_type") != 0) {
-            gw_api_problem(ctx, 400, "invalid_claim", NULL, "unknown field '%s' in a claim", k);
-            return;
-        }
-    }
-    attempt = json_object_get(body, "attempt");
-    worker = json_object_get(body, "worker_id");
-    if (!json_is_integer(attempt) || json_integer_value(attempt) < 1 ||
-        json_integer_value(attempt) > 1000000 || !json_is_string(worker) ||
-        gw_api_text_len(worker) > 200) {
-        gw_api_problem(ctx, 400, "invalid_claim", NULL,
-                       "a claim is {\"attempt\": <int >= 1>, \"worker_id\": <string>}");
-        return;
-    }
-    snprintf(attempt_s, sizeof(attempt_s), "%lld", (long long)json_integer_value(attempt));
-    json_t *wtype = json_object_get(body, "worker_type");
-    if (wtype != NULL && !json_is_string(wtype)) {
-        gw_api_problem(ctx, 400, "invalid_claim", NULL, "worker_type must be a string");
-        return;
-    }
-    /* The worker type is checked so a worker token of one pool cannot take
-     * (and read the inputs of) another pool's runs. */
-    const char *params[] = {ctx->id, attempt_s, json_string_value(worker),
-                            json_string_value(wtype)};
-    if (gw_pg_query(ctx->b->pg, "claim_run",
-                    "SELECT result, claim::text FROM gw_claim_run($1::uuid, $2::int, $3, $4)", 4,
-                    params, claim_done, ctx) < 0)
-        gw_api_problem(ctx, 503, "unavailable", NULL, "the broker is overloaded; retry later");
 }

@@ -41,28 +41,6 @@ static bool optional_body(struct gw_api_ctx *ctx, json_t **out)
     return true;
 }
 
-/* Refuses any field not in `allowed` (NULL-terminated) by name. */
-static bool only_fields(struct gw_api_ctx *ctx, json_t *body, const char *const *allowed)
-{
-    const char *k;
-    json_t *v;
-    json_object_foreach(body, k, v)
-    {
-        bool ok = false;
-        for (const char *const *a = allowed; *a; a++)
-            ok = ok || strcmp(k, *a) == 0;
-        if (!ok) {
-            char ptr[300];
-            snprintf(ptr, sizeof(ptr), "/%s", k);
-            gw_api_problem(ctx, 422, "validation_failed",
-                           gw_api_field_error(ptr, "additionalProperties", "unknown field"),
-                           "unknown field '%s' in the request body", k);
-            return false;
-        }
-    }
-    return true;
-}
-
 /* Parameters for a change the caller may make only within its scope for
  * `perm`: subject, teams, the read_runs scope (own, team, all arrays) and
  * the scope of `perm`. The queries answer 'forbidden' for a row the caller
@@ -128,7 +106,7 @@ void gw_api_run_cancel(struct gw_api_ctx *ctx)
 
     if (!id_ok(ctx, gw_api_run_not_found) || !optional_body(ctx, &body))
         return;
-    if (body != NULL && !only_fields(ctx, body, allowed))
+    if (body != NULL && !gw_api_only_fields(ctx, body, allowed))
         return;
     json_t *reason = json_object_get(body, "reason");
     if (reason != NULL && (!json_is_string(reason) || gw_api_text_len(reason) > 500)) {
@@ -194,7 +172,7 @@ void gw_api_run_reconcile(struct gw_api_ctx *ctx)
     }
     if (!id_ok(ctx, gw_api_run_not_found) || !optional_body(ctx, &body))
         return;
-    if (body != NULL && !only_fields(ctx, body, allowed))
+    if (body != NULL && !gw_api_only_fields(ctx, body, allowed))
         return;
     json_t *note = json_object_get(body, "note");
     if (!json_is_string(note) || gw_api_text_len(note) < 3 || gw_api_text_len(note) > 2000) {
@@ -214,16 +192,7 @@ void gw_api_run_reconcile(struct gw_api_ctx *ctx)
 
 static void resource_done(void *arg, const PGresult *res, const struct gw_error *err)
 {
-    struct gw_api_ctx *ctx = arg;
-    if (err != NULL) {
-        gw_api_pg_failed(ctx, err);
-        return;
-    }
-    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
-        gw_api_resource_not_found(ctx);
-        return;
-    }
-    gw_api_reply(ctx, 200, NULL, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+    gw_api_reply_row(arg, res, err, gw_api_resource_not_found);
 }
 
 void gw_api_resource_get(struct gw_api_ctx *ctx)
@@ -241,30 +210,13 @@ void gw_api_resource_get(struct gw_api_ctx *ctx)
     gw_authz_filter_finish(&f);
 }
 
-static void list_done(void *arg, const PGresult *res, const struct gw_error *err)
-{
-    struct gw_api_ctx *ctx = arg;
-    if (err != NULL && err->code == GW_EINVAL) {
-        /* A cursor or timestamp of the right shape that PostgreSQL cannot
-         * read (month 13...): the caller's mistake, not ours. */
-        gw_api_problem(ctx, 400, "invalid_parameter", NULL,
-                       "a time in the query (cursor or expiring_before) is not valid");
-        return;
-    }
-    if (err != NULL) {
-        gw_api_pg_failed(ctx, err);
-        return;
-    }
-    gw_api_reply_page(ctx, res, (int)json_integer_value(ctx->scratch));
-}
-
 static const char *const resource_statuses[] = {"active", "tearing_down", "teardown_failed",
                                                 "deleted"};
 
 void gw_api_resources_list(struct gw_api_ctx *ctx)
 {
     bool too_long = false;
-    char team[128], kind[128], before[64], status[32], cursor[128], limit_plus[16];
+    char team[128], kind[128], before[64], cursor[128], limit_plus[16];
     const char *p_team = NULL, *p_kind = NULL, *p_before = NULL, *p_status = NULL;
     const char *p_ts = NULL, *p_id = NULL;
     int limit = 50;
@@ -284,18 +236,9 @@ void gw_api_resources_list(struct gw_api_ctx *ctx)
         }
         p_before = before;
     }
-    if (gw_api_query(ctx, "status", status, sizeof(status), &too_long)) {
-        bool ok = false;
-        for (size_t i = 0; i < ARRAY_SIZE(resource_statuses); i++)
-            ok = ok || strcmp(status, resource_statuses[i]) == 0;
-        if (!ok) {
-            gw_api_problem(ctx, 400, "invalid_parameter",
-                           gw_api_field_error("/query/status", "enum", "not a resource status"),
-                           "unknown status '%s'", status);
-            return;
-        }
-        p_status = status;
-    }
+    if (!gw_api_query_enum(ctx, "status", resource_statuses, ARRAY_SIZE(resource_statuses),
+                           "not a resource status", &p_status, &too_long))
+        return;
     if (!gw_api_query_limit(ctx, 500, &limit) ||
         !gw_api_query_cursor(ctx, cursor, sizeof(cursor), &p_ts, &p_id, &too_long))
         return;
@@ -308,7 +251,7 @@ void gw_api_resources_list(struct gw_api_ctx *ctx)
     const char *params[12] = {p_team, p_kind, p_before, p_status, p_ts, p_id, limit_plus};
     if (!gw_authz_params(ctx, GW_PERM_READ_RUNS, &f, params + 7))
         return;
-    ctx->scratch = json_integer(limit);
+    ctx->page_limit = limit;
     /* Deleted resources are listed only when asked for by status. */
     gw_api_query_or_503(
         ctx, "resources_list",
@@ -321,7 +264,7 @@ void gw_api_resources_list(struct gw_api_ctx *ctx)
         " AND ($5::timestamptz IS NULL OR (r.created_at, r.id) < ($5::timestamptz, $6::uuid))"
         " AND gw_visible(r.owner_subject, r.owner_teams, r.action_id, $8, $9, $10, $11, $12)"
         " ORDER BY r.created_at DESC, r.id DESC LIMIT $7::int",
-        12, params, list_done);
+        12, params, gw_api_page_done);
     gw_authz_filter_finish(&f);
 }
 
@@ -384,7 +327,7 @@ void gw_api_resource_extend(struct gw_api_ctx *ctx)
                        "the body must be {\"seconds\": N}");
         return;
     }
-    if (!only_fields(ctx, body, allowed))
+    if (!gw_api_only_fields(ctx, body, allowed))
         return;
     json_t *s = json_object_get(body, "seconds");
     if (!json_is_integer(s) || json_integer_value(s) < 1 || json_integer_value(s) > 31536000) {

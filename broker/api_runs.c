@@ -1,5 +1,6 @@
 /*
- * The portal-facing API: actions and runs.
+ * The API of actions and runs: the portal's (list, submit, read) and the
+ * workers' claim.
  */
 #include <ctype.h>
 #include <limits.h>
@@ -10,6 +11,7 @@
 #include "api.h"
 #include "catalog.h"
 #include "gw/crypto.h"
+#include "gw/jsonptr.h"
 #include "gw/log.h"
 #include "policy.h"
 
@@ -28,15 +30,7 @@ void gw_api_actions_list(struct gw_api_ctx *ctx)
         if (gw_authz_can(&z, GW_PERM_RUN, c->actions[i], NULL, NULL, 0))
             json_array_append(items, c->actions[i]->summary);
     gw_authz_finish(&z);
-    json_t *page = json_pack("{s:o}", "items", items);
-    char *body = page ? json_dumps(page, JSON_COMPACT) : NULL;
-    json_decref(page);
-    if (body == NULL) {
-        gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
-        return;
-    }
-    gw_api_reply(ctx, 200, NULL, body, strlen(body));
-    free(body);
+    gw_api_reply_doc(ctx, 200, json_pack("{s:o}", "items", items));
 }
 
 void gw_api_action_get(struct gw_api_ctx *ctx)
@@ -51,8 +45,44 @@ void gw_api_action_get(struct gw_api_ctx *ctx)
 
 /* --------------------------------------------------------------- submit */
 
+/*
+ * POST /v1/actions/{id}/runs reads top to bottom:
+ *
+ *   submit_authorize  the action exists and the caller may run it at all
+ *   submit_parse      headers and body: what the request asks for
+ *   submit_validate   inputs against the schema, the fingerprint, defaults,
+ *                     then the policy's input conditions (and break-glass)
+ *   submit_redact     approval rule, redacted copy, secret paths, key
+ *   submit_persist    one call of gw_submit_run
+ *   submit_done       the reply: 202, 409 or 429
+ *
+ * Every step fills `struct submit` (allocated from the request's pool, so
+ * nothing in it is freed by hand) and answers the request itself when it
+ * returns false. Authorization is resolved once: the `struct gw_authz`
+ * taken in submit_authorize answers both the early question (may this
+ * caller run the action with any inputs: refused before the body is read,
+ * so a caller who may not run it learns nothing of its rules) and the one
+ * about the defaulted inputs, under the same policy even if a reload lands
+ * in between.
+ */
 struct submit {
     struct gw_api_ctx *ctx;
+    const struct gw_action *a;
+    struct gw_authz *z; /* the caller's authorization, resolved once */
+    char denied[600];   /* why z refused, for the 403 */
+    /* submit_parse */
+    json_t *body;          /* borrowed: ctx->scratch owns it */
+    json_t *inputs;        /* borrowed from body */
+    const char *idem;      /* Idempotency-Key, or NULL */
+    json_t *ttl;           /* ttl_seconds, borrowed from body, or NULL */
+    const char *bg_reason; /* break_glass.reason, or NULL */
+    /* submit_validate */
+    char hash[GW_SHA256_HEX_LEN + 1]; /* fingerprint of the body as sent */
+    /* submit_redact: what gw_submit_run stores beside the inputs; owned
+     * until submit_persist hands them to its arguments */
+    json_t *redacted, *secrets;
+    json_t *approval; /* the approval rule, or NULL */
+    const char *key;  /* resource key, or NULL: the run id */
     char run_id[GW_UUID_LEN + 1];
 };
 
@@ -66,22 +96,299 @@ static json_t *input_errors(json_t *errors)
     json_array_foreach(errors, i, e)
     {
         const char *loc = json_string_value(json_object_get(e, "instanceLocation"));
-        char ptr[1024];
-        snprintf(ptr, sizeof(ptr), "/inputs%s", loc != NULL ? loc : "");
-        json_array_append_new(out, json_pack("{s:s, s:O, s:O, s:O}", "pointer", ptr, "keyword",
-                                             json_object_get(e, "keyword"), "schema_pointer",
-                                             json_object_get(e, "keywordLocation"), "message",
-                                             json_object_get(e, "message")));
+        struct gw_jsonptr ptr = GW_JSONPTR_INIT;
+        if (gw_jsonptr_push(&ptr, "inputs") < 0 ||
+            gw_jsonptr_append(&ptr, loc != NULL ? loc : "") < 0) {
+            gw_jsonptr_finish(&ptr);
+            continue;
+        }
+        json_array_append_new(out,
+                              json_pack("{s:s, s:O, s:O, s:O}", "pointer", gw_jsonptr_str(&ptr),
+                                        "keyword", json_object_get(e, "keyword"), "schema_pointer",
+                                        json_object_get(e, "keywordLocation"), "message",
+                                        json_object_get(e, "message")));
+        gw_jsonptr_finish(&ptr);
     }
     json_decref(errors);
     return out;
 }
 
+static bool valid_idempotency_key(const char *k)
+{
+    size_t n = strlen(k);
+    if (n == 0 || n > IDEMPOTENCY_KEY_MAX)
+        return false;
+    for (; *k; k++)
+        if (!isprint((unsigned char)*k))
+            return false;
+    return true;
+}
+
+/* The resource key: the value at the action's resource_key pointer, as
+ * "<action>:<value>", so every run on one resource shares a partition.
+ * NULL when the action names none or the value is not a string or integer. */
+static const char *resource_key(struct gw_api_ctx *ctx, const struct gw_action *a, json_t *inputs)
+{
+    json_t *v = a->resource_key != NULL ? gw_jsonptr_get(inputs, a->resource_key) : NULL;
+    if (json_is_string(v))
+        return gw_api_printf(ctx, "%s:%s", a->id, json_string_value(v));
+    if (json_is_integer(v))
+        return gw_api_printf(ctx, "%s:%lld", a->id, (long long)json_integer_value(v));
+    return NULL;
+}
+
+/* Collects the JSON pointers where redaction replaced a value: those are
+ * the secret inputs. `ptr` is where `orig` and `red` stand. */
+static void secret_paths(json_t *orig, json_t *red, struct gw_jsonptr *ptr, json_t *out)
+{
+    size_t len = ptr->len;
+    if (json_is_string(red) && strcmp(json_string_value(red), "[redacted]") == 0 &&
+        !json_equal(orig, red)) {
+        json_array_append_new(out, json_string(gw_jsonptr_str(ptr)));
+        return;
+    }
+    if (json_is_object(orig) && json_is_object(red)) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(orig, k, v)
+        {
+            if (gw_jsonptr_push(ptr, k) == 0)
+                secret_paths(v, json_object_get(red, k), ptr, out);
+            gw_jsonptr_truncate(ptr, len);
+        }
+    } else if (json_is_array(orig) && json_is_array(red)) {
+        for (size_t i = 0; i < json_array_size(orig); i++) {
+            if (gw_jsonptr_push_index(ptr, i) == 0)
+                secret_paths(json_array_get(orig, i), json_array_get(red, i), ptr, out);
+            gw_jsonptr_truncate(ptr, len);
+        }
+    }
+}
+
+/* The action exists, and the caller may run it with some inputs at least.
+ * On true, *s->z is begun (the caller finishes it); on false it is not. */
+static bool submit_authorize(struct submit *s)
+{
+    struct gw_api_ctx *ctx = s->ctx;
+    s->a = gw_catalog_find(ctx->b->catalog, ctx->id);
+    if (s->a == NULL) {
+        gw_api_problem(ctx, 404, "action_not_found", NULL, "no action with id '%s'", ctx->id);
+        return false;
+    }
+    if (!gw_authz_begin(s->z, ctx))
+        return false;
+    if (gw_authz_can(s->z, GW_PERM_RUN, s->a, NULL, s->denied, sizeof(s->denied)))
+        return true;
+    gw_authz_finish(s->z);
+    gw_authz_forbidden(ctx, s->denied);
+    return false;
+}
+
+/* ttl_seconds: only for an action that creates something with a lifetime,
+ * within its bounds. */
+static bool submit_parse_ttl(struct submit *s, json_t *ttl)
+{
+    struct gw_api_ctx *ctx = s->ctx;
+    const struct gw_action *a = s->a;
+    if (ttl == NULL)
+        return true;
+    if (!a->has_resource || a->ttl_max_s == 0) {
+        gw_api_problem(ctx, 422, "validation_failed",
+                       gw_api_field_error("/ttl_seconds", "not", "this action has no TTL"),
+                       "action '%s' creates nothing with a lifetime", a->id);
+        return false;
+    }
+    if (!json_is_integer(ttl) || json_integer_value(ttl) < 1 ||
+        json_integer_value(ttl) > a->ttl_max_s) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "an integer from 1 to %d", a->ttl_max_s);
+        gw_api_problem(ctx, 422, "validation_failed",
+                       gw_api_field_error("/ttl_seconds", "maximum", msg),
+                       "ttl_seconds must be between 1 and %d for action '%s'", a->ttl_max_s, a->id);
+        return false;
+    }
+    s->ttl = ttl;
+    return true;
+}
+
+/* Break-glass: run without the approval the action asks for, with a
+ * written reason, flagged in the audit log and notified. */
+static bool submit_parse_break_glass(struct submit *s, json_t *bg)
+{
+    json_t *why = json_object_get(bg, "reason");
+    if (bg == NULL)
+        return true;
+    if (!json_is_object(bg) || json_object_size(bg) != 1 || !json_is_string(why) ||
+        gw_api_text_len(why) < 10 || gw_api_text_len(why) > 1000) {
+        gw_api_problem(s->ctx, 422, "validation_failed",
+                       gw_api_field_error("/break_glass/reason", "minLength",
+                                          "a written reason of 10 to 1000 characters"),
+                       "break_glass needs {\"reason\": \"...\"} with a real reason");
+        return false;
+    }
+    s->bg_reason = json_string_value(why);
+    return true;
+}
+
+/* Headers and body: what the request asks for. */
+static bool submit_parse(struct submit *s)
+{
+    static const char *const fields[] = {"inputs", "ttl_seconds", "break_glass", NULL};
+    struct gw_api_ctx *ctx = s->ctx;
+    const char *ctype = gw_http_req_header(ctx->req, "content-type");
+
+    s->idem = gw_http_req_header(ctx->req, "idempotency-key");
+    if (ctype != NULL && strncasecmp(ctype, "application/json", 16) != 0) {
+        gw_api_problem(ctx, 415, "unsupported_media_type", NULL,
+                       "the request body must be application/json");
+        return false;
+    }
+    if (s->idem != NULL && !valid_idempotency_key(s->idem)) {
+        gw_api_problem(ctx, 400, "invalid_idempotency_key",
+                       gw_api_field_error("/headers/idempotency-key", "maxLength",
+                                          "1 to 255 printable ASCII characters"),
+                       "the Idempotency-Key header must be 1 to 255 printable characters");
+        return false;
+    }
+    s->body = gw_api_body(ctx);
+    if (s->body == NULL)
+        return false;
+    if (!json_is_object(s->body)) {
+        gw_api_problem(ctx, 422, "validation_failed",
+                       gw_api_field_error("", "type", "must be an object"),
+                       "the body must be a JSON object");
+        return false;
+    }
+    if (!gw_api_only_fields(ctx, s->body, fields) ||
+        !submit_parse_ttl(s, json_object_get(s->body, "ttl_seconds")) ||
+        !submit_parse_break_glass(s, json_object_get(s->body, "break_glass")))
+        return false;
+    s->inputs = json_object_get(s->body, "inputs");
+    if (s->inputs == NULL) {
+        s->inputs = json_object();
+        json_object_set_new(s->body, "inputs", s->inputs);
+    }
+    return true;
+}
+
+/* The inputs against the action's schema; the request's fingerprint; the
+ * defaults; then the policy's conditions on the inputs as they will run. */
+static bool submit_validate(struct submit *s)
+{
+    struct gw_api_ctx *ctx = s->ctx;
+    const struct gw_action *a = s->a;
+    json_t *errors = NULL;
+
+    if (!gw_schema_validate(a->inputs, s->inputs, &errors)) {
+        ctx->b->metrics.runs_rejected++;
+        gw_api_problem(ctx, 422, "validation_failed", input_errors(errors),
+                       "the inputs do not match the input schema of action '%s'", a->id);
+        return false;
+    }
+    /* The fingerprint covers the whole body (inputs, TTL, break-glass) and
+     * is taken before defaults are filled in, so a replay is recognised
+     * whatever defaults say by then. */
+    const char *canon = gw_api_dump(ctx, s->body, JSON_SORT_KEYS | JSON_COMPACT);
+    if (canon == NULL)
+        return gw_api_oom(ctx);
+    gw_sha256_hex(canon, strlen(canon), s->hash);
+    /* Input conditions are checked once defaults are filled in: an omitted
+     * input must not slip past a condition on its default. Break-glass is
+     * a permission of its own, checked on these inputs. */
+    gw_schema_apply_defaults(a->inputs, s->inputs);
+    if (!gw_authz_can(s->z, GW_PERM_RUN, a, s->inputs, s->denied, sizeof(s->denied)) ||
+        (s->bg_reason != NULL &&
+         !gw_authz_can(s->z, GW_PERM_BREAK_GLASS, a, s->inputs, s->denied, sizeof(s->denied)))) {
+        ctx->b->metrics.runs_rejected++;
+        gw_authz_forbidden(ctx, s->denied);
+        return false;
+    }
+    return true;
+}
+
+/* What gw_submit_run stores: the inputs, their redacted copy and the
+ * pointers of the secrets in them, the approval rule, the resource key. */
+static bool submit_redact(struct submit *s)
+{
+    struct gw_api_ctx *ctx = s->ctx;
+    const struct gw_action *a = s->a;
+    struct gw_jsonptr ptr = GW_JSONPTR_INIT;
+
+    s->approval = gw_action_approval_for(a, s->inputs);
+    s->redacted = gw_schema_redact(a->inputs, s->inputs);
+    s->secrets = json_array();
+    if (s->redacted != NULL && s->secrets != NULL)
+        secret_paths(s->inputs, s->redacted, &ptr, s->secrets);
+    gw_jsonptr_finish(&ptr);
+    s->key = resource_key(ctx, a, s->inputs);
+    if (s->redacted != NULL && s->secrets != NULL && gw_uuid_v4(s->run_id, NULL) == 0)
+        return true;
+    json_decref(s->approval);
+    json_decref(s->redacted);
+    json_decref(s->secrets);
+    return gw_api_oom(ctx);
+}
+
+static void submit_done(void *arg, const PGresult *res, const struct gw_error *err);
+
+/* One call of gw_submit_run with its named arguments
+ * (sql/functions/gw_submit_run.sql); submit_done answers. */
+static void submit_persist(struct submit *s)
+{
+    struct gw_api_ctx *ctx = s->ctx;
+    const struct gw_action *a = s->a;
+    const char *teams = ctx->principal.teams_json;
+    /* "o" steals: redacted, secrets, approval and the parsed teams and
+     * quota go with `args`, even when packing fails. */
+    json_t *args = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s?, s:O, s:o, s:s, s:o, s:s?, s:s, s:i, s:i, s:b, s:o, s:O?,"
+        " s:o?, s:o?, s:s?}",
+        "id", s->run_id, "action_id", a->id, "action_version", a->version, "worker_type",
+        a->worker_type, "key", s->key, "inputs", s->inputs, "inputs_redacted", s->redacted,
+        "subject", ctx->principal.subject, "teams",
+        teams != NULL ? json_loads(teams, 0, NULL) : json_array(), "idempotency_key", s->idem,
+        "request_hash", s->hash, "timeout_seconds", a->timeout_seconds, "max_attempts",
+        a->max_attempts, "retryable", a->retryable, "secret_paths", s->secrets, "ttl_seconds",
+        s->ttl, "approval", s->approval, "quota", a->quota ? json_loads(a->quota, 0, NULL) : NULL,
+        "break_glass", s->bg_reason);
+    const char *params[] = {args != NULL ? gw_api_dump(ctx, args, JSON_COMPACT) : NULL};
+    json_decref(args);
+    if (params[0] == NULL) {
+        gw_api_oom(ctx);
+        return;
+    }
+    gw_api_query_or_503(ctx, "submit_run",
+                        "SELECT run::text, created, conflict, refused::text"
+                        " FROM gw_submit_run($1::jsonb)",
+                        1, params, submit_done);
+}
+
+void gw_api_run_submit(struct gw_api_ctx *ctx)
+{
+    /* The authorization lives on this stack frame, not in the pool: the
+     * steps answer (which frees the pool) before it is finished. */
+    struct gw_authz z;
+    struct submit *s = gw_api_alloc(ctx, sizeof(*s));
+    if (s == NULL) {
+        gw_api_oom(ctx);
+        return;
+    }
+    memset(s, 0, sizeof(*s));
+    s->ctx = ctx;
+    s->z = &z;
+    if (!submit_authorize(s))
+        return;
+    bool ok = submit_parse(s) && submit_validate(s);
+    gw_authz_finish(&z);
+    if (ok && submit_redact(s))
+        submit_persist(s);
+}
+
+/* The reply: 202 with the run (Location; Idempotent-Replayed on a replay),
+ * 409 when the Idempotency-Key came with another request, 429 over a quota. */
 static void submit_done(void *arg, const PGresult *res, const struct gw_error *err)
 {
-    struct submit *s = arg;
-    struct gw_api_ctx *ctx = s->ctx;
-    free(s);
+    struct gw_api_ctx *ctx = arg;
 
     if (err != NULL) {
         gw_api_pg_failed(ctx, err);
@@ -97,16 +404,10 @@ static void submit_done(void *arg, const PGresult *res, const struct gw_error *e
         const char *limit = json_string_value(json_object_get(q, "limit"));
         snprintf(hdr, sizeof(hdr), "Retry-After: %lld\r\n", (long long)(after > 0 ? after : 1));
         ctx->b->metrics.runs_rejected++;
-        json_t *p = json_pack("{s:s, s:s, s:i, s:s, s:s, s:O}", "type", "about:blank", "title",
-                              "Too Many Requests", "status", 429, "code", "quota_exceeded",
-                              "detail", limit != NULL ? limit : "quota", "quota", q);
-        char *body = json_dumps(p, JSON_COMPACT);
-        json_decref(p);
+        /* 'O': `limit` lives in q, which must outlive the formatting. */
+        gw_api_problem_ex(ctx, 429, "quota_exceeded", json_pack("{s:O}", "quota", q), hdr, "%s",
+                          limit != NULL ? limit : "quota");
         json_decref(q);
-        ctx->b->metrics.http_by_class[4]++;
-        gw_http_respond(ctx->req, 429, "application/problem+json", hdr, body, strlen(body));
-        free(body);
-        gw_api_ctx_free(ctx);
         return;
     }
     const char *run = PQgetvalue(res, 0, 0);
@@ -133,285 +434,105 @@ static void submit_done(void *arg, const PGresult *res, const struct gw_error *e
     gw_api_reply(ctx, 202, hdr, run, (size_t)PQgetlength(res, 0, 0));
 }
 
-static bool valid_idempotency_key(const char *k)
-{
-    size_t n = strlen(k);
-    if (n == 0 || n > IDEMPOTENCY_KEY_MAX)
-        return false;
-    for (; *k; k++)
-        if (!isprint((unsigned char)*k))
-            return false;
-    return true;
-}
+/* ----------------------------------------------------------------- claim */
 
-/* The resource key: the value at the action's resource_key pointer, as
- * "<action>:<value>", so every run on one resource shares a partition. */
-static int resource_key(const struct gw_action *a, json_t *inputs, char *out, size_t cap)
-{
-    json_t *v = inputs;
-    const char *p = a->resource_key;
-    char seg[256];
+/* The internal claim endpoint workers call before they execute a run
+ * (docs/decisions/0007-claim-over-internal-http.md). */
 
-    if (p == NULL)
-        return 0;
-    while (p != NULL && *p == '/') {
-        size_t n = strcspn(p + 1, "/");
-        size_t o = 0;
-        for (size_t i = 0; i < n && o + 1 < sizeof(seg); i++) {
-            char c = p[1 + i];
-            if (c == '~' && i + 1 < n && (p[2 + i] == '0' || p[2 + i] == '1')) {
-                seg[o++] = p[2 + i] == '0' ? '~' : '/';
-                i++;
-            } else {
-                seg[o++] = c;
-            }
-        }
-        seg[o] = '\0';
-        v = json_object_get(v, seg);
-        p += 1 + n;
-    }
-    if (json_is_string(v))
-        snprintf(out, cap, "%s:%s", a->id, json_string_value(v));
-    else if (json_is_integer(v))
-        snprintf(out, cap, "%s:%lld", a->id, (long long)json_integer_value(v));
-    else
-        return 0;
-    return 1;
-}
-
-/* Collects the JSON pointers where redaction replaced a value: those are
- * the secret inputs. */
-static void secret_paths(json_t *orig, json_t *red, char *ptr, size_t len, size_t cap, json_t *out)
-{
-    if (json_is_string(red) && strcmp(json_string_value(red), "[redacted]") == 0 &&
-        !json_equal(orig, red)) {
-        json_array_append_new(out, json_stringn(ptr, len));
-        return;
-    }
-    if (json_is_object(orig) && json_is_object(red)) {
-        const char *k;
-        json_t *v;
-        json_object_foreach(orig, k, v)
-        {
-            size_t n = len;
-            if (n + 1 >= cap)
-                return;
-            ptr[n++] = '/';
-            for (const char *c = k; *c && n + 2 < cap; c++) {
-                if (*c == '~' || *c == '/') {
-                    ptr[n++] = '~';
-                    ptr[n++] = *c == '~' ? '0' : '1';
-                } else {
-                    ptr[n++] = *c;
-                }
-            }
-            secret_paths(v, json_object_get(red, k), ptr, n, cap, out);
-        }
-    } else if (json_is_array(orig) && json_is_array(red)) {
-        for (size_t i = 0; i < json_array_size(orig); i++) {
-            int n = snprintf(ptr + len, cap - len, "/%zu", i);
-            if (n < 0 || (size_t)n >= cap - len)
-                return;
-            secret_paths(json_array_get(orig, i), json_array_get(red, i), ptr, len + (size_t)n, cap,
-                         out);
-        }
-    }
-}
-
-void gw_api_run_submit(struct gw_api_ctx *ctx)
-{
-    struct gw_http_req *req = ctx->req;
-    const struct gw_action *a = gw_catalog_find(ctx->b->catalog, ctx->id);
-    const char *ctype = gw_http_req_header(req, "content-type");
-    const char *idem = gw_http_req_header(req, "idempotency-key");
-    json_t *body, *inputs, *errors = NULL;
-    const char *field;
-    json_t *value;
-
-    struct gw_authz z;
-    char denied[600];
-
-    if (a == NULL) {
-        gw_api_problem(ctx, 404, "action_not_found", NULL, "no action with id '%s'", ctx->id);
-        return;
-    }
-    /* Deny early when no inputs at all would be allowed; input conditions
-     * are checked once defaults are filled in (an omitted input must not
-     * slip past a condition on its default). */
-    if (!gw_authz_begin(&z, ctx))
-        return;
-    if (!gw_authz_can(&z, GW_PERM_RUN, a, NULL, denied, sizeof(denied))) {
-        gw_authz_finish(&z);
-        gw_authz_forbidden(ctx, denied);
-        return;
-    }
-    gw_authz_finish(&z);
-    if (ctype != NULL && strncasecmp(ctype, "application/json", 16) != 0) {
-        gw_api_problem(ctx, 415, "unsupported_media_type", NULL,
-                       "the request body must be application/json");
-        return;
-    }
-    if (idem != NULL && !valid_idempotency_key(idem)) {
-        gw_api_problem(ctx, 400, "invalid_idempotency_key",
-                       gw_api_field_error("/headers/idempotency-key", "maxLength",
-                                          "1 to 255 printable ASCII characters"),
-                       "the Idempotency-Key header must be 1 to 255 printable characters");
-        return;
-    }
-    body = gw_api_body(ctx);
-    if (body == NULL)
-        return;
-    if (!json_is_object(body)) {
-        gw_api_problem(ctx, 422, "validation_failed",
-                       gw_api_field_error("", "type", "must be an object"),
-                       "the body must be a JSON object");
-        return;
-    }
-    json_object_foreach(body, field, value)
-    {
-        if (strcmp(field, "inputs") != 0 && strcmp(field, "ttl_seconds") != 0 &&
-            strcmp(field, "break_glass") != 0) {
-            char ptr[300];
-            snprintf(ptr, sizeof(ptr), "/%s", field);
-            gw_api_problem(ctx, 422, "validation_failed",
-                           gw_api_field_error(ptr, "additionalProperties", "unknown field"),
-                           "unknown field '%s' in the request body", field);
-            return;
-        }
-    }
-    json_t *ttl = json_object_get(body, "ttl_seconds");
-    if (ttl != NULL) {
-        if (!a->has_resource || a->ttl_max_s == 0) {
-            gw_api_problem(ctx, 422, "validation_failed",
-                           gw_api_field_error("/ttl_seconds", "not", "this action has no TTL"),
-                           "action '%s' creates nothing with a lifetime", a->id);
-            return;
-        }
-        if (!json_is_integer(ttl) || json_integer_value(ttl) < 1 ||
-            json_integer_value(ttl) > a->ttl_max_s) {
-            char msg[96];
-            snprintf(msg, sizeof(msg), "an integer from 1 to %d", a->ttl_max_s);
-            gw_api_problem(
-                ctx, 422, "validation_failed", gw_api_field_error("/ttl_seconds", "maximum", msg),
-                "ttl_seconds must be between 1 and %d for action '%s'", a->ttl_max_s, a->id);
-            return;
-        }
-    }
-    /* Break-glass: run without the approval the action asks for, with a
-     * written reason, flagged in the audit log and notified. */
-    json_t *bg = json_object_get(body, "break_glass");
-    const char *bg_reason = NULL;
-    if (bg != NULL) {
-        json_t *why = json_object_get(bg, "reason");
-        if (!json_is_object(bg) || json_object_size(bg) != 1 || !json_is_string(why) ||
-            gw_api_text_len(why) < 10 || gw_api_text_len(why) > 1000) {
-            gw_api_problem(ctx, 422, "validation_failed",
-                           gw_api_field_error("/break_glass/reason", "minLength",
-                                              "a written reason of 10 to 1000 characters"),
-                           "break_glass needs {\"reason\": \"...\"} with a real reason");
-            return;
-        }
-        bg_reason = json_string_value(why);
-    }
-    inputs = json_object_get(body, "inputs");
-    if (inputs == NULL) {
-        inputs = json_object();
-        json_object_set_new(body, "inputs", inputs);
-    }
-    if (!gw_schema_validate(a->inputs, inputs, &errors)) {
-        ctx->b->metrics.runs_rejected++;
-        gw_api_problem(ctx, 422, "validation_failed", input_errors(errors),
-                       "the inputs do not match the input schema of action '%s'", a->id);
-        return;
-    }
-
-    /* The request's fingerprint covers the whole body (inputs, TTL,
-     * break-glass) and is taken before defaults are filled in, so a replay
-     * is recognised whatever defaults say by then. */
-    char *canon = json_dumps(body, JSON_SORT_KEYS | JSON_COMPACT);
-    char hash[GW_SHA256_HEX_LEN + 1];
-    gw_sha256_hex(canon, strlen(canon), hash);
-    free(canon);
-
-    gw_schema_apply_defaults(a->inputs, inputs);
-    if (!gw_authz_begin(&z, ctx))
-        return;
-    bool allowed = gw_authz_can(&z, GW_PERM_RUN, a, inputs, denied, sizeof(denied));
-    /* Break-glass is a permission of its own, checked on these inputs. */
-    if (allowed && bg_reason != NULL &&
-        !gw_authz_can(&z, GW_PERM_BREAK_GLASS, a, inputs, denied, sizeof(denied)))
-        allowed = false;
-    gw_authz_finish(&z);
-    if (!allowed) {
-        ctx->b->metrics.runs_rejected++;
-        gw_authz_forbidden(ctx, denied);
-        return;
-    }
-    json_t *approval = gw_action_approval_for(a, inputs);
-    json_t *redacted = gw_schema_redact(a->inputs, inputs);
-    json_t *secrets = json_array();
-    char ptrbuf[1024];
-    secret_paths(inputs, redacted, ptrbuf, 0, sizeof(ptrbuf), secrets);
-
-    struct submit *s = calloc(1, sizeof(*s));
-    char key[512];
-    bool has_key = resource_key(a, inputs, key, sizeof(key));
-    char *args_s = NULL;
-    if (s != NULL && gw_uuid_v4(s->run_id, NULL) == 0) {
-        /* gw_submit_run's named arguments (sql/functions/gw_submit_run.sql);
-         * "o" steals: redacted, secrets, approval and the parsed teams and
-         * quota go with `args`. */
-        json_t *args = json_pack(
-            "{s:s, s:s, s:s, s:s, s:s?, s:O, s:o, s:s, s:o, s:s?, s:s, s:i, s:i, s:b, s:o, s:O?,"
-            " s:o?, s:o?, s:s?}",
-            "id", s->run_id, "action_id", a->id, "action_version", a->version, "worker_type",
-            a->worker_type, "key", has_key ? key : NULL, "inputs", inputs, "inputs_redacted",
-            redacted, "subject", ctx->principal.subject, "teams",
-            ctx->principal.teams_json ? json_loads(ctx->principal.teams_json, 0, NULL)
-                                      : json_array(),
-            "idempotency_key", idem, "request_hash", hash, "timeout_seconds", a->timeout_seconds,
-            "max_attempts", a->max_attempts, "retryable", a->retryable, "secret_paths", secrets,
-            "ttl_seconds", ttl, "approval", approval, "quota",
-            a->quota ? json_loads(a->quota, 0, NULL) : NULL, "break_glass", bg_reason);
-        args_s = args != NULL ? json_dumps(args, JSON_COMPACT) : NULL;
-        json_decref(args);
-    } else {
-        json_decref(redacted);
-        json_decref(secrets);
-        json_decref(approval);
-    }
-    if (args_s == NULL) {
-        free(s);
-        gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
-        return;
-    }
-    s->ctx = ctx;
-    const char *params[] = {args_s};
-    int rc = gw_pg_query(ctx->b->pg, "submit_run",
-                         "SELECT run::text, created, conflict, refused::text"
-                         " FROM gw_submit_run($1::jsonb)",
-                         1, params, submit_done, s);
-    free(args_s);
-    if (rc < 0) {
-        free(s);
-        gw_api_problem(ctx, 503, "unavailable", NULL, "the broker is overloaded; retry later");
-    }
-}
-
-/* ----------------------------------------------------------------- reads */
-
-static void single_json_done(void *arg, const PGresult *res, const struct gw_error *err)
+static void claim_done(void *arg, const PGresult *res, const struct gw_error *err)
 {
     struct gw_api_ctx *ctx = arg;
     if (err != NULL) {
         gw_api_pg_failed(ctx, err);
         return;
     }
-    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+    const char *result = PQgetvalue(res, 0, 0);
+    if (strcmp(result, "granted") == 0) {
+        json_error_t jerr;
+        json_t *claim = json_loads(PQgetvalue(res, 0, 1), 0, &jerr);
+        char *body = NULL;
+        if (json_is_object(claim) &&
+            json_object_set_new(claim, "heartbeat_interval_seconds",
+                                json_integer(ctx->b->opts.heartbeat_interval_s)) == 0)
+            body = json_dumps(claim, JSON_COMPACT);
+        json_decref(claim);
+        if (body == NULL) {
+            /* Submit refuses what jansson cannot read back (gw/json.h), so
+             * only a row written some other way gets here: the claim stands
+             * granted and unheartbeated, and the reaper ends it. */
+            gw_log(GW_LOG_ERROR, ctx->id, "claim reply unreadable: %s", jerr.text);
+            gw_api_problem(ctx, 500, "internal_error", NULL,
+                           "the run's stored claim could not be read back");
+            return;
+        }
+        ctx->b->metrics.claims_granted++;
+        gw_api_reply(ctx, 200, NULL, body, strlen(body));
+        free(body);
+        return;
+    }
+    ctx->b->metrics.claims_refused++;
+    if (strcmp(result, "not_found") == 0) {
         gw_api_run_not_found(ctx);
         return;
     }
-    gw_api_reply(ctx, 200, NULL, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+    gw_api_problem(ctx, 409, "claim_refused", NULL, "%s", result);
+}
+
+void gw_api_run_claim(struct gw_api_ctx *ctx)
+{
+    json_t *body;
+    json_t *attempt, *worker;
+    char attempt_s[16];
+
+    /* The router admits only tokens with role worker or admin here. */
+    if (!gw_uuid_valid(ctx->id)) {
+        gw_api_run_not_found(ctx);
+        return;
+    }
+    body = gw_api_body(ctx);
+    if (body == NULL)
+        return;
+    const char *k;
+    json_t *v;
+    json_object_foreach(body, k, v)
+    {
+        /* Every POST body refuses fields it does not know (docs/policy.md). */
+        if (strcmp(k, "attempt") != 0 && strcmp(k, "worker_id") != 0 &&
+            strcmp(k, "worker_type") != 0) {
+            gw_api_problem(ctx, 400, "invalid_claim", NULL, "unknown field '%s' in a claim", k);
+            return;
+        }
+    }
+    attempt = json_object_get(body, "attempt");
+    worker = json_object_get(body, "worker_id");
+    if (!json_is_integer(attempt) || json_integer_value(attempt) < 1 ||
+        json_integer_value(attempt) > 1000000 || !json_is_string(worker) ||
+        gw_api_text_len(worker) > 200) {
+        gw_api_problem(ctx, 400, "invalid_claim", NULL,
+                       "a claim is {\"attempt\": <int >= 1>, \"worker_id\": <string>}");
+        return;
+    }
+    snprintf(attempt_s, sizeof(attempt_s), "%lld", (long long)json_integer_value(attempt));
+    json_t *wtype = json_object_get(body, "worker_type");
+    if (wtype != NULL && !json_is_string(wtype)) {
+        gw_api_problem(ctx, 400, "invalid_claim", NULL, "worker_type must be a string");
+        return;
+    }
+    /* The worker type is checked so a worker token of one pool cannot take
+     * (and read the inputs of) another pool's runs. */
+    const char *params[] = {ctx->id, attempt_s, json_string_value(worker),
+                            json_string_value(wtype)};
+    if (gw_pg_query(ctx->b->pg, "claim_run",
+                    "SELECT result, claim::text FROM gw_claim_run($1::uuid, $2::int, $3, $4)", 4,
+                    params, claim_done, ctx) < 0)
+        gw_api_problem(ctx, 503, "unavailable", NULL, "the broker is overloaded; retry later");
+}
+
+/* ----------------------------------------------------------------- reads */
+
+static void single_json_done(void *arg, const PGresult *res, const struct gw_error *err)
+{
+    gw_api_reply_row(arg, res, err, gw_api_run_not_found);
 }
 
 static bool run_id_ok(struct gw_api_ctx *ctx)
@@ -423,7 +544,7 @@ static bool run_id_ok(struct gw_api_ctx *ctx)
 }
 
 /* Single reads filter on the caller's scope inside the query (gw_visible,
- * sql/0006_policy.sql): a run the caller may not see is 404 like a missing
+ * sql/functions/gw_visible.sql): a run the caller may not see is 404 like a missing
  * one. */
 void gw_api_run_get(struct gw_api_ctx *ctx)
 {
@@ -494,42 +615,16 @@ static const char *const run_statuses[] = {
     "failed",   "timed_out",        "cancelled", "rejected", "expired",
 };
 
-static void list_done(void *arg, const PGresult *res, const struct gw_error *err)
-{
-    struct gw_api_ctx *ctx = arg;
-    if (err != NULL && err->code == GW_EINVAL) {
-        /* A cursor or timestamp of the right shape that PostgreSQL cannot
-         * read (month 13...): the caller's mistake, not ours. */
-        gw_api_problem(ctx, 400, "invalid_parameter", NULL,
-                       "a time in the query (cursor or expiring_before) is not valid");
-        return;
-    }
-    if (err != NULL) {
-        gw_api_pg_failed(ctx, err);
-        return;
-    }
-    gw_api_reply_page(ctx, res, (int)json_integer_value(ctx->scratch));
-}
-
 void gw_api_runs_list(struct gw_api_ctx *ctx)
 {
     bool too_long = false;
-    char status[32], action[128], cursor[128], limit_plus[16];
+    char action[128], cursor[128], limit_plus[16];
     const char *p_status = NULL, *p_action = NULL, *p_ts = NULL, *p_id = NULL;
     int limit = 50;
 
-    if (gw_api_query(ctx, "status", status, sizeof(status), &too_long)) {
-        bool ok = false;
-        for (size_t i = 0; i < ARRAY_SIZE(run_statuses); i++)
-            ok = ok || strcmp(status, run_statuses[i]) == 0;
-        if (!ok) {
-            gw_api_problem(ctx, 400, "invalid_parameter",
-                           gw_api_field_error("/query/status", "enum", "not a run status"),
-                           "unknown status '%s'", status);
-            return;
-        }
-        p_status = status;
-    }
+    if (!gw_api_query_enum(ctx, "status", run_statuses, ARRAY_SIZE(run_statuses),
+                           "not a run status", &p_status, &too_long))
+        return;
     if (gw_api_query(ctx, "action", action, sizeof(action), &too_long))
         p_action = action;
     if (!gw_api_query_limit(ctx, 500, &limit) ||
@@ -544,7 +639,7 @@ void gw_api_runs_list(struct gw_api_ctx *ctx)
     const char *params[10] = {p_status, p_action, p_ts, p_id, limit_plus};
     if (!gw_authz_params(ctx, GW_PERM_READ_RUNS, &f, params + 5))
         return;
-    ctx->scratch = json_integer(limit);
+    ctx->page_limit = limit;
     gw_api_query_or_503(
         ctx, "runs_list",
         "SELECT gw_run_json(r)::text, gw_ts(r.created_at) || '~' || r.id FROM gw_runs r"
@@ -553,6 +648,6 @@ void gw_api_runs_list(struct gw_api_ctx *ctx)
         " ($3::timestamptz, $4::uuid)) AND gw_visible(r.requested_by, r.requested_teams,"
         " r.action_id, $6, $7, $8, $9, $10)"
         " ORDER BY r.created_at DESC, r.id DESC LIMIT $5::int",
-        10, params, list_done);
+        10, params, gw_api_page_done);
     gw_authz_filter_finish(&f);
 }

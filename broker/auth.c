@@ -213,7 +213,7 @@ static void jwt_done(void *arg, const struct gw_jwt_identity *id, const struct g
     ctx->principal.teams_json = json_dumps(id->teams, JSON_COMPACT);
     ctx->principal.teams_pg = gw_api_pg_array(id->teams);
     if (ctx->principal.teams_json == NULL || ctx->principal.teams_pg == NULL) {
-        gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
+        gw_api_oom(ctx);
         return;
     }
     if (id->delegate[0] != '\0')
@@ -230,7 +230,7 @@ static void jwt_check(struct gw_api_ctx *ctx, void (*next)(struct gw_api_ctx *ct
     }
     struct jwt_wait *w = malloc(sizeof(*w));
     if (w == NULL) {
-        gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
+        gw_api_oom(ctx);
         return;
     }
     w->ctx = ctx;
@@ -270,7 +270,7 @@ void gw_auth_check(struct gw_api_ctx *ctx, void (*next)(struct gw_api_ctx *ctx))
 
     struct lookup *l = calloc(1, sizeof(*l));
     if (l == NULL) {
-        gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
+        gw_api_oom(ctx);
         return;
     }
     l->ctx = ctx;

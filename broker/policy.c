@@ -16,6 +16,7 @@
 #include "api.h"
 #include "catalog.h"
 #include "gw/doc.h"
+#include "gw/jsonptr.h"
 #include "gw/log.h"
 
 #define POLICY_MAX_BYTES (1 << 20)
@@ -33,9 +34,9 @@ static const char *const scope_names[] = {"none", "own", "team", "all"};
 #define GLOBAL_PERMS (BIT(GW_PERM_READ_AUDIT) | BIT(GW_PERM_ADMIN))
 
 struct cond {
-    const char *name;  /* as written: "environment" or "/env/name" */
-    char pointer[256]; /* JSON pointer into the inputs */
-    json_t *allowed;   /* borrowed array of scalars; strings may be globs */
+    const char *name; /* as written: "environment" or "/env/name" */
+    char *pointer;    /* JSON pointer into the inputs (owned) */
+    json_t *allowed;  /* borrowed array of scalars; strings may be globs */
 };
 
 struct grant {
@@ -197,31 +198,21 @@ static int parse_cond(struct parser *ps, const char *name, json_t *allowed, cons
     c->name = name;
     if (name[0] == '\0')
         return bad(ps, ptr, "an input name must not be empty");
-    if (name[0] == '/') {
-        if (strlen(name) >= sizeof(c->pointer))
-            return bad(ps, ptr, "the input pointer is too long");
-        snprintf(c->pointer, sizeof(c->pointer), "%s", name);
-    } else {
-        size_t o = 0;
-        c->pointer[o++] = '/';
-        for (const char *p = name; *p; p++) {
-            if (o + 3 >= sizeof(c->pointer))
-                return bad(ps, ptr, "the input name is too long");
-            if (*p == '~' || *p == '/') {
-                c->pointer[o++] = '~';
-                c->pointer[o++] = *p == '~' ? '0' : '1';
-            } else {
-                c->pointer[o++] = *p;
-            }
-        }
-        c->pointer[o] = '\0';
-    }
+    if (name[0] == '/' && !gw_jsonptr_valid(name, strlen(name)))
+        return bad(ps, ptr, "'~' in an input pointer must be followed by 0 or 1 (RFC 6901)");
     if (!json_is_array(allowed) || json_array_size(allowed) == 0)
         return bad(ps, ptr, "must be a non-empty array of allowed values");
     json_array_foreach(allowed, i, v)
     {
         if (json_is_object(v) || json_is_array(v) || json_is_null(v))
             return bad(ps, ptr, "allowed value %zu must be a string, number or boolean", i);
+    }
+    /* Last, so that a refused condition holds nothing to free. */
+    struct gw_jsonptr p = GW_JSONPTR_INIT;
+    int rc = name[0] == '/' ? gw_jsonptr_append(&p, name) : gw_jsonptr_push(&p, name);
+    if (rc < 0 || (c->pointer = gw_jsonptr_steal(&p)) == NULL) {
+        gw_jsonptr_finish(&p);
+        return gw_error_set(ps->err, GW_ENOMEM, false, "out of memory");
     }
     c->allowed = allowed;
     return 0;
@@ -293,8 +284,14 @@ static int parse_grant(struct parser *ps, json_t *g, const char *ptr, struct gra
             return gw_error_set(ps->err, GW_ENOMEM, false, "out of memory");
         json_object_foreach(out->inputs, name, v)
         {
-            snprintf(sub, sizeof(sub), "%s/inputs/%s", ptr, name);
-            if (parse_cond(ps, name, v, sub, &out->conds[out->n_conds]) < 0)
+            /* The name may hold '/' or '~' (a pointer-form name does). */
+            struct gw_jsonptr at = GW_JSONPTR_INIT;
+            int rc = gw_jsonptr_append(&at, ptr) < 0 || gw_jsonptr_push(&at, "inputs") < 0 ||
+                             gw_jsonptr_push(&at, name) < 0
+                         ? gw_error_set(ps->err, GW_ENOMEM, false, "out of memory")
+                         : parse_cond(ps, name, v, gw_jsonptr_str(&at), &out->conds[out->n_conds]);
+            gw_jsonptr_finish(&at);
+            if (rc < 0)
                 return -1;
             out->n_conds++;
         }
@@ -308,6 +305,17 @@ static bool valid_name(const char *s)
     if (n == 0 || n > NAME_MAX_LEN)
         return false;
     return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-") == n;
+}
+
+/* The name as it was written may be any length and hold '/' or '~'. */
+static int bad_role_name(struct parser *ps, const char *name)
+{
+    struct gw_jsonptr at = GW_JSONPTR_INIT;
+    int rc = gw_jsonptr_push(&at, "roles") < 0 || gw_jsonptr_push(&at, name) < 0
+                 ? gw_error_set(ps->err, GW_ENOMEM, false, "out of memory")
+                 : bad(ps, gw_jsonptr_str(&at), "a role name is 1 to 64 of A-Z a-z 0-9 . _ : -");
+    gw_jsonptr_finish(&at);
+    return rc;
 }
 
 static int parse_roles(struct parser *ps, struct gw_policy *p, json_t *roles)
@@ -325,10 +333,11 @@ static int parse_roles(struct parser *ps, struct gw_policy *p, json_t *roles)
     json_object_foreach(roles, name, r)
     {
         struct role *role = &p->roles[p->n_roles++];
-        snprintf(ptr, sizeof(ptr), "/roles/%s", name);
         role->name = name;
         if (!valid_name(name))
-            return bad(ps, ptr, "a role name is 1 to 64 of A-Z a-z 0-9 . _ : -");
+            return bad_role_name(ps, name);
+        /* A valid name needs no escaping and fits. */
+        snprintf(ptr, sizeof(ptr), "/roles/%s", name);
         if (!json_is_object(r))
             return bad(ps, ptr, "a role must be an object with 'grants'");
         if (only_keys(ps, r, ptr, keys) < 0)
@@ -406,11 +415,54 @@ static int parse_bindings(struct parser *ps, struct gw_policy *p, json_t *bindin
     return 0;
 }
 
-struct gw_policy *gw_policy_parse(json_t *doc, const char *origin, struct gw_error *err)
+/* defaults: {"read_runs"|"cancel"|"manage_resources": scope}. */
+static int parse_defaults(struct parser *ps, struct gw_policy *p, json_t *defaults)
+{
+    static const char *const keys[] = {"read_runs", "cancel", "manage_resources", NULL};
+    static const enum gw_perm perms[] = {GW_PERM_READ_RUNS, GW_PERM_CANCEL,
+                                         GW_PERM_MANAGE_RESOURCES};
+    if (defaults == NULL)
+        return 0;
+    if (!json_is_object(defaults))
+        return bad(ps, "/defaults", "must be an object");
+    if (only_keys(ps, defaults, "/defaults", keys) < 0)
+        return -1;
+    for (size_t i = 0; keys[i]; i++) {
+        json_t *v = json_object_get(defaults, keys[i]);
+        char ptr[64];
+        snprintf(ptr, sizeof(ptr), "/defaults/%s", keys[i]);
+        if (v != NULL && parse_scope(ps, v, ptr, true, &p->defaults[perms[i]]) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int parse_document(struct parser *ps, struct gw_policy *p, json_t *doc)
 {
     static const char *const keys[] = {"version", "description", "defaults",
                                        "roles",   "bindings",    NULL};
-    static const char *const default_keys[] = {"read_runs", "cancel", "manage_resources", NULL};
+    if (!json_is_object(doc))
+        return bad(ps, "", "a policy must be a JSON object");
+    if (only_keys(ps, doc, "", keys) < 0)
+        return -1;
+    json_t *version = json_object_get(doc, "version");
+    if (version != NULL && !(json_is_integer(version) && json_integer_value(version) == 1))
+        return bad(ps, "/version", "only version 1 is known");
+    if (parse_defaults(ps, p, json_object_get(doc, "defaults")) < 0)
+        return -1;
+    json_t *roles = json_object_get(doc, "roles");
+    if (roles == NULL)
+        return bad(ps, "/roles", "is required");
+    if (parse_roles(ps, p, roles) < 0)
+        return -1;
+    json_t *bindings = json_object_get(doc, "bindings");
+    if (bindings == NULL)
+        return bad(ps, "/bindings", "is required");
+    return parse_bindings(ps, p, bindings);
+}
+
+struct gw_policy *gw_policy_parse(json_t *doc, const char *origin, struct gw_error *err)
+{
     struct parser ps = {.origin = origin, .err = err};
     struct gw_policy *p = calloc(1, sizeof(*p));
 
@@ -426,57 +478,14 @@ struct gw_policy *gw_policy_parse(json_t *doc, const char *origin, struct gw_err
     p->defaults[GW_PERM_MANAGE_RESOURCES] = GW_SCOPE_TEAM;
     if (p->origin == NULL) {
         gw_error_set(err, GW_ENOMEM, false, "out of memory");
-        goto fail;
+        gw_policy_unref(p);
+        return NULL;
     }
-    if (!json_is_object(doc)) {
-        bad(&ps, "", "a policy must be a JSON object");
-        goto fail;
+    if (parse_document(&ps, p, doc) < 0) {
+        gw_policy_unref(p);
+        return NULL;
     }
-    if (only_keys(&ps, doc, "", keys) < 0)
-        goto fail;
-    json_t *version = json_object_get(doc, "version");
-    if (version != NULL && !(json_is_integer(version) && json_integer_value(version) == 1)) {
-        bad(&ps, "/version", "only version 1 is known");
-        goto fail;
-    }
-    json_t *defaults = json_object_get(doc, "defaults");
-    if (defaults != NULL) {
-        if (!json_is_object(defaults)) {
-            bad(&ps, "/defaults", "must be an object");
-            goto fail;
-        }
-        if (only_keys(&ps, defaults, "/defaults", default_keys) < 0)
-            goto fail;
-        for (size_t i = 0; default_keys[i]; i++) {
-            json_t *v = json_object_get(defaults, default_keys[i]);
-            char ptr[64];
-            enum gw_perm perm = i == 0   ? GW_PERM_READ_RUNS
-                                : i == 1 ? GW_PERM_CANCEL
-                                         : GW_PERM_MANAGE_RESOURCES;
-            snprintf(ptr, sizeof(ptr), "/defaults/%s", default_keys[i]);
-            if (v != NULL && parse_scope(&ps, v, ptr, true, &p->defaults[perm]) < 0)
-                goto fail;
-        }
-    }
-    json_t *roles = json_object_get(doc, "roles");
-    if (roles == NULL) {
-        bad(&ps, "/roles", "is required");
-        goto fail;
-    }
-    if (parse_roles(&ps, p, roles) < 0)
-        goto fail;
-    json_t *bindings = json_object_get(doc, "bindings");
-    if (bindings == NULL) {
-        bad(&ps, "/bindings", "is required");
-        goto fail;
-    }
-    if (parse_bindings(&ps, p, bindings) < 0)
-        goto fail;
     return p;
-
-fail:
-    gw_policy_unref(p);
-    return NULL;
 }
 
 struct gw_policy *gw_policy_load(const char *path, struct gw_error *err)
@@ -516,8 +525,12 @@ void gw_policy_unref(struct gw_policy *p)
     if (p == NULL || --p->refs > 0)
         return;
     for (size_t i = 0; i < p->n_roles; i++) {
-        for (size_t j = 0; j < p->roles[i].n; j++)
-            free(p->roles[i].grants[j].conds);
+        for (size_t j = 0; j < p->roles[i].n; j++) {
+            struct grant *g = &p->roles[i].grants[j];
+            for (size_t k = 0; k < g->n_conds; k++)
+                free(g->conds[k].pointer);
+            free(g->conds);
+        }
         free(p->roles[i].grants);
     }
     free(p->roles);
@@ -617,7 +630,7 @@ int gw_authz_init(struct gw_authz *z, struct gw_policy *p, const struct gw_princ
     z->admin = who->admin;
     /* A worker token is a machine that claims runs: no role of the policy
      * reaches it, whatever the bindings say ("*" included). */
-    z->worker_only = who->worker && !who->admin;
+    z->worker_only = gw_principal_worker_only(who);
     if (z->worker_only)
         return 0;
     for (size_t i = 0; i < p->n_bindings; i++) {
@@ -661,31 +674,6 @@ static bool selects(const struct grant *g, const struct gw_action *a)
     return true;
 }
 
-/* The value at a JSON pointer, or NULL. */
-static json_t *at_pointer(json_t *v, const char *ptr)
-{
-    char seg[256];
-    while (v != NULL && *ptr == '/') {
-        size_t n = strcspn(ptr + 1, "/"), o = 0;
-        for (size_t i = 0; i < n && o + 1 < sizeof(seg); i++) {
-            char c = ptr[1 + i];
-            if (c == '~' && i + 1 < n && (ptr[2 + i] == '0' || ptr[2 + i] == '1'))
-                c = ptr[2 + i++] == '0' ? '~' : '/';
-            seg[o++] = c;
-        }
-        seg[o] = '\0';
-        if (json_is_object(v)) {
-            v = json_object_get(v, seg);
-        } else if (json_is_array(v) && o > 0 && strspn(seg, "0123456789") == o) {
-            v = json_array_get(v, strtoul(seg, NULL, 10));
-        } else {
-            v = NULL;
-        }
-        ptr += 1 + n;
-    }
-    return v;
-}
-
 static bool value_allowed(const struct cond *c, json_t *v)
 {
     size_t i;
@@ -707,7 +695,7 @@ static bool value_allowed(const struct cond *c, json_t *v)
 
 static void cond_refusal(const struct cond *c, json_t *inputs, char *why, size_t cap)
 {
-    json_t *v = at_pointer(inputs, c->pointer);
+    json_t *v = gw_jsonptr_get(inputs, c->pointer);
     char *shown = v ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
     char *allowed = json_dumps(c->allowed, JSON_COMPACT);
     if (shown != NULL && strlen(shown) > 80)
@@ -742,7 +730,7 @@ bool gw_authz_can(const struct gw_authz *z, enum gw_perm perm, const struct gw_a
                 continue;
             size_t k;
             for (k = 0; inputs != NULL && k < g->n_conds; k++) {
-                if (!value_allowed(&g->conds[k], at_pointer(inputs, g->conds[k].pointer))) {
+                if (!value_allowed(&g->conds[k], gw_jsonptr_get(inputs, g->conds[k].pointer))) {
                     if (cond_why[0] == '\0')
                         cond_refusal(&g->conds[k], inputs, cond_why, sizeof(cond_why));
                     break;

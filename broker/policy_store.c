@@ -191,7 +191,7 @@ bool gw_authz_begin(struct gw_authz *z, struct gw_api_ctx *ctx)
     memset(z, 0, sizeof(*z));
     if (ctx->b->policy == NULL ||
         gw_authz_init(z, gw_policy_store_current(ctx->b->policy), &ctx->principal) < 0) {
-        gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
+        gw_api_oom(ctx);
         return false;
     }
     return true;
@@ -212,7 +212,7 @@ bool gw_authz_params(struct gw_api_ctx *ctx, enum gw_perm perm, struct gw_authz_
     int rc = gw_authz_filter_init(f, &z, perm, ctx->b->catalog, vis);
     gw_authz_finish(&z);
     if (rc < 0) {
-        gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
+        gw_api_oom(ctx);
         return false;
     }
     return true;
@@ -225,12 +225,5 @@ void gw_api_me(struct gw_api_ctx *ctx)
         return;
     json_t *me = gw_authz_describe(&z, ctx->b->catalog);
     gw_authz_finish(&z);
-    char *body = me ? json_dumps(me, JSON_COMPACT) : NULL;
-    json_decref(me);
-    if (body == NULL) {
-        gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
-        return;
-    }
-    gw_api_reply(ctx, 200, NULL, body, strlen(body));
-    free(body);
+    gw_api_reply_doc(ctx, 200, me);
 }

@@ -12,6 +12,7 @@
 #include "api.h"
 #include "gw/crypto.h"
 #include "gw/json.h"
+#include "gw/jsonptr.h"
 #include "gw/utf8.h"
 #include "gw/log.h"
 #include "policy.h"
@@ -82,27 +83,61 @@ static bool match(const char *pattern, const char *path, char *id, size_t cap)
     return *pattern == '\0' && *path == '\0';
 }
 
-static void ctx_free(struct gw_api_ctx *ctx)
+/* What a context holds outside the request's pool; the context itself is
+ * in the pool, gone once the request ends, so this is copied out first. */
+struct ctx_owned {
+    char *teams_json, *teams_pg;
+    json_t *scratch;
+};
+
+static struct ctx_owned ctx_owned(const struct gw_api_ctx *ctx)
 {
-    free(ctx->principal.teams_json);
-    free(ctx->principal.teams_pg);
-    json_decref(ctx->scratch);
-    free(ctx);
+    return (struct ctx_owned){ctx->principal.teams_json, ctx->principal.teams_pg, ctx->scratch};
 }
 
-void gw_api_ctx_free(struct gw_api_ctx *ctx)
+static void ctx_owned_free(struct ctx_owned o)
 {
-    ctx_free(ctx);
+    free(o.teams_json);
+    free(o.teams_pg);
+    json_decref(o.scratch);
+}
+
+static void count_response(struct gw_broker *b, int status)
+{
+    unsigned cls = (unsigned)status / 100;
+    if (cls < ARRAY_SIZE(b->metrics.http_by_class))
+        b->metrics.http_by_class[cls]++;
+}
+
+void gw_api_send(struct gw_api_ctx *ctx, int status, const char *content_type,
+                 const char *extra_headers, const char *body, size_t len)
+{
+    struct ctx_owned o = ctx_owned(ctx);
+    count_response(ctx->b, status);
+    /* The body may live in the pool or in what ctx owns: respond copies it
+     * before the request (and the pool with ctx in it) is freed. */
+    gw_http_respond(ctx->req, status, content_type, extra_headers, body, len);
+    ctx_owned_free(o);
+}
+
+int gw_api_stream_begin(struct gw_api_ctx *ctx, const char *content_type, const char *extra_headers,
+                        void (*on_close)(struct gw_http_req *req))
+{
+    count_response(ctx->b, 200);
+    return gw_http_stream_begin(ctx->req, 200, content_type, extra_headers, on_close);
+}
+
+void gw_api_stream_end(struct gw_api_ctx *ctx)
+{
+    struct ctx_owned o = ctx_owned(ctx);
+    gw_http_stream_end(ctx->req);
+    ctx_owned_free(o);
 }
 
 void gw_api_reply(struct gw_api_ctx *ctx, int status, const char *extra_headers, const char *json,
                   size_t len)
 {
-    unsigned cls = (unsigned)status / 100;
-    if (cls < ARRAY_SIZE(ctx->b->metrics.http_by_class))
-        ctx->b->metrics.http_by_class[cls]++;
-    gw_http_respond(ctx->req, status, "application/json", extra_headers, json, len);
-    ctx_free(ctx);
+    gw_api_send(ctx, status, "application/json", extra_headers, json, len);
 }
 
 static bool utf8_valid(const char *s)
@@ -129,20 +164,28 @@ static void utf8_scrub(char *s)
         }
 }
 
-/* Sends problem+json and frees ctx. `extra` (may be NULL) are header
- * lines; 401 and 503 get their own. */
-static void problem_send(struct gw_api_ctx *ctx, int status, const char *code, json_t *errors,
-                         const char *extra, const char *detail)
+/* The problem document: the five members every problem has, then
+ * `members` (stolen, may be NULL) in their order. */
+static char *problem_body(int status, const char *code, json_t *members, const char *detail)
 {
-    unsigned cls = (unsigned)status / 100;
     json_t *p =
         json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", "about:blank", "title",
                   gw_http_status_text(status), "status", status, "code", code, "detail", detail);
-    if (p != NULL && errors != NULL)
-        json_object_set(p, "errors", errors);
-    json_decref(errors);
+    if (p != NULL && members != NULL)
+        json_object_update(p, members);
+    json_decref(members);
     char *body = p != NULL ? json_dumps(p, JSON_COMPACT) : NULL;
     json_decref(p);
+    return body;
+}
+
+static void problem_vsend(struct gw_api_ctx *ctx, int status, const char *code, json_t *members,
+                          const char *extra, const char *fmt, va_list ap)
+{
+    char detail[1024];
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    utf8_scrub(detail);
+    char *body = problem_body(status, code, members, detail);
     char fallback[160];
     const char *out = body;
     if (out == NULL) {
@@ -153,28 +196,31 @@ static void problem_send(struct gw_api_ctx *ctx, int status, const char *code, j
                  gw_http_status_text(status), status, code);
         out = fallback;
     }
-    if (cls < ARRAY_SIZE(ctx->b->metrics.http_by_class))
-        ctx->b->metrics.http_by_class[cls]++;
     if (extra == NULL)
         extra = status == 401   ? "WWW-Authenticate: Bearer realm=\"gangway\"\r\n"
                 : status == 503 ? "Retry-After: 1\r\n"
                                 : NULL;
-    gw_http_respond(ctx->req, status, "application/problem+json", extra, out, strlen(out));
+    gw_api_send(ctx, status, "application/problem+json", extra, out, strlen(out));
     free(body);
-    ctx_free(ctx);
+}
+
+void gw_api_problem_ex(struct gw_api_ctx *ctx, int status, const char *code, json_t *members,
+                       const char *extra_headers, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    problem_vsend(ctx, status, code, members, extra_headers, fmt, ap);
+    va_end(ap);
 }
 
 void gw_api_problem(struct gw_api_ctx *ctx, int status, const char *code, json_t *errors,
                     const char *fmt, ...)
 {
-    char detail[1024];
     va_list ap;
-
+    json_t *members = errors != NULL ? json_pack("{s:o}", "errors", errors) : NULL;
     va_start(ap, fmt);
-    vsnprintf(detail, sizeof(detail), fmt, ap);
+    problem_vsend(ctx, status, code, members, NULL, fmt, ap);
     va_end(ap);
-    utf8_scrub(detail);
-    problem_send(ctx, status, code, errors, NULL, detail);
 }
 
 void gw_api_run_not_found(struct gw_api_ctx *ctx)
@@ -312,7 +358,7 @@ void gw_api_reply_page(struct gw_api_ctx *ctx, const PGresult *res, int limit)
         cap += (size_t)PQgetlength(res, limit - 1, 1);
     char *out = malloc(cap), *p = out;
     if (out == NULL) {
-        gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
+        gw_api_oom(ctx);
         return;
     }
     p += sprintf(p, "{\"items\":[");
@@ -329,6 +375,56 @@ void gw_api_reply_page(struct gw_api_ctx *ctx, const PGresult *res, int limit)
         p += sprintf(p, "],\"next_cursor\":null}");
     gw_api_reply(ctx, 200, NULL, out, (size_t)(p - out));
     free(out);
+}
+
+void gw_api_reply_row(struct gw_api_ctx *ctx, const PGresult *res, const struct gw_error *err,
+                      void (*not_found)(struct gw_api_ctx *ctx))
+{
+    if (err != NULL) {
+        gw_api_pg_failed(ctx, err);
+        return;
+    }
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+        not_found(ctx);
+        return;
+    }
+    gw_api_reply(ctx, 200, NULL, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+}
+
+void gw_api_page_done(void *arg, const PGresult *res, const struct gw_error *err)
+{
+    struct gw_api_ctx *ctx = arg;
+    if (err != NULL && err->code == GW_EINVAL) {
+        /* A cursor or timestamp of the right shape that PostgreSQL cannot
+         * read (month 13...): the caller's mistake, not ours. */
+        gw_api_problem(ctx, 400, "invalid_parameter", NULL,
+                       "a time in the query (cursor or expiring_before) is not valid");
+        return;
+    }
+    if (err != NULL) {
+        gw_api_pg_failed(ctx, err);
+        return;
+    }
+    gw_api_reply_page(ctx, res, ctx->page_limit);
+}
+
+bool gw_api_query_enum(struct gw_api_ctx *ctx, const char *name, const char *const *values,
+                       size_t n, const char *what, const char **out, bool *too_long)
+{
+    char v[32];
+    if (!gw_api_query(ctx, name, v, sizeof(v), too_long))
+        return true;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(v, values[i]) == 0) {
+            *out = values[i];
+            return true;
+        }
+    }
+    char ptr[96];
+    snprintf(ptr, sizeof(ptr), "/query/%s", name);
+    gw_api_problem(ctx, 400, "invalid_parameter", gw_api_field_error(ptr, "enum", what),
+                   "unknown %s '%s'", name, v);
+    return false;
 }
 
 char *gw_api_pg_array(json_t *arr)
@@ -381,15 +477,87 @@ json_t *gw_api_field_error(const char *pointer, const char *keyword, const char 
                      message);
 }
 
+void *gw_api_alloc(struct gw_api_ctx *ctx, size_t n)
+{
+    return gw_http_req_alloc(ctx->req, n);
+}
+
+char *gw_api_printf(struct gw_api_ctx *ctx, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *out = n >= 0 ? gw_api_alloc(ctx, (size_t)n + 1) : NULL;
+    if (out != NULL) {
+        va_start(ap, fmt);
+        vsnprintf(out, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    return out;
+}
+
+char *gw_api_dump(struct gw_api_ctx *ctx, const json_t *json, size_t flags)
+{
+    size_t n = json_dumpb(json, NULL, 0, flags);
+    char *out = n > 0 ? gw_api_alloc(ctx, n + 1) : NULL;
+    if (out == NULL)
+        return NULL;
+    json_dumpb(json, out, n, flags);
+    out[n] = '\0';
+    return out;
+}
+
+void gw_api_reply_doc(struct gw_api_ctx *ctx, int status, json_t *doc)
+{
+    const char *body = doc != NULL ? gw_api_dump(ctx, doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (body == NULL)
+        gw_api_oom(ctx);
+    else
+        gw_api_reply(ctx, status, NULL, body, strlen(body));
+}
+
+bool gw_api_oom(struct gw_api_ctx *ctx)
+{
+    gw_api_problem(ctx, 503, "unavailable", NULL, "out of memory");
+    return false;
+}
+
+bool gw_api_only_fields(struct gw_api_ctx *ctx, json_t *body, const char *const *allowed)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(body, k, v)
+    {
+        bool ok = false;
+        for (const char *const *a = allowed; *a != NULL; a++)
+            ok = ok || strcmp(k, *a) == 0;
+        if (ok)
+            continue;
+        struct gw_jsonptr ptr = GW_JSONPTR_INIT;
+        json_t *errors =
+            gw_jsonptr_push(&ptr, k) == 0
+                ? gw_api_field_error(gw_jsonptr_str(&ptr), "additionalProperties", "unknown field")
+                : NULL;
+        gw_jsonptr_finish(&ptr);
+        gw_api_problem(ctx, 422, "validation_failed", errors,
+                       "unknown field '%s' in the request body", k);
+        return false;
+    }
+    return true;
+}
+
 json_t *gw_api_body(struct gw_api_ctx *ctx)
 {
     struct gw_json_fault f;
     json_t *doc;
     doc = gw_json_parse_request(ctx->req->body, ctx->req->body_len, &f);
     if (doc == NULL) {
-        gw_api_problem(ctx, f.status, f.code,
-                       f.status == 422 ? gw_api_field_error(f.pointer, f.keyword, f.message) : NULL,
-                       "%s", f.message);
+        json_t *errors =
+            f.status == 422 ? gw_api_field_error(f.pointer, f.keyword, f.message) : NULL;
+        gw_json_fault_finish(&f);
+        gw_api_problem(ctx, f.status, f.code, errors, "%s", f.message);
         return NULL;
     }
     json_decref(ctx->scratch);
@@ -415,7 +583,7 @@ static void admitted(struct gw_api_ctx *ctx)
     const struct gw_principal *p = &ctx->principal;
     const struct gw_route *r = ctx->route;
 
-    if (r->auth == AUTH_USER && p->worker && !p->admin) {
+    if (r->auth == AUTH_USER && gw_principal_worker_only(p)) {
         gw_api_problem(ctx, 403, "forbidden", NULL, "a worker token may only claim runs");
         return;
     }
@@ -429,7 +597,8 @@ static void admitted(struct gw_api_ctx *ctx)
 void gw_broker_handle(struct gw_http_req *req, void *arg)
 {
     struct gw_broker *b = arg;
-    struct gw_api_ctx *ctx = calloc(1, sizeof(*ctx));
+    /* The context lives in the request's pool: it ends with the request. */
+    struct gw_api_ctx *ctx = gw_http_req_alloc(req, sizeof(*ctx));
     bool path_known = false;
     char allow[64] = "";
 
@@ -437,6 +606,7 @@ void gw_broker_handle(struct gw_http_req *req, void *arg)
         gw_http_respond(req, 503, "application/problem+json", "Retry-After: 1\r\n", NULL, 0);
         return;
     }
+    memset(ctx, 0, sizeof(*ctx));
     ctx->b = b;
     ctx->req = req;
     for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
@@ -459,8 +629,8 @@ void gw_broker_handle(struct gw_http_req *req, void *arg)
     if (path_known) {
         char hdr[96];
         snprintf(hdr, sizeof(hdr), "Allow: %s\r\n", allow);
-        problem_send(ctx, 405, "method_not_allowed", NULL, hdr,
-                     "this resource does not support that method");
+        gw_api_problem_ex(ctx, 405, "method_not_allowed", NULL, hdr, "%s",
+                          "this resource does not support that method");
         return;
     }
     gw_api_problem(ctx, 404, "not_found", NULL, "no such resource: %s", req->path);

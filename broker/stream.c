@@ -85,20 +85,18 @@ static bool stream_enter(struct stream *st, enum stream_state s)
         struct gw_http_req *req = st->ctx->req;
         req->user = st;
         h->nopen++;
-        h->b->metrics.http_by_class[2]++;
         if (h->nopen == 1) {
             uv_timer_start(&h->poll, poll_tick, POLL_MS, POLL_MS);
             uv_timer_start(&h->keepalive, keepalive_tick, h->keepalive_ms, h->keepalive_ms);
         }
-        if (gw_http_stream_begin(req, 200, "text/event-stream", SSE_HEADERS, on_client_close) < 0)
+        if (gw_api_stream_begin(st->ctx, "text/event-stream", SSE_HEADERS, on_client_close) < 0)
             return stream_enter(st, ST_DONE);
         stream_emit(st, hello, sizeof(hello) - 1);
         return true;
     }
     case ST_DONE:
         if (from == ST_OPEN && st->ctx != NULL) {
-            gw_http_stream_end(st->ctx->req);
-            gw_api_ctx_free(st->ctx);
+            gw_api_stream_end(st->ctx);
             st->ctx = NULL;
             h->nopen--;
             if (h->nopen == 0 && !h->destroyed) {

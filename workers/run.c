@@ -3,36 +3,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "gw/jsonptr.h"
 #include "gw/log.h"
-
-/* Resolves a JSON pointer (RFC 6901) in `doc`; NULL when absent. */
-static json_t *pointer_get(json_t *doc, const char *ptr)
-{
-    char seg[512];
-    while (doc != NULL && *ptr == '/') {
-        size_t n = 0;
-        ptr++;
-        while (*ptr && *ptr != '/' && n + 1 < sizeof(seg)) {
-            if (ptr[0] == '~' && (ptr[1] == '0' || ptr[1] == '1')) {
-                seg[n++] = ptr[1] == '0' ? '~' : '/';
-                ptr += 2;
-            } else {
-                seg[n++] = *ptr++;
-            }
-        }
-        seg[n] = '\0';
-        if (json_is_object(doc)) {
-            doc = json_object_get(doc, seg);
-        } else if (json_is_array(doc)) {
-            char *end;
-            unsigned long i = strtoul(seg, &end, 10);
-            doc = *end == '\0' ? json_array_get(doc, i) : NULL;
-        } else {
-            doc = NULL;
-        }
-    }
-    return doc;
-}
 
 static void add_variant(json_t *out, const char *s, size_t len)
 {
@@ -50,7 +22,7 @@ json_t *gw_run_secret_values(json_t *inputs, json_t *secret_paths)
 
     json_array_foreach(secret_paths, i, p)
     {
-        json_t *v = json_is_string(p) ? pointer_get(inputs, json_string_value(p)) : NULL;
+        json_t *v = json_is_string(p) ? gw_jsonptr_get(inputs, json_string_value(p)) : NULL;
         char *text;
         size_t len;
         if (v == NULL)

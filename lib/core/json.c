@@ -2,39 +2,17 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gw/json.h"
+#include "gw/jsonptr.h"
 
 /* 2^63: the first magnitude PostgreSQL writes back as an integer literal
  * that does not fit jansson's int64. */
 #define PORTABLE_LIMIT 9223372036854775808.0
 
-/* Appends "/token" with RFC 6901 escaping; false when it does not fit. */
-static bool ptr_push(char *ptr, size_t cap, size_t *len, const char *token)
-{
-    size_t n = *len;
-    if (n + 1 >= cap)
-        return false;
-    ptr[n++] = '/';
-    for (const char *p = token; *p != '\0'; p++) {
-        const char *esc = *p == '~' ? "~0" : *p == '/' ? "~1" : NULL;
-        size_t need = esc != NULL ? 2 : 1;
-        if (n + need >= cap)
-            return false;
-        if (esc != NULL) {
-            ptr[n++] = esc[0];
-            ptr[n++] = esc[1];
-        } else {
-            ptr[n++] = *p;
-        }
-    }
-    ptr[n] = '\0';
-    *len = n;
-    return true;
-}
-
-static int walk(const json_t *v, char *ptr, size_t cap, size_t len, struct gw_json_fault *f)
+static int walk(const json_t *v, struct gw_jsonptr *ptr, struct gw_json_fault *f)
 {
     if (json_is_real(v)) {
         double d = json_real_value(v);
@@ -42,7 +20,7 @@ static int walk(const json_t *v, char *ptr, size_t cap, size_t len, struct gw_js
             f->status = 422;
             f->code = "number_out_of_range";
             f->keyword = "maximum";
-            snprintf(f->pointer, sizeof(f->pointer), "%s", ptr);
+            f->pointer = gw_jsonptr_steal(ptr);
             snprintf(f->message, sizeof(f->message),
                      "the number %.17g cannot be kept exactly: numbers must be below 2^63 "
                      "(9223372036854775808) in magnitude",
@@ -51,29 +29,25 @@ static int walk(const json_t *v, char *ptr, size_t cap, size_t len, struct gw_js
         }
     } else if (json_is_object(v)) {
         const char *k;
+        size_t klen, len = ptr->len;
         json_t *m;
-        json_object_foreach((json_t *)v, k, m)
+        json_object_keylen_foreach((json_t *)v, k, klen, m)
         {
-            size_t l = len;
-            if (!ptr_push(ptr, cap, &l, k))
-                l = len; /* too deep to name: the parent's pointer will do */
-            if (walk(m, ptr, cap, l, f) < 0)
+            /* Out of memory for a longer pointer: the parent's will do. */
+            (void)gw_jsonptr_push_n(ptr, k, klen);
+            if (walk(m, ptr, f) < 0)
                 return -1;
-            ptr[len] = '\0';
+            gw_jsonptr_truncate(ptr, len);
         }
     } else if (json_is_array(v)) {
-        size_t i;
+        size_t i, len = ptr->len;
         json_t *m;
         json_array_foreach(v, i, m)
         {
-            char idx[24];
-            size_t l = len;
-            snprintf(idx, sizeof(idx), "%zu", i);
-            if (!ptr_push(ptr, cap, &l, idx))
-                l = len;
-            if (walk(m, ptr, cap, l, f) < 0)
+            (void)gw_jsonptr_push_index(ptr, i);
+            if (walk(m, ptr, f) < 0)
                 return -1;
-            ptr[len] = '\0';
+            gw_jsonptr_truncate(ptr, len);
         }
     }
     return 0;
@@ -81,8 +55,19 @@ static int walk(const json_t *v, char *ptr, size_t cap, size_t len, struct gw_js
 
 int gw_json_check_portable(const json_t *doc, struct gw_json_fault *f)
 {
-    char ptr[sizeof(f->pointer)] = "";
-    return walk(doc, ptr, sizeof(ptr), 0, f);
+    struct gw_jsonptr ptr = GW_JSONPTR_INIT;
+    memset(f, 0, sizeof(*f));
+    int rc = walk(doc, &ptr, f);
+    gw_jsonptr_finish(&ptr);
+    return rc;
+}
+
+void gw_json_fault_finish(struct gw_json_fault *f)
+{
+    if (f == NULL)
+        return;
+    free(f->pointer);
+    f->pointer = NULL;
 }
 
 json_t *gw_json_parse_request(const char *buf, size_t len, struct gw_json_fault *f)

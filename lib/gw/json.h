@@ -11,7 +11,8 @@
  * integers must fit int64 (jansson enforces that when parsing) and reals
  * must be finite with a magnitude below 2^63.
  *
- * No threads, no allocation beyond the returned document.
+ * No threads, no allocation beyond the returned document and a refused
+ * value's pointer (gw_json_fault_finish).
  */
 #ifndef GW_JSON_H
 #define GW_JSON_H
@@ -26,7 +27,8 @@ struct gw_json_fault {
     int status;
     const char *code;    /* "invalid_json" or "number_out_of_range" (static) */
     const char *keyword; /* JSON-Schema-like keyword for the field error */
-    char pointer[512];   /* RFC 6901, "" = the whole document */
+    char *pointer;       /* RFC 6901, "" = the whole document; set for 422 only
+                            (owned: gw_json_fault_finish frees it) */
     char message[320];
 };
 
@@ -38,5 +40,9 @@ json_t *gw_json_parse_request(const char *buf, size_t len, struct gw_json_fault 
 /* The check alone, on a document built otherwise: 0 when every number
  * survives, -1 with `f` naming the first one that does not. */
 int gw_json_check_portable(const json_t *doc, struct gw_json_fault *f);
+
+/* Frees what a refusal holds (its pointer). Accepts NULL, and a fault left
+ * empty by a call that succeeded. */
+void gw_json_fault_finish(struct gw_json_fault *f);
 
 #endif

@@ -23,12 +23,12 @@ static struct js_node *compile_node(struct cctx *c, json_t *j, struct js_nodeinf
 
 static char *loc_join(const char *base, const char *seg)
 {
-    struct js_buf b = {0};
-    if (js_buf_adds(&b, base) < 0 || js_buf_add_ptrseg(&b, seg) < 0) {
-        free(b.s);
+    struct gw_jsonptr b = GW_JSONPTR_INIT;
+    if (gw_jsonptr_append(&b, base) < 0 || gw_jsonptr_push(&b, seg) < 0) {
+        gw_jsonptr_finish(&b);
         return NULL;
     }
-    return b.s;
+    return gw_jsonptr_steal(&b);
 }
 
 static void kw_free(struct js_kw *k)

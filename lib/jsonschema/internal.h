@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "gw/error.h"
+#include "gw/jsonptr.h"
 #include "gw/jsonschema.h"
 
 /* ---- small containers (util.c) ---- */
@@ -60,8 +61,6 @@ struct js_buf {
 int js_buf_add(struct js_buf *b, const char *s, size_t n);
 int js_buf_adds(struct js_buf *b, const char *s);
 int js_buf_addc(struct js_buf *b, char c);
-/* Appends `seg` escaped as one JSON pointer reference token ("/" + seg). */
-int js_buf_add_ptrseg(struct js_buf *b, const char *seg);
 
 /* JSON Schema equality (1 == 1.0; objects by key set). */
 bool js_json_equal(json_t *a, json_t *b);
@@ -83,8 +82,6 @@ char *js_uri_strip_fragment(const char *uri, const char **frag);
 /* Percent-decodes a fragment into a new string. */
 char *js_uri_pct_decode(const char *s);
 bool js_uri_is_absolute(const char *s);
-/* Resolves a JSON pointer (already percent-decoded) under `root`. */
-json_t *js_pointer_get(json_t *root, const char *ptr);
 
 /* ---- regular expressions (regex.c) ---- */
 

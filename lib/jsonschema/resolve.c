@@ -338,7 +338,7 @@ json_t *js_resolve(struct gw_schema *s, const char *abs_ref, int draft, struct j
         target = res->root;
     } else if (*frag == '/') {
         char *p = js_uri_pct_decode(frag);
-        target = p ? js_pointer_get(res->root, p) : NULL;
+        target = p ? gw_jsonptr_get(res->root, p) : NULL;
         free(p);
     } else {
         char *p = js_uri_pct_decode(frag);

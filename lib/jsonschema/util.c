@@ -193,24 +193,6 @@ int js_buf_addc(struct js_buf *b, char c)
     return js_buf_add(b, &c, 1);
 }
 
-int js_buf_add_ptrseg(struct js_buf *b, const char *seg)
-{
-    if (js_buf_addc(b, '/') < 0)
-        return GW_ENOMEM;
-    for (; *seg; seg++) {
-        int rc;
-        if (*seg == '~')
-            rc = js_buf_add(b, "~0", 2);
-        else if (*seg == '/')
-            rc = js_buf_add(b, "~1", 2);
-        else
-            rc = js_buf_addc(b, *seg);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
-}
-
 bool js_is_integer(json_t *v)
 {
     if (json_is_integer(v))

@@ -89,28 +89,22 @@ static void emit(struct js_vctx *c, const char *keyword, const char *kwloc, cons
 {
     if (!c->errors)
         return;
-    struct js_buf p = {0};
-    int rc = js_buf_add(&p, "", 0);
-    for (size_t i = 0; i < c->npath && rc == 0; i++) {
-        if (c->path[i].key) {
-            rc = js_buf_add_ptrseg(&p, c->path[i].key);
-        } else {
-            char num[32];
-            snprintf(num, sizeof(num), "/%zu", c->path[i].idx);
-            rc = js_buf_adds(&p, num);
-        }
-    }
+    struct gw_jsonptr p = GW_JSONPTR_INIT;
+    int rc = 0;
+    for (size_t i = 0; i < c->npath && rc == 0; i++)
+        rc = c->path[i].key ? gw_jsonptr_push(&p, c->path[i].key)
+                            : gw_jsonptr_push_index(&p, c->path[i].idx);
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    json_t *e = rc == 0 ? json_pack("{s:s, s:s, s:s, s:s}", "instanceLocation", p.s, "keyword",
-                                    keyword, "keywordLocation", kwloc, "message", msg)
+    json_t *e = rc == 0 ? json_pack("{s:s, s:s, s:s, s:s}", "instanceLocation", gw_jsonptr_str(&p),
+                                    "keyword", keyword, "keywordLocation", kwloc, "message", msg)
                         : NULL;
     if (!e || json_array_append_new(c->errors, e) < 0)
         c->oom = true;
-    free(p.s);
+    gw_jsonptr_finish(&p);
 }
 
 static bool vnode(struct js_vctx *c, const struct js_node *n, json_t *inst, struct annot *ann);

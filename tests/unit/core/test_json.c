@@ -77,6 +77,7 @@ static void test_table(void)
             fprintf(stderr, "  row %zu (%s): got %d %s pointer '%s': %s\n", i, r->body, f.status,
                     f.code ? f.code : "-", f.pointer, f.message);
         json_decref(doc);
+        gw_json_fault_finish(&f);
     }
 }
 
@@ -87,9 +88,11 @@ static void test_check_built(void)
     json_t *d = json_pack("{s:[f,f]}", "v", 1.0, 1e19);
     CHECK(gw_json_check_portable(d, &f) < 0);
     CHECK(strcmp(f.pointer, "/v/1") == 0);
+    gw_json_fault_finish(&f);
     json_decref(d);
     d = json_pack("{s:f}", "v", 12.5);
     CHECK(gw_json_check_portable(d, &f) == 0);
+    gw_json_fault_finish(&f);
     json_decref(d);
 }
 

@@ -1,5 +1,7 @@
 #include "jk_config.h"
 
+#include "gw/jsonptr.h"
+
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -275,41 +277,6 @@ void jk_config_finish(struct jk_config *c)
 
 /* ------------------------------------------------------------ parameters */
 
-/* RFC 6901 against `root`; NULL when absent. */
-static json_t *pointer_get(json_t *root, const char *p, size_t n)
-{
-    json_t *cur = root;
-    const char *end = p + n;
-    char tok[512];
-    if (n == 0)
-        return root;
-    if (*p != '/')
-        return NULL;
-    while (p < end && cur != NULL) {
-        size_t t = 0;
-        p++; /* the '/' */
-        while (p < end && *p != '/') {
-            char ch = *p++;
-            if (ch == '~' && p < end && (*p == '0' || *p == '1'))
-                ch = *p++ == '0' ? '~' : '/';
-            if (t + 1 >= sizeof(tok))
-                return NULL;
-            tok[t++] = ch;
-        }
-        tok[t] = '\0';
-        if (json_is_object(cur)) {
-            cur = json_object_get(cur, tok);
-        } else if (json_is_array(cur)) {
-            char *e;
-            unsigned long i = strtoul(tok, &e, 10);
-            cur = (t > 0 && *e == '\0') ? json_array_get(cur, i) : NULL;
-        } else {
-            cur = NULL;
-        }
-    }
-    return cur;
-}
-
 /* Appends the value as text (strings verbatim, NUL bytes included). */
 static void sb_value(struct sbuf *b, json_t *v)
 {
@@ -355,7 +322,7 @@ static void expand(struct sbuf *out, const char *t, const struct gw_run *run)
         size_t n = (size_t)(e - (o + 2));
         sb_add(out, p, (size_t)(o - p));
         if (o[2] == '/') {
-            json_t *v = pointer_get(run->inputs, o + 2, n);
+            json_t *v = gw_jsonptr_get_n(run->inputs, o + 2, n);
             if (v != NULL)
                 sb_value(out, v);
         } else if (n == 6 && strncmp(o + 2, "run_id", n) == 0) {
@@ -399,7 +366,7 @@ char *jk_params_encode(const struct jk_config *c, const struct gw_run *run, stru
             v.len = 0;
             sb_str(&v, "");
             if (t[0] == '/') {
-                json_t *val = pointer_get(run->inputs, t, strlen(t));
+                json_t *val = gw_jsonptr_get(run->inputs, t);
                 if (val == NULL)
                     continue; /* absent: Jenkins applies the parameter's default */
                 sb_value(&v, val);

@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 
 #include "gw/crypto.h"
+#include "gw/jsonptr.h"
 
 #define COPY_MAX_DEPTH 32
 
@@ -375,39 +376,6 @@ json_t *tf_outputs_public(json_t *out)
     return res;
 }
 
-/* RFC 6901 evaluation; NULL when the pointer does not resolve. */
-static json_t *pointer_get(json_t *doc, const char *ptr)
-{
-    char tok[1024];
-    if (ptr[0] == '\0')
-        return doc;
-    if (ptr[0] != '/')
-        return NULL;
-    while (doc != NULL && *ptr == '/') {
-        size_t n = 0;
-        ptr++;
-        while (*ptr != '\0' && *ptr != '/' && n < sizeof(tok) - 1) {
-            if (ptr[0] == '~' && (ptr[1] == '0' || ptr[1] == '1')) {
-                tok[n++] = ptr[1] == '0' ? '~' : '/';
-                ptr += 2;
-            } else {
-                tok[n++] = *ptr++;
-            }
-        }
-        tok[n] = '\0';
-        if (json_is_object(doc)) {
-            doc = json_object_get(doc, tok);
-        } else if (json_is_array(doc)) {
-            char *end;
-            unsigned long idx = strtoul(tok, &end, 10);
-            doc = (n > 0 && *end == '\0') ? json_array_get(doc, idx) : NULL;
-        } else {
-            doc = NULL;
-        }
-    }
-    return doc;
-}
-
 static void add_secret(json_t *list, json_t *v)
 {
     if (v == NULL || json_is_null(v))
@@ -446,7 +414,7 @@ json_t *tf_secret_values(json_t *inputs, json_t *names, json_t *pointers)
     json_array_foreach(pointers, i, v)
     {
         if (json_is_string(v))
-            add_secret(list, pointer_get(inputs, json_string_value(v)));
+            add_secret(list, gw_jsonptr_get(inputs, json_string_value(v)));
     }
     return list;
 }
