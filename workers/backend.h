@@ -18,7 +18,9 @@
  *   destroy(run)           frees backend_data (synchronous)
  *
  * Threading: loop thread only. Backends must never block the loop: child
- * processes through uv_spawn, blocking libraries on uv_queue_work.
+ * processes through workers/child.h (posix_spawn and a pidfd on the loop;
+ * decision 0017), HTTP through the shared non-blocking client, blocking
+ * libraries (libgit2) on uv_queue_work.
  */
 #ifndef GW_WORKERS_BACKEND_H
 #define GW_WORKERS_BACKEND_H
@@ -103,7 +105,7 @@ struct gw_backend_impl {
     /* Starts the work. Returns 0: exactly one gw_run_finish_*() follows later.
      * Returns < 0 only when nothing was started and no handle needs closing:
      * no finish follows, the runtime reports run.failed ("spawn_failed") and
-     * calls destroy(). Failures after a handle exists (e.g. uv_spawn failing
+     * calls destroy(). Failures after a handle exists (e.g. a spawn failing
      * after the pipes were made) must be reported through finish instead. */
     int (*start)(struct gw_run *run, struct gw_error *err);
 
