@@ -18,6 +18,7 @@
 
 #include "gw/crypto.h"
 #include "gw/log.h"
+#include "gw/pg_array.h"
 #include "policy.h"
 
 #define POLL_MS        500
@@ -477,19 +478,16 @@ static void events_done(void *arg, const PGresult *res, const struct gw_error *e
 static void events_query(struct stream *st)
 {
     char after[24];
-    size_t cap = 3 + st->ngaps * 21;
-    char *gaps = malloc(cap), *p = gaps;
+    long long ids[MAX_GAPS];
+    for (size_t i = 0; i < st->ngaps; i++)
+        ids[i] = st->gaps[i].id;
+    char *gaps = gw_pg_bigint_array(ids, st->ngaps);
     if (gaps == NULL) {
         st->querying = false;
         st->dirty = true;
         return;
     }
     snprintf(after, sizeof(after), "%lld", st->after);
-    *p++ = '{';
-    for (size_t i = 0; i < st->ngaps; i++)
-        p += sprintf(p, "%s%lld", i ? "," : "", st->gaps[i].id);
-    *p++ = '}';
-    *p = '\0';
     const char *params[] = {after,      gaps,       st->res_cursor, st->vis[0],
                             st->vis[1], st->vis[2], st->vis[3],     st->vis[4]};
     /* New run events, late commits of ids skipped earlier, and resources

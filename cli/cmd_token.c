@@ -10,6 +10,7 @@
 
 #include "commands.h"
 #include "gw/crypto.h"
+#include "gw/pg_array.h"
 #include "options.h"
 #include "token_store.h"
 
@@ -42,21 +43,19 @@ int gw_token_store_create(PGconn *conn, const char *subject, const char *const *
                           const char *description, char *token_out, char *id_out,
                           struct gw_error *err)
 {
-    char hash[GW_SHA256_HEX_LEN + 1];
-    char teams_lit[4096] = "{", roles_lit[512] = "{", expires[32];
-    size_t tl = 1, rl = 1;
+    char hash[GW_SHA256_HEX_LEN + 1], expires[32];
+    char *teams_lit, *roles_lit;
 
     if (gw_token_generate(token_out, err) < 0)
         return err ? err->code : GW_EIO;
     gw_sha256_hex(token_out, strlen(token_out), hash);
-    for (int i = 0; i < nteams; i++)
-        tl += (size_t)snprintf(teams_lit + tl, sizeof(teams_lit) - tl, "%s\"%s\"", i ? "," : "",
-                               teams[i]);
-    snprintf(teams_lit + tl, sizeof(teams_lit) - tl, "}");
-    for (int i = 0; i < nroles; i++)
-        rl += (size_t)snprintf(roles_lit + rl, sizeof(roles_lit) - rl, "%s\"%s\"", i ? "," : "",
-                               roles[i]);
-    snprintf(roles_lit + rl, sizeof(roles_lit) - rl, "}");
+    teams_lit = gw_pg_text_array(teams, (size_t)nteams);
+    roles_lit = gw_pg_text_array(roles, (size_t)nroles);
+    if (teams_lit == NULL || roles_lit == NULL) {
+        free(teams_lit);
+        free(roles_lit);
+        return gw_error_set(err, GW_ENOMEM, false, "out of memory");
+    }
     snprintf(expires, sizeof(expires), "%ld", expires_in_s);
     const char *params[] = {
         hash, subject, teams_lit, roles_lit, expires_in_s > 0 ? expires : NULL, description};
@@ -66,6 +65,8 @@ int gw_token_store_create(PGconn *conn, const char *subject, const char *const *
                      "SELECT gw_token_create($1, $2, $3::text[], $4::text[], $5::bigint,"
                      " $6, 'gangway cli')",
                      6, NULL, params, NULL, NULL, 0);
+    free(teams_lit);
+    free(roles_lit);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         int rc = gw_error_set(err, GW_EIO, false, "%s", PQresultErrorMessage(res));
         PQclear(res);
