@@ -18,6 +18,7 @@
 
 #include "gw/crypto.h"
 #include "gw/log.h"
+#include "gw/logpos.h"
 #include "gw/pg_array.h"
 #include "policy.h"
 
@@ -28,7 +29,6 @@
 #define MAX_GAPS       1024
 #define GAP_MAX_AGE_MS 35000 /* the pool's statement timeout (30 s) and a margin */
 #define SSE_HEADERS    "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"
-#define POS_SEQ_BITS   20
 
 enum stream_kind { KIND_LOGS, KIND_EVENTS };
 enum stream_state { ST_INIT, ST_OPEN, ST_DONE };
@@ -311,13 +311,8 @@ static void logs_done(void *arg, const PGresult *res, const struct gw_error *err
 static void logs_query(struct stream *st)
 {
     char attempt[24], seq[24];
-    long long a = st->after >> POS_SEQ_BITS, q = st->after & ((1LL << POS_SEQ_BITS) - 1);
-    /* Attempts are PostgreSQL integers: a position past the last one any run
-     * can have means "nothing more", not a cast error. */
-    if (a > INT_MAX) {
-        a = INT_MAX;
-        q = INT_MAX;
-    }
+    long long a, q;
+    gw_log_pos_split(st->after, &a, &q);
     snprintf(attempt, sizeof(attempt), "%lld", a);
     snprintf(seq, sizeof(seq), "%lld", q);
     const char *params[] = {st->run_id, attempt,    seq,        st->vis[0],
@@ -327,7 +322,7 @@ static void logs_query(struct stream *st)
     int rc = gw_pg_query(
         st->hub->b->pg, "stream_logs",
         "SELECT r.status, r.reason, l.pos, l.data FROM gw_runs r LEFT JOIN LATERAL ("
-        " SELECT (w.attempt::bigint << 20) + w.seq AS pos, json_build_object("
+        " SELECT " GW_LOG_POS_SQL " AS pos, json_build_object("
         " 'attempt', w.attempt, 'seq', w.seq, 'stream', w.stream, 'line', w.line,"
         " 'at', gw_ts(w.received_at))::text AS data FROM gw_worker_events w"
         " WHERE w.run_id = r.id AND (w.attempt, w.seq) > ($2::int, $3::int) AND w.kind = 'log'"
