@@ -179,6 +179,9 @@ static void handle_closed(uv_handle_t *h)
         return;
     if (c->closed != NULL)
         c->closed(c->closed_arg);
+    /* Only now: a request whose `done` destroyed the client still had its
+     * easy handle (and so the cookie store) until `done` returned. */
+    curl_share_cleanup(c->share);
     curl_global_cleanup();
     free(c);
 }
@@ -409,9 +412,7 @@ void gw_http_client_destroy(struct gw_http_client *c, void (*closed)(void *arg),
     }
     /* Sockets curl still caches are closed here, after they left epoll. */
     curl_multi_cleanup(c->multi);
-    curl_share_cleanup(c->share);
     c->multi = NULL;
-    c->share = NULL;
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, handle_closed);
 }
