@@ -10,16 +10,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "gw/http.h"
 #include "gw/http_client.h"
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "harness.h" /* CHECK */
 
 #define BIG       (3u * 1024 * 1024)
 #define NPARALLEL 50

@@ -1,18 +1,23 @@
-/* The CloudEvents envelope check shared by the sink and the workers. */
+/* What broker, workers and clients agree on over the wire: the CloudEvents
+ * envelope check (lib/gw/cloudevent.h) and the log position encoding
+ * (lib/gw/logpos.h). */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gw/cloudevent.h"
 #include "gw/error.h"
+#include "gw/logpos.h"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+static void check(int ok, const char *what, int line)
+{
+    if (ok)
+        return;
+    fprintf(stderr, "test_wire.c:%d: CHECK failed: %s\n", line, what);
+    abort();
+}
+#define CHECK(cond) check((cond) != 0, #cond, __LINE__)
 
 static char type_copy[64];
 
@@ -26,6 +31,21 @@ static int parse(const char *text, const char **type, char *why)
     snprintf(type_copy, sizeof(type_copy), "%s", *type != NULL ? *type : "");
     json_decref(ev);
     return code;
+}
+
+static void test_logpos(void)
+{
+    long long a, s;
+    /* The documented value: (attempt << 20) + seq (schemas/openapi.json). */
+    CHECK(gw_log_pos(1, 1) == 1048577);
+    CHECK(gw_log_pos(2, 7) == 2 * 1048576 + 7);
+    gw_log_pos_split(gw_log_pos(3, 1048575), &a, &s);
+    CHECK(a == 3 && s == 1048575);
+    gw_log_pos_split(0, &a, &s);
+    CHECK(a == 0 && s == 0);
+    /* Past every attempt a run can have: "nothing more", never a cast error. */
+    gw_log_pos_split(LLONG_MAX, &a, &s);
+    CHECK(a == INT_MAX && s == INT_MAX);
 }
 
 int main(void)
@@ -53,6 +73,7 @@ int main(void)
         CHECK(code == GW_EINVAL || (i == 0 && code == GW_EPARSE));
         CHECK(type == NULL && why[0] != '\0');
     }
-    printf("core-cloudevent: ok\n");
+    test_logpos();
+    printf("core-wire: ok\n");
     return 0;
 }
