@@ -79,6 +79,7 @@ struct gw_http_request_options {
     long timeout_ms;             /* the whole exchange; 0 = 30 s */
     size_t max_body;             /* response body cap; 0 = 8 MiB */
     gw_http_chunk_cb chunk;      /* NULL: buffer the body */
+    bool discard_body;           /* read and drop the body (any status), no cap */
 };
 
 /* Creates a client on `loop` (initialises a timer: destroy it before the

@@ -47,7 +47,7 @@ struct gw_http_request {
     void *arg;
     char *body;
     size_t body_len, max_body;
-    bool too_big;
+    bool discard, too_big;
     struct gw_http_header *rh; /* response headers; strings malloc'd */
     size_t nrh, caprh;
     char errbuf[CURL_ERROR_SIZE];
@@ -283,6 +283,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
     size_t n = size * nmemb;
     long status = 0;
     char *nb;
+    if (r->discard)
+        return n;
     if (r->chunk != NULL) {
         curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
         if (status >= 200 && status < 300) {
@@ -496,6 +498,7 @@ struct gw_http_request *gw_http_client_request(struct gw_http_client *c,
     r->c = c;
     r->done = done;
     r->chunk = o->chunk;
+    r->discard = o->discard_body;
     r->arg = arg;
     r->max_body = o->max_body > 0 ? o->max_body : DEFAULT_MAX_BODY;
     if (set_options(r, o) < 0)

@@ -258,6 +258,13 @@ static void test_big_and_cap(void)
     CHECK(gw_http_client_request(cli, &o, on_big, &capped, &err) != NULL);
     run_until(&capped.calls, 1);
     CHECK(capped.code == GW_ELIMIT);
+
+    /* Discarded: no cap applies, the body is "". */
+    struct sized dropped = {0};
+    o.discard_body = true;
+    CHECK(gw_http_client_request(cli, &o, on_big, &dropped, &err) != NULL);
+    run_until(&dropped.calls, 1);
+    CHECK(dropped.code == 0 && dropped.len == 0);
 }
 
 static void test_cookies(void)
