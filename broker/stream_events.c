@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gw/pg_array.h"
+
 #define RUN_BATCH      200
 #define MAX_GAPS       1024
 #define GAP_MAX_AGE_MS 35000 /* the pool's statement timeout (30 s) and a margin */
@@ -177,18 +179,15 @@ static void events_query(struct stream *st)
 {
     struct event_stream *es = event_stream(st);
     char after[24];
-    size_t cap = 3 + es->ngaps * 21;
-    char *gaps = malloc(cap), *p = gaps;
+    long long ids[MAX_GAPS];
+    for (size_t i = 0; i < es->ngaps; i++)
+        ids[i] = es->gaps[i].id;
+    char *gaps = gw_pg_bigint_array(ids, es->ngaps);
     if (gaps == NULL) {
         stream_query_not_sent(st);
         return;
     }
     snprintf(after, sizeof(after), "%lld", st->after);
-    *p++ = '{';
-    for (size_t i = 0; i < es->ngaps; i++)
-        p += sprintf(p, "%s%lld", i ? "," : "", es->gaps[i].id);
-    *p++ = '}';
-    *p = '\0';
     const char *params[] = {after,      gaps,       es->res_cursor, st->vis[0],
                             st->vis[1], st->vis[2], st->vis[3],     st->vis[4]};
     /* New run events, late commits of ids skipped earlier, and resources

@@ -13,9 +13,9 @@
 #include <string.h>
 
 #include "gw/crypto.h"
+#include "gw/logpos.h"
 
-#define LOG_BATCH    100
-#define POS_SEQ_BITS 20
+#define LOG_BATCH 100
 
 struct log_stream {
     struct stream base; /* first: a struct stream * is a struct log_stream * */
@@ -105,13 +105,8 @@ static void logs_done(void *arg, const PGresult *res, const struct gw_error *err
 static void logs_query(struct stream *st)
 {
     char attempt[24], seq[24];
-    long long a = st->after >> POS_SEQ_BITS, q = st->after & ((1LL << POS_SEQ_BITS) - 1);
-    /* Attempts are PostgreSQL integers: a position past the last one any run
-     * can have means "nothing more", not a cast error. */
-    if (a > INT_MAX) {
-        a = INT_MAX;
-        q = INT_MAX;
-    }
+    long long a, q;
+    gw_log_pos_split(st->after, &a, &q);
     snprintf(attempt, sizeof(attempt), "%lld", a);
     snprintf(seq, sizeof(seq), "%lld", q);
     const char *params[] = {log_stream(st)->run_id,
@@ -127,7 +122,7 @@ static void logs_query(struct stream *st)
     stream_send(
         st, "stream_logs",
         "SELECT r.status, r.reason, l.pos, l.data FROM gw_runs r LEFT JOIN LATERAL ("
-        " SELECT (w.attempt::bigint << 20) + w.seq AS pos, json_build_object("
+        " SELECT " GW_LOG_POS_SQL " AS pos, json_build_object("
         " 'attempt', w.attempt, 'seq', w.seq, 'stream', w.stream, 'line', w.line,"
         " 'at', gw_ts(w.received_at))::text AS data FROM gw_worker_events w"
         " WHERE w.run_id = r.id AND (w.attempt, w.seq) > ($2::int, $3::int) AND w.kind = 'log'"

@@ -38,7 +38,6 @@ static void issuer_clear(struct issuer *is)
     free(is->src.file);
     free(is->src.url);
     gw_jwks_destroy(is->src.keys);
-    gw_jwks_destroy(is->src.fetched);
     free(is->subject_claim);
     free(is->subject_prefix);
     free(is->teams_claim);

@@ -2,6 +2,7 @@
 #ifndef GW_JWT_ISSUER_INT_H
 #define GW_JWT_ISSUER_INT_H
 
+#include "gw/http_client.h"
 #include "gw/jwt.h"
 
 struct waiter {
@@ -12,8 +13,7 @@ struct waiter {
     char token[]; /* a copy: the caller's buffer may not outlive the wait */
 };
 
-/* Where an issuer's keys come from. Loop thread only, except `fetched`,
- * `fetch_err` and `url`, which the fetch job touches while `fetching`. */
+/* Where an issuer's keys come from. Loop thread only. */
 struct key_source {
     struct gw_jwt_auth *auth;
     char *file; /* one of file/url */
@@ -25,9 +25,6 @@ struct key_source {
     uint64_t next_due_ms;   /* loop time of the next periodic fetch */
     bool fetched_once;
     bool fetching;
-    uv_work_t work;
-    struct gw_jwks *fetched; /* the job's result */
-    struct gw_error fetch_err;
     struct waiter *waiters;
     size_t nwaiters;
 };
@@ -62,7 +59,9 @@ struct gw_jwt_auth {
     bool started;
     bool closing;
     bool timer_open;
-    int fetches; /* jobs in flight */
+    struct gw_http_client *http; /* for "jwks_url" sets; NULL when none */
+    bool http_open;              /* until the client's close callback */
+    int fetches;                 /* requests in flight */
 };
 
 /* fetch.c */

@@ -33,6 +33,7 @@
 enum git_state {
     ST_CREATED,
     ST_WORKING, /* gw_git_work_run queued or running */
+    ST_PR,      /* the work is done, the pull request is being opened (git_pr.c) */
     ST_CLOSING, /* work done, handles closing */
     ST_DONE,
 };
@@ -43,6 +44,7 @@ struct git_run {
     struct gw_git_config cfg;
     struct gw_git_job job;
     uv_work_t work;
+    struct gw_git_pr *pr; /* in ST_PR */
     uv_async_t async;
     uv_timer_t timer;
     int open_handles;
@@ -185,11 +187,31 @@ static void work_cb(uv_work_t *w)
     gw_git_work_run(&g->job);
 }
 
+static void pr_done(void *arg)
+{
+    struct git_run *g = arg;
+    g->pr = NULL;
+    uv_timer_stop(&g->timer);
+    close_handles(g);
+}
+
 static void after_work_cb(uv_work_t *w, int status)
 {
     struct git_run *g = container_of(w, struct git_run, work);
     if (status != 0 && !g->job.ok)
         gw_git_job_fail(&g->job, "backend_error", "work not run: %s", uv_strerror(status));
+    /* The pull request is an HTTP call: on the loop, not on a pool thread. */
+    if (g->job.ok && g->job.pr_head != NULL) {
+        g->state = ST_PR;
+        if (atomic_load(&g->job.stop) != GW_GIT_RUN) {
+            gw_git_job_fail(&g->job, "cancelled", "pull request: stopped");
+            g->job.ok = false;
+            json_decref(g->job.outputs);
+            g->job.outputs = NULL;
+        } else if (gw_git_pr_start(g->run->loop, &g->job, pr_done, g, &g->pr) == 0) {
+            return;
+        }
+    }
     uv_timer_stop(&g->timer);
     close_handles(g);
 }
@@ -198,11 +220,13 @@ static void timeout_cb(uv_timer_t *t)
 {
     struct git_run *g = t->data;
     int expected = GW_GIT_RUN;
-    if (g->state != ST_WORKING)
+    if (g->state != ST_WORKING && g->state != ST_PR)
         return;
-    if (atomic_compare_exchange_strong(&g->job.stop, &expected, GW_GIT_STOP_TIMEOUT))
+    if (atomic_compare_exchange_strong(&g->job.stop, &expected, GW_GIT_STOP_TIMEOUT)) {
         gw_log(GW_LOG_WARN, g->run->run_id, "git: timeout after %d s, stopping",
                g->run->timeout_seconds);
+        gw_git_pr_stop(g->pr);
+    }
 }
 
 /* ------------------------------------------------------------ vtable */
@@ -325,10 +349,11 @@ static int git_cancel(struct gw_run *run, enum gw_cancel_reason why)
     struct git_run *g = run->backend_data;
     int expected = GW_GIT_RUN;
     (void)why;
-    if (g == NULL || g->state != ST_WORKING ||
+    if (g == NULL || (g->state != ST_WORKING && g->state != ST_PR) ||
         !atomic_compare_exchange_strong(&g->job.stop, &expected, GW_GIT_STOP_CANCEL))
         return GW_ECONFLICT;
     gw_log(GW_LOG_INFO, run->run_id, "git: cancel requested");
+    gw_git_pr_stop(g->pr);
     return 0;
 }
 
@@ -366,6 +391,9 @@ static void git_destroy(struct gw_run *run)
     secret_free(j->token);
     secret_free(j->ssh_key);
     secret_free(j->pr_token);
+    free(j->pr_head);
+    free(j->pr_title);
+    free(j->pr_body);
     gw_git_config_finish(&g->cfg);
     free(g);
     run->backend_data = NULL;

@@ -86,9 +86,13 @@ struct gw_git_job {
     char message[1024];
     json_t *outputs;
     int auth_calls;
+    /* Set by the work when a pull request is to be opened (on the loop,
+     * after the work is done): its head branch, title and body. */
+    char *pr_head, *pr_title, *pr_body;
 };
 
-/* Worker thread: the whole run (clone/fetch, render, commit, push, PR). */
+/* Worker thread: the whole run (clone/fetch, render, commit, push), and what
+ * the pull request needs (opened on the loop afterwards, gw_git_pr_start). */
 void gw_git_work_run(struct gw_git_job *j);
 
 /* Worker thread: queues one log line (scrubbed) for the loop. */
@@ -104,10 +108,19 @@ void gw_git_job_log(struct gw_git_job *j, const char *fmt, ...)
 int gw_git_job_fail(struct gw_git_job *j, const char *reason, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Worker thread: opens (or finds) the pull/merge request from `head` into
- * the base branch. Returns 0 with *url (malloc'd), or -1 via gw_git_job_fail. */
-int gw_git_pr_open(struct gw_git_job *j, const char *head, const char *title, const char *body,
-                   char **url);
+/* Loop thread, after the work succeeded with j->pr_head set: opens (or
+ * finds) the pull/merge request from j->pr_head into the base branch with
+ * the library's HTTP client. On success its URL is j->outputs'
+ * "pull_request" and logged; on failure it is recorded with
+ * gw_git_job_fail, j->ok is cleared and j->outputs dropped. `done` is
+ * called once when it is over and its handles are closed; if this returns
+ * -1 (failure recorded the same way) `done` is never called. */
+struct gw_git_pr;
+int gw_git_pr_start(uv_loop_t *loop, struct gw_git_job *j, void (*done)(void *arg), void *arg,
+                    struct gw_git_pr **out);
+/* Loop thread: the run is stopping (j->stop is set): the request in flight
+ * ends as "cancelled", "pull request: stopped". Accepts NULL. */
+void gw_git_pr_stop(struct gw_git_pr *pr);
 
 /* Test seam: when set, called on the worker thread right before push
  * attempt `attempt` (1-based) of the commit `sha`. NULL in production; set

@@ -523,26 +523,21 @@ static int push(struct work *w, const git_oid *oid, int attempt)
     return 0;
 }
 
+/* The pull request itself is opened on the loop once this work is done
+ * (git_pr.c); here only what it needs is set aside. */
 static int pull_request(struct work *w)
 {
-    char *url = NULL, *title = NULL, *body = NULL;
     const char *nl = strchr(w->message, '\n');
+    struct gw_git_job *j = w->j;
     if (w->c->pr_api == GW_GIT_PR_NONE)
         return 0;
-    title = strndup(w->message, nl ? (size_t)(nl - w->message) : strlen(w->message));
-    if (title == NULL ||
-        asprintf(&body, "%s\nOpened by Gangway run %s.", nl ? nl + 1 : "", w->j->run_id) < 0) {
-        free(title);
-        return gw_git_job_fail(w->j, "backend_error", "out of memory");
+    j->pr_head = strdup(w->target);
+    j->pr_title = strndup(w->message, nl ? (size_t)(nl - w->message) : strlen(w->message));
+    if (j->pr_head == NULL || j->pr_title == NULL ||
+        asprintf(&j->pr_body, "%s\nOpened by Gangway run %s.", nl ? nl + 1 : "", j->run_id) < 0) {
+        j->pr_body = NULL;
+        return gw_git_job_fail(j, "backend_error", "out of memory");
     }
-    int rc = gw_git_pr_open(w->j, w->target, title, body, &url);
-    free(title);
-    free(body);
-    if (rc != 0)
-        return -1;
-    json_object_set_new(w->j->outputs, "pull_request", json_string(url));
-    gw_git_job_log(w->j, "pull request: %s", url);
-    free(url);
     return 0;
 }
 

@@ -267,8 +267,8 @@ static bool is_post(enum step s)
 static bool common_errors(struct jk_run *j, const struct jk_reply *r)
 {
     const char *what = step_what[j->step];
-    if (r->curl_code != 0 || r->status >= 500 || r->status == 429) {
-        if (r->curl_code != 0)
+    if (r->failed || r->status >= 500 || r->status == 429) {
+        if (r->failed)
             snprintf(j->last_error, sizeof(j->last_error), "%s", r->error);
         else
             snprintf(j->last_error, sizeof(j->last_error), "HTTP %ld", r->status);

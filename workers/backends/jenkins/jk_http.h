@@ -1,12 +1,12 @@
 /*
- * One HTTP client per Jenkins run: a libcurl multi handle driven by the
- * run's libuv loop (curl_multi_socket_action, a uv_poll_t per socket curl
- * opens, a uv_timer_t for curl's timeout), and ONE easy handle reused for
- * every request, so the session cookie that goes with the CSRF crumb and the
+ * One HTTP session per Jenkins run, on the library's non-blocking client
+ * (lib/gw/http_client.h) driven by the run's libuv loop, with its cookie
+ * store on, so the session cookie that goes with the CSRF crumb and the
  * kept-alive connection carry over from one request to the next.
  *
- * At most one request is in flight. Credentials are set once on the easy
- * handle (basic auth) and never appear in URLs, messages or logs.
+ * At most one request is in flight. Credentials are kept by the session and
+ * given to each request as basic auth; they never appear in URLs, messages
+ * or logs.
  *
  * Threading: loop thread only. Callbacks run from loop callbacks, never from
  * inside a jk_http_* call.
@@ -23,8 +23,8 @@ struct jk_http;
 /* What came back. `body` is NUL-terminated (capped at 8 MiB) unless the
  * request streamed its body through a chunk callback. */
 struct jk_reply {
-    int curl_code;     /* CURLcode; 0 = a response was received */
-    const char *error; /* curl's error text when curl_code != 0 */
+    bool failed;       /* no response: transport error, timeout, size cap */
+    const char *error; /* what went wrong when failed */
     long status;       /* HTTP status, 0 when none */
     const char *body;
     size_t body_len;
