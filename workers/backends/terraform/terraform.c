@@ -34,7 +34,6 @@
 
 #include "backend.h"
 #include "backends/terraform/terraform_config_schema.h" /* generated */
-#include "backends/terraform/tf_features.h"             /* generated */
 #include "gw/log.h"
 #include "tf_prep.h"
 #include "tf_spawn.h"
@@ -109,33 +108,21 @@ static bool sha_ok(const char *s)
 
 static const char *run_resource_key(const struct gw_run *run)
 {
-#ifdef TF_HAVE_RESOURCE_KEY
     if (run->resource_key != NULL)
         return run->resource_key;
-#endif
     /* Without a resource key every run is its own resource. */
     return run->run_id != NULL ? run->run_id : "";
 }
 
 static json_t *run_secret_paths(const struct gw_run *run)
 {
-#ifdef TF_HAVE_SECRET_PATHS
     return run->secret_paths;
-#else
-    (void)run;
-    return NULL;
-#endif
 }
 
 /* A teardown run (the runtime's operation) destroys whatever the config says. */
 static bool run_is_teardown(const struct gw_run *run)
 {
-#ifdef TF_HAVE_OPERATION
     return run->operation != NULL && strcmp(run->operation, "teardown") == 0;
-#else
-    (void)run;
-    return false;
-#endif
 }
 
 static int tf_create(struct gw_run *run, struct gw_error *err)
