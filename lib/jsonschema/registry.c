@@ -35,10 +35,10 @@ struct gw_schema_registry *gw_schema_registry_create(struct gw_error *err)
         json_t *doc = json_loads(js_bundled_metaschemas[i].text, 0, &jerr);
         if (!doc) {
             gw_error_set(err, GW_EPARSE, false, "bundled metaschema %s: %s",
-                         js_bundled_metaschemas[i].uri, jerr.text);
+                         js_bundled_metaschemas[i].key, jerr.text);
             goto fail;
         }
-        int rc = gw_schema_registry_add(reg, js_bundled_metaschemas[i].uri, doc, err);
+        int rc = gw_schema_registry_add(reg, js_bundled_metaschemas[i].key, doc, err);
         json_decref(doc);
         if (rc < 0)
             goto fail;

@@ -47,7 +47,6 @@
 #include <unistd.h>
 
 #include "backend.h"
-#include "backends/exec/exec_config_schema.h" /* generated */
 #include "exec_io.h"
 #include "gw/log.h"
 #include "child.h"
@@ -530,9 +529,12 @@ static void exec_destroy(struct gw_run *run)
     run->backend_data = NULL;
 }
 
+/* schemas/backends/exec.json, embedded in libgw (lib/gw/embed.h). */
+extern const char gw_backend_schemas_exec[];
+
 const struct gw_backend_impl gw_backend_exec = {
     .name = "exec",
-    .config_schema = exec_config_schema,
+    .config_schema = gw_backend_schemas_exec,
     .create = exec_create,
     .start = exec_start,
     .cancel = exec_cancel,

@@ -23,7 +23,6 @@
 #include <git2.h>
 
 #include "backend.h"
-#include "backends/git/git_config_schema.h" /* generated */
 #include "git_internal.h"
 #include "gw/log.h"
 #include "gw/paths.h"
@@ -399,9 +398,12 @@ static void git_destroy(struct gw_run *run)
     run->backend_data = NULL;
 }
 
+/* schemas/backends/git.json, embedded in libgw (lib/gw/embed.h). */
+extern const char gw_backend_schemas_git[];
+
 const struct gw_backend_impl gw_backend_git = {
     .name = "git",
-    .config_schema = git_config_schema,
+    .config_schema = gw_backend_schemas_git,
     .create = git_create,
     .start = git_start,
     .cancel = git_cancel,

@@ -22,7 +22,6 @@
 #include <string.h>
 
 #include "backend.h"
-#include "backends/jenkins/jenkins_config_schema.h" /* generated */
 #include "gw/log.h"
 #include "jk_config.h"
 #include "jk_http.h"
@@ -703,9 +702,12 @@ static void jenkins_destroy(struct gw_run *run)
     run->backend_data = NULL;
 }
 
+/* schemas/backends/jenkins.json, embedded in libgw (lib/gw/embed.h). */
+extern const char gw_backend_schemas_jenkins[];
+
 const struct gw_backend_impl gw_backend_jenkins = {
     .name = "jenkins",
-    .config_schema = jenkins_config_schema,
+    .config_schema = gw_backend_schemas_jenkins,
     .create = jenkins_create,
     .start = jenkins_start,
     .cancel = jenkins_cancel,

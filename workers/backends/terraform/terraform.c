@@ -33,7 +33,6 @@
 #include <unistd.h>
 
 #include "backend.h"
-#include "backends/terraform/terraform_config_schema.h" /* generated */
 #include "gw/log.h"
 #include "tf_prep.h"
 #include "tf_spawn.h"
@@ -740,9 +739,12 @@ static void tf_destroy(struct gw_run *run)
     run->backend_data = NULL;
 }
 
+/* schemas/backends/terraform.json, embedded in libgw (lib/gw/embed.h). */
+extern const char gw_backend_schemas_terraform[];
+
 const struct gw_backend_impl gw_backend_terraform = {
     .name = "terraform",
-    .config_schema = terraform_config_schema,
+    .config_schema = gw_backend_schemas_terraform,
     .create = tf_create,
     .start = tf_start,
     .cancel = tf_cancel,
