@@ -14,14 +14,14 @@
  * the request target, chunk data not followed by CRLF, and anything in chunk
  * extensions. No Debian package validates HTTP/1.1 strictly on top of it.
  *
- * So conn.c passes each slice of input through framing_scan() first and
+ * So conn.c passes each slice of input through gw__http_framing_scan() first and
  * feeds http-parser only the prefix the scan accepted. The scan follows the
  * RFC 9112 grammar for the request line and the header section, and for the
  * chunked framing (chunk-size, chunk-ext, CRLF after the data, trailer
  * section). Content-Length bodies are not looked at. The scan keeps a few
  * bytes of state, so it works across reads, and it stops at the end of each
  * section: http-parser's callbacks then say what comes next
- * (framing_begin_body, framing_begin_head). If the two ever disagreed on
+ * (gw__http_framing_begin_body, gw__http_framing_begin_head). If the two ever disagreed on
  * where a section ends, the scan refuses the next byte (FRAMING_WAIT).
  */
 #include "internal.h"
@@ -142,13 +142,13 @@ static bool is_qdtext(unsigned ch)
 
 /* Refuses the byte at `at`: records why and returns its offset. An LF where
  * it does not belong is always a bare LF; other bytes get `detail`. */
-static size_t refuse(struct framing *f, size_t at, unsigned ch, const char *detail)
+static size_t refuse(struct gw__http_framing *f, size_t at, unsigned ch, const char *detail)
 {
     f->error = ch == '\n' ? bare_lf : detail;
     return at;
 }
 
-void framing_begin_head(struct framing *f)
+void gw__http_framing_begin_head(struct gw__http_framing *f)
 {
     f->mode = FRAMING_HEAD;
     f->state = S_START;
@@ -158,7 +158,7 @@ void framing_begin_head(struct framing *f)
     f->error = NULL;
 }
 
-void framing_begin_body(struct framing *f, bool chunked)
+void gw__http_framing_begin_body(struct gw__http_framing *f, bool chunked)
 {
     f->mode = chunked ? FRAMING_CHUNKED : FRAMING_NONE;
     f->state = S_SIZE_START;
@@ -168,7 +168,7 @@ void framing_begin_body(struct framing *f, bool chunked)
 }
 
 /* The section (head or chunked body) ends with byte `at`. */
-static size_t section_done(struct framing *f, size_t at)
+static size_t section_done(struct gw__http_framing *f, size_t at)
 {
     f->mode = FRAMING_WAIT;
     return at + 1;
@@ -176,7 +176,7 @@ static size_t section_done(struct framing *f, size_t at)
 
 /* One byte of a field line (header or trailer section); the states
  * S_LINE_START .. S_END_LF. Returns false when the byte is refused. */
-static bool field_byte(struct framing *f, unsigned ch, const char **why)
+static bool field_byte(struct gw__http_framing *f, unsigned ch, const char **why)
 {
     switch (f->state) {
     case S_LINE_START:
@@ -234,7 +234,7 @@ static bool field_byte(struct framing *f, unsigned ch, const char **why)
     }
 }
 
-size_t framing_scan(struct framing *f, const char *buf, size_t len)
+size_t gw__http_framing_scan(struct gw__http_framing *f, const char *buf, size_t len)
 {
     const unsigned char *p = (const unsigned char *)buf;
     const char *why = NULL;
@@ -469,7 +469,7 @@ size_t framing_scan(struct framing *f, const char *buf, size_t len)
 
 /* ---- header rules (after on_headers_complete) ---- */
 
-static int refuse_request(struct conn *c, const char *detail)
+static int refuse_request(struct gw__http_conn *c, const char *detail)
 {
     if (c->fail_status == 0) {
         c->fail_status = 400;
@@ -511,7 +511,7 @@ static bool valid_host(const char *v)
 /* Transfer-Encoding (RFC 9112 §6.1, §6.3): the only coding we accept in a
  * request is a single "chunked". http-parser takes "gzip, chunked" and two
  * "chunked" field lines as chunked, and "chunked" in HTTP/1.0. */
-static int check_transfer_encoding(struct conn *c, struct request *r)
+static int check_transfer_encoding(struct gw__http_conn *c, struct gw__http_request *r)
 {
     unsigned codings = 0, chunked = 0;
     bool last_chunked = false, malformed = false;
@@ -562,7 +562,7 @@ static int check_transfer_encoding(struct conn *c, struct request *r)
     return 0;
 }
 
-int framing_check_request(struct conn *c, struct request *r)
+int gw__http_framing_check_request(struct gw__http_conn *c, struct gw__http_request *r)
 {
     const http_parser *p = &c->parser;
     /* The scan refused other versions already; this guards against the two

@@ -8,16 +8,16 @@
 #include <string.h>
 #include <strings.h>
 
-struct request *request_new(struct conn *c)
+struct gw__http_request *gw__http_request_new(struct gw__http_conn *c)
 {
-    struct request *r = c->spare;
+    struct gw__http_request *r = c->spare;
     if (r != NULL) {
         c->spare = NULL;
     } else {
         r = malloc(sizeof(*r));
         if (r == NULL)
             return NULL;
-        pool_init(&r->pool, r->pool_mem, sizeof(r->pool_mem));
+        gw__http_pool_init(&r->pool, r->pool_mem, sizeof(r->pool_mem));
     }
     memset(&r->pub, 0, sizeof(r->pub));
     r->pub.query = "";
@@ -36,10 +36,10 @@ struct request *request_new(struct conn *c)
     return r;
 }
 
-void request_release(struct request *r)
+void gw__http_request_release(struct gw__http_request *r)
 {
-    struct conn *c = r->conn;
-    pool_reset(&r->pool);
+    struct gw__http_conn *c = r->conn;
+    gw__http_pool_reset(&r->pool);
     /* Keeping one finished request per connection makes a keep-alive
      * request cost no malloc at all. */
     if (c != NULL && c->state != CONN_CLOSED && c->spare == NULL) {
@@ -83,7 +83,7 @@ static long decode_path(const char *src, size_t len, char *dst)
     return (long)o;
 }
 
-static int bad(struct conn *c, const char *detail)
+static int bad(struct gw__http_conn *c, const char *detail)
 {
     if (c->fail_status == 0) {
         c->fail_status = 400;
@@ -93,10 +93,11 @@ static int bad(struct conn *c, const char *detail)
     return -1;
 }
 
-int request_finish_headers(struct conn *c, struct request *r)
+int gw__http_request_finish_headers(struct gw__http_conn *c, struct gw__http_request *r)
 {
-    char *data = pool_alloc(&r->pool, c->hlen);
-    struct gw_http_header *h = pool_alloc(&r->pool, sizeof(*h) * (c->nheaders ? c->nheaders : 1));
+    char *data = gw__http_pool_alloc(&r->pool, c->hlen);
+    struct gw_http_header *h =
+        gw__http_pool_alloc(&r->pool, sizeof(*h) * (c->nheaders ? c->nheaders : 1));
     if (data == NULL || h == NULL)
         return bad(c, "out of memory");
     memcpy(data, c->hbuf, c->hlen);
@@ -119,7 +120,7 @@ int request_finish_headers(struct conn *c, struct request *r)
     r->pub.method = http_method_str((enum http_method)p->method);
     if (c->method[0] != '\0') {
         size_t n = strlen(c->method) + 1;
-        char *m = pool_alloc(&r->pool, n);
+        char *m = gw__http_pool_alloc(&r->pool, n);
         if (m == NULL)
             return bad(c, "out of memory");
         memcpy(m, c->method, n);
@@ -248,6 +249,6 @@ bool gw_http_req_query(const struct gw_http_req *req, const char *name, char *ou
 
 void *gw_http_req_alloc(struct gw_http_req *req, size_t n)
 {
-    struct request *r = (struct request *)req;
-    return pool_alloc(&r->pool, n);
+    struct gw__http_request *r = (struct gw__http_request *)req;
+    return gw__http_pool_alloc(&r->pool, n);
 }
