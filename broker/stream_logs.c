@@ -67,7 +67,7 @@ static void logs_done(void *arg, const PGresult *res, const struct gw_error *err
         if (PQgetisnull(res, i, 2))
             continue;
         long long pos = atoll(PQgetvalue(res, i, 2));
-        p += sprintf(p, "id: %lld\nevent: log\ndata: ", pos);
+        p += snprintf(p, cap - (size_t)(p - buf), "id: %lld\nevent: log\ndata: ", pos);
         size_t len = (size_t)PQgetlength(res, i, 3);
         memcpy(p, PQgetvalue(res, i, 3), len);
         p += len;

@@ -176,8 +176,8 @@ static int compile_ref(struct cctx *c, struct js_node *n, struct js_kw *k, const
         tloc = gw__js_uri_pct_decode(frag);
     else if (strchr(abs, '#'))
         tloc = gw__js_strdup(abs);
-    else if ((tloc = malloc(strlen(abs) + 2)))
-        sprintf(tloc, "%s#", abs);
+    else if (asprintf(&tloc, "%s#", abs) < 0)
+        tloc = NULL;
     free(u);
     if (!tloc)
         goto out;
