@@ -73,7 +73,7 @@ static bool is_digit(unsigned ch)
     return ch >= '0' && ch <= '9';
 }
 
-static int hex_value(unsigned ch)
+int gw__http_hex_value(unsigned ch)
 {
     if (is_digit(ch))
         return (int)(ch - '0');
@@ -294,7 +294,7 @@ size_t gw__http_framing_scan(struct gw__http_framing *f, const char *buf, size_t
             break;
         case S_PCT1:
         case S_PCT2:
-            if (hex_value(ch) < 0)
+            if (gw__http_hex_value(ch) < 0)
                 return refuse(f, i, ch, "invalid percent-encoding in the request target");
             f->state = f->state == S_PCT1 ? S_PCT2 : S_TARGET;
             break;
@@ -358,17 +358,17 @@ size_t gw__http_framing_scan(struct gw__http_framing *f, const char *buf, size_t
                 return refuse(f, i, ch, bare_cr);
             return section_done(f, i);
         case S_SIZE_START:
-            if (hex_value(ch) < 0)
+            if (gw__http_hex_value(ch) < 0)
                 return refuse(f, i, ch, "invalid chunk size");
-            f->chunk_left = (uint64_t)hex_value(ch);
+            f->chunk_left = (uint64_t)gw__http_hex_value(ch);
             f->state = S_SIZE;
             break;
         case S_SIZE:
-            if (hex_value(ch) >= 0) {
+            if (gw__http_hex_value(ch) >= 0) {
                 /* The same bound as http-parser's, so both refuse together. */
                 if (f->chunk_left > (UINT64_MAX - 16) / 16)
                     return refuse(f, i, ch, "chunk size too large");
-                f->chunk_left = f->chunk_left * 16 + (uint64_t)hex_value(ch);
+                f->chunk_left = f->chunk_left * 16 + (uint64_t)gw__http_hex_value(ch);
             } else if (ch == ';') {
                 f->state = S_EXT_NAME_START;
             } else if (ch == ' ' || ch == '\t') {
@@ -492,7 +492,7 @@ static bool valid_host(const char *v)
     } else {
         while (*p != '\0' && *p != ':') {
             if (*p == '%') {
-                if (hex_value(p[1]) < 0 || hex_value(p[2]) < 0)
+                if (gw__http_hex_value(p[1]) < 0 || gw__http_hex_value(p[2]) < 0)
                     return false;
                 p += 3;
             } else if (is_unreserved_or_sub_delim(*p)) {

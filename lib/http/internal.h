@@ -196,6 +196,8 @@ int gw__http_request_finish_headers(struct gw__http_conn *c, struct gw__http_req
 /* framing.c: the header rules http-parser does not enforce (version, Host,
  * Transfer-Encoding, asterisk-form). -1 with c->fail_* set when one fails. */
 int gw__http_framing_check_request(struct gw__http_conn *c, struct gw__http_request *r);
+/* The value of one hex digit (either case), -1 for any other byte. */
+int gw__http_hex_value(unsigned ch);
 
 /* response.c */
 size_t gw__http_problem_format(char *out, size_t cap, int status, const char *code,

@@ -49,17 +49,6 @@ void gw__http_request_release(struct gw__http_request *r)
     free(r);
 }
 
-static int hexval(unsigned char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes src[0..len) into dst (which may be src: the output is never
  * longer). Returns the decoded length, or -1 on a bad escape or a NUL. */
 static long decode_path(const char *src, size_t len, char *dst)
@@ -70,7 +59,8 @@ static long decode_path(const char *src, size_t len, char *dst)
         if (ch == '%') {
             if (i + 2 >= len)
                 return -1;
-            int hi = hexval((unsigned char)src[i + 1]), lo = hexval((unsigned char)src[i + 2]);
+            int hi = gw__http_hex_value((unsigned char)src[i + 1]),
+                lo = gw__http_hex_value((unsigned char)src[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             ch = (unsigned char)(hi << 4 | lo);
@@ -200,7 +190,8 @@ static char form_byte(const char *s, size_t len, size_t *i)
         return ' ';
     }
     if (ch == '%' && *i + 2 < len) {
-        int hi = hexval((unsigned char)s[*i + 1]), lo = hexval((unsigned char)s[*i + 2]);
+        int hi = gw__http_hex_value((unsigned char)s[*i + 1]),
+            lo = gw__http_hex_value((unsigned char)s[*i + 2]);
         if (hi >= 0 && lo >= 0 && (hi | lo) != 0) {
             *i += 3;
             return (char)(hi << 4 | lo);
