@@ -469,16 +469,6 @@ size_t gw__http_framing_scan(struct gw__http_framing *f, const char *buf, size_t
 
 /* ---- header rules (after on_headers_complete) ---- */
 
-static int refuse_request(struct gw__http_conn *c, const char *detail)
-{
-    if (c->fail_status == 0) {
-        c->fail_status = 400;
-        c->fail_code = "bad_request";
-        c->fail_detail = detail;
-    }
-    return -1;
-}
-
 /* RFC 9110 §7.2: Host = uri-host [ ":" port ]; an empty value is allowed. */
 static bool valid_host(const char *v)
 {
@@ -546,19 +536,19 @@ static int check_transfer_encoding(struct gw__http_conn *c, struct gw__http_requ
         return 0;
     const http_parser *p = &c->parser;
     if (r->http10)
-        return refuse_request(c, "Transfer-Encoding in an HTTP/1.0 request");
+        return gw__http_bad_request(c, "Transfer-Encoding in an HTTP/1.0 request");
     if (p->flags & F_CONTENTLENGTH)
-        return refuse_request(c, "Content-Length together with Transfer-Encoding");
+        return gw__http_bad_request(c, "Content-Length together with Transfer-Encoding");
     if (malformed)
-        return refuse_request(c, "malformed Transfer-Encoding");
+        return gw__http_bad_request(c, "malformed Transfer-Encoding");
     if (!last_chunked)
-        return refuse_request(c, "Transfer-Encoding whose final coding is not chunked");
+        return gw__http_bad_request(c, "Transfer-Encoding whose final coding is not chunked");
     if (chunked > 1)
-        return refuse_request(c, "Transfer-Encoding applies chunked more than once");
+        return gw__http_bad_request(c, "Transfer-Encoding applies chunked more than once");
     if (codings > 1)
-        return refuse_request(c, "transfer codings other than chunked are not supported");
+        return gw__http_bad_request(c, "transfer codings other than chunked are not supported");
     if (!(p->flags & F_CHUNKED))
-        return refuse_request(c, "the request framing is ambiguous");
+        return gw__http_bad_request(c, "the request framing is ambiguous");
     return 0;
 }
 
@@ -568,8 +558,8 @@ int gw__http_framing_check_request(struct gw__http_conn *c, struct gw__http_requ
     /* The scan refused other versions already; this guards against the two
      * parsers reading the request line differently. */
     if (p->http_major != 1 || p->http_minor > 1)
-        return refuse_request(c, "unsupported HTTP version (only HTTP/1.0 and HTTP/1.1 are "
-                                 "served)");
+        return gw__http_bad_request(c, "unsupported HTTP version (only HTTP/1.0 and HTTP/1.1 are "
+                                       "served)");
 
     /* RFC 9112 §3.2: exactly one valid Host in HTTP/1.1, at most one in 1.0. */
     const char *host = NULL;
@@ -581,15 +571,15 @@ int gw__http_framing_check_request(struct gw__http_conn *c, struct gw__http_requ
         }
     }
     if (hosts > 1)
-        return refuse_request(c, "more than one Host header field");
+        return gw__http_bad_request(c, "more than one Host header field");
     if (hosts == 0 && !r->http10)
-        return refuse_request(c, "HTTP/1.1 request without a Host header field");
+        return gw__http_bad_request(c, "HTTP/1.1 request without a Host header field");
     if (host != NULL && !valid_host(host))
-        return refuse_request(c, "invalid Host header field");
+        return gw__http_bad_request(c, "invalid Host header field");
 
     /* RFC 9112 §3.2.4: the asterisk-form is only for OPTIONS. */
     if (c->url_len == 1 && c->hbuf[0] == '*' && p->method != HTTP_OPTIONS)
-        return refuse_request(c, "request target \"*\" is only allowed with OPTIONS");
+        return gw__http_bad_request(c, "request target \"*\" is only allowed with OPTIONS");
 
     return check_transfer_encoding(c, r);
 }

@@ -191,6 +191,9 @@ void gw__http_conn_send_problem(struct gw__http_conn *c, int status, const char 
 struct gw__http_request *gw__http_request_new(struct gw__http_conn *c);
 void gw__http_request_release(
     struct gw__http_request *r); /* frees or keeps as the connection's spare */
+/* Marks the connection's request refused with 400 bad_request and `detail`
+ * (a static string) unless a failure is already recorded; returns -1. */
+int gw__http_bad_request(struct gw__http_conn *c, const char *detail);
 int gw__http_request_finish_headers(struct gw__http_conn *c, struct gw__http_request *r);
 
 /* framing.c: the header rules http-parser does not enforce (version, Host,

@@ -73,7 +73,7 @@ static long decode_path(const char *src, size_t len, char *dst)
     return (long)o;
 }
 
-static int bad(struct gw__http_conn *c, const char *detail)
+int gw__http_bad_request(struct gw__http_conn *c, const char *detail)
 {
     if (c->fail_status == 0) {
         c->fail_status = 400;
@@ -89,7 +89,7 @@ int gw__http_request_finish_headers(struct gw__http_conn *c, struct gw__http_req
     struct gw_http_header *h =
         gw__http_pool_alloc(&r->pool, sizeof(*h) * (c->nheaders ? c->nheaders : 1));
     if (data == NULL || h == NULL)
-        return bad(c, "out of memory");
+        return gw__http_bad_request(c, "out of memory");
     memcpy(data, c->hbuf, c->hlen);
     for (unsigned i = 0; i < c->nheaders; i++) {
         char *name = data + c->hoff[i].name;
@@ -112,7 +112,7 @@ int gw__http_request_finish_headers(struct gw__http_conn *c, struct gw__http_req
         size_t n = strlen(c->method) + 1;
         char *m = gw__http_pool_alloc(&r->pool, n);
         if (m == NULL)
-            return bad(c, "out of memory");
+            return gw__http_bad_request(c, "out of memory");
         memcpy(m, c->method, n);
         r->pub.method = m;
         c->method[0] = '\0';
@@ -135,7 +135,7 @@ int gw__http_request_finish_headers(struct gw__http_conn *c, struct gw__http_req
         struct http_parser_url u;
         http_parser_url_init(&u);
         if (http_parser_parse_url(url, ulen, 0, &u) != 0)
-            return bad(c, "invalid request target");
+            return gw__http_bad_request(c, "invalid request target");
         if (u.field_set & (1 << UF_PATH)) {
             path = url + u.field_data[UF_PATH].off;
             plen = u.field_data[UF_PATH].len;
@@ -166,7 +166,7 @@ int gw__http_request_finish_headers(struct gw__http_conn *c, struct gw__http_req
     }
     long n = decode_path(path, plen, path);
     if (n < 0)
-        return bad(c, "invalid percent-encoding in the request path");
+        return gw__http_bad_request(c, "invalid percent-encoding in the request path");
     path[n] = '\0';
     r->pub.path = path;
     return 0;
