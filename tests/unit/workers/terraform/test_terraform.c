@@ -375,7 +375,7 @@ static void test_saved_plan(void)
 
     /* A saved plan altered on disk: refused. */
     char name[65];
-    tf_workdir_name("tf-test", "env/orders", name);
+    gw_tf_workdir_name("tf-test", "env/orders", name);
     snprintf(path, sizeof(path), "%s/%s/%s/%s.tfplan", state, name, TF_PLANS_DIR, sha);
     FILE *f = fopen(path, "ab");
     CHECK(f != NULL);
