@@ -362,7 +362,7 @@ void gw_api_reply_page(struct gw_api_ctx *ctx, const PGresult *res, int limit)
         gw_api_oom(ctx);
         return;
     }
-    p += sprintf(p, "{\"items\":[");
+    p += snprintf(p, cap, "{\"items\":[");
     for (int i = 0; i < n && i < limit; i++) {
         if (i > 0)
             *p++ = ',';
@@ -371,9 +371,10 @@ void gw_api_reply_page(struct gw_api_ctx *ctx, const PGresult *res, int limit)
         p += len;
     }
     if (more)
-        p += sprintf(p, "],\"next_cursor\":\"%s\"}", PQgetvalue(res, limit - 1, 1));
+        p += snprintf(p, cap - (size_t)(p - out), "],\"next_cursor\":\"%s\"}",
+                      PQgetvalue(res, limit - 1, 1));
     else
-        p += sprintf(p, "],\"next_cursor\":null}");
+        p += snprintf(p, cap - (size_t)(p - out), "],\"next_cursor\":null}");
     gw_api_reply(ctx, 200, NULL, out, (size_t)(p - out));
     free(out);
 }

@@ -75,7 +75,7 @@ int gw_opt_parse_listen(const char *s, char *host, unsigned long cap, int *port)
         memcpy(host, s, hlen);
         host[hlen] = '\0';
         if (hlen == 0)
-            strcpy(host, "0.0.0.0");
+            snprintf(host, cap, "0.0.0.0");
     }
     long p = strtol(colon + 1, &end, 10);
     if (*end != '\0' || p < 0 || p > 65535)

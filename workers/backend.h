@@ -2,9 +2,10 @@
  * The worker backend interface: what a worker type implements, and the run
  * context the runtime hands it.
  *
- * A backend is a const table (struct gw_backend_impl) registered with one
- * line in workers/registry.c. The runtime owns every struct gw_run; the
- * backend only owns what it hangs on run->backend_data.
+ * A backend is a const table (struct gw_backend_impl) registered through the
+ * `backends` build option (workers/registry.c is generated from it). The
+ * runtime owns every struct gw_run; the backend only owns what it hangs on
+ * run->backend_data.
  *
  * Lifecycle of one run, all on the loop thread:
  *
@@ -93,8 +94,9 @@ struct gw_run {
 struct gw_backend_impl {
     const char *name;          /* the worker type, e.g. "exec" */
     const char *config_schema; /* JSON Schema (2020-12) text of the action's
-                                  "backend" object; the broker validates action
-                                  definitions against it */
+                                  "backend" object: schemas/backends/<name>.json,
+                                  embedded in libgw (gw/embed.h), which the
+                                  broker validates action definitions against */
 
     /* Validates run->config and allocates run->backend_data. Must not start
      * anything or create loop handles. Returns 0, or < 0 with `err` filled
@@ -120,7 +122,7 @@ struct gw_backend_impl {
     void (*destroy)(struct gw_run *run);
 };
 
-/* The registry (workers/registry.c). NULL when no backend has that name. */
+/* The registry (workers/registry.c, generated). NULL when no backend has that name. */
 const struct gw_backend_impl *gw_backend_lookup(const char *name);
 /* The registered backends, for listings: *n receives their number. */
 const struct gw_backend_impl *const *gw_backend_list(size_t *n);

@@ -40,7 +40,7 @@ static void on_connection(uv_stream_t *listener, int status)
     }
     if (srv->draining)
         return;
-    if (conn_create(srv) == NULL) {
+    if (gw__http_conn_create(srv) == NULL) {
         /* Out of memory: accept and drop so the backlog does not spin. */
         uv_tcp_t *t = malloc(sizeof(*t));
         if (t == NULL)
@@ -52,7 +52,7 @@ static void on_connection(uv_stream_t *listener, int status)
     }
 }
 
-void server_maybe_finish(struct gw_http_server *srv)
+void gw__http_server_maybe_finish(struct gw_http_server *srv)
 {
     if (!srv->draining || !srv->listener_closed || srv->nconns != 0 || srv->detached != 0)
         return;
@@ -67,7 +67,7 @@ static void on_listener_closed(uv_handle_t *h)
 {
     struct gw_http_server *srv = container_of((uv_tcp_t *)h, struct gw_http_server, listener);
     srv->listener_closed = true;
-    server_maybe_finish(srv);
+    gw__http_server_maybe_finish(srv);
 }
 
 struct gw_http_server *gw_http_server_create(uv_loop_t *loop,
@@ -143,13 +143,13 @@ void gw_http_server_destroy(struct gw_http_server *srv, void (*done)(void *arg),
     srv->done = done;
     srv->done_arg = arg;
     uv_close((uv_handle_t *)&srv->listener, on_listener_closed);
-    /* conn_shutdown_idle() may unlink the connection only in its close
+    /* gw__http_conn_shutdown_idle() may unlink the connection only in its close
      * callback, which runs later, so walking the list here is safe. */
-    for (struct conn *c = srv->conns; c != NULL; c = c->next)
-        conn_shutdown_idle(c);
+    for (struct gw__http_conn *c = srv->conns; c != NULL; c = c->next)
+        gw__http_conn_shutdown_idle(c);
 }
 
-void server_conn_gone(struct gw_http_server *srv, struct conn *c)
+void gw__http_server_conn_gone(struct gw_http_server *srv, struct gw__http_conn *c)
 {
     if (c->prev != NULL)
         c->prev->next = c->next;
@@ -161,7 +161,7 @@ void server_conn_gone(struct gw_http_server *srv, struct conn *c)
     srv->stats.connections_open = srv->nconns;
 }
 
-const char *server_date(struct gw_http_server *srv)
+const char *gw__http_server_date(struct gw_http_server *srv)
 {
     time_t now = time(NULL);
     if (now != srv->date_sec) {

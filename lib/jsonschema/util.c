@@ -5,12 +5,12 @@
 
 #include "internal.h"
 
-char *js_strdup(const char *s)
+char *gw__js_strdup(const char *s)
 {
-    return js_strndup(s, strlen(s));
+    return gw__js_strndup(s, strlen(s));
 }
 
-char *js_strndup(const char *s, size_t n)
+char *gw__js_strndup(const char *s, size_t n)
 {
     char *d = malloc(n + 1);
     if (!d)
@@ -60,7 +60,7 @@ static int strmap_grow(struct js_strmap *m)
     return 0;
 }
 
-int js_strmap_put(struct js_strmap *m, const char *key, void *val)
+int gw__js_strmap_put(struct js_strmap *m, const char *key, void *val)
 {
     if ((m->n + 1) * 2 > m->cap && strmap_grow(m) < 0)
         return GW_ENOMEM;
@@ -72,7 +72,7 @@ int js_strmap_put(struct js_strmap *m, const char *key, void *val)
         }
         j = (j + 1) & (m->cap - 1);
     }
-    m->e[j].key = js_strdup(key);
+    m->e[j].key = gw__js_strdup(key);
     if (!m->e[j].key)
         return GW_ENOMEM;
     m->e[j].val = val;
@@ -80,7 +80,7 @@ int js_strmap_put(struct js_strmap *m, const char *key, void *val)
     return 0;
 }
 
-void *js_strmap_get(const struct js_strmap *m, const char *key)
+void *gw__js_strmap_get(const struct js_strmap *m, const char *key)
 {
     if (!m->cap)
         return NULL;
@@ -93,7 +93,7 @@ void *js_strmap_get(const struct js_strmap *m, const char *key)
     return NULL;
 }
 
-void js_strmap_free(struct js_strmap *m, void (*free_val)(void *))
+void gw__js_strmap_free(struct js_strmap *m, void (*free_val)(void *))
 {
     for (size_t i = 0; i < m->cap; i++) {
         if (!m->e[i].key)
@@ -127,7 +127,7 @@ static int ptrmap_grow(struct js_ptrmap *m)
     return 0;
 }
 
-int js_ptrmap_put(struct js_ptrmap *m, const void *key, void *val)
+int gw__js_ptrmap_put(struct js_ptrmap *m, const void *key, void *val)
 {
     if ((m->n + 1) * 2 > m->cap && ptrmap_grow(m) < 0)
         return GW_ENOMEM;
@@ -145,7 +145,7 @@ int js_ptrmap_put(struct js_ptrmap *m, const void *key, void *val)
     return 0;
 }
 
-void *js_ptrmap_get(const struct js_ptrmap *m, const void *key)
+void *gw__js_ptrmap_get(const struct js_ptrmap *m, const void *key)
 {
     if (!m->cap)
         return NULL;
@@ -158,14 +158,14 @@ void *js_ptrmap_get(const struct js_ptrmap *m, const void *key)
     return NULL;
 }
 
-void js_ptrmap_free(struct js_ptrmap *m)
+void gw__js_ptrmap_free(struct js_ptrmap *m)
 {
     free(m->e);
     m->e = NULL;
     m->cap = m->n = 0;
 }
 
-int js_buf_add(struct js_buf *b, const char *s, size_t n)
+int gw__js_buf_add(struct js_buf *b, const char *s, size_t n)
 {
     if (b->len + n + 1 > b->cap) {
         size_t ncap = b->cap ? b->cap : 64;
@@ -183,17 +183,17 @@ int js_buf_add(struct js_buf *b, const char *s, size_t n)
     return 0;
 }
 
-int js_buf_adds(struct js_buf *b, const char *s)
+int gw__js_buf_adds(struct js_buf *b, const char *s)
 {
-    return js_buf_add(b, s, strlen(s));
+    return gw__js_buf_add(b, s, strlen(s));
 }
 
-int js_buf_addc(struct js_buf *b, char c)
+int gw__js_buf_addc(struct js_buf *b, char c)
 {
-    return js_buf_add(b, &c, 1);
+    return gw__js_buf_add(b, &c, 1);
 }
 
-bool js_is_integer(json_t *v)
+bool gw__js_is_integer(json_t *v)
 {
     if (json_is_integer(v))
         return true;
@@ -203,7 +203,7 @@ bool js_is_integer(json_t *v)
     return isfinite(d) && d == floor(d);
 }
 
-int js_num_cmp(json_t *a, json_t *b)
+int gw__js_num_cmp(json_t *a, json_t *b)
 {
     if (json_is_integer(a) && json_is_integer(b)) {
         json_int_t x = json_integer_value(a), y = json_integer_value(b);
@@ -215,10 +215,10 @@ int js_num_cmp(json_t *a, json_t *b)
     return x < y ? -1 : x > y;
 }
 
-bool js_json_equal(json_t *a, json_t *b)
+bool gw__js_json_equal(json_t *a, json_t *b)
 {
     if (json_is_number(a) && json_is_number(b))
-        return js_num_cmp(a, b) == 0;
+        return gw__js_num_cmp(a, b) == 0;
     if (json_typeof(a) != json_typeof(b))
         return false;
     switch (json_typeof(a)) {
@@ -227,7 +227,7 @@ bool js_json_equal(json_t *a, json_t *b)
         if (n != json_array_size(b))
             return false;
         for (size_t i = 0; i < n; i++)
-            if (!js_json_equal(json_array_get(a, i), json_array_get(b, i)))
+            if (!gw__js_json_equal(json_array_get(a, i), json_array_get(b, i)))
                 return false;
         return true;
     }
@@ -239,7 +239,7 @@ bool js_json_equal(json_t *a, json_t *b)
         json_object_foreach(a, k, v)
         {
             json_t *w = json_object_get(b, k);
-            if (!w || !js_json_equal(v, w))
+            if (!w || !gw__js_json_equal(v, w))
                 return false;
         }
         return true;
@@ -252,7 +252,7 @@ bool js_json_equal(json_t *a, json_t *b)
     }
 }
 
-size_t js_utf8_len(const char *s, size_t n)
+size_t gw__js_utf8_len(const char *s, size_t n)
 {
     size_t cps = 0;
     for (size_t i = 0; i < n; i++)

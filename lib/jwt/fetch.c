@@ -34,7 +34,7 @@ static struct gw_jwks *parse_reply(const struct gw_http_response *resp,
 static void fetch_done(void *arg, const struct gw_http_response *resp,
                        const struct gw_error *http_err)
 {
-    struct key_source *src = arg;
+    struct gw__jwt_key_source *src = arg;
     struct gw_jwt_auth *a = src->auth;
     uint64_t now = uv_now(a->loop);
     struct gw_error err;
@@ -43,7 +43,7 @@ static void fetch_done(void *arg, const struct gw_http_response *resp,
     src->fetching = false;
     a->fetches--;
     if (a->closing) { /* cancelled by gw_jwt_auth_destroy: nobody waits */
-        gw_jwt_auth_maybe_free(a);
+        gw__jwt_auth_maybe_free(a);
         return;
     }
     gw_error_clear(&err);
@@ -59,18 +59,18 @@ static void fetch_done(void *arg, const struct gw_http_response *resp,
                     err.message);
     }
     /* Each waiter is answered once, with whatever set we now have. */
-    struct waiter *w = src->waiters;
+    struct gw__jwt_waiter *w = src->waiters;
     src->waiters = NULL;
     src->nwaiters = 0;
     while (w != NULL) {
-        struct waiter *next = w->next;
-        gw_jwt_waiter_resume(a, w, a->closing);
+        struct gw__jwt_waiter *next = w->next;
+        gw__jwt_waiter_resume(a, w, a->closing);
         w = next;
     }
-    gw_jwt_auth_maybe_free(a);
+    gw__jwt_auth_maybe_free(a);
 }
 
-void gw_jwt_source_fetch(struct key_source *src)
+void gw__jwt_source_fetch(struct gw__jwt_key_source *src)
 {
     struct gw_jwt_auth *a = src->auth;
     struct gw_http_request_options o = {
@@ -105,9 +105,9 @@ static void tick(uv_timer_t *t)
     struct gw_jwt_auth *a = t->data;
     uint64_t now = uv_now(a->loop);
     for (size_t i = 0; i < a->n; i++) {
-        struct key_source *src = &a->issuers[i].src;
+        struct gw__jwt_key_source *src = &a->issuers[i].src;
         if (src->url != NULL && !src->fetching && now >= src->next_due_ms)
-            gw_jwt_source_fetch(src);
+            gw__jwt_source_fetch(src);
     }
 }
 
@@ -123,11 +123,11 @@ void gw_jwt_auth_start(struct gw_jwt_auth *a)
         uv_timer_start(&a->timer, tick, 0, TICK_MS);
 }
 
-void gw_jwt_auth_maybe_free(struct gw_jwt_auth *a)
+void gw__jwt_auth_maybe_free(struct gw_jwt_auth *a)
 {
     if (!a->closing || a->timer_open || a->http_open || a->fetches > 0)
         return;
-    gw_jwt_auth_free_issuers(a);
+    gw__jwt_auth_free_issuers(a);
     free(a);
 }
 
@@ -135,14 +135,14 @@ static void http_closed(void *arg)
 {
     struct gw_jwt_auth *a = arg;
     a->http_open = false;
-    gw_jwt_auth_maybe_free(a);
+    gw__jwt_auth_maybe_free(a);
 }
 
 static void timer_closed(uv_handle_t *h)
 {
     struct gw_jwt_auth *a = h->data;
     a->timer_open = false;
-    gw_jwt_auth_maybe_free(a);
+    gw__jwt_auth_maybe_free(a);
 }
 
 void gw_jwt_auth_destroy(struct gw_jwt_auth *a)
@@ -151,13 +151,13 @@ void gw_jwt_auth_destroy(struct gw_jwt_auth *a)
         return;
     a->closing = true;
     for (size_t i = 0; i < a->n; i++) {
-        struct key_source *src = &a->issuers[i].src;
-        struct waiter *w = src->waiters;
+        struct gw__jwt_key_source *src = &a->issuers[i].src;
+        struct gw__jwt_waiter *w = src->waiters;
         src->waiters = NULL;
         src->nwaiters = 0;
         while (w != NULL) {
-            struct waiter *next = w->next;
-            gw_jwt_waiter_resume(a, w, true);
+            struct gw__jwt_waiter *next = w->next;
+            gw__jwt_waiter_resume(a, w, true);
             w = next;
         }
     }

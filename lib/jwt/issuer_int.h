@@ -5,8 +5,8 @@
 #include "gw/http_client.h"
 #include "gw/jwt.h"
 
-struct waiter {
-    struct waiter *next;
+struct gw__jwt_waiter {
+    struct gw__jwt_waiter *next;
     gw_jwt_auth_cb cb;
     void *arg;
     size_t len;
@@ -14,7 +14,7 @@ struct waiter {
 };
 
 /* Where an issuer's keys come from. Loop thread only. */
-struct key_source {
+struct gw__jwt_key_source {
     struct gw_jwt_auth *auth;
     char *file; /* one of file/url */
     char *url;
@@ -25,18 +25,18 @@ struct key_source {
     uint64_t next_due_ms;   /* loop time of the next periodic fetch */
     bool fetched_once;
     bool fetching;
-    struct waiter *waiters;
+    struct gw__jwt_waiter *waiters;
     size_t nwaiters;
 };
 
-struct issuer {
+struct gw__jwt_issuer {
     char *name;
     char *iss;      /* expected "iss" or NULL */
     char *audience; /* expected "aud" or NULL */
     char **typs;    /* accepted header "typ" values; none: any */
     size_t ntyps;
     unsigned algs;
-    struct key_source src;
+    struct gw__jwt_key_source src;
     char *subject_claim;
     char *subject_prefix;
     char *teams_claim;        /* NULL: teams only from teams_from */
@@ -52,7 +52,7 @@ struct issuer {
 
 struct gw_jwt_auth {
     uv_loop_t *loop;
-    struct issuer *issuers;
+    struct gw__jwt_issuer *issuers;
     size_t n;
     int leeway_s;
     uv_timer_t timer;
@@ -65,11 +65,11 @@ struct gw_jwt_auth {
 };
 
 /* fetch.c */
-void gw_jwt_source_fetch(struct key_source *src);
-void gw_jwt_auth_maybe_free(struct gw_jwt_auth *a);
+void gw__jwt_source_fetch(struct gw__jwt_key_source *src);
+void gw__jwt_auth_maybe_free(struct gw_jwt_auth *a);
 /* issuer.c: frees the issuer entries. */
-void gw_jwt_auth_free_issuers(struct gw_jwt_auth *a);
+void gw__jwt_auth_free_issuers(struct gw_jwt_auth *a);
 /* issuer.c: re-runs a waiting verification after its set was refreshed. */
-void gw_jwt_waiter_resume(struct gw_jwt_auth *a, struct waiter *w, bool closing);
+void gw__jwt_waiter_resume(struct gw_jwt_auth *a, struct gw__jwt_waiter *w, bool closing);
 
 #endif

@@ -21,7 +21,7 @@ int gw_kafka_ensure_topics(const struct gw_kafka_config *cfg, const char *const 
         n++;
     if (n == 0)
         return 0;
-    conf = gw_kafka_conf_build(cfg, err);
+    conf = gw__kafka_conf_build(cfg, err);
     if (conf == NULL)
         return GW_EINVAL;
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
@@ -95,7 +95,7 @@ int gw_kafka_delete_topics(const struct gw_kafka_config *cfg, const char *const 
         n++;
     if (n == 0)
         return 0;
-    conf = gw_kafka_conf_build(cfg, err);
+    conf = gw__kafka_conf_build(cfg, err);
     if (conf == NULL)
         return GW_EINVAL;
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));

@@ -202,6 +202,12 @@ int main(void)
                  "\"backend\":{\"cmd\":\"rm -rf /\"},\"inputs\":{}}");
     CHECK(e && strstr(e, "backend config") && strstr(e, "exec"),
           "a backend config the worker type would refuse is refused at load: %s", e ? e : "loaded");
+    /* The broker checks against schemas/backends/<type>.json, not the worker's
+     * registry: a type left out of this build (-Dbackends) is checked too. */
+    e = load_one("{\"id\":\"x\",\"title\":\"x\",\"worker_type\":\"jenkins\","
+                 "\"backend\":{\"url\":\"https://ci.example\"},\"inputs\":{}}");
+    CHECK(e && strstr(e, "backend config") && strstr(e, "jenkins") && strstr(e, "job"),
+          "every worker type of the tree has its backend config checked: %s", e ? e : "loaded");
     e = load_one("{\"id\":\"x\",\"title\":\"x\",\"worker_type\":\"someone-elses\","
                  "\"backend\":{\"anything\":1},\"inputs\":{}}");
     CHECK(e == NULL, "a worker type this binary does not know is passed through");

@@ -353,7 +353,7 @@ static void test_schema_embedded(void)
     CHECK(embedded != NULL);
     CHECK(json_is_object(json_object_get(json_object_get(embedded, "properties"), "command")));
     if (root != NULL) {
-        snprintf(path, sizeof(path), "%s/workers/backends/exec/config.schema.json", root);
+        snprintf(path, sizeof(path), "%s/schemas/backends/exec.json", root);
         file = json_load_file(path, 0, NULL);
         CHECK(file != NULL && json_equal(file, embedded));
         json_decref(file);

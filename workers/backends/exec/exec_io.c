@@ -10,7 +10,7 @@
 /* Outputs are metadata (ids, URLs), not payloads. */
 #define OUTPUTS_MAX (1024 * 1024)
 
-void exec_lines_init(struct exec_lines *l, size_t max)
+void gw_exec_lines_init(struct exec_lines *l, size_t max)
 {
     l->buf = NULL;
     l->len = l->cap = 0;
@@ -38,7 +38,7 @@ static void emit(const char *line, size_t len, exec_line_cb cb, void *ctx)
     cb(ctx, line, len);
 }
 
-int exec_lines_feed(struct exec_lines *l, const char *data, size_t n, exec_line_cb cb, void *ctx)
+int gw_exec_lines_feed(struct exec_lines *l, const char *data, size_t n, exec_line_cb cb, void *ctx)
 {
     if (l->len + n > l->cap) {
         size_t cap = l->cap ? l->cap : 4096;
@@ -74,21 +74,21 @@ int exec_lines_feed(struct exec_lines *l, const char *data, size_t n, exec_line_
     return 0;
 }
 
-void exec_lines_flush(struct exec_lines *l, exec_line_cb cb, void *ctx)
+void gw_exec_lines_flush(struct exec_lines *l, exec_line_cb cb, void *ctx)
 {
     if (l->len > 0)
         emit(l->buf, l->len, cb, ctx);
     l->len = 0;
 }
 
-void exec_lines_finish(struct exec_lines *l)
+void gw_exec_lines_finish(struct exec_lines *l)
 {
     free(l->buf);
     l->buf = NULL;
     l->len = l->cap = 0;
 }
 
-int exec_outputs_read(const char *path, json_t **out, char *msg, size_t msgsz)
+int gw_exec_outputs_read(const char *path, json_t **out, char *msg, size_t msgsz)
 {
     struct stat st;
     json_error_t jerr;
@@ -129,7 +129,7 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
     return 0;
 }
 
-void exec_remove_tree(const char *dir)
+void gw_exec_remove_tree(const char *dir)
 {
     nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }

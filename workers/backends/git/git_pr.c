@@ -27,8 +27,8 @@
 
 enum pr_step { PR_CREATE, PR_LIST };
 
-struct gw_git_pr {
-    struct gw_git_job *j;
+struct gw_gitb_pr {
+    struct gw_gitb_job *j;
     struct gw_http_client *http;
     struct gw_http_request *req;
     enum pr_step step;
@@ -46,20 +46,20 @@ static char *escape(const char *s)
     return out;
 }
 
-static int bad_status(struct gw_git_job *j, const char *what, long status,
+static int bad_status(struct gw_gitb_job *j, const char *what, long status,
                       const struct gw_http_response *r)
 {
     json_t *doc = r->body_len > 0 ? json_loads(r->body, 0, NULL) : NULL;
     const char *m = json_string_value(json_object_get(doc, "message"));
-    gw_git_job_fail(j, "pull_request_failed", "pull request: %s answered HTTP %ld%s%.200s", what,
-                    status, m ? ": " : "", m ? m : "");
+    gw_gitb_job_fail(j, "pull_request_failed", "pull request: %s answered HTTP %ld%s%.200s", what,
+                     status, m ? ": " : "", m ? m : "");
     json_decref(doc);
     return -1;
 }
 
 static void client_closed(void *arg)
 {
-    struct gw_git_pr *pr = arg;
+    struct gw_gitb_pr *pr = arg;
     pr->done(pr->arg);
     memset(pr->auth, 0, sizeof(pr->auth));
     free(pr->base_url);
@@ -69,7 +69,7 @@ static void client_closed(void *arg)
 
 /* The end, either way: on failure the run's outputs go (as when the whole
  * run failed off the loop). */
-static void pr_end(struct gw_git_pr *pr, int rc)
+static void pr_end(struct gw_gitb_pr *pr, int rc)
 {
     if (rc != 0) {
         pr->j->ok = false;
@@ -79,21 +79,21 @@ static void pr_end(struct gw_git_pr *pr, int rc)
     gw_http_client_destroy(pr->http, client_closed, pr);
 }
 
-static int pr_found(struct gw_git_pr *pr, const char *url)
+static int pr_found(struct gw_gitb_pr *pr, const char *url)
 {
     json_t *u = json_string(url);
     if (u == NULL || json_object_set_new(pr->j->outputs, "pull_request", u) != 0)
-        return gw_git_job_fail(pr->j, "backend_error", "out of memory");
-    gw_git_job_log(pr->j, "pull request: %s", url);
+        return gw_gitb_job_fail(pr->j, "backend_error", "out of memory");
+    gw_gitb_job_log(pr->j, "pull request: %s", url);
     return 0;
 }
 
 static void on_reply(void *arg, const struct gw_http_response *r, const struct gw_error *err);
 
 /* Returns 0 with the request on its way, or -1 with the failure recorded. */
-static int request(struct gw_git_pr *pr, const char *method, const char *url, const char *body)
+static int request(struct gw_gitb_pr *pr, const char *method, const char *url, const char *body)
 {
-    const struct gw_git_config *c = pr->j->cfg;
+    const struct gw_gitb_config *c = pr->j->cfg;
     const char *headers[] = {pr->auth,
                              c->pr_api == GW_GIT_PR_GITHUB ? "Accept: application/vnd.github+json"
                                                            : "Accept: application/json",
@@ -111,18 +111,18 @@ static int request(struct gw_git_pr *pr, const char *method, const char *url, co
     struct gw_error err;
     free(pr->url);
     if ((pr->url = strdup(url)) == NULL)
-        return gw_git_job_fail(pr->j, "backend_error", "out of memory");
+        return gw_gitb_job_fail(pr->j, "backend_error", "out of memory");
     pr->req = gw_http_client_request(pr->http, &o, on_reply, pr, &err);
     if (pr->req == NULL)
-        return gw_git_job_fail(pr->j, "backend_error", "pull request: %s %s: %s", method, url,
-                               err.message);
+        return gw_gitb_job_fail(pr->j, "backend_error", "pull request: %s %s: %s", method, url,
+                                err.message);
     return 0;
 }
 
 /* Lists the open requests from the head branch (after a 409/422). */
-static int list_existing(struct gw_git_pr *pr)
+static int list_existing(struct gw_gitb_pr *pr)
 {
-    const struct gw_git_config *c = pr->j->cfg;
+    const struct gw_gitb_config *c = pr->j->cfg;
     char *eh = escape(pr->j->pr_head), *eb = escape(c->branch), *q = NULL;
     int rc = -1;
 
@@ -147,9 +147,9 @@ static int list_existing(struct gw_git_pr *pr)
 }
 
 /* The listing: the one whose head is our branch. */
-static int on_list(struct gw_git_pr *pr, const struct gw_http_response *r)
+static int on_list(struct gw_gitb_pr *pr, const struct gw_http_response *r)
 {
-    const struct gw_git_config *c = pr->j->cfg;
+    const struct gw_gitb_config *c = pr->j->cfg;
     json_t *doc, *item;
     size_t i;
     int rc = -1;
@@ -171,23 +171,23 @@ static int on_list(struct gw_git_pr *pr, const struct gw_http_response *r)
         }
     }
     if (i == json_array_size(doc))
-        gw_git_job_fail(pr->j, "pull_request_failed",
-                        "pull request: the API says one exists for %s but lists none",
-                        pr->j->pr_head);
+        gw_gitb_job_fail(pr->j, "pull_request_failed",
+                         "pull request: the API says one exists for %s but lists none",
+                         pr->j->pr_head);
     json_decref(doc);
     return rc;
 }
 
 /* The creation's answer. Returns 1 when a listing was started. */
-static int on_create(struct gw_git_pr *pr, const struct gw_http_response *r)
+static int on_create(struct gw_gitb_pr *pr, const struct gw_http_response *r)
 {
-    const struct gw_git_config *c = pr->j->cfg;
+    const struct gw_gitb_config *c = pr->j->cfg;
     json_t *doc;
     int rc;
 
     if (r->status == 409 || r->status == 422) {
-        gw_git_job_log(pr->j, "pull request for %s exists already (HTTP %ld); looking it up",
-                       pr->j->pr_head, r->status);
+        gw_gitb_job_log(pr->j, "pull request for %s exists already (HTTP %ld); looking it up",
+                        pr->j->pr_head, r->status);
         return list_existing(pr) == 0 ? 1 : -1;
     }
     if (r->status != 201 && r->status != 200)
@@ -196,7 +196,7 @@ static int on_create(struct gw_git_pr *pr, const struct gw_http_response *r)
     const char *u = json_string_value(
         json_object_get(doc, c->pr_api == GW_GIT_PR_GITLAB ? "web_url" : "html_url"));
     if (u == NULL)
-        rc = gw_git_job_fail(pr->j, "pull_request_failed", "pull request: the answer has no URL");
+        rc = gw_gitb_job_fail(pr->j, "pull_request_failed", "pull request: the answer has no URL");
     else
         rc = pr_found(pr, u);
     json_decref(doc);
@@ -205,14 +205,14 @@ static int on_create(struct gw_git_pr *pr, const struct gw_http_response *r)
 
 static void on_reply(void *arg, const struct gw_http_response *r, const struct gw_error *err)
 {
-    struct gw_git_pr *pr = arg;
+    struct gw_gitb_pr *pr = arg;
     int rc;
     pr->req = NULL;
     if (err != NULL && atomic_load(&pr->j->stop) != GW_GIT_RUN)
-        rc = gw_git_job_fail(pr->j, "cancelled", "pull request: stopped");
+        rc = gw_gitb_job_fail(pr->j, "cancelled", "pull request: stopped");
     else if (err != NULL)
-        rc = gw_git_job_fail(pr->j, "backend_error", "pull request: %s %s: %s",
-                             pr->step == PR_CREATE ? "POST" : "GET", pr->url, err->message);
+        rc = gw_gitb_job_fail(pr->j, "backend_error", "pull request: %s %s: %s",
+                              pr->step == PR_CREATE ? "POST" : "GET", pr->url, err->message);
     else if (pr->step == PR_CREATE)
         rc = on_create(pr, r);
     else
@@ -221,10 +221,10 @@ static void on_reply(void *arg, const struct gw_http_response *r, const struct g
         pr_end(pr, rc);
 }
 
-static int start_create(struct gw_git_pr *pr)
+static int start_create(struct gw_gitb_pr *pr)
 {
-    const struct gw_git_config *c = pr->j->cfg;
-    const struct gw_git_job *j = pr->j;
+    const struct gw_gitb_config *c = pr->j->cfg;
+    const struct gw_gitb_job *j = pr->j;
     size_t ul = strlen(c->pr_url);
     int trim = ul > 0 && c->pr_url[ul - 1] == '/', rc;
     char *payload = NULL;
@@ -246,30 +246,30 @@ static int start_create(struct gw_git_pr *pr)
     payload = req ? json_dumps(req, JSON_COMPACT) : NULL;
     json_decref(req);
     if (pr->base_url == NULL || payload == NULL)
-        rc = gw_git_job_fail(pr->j, "backend_error", "pull request: out of memory or bad UTF-8");
+        rc = gw_gitb_job_fail(pr->j, "backend_error", "pull request: out of memory or bad UTF-8");
     else
         rc = request(pr, "POST", pr->base_url, payload);
     free(payload);
     return rc;
 }
 
-int gw_git_pr_start(uv_loop_t *loop, struct gw_git_job *j, void (*done)(void *arg), void *arg,
-                    struct gw_git_pr **out)
+int gw_gitb_pr_start(uv_loop_t *loop, struct gw_gitb_job *j, void (*done)(void *arg), void *arg,
+                     struct gw_gitb_pr **out)
 {
-    const struct gw_git_config *c = j->cfg;
-    struct gw_git_pr *pr;
+    const struct gw_gitb_config *c = j->cfg;
+    struct gw_gitb_pr *pr;
     struct gw_error err;
 
     *out = NULL;
     if (j->pr_token == NULL || j->pr_token[0] == '\0')
-        gw_git_job_fail(j, "backend_error",
-                        "pull request: environment variable %s is not set on the worker",
-                        c->pr_token_env);
+        gw_gitb_job_fail(j, "backend_error",
+                         "pull request: environment variable %s is not set on the worker",
+                         c->pr_token_env);
     else if ((pr = calloc(1, sizeof(*pr))) == NULL)
-        gw_git_job_fail(j, "backend_error", "out of memory");
+        gw_gitb_job_fail(j, "backend_error", "out of memory");
     else if ((pr->http = gw_http_client_create(loop, NULL, &err)) == NULL) {
         free(pr);
-        gw_git_job_fail(j, "backend_error", "pull request: %s", err.message);
+        gw_gitb_job_fail(j, "backend_error", "pull request: %s", err.message);
     } else {
         pr->j = j;
         pr->done = done;
@@ -292,7 +292,7 @@ int gw_git_pr_start(uv_loop_t *loop, struct gw_git_job *j, void (*done)(void *ar
     return -1;
 }
 
-void gw_git_pr_stop(struct gw_git_pr *pr)
+void gw_gitb_pr_stop(struct gw_gitb_pr *pr)
 {
     if (pr != NULL && pr->req != NULL)
         gw_http_request_cancel(pr->req);

@@ -76,7 +76,7 @@ static void on_done(void *arg, const struct gw_http_response *resp, const struct
     done(h->arg, &r);
 }
 
-struct jk_http *jk_http_create(uv_loop_t *loop, const char *user, const char *password)
+struct jk_http *gw_jk_http_create(uv_loop_t *loop, const char *user, const char *password)
 {
     struct gw_http_client_options o = {.cookies = true};
     struct jk_http *h = calloc(1, sizeof(*h));
@@ -93,7 +93,7 @@ struct jk_http *jk_http_create(uv_loop_t *loop, const char *user, const char *pa
     return h;
 }
 
-int jk_http_set_header(struct jk_http *h, const char *header)
+int gw_jk_http_set_header(struct jk_http *h, const char *header)
 {
     char *copy = NULL;
     if (header != NULL && (copy = strdup(header)) == NULL)
@@ -103,8 +103,8 @@ int jk_http_set_header(struct jk_http *h, const char *header)
     return 0;
 }
 
-int jk_http_request(struct jk_http *h, const char *url, const char *post_body,
-                    jk_http_chunk_cb chunk, jk_http_done_cb done, void *arg)
+int gw_jk_http_request(struct jk_http *h, const char *url, const char *post_body,
+                       jk_http_chunk_cb chunk, jk_http_done_cb done, void *arg)
 {
     /* "Expect:" off: Jenkins' forms are small, the 100-continue wait is not. */
     const char *headers[] = {"Expect:", h->extra_header, NULL};
@@ -134,7 +134,7 @@ int jk_http_request(struct jk_http *h, const char *url, const char *post_body,
     return 0;
 }
 
-void jk_http_abort(struct jk_http *h)
+void gw_jk_http_abort(struct jk_http *h)
 {
     if (h == NULL || h->req == NULL)
         return;
@@ -142,11 +142,11 @@ void jk_http_abort(struct jk_http *h)
     gw_http_request_cancel(h->req);
 }
 
-void jk_http_close(struct jk_http *h, void (*closed)(void *arg), void *arg)
+void gw_jk_http_close(struct jk_http *h, void (*closed)(void *arg), void *arg)
 {
     if (h == NULL)
         return;
-    jk_http_abort(h);
+    gw_jk_http_abort(h);
     h->closed = closed;
     h->closed_arg = arg;
     gw_http_client_destroy(h->client, client_closed, h);

@@ -38,26 +38,26 @@ typedef void (*jk_http_done_cb)(void *arg, const struct jk_reply *reply);
 typedef void (*jk_http_chunk_cb)(void *arg, const char *data, size_t len);
 
 /* Creates the client on `loop` (initialises its timer: the client must be
- * closed with jk_http_close before the loop can end). user/password may be
+ * closed with gw_jk_http_close before the loop can end). user/password may be
  * NULL (anonymous). Returns NULL on allocation failure (nothing to close). */
-struct jk_http *jk_http_create(uv_loop_t *loop, const char *user, const char *password);
+struct jk_http *gw_jk_http_create(uv_loop_t *loop, const char *user, const char *password);
 
 /* Extra request header for every later request ("Name: value"), replacing
  * the previous one; NULL removes it. Used for the crumb. Returns 0 or -1. */
-int jk_http_set_header(struct jk_http *h, const char *header);
+int gw_jk_http_set_header(struct jk_http *h, const char *header);
 
 /* Starts a request. `post_body` non-NULL makes it a POST with that
  * form-encoded body ("" = empty POST). `chunk` non-NULL streams a 2xx body
  * to it instead of buffering. Returns 0 (done follows exactly once) or -1
  * (nothing started, done never called). */
-int jk_http_request(struct jk_http *h, const char *url, const char *post_body,
-                    jk_http_chunk_cb chunk, jk_http_done_cb done, void *arg);
+int gw_jk_http_request(struct jk_http *h, const char *url, const char *post_body,
+                       jk_http_chunk_cb chunk, jk_http_done_cb done, void *arg);
 
 /* Abandons the request in flight, if any: its done callback is not called. */
-void jk_http_abort(struct jk_http *h);
+void gw_jk_http_abort(struct jk_http *h);
 
 /* Aborts any request, closes every loop handle and frees the client; `closed`
  * runs once the last handle is closed (from a loop callback). NULL-safe. */
-void jk_http_close(struct jk_http *h, void (*closed)(void *arg), void *arg);
+void gw_jk_http_close(struct jk_http *h, void (*closed)(void *arg), void *arg);
 
 #endif

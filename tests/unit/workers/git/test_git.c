@@ -359,7 +359,7 @@ static void test_non_fast_forward(void)
     json_t *in = app_inputs("raced");
     int before = count_commits("main");
 
-    gw_git_test_before_push = race_hook;
+    gw_gitb_test_before_push = race_hook;
     race_pushes = 2;
     run_git(cfg, in, "22222222-0000-4000-8000-000000000001", 30, 0, &r);
     expect(&r, GW_RUN_SUCCEEDED);
@@ -389,7 +389,7 @@ static void test_non_fast_forward(void)
     CHECK(strstr(r.message, "2 times") != NULL);
     CHECK(result_mentions(&r, "push_rejected: push to main rejected 2 times")); /* the run's log */
     CHECK(count_commits("main") == before + 2); /* only the racers' */
-    gw_git_test_before_push = NULL;
+    gw_gitb_test_before_push = NULL;
     result_free(&r);
 
     /* Lost answer: the push landed but a retry runs (a new claim of the same

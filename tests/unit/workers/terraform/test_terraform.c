@@ -15,7 +15,6 @@
 #include <uv.h>
 
 #include "backend.h"
-#include "backends/terraform/tf_features.h"
 #include "backends/terraform/tf_prep.h"
 #include "wtest.h"
 
@@ -124,14 +123,8 @@ static void run_tf(const char *config, json_t *in, const char *resource_key, int
                          .sink_data = r};
     uv_timer_t t;
     struct cancel_ctx cc = {.run = &run, .be = be, .r = r, .when_line = cancel_on, .rc = 1};
-#ifdef TF_HAVE_RESOURCE_KEY
     run.resource_key = resource_key;
-#else
-    (void)resource_key;
-#endif
-#ifdef TF_HAVE_SECRET_PATHS
     run.secret_paths = secret_paths;
-#endif
     if (cfg == NULL)
         fprintf(stderr, "bad config in test: %s\n", jerr.text);
     CHECK(be != NULL && cfg != NULL && in != NULL);
@@ -382,7 +375,7 @@ static void test_saved_plan(void)
 
     /* A saved plan altered on disk: refused. */
     char name[65];
-    tf_workdir_name("tf-test", "env/orders", name);
+    gw_tf_workdir_name("tf-test", "env/orders", name);
     snprintf(path, sizeof(path), "%s/%s/%s/%s.tfplan", state, name, TF_PLANS_DIR, sha);
     FILE *f = fopen(path, "ab");
     CHECK(f != NULL);
