@@ -11,19 +11,8 @@
 
 #include "catalog.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            printf("ok - " __VA_ARGS__);                                                           \
-            printf("\n");                                                                          \
-        } else {                                                                                   \
-            printf("FAIL - " __VA_ARGS__);                                                         \
-            printf(" (%s:%d)\n", __FILE__, __LINE__);                                              \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
+#define CHECK_NAMED
+#include "../check.h"
 
 static void write_file(const char *dir, const char *name, const char *text)
 {

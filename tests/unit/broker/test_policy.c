@@ -15,19 +15,8 @@
 #include "catalog.h"
 #include "policy.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            printf("ok - " __VA_ARGS__);                                                           \
-            printf("\n");                                                                          \
-        } else {                                                                                   \
-            printf("FAIL - " __VA_ARGS__);                                                         \
-            printf(" (%s:%d)\n", __FILE__, __LINE__);                                              \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
+#define CHECK_NAMED
+#include "../check.h"
 
 static char tmpdir[64];
 

@@ -12,19 +12,8 @@
 
 #include "keys.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            printf("ok - ");                                                                       \
-        } else {                                                                                   \
-            printf("FAIL (%s:%d) - ", __FILE__, __LINE__);                                         \
-            failures++;                                                                            \
-        }                                                                                          \
-        printf(__VA_ARGS__);                                                                       \
-        printf("\n");                                                                              \
-    } while (0)
+#define CHECK_NAMED
+#include "../check.h"
 
 static char datadir[4096];
 
