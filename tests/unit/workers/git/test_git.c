@@ -118,14 +118,6 @@ static int count_commits(const char *branch)
     return n;
 }
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    CHECK(f != NULL);
-    fputs(text, f);
-    fclose(f);
-}
-
 static const char *outs(const struct run_record *r, const char *key)
 {
     return json_string_value(json_object_get(r->outputs, key));
