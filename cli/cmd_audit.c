@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "db.h"
 #include "gw/crypto.h"
 #include "options.h"
 
@@ -165,18 +166,10 @@ static void entry_hash(const char *seq, const char *id, const struct content *c,
 
 static PGconn *connect_db(const char *pg)
 {
-    if (pg == NULL || pg[0] == '\0') {
-        fputs("gangway audit: no database: pass --pg or set GW_PG\n", stderr);
-        return NULL;
-    }
-    PGconn *conn = PQconnectdb(pg);
-    if (PQstatus(conn) != CONNECTION_OK) {
-        fprintf(stderr, "gangway audit: cannot connect to PostgreSQL: %s", PQerrorMessage(conn));
-        PQfinish(conn);
-        return NULL;
-    }
+    PGconn *conn = gw_db_connect("audit", pg);
     /* The hashes are over UTF-8 bytes. */
-    PQsetClientEncoding(conn, "UTF8");
+    if (conn != NULL)
+        PQsetClientEncoding(conn, "UTF8");
     return conn;
 }
 
@@ -426,18 +419,15 @@ static int audit_verify(int argc, char **argv)
             v.json = true;
             break;
         case 'h':
-            fputs(usage_text, stdout);
-            return 0;
         default:
-            fputs(usage_text, stderr);
-            return EXIT_USAGE;
+            return gw_opt_usage(c, usage_text);
         }
     }
     if (optind < argc) {
         fputs(usage_text, stderr);
         return EXIT_USAGE;
     }
-    PGconn *conn = connect_db(gw_opt(pg, "GW_PG", NULL));
+    PGconn *conn = connect_db(pg);
     if (conn == NULL)
         return EXIT_ERROR;
     /* One snapshot for the walk and the counts. */
@@ -518,18 +508,15 @@ static int audit_list(int argc, char **argv)
             json = true;
             break;
         case 'h':
-            fputs(usage_text, stdout);
-            return 0;
         default:
-            fputs(usage_text, stderr);
-            return EXIT_USAGE;
+            return gw_opt_usage(c, usage_text);
         }
     }
     if (optind < argc) {
         fputs(usage_text, stderr);
         return EXIT_USAGE;
     }
-    PGconn *conn = connect_db(gw_opt(pg, "GW_PG", NULL));
+    PGconn *conn = connect_db(pg);
     if (conn == NULL)
         return EXIT_ERROR;
     const char *params[] = {run, actor, action, since, until, limit};
