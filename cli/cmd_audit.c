@@ -22,6 +22,7 @@
 #include "commands.h"
 #include "db.h"
 #include "gw/crypto.h"
+#include "gw/error.h"
 #include "options.h"
 
 #define EXIT_BROKEN 1
@@ -73,43 +74,26 @@ static void buf_adds(struct buf *b, const char *s)
 }
 
 /* A JSON string exactly as PostgreSQL's jsonb prints one (escape_json):
- * the six short escapes, \u00xx (lower-case hex) for other control
+ * the short escapes of the table, \u00xx (lower-case hex) for other control
  * characters, every other byte verbatim. */
 static void buf_json_string(struct buf *b, const char *s)
 {
+    static const char *const short_escape[] = {
+        ['\b'] = "\\b", ['\f'] = "\\f", ['\n'] = "\\n",  ['\r'] = "\\r",
+        ['\t'] = "\\t", ['"'] = "\\\"", ['\\'] = "\\\\",
+    };
     buf_add(b, "\"", 1);
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        char esc[8];
-        switch (c) {
-        case '\b':
-            buf_add(b, "\\b", 2);
-            break;
-        case '\f':
-            buf_add(b, "\\f", 2);
-            break;
-        case '\n':
-            buf_add(b, "\\n", 2);
-            break;
-        case '\r':
-            buf_add(b, "\\r", 2);
-            break;
-        case '\t':
-            buf_add(b, "\\t", 2);
-            break;
-        case '"':
-            buf_add(b, "\\\"", 2);
-            break;
-        case '\\':
-            buf_add(b, "\\\\", 2);
-            break;
-        default:
-            if (c < 0x20) {
-                snprintf(esc, sizeof(esc), "\\u%04x", c);
-                buf_add(b, esc, 6);
-            } else {
-                buf_add(b, (const char *)s, 1);
-            }
+        const char *esc = c < ARRAY_SIZE(short_escape) ? short_escape[c] : NULL;
+        char hex[8];
+        if (esc != NULL) {
+            buf_add(b, esc, 2);
+        } else if (c < 0x20) {
+            snprintf(hex, sizeof(hex), "\\u%04x", c);
+            buf_add(b, hex, 6);
+        } else {
+            buf_add(b, (const char *)s, 1);
         }
     }
     buf_add(b, "\"", 1);
