@@ -106,6 +106,15 @@ class Stack:
         self.token = self.make_token("alice", teams=["payments"], roles=["admin"])
         self.worker_token = self.make_token("worker-pool", roles=["worker"])
 
+    def write_program(self, name, text):
+        """An executable file `name` in the test's directory holding `text`;
+        returns its path (for an action's command)."""
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o755)
+        return path
+
     # -- processes ---------------------------------------------------------
     def env(self, extra=None):
         e = {
