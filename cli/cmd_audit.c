@@ -148,13 +148,21 @@ static void entry_hash(const char *seq, const char *id, const struct content *c,
 
 /* ------------------------------------------------------------ database */
 
-static PGconn *connect_db(const char *pg)
+/* Once a subcommand has read its options: no argument may be left (exit
+ * 2), then the database (exit 3 when it cannot be reached). Returns 0 with
+ * *conn set, or the exit code. */
+static int open_db(int argc, const char *pg, PGconn **conn)
 {
-    PGconn *conn = gw_db_connect("audit", pg);
+    if (optind < argc) {
+        fputs(usage_text, stderr);
+        return EXIT_USAGE;
+    }
+    *conn = gw_db_connect("audit", pg);
+    if (*conn == NULL)
+        return EXIT_ERROR;
     /* The hashes are over UTF-8 bytes. */
-    if (conn != NULL)
-        PQsetClientEncoding(conn, "UTF8");
-    return conn;
+    PQsetClientEncoding(*conn, "UTF8");
+    return 0;
 }
 
 static PGresult *query(PGconn *conn, const char *sql, int n, const char *const *params)
@@ -407,16 +415,13 @@ static int audit_verify(int argc, char **argv)
             return gw_opt_usage(c, usage_text);
         }
     }
-    if (optind < argc) {
-        fputs(usage_text, stderr);
-        return EXIT_USAGE;
-    }
-    PGconn *conn = connect_db(pg);
-    if (conn == NULL)
-        return EXIT_ERROR;
+    PGconn *conn;
+    int rc = open_db(argc, pg, &conn);
+    if (rc != 0)
+        return rc;
     /* One snapshot for the walk and the counts. */
     PGresult *res = query(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL);
-    int rc = res == NULL ? EXIT_ERROR : 0;
+    rc = res == NULL ? EXIT_ERROR : 0;
     PQclear(res);
     if (rc == 0)
         rc = walk(conn, &v, &head);
@@ -496,13 +501,10 @@ static int audit_list(int argc, char **argv)
             return gw_opt_usage(c, usage_text);
         }
     }
-    if (optind < argc) {
-        fputs(usage_text, stderr);
-        return EXIT_USAGE;
-    }
-    PGconn *conn = connect_db(pg);
-    if (conn == NULL)
-        return EXIT_ERROR;
+    PGconn *conn;
+    int rc = open_db(argc, pg, &conn);
+    if (rc != 0)
+        return rc;
     const char *params[] = {run, actor, action, since, until, limit};
     PGresult *res =
         query(conn,
