@@ -18,7 +18,6 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "claim.h"
 #include "claimsrv.h"
 #include "gw/kafka.h"
 #include "gw/log.h"
@@ -339,12 +338,7 @@ int main(void)
              dir);
     setenv("GW_TEST_CLAIM_COMMAND", cmd, 1);
     setenv("GW_TEST_CLAIM_MARK_DIR", dir, 1);
-    if (claimsrv_start(&srv) != 0) {
-        printf("python3 not available: skipped\n");
-        return 77;
-    }
-    CHECK(gw_claim_global_init(NULL) == 0);
-    CHECK(uv_loop_init(&loop) == 0);
+    e2e_start(&srv, &loop);
     events = json_array();
     e2e_topics_init(&topics, prefix);
     m = e2e_mock_create(&kcfg, &topics);

@@ -8,7 +8,6 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "claim.h"
 #include "claimsrv.h"
 #include "gw/kafka.h"
 #include "gw/log.h"
@@ -199,12 +198,7 @@ int main(int argc, char **argv)
              "printf '{\\\"ok\\\":true}' > $GANGWAY_OUTPUTS\",\"%s\"]",
              orderfile);
     setenv("GW_TEST_CLAIM_COMMAND", cmd, 1);
-    if (claimsrv_start(&srv) != 0) {
-        printf("python3 not available: skipped\n");
-        return 77;
-    }
-    CHECK(gw_claim_global_init(NULL) == 0);
-    CHECK(uv_loop_init(&loop) == 0);
+    e2e_start(&srv, &loop);
     events = json_array();
     if (real) {
         snprintf(prefix, sizeof(prefix), "gw-test-worker-%d-%ld.", (int)getpid(), (long)time(NULL));

@@ -4,8 +4,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "claim.h"
+#include "claimsrv.h"
 #include "runtime.h"
 #include "wtest.h"
+
+void e2e_start(struct claimsrv *srv, uv_loop_t *loop)
+{
+    if (claimsrv_start(srv) != 0) {
+        printf("python3 not available: skipped\n");
+        exit(77);
+    }
+    CHECK(gw_claim_global_init(NULL) == 0);
+    CHECK(uv_loop_init(loop) == 0);
+}
 
 void e2e_topics_init(struct e2e_topics *t, const char *prefix)
 {

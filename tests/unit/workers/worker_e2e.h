@@ -14,6 +14,12 @@
 #include "gw/jsonschema.h"
 #include "gw/kafka.h"
 
+struct claimsrv;
+
+/* Starts the stand-in claim server (claimsrv.h; without python3 the test
+ * is skipped: exit 77), the claim client and `loop`. Aborts on failure. */
+void e2e_start(struct claimsrv *srv, uv_loop_t *loop);
+
 struct e2e_topics {
     char runs[128];    /* <prefix>gangway.runs.exec */
     char events[128];  /* <prefix>gangway.events */
