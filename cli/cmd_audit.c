@@ -148,6 +148,18 @@ static void entry_hash(const char *seq, const char *id, const struct content *c,
 
 /* ------------------------------------------------------------ database */
 
+/* --pg and --json, which both subcommands take; false for any other option. */
+static bool common_opt(int c, const char **pg, bool *json)
+{
+    if (c == 'p')
+        *pg = optarg;
+    else if (c == 'j')
+        *json = true;
+    else
+        return false;
+    return true;
+}
+
 /* Once a subcommand has read its options: no argument may be left (exit
  * 2), then the database (exit 3 when it cannot be reached). Returns 0 with
  * *conn set, or the exit code. */
@@ -402,19 +414,9 @@ static int audit_verify(int argc, char **argv)
     int c;
 
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'p':
-            pg = optarg;
-            break;
-        case 'j':
-            v.json = true;
-            break;
-        case 'h':
-        default:
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1)
+        if (!common_opt(c, &pg, &v.json))
             return gw_opt_usage(c, usage_text);
-        }
-    }
     PGconn *conn;
     int rc = open_db(argc, pg, &conn);
     if (rc != 0)
@@ -490,14 +492,9 @@ static int audit_list(int argc, char **argv)
                 return EXIT_USAGE;
             }
             break;
-        case 'p':
-            pg = optarg;
-            break;
-        case 'j':
-            json = true;
-            break;
-        case 'h':
         default:
+            if (common_opt(c, &pg, &json))
+                break;
             return gw_opt_usage(c, usage_text);
         }
     }
