@@ -1,5 +1,6 @@
 #include "options.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,12 @@ const char *gw_opt(const char *flag, const char *env, const char *def)
     if (v != NULL && v[0] != '\0')
         return v;
     return def;
+}
+
+int gw_opt_usage(int c, const char *usage)
+{
+    fputs(usage, c == 'h' ? stdout : stderr);
+    return c == 'h' ? 0 : 2;
 }
 
 char **gw_opt_split_props(const char *s)

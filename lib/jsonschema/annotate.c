@@ -37,7 +37,7 @@ static void defaults(const struct js_node *n, json_t *inst, int depth)
             if (!json_is_object(inst))
                 break;
             for (size_t j = 0; j < k->u.props.props.cap; j++) {
-                const struct js_strmap_ent *e = &k->u.props.props.e[j];
+                const struct js_map_ent *e = &k->u.props.props.e[j];
                 if (!e->key)
                     continue;
                 const struct js_node *pn = e->val;

@@ -593,7 +593,7 @@ static int compile_dynamic_anchors(struct cctx *c)
     for (size_t r = 0; r < c->s->nres; r++) {
         struct js_resource *res = c->s->res_all[r];
         for (size_t i = 0; i < res->dyn_anchors.cap; i++) {
-            struct js_strmap_ent *e = &res->dyn_anchors.e[i];
+            struct js_map_ent *e = &res->dyn_anchors.e[i];
             if (!e->key || gw__js_strmap_get(&res->dyn_nodes, e->key))
                 continue;
             struct js_nodeinfo *in = gw__js_ptrmap_get(&c->s->info, e->val);

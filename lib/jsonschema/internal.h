@@ -24,14 +24,16 @@
 
 /* ---- small containers (util.c) ---- */
 
-struct js_strmap_ent {
-    char *key; /* owned */
+/* The two maps below: open addressing, linear probing, at most half full
+ * (cap a power of two); an entry with a NULL key is free. */
+struct js_map_ent {
+    const void *key; /* js_strmap: its own copy of the string; js_ptrmap: the pointer */
     void *val;
 };
 
-/* Open-addressing string map; keys are copied, values borrowed. */
+/* String map; keys are copied, values borrowed. */
 struct js_strmap {
-    struct js_strmap_ent *e;
+    struct js_map_ent *e;
     size_t cap, n;
 };
 
@@ -39,13 +41,9 @@ int gw__js_strmap_put(struct js_strmap *m, const char *key, void *val);
 void *gw__js_strmap_get(const struct js_strmap *m, const char *key);
 void gw__js_strmap_free(struct js_strmap *m, void (*free_val)(void *));
 
-struct js_ptrmap_ent {
-    const void *key;
-    void *val;
-};
-
+/* Pointer map: keys compared by identity, keys and values borrowed. */
 struct js_ptrmap {
-    struct js_ptrmap_ent *e;
+    struct js_map_ent *e;
     size_t cap, n;
 };
 

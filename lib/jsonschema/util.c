@@ -20,63 +20,80 @@ char *gw__js_strndup(const char *s, size_t n)
     return d;
 }
 
-static uint64_t hash_str(const char *s)
+typedef uint64_t (*hash_fn)(const void *key);
+typedef bool (*same_fn)(const void *a, const void *b);
+
+static uint64_t hash_str(const void *key)
 {
     /* FNV-1a: short keys, no adversarial concern beyond a slow lookup. */
     uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) {
+    for (const char *s = key; *s; s++) {
         h ^= (unsigned char)*s;
         h *= 1099511628211ull;
     }
     return h;
 }
 
-static uint64_t hash_ptr(const void *p)
+static bool same_str(const void *a, const void *b)
 {
-    uint64_t x = (uint64_t)(uintptr_t)p;
+    return strcmp(a, b) == 0;
+}
+
+static uint64_t hash_ptr(const void *key)
+{
+    uint64_t x = (uint64_t)(uintptr_t)key;
     x ^= x >> 33;
     x *= 0xff51afd7ed558ccdull;
     x ^= x >> 33;
     return x;
 }
 
-static int strmap_grow(struct js_strmap *m)
+static bool same_ptr(const void *a, const void *b)
 {
-    size_t ncap = m->cap ? m->cap * 2 : 16;
-    struct js_strmap_ent *ne = calloc(ncap, sizeof(*ne));
+    return a == b;
+}
+
+/* The entry holding `key`, or the free one where it belongs. */
+static size_t slot(const struct js_map_ent *e, size_t cap, const void *key, hash_fn hash,
+                   same_fn same)
+{
+    size_t j = hash(key) & (cap - 1);
+    while (e[j].key && !same(e[j].key, key))
+        j = (j + 1) & (cap - 1);
+    return j;
+}
+
+/* Makes room for one more entry: doubles the table (from `first`) when it
+ * would be more than half full. */
+static int reserve(struct js_map_ent **e, size_t *cap, size_t n, size_t first, hash_fn hash,
+                   same_fn same)
+{
+    if ((n + 1) * 2 <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : first;
+    struct js_map_ent *ne = calloc(ncap, sizeof(*ne));
     if (!ne)
         return GW_ENOMEM;
-    for (size_t i = 0; i < m->cap; i++) {
-        if (!m->e[i].key)
-            continue;
-        size_t j = hash_str(m->e[i].key) & (ncap - 1);
-        while (ne[j].key)
-            j = (j + 1) & (ncap - 1);
-        ne[j] = m->e[i];
-    }
-    free(m->e);
-    m->e = ne;
-    m->cap = ncap;
+    for (size_t i = 0; i < *cap; i++)
+        if ((*e)[i].key)
+            ne[slot(ne, ncap, (*e)[i].key, hash, same)] = (*e)[i];
+    free(*e);
+    *e = ne;
+    *cap = ncap;
     return 0;
 }
 
 int gw__js_strmap_put(struct js_strmap *m, const char *key, void *val)
 {
-    if ((m->n + 1) * 2 > m->cap && strmap_grow(m) < 0)
+    if (reserve(&m->e, &m->cap, m->n, 16, hash_str, same_str) < 0)
         return GW_ENOMEM;
-    size_t j = hash_str(key) & (m->cap - 1);
-    while (m->e[j].key) {
-        if (strcmp(m->e[j].key, key) == 0) {
-            m->e[j].val = val;
-            return 0;
-        }
-        j = (j + 1) & (m->cap - 1);
+    struct js_map_ent *e = &m->e[slot(m->e, m->cap, key, hash_str, same_str)];
+    if (!e->key) {
+        if (!(e->key = gw__js_strdup(key)))
+            return GW_ENOMEM;
+        m->n++;
     }
-    m->e[j].key = gw__js_strdup(key);
-    if (!m->e[j].key)
-        return GW_ENOMEM;
-    m->e[j].val = val;
-    m->n++;
+    e->val = val;
     return 0;
 }
 
@@ -84,13 +101,8 @@ void *gw__js_strmap_get(const struct js_strmap *m, const char *key)
 {
     if (!m->cap)
         return NULL;
-    size_t j = hash_str(key) & (m->cap - 1);
-    while (m->e[j].key) {
-        if (strcmp(m->e[j].key, key) == 0)
-            return m->e[j].val;
-        j = (j + 1) & (m->cap - 1);
-    }
-    return NULL;
+    const struct js_map_ent *e = &m->e[slot(m->e, m->cap, key, hash_str, same_str)];
+    return e->key ? e->val : NULL;
 }
 
 void gw__js_strmap_free(struct js_strmap *m, void (*free_val)(void *))
@@ -98,7 +110,7 @@ void gw__js_strmap_free(struct js_strmap *m, void (*free_val)(void *))
     for (size_t i = 0; i < m->cap; i++) {
         if (!m->e[i].key)
             continue;
-        free(m->e[i].key);
+        free((char *)m->e[i].key);
         if (free_val)
             free_val(m->e[i].val);
     }
@@ -107,41 +119,16 @@ void gw__js_strmap_free(struct js_strmap *m, void (*free_val)(void *))
     m->cap = m->n = 0;
 }
 
-static int ptrmap_grow(struct js_ptrmap *m)
-{
-    size_t ncap = m->cap ? m->cap * 2 : 64;
-    struct js_ptrmap_ent *ne = calloc(ncap, sizeof(*ne));
-    if (!ne)
-        return GW_ENOMEM;
-    for (size_t i = 0; i < m->cap; i++) {
-        if (!m->e[i].key)
-            continue;
-        size_t j = hash_ptr(m->e[i].key) & (ncap - 1);
-        while (ne[j].key)
-            j = (j + 1) & (ncap - 1);
-        ne[j] = m->e[i];
-    }
-    free(m->e);
-    m->e = ne;
-    m->cap = ncap;
-    return 0;
-}
-
 int gw__js_ptrmap_put(struct js_ptrmap *m, const void *key, void *val)
 {
-    if ((m->n + 1) * 2 > m->cap && ptrmap_grow(m) < 0)
+    if (reserve(&m->e, &m->cap, m->n, 64, hash_ptr, same_ptr) < 0)
         return GW_ENOMEM;
-    size_t j = hash_ptr(key) & (m->cap - 1);
-    while (m->e[j].key) {
-        if (m->e[j].key == key) {
-            m->e[j].val = val;
-            return 0;
-        }
-        j = (j + 1) & (m->cap - 1);
+    struct js_map_ent *e = &m->e[slot(m->e, m->cap, key, hash_ptr, same_ptr)];
+    if (!e->key) {
+        e->key = key;
+        m->n++;
     }
-    m->e[j].key = key;
-    m->e[j].val = val;
-    m->n++;
+    e->val = val;
     return 0;
 }
 
@@ -149,13 +136,8 @@ void *gw__js_ptrmap_get(const struct js_ptrmap *m, const void *key)
 {
     if (!m->cap)
         return NULL;
-    size_t j = hash_ptr(key) & (m->cap - 1);
-    while (m->e[j].key) {
-        if (m->e[j].key == key)
-            return m->e[j].val;
-        j = (j + 1) & (m->cap - 1);
-    }
-    return NULL;
+    const struct js_map_ent *e = &m->e[slot(m->e, m->cap, key, hash_ptr, same_ptr)];
+    return e->key ? e->val : NULL;
 }
 
 void gw__js_ptrmap_free(struct js_ptrmap *m)

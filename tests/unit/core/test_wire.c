@@ -10,14 +10,7 @@
 #include "gw/error.h"
 #include "gw/logpos.h"
 
-static void check(int ok, const char *what, int line)
-{
-    if (ok)
-        return;
-    fprintf(stderr, "test_wire.c:%d: CHECK failed: %s\n", line, what);
-    abort();
-}
-#define CHECK(cond) check((cond) != 0, #cond, __LINE__)
+#include "../check.h"
 
 static char type_copy[64];
 

@@ -1,7 +1,6 @@
 /* The terraform backend's file and JSON helpers, without a Terraform binary. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,23 +13,6 @@
 #include "wtest.h"
 
 static char tmp[256];
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    CHECK(f != NULL);
-    fputs(text, f);
-    fclose(f);
-}
 
 static bool exists(const char *path)
 {
@@ -256,7 +238,7 @@ int main(void)
     test_plan_summary();
     test_outputs_public();
     test_secrets_and_redact();
-    nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    remove_tree(tmp);
     printf("terraform prep: ok\n");
     return 0;
 }
