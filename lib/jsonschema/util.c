@@ -10,6 +10,17 @@ char *gw__js_strdup(const char *s)
     return gw__js_strndup(s, strlen(s));
 }
 
+void *gw__js_grow(void *v, size_t *cap, size_t n, size_t first, size_t size)
+{
+    if (n < *cap)
+        return v;
+    size_t ncap = *cap ? *cap * 2 : first;
+    void *nv = realloc(v, ncap * size);
+    if (nv)
+        *cap = ncap;
+    return nv;
+}
+
 char *gw__js_strndup(const char *s, size_t n)
 {
     char *d = malloc(n + 1);
