@@ -9,41 +9,22 @@
 #include <string.h>
 #include <strings.h>
 
+#include "gw/utf8.h"
 #include "internal.h"
 
 bool gw__js_format_hostname(const char *s, size_t n, bool idn);
 
 #define MAX_CPS 256
 
+/* The code points of s[0..n) into out: their count, or -1 when there are
+ * more than `max` or the bytes are not well-formed UTF-8 (they always are:
+ * jansson checks every string it makes). */
 static int utf8_decode(const char *s, size_t n, uint32_t *out, size_t max)
 {
     size_t k = 0;
-    for (size_t i = 0; i < n;) {
-        unsigned char c = (unsigned char)s[i];
-        uint32_t cp;
-        int len;
-        if (c < 0x80) {
-            cp = c;
-            len = 1;
-        } else if ((c & 0xe0) == 0xc0) {
-            cp = c & 0x1f;
-            len = 2;
-        } else if ((c & 0xf0) == 0xe0) {
-            cp = c & 0x0f;
-            len = 3;
-        } else if ((c & 0xf8) == 0xf0) {
-            cp = c & 0x07;
-            len = 4;
-        } else {
+    for (size_t i = 0, len; i < n; i += len)
+        if (k >= max || (len = gw_utf8_next((const unsigned char *)s + i, n - i, &out[k++])) == 0)
             return -1;
-        }
-        if (i + (size_t)len > n || k >= max)
-            return -1;
-        for (int j = 1; j < len; j++)
-            cp = (cp << 6) | ((unsigned char)s[i + (size_t)j] & 0x3f);
-        out[k++] = cp;
-        i += (size_t)len;
-    }
     return (int)k;
 }
 
