@@ -5,7 +5,6 @@
  */
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +16,7 @@
 #include "backend.h"
 #include "backends/terraform/tf_features.h"
 #include "backends/terraform/tf_prep.h"
+#include "gw/fs.h"
 #include "wtest.h"
 
 #define MAX_LINES 4000
@@ -476,15 +476,6 @@ static void test_injection(void)
     json_decref(in);
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 static bool find_binary(void)
 {
     char cmd[1200];
@@ -521,7 +512,7 @@ int main(void)
     test_injection();
     test_timeout_and_cancel();
 
-    nftw(tmp, rm_one, 32, FTW_DEPTH | FTW_PHYS);
+    gw_fs_remove_tree(tmp);
     printf("terraform backend: ok\n");
     return 0;
 }

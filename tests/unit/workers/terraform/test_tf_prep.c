@@ -1,7 +1,6 @@
 /* The terraform backend's file and JSON helpers, without a Terraform binary. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,18 +10,10 @@
 
 #include "backends/terraform/tf_prep.h"
 #include "gw/error.h"
+#include "gw/fs.h"
 #include "wtest.h"
 
 static char tmp[256];
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
 
 static void write_file(const char *path, const char *text)
 {
@@ -256,7 +247,7 @@ int main(void)
     test_plan_summary();
     test_outputs_public();
     test_secrets_and_redact();
-    nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    gw_fs_remove_tree(tmp);
     printf("terraform prep: ok\n");
     return 0;
 }
