@@ -68,6 +68,16 @@ static void change_params_finish(struct gw_authz_filter f[2])
     gw_authz_filter_finish(&f[1]);
 }
 
+/* The (outcome, document) row the change functions return: "not_found"
+ * and an empty document when there is no row. */
+static const char *outcome_row(const PGresult *res, const char **doc, size_t *len)
+{
+    bool found = PQntuples(res) == 1;
+    *doc = found ? PQgetvalue(res, 0, 1) : "";
+    *len = found ? (size_t)PQgetlength(res, 0, 1) : 0;
+    return found ? PQgetvalue(res, 0, 0) : "not_found";
+}
+
 /* ---------------------------------------------------------------- cancel */
 
 static void cancel_done(void *arg, const PGresult *res, const struct gw_error *err)
@@ -77,9 +87,9 @@ static void cancel_done(void *arg, const PGresult *res, const struct gw_error *e
         gw_api_pg_failed(ctx, err);
         return;
     }
-    const char *outcome = PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "not_found";
-    const char *run = PQntuples(res) == 1 ? PQgetvalue(res, 0, 1) : "";
-    size_t len = PQntuples(res) == 1 ? (size_t)PQgetlength(res, 0, 1) : 0;
+    const char *run;
+    size_t len;
+    const char *outcome = outcome_row(res, &run, &len);
     if (strcmp(outcome, "not_found") == 0) {
         gw_api_run_not_found(ctx);
     } else if (strcmp(outcome, "forbidden") == 0) {
@@ -275,9 +285,9 @@ static void change_done(void *arg, const PGresult *res, const struct gw_error *e
         gw_api_pg_failed(ctx, err);
         return;
     }
-    const char *outcome = PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "not_found";
-    const char *body = PQntuples(res) == 1 ? PQgetvalue(res, 0, 1) : "";
-    size_t len = PQntuples(res) == 1 ? (size_t)PQgetlength(res, 0, 1) : 0;
+    const char *body;
+    size_t len;
+    const char *outcome = outcome_row(res, &body, &len);
     if (strcmp(outcome, "not_found") == 0) {
         gw_api_resource_not_found(ctx);
     } else if (strcmp(outcome, "forbidden") == 0) {
