@@ -93,11 +93,9 @@ static int ensure_topics(const struct gw_broker *b, struct gw_error *err)
 struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_options *opts,
                                    struct gw_error *err)
 {
-    struct gw_broker *b = calloc(1, sizeof(*b));
-    if (b == NULL) {
-        gw_error_set(err, GW_ENOMEM, false, "out of memory");
+    struct gw_broker *b = gw_calloc(1, sizeof(*b), err);
+    if (b == NULL)
         return NULL;
-    }
     b->loop = loop;
     b->opts = *opts;
     if (b->opts.listen_host == NULL)

@@ -559,14 +559,12 @@ static void probe_tick(uv_timer_t *t)
 
 struct gw_sink *gw_sink_create(struct gw_broker *b, struct gw_error *err)
 {
-    struct gw_sink *s = calloc(1, sizeof(*s));
+    struct gw_sink *s = gw_calloc(1, sizeof(*s), err);
     char topic[256], group[256], instance[300];
     const char *topics[] = {topic, NULL};
 
-    if (s == NULL) {
-        gw_error_set(err, GW_ENOMEM, false, "out of memory");
+    if (s == NULL)
         return NULL;
-    }
     s->b = b;
     uv_timer_init(b->loop, &s->retry);
     s->retry.data = s;

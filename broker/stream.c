@@ -303,11 +303,9 @@ static void hub_handle_closed(uv_handle_t *handle)
 
 struct gw_stream_hub *gw_stream_hub_create(struct gw_broker *b, struct gw_error *err)
 {
-    struct gw_stream_hub *h = calloc(1, sizeof(*h));
-    if (h == NULL) {
-        gw_error_set(err, GW_ENOMEM, false, "out of memory");
+    struct gw_stream_hub *h = gw_calloc(1, sizeof(*h), err);
+    if (h == NULL)
         return NULL;
-    }
     h->b = b;
     gw_list_init(&h->streams);
     h->keepalive_ms = KEEPALIVE_MS;

@@ -834,11 +834,9 @@ struct gw_worker *gw_worker_create(uv_loop_t *loop, const struct gw_worker_optio
                      "Kafka brokers are required");
         return NULL;
     }
-    w = calloc(1, sizeof(*w));
-    if (w == NULL) {
-        gw_error_set(err, GW_ENOMEM, false, "out of memory");
+    w = gw_calloc(1, sizeof(*w), err);
+    if (w == NULL)
         return NULL;
-    }
     w->loop = loop;
     gw_list_init(&w->jobs);
     w->slot_fd = -1;
