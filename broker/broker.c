@@ -160,17 +160,11 @@ struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_optio
         if (b->relay == NULL)
             goto fail;
     }
-    b->sink = gw_sink_create(b, err);
-    if (b->sink == NULL)
-        goto fail;
-    b->reaper = gw_reaper_create(b, err);
-    if (b->reaper == NULL)
-        goto fail;
-    b->webhooks = gw_webhooks_create(b, err);
-    if (b->webhooks == NULL)
-        goto fail;
-    b->streams = gw_stream_hub_create(b, err);
-    if (b->streams == NULL)
+    /* The background services (gw_broker_shutdown closes those created). */
+    if ((b->sink = gw_sink_create(b, err)) == NULL ||
+        (b->reaper = gw_reaper_create(b, err)) == NULL ||
+        (b->webhooks = gw_webhooks_create(b, err)) == NULL ||
+        (b->streams = gw_stream_hub_create(b, err)) == NULL)
         goto fail;
 
     struct gw_http_server_options ho = {.host = b->opts.listen_host,
