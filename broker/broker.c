@@ -9,6 +9,7 @@
 
 #include "api.h"
 #include "catalog.h"
+#include "gw/mem.h"
 #include "gw/jwt.h"
 #include "gw/log.h"
 #include "policy.h"

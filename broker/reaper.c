@@ -11,6 +11,7 @@
 #include "audit.h"
 #include "broker.h"
 #include "gw/log.h"
+#include "gw/mem.h"
 
 #define BATCH 200
 /* Events the sink may be behind and still judge heartbeats. */

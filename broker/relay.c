@@ -17,6 +17,7 @@
 
 #include "broker.h"
 #include "gw/log.h"
+#include "gw/mem.h"
 
 #define BATCH   1000
 #define LEASE   "30 seconds"

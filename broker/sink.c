@@ -30,6 +30,7 @@
 #include "broker.h"
 #include "gw/crypto.h"
 #include "gw/log.h"
+#include "gw/mem.h"
 #include "stream.h"
 
 #define MAX_BATCH      500

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "gw/log.h"
+#include "gw/mem.h"
 #include "policy.h"
 
 #define POLL_MS      500

@@ -69,6 +69,7 @@
 #include "gw/crypto.h"
 #include "gw/list.h"
 #include "gw/log.h"
+#include "gw/mem.h"
 #include "keygate.h"
 #include "slot.h"
 

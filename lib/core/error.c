@@ -2,16 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-
-void *gw_calloc(size_t n, size_t size, struct gw_error *err)
-{
-    void *p = calloc(n, size);
-    if (p == NULL)
-        gw_error_set(err, GW_ENOMEM, false, "out of memory");
-    return p;
-}
 
 int gw_error_set(struct gw_error *err, int code, bool retriable, const char *fmt, ...)
 {

@@ -38,11 +38,6 @@ struct gw_error {
 int gw_error_set(struct gw_error *err, int code, bool retriable, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* calloc(n, size); when that fails, NULL with `err` set to GW_ENOMEM
- * "out of memory" (not retriable), so a create function can write
- * `if ((x = gw_calloc(1, sizeof(*x), err)) == NULL) return NULL;`. */
-void *gw_calloc(size_t n, size_t size, struct gw_error *err);
-
 /* Resets `err` to "no error". Accepts NULL. */
 void gw_error_clear(struct gw_error *err);
 

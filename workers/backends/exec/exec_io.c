@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "gw/mem.h"
+
 /* Outputs are metadata (ids, URLs), not payloads. */
 #define OUTPUTS_MAX (1024 * 1024)
 
@@ -39,16 +41,8 @@ static void emit(const char *line, size_t len, exec_line_cb cb, void *ctx)
 
 int exec_lines_feed(struct exec_lines *l, const char *data, size_t n, exec_line_cb cb, void *ctx)
 {
-    if (l->len + n > l->cap) {
-        size_t cap = l->cap ? l->cap : 4096;
-        while (cap < l->len + n)
-            cap *= 2;
-        char *nb = realloc(l->buf, cap);
-        if (nb == NULL)
-            return -1;
-        l->buf = nb;
-        l->cap = cap;
-    }
+    if (gw_grow(&l->buf, &l->cap, l->len + n, 4096) < 0)
+        return -1;
     memcpy(l->buf + l->len, data, n);
     l->len += n;
 
