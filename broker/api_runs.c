@@ -13,6 +13,7 @@
 #include "gw/crypto.h"
 #include "gw/jsonptr.h"
 #include "gw/log.h"
+#include "gw/logpos.h"
 #include "policy.h"
 
 #define IDEMPOTENCY_KEY_MAX 255
@@ -582,15 +583,15 @@ void gw_api_run_logs(struct gw_api_ctx *ctx)
     const char *params[8] = {ctx->id, after, limit};
     if (!gw_authz_params(ctx, GW_PERM_READ_RUNS, &f, params + 3))
         return;
-    /* Lines of every attempt, in order; `seq` is global across attempts
-     * (attempt * 2^20 + seq) so `after` pages with one number. */
+    /* Lines of every attempt, in order; `pos` (lib/gw/logpos.h) is global
+     * across attempts so `after` pages with one number. */
     gw_api_query_or_503(
         ctx, "run_logs",
         "SELECT json_build_object('items', coalesce((SELECT json_agg(l ORDER BY l.pos) FROM"
-        " (SELECT (w.attempt::bigint << 20) + w.seq AS pos, w.attempt, w.seq, w.stream,"
+        " (SELECT " GW_LOG_POS_SQL " AS pos, w.attempt, w.seq, w.stream,"
         " w.line, gw_ts(w.received_at) AS at FROM gw_worker_events w"
         " WHERE w.run_id = r.id AND w.kind = 'log'"
-        " AND (w.attempt::bigint << 20) + w.seq > $2::bigint"
+        " AND " GW_LOG_POS_SQL " > $2::bigint"
         " ORDER BY 1 LIMIT $3::int) l), '[]'::json), 'status', r.status)::text"
         " FROM gw_runs r WHERE r.id = $1 AND gw_visible(r.requested_by, r.requested_teams,"
         " r.action_id, $4, $5, $6, $7, $8)",

@@ -10,8 +10,8 @@
 
 #include "gw/crypto.h"
 #include "gw/doc.h"
+#include "gw/embed.h"
 #include "gw/log.h"
-#include "backend.h"
 
 /* schemas/action.schema.json, embedded at build time by tools/embed.py. */
 extern const char gw_action_schema_json[];
@@ -95,13 +95,14 @@ static struct gw_action *action_load(struct gw_catalog *c, const struct gw_schem
         free(t);
         goto fail;
     }
-    /* A worker type this binary knows gets its backend config checked now,
-     * not when the first run reaches a worker. Unknown types (workers in
-     * other languages) are passed through. */
-    const struct gw_backend_impl *impl =
-        gw_backend_lookup(json_string_value(json_object_get(def, "worker_type")));
-    if (impl != NULL && impl->config_schema != NULL) {
-        json_t *cs = json_loads(impl->config_schema, 0, NULL);
+    /* A worker type of the tree gets its backend config checked now against
+     * schemas/backends/<type>.json, not when the first run reaches a worker
+     * (which checks again). Unknown types (workers in other languages) are
+     * passed through. */
+    const char *type = json_string_value(json_object_get(def, "worker_type"));
+    const char *config_schema = gw_backend_schema(type);
+    if (config_schema != NULL) {
+        json_t *cs = json_loads(config_schema, 0, NULL);
         struct gw_schema *compiled = gw_schema_compile(c->registry, cs, NULL, NULL, err);
         json_decref(cs);
         if (compiled == NULL)
@@ -111,7 +112,7 @@ static struct gw_action *action_load(struct gw_catalog *c, const struct gw_schem
         if (!ok) {
             char *t = errors_text(errors);
             gw_error_set(err, GW_EINVAL, false, "%s: backend config for worker type '%s' %s", path,
-                         impl->name, t ? t : "is invalid");
+                         type, t ? t : "is invalid");
             free(t);
             goto fail;
         }

@@ -1,5 +1,6 @@
 /*
- * The action catalog: one JSON file per action in a directory, checked
+ * The action catalog: one file per action in a directory, JSON (.json) or
+ * YAML (.yaml/.yml, mapped to the same JSON value; decision 0016), checked
  * against schemas/action.schema.json and its input schema compiled, loaded
  * once at start. Immutable after load (shared read-only by handlers).
  */

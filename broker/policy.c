@@ -701,7 +701,7 @@ static void cond_refusal(const struct cond *c, json_t *inputs, char *why, size_t
     char *shown = v ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
     char *allowed = json_dumps(c->allowed, JSON_COMPACT);
     if (shown != NULL && strlen(shown) > 80)
-        strcpy(shown + 76, "...");
+        memcpy(shown + 76, "...", sizeof("..."));
     snprintf(why, cap, "input '%s' is %s; allowed: %s", c->name, shown ? shown : "missing",
              allowed ? allowed : "?");
     free(shown);
@@ -849,7 +849,7 @@ int gw_authz_filter_init(struct gw_authz_filter *f, const struct gw_authz *z, en
         *arrays[i] = malloc(cap[i]);
         if (*arrays[i] == NULL)
             goto fail;
-        strcpy(*arrays[i], "{}");
+        memcpy(*arrays[i], "{}", sizeof("{}"));
         /* A level the caller has everywhere covers runs of every action,
          * including actions the catalog no longer has. */
         if (base >= (enum gw_scope)(GW_SCOPE_OWN + i) &&

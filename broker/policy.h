@@ -171,7 +171,7 @@ void gw_policy_store_reload(struct gw_policy_store *s);
 void gw_policy_store_counts(const struct gw_policy_store *s, unsigned long *applied,
                             unsigned long *refused);
 
-/* --- handler helpers (broker/api_me.c) -------------------------------- */
+/* --- handler helpers (broker/policy_store.c) ---------------------------- */
 
 /* Fills z for ctx's caller under the broker's current policy. On failure
  * answers 503 itself and returns false. */

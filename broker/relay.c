@@ -18,6 +18,7 @@
 #include "broker.h"
 #include "gw/log.h"
 #include "gw/mem.h"
+#include "gw/pg_array.h"
 
 #define BATCH   1000
 #define LEASE   "30 seconds"
@@ -58,14 +59,8 @@ static void batch_finish(struct relay_batch *batch)
 {
     struct gw_relay *r = batch->relay;
     if (batch->ndone > 0 && r->state != RELAY_CLOSED) {
-        size_t cap = batch->ndone * 21 + 3;
-        char *arr = malloc(cap), *p = arr;
+        char *arr = gw_pg_bigint_array(batch->ids, batch->ndone);
         if (arr != NULL) {
-            *p++ = '{';
-            for (size_t i = 0; i < batch->ndone; i++)
-                p += sprintf(p, "%s%lld", i ? "," : "", batch->ids[i]);
-            *p++ = '}';
-            *p = '\0';
             const char *params[] = {arr};
             gw_pg_query(r->b->pg, "outbox_delete",
                         "DELETE FROM gw_outbox WHERE id = ANY($1::bigint[])", 1, params,

@@ -15,6 +15,7 @@
 #include "gw/jsonptr.h"
 #include "gw/utf8.h"
 #include "gw/log.h"
+#include "gw/pg_array.h"
 #include "policy.h"
 #include "stream.h"
 
@@ -361,7 +362,7 @@ void gw_api_reply_page(struct gw_api_ctx *ctx, const PGresult *res, int limit)
         gw_api_oom(ctx);
         return;
     }
-    p += sprintf(p, "{\"items\":[");
+    p += snprintf(p, cap, "{\"items\":[");
     for (int i = 0; i < n && i < limit; i++) {
         if (i > 0)
             *p++ = ',';
@@ -370,9 +371,10 @@ void gw_api_reply_page(struct gw_api_ctx *ctx, const PGresult *res, int limit)
         p += len;
     }
     if (more)
-        p += sprintf(p, "],\"next_cursor\":\"%s\"}", PQgetvalue(res, limit - 1, 1));
+        p += snprintf(p, cap - (size_t)(p - out), "],\"next_cursor\":\"%s\"}",
+                      PQgetvalue(res, limit - 1, 1));
     else
-        p += sprintf(p, "],\"next_cursor\":null}");
+        p += snprintf(p, cap - (size_t)(p - out), "],\"next_cursor\":null}");
     gw_api_reply(ctx, 200, NULL, out, (size_t)(p - out));
     free(out);
 }
@@ -429,28 +431,15 @@ bool gw_api_query_enum(struct gw_api_ctx *ctx, const char *name, const char *con
 
 char *gw_api_pg_array(json_t *arr)
 {
-    size_t cap = 3, i;
+    size_t n = json_array_size(arr), i;
+    const char **items = malloc((n > 0 ? n : 1) * sizeof(*items));
+    char *out;
     json_t *v;
-    json_array_foreach(arr, i, v) cap += 2 * json_string_length(v) + 4;
-    char *out = malloc(cap), *p = out;
-    if (out == NULL)
+    if (items == NULL)
         return NULL;
-    *p++ = '{';
-    json_array_foreach(arr, i, v)
-    {
-        const char *c = json_string_value(v);
-        if (i > 0)
-            *p++ = ',';
-        *p++ = '"';
-        for (; c != NULL && *c; c++) {
-            if (*c == '"' || *c == '\\')
-                *p++ = '\\';
-            *p++ = *c;
-        }
-        *p++ = '"';
-    }
-    *p++ = '}';
-    *p = '\0';
+    json_array_foreach(arr, i, v) items[i] = json_string_value(v);
+    out = gw_pg_text_array(items, n);
+    free(items);
     return out;
 }
 

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "gw/cloudevent.h"
 #include "gw/crypto.h"
 #include "gw/log.h"
 #include "gw/mem.h"
@@ -162,20 +163,15 @@ static void parse_probe(const struct gw_sink *s, json_t *ev, uint64_t *probe_ms)
 static json_t *parse_event(const struct gw_sink *s, const struct gw_kafka_msg *msg,
                            const char **reason, bool *probe, uint64_t *probe_ms)
 {
-    json_error_t jerr;
-    json_t *ev = json_loadb(msg->payload, msg->len, 0, &jerr);
     json_t *out = NULL;
     const char *type, *kind = NULL;
     json_t *data;
+    int code;
+    json_t *ev = gw_cloudevent_parse(msg->payload, msg->len, &type, &code, NULL, 0);
 
     if (ev == NULL) {
-        *reason = "not JSON";
+        *reason = code == GW_EPARSE ? "not JSON" : "not a CloudEvent (specversion, type)";
         return NULL;
-    }
-    type = json_string_value(json_object_get(ev, "type"));
-    if (!json_is_string(json_object_get(ev, "specversion")) || type == NULL) {
-        *reason = "not a CloudEvent (specversion, type)";
-        goto out;
     }
     if (strcmp(type, PROBE_TYPE) == 0) {
         *probe = true;

@@ -87,7 +87,7 @@ static bool stream_enter(struct stream *st, enum stream_state s)
         }
         if (gw_api_stream_begin(st->ctx, "text/event-stream", SSE_HEADERS, on_client_close) < 0)
             return stream_enter(st, ST_DONE);
-        stream_emit(st, hello, sizeof(hello) - 1);
+        gw__stream_emit(st, hello, sizeof(hello) - 1);
         return true;
     }
     case ST_DONE:
@@ -107,7 +107,7 @@ static bool stream_enter(struct stream *st, enum stream_state s)
     return true;
 }
 
-void stream_finish(struct stream *st, int status, const char *code, const char *detail)
+void gw__stream_finish(struct stream *st, int status, const char *code, const char *detail)
 {
     if (st->state == ST_INIT && st->ctx != NULL) {
         gw_api_problem(st->ctx, status, code, NULL, "%s", detail);
@@ -119,7 +119,7 @@ void stream_finish(struct stream *st, int status, const char *code, const char *
         stream_free(st);
 }
 
-bool stream_open(struct stream *st)
+bool gw__stream_open(struct stream *st)
 {
     return stream_enter(st, ST_OPEN);
 }
@@ -128,10 +128,10 @@ static void on_client_close(struct gw_http_req *req)
 {
     struct stream *st = req->user;
     if (st != NULL && st->state == ST_OPEN)
-        stream_finish(st, 0, NULL, NULL);
+        gw__stream_finish(st, 0, NULL, NULL);
 }
 
-void stream_emit(struct stream *st, const char *data, size_t len)
+void gw__stream_emit(struct stream *st, const char *data, size_t len)
 {
     if (st->state == ST_OPEN && len > 0)
         (void)gw_http_stream_write(st->ctx->req, data, len);
@@ -145,7 +145,7 @@ static void kick(struct stream *st)
     if (st->querying)
         st->dirty = true;
     else
-        stream_query(st);
+        gw__stream_query(st);
 }
 
 static void poll_tick(uv_timer_t *t)
@@ -160,28 +160,28 @@ static void keepalive_tick(uv_timer_t *t)
     static const char ka[] = ": keepalive\n\n";
     struct gw_stream_hub *h = t->data;
     gw_list_foreach (it, &h->streams)
-        stream_emit(gw_list_entry(it, struct stream, link), ka, sizeof(ka) - 1);
+        gw__stream_emit(gw_list_entry(it, struct stream, link), ka, sizeof(ka) - 1);
 }
 
 /* ------------------------------------------------------------ queries */
 
-void stream_query(struct stream *st)
+void gw__stream_query(struct stream *st)
 {
     st->querying = true;
     st->dirty = false;
     st->kind->query(st);
 }
 
-void stream_query_not_sent(struct stream *st)
+void gw__stream_query_not_sent(struct stream *st)
 {
     st->querying = false;
     if (st->state == ST_INIT)
-        stream_finish(st, 503, "unavailable", "the broker is overloaded; retry later");
+        gw__stream_finish(st, 503, "unavailable", "the broker is overloaded; retry later");
     else
         st->dirty = true;
 }
 
-bool stream_query_back(struct stream *st, const struct gw_error *err)
+bool gw__stream_query_back(struct stream *st, const struct gw_error *err)
 {
     st->querying = false;
     if (st->state == ST_DONE) {
@@ -189,7 +189,7 @@ bool stream_query_back(struct stream *st, const struct gw_error *err)
         return false;
     }
     if (st->hub->destroyed) {
-        stream_finish(st, 503, "unavailable", "the broker is shutting down");
+        gw__stream_finish(st, 503, "unavailable", "the broker is shutting down");
         return false;
     }
     if (err != NULL) {
@@ -210,24 +210,24 @@ bool stream_query_back(struct stream *st, const struct gw_error *err)
     return true;
 }
 
-void stream_again_if_dirty(struct stream *st, bool more)
+void gw__stream_again_if_dirty(struct stream *st, bool more)
 {
     if (st->state != ST_OPEN)
         return;
     if (st->dirty || more)
-        stream_query(st);
+        gw__stream_query(st);
 }
 
-uint64_t stream_now(const struct stream *st)
+uint64_t gw__stream_now(const struct stream *st)
 {
     return uv_now(st->hub->b->loop);
 }
 
-void stream_send(struct stream *st, const char *name, const char *sql, int nparams,
-                 const char *const *params, gw_pg_cb cb)
+void gw__stream_send(struct stream *st, const char *name, const char *sql, int nparams,
+                     const char *const *params, gw_pg_cb cb)
 {
     if (gw_pg_query(st->hub->b->pg, name, sql, nparams, params, cb, st) < 0)
-        stream_query_not_sent(st);
+        gw__stream_query_not_sent(st);
 }
 
 /* -------------------------------------------------------------- handlers */
@@ -235,7 +235,7 @@ void stream_send(struct stream *st, const char *name, const char *sql, int npara
 /* Last-Event-ID, else ?after=. Returns 1 when given, 0 when not, -1 when
  * either is not an event id (answered 400 naming it): both are checked, so
  * a bad value is never ignored just because the other one wins. */
-int stream_resume_point(struct gw_api_ctx *ctx, long long *out)
+int gw__stream_resume_point(struct gw_api_ctx *ctx, long long *out)
 {
     const char *v = gw_http_req_header(ctx->req, "last-event-id");
     long long after = 0;
@@ -249,7 +249,7 @@ int stream_resume_point(struct gw_api_ctx *ctx, long long *out)
     return present ? 1 : 0;
 }
 
-struct stream *stream_new(struct gw_api_ctx *ctx, const struct stream_kind *kind, size_t size)
+struct stream *gw__stream_new(struct gw_api_ctx *ctx, const struct stream_kind *kind, size_t size)
 {
     struct gw_stream_hub *h = ctx->b->streams;
     struct gw_authz_filter f;
@@ -332,7 +332,7 @@ void gw_stream_hub_destroy(struct gw_stream_hub *h)
     gw_list_foreach_safe (it, next, &h->streams) {
         struct stream *st = gw_list_entry(it, struct stream, link);
         if (st->state == ST_OPEN)
-            stream_finish(st, 0, NULL, NULL);
+            gw__stream_finish(st, 0, NULL, NULL);
     }
     uv_close((uv_handle_t *)&h->poll, hub_handle_closed);
     uv_close((uv_handle_t *)&h->keepalive, hub_handle_closed);

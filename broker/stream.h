@@ -5,7 +5,7 @@
  *
  * Events on the wire:
  *   logs:   "id: <pos>\nevent: log\ndata: {attempt, seq, stream, line, at}\n\n"
- *           with pos = (attempt << 20) + seq (the JSON endpoint's `pos`), then
+ *           with pos = (attempt << 20) + seq (lib/gw/logpos.h), then
  *           "event: end\ndata: {status, reason?}\n\n" and the end of the body
  *           once the run is terminal and every line it logged was sent.
  *   events: "id: <n>\nevent: run\ndata: {id, run_id, attempt, from, to,

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "gw/mem.h"
+#include "gw/pg_array.h"
 
 #define RUN_BATCH      200
 #define MAX_GAPS       1024
@@ -106,12 +107,12 @@ static void events_done(void *arg, const PGresult *res, const struct gw_error *e
 {
     struct stream *st = arg;
     struct event_stream *es = event_stream(st);
-    if (!stream_query_back(st, err))
+    if (!gw__stream_query_back(st, err))
         return;
-    if (st->state == ST_INIT && !stream_open(st))
+    if (st->state == ST_INIT && !gw__stream_open(st))
         return;
 
-    uint64_t now = stream_now(st);
+    uint64_t now = gw__stream_now(st);
     struct out o = {0};
     int n = PQntuples(res), fresh = 0;
     char **seen = calloc((size_t)n + 1, sizeof(*seen));
@@ -162,33 +163,30 @@ static void events_done(void *arg, const PGresult *res, const struct gw_error *e
     res_seen_free(es);
     es->res_seen = seen;
     es->nres_seen = nseen;
-    stream_emit(st, o.buf, o.len);
+    gw__stream_emit(st, o.buf, o.len);
     free(o.buf);
-    stream_again_if_dirty(st, fresh == RUN_BATCH);
+    gw__stream_again_if_dirty(st, fresh == RUN_BATCH);
 }
 
 static void events_query(struct stream *st)
 {
     struct event_stream *es = event_stream(st);
     char after[24];
-    size_t cap = 3 + es->ngaps * 21;
-    char *gaps = malloc(cap), *p = gaps;
+    long long ids[MAX_GAPS];
+    for (size_t i = 0; i < es->ngaps; i++)
+        ids[i] = es->gaps[i].id;
+    char *gaps = gw_pg_bigint_array(ids, es->ngaps);
     if (gaps == NULL) {
-        stream_query_not_sent(st);
+        gw__stream_query_not_sent(st);
         return;
     }
     snprintf(after, sizeof(after), "%lld", st->after);
-    *p++ = '{';
-    for (size_t i = 0; i < es->ngaps; i++)
-        p += sprintf(p, "%s%lld", i ? "," : "", es->gaps[i].id);
-    *p++ = '}';
-    *p = '\0';
     const char *params[] = {after,      gaps,       es->res_cursor, st->vis[0],
                             st->vis[1], st->vis[2], st->vis[3],     st->vis[4]};
     /* New run events, late commits of ids skipped earlier, and resources
      * changed after the cursor or within the 2 s before it (a change's
      * updated_at is taken before its commit). */
-    stream_send(
+    gw__stream_send(
         st, "stream_events",
         "SELECT x.k, x.id, x.key, x.ts, d.data, x.k = 's' OR coalesce(gw_visible(r.requested_by,"
         " r.requested_teams, r.action_id, $4, $5, $6, $7, $8), false) FROM ("
@@ -225,14 +223,14 @@ static void events_init_done(void *arg, const PGresult *res, const struct gw_err
 {
     struct stream *st = arg;
     struct event_stream *es = event_stream(st);
-    if (!stream_query_back(st, err))
+    if (!gw__stream_query_back(st, err))
         return;
     st->after = atoll(PQgetvalue(res, 0, 0));
     snprintf(es->res_cursor, sizeof(es->res_cursor), "%s", PQgetvalue(res, 0, 1));
     /* A new feed starts at the newest id; ids just below it that are not
      * committed yet are watched like any other gap. */
     const char *g = PQgetvalue(res, 0, 2);
-    uint64_t now = stream_now(st);
+    uint64_t now = gw__stream_now(st);
     while (*g) {
         char *end;
         long long id = strtoll(g, &end, 10);
@@ -241,9 +239,9 @@ static void events_init_done(void *arg, const PGresult *res, const struct gw_err
         gap_add(es, id, now);
         g = *end == ',' ? end + 1 : end;
     }
-    if (!stream_open(st))
+    if (!gw__stream_open(st))
         return;
-    stream_query(st);
+    gw__stream_query(st);
 }
 
 static void events_init(struct stream *st)
@@ -251,7 +249,7 @@ static void events_init(struct stream *st)
     char after[24];
     snprintf(after, sizeof(after), "%lld", st->after);
     const char *params[] = {event_stream(st)->has_after ? after : NULL};
-    stream_send(
+    gw__stream_send(
         st, "stream_events_init",
         "WITH m AS (SELECT coalesce($1::bigint, (SELECT max(id) FROM gw_run_events), 0) AS high)"
         " SELECT m.high, gw_ts(clock_timestamp()), CASE WHEN $1::bigint IS NULL THEN"
@@ -292,15 +290,15 @@ static const struct stream_kind events_kind = {
 void gw_stream_events(struct gw_api_ctx *ctx)
 {
     long long after = 0;
-    int given = stream_resume_point(ctx, &after);
+    int given = gw__stream_resume_point(ctx, &after);
     if (given < 0)
         return;
-    struct event_stream *es = (struct event_stream *)stream_new(ctx, &events_kind, sizeof(*es));
+    struct event_stream *es = (struct event_stream *)gw__stream_new(ctx, &events_kind, sizeof(*es));
     if (es == NULL)
         return;
     es->gaps = calloc(MAX_GAPS, sizeof(es->gaps[0]));
     if (es->gaps == NULL) {
-        stream_finish(&es->base, 503, "unavailable", "out of memory");
+        gw__stream_finish(&es->base, 503, "unavailable", "out of memory");
         return;
     }
     es->base.after = after;

@@ -18,7 +18,7 @@
  *   DONE <-------------------------------------+
  *
  *   state  on entry (stream_enter)              leaves on
- *   INIT   - (stream_new)                       the first query's answer
+ *   INIT   - (gw__stream_new)                       the first query's answer
  *   OPEN   counted open (the hub's poll and     the end of the run's log, the
  *          keepalive timers run while any is),  client closing, the hub's
  *          the 200 and the headers sent         destroy
@@ -49,7 +49,7 @@ struct stream;
 /* What a kind supplies. */
 struct stream_kind {
     /* Sends the kind's next query (st->querying is set, st->dirty cleared)
-     * through stream_send(), or calls stream_query_not_sent(). */
+     * through gw__stream_send(), or calls gw__stream_query_not_sent(). */
     void (*query)(struct stream *st);
     /* Whether the batch of applied worker events (`events_json`, see
      * gw_stream_events_applied) concerns this stream. `cache` starts at -1
@@ -76,46 +76,46 @@ struct stream {
 /* A new stream of `size` bytes (the kind's struct, struct stream first) in
  * INIT, or NULL with ctx answered. The caller's read_runs scope is resolved
  * once, here: a policy reload applies to later streams. */
-struct stream *stream_new(struct gw_api_ctx *ctx, const struct stream_kind *kind, size_t size);
+struct stream *gw__stream_new(struct gw_api_ctx *ctx, const struct stream_kind *kind, size_t size);
 
 /* Ends the stream (or answers `status` when it never began) and frees it
  * unless a query is still in flight. */
-void stream_finish(struct stream *st, int status, const char *code, const char *detail);
+void gw__stream_finish(struct stream *st, int status, const char *code, const char *detail);
 
 /* INIT -> OPEN: sends the 200 and the headers. False when the stream ended
  * instead (the client is gone). */
-bool stream_open(struct stream *st);
+bool gw__stream_open(struct stream *st);
 
 /* Writes SSE text while OPEN; a failed write means the client is going
  * away, and its close (which follows) ends the stream. */
-void stream_emit(struct stream *st, const char *data, size_t len);
+void gw__stream_emit(struct stream *st, const char *data, size_t len);
 
 /* Sends the kind's query now. */
-void stream_query(struct stream *st);
+void gw__stream_query(struct stream *st);
 
 /* Sends a query of the stream on the broker's pool; `cb` gets `st`. When
- * it cannot be sent: stream_query_not_sent(). */
-void stream_send(struct stream *st, const char *name, const char *sql, int nparams,
-                 const char *const *params, gw_pg_cb cb);
+ * it cannot be sent: gw__stream_query_not_sent(). */
+void gw__stream_send(struct stream *st, const char *name, const char *sql, int nparams,
+                     const char *const *params, gw_pg_cb cb);
 
 /* A query that could not be sent: clears st->querying and ends an INIT
  * stream with a 503 (it may be freed on return), or has an OPEN one try
  * again on the next tick. */
-void stream_query_not_sent(struct stream *st);
+void gw__stream_query_not_sent(struct stream *st);
 
 /* In a query's callback, first: false when the callback must return at
  * once (the stream ended, was freed or the query failed, all handled). */
-bool stream_query_back(struct stream *st, const struct gw_error *err);
+bool gw__stream_query_back(struct stream *st, const struct gw_error *err);
 
 /* At the end of a query's callback: queries again when the stream was woken
  * meanwhile or `more` rows are waiting. */
-void stream_again_if_dirty(struct stream *st, bool more);
+void gw__stream_again_if_dirty(struct stream *st, bool more);
 
 /* Last-Event-ID, else ?after=. Returns 1 when given, 0 when not, -1 when
  * either is not an event id (answered 400 naming it). */
-int stream_resume_point(struct gw_api_ctx *ctx, long long *out);
+int gw__stream_resume_point(struct gw_api_ctx *ctx, long long *out);
 
 /* The loop's current time, for the kinds' bookkeeping. */
-uint64_t stream_now(const struct stream *st);
+uint64_t gw__stream_now(const struct stream *st);
 
 #endif

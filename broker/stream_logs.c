@@ -13,9 +13,9 @@
 #include <string.h>
 
 #include "gw/crypto.h"
+#include "gw/logpos.h"
 
-#define LOG_BATCH    100
-#define POS_SEQ_BITS 20
+#define LOG_BATCH 100
 
 struct log_stream {
     struct stream base; /* first: a struct stream * is a struct log_stream * */
@@ -41,16 +41,16 @@ static bool terminal(const char *status)
 static void logs_done(void *arg, const PGresult *res, const struct gw_error *err)
 {
     struct stream *st = arg;
-    if (!stream_query_back(st, err))
+    if (!gw__stream_query_back(st, err))
         return;
     int n = PQntuples(res);
     if (n == 0) {
         char detail[128];
         snprintf(detail, sizeof(detail), "no run with id '%s'", log_stream(st)->run_id);
-        stream_finish(st, 404, "run_not_found", detail);
+        gw__stream_finish(st, 404, "run_not_found", detail);
         return;
     }
-    if (st->state == ST_INIT && !stream_open(st))
+    if (st->state == ST_INIT && !gw__stream_open(st))
         return;
 
     int lines = 0;
@@ -67,7 +67,7 @@ static void logs_done(void *arg, const PGresult *res, const struct gw_error *err
         if (PQgetisnull(res, i, 2))
             continue;
         long long pos = atoll(PQgetvalue(res, i, 2));
-        p += sprintf(p, "id: %lld\nevent: log\ndata: ", pos);
+        p += snprintf(p, cap - (size_t)(p - buf), "id: %lld\nevent: log\ndata: ", pos);
         size_t len = (size_t)PQgetlength(res, i, 3);
         memcpy(p, PQgetvalue(res, i, 3), len);
         p += len;
@@ -76,7 +76,7 @@ static void logs_done(void *arg, const PGresult *res, const struct gw_error *err
         st->after = pos;
         lines++;
     }
-    stream_emit(st, buf, (size_t)(p - buf));
+    gw__stream_emit(st, buf, (size_t)(p - buf));
     free(buf);
 
     const char *status = PQgetvalue(res, 0, 0);
@@ -92,26 +92,21 @@ static void logs_done(void *arg, const PGresult *res, const struct gw_error *err
             char *ev = NULL;
             int len = asprintf(&ev, "event: end\ndata: %s\n\n", data);
             if (len > 0)
-                stream_emit(st, ev, (size_t)len);
+                gw__stream_emit(st, ev, (size_t)len);
             free(ev);
             free(data);
         }
-        stream_finish(st, 0, NULL, NULL);
+        gw__stream_finish(st, 0, NULL, NULL);
         return;
     }
-    stream_again_if_dirty(st, lines == LOG_BATCH);
+    gw__stream_again_if_dirty(st, lines == LOG_BATCH);
 }
 
 static void logs_query(struct stream *st)
 {
     char attempt[24], seq[24];
-    long long a = st->after >> POS_SEQ_BITS, q = st->after & ((1LL << POS_SEQ_BITS) - 1);
-    /* Attempts are PostgreSQL integers: a position past the last one any run
-     * can have means "nothing more", not a cast error. */
-    if (a > INT_MAX) {
-        a = INT_MAX;
-        q = INT_MAX;
-    }
+    long long a, q;
+    gw_log_pos_split(st->after, &a, &q);
     snprintf(attempt, sizeof(attempt), "%lld", a);
     snprintf(seq, sizeof(seq), "%lld", q);
     const char *params[] = {log_stream(st)->run_id,
@@ -124,10 +119,10 @@ static void logs_query(struct stream *st)
                             st->vis[4]};
     /* One statement, one snapshot: the run's status and the lines after the
      * client's position. The row comparison walks the primary key. */
-    stream_send(
+    gw__stream_send(
         st, "stream_logs",
         "SELECT r.status, r.reason, l.pos, l.data FROM gw_runs r LEFT JOIN LATERAL ("
-        " SELECT (w.attempt::bigint << 20) + w.seq AS pos, json_build_object("
+        " SELECT " GW_LOG_POS_SQL " AS pos, json_build_object("
         " 'attempt', w.attempt, 'seq', w.seq, 'stream', w.stream, 'line', w.line,"
         " 'at', gw_ts(w.received_at))::text AS data FROM gw_worker_events w"
         " WHERE w.run_id = r.id AND (w.attempt, w.seq) > ($2::int, $3::int) AND w.kind = 'log'"
@@ -184,13 +179,13 @@ void gw_stream_run_logs(struct gw_api_ctx *ctx)
     long long limit;
     bool present;
     if (!gw_api_query_int(ctx, "limit", 1, 10000, &limit, &present) ||
-        stream_resume_point(ctx, &after) < 0)
+        gw__stream_resume_point(ctx, &after) < 0)
         return;
-    struct log_stream *ls = (struct log_stream *)stream_new(ctx, &logs_kind, sizeof(*ls));
+    struct log_stream *ls = (struct log_stream *)gw__stream_new(ctx, &logs_kind, sizeof(*ls));
     if (ls == NULL)
         return;
     memcpy(ls->run_id, ctx->id, GW_UUID_LEN); /* validated: exactly a uuid */
     ls->run_id[GW_UUID_LEN] = '\0';
     ls->base.after = after;
-    stream_query(&ls->base);
+    gw__stream_query(&ls->base);
 }

@@ -10,11 +10,11 @@
  * "<timestamp>.<body>") in hex, so a receiver can check it came from us and
  * is fresh (docs/webhooks.md).
  *
- * The HTTP call is blocking libcurl on libuv's thread pool, so a slow
- * receiver never blocks the loop; rows are leased with SKIP LOCKED so broker
- * replicas share the work and a crashed sender's rows come back.
+ * The HTTP call goes through the library's non-blocking client
+ * (lib/gw/http_client.h) on the broker's loop, so a slow receiver never
+ * blocks it; rows are leased with SKIP LOCKED so broker replicas share the
+ * work and a crashed sender's rows come back.
  */
-#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +22,7 @@
 
 #include "broker.h"
 #include "gw/crypto.h"
+#include "gw/http_client.h"
 #include "gw/log.h"
 
 #define BATCH          20
@@ -30,7 +31,6 @@
 #define BACKOFF_CAP_MS (15 * 60 * 1000)
 
 struct delivery {
-    uv_work_t work;
     struct gw_webhooks *wh;
     long long id;
     int attempts;
@@ -44,6 +44,7 @@ struct gw_webhooks {
     struct gw_broker *b;
     char *url;
     char *secret; /* HMAC key for X-Gangway-Signature; NULL = unsigned */
+    struct gw_http_client *http;
     int max_attempts;
     long backoff_ms;
     uv_timer_t timer;
@@ -51,48 +52,47 @@ struct gw_webhooks {
     bool busy;
     bool closed;
     bool timer_closed;
+    bool http_closed;
 };
 
 static void maybe_free(struct gw_webhooks *wh)
 {
-    if (wh->closed && wh->timer_closed && !wh->busy && wh->in_flight == 0) {
+    if (wh->closed && wh->timer_closed && wh->http_closed && !wh->busy && wh->in_flight == 0) {
         free(wh->url);
         free(wh->secret);
         free(wh);
     }
 }
 
-static size_t discard(char *p, size_t s, size_t n, void *u)
-{
-    (void)p;
-    (void)u;
-    return s * n;
-}
+static void post_done(void *arg, const struct gw_http_response *resp, const struct gw_error *error);
 
-static void post_work(uv_work_t *w)
+/* Starts the POST of one delivery. Returns 0, or -1 when it could not start
+ * (and post_done is not called). */
+static int post_start(struct delivery *d)
 {
-    struct delivery *d = w->data;
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = NULL;
-    char line[200];
+    char lines[5][200], sig[GW_SHA256_HEX_LEN + 1];
+    const char *headers[8] = {"Content-Type: application/json", lines[0], lines[1], lines[2]};
+    size_t blen = strlen(d->payload);
+    struct gw_http_request_options o = {
+        .url = d->wh->url,
+        .headers = headers,
+        .body = d->payload,
+        .body_len = blen,
+        .user_agent = "gangway-webhooks/1",
+        .timeout_ms = TIMEOUT_MS,
+        .discard_body = true, /* only the status counts */
+    };
+    struct gw_error err;
 
-    if (c == NULL) {
-        snprintf(d->error, sizeof(d->error), "curl_easy_init failed");
-        return;
-    }
-    h = curl_slist_append(h, "Content-Type: application/json");
-    snprintf(line, sizeof(line), "X-Gangway-Delivery: %lld", d->id);
-    h = curl_slist_append(h, line);
-    snprintf(line, sizeof(line), "X-Gangway-Event: %s", d->kind);
-    h = curl_slist_append(h, line);
-    snprintf(line, sizeof(line), "X-Gangway-Attempt: %d", d->attempts);
-    h = curl_slist_append(h, line);
+    snprintf(lines[0], sizeof(lines[0]), "X-Gangway-Delivery: %lld", d->id);
+    snprintf(lines[1], sizeof(lines[1]), "X-Gangway-Event: %s", d->kind);
+    snprintf(lines[2], sizeof(lines[2]), "X-Gangway-Attempt: %d", d->attempts);
     if (d->wh->secret != NULL) {
         /* Signed text: "<unix seconds>.<body>", so a replay of an old body
          * with a new timestamp does not verify. */
-        char ts[24], sig[GW_SHA256_HEX_LEN + 1];
+        char ts[24];
         snprintf(ts, sizeof(ts), "%lld", (long long)time(NULL));
-        size_t blen = strlen(d->payload), tlen = strlen(ts);
+        size_t tlen = strlen(ts);
         char *signed_text = malloc(tlen + 1 + blen + 1);
         if (signed_text != NULL) {
             memcpy(signed_text, ts, tlen);
@@ -101,26 +101,17 @@ static void post_work(uv_work_t *w)
             gw_hmac_sha256_hex(d->wh->secret, strlen(d->wh->secret), signed_text, tlen + 1 + blen,
                                sig);
             free(signed_text);
-            snprintf(line, sizeof(line), "X-Gangway-Timestamp: %s", ts);
-            h = curl_slist_append(h, line);
-            snprintf(line, sizeof(line), "X-Gangway-Signature: v1=%s", sig);
-            h = curl_slist_append(h, line);
+            snprintf(lines[3], sizeof(lines[3]), "X-Gangway-Timestamp: %s", ts);
+            snprintf(lines[4], sizeof(lines[4]), "X-Gangway-Signature: v1=%s", sig);
+            headers[4] = lines[3];
+            headers[5] = lines[4];
         }
     }
-    curl_easy_setopt(c, CURLOPT_URL, d->wh->url);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, d->payload);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "gangway-webhooks/1");
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)TIMEOUT_MS);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
-    CURLcode rc = curl_easy_perform(c);
-    if (rc == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &d->status);
-    else
-        snprintf(d->error, sizeof(d->error), "%s", curl_easy_strerror(rc));
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
+    if (gw_http_client_request(d->wh->http, &o, post_done, d, &err) == NULL) {
+        gw_log_warn("webhooks: delivery %lld (%s) not sent: %s", d->id, d->kind, err.message);
+        return -1;
+    }
+    return 0;
 }
 
 static void recorded(void *arg, const PGresult *res, const struct gw_error *err)
@@ -132,12 +123,16 @@ static void recorded(void *arg, const PGresult *res, const struct gw_error *err)
                     err->message);
 }
 
-static void post_done(uv_work_t *w, int status)
+static void post_done(void *arg, const struct gw_http_response *resp, const struct gw_error *error)
 {
-    struct delivery *d = w->data;
+    struct delivery *d = arg;
     struct gw_webhooks *wh = d->wh;
     char id[24], err[300];
-    (void)status;
+
+    if (resp != NULL)
+        d->status = resp->status;
+    else
+        snprintf(d->error, sizeof(d->error), "%.200s", error->message);
 
     wh->in_flight--;
     snprintf(id, sizeof(id), "%lld", d->id);
@@ -210,8 +205,7 @@ static void leased(void *arg, const PGresult *res, const struct gw_error *err)
         d->attempts = atoi(PQgetvalue(res, i, 2));
         snprintf(d->kind, sizeof(d->kind), "%s", PQgetvalue(res, i, 3));
         d->payload = strdup(PQgetvalue(res, i, 1));
-        d->work.data = d;
-        if (d->payload == NULL || uv_queue_work(wh->b->loop, &d->work, post_work, post_done) != 0) {
+        if (d->payload == NULL || post_start(d) != 0) {
             free(d->payload);
             free(d);
             continue;
@@ -268,6 +262,13 @@ struct gw_webhooks *gw_webhooks_create(struct gw_broker *b, struct gw_error *err
         wh->secret = strdup(b->opts.webhook_secret);
     wh->max_attempts = b->opts.webhook_max_attempts > 0 ? b->opts.webhook_max_attempts : 10;
     wh->backoff_ms = b->opts.webhook_backoff_ms > 0 ? b->opts.webhook_backoff_ms : 5000;
+    wh->http = gw_http_client_create(b->loop, NULL, err);
+    if (wh->http == NULL) {
+        free(wh->url);
+        free(wh->secret);
+        free(wh);
+        return NULL;
+    }
     /* With no URL we only close rows; the result rows then go nowhere. */
     uv_timer_init(b->loop, &wh->timer);
     wh->timer.data = wh;
@@ -282,6 +283,13 @@ static void timer_closed(uv_handle_t *h)
     maybe_free(wh);
 }
 
+static void http_closed(void *arg)
+{
+    struct gw_webhooks *wh = arg;
+    wh->http_closed = true;
+    maybe_free(wh);
+}
+
 void gw_webhooks_destroy(struct gw_webhooks *wh)
 {
     if (wh == NULL)
@@ -289,4 +297,7 @@ void gw_webhooks_destroy(struct gw_webhooks *wh)
     wh->closed = true;
     uv_timer_stop(&wh->timer);
     uv_close((uv_handle_t *)&wh->timer, timer_closed);
+    /* Deliveries in flight end with GW_ECLOSED and are not recorded: their
+     * leases run out and another replica (or the next start) sends them. */
+    gw_http_client_destroy(wh->http, http_closed, wh);
 }

@@ -72,6 +72,25 @@ int gw_client_usage(const char *cmd, const char *usage, const char *msg, const c
     return GW_EXIT_USAGE;
 }
 
+int gw_client_help(const char *usage, const char *what)
+{
+    printf("usage: gangway %s\n\n%s\n", usage, what);
+    return GW_EXIT_OK;
+}
+
+int gw_client_args(const char *cmd, const char *usage, int argc, char **argv, const char *one)
+{
+    int want = one != NULL ? 1 : 0;
+    char which[64];
+    if (argc - optind == want)
+        return 0;
+    if (optind == argc) {
+        snprintf(which, sizeof(which), "which %s?", one);
+        return gw_client_usage(cmd, usage, which, NULL);
+    }
+    return gw_client_usage(cmd, usage, "unexpected argument", argv[optind + want]);
+}
+
 int gw_client_problem(int status, const char *raw, char *code_out, size_t code_cap)
 {
     json_t *p = raw != NULL ? json_loads(raw, 0, NULL) : NULL;

@@ -50,6 +50,14 @@ void gw_client_init(struct gw_client *c, const char *url, const char *token);
 /* Prints `gangway CMD: MSG ARG` (when msg) and the usage line; returns 2. */
 int gw_client_usage(const char *cmd, const char *usage, const char *msg, const char *arg);
 
+/* --help: prints the usage line and `what` the command does; returns 0. */
+int gw_client_help(const char *usage, const char *what);
+
+/* Checks the arguments left after the options (argv[optind] on): none when
+ * `one` is NULL, else exactly one, which `one` names ("run": "which run?").
+ * Returns 0, or 2 after gw_client_usage said what is missing or extra. */
+int gw_client_args(const char *cmd, const char *usage, int argc, char **argv, const char *one);
+
 /* Prints what went wrong (the problem's detail, code and field errors) and
  * maps an HTTP status (< 0: unreachable, raw is the transport error) to an
  * exit code. When code_out is non-NULL it receives the problem's code. */

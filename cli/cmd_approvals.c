@@ -123,19 +123,17 @@ int gw_cmd_approvals(int argc, char **argv)
 
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        if (opt == 'h') {
-            printf("usage: gangway %s\n\nLists the runs waiting for a decision you may give"
-                   " (oldest first):\nwho asked, the approvals so far over those required, from"
-                   " which teams or\nroles, when the request expires, the inputs and, for"
-                   " plan-first actions, the plan.\n",
-                   U);
-            return GW_EXIT_OK;
-        }
+        if (opt == 'h')
+            return gw_client_help(U, "Lists the runs waiting for a decision you may give"
+                                     " (oldest first):\nwho asked, the approvals so far over"
+                                     " those required, from which teams or\nroles, when the"
+                                     " request expires, the inputs and, for plan-first actions,"
+                                     " the plan.");
         if (!gw_client_opt(&c, opt, &url, &token))
             return gw_client_usage("approvals", U, NULL, NULL);
     }
-    if (optind != argc)
-        return gw_client_usage("approvals", U, "unexpected argument", argv[optind]);
+    if (gw_client_args("approvals", U, argc, argv, NULL) != 0)
+        return GW_EXIT_USAGE;
     gw_client_init(&c, url, token);
     int rc = gw_client_call(&c, "GET", "/v1/approvals", NULL, &list, NULL, 0);
     if (rc != GW_EXIT_OK)
@@ -199,15 +197,12 @@ static int decide(int argc, char **argv, const char *decision)
 
     optind = 1;
     while ((opt = getopt_long(argc, argv, "hm:", longopts, NULL)) != -1) {
-        if (opt == 'h') {
-            printf("usage: gangway %s\n\n%s\n", U,
-                   reject ? "Rejects a run waiting for approval; the comment says why and is"
-                            " recorded\nin the audit log."
-                          : "Approves a run waiting for approval (the comment, if any, is"
-                            " recorded in the\naudit log). The run is queued once enough"
-                            " approvers said yes.");
-            return GW_EXIT_OK;
-        }
+        if (opt == 'h')
+            return gw_client_help(U, reject ? "Rejects a run waiting for approval; the comment"
+                                              " says why and is recorded\nin the audit log."
+                                            : "Approves a run waiting for approval (the comment,"
+                                              " if any, is recorded in the\naudit log). The run"
+                                              " is queued once enough approvers said yes.");
         if (opt == 'm') {
             comment = optarg;
             continue;
@@ -215,9 +210,8 @@ static int decide(int argc, char **argv, const char *decision)
         if (!gw_client_opt(&c, opt, &url, &token))
             return gw_client_usage(cmd, U, NULL, NULL);
     }
-    if (optind + 1 != argc)
-        return gw_client_usage(cmd, U, optind == argc ? "which run?" : "unexpected argument",
-                               optind == argc ? NULL : argv[optind + 1]);
+    if (gw_client_args(cmd, U, argc, argv, "run") != 0)
+        return GW_EXIT_USAGE;
     if (reject && (comment == NULL || strspn(comment, " \t\r\n") == strlen(comment)))
         return gw_client_usage(cmd, U, "a rejection needs a comment saying why (-m)", NULL);
     if (comment != NULL && strlen(comment) > COMMENT_MAX)

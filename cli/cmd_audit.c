@@ -20,7 +20,9 @@
 #include <string.h>
 
 #include "commands.h"
+#include "db.h"
 #include "gw/crypto.h"
+#include "gw/error.h"
 #include "options.h"
 
 #define EXIT_BROKEN 1
@@ -72,43 +74,26 @@ static void buf_adds(struct buf *b, const char *s)
 }
 
 /* A JSON string exactly as PostgreSQL's jsonb prints one (escape_json):
- * the six short escapes, \u00xx (lower-case hex) for other control
+ * the short escapes of the table, \u00xx (lower-case hex) for other control
  * characters, every other byte verbatim. */
 static void buf_json_string(struct buf *b, const char *s)
 {
+    static const char *const short_escape[] = {
+        ['\b'] = "\\b", ['\f'] = "\\f", ['\n'] = "\\n",  ['\r'] = "\\r",
+        ['\t'] = "\\t", ['"'] = "\\\"", ['\\'] = "\\\\",
+    };
     buf_add(b, "\"", 1);
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        char esc[8];
-        switch (c) {
-        case '\b':
-            buf_add(b, "\\b", 2);
-            break;
-        case '\f':
-            buf_add(b, "\\f", 2);
-            break;
-        case '\n':
-            buf_add(b, "\\n", 2);
-            break;
-        case '\r':
-            buf_add(b, "\\r", 2);
-            break;
-        case '\t':
-            buf_add(b, "\\t", 2);
-            break;
-        case '"':
-            buf_add(b, "\\\"", 2);
-            break;
-        case '\\':
-            buf_add(b, "\\\\", 2);
-            break;
-        default:
-            if (c < 0x20) {
-                snprintf(esc, sizeof(esc), "\\u%04x", c);
-                buf_add(b, esc, 6);
-            } else {
-                buf_add(b, (const char *)s, 1);
-            }
+        const char *esc = c < ARRAY_SIZE(short_escape) ? short_escape[c] : NULL;
+        char hex[8];
+        if (esc != NULL) {
+            buf_add(b, esc, 2);
+        } else if (c < 0x20) {
+            snprintf(hex, sizeof(hex), "\\u%04x", c);
+            buf_add(b, hex, 6);
+        } else {
+            buf_add(b, (const char *)s, 1);
         }
     }
     buf_add(b, "\"", 1);
@@ -163,21 +148,33 @@ static void entry_hash(const char *seq, const char *id, const struct content *c,
 
 /* ------------------------------------------------------------ database */
 
-static PGconn *connect_db(const char *pg)
+/* --pg and --json, which both subcommands take; false for any other option. */
+static bool common_opt(int c, const char **pg, bool *json)
 {
-    if (pg == NULL || pg[0] == '\0') {
-        fputs("gangway audit: no database: pass --pg or set GW_PG\n", stderr);
-        return NULL;
+    if (c == 'p')
+        *pg = optarg;
+    else if (c == 'j')
+        *json = true;
+    else
+        return false;
+    return true;
+}
+
+/* Once a subcommand has read its options: no argument may be left (exit
+ * 2), then the database (exit 3 when it cannot be reached). Returns 0 with
+ * *conn set, or the exit code. */
+static int open_db(int argc, const char *pg, PGconn **conn)
+{
+    if (optind < argc) {
+        fputs(usage_text, stderr);
+        return EXIT_USAGE;
     }
-    PGconn *conn = PQconnectdb(pg);
-    if (PQstatus(conn) != CONNECTION_OK) {
-        fprintf(stderr, "gangway audit: cannot connect to PostgreSQL: %s", PQerrorMessage(conn));
-        PQfinish(conn);
-        return NULL;
-    }
+    *conn = gw_db_connect("audit", pg);
+    if (*conn == NULL)
+        return EXIT_ERROR;
     /* The hashes are over UTF-8 bytes. */
-    PQsetClientEncoding(conn, "UTF8");
-    return conn;
+    PQsetClientEncoding(*conn, "UTF8");
+    return 0;
 }
 
 static PGresult *query(PGconn *conn, const char *sql, int n, const char *const *params)
@@ -417,32 +414,16 @@ static int audit_verify(int argc, char **argv)
     int c;
 
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'p':
-            pg = optarg;
-            break;
-        case 'j':
-            v.json = true;
-            break;
-        case 'h':
-            fputs(usage_text, stdout);
-            return 0;
-        default:
-            fputs(usage_text, stderr);
-            return EXIT_USAGE;
-        }
-    }
-    if (optind < argc) {
-        fputs(usage_text, stderr);
-        return EXIT_USAGE;
-    }
-    PGconn *conn = connect_db(gw_opt(pg, "GW_PG", NULL));
-    if (conn == NULL)
-        return EXIT_ERROR;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1)
+        if (!common_opt(c, &pg, &v.json))
+            return gw_opt_usage(c, usage_text);
+    PGconn *conn;
+    int rc = open_db(argc, pg, &conn);
+    if (rc != 0)
+        return rc;
     /* One snapshot for the walk and the counts. */
     PGresult *res = query(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL);
-    int rc = res == NULL ? EXIT_ERROR : 0;
+    rc = res == NULL ? EXIT_ERROR : 0;
     PQclear(res);
     if (rc == 0)
         rc = walk(conn, &v, &head);
@@ -511,27 +492,16 @@ static int audit_list(int argc, char **argv)
                 return EXIT_USAGE;
             }
             break;
-        case 'p':
-            pg = optarg;
-            break;
-        case 'j':
-            json = true;
-            break;
-        case 'h':
-            fputs(usage_text, stdout);
-            return 0;
         default:
-            fputs(usage_text, stderr);
-            return EXIT_USAGE;
+            if (common_opt(c, &pg, &json))
+                break;
+            return gw_opt_usage(c, usage_text);
         }
     }
-    if (optind < argc) {
-        fputs(usage_text, stderr);
-        return EXIT_USAGE;
-    }
-    PGconn *conn = connect_db(gw_opt(pg, "GW_PG", NULL));
-    if (conn == NULL)
-        return EXIT_ERROR;
+    PGconn *conn;
+    int rc = open_db(argc, pg, &conn);
+    if (rc != 0)
+        return rc;
     const char *params[] = {run, actor, action, since, until, limit};
     PGresult *res =
         query(conn,

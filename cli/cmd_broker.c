@@ -139,11 +139,8 @@ int gw_cmd_broker(int argc, char **argv)
             create_topics = 0;
             break;
         case 'h':
-            fputs(usage_text, stdout);
-            return 0;
         default:
-            fputs(usage_text, stderr);
-            return 2;
+            return gw_opt_usage(c, usage_text);
         }
     }
     gw_log_init("broker", gw_log_level_parse(getenv("GW_LOG_LEVEL")));

@@ -41,6 +41,30 @@ static int sse_get(const struct gw_client *c, const char *path, struct gw_sse *s
     return rc == GW_SSE_ENDED ? 0 : -1;
 }
 
+/* Follows the stream at `path`, reconnecting a second after each break
+ * (with Last-Event-ID) until the server answers other than 200, *done (when
+ * given) turns true, or RECONNECTS connections in a row brought no event:
+ * then `gangway CMD: the STREAM stream keeps breaking` and exit code 3. */
+static int sse_follow(const struct gw_client *c, const char *path, struct gw_sse *s,
+                      const bool *done, const char *cmd, const char *stream)
+{
+    int rc;
+    for (int tries = 0;; tries++) {
+        bool had = s->got_event;
+        s->got_event = false;
+        rc = sse_get(c, path, s);
+        if ((done != NULL && *done) || rc > 0)
+            return rc;
+        if (s->got_event || had)
+            tries = 0;
+        if (tries >= RECONNECTS) {
+            fprintf(stderr, "gangway %s: the %s stream keeps breaking; giving up\n", cmd, stream);
+            return GW_EXIT_UNREACHABLE;
+        }
+        sleep(1);
+    }
+}
+
 /* ------------------------------------------------------------- actions */
 
 int gw_cmd_actions(int argc, char **argv)
@@ -54,15 +78,13 @@ int gw_cmd_actions(int argc, char **argv)
 
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        if (opt == 'h') {
-            printf("usage: gangway %s\n\nLists the actions this broker can run.\n", U);
-            return GW_EXIT_OK;
-        }
+        if (opt == 'h')
+            return gw_client_help(U, "Lists the actions this broker can run.");
         if (!gw_client_opt(&c, opt, &url, &token))
             return gw_client_usage("actions", U, NULL, NULL);
     }
-    if (optind != argc)
-        return gw_client_usage("actions", U, "unexpected argument", argv[optind]);
+    if (gw_client_args("actions", U, argc, argv, NULL) != 0)
+        return GW_EXIT_USAGE;
     gw_client_init(&c, url, token);
     int rc = gw_client_call(&c, "GET", "/v1/actions", NULL, &list, NULL, 0);
     if (rc != GW_EXIT_OK)
@@ -171,10 +193,8 @@ int gw_cmd_run(int argc, char **argv)
     optind = 1;
     while ((opt = getopt_long(argc, argv, "hi:f:w", longopts, NULL)) != -1) {
         if (opt == 'h') {
-            printf("usage: gangway %s\n\nStarts a run of ACTION; with --wait, waits for it to end"
-                   " (exit 1 unless it succeeded).\n",
-                   U);
-            rc = GW_EXIT_OK;
+            rc = gw_client_help(U, "Starts a run of ACTION; with --wait, waits for it to end"
+                                   " (exit 1 unless it succeeded).");
             goto out;
         } else if (opt == 'i') {
             ivals[nivals++] = optarg;
@@ -187,11 +207,8 @@ int gw_cmd_run(int argc, char **argv)
             goto out;
         }
     }
-    if (optind + 1 != argc) {
-        rc = gw_client_usage("run", U, optind == argc ? "which action?" : "unexpected argument",
-                             optind == argc ? NULL : argv[optind + 1]);
+    if (gw_client_args("run", U, argc, argv, "action") != 0)
         goto out;
-    }
     if (file != NULL) {
         json_error_t jerr;
         json_t *f =
@@ -314,10 +331,8 @@ int gw_cmd_runs(int argc, char **argv)
     optind = 1;
     while ((opt = getopt_long(argc, argv, "hs:a:l:w", longopts, NULL)) != -1) {
         if (opt == 'h') {
-            printf("usage: gangway %s\n\nLists recent runs, newest first; --watch then prints"
-                   " every state change as it happens (Ctrl-C to stop).\n",
-                   U);
-            return GW_EXIT_OK;
+            return gw_client_help(U, "Lists recent runs, newest first; --watch then prints"
+                                     " every state change as it happens (Ctrl-C to stop).");
         } else if (opt == 's') {
             status = optarg;
         } else if (opt == 'a') {
@@ -330,8 +345,8 @@ int gw_cmd_runs(int argc, char **argv)
             return gw_client_usage("runs", U, NULL, NULL);
         }
     }
-    if (optind != argc)
-        return gw_client_usage("runs", U, "unexpected argument", argv[optind]);
+    if (gw_client_args("runs", U, argc, argv, NULL) != 0)
+        return GW_EXIT_USAGE;
     if (strspn(limit, "0123456789") != strlen(limit) || atoi(limit) < 1)
         return gw_client_usage("runs", U, "--limit wants a positive number, got", limit);
     gw_client_init(&c, url, token);
@@ -371,21 +386,8 @@ int gw_cmd_runs(int argc, char **argv)
 
     struct watch w = {.c = &c, .status = status, .action = action};
     struct gw_sse s = {.on_event = on_run_event, .arg = &w};
-    for (int tries = 0;; tries++) {
-        bool had = s.got_event;
-        s.got_event = false;
-        rc = sse_get(&c, "/v1/events", &s);
-        if (rc > 0)
-            break;
-        if (s.got_event || had)
-            tries = 0;
-        if (tries >= RECONNECTS) {
-            fprintf(stderr, "gangway runs: the event stream keeps breaking; giving up\n");
-            rc = GW_EXIT_UNREACHABLE;
-            break;
-        }
-        sleep(1); /* the server went away (restart, shutdown): resume */
-    }
+    /* A server that went away (restart, shutdown) is followed again. */
+    rc = sse_follow(&c, "/v1/events", &s, NULL, "runs", "event");
     gw_sse_free(&s);
     return rc;
 }
@@ -440,25 +442,10 @@ static int logs_follow(const struct gw_client *c, const char *run_id)
     struct gw_sse s = {.on_event = on_log_event, .arg = &f};
     int rc;
     snprintf(path, sizeof(path), "/v1/runs/%s/logs?follow=true", run_id);
-    for (int tries = 0;; tries++) {
-        bool had = s.got_event;
-        s.got_event = false;
-        rc = sse_get(c, path, &s);
-        if (f.ended) {
-            rc = strcmp(f.status, "succeeded") == 0 ? GW_EXIT_OK : GW_EXIT_FAILED;
-            break;
-        }
-        if (rc > 0)
-            break;
-        if (s.got_event || had)
-            tries = 0;
-        if (tries >= RECONNECTS) {
-            fprintf(stderr, "gangway logs: the log stream keeps breaking; giving up\n");
-            rc = GW_EXIT_UNREACHABLE;
-            break;
-        }
-        sleep(1); /* broken before the end: resume after the last line (Last-Event-ID) */
-    }
+    /* Broken before the end: resumed after the last line (Last-Event-ID). */
+    rc = sse_follow(c, path, &s, &f.ended, "logs", "log");
+    if (f.ended)
+        rc = strcmp(f.status, "succeeded") == 0 ? GW_EXIT_OK : GW_EXIT_FAILED;
     gw_sse_free(&s);
     return rc;
 }
@@ -476,19 +463,17 @@ int gw_cmd_logs(int argc, char **argv)
     optind = 1;
     while ((opt = getopt_long(argc, argv, "hF", longopts, NULL)) != -1) {
         if (opt == 'h') {
-            printf("usage: gangway %s\n\nPrints a run's log lines (stderr lines to stderr);"
-                   " --follow streams them until the run ends (exit 1 unless it succeeded).\n",
-                   U);
-            return GW_EXIT_OK;
+            return gw_client_help(U, "Prints a run's log lines (stderr lines to stderr);"
+                                     " --follow streams them until the run ends (exit 1 unless"
+                                     " it succeeded).");
         } else if (opt == 'F') {
             follow = true;
         } else if (!gw_client_opt(&c, opt, &url, &token)) {
             return gw_client_usage("logs", U, NULL, NULL);
         }
     }
-    if (optind + 1 != argc)
-        return gw_client_usage("logs", U, optind == argc ? "which run?" : "unexpected argument",
-                               optind == argc ? NULL : argv[optind + 1]);
+    if (gw_client_args("logs", U, argc, argv, "run") != 0)
+        return GW_EXIT_USAGE;
     gw_client_init(&c, url, token);
     char *run_id = gw_client_escape(argv[optind]);
     if (run_id == NULL)
@@ -543,18 +528,14 @@ int gw_cmd_cancel(int argc, char **argv)
             reason = optarg;
             continue;
         }
-        if (opt == 'h') {
-            printf("usage: gangway %s\n\nCancels a run that is pending approval, queued or"
-                   " running (exit 1 if it has already ended).\n",
-                   U);
-            return GW_EXIT_OK;
-        }
+        if (opt == 'h')
+            return gw_client_help(U, "Cancels a run that is pending approval, queued or"
+                                     " running (exit 1 if it has already ended).");
         if (!gw_client_opt(&c, opt, &url, &token))
             return gw_client_usage("cancel", U, NULL, NULL);
     }
-    if (optind + 1 != argc)
-        return gw_client_usage("cancel", U, optind == argc ? "which run?" : "unexpected argument",
-                               optind == argc ? NULL : argv[optind + 1]);
+    if (gw_client_args("cancel", U, argc, argv, "run") != 0)
+        return GW_EXIT_USAGE;
     gw_client_init(&c, url, token);
     char *run_id = gw_client_escape(argv[optind]);
     char path[512];

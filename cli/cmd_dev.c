@@ -271,11 +271,8 @@ int gw_cmd_dev(int argc, char **argv)
             workers = optarg;
             break;
         case 'h':
-            fputs(usage_text, stdout);
-            return 0;
         default:
-            fputs(usage_text, stderr);
-            return 2;
+            return gw_opt_usage(c, usage_text);
         }
     }
     gw_log_init("dev", gw_log_level_parse(getenv("GW_LOG_LEVEL")));

@@ -88,14 +88,12 @@ int gw_cmd_login(int argc, char **argv)
 
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        if (opt == 'h') {
-            printf("usage: gangway %s\n\nChecks the token against the broker (GET /v1/me), prints"
-                   " who it identifies,\nand stores the URL and the token for the other commands"
-                   " in\n${XDG_CONFIG_HOME:-~/.config}/gangway/credentials.json (mode 0600).\n"
-                   "Without --token or --token-stdin: GANGWAY_TOKEN, else a prompt.\n",
-                   U);
-            return GW_EXIT_OK;
-        }
+        if (opt == 'h')
+            return gw_client_help(
+                U, "Checks the token against the broker (GET /v1/me), prints who it identifies,\n"
+                   "and stores the URL and the token for the other commands in\n"
+                   "${XDG_CONFIG_HOME:-~/.config}/gangway/credentials.json (mode 0600).\n"
+                   "Without --token or --token-stdin: GANGWAY_TOKEN, else a prompt.");
         if (opt == 'S') {
             from_stdin = true;
             continue;
@@ -103,8 +101,8 @@ int gw_cmd_login(int argc, char **argv)
         if (!gw_client_opt(&c, opt, &url, &token))
             return gw_client_usage("login", U, NULL, NULL);
     }
-    if (optind != argc)
-        return gw_client_usage("login", U, "unexpected argument", argv[optind]);
+    if (gw_client_args("login", U, argc, argv, NULL) != 0)
+        return GW_EXIT_USAGE;
     if (from_stdin && token != NULL)
         return gw_client_usage("login", U, "--token and --token-stdin exclude each other", NULL);
     if (token == NULL && !from_stdin) {
@@ -166,16 +164,14 @@ int gw_cmd_logout(int argc, char **argv)
 
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        if (opt == 'h') {
-            printf("usage: gangway %s\n\nRemoves the credentials gangway login stored (the token"
-                   " itself stays valid\non the broker until it expires or is revoked).\n",
-                   U);
-            return GW_EXIT_OK;
-        }
+        if (opt == 'h')
+            return gw_client_help(U, "Removes the credentials gangway login stored (the token"
+                                     " itself stays valid\non the broker until it expires or is"
+                                     " revoked).");
         return gw_client_usage("logout", U, NULL, NULL);
     }
-    if (optind != argc)
-        return gw_client_usage("logout", U, "unexpected argument", argv[optind]);
+    if (gw_client_args("logout", U, argc, argv, NULL) != 0)
+        return GW_EXIT_USAGE;
     int r = gw_credentials_remove(why, sizeof(why));
     if (r < 0) {
         fprintf(stderr, "gangway logout: %s\n", why);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "db.h"
 #include "gw/crypto.h"
 #include "options.h"
 #include "token_store.h"
@@ -21,22 +22,6 @@ static const char usage_text[] =
     "       gangway token revoke TOKEN_ID [--pg CONNINFO]\n";
 
 #define MAX_LIST 32
-
-static PGconn *connect_or_die(const char *pg)
-{
-    PGconn *conn;
-    if (pg == NULL) {
-        fprintf(stderr, "gangway token: --pg or GW_PG is required\n");
-        return NULL;
-    }
-    conn = PQconnectdb(pg);
-    if (PQstatus(conn) != CONNECTION_OK) {
-        fprintf(stderr, "gangway token: cannot connect to PostgreSQL: %s", PQerrorMessage(conn));
-        PQfinish(conn);
-        return NULL;
-    }
-    return conn;
-}
 
 int gw_token_store_create(PGconn *conn, const char *subject, const char *const *teams, int nteams,
                           const char *const *roles, int nroles, long expires_in_s,
@@ -146,18 +131,15 @@ static int token_create(int argc, char **argv)
             pg = optarg;
             break;
         case 'h':
-            fputs(usage_text, stdout);
-            return 0;
         default:
-            fputs(usage_text, stderr);
-            return 2;
+            return gw_opt_usage(c, usage_text);
         }
     }
     if (!valid_name(subject)) {
         fprintf(stderr, "gangway token: --subject NAME is required\n");
         return 2;
     }
-    PGconn *conn = connect_or_die(gw_opt(pg, "GW_PG", NULL));
+    PGconn *conn = gw_db_connect("token", pg);
     if (conn == NULL)
         return 1;
     gw_error_clear(&err);
@@ -176,7 +158,7 @@ static int token_create(int argc, char **argv)
 static int token_list(int argc, char **argv)
 {
     const char *pg = argc > 2 && strcmp(argv[1], "--pg") == 0 ? argv[2] : NULL;
-    PGconn *conn = connect_or_die(gw_opt(pg, "GW_PG", NULL));
+    PGconn *conn = gw_db_connect("token", pg);
     if (conn == NULL)
         return 1;
     PGresult *res = PQexec(conn, "SELECT id, subject, array_to_string(teams, ','),"
@@ -207,7 +189,7 @@ static int token_revoke(int argc, char **argv)
         return 2;
     }
     const char *pg = argc > 3 && strcmp(argv[2], "--pg") == 0 ? argv[3] : NULL;
-    PGconn *conn = connect_or_die(gw_opt(pg, "GW_PG", NULL));
+    PGconn *conn = gw_db_connect("token", pg);
     if (conn == NULL)
         return 1;
     const char *params[] = {argv[1]};

@@ -1,5 +1,6 @@
 #include "options.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,12 @@ const char *gw_opt(const char *flag, const char *env, const char *def)
     if (v != NULL && v[0] != '\0')
         return v;
     return def;
+}
+
+int gw_opt_usage(int c, const char *usage)
+{
+    fputs(usage, c == 'h' ? stdout : stderr);
+    return c == 'h' ? 0 : 2;
 }
 
 char **gw_opt_split_props(const char *s)
@@ -75,7 +82,7 @@ int gw_opt_parse_listen(const char *s, char *host, unsigned long cap, int *port)
         memcpy(host, s, hlen);
         host[hlen] = '\0';
         if (hlen == 0)
-            strcpy(host, "0.0.0.0");
+            snprintf(host, cap, "0.0.0.0");
     }
     long p = strtol(colon + 1, &end, 10);
     if (*end != '\0' || p < 0 || p > 65535)

@@ -10,6 +10,11 @@ const char *gw_opt(const char *flag, const char *env, const char *def);
 char **gw_opt_split_props(const char *s);
 void gw_opt_free_list(char **list);
 
+/* Ends an option switch: for 'h' (--help) prints `usage` on stdout and
+ * returns 0; for anything else (an unknown option, a missing value) prints
+ * it on stderr and returns 2, the usage exit code. */
+int gw_opt_usage(int c, const char *usage);
+
 /* Parses "HOST:PORT" ("[::1]:8080" for IPv6). Returns 0 or -1. */
 int gw_opt_parse_listen(const char *s, char *host, unsigned long cap, int *port);
 

@@ -2,9 +2,10 @@
  * The worker backend interface: what a worker type implements, and the run
  * context the runtime hands it.
  *
- * A backend is a const table (struct gw_backend_impl) registered with one
- * line in workers/registry.c. The runtime owns every struct gw_run; the
- * backend only owns what it hangs on run->backend_data.
+ * A backend is a const table (struct gw_backend_impl) registered through the
+ * `backends` build option (workers/registry.c is generated from it). The
+ * runtime owns every struct gw_run; the backend only owns what it hangs on
+ * run->backend_data.
  *
  * Lifecycle of one run, all on the loop thread:
  *
@@ -18,7 +19,9 @@
  *   destroy(run)           frees backend_data (synchronous)
  *
  * Threading: loop thread only. Backends must never block the loop: child
- * processes through uv_spawn, blocking libraries on uv_queue_work.
+ * processes through workers/child.h (posix_spawn and a pidfd on the loop;
+ * decision 0017), HTTP through the shared non-blocking client, blocking
+ * libraries (libgit2) on uv_queue_work.
  */
 #ifndef GW_WORKERS_BACKEND_H
 #define GW_WORKERS_BACKEND_H
@@ -91,8 +94,9 @@ struct gw_run {
 struct gw_backend_impl {
     const char *name;          /* the worker type, e.g. "exec" */
     const char *config_schema; /* JSON Schema (2020-12) text of the action's
-                                  "backend" object; the broker validates action
-                                  definitions against it */
+                                  "backend" object: schemas/backends/<name>.json,
+                                  embedded in libgw (gw/embed.h), which the
+                                  broker validates action definitions against */
 
     /* Validates run->config and allocates run->backend_data. Must not start
      * anything or create loop handles. Returns 0, or < 0 with `err` filled
@@ -103,7 +107,7 @@ struct gw_backend_impl {
     /* Starts the work. Returns 0: exactly one gw_run_finish_*() follows later.
      * Returns < 0 only when nothing was started and no handle needs closing:
      * no finish follows, the runtime reports run.failed ("spawn_failed") and
-     * calls destroy(). Failures after a handle exists (e.g. uv_spawn failing
+     * calls destroy(). Failures after a handle exists (e.g. a spawn failing
      * after the pipes were made) must be reported through finish instead. */
     int (*start)(struct gw_run *run, struct gw_error *err);
 
@@ -118,7 +122,7 @@ struct gw_backend_impl {
     void (*destroy)(struct gw_run *run);
 };
 
-/* The registry (workers/registry.c). NULL when no backend has that name. */
+/* The registry (workers/registry.c, generated). NULL when no backend has that name. */
 const struct gw_backend_impl *gw_backend_lookup(const char *name);
 /* The registered backends, for listings: *n receives their number. */
 const struct gw_backend_impl *const *gw_backend_list(size_t *n);

@@ -1,10 +1,10 @@
 #include "claim.h"
 
-#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "gw/http_client.h"
 #include "gw/log.h"
 
 #define CONNECT_TIMEOUT_MS 3000L
@@ -16,26 +16,20 @@ enum claim_state { C_REQUEST, C_BACKOFF, C_DONE };
 struct gw_claim {
     uv_loop_t *loop;
     enum claim_state state;
-    uv_work_t work;
+    struct gw_http_client *http;
     uv_timer_t timer;
+    int open; /* the timer and the client, until their close callbacks */
     gw_claim_cb cb;
     void *arg;
     char *url, *auth, *body, *run_id;
     int max_backoff_ms;
     int tries;
     bool abandoned;
-    /* Filled by the work thread, read in after_work. */
-    long status;
-    char curl_err[CURL_ERROR_SIZE];
-    char *reply;
-    size_t reply_len;
 };
 
 int gw_claim_global_init(struct gw_error *err)
 {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        return gw_error_set(err, GW_EIO, false, "curl_global_init failed");
-    return 0;
+    return gw_http_client_global_init(err);
 }
 
 int gw_claim_backoff_ms(int n, int max_ms)
@@ -48,70 +42,29 @@ int gw_claim_backoff_ms(int n, int max_ms)
     return ms > max_ms ? max_ms : (int)ms;
 }
 
-static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
+static void claim_free(struct gw_claim *c)
 {
-    struct gw_claim *c = userp;
-    size_t n = size * nmemb;
-    char *nb;
-    if (c->reply_len + n > REPLY_MAX)
-        return 0;
-    nb = realloc(c->reply, c->reply_len + n + 1);
-    if (nb == NULL)
-        return 0;
-    c->reply = nb;
-    memcpy(c->reply + c->reply_len, data, n);
-    c->reply_len += n;
-    c->reply[c->reply_len] = '\0';
-    return n;
-}
-
-/* Thread pool: one blocking HTTP exchange. */
-static void request_work(uv_work_t *req)
-{
-    struct gw_claim *c = container_of(req, struct gw_claim, work);
-    struct curl_slist *h = NULL;
-    CURL *e = curl_easy_init();
-    CURLcode rc;
-    c->status = 0;
-    c->curl_err[0] = '\0';
-    free(c->reply);
-    c->reply = NULL;
-    c->reply_len = 0;
-    if (e == NULL) {
-        snprintf(c->curl_err, sizeof(c->curl_err), "curl_easy_init failed");
-        return;
-    }
-    h = curl_slist_append(h, "Content-Type: application/json");
-    h = curl_slist_append(h, "Accept: application/json");
-    if (c->auth != NULL)
-        h = curl_slist_append(h, c->auth);
-    curl_easy_setopt(e, CURLOPT_URL, c->url);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, REQUEST_TIMEOUT_MS);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->curl_err);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
-    rc = curl_easy_perform(e);
-    if (rc == CURLE_OK)
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &c->status);
-    else if (c->curl_err[0] == '\0')
-        snprintf(c->curl_err, sizeof(c->curl_err), "%s", curl_easy_strerror(rc));
-    curl_slist_free_all(h);
-    curl_easy_cleanup(e);
-}
-
-static void timer_closed(uv_handle_t *h)
-{
-    struct gw_claim *c = h->data;
     free(c->url);
     free(c->auth);
     free(c->body);
     free(c->run_id);
-    free(c->reply);
     free(c);
+}
+
+static void closed(struct gw_claim *c)
+{
+    if (--c->open == 0)
+        claim_free(c);
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    closed(h->data);
+}
+
+static void http_closed(void *arg)
+{
+    closed(arg);
 }
 
 static void resolve(struct gw_claim *c, enum gw_claim_result r, json_t *reply, const char *detail)
@@ -119,6 +72,7 @@ static void resolve(struct gw_claim *c, enum gw_claim_result r, json_t *reply, c
     c->state = C_DONE;
     c->cb(c->arg, r, reply, detail);
     uv_close((uv_handle_t *)&c->timer, timer_closed);
+    gw_http_client_destroy(c->http, http_closed, c);
 }
 
 static void send_request(struct gw_claim *c);
@@ -152,35 +106,34 @@ static const char *problem_detail(json_t *j, const char *fallback)
     return d != NULL ? d : fallback;
 }
 
-static void request_done(uv_work_t *req, int status)
+static void request_done(void *arg, const struct gw_http_response *resp, const struct gw_error *err)
 {
-    struct gw_claim *c = container_of(req, struct gw_claim, work);
+    struct gw_claim *c = arg;
+    long status = resp != NULL ? resp->status : 0;
     json_t *j = NULL;
     char detail[300];
-    (void)status;
-    if (c->reply != NULL)
-        j = json_loadb(c->reply, c->reply_len, 0, NULL);
+    if (resp != NULL && resp->body_len > 0)
+        j = json_loadb(resp->body, resp->body_len, 0, NULL);
 
-    if (c->status == 200 && json_is_object(j)) {
+    if (status == 200 && json_is_object(j)) {
         resolve(c, GW_CLAIM_GRANTED, j, "granted");
-    } else if (c->status == 409) {
+    } else if (status == 409) {
         resolve(c, GW_CLAIM_REFUSED, j, problem_detail(j, "claim_refused"));
-    } else if (c->status == 404) {
+    } else if (status == 404) {
         resolve(c, GW_CLAIM_NOT_FOUND, j, problem_detail(j, "run_not_found"));
-    } else if (c->status == 401 || c->status == 403) {
+    } else if (status == 401 || status == 403) {
         gw_log(GW_LOG_ERROR, c->run_id,
-               "claim refused with HTTP %ld: check GW_WORKER_TOKEN / --token; retrying", c->status);
+               "claim refused with HTTP %ld: check GW_WORKER_TOKEN / --token; retrying", status);
         retry_later(c);
-    } else if (c->status >= 400 && c->status < 500) {
-        snprintf(detail, sizeof(detail), "HTTP %ld: %s", c->status,
-                 problem_detail(j, "bad request"));
+    } else if (status >= 400 && status < 500) {
+        snprintf(detail, sizeof(detail), "HTTP %ld: %s", status, problem_detail(j, "bad request"));
         resolve(c, GW_CLAIM_REJECTED, j, detail);
     } else {
         /* 5xx, a 200 that is not JSON, or no answer at all. */
-        if (c->status != 0)
-            gw_log(GW_LOG_WARN, c->run_id, "claim: HTTP %ld, retrying", c->status);
+        if (status != 0)
+            gw_log(GW_LOG_WARN, c->run_id, "claim: HTTP %ld, retrying", status);
         else
-            gw_log(GW_LOG_WARN, c->run_id, "claim: %s, retrying", c->curl_err);
+            gw_log(GW_LOG_WARN, c->run_id, "claim: %s, retrying", err->message);
         retry_later(c);
     }
     json_decref(j);
@@ -188,10 +141,24 @@ static void request_done(uv_work_t *req, int status)
 
 static void send_request(struct gw_claim *c)
 {
+    const char *headers[] = {"Content-Type: application/json", "Accept: application/json", c->auth,
+                             NULL};
+    struct gw_http_request_options o = {
+        .url = c->url,
+        .headers = headers,
+        .body = c->body,
+        .body_len = strlen(c->body),
+        .connect_timeout_ms = CONNECT_TIMEOUT_MS,
+        .timeout_ms = REQUEST_TIMEOUT_MS,
+        .max_body = REPLY_MAX,
+    };
+    struct gw_error err;
     c->tries++;
     c->state = C_REQUEST;
-    if (uv_queue_work(c->loop, &c->work, request_work, request_done) != 0)
+    if (gw_http_client_request(c->http, &o, request_done, c, &err) == NULL) {
+        gw_log(GW_LOG_WARN, c->run_id, "claim: %s, retrying", err.message);
         retry_later(c);
+    }
 }
 
 struct gw_claim *gw_claim_start(uv_loop_t *loop, const struct gw_claim_params *p, gw_claim_cb cb,
@@ -229,20 +196,18 @@ struct gw_claim *gw_claim_start(uv_loop_t *loop, const struct gw_claim_params *p
     c->cb = cb;
     c->arg = arg;
     c->max_backoff_ms = p->max_backoff_ms;
+    if ((c->http = gw_http_client_create(loop, NULL, err)) == NULL)
+        goto fail;
     uv_timer_init(loop, &c->timer);
     c->timer.data = c;
+    c->open = 2;
     send_request(c);
     return c;
 fail_mem:
     gw_error_set(err, GW_ENOMEM, true, "out of memory");
 fail:
-    if (c != NULL) {
-        free(c->body);
-        free(c->url);
-        free(c->run_id);
-        free(c->auth);
-        free(c);
-    }
+    if (c != NULL)
+        claim_free(c);
     return NULL;
 }
 

@@ -1,7 +1,8 @@
 /*
  * The claim call of docs/worker-protocol.md: POST
  * {broker_url}/internal/v1/runs/{run_id}/claim with the worker token, on
- * libcurl's easy interface run on uv_queue_work so the loop never blocks.
+ * the library's non-blocking HTTP client (lib/gw/http_client.h), one per
+ * claim, on the caller's loop.
  *
  * Retries by itself with exponential backoff (100 ms .. 5 s) on connection
  * errors, 5xx, 401 and 403 (the latter logged loudly: a configuration error);
@@ -41,7 +42,8 @@ struct gw_claim_params {
     int max_backoff_ms; /* 0 = 5000 */
 };
 
-/* Once per process, before any thread is started (curl_global_init). */
+/* Once per process, before any thread is started (curl_global_init, through
+ * gw_http_client_global_init). */
 int gw_claim_global_init(struct gw_error *err);
 
 /* Starts the claim; strings are copied. If it returns non-NULL, `cb` is

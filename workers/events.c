@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gw/cloudevent.h"
 #include "gw/utf8.h"
 
 void gw_event_time_now(char *buf, size_t n)
@@ -32,27 +33,15 @@ void gw_run_request_finish(struct gw_run_request *r)
     memset(r, 0, sizeof(*r));
 }
 
-/* Parses a CloudEvents 1.0 JSON envelope of `type`; NULL with `why` set
- * when it is not one. */
+/* Parses a CloudEvents 1.0 JSON envelope (lib/gw/cloudevent.h) of `type`;
+ * NULL with `why` set when it is not one. */
 static json_t *envelope(const char *payload, size_t len, const char *type, char *why, size_t whysz)
 {
-    json_error_t jerr;
-    json_t *ev = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &jerr);
-    const char *s;
-    if (ev == NULL) {
-        snprintf(why, whysz, "not JSON: %s", jerr.text);
-        return NULL;
-    }
-    if (!json_is_object(ev) ||
-        (s = json_string_value(json_object_get(ev, "specversion"))) == NULL ||
-        strcmp(s, "1.0") != 0) {
-        snprintf(why, whysz, "not a CloudEvents 1.0 document");
-        json_decref(ev);
-        return NULL;
-    }
-    s = json_string_value(json_object_get(ev, "type"));
-    if (s == NULL || strcmp(s, type) != 0) {
-        snprintf(why, whysz, "unexpected event type '%s'", s ? s : "(none)");
+    const char *t;
+    int code;
+    json_t *ev = gw_cloudevent_parse(payload, len, &t, &code, why, whysz);
+    if (ev != NULL && strcmp(t, type) != 0) {
+        snprintf(why, whysz, "unexpected event type '%s'", t);
         json_decref(ev);
         return NULL;
     }

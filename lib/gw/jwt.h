@@ -153,7 +153,7 @@ void gw_jwt_identity_finish(struct gw_jwt_identity *id);
 
 /* Loads the issuer configuration (a JSON file, format in docs/auth-backstage.md)
  * and every "jwks_file" it names. Blocking: call before the loop runs.
- * "jwks_url" sets are fetched on the loop's thread pool once
+ * "jwks_url" sets are fetched on the loop (lib/gw/http_client.h) once
  * gw_jwt_auth_start() is called, then every "jwks_refresh_s". */
 int gw_jwt_auth_load(uv_loop_t *loop, const char *path, struct gw_jwt_auth **out,
                      struct gw_error *err);
@@ -163,9 +163,8 @@ int gw_jwt_auth_create(uv_loop_t *loop, const json_t *config, const char *base_d
                        struct gw_jwt_auth **out, struct gw_error *err);
 /* Starts fetching and refreshing URL key sets. */
 void gw_jwt_auth_start(struct gw_jwt_auth *a);
-/* Stops timers and fetches (a fetch in flight finishes on its thread and is
- * dropped) and frees once the last handle has closed; verifications still
- * waiting for a key refresh get their callback with GW_ECLOSED first.
+/* Stops timers and fetches (a fetch in flight is cancelled) and frees once the last handle has
+ * closed; verifications still waiting for a key refresh get their callback with GW_ECLOSED first.
  * Accepts NULL. */
 void gw_jwt_auth_destroy(struct gw_jwt_auth *a);
 

@@ -44,13 +44,13 @@ static const http_parser_settings parser_settings = {
 
 struct wbuf {
     uv_write_t req;
-    struct conn *conn;
+    struct gw__http_conn *conn;
     size_t len;
     char data[];
 };
 
-static void conn_enter(struct conn *c, enum conn_state s);
-static void conn_parse(struct conn *c);
+static void conn_enter(struct gw__http_conn *c, enum gw__http_conn_state s);
+static void conn_parse(struct gw__http_conn *c);
 static void on_timeout(uv_timer_t *t);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
@@ -58,7 +58,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    struct conn *c = h->data;
+    struct gw__http_conn *c = h->data;
     if (c->state == CONN_CLOSING)
         c->in_start = c->in_end = 0; /* everything read now is discarded */
     if (c->in_end == CONN_INBUF && c->in_start > 0) {
@@ -70,7 +70,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = CONN_INBUF - c->in_end;
 }
 
-static void update_reading(struct conn *c)
+static void update_reading(struct gw__http_conn *c)
 {
     bool want;
     switch (c->state) {
@@ -87,7 +87,7 @@ static void update_reading(struct conn *c)
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
             c->reading = true;
         else
-            conn_abort(c);
+            gw__http_conn_abort(c);
     } else if (!want && c->reading) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = false;
@@ -96,7 +96,7 @@ static void update_reading(struct conn *c)
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
-    struct conn *c = s->data;
+    struct gw__http_conn *c = s->data;
     if (nread == 0)
         return;
     if (nread == UV_ENOBUFS) {
@@ -106,7 +106,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread < 0) {
         /* EOF or a socket error: the client is gone. A half-closed client
          * (shutdown after sending) is treated the same way; see http.h. */
-        conn_abort(c);
+        gw__http_conn_abort(c);
         return;
     }
     if (c->state == CONN_CLOSING) {
@@ -121,18 +121,18 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 static void on_handle_closed(uv_handle_t *h)
 {
-    struct conn *c = h->data;
+    struct gw__http_conn *c = h->data;
     if (--c->handles_open > 0)
         return;
     struct gw_http_server *srv = c->srv;
-    struct request *r = c->req;
+    struct gw__http_request *r = c->req;
     bool notify = false;
     c->req = NULL;
-    server_conn_gone(srv, c);
+    gw__http_server_conn_gone(srv, c);
     if (r != NULL) {
         r->conn = NULL;
         if (r->phase == REQ_RECEIVING) {
-            request_release(r);
+            gw__http_request_release(r);
         } else {
             /* The handler still holds it; it is freed by its respond/end. */
             srv->detached++;
@@ -140,7 +140,7 @@ static void on_handle_closed(uv_handle_t *h)
         }
     }
     if (c->spare != NULL) {
-        pool_reset(&c->spare->pool);
+        gw__http_pool_reset(&c->spare->pool);
         free(c->spare);
     }
     free(c->hbuf);
@@ -152,13 +152,13 @@ static void on_handle_closed(uv_handle_t *h)
         r->on_close = NULL;
         cb(&r->pub);
     } else {
-        server_maybe_finish(srv);
+        gw__http_server_maybe_finish(srv);
     }
 }
 
-struct conn *conn_create(struct gw_http_server *srv)
+struct gw__http_conn *gw__http_conn_create(struct gw_http_server *srv)
 {
-    struct conn *c = calloc(1, sizeof(*c));
+    struct gw__http_conn *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
     c->hoff = malloc(sizeof(*c->hoff) * srv->opts.max_headers);
@@ -174,14 +174,14 @@ struct conn *conn_create(struct gw_http_server *srv)
     c->handles_open = 2;
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
-    framing_begin_head(&c->framing);
+    gw__http_framing_begin_head(&c->framing);
 
     gw_list_insert(&srv->conns, &c->link);
     srv->nconns++;
     srv->stats.connections_open = srv->nconns;
 
     if (uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&c->tcp) != 0) {
-        conn_abort(c);
+        gw__http_conn_abort(c);
         return c;
     }
     uv_tcp_nodelay(&c->tcp, 1);
@@ -204,20 +204,20 @@ struct conn *conn_create(struct gw_http_server *srv)
     return c;
 }
 
-void conn_abort(struct conn *c)
+void gw__http_conn_abort(struct gw__http_conn *c)
 {
     if (c->state != CONN_CLOSED)
         conn_enter(c, CONN_CLOSED);
 }
 
-void conn_shutdown_idle(struct conn *c)
+void gw__http_conn_shutdown_idle(struct gw__http_conn *c)
 {
     switch (c->state) {
     case CONN_IDLE:
     case CONN_READING_HEADERS:
     case CONN_READING_BODY:
     case CONN_CLOSING:
-        conn_abort(c);
+        gw__http_conn_abort(c);
         break;
     case CONN_HANDLER_PENDING:
     case CONN_STREAMING:
@@ -233,13 +233,13 @@ void conn_shutdown_idle(struct conn *c)
 
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
-    struct conn *c = req->data;
+    struct gw__http_conn *c = req->data;
     if (status < 0)
-        conn_abort(c);
+        gw__http_conn_abort(c);
 }
 
 /* The one place where a connection changes state. */
-static void conn_enter(struct conn *c, enum conn_state s)
+static void conn_enter(struct gw__http_conn *c, enum gw__http_conn_state s)
 {
     const struct gw_http_server_options *o = &c->srv->opts;
     c->state = s;
@@ -281,19 +281,19 @@ static void conn_enter(struct conn *c, enum conn_state s)
 
 /* A request that the server answers itself (400, 408, 413, 431) and after
  * which the connection closes. */
-static void conn_fail(struct conn *c, int status, const char *code, const char *detail)
+static void conn_fail(struct gw__http_conn *c, int status, const char *code, const char *detail)
 {
     if (c->state == CONN_CLOSED)
         return;
     if (c->req != NULL) {
-        request_release(c->req);
+        gw__http_request_release(c->req);
         c->req = NULL;
     }
     c->srv->stats.bad_requests++;
-    conn_send_problem(c, status, code, detail);
+    gw__http_conn_send_problem(c, status, code, detail);
 }
 
-static void set_fail(struct conn *c, int status, const char *code, const char *detail)
+static void set_fail(struct gw__http_conn *c, int status, const char *code, const char *detail)
 {
     if (c->fail_status == 0) {
         c->fail_status = status;
@@ -304,11 +304,11 @@ static void set_fail(struct conn *c, int status, const char *code, const char *d
 
 static void on_timeout(uv_timer_t *t)
 {
-    struct conn *c = t->data;
+    struct gw__http_conn *c = t->data;
     switch (c->state) {
     case CONN_IDLE:
     case CONN_CLOSING:
-        conn_abort(c);
+        gw__http_conn_abort(c);
         break;
     case CONN_READING_HEADERS:
         conn_fail(c, 408, "request_timeout", "the request headers took too long to arrive");
@@ -323,7 +323,7 @@ static void on_timeout(uv_timer_t *t)
 
 /* ---- writing ---- */
 
-static void conn_maybe_finished(struct conn *c)
+static void conn_maybe_finished(struct gw__http_conn *c)
 {
     if (c->state != CONN_WRITING || c->writes_pending != 0)
         return;
@@ -339,18 +339,18 @@ static void conn_maybe_finished(struct conn *c)
 static void on_write(uv_write_t *req, int status)
 {
     struct wbuf *w = container_of(req, struct wbuf, req);
-    struct conn *c = w->conn;
+    struct gw__http_conn *c = w->conn;
     c->writes_pending--;
     c->queued_bytes -= w->len;
     free(w);
     if (status < 0) {
-        conn_abort(c);
+        gw__http_conn_abort(c);
         return;
     }
     conn_maybe_finished(c);
 }
 
-int conn_write(struct conn *c, const uv_buf_t *bufs, unsigned n)
+int gw__http_conn_write(struct gw__http_conn *c, const uv_buf_t *bufs, unsigned n)
 {
     if (c->state == CONN_CLOSED)
         return GW_ECLOSED;
@@ -364,7 +364,7 @@ int conn_write(struct conn *c, const uv_buf_t *bufs, unsigned n)
         if (r >= 0)
             done = (size_t)r;
         else if (r != UV_EAGAIN && r != UV_ENOSYS) {
-            conn_abort(c);
+            gw__http_conn_abort(c);
             return GW_ECLOSED;
         }
         if (done == total)
@@ -374,7 +374,7 @@ int conn_write(struct conn *c, const uv_buf_t *bufs, unsigned n)
     struct wbuf *w = malloc(sizeof(*w) + rem);
     if (w == NULL) {
         gw_log_error("http: out of memory queueing %zu bytes", rem);
-        conn_abort(c);
+        gw__http_conn_abort(c);
         return GW_ENOMEM;
     }
     size_t skip = done, off = 0;
@@ -393,7 +393,7 @@ int conn_write(struct conn *c, const uv_buf_t *bufs, unsigned n)
     int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
     if (r != 0) {
         free(w);
-        conn_abort(c);
+        gw__http_conn_abort(c);
         return GW_ECLOSED;
     }
     c->writes_pending++;
@@ -401,7 +401,7 @@ int conn_write(struct conn *c, const uv_buf_t *bufs, unsigned n)
     return 0;
 }
 
-void conn_response_queued(struct conn *c)
+void gw__http_conn_response_queued(struct gw__http_conn *c)
 {
     if (c->state == CONN_CLOSED)
         return;
@@ -409,31 +409,32 @@ void conn_response_queued(struct conn *c)
     conn_maybe_finished(c);
 }
 
-void conn_stream_started(struct conn *c)
+void gw__http_conn_stream_started(struct gw__http_conn *c)
 {
     if (c->state != CONN_CLOSED)
         conn_enter(c, CONN_STREAMING);
 }
 
-void conn_send_problem(struct conn *c, int status, const char *code, const char *detail)
+void gw__http_conn_send_problem(struct gw__http_conn *c, int status, const char *code,
+                                const char *detail)
 {
     char body[768], head[256];
-    size_t blen = problem_format(body, sizeof(body), status, code, detail);
+    size_t blen = gw__http_problem_format(body, sizeof(body), status, code, detail);
     int hlen = snprintf(head, sizeof(head),
                         "HTTP/1.1 %d %s\r\nContent-Type: application/problem+json\r\n"
                         "Content-Length: %zu\r\nDate: %s\r\nConnection: close\r\n\r\n",
-                        status, gw_http_status_text(status), blen, server_date(c->srv));
+                        status, gw_http_status_text(status), blen, gw__http_server_date(c->srv));
     uv_buf_t bufs[2] = {uv_buf_init(head, (unsigned)hlen), uv_buf_init(body, (unsigned)blen)};
     c->keep_alive = false;
-    if (conn_write(c, bufs, 2) == 0)
-        conn_response_queued(c);
+    if (gw__http_conn_write(c, bufs, 2) == 0)
+        gw__http_conn_response_queued(c);
 }
 
 /* ---- parsing ---- */
 
-static void conn_dispatch(struct conn *c)
+static void conn_dispatch(struct gw__http_conn *c)
 {
-    struct request *r = c->req;
+    struct gw__http_request *r = c->req;
     r->phase = REQ_PENDING;
     c->srv->stats.requests++;
     conn_enter(c, CONN_HANDLER_PENDING);
@@ -469,7 +470,7 @@ static bool tchar(char ch)
  * is consumed here and the parser is fed "GET" in its place; the request
  * carries the real name (c->method). Returns -1 while the token may still
  * be arriving, -2 when the request failed (answered), 0 otherwise. */
-static int conn_other_method(struct conn *c)
+static int conn_other_method(struct gw__http_conn *c)
 {
     const char *s = c->in + c->in_start;
     size_t len = c->in_end - c->in_start, i = 0, start, n;
@@ -495,7 +496,7 @@ static int conn_other_method(struct conn *c)
     memcpy(c->method, s + start, n);
     c->method[n] = '\0';
     /* The strict scan (framing.c) still sees the real bytes. */
-    if (framing_scan(&c->framing, s, i) < i || c->framing.error != NULL) {
+    if (gw__http_framing_scan(&c->framing, s, i) < i || c->framing.error != NULL) {
         conn_fail(c, 400, "bad_request",
                   c->framing.error != NULL ? c->framing.error : "invalid request line");
         return -2;
@@ -505,7 +506,7 @@ static int conn_other_method(struct conn *c)
     return 0;
 }
 
-static void conn_parse(struct conn *c)
+static void conn_parse(struct gw__http_conn *c)
 {
     if (c->parsing)
         return; /* a handler answered synchronously; the loop below goes on */
@@ -520,7 +521,7 @@ static void conn_parse(struct conn *c)
          * gets only what it accepted, so whichever of the two objects to
          * the earlier byte reports (a 431 before a later bad byte). Never
          * execute with 0 bytes: that means EOF to http-parser. */
-        size_t feed = framing_scan(&c->framing, at, len);
+        size_t feed = gw__http_framing_scan(&c->framing, at, len);
         size_t n = feed > 0 ? http_parser_execute(&c->parser, &parser_settings, at, feed) : 0;
         c->in_start += n;
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
@@ -555,7 +556,7 @@ static void conn_parse(struct conn *c)
     update_reading(c);
 }
 
-static int hbuf_append(struct conn *c, const char *at, size_t len)
+static int hbuf_append(struct gw__http_conn *c, const char *at, size_t len)
 {
     size_t max = c->srv->opts.max_header_bytes;
     if (len > max || c->hlen > max - len) {
@@ -583,9 +584,9 @@ static int hbuf_append(struct conn *c, const char *at, size_t len)
 
 static int on_message_begin(http_parser *p)
 {
-    struct conn *c = p->data;
+    struct gw__http_conn *c = p->data;
     c->fail_status = 0;
-    c->req = request_new(c);
+    c->req = gw__http_request_new(c);
     if (c->req == NULL) {
         set_fail(c, 503, "out_of_memory", "the server is out of memory");
         return -1;
@@ -602,12 +603,12 @@ static int on_message_begin(http_parser *p)
 
 static int on_url(http_parser *p, const char *at, size_t len)
 {
-    struct conn *c = p->data;
+    struct gw__http_conn *c = p->data;
     c->hlast = H_URL;
     return hbuf_append(c, at, len);
 }
 
-static int trailer(struct conn *c, size_t len)
+static int trailer(struct gw__http_conn *c, size_t len)
 {
     /* Trailers of a chunked body are ignored but still count. */
     c->trailer_bytes += len;
@@ -618,7 +619,7 @@ static int trailer(struct conn *c, size_t len)
     return 0;
 }
 
-static int end_url(struct conn *c)
+static int end_url(struct gw__http_conn *c)
 {
     c->url_len = (uint32_t)c->hlen;
     return hbuf_append(c, "", 1);
@@ -626,7 +627,7 @@ static int end_url(struct conn *c)
 
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
-    struct conn *c = p->data;
+    struct gw__http_conn *c = p->data;
     if (c->headers_done)
         return trailer(c, len);
     if (c->hlast != H_FIELD) {
@@ -648,7 +649,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 
 static int on_header_value(http_parser *p, const char *at, size_t len)
 {
-    struct conn *c = p->data;
+    struct gw__http_conn *c = p->data;
     if (c->headers_done)
         return trailer(c, len);
     if (c->hlast != H_VALUE) {
@@ -664,8 +665,8 @@ static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 static int on_headers_complete(http_parser *p)
 {
-    struct conn *c = p->data;
-    struct request *r = c->req;
+    struct gw__http_conn *c = p->data;
+    struct gw__http_request *r = c->req;
     int rc = 0;
     switch (c->hlast) {
     case H_NONE:
@@ -686,7 +687,7 @@ static int on_headers_complete(http_parser *p)
     if (rc != 0)
         return -1;
     c->headers_done = true;
-    if (request_finish_headers(c, r) != 0 || framing_check_request(c, r) != 0)
+    if (gw__http_request_finish_headers(c, r) != 0 || gw__http_framing_check_request(c, r) != 0)
         return -1;
     if (c->framing.mode != FRAMING_WAIT) {
         /* http-parser saw the end of the header section where the strict
@@ -697,7 +698,7 @@ static int on_headers_complete(http_parser *p)
 
     bool chunked = (p->flags & F_CHUNKED) != 0;
     bool has_len = (p->flags & F_CONTENTLENGTH) != 0;
-    framing_begin_body(&c->framing, chunked);
+    gw__http_framing_begin_body(&c->framing, chunked);
     size_t max = c->srv->opts.max_body_bytes;
     if (has_len && p->content_length > max) {
         set_fail(c, 413, "body_too_large", "the request body exceeds the server's limit");
@@ -707,7 +708,7 @@ static int on_headers_complete(http_parser *p)
         return 0;
     if (has_len && !chunked) {
         r->body_cap = (size_t)p->content_length + 1;
-        r->body = pool_alloc(&r->pool, r->body_cap);
+        r->body = gw__http_pool_alloc(&r->pool, r->body_cap);
         if (r->body == NULL) {
             set_fail(c, 503, "out_of_memory", "the server is out of memory");
             return -1;
@@ -716,7 +717,7 @@ static int on_headers_complete(http_parser *p)
     const char *expect = gw_http_req_header(&r->pub, "expect");
     if (expect != NULL && strcasecmp(expect, "100-continue") == 0 && !r->http10) {
         uv_buf_t b = uv_buf_init((char *)continue_100, sizeof(continue_100) - 1);
-        if (conn_write(c, &b, 1) != 0)
+        if (gw__http_conn_write(c, &b, 1) != 0)
             return -1;
     }
     conn_enter(c, CONN_READING_BODY);
@@ -725,7 +726,7 @@ static int on_headers_complete(http_parser *p)
 
 static int on_chunk_header(http_parser *p)
 {
-    struct conn *c = p->data;
+    struct gw__http_conn *c = p->data;
     size_t max = c->srv->opts.max_body_bytes;
     if (p->content_length > max || c->req->pub.body_len > max - p->content_length) {
         set_fail(c, 413, "body_too_large", "the request body exceeds the server's limit");
@@ -736,8 +737,8 @@ static int on_chunk_header(http_parser *p)
 
 static int on_body(http_parser *p, const char *at, size_t len)
 {
-    struct conn *c = p->data;
-    struct request *r = c->req;
+    struct gw__http_conn *c = p->data;
+    struct gw__http_request *r = c->req;
     if (c->state == CONN_CLOSED)
         return -1;
     size_t need = r->pub.body_len + len + 1;
@@ -753,7 +754,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
             cap = need;
         if (cap > c->srv->opts.max_body_bytes + 1)
             cap = c->srv->opts.max_body_bytes + 1;
-        char *nb = pool_alloc(&r->pool, cap);
+        char *nb = gw__http_pool_alloc(&r->pool, cap);
         if (nb == NULL) {
             set_fail(c, 503, "out_of_memory", "the server is out of memory");
             return -1;
@@ -770,8 +771,8 @@ static int on_body(http_parser *p, const char *at, size_t len)
 
 static int on_message_complete(http_parser *p)
 {
-    struct conn *c = p->data;
-    struct request *r = c->req;
+    struct gw__http_conn *c = p->data;
+    struct gw__http_request *r = c->req;
     if (c->state == CONN_CLOSED)
         return -1;
     if (c->framing.mode == FRAMING_CHUNKED) {
@@ -779,7 +780,7 @@ static int on_message_complete(http_parser *p)
         set_fail(c, 400, "bad_request", "the request framing is ambiguous");
         return -1;
     }
-    framing_begin_head(&c->framing);
+    gw__http_framing_begin_head(&c->framing);
     if (r->body != NULL) {
         r->body[r->pub.body_len] = '\0';
         r->pub.body = r->body;

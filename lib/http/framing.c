@@ -14,14 +14,14 @@
  * the request target, chunk data not followed by CRLF, and anything in chunk
  * extensions. No Debian package validates HTTP/1.1 strictly on top of it.
  *
- * So conn.c passes each slice of input through framing_scan() first and
+ * So conn.c passes each slice of input through gw__http_framing_scan() first and
  * feeds http-parser only the prefix the scan accepted. The scan follows the
  * RFC 9112 grammar for the request line and the header section, and for the
  * chunked framing (chunk-size, chunk-ext, CRLF after the data, trailer
  * section). Content-Length bodies are not looked at. The scan keeps a few
  * bytes of state, so it works across reads, and it stops at the end of each
  * section: http-parser's callbacks then say what comes next
- * (framing_begin_body, framing_begin_head). If the two ever disagreed on
+ * (gw__http_framing_begin_body, gw__http_framing_begin_head). If the two ever disagreed on
  * where a section ends, the scan refuses the next byte (FRAMING_WAIT).
  */
 #include "internal.h"
@@ -73,7 +73,7 @@ static bool is_digit(unsigned ch)
     return ch >= '0' && ch <= '9';
 }
 
-static int hex_value(unsigned ch)
+int gw__http_hex_value(unsigned ch)
 {
     if (is_digit(ch))
         return (int)(ch - '0');
@@ -142,13 +142,13 @@ static bool is_qdtext(unsigned ch)
 
 /* Refuses the byte at `at`: records why and returns its offset. An LF where
  * it does not belong is always a bare LF; other bytes get `detail`. */
-static size_t refuse(struct framing *f, size_t at, unsigned ch, const char *detail)
+static size_t refuse(struct gw__http_framing *f, size_t at, unsigned ch, const char *detail)
 {
     f->error = ch == '\n' ? bare_lf : detail;
     return at;
 }
 
-void framing_begin_head(struct framing *f)
+void gw__http_framing_begin_head(struct gw__http_framing *f)
 {
     f->mode = FRAMING_HEAD;
     f->state = S_START;
@@ -158,7 +158,7 @@ void framing_begin_head(struct framing *f)
     f->error = NULL;
 }
 
-void framing_begin_body(struct framing *f, bool chunked)
+void gw__http_framing_begin_body(struct gw__http_framing *f, bool chunked)
 {
     f->mode = chunked ? FRAMING_CHUNKED : FRAMING_NONE;
     f->state = S_SIZE_START;
@@ -168,7 +168,7 @@ void framing_begin_body(struct framing *f, bool chunked)
 }
 
 /* The section (head or chunked body) ends with byte `at`. */
-static size_t section_done(struct framing *f, size_t at)
+static size_t section_done(struct gw__http_framing *f, size_t at)
 {
     f->mode = FRAMING_WAIT;
     return at + 1;
@@ -176,7 +176,7 @@ static size_t section_done(struct framing *f, size_t at)
 
 /* One byte of a field line (header or trailer section); the states
  * S_LINE_START .. S_END_LF. Returns false when the byte is refused. */
-static bool field_byte(struct framing *f, unsigned ch, const char **why)
+static bool field_byte(struct gw__http_framing *f, unsigned ch, const char **why)
 {
     switch (f->state) {
     case S_LINE_START:
@@ -234,7 +234,7 @@ static bool field_byte(struct framing *f, unsigned ch, const char **why)
     }
 }
 
-size_t framing_scan(struct framing *f, const char *buf, size_t len)
+size_t gw__http_framing_scan(struct gw__http_framing *f, const char *buf, size_t len)
 {
     const unsigned char *p = (const unsigned char *)buf;
     const char *why = NULL;
@@ -294,7 +294,7 @@ size_t framing_scan(struct framing *f, const char *buf, size_t len)
             break;
         case S_PCT1:
         case S_PCT2:
-            if (hex_value(ch) < 0)
+            if (gw__http_hex_value(ch) < 0)
                 return refuse(f, i, ch, "invalid percent-encoding in the request target");
             f->state = f->state == S_PCT1 ? S_PCT2 : S_TARGET;
             break;
@@ -358,17 +358,17 @@ size_t framing_scan(struct framing *f, const char *buf, size_t len)
                 return refuse(f, i, ch, bare_cr);
             return section_done(f, i);
         case S_SIZE_START:
-            if (hex_value(ch) < 0)
+            if (gw__http_hex_value(ch) < 0)
                 return refuse(f, i, ch, "invalid chunk size");
-            f->chunk_left = (uint64_t)hex_value(ch);
+            f->chunk_left = (uint64_t)gw__http_hex_value(ch);
             f->state = S_SIZE;
             break;
         case S_SIZE:
-            if (hex_value(ch) >= 0) {
+            if (gw__http_hex_value(ch) >= 0) {
                 /* The same bound as http-parser's, so both refuse together. */
                 if (f->chunk_left > (UINT64_MAX - 16) / 16)
                     return refuse(f, i, ch, "chunk size too large");
-                f->chunk_left = f->chunk_left * 16 + (uint64_t)hex_value(ch);
+                f->chunk_left = f->chunk_left * 16 + (uint64_t)gw__http_hex_value(ch);
             } else if (ch == ';') {
                 f->state = S_EXT_NAME_START;
             } else if (ch == ' ' || ch == '\t') {
@@ -469,16 +469,6 @@ size_t framing_scan(struct framing *f, const char *buf, size_t len)
 
 /* ---- header rules (after on_headers_complete) ---- */
 
-static int refuse_request(struct conn *c, const char *detail)
-{
-    if (c->fail_status == 0) {
-        c->fail_status = 400;
-        c->fail_code = "bad_request";
-        c->fail_detail = detail;
-    }
-    return -1;
-}
-
 /* RFC 9110 §7.2: Host = uri-host [ ":" port ]; an empty value is allowed. */
 static bool valid_host(const char *v)
 {
@@ -492,7 +482,7 @@ static bool valid_host(const char *v)
     } else {
         while (*p != '\0' && *p != ':') {
             if (*p == '%') {
-                if (hex_value(p[1]) < 0 || hex_value(p[2]) < 0)
+                if (gw__http_hex_value(p[1]) < 0 || gw__http_hex_value(p[2]) < 0)
                     return false;
                 p += 3;
             } else if (is_unreserved_or_sub_delim(*p)) {
@@ -511,7 +501,7 @@ static bool valid_host(const char *v)
 /* Transfer-Encoding (RFC 9112 §6.1, §6.3): the only coding we accept in a
  * request is a single "chunked". http-parser takes "gzip, chunked" and two
  * "chunked" field lines as chunked, and "chunked" in HTTP/1.0. */
-static int check_transfer_encoding(struct conn *c, struct request *r)
+static int check_transfer_encoding(struct gw__http_conn *c, struct gw__http_request *r)
 {
     unsigned codings = 0, chunked = 0;
     bool last_chunked = false, malformed = false;
@@ -546,30 +536,30 @@ static int check_transfer_encoding(struct conn *c, struct request *r)
         return 0;
     const http_parser *p = &c->parser;
     if (r->http10)
-        return refuse_request(c, "Transfer-Encoding in an HTTP/1.0 request");
+        return gw__http_bad_request(c, "Transfer-Encoding in an HTTP/1.0 request");
     if (p->flags & F_CONTENTLENGTH)
-        return refuse_request(c, "Content-Length together with Transfer-Encoding");
+        return gw__http_bad_request(c, "Content-Length together with Transfer-Encoding");
     if (malformed)
-        return refuse_request(c, "malformed Transfer-Encoding");
+        return gw__http_bad_request(c, "malformed Transfer-Encoding");
     if (!last_chunked)
-        return refuse_request(c, "Transfer-Encoding whose final coding is not chunked");
+        return gw__http_bad_request(c, "Transfer-Encoding whose final coding is not chunked");
     if (chunked > 1)
-        return refuse_request(c, "Transfer-Encoding applies chunked more than once");
+        return gw__http_bad_request(c, "Transfer-Encoding applies chunked more than once");
     if (codings > 1)
-        return refuse_request(c, "transfer codings other than chunked are not supported");
+        return gw__http_bad_request(c, "transfer codings other than chunked are not supported");
     if (!(p->flags & F_CHUNKED))
-        return refuse_request(c, "the request framing is ambiguous");
+        return gw__http_bad_request(c, "the request framing is ambiguous");
     return 0;
 }
 
-int framing_check_request(struct conn *c, struct request *r)
+int gw__http_framing_check_request(struct gw__http_conn *c, struct gw__http_request *r)
 {
     const http_parser *p = &c->parser;
     /* The scan refused other versions already; this guards against the two
      * parsers reading the request line differently. */
     if (p->http_major != 1 || p->http_minor > 1)
-        return refuse_request(c, "unsupported HTTP version (only HTTP/1.0 and HTTP/1.1 are "
-                                 "served)");
+        return gw__http_bad_request(c, "unsupported HTTP version (only HTTP/1.0 and HTTP/1.1 are "
+                                       "served)");
 
     /* RFC 9112 §3.2: exactly one valid Host in HTTP/1.1, at most one in 1.0. */
     const char *host = NULL;
@@ -581,15 +571,15 @@ int framing_check_request(struct conn *c, struct request *r)
         }
     }
     if (hosts > 1)
-        return refuse_request(c, "more than one Host header field");
+        return gw__http_bad_request(c, "more than one Host header field");
     if (hosts == 0 && !r->http10)
-        return refuse_request(c, "HTTP/1.1 request without a Host header field");
+        return gw__http_bad_request(c, "HTTP/1.1 request without a Host header field");
     if (host != NULL && !valid_host(host))
-        return refuse_request(c, "invalid Host header field");
+        return gw__http_bad_request(c, "invalid Host header field");
 
     /* RFC 9112 §3.2.4: the asterisk-form is only for OPTIONS. */
     if (c->url_len == 1 && c->hbuf[0] == '*' && p->method != HTTP_OPTIONS)
-        return refuse_request(c, "request target \"*\" is only allowed with OPTIONS");
+        return gw__http_bad_request(c, "request target \"*\" is only allowed with OPTIONS");
 
     return check_transfer_encoding(c, r);
 }

@@ -1,7 +1,7 @@
 /*
  * Per-request bump allocator. A request's first block is embedded in the
  * request itself, so a small request costs no malloc at all; bigger requests
- * chain extra blocks that pool_reset() frees when the response ends.
+ * chain extra blocks that gw__http_pool_reset() frees when the response ends.
  */
 #include "internal.h"
 
@@ -15,7 +15,7 @@ static size_t align_up(size_t n)
     return (n + POOL_ALIGN - 1) & ~(size_t)(POOL_ALIGN - 1);
 }
 
-void pool_init(struct pool *p, void *mem, size_t size)
+void gw__http_pool_init(struct gw__http_pool *p, void *mem, size_t size)
 {
     p->first = mem;
     p->first_end = (char *)mem + size;
@@ -24,7 +24,7 @@ void pool_init(struct pool *p, void *mem, size_t size)
     p->blocks = NULL;
 }
 
-void *pool_alloc(struct pool *p, size_t n)
+void *gw__http_pool_alloc(struct gw__http_pool *p, size_t n)
 {
     n = align_up(n == 0 ? 1 : n);
     if (n <= (size_t)(p->end - p->cur)) {
@@ -33,19 +33,19 @@ void *pool_alloc(struct pool *p, size_t n)
         return ret;
     }
     /* The header is padded to POOL_ALIGN so the data after it stays aligned. */
-    size_t hdr = align_up(sizeof(struct pool_block));
+    size_t hdr = align_up(sizeof(struct gw__http_pool_block));
     if (n > POOL_BLOCK / 4) {
         /* A big allocation gets its own block; the current block stays in use. */
         if (n > SIZE_MAX - hdr)
             return NULL;
-        struct pool_block *b = malloc(hdr + n);
+        struct gw__http_pool_block *b = malloc(hdr + n);
         if (b == NULL)
             return NULL;
         b->next = p->blocks;
         p->blocks = b;
         return (char *)b + hdr;
     }
-    struct pool_block *b = malloc(hdr + POOL_BLOCK);
+    struct gw__http_pool_block *b = malloc(hdr + POOL_BLOCK);
     if (b == NULL)
         return NULL;
     b->next = p->blocks;
@@ -55,11 +55,11 @@ void *pool_alloc(struct pool *p, size_t n)
     return (char *)b + hdr;
 }
 
-void pool_reset(struct pool *p)
+void gw__http_pool_reset(struct gw__http_pool *p)
 {
-    struct pool_block *b = p->blocks;
+    struct gw__http_pool_block *b = p->blocks;
     while (b != NULL) {
-        struct pool_block *next = b->next;
+        struct gw__http_pool_block *next = b->next;
         free(b);
         b = next;
     }

@@ -8,16 +8,16 @@
 #include <string.h>
 #include <strings.h>
 
-struct request *request_new(struct conn *c)
+struct gw__http_request *gw__http_request_new(struct gw__http_conn *c)
 {
-    struct request *r = c->spare;
+    struct gw__http_request *r = c->spare;
     if (r != NULL) {
         c->spare = NULL;
     } else {
         r = malloc(sizeof(*r));
         if (r == NULL)
             return NULL;
-        pool_init(&r->pool, r->pool_mem, sizeof(r->pool_mem));
+        gw__http_pool_init(&r->pool, r->pool_mem, sizeof(r->pool_mem));
     }
     memset(&r->pub, 0, sizeof(r->pub));
     r->pub.query = "";
@@ -36,10 +36,10 @@ struct request *request_new(struct conn *c)
     return r;
 }
 
-void request_release(struct request *r)
+void gw__http_request_release(struct gw__http_request *r)
 {
-    struct conn *c = r->conn;
-    pool_reset(&r->pool);
+    struct gw__http_conn *c = r->conn;
+    gw__http_pool_reset(&r->pool);
     /* Keeping one finished request per connection makes a keep-alive
      * request cost no malloc at all. */
     if (c != NULL && c->state != CONN_CLOSED && c->spare == NULL) {
@@ -47,17 +47,6 @@ void request_release(struct request *r)
         return;
     }
     free(r);
-}
-
-static int hexval(unsigned char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
 }
 
 /* Percent-decodes src[0..len) into dst (which may be src: the output is never
@@ -70,7 +59,8 @@ static long decode_path(const char *src, size_t len, char *dst)
         if (ch == '%') {
             if (i + 2 >= len)
                 return -1;
-            int hi = hexval((unsigned char)src[i + 1]), lo = hexval((unsigned char)src[i + 2]);
+            int hi = gw__http_hex_value((unsigned char)src[i + 1]),
+                lo = gw__http_hex_value((unsigned char)src[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             ch = (unsigned char)(hi << 4 | lo);
@@ -83,7 +73,7 @@ static long decode_path(const char *src, size_t len, char *dst)
     return (long)o;
 }
 
-static int bad(struct conn *c, const char *detail)
+int gw__http_bad_request(struct gw__http_conn *c, const char *detail)
 {
     if (c->fail_status == 0) {
         c->fail_status = 400;
@@ -93,12 +83,13 @@ static int bad(struct conn *c, const char *detail)
     return -1;
 }
 
-int request_finish_headers(struct conn *c, struct request *r)
+int gw__http_request_finish_headers(struct gw__http_conn *c, struct gw__http_request *r)
 {
-    char *data = pool_alloc(&r->pool, c->hlen);
-    struct gw_http_header *h = pool_alloc(&r->pool, sizeof(*h) * (c->nheaders ? c->nheaders : 1));
+    char *data = gw__http_pool_alloc(&r->pool, c->hlen);
+    struct gw_http_header *h =
+        gw__http_pool_alloc(&r->pool, sizeof(*h) * (c->nheaders ? c->nheaders : 1));
     if (data == NULL || h == NULL)
-        return bad(c, "out of memory");
+        return gw__http_bad_request(c, "out of memory");
     memcpy(data, c->hbuf, c->hlen);
     for (unsigned i = 0; i < c->nheaders; i++) {
         char *name = data + c->hoff[i].name;
@@ -119,9 +110,9 @@ int request_finish_headers(struct conn *c, struct request *r)
     r->pub.method = http_method_str((enum http_method)p->method);
     if (c->method[0] != '\0') {
         size_t n = strlen(c->method) + 1;
-        char *m = pool_alloc(&r->pool, n);
+        char *m = gw__http_pool_alloc(&r->pool, n);
         if (m == NULL)
-            return bad(c, "out of memory");
+            return gw__http_bad_request(c, "out of memory");
         memcpy(m, c->method, n);
         r->pub.method = m;
         c->method[0] = '\0';
@@ -144,7 +135,7 @@ int request_finish_headers(struct conn *c, struct request *r)
         struct http_parser_url u;
         http_parser_url_init(&u);
         if (http_parser_parse_url(url, ulen, 0, &u) != 0)
-            return bad(c, "invalid request target");
+            return gw__http_bad_request(c, "invalid request target");
         if (u.field_set & (1 << UF_PATH)) {
             path = url + u.field_data[UF_PATH].off;
             plen = u.field_data[UF_PATH].len;
@@ -175,7 +166,7 @@ int request_finish_headers(struct conn *c, struct request *r)
     }
     long n = decode_path(path, plen, path);
     if (n < 0)
-        return bad(c, "invalid percent-encoding in the request path");
+        return gw__http_bad_request(c, "invalid percent-encoding in the request path");
     path[n] = '\0';
     r->pub.path = path;
     return 0;
@@ -199,7 +190,8 @@ static char form_byte(const char *s, size_t len, size_t *i)
         return ' ';
     }
     if (ch == '%' && *i + 2 < len) {
-        int hi = hexval((unsigned char)s[*i + 1]), lo = hexval((unsigned char)s[*i + 2]);
+        int hi = gw__http_hex_value((unsigned char)s[*i + 1]),
+            lo = gw__http_hex_value((unsigned char)s[*i + 2]);
         if (hi >= 0 && lo >= 0 && (hi | lo) != 0) {
             *i += 3;
             return (char)(hi << 4 | lo);
@@ -248,6 +240,6 @@ bool gw_http_req_query(const struct gw_http_req *req, const char *name, char *ou
 
 void *gw_http_req_alloc(struct gw_http_req *req, size_t n)
 {
-    struct request *r = (struct request *)req;
-    return pool_alloc(&r->pool, n);
+    struct gw__http_request *r = (struct gw__http_request *)req;
+    return gw__http_pool_alloc(&r->pool, n);
 }

@@ -138,7 +138,8 @@ static size_t put_raw(char *out, size_t cap, size_t pos, const char *s)
     return pos + n;
 }
 
-size_t problem_format(char *out, size_t cap, int status, const char *code, const char *detail)
+size_t gw__http_problem_format(char *out, size_t cap, int status, const char *code,
+                               const char *detail)
 {
     char num[16];
     size_t pos = 0;
@@ -168,7 +169,7 @@ static bool status_has_body(int status)
 /* Formats the status line and headers into `buf` (the stack when it fits,
  * the request's pool otherwise). Returns the length or -1. `clen` < 0 means
  * streaming: chunked framing, or no length and a close for HTTP/1.0. */
-static int format_head(struct request *r, char **buf, size_t stack_cap, int status,
+static int format_head(struct gw__http_request *r, char **buf, size_t stack_cap, int status,
                        const char *ctype, const char *extra, long long clen, bool keep)
 {
     if (ctype == NULL)
@@ -177,7 +178,7 @@ static int format_head(struct request *r, char **buf, size_t stack_cap, int stat
         extra = "";
     size_t need = 256 + strlen(ctype) + strlen(extra);
     if (need > stack_cap) {
-        *buf = pool_alloc(&r->pool, need);
+        *buf = gw__http_pool_alloc(&r->pool, need);
         if (*buf == NULL)
             return -1;
     }
@@ -188,7 +189,7 @@ static int format_head(struct request *r, char **buf, size_t stack_cap, int stat
         snprintf(len_line, sizeof(len_line), "Transfer-Encoding: chunked\r\n");
     int n = snprintf(*buf, need, "HTTP/1.1 %d %s\r\n%s%s%s%sDate: %s\r\nConnection: %s\r\n%s\r\n",
                      status, gw_http_status_text(status), *ctype ? "Content-Type: " : "", ctype,
-                     *ctype ? "\r\n" : "", len_line, server_date(r->srv),
+                     *ctype ? "\r\n" : "", len_line, gw__http_server_date(r->srv),
                      keep ? "keep-alive" : "close", extra);
     if (n < 0 || (size_t)n >= need)
         return -1;
@@ -196,29 +197,29 @@ static int format_head(struct request *r, char **buf, size_t stack_cap, int stat
 }
 
 /* Ends the request: unlinks it from its connection (if any) and frees it. */
-static void request_end(struct request *r)
+static void request_end(struct gw__http_request *r)
 {
-    struct conn *c = r->conn;
+    struct gw__http_conn *c = r->conn;
     struct gw_http_server *srv = r->srv;
     if (c != NULL) {
         c->req = NULL;
-        request_release(r);
+        gw__http_request_release(r);
     } else {
-        request_release(r);
+        gw__http_request_release(r);
         srv->detached--;
-        server_maybe_finish(srv);
+        gw__http_server_maybe_finish(srv);
     }
 }
 
 int gw_http_respond(struct gw_http_req *req, int status, const char *content_type,
                     const char *extra_headers, const char *body, size_t body_len)
 {
-    struct request *r = (struct request *)req;
+    struct gw__http_request *r = (struct gw__http_request *)req;
     if (r->phase != REQ_PENDING)
         return GW_ECONFLICT;
     if (status < 200 || status > 999)
         status = 500;
-    struct conn *c = r->conn;
+    struct gw__http_conn *c = r->conn;
     if (c == NULL || c->state == CONN_CLOSED) {
         request_end(r);
         return GW_ECLOSED;
@@ -241,11 +242,11 @@ int gw_http_respond(struct gw_http_req *req, int status, const char *content_typ
         nb = 2;
     }
     c->keep_alive = keep;
-    int rc = conn_write(c, bufs, nb);
+    int rc = gw__http_conn_write(c, bufs, nb);
     request_end(r);
     if (rc != 0)
         return rc;
-    conn_response_queued(c);
+    gw__http_conn_response_queued(c);
     return 0;
 }
 
@@ -264,21 +265,21 @@ int gw_http_respond_problem(struct gw_http_req *req, int status, const char *cod
     } else {
         cap = sizeof(stack);
     }
-    size_t len = problem_format(body, cap, status, code, detail);
+    size_t len = gw__http_problem_format(body, cap, status, code, detail);
     return gw_http_respond(req, status, "application/problem+json", NULL, body, len);
 }
 
 int gw_http_stream_begin(struct gw_http_req *req, int status, const char *content_type,
                          const char *extra_headers, void (*on_close)(struct gw_http_req *req))
 {
-    struct request *r = (struct request *)req;
+    struct gw__http_request *r = (struct gw__http_request *)req;
     if (r->phase != REQ_PENDING)
         return GW_ECONFLICT;
     if (status < 200 || status > 999)
         status = 500;
     r->phase = REQ_STREAMING;
     r->on_close = on_close;
-    struct conn *c = r->conn;
+    struct gw__http_conn *c = r->conn;
     if (c == NULL || c->state == CONN_CLOSED)
         return GW_ECLOSED;
     /* HTTP/1.0 has no chunked coding: the body ends when we close. */
@@ -290,19 +291,19 @@ int gw_http_stream_begin(struct gw_http_req *req, int status, const char *conten
         return GW_EINVAL;
     uv_buf_t b = uv_buf_init(head, (unsigned)hlen);
     c->keep_alive = keep;
-    int rc = conn_write(c, &b, 1);
+    int rc = gw__http_conn_write(c, &b, 1);
     if (rc != 0)
         return rc;
-    conn_stream_started(c);
+    gw__http_conn_stream_started(c);
     return 0;
 }
 
 int gw_http_stream_write(struct gw_http_req *req, const char *data, size_t len)
 {
-    struct request *r = (struct request *)req;
+    struct gw__http_request *r = (struct gw__http_request *)req;
     if (r->phase != REQ_STREAMING)
         return GW_ECONFLICT;
-    struct conn *c = r->conn;
+    struct gw__http_conn *c = r->conn;
     if (c == NULL || c->state == CONN_CLOSED)
         return GW_ECLOSED;
     if (len == 0 || r->head)
@@ -310,23 +311,23 @@ int gw_http_stream_write(struct gw_http_req *req, const char *data, size_t len)
     if (c->queued_bytes > STREAM_MAX_QUEUED) {
         gw_log_warn("http: stream to %s is too slow (%zu bytes queued), closing",
                     r->pub.remote_addr, c->queued_bytes);
-        conn_abort(c);
+        gw__http_conn_abort(c);
         return GW_ECLOSED;
     }
     if (!r->chunked_out) {
         uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-        return conn_write(c, &b, 1);
+        return gw__http_conn_write(c, &b, 1);
     }
     char size[24];
     int n = snprintf(size, sizeof(size), "%zx\r\n", len);
     uv_buf_t bufs[3] = {uv_buf_init(size, (unsigned)n), uv_buf_init((char *)data, (unsigned)len),
                         uv_buf_init((char *)"\r\n", 2)};
-    return conn_write(c, bufs, 3);
+    return gw__http_conn_write(c, bufs, 3);
 }
 
 void gw_http_stream_end(struct gw_http_req *req)
 {
-    struct request *r = (struct request *)req;
+    struct gw__http_request *r = (struct gw__http_request *)req;
     if (r->phase == REQ_PENDING) {
         /* end without begin: answer with an empty 200 so the request ends. */
         gw_http_respond(req, 200, NULL, NULL, NULL, 0);
@@ -334,16 +335,16 @@ void gw_http_stream_end(struct gw_http_req *req)
     }
     if (r->phase != REQ_STREAMING)
         return;
-    struct conn *c = r->conn;
+    struct gw__http_conn *c = r->conn;
     int rc = -1;
     if (c != NULL && c->state == CONN_STREAMING) {
         rc = 0;
         if (r->chunked_out && !r->head) {
             uv_buf_t b = uv_buf_init((char *)"0\r\n\r\n", 5);
-            rc = conn_write(c, &b, 1);
+            rc = gw__http_conn_write(c, &b, 1);
         }
     }
     request_end(r);
     if (rc == 0)
-        conn_response_queued(c);
+        gw__http_conn_response_queued(c);
 }

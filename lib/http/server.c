@@ -40,7 +40,7 @@ static void on_connection(uv_stream_t *listener, int status)
     }
     if (srv->draining)
         return;
-    if (conn_create(srv) == NULL) {
+    if (gw__http_conn_create(srv) == NULL) {
         /* Out of memory: accept and drop so the backlog does not spin. */
         uv_tcp_t *t = malloc(sizeof(*t));
         if (t == NULL)
@@ -52,7 +52,7 @@ static void on_connection(uv_stream_t *listener, int status)
     }
 }
 
-void server_maybe_finish(struct gw_http_server *srv)
+void gw__http_server_maybe_finish(struct gw_http_server *srv)
 {
     if (!srv->draining || !srv->listener_closed || srv->nconns != 0 || srv->detached != 0)
         return;
@@ -67,7 +67,7 @@ static void on_listener_closed(uv_handle_t *h)
 {
     struct gw_http_server *srv = container_of((uv_tcp_t *)h, struct gw_http_server, listener);
     srv->listener_closed = true;
-    server_maybe_finish(srv);
+    gw__http_server_maybe_finish(srv);
 }
 
 struct gw_http_server *gw_http_server_create(uv_loop_t *loop,
@@ -144,20 +144,20 @@ void gw_http_server_destroy(struct gw_http_server *srv, void (*done)(void *arg),
     srv->done = done;
     srv->done_arg = arg;
     uv_close((uv_handle_t *)&srv->listener, on_listener_closed);
-    /* conn_shutdown_idle() may unlink the connection only in its close
+    /* gw__http_conn_shutdown_idle() may unlink the connection only in its close
      * callback, which runs later, so walking the list here is safe. */
     gw_list_foreach (it, &srv->conns)
-        conn_shutdown_idle(gw_list_entry(it, struct conn, link));
+        gw__http_conn_shutdown_idle(gw_list_entry(it, struct gw__http_conn, link));
 }
 
-void server_conn_gone(struct gw_http_server *srv, struct conn *c)
+void gw__http_server_conn_gone(struct gw_http_server *srv, struct gw__http_conn *c)
 {
     gw_list_remove(&c->link);
     srv->nconns--;
     srv->stats.connections_open = srv->nconns;
 }
 
-const char *server_date(struct gw_http_server *srv)
+const char *gw__http_server_date(struct gw_http_server *srv)
 {
     time_t now = time(NULL);
     if (now != srv->date_sec) {

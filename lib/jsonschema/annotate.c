@@ -37,7 +37,7 @@ static void defaults(const struct js_node *n, json_t *inst, int depth)
             if (!json_is_object(inst))
                 break;
             for (size_t j = 0; j < k->u.props.props.cap; j++) {
-                const struct js_strmap_ent *e = &k->u.props.props.e[j];
+                const struct js_map_ent *e = &k->u.props.props.e[j];
                 if (!e->key)
                     continue;
                 const struct js_node *pn = e->val;
@@ -123,13 +123,13 @@ static json_t *redact(const struct js_node *n, json_t *inst, int depth)
             json_t *val;
             json_object_foreach(inst, key, val)
             {
-                const struct js_node *pn = js_strmap_get(&k->u.props.props, key);
+                const struct js_node *pn = gw__js_strmap_get(&k->u.props.props, key);
                 bool matched = pn != NULL;
                 json_t *nv = json_incref(val);
                 if (pn)
                     nv = redact(pn, nv, depth + 1);
                 for (size_t p = 0; p < k->u.props.npats && nv; p++) {
-                    if (js_regex_match(k->u.props.pats[p].re, key, strlen(key))) {
+                    if (gw__js_regex_match(k->u.props.pats[p].re, key, strlen(key))) {
                         matched = true;
                         nv = redact(k->u.props.pats[p].node, nv, depth + 1);
                     }
@@ -165,7 +165,7 @@ static json_t *redact(const struct js_node *n, json_t *inst, int depth)
                     json_object_foreach(inst, key, val)
                     {
                         const struct js_kw *pk = find_kw(n, KW_PROPS);
-                        if (!pk || !js_strmap_get(&pk->u.props.props, key))
+                        if (!pk || !gw__js_strmap_get(&pk->u.props.props, key))
                             json_object_set_new(inst, key, json_string("[redacted]"));
                     }
                 }

@@ -7,8 +7,8 @@
 #include "internal.h"
 
 struct js_vctx;
-void js_vctx_emit(struct js_vctx *c, const struct js_kw *k, const char *msg);
-bool js_validate_assertion(struct js_vctx *c, const struct js_kw *k, json_t *inst);
+void gw__js_vctx_emit(struct js_vctx *c, const struct js_kw *k, const char *msg);
+bool gw__js_validate_assertion(struct js_vctx *c, const struct js_kw *k, json_t *inst);
 
 static bool fail(struct js_vctx *c, const struct js_kw *k, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -20,7 +20,7 @@ static bool fail(struct js_vctx *c, const struct js_kw *k, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    js_vctx_emit(c, k, msg);
+    gw__js_vctx_emit(c, k, msg);
     return false;
 }
 
@@ -60,7 +60,7 @@ static bool type_ok(unsigned types, json_t *v)
     case JSON_STRING:
         return types & T_STRING;
     default:
-        return (types & T_NUMBER) || ((types & T_INTEGER) && js_is_integer(v));
+        return (types & T_NUMBER) || ((types & T_INTEGER) && gw__js_is_integer(v));
     }
 }
 
@@ -101,7 +101,7 @@ static double num(json_t *v)
 
 static bool v_number(struct js_vctx *c, const struct js_kw *k, json_t *inst)
 {
-    int cmp = js_num_cmp(inst, k->u.json);
+    int cmp = gw__js_num_cmp(inst, k->u.json);
     switch (k->type) {
     case KW_MULTIPLEOF:
         return multiple_of(inst, k->u.json) ||
@@ -125,7 +125,7 @@ static bool v_unique(struct js_vctx *c, const struct js_kw *k, json_t *inst)
     size_t n = json_array_size(inst);
     for (size_t i = 0; i < n; i++)
         for (size_t j = i + 1; j < n; j++)
-            if (js_json_equal(json_array_get(inst, i), json_array_get(inst, j)))
+            if (gw__js_json_equal(json_array_get(inst, i), json_array_get(inst, j)))
                 return fail(c, k, "items %zu and %zu are equal", i, j);
     return true;
 }
@@ -150,7 +150,7 @@ static bool v_required(struct js_vctx *c, const struct js_kw *k, json_t *inst, j
     return ok;
 }
 
-bool js_validate_assertion(struct js_vctx *c, const struct js_kw *k, json_t *inst)
+bool gw__js_validate_assertion(struct js_vctx *c, const struct js_kw *k, json_t *inst)
 {
     char buf[128];
     switch (k->type) {
@@ -162,11 +162,12 @@ bool js_validate_assertion(struct js_vctx *c, const struct js_kw *k, json_t *ins
     case KW_ENUM: {
         size_t i;
         json_t *v;
-        json_array_foreach(k->u.json, i, v) if (js_json_equal(v, inst)) return true;
+        json_array_foreach(k->u.json, i, v) if (gw__js_json_equal(v, inst)) return true;
         return fail(c, k, "value is not one of the %zu allowed values", json_array_size(k->u.json));
     }
     case KW_CONST:
-        return js_json_equal(k->u.json, inst) || fail(c, k, "value is not the required constant");
+        return gw__js_json_equal(k->u.json, inst) ||
+               fail(c, k, "value is not the required constant");
     case KW_MULTIPLEOF:
     case KW_MAXIMUM:
     case KW_EXMAXIMUM:
@@ -183,7 +184,7 @@ bool js_validate_assertion(struct js_vctx *c, const struct js_kw *k, json_t *ins
             return true;
         if (k->type == KW_MINLENGTH && len / 4 >= k->u.count)
             return true;
-        len = js_utf8_len(json_string_value(inst), len);
+        len = gw__js_utf8_len(json_string_value(inst), len);
         if (k->type == KW_MAXLENGTH)
             return len <= k->u.count ||
                    fail(c, k, "string has %zu characters, at most %zu allowed", len, k->u.count);
@@ -192,12 +193,13 @@ bool js_validate_assertion(struct js_vctx *c, const struct js_kw *k, json_t *ins
     }
     case KW_PATTERN:
         return !json_is_string(inst) ||
-               js_regex_match(k->u.re, json_string_value(inst), json_string_length(inst)) ||
+               gw__js_regex_match(k->u.re, json_string_value(inst), json_string_length(inst)) ||
                fail(c, k, "string does not match the pattern");
     case KW_FORMAT:
         if (!k->u.format.assert_always || !k->u.format.id || !json_is_string(inst))
             return true;
-        return js_format_check(k->u.format.id, json_string_value(inst), json_string_length(inst)) ||
+        return gw__js_format_check(k->u.format.id, json_string_value(inst),
+                                   json_string_length(inst)) ||
                fail(c, k, "string is not a valid %s", k->u.format.name);
     case KW_MAXITEMS:
         return !json_is_array(inst) || json_array_size(inst) <= k->u.count ||

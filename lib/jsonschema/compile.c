@@ -36,7 +36,7 @@ static void kw_free(struct js_kw *k)
     free(k->loc);
     switch (k->type) {
     case KW_PATTERN:
-        js_regex_free(k->u.re);
+        gw__js_regex_free(k->u.re);
         break;
     case KW_ALLOF:
     case KW_ANYOF:
@@ -55,9 +55,9 @@ static void kw_free(struct js_kw *k)
         free(k->u.dep.reqs);
         break;
     case KW_PROPS:
-        js_strmap_free(&k->u.props.props, NULL);
+        gw__js_strmap_free(&k->u.props.props, NULL);
         for (size_t i = 0; i < k->u.props.npats; i++) {
-            js_regex_free(k->u.props.pats[i].re);
+            gw__js_regex_free(k->u.props.pats[i].re);
             free(k->u.props.pats[i].loc);
         }
         free(k->u.props.pats);
@@ -72,7 +72,7 @@ static void kw_free(struct js_kw *k)
     }
 }
 
-void js_node_free(struct js_node *n)
+void gw__js_node_free(struct js_node *n)
 {
     if (!n)
         return;
@@ -121,7 +121,7 @@ static int sub(struct cctx *c, struct js_node *n, json_t *j, struct js_nodeinfo 
 
 static bool is_nonneg_int(json_t *v, size_t *out)
 {
-    if (!js_is_integer(v))
+    if (!gw__js_is_integer(v))
         return false;
     double d = json_is_integer(v) ? (double)json_integer_value(v) : json_real_value(v);
     if (d < 0)
@@ -155,11 +155,11 @@ static int compile_list(struct cctx *c, struct js_node *n, struct js_kw *k, json
 static int compile_ref(struct cctx *c, struct js_node *n, struct js_kw *k, const char *ref,
                        struct js_nodeinfo *in, bool dynamic)
 {
-    char *abs = js_uri_resolve(in->res->uri, ref);
+    char *abs = gw__js_uri_resolve(in->res->uri, ref);
     if (!abs)
         return GW_ENOMEM;
     struct js_nodeinfo *tin = NULL;
-    json_t *t = js_resolve(c->s, abs, in->draft, &tin, c->err);
+    json_t *t = gw__js_resolve(c->s, abs, in->draft, &tin, c->err);
     int rc = GW_EINVAL;
     if (!t) {
         if (c->err)
@@ -168,16 +168,16 @@ static int compile_ref(struct cctx *c, struct js_node *n, struct js_kw *k, const
         goto out;
     }
     const char *frag;
-    char *u = js_uri_strip_fragment(abs, &frag);
+    char *u = gw__js_uri_strip_fragment(abs, &frag);
     if (!u)
         goto out;
     char *tloc = NULL;
     if (strcmp(u, c->s->root_uri) == 0 && (*frag == '\0' || *frag == '/'))
-        tloc = js_uri_pct_decode(frag);
+        tloc = gw__js_uri_pct_decode(frag);
     else if (strchr(abs, '#'))
-        tloc = js_strdup(abs);
-    else if ((tloc = malloc(strlen(abs) + 2)))
-        sprintf(tloc, "%s#", abs);
+        tloc = gw__js_strdup(abs);
+    else if (asprintf(&tloc, "%s#", abs) < 0)
+        tloc = NULL;
     free(u);
     if (!tloc)
         goto out;
@@ -188,7 +188,7 @@ static int compile_ref(struct cctx *c, struct js_node *n, struct js_kw *k, const
     if (dynamic && *frag && *frag != '/') {
         json_t *da = json_object_get(t, "$dynamicAnchor");
         if (json_is_string(da) && strcmp(json_string_value(da), frag) == 0 &&
-            !(k->u.ref.anchor = js_strdup(frag)))
+            !(k->u.ref.anchor = gw__js_strdup(frag)))
             goto out;
     }
     rc = 0;
@@ -218,7 +218,7 @@ static int compile_props(struct cctx *c, struct js_node *n, json_t *j, struct js
         char *l = loc_join(base, key);
         struct js_node *sn = l ? compile_node(c, v, in, l, "properties") : NULL;
         free(l);
-        if (!sn || js_strmap_put(&k->u.props.props, key, sn) < 0) {
+        if (!sn || gw__js_strmap_put(&k->u.props.props, key, sn) < 0) {
             free(base);
             return GW_EINVAL;
         }
@@ -240,7 +240,7 @@ static int compile_props(struct cctx *c, struct js_node *n, json_t *j, struct js
                 free(base);
                 return GW_ENOMEM;
             }
-            pp->re = js_regex_compile(key, why, sizeof(why));
+            pp->re = gw__js_regex_compile(key, why, sizeof(why));
             if (!pp->re) {
                 free(base);
                 return fail(c, pp->loc, "has an invalid regular expression", why);
@@ -320,7 +320,7 @@ static int compile_deps(struct cctx *c, struct js_node *n, json_t *obj, struct j
         if (schemas == json_is_array(v))
             continue; /* draft-07 `dependencies` mixes both kinds */
         size_t i = k->u.dep.n;
-        if (!(k->u.dep.names[i] = js_strdup(key)))
+        if (!(k->u.dep.names[i] = gw__js_strdup(key)))
             return GW_ENOMEM;
         k->u.dep.n++;
         if (schemas) {
@@ -422,7 +422,7 @@ static int compile_keywords(struct cctx *c, struct js_node *n, json_t *j, struct
             char why[128];
             if (!(k = kw_add(n, KW_PATTERN, "pattern", &cap)))
                 return GW_ENOMEM;
-            if (!(k->u.re = js_regex_compile(json_string_value(v), why, sizeof(why))))
+            if (!(k->u.re = gw__js_regex_compile(json_string_value(v), why, sizeof(why))))
                 return fail(c, k->loc, "has an invalid regular expression", why);
         }
         if (json_is_true(json_object_get(j, "uniqueItems")) &&
@@ -444,7 +444,7 @@ static int compile_keywords(struct cctx *c, struct js_node *n, json_t *j, struct
         (d7 || (voc & (VOC_FORMAT_ANN | VOC_FORMAT_ASSERT)))) {
         if (!(k = kw_add(n, KW_FORMAT, "format", &cap)))
             return GW_ENOMEM;
-        k->u.format.id = js_format_lookup(json_string_value(v));
+        k->u.format.id = gw__js_format_lookup(json_string_value(v));
         k->u.format.name = json_string_value(v);
         k->u.format.assert_always = c->format_assert || (voc & VOC_FORMAT_ASSERT);
     }
@@ -539,8 +539,8 @@ static struct js_node *compile_node(struct cctx *c, json_t *j, struct js_nodeinf
     struct js_node *n;
     if (json_is_boolean(j)) {
         n = calloc(1, sizeof(*n));
-        if (!n || !(n->loc = js_strdup(loc)) ||
-            js_ptrmap_put(&c->s->nodes, n->loc, n) < 0) { /* owned via the node map */
+        if (!n || !(n->loc = gw__js_strdup(loc)) ||
+            gw__js_ptrmap_put(&c->s->nodes, n->loc, n) < 0) { /* owned via the node map */
             if (n)
                 free(n->loc);
             free(n);
@@ -557,17 +557,17 @@ static struct js_node *compile_node(struct cctx *c, json_t *j, struct js_nodeinf
         fail(c, loc, "is not an object or boolean", NULL);
         return NULL;
     }
-    if ((n = js_ptrmap_get(&c->s->nodes, j)))
+    if ((n = gw__js_ptrmap_get(&c->s->nodes, j)))
         return n;
     if (c->depth > JS_MAX_DEPTH) {
         fail(c, loc, "is nested too deeply", NULL);
         return NULL;
     }
-    struct js_nodeinfo *in = js_ptrmap_get(&c->s->info, j);
+    struct js_nodeinfo *in = gw__js_ptrmap_get(&c->s->info, j);
     if (!in)
         in = parent;
     n = calloc(1, sizeof(*n));
-    if (!n || !(n->loc = js_strdup(loc)) || js_ptrmap_put(&c->s->nodes, j, n) < 0) {
+    if (!n || !(n->loc = gw__js_strdup(loc)) || gw__js_ptrmap_put(&c->s->nodes, j, n) < 0) {
         if (n)
             free(n->loc);
         free(n);
@@ -593,14 +593,14 @@ static int compile_dynamic_anchors(struct cctx *c)
     for (size_t r = 0; r < c->s->nres; r++) {
         struct js_resource *res = c->s->res_all[r];
         for (size_t i = 0; i < res->dyn_anchors.cap; i++) {
-            struct js_strmap_ent *e = &res->dyn_anchors.e[i];
-            if (!e->key || js_strmap_get(&res->dyn_nodes, e->key))
+            struct js_map_ent *e = &res->dyn_anchors.e[i];
+            if (!e->key || gw__js_strmap_get(&res->dyn_nodes, e->key))
                 continue;
-            struct js_nodeinfo *in = js_ptrmap_get(&c->s->info, e->val);
-            char *l = js_strdup(res->uri);
+            struct js_nodeinfo *in = gw__js_ptrmap_get(&c->s->info, e->val);
+            char *l = gw__js_strdup(res->uri);
             struct js_node *n = (l && in) ? compile_node(c, e->val, in, l, "$dynamicAnchor") : NULL;
             free(l);
-            if (!n || js_strmap_put(&res->dyn_nodes, e->key, n) < 0)
+            if (!n || gw__js_strmap_put(&res->dyn_nodes, e->key, n) < 0)
                 return GW_EINVAL;
         }
     }
@@ -613,16 +613,16 @@ static void schema_free(struct gw_schema *s)
         return;
     for (size_t i = 0; i < s->nodes.cap; i++)
         if (s->nodes.e[i].key)
-            js_node_free(s->nodes.e[i].val);
-    js_ptrmap_free(&s->nodes);
+            gw__js_node_free(s->nodes.e[i].val);
+    gw__js_ptrmap_free(&s->nodes);
     for (size_t i = 0; i < s->ninfos; i++)
         free(s->infos[i]);
     free(s->infos);
-    js_ptrmap_free(&s->info);
+    gw__js_ptrmap_free(&s->info);
     for (size_t i = 0; i < s->nres; i++)
-        js_resource_free(s->res_all[i]);
+        gw__js_resource_free(s->res_all[i]);
     free(s->res_all);
-    js_strmap_free(&s->resources, NULL);
+    gw__js_strmap_free(&s->resources, NULL);
     json_decref(s->docs);
     free(s->root_uri);
     free(s);
@@ -640,13 +640,14 @@ static int check_meta(struct gw_schema *s, json_t *schema, int draft, struct gw_
                        : draft == GW_SCHEMA_DRAFT_7
                            ? "http://json-schema.org/draft-07/schema#"
                            : "https://json-schema.org/draft/2020-12/schema";
-    char *mu = js_uri_strip_fragment(meta, NULL);
+    char *mu = gw__js_uri_strip_fragment(meta, NULL);
     if (!mu)
         return gw_error_set(err, GW_ENOMEM, false, "out of memory");
     bool self = strcmp(mu, s->root_uri) == 0;
     if (!self) {
         json_t *id = json_object_get(schema, "$id");
-        char *iu = json_is_string(id) ? js_uri_strip_fragment(json_string_value(id), NULL) : NULL;
+        char *iu =
+            json_is_string(id) ? gw__js_uri_strip_fragment(json_string_value(id), NULL) : NULL;
         self = iu && strcmp(iu, mu) == 0;
         free(iu);
     }
@@ -654,14 +655,14 @@ static int check_meta(struct gw_schema *s, json_t *schema, int draft, struct gw_
         free(mu);
         return 0; /* a metaschema describing itself */
     }
-    const struct gw_schema *m = js_registry_meta(s->reg, mu, err);
+    const struct gw_schema *m = gw__js_registry_meta(s->reg, mu, err);
     free(mu);
     if (!m)
         return err ? err->code : GW_EINVAL;
     json_t *errors = json_array();
     if (!errors)
         return gw_error_set(err, GW_ENOMEM, false, "out of memory");
-    if (js_validate_root(m, schema, errors)) {
+    if (gw__js_validate_root(m, schema, errors)) {
         json_decref(errors);
         return 0;
     }
@@ -677,9 +678,9 @@ static int check_meta(struct gw_schema *s, json_t *schema, int draft, struct gw_
     return GW_EINVAL;
 }
 
-struct gw_schema *js_compile(struct gw_schema_registry *reg, json_t *schema, const char *base_uri,
-                             const struct gw_schema_options *opts, bool meta_check,
-                             struct gw_error *err)
+struct gw_schema *gw__js_compile(struct gw_schema_registry *reg, json_t *schema,
+                                 const char *base_uri, const struct gw_schema_options *opts,
+                                 bool meta_check, struct gw_error *err)
 {
     struct gw_error local;
     if (!err)
@@ -700,13 +701,13 @@ struct gw_schema *js_compile(struct gw_schema_registry *reg, json_t *schema, con
     int draft = (opts && opts->default_draft) ? (int)opts->default_draft : GW_SCHEMA_DRAFT_2020_12;
     if (json_array_append(s->docs, schema) < 0)
         goto fail;
-    s->root_uri = js_uri_strip_fragment(base_uri ? base_uri : "urn:gangway:schema", NULL);
+    s->root_uri = gw__js_uri_strip_fragment(base_uri ? base_uri : "urn:gangway:schema", NULL);
     if (!s->root_uri)
         goto fail;
-    if (js_index_document(s, schema, s->root_uri, draft, err) < 0)
+    if (gw__js_index_document(s, schema, s->root_uri, draft, err) < 0)
         goto fail;
-    struct js_nodeinfo *in = js_ptrmap_get(&s->info, schema);
-    struct js_nodeinfo booli = {js_strmap_get(&s->resources, s->root_uri), draft, VOC_ALL_2020};
+    struct js_nodeinfo *in = gw__js_ptrmap_get(&s->info, schema);
+    struct js_nodeinfo booli = {gw__js_strmap_get(&s->resources, s->root_uri), draft, VOC_ALL_2020};
     if (!in)
         in = &booli;
     if (meta_check && json_is_object(schema) && check_meta(s, schema, in->draft, err) < 0)
@@ -727,5 +728,5 @@ struct gw_schema *gw_schema_compile(struct gw_schema_registry *reg, json_t *sche
                                     const char *base_uri, const struct gw_schema_options *opts,
                                     struct gw_error *err)
 {
-    return js_compile(reg, schema, base_uri, opts, true, err);
+    return gw__js_compile(reg, schema, base_uri, opts, true, err);
 }

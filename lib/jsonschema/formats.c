@@ -11,7 +11,7 @@
 
 #include "internal.h"
 
-bool js_format_hostname(const char *s, size_t n, bool idn);
+bool gw__js_format_hostname(const char *s, size_t n, bool idn);
 
 enum {
     F_DATE_TIME = 1,
@@ -60,7 +60,7 @@ static const struct {
     {"relative-json-pointer", F_REL_JSON_POINTER},
 };
 
-int js_format_lookup(const char *name)
+int gw__js_format_lookup(const char *name)
 {
     for (size_t i = 0; i < ARRAY_SIZE(formats); i++)
         if (strcmp(formats[i].name, name) == 0)
@@ -549,10 +549,10 @@ static bool check_email(const char *s, size_t n, bool idn)
             return check_ipv6(d + 6, dn - 7);
         return check_ipv4(d + 1, dn - 2);
     }
-    return js_format_hostname(d, dn, idn);
+    return gw__js_format_hostname(d, dn, idn);
 }
 
-bool js_format_check(int id, const char *s, size_t n)
+bool gw__js_format_check(int id, const char *s, size_t n)
 {
     size_t i = 0;
     switch (id) {
@@ -569,9 +569,9 @@ bool js_format_check(int id, const char *s, size_t n)
     case F_IDN_EMAIL:
         return check_email(s, n, true);
     case F_HOSTNAME:
-        return js_format_hostname(s, n, false);
+        return gw__js_format_hostname(s, n, false);
     case F_IDN_HOSTNAME:
-        return js_format_hostname(s, n, true);
+        return gw__js_format_hostname(s, n, true);
     case F_IPV4:
         return check_ipv4(s, n);
     case F_IPV6:
@@ -591,8 +591,8 @@ bool js_format_check(int id, const char *s, size_t n)
     case F_REGEX: {
         if (memchr(s, '\0', n))
             return false;
-        struct js_regex *re = js_regex_compile(s, NULL, 0);
-        js_regex_free(re);
+        struct js_regex *re = gw__js_regex_compile(s, NULL, 0);
+        gw__js_regex_free(re);
         return re != NULL;
     }
     case F_JSON_POINTER:

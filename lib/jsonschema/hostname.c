@@ -11,7 +11,7 @@
 
 #include "internal.h"
 
-bool js_format_hostname(const char *s, size_t n, bool idn);
+bool gw__js_format_hostname(const char *s, size_t n, bool idn);
 
 #define MAX_CPS 256
 
@@ -408,7 +408,7 @@ static size_t next_sep(const char *s, size_t n, size_t i, bool idn, size_t *sepl
     return n;
 }
 
-bool js_format_hostname(const char *s, size_t n, bool idn)
+bool gw__js_format_hostname(const char *s, size_t n, bool idn)
 {
     uint32_t cps[MAX_CPS];
     if (n == 0 || n > 4096)

@@ -18,39 +18,38 @@
 #include <stdint.h>
 
 #include "gw/error.h"
+#include "gw/embed.h"
 #include "gw/jsonptr.h"
 #include "gw/jsonschema.h"
 
 /* ---- small containers (util.c) ---- */
 
-struct js_strmap_ent {
-    char *key; /* owned */
+/* The two maps below: open addressing, linear probing, at most half full
+ * (cap a power of two); an entry with a NULL key is free. */
+struct js_map_ent {
+    const void *key; /* js_strmap: its own copy of the string; js_ptrmap: the pointer */
     void *val;
 };
 
-/* Open-addressing string map; keys are copied, values borrowed. */
+/* String map; keys are copied, values borrowed. */
 struct js_strmap {
-    struct js_strmap_ent *e;
+    struct js_map_ent *e;
     size_t cap, n;
 };
 
-int js_strmap_put(struct js_strmap *m, const char *key, void *val);
-void *js_strmap_get(const struct js_strmap *m, const char *key);
-void js_strmap_free(struct js_strmap *m, void (*free_val)(void *));
+int gw__js_strmap_put(struct js_strmap *m, const char *key, void *val);
+void *gw__js_strmap_get(const struct js_strmap *m, const char *key);
+void gw__js_strmap_free(struct js_strmap *m, void (*free_val)(void *));
 
-struct js_ptrmap_ent {
-    const void *key;
-    void *val;
-};
-
+/* Pointer map: keys compared by identity, keys and values borrowed. */
 struct js_ptrmap {
-    struct js_ptrmap_ent *e;
+    struct js_map_ent *e;
     size_t cap, n;
 };
 
-int js_ptrmap_put(struct js_ptrmap *m, const void *key, void *val);
-void *js_ptrmap_get(const struct js_ptrmap *m, const void *key);
-void js_ptrmap_free(struct js_ptrmap *m);
+int gw__js_ptrmap_put(struct js_ptrmap *m, const void *key, void *val);
+void *gw__js_ptrmap_get(const struct js_ptrmap *m, const void *key);
+void gw__js_ptrmap_free(struct js_ptrmap *m);
 
 /* Growable string. */
 struct js_buf {
@@ -58,45 +57,45 @@ struct js_buf {
     size_t len, cap;
 };
 
-int js_buf_add(struct js_buf *b, const char *s, size_t n);
-int js_buf_adds(struct js_buf *b, const char *s);
-int js_buf_addc(struct js_buf *b, char c);
+int gw__js_buf_add(struct js_buf *b, const char *s, size_t n);
+int gw__js_buf_adds(struct js_buf *b, const char *s);
+int gw__js_buf_addc(struct js_buf *b, char c);
 
 /* JSON Schema equality (1 == 1.0; objects by key set). */
-bool js_json_equal(json_t *a, json_t *b);
+bool gw__js_json_equal(json_t *a, json_t *b);
 /* Compares two numbers exactly where possible: <0, 0, >0. */
-int js_num_cmp(json_t *a, json_t *b);
-bool js_is_integer(json_t *v);
-size_t js_utf8_len(const char *s, size_t n);
-char *js_strdup(const char *s);
-char *js_strndup(const char *s, size_t n);
+int gw__js_num_cmp(json_t *a, json_t *b);
+bool gw__js_is_integer(json_t *v);
+size_t gw__js_utf8_len(const char *s, size_t n);
+char *gw__js_strdup(const char *s);
+char *gw__js_strndup(const char *s, size_t n);
 
 /* ---- URIs (uri.c) ---- */
 
 /* Resolves `ref` against absolute `base` (RFC 3986 section 5.2). Returns a
  * malloc'd string or NULL on allocation failure. */
-char *js_uri_resolve(const char *base, const char *ref);
+char *gw__js_uri_resolve(const char *base, const char *ref);
 /* Splits at '#': returns malloc'd URI without fragment; *frag points into
  * `uri` after '#' (or to "" when absent). */
-char *js_uri_strip_fragment(const char *uri, const char **frag);
+char *gw__js_uri_strip_fragment(const char *uri, const char **frag);
 /* Percent-decodes a fragment into a new string. */
-char *js_uri_pct_decode(const char *s);
-bool js_uri_is_absolute(const char *s);
+char *gw__js_uri_pct_decode(const char *s);
+bool gw__js_uri_is_absolute(const char *s);
 
 /* ---- regular expressions (regex.c) ---- */
 
 struct js_regex;
 /* Compiles an ECMA-262 style pattern with PCRE2 (UTF). NULL when invalid;
  * `why` (may be NULL) receives PCRE2's message. */
-struct js_regex *js_regex_compile(const char *pattern, char *why, size_t whylen);
-bool js_regex_match(const struct js_regex *re, const char *s, size_t n);
-void js_regex_free(struct js_regex *re);
+struct js_regex *gw__js_regex_compile(const char *pattern, char *why, size_t whylen);
+bool gw__js_regex_match(const struct js_regex *re, const char *s, size_t n);
+void gw__js_regex_free(struct js_regex *re);
 
 /* ---- formats (formats.c) ---- */
 
 /* Returns an opaque checker id for a format name, or 0 when unknown. */
-int js_format_lookup(const char *name);
-bool js_format_check(int id, const char *s, size_t n);
+int gw__js_format_lookup(const char *name);
+bool gw__js_format_check(int id, const char *s, size_t n);
 
 /* ---- compiled schema ---- */
 
@@ -275,41 +274,37 @@ struct gw_schema_registry {
 };
 
 /* Finds a document by absolute URI without fragment; borrowed, NULL if absent. */
-json_t *js_registry_find(struct gw_schema_registry *reg, const char *uri);
+json_t *gw__js_registry_find(struct gw_schema_registry *reg, const char *uri);
 /* Returns the compiled metaschema for `uri` (cached), or NULL with err. */
-const struct gw_schema *js_registry_meta(struct gw_schema_registry *reg, const char *uri,
-                                         struct gw_error *err);
+const struct gw_schema *gw__js_registry_meta(struct gw_schema_registry *reg, const char *uri,
+                                             struct gw_error *err);
 /* Known draft of a metaschema URI, 0 when unknown. */
-int js_draft_of_uri(const char *uri);
+int gw__js_draft_of_uri(const char *uri);
 
-/* Bundled metaschemas (generated metaschemas.c). */
-struct js_bundled {
-    const char *uri;
-    const char *text;
-};
-extern const struct js_bundled js_bundled_metaschemas[];
-extern const size_t js_bundled_metaschemas_count;
+/* Bundled metaschemas keyed by $id (metaschemas.c, generated by tools/embed.py). */
+extern const struct gw_embedded gw__js_bundled_metaschemas[];
+extern const size_t gw__js_bundled_metaschemas_count;
 
 /* compile.c internals used by validate.c */
-struct gw_schema *js_compile(struct gw_schema_registry *reg, json_t *schema, const char *base_uri,
-                             const struct gw_schema_options *opts, bool check_meta,
-                             struct gw_error *err);
-void js_node_free(struct js_node *n);
+struct gw_schema *gw__js_compile(struct gw_schema_registry *reg, json_t *schema,
+                                 const char *base_uri, const struct gw_schema_options *opts,
+                                 bool check_meta, struct gw_error *err);
+void gw__js_node_free(struct js_node *n);
 
 /* Walks a document to register resources and anchors (resolve.c). */
-int js_index_document(struct gw_schema *s, json_t *doc, const char *uri, int draft,
-                      struct gw_error *err);
+int gw__js_index_document(struct gw_schema *s, json_t *doc, const char *uri, int draft,
+                          struct gw_error *err);
 /* Determines draft and vocabularies from a $schema value. */
-int js_meta_dialect(struct gw_schema *s, const char *meta_uri, int *draft, unsigned *vocab,
-                    struct gw_error *err);
+int gw__js_meta_dialect(struct gw_schema *s, const char *meta_uri, int *draft, unsigned *vocab,
+                        struct gw_error *err);
 /* Resolves a reference (absolute URI with fragment) to a json schema node. */
-json_t *js_resolve(struct gw_schema *s, const char *abs_ref, int draft, struct js_nodeinfo **info,
-                   struct gw_error *err);
-void js_resource_free(void *r);
+json_t *gw__js_resolve(struct gw_schema *s, const char *abs_ref, int draft,
+                       struct js_nodeinfo **info, struct gw_error *err);
+void gw__js_resource_free(void *r);
 
 /* Runtime evaluation (validate.c). */
 struct js_vctx;
-bool js_validate_root(const struct gw_schema *s, json_t *instance, json_t *errors);
+bool gw__js_validate_root(const struct gw_schema *s, json_t *instance, json_t *errors);
 
 #define JS_MAX_DEPTH 512
 

@@ -105,8 +105,8 @@ static int add_property(struct js_buf *b, const char *body, size_t n)
     }
     for (size_t i = 0; i < ARRAY_SIZE(gc_names); i++)
         if (strlen(gc_names[i][0]) == n && memcmp(gc_names[i][0], body, n) == 0)
-            return js_buf_adds(b, gc_names[i][1]);
-    return js_buf_add(b, body, n);
+            return gw__js_buf_adds(b, gc_names[i][1]);
+    return gw__js_buf_add(b, body, n);
 }
 
 /* Rewrites the few ECMA constructs PCRE2 reads differently and rejects
@@ -115,35 +115,35 @@ static char *translate(const char *p, bool *bad)
 {
     struct js_buf b = {0};
     bool in_class = false;
-    int rc = js_buf_add(&b, "", 0);
+    int rc = gw__js_buf_add(&b, "", 0);
     *bad = false;
     for (size_t i = 0; p[i] && rc == 0; i++) {
         if (p[i] == '\\' && p[i + 1]) {
             char e = p[i + 1];
             if (e == 's' || e == 'S') {
                 if (in_class && e == 's')
-                    rc = js_buf_adds(&b, ECMA_SPACE);
+                    rc = gw__js_buf_adds(&b, ECMA_SPACE);
                 else if (!in_class)
-                    rc = js_buf_adds(&b, e == 's' ? "[" ECMA_SPACE "]" : "[^" ECMA_SPACE "]");
+                    rc = gw__js_buf_adds(&b, e == 's' ? "[" ECMA_SPACE "]" : "[^" ECMA_SPACE "]");
                 else
-                    rc = js_buf_add(&b, p + i, 2); /* \S inside a class: PCRE2's view */
+                    rc = gw__js_buf_add(&b, p + i, 2); /* \S inside a class: PCRE2's view */
             } else if (e == 'v') {
-                rc = js_buf_adds(&b, "\\x0b");
+                rc = gw__js_buf_adds(&b, "\\x0b");
             } else if ((e == 'p' || e == 'P') && p[i + 2] == '{' && strchr(p + i + 3, '}')) {
                 const char *body = p + i + 3;
                 size_t n = (size_t)(strchr(body, '}') - body);
-                rc = js_buf_add(&b, p + i, 3);
+                rc = gw__js_buf_add(&b, p + i, 3);
                 if (rc == 0)
                     rc = add_property(&b, body, n);
                 if (rc == 0)
-                    rc = js_buf_addc(&b, '}');
+                    rc = gw__js_buf_addc(&b, '}');
                 i += 3 + n;
                 continue;
             } else if (((e >= 'a' && e <= 'z') || (e >= 'A' && e <= 'Z')) &&
                        !strchr("dDwWbBfnrtcxukpP", e)) {
                 *bad = true; /* \a, \e, \z, \Z, \A, \Q, \h...: not ECMA-262 */
             } else {
-                rc = js_buf_add(&b, p + i, 2);
+                rc = gw__js_buf_add(&b, p + i, 2);
             }
             i++;
             continue;
@@ -166,7 +166,7 @@ static char *translate(const char *p, bool *bad)
             in_class = true;
         else if (p[i] == ']' && in_class)
             in_class = false;
-        rc = js_buf_addc(&b, p[i]);
+        rc = gw__js_buf_addc(&b, p[i]);
     }
     if (rc < 0 || *bad) {
         free(b.s);
@@ -175,7 +175,7 @@ static char *translate(const char *p, bool *bad)
     return b.s;
 }
 
-struct js_regex *js_regex_compile(const char *pattern, char *why, size_t whylen)
+struct js_regex *gw__js_regex_compile(const char *pattern, char *why, size_t whylen)
 {
     int ecode;
     PCRE2_SIZE eoff;
@@ -220,7 +220,7 @@ struct js_regex *js_regex_compile(const char *pattern, char *why, size_t whylen)
     return re;
 }
 
-bool js_regex_match(const struct js_regex *re, const char *s, size_t n)
+bool gw__js_regex_match(const struct js_regex *re, const char *s, size_t n)
 {
     pcre2_match_data *md = match_data();
     if (!md)
@@ -229,7 +229,7 @@ bool js_regex_match(const struct js_regex *re, const char *s, size_t n)
     return rc >= 0;
 }
 
-void js_regex_free(struct js_regex *re)
+void gw__js_regex_free(struct js_regex *re)
 {
     if (!re)
         return;

@@ -30,15 +30,15 @@ struct gw_schema_registry *gw_schema_registry_create(struct gw_error *err)
         return NULL;
     }
     pthread_mutex_init(&reg->lock, NULL);
-    for (size_t i = 0; i < js_bundled_metaschemas_count; i++) {
+    for (size_t i = 0; i < gw__js_bundled_metaschemas_count; i++) {
         json_error_t jerr;
-        json_t *doc = json_loads(js_bundled_metaschemas[i].text, 0, &jerr);
+        json_t *doc = json_loads(gw__js_bundled_metaschemas[i].text, 0, &jerr);
         if (!doc) {
             gw_error_set(err, GW_EPARSE, false, "bundled metaschema %s: %s",
-                         js_bundled_metaschemas[i].uri, jerr.text);
+                         gw__js_bundled_metaschemas[i].key, jerr.text);
             goto fail;
         }
-        int rc = gw_schema_registry_add(reg, js_bundled_metaschemas[i].uri, doc, err);
+        int rc = gw_schema_registry_add(reg, gw__js_bundled_metaschemas[i].key, doc, err);
         json_decref(doc);
         if (rc < 0)
             goto fail;
@@ -53,8 +53,8 @@ void gw_schema_registry_destroy(struct gw_schema_registry *reg)
 {
     if (!reg)
         return;
-    js_strmap_free(&reg->metas, meta_free);
-    js_strmap_free(&reg->docs, doc_free);
+    gw__js_strmap_free(&reg->metas, meta_free);
+    gw__js_strmap_free(&reg->docs, doc_free);
     pthread_mutex_destroy(&reg->lock);
     free(reg);
 }
@@ -64,15 +64,15 @@ int gw_schema_registry_add(struct gw_schema_registry *reg, const char *uri, json
 {
     if (!reg || !uri || !doc)
         return gw_error_set(err, GW_EINVAL, false, "registry add: missing argument");
-    if (!js_uri_is_absolute(uri))
+    if (!gw__js_uri_is_absolute(uri))
         return gw_error_set(err, GW_EINVAL, false, "registry add: %s is not an absolute URI", uri);
-    char *u = js_uri_strip_fragment(uri, NULL);
+    char *u = gw__js_uri_strip_fragment(uri, NULL);
     if (!u)
         return gw_error_set(err, GW_ENOMEM, false, "out of memory");
     int rc = 0;
     pthread_mutex_lock(&reg->lock);
-    json_t *old = js_strmap_get(&reg->docs, u);
-    if (js_strmap_put(&reg->docs, u, json_incref(doc)) < 0) {
+    json_t *old = gw__js_strmap_get(&reg->docs, u);
+    if (gw__js_strmap_put(&reg->docs, u, json_incref(doc)) < 0) {
         json_decref(doc);
         rc = gw_error_set(err, GW_ENOMEM, false, "out of memory");
     } else {
@@ -84,20 +84,20 @@ int gw_schema_registry_add(struct gw_schema_registry *reg, const char *uri, json
     return rc;
 }
 
-json_t *js_registry_find(struct gw_schema_registry *reg, const char *uri)
+json_t *gw__js_registry_find(struct gw_schema_registry *reg, const char *uri)
 {
     pthread_mutex_lock(&reg->lock);
-    json_t *doc = js_strmap_get(&reg->docs, uri);
+    json_t *doc = gw__js_strmap_get(&reg->docs, uri);
     pthread_mutex_unlock(&reg->lock);
     return doc;
 }
 
-const struct gw_schema *js_registry_meta(struct gw_schema_registry *reg, const char *uri,
-                                         struct gw_error *err)
+const struct gw_schema *gw__js_registry_meta(struct gw_schema_registry *reg, const char *uri,
+                                             struct gw_error *err)
 {
     pthread_mutex_lock(&reg->lock);
-    struct gw_schema *m = js_strmap_get(&reg->metas, uri);
-    json_t *doc = m ? NULL : json_incref(js_strmap_get(&reg->docs, uri));
+    struct gw_schema *m = gw__js_strmap_get(&reg->metas, uri);
+    json_t *doc = m ? NULL : json_incref(gw__js_strmap_get(&reg->docs, uri));
     pthread_mutex_unlock(&reg->lock);
     if (m)
         return m;
@@ -108,14 +108,14 @@ const struct gw_schema *js_registry_meta(struct gw_schema_registry *reg, const c
     /* Compiled outside the lock (compiling looks documents up); a racing
      * thread's copy loses and is freed. Metaschemas are trusted, so they
      * are not themselves checked. */
-    struct gw_schema *nm = js_compile(reg, doc, uri, NULL, false, err);
+    struct gw_schema *nm = gw__js_compile(reg, doc, uri, NULL, false, err);
     json_decref(doc);
     if (!nm)
         return NULL;
     pthread_mutex_lock(&reg->lock);
-    m = js_strmap_get(&reg->metas, uri);
+    m = gw__js_strmap_get(&reg->metas, uri);
     if (!m) {
-        if (js_strmap_put(&reg->metas, uri, nm) < 0) {
+        if (gw__js_strmap_put(&reg->metas, uri, nm) < 0) {
             pthread_mutex_unlock(&reg->lock);
             gw_schema_destroy(nm);
             gw_error_set(err, GW_ENOMEM, false, "out of memory");

@@ -12,7 +12,7 @@
 #define META_7       "http://json-schema.org/draft-07/schema"
 #define VOCAB_PREFIX "https://json-schema.org/draft/2020-12/vocab/"
 
-int js_draft_of_uri(const char *uri)
+int gw__js_draft_of_uri(const char *uri)
 {
     size_t n = strcspn(uri, "#");
     if (n == strlen(META_2020) && strncmp(uri, META_2020, n) == 0)
@@ -22,15 +22,15 @@ int js_draft_of_uri(const char *uri)
     return 0;
 }
 
-void js_resource_free(void *p)
+void gw__js_resource_free(void *p)
 {
     struct js_resource *r = p;
     if (!r)
         return;
     free(r->uri);
-    js_strmap_free(&r->anchors, NULL);
-    js_strmap_free(&r->dyn_anchors, NULL);
-    js_strmap_free(&r->dyn_nodes, NULL);
+    gw__js_strmap_free(&r->anchors, NULL);
+    gw__js_strmap_free(&r->dyn_anchors, NULL);
+    gw__js_strmap_free(&r->dyn_nodes, NULL);
     free(r);
 }
 
@@ -60,7 +60,7 @@ static unsigned vocab_bit(const char *uri)
 static int dialect_rec(struct gw_schema *s, const char *meta_uri, int *draft, unsigned *vocab,
                        int depth, struct gw_error *err)
 {
-    int d = js_draft_of_uri(meta_uri);
+    int d = gw__js_draft_of_uri(meta_uri);
     if (d) {
         *draft = d;
         *vocab = VOC_ALL_2020;
@@ -68,10 +68,10 @@ static int dialect_rec(struct gw_schema *s, const char *meta_uri, int *draft, un
     }
     if (depth > 8)
         return gw_error_set(err, GW_EINVAL, false, "$schema chain too long at %s", meta_uri);
-    char *u = js_uri_strip_fragment(meta_uri, NULL);
+    char *u = gw__js_uri_strip_fragment(meta_uri, NULL);
     if (!u)
         return GW_ENOMEM;
-    json_t *doc = js_registry_find(s->reg, u);
+    json_t *doc = gw__js_registry_find(s->reg, u);
     free(u);
     if (!json_is_object(doc))
         return gw_error_set(err, GW_ENOTFOUND, false, "unknown $schema %s", meta_uri);
@@ -102,8 +102,8 @@ static int dialect_rec(struct gw_schema *s, const char *meta_uri, int *draft, un
     return 0;
 }
 
-int js_meta_dialect(struct gw_schema *s, const char *meta_uri, int *draft, unsigned *vocab,
-                    struct gw_error *err)
+int gw__js_meta_dialect(struct gw_schema *s, const char *meta_uri, int *draft, unsigned *vocab,
+                        struct gw_error *err)
 {
     return dialect_rec(s, meta_uri, draft, vocab, 0, err);
 }
@@ -111,7 +111,7 @@ int js_meta_dialect(struct gw_schema *s, const char *meta_uri, int *draft, unsig
 static struct js_resource *resource_add(struct gw_schema *s, const char *uri, json_t *root,
                                         int draft, unsigned vocab)
 {
-    struct js_resource *r = js_strmap_get(&s->resources, uri);
+    struct js_resource *r = gw__js_strmap_get(&s->resources, uri);
     if (r)
         return r;
     if (s->nres == s->capres) {
@@ -123,8 +123,8 @@ static struct js_resource *resource_add(struct gw_schema *s, const char *uri, js
         s->capres = ncap;
     }
     r = calloc(1, sizeof(*r));
-    if (!r || !(r->uri = js_strdup(uri)) || js_strmap_put(&s->resources, uri, r) < 0) {
-        js_resource_free(r);
+    if (!r || !(r->uri = gw__js_strdup(uri)) || gw__js_strmap_put(&s->resources, uri, r) < 0) {
+        gw__js_resource_free(r);
         return NULL;
     }
     r->root = root;
@@ -137,7 +137,7 @@ static struct js_resource *resource_add(struct gw_schema *s, const char *uri, js
 static struct js_nodeinfo *info_add(struct gw_schema *s, json_t *j, struct js_resource *res,
                                     int draft, unsigned vocab)
 {
-    struct js_nodeinfo *in = js_ptrmap_get(&s->info, j);
+    struct js_nodeinfo *in = gw__js_ptrmap_get(&s->info, j);
     if (in)
         return in;
     if (s->ninfos == s->capinfos) {
@@ -154,7 +154,7 @@ static struct js_nodeinfo *info_add(struct gw_schema *s, json_t *j, struct js_re
     in->res = res;
     in->draft = draft;
     in->vocab = vocab;
-    if (js_ptrmap_put(&s->info, j, in) < 0) {
+    if (gw__js_ptrmap_put(&s->info, j, in) < 0) {
         free(in);
         return NULL;
     }
@@ -231,26 +231,26 @@ static int walk(struct gw_schema *s, json_t *j, struct js_resource *res, int dra
         return 0;
     if (depth > JS_MAX_DEPTH)
         return gw_error_set(err, GW_ELIMIT, false, "schema nested too deeply");
-    if (js_ptrmap_get(&s->info, j))
+    if (gw__js_ptrmap_get(&s->info, j))
         return 0; /* already indexed (a document reached twice) */
     json_t *id = json_object_get(j, "$id");
     json_t *sch = json_object_get(j, "$schema");
     bool d7 = draft == GW_SCHEMA_DRAFT_7;
     if (json_is_string(id) && !(d7 && json_object_get(j, "$ref"))) {
         const char *frag;
-        char *abs = js_uri_resolve(res->uri, json_string_value(id));
-        char *u = abs ? js_uri_strip_fragment(abs, &frag) : NULL;
+        char *abs = gw__js_uri_resolve(res->uri, json_string_value(id));
+        char *u = abs ? gw__js_uri_strip_fragment(abs, &frag) : NULL;
         if (!u) {
             free(abs);
             return GW_ENOMEM;
         }
         int rc = 0;
         if (json_string_value(id)[0] == '#' && d7) {
-            if (*frag && js_strmap_put(&res->anchors, frag, j) < 0)
+            if (*frag && gw__js_strmap_put(&res->anchors, frag, j) < 0)
                 rc = GW_ENOMEM;
         } else {
             if (!d7 && json_is_string(sch) &&
-                (rc = js_meta_dialect(s, json_string_value(sch), &draft, &vocab, err)) < 0)
+                (rc = gw__js_meta_dialect(s, json_string_value(sch), &draft, &vocab, err)) < 0)
                 goto done;
             struct js_resource *nr = resource_add(s, u, j, draft, vocab);
             if (!nr) {
@@ -258,7 +258,7 @@ static int walk(struct gw_schema *s, json_t *j, struct js_resource *res, int dra
                 goto done;
             }
             res = nr;
-            if (d7 && *frag && js_strmap_put(&res->anchors, frag, j) < 0)
+            if (d7 && *frag && gw__js_strmap_put(&res->anchors, frag, j) < 0)
                 rc = GW_ENOMEM;
         }
     done:
@@ -271,23 +271,24 @@ static int walk(struct gw_schema *s, json_t *j, struct js_resource *res, int dra
         return GW_ENOMEM;
     if (!d7) {
         json_t *a = json_object_get(j, "$anchor");
-        if (json_is_string(a) && js_strmap_put(&res->anchors, json_string_value(a), j) < 0)
+        if (json_is_string(a) && gw__js_strmap_put(&res->anchors, json_string_value(a), j) < 0)
             return GW_ENOMEM;
         a = json_object_get(j, "$dynamicAnchor");
-        if (json_is_string(a) && (js_strmap_put(&res->anchors, json_string_value(a), j) < 0 ||
-                                  js_strmap_put(&res->dyn_anchors, json_string_value(a), j) < 0))
+        if (json_is_string(a) &&
+            (gw__js_strmap_put(&res->anchors, json_string_value(a), j) < 0 ||
+             gw__js_strmap_put(&res->dyn_anchors, json_string_value(a), j) < 0))
             return GW_ENOMEM;
     }
     return walk_children(s, j, res, draft, vocab, depth, err);
 }
 
-int js_index_document(struct gw_schema *s, json_t *doc, const char *uri, int draft,
-                      struct gw_error *err)
+int gw__js_index_document(struct gw_schema *s, json_t *doc, const char *uri, int draft,
+                          struct gw_error *err)
 {
     unsigned vocab = VOC_ALL_2020;
     json_t *sch = json_object_get(doc, "$schema");
     if (json_is_string(sch)) {
-        int rc = js_meta_dialect(s, json_string_value(sch), &draft, &vocab, err);
+        int rc = gw__js_meta_dialect(s, json_string_value(sch), &draft, &vocab, err);
         if (rc < 0)
             return rc;
     }
@@ -301,33 +302,34 @@ int js_index_document(struct gw_schema *s, json_t *doc, const char *uri, int dra
         return rc;
     /* The root's own $id (if any) created a second resource; alias the
      * document URI's anchors to it so "uri#name" works both ways. */
-    struct js_nodeinfo *in = js_ptrmap_get(&s->info, doc);
+    struct js_nodeinfo *in = gw__js_ptrmap_get(&s->info, doc);
     if (in && in->res != r) {
         r->draft = in->res->draft;
         r->vocab = in->res->vocab;
-        if (js_strmap_put(&s->resources, uri, in->res) < 0)
+        if (gw__js_strmap_put(&s->resources, uri, in->res) < 0)
             return GW_ENOMEM;
     }
     return 0;
 }
 
-json_t *js_resolve(struct gw_schema *s, const char *abs_ref, int draft, struct js_nodeinfo **info,
-                   struct gw_error *err)
+json_t *gw__js_resolve(struct gw_schema *s, const char *abs_ref, int draft,
+                       struct js_nodeinfo **info, struct gw_error *err)
 {
     const char *frag;
-    char *u = js_uri_strip_fragment(abs_ref, &frag);
+    char *u = gw__js_uri_strip_fragment(abs_ref, &frag);
     json_t *target = NULL;
     if (!u) {
         gw_error_set(err, GW_ENOMEM, false, "out of memory");
         return NULL;
     }
-    struct js_resource *res = js_strmap_get(&s->resources, u);
+    struct js_resource *res = gw__js_strmap_get(&s->resources, u);
     if (!res) {
-        json_t *doc = js_registry_find(s->reg, u);
+        json_t *doc = gw__js_registry_find(s->reg, u);
         if (doc) {
-            if (json_array_append(s->docs, doc) < 0 || js_index_document(s, doc, u, draft, err) < 0)
+            if (json_array_append(s->docs, doc) < 0 ||
+                gw__js_index_document(s, doc, u, draft, err) < 0)
                 goto out;
-            res = js_strmap_get(&s->resources, u);
+            res = gw__js_strmap_get(&s->resources, u);
         }
     }
     if (!res) {
@@ -337,19 +339,19 @@ json_t *js_resolve(struct gw_schema *s, const char *abs_ref, int draft, struct j
     if (*frag == '\0') {
         target = res->root;
     } else if (*frag == '/') {
-        char *p = js_uri_pct_decode(frag);
+        char *p = gw__js_uri_pct_decode(frag);
         target = p ? gw_jsonptr_get(res->root, p) : NULL;
         free(p);
     } else {
-        char *p = js_uri_pct_decode(frag);
-        target = p ? js_strmap_get(&res->anchors, p) : NULL;
+        char *p = gw__js_uri_pct_decode(frag);
+        target = p ? gw__js_strmap_get(&res->anchors, p) : NULL;
         free(p);
     }
     if (!target) {
         gw_error_set(err, GW_ENOTFOUND, false, "unresolvable $ref %s", abs_ref);
         goto out;
     }
-    *info = js_ptrmap_get(&s->info, target);
+    *info = gw__js_ptrmap_get(&s->info, target);
     if (!*info)
         *info = info_add(s, target, res, res->draft, res->vocab);
     if (!*info) {

@@ -21,7 +21,7 @@ static size_t scheme_len(const char *s)
     return s[i] == ':' ? i : 0;
 }
 
-bool js_uri_is_absolute(const char *s)
+bool gw__js_uri_is_absolute(const char *s)
 {
     return scheme_len(s) > 0;
 }
@@ -62,7 +62,7 @@ static void uri_parse(const char *s, struct uri_parts *p)
 /* remove_dot_segments from RFC 3986 5.2.4, appending the result to out. */
 static int remove_dots(struct js_buf *out, const char *in, size_t n)
 {
-    char *buf = js_strndup(in, n);
+    char *buf = gw__js_strndup(in, n);
     if (!buf)
         return GW_ENOMEM;
     char *s = buf;
@@ -92,7 +92,7 @@ static int remove_dots(struct js_buf *out, const char *in, size_t n)
             break;
         } else {
             size_t seg = (*s == '/') ? 1 + strcspn(s + 1, "/") : strcspn(s, "/");
-            rc = js_buf_add(out, s, seg);
+            rc = gw__js_buf_add(out, s, seg);
             s += seg;
         }
     }
@@ -100,7 +100,7 @@ static int remove_dots(struct js_buf *out, const char *in, size_t n)
     return rc;
 }
 
-char *js_uri_resolve(const char *base, const char *ref)
+char *gw__js_uri_resolve(const char *base, const char *ref)
 {
     struct uri_parts b, r;
     struct js_buf out = {0};
@@ -109,30 +109,30 @@ char *js_uri_resolve(const char *base, const char *ref)
     int rc = 0;
     const struct uri_parts *sch = r.has_scheme ? &r : &b;
     if (sch->has_scheme) {
-        rc |= js_buf_add(&out, sch->scheme, sch->scheme_n);
-        rc |= js_buf_addc(&out, ':');
+        rc |= gw__js_buf_add(&out, sch->scheme, sch->scheme_n);
+        rc |= gw__js_buf_addc(&out, ':');
     }
     if (r.has_scheme || r.has_auth) {
         if (r.has_auth) {
-            rc |= js_buf_add(&out, "//", 2);
-            rc |= js_buf_add(&out, r.auth, r.auth_n);
+            rc |= gw__js_buf_add(&out, "//", 2);
+            rc |= gw__js_buf_add(&out, r.auth, r.auth_n);
         }
         rc |= remove_dots(&out, r.path, r.path_n);
         if (r.has_query) {
-            rc |= js_buf_addc(&out, '?');
-            rc |= js_buf_add(&out, r.query, r.query_n);
+            rc |= gw__js_buf_addc(&out, '?');
+            rc |= gw__js_buf_add(&out, r.query, r.query_n);
         }
     } else {
         if (b.has_auth) {
-            rc |= js_buf_add(&out, "//", 2);
-            rc |= js_buf_add(&out, b.auth, b.auth_n);
+            rc |= gw__js_buf_add(&out, "//", 2);
+            rc |= gw__js_buf_add(&out, b.auth, b.auth_n);
         }
         if (r.path_n == 0) {
-            rc |= js_buf_add(&out, b.path, b.path_n);
+            rc |= gw__js_buf_add(&out, b.path, b.path_n);
             const struct uri_parts *q = r.has_query ? &r : &b;
             if (q->has_query) {
-                rc |= js_buf_addc(&out, '?');
-                rc |= js_buf_add(&out, q->query, q->query_n);
+                rc |= gw__js_buf_addc(&out, '?');
+                rc |= gw__js_buf_add(&out, q->query, q->query_n);
             }
         } else {
             if (r.path[0] == '/') {
@@ -140,30 +140,30 @@ char *js_uri_resolve(const char *base, const char *ref)
             } else {
                 struct js_buf merged = {0};
                 if (b.has_auth && b.path_n == 0) {
-                    rc |= js_buf_addc(&merged, '/');
+                    rc |= gw__js_buf_addc(&merged, '/');
                 } else {
                     size_t keep = b.path_n;
                     while (keep > 0 && b.path[keep - 1] != '/')
                         keep--;
-                    rc |= js_buf_add(&merged, b.path, keep);
+                    rc |= gw__js_buf_add(&merged, b.path, keep);
                 }
-                rc |= js_buf_add(&merged, r.path, r.path_n);
+                rc |= gw__js_buf_add(&merged, r.path, r.path_n);
                 if (merged.s)
                     rc |= remove_dots(&out, merged.s, merged.len);
                 free(merged.s);
             }
             if (r.has_query) {
-                rc |= js_buf_addc(&out, '?');
-                rc |= js_buf_add(&out, r.query, r.query_n);
+                rc |= gw__js_buf_addc(&out, '?');
+                rc |= gw__js_buf_add(&out, r.query, r.query_n);
             }
         }
     }
     if (r.has_frag) {
-        rc |= js_buf_addc(&out, '#');
-        rc |= js_buf_add(&out, r.frag, r.frag_n);
+        rc |= gw__js_buf_addc(&out, '#');
+        rc |= gw__js_buf_add(&out, r.frag, r.frag_n);
     }
     if (rc == 0 && !out.s)
-        rc = js_buf_add(&out, "", 0);
+        rc = gw__js_buf_add(&out, "", 0);
     if (rc != 0) {
         free(out.s);
         return NULL;
@@ -171,12 +171,12 @@ char *js_uri_resolve(const char *base, const char *ref)
     return out.s;
 }
 
-char *js_uri_strip_fragment(const char *uri, const char **frag)
+char *gw__js_uri_strip_fragment(const char *uri, const char **frag)
 {
     const char *h = strchr(uri, '#');
     if (frag)
         *frag = h ? h + 1 : "";
-    return js_strndup(uri, h ? (size_t)(h - uri) : strlen(uri));
+    return gw__js_strndup(uri, h ? (size_t)(h - uri) : strlen(uri));
 }
 
 static int hexval(char c)
@@ -190,7 +190,7 @@ static int hexval(char c)
     return -1;
 }
 
-char *js_uri_pct_decode(const char *s)
+char *gw__js_uri_pct_decode(const char *s)
 {
     size_t n = strlen(s);
     char *d = malloc(n + 1), *o = d;

@@ -5,12 +5,12 @@
 
 #include "internal.h"
 
-char *js_strdup(const char *s)
+char *gw__js_strdup(const char *s)
 {
-    return js_strndup(s, strlen(s));
+    return gw__js_strndup(s, strlen(s));
 }
 
-char *js_strndup(const char *s, size_t n)
+char *gw__js_strndup(const char *s, size_t n)
 {
     char *d = malloc(n + 1);
     if (!d)
@@ -20,85 +20,97 @@ char *js_strndup(const char *s, size_t n)
     return d;
 }
 
-static uint64_t hash_str(const char *s)
+typedef uint64_t (*hash_fn)(const void *key);
+typedef bool (*same_fn)(const void *a, const void *b);
+
+static uint64_t hash_str(const void *key)
 {
     /* FNV-1a: short keys, no adversarial concern beyond a slow lookup. */
     uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) {
+    for (const char *s = key; *s; s++) {
         h ^= (unsigned char)*s;
         h *= 1099511628211ull;
     }
     return h;
 }
 
-static uint64_t hash_ptr(const void *p)
+static bool same_str(const void *a, const void *b)
 {
-    uint64_t x = (uint64_t)(uintptr_t)p;
+    return strcmp(a, b) == 0;
+}
+
+static uint64_t hash_ptr(const void *key)
+{
+    uint64_t x = (uint64_t)(uintptr_t)key;
     x ^= x >> 33;
     x *= 0xff51afd7ed558ccdull;
     x ^= x >> 33;
     return x;
 }
 
-static int strmap_grow(struct js_strmap *m)
+static bool same_ptr(const void *a, const void *b)
 {
-    size_t ncap = m->cap ? m->cap * 2 : 16;
-    struct js_strmap_ent *ne = calloc(ncap, sizeof(*ne));
+    return a == b;
+}
+
+/* The entry holding `key`, or the free one where it belongs. */
+static size_t slot(const struct js_map_ent *e, size_t cap, const void *key, hash_fn hash,
+                   same_fn same)
+{
+    size_t j = hash(key) & (cap - 1);
+    while (e[j].key && !same(e[j].key, key))
+        j = (j + 1) & (cap - 1);
+    return j;
+}
+
+/* Makes room for one more entry: doubles the table (from `first`) when it
+ * would be more than half full. */
+static int reserve(struct js_map_ent **e, size_t *cap, size_t n, size_t first, hash_fn hash,
+                   same_fn same)
+{
+    if ((n + 1) * 2 <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : first;
+    struct js_map_ent *ne = calloc(ncap, sizeof(*ne));
     if (!ne)
         return GW_ENOMEM;
-    for (size_t i = 0; i < m->cap; i++) {
-        if (!m->e[i].key)
-            continue;
-        size_t j = hash_str(m->e[i].key) & (ncap - 1);
-        while (ne[j].key)
-            j = (j + 1) & (ncap - 1);
-        ne[j] = m->e[i];
-    }
-    free(m->e);
-    m->e = ne;
-    m->cap = ncap;
+    for (size_t i = 0; i < *cap; i++)
+        if ((*e)[i].key)
+            ne[slot(ne, ncap, (*e)[i].key, hash, same)] = (*e)[i];
+    free(*e);
+    *e = ne;
+    *cap = ncap;
     return 0;
 }
 
-int js_strmap_put(struct js_strmap *m, const char *key, void *val)
+int gw__js_strmap_put(struct js_strmap *m, const char *key, void *val)
 {
-    if ((m->n + 1) * 2 > m->cap && strmap_grow(m) < 0)
+    if (reserve(&m->e, &m->cap, m->n, 16, hash_str, same_str) < 0)
         return GW_ENOMEM;
-    size_t j = hash_str(key) & (m->cap - 1);
-    while (m->e[j].key) {
-        if (strcmp(m->e[j].key, key) == 0) {
-            m->e[j].val = val;
-            return 0;
-        }
-        j = (j + 1) & (m->cap - 1);
+    struct js_map_ent *e = &m->e[slot(m->e, m->cap, key, hash_str, same_str)];
+    if (!e->key) {
+        if (!(e->key = gw__js_strdup(key)))
+            return GW_ENOMEM;
+        m->n++;
     }
-    m->e[j].key = js_strdup(key);
-    if (!m->e[j].key)
-        return GW_ENOMEM;
-    m->e[j].val = val;
-    m->n++;
+    e->val = val;
     return 0;
 }
 
-void *js_strmap_get(const struct js_strmap *m, const char *key)
+void *gw__js_strmap_get(const struct js_strmap *m, const char *key)
 {
     if (!m->cap)
         return NULL;
-    size_t j = hash_str(key) & (m->cap - 1);
-    while (m->e[j].key) {
-        if (strcmp(m->e[j].key, key) == 0)
-            return m->e[j].val;
-        j = (j + 1) & (m->cap - 1);
-    }
-    return NULL;
+    const struct js_map_ent *e = &m->e[slot(m->e, m->cap, key, hash_str, same_str)];
+    return e->key ? e->val : NULL;
 }
 
-void js_strmap_free(struct js_strmap *m, void (*free_val)(void *))
+void gw__js_strmap_free(struct js_strmap *m, void (*free_val)(void *))
 {
     for (size_t i = 0; i < m->cap; i++) {
         if (!m->e[i].key)
             continue;
-        free(m->e[i].key);
+        free((char *)m->e[i].key);
         if (free_val)
             free_val(m->e[i].val);
     }
@@ -107,65 +119,35 @@ void js_strmap_free(struct js_strmap *m, void (*free_val)(void *))
     m->cap = m->n = 0;
 }
 
-static int ptrmap_grow(struct js_ptrmap *m)
+int gw__js_ptrmap_put(struct js_ptrmap *m, const void *key, void *val)
 {
-    size_t ncap = m->cap ? m->cap * 2 : 64;
-    struct js_ptrmap_ent *ne = calloc(ncap, sizeof(*ne));
-    if (!ne)
+    if (reserve(&m->e, &m->cap, m->n, 64, hash_ptr, same_ptr) < 0)
         return GW_ENOMEM;
-    for (size_t i = 0; i < m->cap; i++) {
-        if (!m->e[i].key)
-            continue;
-        size_t j = hash_ptr(m->e[i].key) & (ncap - 1);
-        while (ne[j].key)
-            j = (j + 1) & (ncap - 1);
-        ne[j] = m->e[i];
+    struct js_map_ent *e = &m->e[slot(m->e, m->cap, key, hash_ptr, same_ptr)];
+    if (!e->key) {
+        e->key = key;
+        m->n++;
     }
-    free(m->e);
-    m->e = ne;
-    m->cap = ncap;
+    e->val = val;
     return 0;
 }
 
-int js_ptrmap_put(struct js_ptrmap *m, const void *key, void *val)
-{
-    if ((m->n + 1) * 2 > m->cap && ptrmap_grow(m) < 0)
-        return GW_ENOMEM;
-    size_t j = hash_ptr(key) & (m->cap - 1);
-    while (m->e[j].key) {
-        if (m->e[j].key == key) {
-            m->e[j].val = val;
-            return 0;
-        }
-        j = (j + 1) & (m->cap - 1);
-    }
-    m->e[j].key = key;
-    m->e[j].val = val;
-    m->n++;
-    return 0;
-}
-
-void *js_ptrmap_get(const struct js_ptrmap *m, const void *key)
+void *gw__js_ptrmap_get(const struct js_ptrmap *m, const void *key)
 {
     if (!m->cap)
         return NULL;
-    size_t j = hash_ptr(key) & (m->cap - 1);
-    while (m->e[j].key) {
-        if (m->e[j].key == key)
-            return m->e[j].val;
-        j = (j + 1) & (m->cap - 1);
-    }
-    return NULL;
+    const struct js_map_ent *e = &m->e[slot(m->e, m->cap, key, hash_ptr, same_ptr)];
+    return e->key ? e->val : NULL;
 }
 
-void js_ptrmap_free(struct js_ptrmap *m)
+void gw__js_ptrmap_free(struct js_ptrmap *m)
 {
     free(m->e);
     m->e = NULL;
     m->cap = m->n = 0;
 }
 
-int js_buf_add(struct js_buf *b, const char *s, size_t n)
+int gw__js_buf_add(struct js_buf *b, const char *s, size_t n)
 {
     if (b->len + n + 1 > b->cap) {
         size_t ncap = b->cap ? b->cap : 64;
@@ -183,17 +165,17 @@ int js_buf_add(struct js_buf *b, const char *s, size_t n)
     return 0;
 }
 
-int js_buf_adds(struct js_buf *b, const char *s)
+int gw__js_buf_adds(struct js_buf *b, const char *s)
 {
-    return js_buf_add(b, s, strlen(s));
+    return gw__js_buf_add(b, s, strlen(s));
 }
 
-int js_buf_addc(struct js_buf *b, char c)
+int gw__js_buf_addc(struct js_buf *b, char c)
 {
-    return js_buf_add(b, &c, 1);
+    return gw__js_buf_add(b, &c, 1);
 }
 
-bool js_is_integer(json_t *v)
+bool gw__js_is_integer(json_t *v)
 {
     if (json_is_integer(v))
         return true;
@@ -203,7 +185,7 @@ bool js_is_integer(json_t *v)
     return isfinite(d) && d == floor(d);
 }
 
-int js_num_cmp(json_t *a, json_t *b)
+int gw__js_num_cmp(json_t *a, json_t *b)
 {
     if (json_is_integer(a) && json_is_integer(b)) {
         json_int_t x = json_integer_value(a), y = json_integer_value(b);
@@ -215,10 +197,10 @@ int js_num_cmp(json_t *a, json_t *b)
     return x < y ? -1 : x > y;
 }
 
-bool js_json_equal(json_t *a, json_t *b)
+bool gw__js_json_equal(json_t *a, json_t *b)
 {
     if (json_is_number(a) && json_is_number(b))
-        return js_num_cmp(a, b) == 0;
+        return gw__js_num_cmp(a, b) == 0;
     if (json_typeof(a) != json_typeof(b))
         return false;
     switch (json_typeof(a)) {
@@ -227,7 +209,7 @@ bool js_json_equal(json_t *a, json_t *b)
         if (n != json_array_size(b))
             return false;
         for (size_t i = 0; i < n; i++)
-            if (!js_json_equal(json_array_get(a, i), json_array_get(b, i)))
+            if (!gw__js_json_equal(json_array_get(a, i), json_array_get(b, i)))
                 return false;
         return true;
     }
@@ -239,7 +221,7 @@ bool js_json_equal(json_t *a, json_t *b)
         json_object_foreach(a, k, v)
         {
             json_t *w = json_object_get(b, k);
-            if (!w || !js_json_equal(v, w))
+            if (!w || !gw__js_json_equal(v, w))
                 return false;
         }
         return true;
@@ -252,7 +234,7 @@ bool js_json_equal(json_t *a, json_t *b)
     }
 }
 
-size_t js_utf8_len(const char *s, size_t n)
+size_t gw__js_utf8_len(const char *s, size_t n)
 {
     size_t cps = 0;
     for (size_t i = 0; i < n; i++)

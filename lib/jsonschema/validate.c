@@ -141,7 +141,7 @@ static bool v_props(struct js_vctx *c, const struct js_kw *k, json_t *inst, stru
     json_object_foreach(inst, key, val)
     {
         bool matched = false;
-        struct js_node *sn = js_strmap_get(&k->u.props.props, key);
+        struct js_node *sn = gw__js_strmap_get(&k->u.props.props, key);
         if (sn) {
             matched = true;
             if (sn->is_bool && !sn->bool_value) {
@@ -153,7 +153,7 @@ static bool v_props(struct js_vctx *c, const struct js_kw *k, json_t *inst, stru
         }
         for (size_t p = 0; p < k->u.props.npats && (ok || c->errors); p++) {
             const struct js_pattern_prop *pp = &k->u.props.pats[p];
-            if (!js_regex_match(pp->re, key, strlen(key)))
+            if (!gw__js_regex_match(pp->re, key, strlen(key)))
                 continue;
             matched = true;
             if (!vchild_key(c, pp->node, val, key))
@@ -348,7 +348,8 @@ static bool v_applicator(struct js_vctx *c, const struct js_kw *k, json_t *inst,
         const struct js_node *t = k->u.ref.target;
         if (k->u.ref.anchor) {
             for (size_t i = 0; i < c->nscope; i++) {
-                const struct js_node *d = js_strmap_get(&c->scope[i]->dyn_nodes, k->u.ref.anchor);
+                const struct js_node *d =
+                    gw__js_strmap_get(&c->scope[i]->dyn_nodes, k->u.ref.anchor);
                 if (d) {
                     t = d;
                     break;
@@ -386,7 +387,7 @@ static bool v_applicator(struct js_vctx *c, const struct js_kw *k, json_t *inst,
 }
 
 /* Assertions live in assert.c; applicators here. */
-bool js_validate_assertion(struct js_vctx *c, const struct js_kw *k, json_t *inst);
+bool gw__js_validate_assertion(struct js_vctx *c, const struct js_kw *k, json_t *inst);
 
 static bool vkw(struct js_vctx *c, const struct js_kw *k, json_t *inst, struct annot *ann)
 {
@@ -412,7 +413,7 @@ static bool vkw(struct js_vctx *c, const struct js_kw *k, json_t *inst, struct a
     case KW_PROPNAMES:
         return v_applicator(c, k, inst, ann);
     default:
-        return js_validate_assertion(c, k, inst);
+        return gw__js_validate_assertion(c, k, inst);
     }
 }
 
@@ -466,19 +467,19 @@ static bool vnode(struct js_vctx *c, const struct js_node *n, json_t *inst, stru
 }
 
 /* Exposed to assert.c for its error reports. */
-void js_vctx_emit(struct js_vctx *c, const struct js_kw *k, const char *msg);
-void js_vctx_emit(struct js_vctx *c, const struct js_kw *k, const char *msg)
+void gw__js_vctx_emit(struct js_vctx *c, const struct js_kw *k, const char *msg);
+void gw__js_vctx_emit(struct js_vctx *c, const struct js_kw *k, const char *msg)
 {
     emit(c, k->name, k->loc, "%s", msg);
 }
 
-bool js_vctx_format_assert(const struct js_vctx *c);
-bool js_vctx_format_assert(const struct js_vctx *c)
+bool gw__js_vctx_format_assert(const struct js_vctx *c);
+bool gw__js_vctx_format_assert(const struct js_vctx *c)
 {
     return c->format_assert;
 }
 
-bool js_validate_root(const struct gw_schema *s, json_t *instance, json_t *errors)
+bool gw__js_validate_root(const struct gw_schema *s, json_t *instance, json_t *errors)
 {
     /* The context is large (path and scope stacks); keep it off the stack
      * of threads with small stacks. */
@@ -499,14 +500,14 @@ bool gw_schema_validate(const struct gw_schema *s, json_t *instance, json_t **er
     if (!s || !instance)
         return false;
     if (!errors)
-        return js_validate_root(s, instance, NULL);
-    if (js_validate_root(s, instance, NULL))
+        return gw__js_validate_root(s, instance, NULL);
+    if (gw__js_validate_root(s, instance, NULL))
         return true;
     /* Invalid: run again collecting every error (the slow path is only
      * paid by requests that are rejected anyway). */
     json_t *arr = json_array();
     if (arr)
-        js_validate_root(s, instance, arr);
+        gw__js_validate_root(s, instance, arr);
     *errors = arr;
     return false;
 }

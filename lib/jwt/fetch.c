@@ -1,10 +1,10 @@
 /*
- * Fetching "jwks_url" key sets: libcurl on the loop's thread pool (blocking
- * I/O never runs on the loop), at start, every "jwks_refresh_s", and on a
- * "kid" miss at most every "jwks_min_refresh_s". A failed fetch keeps the
- * previous set: an identity provider's outage must not log everyone out.
+ * Fetching "jwks_url" key sets with the library's non-blocking HTTP client
+ * (lib/gw/http_client.h) on the loop, at start, every "jwks_refresh_s",
+ * and on a "kid" miss at most every "jwks_min_refresh_s". A failed fetch
+ * keeps the previous set: an identity provider's outage must not log
+ * everyone out.
  */
-#include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,112 +15,85 @@
 #define FETCH_MAX_BYTES  (1 << 20)
 #define TICK_MS          1000
 
-struct body {
-    char *data;
-    size_t len;
-    bool too_big;
-};
-
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
+/* The key set in a response, or NULL with `err` filled. */
+static struct gw_jwks *parse_reply(const struct gw_http_response *resp,
+                                   const struct gw_error *http_err, struct gw_error *err)
 {
-    struct body *b = userdata;
-    size_t n = size * nmemb;
-    if (b->len + n > FETCH_MAX_BYTES) {
-        b->too_big = true;
-        return 0;
-    }
-    char *grown = realloc(b->data, b->len + n + 1);
-    if (grown == NULL)
-        return 0;
-    b->data = grown;
-    memcpy(b->data + b->len, ptr, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
-}
-
-/* Thread pool: fills src->fetched or src->fetch_err, touches nothing else. */
-static void fetch_work(uv_work_t *req)
-{
-    struct key_source *src = req->data;
-    struct body body = {0};
-    long status = 0;
-    CURL *c = curl_easy_init();
-
-    gw_error_clear(&src->fetch_err);
-    src->fetched = NULL;
-    if (c == NULL) {
-        gw_error_set(&src->fetch_err, GW_ENOMEM, true, "curl_easy_init failed");
-        return;
-    }
-    curl_easy_setopt(c, CURLOPT_URL, src->url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, FETCH_TIMEOUT_MS);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, FETCH_TIMEOUT_MS / 2);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "gangway-broker");
-    CURLcode cc = curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    if (body.too_big)
-        gw_error_set(&src->fetch_err, GW_ELIMIT, true, "key set larger than %d bytes",
-                     FETCH_MAX_BYTES);
-    else if (cc != CURLE_OK)
-        gw_error_set(&src->fetch_err, GW_EUNAVAIL, true, "%s", curl_easy_strerror(cc));
-    else if (status != 200)
-        gw_error_set(&src->fetch_err, GW_EUNAVAIL, true, "HTTP status %ld", status);
+    struct gw_jwks *ks = NULL;
+    if (http_err != NULL && http_err->code == GW_ELIMIT)
+        gw_error_set(err, GW_ELIMIT, true, "key set larger than %d bytes", FETCH_MAX_BYTES);
+    else if (http_err != NULL)
+        gw_error_set(err, GW_EUNAVAIL, true, "%s", http_err->message);
+    else if (resp->status != 200)
+        gw_error_set(err, GW_EUNAVAIL, true, "HTTP status %ld", resp->status);
     else
-        gw_jwks_parse_text(body.data != NULL ? body.data : "", body.len, 0, &src->fetched,
-                           &src->fetch_err);
-    free(body.data);
+        gw_jwks_parse_text(resp->body, resp->body_len, 0, &ks, err);
+    return ks;
 }
 
-static void fetch_done(uv_work_t *req, int status)
+static void fetch_done(void *arg, const struct gw_http_response *resp,
+                       const struct gw_error *http_err)
 {
-    struct key_source *src = req->data;
+    struct gw__jwt_key_source *src = arg;
     struct gw_jwt_auth *a = src->auth;
     uint64_t now = uv_now(a->loop);
+    struct gw_error err;
+    struct gw_jwks *fetched;
 
     src->fetching = false;
     a->fetches--;
-    if (src->fetched != NULL && status == 0) {
+    if (a->closing) { /* cancelled by gw_jwt_auth_destroy: nobody waits */
+        gw__jwt_auth_maybe_free(a);
+        return;
+    }
+    gw_error_clear(&err);
+    fetched = parse_reply(resp, http_err, &err);
+    if (fetched != NULL) {
         gw_jwks_destroy(src->keys);
-        src->keys = src->fetched;
-        src->fetched = NULL;
+        src->keys = fetched;
         src->next_due_ms = now + (uint64_t)src->refresh_s * 1000;
         gw_log_debug("jwks %s: %zu key(s)", src->url, gw_jwks_count(src->keys));
     } else {
-        gw_jwks_destroy(src->fetched);
-        src->fetched = NULL;
         src->next_due_ms = now + (uint64_t)src->min_refresh_s * 1000;
         gw_log_warn("jwks %s: fetch failed (%s); keeping the previous key set", src->url,
-                    status != 0 ? uv_strerror(status) : src->fetch_err.message);
+                    err.message);
     }
     /* Each waiter is answered once, with whatever set we now have. */
-    struct waiter *w = src->waiters;
+    struct gw__jwt_waiter *w = src->waiters;
     src->waiters = NULL;
     src->nwaiters = 0;
     while (w != NULL) {
-        struct waiter *next = w->next;
-        gw_jwt_waiter_resume(a, w, a->closing);
+        struct gw__jwt_waiter *next = w->next;
+        gw__jwt_waiter_resume(a, w, a->closing);
         w = next;
     }
-    gw_jwt_auth_maybe_free(a);
+    gw__jwt_auth_maybe_free(a);
 }
 
-void gw_jwt_source_fetch(struct key_source *src)
+void gw__jwt_source_fetch(struct gw__jwt_key_source *src)
 {
     struct gw_jwt_auth *a = src->auth;
+    struct gw_http_request_options o = {
+        .url = src->url,
+        .user_agent = "gangway-broker",
+        .connect_timeout_ms = FETCH_TIMEOUT_MS / 2,
+        .timeout_ms = FETCH_TIMEOUT_MS,
+        .max_body = FETCH_MAX_BYTES,
+    };
+    struct gw_error err;
     if (src->fetching || a->closing || src->url == NULL)
         return;
-    src->work.data = src;
     src->last_fetch_ms = uv_now(a->loop);
     src->fetched_once = true;
-    if (uv_queue_work(a->loop, &src->work, fetch_work, fetch_done) != 0) {
-        gw_log_warn("jwks %s: cannot queue the fetch", src->url);
+    if (a->http == NULL) {
+        if ((a->http = gw_http_client_create(a->loop, NULL, &err)) == NULL) {
+            gw_log_warn("jwks %s: cannot start the fetch: %s", src->url, err.message);
+            return;
+        }
+        a->http_open = true;
+    }
+    if (gw_http_client_request(a->http, &o, fetch_done, src, &err) == NULL) {
+        gw_log_warn("jwks %s: cannot start the fetch: %s", src->url, err.message);
         return;
     }
     src->fetching = true;
@@ -132,9 +105,9 @@ static void tick(uv_timer_t *t)
     struct gw_jwt_auth *a = t->data;
     uint64_t now = uv_now(a->loop);
     for (size_t i = 0; i < a->n; i++) {
-        struct key_source *src = &a->issuers[i].src;
+        struct gw__jwt_key_source *src = &a->issuers[i].src;
         if (src->url != NULL && !src->fetching && now >= src->next_due_ms)
-            gw_jwt_source_fetch(src);
+            gw__jwt_source_fetch(src);
     }
 }
 
@@ -150,19 +123,26 @@ void gw_jwt_auth_start(struct gw_jwt_auth *a)
         uv_timer_start(&a->timer, tick, 0, TICK_MS);
 }
 
-void gw_jwt_auth_maybe_free(struct gw_jwt_auth *a)
+void gw__jwt_auth_maybe_free(struct gw_jwt_auth *a)
 {
-    if (!a->closing || a->timer_open || a->fetches > 0)
+    if (!a->closing || a->timer_open || a->http_open || a->fetches > 0)
         return;
-    gw_jwt_auth_free_issuers(a);
+    gw__jwt_auth_free_issuers(a);
     free(a);
+}
+
+static void http_closed(void *arg)
+{
+    struct gw_jwt_auth *a = arg;
+    a->http_open = false;
+    gw__jwt_auth_maybe_free(a);
 }
 
 static void timer_closed(uv_handle_t *h)
 {
     struct gw_jwt_auth *a = h->data;
     a->timer_open = false;
-    gw_jwt_auth_maybe_free(a);
+    gw__jwt_auth_maybe_free(a);
 }
 
 void gw_jwt_auth_destroy(struct gw_jwt_auth *a)
@@ -171,16 +151,18 @@ void gw_jwt_auth_destroy(struct gw_jwt_auth *a)
         return;
     a->closing = true;
     for (size_t i = 0; i < a->n; i++) {
-        struct key_source *src = &a->issuers[i].src;
-        struct waiter *w = src->waiters;
+        struct gw__jwt_key_source *src = &a->issuers[i].src;
+        struct gw__jwt_waiter *w = src->waiters;
         src->waiters = NULL;
         src->nwaiters = 0;
         while (w != NULL) {
-            struct waiter *next = w->next;
-            gw_jwt_waiter_resume(a, w, true);
+            struct gw__jwt_waiter *next = w->next;
+            gw__jwt_waiter_resume(a, w, true);
             w = next;
         }
     }
     uv_timer_stop(&a->timer);
     uv_close((uv_handle_t *)&a->timer, timer_closed);
+    /* Fetches in flight end now (fetch_done sees `closing`). */
+    gw_http_client_destroy(a->http, http_closed, a);
 }

@@ -27,7 +27,7 @@
 #define DEFAULT_REFRESH     300
 #define DEFAULT_MIN_REFRESH 30
 
-static void issuer_clear(struct issuer *is)
+static void issuer_clear(struct gw__jwt_issuer *is)
 {
     free(is->name);
     free(is->iss);
@@ -38,7 +38,6 @@ static void issuer_clear(struct issuer *is)
     free(is->src.file);
     free(is->src.url);
     gw_jwks_destroy(is->src.keys);
-    gw_jwks_destroy(is->src.fetched);
     free(is->subject_claim);
     free(is->subject_prefix);
     free(is->teams_claim);
@@ -123,7 +122,7 @@ static const char *const known_keys[] = {
 };
 
 static int parse_issuer(struct gw_jwt_auth *a, const json_t *o, size_t idx, const char *base_dir,
-                        struct issuer *is, struct gw_error *err)
+                        struct gw__jwt_issuer *is, struct gw_error *err)
 {
     char where[96];
     const char *key;
@@ -406,8 +405,8 @@ static const char *entity_ref_name(const char *ref, const char *kind, char *buf,
     return buf;
 }
 
-static int map_identity(const struct issuer *is, const json_t *claims, struct gw_jwt_identity *id,
-                        struct gw_error *err)
+static int map_identity(const struct gw__jwt_issuer *is, const json_t *claims,
+                        struct gw_jwt_identity *id, struct gw_error *err)
 {
     const char *raw = json_string_value(json_object_get(claims, is->subject_claim));
     const char *sub = raw;
@@ -467,7 +466,7 @@ static int map_identity(const struct issuer *is, const json_t *claims, struct gw
 
 /* ---- verification ---- */
 
-static bool typ_accepted(const struct issuer *is, const json_t *header)
+static bool typ_accepted(const struct gw__jwt_issuer *is, const json_t *header)
 {
     if (is->ntyps == 0)
         return true;
@@ -484,13 +483,13 @@ static bool typ_accepted(const struct issuer *is, const json_t *header)
 
 /* Chooses the entry for a bearer token from its (unverified) "typ" and
  * "iss"; what they claim is then proven by that entry's keys. */
-static const struct issuer *select_issuer(const struct gw_jwt_auth *a, const json_t *header,
-                                          const json_t *claims, struct gw_error *err)
+static const struct gw__jwt_issuer *select_issuer(const struct gw_jwt_auth *a, const json_t *header,
+                                                  const json_t *claims, struct gw_error *err)
 {
     const char *iss = json_string_value(json_object_get(claims, "iss"));
     bool typ_seen = false, iss_seen = false;
     for (size_t i = 0; i < a->n; i++) {
-        const struct issuer *is = &a->issuers[i];
+        const struct gw__jwt_issuer *is = &a->issuers[i];
         if (!is->direct)
             continue;
         bool typ_ok = typ_accepted(is, header);
@@ -509,9 +508,9 @@ static const struct issuer *select_issuer(const struct gw_jwt_auth *a, const jso
     return NULL;
 }
 
-static int verify_as(struct gw_jwt_auth *a, const struct issuer *is, const char *token, size_t len,
-                     int64_t now, struct gw_jwt_identity *id, struct key_source **miss,
-                     struct gw_error *err)
+static int verify_as(struct gw_jwt_auth *a, const struct gw__jwt_issuer *is, const char *token,
+                     size_t len, int64_t now, struct gw_jwt_identity *id,
+                     struct gw__jwt_key_source **miss, struct gw_error *err)
 {
     struct gw_jws jws;
     json_t *claims = NULL;
@@ -520,12 +519,12 @@ static int verify_as(struct gw_jwt_auth *a, const struct issuer *is, const char 
     if (is->src.keys == NULL) {
         /* A URL set not fetched yet: treat like a kid miss, so the caller
          * waits for the fetch instead of failing at once. */
-        *miss = (struct key_source *)&is->src;
+        *miss = (struct gw__jwt_key_source *)&is->src;
         return gw_error_set(err, GW_ENOTFOUND, false, "signing keys not available yet");
     }
     rc = gw_jws_verify(token, len, is->src.keys, is->algs, &jws, err);
     if (rc == GW_ENOTFOUND)
-        *miss = (struct key_source *)&is->src;
+        *miss = (struct gw__jwt_key_source *)&is->src;
     if (rc < 0)
         return rc;
     claims = json_loadb((const char *)jws.payload, jws.payload_len, JSON_REJECT_DUPLICATES, NULL);
@@ -547,7 +546,7 @@ static int verify_as(struct gw_jwt_auth *a, const struct issuer *is, const char 
     id->expires_at = (int64_t)json_number_value(json_object_get(claims, "exp"));
 
     if (is->obo >= 0) {
-        const struct issuer *inner = &a->issuers[is->obo];
+        const struct gw__jwt_issuer *inner = &a->issuers[is->obo];
         json_t *obo = json_object_get(claims, "obo");
         if (obo == NULL || json_is_null(obo)) {
             if (is->obo_required) {
@@ -600,7 +599,8 @@ out:
 }
 
 static int verify_now(struct gw_jwt_auth *a, const char *token, size_t len, int64_t now,
-                      struct gw_jwt_identity *out, struct key_source **miss, struct gw_error *err)
+                      struct gw_jwt_identity *out, struct gw__jwt_key_source **miss,
+                      struct gw_error *err)
 {
     json_t *header, *claims;
     int rc;
@@ -612,7 +612,7 @@ static int verify_now(struct gw_jwt_auth *a, const char *token, size_t len, int6
     if (header == NULL || claims == NULL) {
         rc = gw_error_set(err, GW_EAUTH, false, "malformed token");
     } else {
-        const struct issuer *is = select_issuer(a, header, claims, err);
+        const struct gw__jwt_issuer *is = select_issuer(a, header, claims, err);
         rc = is == NULL ? GW_EAUTH : verify_as(a, is, token, len, now, out, miss, err);
     }
     json_decref(header);
@@ -623,7 +623,7 @@ static int verify_now(struct gw_jwt_auth *a, const char *token, size_t len, int6
 int gw_jwt_auth_verify_now(struct gw_jwt_auth *a, const char *token, size_t len, int64_t now,
                            struct gw_jwt_identity *out, struct gw_error *err)
 {
-    struct key_source *miss;
+    struct gw__jwt_key_source *miss;
     return verify_now(a, token, len, now, out, &miss, err);
 }
 
@@ -632,7 +632,7 @@ static void answer(struct gw_jwt_auth *a, const char *token, size_t len, gw_jwt_
 {
     struct gw_jwt_identity id;
     struct gw_error err;
-    struct key_source *miss = NULL;
+    struct gw__jwt_key_source *miss = NULL;
 
     gw_error_clear(&err);
     int rc = verify_now(a, token, len, (int64_t)time(NULL), &id, &miss, &err);
@@ -642,7 +642,7 @@ static void answer(struct gw_jwt_auth *a, const char *token, size_t len, gw_jwt_
         bool can_fetch = miss->fetching || !miss->fetched_once ||
                          now - miss->last_fetch_ms >= (uint64_t)miss->min_refresh_s * 1000;
         if (can_fetch) {
-            struct waiter *w = malloc(sizeof(*w) + len + 1);
+            struct gw__jwt_waiter *w = malloc(sizeof(*w) + len + 1);
             if (w != NULL) {
                 memcpy(w->token, token, len);
                 w->token[len] = '\0';
@@ -653,7 +653,7 @@ static void answer(struct gw_jwt_auth *a, const char *token, size_t len, gw_jwt_
                 miss->waiters = w;
                 miss->nwaiters++;
                 if (!miss->fetching)
-                    gw_jwt_source_fetch(miss);
+                    gw__jwt_source_fetch(miss);
                 return;
             }
         }
@@ -677,7 +677,7 @@ void gw_jwt_auth_verify(struct gw_jwt_auth *a, const char *token, size_t len, gw
     answer(a, token, len, cb, arg, true);
 }
 
-void gw_jwt_waiter_resume(struct gw_jwt_auth *a, struct waiter *w, bool closing)
+void gw__jwt_waiter_resume(struct gw_jwt_auth *a, struct gw__jwt_waiter *w, bool closing)
 {
     if (closing) {
         struct gw_error err;
@@ -689,7 +689,7 @@ void gw_jwt_waiter_resume(struct gw_jwt_auth *a, struct waiter *w, bool closing)
     free(w);
 }
 
-void gw_jwt_auth_free_issuers(struct gw_jwt_auth *a)
+void gw__jwt_auth_free_issuers(struct gw_jwt_auth *a)
 {
     for (size_t i = 0; i < a->n; i++)
         issuer_clear(&a->issuers[i]);

@@ -2,19 +2,19 @@
 #ifndef GW_JWT_ISSUER_INT_H
 #define GW_JWT_ISSUER_INT_H
 
+#include "gw/http_client.h"
 #include "gw/jwt.h"
 
-struct waiter {
-    struct waiter *next;
+struct gw__jwt_waiter {
+    struct gw__jwt_waiter *next;
     gw_jwt_auth_cb cb;
     void *arg;
     size_t len;
     char token[]; /* a copy: the caller's buffer may not outlive the wait */
 };
 
-/* Where an issuer's keys come from. Loop thread only, except `fetched`,
- * `fetch_err` and `url`, which the fetch job touches while `fetching`. */
-struct key_source {
+/* Where an issuer's keys come from. Loop thread only. */
+struct gw__jwt_key_source {
     struct gw_jwt_auth *auth;
     char *file; /* one of file/url */
     char *url;
@@ -25,21 +25,18 @@ struct key_source {
     uint64_t next_due_ms;   /* loop time of the next periodic fetch */
     bool fetched_once;
     bool fetching;
-    uv_work_t work;
-    struct gw_jwks *fetched; /* the job's result */
-    struct gw_error fetch_err;
-    struct waiter *waiters;
+    struct gw__jwt_waiter *waiters;
     size_t nwaiters;
 };
 
-struct issuer {
+struct gw__jwt_issuer {
     char *name;
     char *iss;      /* expected "iss" or NULL */
     char *audience; /* expected "aud" or NULL */
     char **typs;    /* accepted header "typ" values; none: any */
     size_t ntyps;
     unsigned algs;
-    struct key_source src;
+    struct gw__jwt_key_source src;
     char *subject_claim;
     char *subject_prefix;
     char *teams_claim;        /* NULL: teams only from teams_from */
@@ -55,22 +52,24 @@ struct issuer {
 
 struct gw_jwt_auth {
     uv_loop_t *loop;
-    struct issuer *issuers;
+    struct gw__jwt_issuer *issuers;
     size_t n;
     int leeway_s;
     uv_timer_t timer;
     bool started;
     bool closing;
     bool timer_open;
-    int fetches; /* jobs in flight */
+    struct gw_http_client *http; /* for "jwks_url" sets; NULL when none */
+    bool http_open;              /* until the client's close callback */
+    int fetches;                 /* requests in flight */
 };
 
 /* fetch.c */
-void gw_jwt_source_fetch(struct key_source *src);
-void gw_jwt_auth_maybe_free(struct gw_jwt_auth *a);
+void gw__jwt_source_fetch(struct gw__jwt_key_source *src);
+void gw__jwt_auth_maybe_free(struct gw_jwt_auth *a);
 /* issuer.c: frees the issuer entries. */
-void gw_jwt_auth_free_issuers(struct gw_jwt_auth *a);
+void gw__jwt_auth_free_issuers(struct gw_jwt_auth *a);
 /* issuer.c: re-runs a waiting verification after its set was refreshed. */
-void gw_jwt_waiter_resume(struct gw_jwt_auth *a, struct waiter *w, bool closing);
+void gw__jwt_waiter_resume(struct gw_jwt_auth *a, struct gw__jwt_waiter *w, bool closing);
 
 #endif

@@ -24,7 +24,7 @@
 
 enum parse_result { KEY_OK = 0, KEY_SKIP = 1 };
 
-static void jwk_clear(struct jwk *k)
+static void jwk_clear(struct gw__jwt_jwk *k)
 {
     free(k->kid);
     EVP_PKEY_free(k->pkey);
@@ -129,7 +129,7 @@ static int build_pkey(const char *type, OSSL_PARAM_BLD *bld, EVP_PKEY **out)
     return 0;
 }
 
-static int parse_rsa(const json_t *jwk, struct jwk *k, struct gw_error *err)
+static int parse_rsa(const json_t *jwk, struct gw__jwt_jwk *k, struct gw_error *err)
 {
     static const char *const private_members[] = {"d", "p", "q", "dp", "dq", "qi", "oth"};
     size_t nlen, elen;
@@ -188,7 +188,7 @@ out:
     return rc;
 }
 
-static int parse_ec(const json_t *jwk, struct jwk *k, struct gw_error *err)
+static int parse_ec(const json_t *jwk, struct gw__jwt_jwk *k, struct gw_error *err)
 {
     static const struct {
         const char *crv;
@@ -242,7 +242,7 @@ out:
     return rc;
 }
 
-static int parse_okp(const json_t *jwk, struct jwk *k, struct gw_error *err)
+static int parse_okp(const json_t *jwk, struct gw__jwt_jwk *k, struct gw_error *err)
 {
     const char *crv = json_string_value(json_object_get(jwk, "crv"));
     int type;
@@ -277,7 +277,7 @@ static int parse_okp(const json_t *jwk, struct jwk *k, struct gw_error *err)
     return KEY_OK;
 }
 
-static int parse_oct(const json_t *jwk, struct jwk *k, struct gw_error *err)
+static int parse_oct(const json_t *jwk, struct gw__jwt_jwk *k, struct gw_error *err)
 {
     k->secret = member_bytes(jwk, "k", &k->secret_len, err);
     if (k->secret == NULL)
@@ -291,7 +291,7 @@ static int parse_oct(const json_t *jwk, struct jwk *k, struct gw_error *err)
 
 /* Fills `k` from one JWK: KEY_OK, KEY_SKIP (not a JWS verification key) or
  * a negative error that refuses the whole set. */
-static int parse_key(const json_t *jwk, unsigned flags, struct jwk *k, struct gw_error *err)
+static int parse_key(const json_t *jwk, unsigned flags, struct gw__jwt_jwk *k, struct gw_error *err)
 {
     const char *kty, *use, *alg;
     json_t *v;
@@ -402,7 +402,7 @@ int gw_jwks_parse(const json_t *jwks, unsigned flags, struct gw_jwks **out, stru
     }
     bool symmetric = false, asymmetric = false;
     for (size_t i = 0; i < json_array_size(keys); i++) {
-        struct jwk *k = &ks->keys[ks->n];
+        struct gw__jwt_jwk *k = &ks->keys[ks->n];
         rc = parse_key(json_array_get(keys, i), flags, k, err);
         if (rc < 0) {
             jwk_clear(k);

@@ -34,8 +34,8 @@ static const EVP_MD *md_of(unsigned alg)
     return NULL;
 }
 
-static bool verify_hmac(const struct jwk *k, unsigned alg, const unsigned char *in, size_t inlen,
-                        const unsigned char *sig, size_t siglen)
+static bool verify_hmac(const struct gw__jwt_jwk *k, unsigned alg, const unsigned char *in,
+                        size_t inlen, const unsigned char *sig, size_t siglen)
 {
     const EVP_MD *md = md_of(alg);
     unsigned char mac[EVP_MAX_MD_SIZE];
@@ -81,8 +81,8 @@ out:
 /* JOSE ECDSA signatures are R || S, each exactly the field size (RFC 7518
  * 3.4); OpenSSL wants DER, which is built here and never taken from the
  * token. */
-static bool verify_ecdsa(const struct jwk *k, unsigned alg, const unsigned char *in, size_t inlen,
-                         const unsigned char *sig, size_t siglen)
+static bool verify_ecdsa(const struct gw__jwt_jwk *k, unsigned alg, const unsigned char *in,
+                         size_t inlen, const unsigned char *sig, size_t siglen)
 {
     size_t half = k->ec_field_len;
     unsigned char *der = NULL;
@@ -107,8 +107,8 @@ out:
     return ok;
 }
 
-static bool verify_with(const struct jwk *k, unsigned alg, const unsigned char *in, size_t inlen,
-                        const unsigned char *sig, size_t siglen)
+static bool verify_with(const struct gw__jwt_jwk *k, unsigned alg, const unsigned char *in,
+                        size_t inlen, const unsigned char *sig, size_t siglen)
 {
     if ((k->algs & alg) == 0)
         return false;
@@ -228,7 +228,7 @@ int gw_jws_verify(const char *compact, size_t len, const struct gw_jwks *keys, u
     const unsigned char *in = (const unsigned char *)compact;
     bool found = false, verified = false;
     for (size_t i = 0; keys != NULL && i < keys->n && !verified; i++) {
-        const struct jwk *k = &keys->keys[i];
+        const struct gw__jwt_jwk *k = &keys->keys[i];
         if (kid != NULL && (k->kid == NULL || strcmp(k->kid, kid) != 0))
             continue;
         if (kid == NULL && (k->algs & alg) == 0)

@@ -6,11 +6,11 @@
 
 #include "gw/jwt.h"
 
-enum jwk_kind { JWK_RSA, JWK_EC, JWK_OKP, JWK_OCT };
+enum gw__jwt_jwk_kind { JWK_RSA, JWK_EC, JWK_OKP, JWK_OCT };
 
-struct jwk {
+struct gw__jwt_jwk {
     char *kid; /* NULL when the JWK has none */
-    enum jwk_kind kind;
+    enum gw__jwt_jwk_kind kind;
     unsigned algs;         /* algorithms this key may verify (kty/crv, narrowed by "alg") */
     EVP_PKEY *pkey;        /* RSA, EC, OKP */
     unsigned char *secret; /* oct */
@@ -19,7 +19,7 @@ struct jwk {
 };
 
 struct gw_jwks {
-    struct jwk *keys;
+    struct gw__jwt_jwk *keys;
     size_t n;
     size_t skipped;
 };

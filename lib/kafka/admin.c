@@ -1,34 +1,83 @@
-/* Topic creation through the Admin API (start-up only: it blocks). */
+/* Topic creation and deletion through the Admin API (start-up and tests
+ * only: it blocks). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "kafka_internal.h"
 
+static size_t count(const char *const *topics)
+{
+    size_t n = 0;
+    for (const char *const *t = topics; t != NULL && *t != NULL; t++)
+        n++;
+    return n;
+}
+
+/* A client for one admin request; NULL with `err` set when it cannot be made. */
+static rd_kafka_t *admin_client(const struct gw_kafka_config *cfg, struct gw_error *err)
+{
+    char errstr[512];
+    rd_kafka_conf_t *conf = gw__kafka_conf_build(cfg, err);
+    rd_kafka_t *rk;
+    if (conf == NULL)
+        return NULL;
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        gw_error_set(err, GW_EINVAL, false, "rd_kafka_new: %s", errstr);
+    }
+    return rk;
+}
+
+/* Waits for the answer to the CreateTopics or DeleteTopics request `what`
+ * sent to `q`: 0 when every topic's result is no error or `fine` (already
+ * there, already gone); else the first failure, `verb` naming what failed. */
+static int admin_answer(rd_kafka_queue_t *q, int timeout_ms, const char *what, const char *verb,
+                        rd_kafka_resp_err_t fine, struct gw_error *err)
+{
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
+    const rd_kafka_topic_result_t **res;
+    size_t cnt = 0;
+    int ret = 0;
+
+    if (ev == NULL)
+        return gw_error_set(err, GW_ETIMEDOUT, true, "%s: no answer in %d ms", what, timeout_ms);
+    if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        ret = gw_error_set(err, GW_EUNAVAIL, true, "%s: %s", what, rd_kafka_event_error_string(ev));
+        rd_kafka_event_destroy(ev);
+        return ret;
+    }
+    if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_CREATETOPICS_RESULT)
+        res = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &cnt);
+    else
+        res = rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &cnt);
+    for (size_t i = 0; i < cnt && ret == 0; i++) {
+        rd_kafka_resp_err_t e = rd_kafka_topic_result_error(res[i]);
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != fine)
+            ret = gw_error_set(err, GW_EUNAVAIL, e == RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                               "%s topic %s: %s", verb, rd_kafka_topic_result_name(res[i]),
+                               rd_kafka_topic_result_error_string(res[i]));
+    }
+    rd_kafka_event_destroy(ev);
+    return ret;
+}
+
 int gw_kafka_ensure_topics(const struct gw_kafka_config *cfg, const char *const *topics,
                            int partitions, int replication, int timeout_ms, struct gw_error *err)
 {
     char errstr[512];
-    size_t n = 0;
+    size_t n = count(topics);
     int ret = 0;
-    rd_kafka_conf_t *conf;
     rd_kafka_t *rk;
     rd_kafka_queue_t *q;
     rd_kafka_NewTopic_t **nt;
     rd_kafka_AdminOptions_t *opt;
-    rd_kafka_event_t *ev;
 
-    for (const char *const *t = topics; t != NULL && *t != NULL; t++)
-        n++;
     if (n == 0)
         return 0;
-    conf = gw_kafka_conf_build(cfg, err);
-    if (conf == NULL)
+    rk = admin_client(cfg, err);
+    if (rk == NULL)
         return GW_EINVAL;
-    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    if (rk == NULL) {
-        rd_kafka_conf_destroy(conf);
-        return gw_error_set(err, GW_EINVAL, false, "rd_kafka_new: %s", errstr);
-    }
     nt = calloc(n, sizeof(*nt));
     if (nt == NULL) {
         ret = gw_error_set(err, GW_ENOMEM, false, "out of memory");
@@ -46,26 +95,8 @@ int gw_kafka_ensure_topics(const struct gw_kafka_config *cfg, const char *const 
     rd_kafka_AdminOptions_set_request_timeout(opt, timeout_ms, NULL, 0);
     rd_kafka_AdminOptions_set_operation_timeout(opt, timeout_ms, NULL, 0);
     rd_kafka_CreateTopics(rk, nt, n, opt, q);
-    ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
-    if (ev == NULL) {
-        ret = gw_error_set(err, GW_ETIMEDOUT, true, "CreateTopics: no answer in %d ms", timeout_ms);
-    } else if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        ret = gw_error_set(err, GW_EUNAVAIL, true, "CreateTopics: %s",
-                           rd_kafka_event_error_string(ev));
-    } else {
-        size_t cnt = 0;
-        const rd_kafka_topic_result_t **res =
-            rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &cnt);
-        for (size_t i = 0; i < cnt && ret == 0; i++) {
-            rd_kafka_resp_err_t e = rd_kafka_topic_result_error(res[i]);
-            if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
-                ret = gw_error_set(err, GW_EUNAVAIL, e == RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
-                                   "create topic %s: %s", rd_kafka_topic_result_name(res[i]),
-                                   rd_kafka_topic_result_error_string(res[i]));
-        }
-    }
-    if (ev != NULL)
-        rd_kafka_event_destroy(ev);
+    ret = admin_answer(q, timeout_ms, "CreateTopics", "create",
+                       RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS, err);
     rd_kafka_AdminOptions_destroy(opt);
     rd_kafka_queue_destroy(q);
 fail_topics:
@@ -81,28 +112,18 @@ fail_rk:
 int gw_kafka_delete_topics(const struct gw_kafka_config *cfg, const char *const *topics,
                            int timeout_ms, struct gw_error *err)
 {
-    char errstr[512];
-    size_t n = 0;
-    int ret = 0;
-    rd_kafka_conf_t *conf;
+    size_t n = count(topics);
+    int ret;
     rd_kafka_t *rk;
     rd_kafka_queue_t *q;
     rd_kafka_DeleteTopic_t **dt;
     rd_kafka_AdminOptions_t *opt;
-    rd_kafka_event_t *ev;
 
-    for (const char *const *t = topics; t != NULL && *t != NULL; t++)
-        n++;
     if (n == 0)
         return 0;
-    conf = gw_kafka_conf_build(cfg, err);
-    if (conf == NULL)
+    rk = admin_client(cfg, err);
+    if (rk == NULL)
         return GW_EINVAL;
-    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    if (rk == NULL) {
-        rd_kafka_conf_destroy(conf);
-        return gw_error_set(err, GW_EINVAL, false, "rd_kafka_new: %s", errstr);
-    }
     dt = calloc(n, sizeof(*dt));
     if (dt == NULL) {
         rd_kafka_destroy(rk);
@@ -114,26 +135,8 @@ int gw_kafka_delete_topics(const struct gw_kafka_config *cfg, const char *const 
     opt = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DELETETOPICS);
     rd_kafka_AdminOptions_set_operation_timeout(opt, timeout_ms, NULL, 0);
     rd_kafka_DeleteTopics(rk, dt, n, opt, q);
-    ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
-    if (ev == NULL) {
-        ret = gw_error_set(err, GW_ETIMEDOUT, true, "DeleteTopics: no answer");
-    } else if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        ret = gw_error_set(err, GW_EUNAVAIL, true, "DeleteTopics: %s",
-                           rd_kafka_event_error_string(ev));
-    } else {
-        size_t cnt = 0;
-        const rd_kafka_topic_result_t **res =
-            rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &cnt);
-        for (size_t i = 0; i < cnt && ret == 0; i++) {
-            rd_kafka_resp_err_t e = rd_kafka_topic_result_error(res[i]);
-            if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
-                ret = gw_error_set(err, GW_EUNAVAIL, false, "delete topic %s: %s",
-                                   rd_kafka_topic_result_name(res[i]),
-                                   rd_kafka_topic_result_error_string(res[i]));
-        }
-    }
-    if (ev != NULL)
-        rd_kafka_event_destroy(ev);
+    ret = admin_answer(q, timeout_ms, "DeleteTopics", "delete",
+                       RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, err);
     rd_kafka_AdminOptions_destroy(opt);
     rd_kafka_queue_destroy(q);
     rd_kafka_DeleteTopic_destroy_array(dt, n);

@@ -22,8 +22,8 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
     gw_log(l, NULL, "rdkafka %s %s: %s", rd_kafka_name(rk), fac, buf);
 }
 
-int gw_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
-                      struct gw_error *err)
+int gw__kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
+                       struct gw_error *err)
 {
     char errstr[512];
     if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
@@ -41,14 +41,14 @@ static int apply_props(rd_kafka_conf_t *conf, const char *const *props, struct g
             return gw_error_set(err, GW_EINVAL, false, "kafka property '%s' is not key=value", *e);
         memcpy(name, *e, (size_t)(eq - *e));
         name[eq - *e] = '\0';
-        if (gw_kafka_conf_set(conf, name, eq + 1, err) < 0)
+        if (gw__kafka_conf_set(conf, name, eq + 1, err) < 0)
             return -1;
     }
     return 0;
 }
 
-rd_kafka_conf_t *gw_kafka_conf_build_defaults(const struct gw_kafka_config *cfg,
-                                              const char *const *defaults, struct gw_error *err)
+rd_kafka_conf_t *gw__kafka_conf_build_defaults(const struct gw_kafka_config *cfg,
+                                               const char *const *defaults, struct gw_error *err)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (conf == NULL) {
@@ -57,7 +57,7 @@ rd_kafka_conf_t *gw_kafka_conf_build_defaults(const struct gw_kafka_config *cfg,
     }
     rd_kafka_conf_set_log_cb(conf, log_cb);
     if (cfg != NULL && cfg->brokers != NULL &&
-        gw_kafka_conf_set(conf, "bootstrap.servers", cfg->brokers, err) < 0)
+        gw__kafka_conf_set(conf, "bootstrap.servers", cfg->brokers, err) < 0)
         goto fail;
     /* Defaults first: the operator's extra properties set later win. */
     if (apply_props(conf, defaults, err) < 0 ||
@@ -69,14 +69,14 @@ fail:
     return NULL;
 }
 
-rd_kafka_conf_t *gw_kafka_conf_build(const struct gw_kafka_config *cfg, struct gw_error *err)
+rd_kafka_conf_t *gw__kafka_conf_build(const struct gw_kafka_config *cfg, struct gw_error *err)
 {
-    return gw_kafka_conf_build_defaults(cfg, NULL, err);
+    return gw__kafka_conf_build_defaults(cfg, NULL, err);
 }
 
 static void waker_cb(uv_poll_t *h, int status, int events)
 {
-    struct gw_kafka_waker *w = container_of(h, struct gw_kafka_waker, poll);
+    struct gw__kafka_waker *w = container_of(h, struct gw__kafka_waker, poll);
     char buf[256];
     (void)status;
     (void)events;
@@ -87,8 +87,8 @@ static void waker_cb(uv_poll_t *h, int status, int events)
     w->on_wake(w);
 }
 
-int gw_kafka_waker_init(struct gw_kafka_waker *w, uv_loop_t *loop, rd_kafka_queue_t *q,
-                        void (*on_wake)(struct gw_kafka_waker *w), struct gw_error *err)
+int gw__kafka_waker_init(struct gw__kafka_waker *w, uv_loop_t *loop, rd_kafka_queue_t *q,
+                         void (*on_wake)(struct gw__kafka_waker *w), struct gw_error *err)
 {
     int rc;
     w->on_wake = on_wake;
@@ -108,14 +108,14 @@ int gw_kafka_waker_init(struct gw_kafka_waker *w, uv_loop_t *loop, rd_kafka_queu
 
 static void waker_closed(uv_handle_t *h)
 {
-    struct gw_kafka_waker *w = container_of((uv_poll_t *)h, struct gw_kafka_waker, poll);
+    struct gw__kafka_waker *w = container_of((uv_poll_t *)h, struct gw__kafka_waker, poll);
     close(w->fds[0]);
     close(w->fds[1]);
     if (w->on_closed != NULL)
         w->on_closed(w);
 }
 
-void gw_kafka_waker_close(struct gw_kafka_waker *w, void (*on_closed)(struct gw_kafka_waker *w))
+void gw__kafka_waker_close(struct gw__kafka_waker *w, void (*on_closed)(struct gw__kafka_waker *w))
 {
     w->on_closed = on_closed;
     uv_close((uv_handle_t *)&w->poll, waker_closed);

@@ -48,7 +48,7 @@ struct gw_kafka_consumer {
     uv_loop_t *loop;
     rd_kafka_t *rk;
     rd_kafka_queue_t *q;
-    struct gw_kafka_waker waker;
+    struct gw__kafka_waker waker;
     uv_timer_t timer;
     gw_kafka_batch_cb cb;
     void *arg;
@@ -240,7 +240,7 @@ static void drain(struct gw_kafka_consumer *c)
     deliver(c);
 }
 
-static void on_wake(struct gw_kafka_waker *w)
+static void on_wake(struct gw__kafka_waker *w)
 {
     drain(container_of(w, struct gw_kafka_consumer, waker));
 }
@@ -406,17 +406,17 @@ struct gw_kafka_consumer *gw_kafka_consumer_create(uv_loop_t *loop,
     c->max_batch = opts->max_batch;
     c->max_in_flight = opts->max_in_flight;
 
-    conf = gw_kafka_conf_build_defaults(cfg, opts->defaults, err);
+    conf = gw__kafka_conf_build_defaults(cfg, opts->defaults, err);
     if (conf == NULL)
         goto fail_alloc;
-    if (gw_kafka_conf_set(conf, "group.id", opts->group_id, err) < 0 ||
-        gw_kafka_conf_set(conf, "enable.auto.commit", "true", err) < 0 ||
-        gw_kafka_conf_set(conf, "enable.auto.offset.store", "false", err) < 0 ||
-        gw_kafka_conf_set(conf, "auto.offset.reset",
-                          opts->offset_reset != NULL ? opts->offset_reset : "earliest", err) < 0)
+    if (gw__kafka_conf_set(conf, "group.id", opts->group_id, err) < 0 ||
+        gw__kafka_conf_set(conf, "enable.auto.commit", "true", err) < 0 ||
+        gw__kafka_conf_set(conf, "enable.auto.offset.store", "false", err) < 0 ||
+        gw__kafka_conf_set(conf, "auto.offset.reset",
+                           opts->offset_reset != NULL ? opts->offset_reset : "earliest", err) < 0)
         goto fail_conf;
     if (opts->group_instance_id != NULL &&
-        gw_kafka_conf_set(conf, "group.instance.id", opts->group_instance_id, err) < 0)
+        gw__kafka_conf_set(conf, "group.instance.id", opts->group_instance_id, err) < 0)
         goto fail_conf;
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
@@ -440,7 +440,7 @@ struct gw_kafka_consumer *gw_kafka_consumer_create(uv_loop_t *loop,
         gw_error_set(err, GW_EINVAL, false, "kafka subscribe: %s", rd_kafka_err2str(rc));
         goto fail_rk;
     }
-    if (gw_kafka_waker_init(&c->waker, loop, c->q, on_wake, err) < 0)
+    if (gw__kafka_waker_init(&c->waker, loop, c->q, on_wake, err) < 0)
         goto fail_rk;
     c->open_handles = 2;
     uv_timer_init(loop, &c->timer);
@@ -502,7 +502,7 @@ static void handle_closed(struct gw_kafka_consumer *c)
     }
 }
 
-static void waker_closed(struct gw_kafka_waker *w)
+static void waker_closed(struct gw__kafka_waker *w)
 {
     handle_closed(container_of(w, struct gw_kafka_consumer, waker));
 }
@@ -530,6 +530,6 @@ void gw_kafka_consumer_destroy(struct gw_kafka_consumer *c)
         tracker_forget(c, c->trackers);
     while (!gw_list_empty(&c->all))
         kmsg_free(c, gw_list_entry(c->all.next, struct kmsg, all_link));
-    gw_kafka_waker_close(&c->waker, waker_closed);
+    gw__kafka_waker_close(&c->waker, waker_closed);
     uv_close((uv_handle_t *)&c->timer, timer_closed);
 }

@@ -21,7 +21,7 @@ struct gw_kafka_producer {
     uv_loop_t *loop;
     rd_kafka_t *rk;
     rd_kafka_queue_t *mainq;
-    struct gw_kafka_waker waker;
+    struct gw__kafka_waker waker;
     uv_timer_t health_timer;
     uv_work_t health_work;
     bool work_busy;
@@ -77,7 +77,7 @@ static void serve(struct gw_kafka_producer *p)
         ;
 }
 
-static void on_wake(struct gw_kafka_waker *w)
+static void on_wake(struct gw__kafka_waker *w)
 {
     serve(container_of(w, struct gw_kafka_producer, waker));
 }
@@ -137,15 +137,15 @@ gw_kafka_producer_create(uv_loop_t *loop, const struct gw_kafka_config *cfg, str
         return NULL;
     }
     p->loop = loop;
-    conf = gw_kafka_conf_build(cfg, err);
+    conf = gw__kafka_conf_build(cfg, err);
     if (conf == NULL)
         goto fail_alloc;
-    if (gw_kafka_conf_set(conf, "enable.idempotence", "true", err) < 0 ||
-        gw_kafka_conf_set(conf, "acks", "all", err) < 0)
+    if (gw__kafka_conf_set(conf, "enable.idempotence", "true", err) < 0 ||
+        gw__kafka_conf_set(conf, "acks", "all", err) < 0)
         goto fail_conf;
     /* linger.ms=5 unless the operator chose another value. */
     if (!has_prop(cfg, "linger.ms") && !has_prop(cfg, "queue.buffering.max.ms") &&
-        gw_kafka_conf_set(conf, "linger.ms", "5", err) < 0)
+        gw__kafka_conf_set(conf, "linger.ms", "5", err) < 0)
         goto fail_conf;
     rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
@@ -157,7 +157,7 @@ gw_kafka_producer_create(uv_loop_t *loop, const struct gw_kafka_config *cfg, str
     }
     conf = NULL; /* owned by rk now */
     p->mainq = rd_kafka_queue_get_main(p->rk);
-    if (gw_kafka_waker_init(&p->waker, loop, p->mainq, on_wake, err) < 0)
+    if (gw__kafka_waker_init(&p->waker, loop, p->mainq, on_wake, err) < 0)
         goto fail_rk;
     p->open_handles = 1;
     uv_timer_init(loop, &p->health_timer);
@@ -229,7 +229,7 @@ static void handle_closed(struct gw_kafka_producer *p)
         free(p);
 }
 
-static void waker_closed(struct gw_kafka_waker *w)
+static void waker_closed(struct gw__kafka_waker *w)
 {
     handle_closed(container_of(w, struct gw_kafka_producer, waker));
 }
@@ -243,7 +243,7 @@ static void finish_destroy(struct gw_kafka_producer *p)
 {
     rd_kafka_queue_destroy(p->mainq);
     rd_kafka_destroy(p->rk);
-    gw_kafka_waker_close(&p->waker, waker_closed);
+    gw__kafka_waker_close(&p->waker, waker_closed);
     uv_close((uv_handle_t *)&p->health_timer, timer_closed);
 }
 

@@ -1,6 +1,6 @@
 /*
  * One libpq connection of the pool: non-blocking connect, pipeline mode,
- * result collection, loss and reconnect. conn_set_state() is the only place
+ * result collection, loss and reconnect. gw__pg_conn_set_state() is the only place
  * that moves a connection between states; everything else reacts to libuv
  * events and asks for a transition.
  */
@@ -17,12 +17,12 @@
 
 static void poll_cb(uv_poll_t *h, int status, int events);
 
-bool conn_up(const struct conn *c)
+bool gw__pg_conn_up(const struct gw__pg_conn *c)
 {
     return c->state == CONN_IDLE || c->state == CONN_BUSY;
 }
 
-static const char *conn_name(const struct conn *c)
+static const char *conn_name(const struct gw__pg_conn *c)
 {
     return c->index < 0 ? "listener" : "pool";
 }
@@ -55,13 +55,13 @@ static void poll_closed(uv_handle_t *h)
     struct gw_pg_pool *pool = h->data;
 
     free(h);
-    pool_handle_closed(pool);
+    gw__pg_pool_handle_closed(pool);
 }
 
 /* Must run in the same callback in which libpq closed or replaced the socket,
  * before anything else on this loop can reuse the descriptor number: libuv
  * removes the number from epoll when the handle closes. */
-static void poll_close(struct conn *c)
+static void poll_close(struct gw__pg_conn *c)
 {
     if (c->poll == NULL)
         return;
@@ -74,7 +74,7 @@ static void poll_close(struct conn *c)
 
 /* Watches libpq's current socket for `events`, replacing the handle when
  * libpq moved to another socket (it may while trying several addresses). */
-static int poll_watch(struct conn *c, int events)
+static int poll_watch(struct gw__pg_conn *c, int events)
 {
     int fd = PQsocket(c->pg);
 
@@ -104,39 +104,39 @@ static int poll_watch(struct conn *c, int events)
     return 0;
 }
 
-static void update_poll(struct conn *c)
+static void update_poll(struct gw__pg_conn *c)
 {
     if (poll_watch(c, UV_READABLE | (c->want_write ? UV_WRITABLE : 0)) != 0)
-        conn_set_state(c, CONN_RESETTING);
+        gw__pg_conn_set_state(c, CONN_RESETTING);
 }
 
 static void timer_closed(uv_handle_t *h)
 {
-    pool_handle_closed(container_of((uv_timer_t *)h, struct conn, timer)->pool);
+    gw__pg_pool_handle_closed(container_of((uv_timer_t *)h, struct gw__pg_conn, timer)->pool);
 }
 
 static void timer_cb(uv_timer_t *t)
 {
-    struct conn *c = container_of(t, struct conn, timer);
+    struct gw__pg_conn *c = container_of(t, struct gw__pg_conn, timer);
     struct gw_pg_pool *pool = c->pool;
 
-    pool_enter(pool);
+    gw__pg_pool_enter(pool);
     switch (c->state) {
     case CONN_CONNECTING:
         gw_log_warn("pg %s connection: connect timed out after %d ms", conn_name(c),
                     CONNECT_TIMEOUT_MS);
-        conn_set_state(c, CONN_RESETTING);
+        gw__pg_conn_set_state(c, CONN_RESETTING);
         break;
     case CONN_RESETTING:
-        conn_set_state(c, CONN_CONNECTING);
+        gw__pg_conn_set_state(c, CONN_CONNECTING);
         break;
     default:
         break;
     }
-    pool_leave(pool);
+    gw__pg_pool_leave(pool);
 }
 
-void conn_init(struct conn *c, struct gw_pg_pool *pool, int index)
+void gw__pg_conn_init(struct gw__pg_conn *c, struct gw_pg_pool *pool, int index)
 {
     memset(c, 0, sizeof(*c));
     c->pool = pool;
@@ -148,17 +148,17 @@ void conn_init(struct conn *c, struct gw_pg_pool *pool, int index)
     pool->handles_open++;
 }
 
-static void fail_inflight(struct conn *c, int code, bool retriable, const char *why)
+static void fail_inflight(struct gw__pg_conn *c, int code, bool retriable, const char *why)
 {
     struct gw_error err;
-    struct query *q;
+    struct gw__pg_query *q;
 
     gw_error_set(&err, code, retriable, "%s", why);
-    while ((q = qlist_pop(&c->inflight)) != NULL)
-        pool_complete(c->pool, q, NULL, &err);
+    while ((q = gw__pg_qlist_pop(&c->inflight)) != NULL)
+        gw__pg_pool_complete(c->pool, q, NULL, &err);
 }
 
-static int ensure_prepared_cap(struct conn *c, int stmt)
+static int ensure_prepared_cap(struct gw__pg_conn *c, int stmt)
 {
     if (stmt < c->prepared_cap)
         return 0;
@@ -175,7 +175,7 @@ static int ensure_prepared_cap(struct conn *c, int stmt)
 }
 
 /* Entry actions of the connected state: pipeline mode, then work. */
-static int on_connected(struct conn *c)
+static int on_connected(struct gw__pg_conn *c)
 {
     uv_timer_stop(&c->timer);
     if (PQsetnonblocking(c->pg, 1) != 0 || PQenterPipelineMode(c->pg) != 1)
@@ -195,7 +195,7 @@ static int on_connected(struct conn *c)
     if (c->channel != NULL) {
         /* The dedicated listener re-subscribes on every (re)connect. */
         char *ident = PQescapeIdentifier(c->pg, c->channel, strlen(c->channel));
-        struct query *q = calloc(1, sizeof(*q));
+        struct gw__pg_query *q = calloc(1, sizeof(*q));
         size_t n;
 
         if (ident == NULL || q == NULL) {
@@ -214,16 +214,16 @@ static int on_connected(struct conn *c)
         PQfreemem(ident);
         q->sql = q->owned_sql;
         q->stmt = -1;
-        conn_send(c, q);
-        conn_flush(c);
+        gw__pg_conn_send(c, q);
+        gw__pg_conn_flush(c);
     }
     return 0;
 }
 
-void conn_set_state(struct conn *c, enum conn_state to)
+void gw__pg_conn_set_state(struct gw__pg_conn *c, enum gw__pg_conn_state to)
 {
     struct gw_pg_pool *pool = c->pool;
-    enum conn_state from = c->state;
+    enum gw__pg_conn_state from = c->state;
     char msg[400];
 
     if (from == CONN_CLOSED)
@@ -235,13 +235,13 @@ void conn_set_state(struct conn *c, enum conn_state to)
         if (c->pg == NULL || PQstatus(c->pg) == CONNECTION_BAD) {
             trim_message(msg, sizeof(msg), c->pg ? PQerrorMessage(c->pg) : "out of memory");
             gw_log_warn("pg %s connection: %s", conn_name(c), msg);
-            conn_set_state(c, CONN_RESETTING);
+            gw__pg_conn_set_state(c, CONN_RESETTING);
             return;
         }
         uv_timer_start(&c->timer, timer_cb, CONNECT_TIMEOUT_MS, 0);
         /* Before the first PQconnectPoll, libpq wants "writable". */
         if (poll_watch(c, UV_WRITABLE) != 0) {
-            conn_set_state(c, CONN_RESETTING);
+            gw__pg_conn_set_state(c, CONN_RESETTING);
             return;
         }
         break;
@@ -249,10 +249,10 @@ void conn_set_state(struct conn *c, enum conn_state to)
         if (from == CONN_CONNECTING) {
             if (on_connected(c) != 0) {
                 gw_log_warn("pg %s connection: could not enter pipeline mode", conn_name(c));
-                conn_set_state(c, CONN_RESETTING);
+                gw__pg_conn_set_state(c, CONN_RESETTING);
                 return;
             }
-            pool_kick(pool);
+            gw__pg_pool_kick(pool);
         }
         break;
     case CONN_BUSY:
@@ -296,7 +296,7 @@ void conn_set_state(struct conn *c, enum conn_state to)
 
 /* Sends one statement and its sync point. The caller flushes. On a send
  * failure the connection is reset, which fails `q` as retriable. */
-int conn_send(struct conn *c, struct query *q)
+int gw__pg_conn_send(struct gw__pg_conn *c, struct gw__pg_query *q)
 {
     PGconn *pg = c->pg;
     int ok;
@@ -306,7 +306,7 @@ int conn_send(struct conn *c, struct query *q)
     q->sent_prepare = false;
     q->cmds_left = 1;
     if (q->stmt >= 0) {
-        const struct stmt *st = &c->pool->stmts[q->stmt];
+        const struct gw__pg_stmt *st = &c->pool->stmts[q->stmt];
 
         ok = ensure_prepared_cap(c, q->stmt) == 0;
         if (ok && !c->prepared[q->stmt]) {
@@ -326,36 +326,36 @@ int conn_send(struct conn *c, struct query *q)
     }
     if (ok)
         ok = PQpipelineSync(pg);
-    qlist_push(&c->inflight, q);
+    gw__pg_qlist_push(&c->inflight, q);
     c->dirty = true;
     if (!ok) {
-        conn_set_state(c, CONN_RESETTING);
+        gw__pg_conn_set_state(c, CONN_RESETTING);
         return GW_EUNAVAIL;
     }
     if (c->inflight.n > c->pool->stats.max_pipeline)
         c->pool->stats.max_pipeline = c->inflight.n;
     if (c->state == CONN_IDLE)
-        conn_set_state(c, CONN_BUSY);
+        gw__pg_conn_set_state(c, CONN_BUSY);
     return 0;
 }
 
-void conn_flush(struct conn *c)
+void gw__pg_conn_flush(struct gw__pg_conn *c)
 {
     int r;
 
-    if (!conn_up(c))
+    if (!gw__pg_conn_up(c))
         return;
     c->dirty = false;
     r = PQflush(c->pg);
     if (r < 0) {
-        conn_set_state(c, CONN_RESETTING);
+        gw__pg_conn_set_state(c, CONN_RESETTING);
         return;
     }
     c->want_write = r == 1;
     update_poll(c);
 }
 
-static void connect_step(struct conn *c)
+static void connect_step(struct gw__pg_conn *c)
 {
     /* libpq may close this socket and open another inside PQconnectPoll:
      * stop watching it first so libuv never touches a recycled number. */
@@ -366,17 +366,17 @@ static void connect_step(struct conn *c)
     switch (PQconnectPoll(c->pg)) {
     case PGRES_POLLING_READING:
         if (poll_watch(c, UV_READABLE) != 0)
-            conn_set_state(c, CONN_RESETTING);
+            gw__pg_conn_set_state(c, CONN_RESETTING);
         break;
     case PGRES_POLLING_WRITING:
         if (poll_watch(c, UV_WRITABLE) != 0)
-            conn_set_state(c, CONN_RESETTING);
+            gw__pg_conn_set_state(c, CONN_RESETTING);
         break;
     case PGRES_POLLING_OK:
-        conn_set_state(c, CONN_IDLE);
+        gw__pg_conn_set_state(c, CONN_IDLE);
         break;
     default:
-        conn_set_state(c, CONN_RESETTING);
+        gw__pg_conn_set_state(c, CONN_RESETTING);
         break;
     }
 }
@@ -445,7 +445,7 @@ static void result_error(const PGresult *r, struct gw_error *err)
 
 /* Keeps the result that decides the query's outcome: the first error of its
  * pipeline segment, else the last result of its execute. */
-static void keep_result(struct conn *c, struct query *q, PGresult *r)
+static void keep_result(struct gw__pg_conn *c, struct gw__pg_query *q, PGresult *r)
 {
     ExecStatusType st = PQresultStatus(r);
     bool is_prepare = q->sent_prepare && q->cmds_left == 2;
@@ -471,25 +471,25 @@ static void keep_result(struct conn *c, struct query *q, PGresult *r)
     q->res = r;
 }
 
-static void finish_query(struct conn *c, struct query *q)
+static void finish_query(struct gw__pg_conn *c, struct gw__pg_query *q)
 {
     struct gw_error err;
 
     if (q->res != NULL && !q->res_error) {
-        pool_complete(c->pool, q, q->res, NULL);
+        gw__pg_pool_complete(c->pool, q, q->res, NULL);
     } else {
         result_error(q->res, &err);
-        pool_complete(c->pool, q, NULL, &err);
+        gw__pg_pool_complete(c->pool, q, NULL, &err);
     }
 }
 
-static void read_results(struct conn *c)
+static void read_results(struct gw__pg_conn *c)
 {
     struct gw_pg_pool *pool = c->pool;
 
     while (!pool->destroying && c->pg != NULL && PQstatus(c->pg) == CONNECTION_OK &&
            !PQisBusy(c->pg)) {
-        struct query *q = c->inflight.head;
+        struct gw__pg_query *q = c->inflight.head;
         PGresult *r = PQgetResult(c->pg);
 
         if (r == NULL) {
@@ -507,18 +507,18 @@ static void read_results(struct conn *c)
         }
         if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
             PQclear(r);
-            qlist_pop(&c->inflight);
+            gw__pg_qlist_pop(&c->inflight);
             finish_query(c, q);
             if (c->state == CONN_BUSY && c->inflight.n == 0)
-                conn_set_state(c, CONN_IDLE);
-            pool_kick(pool);
+                gw__pg_conn_set_state(c, CONN_IDLE);
+            gw__pg_pool_kick(pool);
             continue;
         }
         keep_result(c, q, r);
     }
 }
 
-static void read_notifies(struct conn *c)
+static void read_notifies(struct gw__pg_conn *c)
 {
     PGnotify *n;
 
@@ -531,28 +531,28 @@ static void read_notifies(struct conn *c)
 
 static void poll_cb(uv_poll_t *h, int status, int events)
 {
-    struct conn *c = h->data;
+    struct gw__pg_conn *c = h->data;
     struct gw_pg_pool *pool = c->pool;
 
-    pool_enter(pool);
+    gw__pg_pool_enter(pool);
     if (c->state == CONN_CONNECTING) {
         connect_step(c);
         goto out;
     }
-    if (!conn_up(c))
+    if (!gw__pg_conn_up(c))
         goto out;
     if (status < 0) {
         /* libuv reports a socket error (a reset) this way: let libpq read
          * what arrived before it and find its own error message. */
         PQconsumeInput(c->pg);
         read_results(c);
-        if (conn_up(c))
-            conn_set_state(c, CONN_RESETTING);
+        if (gw__pg_conn_up(c))
+            gw__pg_conn_set_state(c, CONN_RESETTING);
         goto out;
     }
     if ((events & UV_WRITABLE) != 0)
-        conn_flush(c);
-    if (conn_up(c) && (events & UV_READABLE) != 0) {
+        gw__pg_conn_flush(c);
+    if (gw__pg_conn_up(c) && (events & UV_READABLE) != 0) {
         /* A failed read still leaves the complete results before it parsed;
          * read_results stops at the broken status. */
         PQconsumeInput(c->pg);
@@ -560,11 +560,11 @@ static void poll_cb(uv_poll_t *h, int status, int events)
         read_results(c);
         read_notifies(c);
         /* Reading may have queued protocol output of libpq's own. */
-        if (conn_up(c) && c->want_write)
-            conn_flush(c);
+        if (gw__pg_conn_up(c) && c->want_write)
+            gw__pg_conn_flush(c);
     }
-    if (conn_up(c) && PQstatus(c->pg) == CONNECTION_BAD)
-        conn_set_state(c, CONN_RESETTING);
+    if (gw__pg_conn_up(c) && PQstatus(c->pg) == CONNECTION_BAD)
+        gw__pg_conn_set_state(c, CONN_RESETTING);
 out:
-    pool_leave(pool);
+    gw__pg_pool_leave(pool);
 }

@@ -14,7 +14,7 @@
 #define DEFAULT_MAX_QUEUE 100000
 #define MAX_PARAMS        65535
 
-void qlist_push(struct qlist *l, struct query *q)
+void gw__pg_qlist_push(struct gw__pg_qlist *l, struct gw__pg_query *q)
 {
     q->next = NULL;
     if (l->tail != NULL)
@@ -25,9 +25,9 @@ void qlist_push(struct qlist *l, struct query *q)
     l->n++;
 }
 
-struct query *qlist_pop(struct qlist *l)
+struct gw__pg_query *gw__pg_qlist_pop(struct gw__pg_qlist *l)
 {
-    struct query *q = l->head;
+    struct gw__pg_query *q = l->head;
 
     if (q == NULL)
         return NULL;
@@ -162,12 +162,12 @@ struct gw_pg_pool *gw_pg_pool_create(uv_loop_t *loop, const struct gw_pg_pool_op
         uint64_t every = (uint64_t)pool->queue_timeout_ms / 4;
         uv_timer_start(&pool->expire, expire_cb, every < 20 ? 20 : every, every < 20 ? 20 : every);
     }
-    pool_enter(pool);
+    gw__pg_pool_enter(pool);
     for (int i = 0; i < pool->size; i++)
-        conn_init(&pool->conns[i], pool, i);
+        gw__pg_conn_init(&pool->conns[i], pool, i);
     for (int i = 0; i < pool->size; i++)
-        conn_set_state(&pool->conns[i], CONN_CONNECTING);
-    pool_leave(pool);
+        gw__pg_conn_set_state(&pool->conns[i], CONN_CONNECTING);
+    gw__pg_pool_leave(pool);
     return pool;
 
 fail_conns:
@@ -202,7 +202,7 @@ static void free_pool(struct gw_pg_pool *pool)
         done(arg);
 }
 
-void pool_handle_closed(struct gw_pg_pool *pool)
+void gw__pg_pool_handle_closed(struct gw_pg_pool *pool)
 {
     if (--pool->handles_open == 0 && pool->torn_down)
         free_pool(pool);
@@ -210,12 +210,12 @@ void pool_handle_closed(struct gw_pg_pool *pool)
 
 static void kick_closed(uv_handle_t *h)
 {
-    pool_handle_closed(container_of((uv_prepare_t *)h, struct gw_pg_pool, kick));
+    gw__pg_pool_handle_closed(container_of((uv_prepare_t *)h, struct gw_pg_pool, kick));
 }
 
 static void expire_closed(uv_handle_t *h)
 {
-    pool_handle_closed(container_of((uv_timer_t *)h, struct gw_pg_pool, expire));
+    gw__pg_pool_handle_closed(container_of((uv_timer_t *)h, struct gw_pg_pool, expire));
 }
 
 /* Statements wait in the queue only while every connection is down or
@@ -236,40 +236,40 @@ static void expire_cb(uv_timer_t *t)
                  "PostgreSQL: no connection could take the statement within %d ms (it was not "
                  "sent)",
                  pool->queue_timeout_ms);
-    pool_enter(pool);
+    gw__pg_pool_enter(pool);
     while (pool->queue.head != NULL && !pool->destroying &&
            now - pool->queue.head->queued_at >= (uint64_t)pool->queue_timeout_ms) {
         pool->stats.expired++;
-        pool_complete(pool, qlist_pop(&pool->queue), NULL, &err);
+        gw__pg_pool_complete(pool, gw__pg_qlist_pop(&pool->queue), NULL, &err);
     }
-    pool_leave(pool);
+    gw__pg_pool_leave(pool);
 }
 
 static void teardown(struct gw_pg_pool *pool)
 {
     struct gw_error err;
-    struct query *q;
+    struct gw__pg_query *q;
 
     pool->torn_down = true;
     pool->busy++; /* callbacks below must not start a second teardown */
     uv_close((uv_handle_t *)&pool->kick, kick_closed);
     uv_close((uv_handle_t *)&pool->expire, expire_closed);
     for (int i = 0; i < pool->size; i++)
-        conn_set_state(&pool->conns[i], CONN_CLOSED);
+        gw__pg_conn_set_state(&pool->conns[i], CONN_CLOSED);
     if (pool->listener != NULL)
-        conn_set_state(pool->listener, CONN_CLOSED);
+        gw__pg_conn_set_state(pool->listener, CONN_CLOSED);
     gw_error_set(&err, GW_ECLOSED, false, "PostgreSQL pool is shutting down");
-    while ((q = qlist_pop(&pool->queue)) != NULL)
-        pool_complete(pool, q, NULL, &err);
+    while ((q = gw__pg_qlist_pop(&pool->queue)) != NULL)
+        gw__pg_pool_complete(pool, q, NULL, &err);
     pool->busy--;
 }
 
-void pool_enter(struct gw_pg_pool *pool)
+void gw__pg_pool_enter(struct gw_pg_pool *pool)
 {
     pool->busy++;
 }
 
-void pool_leave(struct gw_pg_pool *pool)
+void gw__pg_pool_leave(struct gw_pg_pool *pool)
 {
     if (--pool->busy == 0 && pool->destroying && !pool->torn_down)
         teardown(pool);
@@ -288,8 +288,8 @@ void gw_pg_pool_destroy(struct gw_pg_pool *pool, void (*done)(void *arg), void *
         teardown(pool);
 }
 
-void pool_complete(struct gw_pg_pool *pool, struct query *q, const PGresult *res,
-                   const struct gw_error *err)
+void gw__pg_pool_complete(struct gw_pg_pool *pool, struct gw__pg_query *q, const PGresult *res,
+                          const struct gw_error *err)
 {
     if (q->cb != NULL) {
         if (err != NULL)
@@ -308,19 +308,19 @@ void pool_complete(struct gw_pg_pool *pool, struct query *q, const PGresult *res
 static void dispatch(struct gw_pg_pool *pool)
 {
     while (pool->queue.head != NULL && !pool->destroying) {
-        struct conn *best = NULL;
+        struct gw__pg_conn *best = NULL;
 
         for (int i = 0; i < pool->size; i++) {
-            struct conn *c = &pool->conns[i];
+            struct gw__pg_conn *c = &pool->conns[i];
 
-            if (!conn_up(c) || c->inflight.n >= (unsigned long)pool->depth)
+            if (!gw__pg_conn_up(c) || c->inflight.n >= (unsigned long)pool->depth)
                 continue;
             if (best == NULL || c->inflight.n < best->inflight.n)
                 best = c;
         }
         if (best == NULL)
             break;
-        conn_send(best, qlist_pop(&pool->queue));
+        gw__pg_conn_send(best, gw__pg_qlist_pop(&pool->queue));
     }
 }
 
@@ -330,16 +330,16 @@ static void kick_cb(uv_prepare_t *h)
 {
     struct gw_pg_pool *pool = container_of(h, struct gw_pg_pool, kick);
 
-    pool_enter(pool);
+    gw__pg_pool_enter(pool);
     uv_prepare_stop(h);
     dispatch(pool);
     for (int i = 0; i < pool->size && !pool->destroying; i++)
         if (pool->conns[i].dirty)
-            conn_flush(&pool->conns[i]);
-    pool_leave(pool);
+            gw__pg_conn_flush(&pool->conns[i]);
+    gw__pg_pool_leave(pool);
 }
 
-void pool_kick(struct gw_pg_pool *pool)
+void gw__pg_pool_kick(struct gw_pg_pool *pool)
 {
     if (!pool->destroying && !uv_is_active((uv_handle_t *)&pool->kick))
         uv_prepare_start(&pool->kick, kick_cb);
@@ -356,7 +356,7 @@ static int stmt_index(struct gw_pg_pool *pool, const char *name, const char *sql
     }
     if (pool->nstmts == pool->stmts_cap) {
         int cap = pool->stmts_cap ? pool->stmts_cap * 2 : 16;
-        struct stmt *s = realloc(pool->stmts, (size_t)cap * sizeof(*s));
+        struct gw__pg_stmt *s = realloc(pool->stmts, (size_t)cap * sizeof(*s));
 
         if (s == NULL)
             return GW_ENOMEM;
@@ -373,7 +373,7 @@ static int stmt_index(struct gw_pg_pool *pool, const char *name, const char *sql
 int gw_pg_query(struct gw_pg_pool *pool, const char *stmt_name, const char *sql, int nparams,
                 const char *const *params, gw_pg_cb cb, void *arg)
 {
-    struct query *q;
+    struct gw__pg_query *q;
     size_t size;
     char *p;
     int stmt = -1;
@@ -419,15 +419,15 @@ int gw_pg_query(struct gw_pg_pool *pool, const char *stmt_name, const char *sql,
     if (nparams == 0)
         q->params = NULL;
     q->queued_at = uv_now(pool->loop);
-    qlist_push(&pool->queue, q);
-    pool_kick(pool);
+    gw__pg_qlist_push(&pool->queue, q);
+    gw__pg_pool_kick(pool);
     return 0;
 }
 
 int gw_pg_listen(struct gw_pg_pool *pool, const char *channel, gw_pg_notify_cb cb, void *arg,
                  struct gw_error *err)
 {
-    struct conn *c;
+    struct gw__pg_conn *c;
 
     if (pool == NULL || channel == NULL || channel[0] == '\0' || cb == NULL)
         return gw_error_set(err, GW_EINVAL, false, "gw_pg_listen: bad arguments");
@@ -438,20 +438,20 @@ int gw_pg_listen(struct gw_pg_pool *pool, const char *channel, gw_pg_notify_cb c
     c = malloc(sizeof(*c));
     if (c == NULL)
         return gw_error_set(err, GW_ENOMEM, false, "out of memory");
-    conn_init(c, pool, -1);
+    gw__pg_conn_init(c, pool, -1);
     c->channel = strdup(channel);
     if (c->channel == NULL) {
         /* The timer is already initialised: it must close like the others. */
         pool->listener = c;
-        conn_set_state(c, CONN_CLOSED);
+        gw__pg_conn_set_state(c, CONN_CLOSED);
         return gw_error_set(err, GW_ENOMEM, false, "out of memory");
     }
     c->notify_cb = cb;
     c->notify_arg = arg;
     pool->listener = c;
-    pool_enter(pool);
-    conn_set_state(c, CONN_CONNECTING);
-    pool_leave(pool);
+    gw__pg_pool_enter(pool);
+    gw__pg_conn_set_state(c, CONN_CONNECTING);
+    gw__pg_pool_leave(pool);
     return 0;
 }
 
@@ -460,7 +460,7 @@ bool gw_pg_pool_ready(const struct gw_pg_pool *pool)
     if (pool == NULL || pool->destroying)
         return false;
     for (int i = 0; i < pool->size; i++)
-        if (conn_up(&pool->conns[i]))
+        if (gw__pg_conn_up(&pool->conns[i]))
             return true;
     return false;
 }
@@ -478,7 +478,7 @@ void gw_pg_pool_stats(const struct gw_pg_pool *pool, struct gw_pg_stats *out)
     out->connections_up = 0;
     for (int i = 0; i < pool->size; i++) {
         out->in_flight += pool->conns[i].inflight.n;
-        if (conn_up(&pool->conns[i]))
+        if (gw__pg_conn_up(&pool->conns[i]))
             out->connections_up++;
     }
 }

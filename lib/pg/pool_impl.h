@@ -14,8 +14,8 @@
 
 /* One statement waiting in the pool queue or in flight on a connection. The
  * parameter strings live in the same allocation, after the struct. */
-struct query {
-    struct query *next;
+struct gw__pg_query {
+    struct gw__pg_query *next;
     const char *sql;
     char *owned_sql; /* internal statements (LISTEN) own their text */
     int stmt;        /* index in pool->stmts, or -1 for an unnamed statement */
@@ -32,16 +32,16 @@ struct query {
     bool res_error; /* `res` is an error that later results must not replace */
 };
 
-struct qlist {
-    struct query *head, *tail;
+struct gw__pg_qlist {
+    struct gw__pg_query *head, *tail;
     unsigned long n;
 };
 
-void qlist_push(struct qlist *l, struct query *q);
-struct query *qlist_pop(struct qlist *l);
+void gw__pg_qlist_push(struct gw__pg_qlist *l, struct gw__pg_query *q);
+struct gw__pg_query *gw__pg_qlist_pop(struct gw__pg_qlist *l);
 
-/* One connection's life. conn_set_state() is the only place that moves it. */
-enum conn_state {
+/* One connection's life. gw__pg_conn_set_state() is the only place that moves it. */
+enum gw__pg_conn_state {
     CONN_CONNECTING, /* PQconnectPoll in progress */
     CONN_IDLE,       /* up, nothing in flight */
     CONN_BUSY,       /* up, 1..pipeline_depth statements in flight */
@@ -49,20 +49,20 @@ enum conn_state {
     CONN_CLOSED,     /* pool destroyed; handles closing */
 };
 
-struct conn {
+struct gw__pg_conn {
     struct gw_pg_pool *pool;
     int index; /* position in pool->conns, -1 for the listener */
-    enum conn_state state;
+    enum gw__pg_conn_state state;
     PGconn *pg;
     uv_poll_t *poll; /* heap: libpq may swap sockets while connecting */
     int poll_fd;
     int poll_events;
-    bool want_write;       /* PQflush left output behind */
-    bool dirty;            /* sent since the last flush */
-    uv_timer_t timer;      /* connect timeout and reconnect backoff */
-    unsigned backoff_ms;   /* next reconnect delay */
-    struct qlist inflight; /* sent, waiting for the pipeline sync result */
-    bool *prepared;        /* prepared[stmt] on this session */
+    bool want_write;              /* PQflush left output behind */
+    bool dirty;                   /* sent since the last flush */
+    uv_timer_t timer;             /* connect timeout and reconnect backoff */
+    unsigned backoff_ms;          /* next reconnect delay */
+    struct gw__pg_qlist inflight; /* sent, waiting for the pipeline sync result */
+    bool *prepared;               /* prepared[stmt] on this session */
     int prepared_cap;
     bool ever_up;
     /* Listener only. */
@@ -71,7 +71,7 @@ struct conn {
     void *notify_arg;
 };
 
-struct stmt {
+struct gw__pg_stmt {
     char *name;
     const char *sql;
 };
@@ -85,11 +85,11 @@ struct gw_pg_pool {
     unsigned long max_queue;
     int queue_timeout_ms; /* 0 = queued statements wait for a connection forever */
     uv_timer_t expire;    /* fails statements queued longer than that */
-    struct conn *conns;
-    struct conn *listener;
-    struct qlist queue;
+    struct gw__pg_conn *conns;
+    struct gw__pg_conn *listener;
+    struct gw__pg_qlist queue;
     uv_prepare_t kick; /* dispatches and flushes once per loop iteration */
-    struct stmt *stmts;
+    struct gw__pg_stmt *stmts;
     int nstmts, stmts_cap;
     int handles_open;
     int busy; /* depth of pool frames on the stack; destroy waits for 0 */
@@ -101,18 +101,18 @@ struct gw_pg_pool {
 };
 
 /* conn.c */
-void conn_init(struct conn *c, struct gw_pg_pool *pool, int index);
-void conn_set_state(struct conn *c, enum conn_state to);
-int conn_send(struct conn *c, struct query *q);
-void conn_flush(struct conn *c);
-bool conn_up(const struct conn *c);
+void gw__pg_conn_init(struct gw__pg_conn *c, struct gw_pg_pool *pool, int index);
+void gw__pg_conn_set_state(struct gw__pg_conn *c, enum gw__pg_conn_state to);
+int gw__pg_conn_send(struct gw__pg_conn *c, struct gw__pg_query *q);
+void gw__pg_conn_flush(struct gw__pg_conn *c);
+bool gw__pg_conn_up(const struct gw__pg_conn *c);
 
 /* pool.c */
-void pool_kick(struct gw_pg_pool *pool);
-void pool_complete(struct gw_pg_pool *pool, struct query *q, const PGresult *res,
-                   const struct gw_error *err);
-void pool_handle_closed(struct gw_pg_pool *pool);
-void pool_enter(struct gw_pg_pool *pool);
-void pool_leave(struct gw_pg_pool *pool);
+void gw__pg_pool_kick(struct gw_pg_pool *pool);
+void gw__pg_pool_complete(struct gw_pg_pool *pool, struct gw__pg_query *q, const PGresult *res,
+                          const struct gw_error *err);
+void gw__pg_pool_handle_closed(struct gw_pg_pool *pool);
+void gw__pg_pool_enter(struct gw_pg_pool *pool);
+void gw__pg_pool_leave(struct gw_pg_pool *pool);
 
 #endif

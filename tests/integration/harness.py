@@ -36,6 +36,19 @@ def need_services():
     return pg, kafka
 
 
+def need_terraform():
+    """The terraform/tofu binary deploy/install-terraform installed; exits 77
+    (skipped) without one or without services."""
+    need_services()
+    p = subprocess.run([os.path.join(SRC, "deploy", "install-terraform"), "--no-install"],
+                       capture_output=True, text=True)
+    binary = p.stdout.strip() if p.returncode == 0 else None
+    if not binary:
+        print("skipped: no terraform/tofu binary (run deploy/install-terraform)")
+        sys.exit(SKIP)
+    return binary
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -92,6 +105,15 @@ class Stack:
         self.run_cmd([GANGWAY, "migrate", "--pg", self.dsn, "--sql-dir", os.path.join(SRC, "sql")])
         self.token = self.make_token("alice", teams=["payments"], roles=["admin"])
         self.worker_token = self.make_token("worker-pool", roles=["worker"])
+
+    def write_program(self, name, text):
+        """An executable file `name` in the test's directory holding `text`;
+        returns its path (for an action's command)."""
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o755)
+        return path
 
     # -- processes ---------------------------------------------------------
     def env(self, extra=None):
@@ -279,6 +301,15 @@ def write_action(directory, action_id, command, inputs=None, **extra):
     d.update(extra)
     with open(os.path.join(directory, action_id + ".json"), "w") as f:
         json.dump(d, f)
+
+
+def write_lease_action(directory, action_id, kind, ttl):
+    """An exec action (/bin/cat) whose run creates a resource of `kind` named
+    by its "name" input, living for `ttl`, torn down by /bin/cat."""
+    write_action(directory, action_id, ["/bin/cat"],
+                 {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}},
+                 timeout_seconds=30, resource_key="/name", resource={"kind": kind, "name": "/name"},
+                 ttl=ttl, teardown={"backend": {"command": ["/bin/cat"]}})
 
 
 def main(test):

@@ -29,7 +29,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SRC, Failure, Stack, check, main, write_action  # noqa: E402
+from harness import SRC, Failure, Stack, check, main, write_action, write_lease_action  # noqa: E402
 
 ST_TIMEOUT = 200
 CHECKS = ",".join([
@@ -74,12 +74,9 @@ def write_actions(directory):
     write_action(directory, "numbers", ["/bin/cat"], numbers, timeout_seconds=30)
     write_action(directory, "gated", ["/bin/cat"], free, timeout_seconds=30,
                  approval={"rules": [{"approvals": 1}]})
-    write_action(directory, "lease", ["/bin/cat"],
-                 {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}},
-                 timeout_seconds=30, resource_key="/name", resource={"kind": "lease", "name": "/name"},
-                 ttl={"default_seconds": 3600, "max_seconds": 7200, "max_extension_seconds": 3600,
-                      "extension_approval": {"approvals": 1}},
-                 teardown={"backend": {"command": ["/bin/cat"]}})
+    write_lease_action(directory, "lease", "lease",
+                       {"default_seconds": 3600, "max_seconds": 7200, "max_extension_seconds": 3600,
+                        "extension_approval": {"approvals": 1}})
 
 
 def seed(s):

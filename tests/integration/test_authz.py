@@ -65,10 +65,7 @@ def full_log(s):
 def test():
     s = Stack("authz")
     actions = os.path.join(s.tmp, "actions")
-    prog = os.path.join(s.tmp, "create.py")
-    with open(prog, "w") as f:
-        f.write(CREATE)
-    os.chmod(prog, 0o755)
+    prog = s.write_program("create.py", CREATE)
     name_schema = {"type": "object", "required": ["name"], "additionalProperties": False,
                    "properties": {"name": {"type": "string", "pattern": "^[a-z0-9-]+$"}}}
     write_action(actions, "devenv", [prog], name_schema, tags=["self-service"],

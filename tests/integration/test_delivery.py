@@ -36,10 +36,7 @@ def alive(pid):
 def test():
     s = Stack("delivery", broker_args=["--heartbeat", "1", "--heartbeat-timeout", "4"])
     actions = os.path.join(s.tmp, "actions")
-    prog = os.path.join(s.tmp, "sleeper.py")
-    with open(prog, "w") as f:
-        f.write(SLEEPER)
-    os.chmod(prog, 0o755)
+    prog = s.write_program("sleeper.py", SLEEPER)
     schema = {"type": "object", "required": ["seconds"],
               "properties": {"seconds": {"type": "number"}, "retry_seconds": {"type": "number"},
                              "grandchild_pidfile": {"type": "string"}}}

@@ -12,7 +12,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, check, main, write_action  # noqa: E402
+from harness import Stack, check, main, write_action, write_lease_action  # noqa: E402
 
 UNKNOWN = "00000000-0000-4000-8000-000000000000"
 MALFORMED = "not-a-run"
@@ -24,12 +24,9 @@ def test():
     write_action(actions, "plain", ["/bin/cat"], {"type": "object"}, timeout_seconds=30)
     write_action(actions, "gated", ["/bin/cat"], {"type": "object"}, timeout_seconds=30,
                  approval={"rules": [{"approvals": 1, "from_teams": ["sre"]}]})
-    write_action(actions, "lease", ["/bin/cat"],
-                 {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}},
-                 timeout_seconds=30, resource_key="/name", resource={"kind": "lease", "name": "/name"},
-                 ttl={"default_seconds": 3600, "max_seconds": 7200, "max_extension_seconds": 3600,
-                      "extension_approval": {"approvals": 1, "from_teams": ["sre"]}},
-                 teardown={"backend": {"command": ["/bin/cat"]}})
+    write_lease_action(actions, "lease", "lease",
+                       {"default_seconds": 3600, "max_seconds": 7200, "max_extension_seconds": 3600,
+                        "extension_approval": {"approvals": 1, "from_teams": ["sre"]}})
     s.actions_dir = actions
     failed = True
     try:

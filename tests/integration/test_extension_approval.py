@@ -9,18 +9,15 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, check, main, write_action  # noqa: E402
+from harness import Stack, check, main, write_lease_action  # noqa: E402
 
 
 def test():
     s = Stack("extappr", broker_args=["--heartbeat", "1"])
     actions = os.path.join(s.tmp, "actions")
-    write_action(actions, "env", ["/bin/cat"],
-                 {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}},
-                 timeout_seconds=30, resource_key="/name", resource={"kind": "env", "name": "/name"},
-                 ttl={"default_seconds": 600, "max_seconds": 3600, "max_extension_seconds": 3600,
-                      "extension_approval": {"approvals": 1, "from_teams": ["sre"]}},
-                 teardown={"backend": {"command": ["/bin/cat"]}})
+    write_lease_action(actions, "env", "env",
+                       {"default_seconds": 600, "max_seconds": 3600, "max_extension_seconds": 3600,
+                        "extension_approval": {"approvals": 1, "from_teams": ["sre"]}})
     s.actions_dir = actions
     failed = True
     try:

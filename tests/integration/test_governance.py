@@ -48,10 +48,7 @@ def test():
                            "expires_after_seconds": 2})
     write_action(actions, "limited", ["/bin/cat"], {"type": "object"}, timeout_seconds=30,
                  quota={"per_user": {"max_runs": 5, "window_seconds": 600}})
-    prog = os.path.join(s.tmp, "leaky.py")
-    with open(prog, "w") as f:
-        f.write(LEAKY)
-    os.chmod(prog, 0o755)
+    prog = s.write_program("leaky.py", LEAKY)
     write_action(actions, "secret", [prog],
                  {"type": "object", "required": ["token"],
                   "properties": {"token": {"type": "string", "writeOnly": True},

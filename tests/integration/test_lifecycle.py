@@ -68,10 +68,8 @@ def test():
               broker_env={"GW_WEBHOOK_URL": "http://127.0.0.1:%d/hook" % hook_port})
     actions = os.path.join(s.tmp, "actions")
     log = os.path.join(s.tmp, "teardown.log")
-    for name, text in (("create.py", CREATE), ("teardown.py", TEARDOWN)):
-        with open(os.path.join(s.tmp, name), "w") as f:
-            f.write(text)
-        os.chmod(os.path.join(s.tmp, name), 0o755)
+    s.write_program("create.py", CREATE)
+    s.write_program("teardown.py", TEARDOWN)
     write_action(actions, "devenv", [os.path.join(s.tmp, "create.py")],
                  {"type": "object", "required": ["name"],
                   "properties": {"name": {"type": "string", "pattern": "^[a-z0-9-]+$"}}},

@@ -23,10 +23,7 @@ print("STDIN " + json.dumps(doc.get("inputs", doc), sort_keys=True), flush=True)
 def test():
     s = Stack("numbers", broker_args=["--heartbeat", "1", "--heartbeat-timeout", "4"])
     actions = os.path.join(s.tmp, "actions")
-    prog = os.path.join(s.tmp, "prog.py")
-    with open(prog, "w") as f:
-        f.write(PROG)
-    os.chmod(prog, 0o755)
+    prog = s.write_program("prog.py", PROG)
     # Unbounded numbers, free-form objects and strings.
     write_action(actions, "free", [prog], {"type": "object", "properties": {
         "n": {"type": "number"}, "o": {"type": "object"}, "s": {"type": "string"}}},

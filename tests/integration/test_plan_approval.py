@@ -5,25 +5,14 @@ showing the plan summary and its sha256; the approval is bound to that plan;
 the apply (attempt 2) applies exactly the saved plan. Skipped (77) without
 services or a terraform/tofu binary (deploy/install-terraform)."""
 import os
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SKIP, SRC, Stack, check, main, need_services, write_action  # noqa: E402
-
-
-def terraform_binary():
-    p = subprocess.run([os.path.join(SRC, "deploy", "install-terraform"), "--no-install"],
-                       capture_output=True, text=True)
-    return p.stdout.strip() if p.returncode == 0 else None
+from harness import SRC, Stack, check, main, need_terraform, write_action  # noqa: E402
 
 
 def test():
-    need_services()
-    binary = terraform_binary()
-    if not binary:
-        print("skipped: no terraform/tofu binary (run deploy/install-terraform)")
-        sys.exit(SKIP)
+    binary = need_terraform()
     s = Stack("planappr")
     actions = os.path.join(s.tmp, "actions")
     write_action(actions, "tf-env", None,

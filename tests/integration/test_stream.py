@@ -105,10 +105,7 @@ def follow_all(stack, run_id, headers=None, stop_after=None):
 def test():
     s = Stack("stream", broker_env={"GW_SSE_KEEPALIVE_MS": "300"})
     actions = os.path.join(s.tmp, "actions")
-    prog = os.path.join(s.tmp, "ticker.py")
-    with open(prog, "w") as f:
-        f.write(TICKER)
-    os.chmod(prog, 0o755)
+    prog = s.write_program("ticker.py", TICKER)
     write_action(actions, "ticker", [prog],
                  {"type": "object", "required": ["lines"],
                   "properties": {"lines": {"type": "integer"}, "delay": {"type": "number"},

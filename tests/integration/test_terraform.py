@@ -5,27 +5,16 @@ real CLI from deploy/install-terraform: apply with plan summary and outputs,
 then DELETE of the resource runs the teardown (destroy) in the same state.
 Skipped (77) without services or without a terraform/tofu binary."""
 import os
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SKIP, SRC, Stack, check, main, need_services  # noqa: E402
+from harness import Stack, check, main, need_terraform  # noqa: E402
 
 TOKEN = "tok-integration-secret-42"
 
 
-def terraform_binary():
-    p = subprocess.run([os.path.join(SRC, "deploy", "install-terraform"), "--no-install"],
-                       capture_output=True, text=True)
-    return p.stdout.strip() if p.returncode == 0 else None
-
-
 def test():
-    need_services()
-    binary = terraform_binary()
-    if not binary:
-        print("skipped: no terraform/tofu binary (run deploy/install-terraform)")
-        sys.exit(SKIP)
+    binary = need_terraform()
     s = Stack("terraform")
     state_dir = os.path.join(s.tmp, "tfstate")
     failed = True

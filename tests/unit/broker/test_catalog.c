@@ -11,32 +11,9 @@
 
 #include "catalog.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            printf("ok - " __VA_ARGS__);                                                           \
-            printf("\n");                                                                          \
-        } else {                                                                                   \
-            printf("FAIL - " __VA_ARGS__);                                                         \
-            printf(" (%s:%d)\n", __FILE__, __LINE__);                                              \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
-
-static void write_file(const char *dir, const char *name, const char *text)
-{
-    char path[512];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    if (f == NULL) {
-        perror(path);
-        exit(1);
-    }
-    fputs(text, f);
-    fclose(f);
-}
+#define CHECK_NAMED
+#include "../check.h"
+#include "../testfs.h"
 
 static char *fresh_dir(void)
 {
@@ -51,10 +28,7 @@ static char *fresh_dir(void)
 
 static void cleanup(char *dir)
 {
-    char cmd[600];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    remove_tree(dir);
     free(dir);
 }
 
@@ -71,7 +45,7 @@ static const char *load_one(const char *text)
 {
     static struct gw_error err;
     char *dir = fresh_dir();
-    write_file(dir, "a.json", text);
+    write_file_in(dir, "a.json", text);
     gw_error_clear(&err);
     struct gw_catalog *c = gw_catalog_load(dir, &err);
     const char *res = c == NULL ? err.message : NULL;
@@ -88,8 +62,8 @@ int main(void)
 
     snprintf(bindir, sizeof(bindir), "%s/bin", dir);
     mkdir(bindir, 0755);
-    write_file(dir, "bucket.json", good);
-    write_file(dir, "README.txt", "not an action");
+    write_file_in(dir, "bucket.json", good);
+    write_file_in(dir, "README.txt", "not an action");
     gw_error_clear(&err);
     struct gw_catalog *c = gw_catalog_load(dir, &err);
     CHECK(c != NULL, "a good definition loads (%s)", c ? "" : err.message);
@@ -122,16 +96,16 @@ int main(void)
         char ybin[600];
         snprintf(ybin, sizeof(ybin), "%s/bin", ydir);
         mkdir(ybin, 0755);
-        write_file(ydir, "bucket.yaml",
-                   "# a comment\n"
-                   "id: make-bucket\ntitle: Bucket\nworker_type: exec\n"
-                   "backend:\n  command: [bin/make.sh, --fast]\n"
-                   "resource_key: /name\nretry: {max_attempts: 4}\n"
-                   "inputs:\n  type: object\n  required: [name]\n"
-                   "  properties:\n    name: {type: string, maxLength: 63}\n");
-        write_file(ydir, "other.yml",
-                   "id: other\ntitle: Other\nworker_type: exec\n"
-                   "backend: {command: [/bin/true]}\ninputs: {type: object}\n");
+        write_file_in(ydir, "bucket.yaml",
+                      "# a comment\n"
+                      "id: make-bucket\ntitle: Bucket\nworker_type: exec\n"
+                      "backend:\n  command: [bin/make.sh, --fast]\n"
+                      "resource_key: /name\nretry: {max_attempts: 4}\n"
+                      "inputs:\n  type: object\n  required: [name]\n"
+                      "  properties:\n    name: {type: string, maxLength: 63}\n");
+        write_file_in(ydir, "other.yml",
+                      "id: other\ntitle: Other\nworker_type: exec\n"
+                      "backend: {command: [/bin/true]}\ninputs: {type: object}\n");
         c = gw_catalog_load(ydir, &err);
         const struct gw_action *ya = c ? gw_catalog_find(c, "make-bucket") : NULL;
         CHECK(c && c->n == 2 && gw_catalog_find(c, "other") != NULL,
@@ -140,9 +114,9 @@ int main(void)
         CHECK(ya && ya->retryable && ya->max_attempts == 4 && ya->timeout_seconds == 600,
               "the YAML definition means the same as the JSON one");
         gw_catalog_destroy(c);
-        write_file(ydir, "dup.json",
-                   "{\"id\":\"other\",\"title\":\"x\",\"worker_type\":\"exec\","
-                   "\"backend\":{\"command\":[\"/bin/true\"]},\"inputs\":{}}");
+        write_file_in(ydir, "dup.json",
+                      "{\"id\":\"other\",\"title\":\"x\",\"worker_type\":\"exec\","
+                      "\"backend\":{\"command\":[\"/bin/true\"]},\"inputs\":{}}");
         c = gw_catalog_load(ydir, &err);
         CHECK(c == NULL && strstr(err.message, "'other' is defined twice"),
               "an id defined in a YAML and a JSON file is refused (%s)",
@@ -155,10 +129,10 @@ int main(void)
         const char *plain = "{\"id\":\"p\",\"title\":\"P\",\"worker_type\":\"exec\","
                             "\"backend\":{\"command\":[\"/bin/true\"]},"
                             "\"inputs\":{\"type\":\"object\"}}";
-        write_file(jdir, "p.json", plain);
-        write_file(kdir, "p.yaml",
-                   "id: p\ntitle: P\nworker_type: exec\nbackend:\n  command:\n    - /bin/true\n"
-                   "inputs:\n  type: object\n");
+        write_file_in(jdir, "p.json", plain);
+        write_file_in(kdir, "p.yaml",
+                      "id: p\ntitle: P\nworker_type: exec\nbackend:\n  command:\n    - /bin/true\n"
+                      "inputs:\n  type: object\n");
         struct gw_catalog *cj = gw_catalog_load(jdir, &err);
         struct gw_catalog *ck = gw_catalog_load(kdir, &err);
         CHECK(cj && ck &&
@@ -173,7 +147,7 @@ int main(void)
 
     {
         char *bdir = fresh_dir();
-        write_file(bdir, "bad.yaml", "id: x\ntitle: [unclosed\n");
+        write_file_in(bdir, "bad.yaml", "id: x\ntitle: [unclosed\n");
         c = gw_catalog_load(bdir, &err);
         CHECK(c == NULL && strstr(err.message, "bad.yaml: line") != NULL,
               "bad YAML names the file and line: %s", c ? "loaded" : err.message);
@@ -202,13 +176,19 @@ int main(void)
                  "\"backend\":{\"cmd\":\"rm -rf /\"},\"inputs\":{}}");
     CHECK(e && strstr(e, "backend config") && strstr(e, "exec"),
           "a backend config the worker type would refuse is refused at load: %s", e ? e : "loaded");
+    /* The broker checks against schemas/backends/<type>.json, not the worker's
+     * registry: a type left out of this build (-Dbackends) is checked too. */
+    e = load_one("{\"id\":\"x\",\"title\":\"x\",\"worker_type\":\"jenkins\","
+                 "\"backend\":{\"url\":\"https://ci.example\"},\"inputs\":{}}");
+    CHECK(e && strstr(e, "backend config") && strstr(e, "jenkins") && strstr(e, "job"),
+          "every worker type of the tree has its backend config checked: %s", e ? e : "loaded");
     e = load_one("{\"id\":\"x\",\"title\":\"x\",\"worker_type\":\"someone-elses\","
                  "\"backend\":{\"anything\":1},\"inputs\":{}}");
     CHECK(e == NULL, "a worker type this binary does not know is passed through");
 
     dir = fresh_dir();
-    write_file(dir, "one.json", good);
-    write_file(dir, "two.json", good);
+    write_file_in(dir, "one.json", good);
+    write_file_in(dir, "two.json", good);
     c = gw_catalog_load(dir, &err);
     CHECK(c == NULL && strstr(err.message, "defined twice"), "duplicate ids are refused: %s",
           c ? "loaded" : err.message);

@@ -15,34 +15,11 @@
 #include "catalog.h"
 #include "policy.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            printf("ok - " __VA_ARGS__);                                                           \
-            printf("\n");                                                                          \
-        } else {                                                                                   \
-            printf("FAIL - " __VA_ARGS__);                                                         \
-            printf(" (%s:%d)\n", __FILE__, __LINE__);                                              \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
+#define CHECK_NAMED
+#include "../check.h"
+#include "../testfs.h"
 
 static char tmpdir[64];
-
-static void write_file(const char *name, const char *text)
-{
-    char path[256];
-    snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
-    FILE *f = fopen(path, "w");
-    if (f == NULL) {
-        perror(path);
-        exit(1);
-    }
-    fputs(text, f);
-    fclose(f);
-}
 
 static const char *action_json(const char *id, const char *tags)
 {
@@ -66,9 +43,9 @@ static struct gw_catalog *catalog(void)
         perror(dir);
         exit(1);
     }
-    write_file("actions/deploy.json", action_json("deploy", "[\"delivery\"]"));
-    write_file("actions/dev-env.json", action_json("dev-env", "[\"self-service\"]"));
-    write_file("actions/db-reset.json", action_json("db-reset", "[\"dangerous\"]"));
+    write_file_in(tmpdir, "actions/deploy.json", action_json("deploy", "[\"delivery\"]"));
+    write_file_in(tmpdir, "actions/dev-env.json", action_json("dev-env", "[\"self-service\"]"));
+    write_file_in(tmpdir, "actions/db-reset.json", action_json("db-reset", "[\"dangerous\"]"));
     gw_error_clear(&err);
     struct gw_catalog *c = gw_catalog_load(dir, &err);
     if (c == NULL) {
@@ -400,24 +377,25 @@ static void test_refusals(void)
     struct gw_error err;
     char path[128];
     snprintf(path, sizeof(path), "%s/bad.json", tmpdir);
-    write_file("bad.json", "{\"roles\": {},\n \"bindings\": [}");
+    write_file_in(tmpdir, "bad.json", "{\"roles\": {},\n \"bindings\": [}");
     CHECK(gw_policy_load(path, &err) == NULL && strstr(err.message, "bad.json: line 2"),
           "a file that is not JSON is refused with its line (%s)", err.message);
-    write_file("bad.json", "{\"roles\": {}, \"roles\": {}, \"bindings\": []}");
+    write_file_in(tmpdir, "bad.json", "{\"roles\": {}, \"roles\": {}, \"bindings\": []}");
     CHECK(gw_policy_load(path, &err) == NULL && strstr(err.message, "duplicate"),
           "duplicate keys are refused (%s)", err.message);
     /* YAML: the same policy as JSON, errors with file and line. */
     snprintf(path, sizeof(path), "%s/p.yaml", tmpdir);
-    write_file("p.yaml", "version: 1\nroles:\n  dev:\n    grants:\n"
-                         "      - permissions: [run, read_runs]\n        actions: ['echo*']\n"
-                         "bindings:\n  - roles: [dev]\n    teams: [team-a]\n");
+    write_file_in(tmpdir, "p.yaml",
+                  "version: 1\nroles:\n  dev:\n    grants:\n"
+                  "      - permissions: [run, read_runs]\n        actions: ['echo*']\n"
+                  "bindings:\n  - roles: [dev]\n    teams: [team-a]\n");
     struct gw_policy *yp = gw_policy_load(path, &err);
     CHECK(yp != NULL, "a YAML policy loads (%s)", yp ? "" : err.message);
     gw_policy_unref(yp);
-    write_file("p.yaml", "roles:\n  dev:\n    grants: [\n");
+    write_file_in(tmpdir, "p.yaml", "roles:\n  dev:\n    grants: [\n");
     CHECK(gw_policy_load(path, &err) == NULL && strstr(err.message, "p.yaml: line"),
           "a bad YAML policy is refused with its line (%s)", err.message);
-    write_file("p.yaml", "roles: {}\nroles: {}\nbindings: []\n");
+    write_file_in(tmpdir, "p.yaml", "roles: {}\nroles: {}\nbindings: []\n");
     CHECK(gw_policy_load(path, &err) == NULL && strstr(err.message, "duplicate key 'roles'"),
           "duplicate YAML keys are refused (%s)", err.message);
     snprintf(path, sizeof(path), "%s/none.json", tmpdir);
@@ -473,8 +451,9 @@ static void test_reload(const struct gw_catalog *cat)
 
     uv_loop_init(&loop);
     snprintf(path, sizeof(path), "%s/policy.json", tmpdir);
-    write_file("policy.json", "{\"roles\": {\"r\": {\"grants\": [{\"permissions\": [\"run\"]}]}},"
-                              " \"bindings\": [{\"roles\": [\"r\"], \"teams\": [\"payments\"]}]}");
+    write_file_in(tmpdir, "policy.json",
+                  "{\"roles\": {\"r\": {\"grants\": [{\"permissions\": [\"run\"]}]}},"
+                  " \"bindings\": [{\"roles\": [\"r\"], \"teams\": [\"payments\"]}]}");
     struct gw_policy_store *s = gw_policy_store_create(&loop, path, cat, &err);
     CHECK(s != NULL, "the store loads the file");
     struct gw_policy *first = gw_policy_ref(gw_policy_store_current(s));
@@ -482,8 +461,9 @@ static void test_reload(const struct gw_catalog *cat)
     CHECK(gw_authz_can(&z, GW_PERM_RUN, deploy, NULL, NULL, 0), "before: payments may deploy");
 
     /* A bad file: logged, refused, old policy kept. */
-    write_file("policy.json", "{\"roles\": {\"r\": {\"grants\": [{\"permissions\": [\"rnu\"]}]}},"
-                              " \"bindings\": []}");
+    write_file_in(tmpdir, "policy.json",
+                  "{\"roles\": {\"r\": {\"grants\": [{\"permissions\": [\"rnu\"]}]}},"
+                  " \"bindings\": []}");
     gw_policy_store_reload(s);
     spin_until(&loop, s, 1);
     gw_policy_store_counts(s, &applied, &refused);
@@ -492,9 +472,10 @@ static void test_reload(const struct gw_catalog *cat)
 
     /* SIGHUP with a good file swaps; a request holding the old policy keeps
      * deciding under it. */
-    write_file("policy.json", "{\"roles\": {\"r\": {\"grants\": [{\"permissions\": [\"run\"],"
-                              " \"actions\": [\"dev-*\"]}]}},"
-                              " \"bindings\": [{\"roles\": [\"r\"], \"teams\": [\"payments\"]}]}");
+    write_file_in(tmpdir, "policy.json",
+                  "{\"roles\": {\"r\": {\"grants\": [{\"permissions\": [\"run\"],"
+                  " \"actions\": [\"dev-*\"]}]}},"
+                  " \"bindings\": [{\"roles\": [\"r\"], \"teams\": [\"payments\"]}]}");
     raise(SIGHUP);
     spin_until(&loop, s, 2);
     gw_policy_store_counts(s, &applied, &refused);
@@ -522,7 +503,7 @@ static void test_reload(const struct gw_catalog *cat)
     CHECK(uv_loop_close(&loop) == 0, "and closes clean");
 
     /* A broker must not start on a bad file. */
-    write_file("policy.json", "{");
+    write_file_in(tmpdir, "policy.json", "{");
     uv_loop_init(&loop);
     CHECK(gw_policy_store_create(&loop, path, cat, &err) == NULL &&
               strstr(err.message, "policy.json"),

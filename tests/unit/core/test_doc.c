@@ -12,19 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            printf("ok - " __VA_ARGS__);                                                           \
-            printf("\n");                                                                          \
-        } else {                                                                                   \
-            printf("FAIL - " __VA_ARGS__);                                                         \
-            printf(" (%s:%d)\n", __FILE__, __LINE__);                                              \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
+#define CHECK_NAMED
+#include "../check.h"
+#include "../testfs.h"
 
 /* Loads `yaml` and compares it with the JSON text `want`. */
 static void same(const char *yaml, const char *want, const char *what)
@@ -207,17 +197,6 @@ static void test_many_anchors(void)
           "50,000 anchors and 50,000 aliases load (%s)", v ? "" : err.message);
     json_decref(v);
     free(doc);
-}
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (f == NULL) {
-        perror(path);
-        exit(1);
-    }
-    fputs(text, f);
-    fclose(f);
 }
 
 static void test_files(void)

@@ -11,7 +11,7 @@
 #include "gw/fs.h"
 #include "gw/list.h"
 #include "gw/mem.h"
-#include "wtest.h"
+#include "../check.h"
 
 struct item {
     int n;

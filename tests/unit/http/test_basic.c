@@ -116,7 +116,8 @@ static void pipelining(struct harness *h)
     char *many = malloc(200 * 64);
     size_t off = 0;
     for (int i = 0; i < 200; i++)
-        off += (size_t)sprintf(many + off, "GET /echo?i=%d HTTP/1.1\r\nHost: t\r\n\r\n", i);
+        off += (size_t)snprintf(many + off, 200 * 64 - off,
+                                "GET /echo?i=%d HTTP/1.1\r\nHost: t\r\n\r\n", i);
     client_send(&c, many, off);
     free(many);
     for (int i = 0; i < 200; i++) {

@@ -13,15 +13,8 @@
 
 #include "gw/jsonschema.h"
 
-static int failures;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
+#define CHECK_COUNTS
+#include "../check.h"
 
 static json_t *J(const char *text)
 {

@@ -12,19 +12,9 @@
 
 #include "keys.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            printf("ok - ");                                                                       \
-        } else {                                                                                   \
-            printf("FAIL (%s:%d) - ", __FILE__, __LINE__);                                         \
-            failures++;                                                                            \
-        }                                                                                          \
-        printf(__VA_ARGS__);                                                                       \
-        printf("\n");                                                                              \
-    } while (0)
+#define CHECK_NAMED
+#include "../check.h"
+#include "../testfs.h"
 
 static char datadir[4096];
 
@@ -416,15 +406,6 @@ static void test_key_sets(void)
 
 static char tmpdir[256];
 
-static void write_file(const char *name, const char *text)
-{
-    char p[512];
-    snprintf(p, sizeof(p), "%s/%s", tmpdir, name);
-    FILE *f = fopen(p, "w");
-    fputs(text, f);
-    fclose(f);
-}
-
 static char *token(struct tkey *k, const char *typ, json_t *claims)
 {
     char hdr[256];
@@ -465,8 +446,8 @@ static void test_backstage(void)
     tkey_init(&rogue, "P-256", "auth-1");
     struct tkey *s1[] = {&auth_key}, *s2[] = {&plugin_key};
     char *j1 = tkeys_jwks(s1, 1), *j2 = tkeys_jwks(s2, 1);
-    write_file("auth.jwks", j1);
-    write_file("plugin.jwks", j2);
+    write_file_in(tmpdir, "auth.jwks", j1);
+    write_file_in(tmpdir, "plugin.jwks", j2);
     free(j1);
     free(j2);
     char cfgtext[4096];
@@ -486,7 +467,7 @@ static void test_backstage(void)
         "\"algorithms\":[\"ES256\"],\"typ\":\"vnd.backstage.plugin\","
         "\"allowed_subjects\":[\"scaffolder\"],\"obo_issuer\":\"backstage-limited\"}]}",
         ISS);
-    write_file("auth.json", cfgtext);
+    write_file_in(tmpdir, "auth.json", cfgtext);
     char cfgpath[512];
     snprintf(cfgpath, sizeof(cfgpath), "%s/auth.json", tmpdir);
     int rc = gw_jwt_auth_load(uv_default_loop(), cfgpath, &a, &err);

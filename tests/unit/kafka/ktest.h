@@ -7,13 +7,7 @@
 #include <stdlib.h>
 #include <uv.h>
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "../check.h"
 
 static void ktick(uv_timer_t *t)
 {

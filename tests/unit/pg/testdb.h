@@ -8,13 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "../check.h"
 
 /* Creates database gwtest_<tag>_<pid> and returns a conninfo string for it
  * (free with testdb_drop). Exits 77 when GW_TEST_PG_DSN is unset. */

@@ -18,12 +18,11 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "claim.h"
 #include "claimsrv.h"
-#include "gw/jsonschema.h"
 #include "gw/kafka.h"
 #include "gw/log.h"
 #include "runtime.h"
+#include "worker_e2e.h"
 
 #define RUN_A "00000000-0000-0000-0000-000000000ca1" /* running, cancelled */
 #define RUN_B "00000000-0000-0000-0000-000000000cb1" /* wrong attempt, then cancelled */
@@ -37,7 +36,7 @@ static struct gw_kafka_config kcfg = {.extra = extra};
 static struct gw_kafka_consumer *events_c;
 static struct gw_kafka_producer *prod;
 static const char *prefix = "tc.";
-static char t_runs[64], t_events[64], t_dead[64], t_control[64];
+static struct e2e_topics topics;
 static char dir[128], logpath[160];
 static int saved_stderr = -1;
 static json_t *events;
@@ -69,19 +68,12 @@ static void on_events(void *arg, struct gw_kafka_msg **m, size_t n)
 
 static const char *type_of(json_t *ev)
 {
-    return json_string_value(json_object_get(ev, "type"));
+    return e2e_type_of(ev);
 }
 
 static json_t *events_of(const char *run_id)
 {
-    json_t *out = json_array(), *ev;
-    size_t i;
-    json_array_foreach(events, i, ev)
-    {
-        if (strcmp(json_string_value(json_object_get(ev, "subject")), run_id) == 0)
-            json_array_append(out, ev);
-    }
-    return out;
+    return e2e_events_of(events, run_id);
 }
 
 /* The last event of a run if it is final, else NULL (borrowed from events). */
@@ -244,16 +236,7 @@ static void dr(void *opaque, const struct gw_error *err)
 
 static void request(const char *run_id, const char *key)
 {
-    char buf[1024];
-    int n = snprintf(buf, sizeof(buf),
-                     "{\"specversion\":\"1.0\",\"id\":\"o-%s\",\"source\":\"gangway/broker\","
-                     "\"type\":\"dev.gangway.run.requested\",\"subject\":\"%s\","
-                     "\"time\":\"2026-01-01T00:00:00Z\",\"datacontenttype\":\"application/json\","
-                     "\"data\":{\"run_id\":\"%s\",\"attempt\":1,\"action_id\":\"sleepy\","
-                     "\"action_version\":\"v1\",\"worker_type\":\"exec\",\"key\":\"%s\","
-                     "\"timeout_seconds\":60,\"requested_at\":\"2026-01-01T00:00:00Z\"}}",
-                     run_id, run_id, run_id, key);
-    CHECK(gw_kafka_produce(prod, t_runs, key, strlen(key), buf, (size_t)n, dr, NULL, NULL) == 0);
+    e2e_request(prod, &topics, run_id, key, "sleepy", 60);
 }
 
 /* The broker's message (sql/functions/gw_cancel_run.sql), worker_id null as it may be. */
@@ -274,34 +257,22 @@ static char *cancel_text(const char *run_id, int attempt)
 static void cancel(const char *run_id, int attempt)
 {
     char *s = cancel_text(run_id, attempt);
-    CHECK(gw_kafka_produce(prod, t_control, run_id, strlen(run_id), s, strlen(s), dr, NULL, NULL) ==
-          0);
+    CHECK(gw_kafka_produce(prod, topics.control, run_id, strlen(run_id), s, strlen(s), dr, NULL,
+                           NULL) == 0);
     free(s);
 }
 
 /* Events published match schemas/events/, and so does the cancel message. */
 static void check_schemas(void)
 {
-    const char *root = getenv("GW_SOURCE_ROOT");
-    char sdir[1024], path[1100];
-    struct gw_error err;
-    struct gw_schema_registry *reg;
+    struct e2e_schema es;
     struct gw_schema *s;
-    json_t *doc, *ev;
+    json_t *ev;
     size_t i;
     char *text;
-    if (root == NULL)
+    if (!e2e_schema_open(&es))
         return;
-    snprintf(sdir, sizeof(sdir), "%s/schemas/events", root);
-    snprintf(path, sizeof(path), "%s/envelope.schema.json", sdir);
-    reg = gw_schema_registry_create(&err);
-    CHECK(reg != NULL);
-    CHECK(gw_schema_registry_add_dir(reg, "https://gangway.dev/schemas/events/", sdir, &err) == 0);
-    doc = json_load_file(path, 0, NULL);
-    CHECK(doc != NULL);
-    s = gw_schema_compile(reg, doc, "https://gangway.dev/schemas/events/envelope.schema.json", NULL,
-                          &err);
-    CHECK(s != NULL);
+    s = es.envelope;
     json_array_foreach(events, i, ev)
     {
         CHECK(gw_schema_validate(s, ev, NULL));
@@ -316,9 +287,7 @@ static void check_schemas(void)
     json_object_set_new(json_object_get(ev, "data"), "attempt", json_integer(0));
     CHECK(!gw_schema_validate(s, ev, NULL));
     json_decref(ev);
-    gw_schema_destroy(s);
-    json_decref(doc);
-    gw_schema_registry_destroy(reg);
+    e2e_schema_close(&es);
 }
 
 /* seq 1..n without holes; the last event is run.cancelled with a message. */
@@ -369,36 +338,14 @@ int main(void)
              dir);
     setenv("GW_TEST_CLAIM_COMMAND", cmd, 1);
     setenv("GW_TEST_CLAIM_MARK_DIR", dir, 1);
-    if (claimsrv_start(&srv) != 0) {
-        printf("python3 not available: skipped\n");
-        return 77;
-    }
-    CHECK(gw_claim_global_init(NULL) == 0);
-    CHECK(uv_loop_init(&loop) == 0);
+    e2e_start(&srv, &loop);
     events = json_array();
-    snprintf(t_runs, sizeof(t_runs), "%sgangway.runs.exec", prefix);
-    snprintf(t_events, sizeof(t_events), "%sgangway.events", prefix);
-    snprintf(t_dead, sizeof(t_dead), "%sgangway.deadletter", prefix);
-    snprintf(t_control, sizeof(t_control), "%sgangway.control", prefix);
-    m = gw_kafka_mock_create(1, &err);
-    CHECK(m != NULL);
-    kcfg.brokers = gw_kafka_mock_bootstraps(m);
-    CHECK(gw_kafka_mock_create_topic(m, t_runs, 2, NULL) == 0);
-    CHECK(gw_kafka_mock_create_topic(m, t_events, 1, NULL) == 0);
-    CHECK(gw_kafka_mock_create_topic(m, t_dead, 1, NULL) == 0);
+    e2e_topics_init(&topics, prefix);
+    m = e2e_mock_create(&kcfg, &topics);
 
-    struct gw_worker_options o = {.type = "exec",
-                                  .concurrency = 4,
-                                  .broker_url = srv.url,
-                                  .token = "tok",
-                                  .kafka = kcfg,
-                                  .topic_prefix = prefix,
-                                  .heartbeat_ms = 200,
-                                  .grace_ms = 300};
-    w = gw_worker_create(&loop, &o, &err);
-    CHECK(w != NULL);
+    w = e2e_worker_create(&loop, &kcfg, prefix, srv.url, 200);
     {
-        const char *et[] = {t_events, NULL};
+        const char *et[] = {topics.events, NULL};
         struct gw_kafka_consumer_options eo = {
             .group_id = "tc.test-events", .topics = et, .max_batch = 50, .max_in_flight = 500};
         events_c = gw_kafka_consumer_create(&loop, &kcfg, &eo, on_events, NULL, &err);
@@ -408,7 +355,7 @@ int main(void)
     CHECK(prod != NULL);
 
     spin(1500);
-    CHECK(gw_kafka_mock_create_topic(m, t_control, 2, NULL) == 0);
+    CHECK(gw_kafka_mock_create_topic(m, topics.control, 2, NULL) == 0);
     CHECK(run_until(logged, "control: listening for cancels", 20000));
 
     /* 1. A running exec run. Until the control consumer has its partitions
@@ -420,8 +367,8 @@ int main(void)
     pid = read_pid(RUN_A, ".child");
     CHECK(alive(pgid, pid));
     for (int i = 0; i < 60 && !has_final(RUN_A); i++) {
-        CHECK(gw_kafka_produce(prod, t_control, RUN_A, strlen(RUN_A), "{junk", 5, dr, NULL, NULL) ==
-              0);
+        CHECK(gw_kafka_produce(prod, topics.control, RUN_A, strlen(RUN_A), "{junk", 5, dr, NULL,
+                               NULL) == 0);
         cancel(RUN_A, 1);
         run_until(has_final, RUN_A, 500);
     }

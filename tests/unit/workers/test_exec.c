@@ -6,60 +6,11 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "backend.h"
+#include "backend_run.h"
 #include "gw/log.h"
 #include "wtest.h"
 
-#define MAX_LINES 64
-
-struct result {
-    bool finished;
-    enum gw_run_outcome outcome;
-    char reason[64];
-    char message[300];
-    int exit_code;
-    json_t *outputs;
-    int nlines;
-    char *stream[MAX_LINES];
-    char *line[MAX_LINES];
-    size_t len[MAX_LINES];
-};
-
-static void t_log(struct gw_run *run, const char *stream, const char *line, size_t len)
-{
-    struct result *r = run->sink_data;
-    CHECK(r->nlines < MAX_LINES);
-    r->stream[r->nlines] = strdup(stream);
-    r->line[r->nlines] = strndup(line, len);
-    r->len[r->nlines] = len;
-    r->nlines++;
-}
-
-static void t_finish(struct gw_run *run, const struct gw_run_result *res)
-{
-    struct result *r = run->sink_data;
-    CHECK(!r->finished);
-    r->finished = true;
-    r->outcome = res->outcome;
-    snprintf(r->reason, sizeof(r->reason), "%s", res->reason ? res->reason : "");
-    snprintf(r->message, sizeof(r->message), "%s", res->message ? res->message : "");
-    r->exit_code = res->exit_code;
-    r->outputs = json_incref(res->outputs);
-}
-
-static const struct gw_run_sink sink = {.log = t_log, .finish = t_finish};
-
-static void result_free(struct result *r)
-{
-    for (int i = 0; i < r->nlines; i++) {
-        free(r->stream[i]);
-        free(r->line[i]);
-    }
-    json_decref(r->outputs);
-    memset(r, 0, sizeof(*r));
-}
-
-static const char *find_line(struct result *r, const char *stream, const char *prefix)
+static const char *find_line(struct run_record *r, const char *stream, const char *prefix)
 {
     for (int i = 0; i < r->nlines; i++)
         if (strcmp(r->stream[i], stream) == 0 && strncmp(r->line[i], prefix, strlen(prefix)) == 0)
@@ -67,58 +18,20 @@ static const char *find_line(struct result *r, const char *stream, const char *p
     return NULL;
 }
 
-struct cancel_ctx {
-    struct gw_run *run;
-    const struct gw_backend_impl *be;
-    int rc;
-};
-
-static void do_cancel(uv_timer_t *t)
-{
-    struct cancel_ctx *c = t->data;
-    c->rc = c->be->cancel(c->run, GW_CANCEL_REQUESTED);
-}
-
 /* Runs `config` to completion; cancel_after_ms > 0 cancels it then. */
 static void run_exec(const char *config, const char *inputs, int timeout, int cancel_after_ms,
-                     struct result *r)
+                     struct run_record *r)
 {
-    uv_loop_t loop;
-    struct gw_error err;
-    const struct gw_backend_impl *be = gw_backend_lookup("exec");
     json_t *cfg = json_loads(config, 0, NULL), *in = json_loads(inputs, 0, NULL);
-    struct gw_run run = {.run_id = "11111111-2222-3333-4444-555555555555",
-                         .attempt = 2,
+    struct gw_run run = {.attempt = 2,
                          .action_id = "test-action",
                          .action_version = "abc123",
-                         .requested_by = "alice",
                          .inputs = in,
                          .config = cfg,
-                         .timeout_seconds = timeout,
-                         .sink = &sink,
-                         .sink_data = r};
-    uv_timer_t t;
-    struct cancel_ctx cc = {.run = &run, .be = be, .rc = 1};
-    CHECK(be != NULL && cfg != NULL && in != NULL);
-    memset(r, 0, sizeof(*r));
-    CHECK(uv_loop_init(&loop) == 0);
-    run.loop = &loop;
-    CHECK(be->create(&run, &err) == 0);
-    CHECK(be->start(&run, &err) == 0);
-    CHECK(!r->finished); /* never synchronously */
-    uv_timer_init(&loop, &t);
-    t.data = &cc;
-    if (cancel_after_ms > 0)
-        uv_timer_start(&t, do_cancel, (uint64_t)cancel_after_ms, 0);
-    uv_run(&loop, UV_RUN_DEFAULT); /* an idle timer does not keep it alive */
-    CHECK(cancel_after_ms == 0 || cc.rc == 0);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    CHECK(r->finished);
-    CHECK(be->cancel(&run, GW_CANCEL_REQUESTED) == GW_ECONFLICT);
-    be->destroy(&run);
-    CHECK(run.backend_data == NULL);
-    CHECK(uv_loop_close(&loop) == 0);
+                         .timeout_seconds = timeout};
+    struct backend_run_options o = {.cancel_after_ms = cancel_after_ms, .max_lines = 64};
+    CHECK(cfg != NULL && in != NULL);
+    CHECK(backend_run("exec", &run, &o, r) == 0);
     json_decref(cfg);
     json_decref(in);
 }
@@ -143,7 +56,7 @@ static bool pid_gone(pid_t pid)
 
 static void test_succeeded_with_outputs(void)
 {
-    struct result r;
+    struct run_record r;
     struct stat st;
     const char *wd;
     run_exec("{\"command\":[\"/bin/sh\",\"-c\","
@@ -160,45 +73,45 @@ static void test_succeeded_with_outputs(void)
     wd = find_line(&r, "stdout", "WD=");
     CHECK(wd != NULL && strlen(wd) > 3);
     CHECK(stat(wd + 3, &st) != 0 && errno == ENOENT); /* workdir removed */
-    result_free(&r);
+    run_record_free(&r);
 
     /* No outputs file: {} */
     run_exec("{\"command\":[\"/bin/true\"]}", "{}", 30, 0, &r);
     CHECK(r.outcome == GW_RUN_SUCCEEDED && json_object_size(r.outputs) == 0);
-    result_free(&r);
+    run_record_free(&r);
 }
 
 static void test_failed_exit_code(void)
 {
-    struct result r;
+    struct run_record r;
     run_exec("{\"command\":[\"/bin/sh\",\"-c\",\"echo bye; exit 3\"]}", "{}", 30, 0, &r);
     CHECK(r.outcome == GW_RUN_FAILED);
     CHECK(strcmp(r.reason, "exit_code") == 0 && r.exit_code == 3);
     CHECK(find_line(&r, "stdout", "bye") != NULL);
-    result_free(&r);
+    run_record_free(&r);
 }
 
 static void test_bad_outputs(void)
 {
-    struct result r;
+    struct run_record r;
     run_exec("{\"command\":[\"/bin/sh\",\"-c\",\"echo '[1,2]' > $GANGWAY_OUTPUTS\"]}", "{}", 30, 0,
              &r);
     CHECK(r.outcome == GW_RUN_FAILED && strcmp(r.reason, "bad_outputs") == 0);
-    result_free(&r);
+    run_record_free(&r);
     run_exec("{\"command\":[\"/bin/sh\",\"-c\",\"echo '{nope' > $GANGWAY_OUTPUTS\"]}", "{}", 30, 0,
              &r);
     CHECK(r.outcome == GW_RUN_FAILED && strcmp(r.reason, "bad_outputs") == 0);
-    result_free(&r);
+    run_record_free(&r);
 }
 
 static void test_spawn_failed(void)
 {
-    struct result r;
+    struct run_record r;
     run_exec("{\"command\":[\"/nonexistent/program\"]}", "{}", 30, 0, &r);
     CHECK(r.outcome == GW_RUN_FAILED && strcmp(r.reason, "spawn_failed") == 0);
     CHECK(strstr(r.message, "cannot start /nonexistent/program: no such file or directory") !=
           NULL);
-    result_free(&r);
+    run_record_free(&r);
 
     /* A bare name is looked up in the PATH the program gets (absolute
      * entries only), and a script without #! is not handed to a shell. */
@@ -214,7 +127,7 @@ static void test_spawn_failed(void)
              "{\"command\":[\"gw-hello\"],\"env\":{\"PATH\":\"relative/bin::%s:/usr/bin\"}}", dir);
     run_exec(cfg, "{}", 30, 0, &r);
     CHECK(r.outcome == GW_RUN_SUCCEEDED && find_line(&r, "stdout", "found-on-path") != NULL);
-    result_free(&r);
+    run_record_free(&r);
 
     f = fopen(path, "w");
     CHECK(f != NULL);
@@ -223,12 +136,12 @@ static void test_spawn_failed(void)
     run_exec(cfg, "{}", 30, 0, &r);
     CHECK(r.outcome == GW_RUN_FAILED && strcmp(r.reason, "spawn_failed") == 0 &&
           strstr(r.message, "exec format error (a script needs a #! line)") != NULL);
-    result_free(&r);
+    run_record_free(&r);
     unlink(path);
     rmdir(dir);
 }
 
-static void check_grandchild_gone(struct result *r)
+static void check_grandchild_gone(struct run_record *r)
 {
     const char *pidline = find_line(r, "stdout", "PID=");
     pid_t pid;
@@ -242,7 +155,7 @@ static void check_grandchild_gone(struct result *r)
 
 static void test_timeout_kills_group(void)
 {
-    struct result r;
+    struct run_record r;
     uint64_t t0 = uv_hrtime();
     /* The grandchild `sleep` must die with its group. */
     run_exec("{\"command\":[\"/bin/sh\",\"-c\",\"sleep 300 & echo PID=$!; wait\"],"
@@ -251,7 +164,7 @@ static void test_timeout_kills_group(void)
     CHECK(r.outcome == GW_RUN_TIMED_OUT);
     CHECK(uv_hrtime() - t0 < 5000000000ull);
     check_grandchild_gone(&r);
-    result_free(&r);
+    run_record_free(&r);
 
     /* SIGTERM ignored by the whole group: SIGKILL after the grace. */
     t0 = uv_hrtime();
@@ -261,23 +174,23 @@ static void test_timeout_kills_group(void)
     CHECK(r.outcome == GW_RUN_TIMED_OUT);
     CHECK(uv_hrtime() - t0 >= 1400000000ull);
     check_grandchild_gone(&r);
-    result_free(&r);
+    run_record_free(&r);
 }
 
 static void test_cancel(void)
 {
-    struct result r;
+    struct run_record r;
     run_exec("{\"command\":[\"/bin/sh\",\"-c\",\"sleep 300 & echo PID=$!; wait\"],"
              "\"kill_grace_seconds\":1}",
              "{}", 60, 300, &r);
     CHECK(r.outcome == GW_RUN_CANCELLED);
     check_grandchild_gone(&r);
-    result_free(&r);
+    run_record_free(&r);
 }
 
 static void test_env_scrubbed(void)
 {
-    struct result r;
+    struct run_record r;
     static const char *allowed[] = {"PATH=", "LANG=", "HOME=", "FOO=", "GANGWAY_", NULL};
     setenv("GW_SECRET_FOR_TEST", "leak", 1);
     run_exec("{\"command\":[\"/usr/bin/env\"],\"env\":{\"FOO\":\"bar baz\"}}", "{}", 30, 0, &r);
@@ -302,12 +215,12 @@ static void test_env_scrubbed(void)
     CHECK(find_line(&r, "stdout", "GANGWAY_OUTPUTS=/") != NULL);
     CHECK(find_line(&r, "stdout", "GANGWAY_WORKDIR=/") != NULL);
     CHECK(find_line(&r, "stdout", "HOME=/") != NULL);
-    result_free(&r);
+    run_record_free(&r);
 }
 
 static void test_long_line_split(void)
 {
-    struct result r;
+    struct run_record r;
     run_exec("{\"command\":[\"/bin/sh\",\"-c\","
              "\"head -c 40000 /dev/zero | tr '\\\\000' a; echo; printf 'short\\\\r\\\\nlast'\"]}",
              "{}", 30, 0, &r);
@@ -317,7 +230,7 @@ static void test_long_line_split(void)
     CHECK(r.line[0][0] == 'a' && r.line[2][r.len[2] - 1] == 'a');
     CHECK(strcmp(r.line[3], "short") == 0); /* \r\n handled */
     CHECK(strcmp(r.line[4], "last") == 0);  /* no final newline */
-    result_free(&r);
+    run_record_free(&r);
 }
 
 static void test_bad_config(void)
@@ -353,7 +266,7 @@ static void test_schema_embedded(void)
     CHECK(embedded != NULL);
     CHECK(json_is_object(json_object_get(json_object_get(embedded, "properties"), "command")));
     if (root != NULL) {
-        snprintf(path, sizeof(path), "%s/workers/backends/exec/config.schema.json", root);
+        snprintf(path, sizeof(path), "%s/schemas/backends/exec.json", root);
         file = json_load_file(path, 0, NULL);
         CHECK(file != NULL && json_equal(file, embedded));
         json_decref(file);

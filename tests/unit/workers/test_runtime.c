@@ -125,10 +125,10 @@ static void test_line_split_utf8(void)
     char buf[12];
     /* 8 bytes max: "aaaaaaa" + a 2-byte char must not be cut inside it. */
     memcpy(buf, "aaaaaaa\xC3\xA9zz\n", 11);
-    exec_lines_init(&l, 8);
-    CHECK(exec_lines_feed(&l, buf, 11, count_line, &got) == 0);
-    exec_lines_flush(&l, count_line, &got);
-    exec_lines_finish(&l);
+    gw_exec_lines_init(&l, 8);
+    CHECK(gw_exec_lines_feed(&l, buf, 11, count_line, &got) == 0);
+    gw_exec_lines_flush(&l, count_line, &got);
+    gw_exec_lines_finish(&l);
     CHECK(got.n == 2 && got.len[0] == 7 && got.len[1] == 4);
 }
 

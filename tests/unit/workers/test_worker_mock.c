@@ -8,12 +8,11 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "claim.h"
 #include "claimsrv.h"
-#include "gw/jsonschema.h"
 #include "gw/kafka.h"
 #include "gw/log.h"
 #include "runtime.h"
+#include "worker_e2e.h"
 
 #define RUN(n) "00000000-0000-0000-0000-00000000000" #n
 
@@ -22,7 +21,8 @@ static const char *extra[] = {"fetch.wait.max.ms=5", "session.timeout.ms=6000",
                               "heartbeat.interval.ms=200", NULL};
 static struct gw_kafka_config kcfg = {.extra = extra};
 static struct gw_kafka_consumer *events_c, *dead_c;
-static char prefix[64], t_runs[128], t_events[128], t_dead[128], g_events[128], g_dead[128];
+static char prefix[64], g_events[128], g_dead[128];
+static struct e2e_topics topics;
 static json_t *events; /* array of every event */
 static int deadletters;
 
@@ -57,19 +57,12 @@ static void on_dead(void *arg, struct gw_kafka_msg **m, size_t n)
 /* Events of one run, in arrival order. */
 static json_t *events_of(const char *run_id)
 {
-    json_t *out = json_array(), *ev;
-    size_t i;
-    json_array_foreach(events, i, ev)
-    {
-        if (strcmp(json_string_value(json_object_get(ev, "subject")), run_id) == 0)
-            json_array_append(out, ev);
-    }
-    return out;
+    return e2e_events_of(events, run_id);
 }
 
 static const char *type_of(json_t *ev)
 {
-    return json_string_value(json_object_get(ev, "type"));
+    return e2e_type_of(ev);
 }
 
 static bool has_final(const char *run_id)
@@ -123,16 +116,7 @@ static void dr(void *opaque, const struct gw_error *err)
 
 static void request(struct gw_kafka_producer *p, const char *run_id, const char *key)
 {
-    char buf[1024];
-    int n = snprintf(buf, sizeof(buf),
-                     "{\"specversion\":\"1.0\",\"id\":\"o-%s\",\"source\":\"gangway/broker\","
-                     "\"type\":\"dev.gangway.run.requested\",\"subject\":\"%s\","
-                     "\"time\":\"2026-01-01T00:00:00Z\",\"datacontenttype\":\"application/json\","
-                     "\"data\":{\"run_id\":\"%s\",\"attempt\":1,\"action_id\":\"echo\","
-                     "\"action_version\":\"v1\",\"worker_type\":\"exec\",\"key\":\"%s\","
-                     "\"timeout_seconds\":30,\"requested_at\":\"2026-01-01T00:00:00Z\"}}",
-                     run_id, run_id, run_id, key);
-    CHECK(gw_kafka_produce(p, t_runs, key, strlen(key), buf, (size_t)n, dr, NULL, NULL) == 0);
+    e2e_request(p, &topics, run_id, key, "echo", 30);
 }
 
 /* seq 1..n without holes, started first, one final last. */
@@ -160,27 +144,13 @@ static void check_run(const char *run_id, const char *final_type)
 /* Every event the worker published matches schemas/events/. */
 static void check_schemas(void)
 {
-    const char *root = getenv("GW_SOURCE_ROOT");
-    char dir[1024], path[1100];
-    struct gw_error err;
-    struct gw_schema_registry *reg;
+    struct e2e_schema es;
     struct gw_schema *s;
-    json_t *doc, *ev;
+    json_t *ev;
     size_t i;
-    if (root == NULL)
+    if (!e2e_schema_open(&es))
         return;
-    snprintf(dir, sizeof(dir), "%s/schemas/events", root);
-    snprintf(path, sizeof(path), "%s/envelope.schema.json", dir);
-    reg = gw_schema_registry_create(&err);
-    CHECK(reg != NULL);
-    CHECK(gw_schema_registry_add_dir(reg, "https://gangway.dev/schemas/events/", dir, &err) == 0);
-    doc = json_load_file(path, 0, NULL);
-    CHECK(doc != NULL);
-    s = gw_schema_compile(reg, doc, "https://gangway.dev/schemas/events/envelope.schema.json", NULL,
-                          &err);
-    if (s == NULL)
-        fprintf(stderr, "compile: %s\n", err.message);
-    CHECK(s != NULL);
+    s = es.envelope;
     json_array_foreach(events, i, ev)
     {
         json_t *errors = NULL;
@@ -199,9 +169,7 @@ static void check_schemas(void)
     json_object_set_new(ev, "type", json_string("dev.gangway.run.log"));
     CHECK(!gw_schema_validate(s, ev, NULL));
     json_decref(ev);
-    gw_schema_destroy(s);
-    json_decref(doc);
-    gw_schema_registry_destroy(reg);
+    e2e_schema_close(&es);
 }
 
 int main(int argc, char **argv)
@@ -230,12 +198,7 @@ int main(int argc, char **argv)
              "printf '{\\\"ok\\\":true}' > $GANGWAY_OUTPUTS\",\"%s\"]",
              orderfile);
     setenv("GW_TEST_CLAIM_COMMAND", cmd, 1);
-    if (claimsrv_start(&srv) != 0) {
-        printf("python3 not available: skipped\n");
-        return 77;
-    }
-    CHECK(gw_claim_global_init(NULL) == 0);
-    CHECK(uv_loop_init(&loop) == 0);
+    e2e_start(&srv, &loop);
     events = json_array();
     if (real) {
         snprintf(prefix, sizeof(prefix), "gw-test-worker-%d-%ld.", (int)getpid(), (long)time(NULL));
@@ -243,39 +206,21 @@ int main(int argc, char **argv)
     } else {
         snprintf(prefix, sizeof(prefix), "t1.");
     }
-    snprintf(t_runs, sizeof(t_runs), "%sgangway.runs.exec", prefix);
-    snprintf(t_events, sizeof(t_events), "%sgangway.events", prefix);
-    snprintf(t_dead, sizeof(t_dead), "%sgangway.deadletter", prefix);
+    e2e_topics_init(&topics, prefix);
     snprintf(g_events, sizeof(g_events), "%stest-events", prefix);
     snprintf(g_dead, sizeof(g_dead), "%stest-dead", prefix);
-    const char *all_topics[] = {t_runs, t_events, t_dead, NULL};
+    const char *all_topics[] = {topics.runs, topics.events, topics.dead, NULL};
     if (real) {
         m = NULL;
         kcfg.brokers = real_brokers;
         CHECK(gw_kafka_ensure_topics(&kcfg, all_topics, 2, 1, 10000, &err) == 0);
     } else {
-        m = gw_kafka_mock_create(1, &err);
-        CHECK(m != NULL);
-        kcfg.brokers = gw_kafka_mock_bootstraps(m);
-        CHECK(gw_kafka_mock_create_topic(m, t_runs, 2, NULL) == 0);
-        CHECK(gw_kafka_mock_create_topic(m, t_events, 1, NULL) == 0);
-        CHECK(gw_kafka_mock_create_topic(m, t_dead, 1, NULL) == 0);
+        m = e2e_mock_create(&kcfg, &topics);
     }
 
-    struct gw_worker_options o = {.type = "exec",
-                                  .concurrency = 4,
-                                  .broker_url = srv.url,
-                                  .token = "tok",
-                                  .kafka = kcfg,
-                                  .topic_prefix = prefix,
-                                  .heartbeat_ms = 100,
-                                  .grace_ms = 300};
-    w = gw_worker_create(&loop, &o, &err);
-    if (w == NULL)
-        fprintf(stderr, "worker: %s\n", err.message);
-    CHECK(w != NULL);
+    w = e2e_worker_create(&loop, &kcfg, prefix, srv.url, 100);
     {
-        const char *et[] = {t_events, NULL}, *dt[] = {t_dead, NULL};
+        const char *et[] = {topics.events, NULL}, *dt[] = {topics.dead, NULL};
         struct gw_kafka_consumer_options eo = {
             .group_id = g_events, .topics = et, .max_batch = 50, .max_in_flight = 500};
         struct gw_kafka_consumer_options doo = {
@@ -291,7 +236,7 @@ int main(int argc, char **argv)
     request(p, RUN(3), "res-1");
     request(p, RUN(4), "res-2");
     request(p, "00000000-0000-0000-0000-000000000a02", "res-3"); /* refused */
-    CHECK(gw_kafka_produce(p, t_runs, "junk", 4, "{not json", 9, dr, NULL, NULL) == 0);
+    CHECK(gw_kafka_produce(p, topics.runs, "junk", 4, "{not json", 9, dr, NULL, NULL) == 0);
 
     wait_for[0] = RUN(1);
     wait_for[1] = RUN(2);

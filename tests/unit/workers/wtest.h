@@ -1,16 +1,9 @@
-/* Assertions shared by the workers tests. */
+/* The unit tests' shared helpers (tests/unit/check.h and testfs.h), reachable
+ * from the backend subdirectories through their include path. */
 #ifndef GW_TEST_WTEST_H
 #define GW_TEST_WTEST_H
 
-#include <stdio.h>
-#include <stdlib.h>
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "../check.h"
+#include "../testfs.h"
 
 #endif

@@ -47,7 +47,6 @@
 #include <unistd.h>
 
 #include "backend.h"
-#include "backends/exec/exec_config_schema.h" /* generated */
 #include "exec_io.h"
 #include "gw/fs.h"
 #include "gw/log.h"
@@ -225,8 +224,8 @@ static void finalize_work(uv_work_t *req)
     struct exec_run *x = container_of(req, struct exec_run, work);
     /* Spawned and closed means exited: the pidfd closes at the exit. */
     if (x->spawned && x->stopped == STOP_NONE && x->term_signal == 0 && x->exit_status == 0)
-        x->outputs_rc = exec_outputs_read(x->outputs, &x->result_outputs, x->outputs_msg,
-                                          sizeof(x->outputs_msg));
+        x->outputs_rc = gw_exec_outputs_read(x->outputs, &x->result_outputs, x->outputs_msg,
+                                             sizeof(x->outputs_msg));
     gw_fs_remove_tree(x->workdir);
 }
 
@@ -309,10 +308,10 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     struct exec_lines *l = is_out ? &x->out_lines : &x->err_lines;
     exec_line_cb cb = is_out ? log_out : log_err;
     if (n > 0)
-        exec_lines_feed(l, buf->base, (size_t)n, cb, x->run);
+        gw_exec_lines_feed(l, buf->base, (size_t)n, cb, x->run);
     free(buf->base);
     if (n < 0) {
-        exec_lines_flush(l, cb, x->run);
+        gw_exec_lines_flush(l, cb, x->run);
         close_one(x, (uv_handle_t *)s, is_out ? &x->out_open : &x->err_open);
         maybe_close_timers(x);
     }
@@ -455,8 +454,8 @@ static int exec_start(struct gw_run *run, struct gw_error *err)
         gw_fs_remove_tree(x->workdir);
         return gw_error_set(err, GW_ENOMEM, true, "out of memory");
     }
-    exec_lines_init(&x->out_lines, GW_RUN_LOG_LINE_MAX);
-    exec_lines_init(&x->err_lines, GW_RUN_LOG_LINE_MAX);
+    gw_exec_lines_init(&x->out_lines, GW_RUN_LOG_LINE_MAX);
+    gw_exec_lines_init(&x->err_lines, GW_RUN_LOG_LINE_MAX);
 
     /* From here on every failure goes through the close path and finish. */
     uv_pipe_init(run->loop, &x->in, 0);
@@ -525,15 +524,18 @@ static void exec_destroy(struct gw_run *run)
     strv_free(x->envp);
     free(x->stdin_data);
     json_decref(x->result_outputs);
-    exec_lines_finish(&x->out_lines);
-    exec_lines_finish(&x->err_lines);
+    gw_exec_lines_finish(&x->out_lines);
+    gw_exec_lines_finish(&x->err_lines);
     free(x);
     run->backend_data = NULL;
 }
 
+/* schemas/backends/exec.json, embedded in libgw (lib/gw/embed.h). */
+extern const char gw_backend_schemas_exec[];
+
 const struct gw_backend_impl gw_backend_exec = {
     .name = "exec",
-    .config_schema = exec_config_schema,
+    .config_schema = gw_backend_schemas_exec,
     .create = exec_create,
     .start = exec_start,
     .cancel = exec_cancel,

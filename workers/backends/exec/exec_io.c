@@ -11,7 +11,7 @@
 /* Outputs are metadata (ids, URLs), not payloads. */
 #define OUTPUTS_MAX (1024 * 1024)
 
-void exec_lines_init(struct exec_lines *l, size_t max)
+void gw_exec_lines_init(struct exec_lines *l, size_t max)
 {
     l->buf = NULL;
     l->len = l->cap = 0;
@@ -39,7 +39,7 @@ static void emit(const char *line, size_t len, exec_line_cb cb, void *ctx)
     cb(ctx, line, len);
 }
 
-int exec_lines_feed(struct exec_lines *l, const char *data, size_t n, exec_line_cb cb, void *ctx)
+int gw_exec_lines_feed(struct exec_lines *l, const char *data, size_t n, exec_line_cb cb, void *ctx)
 {
     if (gw_grow(&l->buf, &l->cap, l->len + n, 4096) < 0)
         return -1;
@@ -67,21 +67,21 @@ int exec_lines_feed(struct exec_lines *l, const char *data, size_t n, exec_line_
     return 0;
 }
 
-void exec_lines_flush(struct exec_lines *l, exec_line_cb cb, void *ctx)
+void gw_exec_lines_flush(struct exec_lines *l, exec_line_cb cb, void *ctx)
 {
     if (l->len > 0)
         emit(l->buf, l->len, cb, ctx);
     l->len = 0;
 }
 
-void exec_lines_finish(struct exec_lines *l)
+void gw_exec_lines_finish(struct exec_lines *l)
 {
     free(l->buf);
     l->buf = NULL;
     l->len = l->cap = 0;
 }
 
-int exec_outputs_read(const char *path, json_t **out, char *msg, size_t msgsz)
+int gw_exec_outputs_read(const char *path, json_t **out, char *msg, size_t msgsz)
 {
     struct stat st;
     json_error_t jerr;

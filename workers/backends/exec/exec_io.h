@@ -14,15 +14,16 @@ struct exec_lines {
 };
 typedef void (*exec_line_cb)(void *ctx, const char *line, size_t len);
 
-void exec_lines_init(struct exec_lines *l, size_t max);
-int exec_lines_feed(struct exec_lines *l, const char *data, size_t n, exec_line_cb cb, void *ctx);
+void gw_exec_lines_init(struct exec_lines *l, size_t max);
+int gw_exec_lines_feed(struct exec_lines *l, const char *data, size_t n, exec_line_cb cb,
+                       void *ctx);
 /* Emits what is left (a last line without '\n'). */
-void exec_lines_flush(struct exec_lines *l, exec_line_cb cb, void *ctx);
-void exec_lines_finish(struct exec_lines *l);
+void gw_exec_lines_flush(struct exec_lines *l, exec_line_cb cb, void *ctx);
+void gw_exec_lines_finish(struct exec_lines *l);
 
 /* Reads the outputs file (blocking: thread pool only). Returns 0 and a JSON
  * object in *out ({} when the file does not exist), or -1 with `msg` filled
  * when it is unreadable, too big or not a JSON object. */
-int exec_outputs_read(const char *path, json_t **out, char *msg, size_t msgsz);
+int gw_exec_outputs_read(const char *path, json_t **out, char *msg, size_t msgsz);
 
 #endif

@@ -5,7 +5,7 @@
  * pull/merge request.
  *
  * Loop side (this file): config, timeout and cancel, log delivery, finish.
- * All libgit2 and libcurl work happens in gw_git_work_run (git_work.c) on the
+ * All libgit2 and libcurl work happens in gw_gitb_work_run (git_work.c) on the
  * libuv thread pool; its log lines reach the loop through a mutex-protected
  * queue and a uv_async_t.
  *
@@ -23,26 +23,27 @@
 #include <git2.h>
 
 #include "backend.h"
-#include "backends/git/git_config_schema.h" /* generated */
 #include "git_internal.h"
 #include "gw/log.h"
 #include "gw/paths.h"
 
 #define LINE_MAX_BYTES 2048
 
-enum git_state {
+enum gitb_state {
     ST_CREATED,
-    ST_WORKING, /* gw_git_work_run queued or running */
+    ST_WORKING, /* gw_gitb_work_run queued or running */
+    ST_PR,      /* the work is done, the pull request is being opened (git_pr.c) */
     ST_CLOSING, /* work done, handles closing */
     ST_DONE,
 };
 
-struct git_run {
+struct gitb_run {
     struct gw_run *run;
-    enum git_state state;
-    struct gw_git_config cfg;
-    struct gw_git_job job;
+    enum gitb_state state;
+    struct gw_gitb_config cfg;
+    struct gw_gitb_job job;
     uv_work_t work;
+    struct gw_gitb_pr *pr; /* in ST_PR */
     uv_async_t async;
     uv_timer_t timer;
     int open_handles;
@@ -51,10 +52,10 @@ struct git_run {
 
 /* ------------------------------------------------------------ worker-thread API */
 
-static void job_push_line(struct gw_git_job *j, const char *text)
+static void job_push_line(struct gw_gitb_job *j, const char *text)
 {
     size_t n = strlen(text);
-    struct gw_git_line *l = malloc(sizeof(*l) + n + 1);
+    struct gw_gitb_line *l = malloc(sizeof(*l) + n + 1);
     if (l == NULL)
         return;
     l->next = NULL;
@@ -71,18 +72,18 @@ static void job_push_line(struct gw_git_job *j, const char *text)
     free(l);
 }
 
-void gw_git_job_log(struct gw_git_job *j, const char *fmt, ...)
+void gw_gitb_job_log(struct gw_gitb_job *j, const char *fmt, ...)
 {
     char raw[LINE_MAX_BYTES], clean[LINE_MAX_BYTES];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(raw, sizeof(raw), fmt, ap);
     va_end(ap);
-    gw_git_scrub(raw, clean, sizeof(clean), j->secrets);
+    gw_gitb_scrub(raw, clean, sizeof(clean), j->secrets);
     job_push_line(j, clean);
 }
 
-int gw_git_job_fail(struct gw_git_job *j, const char *reason, const char *fmt, ...)
+int gw_gitb_job_fail(struct gw_gitb_job *j, const char *reason, const char *fmt, ...)
 {
     char raw[sizeof(j->message)];
     va_list ap;
@@ -91,23 +92,23 @@ int gw_git_job_fail(struct gw_git_job *j, const char *reason, const char *fmt, .
     va_start(ap, fmt);
     vsnprintf(raw, sizeof(raw), fmt, ap);
     va_end(ap);
-    gw_git_scrub(raw, j->message, sizeof(j->message), j->secrets);
+    gw_gitb_scrub(raw, j->message, sizeof(j->message), j->secrets);
     snprintf(j->reason, sizeof(j->reason), "%s", reason);
     return -1;
 }
 
 /* ------------------------------------------------------------ loop side */
 
-static void drain(struct git_run *g)
+static void drain(struct gitb_run *g)
 {
-    struct gw_git_line *l;
+    struct gw_gitb_line *l;
     uv_mutex_lock(&g->job.mu);
     l = g->job.lines;
     g->job.lines = NULL;
     g->job.tail = &g->job.lines;
     uv_mutex_unlock(&g->job.mu);
     while (l != NULL) {
-        struct gw_git_line *next = l->next;
+        struct gw_gitb_line *next = l->next;
         gw_run_log(g->run, "stdout", l->text, l->len);
         free(l);
         l = next;
@@ -133,9 +134,9 @@ static const char *public_reason(const char *kind)
     return "backend_error";
 }
 
-static void finish(struct git_run *g)
+static void finish(struct gitb_run *g)
 {
-    struct gw_git_job *j = &g->job;
+    struct gw_gitb_job *j = &g->job;
     struct gw_run *r = g->run;
     int stop = atomic_load(&j->stop);
     char msg[sizeof(j->message) + 64];
@@ -163,12 +164,12 @@ static void finish(struct git_run *g)
 
 static void handle_closed(uv_handle_t *h)
 {
-    struct git_run *g = h->data;
+    struct gitb_run *g = h->data;
     if (--g->open_handles == 0)
         finish(g);
 }
 
-static void close_handles(struct git_run *g)
+static void close_handles(struct gitb_run *g)
 {
     g->state = ST_CLOSING;
     drain(g);
@@ -181,28 +182,50 @@ static void close_handles(struct git_run *g)
 
 static void work_cb(uv_work_t *w)
 {
-    struct git_run *g = container_of(w, struct git_run, work);
-    gw_git_work_run(&g->job);
+    struct gitb_run *g = container_of(w, struct gitb_run, work);
+    gw_gitb_work_run(&g->job);
+}
+
+static void pr_done(void *arg)
+{
+    struct gitb_run *g = arg;
+    g->pr = NULL;
+    uv_timer_stop(&g->timer);
+    close_handles(g);
 }
 
 static void after_work_cb(uv_work_t *w, int status)
 {
-    struct git_run *g = container_of(w, struct git_run, work);
+    struct gitb_run *g = container_of(w, struct gitb_run, work);
     if (status != 0 && !g->job.ok)
-        gw_git_job_fail(&g->job, "backend_error", "work not run: %s", uv_strerror(status));
+        gw_gitb_job_fail(&g->job, "backend_error", "work not run: %s", uv_strerror(status));
+    /* The pull request is an HTTP call: on the loop, not on a pool thread. */
+    if (g->job.ok && g->job.pr_head != NULL) {
+        g->state = ST_PR;
+        if (atomic_load(&g->job.stop) != GW_GIT_RUN) {
+            gw_gitb_job_fail(&g->job, "cancelled", "pull request: stopped");
+            g->job.ok = false;
+            json_decref(g->job.outputs);
+            g->job.outputs = NULL;
+        } else if (gw_gitb_pr_start(g->run->loop, &g->job, pr_done, g, &g->pr) == 0) {
+            return;
+        }
+    }
     uv_timer_stop(&g->timer);
     close_handles(g);
 }
 
 static void timeout_cb(uv_timer_t *t)
 {
-    struct git_run *g = t->data;
+    struct gitb_run *g = t->data;
     int expected = GW_GIT_RUN;
-    if (g->state != ST_WORKING)
+    if (g->state != ST_WORKING && g->state != ST_PR)
         return;
-    if (atomic_compare_exchange_strong(&g->job.stop, &expected, GW_GIT_STOP_TIMEOUT))
+    if (atomic_compare_exchange_strong(&g->job.stop, &expected, GW_GIT_STOP_TIMEOUT)) {
         gw_log(GW_LOG_WARN, g->run->run_id, "git: timeout after %d s, stopping",
                g->run->timeout_seconds);
+        gw_gitb_pr_stop(g->pr);
+    }
 }
 
 /* ------------------------------------------------------------ vtable */
@@ -217,21 +240,21 @@ static void libgit2_init_once(void)
     git_libgit2_init();
 }
 
-static int git_create(struct gw_run *run, struct gw_error *err)
+static int gitb_create(struct gw_run *run, struct gw_error *err)
 {
-    struct git_run *g;
+    struct gitb_run *g;
     int rc;
 
     uv_once(&libgit2_once, libgit2_init_once);
     g = calloc(1, sizeof(*g));
     if (g == NULL)
         return gw_error_set(err, GW_ENOMEM, true, "out of memory");
-    if ((rc = gw_git_config_parse(run->config, &g->cfg, err)) != 0) {
+    if ((rc = gw_gitb_config_parse(run->config, &g->cfg, err)) != 0) {
         free(g);
         return rc;
     }
-    if (run->run_id == NULL || !gw_git_branch_valid(run->run_id)) {
-        gw_git_config_finish(&g->cfg);
+    if (run->run_id == NULL || !gw_gitb_branch_valid(run->run_id)) {
+        gw_gitb_config_finish(&g->cfg);
         free(g);
         return gw_error_set(err, GW_EINVAL, false, "git: the run id is not usable in a trailer");
     }
@@ -266,10 +289,10 @@ static char *cache_root(void)
     return out;
 }
 
-static int git_start(struct gw_run *run, struct gw_error *err)
+static int gitb_start(struct gw_run *run, struct gw_error *err)
 {
-    struct git_run *g = run->backend_data;
-    struct gw_git_job *j = &g->job;
+    struct gitb_run *g = run->backend_data;
+    struct gw_gitb_job *j = &g->job;
     char dir[4096];
 
     j->cfg = &g->cfg;
@@ -311,7 +334,7 @@ static int git_start(struct gw_run *run, struct gw_error *err)
     j->async_live = true;
     g->state = ST_WORKING;
     if (uv_queue_work(run->loop, &g->work, work_cb, after_work_cb) != 0) {
-        gw_git_job_fail(j, "backend_error", "cannot queue the work");
+        gw_gitb_job_fail(j, "backend_error", "cannot queue the work");
         close_handles(g);
         return 0;
     }
@@ -320,15 +343,16 @@ static int git_start(struct gw_run *run, struct gw_error *err)
     return 0;
 }
 
-static int git_cancel(struct gw_run *run, enum gw_cancel_reason why)
+static int gitb_cancel(struct gw_run *run, enum gw_cancel_reason why)
 {
-    struct git_run *g = run->backend_data;
+    struct gitb_run *g = run->backend_data;
     int expected = GW_GIT_RUN;
     (void)why;
-    if (g == NULL || g->state != ST_WORKING ||
+    if (g == NULL || (g->state != ST_WORKING && g->state != ST_PR) ||
         !atomic_compare_exchange_strong(&g->job.stop, &expected, GW_GIT_STOP_CANCEL))
         return GW_ECONFLICT;
     gw_log(GW_LOG_INFO, run->run_id, "git: cancel requested");
+    gw_gitb_pr_stop(g->pr);
     return 0;
 }
 
@@ -342,15 +366,15 @@ static void secret_free(char *s)
     free(s);
 }
 
-static void git_destroy(struct gw_run *run)
+static void gitb_destroy(struct gw_run *run)
 {
-    struct git_run *g = run->backend_data;
-    struct gw_git_job *j;
+    struct gitb_run *g = run->backend_data;
+    struct gw_gitb_job *j;
     if (g == NULL)
         return;
     j = &g->job;
     while (j->lines != NULL) {
-        struct gw_git_line *next = j->lines->next;
+        struct gw_gitb_line *next = j->lines->next;
         free(j->lines);
         j->lines = next;
     }
@@ -366,16 +390,22 @@ static void git_destroy(struct gw_run *run)
     secret_free(j->token);
     secret_free(j->ssh_key);
     secret_free(j->pr_token);
-    gw_git_config_finish(&g->cfg);
+    free(j->pr_head);
+    free(j->pr_title);
+    free(j->pr_body);
+    gw_gitb_config_finish(&g->cfg);
     free(g);
     run->backend_data = NULL;
 }
 
+/* schemas/backends/git.json, embedded in libgw (lib/gw/embed.h). */
+extern const char gw_backend_schemas_git[];
+
 const struct gw_backend_impl gw_backend_git = {
     .name = "git",
-    .config_schema = git_config_schema,
-    .create = git_create,
-    .start = git_start,
-    .cancel = git_cancel,
-    .destroy = git_destroy,
+    .config_schema = gw_backend_schemas_git,
+    .create = gitb_create,
+    .start = gitb_start,
+    .cancel = gitb_cancel,
+    .destroy = gitb_destroy,
 };

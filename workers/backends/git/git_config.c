@@ -30,7 +30,7 @@ static bool simple_name_ok(const char *s, size_t max)
     return true;
 }
 
-bool gw_git_branch_valid(const char *name)
+bool gw_gitb_branch_valid(const char *name)
 {
     char ref[300];
     size_t n = name ? strlen(name) : 0;
@@ -59,7 +59,7 @@ static const char *userinfo_end(const char *auth, const char *end)
     return NULL;
 }
 
-void gw_git_scrub(const char *in, char *out, size_t cap, const char *const *secrets)
+void gw_gitb_scrub(const char *in, char *out, size_t cap, const char *const *secrets)
 {
     size_t o = 0, n = strlen(in);
     const char *p = in, *end = in + n;
@@ -111,7 +111,7 @@ static int check_url(const char *url, struct gw_error *err)
     size_t n = strlen(url);
     const char *rest;
 
-    gw_git_scrub(url, safe, sizeof(safe), NULL);
+    gw_gitb_scrub(url, safe, sizeof(safe), NULL);
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)url[i] <= 0x20 || (unsigned char)url[i] == 0x7f)
             return gw_error_set(err, GW_EINVAL, false,
@@ -146,7 +146,7 @@ static int check_url(const char *url, struct gw_error *err)
 }
 
 /* Defaults owner/repo from the last two path segments of the URL. */
-static void default_owner_repo(struct gw_git_config *c)
+static void default_owner_repo(struct gw_gitb_config *c)
 {
     char tmp[1024];
     snprintf(tmp, sizeof(tmp), "%s", c->repository);
@@ -172,7 +172,7 @@ static const char *const top_keys[] = {
     "token_env",     "token_username", "ssh_key_env",         "pull_request",
 };
 
-int gw_git_config_parse(json_t *cfg, struct gw_git_config *c, struct gw_error *err)
+int gw_gitb_config_parse(json_t *cfg, struct gw_gitb_config *c, struct gw_error *err)
 {
     json_t *v, *files, *pr;
     const char *k;
@@ -213,7 +213,7 @@ int gw_git_config_parse(json_t *cfg, struct gw_git_config *c, struct gw_error *e
     c->max_retries = 3;
 
     rc = GW_EINVAL;
-    if (!gw_git_branch_valid(c->branch)) {
+    if (!gw_gitb_branch_valid(c->branch)) {
         gw_error_set(err, rc, false, "git: \"branch\" is not a valid branch name");
         goto fail;
     }
@@ -324,11 +324,11 @@ int gw_git_config_parse(json_t *cfg, struct gw_git_config *c, struct gw_error *e
     }
     return 0;
 fail:
-    gw_git_config_finish(c);
+    gw_gitb_config_finish(c);
     return rc;
 }
 
-void gw_git_config_finish(struct gw_git_config *c)
+void gw_gitb_config_finish(struct gw_gitb_config *c)
 {
     if (c == NULL)
         return;

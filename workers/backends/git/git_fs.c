@@ -15,19 +15,19 @@
 
 #define MAX_TEMPLATE (1u << 20)
 
-int gw_git_fs_write(const char *root, const char *path, const char *data, size_t len, char *msg,
-                    size_t cap)
+int gw_gitb_fs_write(const char *root, const char *path, const char *data, size_t len, char *msg,
+                     size_t cap)
 {
     char comp[256];
     const char *p = path;
     int dfd, fd, rc = GW_EIO;
     struct stat st;
 
-    if (gw_git_path_check(path, strlen(path), msg, cap) != 0)
+    if (gw_gitb_path_check(path, strlen(path), msg, cap) != 0)
         return GW_EINVAL;
     dfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0) {
-        gw_git_failf(msg, cap, "cannot open the work tree: %s", strerror(errno));
+        gw_gitb_failf(msg, cap, "cannot open the work tree: %s", strerror(errno));
         return GW_EIO;
     }
     for (;;) {
@@ -39,16 +39,16 @@ int gw_git_fs_write(const char *root, const char *path, const char *data, size_t
             break;
         if (fstatat(dfd, comp, &st, AT_SYMLINK_NOFOLLOW) != 0) {
             if (errno != ENOENT || mkdirat(dfd, comp, 0755) != 0) {
-                gw_git_failf(msg, cap, "cannot create directory '%s' of '%s': %s", comp, path,
-                             strerror(errno));
+                gw_gitb_failf(msg, cap, "cannot create directory '%s' of '%s': %s", comp, path,
+                              strerror(errno));
                 goto out;
             }
         } else if (S_ISLNK(st.st_mode)) {
-            gw_git_failf(msg, cap, "refusing to write '%s': '%s' is a symbolic link", path, comp);
+            gw_gitb_failf(msg, cap, "refusing to write '%s': '%s' is a symbolic link", path, comp);
             rc = GW_EINVAL;
             goto out;
         } else if (!S_ISDIR(st.st_mode)) {
-            gw_git_failf(msg, cap, "refusing to write '%s': '%s' is not a directory", path, comp);
+            gw_gitb_failf(msg, cap, "refusing to write '%s': '%s' is not a directory", path, comp);
             rc = GW_EINVAL;
             goto out;
         }
@@ -56,8 +56,8 @@ int gw_git_fs_write(const char *root, const char *path, const char *data, size_t
         if (next < 0) {
             /* Swapped for a symlink since the fstatat: still a refusal. */
             int e = errno;
-            gw_git_failf(msg, cap, "refusing to write '%s': cannot open '%s': %s", path, comp,
-                         strerror(e));
+            gw_gitb_failf(msg, cap, "refusing to write '%s': cannot open '%s': %s", path, comp,
+                          strerror(e));
             rc = e == ELOOP || e == ENOTDIR ? GW_EINVAL : GW_EIO;
             goto out;
         }
@@ -66,15 +66,15 @@ int gw_git_fs_write(const char *root, const char *path, const char *data, size_t
         p = slash + 1;
     }
     if (fstatat(dfd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode)) {
-        gw_git_failf(msg, cap, "refusing to write '%s': it exists and is not a regular file%s",
-                     path, S_ISLNK(st.st_mode) ? " (a symbolic link)" : "");
+        gw_gitb_failf(msg, cap, "refusing to write '%s': it exists and is not a regular file%s",
+                      path, S_ISLNK(st.st_mode) ? " (a symbolic link)" : "");
         rc = GW_EINVAL;
         goto out;
     }
     fd = openat(dfd, comp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) {
         int e = errno;
-        gw_git_failf(msg, cap, "cannot write '%s': %s", path, strerror(e));
+        gw_gitb_failf(msg, cap, "cannot write '%s': %s", path, strerror(e));
         rc = e == ELOOP ? GW_EINVAL : GW_EIO;
         goto out;
     }
@@ -83,14 +83,14 @@ int gw_git_fs_write(const char *root, const char *path, const char *data, size_t
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0) {
-            gw_git_failf(msg, cap, "cannot write '%s': %s", path, strerror(errno));
+            gw_gitb_failf(msg, cap, "cannot write '%s': %s", path, strerror(errno));
             close(fd);
             goto out;
         }
         off += (size_t)w;
     }
     if (close(fd) != 0) {
-        gw_git_failf(msg, cap, "cannot write '%s': %s", path, strerror(errno));
+        gw_gitb_failf(msg, cap, "cannot write '%s': %s", path, strerror(errno));
         goto out;
     }
     rc = 0;
@@ -99,7 +99,8 @@ out:
     return rc;
 }
 
-int gw_git_fs_read(const char *dir, const char *rel, char **out, size_t *len, char *msg, size_t cap)
+int gw_gitb_fs_read(const char *dir, const char *rel, char **out, size_t *len, char *msg,
+                    size_t cap)
 {
     char path[4096];
     struct stat st;
@@ -109,20 +110,20 @@ int gw_git_fs_read(const char *dir, const char *rel, char **out, size_t *len, ch
 
     *out = NULL;
     if (rel[0] == '/' || strstr(rel, "..") != NULL)
-        return gw_git_failf(msg, cap, "template '%s' must be relative without '..'", rel);
+        return gw_gitb_failf(msg, cap, "template '%s' must be relative without '..'", rel);
     if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, rel) >= sizeof(path))
-        return gw_git_failf(msg, cap, "template path too long");
+        return gw_gitb_failf(msg, cap, "template path too long");
     fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
-        return gw_git_failf(msg, cap, "cannot open template '%s': %s", rel, strerror(errno));
+        return gw_gitb_failf(msg, cap, "cannot open template '%s': %s", rel, strerror(errno));
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > MAX_TEMPLATE) {
         close(fd);
-        return gw_git_failf(msg, cap, "template '%s' is not a regular file of at most 1 MiB", rel);
+        return gw_gitb_failf(msg, cap, "template '%s' is not a regular file of at most 1 MiB", rel);
     }
     buf = malloc((size_t)st.st_size + 1);
     if (buf == NULL) {
         close(fd);
-        return gw_git_failf(msg, cap, "out of memory");
+        return gw_gitb_failf(msg, cap, "out of memory");
     }
     while (n < (size_t)st.st_size) {
         ssize_t r = read(fd, buf + n, (size_t)st.st_size - n);
@@ -139,7 +140,7 @@ int gw_git_fs_read(const char *dir, const char *rel, char **out, size_t *len, ch
     return 0;
 }
 
-int gw_git_fs_mkdirs(const char *path)
+int gw_gitb_fs_mkdirs(const char *path)
 {
     char tmp[4096];
     size_t n = strlen(path);

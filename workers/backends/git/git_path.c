@@ -117,14 +117,14 @@ static bool ntfs_dot(const unsigned char *s, size_t n, const char *needle, const
  * checks (path.c). */
 static const struct {
     const char *name, *ntfs_prefix;
-} git_files[] = {
+} gitb_files[] = {
     {"gitmodules", "gi7eba"},
     {"gitattributes", "gi7d29"},
     {"gitignore", "gi250a"},
     {"mailmap", "maba30"},
 };
 
-static enum gw_git_path_rule component_rule(const unsigned char *s, size_t n)
+static enum gw_gitb_path_rule component_rule(const unsigned char *s, size_t n)
 {
     if (n == 0)
         return GW_GIT_PATH_EMPTY_COMPONENT;
@@ -134,20 +134,20 @@ static enum gw_git_path_rule component_rule(const unsigned char *s, size_t n)
         return GW_GIT_PATH_TOO_LONG;
     if (hfs_dot(s, n, "git") || ntfs_dotgit(s, n))
         return GW_GIT_PATH_DOTGIT;
-    for (size_t i = 0; i < sizeof(git_files) / sizeof(git_files[0]); i++)
-        if (hfs_dot(s, n, git_files[i].name) ||
-            ntfs_dot(s, n, git_files[i].name, git_files[i].ntfs_prefix))
+    for (size_t i = 0; i < sizeof(gitb_files) / sizeof(gitb_files[0]); i++)
+        if (hfs_dot(s, n, gitb_files[i].name) ||
+            ntfs_dot(s, n, gitb_files[i].name, gitb_files[i].ntfs_prefix))
             return GW_GIT_PATH_GIT_FILE;
     return GW_GIT_PATH_OK;
 }
 
 /* ------------------------------------------------------------ API */
 
-enum gw_git_path_rule gw_git_path_classify(const char *path, size_t len, size_t *at)
+enum gw_gitb_path_rule gw_gitb_path_classify(const char *path, size_t len, size_t *at)
 {
     const unsigned char *s = (const unsigned char *)path;
     size_t i, start;
-    enum gw_git_path_rule rule;
+    enum gw_gitb_path_rule rule;
 
     if (at != NULL)
         *at = 0;
@@ -184,49 +184,50 @@ enum gw_git_path_rule gw_git_path_classify(const char *path, size_t len, size_t 
     }
 }
 
-int gw_git_path_check(const char *path, size_t len, char *msg, size_t cap)
+int gw_gitb_path_check(const char *path, size_t len, char *msg, size_t cap)
 {
     char q[200], comp[120];
     size_t at, end;
-    enum gw_git_path_rule rule = gw_git_path_classify(path, len, &at);
+    enum gw_gitb_path_rule rule = gw_gitb_path_classify(path, len, &at);
 
     if (rule == GW_GIT_PATH_OK)
         return 0;
-    gw_git_path_quote(path, len, q, sizeof(q));
+    gw_gitb_path_quote(path, len, q, sizeof(q));
     end = at;
     while (end < len && path[end] != '/')
         end++;
-    gw_git_path_quote(path + at, end - at, comp, sizeof(comp));
+    gw_gitb_path_quote(path + at, end - at, comp, sizeof(comp));
     switch (rule) {
     case GW_GIT_PATH_EMPTY:
-        return gw_git_failf(msg, cap, "destination path is empty");
+        return gw_gitb_failf(msg, cap, "destination path is empty");
     case GW_GIT_PATH_TOO_LONG:
         return len > GW_GIT_PATH_MAX
-                   ? gw_git_failf(msg, cap, "destination path is longer than %d bytes",
-                                  GW_GIT_PATH_MAX)
-                   : gw_git_failf(msg, cap,
-                                  "destination path %s: component %s is longer than %d bytes", q,
-                                  comp, GW_GIT_PATH_COMPONENT_MAX);
+                   ? gw_gitb_failf(msg, cap, "destination path is longer than %d bytes",
+                                   GW_GIT_PATH_MAX)
+                   : gw_gitb_failf(msg, cap,
+                                   "destination path %s: component %s is longer than %d bytes", q,
+                                   comp, GW_GIT_PATH_COMPONENT_MAX);
     case GW_GIT_PATH_ABSOLUTE:
-        return gw_git_failf(msg, cap, "destination path %s is absolute", q);
+        return gw_gitb_failf(msg, cap, "destination path %s is absolute", q);
     case GW_GIT_PATH_BAD_UTF8:
-        return gw_git_failf(msg, cap, "destination path %s is not valid UTF-8 (byte %zu)", q, at);
+        return gw_gitb_failf(msg, cap, "destination path %s is not valid UTF-8 (byte %zu)", q, at);
     case GW_GIT_PATH_CONTROL:
-        return gw_git_failf(msg, cap, "destination path %s contains a control character (byte %zu)",
-                            q, at);
+        return gw_gitb_failf(msg, cap,
+                             "destination path %s contains a control character (byte %zu)", q, at);
     case GW_GIT_PATH_BACKSLASH:
-        return gw_git_failf(msg, cap, "destination path %s contains a backslash", q);
+        return gw_gitb_failf(msg, cap, "destination path %s contains a backslash", q);
     case GW_GIT_PATH_EMPTY_COMPONENT:
-        return gw_git_failf(msg, cap, "destination path %s has an empty component", q);
+        return gw_gitb_failf(msg, cap, "destination path %s has an empty component", q);
     case GW_GIT_PATH_DOT_COMPONENT:
-        return gw_git_failf(msg, cap, "destination path %s has a '.' or '..' component", q);
+        return gw_gitb_failf(msg, cap, "destination path %s has a '.' or '..' component", q);
     case GW_GIT_PATH_DOTGIT:
-        return gw_git_failf(msg, cap,
-                            "destination path %s: component %s is .git, or a name macOS or Windows "
-                            "reads as .git",
-                            q, comp);
+        return gw_gitb_failf(
+            msg, cap,
+            "destination path %s: component %s is .git, or a name macOS or Windows "
+            "reads as .git",
+            q, comp);
     case GW_GIT_PATH_GIT_FILE:
-        return gw_git_failf(
+        return gw_gitb_failf(
             msg, cap,
             "destination path %s: component %s is one of git's own files (.gitmodules, "
             ".gitattributes, .gitignore, .mailmap), or a name macOS or Windows reads as "
@@ -235,10 +236,10 @@ int gw_git_path_check(const char *path, size_t len, char *msg, size_t cap)
     case GW_GIT_PATH_OK:
         break;
     }
-    return gw_git_failf(msg, cap, "destination path %s is refused", q);
+    return gw_gitb_failf(msg, cap, "destination path %s is refused", q);
 }
 
-void gw_git_path_quote(const char *path, size_t len, char *out, size_t cap)
+void gw_gitb_path_quote(const char *path, size_t len, char *out, size_t cap)
 {
     const unsigned char *s = (const unsigned char *)path;
     size_t o = 0, i = 0;
@@ -281,7 +282,7 @@ void gw_git_path_quote(const char *path, size_t len, char *out, size_t cap)
     out[o] = '\0';
 }
 
-int gw_git_failf(char *msg, size_t cap, const char *fmt, ...)
+int gw_gitb_failf(char *msg, size_t cap, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

@@ -58,7 +58,7 @@
 #define GW_GIT_PATH_COMPONENT_MAX 255
 
 /* The first rule a path breaks, for tests and messages. */
-enum gw_git_path_rule {
+enum gw_gitb_path_rule {
     GW_GIT_PATH_OK = 0,
     GW_GIT_PATH_EMPTY,
     GW_GIT_PATH_TOO_LONG, /* the path, or one component */
@@ -76,11 +76,11 @@ enum gw_git_path_rule {
  * the rules above. Returns the first rule broken, checking the whole path's
  * bytes before its components. When `at` is not NULL it receives the byte
  * offset of the offending byte, or of the start of the offending component. */
-enum gw_git_path_rule gw_git_path_classify(const char *path, size_t len, size_t *at);
+enum gw_gitb_path_rule gw_gitb_path_classify(const char *path, size_t len, size_t *at);
 
-/* gw_git_path_classify with a message. Returns 0, or -1 with msg[cap] (cap >
- * 0) saying which rule the path breaks and naming it (gw_git_path_quote). */
-int gw_git_path_check(const char *path, size_t len, char *msg, size_t cap);
+/* gw_gitb_path_classify with a message. Returns 0, or -1 with msg[cap] (cap >
+ * 0) saying which rule the path breaks and naming it (gw_gitb_path_quote). */
+int gw_gitb_path_check(const char *path, size_t len, char *msg, size_t cap);
 
 /* Writes path[len], double-quoted, into out[cap] (cap > 0; truncated with
  * "..." before the closing quote when it does not fit) as text that is safe
@@ -89,10 +89,11 @@ int gw_git_path_check(const char *path, size_t len, char *msg, size_t cap);
  * invisible format characters (as \xNN or \uXXXX, so ".g\u200cit" shows what
  * makes it .git), and bytes that are not UTF-8 (as \xNN). The result is
  * always valid UTF-8. */
-void gw_git_path_quote(const char *path, size_t len, char *out, size_t cap);
+void gw_gitb_path_quote(const char *path, size_t len, char *out, size_t cap);
 
 /* Formats into msg[cap] and returns -1: the git backend's one way to fail
- * with a message (`return gw_git_failf(msg, cap, "...", ...)`). */
-int gw_git_failf(char *msg, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+ * with a message (`return gw_gitb_failf(msg, cap, "...", ...)`). */
+int gw_gitb_failf(char *msg, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif

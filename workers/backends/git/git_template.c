@@ -98,16 +98,16 @@ static int apply_filter(struct val *v, const char *name, size_t nlen, char *msg,
     if (IS("json")) {
         s = json_dumps(v->j, JSON_ENCODE_ANY | JSON_COMPACT);
         if (s == NULL)
-            return gw_git_failf(msg, cap, "out of memory");
+            return gw_gitb_failf(msg, cap, "out of memory");
         nj = json_string(s);
         free(s);
         goto set;
     }
     if (!IS("yaml_string") && !IS("upper") && !IS("lower") && !IS("slug"))
-        return gw_git_failf(msg, cap, "unknown filter '%.*s'", (int)(nlen > 40 ? 40 : nlen), name);
+        return gw_gitb_failf(msg, cap, "unknown filter '%.*s'", (int)(nlen > 40 ? 40 : nlen), name);
     if (val_text(v->j, &s, &n) != 0)
-        return gw_git_failf(msg, cap, "filter '%.*s' applied to %s (use | json)", (int)nlen, name,
-                            type_name(v->j));
+        return gw_gitb_failf(msg, cap, "filter '%.*s' applied to %s (use | json)", (int)nlen, name,
+                             type_name(v->j));
     if (IS("yaml_string")) {
         /* JSON's double-quoted string is a YAML double-quoted scalar; ASCII
          * only, so no line or paragraph separator survives unescaped. */
@@ -116,7 +116,7 @@ static int apply_filter(struct val *v, const char *name, size_t nlen, char *msg,
         s = tmp ? json_dumps(tmp, JSON_ENCODE_ANY | JSON_ENSURE_ASCII) : NULL;
         json_decref(tmp);
         if (s == NULL)
-            return gw_git_failf(msg, cap, "value is not valid UTF-8");
+            return gw_gitb_failf(msg, cap, "value is not valid UTF-8");
         nj = json_string(s);
     } else if (IS("upper") || IS("lower")) {
         for (size_t i = 0; i < n; i++)
@@ -147,13 +147,13 @@ static int apply_filter(struct val *v, const char *name, size_t nlen, char *msg,
 set:
 #undef IS
     if (nj == NULL)
-        return gw_git_failf(msg, cap, "out of memory");
+        return gw_gitb_failf(msg, cap, "out of memory");
     json_decref(v->j);
     v->j = nj;
     return 0;
 }
 
-static int lookup(const struct gw_git_tpl_vars *vars, const char *p, size_t n, struct val *v,
+static int lookup(const struct gw_gitb_tpl_vars *vars, const char *p, size_t n, struct val *v,
                   char *msg, size_t cap)
 {
     const char *name = p;
@@ -165,11 +165,11 @@ static int lookup(const struct gw_git_tpl_vars *vars, const char *p, size_t n, s
                         : EQ("requested_by") ? vars->requested_by
                                              : vars->action_id;
         v->j = json_string(s ? s : "");
-        return v->j ? 0 : gw_git_failf(msg, cap, "variable '%.*s' is not valid UTF-8", (int)n, p);
+        return v->j ? 0 : gw_gitb_failf(msg, cap, "variable '%.*s' is not valid UTF-8", (int)n, p);
     }
 #undef EQ
     if (n < 7 || memcmp(p, "inputs.", 7) != 0)
-        return gw_git_failf(msg, cap, "unknown variable '%.*s'", (int)(n > 60 ? 60 : n), p);
+        return gw_gitb_failf(msg, cap, "unknown variable '%.*s'", (int)(n > 60 ? 60 : n), p);
     cur = vars->inputs;
     p += 7;
     n -= 7;
@@ -178,14 +178,14 @@ static int lookup(const struct gw_git_tpl_vars *vars, const char *p, size_t n, s
         size_t k = dot ? (size_t)(dot - p) : n;
         char key[128];
         if (k == 0 || k >= sizeof(key))
-            return gw_git_failf(msg, cap, "bad variable name '%.*s'", (int)(nn > 60 ? 60 : nn),
-                                name);
+            return gw_gitb_failf(msg, cap, "bad variable name '%.*s'", (int)(nn > 60 ? 60 : nn),
+                                 name);
         memcpy(key, p, k);
         key[k] = '\0';
         cur = json_is_object(cur) ? json_object_get(cur, key) : NULL;
         if (cur == NULL)
-            return gw_git_failf(msg, cap, "unknown variable '%.*s'", (int)(nn > 60 ? 60 : nn),
-                                name);
+            return gw_gitb_failf(msg, cap, "unknown variable '%.*s'", (int)(nn > 60 ? 60 : nn),
+                                 name);
         if (dot == NULL)
             break;
         p = dot + 1;
@@ -196,7 +196,7 @@ static int lookup(const struct gw_git_tpl_vars *vars, const char *p, size_t n, s
 }
 
 /* Evaluates the expression between "{{" and "}}" into text appended to b. */
-static int eval(const struct gw_git_tpl_vars *vars, const char *p, const char *end, unsigned flags,
+static int eval(const struct gw_gitb_tpl_vars *vars, const char *p, const char *end, unsigned flags,
                 struct buf *b, char *msg, size_t cap)
 {
     struct val v = {NULL};
@@ -208,17 +208,17 @@ static int eval(const struct gw_git_tpl_vars *vars, const char *p, const char *e
     if (p < end && *p == '"') {
         const char *q = memchr(p + 1, '"', (size_t)(end - p - 1));
         if (q == NULL)
-            return gw_git_failf(msg, cap, "unterminated string literal");
+            return gw_gitb_failf(msg, cap, "unterminated string literal");
         v.j = json_stringn(p + 1, (size_t)(q - p - 1));
         if (v.j == NULL)
-            return gw_git_failf(msg, cap, "string literal is not valid UTF-8");
+            return gw_gitb_failf(msg, cap, "string literal is not valid UTF-8");
         p = q + 1;
     } else {
         const char *q = p;
         while (q < end && (ident_char(*q) || *q == '.'))
             q++;
         if (q == p)
-            return gw_git_failf(msg, cap, "expected a variable after '{{'");
+            return gw_gitb_failf(msg, cap, "expected a variable after '{{'");
         if (lookup(vars, p, (size_t)(q - p), &v, msg, cap) != 0)
             return -1;
         p = q;
@@ -228,8 +228,8 @@ static int eval(const struct gw_git_tpl_vars *vars, const char *p, const char *e
         if (p == end)
             break;
         if (*p != '|') {
-            gw_git_failf(msg, cap, "unexpected '%c' in expression",
-                         isprint((unsigned char)*p) ? *p : '?');
+            gw_gitb_failf(msg, cap, "unexpected '%c' in expression",
+                          isprint((unsigned char)*p) ? *p : '?');
             goto out;
         }
         p = skip_ws(p + 1, end);
@@ -237,7 +237,7 @@ static int eval(const struct gw_git_tpl_vars *vars, const char *p, const char *e
         while (q < end && ident_char(*q))
             q++;
         if (q == p) {
-            gw_git_failf(msg, cap, "expected a filter name after '|'");
+            gw_gitb_failf(msg, cap, "expected a filter name after '|'");
             goto out;
         }
         if (apply_filter(&v, p, (size_t)(q - p), msg, cap) != 0)
@@ -245,18 +245,18 @@ static int eval(const struct gw_git_tpl_vars *vars, const char *p, const char *e
         p = q;
     }
     if (val_text(v.j, &s, &n) != 0) {
-        gw_git_failf(msg, cap, "value is %s; use | json", type_name(v.j));
+        gw_gitb_failf(msg, cap, "value is %s; use | json", type_name(v.j));
         goto out;
     }
     if (flags & GW_GIT_TPL_SINGLE_LINE)
         for (size_t i = 0; i < n; i++)
             if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
-                gw_git_failf(msg, cap, "a substituted value contains a control character (0x%02x)",
-                             (unsigned char)s[i]);
+                gw_gitb_failf(msg, cap, "a substituted value contains a control character (0x%02x)",
+                              (unsigned char)s[i]);
                 goto out;
             }
     if (buf_add(b, s, n) != 0) {
-        gw_git_failf(msg, cap, "rendered text too large");
+        gw_gitb_failf(msg, cap, "rendered text too large");
         goto out;
     }
     rc = 0;
@@ -266,8 +266,8 @@ out:
     return rc;
 }
 
-int gw_git_tpl_render(const struct gw_git_tpl_vars *v, const char *tpl, size_t len, unsigned flags,
-                      char **out, size_t *out_len, char *msg, size_t cap)
+int gw_gitb_tpl_render(const struct gw_gitb_tpl_vars *v, const char *tpl, size_t len,
+                       unsigned flags, char **out, size_t *out_len, char *msg, size_t cap)
 {
     struct buf b = {NULL, 0, 0};
     const char *p = tpl, *end = tpl + len;
@@ -275,7 +275,7 @@ int gw_git_tpl_render(const struct gw_git_tpl_vars *v, const char *tpl, size_t l
 
     *out = NULL;
     if (buf_add(&b, "", 0) != 0)
-        return gw_git_failf(msg, cap, "out of memory");
+        return gw_gitb_failf(msg, cap, "out of memory");
     while (p < end) {
         const char *open = NULL;
         for (const char *q = p; q + 1 < end; q++)
@@ -303,12 +303,12 @@ int gw_git_tpl_render(const struct gw_git_tpl_vars *v, const char *tpl, size_t l
         }
         if (close == NULL) {
             free(b.p);
-            return gw_git_failf(msg, cap, "line %zu: '{{' without '}}' on the same line", line);
+            return gw_gitb_failf(msg, cap, "line %zu: '{{' without '}}' on the same line", line);
         }
         char emsg[200];
         if (eval(v, open + 2, close, flags, &b, emsg, sizeof(emsg)) != 0) {
             free(b.p);
-            return gw_git_failf(msg, cap, "line %zu: %s", line, emsg);
+            return gw_gitb_failf(msg, cap, "line %zu: %s", line, emsg);
         }
         p = close + 2;
     }
@@ -317,5 +317,5 @@ int gw_git_tpl_render(const struct gw_git_tpl_vars *v, const char *tpl, size_t l
     return 0;
 too_big:
     free(b.p);
-    return gw_git_failf(msg, cap, "rendered text too large");
+    return gw_gitb_failf(msg, cap, "rendered text too large");
 }

@@ -8,7 +8,7 @@
  * Values: strings as they are, numbers and booleans as JSON text; null,
  * objects and arrays only through `| json`.
  *
- * Threading: any thread; no state. Names are gw_git_tpl_*.
+ * Threading: any thread; no state. Names are gw_gitb_tpl_*.
  */
 #ifndef GW_GIT_TEMPLATE_H
 #define GW_GIT_TEMPLATE_H
@@ -16,7 +16,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
-struct gw_git_tpl_vars {
+struct gw_gitb_tpl_vars {
     json_t *inputs; /* borrowed */
     const char *run_id;
     const char *requested_by;
@@ -30,7 +30,7 @@ struct gw_git_tpl_vars {
 /* Renders `len` bytes of `tpl`. Returns 0 with *out (malloc'd, NUL-terminated,
  * *out_len bytes, which may include NULs from inputs unless
  * GW_GIT_TPL_SINGLE_LINE), or -1 with a message in msg[cap]. */
-int gw_git_tpl_render(const struct gw_git_tpl_vars *v, const char *tpl, size_t len, unsigned flags,
-                      char **out, size_t *out_len, char *msg, size_t cap);
+int gw_gitb_tpl_render(const struct gw_gitb_tpl_vars *v, const char *tpl, size_t len,
+                       unsigned flags, char **out, size_t *out_len, char *msg, size_t cap);
 
 #endif

@@ -5,7 +5,7 @@
  * loop { fetch base and target -> look for our trailer -> check out the
  * parent -> write files -> commit -> push } -> pull request.
  *
- * Never runs on the loop thread (gw_git_work_run is a uv_queue_work body).
+ * Never runs on the loop thread (gw_gitb_work_run is a uv_queue_work body).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,7 +28,7 @@
 #define HISTORY_SCAN 200
 #define PUSH_REF     "refs/heads/gangway-push"
 
-void (*gw_git_test_before_push)(const char *repository, int attempt, const char *sha);
+void (*gw_gitb_test_before_push)(const char *repository, int attempt, const char *sha);
 
 struct rendered {
     char *path;
@@ -37,8 +37,8 @@ struct rendered {
 };
 
 struct work {
-    struct gw_git_job *j;
-    const struct gw_git_config *c;
+    struct gw_gitb_job *j;
+    const struct gw_gitb_config *c;
     git_repository *repo;
     git_remote *remote;
     char dir[PATH_MAX];
@@ -58,13 +58,13 @@ static bool stopping(struct work *w)
     return atomic_load(&w->j->stop) != GW_GIT_RUN;
 }
 
-static int git_fail(struct work *w, const char *what)
+static int gitb_fail(struct work *w, const char *what)
 {
     const git_error *e = git_error_last();
     if (stopping(w))
-        return gw_git_job_fail(w->j, "cancelled", "%s: stopped", what);
-    return gw_git_job_fail(w->j, "backend_error", "%s: %s", what,
-                           e && e->message ? e->message : "unknown libgit2 error");
+        return gw_gitb_job_fail(w->j, "cancelled", "%s: stopped", what);
+    return gw_gitb_job_fail(w->j, "backend_error", "%s: %s", what,
+                            e && e->message ? e->message : "unknown libgit2 error");
 }
 
 /* ------------------------------------------------------------ rendering */
@@ -72,20 +72,20 @@ static int git_fail(struct work *w, const char *what)
 static int render(struct work *w, const char *tpl, size_t len, unsigned flags, const char *what,
                   char **out, size_t *out_len)
 {
-    struct gw_git_tpl_vars v = {.inputs = w->j->inputs,
-                                .run_id = w->j->run_id,
-                                .requested_by = w->j->requested_by,
-                                .action_id = w->j->action_id};
+    struct gw_gitb_tpl_vars v = {.inputs = w->j->inputs,
+                                 .run_id = w->j->run_id,
+                                 .requested_by = w->j->requested_by,
+                                 .action_id = w->j->action_id};
     char msg[300];
     size_t n;
-    if (gw_git_tpl_render(&v, tpl, len, flags, out, out_len ? out_len : &n, msg, sizeof(msg)) != 0)
-        return gw_git_job_fail(w->j, "template_error", "%s: %s", what, msg);
+    if (gw_gitb_tpl_render(&v, tpl, len, flags, out, out_len ? out_len : &n, msg, sizeof(msg)) != 0)
+        return gw_gitb_job_fail(w->j, "template_error", "%s: %s", what, msg);
     return 0;
 }
 
 static int render_all(struct work *w)
 {
-    const struct gw_git_config *c = w->c;
+    const struct gw_gitb_config *c = w->c;
     char *msg = NULL, what[1200];
     size_t n;
 
@@ -93,11 +93,11 @@ static int render_all(struct work *w)
         if (render(w, c->push_branch, strlen(c->push_branch), GW_GIT_TPL_SINGLE_LINE, "push_branch",
                    &w->target, &n) != 0)
             return -1;
-        if (!gw_git_branch_valid(w->target))
-            return gw_git_job_fail(w->j, "template_error",
-                                   "push_branch: the rendered name is not a valid branch name");
+        if (!gw_gitb_branch_valid(w->target))
+            return gw_gitb_job_fail(w->j, "template_error",
+                                    "push_branch: the rendered name is not a valid branch name");
     } else if ((w->target = strdup(c->branch)) == NULL) {
-        return gw_git_job_fail(w->j, "backend_error", "out of memory");
+        return gw_gitb_job_fail(w->j, "backend_error", "out of memory");
     }
     /* Inputs never bring a control character into the message: no forged
      * trailer line, no NUL. Only the template's own text starts lines. */
@@ -108,13 +108,13 @@ static int render_all(struct work *w)
         msg[--n] = '\0';
     if (n == 0 || asprintf(&w->message, "%s\n\n" TRAILER_KEY ": %s\n", msg, w->j->run_id) < 0) {
         free(msg);
-        return gw_git_job_fail(w->j, "template_error", "commit_message renders empty");
+        return gw_gitb_job_fail(w->j, "template_error", "commit_message renders empty");
     }
     free(msg);
 
     w->files = calloc(c->nfiles, sizeof(*w->files));
     if (w->files == NULL)
-        return gw_git_job_fail(w->j, "backend_error", "out of memory");
+        return gw_gitb_job_fail(w->j, "backend_error", "out of memory");
     for (size_t i = 0; i < c->nfiles; i++) {
         char *tpl = NULL, fmsg[700];
         size_t tlen, plen;
@@ -124,11 +124,11 @@ static int render_all(struct work *w)
         if (render(w, c->files[i].path, strlen(c->files[i].path), GW_GIT_TPL_SINGLE_LINE, what,
                    &r->path, &plen) != 0)
             return -1;
-        if (gw_git_path_check(r->path, plen, fmsg, sizeof(fmsg)) != 0)
-            return gw_git_job_fail(w->j, "invalid_path", "%s: %s", what, fmsg);
-        if (gw_git_fs_read(w->j->templates_dir, c->files[i].template, &tpl, &tlen, fmsg,
-                           sizeof(fmsg)) != 0)
-            return gw_git_job_fail(w->j, "template_error", "files[%zu]: %s", i, fmsg);
+        if (gw_gitb_path_check(r->path, plen, fmsg, sizeof(fmsg)) != 0)
+            return gw_gitb_job_fail(w->j, "invalid_path", "%s: %s", what, fmsg);
+        if (gw_gitb_fs_read(w->j->templates_dir, c->files[i].template, &tpl, &tlen, fmsg,
+                            sizeof(fmsg)) != 0)
+            return gw_gitb_job_fail(w->j, "template_error", "files[%zu]: %s", i, fmsg);
         snprintf(what, sizeof(what), "template %s", c->files[i].template);
         int rc = render(w, tpl, tlen, 0, what, &r->data, &r->len);
         free(tpl);
@@ -144,7 +144,7 @@ static int cb_credentials(git_credential **out, const char *url, const char *use
                           unsigned int allowed, void *payload)
 {
     struct work *w = payload;
-    struct gw_git_job *j = w->j;
+    struct gw_gitb_job *j = w->j;
     (void)url;
     if (stopping(w))
         return -1;
@@ -181,7 +181,7 @@ static int cb_sideband(const char *str, int len, void *payload)
     while (len > 0 && (str[len - 1] == '\n' || str[len - 1] == '\r'))
         len--;
     if (len > 0)
-        gw_git_job_log(w->j, "remote: %.*s", len > 400 ? 400 : len, str);
+        gw_gitb_job_log(w->j, "remote: %.*s", len > 400 ? 400 : len, str);
     return stopping(w) ? -1 : 0;
 }
 
@@ -214,23 +214,23 @@ static int open_cache(struct work *w)
     bool told = false;
     int rc;
 
-    if ((rc = gw_git_fs_mkdirs(w->j->cache_root)) != 0)
-        return gw_git_job_fail(w->j, "backend_error", "cannot create the cache %s: %s",
-                               w->j->cache_root, strerror(-rc));
+    if ((rc = gw_gitb_fs_mkdirs(w->j->cache_root)) != 0)
+        return gw_gitb_job_fail(w->j, "backend_error", "cannot create the cache %s: %s",
+                                w->j->cache_root, strerror(-rc));
     gw_sha256_hex(w->c->repository, strlen(w->c->repository), hash);
     snprintf(w->dir, sizeof(w->dir), "%s/%.32s", w->j->cache_root, hash);
     snprintf(lock, sizeof(lock), "%s/%.32s.lock", w->j->cache_root, hash);
     w->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (w->lock_fd < 0)
-        return gw_git_job_fail(w->j, "backend_error", "cannot open %s: %s", lock, strerror(errno));
+        return gw_gitb_job_fail(w->j, "backend_error", "cannot open %s: %s", lock, strerror(errno));
     /* One run per repository cache at a time; this thread may wait. */
     while (flock(w->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         if (errno != EWOULDBLOCK && errno != EINTR)
-            return gw_git_job_fail(w->j, "backend_error", "flock: %s", strerror(errno));
+            return gw_gitb_job_fail(w->j, "backend_error", "flock: %s", strerror(errno));
         if (stopping(w))
-            return gw_git_job_fail(w->j, "cancelled", "stopped waiting for the cache lock");
+            return gw_gitb_job_fail(w->j, "cancelled", "stopped waiting for the cache lock");
         if (!told)
-            gw_git_job_log(w->j, "waiting for another run using the same repository cache");
+            gw_gitb_job_log(w->j, "waiting for another run using the same repository cache");
         told = true;
         usleep(100 * 1000);
     }
@@ -238,13 +238,13 @@ static int open_cache(struct work *w)
         if (access(w->dir, F_OK) == 0) {
             char aside[PATH_MAX + 64];
             snprintf(aside, sizeof(aside), "%s.broken-%ld", w->dir, (long)time(NULL));
-            gw_git_job_log(w->j, "cache is not a usable repository; moving it aside");
+            gw_gitb_job_log(w->j, "cache is not a usable repository; moving it aside");
             if (rename(w->dir, aside) != 0)
-                return gw_git_job_fail(w->j, "backend_error", "cannot move %s aside: %s", w->dir,
-                                       strerror(errno));
+                return gw_gitb_job_fail(w->j, "backend_error", "cannot move %s aside: %s", w->dir,
+                                        strerror(errno));
         }
         if (git_repository_init(&w->repo, w->dir, 0) != 0)
-            return git_fail(w, "init cache");
+            return gitb_fail(w, "init cache");
     }
     /* An anonymous in-memory remote: no URL rewriting from configuration
      * (insteadOf), nothing stored in the cache's config; libgit2 1.5 also
@@ -254,7 +254,7 @@ static int open_cache(struct work *w)
     ro.repository = w->repo;
     ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
     if (git_remote_create_with_opts(&w->remote, w->c->repository, &ro) != 0)
-        return git_fail(w, "remote");
+        return gitb_fail(w, "remote");
     return 0;
 }
 
@@ -277,9 +277,9 @@ static int fetch(struct work *w)
     fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
     w->j->auth_calls = 0;
     if (git_remote_fetch(w->remote, &arr, &fo, NULL) != 0)
-        return git_fail(w, "fetch");
+        return gitb_fail(w, "fetch");
     if (git_remote_ls(&heads, &n, w->remote) != 0)
-        return git_fail(w, "list remote references");
+        return gitb_fail(w, "list remote references");
     snprintf(bref, sizeof(bref), "refs/heads/%s", w->c->branch);
     snprintf(tref, sizeof(tref), "refs/heads/%s", w->target);
     w->base_exists = w->tip_exists = false;
@@ -294,8 +294,8 @@ static int fetch(struct work *w)
         }
     }
     if (!w->base_exists)
-        return gw_git_job_fail(w->j, "backend_error", "base branch '%s' not found in %s",
-                               w->c->branch, w->c->repository);
+        return gw_gitb_job_fail(w->j, "backend_error", "base branch '%s' not found in %s",
+                                w->c->branch, w->c->repository);
     return 0;
 }
 
@@ -335,10 +335,10 @@ static int succeed(struct work *w, const git_oid *oid, git_commit *commit, bool 
     w->j->outputs =
         json_pack("{s:s, s:s, s:o?}", "commit", sha, "branch", w->target, "changed_files", files);
     if (w->j->outputs == NULL)
-        return gw_git_job_fail(w->j, "backend_error", "out of memory");
+        return gw_gitb_job_fail(w->j, "backend_error", "out of memory");
     if (replayed)
-        gw_git_job_log(w->j, "commit %s for this run is already on %s; not pushing again", sha,
-                       w->target);
+        gw_gitb_job_log(w->j, "commit %s for this run is already on %s; not pushing again", sha,
+                        w->target);
     return 0;
 }
 
@@ -351,7 +351,7 @@ static int find_trailer(struct work *w, const git_oid *from, git_oid *found)
 
     if (git_revwalk_new(&walk, w->repo) != 0 || git_revwalk_push(walk, from) != 0) {
         git_revwalk_free(walk);
-        return git_fail(w, "history walk");
+        return gitb_fail(w, "history walk");
     }
     git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME);
     for (int n = 0; n < HISTORY_SCAN && !hit && git_revwalk_next(&oid, walk) == 0; n++) {
@@ -409,7 +409,7 @@ static int make_author(struct work *w, git_signature **out)
         snprintf(email, sizeof(email), "%s@%s", l ? local : "unknown", w->c->email_domain);
     }
     if (git_signature_now(out, n ? name : "unknown", email) != 0)
-        return git_fail(w, "author");
+        return gitb_fail(w, "author");
     return 0;
 }
 
@@ -426,28 +426,28 @@ static int make_commit(struct work *w, const git_oid *parent_oid, git_oid *out, 
     int rc = -1;
 
     if (git_commit_lookup(&parent, w->repo, parent_oid) != 0) {
-        git_fail(w, "look up the parent commit");
+        gitb_fail(w, "look up the parent commit");
         goto out;
     }
     co.checkout_strategy =
         GIT_CHECKOUT_FORCE | GIT_CHECKOUT_REMOVE_UNTRACKED | GIT_CHECKOUT_REMOVE_IGNORED;
     if (git_checkout_tree(w->repo, (git_object *)parent, &co) != 0 ||
         git_repository_set_head_detached(w->repo, parent_oid) != 0) {
-        git_fail(w, "check out");
+        gitb_fail(w, "check out");
         goto out;
     }
     if (git_repository_index(&idx, w->repo) != 0) {
-        git_fail(w, "index");
+        gitb_fail(w, "index");
         goto out;
     }
     for (size_t i = 0; i < w->nfiles; i++) {
         struct rendered *r = &w->files[i];
         const git_index_entry *old = git_index_get_bypath(idx, r->path, 0);
         git_index_entry e;
-        int wrc = gw_git_fs_write(git_repository_workdir(w->repo), r->path, r->data, r->len, msg,
-                                  sizeof(msg));
+        int wrc = gw_gitb_fs_write(git_repository_workdir(w->repo), r->path, r->data, r->len, msg,
+                                   sizeof(msg));
         if (wrc != 0) {
-            gw_git_job_fail(w->j, wrc == GW_EINVAL ? "invalid_path" : "backend_error", "%s", msg);
+            gw_gitb_job_fail(w->j, wrc == GW_EINVAL ? "invalid_path" : "backend_error", "%s", msg);
             goto out;
         }
         memset(&e, 0, sizeof(e));
@@ -455,13 +455,13 @@ static int make_commit(struct work *w, const git_oid *parent_oid, git_oid *out, 
         e.mode = old && old->mode == GIT_FILEMODE_BLOB_EXECUTABLE ? GIT_FILEMODE_BLOB_EXECUTABLE
                                                                   : GIT_FILEMODE_BLOB;
         if (git_index_add_from_buffer(idx, &e, r->data, r->len) != 0) {
-            git_fail(w, "stage");
+            gitb_fail(w, "stage");
             goto out;
         }
     }
     if (git_index_write_tree(&tree_oid, idx) != 0 || git_index_write(idx) != 0 ||
         git_tree_lookup(&tree, w->repo, &tree_oid) != 0) {
-        git_fail(w, "write tree");
+        gitb_fail(w, "write tree");
         goto out;
     }
     *same = git_oid_equal(&tree_oid, git_commit_tree_id(parent));
@@ -476,12 +476,12 @@ static int make_commit(struct work *w, const git_oid *parent_oid, git_oid *out, 
     if (git_signature_now(&committer, "Gangway", committer_email) != 0 ||
         git_commit_create(out, w->repo, NULL, author, committer, NULL, w->message, tree, 1,
                           (const git_commit **)&parent) != 0) {
-        git_fail(w, "commit");
+        gitb_fail(w, "commit");
         goto out;
     }
     git_reference *ref = NULL;
     if (git_reference_create(&ref, w->repo, PUSH_REF, out, 1, NULL) != 0) {
-        git_fail(w, "create the push reference");
+        gitb_fail(w, "create the push reference");
         goto out;
     }
     git_reference_free(ref);
@@ -505,44 +505,39 @@ static int push(struct work *w, const git_oid *oid, int attempt)
     int rc;
 
     git_oid_tostr(sha, sizeof(sha), oid);
-    if (gw_git_test_before_push != NULL)
-        gw_git_test_before_push(w->c->repository, attempt, sha);
+    if (gw_gitb_test_before_push != NULL)
+        gw_gitb_test_before_push(w->c->repository, attempt, sha);
     snprintf(spec, sizeof(spec), PUSH_REF ":refs/heads/%s", w->target);
     set_callbacks(w, &po.callbacks);
     w->rejected = false;
     w->j->auth_calls = 0;
     rc = git_remote_push(w->remote, &arr, &po);
     if (rc == GIT_ENONFASTFORWARD || (rc == 0 && w->rejected)) {
-        gw_git_job_log(w->j, "push of %.12s to %s rejected (%s)", sha, w->target,
-                       w->rejected ? w->reject_msg : "non-fast-forward");
+        gw_gitb_job_log(w->j, "push of %.12s to %s rejected (%s)", sha, w->target,
+                        w->rejected ? w->reject_msg : "non-fast-forward");
         return 1;
     }
     if (rc != 0)
-        return git_fail(w, "push");
-    gw_git_job_log(w->j, "pushed %.12s to %s", sha, w->target);
+        return gitb_fail(w, "push");
+    gw_gitb_job_log(w->j, "pushed %.12s to %s", sha, w->target);
     return 0;
 }
 
+/* The pull request itself is opened on the loop once this work is done
+ * (git_pr.c); here only what it needs is set aside. */
 static int pull_request(struct work *w)
 {
-    char *url = NULL, *title = NULL, *body = NULL;
     const char *nl = strchr(w->message, '\n');
+    struct gw_gitb_job *j = w->j;
     if (w->c->pr_api == GW_GIT_PR_NONE)
         return 0;
-    title = strndup(w->message, nl ? (size_t)(nl - w->message) : strlen(w->message));
-    if (title == NULL ||
-        asprintf(&body, "%s\nOpened by Gangway run %s.", nl ? nl + 1 : "", w->j->run_id) < 0) {
-        free(title);
-        return gw_git_job_fail(w->j, "backend_error", "out of memory");
+    j->pr_head = strdup(w->target);
+    j->pr_title = strndup(w->message, nl ? (size_t)(nl - w->message) : strlen(w->message));
+    if (j->pr_head == NULL || j->pr_title == NULL ||
+        asprintf(&j->pr_body, "%s\nOpened by Gangway run %s.", nl ? nl + 1 : "", j->run_id) < 0) {
+        j->pr_body = NULL;
+        return gw_gitb_job_fail(j, "backend_error", "out of memory");
     }
-    int rc = gw_git_pr_open(w->j, w->target, title, body, &url);
-    free(title);
-    free(body);
-    if (rc != 0)
-        return -1;
-    json_object_set_new(w->j->outputs, "pull_request", json_string(url));
-    gw_git_job_log(w->j, "pull request: %s", url);
-    free(url);
     return 0;
 }
 
@@ -554,7 +549,7 @@ static int run_attempts(struct work *w)
         int hit;
 
         if (stopping(w))
-            return gw_git_job_fail(w->j, "cancelled", "stopped");
+            return gw_gitb_job_fail(w->j, "cancelled", "stopped");
         if (fetch(w) != 0)
             return -1;
         /* A commit of this run already pushed (a replay, or a push whose
@@ -567,7 +562,7 @@ static int run_attempts(struct work *w)
         if (hit > 0) {
             git_commit *c = NULL;
             if (git_commit_lookup(&c, w->repo, &found) != 0)
-                return git_fail(w, "look up the pushed commit");
+                return gitb_fail(w, "look up the pushed commit");
             int rc = succeed(w, &found, c, true);
             git_commit_free(c);
             return rc;
@@ -575,12 +570,12 @@ static int run_attempts(struct work *w)
         if (make_commit(w, w->tip_exists ? &w->tip : &w->base, &commit, &same) != 0)
             return -1;
         if (same) {
-            gw_git_job_log(w->j, "the rendered files match %s already; nothing to commit",
-                           w->tip_exists ? w->target : w->c->branch);
+            gw_gitb_job_log(w->j, "the rendered files match %s already; nothing to commit",
+                            w->tip_exists ? w->target : w->c->branch);
             if (!w->tip_exists && strcmp(w->target, w->c->branch) != 0) {
                 char *b = strdup(w->c->branch);
                 if (b == NULL)
-                    return gw_git_job_fail(w->j, "backend_error", "out of memory");
+                    return gw_gitb_job_fail(w->j, "backend_error", "out of memory");
                 free(w->target);
                 w->target = b;
             }
@@ -592,25 +587,25 @@ static int run_attempts(struct work *w)
         if (rc == 0) {
             git_commit *c = NULL;
             if (git_commit_lookup(&c, w->repo, &commit) != 0)
-                return git_fail(w, "look up the commit");
+                return gitb_fail(w, "look up the commit");
             rc = succeed(w, &commit, c, false);
             git_commit_free(c);
             return rc;
         }
     }
-    return gw_git_job_fail(w->j, "push_rejected",
-                           "push to %s rejected %d times (the branch keeps moving)", w->target,
-                           w->c->max_retries + 1);
+    return gw_gitb_job_fail(w->j, "push_rejected",
+                            "push to %s rejected %d times (the branch keeps moving)", w->target,
+                            w->c->max_retries + 1);
 }
 
-void gw_git_work_run(struct gw_git_job *j)
+void gw_gitb_work_run(struct gw_gitb_job *j)
 {
     struct work w = {.j = j, .c = j->cfg, .lock_fd = -1};
 
     if (render_all(&w) != 0 || open_cache(&w) != 0)
         goto out;
-    gw_git_job_log(j, "repository %s, base %s, target %s", j->cfg->repository, j->cfg->branch,
-                   w.target);
+    gw_gitb_job_log(j, "repository %s, base %s, target %s", j->cfg->repository, j->cfg->branch,
+                    w.target);
     if (run_attempts(&w) != 0 || pull_request(&w) != 0) {
         json_decref(j->outputs);
         j->outputs = NULL;

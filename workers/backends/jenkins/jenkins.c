@@ -22,7 +22,6 @@
 #include <string.h>
 
 #include "backend.h"
-#include "backends/jenkins/jenkins_config_schema.h" /* generated */
 #include "gw/log.h"
 #include "jk_config.h"
 #include "jk_http.h"
@@ -149,12 +148,12 @@ static void end(struct jk_run *j, enum gw_run_outcome outcome, const char *reaso
     va_start(ap, fmt);
     vsnprintf(j->message, sizeof(j->message), fmt, ap);
     va_end(ap);
-    jk_lines_flush(&j->lines, log_line, j);
+    gw_jk_lines_flush(&j->lines, log_line, j);
     if (outcome != GW_RUN_SUCCEEDED)
         gw_log(GW_LOG_INFO, j->run->run_id, "jenkins: %s", j->message);
     uv_close((uv_handle_t *)&j->delay, timer_closed);
     uv_close((uv_handle_t *)&j->deadline, timer_closed);
-    jk_http_close(j->http, http_closed, j);
+    gw_jk_http_close(j->http, http_closed, j);
     j->http = NULL;
 }
 
@@ -267,8 +266,8 @@ static bool is_post(enum step s)
 static bool common_errors(struct jk_run *j, const struct jk_reply *r)
 {
     const char *what = step_what[j->step];
-    if (r->curl_code != 0 || r->status >= 500 || r->status == 429) {
-        if (r->curl_code != 0)
+    if (r->failed || r->status >= 500 || r->status == 429) {
+        if (r->failed)
             snprintf(j->last_error, sizeof(j->last_error), "%s", r->error);
         else
             snprintf(j->last_error, sizeof(j->last_error), "HTTP %ld", r->status);
@@ -321,7 +320,7 @@ static json_t *reply_json(const struct jk_reply *r)
 static void on_crumb(struct jk_run *j, const struct jk_reply *r)
 {
     if (r->status == 404) { /* CSRF protection is off */
-        jk_http_set_header(j->http, NULL);
+        gw_jk_http_set_header(j->http, NULL);
     } else if (ok2xx(r)) {
         json_t *b = reply_json(r);
         const char *f = json_string_value(json_object_get(b, "crumbRequestField"));
@@ -333,7 +332,7 @@ static void on_crumb(struct jk_run *j, const struct jk_reply *r)
                   strpbrk(c, "\r\n") == NULL;
         if (ok) {
             int n = snprintf(hdr, sizeof(hdr), "%s: %s", f, c);
-            ok = n > 0 && (size_t)n < sizeof(hdr) && jk_http_set_header(j->http, hdr) == 0;
+            ok = n > 0 && (size_t)n < sizeof(hdr) && gw_jk_http_set_header(j->http, hdr) == 0;
         }
         json_decref(b);
         if (!ok) {
@@ -359,7 +358,7 @@ static void on_find_build(struct jk_run *j, const struct jk_reply *r)
         fail(j, "unexpected answer (HTTP %ld) while %s", r->status, step_what[j->step]);
         return;
     }
-    j->build_number = jk_find_build(b, j->run->run_id, &url);
+    j->build_number = gw_jk_find_build(b, j->run->run_id, &url);
     if (j->build_number > 0) {
         free(j->build_url);
         j->build_url = url ? strdup(url) : NULL;
@@ -382,7 +381,7 @@ static void on_find_queue(struct jk_run *j, const struct jk_reply *r)
         fail(j, "unexpected answer (HTTP %ld) while %s", r->status, step_what[j->step]);
         return;
     }
-    j->queue_id = jk_find_queue_item(q, j->cfg.job_path, j->run->run_id);
+    j->queue_id = gw_jk_find_queue_item(q, j->cfg.job_path, j->run->run_id);
     json_decref(q);
     if (j->queue_id > 0) {
         gw_log(GW_LOG_INFO, j->run->run_id, "jenkins: following queue item %ld for this run",
@@ -405,7 +404,7 @@ static void on_trigger(struct jk_run *j, const struct jk_reply *r)
         return;
     }
     /* Only the id is taken from Location: requests go to the configured URL. */
-    j->queue_id = jk_queue_id_from_location(r->location);
+    j->queue_id = gw_jk_queue_id_from_location(r->location);
     if (j->queue_id == 0) {
         fail(j, "Jenkins accepted the build of '%s' without a queue item Location", j->cfg.job);
         return;
@@ -458,7 +457,7 @@ static void on_queue(struct jk_run *j, const struct jk_reply *r)
 static void on_log_chunk(void *arg, const char *data, size_t len)
 {
     struct jk_run *j = arg;
-    jk_lines_feed(&j->lines, data, len, log_line, j);
+    gw_jk_lines_feed(&j->lines, data, len, log_line, j);
 }
 
 static void on_log(struct jk_run *j, const struct jk_reply *r)
@@ -597,7 +596,7 @@ static void go(struct jk_run *j, enum step s)
         fail(j, "Jenkins URL too long");
         return;
     }
-    if (jk_http_request(j->http, url, post, chunk, on_reply, j) != 0) {
+    if (gw_jk_http_request(j->http, url, post, chunk, on_reply, j) != 0) {
         fail(j, "cannot start an HTTP request to Jenkins");
         return;
     }
@@ -622,7 +621,7 @@ static void on_deadline(uv_timer_t *t)
         return;
     }
     /* Jenkins did not confirm the stop in time: report it as asked. */
-    jk_http_abort(j->http);
+    gw_jk_http_abort(j->http);
     j->in_request = false;
     end_stopped(j, "Jenkins did not confirm the stop in time; the build may still be running");
 }
@@ -635,18 +634,18 @@ static int jenkins_create(struct gw_run *run, struct gw_error *err)
     int rc;
     if (j == NULL)
         return gw_error_set(err, GW_ENOMEM, true, "out of memory");
-    if ((rc = jk_config_parse(run->config, &j->cfg, err)) != 0) {
+    if ((rc = gw_jk_config_parse(run->config, &j->cfg, err)) != 0) {
         free(j);
         return rc;
     }
-    if ((j->params = jk_params_encode(&j->cfg, run, err)) == NULL) {
-        jk_config_finish(&j->cfg);
+    if ((j->params = gw_jk_params_encode(&j->cfg, run, err)) == NULL) {
+        gw_jk_config_finish(&j->cfg);
         free(j);
         return GW_ENOMEM;
     }
     j->run = run;
     j->after_crumb = S_FIND_BUILD;
-    jk_lines_init(&j->lines, GW_RUN_LOG_LINE_MAX);
+    gw_jk_lines_init(&j->lines, GW_RUN_LOG_LINE_MAX);
     run->backend_data = j;
     return 0;
 }
@@ -654,7 +653,7 @@ static int jenkins_create(struct gw_run *run, struct gw_error *err)
 static int jenkins_start(struct gw_run *run, struct gw_error *err)
 {
     struct jk_run *j = run->backend_data;
-    j->http = jk_http_create(run->loop, j->cfg.user, j->cfg.password);
+    j->http = gw_jk_http_create(run->loop, j->cfg.user, j->cfg.password);
     if (j->http == NULL)
         return gw_error_set(err, GW_ENOMEM, true, "jenkins: cannot create the HTTP client");
     uv_timer_init(run->loop, &j->delay);
@@ -694,18 +693,21 @@ static void jenkins_destroy(struct gw_run *run)
     struct jk_run *j = run->backend_data;
     if (j == NULL)
         return;
-    jk_config_finish(&j->cfg);
+    gw_jk_config_finish(&j->cfg);
     free(j->params);
     free(j->build_url);
     json_decref(j->outputs);
-    jk_lines_finish(&j->lines);
+    gw_jk_lines_finish(&j->lines);
     free(j);
     run->backend_data = NULL;
 }
 
+/* schemas/backends/jenkins.json, embedded in libgw (lib/gw/embed.h). */
+extern const char gw_backend_schemas_jenkins[];
+
 const struct gw_backend_impl gw_backend_jenkins = {
     .name = "jenkins",
-    .config_schema = jenkins_config_schema,
+    .config_schema = gw_backend_schemas_jenkins,
     .create = jenkins_create,
     .start = jenkins_start,
     .cancel = jenkins_cancel,

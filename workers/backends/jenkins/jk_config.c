@@ -206,7 +206,7 @@ static int check_parameters(json_t *params, struct gw_error *err)
     return 0;
 }
 
-int jk_config_parse(json_t *cfg, struct jk_config *c, struct gw_error *err)
+int gw_jk_config_parse(json_t *cfg, struct jk_config *c, struct gw_error *err)
 {
     static const char *const keys[] = {"url",       "job",        "user_env",
                                        "token_env", "parameters", "poll_interval_ms"};
@@ -255,11 +255,11 @@ int jk_config_parse(json_t *cfg, struct jk_config *c, struct gw_error *err)
     }
     return 0;
 fail:
-    jk_config_finish(c);
+    gw_jk_config_finish(c);
     return rc;
 }
 
-void jk_config_finish(struct jk_config *c)
+void gw_jk_config_finish(struct jk_config *c)
 {
     if (c == NULL)
         return;
@@ -353,7 +353,7 @@ static void add_param(struct sbuf *b, const char *name, const char *val, size_t 
     sb_escape(b, val, vlen);
 }
 
-char *jk_params_encode(const struct jk_config *c, const struct gw_run *run, struct gw_error *err)
+char *gw_jk_params_encode(const struct jk_config *c, const struct gw_run *run, struct gw_error *err)
 {
     struct sbuf b = {0}, v = {0};
     const char *k;
@@ -419,7 +419,7 @@ static bool has_run_param(json_t *actions, const char *run_id)
     return false;
 }
 
-long jk_find_build(json_t *job, const char *run_id, const char **url)
+long gw_jk_find_build(json_t *job, const char *run_id, const char **url)
 {
     size_t i;
     json_t *b;
@@ -435,7 +435,7 @@ long jk_find_build(json_t *job, const char *run_id, const char **url)
     return 0;
 }
 
-long jk_find_queue_item(json_t *queue, const char *job_path, const char *run_id)
+long gw_jk_find_queue_item(json_t *queue, const char *job_path, const char *run_id)
 {
     size_t i, jl = strlen(job_path);
     json_t *it;
@@ -466,7 +466,7 @@ long jk_find_queue_item(json_t *queue, const char *job_path, const char *run_id)
     return 0;
 }
 
-long jk_queue_id_from_location(const char *location)
+long gw_jk_queue_id_from_location(const char *location)
 {
     const char *p = NULL, *q = location;
     char *end;
@@ -488,7 +488,7 @@ long jk_queue_id_from_location(const char *location)
 
 /* ------------------------------------------------------------ lines */
 
-void jk_lines_init(struct jk_lines *l, size_t max)
+void gw_jk_lines_init(struct jk_lines *l, size_t max)
 {
     memset(l, 0, sizeof(*l));
     l->max = max;
@@ -502,7 +502,7 @@ static void emit(struct jk_lines *l, const char *s, size_t n, jk_line_cb cb, voi
     (void)l;
 }
 
-void jk_lines_feed(struct jk_lines *l, const char *data, size_t n, jk_line_cb cb, void *arg)
+void gw_jk_lines_feed(struct jk_lines *l, const char *data, size_t n, jk_line_cb cb, void *arg)
 {
     while (n > 0) {
         const char *nl = memchr(data, '\n', n);
@@ -544,7 +544,7 @@ void jk_lines_feed(struct jk_lines *l, const char *data, size_t n, jk_line_cb cb
         if (l->len == 0) {
             emit(l, data, take, cb, arg);
         } else {
-            jk_lines_feed(l, data, take, cb, arg); /* fits: appends, no newline */
+            gw_jk_lines_feed(l, data, take, cb, arg); /* fits: appends, no newline */
             emit(l, l->buf, l->len, cb, arg);
             l->len = 0;
         }
@@ -553,14 +553,14 @@ void jk_lines_feed(struct jk_lines *l, const char *data, size_t n, jk_line_cb cb
     }
 }
 
-void jk_lines_flush(struct jk_lines *l, jk_line_cb cb, void *arg)
+void gw_jk_lines_flush(struct jk_lines *l, jk_line_cb cb, void *arg)
 {
     if (l->len > 0)
         emit(l, l->buf, l->len, cb, arg);
     l->len = 0;
 }
 
-void jk_lines_finish(struct jk_lines *l)
+void gw_jk_lines_finish(struct jk_lines *l)
 {
     free(l->buf);
     memset(l, 0, sizeof(*l));

@@ -33,8 +33,6 @@
 #include <unistd.h>
 
 #include "backend.h"
-#include "backends/terraform/terraform_config_schema.h" /* generated */
-#include "backends/terraform/tf_features.h"             /* generated */
 #include "gw/log.h"
 #include "tf_prep.h"
 #include "tf_spawn.h"
@@ -109,33 +107,21 @@ static bool sha_ok(const char *s)
 
 static const char *run_resource_key(const struct gw_run *run)
 {
-#ifdef TF_HAVE_RESOURCE_KEY
     if (run->resource_key != NULL)
         return run->resource_key;
-#endif
     /* Without a resource key every run is its own resource. */
     return run->run_id != NULL ? run->run_id : "";
 }
 
 static json_t *run_secret_paths(const struct gw_run *run)
 {
-#ifdef TF_HAVE_SECRET_PATHS
     return run->secret_paths;
-#else
-    (void)run;
-    return NULL;
-#endif
 }
 
 /* A teardown run (the runtime's operation) destroys whatever the config says. */
 static bool run_is_teardown(const struct gw_run *run)
 {
-#ifdef TF_HAVE_OPERATION
     return run->operation != NULL && strcmp(run->operation, "teardown") == 0;
-#else
-    (void)run;
-    return false;
-#endif
 }
 
 static int tf_create(struct gw_run *run, struct gw_error *err)
@@ -236,8 +222,8 @@ static int tf_create(struct gw_run *run, struct gw_error *err)
     t->binary_cfg = x ? strdup(json_string_value(x)) : NULL;
     x = json_object_get(cfg, "state_dir");
     t->state_cfg = x ? strdup(json_string_value(x)) : NULL;
-    t->secrets = tf_secret_values(run->inputs, json_object_get(cfg, "sensitive_inputs"),
-                                  run_secret_paths(run));
+    t->secrets = gw_tf_secret_values(run->inputs, json_object_get(cfg, "sensitive_inputs"),
+                                     run_secret_paths(run));
     t->outputs = json_object();
     if (t->module_cfg == NULL || t->secrets == NULL || t->outputs == NULL ||
         (json_object_get(cfg, "binary") && t->binary_cfg == NULL) ||
@@ -422,15 +408,15 @@ static void prepare_work(uv_work_t *req)
     }
     if (!resolve_module(t))
         return;
-    tf_workdir_name(t->run->action_id ? t->run->action_id : "", run_resource_key(t->run), name);
+    gw_tf_workdir_name(t->run->action_id ? t->run->action_id : "", run_resource_key(t->run), name);
     if (snprintf(t->workdir, sizeof(t->workdir), "%s/%s", root, name) >= (int)sizeof(t->workdir)) {
         fail(t, "backend_error", -1, "state_dir is too long");
         return;
     }
     snprintf(plans, sizeof(plans), "%s/%s", t->workdir, TF_PLANS_DIR);
-    if (tf_mkdirs(plans, msg, sizeof(msg)) != 0 ||
-        tf_workdir_sync(t->workdir, t->module, msg, sizeof(msg)) != 0 ||
-        tf_write_tfvars(t->workdir, t->run->inputs, msg, sizeof(msg)) != 0) {
+    if (gw_tf_mkdirs(plans, msg, sizeof(msg)) != 0 ||
+        gw_tf_workdir_sync(t->workdir, t->module, msg, sizeof(msg)) != 0 ||
+        gw_tf_write_tfvars(t->workdir, t->run->inputs, msg, sizeof(msg)) != 0) {
         fail(t, "backend_error", -1, "prepare: %s", msg);
         return;
     }
@@ -441,7 +427,7 @@ static void prepare_work(uv_work_t *req)
         char path[PATH_MAX + 256], got[65];
         snprintf(t->plan_file, sizeof(t->plan_file), "%s/%s.tfplan", TF_PLANS_DIR, t->want_sha);
         snprintf(path, sizeof(path), "%s/%s", t->workdir, t->plan_file);
-        int rc = tf_file_sha256(path, got, msg, sizeof(msg));
+        int rc = gw_tf_file_sha256(path, got, msg, sizeof(msg));
         if (rc != 0 || strcmp(got, t->want_sha) != 0) {
             fail(t, "stale_plan", -1, "saved plan %s %s", t->want_sha,
                  rc == 1  ? "does not exist for this resource"
@@ -469,7 +455,7 @@ static void digest_work(uv_work_t *req)
         fail(t, "backend_error", -1, "show -json output is not JSON: %s", jerr.text);
         return;
     }
-    sum = tf_plan_summary(show);
+    sum = gw_tf_plan_summary(show);
     json_decref(show);
     if (sum == NULL) {
         fail(t, "backend_error", -1, "show -json output is not a plan object");
@@ -477,7 +463,7 @@ static void digest_work(uv_work_t *req)
     }
     json_object_set_new(t->outputs, "plan", sum);
     snprintf(path, sizeof(path), "%s/%s", t->workdir, t->plan_file);
-    if (tf_file_sha256(path, t->plan_sha, msg, sizeof(msg)) != 0) {
+    if (gw_tf_file_sha256(path, t->plan_sha, msg, sizeof(msg)) != 0) {
         fail(t, "backend_error", -1, "plan file: %s", msg);
         return;
     }
@@ -508,7 +494,7 @@ static void cleanup_work(uv_work_t *req)
     if (t->op == OP_DESTROY)
         return;
     out = json_loads(t->captured ? t->captured : "", JSON_ALLOW_NUL, &jerr);
-    pub = tf_outputs_public(out);
+    pub = gw_tf_outputs_public(out);
     json_decref(out);
     if (pub == NULL) {
         fail(t, "bad_outputs", 0, "output -json is not a JSON object: %s", jerr.text);
@@ -522,7 +508,7 @@ static void cleanup_work(uv_work_t *req)
 static void log_line(void *ctx, const char *stream, const char *line, size_t len)
 {
     struct tf_run *t = ctx;
-    size_t n = tf_redact(t->secrets, line, len, t->redact_buf, sizeof(t->redact_buf));
+    size_t n = gw_tf_redact(t->secrets, line, len, t->redact_buf, sizeof(t->redact_buf));
     gw_run_log(t->run, stream, t->redact_buf, n);
 }
 
@@ -599,7 +585,7 @@ static void proc_done(struct tf_proc *p, void *ctx)
     } else if (p->cap_overflow) {
         fail(t, "backend_error", -1, "terraform %s printed too much", step_names[t->step]);
     }
-    tf_proc_release(p);
+    gw_tf_proc_release(p);
     if (t->cancelled || t->timed_out || t->failed)
         end_run(t);
     else
@@ -653,8 +639,8 @@ static void spawn_step(struct tf_run *t, enum tf_step s)
     t->step = s;
     t->proc_active = true;
     gw_log(GW_LOG_INFO, t->run->run_id, "terraform: %s", step_names[s]);
-    tf_proc_start(&t->proc, t->run->loop, argv, t->envp, t->workdir, capture, log_line, proc_done,
-                  t);
+    gw_tf_proc_start(&t->proc, t->run->loop, argv, t->envp, t->workdir, capture, log_line,
+                     proc_done, t);
 }
 
 static void next_step(struct tf_run *t)
@@ -706,7 +692,7 @@ static void timeout_cb(uv_timer_t *h)
            t->run->timeout_seconds, step_names[t->step]);
     t->timed_out = true;
     if (t->proc_active)
-        tf_proc_stop(&t->proc, t->grace_ms);
+        gw_tf_proc_stop(&t->proc, t->grace_ms);
     /* Pool work ends on its own; work_done then ends the run. */
 }
 
@@ -731,7 +717,7 @@ static int tf_cancel(struct gw_run *run, enum gw_cancel_reason why)
            why == GW_CANCEL_SHUTDOWN ? "shutdown" : "requested");
     t->cancelled = true;
     if (t->proc_active)
-        tf_proc_stop(&t->proc, why == GW_CANCEL_SHUTDOWN ? t->grace_ms / 4 : t->grace_ms);
+        gw_tf_proc_stop(&t->proc, why == GW_CANCEL_SHUTDOWN ? t->grace_ms / 4 : t->grace_ms);
     return 0;
 }
 
@@ -753,9 +739,12 @@ static void tf_destroy(struct gw_run *run)
     run->backend_data = NULL;
 }
 
+/* schemas/backends/terraform.json, embedded in libgw (lib/gw/embed.h). */
+extern const char gw_backend_schemas_terraform[];
+
 const struct gw_backend_impl gw_backend_terraform = {
     .name = "terraform",
-    .config_schema = terraform_config_schema,
+    .config_schema = gw_backend_schemas_terraform,
     .create = tf_create,
     .start = tf_start,
     .cancel = tf_cancel,

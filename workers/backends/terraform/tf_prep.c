@@ -17,7 +17,7 @@
 
 #define COPY_MAX_DEPTH 32
 
-void tf_workdir_name(const char *action_id, const char *resource_key, char out[65])
+void gw_tf_workdir_name(const char *action_id, const char *resource_key, char out[65])
 {
     size_t a = strlen(action_id), k = strlen(resource_key);
     char *buf = malloc(a + k + 1);
@@ -33,7 +33,7 @@ void tf_workdir_name(const char *action_id, const char *resource_key, char out[6
     free(buf);
 }
 
-int tf_mkdirs(const char *dir, char *msg, size_t msgsz)
+int gw_tf_mkdirs(const char *dir, char *msg, size_t msgsz)
 {
     char p[4096];
     size_t n = strlen(dir);
@@ -181,7 +181,7 @@ static int copy_dir(int sfd, int dfd, int depth, char *msg, size_t msgsz)
     return rc;
 }
 
-int tf_workdir_sync(const char *workdir, const char *module_dir, char *msg, size_t msgsz)
+int gw_tf_workdir_sync(const char *workdir, const char *module_dir, char *msg, size_t msgsz)
 {
     int sfd, dfd, rc;
     if (clean_workdir(workdir, msg, msgsz) != 0)
@@ -203,7 +203,7 @@ int tf_workdir_sync(const char *workdir, const char *module_dir, char *msg, size
     return rc;
 }
 
-int tf_write_tfvars(const char *workdir, json_t *inputs, char *msg, size_t msgsz)
+int gw_tf_write_tfvars(const char *workdir, json_t *inputs, char *msg, size_t msgsz)
 {
     char path[4096];
     json_t *vars = json_is_object(inputs) ? json_deep_copy(inputs) : json_object();
@@ -246,7 +246,7 @@ int tf_write_tfvars(const char *workdir, json_t *inputs, char *msg, size_t msgsz
     return rc;
 }
 
-int tf_file_sha256(const char *path, char out[65], char *msg, size_t msgsz)
+int gw_tf_file_sha256(const char *path, char out[65], char *msg, size_t msgsz)
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char buf[65536], md[EVP_MAX_MD_SIZE];
@@ -303,7 +303,7 @@ static json_t *counters(void)
     return json_pack("{s:i,s:i,s:i}", "add", 0, "change", 0, "destroy", 0);
 }
 
-json_t *tf_plan_summary(json_t *plan)
+json_t *gw_tf_plan_summary(json_t *plan)
 {
     json_t *sum, *by_type, *rc;
     size_t i;
@@ -349,7 +349,7 @@ json_t *tf_plan_summary(json_t *plan)
     return sum;
 }
 
-json_t *tf_outputs_public(json_t *out)
+json_t *gw_tf_outputs_public(json_t *out)
 {
     const char *k;
     json_t *v, *res;
@@ -393,7 +393,7 @@ static void add_secret(json_t *list, json_t *v)
     free(s);
 }
 
-json_t *tf_secret_values(json_t *inputs, json_t *names, json_t *pointers)
+json_t *gw_tf_secret_values(json_t *inputs, json_t *names, json_t *pointers)
 {
     json_t *list = json_array(), *v;
     size_t i;
@@ -410,7 +410,7 @@ json_t *tf_secret_values(json_t *inputs, json_t *names, json_t *pointers)
     return list;
 }
 
-size_t tf_redact(json_t *secrets, const char *line, size_t len, char *out, size_t cap)
+size_t gw_tf_redact(json_t *secrets, const char *line, size_t len, char *out, size_t cap)
 {
     size_t o = 0, i = 0, rl = strlen(TF_REDACTED);
     if (cap == 0)

@@ -78,12 +78,12 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         if (is_out && p->capture)
             capture(p, buf->base, (size_t)n);
         else
-            exec_lines_feed(l, buf->base, (size_t)n, cb, p);
+            gw_exec_lines_feed(l, buf->base, (size_t)n, cb, p);
     }
     free(buf->base);
     if (n < 0) {
         if (!(is_out && p->capture))
-            exec_lines_flush(l, cb, p);
+            gw_exec_lines_flush(l, cb, p);
         close_one((uv_handle_t *)s, is_out ? &p->out_open : &p->err_open);
         maybe_close_timer(p);
     }
@@ -121,8 +121,8 @@ static void exit_cb(uv_process_t *proc, int64_t exit_status, int term_signal)
     maybe_close_timer(p);
 }
 
-void tf_proc_start(struct tf_proc *p, uv_loop_t *loop, char **argv, char **envp, const char *cwd,
-                   bool capture_stdout, tf_line_fn line, tf_done_fn done, void *ctx)
+void gw_tf_proc_start(struct tf_proc *p, uv_loop_t *loop, char **argv, char **envp, const char *cwd,
+                      bool capture_stdout, tf_line_fn line, tf_done_fn done, void *ctx)
 {
     uv_process_options_t o;
     uv_stdio_container_t stdio[3];
@@ -132,8 +132,8 @@ void tf_proc_start(struct tf_proc *p, uv_loop_t *loop, char **argv, char **envp,
     p->line = line;
     p->done = done;
     p->ctx = ctx;
-    exec_lines_init(&p->out_lines, GW_RUN_LOG_LINE_MAX);
-    exec_lines_init(&p->err_lines, GW_RUN_LOG_LINE_MAX);
+    gw_exec_lines_init(&p->out_lines, GW_RUN_LOG_LINE_MAX);
+    gw_exec_lines_init(&p->err_lines, GW_RUN_LOG_LINE_MAX);
     uv_pipe_init(loop, &p->out, 0);
     uv_pipe_init(loop, &p->err, 0);
     uv_timer_init(loop, &p->kill);
@@ -170,7 +170,7 @@ void tf_proc_start(struct tf_proc *p, uv_loop_t *loop, char **argv, char **envp,
     uv_read_start((uv_stream_t *)&p->err, alloc_cb, read_cb);
 }
 
-void tf_proc_stop(struct tf_proc *p, uint64_t grace_ms)
+void gw_tf_proc_stop(struct tf_proc *p, uint64_t grace_ms)
 {
     if (!p->spawned || p->exited || p->stop_stage != 0)
         return;
@@ -181,10 +181,10 @@ void tf_proc_stop(struct tf_proc *p, uint64_t grace_ms)
     uv_timer_start(&p->kill, kill_cb, grace_ms, 0);
 }
 
-void tf_proc_release(struct tf_proc *p)
+void gw_tf_proc_release(struct tf_proc *p)
 {
-    exec_lines_finish(&p->out_lines);
-    exec_lines_finish(&p->err_lines);
+    gw_exec_lines_finish(&p->out_lines);
+    gw_exec_lines_finish(&p->err_lines);
     free(p->cap);
     p->cap = NULL;
     p->cap_len = p->cap_size = 0;

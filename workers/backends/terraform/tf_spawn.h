@@ -46,14 +46,14 @@ struct tf_proc {
 /* Spawns argv[0] (a path, or a name looked up in envp's PATH by libuv) in
  * `cwd`. `done` always follows exactly once, from a close callback, after
  * every handle is closed: also when uv_spawn fails (spawned false). */
-void tf_proc_start(struct tf_proc *p, uv_loop_t *loop, char **argv, char **envp, const char *cwd,
-                   bool capture, tf_line_fn line, tf_done_fn done, void *ctx);
+void gw_tf_proc_start(struct tf_proc *p, uv_loop_t *loop, char **argv, char **envp, const char *cwd,
+                      bool capture, tf_line_fn line, tf_done_fn done, void *ctx);
 
 /* Starts the stop sequence: SIGINT to the group now, SIGTERM after grace_ms,
  * SIGKILL after another grace_ms. No-op once exited or already stopping. */
-void tf_proc_stop(struct tf_proc *p, uint64_t grace_ms);
+void gw_tf_proc_stop(struct tf_proc *p, uint64_t grace_ms);
 
 /* Frees the line buffers and the captured stdout (call after done). */
-void tf_proc_release(struct tf_proc *p);
+void gw_tf_proc_release(struct tf_proc *p);
 
 #endif

@@ -25,36 +25,7 @@ struct fixture F;
 
 /* ------------------------------------------------------------ helpers */
 
-static void t_log(struct gw_run *run, const char *stream, const char *line, size_t len)
-{
-    struct result *r = run->sink_data;
-    (void)stream;
-    if (r->nlines < MAX_LINES)
-        r->line[r->nlines++] = strndup(line, len);
-}
-
-static void t_finish(struct gw_run *run, const struct gw_run_result *res)
-{
-    struct result *r = run->sink_data;
-    CHECK(!r->finished);
-    r->finished = true;
-    r->outcome = res->outcome;
-    snprintf(r->reason, sizeof(r->reason), "%s", res->reason ? res->reason : "");
-    snprintf(r->message, sizeof(r->message), "%s", res->message ? res->message : "");
-    r->outputs = json_incref(res->outputs);
-}
-
-static const struct gw_run_sink sink = {.log = t_log, .finish = t_finish};
-
-void result_free(struct result *r)
-{
-    for (int i = 0; i < r->nlines; i++)
-        free(r->line[i]);
-    json_decref(r->outputs);
-    memset(r, 0, sizeof(*r));
-}
-
-bool result_mentions(const struct result *r, const char *needle)
+bool result_mentions(const struct run_record *r, const char *needle)
 {
     if (strstr(r->message, needle) != NULL)
         return true;
@@ -64,67 +35,25 @@ bool result_mentions(const struct result *r, const char *needle)
     return false;
 }
 
-struct cancel_ctx {
-    struct gw_run *run;
-    int rc;
-};
-
-static void do_cancel(uv_timer_t *t)
-{
-    struct cancel_ctx *c = t->data;
-    c->rc = gw_backend_lookup("git")->cancel(c->run, GW_CANCEL_REQUESTED);
-}
-
 void run_git(const char *config, json_t *inputs, const char *run_id, int timeout, int cancel_ms,
-             struct result *r)
+             struct run_record *r)
 {
-    uv_loop_t loop;
-    struct gw_error err;
-    const struct gw_backend_impl *be = gw_backend_lookup("git");
     json_error_t jerr;
     json_t *cfg = json_loads(config, 0, &jerr);
     struct gw_run run = {.run_id = run_id,
-                         .attempt = 1,
                          .action_id = "gitops-test",
-                         .action_version = "v1",
-                         .requested_by = "alice",
                          .inputs = inputs,
                          .config = cfg,
-                         .timeout_seconds = timeout,
-                         .sink = &sink,
-                         .sink_data = r};
-    uv_timer_t t;
-    struct cancel_ctx cc = {.run = &run, .rc = 1};
+                         .timeout_seconds = timeout};
+    struct backend_run_options o = {.cancel_after_ms = cancel_ms};
     if (cfg == NULL)
         fprintf(stderr, "bad test config: %s\n%s\n", jerr.text, config);
-    CHECK(be != NULL && cfg != NULL);
-    memset(r, 0, sizeof(*r));
-    CHECK(uv_loop_init(&loop) == 0);
-    run.loop = &loop;
-    if (be->create(&run, &err) != 0) {
+    CHECK(cfg != NULL);
+    if (backend_run("git", &run, &o, r) != 0) {
         r->finished = true;
         r->outcome = GW_RUN_FAILED;
         snprintf(r->reason, sizeof(r->reason), "create");
-        snprintf(r->message, sizeof(r->message), "%s", err.message);
-        be->destroy(&run);
-        goto out;
     }
-    CHECK(be->start(&run, &err) == 0);
-    CHECK(!r->finished); /* never synchronously */
-    uv_timer_init(&loop, &t);
-    t.data = &cc;
-    if (cancel_ms > 0)
-        uv_timer_start(&t, do_cancel, (uint64_t)cancel_ms, 0);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    CHECK(cancel_ms == 0 || cc.rc == 0);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    CHECK(r->finished);
-    CHECK(be->cancel(&run, GW_CANCEL_REQUESTED) == GW_ECONFLICT);
-    be->destroy(&run);
-    CHECK(run.backend_data == NULL);
-out:
-    CHECK(uv_loop_close(&loop) == 0);
     json_decref(cfg);
 }
 
@@ -189,20 +118,12 @@ static int count_commits(const char *branch)
     return n;
 }
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    CHECK(f != NULL);
-    fputs(text, f);
-    fclose(f);
-}
-
-static const char *outs(const struct result *r, const char *key)
+static const char *outs(const struct run_record *r, const char *key)
 {
     return json_string_value(json_object_get(r->outputs, key));
 }
 
-static void expect(const struct result *r, enum gw_run_outcome o)
+static void expect(const struct run_record *r, enum gw_run_outcome o)
 {
     if (!r->finished || r->outcome != o) {
         fprintf(stderr, "outcome %d (want %d): %s %s\n", r->outcome, o, r->reason, r->message);
@@ -278,7 +199,7 @@ static json_t *app_inputs(const char *name)
 
 static void test_success_and_replay(void)
 {
-    struct result r;
+    struct run_record r;
     char *cfg = config_with(FILES_APP, "Add {{ inputs.name }} for {{ requested_by }}", NULL);
     json_t *in = app_inputs("My Service");
     const char *id = "11111111-0000-4000-8000-000000000001";
@@ -311,7 +232,7 @@ static void test_success_and_replay(void)
     s = capture("git -C %s show main:README.md", F.remote); /* untouched */
     CHECK(strcmp(s, "seed") == 0);
     free(s);
-    result_free(&r);
+    run_record_free(&r);
 
     /* Replaying the same run finds its trailer and pushes nothing. */
     run_git(cfg, in, id, 30, 0, &r);
@@ -320,7 +241,7 @@ static void test_success_and_replay(void)
     CHECK(json_array_size(json_object_get(r.outputs, "changed_files")) == 2);
     CHECK(result_mentions(&r, "not pushing again"));
     CHECK(count_commits("main") == before + 1);
-    result_free(&r);
+    run_record_free(&r);
 
     /* A new run whose files already match: nothing to commit, no push. */
     char *cfg2 = config_with(
@@ -332,7 +253,7 @@ static void test_success_and_replay(void)
     CHECK(strcmp(outs(&r, "commit"), tip) == 0);
     CHECK(json_array_size(json_object_get(r.outputs, "changed_files")) == 0);
     CHECK(count_commits("main") == before + 1);
-    result_free(&r);
+    run_record_free(&r);
     free(tip);
     json_decref(in);
     free(cfg);
@@ -354,12 +275,12 @@ static void race_hook(const char *repository, int attempt, const char *sha)
 
 static void test_non_fast_forward(void)
 {
-    struct result r;
+    struct run_record r;
     char *cfg = config_with(FILES_APP, "Add {{ inputs.name }}", NULL);
     json_t *in = app_inputs("raced");
     int before = count_commits("main");
 
-    gw_git_test_before_push = race_hook;
+    gw_gitb_test_before_push = race_hook;
     race_pushes = 2;
     run_git(cfg, in, "22222222-0000-4000-8000-000000000001", 30, 0, &r);
     expect(&r, GW_RUN_SUCCEEDED);
@@ -375,7 +296,7 @@ static void test_non_fast_forward(void)
     free(racer);
     free(parent);
     free(tip);
-    result_free(&r);
+    run_record_free(&r);
 
     /* A branch that keeps moving: bounded retries, then a clear failure. */
     race_pushes = 100;
@@ -389,15 +310,15 @@ static void test_non_fast_forward(void)
     CHECK(strstr(r.message, "2 times") != NULL);
     CHECK(result_mentions(&r, "push_rejected: push to main rejected 2 times")); /* the run's log */
     CHECK(count_commits("main") == before + 2); /* only the racers' */
-    gw_git_test_before_push = NULL;
-    result_free(&r);
+    gw_gitb_test_before_push = NULL;
+    run_record_free(&r);
 
     /* Lost answer: the push landed but a retry runs (a new claim of the same
      * run) and finds the trailer on main. */
     run_git(cfg, in, "22222222-0000-4000-8000-000000000001", 30, 0, &r);
     expect(&r, GW_RUN_SUCCEEDED);
     CHECK(result_mentions(&r, "not pushing again"));
-    result_free(&r);
+    run_record_free(&r);
     json_decref(in);
     free(cfg0);
     free(cfg);
@@ -405,7 +326,7 @@ static void test_non_fast_forward(void)
 
 static void test_push_branch(void)
 {
-    struct result r;
+    struct run_record r;
     char *cfg =
         config_with(FILES_APP, "Add {{ inputs.name }}", "\"push_branch\":\"gangway/{{ run_id }}\"");
     json_t *in = app_inputs("branched");
@@ -421,11 +342,11 @@ static void test_push_branch(void)
     CHECK(strcmp(main_before, main_after) == 0);
     char *parent = capture("git -C %s rev-parse gangway/%s~1", F.remote, id);
     CHECK(strcmp(parent, main_before) == 0);
-    result_free(&r);
+    run_record_free(&r);
     run_git(cfg, in, id, 30, 0, &r); /* replay: same commit, no new branch tip */
     expect(&r, GW_RUN_SUCCEEDED);
     CHECK(strcmp(outs(&r, "commit"), tip) == 0);
-    result_free(&r);
+    run_record_free(&r);
     free(parent);
     free(main_after);
     free(tip);
@@ -436,7 +357,7 @@ static void test_push_branch(void)
 
 static void test_template_errors(void)
 {
-    struct result r;
+    struct run_record r;
     json_t *in = app_inputs("x");
     int before = count_commits("main");
     struct {
@@ -462,7 +383,7 @@ static void test_template_errors(void)
             abort();
         }
         CHECK(strcmp(r.reason, "template_error") == 0);
-        result_free(&r);
+        run_record_free(&r);
         free(cfg);
     }
     CHECK(count_commits("main") == before);
@@ -474,7 +395,7 @@ static void test_template_errors(void)
  * invalid_path and a message that names the path; nothing is pushed. */
 static void test_invalid_paths(void)
 {
-    struct result r;
+    struct run_record r;
     int before = count_commits("main");
     struct {
         const char *path, *needle;
@@ -498,7 +419,7 @@ static void test_invalid_paths(void)
             abort();
         }
         CHECK(result_mentions(&r, "invalid_path: files[0].path")); /* the run's log */
-        result_free(&r);
+        run_record_free(&r);
         free(cfg);
         json_decref(in);
     }
@@ -507,7 +428,7 @@ static void test_invalid_paths(void)
 
 static void test_bad_config(void)
 {
-    struct result r;
+    struct run_record r;
     json_t *in = json_object();
     const char *cfgs[] = {
         "{}",
@@ -526,7 +447,7 @@ static void test_bad_config(void)
         run_git(cfgs[i], in, "55555555-0000-4000-8000-000000000001", 30, 0, &r);
         CHECK(r.outcome == GW_RUN_FAILED && strcmp(r.reason, "create") == 0);
         CHECK(strncmp(r.message, "git: ", 5) == 0);
-        result_free(&r);
+        run_record_free(&r);
     }
     json_decref(in);
 }
@@ -534,7 +455,7 @@ static void test_bad_config(void)
 /* Holding the repository's cache lock makes a run wait: cancel and timeout. */
 static void test_cancel_timeout(void)
 {
-    struct result r;
+    struct run_record r;
     char hash[GW_SHA256_HEX_LEN + 1], lock[PATH_MAX + 64];
     char *cfg = config_with(FILES_APP, "m", NULL);
     json_t *in = app_inputs("slow");
@@ -547,10 +468,10 @@ static void test_cancel_timeout(void)
     run_git(cfg, in, "66666666-0000-4000-8000-000000000001", 30, 300, &r);
     expect(&r, GW_RUN_CANCELLED);
     CHECK(result_mentions(&r, "waiting for another run"));
-    result_free(&r);
+    run_record_free(&r);
     run_git(cfg, in, "66666666-0000-4000-8000-000000000002", 1, 0, &r);
     expect(&r, GW_RUN_TIMED_OUT);
-    result_free(&r);
+    run_record_free(&r);
     close(fd);
     CHECK(count_commits("main") == before);
     json_decref(in);
@@ -611,7 +532,7 @@ static json_t *server_requests(void)
 
 static void test_pull_request(void)
 {
-    struct result r;
+    struct run_record r;
     char extra[1024];
     const char *id = "77777777-0000-4000-8000-000000000001";
     const char *want_url = "http://hosting.test/platform/config/pulls/1";
@@ -646,7 +567,7 @@ static void test_pull_request(void)
           NULL);
     CHECK(strstr(json_string_value(json_object_get(b, "body")), id) != NULL);
     json_decref(reqs);
-    result_free(&r);
+    run_record_free(&r);
 
     /* Replay: no second push, the API's 409 leads to the existing request. */
     run_git(cfg, in, id, 30, 0, &r);
@@ -657,7 +578,7 @@ static void test_pull_request(void)
     CHECK(strcmp(json_string_value(json_object_get(json_array_get(reqs, 1), "method")), "GET") ==
           0);
     json_decref(reqs);
-    result_free(&r);
+    run_record_free(&r);
 
     /* A wrong token: the API's 401 fails the run, and the token stays out of it. */
     setenv("GW_TEST_PR_TOKEN", "wrong-SECRET-0815", 1);
@@ -667,7 +588,7 @@ static void test_pull_request(void)
     CHECK(strstr(r.message, "HTTP 401") != NULL);
     CHECK(!result_mentions(&r, "wrong-SECRET-0815"));
     json_decref(server_requests());
-    result_free(&r);
+    run_record_free(&r);
     json_decref(in);
     free(cfg);
 }
@@ -676,7 +597,7 @@ static void test_pull_request(void)
  * appears in no log line or message; neither does the URL's user info. */
 static void test_credentials(void)
 {
-    struct result r;
+    struct run_record r;
     char extra[256], *cfg;
     json_t *in = app_inputs("creds");
     snprintf(extra, sizeof(extra), "\"token_env\":\"GW_TEST_GIT_TOKEN\"");
@@ -704,7 +625,7 @@ static void test_credentials(void)
     CHECK(sent);
     CHECK(json_array_size(reqs) <= 4);
     json_decref(reqs);
-    result_free(&r);
+    run_record_free(&r);
     free(cfg);
 
     /* A password in the URL is refused at create, and not repeated. */
@@ -713,7 +634,7 @@ static void test_credentials(void)
     run_git(cfg, in, "88888888-0000-4000-8000-000000000002", 30, 0, &r);
     CHECK(r.outcome == GW_RUN_FAILED && strcmp(r.reason, "create") == 0);
     CHECK(strstr(r.message, "password") != NULL && strstr(r.message, "hunter2") == NULL);
-    result_free(&r);
+    run_record_free(&r);
     free(cfg);
     memcpy(F.url, saved, sizeof(saved));
     json_decref(in);

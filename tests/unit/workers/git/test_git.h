@@ -6,19 +6,7 @@
 #include <limits.h>
 #include <stdbool.h>
 
-#include "backend.h"
-
-#define MAX_LINES 256
-
-struct result {
-    bool finished;
-    enum gw_run_outcome outcome;
-    char reason[64];
-    char message[1200];
-    json_t *outputs;
-    int nlines;
-    char *line[MAX_LINES];
-};
+#include "backend_run.h"
 
 struct fixture {
     char tmp[1024];         /* everything lives here */
@@ -31,12 +19,12 @@ struct fixture {
 
 extern struct fixture F;
 
-/* Runs the backend to the end. cancel_ms > 0 cancels then. */
+/* Runs the backend to the end. cancel_ms > 0 cancels then. A create()
+ * failure is recorded as a finished, failed run with reason "create". */
 void run_git(const char *config, json_t *inputs, const char *run_id, int timeout, int cancel_ms,
-             struct result *r);
-void result_free(struct result *r);
+             struct run_record *r);
 /* Any log line or the message contains needle. */
-bool result_mentions(const struct result *r, const char *needle);
+bool result_mentions(const struct run_record *r, const char *needle);
 int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Output of a shell command, trailing newline removed (malloc'd). */
 char *capture(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -64,7 +64,7 @@ static int commits(const char *ref)
     return n;
 }
 
-static void check_contained(struct result *r)
+static void check_contained(struct run_record *r)
 {
     json_t *ch = json_object_get(r->outputs, "changed_files"), *v;
     size_t i;
@@ -91,7 +91,7 @@ static void inject_path(void)
                                "direct {{ inputs.v | slug }}", NULL);
     for (size_t i = 0; i < sizeof(corpus) / sizeof(corpus[0]); i++) {
         for (int d = 0; d < 2; d++) {
-            struct result r;
+            struct run_record r;
             char id[64];
             json_t *in = json_pack("{s:o}", "v", payload(i));
             snprintf(id, sizeof(id), "99999999-0000-4000-8%03zu-%012d", i, d);
@@ -103,7 +103,7 @@ static void inject_path(void)
                 CHECK(strcmp(r.reason, "invalid_path") == 0 ||
                       (strcmp(r.reason, "template_error") == 0 &&
                        strstr(r.message, "control character") != NULL));
-            result_free(&r);
+            run_record_free(&r);
             json_decref(in);
         }
     }
@@ -117,7 +117,7 @@ static void inject_symlink(void)
     const char *paths[] = {"link/escape.yaml", "link/sub/dir/x.yaml", "evil.yaml", "link"};
     int before = commits("main");
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
-        struct result r;
+        struct run_record r;
         char files[256];
         snprintf(files, sizeof(files), "[{\"template\":\"plain.tpl\",\"path\":\"%s\"}]", paths[i]);
         char *cfg = config_with(files, "symlink", NULL);
@@ -128,7 +128,7 @@ static void inject_symlink(void)
             fprintf(stderr, "%s: outcome %d, %s\n", paths[i], r.outcome, r.message);
             abort();
         }
-        result_free(&r);
+        run_record_free(&r);
         json_decref(in);
         free(cfg);
     }
@@ -142,7 +142,7 @@ static void inject_ref(void)
         config_with("[{\"template\":\"plain.tpl\",\"path\":\"refs/{{ inputs.v | slug }}.yaml\"}]",
                     "ref", "\"push_branch\":\"gangway/{{ inputs.v }}\"");
     for (size_t i = 0; i < sizeof(corpus) / sizeof(corpus[0]); i++) {
-        struct result r;
+        struct run_record r;
         char id[64];
         json_t *in = json_pack("{s:o}", "v", payload(i));
         snprintf(id, sizeof(id), "bbbbbbbb-0000-4000-8000-%012zu", i);
@@ -157,7 +157,7 @@ static void inject_ref(void)
         } else {
             CHECK(strcmp(r.reason, "template_error") == 0);
         }
-        result_free(&r);
+        run_record_free(&r);
         json_decref(in);
     }
     /* Base branch names are checked at create. */
@@ -169,13 +169,13 @@ static void inject_ref(void)
                            "../main",
                            "main.lock"};
     for (size_t i = 0; i < sizeof(bases) / sizeof(bases[0]); i++) {
-        struct result r;
+        struct run_record r;
         json_t *c = json_loads(cfg, 0, NULL), *in = json_object();
         json_object_set_new(c, "branch", json_string(bases[i]));
         char *s = json_dumps(c, 0);
         run_git(s, in, "bbbbbbbb-0000-4000-8000-000000000099", 30, 0, &r);
         CHECK(r.outcome == GW_RUN_FAILED && strcmp(r.reason, "create") == 0);
-        result_free(&r);
+        run_record_free(&r);
         free(s);
         json_decref(c);
         json_decref(in);
@@ -190,7 +190,7 @@ static void inject_message(void)
     char *cfg = config_with("[{\"template\":\"plain.tpl\",\"path\":\"msg/{{ run_id }}.yaml\"}]",
                             "Message {{ inputs.v }}", NULL);
     for (size_t i = 0; i < sizeof(corpus) / sizeof(corpus[0]); i++) {
-        struct result r;
+        struct run_record r;
         char id[64];
         json_t *v = payload(i), *in = json_pack("{s:O}", "v", v);
         snprintf(id, sizeof(id), "cccccccc-0000-4000-8000-%012zu", i);
@@ -210,7 +210,7 @@ static void inject_message(void)
         } else {
             CHECK(strstr(r.message, "control character") != NULL);
         }
-        result_free(&r);
+        run_record_free(&r);
         json_decref(in);
         json_decref(v);
     }
@@ -234,7 +234,7 @@ static void inject_url(void)
         "ssh://host/$(touch /tmp/x)\n",
     };
     for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
-        struct result r;
+        struct run_record r;
         char *c = NULL;
         json_t *jc =
             json_pack("{s:s, s:s, s:s, s:[{s:s, s:s}]}", "repository", urls[i], "templates_dir",
@@ -246,7 +246,7 @@ static void inject_url(void)
             fprintf(stderr, "url %s: outcome %d reason %s\n", urls[i], r.outcome, r.reason);
             abort();
         }
-        result_free(&r);
+        run_record_free(&r);
         free(c);
         json_decref(jc);
         json_decref(in);

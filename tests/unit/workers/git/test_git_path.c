@@ -1,6 +1,6 @@
 /*
  * The git backend's path rules (git_path.h), as a table, each row checked
- * twice: against gw_git_path_classify, and, when git can store the path in a
+ * twice: against gw_gitb_path_classify, and, when git can store the path in a
  * tree, against `git fsck --strict` on a tree built with `git hash-object`
  * and `git mktree -z` in a fresh bare repository. A row says what git does
  * with it: reject it (and with which fsck message), accept it (the names we
@@ -27,7 +27,7 @@ enum fsck { NOT_STORABLE, GIT_REJECTS, GIT_ACCEPTS };
 struct row {
     const char *path;
     size_t len; /* 0: strlen(path) */
-    enum gw_git_path_rule rule;
+    enum gw_gitb_path_rule rule;
     enum fsck fsck;
     const char *fsck_says; /* a message id fsck prints (GIT_REJECTS, or an info) */
     bool symlink;          /* the last component as a symlink, not a regular file */
@@ -245,9 +245,9 @@ static void test_table(bool with_git)
         const struct row *r = &rows[i];
         size_t len = r->len ? r->len : strlen(r->path), at;
         char q[200], msg[700];
-        enum gw_git_path_rule got = gw_git_path_classify(r->path, len, &at);
+        enum gw_gitb_path_rule got = gw_gitb_path_classify(r->path, len, &at);
 
-        gw_git_path_quote(r->path, len, q, sizeof(q));
+        gw_gitb_path_quote(r->path, len, q, sizeof(q));
         if (got != r->rule) {
             fprintf(stderr, "row %zu %s: rule %s, want %s\n", i, q, rule_names[got],
                     rule_names[r->rule]);
@@ -256,7 +256,7 @@ static void test_table(bool with_git)
         CHECK(at <= len);
         /* The message names the path, quoted; the check agrees. */
         msg[0] = '\0';
-        CHECK((gw_git_path_check(r->path, len, msg, sizeof(msg)) == 0) == (got == 0));
+        CHECK((gw_gitb_path_check(r->path, len, msg, sizeof(msg)) == 0) == (got == 0));
         if (got != GW_GIT_PATH_OK && got != GW_GIT_PATH_EMPTY && strstr(msg, q) == NULL) {
             fprintf(stderr, "row %zu: the message does not name %s: %s\n", i, q, msg);
             abort();
@@ -289,23 +289,23 @@ static void test_limits(void)
     char p[2100];
     size_t at;
     memset(p, 'a', sizeof(p));
-    CHECK(gw_git_path_classify(p, GW_GIT_PATH_COMPONENT_MAX, NULL) == GW_GIT_PATH_OK);
-    CHECK(gw_git_path_classify(p, GW_GIT_PATH_COMPONENT_MAX + 1, NULL) == GW_GIT_PATH_TOO_LONG);
+    CHECK(gw_gitb_path_classify(p, GW_GIT_PATH_COMPONENT_MAX, NULL) == GW_GIT_PATH_OK);
+    CHECK(gw_gitb_path_classify(p, GW_GIT_PATH_COMPONENT_MAX + 1, NULL) == GW_GIT_PATH_TOO_LONG);
     for (size_t i = 200; i < GW_GIT_PATH_MAX; i += 200)
         p[i] = '/';
-    CHECK(gw_git_path_classify(p, GW_GIT_PATH_MAX, NULL) == GW_GIT_PATH_OK);
-    CHECK(gw_git_path_classify(p, GW_GIT_PATH_MAX + 1, NULL) == GW_GIT_PATH_TOO_LONG);
+    CHECK(gw_gitb_path_classify(p, GW_GIT_PATH_MAX, NULL) == GW_GIT_PATH_OK);
+    CHECK(gw_gitb_path_classify(p, GW_GIT_PATH_MAX + 1, NULL) == GW_GIT_PATH_TOO_LONG);
     /* The offending byte, or the offending component's start. */
-    CHECK(gw_git_path_classify(L("ab\x01"), &at) == GW_GIT_PATH_CONTROL && at == 2);
-    CHECK(gw_git_path_classify(L("apps/x/.GIT/y"), &at) == GW_GIT_PATH_DOTGIT && at == 7);
-    CHECK(gw_git_path_classify(L("a/b\xe2\x80"), &at) == GW_GIT_PATH_BAD_UTF8 && at == 3);
+    CHECK(gw_gitb_path_classify(L("ab\x01"), &at) == GW_GIT_PATH_CONTROL && at == 2);
+    CHECK(gw_gitb_path_classify(L("apps/x/.GIT/y"), &at) == GW_GIT_PATH_DOTGIT && at == 7);
+    CHECK(gw_gitb_path_classify(L("a/b\xe2\x80"), &at) == GW_GIT_PATH_BAD_UTF8 && at == 3);
 }
 
 static void quote_is(const char *in, size_t len, size_t cap, const char *want)
 {
     char out[256];
     CHECK(cap <= sizeof(out));
-    gw_git_path_quote(in, len, out, cap);
+    gw_gitb_path_quote(in, len, out, cap);
     if (strcmp(out, want) != 0) {
         fprintf(stderr, "quote: got [%s], want [%s]\n", out, want);
         abort();

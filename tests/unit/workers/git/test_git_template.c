@@ -11,12 +11,12 @@ static json_t *inputs;
 
 static char *render(const char *tpl, unsigned flags, char *msg)
 {
-    struct gw_git_tpl_vars v = {
+    struct gw_gitb_tpl_vars v = {
         .inputs = inputs, .run_id = "run-1", .requested_by = "Alice", .action_id = "act"};
     char *out = NULL;
     size_t n;
     msg[0] = '\0';
-    if (gw_git_tpl_render(&v, tpl, strlen(tpl), flags, &out, &n, msg, 300) != 0) {
+    if (gw_gitb_tpl_render(&v, tpl, strlen(tpl), flags, &out, &n, msg, 300) != 0) {
         CHECK(out == NULL && msg[0] != '\0');
         return NULL;
     }
@@ -103,14 +103,14 @@ static void test_templates(void)
     /* A NUL from the inputs survives in file contents, never in one-line use. */
     json_object_set_new(inputs, "nul", json_stringn("a\0b", 3));
     {
-        struct gw_git_tpl_vars v = {.inputs = inputs, .run_id = "r", .requested_by = "u"};
+        struct gw_gitb_tpl_vars v = {.inputs = inputs, .run_id = "r", .requested_by = "u"};
         char *out, msg[300];
         size_t n;
-        CHECK(gw_git_tpl_render(&v, "{{ inputs.nul }}", 16, 0, &out, &n, msg, sizeof(msg)) == 0);
+        CHECK(gw_gitb_tpl_render(&v, "{{ inputs.nul }}", 16, 0, &out, &n, msg, sizeof(msg)) == 0);
         CHECK(n == 3 && memcmp(out, "a\0b", 3) == 0);
         free(out);
-        CHECK(gw_git_tpl_render(&v, "{{ inputs.nul }}", 16, GW_GIT_TPL_SINGLE_LINE, &out, &n, msg,
-                                sizeof(msg)) == -1);
+        CHECK(gw_gitb_tpl_render(&v, "{{ inputs.nul }}", 16, GW_GIT_TPL_SINGLE_LINE, &out, &n, msg,
+                                 sizeof(msg)) == -1);
         CHECK(strstr(msg, "0x00") != NULL);
     }
     json_decref(inputs);
@@ -118,9 +118,9 @@ static void test_templates(void)
 
 static void test_branches(void)
 {
-    CHECK(gw_git_branch_valid("main"));
-    CHECK(gw_git_branch_valid("gangway/11111111-2222-3333-4444-555555555555"));
-    CHECK(gw_git_branch_valid("release/v1.2"));
+    CHECK(gw_gitb_branch_valid("main"));
+    CHECK(gw_gitb_branch_valid("gangway/11111111-2222-3333-4444-555555555555"));
+    CHECK(gw_gitb_branch_valid("release/v1.2"));
     const char *badv[] = {"",
                           "-oProxyCommand=x",
                           "--upload-pack=touch",
@@ -146,7 +146,7 @@ static void test_branches(void)
                           "a/.b",
                           "x\x7f"};
     for (size_t i = 0; i < ARRAY_SIZE(badv); i++)
-        if (gw_git_branch_valid(badv[i])) {
+        if (gw_gitb_branch_valid(badv[i])) {
             fprintf(stderr, "branch '%s' accepted\n", badv[i]);
             abort();
         }
@@ -156,13 +156,13 @@ static void test_scrub(void)
 {
     char out[256];
     const char *secrets[] = {"tok-SECRET", NULL};
-    gw_git_scrub("fetch https://bob:hunter2@git.example/x.git failed", out, sizeof(out), NULL);
+    gw_gitb_scrub("fetch https://bob:hunter2@git.example/x.git failed", out, sizeof(out), NULL);
     CHECK(strcmp(out, "fetch https://***@git.example/x.git failed") == 0);
-    gw_git_scrub("ssh://git@host/x and http://u:p@h:1/ and file:///a/b@c", out, sizeof(out), NULL);
+    gw_gitb_scrub("ssh://git@host/x and http://u:p@h:1/ and file:///a/b@c", out, sizeof(out), NULL);
     CHECK(strcmp(out, "ssh://***@host/x and http://***@h:1/ and file:///a/b@c") == 0);
-    gw_git_scrub("token tok-SECRET, again tok-SECRETtok-SECRET", out, sizeof(out), secrets);
+    gw_gitb_scrub("token tok-SECRET, again tok-SECRETtok-SECRET", out, sizeof(out), secrets);
     CHECK(strcmp(out, "token ***, again ******") == 0);
-    gw_git_scrub("https://u:tok-SECRET@h/", out, 8, secrets);
+    gw_gitb_scrub("https://u:tok-SECRET@h/", out, 8, secrets);
     CHECK(strlen(out) < 8 && strstr(out, "tok") == NULL);
 }
 

@@ -15,59 +15,17 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "backend.h"
+#include "backend_run.h"
 #include "wtest.h"
 
-#define MAX_LINES 256
-#define TOKEN     "s3cret-t0ken"
+#define TOKEN "s3cret-t0ken"
 
 extern char **environ;
 
 static char base[64];
 static pid_t fake_pid;
 
-struct result {
-    bool finished;
-    enum gw_run_outcome outcome;
-    char reason[64];
-    char message[600];
-    int exit_code;
-    json_t *outputs;
-    int nlines;
-    char *line[MAX_LINES];
-};
-
-static void t_log(struct gw_run *run, const char *stream, const char *line, size_t len)
-{
-    struct result *r = run->sink_data;
-    CHECK(strcmp(stream, "stdout") == 0);
-    CHECK(r->nlines < MAX_LINES);
-    r->line[r->nlines++] = strndup(line, len);
-}
-
-static void t_finish(struct gw_run *run, const struct gw_run_result *res)
-{
-    struct result *r = run->sink_data;
-    CHECK(!r->finished);
-    r->finished = true;
-    r->outcome = res->outcome;
-    snprintf(r->reason, sizeof(r->reason), "%s", res->reason ? res->reason : "");
-    snprintf(r->message, sizeof(r->message), "%s", res->message ? res->message : "");
-    r->exit_code = res->exit_code;
-    r->outputs = json_incref(res->outputs);
-}
-
-static const struct gw_run_sink sink = {.log = t_log, .finish = t_finish};
-
-static void result_free(struct result *r)
-{
-    for (int i = 0; i < r->nlines; i++)
-        free(r->line[i]);
-    json_decref(r->outputs);
-    memset(r, 0, sizeof(*r));
-}
-
-static bool has_line(const struct result *r, const char *s)
+static bool has_line(const struct run_record *r, const char *s)
 {
     for (int i = 0; i < r->nlines; i++)
         if (strcmp(r->line[i], s) == 0)
@@ -178,19 +136,6 @@ static json_t *build_params(const char *job)
 
 /* ------------------------------------------------------------ driving a run */
 
-struct cancel_ctx {
-    struct gw_run *run;
-    const struct gw_backend_impl *be;
-    enum gw_cancel_reason why;
-    int rc;
-};
-
-static void do_cancel(uv_timer_t *t)
-{
-    struct cancel_ctx *c = t->data;
-    c->rc = c->be->cancel(c->run, c->why);
-}
-
 static char cfg_buf[2048];
 
 static const char *cfg(const char *job, const char *extra)
@@ -211,55 +156,26 @@ static const char *cfg(const char *job, const char *extra)
     return cfg_buf;
 }
 
-/* Runs to the end; cancel_after_ms > 0 cancels then. Returns create()'s rc. */
+/* Runs to the end; cancel_after_ms > 0 cancels then. Returns create()'s rc.
+ * Every log line comes on stdout. */
 static int run_jenkins(const char *run_id, const char *config, const char *inputs, int timeout,
-                       int cancel_after_ms, enum gw_cancel_reason why, struct result *r)
+                       int cancel_after_ms, enum gw_cancel_reason why, struct run_record *r)
 {
-    uv_loop_t loop;
-    struct gw_error err;
-    const struct gw_backend_impl *be = gw_backend_lookup("jenkins");
     json_t *c = json_loads(config, 0, NULL), *in = json_loads(inputs, JSON_ALLOW_NUL, NULL);
     struct gw_run run = {.run_id = run_id,
-                         .attempt = 1,
                          .action_id = "deploy",
-                         .action_version = "v1",
-                         .requested_by = "alice",
                          .inputs = in,
                          .config = c,
                          .timeout_seconds = timeout,
                          .resource_key = "svc-billing",
-                         .operation = "teardown",
-                         .sink = &sink,
-                         .sink_data = r};
-    uv_timer_t t;
-    struct cancel_ctx cc = {.run = &run, .be = be, .why = why, .rc = 1};
+                         .operation = "teardown"};
+    struct backend_run_options o = {
+        .cancel_after_ms = cancel_after_ms, .why = why, .max_lines = 256};
     int rc;
-    CHECK(be != NULL && c != NULL && in != NULL);
-    memset(r, 0, sizeof(*r));
-    CHECK(uv_loop_init(&loop) == 0);
-    run.loop = &loop;
-    rc = be->create(&run, &err);
-    if (rc != 0) {
-        snprintf(r->message, sizeof(r->message), "%s", err.message);
-        be->destroy(&run);
-        goto out;
-    }
-    CHECK(be->start(&run, &err) == 0);
-    CHECK(!r->finished);
-    uv_timer_init(&loop, &t);
-    t.data = &cc;
-    if (cancel_after_ms > 0)
-        uv_timer_start(&t, do_cancel, (uint64_t)cancel_after_ms, 0);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    CHECK(cancel_after_ms == 0 || cc.rc == 0);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    CHECK(r->finished);
-    CHECK(be->cancel(&run, GW_CANCEL_REQUESTED) == GW_ECONFLICT);
-    be->destroy(&run);
-    CHECK(run.backend_data == NULL);
-out:
-    CHECK(uv_loop_close(&loop) == 0);
+    CHECK(c != NULL && in != NULL);
+    rc = backend_run("jenkins", &run, &o, r);
+    for (int i = 0; i < r->nlines; i++)
+        CHECK(strcmp(r->stream[i], "stdout") == 0);
     json_decref(c);
     json_decref(in);
     return rc;
@@ -274,7 +190,7 @@ static void reset(void)
 
 static void test_success_full_log(void)
 {
-    struct result r;
+    struct run_record r;
     json_t *s, *req;
     size_t i;
     bool posted = false;
@@ -318,7 +234,7 @@ static void test_success_full_log(void)
     CHECK(posted);
     json_decref(s);
     json_decref(ctl("set", "{\"max_chunk\": 0}"));
-    result_free(&r);
+    run_record_free(&r);
 }
 
 static void test_results(void)
@@ -334,7 +250,7 @@ static void test_results(void)
         {"ABORTED", GW_RUN_CANCELLED, ""},
     };
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-        struct result r;
+        struct run_record r;
         char in[128], id[64];
         reset();
         snprintf(in, sizeof(in), "{\"RESULT\": \"%s\", \"SLEEP\": \"0.1\"}", cases[i].result);
@@ -345,7 +261,7 @@ static void test_results(void)
         CHECK(strstr(r.message, cases[i].result) != NULL || cases[i].outcome == GW_RUN_CANCELLED);
         if (strcmp(cases[i].result, "FAILURE") == 0)
             CHECK(r.exit_code == 1);
-        result_free(&r);
+        run_record_free(&r);
     }
 }
 
@@ -367,7 +283,7 @@ static bool requested(const char *method, const char *path_prefix)
 
 static void test_cancel_queued(void)
 {
-    struct result r;
+    struct run_record r;
     json_t *s;
     reset();
     json_decref(ctl("set", "{\"queue_delay\": 30}"));
@@ -380,12 +296,12 @@ static void test_cancel_queued(void)
         json_is_true(json_object_get(json_array_get(json_object_get(s, "queue"), 0), "cancelled")));
     CHECK(json_object_size(json_object_get(s, "builds")) == 0);
     json_decref(s);
-    result_free(&r);
+    run_record_free(&r);
 }
 
 static void test_cancel_running(void)
 {
-    struct result r;
+    struct run_record r;
     reset();
     run_jenkins("00000000-0000-4000-8000-000000000202", cfg("hello", NULL),
                 "{\"SLEEP\": \"20\", \"LINES\": \"20\"}", 0, 1500, GW_CANCEL_REQUESTED, &r);
@@ -393,24 +309,24 @@ static void test_cancel_running(void)
     CHECK(requested("POST", "/job/hello/1/stop"));
     CHECK(has_line(&r, "Aborted by user"));
     CHECK(has_line(&r, "Finished: ABORTED"));
-    result_free(&r);
+    run_record_free(&r);
 }
 
 static void test_timeout(void)
 {
-    struct result r;
+    struct run_record r;
     reset();
     run_jenkins("00000000-0000-4000-8000-000000000203", cfg("hello", NULL),
                 "{\"SLEEP\": \"20\", \"LINES\": \"20\"}", 1, 0, 0, &r);
     CHECK(r.outcome == GW_RUN_TIMED_OUT);
     CHECK(requested("POST", "/job/hello/1/stop"));
     CHECK(has_line(&r, "Finished: ABORTED"));
-    result_free(&r);
+    run_record_free(&r);
 }
 
 static void test_retry_follows_existing(void)
 {
-    struct result r;
+    struct run_record r;
     reset();
     /* An earlier attempt's build, then one still in the queue. */
     json_decref(ctl("seed", "{\"job\": \"hello\", \"params\": {\"GANGWAY_RUN_ID\": \"other\"}}"));
@@ -423,7 +339,7 @@ static void test_retry_follows_existing(void)
     CHECK(strstr(r.message, "#2") != NULL);
     CHECK(triggers() == 0);
     CHECK(!requested("POST", "/job/hello/buildWithParameters"));
-    result_free(&r);
+    run_record_free(&r);
 
     reset();
     json_decref(ctl("seed", "{\"job\": \"hello\", \"delay\": 1.5, \"params\": {\"GANGWAY_RUN_ID\": "
@@ -432,12 +348,12 @@ static void test_retry_follows_existing(void)
     CHECK(r.outcome == GW_RUN_SUCCEEDED);
     CHECK(triggers() == 0);
     CHECK(requested("GET", "/queue/item/101/api/json"));
-    result_free(&r);
+    run_record_free(&r);
 }
 
 static void test_crumb_refused_and_auth(void)
 {
-    struct result r;
+    struct run_record r;
     reset();
     json_decref(ctl("set", "{\"crumb_broken\": true}"));
     run_jenkins("00000000-0000-4000-8000-000000000401", cfg("hello", NULL), "{}", 0, 0, 0, &r);
@@ -445,7 +361,7 @@ static void test_crumb_refused_and_auth(void)
     CHECK(strstr(r.message, "HTTP 403") != NULL && strstr(r.message, "crumb") != NULL);
     CHECK(strstr(r.message, TOKEN) == NULL);
     CHECK(triggers() == 0);
-    result_free(&r);
+    run_record_free(&r);
 
     reset();
     setenv("JK_TOKEN", "wrong-token", 1);
@@ -454,23 +370,23 @@ static void test_crumb_refused_and_auth(void)
     CHECK(r.outcome == GW_RUN_FAILED && strcmp(r.reason, "backend_error") == 0);
     CHECK(strstr(r.message, "HTTP 401") != NULL && strstr(r.message, "credentials") != NULL);
     CHECK(strstr(r.message, "wrong-token") == NULL);
-    result_free(&r);
+    run_record_free(&r);
 }
 
 static void test_errors_and_retries(void)
 {
-    struct result r;
+    struct run_record r;
     reset();
     run_jenkins("00000000-0000-4000-8000-000000000501", cfg("missing", NULL), "{}", 0, 0, 0, &r);
     CHECK(r.outcome == GW_RUN_FAILED && strstr(r.message, "not found") != NULL);
-    result_free(&r);
+    run_record_free(&r);
 
     reset();
     json_decref(ctl("set", "{\"fail_next\": 3}"));
     run_jenkins("00000000-0000-4000-8000-000000000502", cfg("hello", NULL), "{}", 0, 0, 0, &r);
     CHECK(r.outcome == GW_RUN_SUCCEEDED);
     CHECK(triggers() == 1);
-    result_free(&r);
+    run_record_free(&r);
 
     /* A trigger whose answer is lost (Jenkins queued the build, then a 502
      * came back) looks again before posting again: one build, not two. */
@@ -480,7 +396,7 @@ static void test_errors_and_retries(void)
     CHECK(r.outcome == GW_RUN_SUCCEEDED);
     CHECK(triggers() == 1);
     CHECK(requested("GET", "/queue/item/101/api/json"));
-    result_free(&r);
+    run_record_free(&r);
 }
 
 static void test_injection_parameters(void)
@@ -499,7 +415,7 @@ static void test_injection_parameters(void)
         "%26RESULT%3DFAILURE",
         "{{run_id}}",
     };
-    struct result r;
+    struct run_record r;
     json_t *in = json_object(), *p;
     char *ins;
     reset();
@@ -531,12 +447,12 @@ static void test_injection_parameters(void)
     json_decref(p);
     free(ins);
     json_decref(in);
-    result_free(&r);
+    run_record_free(&r);
 }
 
 static void test_parameters_mapping(void)
 {
-    struct result r;
+    struct run_record r;
     json_t *p;
     reset();
     run_jenkins(
@@ -554,7 +470,7 @@ static void test_parameters_mapping(void)
     CHECK(json_object_get(p, "ABSENT") == NULL && json_object_get(p, "ignored") == NULL);
     CHECK(json_object_size(p) == 4);
     json_decref(p);
-    result_free(&r);
+    run_record_free(&r);
 }
 
 static bool only_paths_under(const char *prefix, bool queue_too)
@@ -578,7 +494,7 @@ static void test_injection_job_names(void)
 {
     static const char *const refused[] = {
         "../crumbIssuer", "a/../../queue", "hello/..", "./hello", "a//b", "", "/hello"};
-    struct result r;
+    struct run_record r;
     json_t *s;
     for (size_t i = 0; i < ARRAY_SIZE(refused); i++) {
         reset();
@@ -587,7 +503,7 @@ static void test_injection_job_names(void)
         s = state();
         CHECK(json_array_size(json_object_get(s, "requests")) == 0);
         json_decref(s);
-        result_free(&r);
+        run_record_free(&r);
     }
     /* Encoded, these stay inside one /job/<segment>: the fake finds no such job. */
     reset();
@@ -595,26 +511,26 @@ static void test_injection_job_names(void)
                 &r);
     CHECK(r.outcome == GW_RUN_FAILED && strstr(r.message, "not found") != NULL);
     CHECK(only_paths_under("/job/hello%3Fx%3D1%23f/api/json?tree=", false));
-    result_free(&r);
+    run_record_free(&r);
     reset();
     run_jenkins("00000000-0000-4000-8000-000000000803", cfg("%2e%2e/%2fqueue", NULL), "{}", 0, 0, 0,
                 &r);
     CHECK(r.outcome == GW_RUN_FAILED && strstr(r.message, "not found") != NULL);
     CHECK(only_paths_under("/job/%252e%252e/job/%252fqueue/api/json", false));
-    result_free(&r);
+    run_record_free(&r);
     reset();
     run_jenkins("00000000-0000-4000-8000-000000000804", cfg("-oProxyCommand=$(id)`id`", NULL), "{}",
                 0, 0, 0, &r);
     CHECK(r.outcome == GW_RUN_FAILED && strstr(r.message, "not found") != NULL);
     CHECK(only_paths_under("/job/-oProxyCommand%3D%24%28id%29%60id%60/", false));
-    result_free(&r);
+    run_record_free(&r);
     /* A real job with awkward characters in a folder works end to end. */
     reset();
     run_jenkins("00000000-0000-4000-8000-000000000805", cfg("we?rd&#%/x y", NULL), "{}", 0, 0, 0,
                 &r);
     CHECK(r.outcome == GW_RUN_SUCCEEDED);
     CHECK(only_paths_under("/job/we%3Frd%26%23%25/job/x%20y/", true));
-    result_free(&r);
+    run_record_free(&r);
 }
 
 static void test_bad_config(void)
@@ -634,30 +550,30 @@ static void test_bad_config(void)
         "{\"url\": \"http://127.0.0.1:1\", \"job\": \"hello\", \"poll_interval_ms\": 0}",
     };
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
-        struct result r;
+        struct run_record r;
         CHECK(run_jenkins("00000000-0000-4000-8000-000000000901", bad[i], "{}", 0, 0, 0, &r) ==
               GW_EINVAL);
         CHECK(strstr(r.message, TOKEN) == NULL);
-        result_free(&r);
+        run_record_free(&r);
     }
 }
 
 static void test_shutdown_and_unreachable(void)
 {
-    struct result r;
+    struct run_record r;
     reset();
     run_jenkins("00000000-0000-4000-8000-000000001001", cfg("hello", NULL),
                 "{\"SLEEP\": \"20\", \"LINES\": \"20\"}", 0, 1200, GW_CANCEL_SHUTDOWN, &r);
     CHECK(r.outcome == GW_RUN_CANCELLED);
     CHECK(requested("POST", "/job/hello/1/stop"));
-    result_free(&r);
+    run_record_free(&r);
     /* Cancel before anything was triggered: nothing is posted. */
     reset();
     run_jenkins("00000000-0000-4000-8000-000000001002", cfg("hello", NULL), "{}", 0, 1,
                 GW_CANCEL_REQUESTED, &r);
     CHECK(r.outcome == GW_RUN_CANCELLED);
     CHECK(triggers() == 0);
-    result_free(&r);
+    run_record_free(&r);
 }
 
 static int saved_stderr = -1, log_fd = -1;

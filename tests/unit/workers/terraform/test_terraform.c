@@ -13,58 +13,13 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "backend.h"
-#include "backends/terraform/tf_features.h"
+#include "backend_run.h"
 #include "backends/terraform/tf_prep.h"
-#include "gw/fs.h"
 #include "wtest.h"
-
-#define MAX_LINES 4000
-
-struct result {
-    bool finished;
-    enum gw_run_outcome outcome;
-    char reason[64];
-    char message[512];
-    int exit_code;
-    json_t *outputs;
-    int nlines;
-    char *line[MAX_LINES];
-};
 
 static char src[1024], state[600], tmp[512], binary[1024];
 
-static void t_log(struct gw_run *run, const char *stream, const char *line, size_t len)
-{
-    struct result *r = run->sink_data;
-    (void)stream;
-    if (r->nlines < MAX_LINES)
-        r->line[r->nlines++] = strndup(line, len);
-}
-
-static void t_finish(struct gw_run *run, const struct gw_run_result *res)
-{
-    struct result *r = run->sink_data;
-    CHECK(!r->finished);
-    r->finished = true;
-    r->outcome = res->outcome;
-    snprintf(r->reason, sizeof(r->reason), "%s", res->reason ? res->reason : "");
-    snprintf(r->message, sizeof(r->message), "%s", res->message ? res->message : "");
-    r->exit_code = res->exit_code;
-    r->outputs = json_incref(res->outputs);
-}
-
-static const struct gw_run_sink sink = {.log = t_log, .finish = t_finish};
-
-static void result_free(struct result *r)
-{
-    for (int i = 0; i < r->nlines; i++)
-        free(r->line[i]);
-    json_decref(r->outputs);
-    memset(r, 0, sizeof(*r));
-}
-
-static bool has_line(struct result *r, const char *needle)
+static bool has_line(struct run_record *r, const char *needle)
 {
     for (int i = 0; i < r->nlines; i++)
         if (strstr(r->line[i], needle) != NULL)
@@ -72,7 +27,7 @@ static bool has_line(struct result *r, const char *needle)
     return false;
 }
 
-static void dump(struct result *r)
+static void dump(struct run_record *r)
 {
     fprintf(stderr, "outcome %d reason '%s' message '%s'\n", (int)r->outcome, r->reason,
             r->message);
@@ -80,80 +35,23 @@ static void dump(struct result *r)
         fprintf(stderr, "  | %s\n", r->line[i]);
 }
 
-struct cancel_ctx {
-    struct gw_run *run;
-    const struct gw_backend_impl *be;
-    struct result *r;
-    const char *when_line; /* cancel once a log line contains this */
-    int rc;
-    bool done;
-};
-
-static void poll_cancel(uv_timer_t *t)
-{
-    struct cancel_ctx *c = t->data;
-    if (c->done || c->r->finished)
-        return;
-    if (has_line(c->r, c->when_line)) {
-        c->done = true;
-        c->rc = c->be->cancel(c->run, GW_CANCEL_REQUESTED);
-        uv_timer_stop(t);
-    }
-}
-
 /* Runs a config to the end. `cancel_on` non-NULL cancels once a log line
  * contains it. */
 static void run_tf(const char *config, json_t *in, const char *resource_key, int timeout,
-                   const char *cancel_on, struct result *r)
+                   const char *cancel_on, struct run_record *r)
 {
-    uv_loop_t loop;
-    struct gw_error err;
-    const struct gw_backend_impl *be = gw_backend_lookup("terraform");
     json_error_t jerr;
     json_t *cfg = json_loads(config, 0, &jerr);
     json_t *secret_paths = json_loads("[\"/api_token\"]", 0, NULL);
-    struct gw_run run = {.run_id = "11111111-2222-3333-4444-555555555555",
-                         .attempt = 1,
-                         .action_id = "tf-test",
-                         .action_version = "v1",
-                         .requested_by = "alice",
-                         .inputs = in,
-                         .config = cfg,
-                         .timeout_seconds = timeout,
-                         .sink = &sink,
-                         .sink_data = r};
-    uv_timer_t t;
-    struct cancel_ctx cc = {.run = &run, .be = be, .r = r, .when_line = cancel_on, .rc = 1};
-#ifdef TF_HAVE_RESOURCE_KEY
+    struct gw_run run = {
+        .action_id = "tf-test", .inputs = in, .config = cfg, .timeout_seconds = timeout};
+    struct backend_run_options o = {.cancel_on_line = cancel_on};
     run.resource_key = resource_key;
-#else
-    (void)resource_key;
-#endif
-#ifdef TF_HAVE_SECRET_PATHS
     run.secret_paths = secret_paths;
-#endif
     if (cfg == NULL)
         fprintf(stderr, "bad config in test: %s\n", jerr.text);
-    CHECK(be != NULL && cfg != NULL && in != NULL);
-    memset(r, 0, sizeof(*r));
-    CHECK(uv_loop_init(&loop) == 0);
-    run.loop = &loop;
-    CHECK(be->create(&run, &err) == 0);
-    CHECK(be->start(&run, &err) == 0);
-    CHECK(!r->finished);
-    uv_timer_init(&loop, &t);
-    t.data = &cc;
-    if (cancel_on != NULL)
-        uv_timer_start(&t, poll_cancel, 50, 50);
-    while (!r->finished)
-        uv_run(&loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    CHECK(cancel_on == NULL || cc.rc == 0);
-    CHECK(be->cancel(&run, GW_CANCEL_REQUESTED) == GW_ECONFLICT);
-    be->destroy(&run);
-    CHECK(run.backend_data == NULL);
-    CHECK(uv_loop_close(&loop) == 0);
+    CHECK(cfg != NULL && in != NULL);
+    CHECK(backend_run("terraform", &run, &o, r) == 0);
     json_decref(cfg);
     json_decref(secret_paths);
 }
@@ -198,7 +96,7 @@ static int count_workdirs(void)
 
 static void test_apply_then_destroy(void)
 {
-    struct result r;
+    struct run_record r;
     json_t *in = json_pack("{s:s,s:i,s:{s:s},s:s}", "name", "payments", "replicas", 2, "labels",
                            "team", "core", "api_token", "tok-very-secret-123");
     run_tf(config(HELLO, NULL), in, "env/payments", 120, NULL, &r);
@@ -221,7 +119,7 @@ static void test_apply_then_destroy(void)
     CHECK(strstr(all, "tok-very-secret-123") == NULL);
     free(all);
     CHECK(count_workdirs() == 1);
-    result_free(&r);
+    run_record_free(&r);
 
     /* A secret the module prints (a non-sensitive variable in the plan) is
      * masked in every log line by the backend itself. */
@@ -229,17 +127,17 @@ static void test_apply_then_destroy(void)
     run_tf(config(HELLO, "\"sensitive_inputs\":[\"name\"]"), in_s, "env/secret", 120, NULL, &r);
     CHECK(r.outcome == GW_RUN_SUCCEEDED);
     CHECK(!has_line(&r, "hunter2-secret-name") && has_line(&r, TF_REDACTED));
-    result_free(&r);
+    run_record_free(&r);
     run_tf(config(HELLO, "\"operation\":\"destroy\""), in_s, "env/secret", 120, NULL, &r);
     CHECK(r.outcome == GW_RUN_SUCCEEDED);
-    result_free(&r);
+    run_record_free(&r);
     json_decref(in_s);
 
     /* Same resource again: nothing to do (state was kept). */
     run_tf(config(HELLO, NULL), in, "env/payments", 120, NULL, &r);
     CHECK(r.outcome == GW_RUN_SUCCEEDED);
     CHECK(json_integer_value(json_object_get(json_object_get(r.outputs, "plan"), "add")) == 0);
-    result_free(&r);
+    run_record_free(&r);
 
     /* Destroy in the same directory finds the three resources. */
     run_tf(config(HELLO, "\"operation\":\"destroy\""), in, "env/payments", 120, NULL, &r);
@@ -249,19 +147,19 @@ static void test_apply_then_destroy(void)
     CHECK(json_integer_value(json_object_get(json_object_get(r.outputs, "plan"), "destroy")) == 3);
     CHECK(has_line(&r, "3 destroyed"));
     CHECK(count_workdirs() == 2);
-    result_free(&r);
+    run_record_free(&r);
     json_decref(in);
 }
 
 static void test_failures(void)
 {
-    struct result r;
+    struct run_record r;
     json_t *in = json_pack("{s:i}", "size", 42);
     run_tf(config(module_path(MODS "precondition"), NULL), in, "disk-1", 120, NULL, &r);
     CHECK(r.outcome == GW_RUN_FAILED && strcmp(r.reason, "exit_code") == 0);
     CHECK(r.exit_code != 0 && strstr(r.message, "terraform plan exited") != NULL);
     CHECK(has_line(&r, "size must be below 10."));
-    result_free(&r);
+    run_record_free(&r);
     json_decref(in);
 
     in = json_object();
@@ -269,17 +167,17 @@ static void test_failures(void)
     CHECK(r.outcome == GW_RUN_FAILED && strcmp(r.reason, "exit_code") == 0);
     CHECK(strstr(r.message, "terraform ") != NULL);
     CHECK(has_line(&r, "Reference to undeclared resource"));
-    result_free(&r);
+    run_record_free(&r);
 
     run_tf(config(module_path(MODS "nope"), NULL), in, "x", 120, NULL, &r);
     CHECK(r.outcome == GW_RUN_FAILED && strcmp(r.reason, "backend_error") == 0);
-    result_free(&r);
+    run_record_free(&r);
 
     char cfg[2048];
     snprintf(cfg, sizeof(cfg), "{\"module\":\"%s\",\"binary\":\"/nonexistent/terraform\"}", HELLO);
     run_tf(cfg, in, "x", 120, NULL, &r);
     CHECK(r.outcome == GW_RUN_FAILED && strcmp(r.reason, "spawn_failed") == 0);
-    result_free(&r);
+    run_record_free(&r);
     json_decref(in);
 }
 
@@ -319,7 +217,7 @@ static void test_bad_config(void)
 
 static void test_timeout_and_cancel(void)
 {
-    struct result r;
+    struct run_record r;
     json_t *in = json_pack("{s:i}", "seconds", 60);
     uint64_t t0 = uv_hrtime();
     run_tf(config(module_path(MODS "slow"), NULL), in, "slow-1", 4, NULL, &r);
@@ -328,7 +226,7 @@ static void test_timeout_and_cancel(void)
     CHECK(r.outcome == GW_RUN_TIMED_OUT);
     CHECK(strstr(r.message, "during apply") != NULL);
     CHECK((uv_hrtime() - t0) / 1000000000ull < 30);
-    result_free(&r);
+    run_record_free(&r);
 
     t0 = uv_hrtime();
     run_tf(config(module_path(MODS "slow"), NULL), in, "slow-2", 120,
@@ -339,7 +237,7 @@ static void test_timeout_and_cancel(void)
     CHECK((uv_hrtime() - t0) / 1000000000ull < 30);
     /* SIGINT reached Terraform: it stopped gracefully (it says so). */
     CHECK(has_line(&r, "Interrupt received") || has_line(&r, "interrupt"));
-    result_free(&r);
+    run_record_free(&r);
 
     /* The lock was released: destroying the same resource works at once. */
     run_tf(config(module_path(MODS "slow"), "\"operation\":\"destroy\""), in, "slow-2", 60, NULL,
@@ -347,13 +245,13 @@ static void test_timeout_and_cancel(void)
     if (r.outcome != GW_RUN_SUCCEEDED)
         dump(&r);
     CHECK(r.outcome == GW_RUN_SUCCEEDED);
-    result_free(&r);
+    run_record_free(&r);
     json_decref(in);
 }
 
 static void test_saved_plan(void)
 {
-    struct result r;
+    struct run_record r;
     char extra[256], sha[65], path[2048];
     json_t *in = json_pack("{s:s,s:i}", "name", "orders", "replicas", 1);
     const char *zero = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -366,23 +264,23 @@ static void test_saved_plan(void)
     CHECK(json_object_get(r.outputs, "outputs") == NULL); /* nothing applied */
     snprintf(sha, sizeof(sha), "%s", json_string_value(json_object_get(r.outputs, "plan_sha256")));
     CHECK(strlen(sha) == 64);
-    result_free(&r);
+    run_record_free(&r);
 
     /* A hash nobody planned: refused. */
     snprintf(extra, sizeof(extra), "\"plan_sha256\":\"%s\"", zero);
     run_tf(config(HELLO, extra), in, "env/orders", 120, NULL, &r);
     CHECK(r.outcome == GW_RUN_FAILED && strcmp(r.reason, "stale_plan") == 0);
-    result_free(&r);
+    run_record_free(&r);
 
     /* The plan of another resource is not this resource's. */
     snprintf(extra, sizeof(extra), "\"plan_sha256\":\"%s\"", sha);
     run_tf(config(HELLO, extra), in, "env/other", 120, NULL, &r);
     CHECK(r.outcome == GW_RUN_FAILED && strcmp(r.reason, "stale_plan") == 0);
-    result_free(&r);
+    run_record_free(&r);
 
     /* A saved plan altered on disk: refused. */
     char name[65];
-    tf_workdir_name("tf-test", "env/orders", name);
+    gw_tf_workdir_name("tf-test", "env/orders", name);
     snprintf(path, sizeof(path), "%s/%s/%s/%s.tfplan", state, name, TF_PLANS_DIR, sha);
     FILE *f = fopen(path, "ab");
     CHECK(f != NULL);
@@ -390,14 +288,14 @@ static void test_saved_plan(void)
     fclose(f);
     run_tf(config(HELLO, extra), in, "env/orders", 120, NULL, &r);
     CHECK(r.outcome == GW_RUN_FAILED && strcmp(r.reason, "stale_plan") == 0);
-    result_free(&r);
+    run_record_free(&r);
 
     /* Plan again; the approved hash comes as an input this time, with
      * different inputs that must not change what is applied. */
     run_tf(config(HELLO, "\"operation\":\"plan\""), in, "env/orders", 120, NULL, &r);
     CHECK(r.outcome == GW_RUN_SUCCEEDED);
     snprintf(sha, sizeof(sha), "%s", json_string_value(json_object_get(r.outputs, "plan_sha256")));
-    result_free(&r);
+    run_record_free(&r);
     json_t *in2 = json_pack("{s:s,s:i,s:s}", "name", "changed", "replicas", 5, "plan_sha256", sha);
     run_tf(config(HELLO, NULL), in2, "env/orders", 120, NULL, &r);
     if (r.outcome != GW_RUN_SUCCEEDED)
@@ -407,17 +305,17 @@ static void test_saved_plan(void)
     CHECK(strcmp(json_string_value(json_object_get(json_object_get(r.outputs, "outputs"), "name")),
                  "orders") == 0);
     CHECK(json_array_size(json_object_get(json_object_get(r.outputs, "outputs"), "replicas")) == 1);
-    result_free(&r);
+    run_record_free(&r);
 
     /* Applied plans are consumed: the same hash again is stale. */
     run_tf(config(HELLO, NULL), in2, "env/orders", 120, NULL, &r);
     CHECK(r.outcome == GW_RUN_FAILED && strcmp(r.reason, "stale_plan") == 0);
-    result_free(&r);
+    run_record_free(&r);
     json_decref(in2);
 
     run_tf(config(HELLO, "\"operation\":\"destroy\""), in, "env/orders", 120, NULL, &r);
     CHECK(r.outcome == GW_RUN_SUCCEEDED);
-    result_free(&r);
+    run_record_free(&r);
     json_decref(in);
 }
 
@@ -435,7 +333,7 @@ static void test_injection(void)
         {"../../../..", ""},
         {"${file(\"/etc/passwd\")}%{if true}", "%{endif}"},
     };
-    struct result r;
+    struct run_record r;
     snprintf(marker, sizeof(marker), "%s/pwned", tmp);
     for (size_t i = 0; i < ARRAY_SIZE(corpus); i++) {
         snprintf(s, sizeof(s), "%s%s%s", corpus[i][0], marker, corpus[i][1]);
@@ -448,7 +346,7 @@ static void test_injection(void)
         /* Terraform's template syntax in a variable's value is data, not code. */
         CHECK(strcmp(json_string_value(json_object_get(outs, "name")), s) == 0);
         CHECK(access(marker, F_OK) != 0);
-        result_free(&r);
+        run_record_free(&r);
         json_decref(in);
     }
     /* A NUL inside a value survives the JSON round trip. */
@@ -457,7 +355,7 @@ static void test_injection(void)
     CHECK(r.outcome == GW_RUN_SUCCEEDED);
     json_t *name = json_object_get(json_object_get(r.outputs, "outputs"), "name");
     CHECK(json_string_length(name) == 8 && memcmp(json_string_value(name), "a\0b$(id)", 8) == 0);
-    result_free(&r);
+    run_record_free(&r);
     json_decref(in);
 
     /* Resource keys with ../, absolute paths: every work dir is a 64-hex name
@@ -467,7 +365,7 @@ static void test_injection(void)
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
         run_tf(config(HELLO, NULL), in, keys[i], 120, NULL, &r);
         CHECK(r.outcome == GW_RUN_SUCCEEDED);
-        result_free(&r);
+        run_record_free(&r);
     }
     count_workdirs(); /* asserts the shape of every entry */
     snprintf(s, sizeof(s), "%s/../escape", state);
@@ -512,7 +410,7 @@ int main(void)
     test_injection();
     test_timeout_and_cancel();
 
-    gw_fs_remove_tree(tmp);
+    remove_tree(tmp);
     printf("terraform backend: ok\n");
     return 0;
 }

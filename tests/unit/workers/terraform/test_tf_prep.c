@@ -10,18 +10,9 @@
 
 #include "backends/terraform/tf_prep.h"
 #include "gw/error.h"
-#include "gw/fs.h"
 #include "wtest.h"
 
 static char tmp[256];
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    CHECK(f != NULL);
-    fputs(text, f);
-    fclose(f);
-}
 
 static bool exists(const char *path)
 {
@@ -36,14 +27,14 @@ static void test_workdir_name(void)
         "x\r\ny",    "-oProxyCommand=id", "--upload-pack=id", "",      "normal-key"};
     char a[65], b[65];
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
-        tf_workdir_name("act", keys[i], a);
+        gw_tf_workdir_name("act", keys[i], a);
         CHECK(strlen(a) == 64 && strspn(a, "0123456789abcdef") == 64);
     }
     /* The separator keeps (action, key) pairs apart. */
-    tf_workdir_name("ab", "c", a);
-    tf_workdir_name("a", "bc", b);
+    gw_tf_workdir_name("ab", "c", a);
+    gw_tf_workdir_name("a", "bc", b);
     CHECK(strcmp(a, b) != 0);
-    tf_workdir_name("ab", "c", b);
+    gw_tf_workdir_name("ab", "c", b);
     CHECK(strcmp(a, b) == 0);
 }
 
@@ -53,7 +44,7 @@ static void test_sync_copies_module_safely(void)
     snprintf(mod, sizeof(mod), "%s/module", tmp);
     snprintf(wd, sizeof(wd), "%s/state/wd", tmp);
     CHECK(mkdir(mod, 0700) == 0);
-    CHECK(tf_mkdirs(wd, msg, sizeof(msg)) == 0);
+    CHECK(gw_tf_mkdirs(wd, msg, sizeof(msg)) == 0);
     snprintf(p, sizeof(p), "%s/main.tf", mod);
     write_file(p, "output \"x\" { value = 1 }\n");
     snprintf(p, sizeof(p), "%s/sub", mod);
@@ -76,7 +67,7 @@ static void test_sync_copies_module_safely(void)
     snprintf(p, sizeof(p), "%s/stale.tf", wd);
     write_file(p, "# from an older module version\n");
 
-    CHECK(tf_workdir_sync(wd, mod, msg, sizeof(msg)) == 0);
+    CHECK(gw_tf_workdir_sync(wd, mod, msg, sizeof(msg)) == 0);
     snprintf(p, sizeof(p), "%s/main.tf", wd);
     CHECK(exists(p));
     snprintf(p, sizeof(p), "%s/sub/inner.tf", wd);
@@ -95,7 +86,7 @@ static void test_sync_copies_module_safely(void)
 
     /* A missing module is an error, not an empty copy. */
     snprintf(p, sizeof(p), "%s/nope", tmp);
-    CHECK(tf_workdir_sync(wd, p, msg, sizeof(msg)) != 0 && strstr(msg, "nope") != NULL);
+    CHECK(gw_tf_workdir_sync(wd, p, msg, sizeof(msg)) != 0 && strstr(msg, "nope") != NULL);
 }
 
 static void test_tfvars_corpus(void)
@@ -131,7 +122,7 @@ static void test_tfvars_corpus(void)
     snprintf(s, sizeof(s), "%s/target", tmp);
     CHECK(symlink(s, p) == 0);
 
-    CHECK(tf_write_tfvars(wd, in, msg, sizeof(msg)) == 0);
+    CHECK(gw_tf_write_tfvars(wd, in, msg, sizeof(msg)) == 0);
     CHECK(!exists(s));
     CHECK(lstat(p, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0777) == 0600);
     back = json_load_file(p, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, NULL);
@@ -153,13 +144,13 @@ static void test_file_sha256(void)
     char p[512], out[65], msg[128];
     snprintf(p, sizeof(p), "%s/abc", tmp);
     write_file(p, "abc");
-    CHECK(tf_file_sha256(p, out, msg, sizeof(msg)) == 0);
+    CHECK(gw_tf_file_sha256(p, out, msg, sizeof(msg)) == 0);
     CHECK(strcmp(out, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") == 0);
     snprintf(p, sizeof(p), "%s/missing", tmp);
-    CHECK(tf_file_sha256(p, out, msg, sizeof(msg)) == 1);
+    CHECK(gw_tf_file_sha256(p, out, msg, sizeof(msg)) == 1);
     snprintf(p, sizeof(p), "%s/link", tmp);
     CHECK(symlink("abc", p) == 0);
-    CHECK(tf_file_sha256(p, out, msg, sizeof(msg)) == -1); /* never through a symlink */
+    CHECK(gw_tf_file_sha256(p, out, msg, sizeof(msg)) == -1); /* never through a symlink */
 }
 
 static void test_plan_summary(void)
@@ -174,7 +165,7 @@ static void test_plan_summary(void)
                    "{\"type\":\"aws_s3_bucket\",\"change\":{\"actions\":[\"no-op\"]}},"
                    "{\"type\":\"data_thing\",\"change\":{\"actions\":[\"read\"]}}]}",
                    0, NULL);
-    json_t *s = tf_plan_summary(plan),
+    json_t *s = gw_tf_plan_summary(plan),
            *want = json_loads("{\"add\":3,\"change\":1,\"destroy\":2,\"by_type\":{"
                               "\"terraform_data\":{\"add\":2,\"change\":0,\"destroy\":0},"
                               "\"null_resource\":{\"add\":1,\"change\":1,\"destroy\":1},"
@@ -185,12 +176,12 @@ static void test_plan_summary(void)
     json_decref(want);
     json_decref(plan);
     plan = json_object();
-    s = tf_plan_summary(plan); /* nothing to do */
+    s = gw_tf_plan_summary(plan); /* nothing to do */
     json_decref(plan);
     CHECK(json_integer_value(json_object_get(s, "add")) == 0 &&
           json_object_size(json_object_get(s, "by_type")) == 0);
     json_decref(s);
-    CHECK(tf_plan_summary(NULL) == NULL);
+    CHECK(gw_tf_plan_summary(NULL) == NULL);
 }
 
 static void test_outputs_public(void)
@@ -200,7 +191,7 @@ static void test_outputs_public(void)
                              "\"c\":{\"sensitive\":false,\"type\":[\"list\",\"number\"],"
                              "\"value\":[1,2]}}",
                              0, NULL);
-    json_t *p = tf_outputs_public(out);
+    json_t *p = gw_tf_outputs_public(out);
     CHECK(strcmp(json_string_value(json_object_get(p, "a")), "x") == 0);
     CHECK(strcmp(json_string_value(json_object_get(p, "b")), TF_REDACTED) == 0);
     CHECK(json_array_size(json_object_get(p, "c")) == 2);
@@ -218,17 +209,17 @@ static void test_secrets_and_redact(void)
                             0, NULL);
     json_t *names = json_loads("[\"token\",\"short\"]", 0, NULL);
     json_t *ptrs = json_loads("[\"/db/password\",\"/missing\"]", 0, NULL);
-    json_t *sec = tf_secret_values(in, names, ptrs);
+    json_t *sec = gw_tf_secret_values(in, names, ptrs);
     char out[256];
     const char *line = "token=s3cr3t-tok pw=pw-123456 name=public ab";
-    size_t n = tf_redact(sec, line, strlen(line), out, sizeof(out));
+    size_t n = gw_tf_redact(sec, line, strlen(line), out, sizeof(out));
     CHECK(json_array_size(sec) == 2); /* "ab" is too short to mask */
     CHECK(n == strlen(out));
     CHECK(strstr(out, "s3cr3t") == NULL && strstr(out, "pw-123456") == NULL);
     CHECK(strstr(out, "name=public ab") != NULL);
     CHECK(strstr(out, "token=" TF_REDACTED) != NULL);
     /* Truncation keeps the buffer terminated. */
-    n = tf_redact(sec, line, strlen(line), out, 8);
+    n = gw_tf_redact(sec, line, strlen(line), out, 8);
     CHECK(n == 7 && out[7] == '\0');
     json_decref(sec);
     json_decref(names);
@@ -247,7 +238,7 @@ int main(void)
     test_plan_summary();
     test_outputs_public();
     test_secrets_and_redact();
-    gw_fs_remove_tree(tmp);
+    remove_tree(tmp);
     printf("terraform prep: ok\n");
     return 0;
 }
