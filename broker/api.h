@@ -47,6 +47,8 @@ struct gw_api_ctx {
     const char *too_long; /* the first query parameter gw_api_query refused */
     bool not_utf8;        /* ... because it is not UTF-8 (else: too long) */
     int page_limit;       /* a list's page size, for gw_api_page_done */
+    /* The rows callback of the query gw_api_select queued. */
+    void (*on_rows)(struct gw_api_ctx *ctx, const PGresult *res);
 };
 
 /* Handlers. Each ends with exactly one reply. */
@@ -205,6 +207,13 @@ char *gw_api_pg_array(json_t *arr);
  * pool refuses it. */
 void gw_api_query_or_503(struct gw_api_ctx *ctx, const char *name, const char *sql, int n,
                          const char *const *params, gw_pg_cb cb);
+
+/* The same for a handler that only reads rows: `on_rows` runs with the
+ * result when the query succeeds; a failed one is answered by
+ * gw_api_pg_failed() without it. One such query per ctx at a time. */
+void gw_api_select(struct gw_api_ctx *ctx, const char *name, const char *sql, int n,
+                   const char *const *params,
+                   void (*on_rows)(struct gw_api_ctx *ctx, const PGresult *res));
 
 /* Answers a failed PostgreSQL call: 503 with Retry-After when it may pass,
  * 500 otherwise; frees ctx. */

@@ -62,6 +62,25 @@ static void page_done(void *arg, const PGresult *res, const struct gw_error *err
     gw_api_reply_page(ctx, res, (int)json_integer_value(ctx->scratch));
 }
 
+/* The query parameter `name`, when given, into buf and *out; an RFC 3339
+ * date-time or the request is answered 400 (and false returned). */
+static bool query_time(struct gw_api_ctx *ctx, const char *name, char *buf, size_t cap,
+                       bool *too_long, const char **out)
+{
+    char pointer[32];
+    if (!gw_api_query(ctx, name, buf, cap, too_long))
+        return true;
+    if (!plausible_time(buf)) {
+        snprintf(pointer, sizeof(pointer), "/query/%s", name);
+        gw_api_problem(ctx, 400, "invalid_parameter",
+                       gw_api_field_error(pointer, "format", "an RFC 3339 date-time"),
+                       "'%s' must be an RFC 3339 date-time", name);
+        return false;
+    }
+    *out = buf;
+    return true;
+}
+
 void gw_api_audit_list(struct gw_api_ctx *ctx)
 {
     bool too_long = false;
@@ -91,24 +110,9 @@ void gw_api_audit_list(struct gw_api_ctx *ctx)
         p_actor = actor;
     if (gw_api_query(ctx, "action", action, sizeof(action), &too_long))
         p_action = action;
-    if (gw_api_query(ctx, "since", since, sizeof(since), &too_long)) {
-        if (!plausible_time(since)) {
-            gw_api_problem(ctx, 400, "invalid_parameter",
-                           gw_api_field_error("/query/since", "format", "an RFC 3339 date-time"),
-                           "'since' must be an RFC 3339 date-time");
-            return;
-        }
-        p_since = since;
-    }
-    if (gw_api_query(ctx, "until", until, sizeof(until), &too_long)) {
-        if (!plausible_time(until)) {
-            gw_api_problem(ctx, 400, "invalid_parameter",
-                           gw_api_field_error("/query/until", "format", "an RFC 3339 date-time"),
-                           "'until' must be an RFC 3339 date-time");
-            return;
-        }
-        p_until = until;
-    }
+    if (!query_time(ctx, "since", since, sizeof(since), &too_long, &p_since) ||
+        !query_time(ctx, "until", until, sizeof(until), &too_long, &p_until))
+        return;
     if (!gw_api_query_limit(ctx, LIMIT_MAX, &limit))
         return;
     if (gw_api_query(ctx, "cursor", cursor, sizeof(cursor), &too_long)) {

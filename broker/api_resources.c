@@ -68,18 +68,23 @@ static void change_params_finish(struct gw_authz_filter f[2])
     gw_authz_filter_finish(&f[1]);
 }
 
+/* The (outcome, document) row the change functions return: "not_found"
+ * and an empty document when there is no row. */
+static const char *outcome_row(const PGresult *res, const char **doc, size_t *len)
+{
+    bool found = PQntuples(res) == 1;
+    *doc = found ? PQgetvalue(res, 0, 1) : "";
+    *len = found ? (size_t)PQgetlength(res, 0, 1) : 0;
+    return found ? PQgetvalue(res, 0, 0) : "not_found";
+}
+
 /* ---------------------------------------------------------------- cancel */
 
-static void cancel_done(void *arg, const PGresult *res, const struct gw_error *err)
+static void cancel_done(struct gw_api_ctx *ctx, const PGresult *res)
 {
-    struct gw_api_ctx *ctx = arg;
-    if (err != NULL) {
-        gw_api_pg_failed(ctx, err);
-        return;
-    }
-    const char *outcome = PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "not_found";
-    const char *run = PQntuples(res) == 1 ? PQgetvalue(res, 0, 1) : "";
-    size_t len = PQntuples(res) == 1 ? (size_t)PQgetlength(res, 0, 1) : 0;
+    const char *run;
+    size_t len;
+    const char *outcome = outcome_row(res, &run, &len);
     if (strcmp(outcome, "not_found") == 0) {
         gw_api_run_not_found(ctx);
     } else if (strcmp(outcome, "forbidden") == 0) {
@@ -121,7 +126,7 @@ void gw_api_run_cancel(struct gw_api_ctx *ctx)
     const char *params[11] = {ctx->id, actor, json_string_value(reason)};
     if (!change_params(ctx, GW_PERM_CANCEL, f, params + 3))
         return;
-    gw_api_query_or_503(
+    gw_api_select(
         ctx, "run_cancel",
         "SELECT c.outcome, c.run::text FROM gw_runs r"
         " CROSS JOIN LATERAL gw_cancel_run(r.id, $2, $3) c WHERE r.id = $1 AND "
@@ -136,13 +141,8 @@ void gw_api_run_cancel(struct gw_api_ctx *ctx)
 
 /* ------------------------------------------------------------- reconcile */
 
-static void reconcile_done(void *arg, const PGresult *res, const struct gw_error *err)
+static void reconcile_done(struct gw_api_ctx *ctx, const PGresult *res)
 {
-    struct gw_api_ctx *ctx = arg;
-    if (err != NULL) {
-        gw_api_pg_failed(ctx, err);
-        return;
-    }
     const char *outcome = PQgetvalue(res, 0, 0);
     if (strcmp(outcome, "not_found") == 0)
         gw_api_run_not_found(ctx);
@@ -183,9 +183,9 @@ void gw_api_run_reconcile(struct gw_api_ctx *ctx)
         return;
     }
     const char *params[] = {ctx->id, ctx->principal.subject, json_string_value(note)};
-    gw_api_query_or_503(ctx, "run_reconcile",
-                        "SELECT outcome, run::text FROM gw_reconcile_run($1, $2, $3)", 3, params,
-                        reconcile_done);
+    gw_api_select(ctx, "run_reconcile",
+                  "SELECT outcome, run::text FROM gw_reconcile_run($1, $2, $3)", 3, params,
+                  reconcile_done);
 }
 
 /* ------------------------------------------------------------- resources */
@@ -268,16 +268,11 @@ void gw_api_resources_list(struct gw_api_ctx *ctx)
     gw_authz_filter_finish(&f);
 }
 
-static void change_done(void *arg, const PGresult *res, const struct gw_error *err)
+static void change_done(struct gw_api_ctx *ctx, const PGresult *res)
 {
-    struct gw_api_ctx *ctx = arg;
-    if (err != NULL) {
-        gw_api_pg_failed(ctx, err);
-        return;
-    }
-    const char *outcome = PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "not_found";
-    const char *body = PQntuples(res) == 1 ? PQgetvalue(res, 0, 1) : "";
-    size_t len = PQntuples(res) == 1 ? (size_t)PQgetlength(res, 0, 1) : 0;
+    const char *body;
+    size_t len;
+    const char *outcome = outcome_row(res, &body, &len);
     if (strcmp(outcome, "not_found") == 0) {
         gw_api_resource_not_found(ctx);
     } else if (strcmp(outcome, "forbidden") == 0) {
@@ -342,7 +337,7 @@ void gw_api_resource_extend(struct gw_api_ctx *ctx)
     const char *params[11] = {ctx->id, secs, ctx->principal.subject};
     if (!change_params(ctx, GW_PERM_MANAGE_RESOURCES, f, params + 3))
         return;
-    gw_api_query_or_503(
+    gw_api_select(
         ctx, "resource_extend",
         "SELECT c.outcome, c.resource::text FROM gw_resources r"
         " CROSS JOIN LATERAL gw_extend_resource(r.id, $2::int, $3) c WHERE r.id = $1"
@@ -361,7 +356,7 @@ void gw_api_resource_delete(struct gw_api_ctx *ctx)
     if (!id_ok(ctx, gw_api_resource_not_found) ||
         !change_params(ctx, GW_PERM_MANAGE_RESOURCES, f, params + 2))
         return;
-    gw_api_query_or_503(
+    gw_api_select(
         ctx, "resource_delete",
         "SELECT c.outcome, c.resource::text FROM gw_resources r"
         " CROSS JOIN LATERAL gw_delete_resource(r.id, $2) c WHERE r.id = $1"

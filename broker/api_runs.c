@@ -330,7 +330,7 @@ static bool submit_redact(struct submit *s)
     return gw_api_oom(ctx);
 }
 
-static void submit_done(void *arg, const PGresult *res, const struct gw_error *err);
+static void submit_done(struct gw_api_ctx *ctx, const PGresult *res);
 
 /* One call of gw_submit_run with its named arguments
  * (sql/functions/gw_submit_run.sql); submit_done answers. */
@@ -358,10 +358,10 @@ static void submit_persist(struct submit *s)
         gw_api_oom(ctx);
         return;
     }
-    gw_api_query_or_503(ctx, "submit_run",
-                        "SELECT run::text, created, conflict, refused::text"
-                        " FROM gw_submit_run($1::jsonb)",
-                        1, params, submit_done);
+    gw_api_select(ctx, "submit_run",
+                  "SELECT run::text, created, conflict, refused::text"
+                  " FROM gw_submit_run($1::jsonb)",
+                  1, params, submit_done);
 }
 
 void gw_api_run_submit(struct gw_api_ctx *ctx)
@@ -387,14 +387,8 @@ void gw_api_run_submit(struct gw_api_ctx *ctx)
 
 /* The reply: 202 with the run (Location; Idempotent-Replayed on a replay),
  * 409 when the Idempotency-Key came with another request, 429 over a quota. */
-static void submit_done(void *arg, const PGresult *res, const struct gw_error *err)
+static void submit_done(struct gw_api_ctx *ctx, const PGresult *res)
 {
-    struct gw_api_ctx *ctx = arg;
-
-    if (err != NULL) {
-        gw_api_pg_failed(ctx, err);
-        return;
-    }
     if (!PQgetisnull(res, 0, 3)) {
         /* Over a quota: nothing was stored but the denial's audit entry. */
         json_t *q = json_loads(PQgetvalue(res, 0, 3), 0, NULL);
@@ -440,13 +434,8 @@ static void submit_done(void *arg, const PGresult *res, const struct gw_error *e
 /* The internal claim endpoint workers call before they execute a run
  * (docs/decisions/0007-claim-over-internal-http.md). */
 
-static void claim_done(void *arg, const PGresult *res, const struct gw_error *err)
+static void claim_done(struct gw_api_ctx *ctx, const PGresult *res)
 {
-    struct gw_api_ctx *ctx = arg;
-    if (err != NULL) {
-        gw_api_pg_failed(ctx, err);
-        return;
-    }
     const char *result = PQgetvalue(res, 0, 0);
     if (strcmp(result, "granted") == 0) {
         json_error_t jerr;
@@ -523,10 +512,9 @@ void gw_api_run_claim(struct gw_api_ctx *ctx)
      * (and read the inputs of) another pool's runs. */
     const char *params[] = {ctx->id, attempt_s, json_string_value(worker),
                             json_string_value(wtype)};
-    if (gw_pg_query(ctx->b->pg, "claim_run",
-                    "SELECT result, claim::text FROM gw_claim_run($1::uuid, $2::int, $3, $4)", 4,
-                    params, claim_done, ctx) < 0)
-        gw_api_problem(ctx, 503, "unavailable", NULL, "the broker is overloaded; retry later");
+    gw_api_select(ctx, "claim_run",
+                  "SELECT result, claim::text FROM gw_claim_run($1::uuid, $2::int, $3, $4)", 4,
+                  params, claim_done);
 }
 
 /* ----------------------------------------------------------------- reads */

@@ -9,6 +9,7 @@
 
 #include "api.h"
 #include "catalog.h"
+#include "gw/mem.h"
 #include "gw/jwt.h"
 #include "gw/log.h"
 #include "policy.h"
@@ -93,11 +94,9 @@ static int ensure_topics(const struct gw_broker *b, struct gw_error *err)
 struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_options *opts,
                                    struct gw_error *err)
 {
-    struct gw_broker *b = calloc(1, sizeof(*b));
-    if (b == NULL) {
-        gw_error_set(err, GW_ENOMEM, false, "out of memory");
+    struct gw_broker *b = gw_calloc(1, sizeof(*b), err);
+    if (b == NULL)
         return NULL;
-    }
     b->loop = loop;
     b->opts = *opts;
     if (b->opts.listen_host == NULL)
@@ -162,17 +161,11 @@ struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_optio
         if (b->relay == NULL)
             goto fail;
     }
-    b->sink = gw_sink_create(b, err);
-    if (b->sink == NULL)
-        goto fail;
-    b->reaper = gw_reaper_create(b, err);
-    if (b->reaper == NULL)
-        goto fail;
-    b->webhooks = gw_webhooks_create(b, err);
-    if (b->webhooks == NULL)
-        goto fail;
-    b->streams = gw_stream_hub_create(b, err);
-    if (b->streams == NULL)
+    /* The background services (gw_broker_shutdown closes those created). */
+    if ((b->sink = gw_sink_create(b, err)) == NULL ||
+        (b->reaper = gw_reaper_create(b, err)) == NULL ||
+        (b->webhooks = gw_webhooks_create(b, err)) == NULL ||
+        (b->streams = gw_stream_hub_create(b, err)) == NULL)
         goto fail;
 
     struct gw_http_server_options ho = {.host = b->opts.listen_host,

@@ -138,12 +138,21 @@ __attribute__((format(printf, 3, 4))) static int bad(struct parser *ps, const ch
                         ptr[0] ? ptr : "(document)", msg);
 }
 
-/* Refuses keys outside `allowed` (NULL-terminated): typos must not widen or
- * silently narrow what a policy grants. */
-static int only_keys(struct parser *ps, json_t *obj, const char *ptr, const char *const *allowed)
+static int oom(struct parser *ps)
+{
+    return gw_error_set(ps->err, GW_ENOMEM, false, "out of memory");
+}
+
+/* An object holding no keys outside `allowed` (NULL-terminated): typos must
+ * not widen or silently narrow what a policy grants. `not_object` is the
+ * complaint when `obj` is no object at all. */
+static int keyed_object(struct parser *ps, json_t *obj, const char *ptr, const char *const *allowed,
+                        const char *not_object)
 {
     const char *k;
     json_t *v;
+    if (!json_is_object(obj))
+        return bad(ps, ptr, "%s", not_object);
     json_object_foreach(obj, k, v)
     {
         bool ok = false;
@@ -173,6 +182,19 @@ static int string_array(struct parser *ps, json_t *v, const char *ptr, size_t ma
             return bad(ps, ptr, "item %zu must be a non-empty string of at most %zu bytes", i, max);
     }
     return 0;
+}
+
+/* The optional member `key` of `obj` (at `ptr`) in *out: absent, or a
+ * string_array() of items of at most `max` bytes. */
+static int optional_strings(struct parser *ps, json_t *obj, const char *ptr, const char *key,
+                            size_t max, json_t **out)
+{
+    char sub[800];
+    *out = json_object_get(obj, key);
+    if (*out == NULL)
+        return 0;
+    snprintf(sub, sizeof(sub), "%s/%s", ptr, key);
+    return string_array(ps, *out, sub, max);
 }
 
 static int parse_scope(struct parser *ps, json_t *v, const char *ptr, bool none_ok,
@@ -212,7 +234,7 @@ static int parse_cond(struct parser *ps, const char *name, json_t *allowed, cons
     int rc = name[0] == '/' ? gw_jsonptr_append(&p, name) : gw_jsonptr_push(&p, name);
     if (rc < 0 || (c->pointer = gw_jsonptr_steal(&p)) == NULL) {
         gw_jsonptr_finish(&p);
-        return gw_error_set(ps->err, GW_ENOMEM, false, "out of memory");
+        return oom(ps);
     }
     c->allowed = allowed;
     return 0;
@@ -226,9 +248,7 @@ static int parse_grant(struct parser *ps, json_t *g, const char *ptr, struct gra
     size_t i;
     json_t *v;
 
-    if (!json_is_object(g))
-        return bad(ps, ptr, "a grant must be an object");
-    if (only_keys(ps, g, ptr, keys) < 0)
+    if (keyed_object(ps, g, ptr, keys, "a grant must be an object") < 0)
         return -1;
     json_t *perms = json_object_get(g, "permissions");
     snprintf(sub, sizeof(sub), "%s/permissions", ptr);
@@ -247,15 +267,10 @@ static int parse_grant(struct parser *ps, json_t *g, const char *ptr, struct gra
                        json_string_value(v));
         out->perms |= BIT(p);
     }
-    out->actions = json_object_get(g, "actions");
-    out->tags = json_object_get(g, "tags");
     out->inputs = json_object_get(g, "inputs");
     json_t *scope = json_object_get(g, "scope");
-    snprintf(sub, sizeof(sub), "%s/actions", ptr);
-    if (out->actions != NULL && string_array(ps, out->actions, sub, 128) < 0)
-        return -1;
-    snprintf(sub, sizeof(sub), "%s/tags", ptr);
-    if (out->tags != NULL && string_array(ps, out->tags, sub, 64) < 0)
+    if (optional_strings(ps, g, ptr, "actions", 128, &out->actions) < 0 ||
+        optional_strings(ps, g, ptr, "tags", 64, &out->tags) < 0)
         return -1;
     if ((out->perms & GLOBAL_PERMS) && (out->actions || out->tags || out->inputs || scope))
         return bad(ps, ptr,
@@ -281,14 +296,14 @@ static int parse_grant(struct parser *ps, json_t *g, const char *ptr, struct gra
             return bad(ps, ptr, "'inputs' must be an object of input name -> allowed values");
         out->conds = calloc(json_object_size(out->inputs), sizeof(*out->conds));
         if (out->conds == NULL)
-            return gw_error_set(ps->err, GW_ENOMEM, false, "out of memory");
+            return oom(ps);
         json_object_foreach(out->inputs, name, v)
         {
             /* The name may hold '/' or '~' (a pointer-form name does). */
             struct gw_jsonptr at = GW_JSONPTR_INIT;
             int rc = gw_jsonptr_append(&at, ptr) < 0 || gw_jsonptr_push(&at, "inputs") < 0 ||
                              gw_jsonptr_push(&at, name) < 0
-                         ? gw_error_set(ps->err, GW_ENOMEM, false, "out of memory")
+                         ? oom(ps)
                          : parse_cond(ps, name, v, gw_jsonptr_str(&at), &out->conds[out->n_conds]);
             gw_jsonptr_finish(&at);
             if (rc < 0)
@@ -312,7 +327,7 @@ static int bad_role_name(struct parser *ps, const char *name)
 {
     struct gw_jsonptr at = GW_JSONPTR_INIT;
     int rc = gw_jsonptr_push(&at, "roles") < 0 || gw_jsonptr_push(&at, name) < 0
-                 ? gw_error_set(ps->err, GW_ENOMEM, false, "out of memory")
+                 ? oom(ps)
                  : bad(ps, gw_jsonptr_str(&at), "a role name is 1 to 64 of A-Z a-z 0-9 . _ : -");
     gw_jsonptr_finish(&at);
     return rc;
@@ -329,7 +344,7 @@ static int parse_roles(struct parser *ps, struct gw_policy *p, json_t *roles)
         return bad(ps, "/roles", "must be an object of role name -> role");
     p->roles = calloc(json_object_size(roles) + 1, sizeof(*p->roles));
     if (p->roles == NULL)
-        return gw_error_set(ps->err, GW_ENOMEM, false, "out of memory");
+        return oom(ps);
     json_object_foreach(roles, name, r)
     {
         struct role *role = &p->roles[p->n_roles++];
@@ -338,16 +353,14 @@ static int parse_roles(struct parser *ps, struct gw_policy *p, json_t *roles)
             return bad_role_name(ps, name);
         /* A valid name needs no escaping and fits. */
         snprintf(ptr, sizeof(ptr), "/roles/%s", name);
-        if (!json_is_object(r))
-            return bad(ps, ptr, "a role must be an object with 'grants'");
-        if (only_keys(ps, r, ptr, keys) < 0)
+        if (keyed_object(ps, r, ptr, keys, "a role must be an object with 'grants'") < 0)
             return -1;
         json_t *grants = json_object_get(r, "grants");
         if (!json_is_array(grants))
             return bad(ps, ptr, "'grants' must be an array");
         role->grants = calloc(json_array_size(grants) + 1, sizeof(*role->grants));
         if (role->grants == NULL)
-            return gw_error_set(ps->err, GW_ENOMEM, false, "out of memory");
+            return oom(ps);
         size_t i;
         json_t *g;
         json_array_foreach(grants, i, g)
@@ -373,14 +386,12 @@ static int parse_bindings(struct parser *ps, struct gw_policy *p, json_t *bindin
         return bad(ps, "/bindings", "must be an array");
     p->bindings = calloc(json_array_size(bindings) + 1, sizeof(*p->bindings));
     if (p->bindings == NULL)
-        return gw_error_set(ps->err, GW_ENOMEM, false, "out of memory");
+        return oom(ps);
     json_array_foreach(bindings, i, b)
     {
         struct binding *bd = &p->bindings[p->n_bindings++];
         snprintf(ptr, sizeof(ptr), "/bindings/%zu", i);
-        if (!json_is_object(b))
-            return bad(ps, ptr, "a binding must be an object");
-        if (only_keys(ps, b, ptr, keys) < 0)
+        if (keyed_object(ps, b, ptr, keys, "a binding must be an object") < 0)
             return -1;
         json_t *roles = json_object_get(b, "roles");
         snprintf(sub, sizeof(sub), "%s/roles", ptr);
@@ -388,7 +399,7 @@ static int parse_bindings(struct parser *ps, struct gw_policy *p, json_t *bindin
             return -1;
         bd->roles = calloc(json_array_size(roles), sizeof(*bd->roles));
         if (bd->roles == NULL)
-            return gw_error_set(ps->err, GW_ENOMEM, false, "out of memory");
+            return oom(ps);
         size_t j;
         json_t *rn;
         json_array_foreach(roles, j, rn)
@@ -401,13 +412,8 @@ static int parse_bindings(struct parser *ps, struct gw_policy *p, json_t *bindin
                 return bad(ps, sub, "role '%s' is not defined under /roles", json_string_value(rn));
             bd->roles[bd->n_roles++] = k;
         }
-        bd->subjects = json_object_get(b, "subjects");
-        bd->teams = json_object_get(b, "teams");
-        snprintf(sub, sizeof(sub), "%s/subjects", ptr);
-        if (bd->subjects != NULL && string_array(ps, bd->subjects, sub, 256) < 0)
-            return -1;
-        snprintf(sub, sizeof(sub), "%s/teams", ptr);
-        if (bd->teams != NULL && string_array(ps, bd->teams, sub, 256) < 0)
+        if (optional_strings(ps, b, ptr, "subjects", 256, &bd->subjects) < 0 ||
+            optional_strings(ps, b, ptr, "teams", 256, &bd->teams) < 0)
             return -1;
         if (bd->subjects == NULL && bd->teams == NULL)
             return bad(ps, ptr, "a binding needs 'subjects' or 'teams' (\"*\" binds everyone)");
@@ -423,9 +429,7 @@ static int parse_defaults(struct parser *ps, struct gw_policy *p, json_t *defaul
                                          GW_PERM_MANAGE_RESOURCES};
     if (defaults == NULL)
         return 0;
-    if (!json_is_object(defaults))
-        return bad(ps, "/defaults", "must be an object");
-    if (only_keys(ps, defaults, "/defaults", keys) < 0)
+    if (keyed_object(ps, defaults, "/defaults", keys, "must be an object") < 0)
         return -1;
     for (size_t i = 0; keys[i]; i++) {
         json_t *v = json_object_get(defaults, keys[i]);
@@ -441,9 +445,7 @@ static int parse_document(struct parser *ps, struct gw_policy *p, json_t *doc)
 {
     static const char *const keys[] = {"version", "description", "defaults",
                                        "roles",   "bindings",    NULL};
-    if (!json_is_object(doc))
-        return bad(ps, "", "a policy must be a JSON object");
-    if (only_keys(ps, doc, "", keys) < 0)
+    if (keyed_object(ps, doc, "", keys, "a policy must be a JSON object") < 0)
         return -1;
     json_t *version = json_object_get(doc, "version");
     if (version != NULL && !(json_is_integer(version) && json_integer_value(version) == 1))

@@ -11,6 +11,7 @@
 #include "audit.h"
 #include "broker.h"
 #include "gw/log.h"
+#include "gw/mem.h"
 
 #define BATCH 200
 /* Events the sink may be behind and still judge heartbeats. */
@@ -160,11 +161,9 @@ static void on_timer(uv_timer_t *t)
 
 struct gw_reaper *gw_reaper_create(struct gw_broker *b, struct gw_error *err)
 {
-    struct gw_reaper *r = calloc(1, sizeof(*r));
-    if (r == NULL) {
-        gw_error_set(err, GW_ENOMEM, false, "out of memory");
+    struct gw_reaper *r = gw_calloc(1, sizeof(*r), err);
+    if (r == NULL)
         return NULL;
-    }
     r->b = b;
     uv_timer_init(b->loop, &r->timer);
     r->timer.data = r;

@@ -17,6 +17,7 @@
 
 #include "broker.h"
 #include "gw/log.h"
+#include "gw/mem.h"
 #include "gw/pg_array.h"
 
 #define BATCH   1000
@@ -209,11 +210,9 @@ static void on_timer(uv_timer_t *t)
 
 struct gw_relay *gw_relay_create(struct gw_broker *b, struct gw_error *err)
 {
-    struct gw_relay *r = calloc(1, sizeof(*r));
-    if (r == NULL) {
-        gw_error_set(err, GW_ENOMEM, false, "out of memory");
+    struct gw_relay *r = gw_calloc(1, sizeof(*r), err);
+    if (r == NULL)
         return NULL;
-    }
     r->b = b;
     uv_timer_init(b->loop, &r->timer);
     r->timer.data = r;

@@ -450,6 +450,23 @@ void gw_api_query_or_503(struct gw_api_ctx *ctx, const char *name, const char *s
         gw_api_problem(ctx, 503, "unavailable", NULL, "the broker is overloaded; retry later");
 }
 
+static void select_done(void *arg, const PGresult *res, const struct gw_error *err)
+{
+    struct gw_api_ctx *ctx = arg;
+    if (err != NULL)
+        gw_api_pg_failed(ctx, err);
+    else
+        ctx->on_rows(ctx, res);
+}
+
+void gw_api_select(struct gw_api_ctx *ctx, const char *name, const char *sql, int n,
+                   const char *const *params,
+                   void (*on_rows)(struct gw_api_ctx *ctx, const PGresult *res))
+{
+    ctx->on_rows = on_rows;
+    gw_api_query_or_503(ctx, name, sql, n, params, select_done);
+}
+
 size_t gw_api_text_len(const json_t *s)
 {
     const unsigned char *c = (const unsigned char *)json_string_value(s);

@@ -31,6 +31,7 @@
 #include "gw/cloudevent.h"
 #include "gw/crypto.h"
 #include "gw/log.h"
+#include "gw/mem.h"
 #include "stream.h"
 
 #define MAX_BATCH      500
@@ -69,8 +70,7 @@ struct gw_sink {
     size_t busy;
     size_t dead_in_flight;
     bool closed;
-    bool retry_closed;
-    bool probe_closed;
+    int handles_open; /* the timers (retry, probe) not closed yet */
     uv_timer_t retry;
     uv_timer_t probe;
     uint64_t probe_seq;
@@ -89,7 +89,7 @@ static const char *const kinds[] = {"started", "log",       "heartbeat", "succee
 /* Frees the sink once closed and nothing in flight refers to it. */
 static void maybe_free(struct gw_sink *s)
 {
-    if (!s->closed || !s->retry_closed || !s->probe_closed || s->busy > 0 || s->dead_in_flight > 0)
+    if (!s->closed || s->handles_open > 0 || s->busy > 0 || s->dead_in_flight > 0)
         return;
     for (size_t i = 0; i < s->nqueues; i++)
         free(s->queues[i]);
@@ -555,14 +555,12 @@ static void probe_tick(uv_timer_t *t)
 
 struct gw_sink *gw_sink_create(struct gw_broker *b, struct gw_error *err)
 {
-    struct gw_sink *s = calloc(1, sizeof(*s));
+    struct gw_sink *s = gw_calloc(1, sizeof(*s), err);
     char topic[256], group[256], instance[300];
     const char *topics[] = {topic, NULL};
 
-    if (s == NULL) {
-        gw_error_set(err, GW_ENOMEM, false, "out of memory");
+    if (s == NULL)
         return NULL;
-    }
     s->b = b;
     uv_timer_init(b->loop, &s->retry);
     s->retry.data = s;
@@ -598,20 +596,14 @@ struct gw_sink *gw_sink_create(struct gw_broker *b, struct gw_error *err)
     uv_timer_init(b->loop, &s->probe);
     s->probe.data = s;
     uv_timer_start(&s->probe, probe_tick, PROBE_MS, PROBE_MS);
+    s->handles_open = 2;
     return s;
 }
 
-static void retry_closed(uv_handle_t *h)
+static void timer_closed(uv_handle_t *h)
 {
     struct gw_sink *s = h->data;
-    s->retry_closed = true;
-    maybe_free(s);
-}
-
-static void probe_closed(uv_handle_t *h)
-{
-    struct gw_sink *s = h->data;
-    s->probe_closed = true;
+    s->handles_open--;
     maybe_free(s);
 }
 
@@ -634,6 +626,6 @@ void gw_sink_destroy(struct gw_sink *s)
     s->consumer = NULL;
     uv_timer_stop(&s->retry);
     uv_timer_stop(&s->probe);
-    uv_close((uv_handle_t *)&s->retry, retry_closed);
-    uv_close((uv_handle_t *)&s->probe, probe_closed);
+    uv_close((uv_handle_t *)&s->retry, timer_closed);
+    uv_close((uv_handle_t *)&s->probe, timer_closed);
 }

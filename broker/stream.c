@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "gw/log.h"
+#include "gw/mem.h"
 #include "policy.h"
 
 #define POLL_MS      500
@@ -24,8 +25,8 @@ struct gw_stream_hub {
     uv_timer_t poll;
     uv_timer_t keepalive;
     unsigned keepalive_ms;
-    struct stream *head;
-    size_t nopen; /* streams in OPEN state: the timers run while > 0 */
+    struct gw_list streams; /* newest first */
+    size_t nopen;           /* streams in OPEN state: the timers run while > 0 */
     int handles_open;
     bool destroyed;
 };
@@ -34,19 +35,14 @@ struct gw_stream_hub {
 
 static void hub_maybe_free(struct gw_stream_hub *h)
 {
-    if (h->destroyed && h->head == NULL && h->handles_open == 0)
+    if (h->destroyed && gw_list_empty(&h->streams) && h->handles_open == 0)
         free(h);
 }
 
 static void stream_free(struct stream *st)
 {
     struct gw_stream_hub *h = st->hub;
-    if (st->prev != NULL)
-        st->prev->next = st->next;
-    else
-        h->head = st->next;
-    if (st->next != NULL)
-        st->next->prev = st->prev;
+    gw_list_remove(&st->link);
     if (st->kind->dispose != NULL)
         st->kind->dispose(st);
     for (size_t i = 0; i < ARRAY_SIZE(st->vis); i++)
@@ -155,16 +151,16 @@ static void kick(struct stream *st)
 static void poll_tick(uv_timer_t *t)
 {
     struct gw_stream_hub *h = t->data;
-    for (struct stream *st = h->head; st != NULL; st = st->next)
-        kick(st);
+    gw_list_foreach (it, &h->streams)
+        kick(gw_list_entry(it, struct stream, link));
 }
 
 static void keepalive_tick(uv_timer_t *t)
 {
     static const char ka[] = ": keepalive\n\n";
     struct gw_stream_hub *h = t->data;
-    for (struct stream *st = h->head; st != NULL; st = st->next)
-        gw__stream_emit(st, ka, sizeof(ka) - 1);
+    gw_list_foreach (it, &h->streams)
+        gw__stream_emit(gw_list_entry(it, struct stream, link), ka, sizeof(ka) - 1);
 }
 
 /* ------------------------------------------------------------ queries */
@@ -281,10 +277,7 @@ struct stream *gw__stream_new(struct gw_api_ctx *ctx, const struct stream_kind *
     st->hub = h;
     st->ctx = ctx;
     st->kind = kind;
-    st->next = h->head;
-    if (h->head != NULL)
-        h->head->prev = st;
-    h->head = st;
+    gw_list_insert(&h->streams, &st->link);
     return st;
 }
 
@@ -295,7 +288,8 @@ void gw_stream_events_applied(struct gw_stream_hub *h, const char *events_json)
     int cache = -1; /* the kinds' work shared by every stream of the batch */
     if (h == NULL || h->nopen == 0 || events_json == NULL)
         return;
-    for (struct stream *st = h->head; st != NULL; st = st->next) {
+    gw_list_foreach (it, &h->streams) {
+        struct stream *st = gw_list_entry(it, struct stream, link);
         if (st->state == ST_OPEN && st->kind->woken(st, events_json, &cache))
             kick(st);
     }
@@ -310,12 +304,11 @@ static void hub_handle_closed(uv_handle_t *handle)
 
 struct gw_stream_hub *gw_stream_hub_create(struct gw_broker *b, struct gw_error *err)
 {
-    struct gw_stream_hub *h = calloc(1, sizeof(*h));
-    if (h == NULL) {
-        gw_error_set(err, GW_ENOMEM, false, "out of memory");
+    struct gw_stream_hub *h = gw_calloc(1, sizeof(*h), err);
+    if (h == NULL)
         return NULL;
-    }
     h->b = b;
+    gw_list_init(&h->streams);
     h->keepalive_ms = KEEPALIVE_MS;
     const char *ka = getenv("GW_SSE_KEEPALIVE_MS");
     if (ka != NULL && atoi(ka) > 0)
@@ -336,12 +329,10 @@ void gw_stream_hub_destroy(struct gw_stream_hub *h)
     uv_timer_stop(&h->poll);
     uv_timer_stop(&h->keepalive);
     /* Streams still in INIT are answered when their query comes back. */
-    struct stream *st = h->head;
-    while (st != NULL) {
-        struct stream *next = st->next;
+    gw_list_foreach_safe (it, next, &h->streams) {
+        struct stream *st = gw_list_entry(it, struct stream, link);
         if (st->state == ST_OPEN)
             gw__stream_finish(st, 0, NULL, NULL);
-        st = next;
     }
     uv_close((uv_handle_t *)&h->poll, hub_handle_closed);
     uv_close((uv_handle_t *)&h->keepalive, hub_handle_closed);

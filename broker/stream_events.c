@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gw/mem.h"
 #include "gw/pg_array.h"
 
 #define RUN_BATCH      200
@@ -94,16 +95,8 @@ struct out {
 static void out_add(struct out *o, const char *head, const char *data, size_t dlen)
 {
     size_t hlen = strlen(head), need = o->len + hlen + dlen + 3;
-    if (need > o->cap) {
-        size_t cap = o->cap ? o->cap : 4096;
-        while (cap < need)
-            cap *= 2;
-        char *nb = realloc(o->buf, cap);
-        if (nb == NULL)
-            return;
-        o->buf = nb;
-        o->cap = cap;
-    }
+    if (gw_grow(&o->buf, &o->cap, need, 4096) < 0)
+        return;
     memcpy(o->buf + o->len, head, hlen);
     memcpy(o->buf + o->len + hlen, data, dlen);
     memcpy(o->buf + o->len + hlen + dlen, "\n\n", 2);

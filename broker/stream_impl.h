@@ -37,6 +37,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "gw/list.h"
 #include "stream.h"
 
 #define SSE_EVENT_HEAD_MAX 64 /* "id: <n>\nevent: <name>\ndata: " */
@@ -60,7 +61,7 @@ struct stream_kind {
 };
 
 struct stream {
-    struct stream *prev, *next;
+    struct gw_list link; /* in the hub's list of streams */
     struct gw_stream_hub *hub;
     const struct stream_kind *kind;
     struct gw_api_ctx *ctx; /* kept while the request lives (the principal) */

@@ -67,7 +67,9 @@
 #include "control.h"
 #include "events.h"
 #include "gw/crypto.h"
+#include "gw/list.h"
 #include "gw/log.h"
+#include "gw/mem.h"
 #include "keygate.h"
 #include "slot.h"
 
@@ -92,7 +94,7 @@ enum job_state {
 
 struct job {
     struct gw_worker *w;
-    struct job *prev, *next;
+    struct gw_list link; /* in the worker's jobs */
     enum job_state state;
     struct gw_kafka_msg *msg;
     struct gw_run_request req;
@@ -124,12 +126,17 @@ struct gw_worker {
     struct gw_kafka_consumer *consumer;
     struct gw_control *control;
     struct gw_keygate gate;
-    struct job *jobs;
+    struct gw_list jobs; /* newest first */
     uv_signal_t sigterm, sigint;
     uv_timer_t grace;
     bool stopping, grace_expired, closing;
     struct gw_worker_stats stats;
 };
+
+static struct job *job_of(struct gw_list *link)
+{
+    return gw_list_entry(link, struct job, link);
+}
 
 static void job_claim(struct job *j);
 static void check_shutdown(struct gw_worker *w);
@@ -209,12 +216,7 @@ static void job_enter(struct job *j, enum job_state s)
 static void job_free(struct job *j)
 {
     struct gw_worker *w = j->w;
-    if (j->prev != NULL)
-        j->prev->next = j->next;
-    else
-        w->jobs = j->next;
-    if (j->next != NULL)
-        j->next->prev = j->prev;
+    gw_list_remove(&j->link);
     if (j->run_created)
         w->be->destroy(&j->run);
     json_decref(j->reply);
@@ -605,10 +607,7 @@ static void take_message(struct gw_worker *w, struct gw_kafka_msg *m)
     }
     j->w = w;
     j->msg = m;
-    j->next = w->jobs;
-    if (w->jobs != NULL)
-        w->jobs->prev = j;
-    w->jobs = j;
+    gw_list_insert(&w->jobs, &j->link);
     uv_timer_init(w->loop, &j->timer);
     j->timer.data = j;
     j->timer_open = true;
@@ -662,8 +661,8 @@ static void on_batch(void *arg, struct gw_kafka_msg **msgs, size_t n)
 static void on_cancel(void *arg, const struct gw_cancel_request *c)
 {
     struct gw_worker *w = arg;
-    for (struct job *j = w->jobs, *next; j != NULL; j = next) {
-        next = j->next;
+    gw_list_foreach_safe (it, next, &w->jobs) {
+        struct job *j = job_of(it);
         if (j->req.run_id == NULL || strcmp(j->req.run_id, c->run_id) != 0)
             continue;
         if (j->req.attempt != c->attempt) {
@@ -726,8 +725,8 @@ static void final_close(uv_timer_t *t)
         gw_kafka_producer_destroy(p, PRODUCER_FLUSH_MS);
     }
     /* Jobs waiting to retry their final event give up now. */
-    for (struct job *j = w->jobs, *next; j != NULL; j = next) {
-        next = j->next;
+    gw_list_foreach_safe (it, next, &w->jobs) {
+        struct job *j = job_of(it);
         if (j->state == J_FINISHING && j->pending_dr == 0)
             job_end(j, false);
     }
@@ -742,7 +741,7 @@ static void final_close(uv_timer_t *t)
 
 static void check_shutdown(struct gw_worker *w)
 {
-    if (!w->stopping || w->closing || w->jobs != NULL)
+    if (!w->stopping || w->closing || !gw_list_empty(&w->jobs))
         return;
     w->closing = true;
     uv_timer_stop(&w->grace);
@@ -767,17 +766,18 @@ static void grace_expired(uv_timer_t *t)
     struct gw_worker *w = t->data;
     w->grace_expired = true;
     gw_log_warn("shutdown grace expired: killing the runs still going");
-    for (struct job *j = w->jobs; j != NULL; j = j->next)
+    gw_list_foreach (it, &w->jobs) {
+        struct job *j = job_of(it);
         if (job_running(j) && !j->run.finished && w->be->cancel(&j->run, GW_CANCEL_SHUTDOWN) == 0 &&
             j->state == J_RUNNING)
             job_enter(j, J_KILLING);
+    }
     if (!w->closing)
         uv_timer_start(&w->grace, hard_deadline, HARD_DEADLINE_MS, 0);
 }
 
 void gw_worker_shutdown(struct gw_worker *w)
 {
-    struct job *j, *next;
     if (w->stopping) {
         /* A second signal: do not wait for the grace any longer. */
         if (!w->grace_expired && !w->closing) {
@@ -789,13 +789,13 @@ void gw_worker_shutdown(struct gw_worker *w)
     w->stopping = true;
     gw_log_info("shutting down: no new runs, %d ms grace for running ones", w->o.grace_ms);
     /* Waiting runs never started: forget them (their messages stay undone). */
-    for (j = w->jobs; j != NULL; j = next) {
-        next = j->next;
+    gw_list_foreach_safe (it, next, &w->jobs) {
+        struct job *j = job_of(it);
         if (j->state == J_WAIT_KEY)
             job_drop_waiting(j, false);
     }
-    for (j = w->jobs; j != NULL; j = next) {
-        next = j->next;
+    gw_list_foreach_safe (it, next, &w->jobs) {
+        struct job *j = job_of(it);
         if (job_claiming(j))
             gw_claim_abandon(j->claim);
     }
@@ -835,12 +835,11 @@ struct gw_worker *gw_worker_create(uv_loop_t *loop, const struct gw_worker_optio
                      "Kafka brokers are required");
         return NULL;
     }
-    w = calloc(1, sizeof(*w));
-    if (w == NULL) {
-        gw_error_set(err, GW_ENOMEM, false, "out of memory");
+    w = gw_calloc(1, sizeof(*w), err);
+    if (w == NULL)
         return NULL;
-    }
     w->loop = loop;
+    gw_list_init(&w->jobs);
     w->slot_fd = -1;
     w->o = *o;
     if (w->o.heartbeat_ms <= 0)

@@ -176,10 +176,7 @@ struct gw__http_conn *gw__http_conn_create(struct gw_http_server *srv)
     c->parser.data = c;
     gw__http_framing_begin_head(&c->framing);
 
-    c->next = srv->conns;
-    if (srv->conns != NULL)
-        srv->conns->prev = c;
-    srv->conns = c;
+    gw_list_insert(&srv->conns, &c->link);
     srv->nconns++;
     srv->stats.connections_open = srv->nconns;
 

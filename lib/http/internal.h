@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "gw/http.h"
+#include "gw/list.h"
 
 /* ---- per-request memory pool (pool.c) ---- */
 
@@ -112,7 +113,7 @@ struct gw__http_header_off {
 #define CONN_INBUF 16384
 
 struct gw__http_conn {
-    struct gw__http_conn *prev, *next;
+    struct gw_list link; /* in srv->conns */
     struct gw_http_server *srv;
     uv_tcp_t tcp;
     uv_timer_t timer; /* the current state's timeout (header, body, idle, linger) */
@@ -159,7 +160,7 @@ struct gw_http_server {
     struct gw_http_server_options opts;
     gw_http_handler handler;
     void *arg;
-    struct gw__http_conn *conns;
+    struct gw_list conns; /* newest first */
     unsigned long nconns;
     unsigned long detached;
     bool draining;

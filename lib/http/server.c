@@ -86,6 +86,7 @@ struct gw_http_server *gw_http_server_create(uv_loop_t *loop,
     if (srv->opts.max_headers > 100000)
         srv->opts.max_headers = 100000;
     srv->loop = loop;
+    gw_list_init(&srv->conns);
     srv->handler = handler;
     srv->arg = arg;
 
@@ -145,18 +146,13 @@ void gw_http_server_destroy(struct gw_http_server *srv, void (*done)(void *arg),
     uv_close((uv_handle_t *)&srv->listener, on_listener_closed);
     /* gw__http_conn_shutdown_idle() may unlink the connection only in its close
      * callback, which runs later, so walking the list here is safe. */
-    for (struct gw__http_conn *c = srv->conns; c != NULL; c = c->next)
-        gw__http_conn_shutdown_idle(c);
+    gw_list_foreach (it, &srv->conns)
+        gw__http_conn_shutdown_idle(gw_list_entry(it, struct gw__http_conn, link));
 }
 
 void gw__http_server_conn_gone(struct gw_http_server *srv, struct gw__http_conn *c)
 {
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        srv->conns = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
+    gw_list_remove(&c->link);
     srv->nconns--;
     srv->stats.connections_open = srv->nconns;
 }

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gw/list.h"
 #include "gw/log.h"
 #include "kafka_internal.h"
 
@@ -28,10 +29,10 @@ struct tracker;
 
 struct kmsg {
     struct gw_kafka_msg pub;
-    struct tracker *tp;   /* NULL once its partition was revoked */
-    struct kmsg *tp_next; /* tracker FIFO */
-    struct kmsg *bl_next; /* backlog FIFO (not handed out yet) */
-    struct kmsg *all_prev, *all_next;
+    struct tracker *tp;      /* NULL once its partition was revoked */
+    struct kmsg *tp_next;    /* tracker FIFO */
+    struct kmsg *bl_next;    /* backlog FIFO (not handed out yet) */
+    struct gw_list all_link; /* in c->all */
     bool done;
     bool handed_out;
 };
@@ -57,7 +58,7 @@ struct gw_kafka_consumer {
     struct kmsg *bl_head, *bl_tail;
     size_t backlog;
     size_t in_flight;
-    struct kmsg *all;
+    struct gw_list all; /* every message not freed yet, newest first */
     struct kmsg **batch;
     bool paused;
     bool delivering;
@@ -71,12 +72,7 @@ struct gw_kafka_consumer {
 
 static void kmsg_free(struct gw_kafka_consumer *c, struct kmsg *k)
 {
-    if (k->all_prev != NULL)
-        k->all_prev->all_next = k->all_next;
-    else
-        c->all = k->all_next;
-    if (k->all_next != NULL)
-        k->all_next->all_prev = k->all_prev;
+    gw_list_remove(&k->all_link);
     free((void *)k->pub.topic);
     free((void *)k->pub.key);
     free((void *)k->pub.payload);
@@ -228,10 +224,7 @@ static void take(struct gw_kafka_consumer *c, rd_kafka_message_t *m)
         c->bl_head = k;
     c->bl_tail = k;
     c->backlog++;
-    k->all_next = c->all;
-    if (c->all != NULL)
-        c->all->all_prev = k;
-    c->all = k;
+    gw_list_insert(&c->all, &k->all_link);
 }
 
 static void drain(struct gw_kafka_consumer *c)
@@ -407,6 +400,7 @@ struct gw_kafka_consumer *gw_kafka_consumer_create(uv_loop_t *loop,
         return NULL;
     }
     c->loop = loop;
+    gw_list_init(&c->all);
     c->cb = cb;
     c->arg = arg;
     c->max_batch = opts->max_batch;
@@ -534,8 +528,8 @@ void gw_kafka_consumer_destroy(struct gw_kafka_consumer *c)
     rd_kafka_destroy(c->rk);
     while (c->trackers != NULL)
         tracker_forget(c, c->trackers);
-    while (c->all != NULL)
-        kmsg_free(c, c->all);
+    while (!gw_list_empty(&c->all))
+        kmsg_free(c, gw_list_entry(c->all.next, struct kmsg, all_link));
     gw__kafka_waker_close(&c->waker, waker_closed);
     uv_close((uv_handle_t *)&c->timer, timer_closed);
 }

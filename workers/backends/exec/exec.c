@@ -48,6 +48,7 @@
 
 #include "backend.h"
 #include "exec_io.h"
+#include "gw/fs.h"
 #include "gw/log.h"
 #include "child.h"
 
@@ -225,7 +226,7 @@ static void finalize_work(uv_work_t *req)
     if (x->spawned && x->stopped == STOP_NONE && x->term_signal == 0 && x->exit_status == 0)
         x->outputs_rc = gw_exec_outputs_read(x->outputs, &x->result_outputs, x->outputs_msg,
                                              sizeof(x->outputs_msg));
-    gw_exec_remove_tree(x->workdir);
+    gw_fs_remove_tree(x->workdir);
 }
 
 static void finalize_done(uv_work_t *req, int status)
@@ -450,7 +451,7 @@ static int exec_start(struct gw_run *run, struct gw_error *err)
     x->envp = build_env(x);
     x->stdin_data = json_dumps(run->inputs ? run->inputs : json_object(), JSON_COMPACT);
     if (x->envp == NULL || x->stdin_data == NULL) {
-        gw_exec_remove_tree(x->workdir);
+        gw_fs_remove_tree(x->workdir);
         return gw_error_set(err, GW_ENOMEM, true, "out of memory");
     }
     gw_exec_lines_init(&x->out_lines, GW_RUN_LOG_LINE_MAX);

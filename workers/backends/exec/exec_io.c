@@ -1,11 +1,12 @@
 #include "exec_io.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include "gw/mem.h"
 
 /* Outputs are metadata (ids, URLs), not payloads. */
 #define OUTPUTS_MAX (1024 * 1024)
@@ -40,16 +41,8 @@ static void emit(const char *line, size_t len, exec_line_cb cb, void *ctx)
 
 int gw_exec_lines_feed(struct exec_lines *l, const char *data, size_t n, exec_line_cb cb, void *ctx)
 {
-    if (l->len + n > l->cap) {
-        size_t cap = l->cap ? l->cap : 4096;
-        while (cap < l->len + n)
-            cap *= 2;
-        char *nb = realloc(l->buf, cap);
-        if (nb == NULL)
-            return -1;
-        l->buf = nb;
-        l->cap = cap;
-    }
+    if (gw_grow(&l->buf, &l->cap, l->len + n, 4096) < 0)
+        return -1;
     memcpy(l->buf + l->len, data, n);
     l->len += n;
 
@@ -118,18 +111,4 @@ int gw_exec_outputs_read(const char *path, json_t **out, char *msg, size_t msgsz
     }
     *out = j;
     return 0;
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-void gw_exec_remove_tree(const char *dir)
-{
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }

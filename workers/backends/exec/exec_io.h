@@ -26,7 +26,4 @@ void gw_exec_lines_finish(struct exec_lines *l);
  * when it is unreadable, too big or not a JSON object. */
 int gw_exec_outputs_read(const char *path, json_t **out, char *msg, size_t msgsz);
 
-/* rm -rf `dir` (blocking: thread pool only). */
-void gw_exec_remove_tree(const char *dir);
-
 #endif

@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 #include <openssl/evp.h>
 
 #include "gw/crypto.h"
+#include "gw/fs.h"
 #include "gw/jsonptr.h"
 
 #define COPY_MAX_DEPTH 32
@@ -71,15 +71,6 @@ static bool is_state_name(const char *n)
            strcmp(n, ".terraform.lock.hcl") == 0 || strcmp(n, ".terraform.tfstate.lock.info") == 0;
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 /* Removes the module files a previous run copied in, keeping state. */
 static int clean_workdir(const char *workdir, char *msg, size_t msgsz)
 {
@@ -95,7 +86,7 @@ static int clean_workdir(const char *workdir, char *msg, size_t msgsz)
             is_state_name(e->d_name) || strcmp(e->d_name, TF_PLANS_DIR) == 0)
             continue;
         snprintf(path, sizeof(path), "%s/%s", workdir, e->d_name);
-        nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        gw_fs_remove_tree(path);
     }
     closedir(d);
     return 0;

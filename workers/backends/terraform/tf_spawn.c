@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "gw/mem.h"
 
 /* `show -json` of a big plan is large; beyond this it is refused, not parsed. */
 #define CAPTURE_MAX (64u * 1024 * 1024)
@@ -58,17 +59,9 @@ static void capture(struct tf_proc *p, const char *data, size_t n)
         p->cap_overflow = true;
         return;
     }
-    if (p->cap_len + n + 1 > p->cap_size) {
-        size_t sz = p->cap_size ? p->cap_size : 65536;
-        while (sz < p->cap_len + n + 1)
-            sz *= 2;
-        char *nb = realloc(p->cap, sz);
-        if (nb == NULL) {
-            p->cap_overflow = true;
-            return;
-        }
-        p->cap = nb;
-        p->cap_size = sz;
+    if (gw_grow(&p->cap, &p->cap_size, p->cap_len + n + 1, 65536) < 0) {
+        p->cap_overflow = true;
+        return;
     }
     memcpy(p->cap + p->cap_len, data, n);
     p->cap_len += n;
