@@ -23,6 +23,7 @@
 #include "db.h"
 #include "gw/crypto.h"
 #include "gw/error.h"
+#include "gw/mem.h"
 #include "options.h"
 
 #define EXIT_BROKEN 1
@@ -51,17 +52,9 @@ struct buf {
 
 static void buf_add(struct buf *b, const char *s, size_t n)
 {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (p == NULL) {
-            fputs("gangway audit: out of memory\n", stderr);
-            exit(EXIT_ERROR);
-        }
-        b->p = p;
-        b->cap = cap;
+    if (gw_grow(&b->p, &b->cap, b->len + n + 1, 256) < 0) {
+        fputs("gangway audit: out of memory\n", stderr);
+        exit(EXIT_ERROR);
     }
     memcpy(b->p + b->len, s, n);
     b->len += n;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gw/mem.h"
 #include "internal.h"
 
 char *gw__js_strdup(const char *s)
@@ -160,16 +161,8 @@ void gw__js_ptrmap_free(struct js_ptrmap *m)
 
 int gw__js_buf_add(struct js_buf *b, const char *s, size_t n)
 {
-    if (b->len + n + 1 > b->cap) {
-        size_t ncap = b->cap ? b->cap : 64;
-        while (ncap < b->len + n + 1)
-            ncap *= 2;
-        char *ns = realloc(b->s, ncap);
-        if (!ns)
-            return GW_ENOMEM;
-        b->s = ns;
-        b->cap = ncap;
-    }
+    if (gw_grow(&b->s, &b->cap, b->len + n + 1, 64) < 0)
+        return GW_ENOMEM;
     memcpy(b->s + b->len, s, n);
     b->len += n;
     b->s[b->len] = '\0';
