@@ -135,12 +135,7 @@ void gw_api_audit_list(struct gw_api_ctx *ctx)
     if (gw_pg_query(ctx->b->pg, "audit_list",
                     "SELECT gw_audit_json(a, c)::text, a.id FROM gw_audit_log a"
                     " LEFT JOIN gw_audit_chain c ON c.audit_id = a.id"
-                    " WHERE ($1::text IS NULL OR a.object = 'run:' || $1)"
-                    " AND ($2::text IS NULL OR a.actor = $2)"
-                    " AND ($3::text IS NULL OR a.verb = $3 OR (right($3, 2) = '.*'"
-                    " AND starts_with(a.verb, left($3, -1))))"
-                    " AND ($4::timestamptz IS NULL OR a.at >= $4::timestamptz)"
-                    " AND ($5::timestamptz IS NULL OR a.at < $5::timestamptz)"
+                    " WHERE gw_audit_match(a, $1, $2, $3, $4, $5)"
                     " AND ($6::bigint IS NULL OR a.id < $6::bigint)"
                     " ORDER BY a.id DESC LIMIT $7::int",
                     7, params, page_done, ctx) < 0)

@@ -23,6 +23,7 @@
 #include "db.h"
 #include "gw/crypto.h"
 #include "gw/error.h"
+#include "gw/mem.h"
 #include "options.h"
 
 #define EXIT_BROKEN 1
@@ -51,17 +52,9 @@ struct buf {
 
 static void buf_add(struct buf *b, const char *s, size_t n)
 {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (p == NULL) {
-            fputs("gangway audit: out of memory\n", stderr);
-            exit(EXIT_ERROR);
-        }
-        b->p = p;
-        b->cap = cap;
+    if (gw_grow(&b->p, &b->cap, b->len + n + 1, 256) < 0) {
+        fputs("gangway audit: out of memory\n", stderr);
+        exit(EXIT_ERROR);
     }
     memcpy(b->p + b->len, s, n);
     b->len += n;
@@ -508,12 +501,7 @@ static int audit_list(int argc, char **argv)
               "SELECT gw_audit_json(a, c)::text, coalesce(c.seq::text, '-'), a.id, gw_ts(a.at),"
               " a.actor, a.verb, a.object, coalesce(left(c.hash, 12), 'unsealed')"
               " FROM gw_audit_log a LEFT JOIN gw_audit_chain c ON c.audit_id = a.id"
-              " WHERE ($1::text IS NULL OR a.object = 'run:' || $1)"
-              " AND ($2::text IS NULL OR a.actor = $2)"
-              " AND ($3::text IS NULL OR a.verb = $3 OR (right($3, 2) = '.*'"
-              " AND starts_with(a.verb, left($3, -1))))"
-              " AND ($4::timestamptz IS NULL OR a.at >= $4::timestamptz)"
-              " AND ($5::timestamptz IS NULL OR a.at < $5::timestamptz)"
+              " WHERE gw_audit_match(a, $1, $2, $3, $4, $5)"
               " ORDER BY a.id DESC LIMIT $6::int",
               6, params);
     if (res == NULL) {

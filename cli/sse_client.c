@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gw/mem.h"
 static void sse_line(struct gw_sse *s, char *line)
 {
     if (line[0] == '\0') {
@@ -53,16 +54,8 @@ static size_t sse_write(char *ptr, size_t size, size_t nmemb, void *arg)
     size_t n = size * nmemb;
     if (s->status == 0)
         curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &s->status);
-    if (s->len + n + 1 > s->cap) {
-        size_t cap = s->cap ? s->cap : 8192;
-        while (cap < s->len + n + 1)
-            cap *= 2;
-        char *nb = realloc(s->buf, cap);
-        if (nb == NULL)
-            return 0;
-        s->buf = nb;
-        s->cap = cap;
-    }
+    if (gw_grow(&s->buf, &s->cap, s->len + n + 1, 8192) < 0)
+        return 0;
     memcpy(s->buf + s->len, ptr, n);
     s->len += n;
     s->buf[s->len] = '\0';

@@ -556,43 +556,41 @@ static json_t *node(struct yload *y, yaml_event_t *ev)
     return v;
 }
 
+/* Reads the next event and drops it: -1 (error set) when it cannot be read
+ * or, `want` not YAML_NO_EVENT, when it is another kind (`why` says so). */
+static int skip_event(struct yload *y, yaml_event_type_t want, const char *why)
+{
+    yaml_event_t ev;
+    int rc = 0;
+
+    if (next_event(y, &ev) < 0)
+        return -1;
+    if (want != YAML_NO_EVENT && ev.type != want)
+        rc = yerr_at(y, ev.start_mark, "%s", why);
+    yaml_event_delete(&ev);
+    return rc;
+}
+
 static json_t *document(struct yload *y)
 {
     yaml_event_t ev;
     json_t *root = NULL;
 
-    if (next_event(y, &ev) < 0) /* STREAM-START */
+    if (skip_event(y, YAML_NO_EVENT, NULL) < 0 /* STREAM-START */ ||
+        skip_event(y, YAML_DOCUMENT_START_EVENT, "the document is empty") < 0)
         return NULL;
-    yaml_event_delete(&ev);
-    if (next_event(y, &ev) < 0)
-        return NULL;
-    if (ev.type != YAML_DOCUMENT_START_EVENT) {
-        yerr_at(y, ev.start_mark, "the document is empty");
-        yaml_event_delete(&ev);
-        return NULL;
-    }
-    yaml_event_delete(&ev);
     if (next_event(y, &ev) < 0)
         return NULL;
     root = node(y, &ev);
     yaml_event_delete(&ev);
     if (root == NULL)
         return NULL;
-    if (next_event(y, &ev) < 0) /* DOCUMENT-END */
-        goto fail;
-    yaml_event_delete(&ev);
-    if (next_event(y, &ev) < 0)
-        goto fail;
-    if (ev.type != YAML_STREAM_END_EVENT) {
-        yerr_at(y, ev.start_mark, "more than one document; put one per file");
-        yaml_event_delete(&ev);
-        goto fail;
+    if (skip_event(y, YAML_NO_EVENT, NULL) < 0 /* DOCUMENT-END */ ||
+        skip_event(y, YAML_STREAM_END_EVENT, "more than one document; put one per file") < 0) {
+        json_decref(root);
+        return NULL;
     }
-    yaml_event_delete(&ev);
     return root;
-fail:
-    json_decref(root);
-    return NULL;
 }
 
 json_t *gw_yaml_loadb(const char *buf, size_t len, const char *name, struct gw_error *err)

@@ -85,14 +85,10 @@ void gw__js_node_free(struct js_node *n)
 
 static struct js_kw *kw_add(struct js_node *n, enum js_kw_type t, const char *name, size_t *cap)
 {
-    if (n->nkw == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 8;
-        struct js_kw *nv = realloc(n->kw, ncap * sizeof(*nv));
-        if (!nv)
-            return NULL;
-        n->kw = nv;
-        *cap = ncap;
-    }
+    struct js_kw *nv = gw__js_grow(n->kw, cap, n->nkw, 8, sizeof(*nv));
+    if (!nv)
+        return NULL;
+    n->kw = nv;
     struct js_kw *k = &n->kw[n->nkw];
     memset(k, 0, sizeof(*k));
     k->type = t;

@@ -157,58 +157,53 @@ static bool check_date_time(const char *s, size_t n)
     return full_time(s, n, &i) && i == n;
 }
 
+/* Reads duration designators (digits, then one of `units`, in that order,
+ * none skipped inside the run) from s[*i] up to the end or a 'T'; false when
+ * one is malformed, else *count says how many it read. */
+static bool designators(const char *s, size_t n, size_t *i, const char *units, int *count)
+{
+    int last = -1;
+    *count = 0;
+    while (*i < n && s[*i] != 'T') {
+        size_t st = *i;
+        while (*i < n && isdig(s[*i]))
+            (*i)++;
+        if (*i == st || *i >= n)
+            return false;
+        const char *u = strchr(units, s[*i]);
+        if (!u || !*u)
+            return false;
+        int idx = (int)(u - units);
+        if (last >= 0 && idx != last + 1)
+            return false;
+        last = idx;
+        (*count)++;
+        (*i)++;
+    }
+    return true;
+}
+
 static bool check_duration(const char *s, size_t n)
 {
     /* RFC 3339 appendix A: units in order, none skipped inside a run
      * (Y[M[D]], M[D], D; H[M[S]], M[S], S), weeks alone. */
-    static const char date_units[] = "YMD", time_units[] = "HMS";
-    size_t i = 0;
-    if (n < 2 || s[i++] != 'P')
+    size_t i = 1;
+    int ndate, ntime;
+    if (n < 2 || s[0] != 'P')
         return false;
-    bool any = false;
-    int last = -1;
-    while (i < n && s[i] != 'T') {
-        size_t st = i;
-        while (i < n && isdig(s[i]))
+    if (s[n - 1] == 'W') { /* P<digits>W */
+        while (i < n - 1 && isdig(s[i]))
             i++;
-        if (i == st || i >= n)
-            return false;
-        if (s[i] == 'W') {
-            i++;
-            return !any && i == n;
-        }
-        const char *u = strchr(date_units, s[i]);
-        if (!u || !*u)
-            return false;
-        int idx = (int)(u - date_units);
-        if (last >= 0 && idx != last + 1)
-            return false;
-        last = idx;
-        any = true;
-        i++;
+        if (i > 1 && i == n - 1)
+            return true;
+        i = 1;
     }
+    if (!designators(s, n, &i, "YMD", &ndate))
+        return false;
     if (i == n)
-        return any;
+        return ndate > 0;
     i++; /* 'T' */
-    last = -1;
-    bool tany = false;
-    while (i < n) {
-        size_t st = i;
-        while (i < n && isdig(s[i]))
-            i++;
-        if (i == st || i >= n)
-            return false;
-        const char *u = strchr(time_units, s[i]);
-        if (!u || !*u)
-            return false;
-        int idx = (int)(u - time_units);
-        if (last >= 0 && idx != last + 1)
-            return false;
-        last = idx;
-        tany = true;
-        i++;
-    }
-    return tany;
+    return designators(s, n, &i, "HMS", &ntime) && ntime > 0 && i == n;
 }
 
 static bool check_ipv4(const char *s, size_t n)

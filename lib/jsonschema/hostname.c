@@ -9,48 +9,54 @@
 #include <string.h>
 #include <strings.h>
 
+#include "gw/utf8.h"
 #include "internal.h"
 
 bool gw__js_format_hostname(const char *s, size_t n, bool idn);
 
 #define MAX_CPS 256
 
+/* The code points of s[0..n) into out: their count, or -1 when there are
+ * more than `max` or the bytes are not well-formed UTF-8 (they always are:
+ * jansson checks every string it makes). */
 static int utf8_decode(const char *s, size_t n, uint32_t *out, size_t max)
 {
     size_t k = 0;
-    for (size_t i = 0; i < n;) {
-        unsigned char c = (unsigned char)s[i];
-        uint32_t cp;
-        int len;
-        if (c < 0x80) {
-            cp = c;
-            len = 1;
-        } else if ((c & 0xe0) == 0xc0) {
-            cp = c & 0x1f;
-            len = 2;
-        } else if ((c & 0xf0) == 0xe0) {
-            cp = c & 0x0f;
-            len = 3;
-        } else if ((c & 0xf8) == 0xf0) {
-            cp = c & 0x07;
-            len = 4;
-        } else {
+    for (size_t i = 0, len; i < n; i += len)
+        if (k >= max || (len = gw_utf8_next((const unsigned char *)s + i, n - i, &out[k++])) == 0)
             return -1;
-        }
-        if (i + (size_t)len > n || k >= max)
-            return -1;
-        for (int j = 1; j < len; j++)
-            cp = (cp << 6) | ((unsigned char)s[i + (size_t)j] & 0x3f);
-        out[k++] = cp;
-        i += (size_t)len;
-    }
     return (int)k;
+}
+
+/* RFC 3492 parameters for Punycode (section 5). */
+#define PC_BASE 36u
+#define PC_TMIN 1u
+#define PC_TMAX 26u
+#define PC_SKEW 38u
+#define PC_DAMP 700u
+
+/* The threshold of digit position `k` (section 6.2, 6.3). */
+static uint32_t pc_threshold(uint32_t k, uint32_t bias)
+{
+    return k <= bias ? PC_TMIN : k >= bias + PC_TMAX ? PC_TMAX : k - bias;
+}
+
+/* Bias adaptation after a code point (section 6.1). */
+static uint32_t pc_adapt(uint32_t delta, uint32_t numpoints, bool first)
+{
+    uint32_t k = 0;
+    delta = first ? delta / PC_DAMP : delta / 2;
+    delta += delta / numpoints;
+    while (delta > ((PC_BASE - PC_TMIN) * PC_TMAX) / 2) {
+        delta /= PC_BASE - PC_TMIN;
+        k += PC_BASE;
+    }
+    return k + (PC_BASE - PC_TMIN + 1) * delta / (delta + PC_SKEW);
 }
 
 /* RFC 3492 decoding of the part after "xn--". */
 static int punycode_decode(const char *in, size_t n, uint32_t *out, size_t max)
 {
-    const uint32_t base = 36, tmin = 1, tmax = 26, skew = 38, damp = 700;
     uint32_t nn = 128, bias = 72, i = 0;
     size_t outlen = 0, b = 0;
     for (size_t j = 0; j < n; j++)
@@ -65,7 +71,7 @@ static int punycode_decode(const char *in, size_t n, uint32_t *out, size_t max)
     }
     for (size_t p = b > 0 ? b + 1 : 0; p < n;) {
         uint32_t oldi = i, w = 1;
-        for (uint32_t k = base;; k += base) {
+        for (uint32_t k = PC_BASE;; k += PC_BASE) {
             if (p >= n)
                 return -1;
             char c = in[p++];
@@ -81,22 +87,14 @@ static int punycode_decode(const char *in, size_t n, uint32_t *out, size_t max)
             if (digit > (UINT32_MAX - i) / w)
                 return -1;
             i += digit * w;
-            uint32_t t = k <= bias ? tmin : k >= bias + tmax ? tmax : k - bias;
+            uint32_t t = pc_threshold(k, bias);
             if (digit < t)
                 break;
-            if (w > UINT32_MAX / (base - t))
+            if (w > UINT32_MAX / (PC_BASE - t))
                 return -1;
-            w *= base - t;
+            w *= PC_BASE - t;
         }
-        /* adapt */
-        uint32_t delta = oldi == 0 ? (i - oldi) / damp : (i - oldi) / 2;
-        delta += delta / (uint32_t)(outlen + 1);
-        uint32_t k = 0;
-        while (delta > ((base - tmin) * tmax) / 2) {
-            delta /= base - tmin;
-            k += base;
-        }
-        bias = k + (base - tmin + 1) * delta / (delta + skew);
+        bias = pc_adapt(i - oldi, (uint32_t)(outlen + 1), oldi == 0);
         if (i / (outlen + 1) > 0x10ffff - nn)
             return -1;
         nn += i / (uint32_t)(outlen + 1);
@@ -113,7 +111,6 @@ static int punycode_decode(const char *in, size_t n, uint32_t *out, size_t max)
 /* RFC 3492 encoding; writes at most `max` bytes to out, returns length or -1. */
 static int punycode_encode(const uint32_t *in, size_t n, char *out, size_t max)
 {
-    const uint32_t base = 36, tmin = 1, tmax = 26, skew = 38, damp = 700;
     uint32_t nn = 128, delta = 0, bias = 72;
     size_t o = 0, h, b = 0;
     for (size_t j = 0; j < n; j++) {
@@ -145,27 +142,20 @@ static int punycode_encode(const uint32_t *in, size_t n, char *out, size_t max)
             if (in[j] != nn)
                 continue;
             uint32_t q = delta;
-            for (uint32_t k = base;; k += base) {
-                uint32_t t = k <= bias ? tmin : k >= bias + tmax ? tmax : k - bias;
+            for (uint32_t k = PC_BASE;; k += PC_BASE) {
+                uint32_t t = pc_threshold(k, bias);
                 if (q < t)
                     break;
-                uint32_t d = t + (q - t) % (base - t);
+                uint32_t d = t + (q - t) % (PC_BASE - t);
                 if (o >= max)
                     return -1;
                 out[o++] = (char)(d < 26 ? 'a' + d : '0' + d - 26);
-                q = (q - t) / (base - t);
+                q = (q - t) / (PC_BASE - t);
             }
             if (o >= max)
                 return -1;
             out[o++] = (char)(q < 26 ? 'a' + q : '0' + q - 26);
-            uint32_t dl = h == b ? delta / damp : delta / 2;
-            dl += dl / (uint32_t)(h + 1);
-            uint32_t k = 0;
-            while (dl > ((base - tmin) * tmax) / 2) {
-                dl /= base - tmin;
-                k += base;
-            }
-            bias = k + (base - tmin + 1) * dl / (dl + skew);
+            bias = pc_adapt(delta, (uint32_t)(h + 1), h == b);
             delta = 0;
             h++;
         }

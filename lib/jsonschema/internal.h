@@ -68,6 +68,11 @@ int gw__js_num_cmp(json_t *a, json_t *b);
 bool gw__js_is_integer(json_t *v);
 size_t gw__js_utf8_len(const char *s, size_t n);
 char *gw__js_strdup(const char *s);
+/* Room for one more in the array `v` of *cap elements of `size` bytes, `n` of
+ * them used: `v` itself, or `v` moved to a block twice as large (`first`
+ * elements the first time; *cap updated); NULL, `v` untouched, when out of
+ * memory. */
+void *gw__js_grow(void *v, size_t *cap, size_t n, size_t first, size_t size);
 char *gw__js_strndup(const char *s, size_t n);
 
 /* ---- URIs (uri.c) ---- */

@@ -114,14 +114,10 @@ static struct js_resource *resource_add(struct gw_schema *s, const char *uri, js
     struct js_resource *r = gw__js_strmap_get(&s->resources, uri);
     if (r)
         return r;
-    if (s->nres == s->capres) {
-        size_t ncap = s->capres ? s->capres * 2 : 8;
-        struct js_resource **nv = realloc(s->res_all, ncap * sizeof(*nv));
-        if (!nv)
-            return NULL;
-        s->res_all = nv;
-        s->capres = ncap;
-    }
+    struct js_resource **nv = gw__js_grow(s->res_all, &s->capres, s->nres, 8, sizeof(*nv));
+    if (!nv)
+        return NULL;
+    s->res_all = nv;
     r = calloc(1, sizeof(*r));
     if (!r || !(r->uri = gw__js_strdup(uri)) || gw__js_strmap_put(&s->resources, uri, r) < 0) {
         gw__js_resource_free(r);
@@ -140,14 +136,10 @@ static struct js_nodeinfo *info_add(struct gw_schema *s, json_t *j, struct js_re
     struct js_nodeinfo *in = gw__js_ptrmap_get(&s->info, j);
     if (in)
         return in;
-    if (s->ninfos == s->capinfos) {
-        size_t ncap = s->capinfos ? s->capinfos * 2 : 32;
-        struct js_nodeinfo **nv = realloc(s->infos, ncap * sizeof(*nv));
-        if (!nv)
-            return NULL;
-        s->infos = nv;
-        s->capinfos = ncap;
-    }
+    struct js_nodeinfo **nv = gw__js_grow(s->infos, &s->capinfos, s->ninfos, 32, sizeof(*nv));
+    if (!nv)
+        return NULL;
+    s->infos = nv;
     in = calloc(1, sizeof(*in));
     if (!in)
         return NULL;

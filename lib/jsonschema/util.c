@@ -3,11 +3,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gw/mem.h"
 #include "internal.h"
 
 char *gw__js_strdup(const char *s)
 {
     return gw__js_strndup(s, strlen(s));
+}
+
+void *gw__js_grow(void *v, size_t *cap, size_t n, size_t first, size_t size)
+{
+    if (n < *cap)
+        return v;
+    size_t ncap = *cap ? *cap * 2 : first;
+    void *nv = realloc(v, ncap * size);
+    if (nv)
+        *cap = ncap;
+    return nv;
 }
 
 char *gw__js_strndup(const char *s, size_t n)
@@ -149,16 +161,8 @@ void gw__js_ptrmap_free(struct js_ptrmap *m)
 
 int gw__js_buf_add(struct js_buf *b, const char *s, size_t n)
 {
-    if (b->len + n + 1 > b->cap) {
-        size_t ncap = b->cap ? b->cap : 64;
-        while (ncap < b->len + n + 1)
-            ncap *= 2;
-        char *ns = realloc(b->s, ncap);
-        if (!ns)
-            return GW_ENOMEM;
-        b->s = ns;
-        b->cap = ncap;
-    }
+    if (gw_grow(&b->s, &b->cap, b->len + n + 1, 64) < 0)
+        return GW_ENOMEM;
     memcpy(b->s + b->len, s, n);
     b->len += n;
     b->s[b->len] = '\0';

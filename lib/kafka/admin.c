@@ -62,26 +62,53 @@ static int admin_answer(rd_kafka_queue_t *q, int timeout_ms, const char *what, c
     return ret;
 }
 
+/* What one admin request needs: a client, a queue for its answer and options
+ * carrying the operation timeout. */
+struct admin_call {
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *q;
+    rd_kafka_AdminOptions_t *opt;
+};
+
+/* Makes `a` ready for operation `op`; GW_EINVAL with `err` set when the client
+ * cannot be made. Undone by admin_call_close(). */
+static int admin_call_open(struct admin_call *a, const struct gw_kafka_config *cfg,
+                           rd_kafka_admin_op_t op, int timeout_ms, struct gw_error *err)
+{
+    a->rk = admin_client(cfg, err);
+    if (a->rk == NULL)
+        return GW_EINVAL;
+    a->q = rd_kafka_queue_new(a->rk);
+    a->opt = rd_kafka_AdminOptions_new(a->rk, op);
+    rd_kafka_AdminOptions_set_operation_timeout(a->opt, timeout_ms, NULL, 0);
+    return 0;
+}
+
+static void admin_call_close(struct admin_call *a)
+{
+    rd_kafka_AdminOptions_destroy(a->opt);
+    rd_kafka_queue_destroy(a->q);
+    rd_kafka_destroy(a->rk);
+}
+
 int gw_kafka_ensure_topics(const struct gw_kafka_config *cfg, const char *const *topics,
                            int partitions, int replication, int timeout_ms, struct gw_error *err)
 {
     char errstr[512];
     size_t n = count(topics);
     int ret = 0;
-    rd_kafka_t *rk;
-    rd_kafka_queue_t *q;
+    struct admin_call a;
     rd_kafka_NewTopic_t **nt;
-    rd_kafka_AdminOptions_t *opt;
 
     if (n == 0)
         return 0;
-    rk = admin_client(cfg, err);
-    if (rk == NULL)
+    if (admin_call_open(&a, cfg, RD_KAFKA_ADMIN_OP_CREATETOPICS, timeout_ms, err) < 0)
         return GW_EINVAL;
+    rd_kafka_AdminOptions_set_request_timeout(a.opt, timeout_ms, NULL, 0);
     nt = calloc(n, sizeof(*nt));
     if (nt == NULL) {
         ret = gw_error_set(err, GW_ENOMEM, false, "out of memory");
-        goto fail_rk;
+        goto out;
     }
     for (size_t i = 0; i < n; i++) {
         nt[i] = rd_kafka_NewTopic_new(topics[i], partitions, replication, errstr, sizeof(errstr));
@@ -90,22 +117,16 @@ int gw_kafka_ensure_topics(const struct gw_kafka_config *cfg, const char *const 
             goto fail_topics;
         }
     }
-    q = rd_kafka_queue_new(rk);
-    opt = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-    rd_kafka_AdminOptions_set_request_timeout(opt, timeout_ms, NULL, 0);
-    rd_kafka_AdminOptions_set_operation_timeout(opt, timeout_ms, NULL, 0);
-    rd_kafka_CreateTopics(rk, nt, n, opt, q);
-    ret = admin_answer(q, timeout_ms, "CreateTopics", "create",
+    rd_kafka_CreateTopics(a.rk, nt, n, a.opt, a.q);
+    ret = admin_answer(a.q, timeout_ms, "CreateTopics", "create",
                        RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS, err);
-    rd_kafka_AdminOptions_destroy(opt);
-    rd_kafka_queue_destroy(q);
 fail_topics:
     for (size_t i = 0; i < n; i++)
         if (nt[i] != NULL)
             rd_kafka_NewTopic_destroy(nt[i]);
     free(nt);
-fail_rk:
-    rd_kafka_destroy(rk);
+out:
+    admin_call_close(&a);
     return ret;
 }
 
@@ -114,33 +135,25 @@ int gw_kafka_delete_topics(const struct gw_kafka_config *cfg, const char *const 
 {
     size_t n = count(topics);
     int ret;
-    rd_kafka_t *rk;
-    rd_kafka_queue_t *q;
+    struct admin_call a;
     rd_kafka_DeleteTopic_t **dt;
-    rd_kafka_AdminOptions_t *opt;
 
     if (n == 0)
         return 0;
-    rk = admin_client(cfg, err);
-    if (rk == NULL)
+    if (admin_call_open(&a, cfg, RD_KAFKA_ADMIN_OP_DELETETOPICS, timeout_ms, err) < 0)
         return GW_EINVAL;
     dt = calloc(n, sizeof(*dt));
     if (dt == NULL) {
-        rd_kafka_destroy(rk);
+        admin_call_close(&a);
         return gw_error_set(err, GW_ENOMEM, false, "out of memory");
     }
     for (size_t i = 0; i < n; i++)
         dt[i] = rd_kafka_DeleteTopic_new(topics[i]);
-    q = rd_kafka_queue_new(rk);
-    opt = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DELETETOPICS);
-    rd_kafka_AdminOptions_set_operation_timeout(opt, timeout_ms, NULL, 0);
-    rd_kafka_DeleteTopics(rk, dt, n, opt, q);
-    ret = admin_answer(q, timeout_ms, "DeleteTopics", "delete",
+    rd_kafka_DeleteTopics(a.rk, dt, n, a.opt, a.q);
+    ret = admin_answer(a.q, timeout_ms, "DeleteTopics", "delete",
                        RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, err);
-    rd_kafka_AdminOptions_destroy(opt);
-    rd_kafka_queue_destroy(q);
     rd_kafka_DeleteTopic_destroy_array(dt, n);
     free(dt);
-    rd_kafka_destroy(rk);
+    admin_call_close(&a);
     return ret;
 }

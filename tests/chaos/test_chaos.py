@@ -190,6 +190,23 @@ class Chaos:
                 return n
             time.sleep(0.05)
 
+    def fill_and_pick(self, t):
+        """Half a second before t, fills every worker's slots (a burst) and
+        returns the worker with the most runs in flight and their count; (None,
+        0), noted, when no worker is live."""
+        self.at(t - 0.5)
+        self.burst(WORKERS * CONCURRENCY + 6)
+        w, n = self.busiest_worker(need=CONCURRENCY - 1)
+        if w is None:
+            self.notes.append("no live worker to kill at t=%d" % t)
+        return w, n
+
+    def kill_worker(self, w, n):
+        """SIGKILLs worker w (n programs in flight) and records the fault."""
+        w["proc"].kill()
+        w["proc"].wait(10)
+        self.h.record_fault("kill", "worker:" + w["name"], pid=w["proc"].pid, in_flight=n)
+
     # -- timeline ------------------------------------------------------------
     def burst(self, n, sleep_ms=(1000, 1500)):
         """n submissions at once (recorded like the load), of longer runs: every
@@ -291,15 +308,10 @@ def worker_kill(c):
     partitions while they are paused, and the group waits for the dead
     member until its session expires."""
     for t in (4, 9, 14):
-        c.at(t - 0.5)
-        c.burst(WORKERS * CONCURRENCY + 6)
-        w, n = c.busiest_worker(need=CONCURRENCY - 1)
+        w, n = c.fill_and_pick(t)
         if w is None:
-            c.notes.append("no live worker to kill at t=%d" % t)
             continue
-        w["proc"].kill()
-        w["proc"].wait(10)
-        c.h.record_fault("kill", "worker:" + w["name"], pid=w["proc"].pid, in_flight=n)
+        c.kill_worker(w, n)
         time.sleep(0.5)
         c.start_worker(heal=True)
 
@@ -312,16 +324,11 @@ def worker_restart(c):
     restart it again. The new process must not execute what the old one
     had claimed."""
     for t in (4, 11):
-        c.at(t - 0.5)
-        c.burst(WORKERS * CONCURRENCY + 6)
-        w, n = c.busiest_worker(need=CONCURRENCY - 1)
+        w, n = c.fill_and_pick(t)
         if w is None:
-            c.notes.append("no live worker to kill at t=%d" % t)
             continue
         for k in range(2):
-            w["proc"].kill()
-            w["proc"].wait(10)
-            c.h.record_fault("kill", "worker:" + w["name"], pid=w["proc"].pid, in_flight=n)
+            c.kill_worker(w, n)
             time.sleep(0.5)
             c.start_worker(heal=True, stable_id=w["name"])
             w = c.workers[-1]

@@ -200,6 +200,14 @@ class Stack:
             proc.wait()
             raise Failure("process %s did not stop on signal %d" % (proc.args[1], sig))
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        """`with s:` around a test's body: close() on the way out, printing the
+        broker's and workers' logs when the body raised."""
+        self.close(failed=exc_type is not None)
+
     def close(self, failed=False):
         if self.conn:
             self.conn.close()

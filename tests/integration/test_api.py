@@ -12,8 +12,7 @@ from harness import Stack, check, main  # noqa: E402
 
 def test():
     s = Stack("api")
-    failed = True
-    try:
+    with s:
         s.start_broker()
         s.start_worker(concurrency=2)
 
@@ -219,9 +218,6 @@ def test():
         m = s.get("/metrics", auth=False)
         check(m.status == 200 and b"gangway_runs_submitted_total" in m.body
               and b"gangway_outbox_pending" in m.body, "metrics are exposed")
-        failed = False
-    finally:
-        s.close(failed)
 
 
 if __name__ == "__main__":

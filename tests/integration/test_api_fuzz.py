@@ -106,54 +106,52 @@ def test():
     config = os.path.join(s.tmp, "schemathesis.toml")
     with open(config, "w") as f:
         f.write(CONFIG)
-    failed = True
-    try:
-        s.start_broker()
-        s.start_worker(concurrency=2)
-        seed(s)
-        out = os.path.join(s.tmp, "schemathesis.log")
-        argv = [st, "--config-file", config, "run", os.path.join(SRC, "schemas", "openapi.json"),
-                "--url", s.url, "--header", "Authorization: Bearer " + s.token,
-                "--checks", CHECKS, "--phases", "examples,coverage,fuzzing,stateful",
-                "--workers", "1", "--request-timeout", "10", "--continue-on-failure",
-                "--no-color", "--output-sanitize", "true"]
-        started = time.time()
-        with open(out, "w") as f:
-            try:
-                p = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, cwd=s.tmp,
-                                   env=dict(os.environ, NO_COLOR="1"), timeout=ST_TIMEOUT)
-                rc = p.returncode
-            except subprocess.TimeoutExpired:
-                rc = None
-        took = time.time() - started
-        with open(out) as f:
-            report = f.read()
-        tail = report.find("=== WARNINGS ===") if rc == 0 else -1
-        if tail < 0:
-            tail = report.find("=== SUMMARY ===") if rc == 0 else max(0, len(report) - 60000)
-        print(report[tail:], flush=True)
-        print("schemathesis took %.0f s" % took, flush=True)
-        print("runs by action and status after it:\n" + s.sql(
-            "SELECT action_id, status, count(*) FROM gw_runs GROUP BY 1, 2 ORDER BY 1, 2"), flush=True)
-        check(rc is not None, "schemathesis finishes within %d s" % ST_TIMEOUT)
-        if s.broker.poll() is not None:
-            # What a worker was claiming or running when it went: the likely
-            # cause (the claim moves a run to running before the broker
-            # reads its answer).
-            print("runs queued or running when the broker died:\n" + s.sql(
-                "SELECT id, action_id, status, left(inputs::text, 2000) FROM gw_runs"
-                " WHERE status IN ('queued', 'running')"))
-        check(s.broker.poll() is None, "the broker is still running after the fuzzing",
-              s.broker.returncode)
-        check(rc == 0, "schemathesis finds no failure (exit status %s)" % rc)
-        rc = s.stop(s.broker, signal.SIGTERM)
-        s.broker = None
-        check(rc == 0, "the broker exits 0 on SIGTERM", rc)
-        failed = False
-    finally:
-        if s.broker is not None and s.broker.poll() is not None:
-            s.broker = None  # its death is reported above; still drop the database
-        s.close(failed)
+    with s:
+        try:
+            s.start_broker()
+            s.start_worker(concurrency=2)
+            seed(s)
+            out = os.path.join(s.tmp, "schemathesis.log")
+            argv = [st, "--config-file", config, "run", os.path.join(SRC, "schemas", "openapi.json"),
+                    "--url", s.url, "--header", "Authorization: Bearer " + s.token,
+                    "--checks", CHECKS, "--phases", "examples,coverage,fuzzing,stateful",
+                    "--workers", "1", "--request-timeout", "10", "--continue-on-failure",
+                    "--no-color", "--output-sanitize", "true"]
+            started = time.time()
+            with open(out, "w") as f:
+                try:
+                    p = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, cwd=s.tmp,
+                                       env=dict(os.environ, NO_COLOR="1"), timeout=ST_TIMEOUT)
+                    rc = p.returncode
+                except subprocess.TimeoutExpired:
+                    rc = None
+            took = time.time() - started
+            with open(out) as f:
+                report = f.read()
+            tail = report.find("=== WARNINGS ===") if rc == 0 else -1
+            if tail < 0:
+                tail = report.find("=== SUMMARY ===") if rc == 0 else max(0, len(report) - 60000)
+            print(report[tail:], flush=True)
+            print("schemathesis took %.0f s" % took, flush=True)
+            print("runs by action and status after it:\n" + s.sql(
+                "SELECT action_id, status, count(*) FROM gw_runs GROUP BY 1, 2 ORDER BY 1, 2"), flush=True)
+            check(rc is not None, "schemathesis finishes within %d s" % ST_TIMEOUT)
+            if s.broker.poll() is not None:
+                # What a worker was claiming or running when it went: the likely
+                # cause (the claim moves a run to running before the broker
+                # reads its answer).
+                print("runs queued or running when the broker died:\n" + s.sql(
+                    "SELECT id, action_id, status, left(inputs::text, 2000) FROM gw_runs"
+                    " WHERE status IN ('queued', 'running')"))
+            check(s.broker.poll() is None, "the broker is still running after the fuzzing",
+                  s.broker.returncode)
+            check(rc == 0, "schemathesis finds no failure (exit status %s)" % rc)
+            rc = s.stop(s.broker, signal.SIGTERM)
+            s.broker = None
+            check(rc == 0, "the broker exits 0 on SIGTERM", rc)
+        finally:
+            if s.broker is not None and s.broker.poll() is not None:
+                s.broker = None  # its death is reported above; still drop the database
 
 
 if __name__ == "__main__":

@@ -71,8 +71,7 @@ def get_json(s, path, **kw):
 
 def test():
     s = Stack("audit")
-    failed = True
-    try:
+    with s:
         s.start_broker()
         s.start_worker(concurrency=4)
 
@@ -304,9 +303,6 @@ def test():
                       " FROM gw_audit_chain")
         check(stats == "%d %d %d" % (total, total, total) and head["verified"] == total,
               "every entry sealed exactly once, seq dense (%d entries)" % total, stats, head)
-        failed = False
-    finally:
-        s.close(failed=failed)
 
 
 if __name__ == "__main__":

@@ -91,8 +91,7 @@ def test():
         "sue": s.make_token("user:default/sue", teams=["sre"]),
         "worker": s.worker_token,
     }
-    failed = True
-    try:
+    with s:
         s.start_broker()
         s.start_worker(concurrency=4)
         check("policy: loaded %s" % policy in full_log(s), "the broker logs the policy it loaded")
@@ -394,9 +393,6 @@ def test():
         check(not errors and done[0] > 20, "no request failed across three reloads (%d served)" % done[0],
               errors[:5])
         check(s.broker.poll() is None, "the broker is still running")
-        failed = False
-    finally:
-        s.close(failed)
 
 
 if __name__ == "__main__":

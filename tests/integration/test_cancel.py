@@ -82,87 +82,85 @@ def test():
            'echo started > "$0/$GANGWAY_RUN_ID.started"; wait', marks)
     action(actions, "quick", 'echo ran > "$0/$GANGWAY_RUN_ID.ran"', marks)
     s = Stack("cancel", actions_dir=actions)
-    failed = True
     try:
-        # 1. The worker before the broker: no topics yet.
-        w0 = s.start_worker(concurrency=2)
-        time.sleep(2)
-        check(w0.poll() is None, "the worker keeps running while its topics do not exist")
-        s.start_broker()
-        wait_for("the worker listens on gangway.control once the broker created it",
-                 lambda: "control: listening for cancels" in s.log("worker0"), timeout=90)
-        check(any("gangway.control" in line and ("not available" in line or "nknown topic" in line)
-                  for line in s.log("worker0").splitlines()),
-              "(it had been told the control topic did not exist)")
-        time.sleep(1)  # the consumer starts at the end: let it fetch its position
+        with s:
+            # 1. The worker before the broker: no topics yet.
+            w0 = s.start_worker(concurrency=2)
+            time.sleep(2)
+            check(w0.poll() is None, "the worker keeps running while its topics do not exist")
+            s.start_broker()
+            wait_for("the worker listens on gangway.control once the broker created it",
+                     lambda: "control: listening for cancels" in s.log("worker0"), timeout=90)
+            check(any("gangway.control" in line and ("not available" in line or "nknown topic" in line)
+                      for line in s.log("worker0").splitlines()),
+                  "(it had been told the control topic did not exist)")
+            time.sleep(1)  # the consumer starts at the end: let it fetch its position
 
-        # 2. A running run.
-        r = s.submit("sleepy", {})
-        check(r.status in (201, 202), "sleepy submitted", r.status, r.body)
-        run_id = r.json()["id"]
-        wait_for("sleepy is running with its child",
-                 lambda: os.path.exists(os.path.join(marks, run_id + ".started")), timeout=60)
-        pgid = read_pid(os.path.join(marks, run_id + ".pgid"))
-        child = read_pid(os.path.join(marks, run_id + ".child"))
-        check(alive(pgid, child), "its process group is alive", pgid, child)
-        check(s.wait_run(run_id, until={"running"})["status"] == "running", "the run is running")
-        r = s.post("/v1/runs/%s/cancel" % run_id, {"reason": "integration test"})
-        check(r.status == 202 and r.json()["status"] == "running",
-              "cancel of a running run: 202, still running while the worker stops it", r.status, r.body)
-        run = s.wait_run(run_id, timeout=30)
-        check(run["status"] == "cancelled", "the run ends cancelled", run)
-        wait_for("its process group is gone", lambda: not alive(pgid, child), timeout=15)
-        kinds = s.sql("SELECT string_agg(kind, ',' ORDER BY seq) FROM gw_worker_events "
-                      "WHERE run_id = '%s'" % run_id)
-        check(kinds.startswith("started") and kinds.endswith(",cancelled"),
-              "the worker reported started ... cancelled", kinds)
+            # 2. A running run.
+            r = s.submit("sleepy", {})
+            check(r.status in (201, 202), "sleepy submitted", r.status, r.body)
+            run_id = r.json()["id"]
+            wait_for("sleepy is running with its child",
+                     lambda: os.path.exists(os.path.join(marks, run_id + ".started")), timeout=60)
+            pgid = read_pid(os.path.join(marks, run_id + ".pgid"))
+            child = read_pid(os.path.join(marks, run_id + ".child"))
+            check(alive(pgid, child), "its process group is alive", pgid, child)
+            check(s.wait_run(run_id, until={"running"})["status"] == "running", "the run is running")
+            r = s.post("/v1/runs/%s/cancel" % run_id, {"reason": "integration test"})
+            check(r.status == 202 and r.json()["status"] == "running",
+                  "cancel of a running run: 202, still running while the worker stops it", r.status, r.body)
+            run = s.wait_run(run_id, timeout=30)
+            check(run["status"] == "cancelled", "the run ends cancelled", run)
+            wait_for("its process group is gone", lambda: not alive(pgid, child), timeout=15)
+            kinds = s.sql("SELECT string_agg(kind, ',' ORDER BY seq) FROM gw_worker_events "
+                          "WHERE run_id = '%s'" % run_id)
+            check(kinds.startswith("started") and kinds.endswith(",cancelled"),
+                  "the worker reported started ... cancelled", kinds)
 
-        # The broker's control message is schema-valid.
-        out = subprocess.run(["kcat", "-C", "-b", s.kafka, "-t", s.prefix + "gangway.control",
-                              "-o", "beginning", "-e", "-q"],
-                             capture_output=True, text=True, timeout=60).stdout
-        msgs = [json.loads(line) for line in out.splitlines() if line.strip()]
-        check(len(msgs) == 1 and msgs[0]["type"] == "dev.gangway.run.cancel"
-              and msgs[0]["data"]["run_id"] == run_id and msgs[0]["data"]["attempt"] == 1,
-              "one dev.gangway.run.cancel for the run on gangway.control", msgs)
-        path = os.path.join(s.tmp, "cancel.json")
-        with open(path, "w") as f:
-            json.dump(msgs[0], f)
-        p = subprocess.run([GANGWAY, "schema", "validate", "--format-assert",
-                            "--ref-dir", "https://gangway.dev/schemas/events/=" + SCHEMAS,
-                            os.path.join(SCHEMAS, "envelope.schema.json"), path],
-                           capture_output=True, text=True, timeout=60)
-        check(p.returncode == 0, "the control message validates against schemas/events/",
-              p.stdout + p.stderr)
+            # The broker's control message is schema-valid.
+            out = subprocess.run(["kcat", "-C", "-b", s.kafka, "-t", s.prefix + "gangway.control",
+                                  "-o", "beginning", "-e", "-q"],
+                                 capture_output=True, text=True, timeout=60).stdout
+            msgs = [json.loads(line) for line in out.splitlines() if line.strip()]
+            check(len(msgs) == 1 and msgs[0]["type"] == "dev.gangway.run.cancel"
+                  and msgs[0]["data"]["run_id"] == run_id and msgs[0]["data"]["attempt"] == 1,
+                  "one dev.gangway.run.cancel for the run on gangway.control", msgs)
+            path = os.path.join(s.tmp, "cancel.json")
+            with open(path, "w") as f:
+                json.dump(msgs[0], f)
+            p = subprocess.run([GANGWAY, "schema", "validate", "--format-assert",
+                                "--ref-dir", "https://gangway.dev/schemas/events/=" + SCHEMAS,
+                                os.path.join(SCHEMAS, "envelope.schema.json"), path],
+                               capture_output=True, text=True, timeout=60)
+            check(p.returncode == 0, "the control message validates against schemas/events/",
+                  p.stdout + p.stderr)
 
-        # 3. Ended and unknown runs.
-        r = s.post("/v1/runs/%s/cancel" % run_id)
-        check(r.status == 409 and r.headers.get("content-type", "").startswith("application/problem+json")
-              and r.json().get("code") == "run_ended",
-              "cancelling an ended run: 409 problem+json run_ended", r.status, r.body)
-        r = s.post("/v1/runs/00000000-0000-4000-8000-000000000000/cancel")
-        check(r.status == 404, "cancelling an unknown run: 404", r.status, r.body)
+            # 3. Ended and unknown runs.
+            r = s.post("/v1/runs/%s/cancel" % run_id)
+            check(r.status == 409 and r.headers.get("content-type", "").startswith("application/problem+json")
+                  and r.json().get("code") == "run_ended",
+                  "cancelling an ended run: 409 problem+json run_ended", r.status, r.body)
+            r = s.post("/v1/runs/00000000-0000-4000-8000-000000000000/cancel")
+            check(r.status == 404, "cancelling an unknown run: 404", r.status, r.body)
 
-        # 4. A queued run: no worker, cancelled, then a worker comes.
-        check(s.stop(w0) == 0, "the worker exits 0 on SIGTERM")
-        r = s.submit("quick", {})
-        check(r.status in (201, 202), "quick submitted", r.status, r.body)
-        queued = r.json()["id"]
-        check(s.wait_run(queued, until={"queued"}, timeout=30)["status"] == "queued", "it waits queued")
-        r = s.post("/v1/runs/%s/cancel" % queued)
-        check(r.status == 200 and r.json()["status"] == "cancelled",
-              "cancel of a queued run: 200, cancelled", r.status, r.body)
-        s.start_worker(concurrency=2)
-        wait_for("the new worker gets the run.requested and its claim is refused",
-                 lambda: any(queued in line and "claim refused" in line
-                             for line in s.log("worker1").splitlines()), timeout=90)
-        check(not os.path.exists(os.path.join(marks, queued + ".ran")), "the queued run never executed")
-        check(s.sql("SELECT count(*) FROM gw_worker_events WHERE run_id = '%s'" % queued) == "0",
-              "and no worker event exists for it")
-        check(s.get("/v1/runs/" + queued).json()["status"] == "cancelled", "it stays cancelled")
-        failed = False
+            # 4. A queued run: no worker, cancelled, then a worker comes.
+            check(s.stop(w0) == 0, "the worker exits 0 on SIGTERM")
+            r = s.submit("quick", {})
+            check(r.status in (201, 202), "quick submitted", r.status, r.body)
+            queued = r.json()["id"]
+            check(s.wait_run(queued, until={"queued"}, timeout=30)["status"] == "queued", "it waits queued")
+            r = s.post("/v1/runs/%s/cancel" % queued)
+            check(r.status == 200 and r.json()["status"] == "cancelled",
+                  "cancel of a queued run: 200, cancelled", r.status, r.body)
+            s.start_worker(concurrency=2)
+            wait_for("the new worker gets the run.requested and its claim is refused",
+                     lambda: any(queued in line and "claim refused" in line
+                                 for line in s.log("worker1").splitlines()), timeout=90)
+            check(not os.path.exists(os.path.join(marks, queued + ".ran")), "the queued run never executed")
+            check(s.sql("SELECT count(*) FROM gw_worker_events WHERE run_id = '%s'" % queued) == "0",
+                  "and no worker event exists for it")
+            check(s.get("/v1/runs/" + queued).json()["status"] == "cancelled", "it stays cancelled")
     finally:
-        s.close(failed=failed)
         shutil.rmtree(actions, ignore_errors=True)
         shutil.rmtree(marks, ignore_errors=True)
 

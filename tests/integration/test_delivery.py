@@ -46,8 +46,7 @@ def test():
     write_action(actions, "sleep-short", [prog], schema, timeout_seconds=2)
     write_action(actions, "quick", ["/bin/cat"], {"type": "object"}, timeout_seconds=30)
     s.actions_dir = actions
-    failed = True
-    try:
+    with s:
         # 1. Broker dies after commit, before publish.
         s.start_broker(extra_env={"GW_FAULTS": "relay_off"})
         ids = [s.submit("quick", {"n": i}).json()["id"] for i in range(5)]
@@ -140,9 +139,6 @@ def test():
         after = s.get("/v1/runs/" + r["id"]).json()
         check(after["status"] == "succeeded" and after["attempt"] == 2,
               "the run still shows attempt 2's outcome", after)
-        failed = False
-    finally:
-        s.close(failed)
 
 
 if __name__ == "__main__":

@@ -28,8 +28,7 @@ def test():
                        {"default_seconds": 3600, "max_seconds": 7200, "max_extension_seconds": 3600,
                         "extension_approval": {"approvals": 1, "from_teams": ["sre"]}})
     s.actions_dir = actions
-    failed = True
-    try:
+    with s:
         s.start_broker()
         s.start_worker(concurrency=2)
         # Built-in policy: everyone may decide approvals (the rule says whose
@@ -124,9 +123,6 @@ def test():
               "deciding again is 409 for it", r.status, r.body)
         r = s.post("/v1/resources/%s/extension/decisions" % res, {"decision": "approve"}, token=out)
         check(r.status == 404, "and 404 for the outsider", r.status)
-        failed = False
-    finally:
-        s.close(failed)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,7 @@ def test():
                        {"default_seconds": 600, "max_seconds": 3600, "max_extension_seconds": 3600,
                         "extension_approval": {"approvals": 1, "from_teams": ["sre"]}})
     s.actions_dir = actions
-    failed = True
-    try:
+    with s:
         s.start_broker()
         s.start_worker(concurrency=2)
         bob = s.make_token("bob", teams=["payments"])
@@ -83,9 +82,6 @@ def test():
               "an approval after expiry is refused, not applied", r.status, r.body)
         st = s.get("/v1/resources/" + rid2).json()["status"]
         check(st in ("tearing_down", "deleted"), "the resource stays torn down", st)
-        failed = False
-    finally:
-        s.close(failed)
 
 
 if __name__ == "__main__":

@@ -72,97 +72,95 @@ def test():
         json.dump(path_action, f)
 
     s = Stack("git", actions_dir=actions)
-    failed = True
     try:
-        s.start_broker()
-        s.start_worker(concurrency=2, worker_type="git", extra_env={
-            "GW_GIT_CACHE_DIR": os.path.join(work, "cache"), "GW_TEST_PR_TOKEN": TOKEN})
+        with s:
+            s.start_broker()
+            s.start_worker(concurrency=2, worker_type="git", extra_env={
+                "GW_GIT_CACHE_DIR": os.path.join(work, "cache"), "GW_TEST_PR_TOKEN": TOKEN})
 
-        r = s.submit("gitops-service", {"name": "payments-api", "team": "payments",
-                                        "image": "registry.example.com/payments-api:1.4.2"})
-        check(r.status == 202, "submit is 202", r.status, r.body)
-        run_id = r.json()["id"]
-        done = s.wait_run(run_id, timeout=90)
-        check(done["status"] == "succeeded", "the gitops run succeeds", done)
-        out = done["outputs"]
-        branch = "gangway/payments-api-" + run_id
-        check(out["branch"] == branch, "it pushed to the run's branch", out)
-        check(out["commit"] == git("-C", remote, "rev-parse", "refs/heads/" + branch),
-              "the commit output is the branch tip", out["commit"])
-        check(sorted(out["changed_files"]) == ["apps/payments-api/values.yaml",
-                                               "argocd/apps/payments-api.yaml"],
-              "both files changed", out["changed_files"])
-        check(out.get("pull_request") == "http://hosting.test/platform/config/pulls/1",
-              "the pull request URL is an output", out)
-        check(git("-C", remote, "log", "-1", "--format=%an <%ae>|%cn", branch)
-              == "alice <alice@example.com>|Gangway", "the requester is the author")
-        check(git("-C", remote, "log", "-1", "--format=%(trailers:key=Gangway-Run,valueonly)",
-                  branch) == run_id, "the commit carries the Gangway-Run trailer")
-        values = git("-C", remote, "show", branch + ":apps/payments-api/values.yaml")
-        check('image: "registry.example.com/payments-api:1.4.2"' in values and "replicaCount: 2" in values,
-              "the template was rendered with inputs and defaults", values)
-        check(git("-C", remote, "rev-parse", "main") == git("-C", seed, "rev-parse", "HEAD"),
-              "main is untouched")
-        with open(log) as f:
-            reqs = [json.loads(line) for line in f]
-        check(len(reqs) == 1 and reqs[0]["path"] == "/api/v1/repos/platform/config/pulls"
-              and reqs[0]["authorization"] == "token " + TOKEN
-              and reqs[0]["body"]["head"] == branch and reqs[0]["body"]["base"] == "main",
-              "the hosting API got one pull request with the token", reqs)
-        logs = s.get("/v1/runs/%s/logs" % run_id).json()["items"]
-        check(any("pushed" in l["line"] for l in logs), "the push is in the run's logs", logs)
-        check(not any(TOKEN in l["line"] for l in logs), "the token is in no log line")
+            r = s.submit("gitops-service", {"name": "payments-api", "team": "payments",
+                                            "image": "registry.example.com/payments-api:1.4.2"})
+            check(r.status == 202, "submit is 202", r.status, r.body)
+            run_id = r.json()["id"]
+            done = s.wait_run(run_id, timeout=90)
+            check(done["status"] == "succeeded", "the gitops run succeeds", done)
+            out = done["outputs"]
+            branch = "gangway/payments-api-" + run_id
+            check(out["branch"] == branch, "it pushed to the run's branch", out)
+            check(out["commit"] == git("-C", remote, "rev-parse", "refs/heads/" + branch),
+                  "the commit output is the branch tip", out["commit"])
+            check(sorted(out["changed_files"]) == ["apps/payments-api/values.yaml",
+                                                   "argocd/apps/payments-api.yaml"],
+                  "both files changed", out["changed_files"])
+            check(out.get("pull_request") == "http://hosting.test/platform/config/pulls/1",
+                  "the pull request URL is an output", out)
+            check(git("-C", remote, "log", "-1", "--format=%an <%ae>|%cn", branch)
+                  == "alice <alice@example.com>|Gangway", "the requester is the author")
+            check(git("-C", remote, "log", "-1", "--format=%(trailers:key=Gangway-Run,valueonly)",
+                      branch) == run_id, "the commit carries the Gangway-Run trailer")
+            values = git("-C", remote, "show", branch + ":apps/payments-api/values.yaml")
+            check('image: "registry.example.com/payments-api:1.4.2"' in values and "replicaCount: 2" in values,
+                  "the template was rendered with inputs and defaults", values)
+            check(git("-C", remote, "rev-parse", "main") == git("-C", seed, "rev-parse", "HEAD"),
+                  "main is untouched")
+            with open(log) as f:
+                reqs = [json.loads(line) for line in f]
+            check(len(reqs) == 1 and reqs[0]["path"] == "/api/v1/repos/platform/config/pulls"
+                  and reqs[0]["authorization"] == "token " + TOKEN
+                  and reqs[0]["body"]["head"] == branch and reqs[0]["body"]["base"] == "main",
+                  "the hosting API got one pull request with the token", reqs)
+            logs = s.get("/v1/runs/%s/logs" % run_id).json()["items"]
+            check(any("pushed" in l["line"] for l in logs), "the push is in the run's logs", logs)
+            check(not any(TOKEN in l["line"] for l in logs), "the token is in no log line")
 
-        # Shell syntax is text; line breaks cannot forge a trailer.
-        r = s.submit("gitops-service", {"name": "shell-team", "team": "$(touch %s)" % mark,
-                                        "image": "x; touch %s `touch %s`" % (mark, mark)})
-        check(r.status == 202, "submit is 202", r.status, r.body)
-        done = s.wait_run(r.json()["id"], timeout=90)
-        check(done["status"] == "succeeded", "shell syntax in inputs is just text", done)
-        values = git("-C", remote, "show", done["outputs"]["branch"] + ":apps/shell-team/values.yaml")
-        check('image: "x; touch %s `touch %s`"' % (mark, mark) in values,
-              "rendered literally and quoted", values)
-        r = s.submit("gitops-service", {"name": "crlf-team", "team": "a\r\nGangway-Run: forged",
-                                        "image": "x"})
-        check(r.status == 202, "submit is 202", r.status, r.body)
-        done = s.wait_run(r.json()["id"], timeout=90)
-        detail = json.dumps([done, s.get("/v1/runs/%s/events" % done["id"]).json(),
-                             s.get("/v1/runs/%s/logs" % done["id"]).json()])
-        check(done["status"] == "failed" and done.get("reason") == "template_error"
-              and "control character" in done.get("error", {}).get("message", ""),
-              "a CR/LF for the commit message fails the run with a clear error", detail)
-
-        # Paths git refuses (issue 10): the run says invalid_path and names
-        # the path; nothing reaches the repository.
-        refs_before = git("-C", remote, "for-each-ref", "--format=%(refname) %(objectname)")
-        for path, shown, why in (
-                ("apps/.g\u200cit/hooks/post-checkout", '"apps/.g\\u200cit/hooks/post-checkout"',
-                 "is .git"),
-                (".gitmodules/x", '".gitmodules/x"', "one of git's own files")):
-            r = s.submit("gitops-path", {"name": "path-team", "team": "t", "image": "x",
-                                         "path": path})
+            # Shell syntax is text; line breaks cannot forge a trailer.
+            r = s.submit("gitops-service", {"name": "shell-team", "team": "$(touch %s)" % mark,
+                                            "image": "x; touch %s `touch %s`" % (mark, mark)})
             check(r.status == 202, "submit is 202", r.status, r.body)
             done = s.wait_run(r.json()["id"], timeout=90)
-            err = done.get("error", {})
-            check(done["status"] == "failed" and done.get("reason") == "invalid_path"
-                  and err.get("code") == "invalid_path" and shown in err.get("message", "")
-                  and why in err.get("message", ""),
-                  "the refused path %s is the run's reason and error" % shown, done)
-            events = s.get("/v1/runs/%s/events" % done["id"]).json()["items"]
-            check(events[-1]["to"] == "failed" and events[-1]["reason"] == "invalid_path",
-                  "the run's last transition says invalid_path", events)
-            listed = [x for x in s.get("/v1/runs?status=failed&action=gitops-path").json()["items"]
-                      if x["id"] == done["id"]]
-            check(len(listed) == 1 and listed[0].get("error") == err,
-                  "the run list shows the same error", listed)
-        check(git("-C", remote, "for-each-ref", "--format=%(refname) %(objectname)") == refs_before,
-              "no refused path reached the repository")
-        check(not os.path.exists(mark), "nothing executed")
-        check("forged" not in git("-C", remote, "log", "--all", "--format=%B"),
-              "no forged trailer reached the repository")
-        failed = False
+            check(done["status"] == "succeeded", "shell syntax in inputs is just text", done)
+            values = git("-C", remote, "show", done["outputs"]["branch"] + ":apps/shell-team/values.yaml")
+            check('image: "x; touch %s `touch %s`"' % (mark, mark) in values,
+                  "rendered literally and quoted", values)
+            r = s.submit("gitops-service", {"name": "crlf-team", "team": "a\r\nGangway-Run: forged",
+                                            "image": "x"})
+            check(r.status == 202, "submit is 202", r.status, r.body)
+            done = s.wait_run(r.json()["id"], timeout=90)
+            detail = json.dumps([done, s.get("/v1/runs/%s/events" % done["id"]).json(),
+                                 s.get("/v1/runs/%s/logs" % done["id"]).json()])
+            check(done["status"] == "failed" and done.get("reason") == "template_error"
+                  and "control character" in done.get("error", {}).get("message", ""),
+                  "a CR/LF for the commit message fails the run with a clear error", detail)
+
+            # Paths git refuses (issue 10): the run says invalid_path and names
+            # the path; nothing reaches the repository.
+            refs_before = git("-C", remote, "for-each-ref", "--format=%(refname) %(objectname)")
+            for path, shown, why in (
+                    ("apps/.g\u200cit/hooks/post-checkout", '"apps/.g\\u200cit/hooks/post-checkout"',
+                     "is .git"),
+                    (".gitmodules/x", '".gitmodules/x"', "one of git's own files")):
+                r = s.submit("gitops-path", {"name": "path-team", "team": "t", "image": "x",
+                                             "path": path})
+                check(r.status == 202, "submit is 202", r.status, r.body)
+                done = s.wait_run(r.json()["id"], timeout=90)
+                err = done.get("error", {})
+                check(done["status"] == "failed" and done.get("reason") == "invalid_path"
+                      and err.get("code") == "invalid_path" and shown in err.get("message", "")
+                      and why in err.get("message", ""),
+                      "the refused path %s is the run's reason and error" % shown, done)
+                events = s.get("/v1/runs/%s/events" % done["id"]).json()["items"]
+                check(events[-1]["to"] == "failed" and events[-1]["reason"] == "invalid_path",
+                      "the run's last transition says invalid_path", events)
+                listed = [x for x in s.get("/v1/runs?status=failed&action=gitops-path").json()["items"]
+                          if x["id"] == done["id"]]
+                check(len(listed) == 1 and listed[0].get("error") == err,
+                      "the run list shows the same error", listed)
+            check(git("-C", remote, "for-each-ref", "--format=%(refname) %(objectname)") == refs_before,
+                  "no refused path reached the repository")
+            check(not os.path.exists(mark), "nothing executed")
+            check("forged" not in git("-C", remote, "log", "--all", "--format=%B"),
+                  "no forged trailer reached the repository")
     finally:
-        s.close(failed=failed)
         server.terminate()
         server.wait()
         shutil.rmtree(work, ignore_errors=True)

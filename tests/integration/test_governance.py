@@ -54,8 +54,7 @@ def test():
                   "properties": {"token": {"type": "string", "writeOnly": True},
                                  "note": {"type": "string"}}}, timeout_seconds=30)
     s.actions_dir = actions
-    failed = True
-    try:
+    with s:
         s.start_broker()
         s.start_worker(concurrency=4)
         bob = s.make_token("bob", teams=["payments"])
@@ -212,9 +211,6 @@ def test():
         check(s.post("/v1/runs/%s/cancel" % held, {}).status in (200, 202), "cancel it")
         row = s.sql("SELECT inputs::text FROM gw_runs WHERE id = '%s'" % held)
         check(canary not in row, "a cancelled run drops its secret", row)
-        failed = False
-    finally:
-        s.close(failed)
 
 
 if __name__ == "__main__":

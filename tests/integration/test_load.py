@@ -19,8 +19,7 @@ def test():
     actions = os.path.join(s.tmp, "actions")
     write_action(actions, "quick", ["/bin/cat"], {"type": "object"}, timeout_seconds=60)
     s.actions_dir = actions
-    failed = True
-    try:
+    with s:
         s.start_broker()
         s.start_worker(concurrency=16)
         ids, errors = [], []
@@ -58,9 +57,6 @@ def test():
         starts = s.sql("SELECT count(*), count(DISTINCT run_id) FROM gw_run_events"
                        " WHERE to_status = 'running'")
         check(starts == "%d|%d" % (N, N), "each run started exactly once", starts)
-        failed = False
-    finally:
-        s.close(failed)
 
 
 if __name__ == "__main__":

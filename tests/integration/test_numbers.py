@@ -29,8 +29,7 @@ def test():
         "n": {"type": "number"}, "o": {"type": "object"}, "s": {"type": "string"}}},
         timeout_seconds=30)
     s.actions_dir = actions
-    failed = True
-    try:
+    with s:
         s.start_broker()
         s.start_worker(concurrency=2)
 
@@ -91,9 +90,6 @@ def test():
         check(s.broker.poll() is None, "the broker is alive after claiming an unreadable row")
         check(run["status"] in ("failed", "succeeded"), "and the run ended", run)
         check(s.get("/readyz", auth=False).status == 200, "and still serves")
-        failed = False
-    finally:
-        s.close(failed)
 
 
 if __name__ == "__main__":

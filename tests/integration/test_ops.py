@@ -135,34 +135,32 @@ def test_readiness():
     proxied = " ".join([p for p in s.dsn.split() if not p.startswith(("host=", "port="))]
                        + ["host=127.0.0.1", "port=%d" % proxy.port])
     s.broker_env = {"GW_PG": proxied}
-    failed = True
-    try:
-        s.start_broker()
-        r = wait_ready(s, 200, 10)
-        check(r.json() == {"status": "ready", "checks": {"postgresql": "up", "kafka": "up"}},
-              "ready with PostgreSQL and Kafka up", r.body)
+    with s:
+        try:
+            s.start_broker()
+            r = wait_ready(s, 200, 10)
+            check(r.json() == {"status": "ready", "checks": {"postgresql": "up", "kafka": "up"}},
+                  "ready with PostgreSQL and Kafka up", r.body)
 
-        proxy.stop()
-        r = wait_ready(s, 503, 30)
-        check(r.json()["checks"]["postgresql"] == "down" and r.json()["status"] == "not_ready",
-              "PostgreSQL gone: /readyz 503 postgresql down", r.body)
-        check(s.get("/healthz", auth=False).status == 200, "/healthz stays 200 (the process is fine)")
-        r = s.submit("echo", {"message": "while down"})
-        check(r.status == 503 and r.json().get("code") == "unavailable"
-              and r.headers.get("retry-after") == "1",
-              "a submission while PostgreSQL is gone is 503 unavailable with Retry-After", r.status, r.body)
+            proxy.stop()
+            r = wait_ready(s, 503, 30)
+            check(r.json()["checks"]["postgresql"] == "down" and r.json()["status"] == "not_ready",
+                  "PostgreSQL gone: /readyz 503 postgresql down", r.body)
+            check(s.get("/healthz", auth=False).status == 200, "/healthz stays 200 (the process is fine)")
+            r = s.submit("echo", {"message": "while down"})
+            check(r.status == 503 and r.json().get("code") == "unavailable"
+                  and r.headers.get("retry-after") == "1",
+                  "a submission while PostgreSQL is gone is 503 unavailable with Retry-After", r.status, r.body)
 
-        proxy.start()
-        wait_ready(s, 200, 30)
-        check(True, "PostgreSQL back: /readyz 200 again without restarting the broker")
-        r = s.submit("echo", {"message": "after"})
-        check(r.status == 202, "and submissions are accepted again", r.status, r.body)
-        n = s.sql("SELECT count(*) FROM gw_runs WHERE inputs->>'message' = 'while down'")
-        check(n == "0", "the refused submission left no run behind", n)
-        failed = False
-    finally:
-        proxy.stop()
-        s.close(failed)
+            proxy.start()
+            wait_ready(s, 200, 30)
+            check(True, "PostgreSQL back: /readyz 200 again without restarting the broker")
+            r = s.submit("echo", {"message": "after"})
+            check(r.status == 202, "and submissions are accepted again", r.status, r.body)
+            n = s.sql("SELECT count(*) FROM gw_runs WHERE inputs->>'message' = 'while down'")
+            check(n == "0", "the refused submission left no run behind", n)
+        finally:
+            proxy.stop()
 
     # Kafka: a bootstrap address where nothing listens.
     s = harness.Stack("opsk")
@@ -171,8 +169,7 @@ def test_readiness():
     p = subprocess.Popen([harness.GANGWAY, "broker", "--listen", "127.0.0.1:%d" % s.port,
                           "--no-create-topics"], env=env, stdout=log, stderr=subprocess.STDOUT)
     s.broker = p
-    failed = True
-    try:
+    with s:
         deadline = time.time() + 30
         r = None
         while time.time() < deadline and p.poll() is None:
@@ -187,9 +184,6 @@ def test_readiness():
         check(r.json()["checks"] == {"postgresql": "up", "kafka": "down"},
               "Kafka unreachable: /readyz 503 kafka down, postgresql up", r.body)
         check(s.get("/healthz", auth=False).status == 200, "/healthz is 200 meanwhile")
-        failed = False
-    finally:
-        s.close(failed)
 
 
 class Receiver(http.server.BaseHTTPRequestHandler):
@@ -234,61 +228,59 @@ def test_webhooks():
         "GW_WEBHOOK_MAX_ATTEMPTS": "3",
         "GW_WEBHOOK_BACKOFF_MS": "400",
     })
-    failed = True
     try:
-        s.start_broker()
-        r = s.submit("needs-ok", {})
-        check(r.status == 202 and r.json()["status"] == "pending_approval", "a run waits for approval", r.body)
-        run_id = r.json()["id"]
+        with s:
+            s.start_broker()
+            r = s.submit("needs-ok", {})
+            check(r.status == 202 and r.json()["status"] == "pending_approval", "a run waits for approval", r.body)
+            run_id = r.json()["id"]
 
-        deadline = time.time() + 30
-        while time.time() < deadline and not any(q["headers"].get("x-gangway-attempt") == "3"
-                                                 for q in Receiver.requests):
-            time.sleep(0.1)
-        got = [q for q in Receiver.requests if q["headers"].get("x-gangway-event") == "approval.requested"]
-        check([q["headers"].get("x-gangway-attempt") for q in got] == ["1", "2", "3"],
-              "a failing receiver gets the delivery again: attempts 1, 2, 3",
-              [q["headers"] for q in got])
-        check(len({q["headers"].get("x-gangway-delivery") for q in got}) == 1,
-              "every attempt carries the same X-Gangway-Delivery id")
-        check(all(json.loads(q["body"])["run"]["id"] == run_id for q in got), "the payload names the run")
-        check(all(verify(q) for q in got), "each attempt is signed: v1=HMAC-SHA256(secret, ts.body)")
-        gaps = [got[i + 1]["t"] - got[i]["t"] for i in range(len(got) - 1)]
-        check(gaps[0] >= 0.35 and gaps[1] >= 0.75, "retries back off, doubling from 400 ms", gaps)
-        time.sleep(1.5)
-        row = s.sql("SELECT attempts, sent_at IS NOT NULL, failed_at IS NULL FROM gw_webhooks"
-                    " WHERE kind = 'approval.requested'")
-        check(row == "3|t|t", "the row is sent after the third attempt", row)
-        check(len([q for q in Receiver.requests if q["headers"].get("x-gangway-event") == "approval.requested"]) == 3,
-              "and nothing is sent again once accepted")
+            deadline = time.time() + 30
+            while time.time() < deadline and not any(q["headers"].get("x-gangway-attempt") == "3"
+                                                     for q in Receiver.requests):
+                time.sleep(0.1)
+            got = [q for q in Receiver.requests if q["headers"].get("x-gangway-event") == "approval.requested"]
+            check([q["headers"].get("x-gangway-attempt") for q in got] == ["1", "2", "3"],
+                  "a failing receiver gets the delivery again: attempts 1, 2, 3",
+                  [q["headers"] for q in got])
+            check(len({q["headers"].get("x-gangway-delivery") for q in got}) == 1,
+                  "every attempt carries the same X-Gangway-Delivery id")
+            check(all(json.loads(q["body"])["run"]["id"] == run_id for q in got), "the payload names the run")
+            check(all(verify(q) for q in got), "each attempt is signed: v1=HMAC-SHA256(secret, ts.body)")
+            gaps = [got[i + 1]["t"] - got[i]["t"] for i in range(len(got) - 1)]
+            check(gaps[0] >= 0.35 and gaps[1] >= 0.75, "retries back off, doubling from 400 ms", gaps)
+            time.sleep(1.5)
+            row = s.sql("SELECT attempts, sent_at IS NOT NULL, failed_at IS NULL FROM gw_webhooks"
+                        " WHERE kind = 'approval.requested'")
+            check(row == "3|t|t", "the row is sent after the third attempt", row)
+            check(len([q for q in Receiver.requests if q["headers"].get("x-gangway-event") == "approval.requested"]) == 3,
+                  "and nothing is sent again once accepted")
 
-        # A receiver that never accepts: given up after 3 attempts.
-        Receiver.always_fail.add("approval.decided")
-        approver = s.make_token("sam", teams=["sre"])
-        r = s.post("/v1/runs/%s/decisions" % run_id, {"decision": "reject", "comment": "no"}, token=approver)
-        check(r.status == 200, "an approver rejects the run", r.status, r.body)
-        deadline = time.time() + 30
-        row = ""
-        while time.time() < deadline:
-            row = s.sql("SELECT attempts, failed_at IS NOT NULL, sent_at IS NULL, last_error FROM gw_webhooks"
-                        " WHERE kind = 'approval.decided'")
-            if row.split("|")[1:2] == ["t"]:
-                break
-            time.sleep(0.2)
-        check(row == "3|t|t|gave up after 3 attempts; last: HTTP 503",
-              "after GW_WEBHOOK_MAX_ATTEMPTS the delivery is given up with the reason", row)
-        time.sleep(2.5)
-        decided = [q for q in Receiver.requests if q["headers"].get("x-gangway-event") == "approval.decided"]
-        check(len(decided) == 3, "nothing is sent after giving up", len(decided))
-        m = s.get("/metrics").body.decode()
-        check('gangway_webhooks_total{result="given_up"} 1' in m and
-              'gangway_webhooks_total{result="sent"} 1' in m and
-              'gangway_webhooks_total{result="failed"} 4' in m,
-              "the metrics count sent, failed and given-up deliveries",
-              [l for l in m.splitlines() if "webhooks" in l])
-        failed = False
+            # A receiver that never accepts: given up after 3 attempts.
+            Receiver.always_fail.add("approval.decided")
+            approver = s.make_token("sam", teams=["sre"])
+            r = s.post("/v1/runs/%s/decisions" % run_id, {"decision": "reject", "comment": "no"}, token=approver)
+            check(r.status == 200, "an approver rejects the run", r.status, r.body)
+            deadline = time.time() + 30
+            row = ""
+            while time.time() < deadline:
+                row = s.sql("SELECT attempts, failed_at IS NOT NULL, sent_at IS NULL, last_error FROM gw_webhooks"
+                            " WHERE kind = 'approval.decided'")
+                if row.split("|")[1:2] == ["t"]:
+                    break
+                time.sleep(0.2)
+            check(row == "3|t|t|gave up after 3 attempts; last: HTTP 503",
+                  "after GW_WEBHOOK_MAX_ATTEMPTS the delivery is given up with the reason", row)
+            time.sleep(2.5)
+            decided = [q for q in Receiver.requests if q["headers"].get("x-gangway-event") == "approval.decided"]
+            check(len(decided) == 3, "nothing is sent after giving up", len(decided))
+            m = s.get("/metrics").body.decode()
+            check('gangway_webhooks_total{result="given_up"} 1' in m and
+                  'gangway_webhooks_total{result="sent"} 1' in m and
+                  'gangway_webhooks_total{result="failed"} 4' in m,
+                  "the metrics count sent, failed and given-up deliveries",
+                  [l for l in m.splitlines() if "webhooks" in l])
     finally:
-        s.close(failed)
         srv.shutdown()
         shutil.rmtree(tmp_actions, ignore_errors=True)
 

@@ -23,8 +23,7 @@ def test():
                  backend={"module": os.path.join(SRC, "examples", "terraform", "hello")},
                  approval={"rules": [{"approvals": 1, "from_teams": ["sre"]}], "plan_first": True})
     s.actions_dir = actions
-    failed = True
-    try:
+    with s:
         s.start_broker()
         s.start_worker(concurrency=2, worker_type="terraform",
                        extra_env={"GW_TERRAFORM_BIN": binary,
@@ -53,9 +52,6 @@ def test():
               "it applied exactly the approved plan", done["outputs"].get("plan_sha256"))
         logs = [l["line"] for l in s.get("/v1/runs/%s/logs" % rid).json()["items"]]
         check(any("Apply complete! Resources: 3 added" in l for l in logs), "terraform applied it")
-        failed = False
-    finally:
-        s.close(failed)
 
 
 if __name__ == "__main__":

@@ -115,8 +115,7 @@ def test():
     write_action(actions, "echo", [os.path.join(SRC, "examples", "programs", "echo.py")],
                  echo["inputs"], timeout_seconds=30)
     s.actions_dir = actions
-    failed = True
-    try:
+    with s:
         s.start_broker()
         s.start_worker(concurrency=4)
 
@@ -362,9 +361,6 @@ def test():
         check(True, "the follower's stream was ended by the shutdown")
         feed.close()
         follower.close()
-        failed = False
-    finally:
-        s.close(failed=failed)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,7 @@ def test():
     binary = need_terraform()
     s = Stack("terraform")
     state_dir = os.path.join(s.tmp, "tfstate")
-    failed = True
-    try:
+    with s:
         s.start_broker()
         s.start_worker(concurrency=2, worker_type="terraform",
                        extra_env={"GW_TERRAFORM_BIN": binary, "GW_TERRAFORM_STATE_DIR": state_dir})
@@ -65,9 +64,6 @@ def test():
         tlogs = [l["line"] for l in s.get("/v1/runs/%s/logs" % td_id).json()["items"]]
         check(any("3 destroyed" in l for l in tlogs), "terraform says so", tlogs[-5:])
         check(os.listdir(state_dir) == workdirs, "in the same working directory", os.listdir(state_dir))
-        failed = False
-    finally:
-        s.close(failed=failed)
 
 
 if __name__ == "__main__":

@@ -439,3 +439,19 @@ void client_roundtrip(struct client *c, const char *request, struct resp *r)
     client_sends(c, request);
     CHECK(client_read(c, r) == 0);
 }
+
+void client_expect_body(struct client *c, const char *want)
+{
+    struct resp r;
+    CHECK(client_read(c, &r) == 0);
+    if (strcmp(r.body, want) != 0)
+        fprintf(stderr, "body: got \"%s\", want \"%s\"\n", r.body, want);
+    CHECK(strcmp(r.body, want) == 0);
+    resp_free(&r);
+}
+
+void client_roundtrip_expect(struct client *c, const char *request, const char *want)
+{
+    client_sends(c, request);
+    client_expect_body(c, want);
+}

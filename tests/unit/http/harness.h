@@ -81,5 +81,10 @@ void resp_free(struct resp *r);
 
 /* send + read in one go; aborts when no response came. */
 void client_roundtrip(struct client *c, const char *request, struct resp *r);
+/* Reads one response and checks that its body is `want` (printing both when
+ * it is not); aborts when no response came. */
+void client_expect_body(struct client *c, const char *want);
+/* send + client_expect_body(). */
+void client_roundtrip_expect(struct client *c, const char *request, const char *want);
 
 #endif

@@ -53,14 +53,11 @@ static void get_post(struct harness *h)
     CHECK(r.status == 200);
     CHECK(strcmp(resp_header(&r, "content-length"), "20") == 0); /* "HEAD /echo q= len=0\n" */
     resp_free(&r);
-    client_roundtrip(&c, GET("/echo?after=head"), &r);
-    CHECK(strcmp(r.body, "GET /echo q=after=head len=0\n") == 0);
-    resp_free(&r);
+    client_roundtrip_expect(&c, GET("/echo?after=head"), "GET /echo q=after=head len=0\n");
 
     /* Absolute-form target. */
-    client_roundtrip(&c, "GET http://example.com/echo/abs?z=1 HTTP/1.1\r\nHost: t\r\n\r\n", &r);
-    CHECK(strcmp(r.body, "GET /echo/abs q=z=1 len=0\n") == 0);
-    resp_free(&r);
+    client_roundtrip_expect(&c, "GET http://example.com/echo/abs?z=1 HTTP/1.1\r\nHost: t\r\n\r\n",
+                            "GET /echo/abs q=z=1 len=0\n");
     client_close(&c);
 }
 
@@ -87,29 +84,18 @@ static void keep_alive(struct harness *h)
 static void pipelining(struct harness *h)
 {
     struct client c;
-    struct resp r;
     client_open(&c, h->port);
     /* Two requests in one write, answered in order. */
     client_sends(&c, GET("/echo?n=1") "POST /echo?n=2 HTTP/1.1\r\nHost: t\r\nContent-Length: "
                                       "3\r\n\r\nabc");
-    CHECK(client_read(&c, &r) == 0);
-    CHECK(strcmp(r.body, "GET /echo q=n=1 len=0\n") == 0);
-    resp_free(&r);
-    CHECK(client_read(&c, &r) == 0);
-    CHECK(strcmp(r.body, "POST /echo q=n=2 len=3\nabc") == 0);
-    resp_free(&r);
+    client_expect_body(&c, "GET /echo q=n=1 len=0\n");
+    client_expect_body(&c, "POST /echo q=n=2 len=3\nabc");
 
     /* The first one answers late: the second must still come after it. */
     client_sends(&c, GET("/async?ms=80") GET("/echo?n=3") GET("/echo?n=4"));
-    CHECK(client_read(&c, &r) == 0);
-    CHECK(strcmp(r.body, "late hello") == 0);
-    resp_free(&r);
-    CHECK(client_read(&c, &r) == 0);
-    CHECK(strcmp(r.body, "GET /echo q=n=3 len=0\n") == 0);
-    resp_free(&r);
-    CHECK(client_read(&c, &r) == 0);
-    CHECK(strcmp(r.body, "GET /echo q=n=4 len=0\n") == 0);
-    resp_free(&r);
+    client_expect_body(&c, "late hello");
+    client_expect_body(&c, "GET /echo q=n=3 len=0\n");
+    client_expect_body(&c, "GET /echo q=n=4 len=0\n");
 
     /* Many pipelined requests overflow the server's input buffer: reading
      * must pause and resume without losing or reordering anything. */
@@ -123,9 +109,7 @@ static void pipelining(struct harness *h)
     for (int i = 0; i < 200; i++) {
         char want[64];
         snprintf(want, sizeof(want), "GET /echo q=i=%d len=0\n", i);
-        CHECK(client_read(&c, &r) == 0);
-        CHECK(strcmp(r.body, want) == 0);
-        resp_free(&r);
+        client_expect_body(&c, want);
     }
     client_close(&c);
 }
@@ -156,9 +140,8 @@ static void connection_close(struct harness *h)
     client_roundtrip(&c, "GET /echo HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", &r);
     CHECK(strcmp(resp_header(&r, "connection"), "keep-alive") == 0);
     resp_free(&r);
-    client_roundtrip(&c, "GET /echo?again HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", &r);
-    CHECK(strcmp(r.body, "GET /echo q=again len=0\n") == 0);
-    resp_free(&r);
+    client_roundtrip_expect(&c, "GET /echo?again HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+                            "GET /echo q=again len=0\n");
     client_close(&c);
 }
 
@@ -197,9 +180,7 @@ static void chunked_body(struct harness *h)
     }
     CHECK(memcmp(buf, "HTTP/1.1 100 Continue\r\n\r\n", want) == 0);
     client_sends(&c, "body");
-    CHECK(client_read(&c, &r) == 0);
-    CHECK(strcmp(r.body, "POST /echo q= len=4\nbody") == 0);
-    resp_free(&r);
+    client_expect_body(&c, "POST /echo q= len=4\nbody");
     client_close(&c);
 }
 
@@ -210,18 +191,11 @@ static void decoding(struct harness *h)
     client_open(&c, h->port);
     /* A malformed escape such as "%zz" never gets here: the server refuses
      * it (test_strict.c). */
-    client_roundtrip(&c, GET("/query?q=a%20b+c&a+b=x%2By&empty"), &r);
-    CHECK(strcmp(r.body, "q=[a b c] ab=[x+y] missing=0 fits=0") == 0);
-    resp_free(&r);
-    client_roundtrip(&c, GET("/query?a%20b=&q=%41%00"), &r);
-    CHECK(strcmp(r.body, "q=[A%00] ab=[] missing=0 fits=0") == 0);
-    resp_free(&r);
-    client_roundtrip(&c, GET("/query?q=ab"), &r);
-    CHECK(strcmp(r.body, "q=[ab] ab=[-] missing=0 fits=1") == 0);
-    resp_free(&r);
-    client_roundtrip(&c, GET("/echo/a%20b%2Fc?x=%20"), &r);
-    CHECK(strcmp(r.body, "GET /echo/a b/c q=x=%20 len=0\n") == 0);
-    resp_free(&r);
+    client_roundtrip_expect(&c, GET("/query?q=a%20b+c&a+b=x%2By&empty"),
+                            "q=[a b c] ab=[x+y] missing=0 fits=0");
+    client_roundtrip_expect(&c, GET("/query?a%20b=&q=%41%00"), "q=[A%00] ab=[] missing=0 fits=0");
+    client_roundtrip_expect(&c, GET("/query?q=ab"), "q=[ab] ab=[-] missing=0 fits=1");
+    client_roundtrip_expect(&c, GET("/echo/a%20b%2Fc?x=%20"), "GET /echo/a b/c q=x=%20 len=0\n");
     client_roundtrip(&c,
                      "GET /headers HTTP/1.1\r\nHost: t\r\nX-TEST:   spaced value  \r\n"
                      "Accept: */*\r\nX-Empty:\r\n\r\n",
@@ -260,9 +234,7 @@ static void big_response(struct harness *h)
     for (size_t i = 0; i < r.body_len; i += 4093)
         CHECK(r.body[i] == (char)('a' + i % 26));
     resp_free(&r);
-    client_roundtrip(&c, GET("/echo?after=big"), &r);
-    CHECK(strcmp(r.body, "GET /echo q=after=big len=0\n") == 0);
-    resp_free(&r);
+    client_roundtrip_expect(&c, GET("/echo?after=big"), "GET /echo q=after=big len=0\n");
     client_close(&c);
 }
 

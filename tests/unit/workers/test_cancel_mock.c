@@ -94,27 +94,6 @@ static json_t *final_of(const char *run_id)
     return fin;
 }
 
-static void tick(uv_timer_t *t)
-{
-    (void)t;
-}
-
-static bool run_until(bool (*pred)(const char *), const char *arg, int ms)
-{
-    uv_timer_t t;
-    uint64_t deadline;
-    bool ok;
-    uv_update_time(&loop);
-    deadline = uv_now(&loop) + (uint64_t)ms;
-    uv_timer_init(&loop, &t);
-    uv_timer_start(&t, tick, 10, 10);
-    while (!(ok = pred(arg)) && uv_now(&loop) < deadline)
-        uv_run(&loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&loop, UV_RUN_NOWAIT);
-    return ok;
-}
-
 static bool never(const char *arg)
 {
     (void)arg;
@@ -123,7 +102,7 @@ static bool never(const char *arg)
 
 static void spin(int ms)
 {
-    run_until(never, NULL, ms);
+    e2e_run_until(&loop, never, NULL, ms);
 }
 
 static bool has_final(const char *run_id)
@@ -356,13 +335,13 @@ int main(void)
 
     spin(1500);
     CHECK(gw_kafka_mock_create_topic(m, topics.control, 2, NULL) == 0);
-    CHECK(run_until(logged, "control: listening for cancels", 20000));
+    CHECK(e2e_run_until(&loop, logged, "control: listening for cancels", 20000));
 
     /* 1. A running exec run. Until the control consumer has its partitions
      * (it starts at the end), cancels are lost: repeat until one lands. A
      * malformed message goes first each time and is only logged. */
     request(RUN_A, "key-a");
-    CHECK(run_until(started, RUN_A, 30000));
+    CHECK(e2e_run_until(&loop, started, RUN_A, 30000));
     pgid = read_pid(RUN_A, ".pgid");
     pid = read_pid(RUN_A, ".child");
     CHECK(alive(pgid, pid));
@@ -370,37 +349,37 @@ int main(void)
         CHECK(gw_kafka_produce(prod, topics.control, RUN_A, strlen(RUN_A), "{junk", 5, dr, NULL,
                                NULL) == 0);
         cancel(RUN_A, 1);
-        run_until(has_final, RUN_A, 500);
+        e2e_run_until(&loop, has_final, RUN_A, 500);
     }
     CHECK(has_final(RUN_A));
     check_cancelled(RUN_A, true);
     CHECK(log_has("control message") && log_has("ignored: not JSON"));
     gone_pgid = pgid;
     gone_pid = pid;
-    CHECK(run_until(gone, NULL, 10000)); /* SIGTERM, then SIGKILL after the grace */
+    CHECK(e2e_run_until(&loop, gone, NULL, 10000)); /* SIGTERM, then SIGKILL after the grace */
 
     /* 2. Another attempt's cancel is ignored; 3. a run waiting behind the key
      * gate is dropped unclaimed when cancelled. */
     request(RUN_B, "key-b");
-    CHECK(run_until(started, RUN_B, 20000));
+    CHECK(e2e_run_until(&loop, started, RUN_B, 20000));
     request(RUN_C, "key-b");
-    CHECK(run_until(logged, "waiting for an earlier run of key key-b", 20000));
+    CHECK(e2e_run_until(&loop, logged, "waiting for an earlier run of key key-b", 20000));
     cancel(RUN_B, 2);
     snprintf(needle, sizeof(needle), "cancel for attempt 2 ignored: this is attempt 1");
-    CHECK(run_until(logged, needle, 20000));
+    CHECK(e2e_run_until(&loop, logged, needle, 20000));
     spin(300);
     CHECK(!has_final(RUN_B));
     pgid = read_pid(RUN_B, ".pgid");
     pid = read_pid(RUN_B, ".child");
     CHECK(alive(pgid, pid));
     cancel(RUN_C, 1);
-    CHECK(run_until(logged, "never started", 20000));
+    CHECK(e2e_run_until(&loop, logged, "never started", 20000));
     cancel(RUN_B, 1);
-    CHECK(run_until(has_final, RUN_B, 20000));
+    CHECK(e2e_run_until(&loop, has_final, RUN_B, 20000));
     check_cancelled(RUN_B, true);
     gone_pgid = pgid;
     gone_pid = pid;
-    CHECK(run_until(gone, NULL, 10000));
+    CHECK(e2e_run_until(&loop, gone, NULL, 10000));
     spin(1000); /* key-b is free now: C must still not run */
     {
         json_t *evs = events_of(RUN_C);
@@ -413,9 +392,9 @@ int main(void)
     /* 4. Cancelled while its claim is in flight (the stand-in answers d01
      * after 2 s): reported cancelled, never started. */
     request(RUN_D, "key-d");
-    CHECK(run_until(marked, RUN_D, 20000));
+    CHECK(e2e_run_until(&loop, marked, RUN_D, 20000));
     cancel(RUN_D, 1);
-    CHECK(run_until(has_final, RUN_D, 20000));
+    CHECK(e2e_run_until(&loop, has_final, RUN_D, 20000));
     check_cancelled(RUN_D, false);
     {
         json_t *evs = events_of(RUN_D);

@@ -80,32 +80,22 @@ static bool has_final(const char *run_id)
 }
 
 static const char *wait_for[8];
-static bool all_final(void *arg)
+/* The run has published two events: started and the "sleeping" log. */
+static bool two_events(const char *run_id)
+{
+    json_t *evs = events_of(run_id);
+    bool ok = json_array_size(evs) >= 2;
+    json_decref(evs);
+    return ok;
+}
+
+static bool all_final(const char *arg)
 {
     (void)arg;
     for (int i = 0; wait_for[i] != NULL; i++)
         if (!has_final(wait_for[i]))
             return false;
     return true;
-}
-
-static void tick(uv_timer_t *t)
-{
-    (void)t;
-}
-
-static bool run_until(bool (*pred)(void *), int ms)
-{
-    uv_timer_t t;
-    uint64_t deadline = uv_now(&loop) + (uint64_t)ms;
-    bool ok;
-    uv_timer_init(&loop, &t);
-    uv_timer_start(&t, tick, 10, 10);
-    while (!(ok = pred(NULL)) && uv_now(&loop) < deadline)
-        uv_run(&loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&loop, UV_RUN_NOWAIT);
-    return ok;
 }
 
 static void dr(void *opaque, const struct gw_error *err)
@@ -242,7 +232,7 @@ int main(int argc, char **argv)
     wait_for[1] = RUN(2);
     wait_for[2] = RUN(3);
     wait_for[3] = RUN(4);
-    CHECK(run_until(all_final, 30000));
+    CHECK(e2e_run_until(&loop, all_final, NULL, 30000));
     for (int i = 0; i < 4; i++)
         check_run(wait_for[i], "dev.gangway.run.succeeded");
     {
@@ -279,27 +269,11 @@ int main(int argc, char **argv)
     /* A long run, then SIGTERM-like shutdown: grace 300 ms, then killed. */
     request(p, "00000000-0000-0000-0000-000000000f01", "res-9");
     wait_for[0] = NULL;
-    {
-        uint64_t until = uv_now(&loop) + 20000;
-        json_t *evs = NULL;
-        while (uv_now(&loop) < until) {
-            evs = events_of("00000000-0000-0000-0000-000000000f01");
-            bool ok = json_array_size(evs) >= 2; /* started + the "sleeping" log */
-            json_decref(evs);
-            if (ok)
-                break;
-            uv_timer_t t;
-            uv_timer_init(&loop, &t);
-            uv_timer_start(&t, tick, 20, 0);
-            uv_run(&loop, UV_RUN_ONCE);
-            uv_close((uv_handle_t *)&t, NULL);
-            uv_run(&loop, UV_RUN_NOWAIT);
-        }
-    }
+    e2e_run_until(&loop, two_events, "00000000-0000-0000-0000-000000000f01", 20000);
     gw_worker_shutdown(w);
     wait_for[0] = "00000000-0000-0000-0000-000000000f01";
     wait_for[1] = NULL;
-    CHECK(run_until(all_final, 20000));
+    CHECK(e2e_run_until(&loop, all_final, NULL, 20000));
     {
         json_t *evs = events_of(wait_for[0]);
         json_t *last = json_array_get(evs, json_array_size(evs) - 1);

@@ -129,3 +129,24 @@ void e2e_schema_close(struct e2e_schema *s)
     gw_schema_registry_destroy(s->reg);
     memset(s, 0, sizeof(*s));
 }
+
+static void tick(uv_timer_t *t)
+{
+    (void)t;
+}
+
+bool e2e_run_until(uv_loop_t *loop, bool (*pred)(const char *arg), const char *arg, int ms)
+{
+    uv_timer_t t;
+    uint64_t deadline;
+    bool ok;
+    uv_update_time(loop);
+    deadline = uv_now(loop) + (uint64_t)ms;
+    uv_timer_init(loop, &t);
+    uv_timer_start(&t, tick, 10, 10);
+    while (!(ok = pred(arg)) && uv_now(loop) < deadline)
+        uv_run(loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    return ok;
+}

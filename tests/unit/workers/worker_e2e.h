@@ -49,6 +49,10 @@ json_t *e2e_events_of(json_t *events, const char *run_id);
 struct gw_worker *e2e_worker_create(uv_loop_t *loop, const struct gw_kafka_config *kcfg,
                                     const char *prefix, const char *broker_url, int heartbeat_ms);
 
+/* Runs `loop`, woken every 10 ms, until pred(arg) holds or `ms` have
+ * passed; whether it held. */
+bool e2e_run_until(uv_loop_t *loop, bool (*pred)(const char *arg), const char *arg, int ms);
+
 /* An event's type. */
 const char *e2e_type_of(json_t *ev);
 

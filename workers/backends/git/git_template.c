@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "git_path.h"
+#include "gw/mem.h"
 
 #define MAX_OUTPUT (4u << 20) /* a rendered file larger than 4 MiB is a mistake */
 #define MAX_SLUG   63
@@ -22,16 +23,8 @@ static int buf_add(struct buf *b, const char *s, size_t n)
 {
     if (b->len + n + 1 > MAX_OUTPUT)
         return -1;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (p == NULL)
-            return -1;
-        b->p = p;
-        b->cap = cap;
-    }
+    if (gw_grow(&b->p, &b->cap, b->len + n + 1, 256) < 0)
+        return -1;
     memcpy(b->p + b->len, s, n);
     b->len += n;
     b->p[b->len] = '\0';

@@ -1,6 +1,7 @@
 #include "jk_config.h"
 
 #include "gw/jsonptr.h"
+#include "gw/mem.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
@@ -21,19 +22,11 @@ struct sbuf {
 
 static void sb_add(struct sbuf *b, const char *s, size_t n)
 {
-    char *ns;
     if (b->oom)
         return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 128;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        if ((ns = realloc(b->s, cap)) == NULL) {
-            b->oom = true;
-            return;
-        }
-        b->s = ns;
-        b->cap = cap;
+    if (gw_grow(&b->s, &b->cap, b->len + n + 1, 128) < 0) {
+        b->oom = true;
+        return;
     }
     memcpy(b->s + b->len, s, n);
     b->len += n;
@@ -527,16 +520,8 @@ void gw_jk_lines_feed(struct jk_lines *l, const char *data, size_t n, jk_line_cb
             continue;
         }
         if (nl == NULL) {
-            if (l->len + take > l->cap) {
-                size_t cap = l->cap ? l->cap * 2 : 256;
-                char *nb;
-                while (cap < l->len + take)
-                    cap *= 2;
-                if ((nb = realloc(l->buf, cap)) == NULL)
-                    return;
-                l->buf = nb;
-                l->cap = cap;
-            }
+            if (gw_grow(&l->buf, &l->cap, l->len + take, 256) < 0)
+                return;
             memcpy(l->buf + l->len, data, take);
             l->len += take;
             return;
