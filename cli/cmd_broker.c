@@ -1,5 +1,6 @@
 /* `gangway broker`: migrate, load actions, serve until SIGTERM/SIGINT. */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,6 +203,12 @@ int gw_cmd_broker(int argc, char **argv)
         .auth_config = gw_opt(auth_config, "GW_AUTH_CONFIG", NULL),
     };
 
+    /* A client that hangs up while its answer or its event stream is being
+     * written (write(2) on a reset socket), or a webhook receiver that does
+     * while the HTTP client writes through OpenSSL, must cost that one
+     * connection an EPIPE, not the broker its life: SIGPIPE's default
+     * action is to terminate. */
+    signal(SIGPIPE, SIG_IGN);
     memset(&m, 0, sizeof(m));
     uv_loop_init(&m.loop);
     uv_signal_init(&m.loop, &m.sigterm);

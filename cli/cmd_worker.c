@@ -142,10 +142,11 @@ int gw_cmd_worker(int argc, char **argv)
     }
     /* A child that does not read its stdin must not kill us with SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
-    /* Claims are blocking libcurl calls on libuv's thread pool (and the git
-     * backend works there too): with the default 4 threads, 4 claims at a
-     * time capped the whole pool's throughput under load. Size it to the
-     * pool unless the operator chose (libuv reads it once, before first use). */
+    /* The git backend's libgit2 work and the exec backend's finalisation run
+     * on libuv's thread pool (claims are on the loop since the shared HTTP
+     * client): with the default 4 threads, 4 runs at a time would cap the
+     * pool's throughput under load. Size it to the pool unless the operator
+     * chose (libuv reads it once, before first use). */
     if (getenv("UV_THREADPOOL_SIZE") == NULL) {
         char n[16];
         int size = o.concurrency + 4;

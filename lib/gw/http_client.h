@@ -30,7 +30,9 @@
  *   GW_EIO       (retriable)  any other transport failure
  * An HTTP error status is a response, not an error.
  *
- * Threading: loop thread only; one client per loop thread.
+ * Threading: loop thread only; one client per loop thread. Signals: libcurl is
+ * told not to touch them (CURLOPT_NOSIGNAL), so the process must ignore
+ * SIGPIPE (a peer that hangs up during a TLS write raises it).
  */
 #ifndef GW_HTTP_CLIENT_H
 #define GW_HTTP_CLIENT_H
