@@ -229,7 +229,7 @@ static void timeout_cb(uv_timer_t *t)
     }
 }
 
-/* ------------------------------------------------------------ vtable */
+/* ------------------------------------------------------------ the backend (registry.h) */
 
 /* libgit2 stays initialised for the life of the process: shutting it down
  * when the last run ends would drop the per-thread state of the thread

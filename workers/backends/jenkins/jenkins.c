@@ -627,7 +627,7 @@ static void on_deadline(uv_timer_t *t)
     end_stopped(j, "Jenkins did not confirm the stop in time; the build may still be running");
 }
 
-/* ------------------------------------------------------------ vtable */
+/* ------------------------------------------------------------ the backend (registry.h) */
 
 int gw_jenkins_backend_create(struct gw_run *run, struct gw_error *err)
 {
