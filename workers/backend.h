@@ -2,10 +2,13 @@
  * The worker backend interface: what a worker type implements, and the run
  * context the runtime hands it.
  *
- * A backend is a const table (struct gw_backend_impl) registered through the
- * `backends` build option (workers/registry.c is generated from it). The
- * runtime owns every struct gw_run; the backend only owns what it hangs on
- * run->backend_data.
+ * A backend of worker type <name> defines four functions,
+ * gw_<name>_backend_create/start/cancel/destroy, with the contracts of the
+ * slots of struct gw_backend_impl below. It writes no table: the `backends`
+ * build option generates workers/registry.h (their prototypes, which the
+ * backend includes) and workers/registry.c (one table per backend, with its
+ * name and its embedded config schema). The runtime owns every struct
+ * gw_run; the backend only owns what it hangs on run->backend_data.
  *
  * Lifecycle of one run, all on the loop thread:
  *
@@ -91,6 +94,8 @@ struct gw_run {
     bool finished;      /* set by gw_run_finish_* */
 };
 
+/* One backend's table, generated in workers/registry.c (never written by
+ * hand): the slots are the backend's gw_<name>_backend_* functions. */
 struct gw_backend_impl {
     const char *name;          /* the worker type, e.g. "exec" */
     const char *config_schema; /* JSON Schema (2020-12) text of the action's

@@ -25,7 +25,8 @@ const char *gw_embedded_find(const struct gw_embedded *table, size_t n, const ch
  * (2020-12) of an action's "backend" object, for every worker type of the
  * tree whatever the `backends` build option says (a worker built elsewhere
  * runs what this broker accepts). Each text is also the symbol
- * gw_backend_schemas_<type>, which a backend's vtable points at. */
+ * gw_backend_schemas_<type>, which the worker's generated registry
+ * (workers/registry.c) puts in that backend's table. */
 extern const struct gw_embedded gw_backend_schemas[];
 extern const size_t gw_backend_schemas_count;
 

@@ -22,7 +22,7 @@
  *                                                              FINALIZE --> finish
  *
  *   state     on entry (exec_enter)                 leaves on
- *   CREATED   -                                     the spawn (exec_start)
+ *   CREATED   -                                     the spawn (gw_exec_backend_start)
  *   RUNNING   -                                     the leader's exit; timeout; cancel
  *   EXITED    SIGKILL to the group (left-overs     the last pipe EOF
  *             would hold the pipes open)
@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "registry.h"
 #include "exec_io.h"
 #include "gw/fs.h"
 #include "gw/log.h"
@@ -107,7 +108,7 @@ static void strv_free(char **v)
     free(v);
 }
 
-static int exec_create(struct gw_run *run, struct gw_error *err)
+int gw_exec_backend_create(struct gw_run *run, struct gw_error *err)
 {
     json_t *cfg = run->config, *cmd, *env, *grace, *v;
     const char *k;
@@ -436,7 +437,7 @@ static void exec_enter(struct exec_run *x, enum exec_state s)
 
 /* ------------------------------------------------------------ start */
 
-static int exec_start(struct gw_run *run, struct gw_error *err)
+int gw_exec_backend_start(struct gw_run *run, struct gw_error *err)
 {
     struct exec_run *x = run->backend_data;
     const char *tmp = getenv("TMPDIR");
@@ -504,7 +505,7 @@ static int exec_start(struct gw_run *run, struct gw_error *err)
     return 0;
 }
 
-static int exec_cancel(struct gw_run *run, enum gw_cancel_reason why)
+int gw_exec_backend_cancel(struct gw_run *run, enum gw_cancel_reason why)
 {
     struct exec_run *x = run->backend_data;
     (void)why;
@@ -515,7 +516,7 @@ static int exec_cancel(struct gw_run *run, enum gw_cancel_reason why)
     return 0;
 }
 
-static void exec_destroy(struct gw_run *run)
+void gw_exec_backend_destroy(struct gw_run *run)
 {
     struct exec_run *x = run->backend_data;
     if (x == NULL)
@@ -529,15 +530,3 @@ static void exec_destroy(struct gw_run *run)
     free(x);
     run->backend_data = NULL;
 }
-
-/* schemas/backends/exec.json, embedded in libgw (lib/gw/embed.h). */
-extern const char gw_backend_schemas_exec[];
-
-const struct gw_backend_impl gw_backend_exec = {
-    .name = "exec",
-    .config_schema = gw_backend_schemas_exec,
-    .create = exec_create,
-    .start = exec_start,
-    .cancel = exec_cancel,
-    .destroy = exec_destroy,
-};

@@ -23,6 +23,7 @@
 #include <git2.h>
 
 #include "backend.h"
+#include "registry.h"
 #include "git_internal.h"
 #include "gw/log.h"
 #include "gw/paths.h"
@@ -228,7 +229,7 @@ static void timeout_cb(uv_timer_t *t)
     }
 }
 
-/* ------------------------------------------------------------ vtable */
+/* ------------------------------------------------------------ the backend (registry.h) */
 
 /* libgit2 stays initialised for the life of the process: shutting it down
  * when the last run ends would drop the per-thread state of the thread
@@ -240,7 +241,7 @@ static void libgit2_init_once(void)
     git_libgit2_init();
 }
 
-static int gitb_create(struct gw_run *run, struct gw_error *err)
+int gw_git_backend_create(struct gw_run *run, struct gw_error *err)
 {
     struct gitb_run *g;
     int rc;
@@ -289,7 +290,7 @@ static char *cache_root(void)
     return out;
 }
 
-static int gitb_start(struct gw_run *run, struct gw_error *err)
+int gw_git_backend_start(struct gw_run *run, struct gw_error *err)
 {
     struct gitb_run *g = run->backend_data;
     struct gw_gitb_job *j = &g->job;
@@ -343,7 +344,7 @@ static int gitb_start(struct gw_run *run, struct gw_error *err)
     return 0;
 }
 
-static int gitb_cancel(struct gw_run *run, enum gw_cancel_reason why)
+int gw_git_backend_cancel(struct gw_run *run, enum gw_cancel_reason why)
 {
     struct gitb_run *g = run->backend_data;
     int expected = GW_GIT_RUN;
@@ -366,7 +367,7 @@ static void secret_free(char *s)
     free(s);
 }
 
-static void gitb_destroy(struct gw_run *run)
+void gw_git_backend_destroy(struct gw_run *run)
 {
     struct gitb_run *g = run->backend_data;
     struct gw_gitb_job *j;
@@ -397,15 +398,3 @@ static void gitb_destroy(struct gw_run *run)
     free(g);
     run->backend_data = NULL;
 }
-
-/* schemas/backends/git.json, embedded in libgw (lib/gw/embed.h). */
-extern const char gw_backend_schemas_git[];
-
-const struct gw_backend_impl gw_backend_git = {
-    .name = "git",
-    .config_schema = gw_backend_schemas_git,
-    .create = gitb_create,
-    .start = gitb_start,
-    .cancel = gitb_cancel,
-    .destroy = gitb_destroy,
-};

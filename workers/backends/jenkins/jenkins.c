@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "registry.h"
 #include "gw/log.h"
 #include "jk_config.h"
 #include "jk_http.h"
@@ -626,9 +627,9 @@ static void on_deadline(uv_timer_t *t)
     end_stopped(j, "Jenkins did not confirm the stop in time; the build may still be running");
 }
 
-/* ------------------------------------------------------------ vtable */
+/* ------------------------------------------------------------ the backend (registry.h) */
 
-static int jenkins_create(struct gw_run *run, struct gw_error *err)
+int gw_jenkins_backend_create(struct gw_run *run, struct gw_error *err)
 {
     struct jk_run *j = calloc(1, sizeof(*j));
     int rc;
@@ -650,7 +651,7 @@ static int jenkins_create(struct gw_run *run, struct gw_error *err)
     return 0;
 }
 
-static int jenkins_start(struct gw_run *run, struct gw_error *err)
+int gw_jenkins_backend_start(struct gw_run *run, struct gw_error *err)
 {
     struct jk_run *j = run->backend_data;
     j->http = gw_jk_http_create(run->loop, j->cfg.user, j->cfg.password);
@@ -668,7 +669,7 @@ static int jenkins_start(struct gw_run *run, struct gw_error *err)
     return 0;
 }
 
-static int jenkins_cancel(struct gw_run *run, enum gw_cancel_reason why)
+int gw_jenkins_backend_cancel(struct gw_run *run, enum gw_cancel_reason why)
 {
     struct jk_run *j = run->backend_data;
     enum stop want = why == GW_CANCEL_SHUTDOWN ? STOP_SHUTDOWN : STOP_CANCEL;
@@ -688,7 +689,7 @@ static int jenkins_cancel(struct gw_run *run, enum gw_cancel_reason why)
     return 0;
 }
 
-static void jenkins_destroy(struct gw_run *run)
+void gw_jenkins_backend_destroy(struct gw_run *run)
 {
     struct jk_run *j = run->backend_data;
     if (j == NULL)
@@ -701,15 +702,3 @@ static void jenkins_destroy(struct gw_run *run)
     free(j);
     run->backend_data = NULL;
 }
-
-/* schemas/backends/jenkins.json, embedded in libgw (lib/gw/embed.h). */
-extern const char gw_backend_schemas_jenkins[];
-
-const struct gw_backend_impl gw_backend_jenkins = {
-    .name = "jenkins",
-    .config_schema = gw_backend_schemas_jenkins,
-    .create = jenkins_create,
-    .start = jenkins_start,
-    .cancel = jenkins_cancel,
-    .destroy = jenkins_destroy,
-};

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "registry.h"
 #include "gw/log.h"
 #include "tf_prep.h"
 #include "tf_spawn.h"
@@ -124,7 +125,7 @@ static bool run_is_teardown(const struct gw_run *run)
     return run->operation != NULL && strcmp(run->operation, "teardown") == 0;
 }
 
-static int tf_create(struct gw_run *run, struct gw_error *err)
+int gw_terraform_backend_create(struct gw_run *run, struct gw_error *err)
 {
     json_t *cfg = run->config, *v, *x;
     const char *k, *op = "apply", *want = NULL;
@@ -696,7 +697,7 @@ static void timeout_cb(uv_timer_t *h)
     /* Pool work ends on its own; work_done then ends the run. */
 }
 
-static int tf_start(struct gw_run *run, struct gw_error *err)
+int gw_terraform_backend_start(struct gw_run *run, struct gw_error *err)
 {
     struct tf_run *t = run->backend_data;
     (void)err;
@@ -708,7 +709,7 @@ static int tf_start(struct gw_run *run, struct gw_error *err)
     return 0;
 }
 
-static int tf_cancel(struct gw_run *run, enum gw_cancel_reason why)
+int gw_terraform_backend_cancel(struct gw_run *run, enum gw_cancel_reason why)
 {
     struct tf_run *t = run->backend_data;
     if (t == NULL || t->ending || t->cancelled || t->timed_out)
@@ -721,7 +722,7 @@ static int tf_cancel(struct gw_run *run, enum gw_cancel_reason why)
     return 0;
 }
 
-static void tf_destroy(struct gw_run *run)
+void gw_terraform_backend_destroy(struct gw_run *run)
 {
     struct tf_run *t = run->backend_data;
     if (t == NULL)
@@ -738,15 +739,3 @@ static void tf_destroy(struct gw_run *run)
     free(t);
     run->backend_data = NULL;
 }
-
-/* schemas/backends/terraform.json, embedded in libgw (lib/gw/embed.h). */
-extern const char gw_backend_schemas_terraform[];
-
-const struct gw_backend_impl gw_backend_terraform = {
-    .name = "terraform",
-    .config_schema = gw_backend_schemas_terraform,
-    .create = tf_create,
-    .start = tf_start,
-    .cancel = tf_cancel,
-    .destroy = tf_destroy,
-};
