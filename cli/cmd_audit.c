@@ -141,16 +141,23 @@ static void entry_hash(const char *seq, const char *id, const struct content *c,
 
 /* ------------------------------------------------------------ database */
 
-/* Once a subcommand has read its options: no argument may be left (exit
- * 2), then the database (exit 3 when it cannot be reached). Returns 0 with
- * *conn set, or the exit code. */
-static int open_db(int argc, const char *pg, PGconn **conn)
+/* Reads a subcommand's options (`specs`, which set *pg), then no argument
+ * may be left (exit 2), then the database (exit 3 when it cannot be
+ * reached). Returns 0 with *conn set; else *conn is NULL and the return is
+ * the exit code (0 after --help). */
+static int open_db(int argc, char **argv, const struct gw_opt_spec *specs, const char *const *pg,
+                   PGconn **conn)
 {
+    int rc = gw_opt_parse(argc, argv, specs, usage_text);
+
+    *conn = NULL;
+    if (rc != GW_OPT_OK)
+        return rc;
     if (optind < argc) {
         fputs(usage_text, stderr);
         return EXIT_USAGE;
     }
-    *conn = gw_db_connect("audit", pg);
+    *conn = gw_db_connect("audit", *pg);
     if (*conn == NULL)
         return EXIT_ERROR;
     /* The hashes are over UTF-8 bytes. */
@@ -391,13 +398,9 @@ static int audit_verify(int argc, char **argv)
         {"json", GW_OPT_BOOL, &v.json},
         {0},
     };
-    int parsed = gw_opt_parse(argc, argv, specs, usage_text);
-
-    if (parsed != GW_OPT_OK)
-        return parsed;
     PGconn *conn;
-    int rc = open_db(argc, pg, &conn);
-    if (rc != 0)
+    int rc = open_db(argc, argv, specs, &pg, &conn);
+    if (conn == NULL)
         return rc;
     /* One snapshot for the walk and the counts. */
     PGresult *res = query(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL);
@@ -451,24 +454,22 @@ static int audit_list(int argc, char **argv)
     const char *pg = NULL, *run = NULL, *actor = NULL, *action = NULL, *since = NULL, *until = NULL,
                *limit = "100";
     bool json = false;
+    /* --pg and --json first: no other option shares their first letter, so
+     * the order changes no abbreviation. */
     const struct gw_opt_spec specs[] = {
+        {"pg", GW_OPT_STRING, &pg},
+        {"json", GW_OPT_BOOL, &json},
         {"run", GW_OPT_CALL, &run, .call = check_run},
         {"actor", GW_OPT_STRING, &actor},
         {"action", GW_OPT_STRING, &action},
         {"since", GW_OPT_STRING, &since},
         {"until", GW_OPT_STRING, &until},
         {"limit", GW_OPT_CALL, &limit, .call = check_limit},
-        {"pg", GW_OPT_STRING, &pg},
-        {"json", GW_OPT_BOOL, &json},
         {0},
     };
-    int parsed = gw_opt_parse(argc, argv, specs, usage_text);
-
-    if (parsed != GW_OPT_OK)
-        return parsed;
     PGconn *conn;
-    int rc = open_db(argc, pg, &conn);
-    if (rc != 0)
+    int rc = open_db(argc, argv, specs, &pg, &conn);
+    if (conn == NULL)
         return rc;
     const char *params[] = {run, actor, action, since, until, limit};
     PGresult *res =
