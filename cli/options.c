@@ -148,10 +148,16 @@ int gw_opt_parse(int argc, char **argv, const struct gw_opt_spec *specs, const c
     bool given[OPT_MAX] = {false};
     char shorts[2 * OPT_MAX + 2];
     size_t n = flatten(specs, flat, 0), k = 0;
+    bool help_placed = false;
     int c;
 
     for (size_t i = 0; i < n; i++) {
         int val = flat[i]->short_name ? flat[i]->short_name : 256 + (int)i;
+        if (flat[i]->kind == GW_OPT_HELP_HERE) {
+            longopts[i] = (struct option){"help", no_argument, NULL, 'h'};
+            help_placed = true;
+            continue;
+        }
         longopts[i] = (struct option){
             flat[i]->name, takes_value(flat[i]) ? required_argument : no_argument, NULL, val};
         if (flat[i]->short_name) {
@@ -160,18 +166,23 @@ int gw_opt_parse(int argc, char **argv, const struct gw_opt_spec *specs, const c
                 shorts[k++] = ':';
         }
     }
-    longopts[n] = (struct option){"help", no_argument, NULL, 'h'};
-    longopts[n + 1] = (struct option){NULL, 0, NULL, 0};
+    size_t end = n;
+    if (!help_placed)
+        longopts[end++] = (struct option){"help", no_argument, NULL, 'h'};
+    longopts[end] = (struct option){NULL, 0, NULL, 0};
     shorts[k++] = 'h';
     shorts[k] = '\0';
 
     optind = 1;
     while ((c = getopt_long(argc, argv, shorts, longopts, NULL)) != -1) {
         size_t i = 0;
-        while (i < n && longopts[i].val != c)
+        while (c != 'h' && i < n && longopts[i].val != c)
             i++;
-        if (i == n)
+        if (c == 'h' || i == n) {
+            if (usage == NULL)
+                return c == 'h' ? GW_OPT_HELP : GW_OPT_BAD;
             return gw_opt_usage(c, usage);
+        }
         int rc = store(flat[i], optarg, &given[i]);
         if (rc != GW_OPT_OK)
             return rc;
