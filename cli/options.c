@@ -16,7 +16,10 @@ const char *gw_opt(const char *flag, const char *env, const char *def)
     return def;
 }
 
-int gw_opt_usage(int c, const char *usage)
+/* For 'h' (--help) prints `usage` on stdout and returns 0; for anything else
+ * (an unknown option, a missing value) prints it on stderr and returns 2,
+ * the usage exit code. */
+static int usage_exit(int c, const char *usage)
 {
     fputs(usage, c == 'h' ? stdout : stderr);
     return c == 'h' ? 0 : 2;
@@ -181,7 +184,7 @@ int gw_opt_parse(int argc, char **argv, const struct gw_opt_spec *specs, const c
         if (c == 'h' || i == n) {
             if (usage == NULL)
                 return c == 'h' ? GW_OPT_HELP : GW_OPT_BAD;
-            return gw_opt_usage(c, usage);
+            return usage_exit(c, usage);
         }
         int rc = store(flat[i], optarg, &given[i]);
         if (rc != GW_OPT_OK)

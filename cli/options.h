@@ -12,11 +12,6 @@ const char *gw_opt(const char *flag, const char *env, const char *def);
 char **gw_opt_split_props(const char *s);
 void gw_opt_free_list(char **list);
 
-/* Ends an option switch: for 'h' (--help) prints `usage` on stdout and
- * returns 0; for anything else (an unknown option, a missing value) prints
- * it on stderr and returns 2, the usage exit code. */
-int gw_opt_usage(int c, const char *usage);
-
 /* ---- declared options: one table per command over getopt_long ----
  *
  * A command lists its options once, in a table ended by {0}; gw_opt_parse
