@@ -11,23 +11,6 @@
 #define CALL_TIMEOUT_MS 30000
 #define DEFAULT_URL     "http://127.0.0.1:8080"
 
-bool gw_client_opt(struct gw_client *c, int opt, const char **url, const char **token)
-{
-    switch (opt) {
-    case 'U':
-        *url = optarg;
-        return true;
-    case 'T':
-        *token = optarg;
-        return true;
-    case 'J':
-        c->json = true;
-        return true;
-    default:
-        return false;
-    }
-}
-
 static void strip_slashes(char *url)
 {
     size_t n = strlen(url);
@@ -89,6 +72,20 @@ int gw_client_args(const char *cmd, const char *usage, int argc, char **argv, co
         return gw_client_usage(cmd, usage, which, NULL);
     }
     return gw_client_usage(cmd, usage, "unexpected argument", argv[optind + want]);
+}
+
+int gw_client_parse(const char *cmd, const char *usage, const char *what,
+                    const struct gw_opt_spec *specs, int argc, char **argv, const char *one)
+{
+    int rc = gw_opt_parse(argc, argv, specs, NULL);
+
+    if (rc == GW_OPT_HELP)
+        return gw_client_help(usage, what);
+    if (rc == GW_OPT_BAD)
+        return gw_client_usage(cmd, usage, NULL, NULL);
+    if (rc != GW_OPT_OK)
+        return rc;
+    return gw_client_args(cmd, usage, argc, argv, one) != 0 ? GW_EXIT_USAGE : GW_OPT_OK;
 }
 
 int gw_client_problem(int status, const char *raw, char *code_out, size_t code_cap)

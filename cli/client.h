@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "credentials.h"
+#include "options.h"
 
 /* Exit codes of every client command. */
 enum {
@@ -30,17 +31,22 @@ struct gw_client {
     bool json;
 };
 
-/* Options every client command takes; common_opt letters 'U', 'T', 'J'. */
-#define GW_CLIENT_LONGOPTS                                                                         \
-    {"url", required_argument, NULL, 'U'}, {"token", required_argument, NULL, 'T'},                \
-        {"json", no_argument, NULL, 'J'},                                                          \
+/* The options every client command takes, first in its gw_opt table and in
+ * this order: --url and --token (borrowed into *url / *token), --json (into
+ * c->json), then --help. */
+#define GW_CLIENT_OPTS(c, url, token)                                                              \
+    {"url", GW_OPT_STRING, (url)}, {"token", GW_OPT_STRING, (token)},                              \
+        {"json", GW_OPT_BOOL, &(c)->json},                                                         \
     {                                                                                              \
-        "help", no_argument, NULL, 'h'                                                             \
+        "help", GW_OPT_HELP_HERE                                                                   \
     }
 
-/* Handles 'U', 'T' and 'J' (optarg borrowed into *url / *token); false for
- * any other option. */
-bool gw_client_opt(struct gw_client *c, int opt, const char **url, const char **token);
+/* Reads a client command's options (`specs`), then checks the arguments
+ * left as gw_client_args does with `one`. Returns GW_OPT_OK (argv[optind] is
+ * the one argument, if any), or the exit code after printing the help
+ * (`usage` and `what`; 0) or the usage error (2). */
+int gw_client_parse(const char *cmd, const char *usage, const char *what,
+                    const struct gw_opt_spec *specs, int argc, char **argv, const char *one);
 
 /* Resolves the URL (flag, GANGWAY_URL, stored, http://127.0.0.1:8080) and
  * the token (flag, GANGWAY_TOKEN, then the stored one, but only when the URL

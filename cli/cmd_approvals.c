@@ -114,28 +114,23 @@ static void plan_cell(json_t *run, char *out, size_t cap)
 
 int gw_cmd_approvals(int argc, char **argv)
 {
-    static const struct option longopts[] = {GW_CLIENT_LONGOPTS, {NULL, 0, NULL, 0}};
     const char *U = "approvals [--json] [--url URL] [--token TOKEN]";
     struct gw_client c = {0};
     const char *url = NULL, *token = NULL;
+    const struct gw_opt_spec specs[] = {GW_CLIENT_OPTS(&c, &url, &token), {0}};
     json_t *list = NULL;
-    int opt;
+    int rc = gw_client_parse("approvals", U,
+                             "Lists the runs waiting for a decision you may give"
+                             " (oldest first):\nwho asked, the approvals so far over"
+                             " those required, from which teams or\nroles, when the"
+                             " request expires, the inputs and, for plan-first actions,"
+                             " the plan.",
+                             specs, argc, argv, NULL);
 
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        if (opt == 'h')
-            return gw_client_help(U, "Lists the runs waiting for a decision you may give"
-                                     " (oldest first):\nwho asked, the approvals so far over"
-                                     " those required, from which teams or\nroles, when the"
-                                     " request expires, the inputs and, for plan-first actions,"
-                                     " the plan.");
-        if (!gw_client_opt(&c, opt, &url, &token))
-            return gw_client_usage("approvals", U, NULL, NULL);
-    }
-    if (gw_client_args("approvals", U, argc, argv, NULL) != 0)
-        return GW_EXIT_USAGE;
+    if (rc != GW_OPT_OK)
+        return rc;
     gw_client_init(&c, url, token);
-    int rc = gw_client_call(&c, "GET", "/v1/approvals", NULL, &list, NULL, 0);
+    rc = gw_client_call(&c, "GET", "/v1/approvals", NULL, &list, NULL, 0);
     if (rc != GW_EXIT_OK)
         return rc;
     if (c.json) {
@@ -184,8 +179,6 @@ int gw_cmd_approvals(int argc, char **argv)
 /* approve and reject: the same call, a comment required for a rejection. */
 static int decide(int argc, char **argv, const char *decision)
 {
-    static const struct option longopts[] = {
-        GW_CLIENT_LONGOPTS, {"message", required_argument, NULL, 'm'}, {NULL, 0, NULL, 0}};
     bool reject = strcmp(decision, "reject") == 0;
     const char *U = reject ? "reject RUN -m COMMENT [--json]" : "approve RUN [-m COMMENT] [--json]";
     const char *cmd = reject ? "reject" : "approve";
@@ -193,25 +186,21 @@ static int decide(int argc, char **argv, const char *decision)
     const char *url = NULL, *token = NULL, *comment = NULL;
     json_t *run = NULL;
     char code[64] = "";
-    int opt;
+    const struct gw_opt_spec specs[] = {
+        GW_CLIENT_OPTS(&c, &url, &token),
+        {"message", GW_OPT_STRING, &comment, 'm'},
+        {0},
+    };
+    int rc = gw_client_parse(cmd, U,
+                             reject ? "Rejects a run waiting for approval; the comment"
+                                      " says why and is recorded\nin the audit log."
+                                    : "Approves a run waiting for approval (the comment,"
+                                      " if any, is recorded in the\naudit log). The run"
+                                      " is queued once enough approvers said yes.",
+                             specs, argc, argv, "run");
 
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "hm:", longopts, NULL)) != -1) {
-        if (opt == 'h')
-            return gw_client_help(U, reject ? "Rejects a run waiting for approval; the comment"
-                                              " says why and is recorded\nin the audit log."
-                                            : "Approves a run waiting for approval (the comment,"
-                                              " if any, is recorded in the\naudit log). The run"
-                                              " is queued once enough approvers said yes.");
-        if (opt == 'm') {
-            comment = optarg;
-            continue;
-        }
-        if (!gw_client_opt(&c, opt, &url, &token))
-            return gw_client_usage(cmd, U, NULL, NULL);
-    }
-    if (gw_client_args(cmd, U, argc, argv, "run") != 0)
-        return GW_EXIT_USAGE;
+    if (rc != GW_OPT_OK)
+        return rc;
     if (reject && (comment == NULL || strspn(comment, " \t\r\n") == strlen(comment)))
         return gw_client_usage(cmd, U, "a rejection needs a comment saying why (-m)", NULL);
     if (comment != NULL && strlen(comment) > COMMENT_MAX)
@@ -227,7 +216,7 @@ static int decide(int argc, char **argv, const char *decision)
         json_object_set_new(req, "comment", json_string(comment));
     char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
-    int rc = gw_client_call(&c, "POST", path, body, &run, code, sizeof(code));
+    rc = gw_client_call(&c, "POST", path, body, &run, code, sizeof(code));
     free(body);
     if (rc != GW_EXIT_OK) {
         /* A decision refused for this run is not an authentication problem:

@@ -10,7 +10,7 @@
  * Exit codes: 0 intact (or listed), 1 the chain is broken, 2 usage,
  * 3 could not check (connection or SQL error).
  */
-#include <getopt.h>
+#include <getopt.h> /* optind */
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <stdarg.h>
@@ -141,28 +141,23 @@ static void entry_hash(const char *seq, const char *id, const struct content *c,
 
 /* ------------------------------------------------------------ database */
 
-/* --pg and --json, which both subcommands take; false for any other option. */
-static bool common_opt(int c, const char **pg, bool *json)
+/* Reads a subcommand's options (`specs`, which set *pg), then no argument
+ * may be left (exit 2), then the database (exit 3 when it cannot be
+ * reached). Returns 0 with *conn set; else *conn is NULL and the return is
+ * the exit code (0 after --help). */
+static int open_db(int argc, char **argv, const struct gw_opt_spec *specs, const char *const *pg,
+                   PGconn **conn)
 {
-    if (c == 'p')
-        *pg = optarg;
-    else if (c == 'j')
-        *json = true;
-    else
-        return false;
-    return true;
-}
+    int rc = gw_opt_parse(argc, argv, specs, usage_text);
 
-/* Once a subcommand has read its options: no argument may be left (exit
- * 2), then the database (exit 3 when it cannot be reached). Returns 0 with
- * *conn set, or the exit code. */
-static int open_db(int argc, const char *pg, PGconn **conn)
-{
+    *conn = NULL;
+    if (rc != GW_OPT_OK)
+        return rc;
     if (optind < argc) {
         fputs(usage_text, stderr);
         return EXIT_USAGE;
     }
-    *conn = gw_db_connect("audit", pg);
+    *conn = gw_db_connect("audit", *pg);
     if (*conn == NULL)
         return EXIT_ERROR;
     /* The hashes are over UTF-8 bytes. */
@@ -395,24 +390,17 @@ static int check_unsealed(PGconn *conn, struct verdict *v, const struct key *hea
 
 static int audit_verify(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"pg", required_argument, NULL, 'p'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     const char *pg = NULL;
     struct verdict v = {0};
     struct key head = {0, 0};
-    int c;
-
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1)
-        if (!common_opt(c, &pg, &v.json))
-            return gw_opt_usage(c, usage_text);
+    const struct gw_opt_spec specs[] = {
+        {"pg", GW_OPT_STRING, &pg},
+        {"json", GW_OPT_BOOL, &v.json},
+        {0},
+    };
     PGconn *conn;
-    int rc = open_db(argc, pg, &conn);
-    if (rc != 0)
+    int rc = open_db(argc, argv, specs, &pg, &conn);
+    if (conn == NULL)
         return rc;
     /* One snapshot for the walk and the counts. */
     PGresult *res = query(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL);
@@ -441,59 +429,47 @@ static int audit_verify(int argc, char **argv)
 
 /* ------------------------------------------------------------ list */
 
+static int check_run(const char *value, void *dest)
+{
+    if (!gw_uuid_valid(value)) {
+        fprintf(stderr, "gangway audit: --run wants a run id\n");
+        return EXIT_USAGE;
+    }
+    *(const char **)dest = value;
+    return GW_OPT_OK;
+}
+
+static int check_limit(const char *value, void *dest)
+{
+    if (strspn(value, "0123456789") != strlen(value) || atoi(value) < 1 || strlen(value) > 6) {
+        fprintf(stderr, "gangway audit: --limit wants a positive number\n");
+        return EXIT_USAGE;
+    }
+    *(const char **)dest = value;
+    return GW_OPT_OK;
+}
+
 static int audit_list(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"run", required_argument, NULL, 'r'},    {"actor", required_argument, NULL, 'a'},
-        {"action", required_argument, NULL, 'v'}, {"since", required_argument, NULL, 's'},
-        {"until", required_argument, NULL, 'u'},  {"limit", required_argument, NULL, 'l'},
-        {"pg", required_argument, NULL, 'p'},     {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
-    };
     const char *pg = NULL, *run = NULL, *actor = NULL, *action = NULL, *since = NULL, *until = NULL,
                *limit = "100";
     bool json = false;
-    int c;
-
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'r':
-            if (!gw_uuid_valid(optarg)) {
-                fprintf(stderr, "gangway audit: --run wants a run id\n");
-                return EXIT_USAGE;
-            }
-            run = optarg;
-            break;
-        case 'a':
-            actor = optarg;
-            break;
-        case 'v':
-            action = optarg;
-            break;
-        case 's':
-            since = optarg;
-            break;
-        case 'u':
-            until = optarg;
-            break;
-        case 'l':
-            limit = optarg;
-            if (strspn(limit, "0123456789") != strlen(limit) || atoi(limit) < 1 ||
-                strlen(limit) > 6) {
-                fprintf(stderr, "gangway audit: --limit wants a positive number\n");
-                return EXIT_USAGE;
-            }
-            break;
-        default:
-            if (common_opt(c, &pg, &json))
-                break;
-            return gw_opt_usage(c, usage_text);
-        }
-    }
+    /* --pg and --json first: no other option shares their first letter, so
+     * the order changes no abbreviation. */
+    const struct gw_opt_spec specs[] = {
+        {"pg", GW_OPT_STRING, &pg},
+        {"json", GW_OPT_BOOL, &json},
+        {"run", GW_OPT_CALL, &run, .call = check_run},
+        {"actor", GW_OPT_STRING, &actor},
+        {"action", GW_OPT_STRING, &action},
+        {"since", GW_OPT_STRING, &since},
+        {"until", GW_OPT_STRING, &until},
+        {"limit", GW_OPT_CALL, &limit, .call = check_limit},
+        {0},
+    };
     PGconn *conn;
-    int rc = open_db(argc, pg, &conn);
-    if (rc != 0)
+    int rc = open_db(argc, argv, specs, &pg, &conn);
+    if (conn == NULL)
         return rc;
     const char *params[] = {run, actor, action, since, until, limit};
     PGresult *res =

@@ -1,5 +1,4 @@
 /* `gangway broker`: migrate, load actions, serve until SIGTERM/SIGINT. */
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,97 +62,39 @@ static void on_signal(uv_signal_t *h, int signum)
 
 int gw_cmd_broker(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"listen", required_argument, NULL, 'l'},
-        {"pg", required_argument, NULL, 'p'},
-        {"kafka", required_argument, NULL, 'k'},
-        {"kafka-props", required_argument, NULL, 'K'},
-        {"topic-prefix", required_argument, NULL, 't'},
-        {"actions", required_argument, NULL, 'a'},
-        {"sql-dir", required_argument, NULL, 's'},
-        {"pg-pool", required_argument, NULL, 'P'},
-        {"heartbeat", required_argument, NULL, 'H'},
-        {"heartbeat-timeout", required_argument, NULL, 'T'},
-        {"requeue-after", required_argument, NULL, 'R'},
-        {"policy", required_argument, NULL, 'Y'},
-        {"auth-config", required_argument, NULL, 'J'},
-        {"no-migrate", no_argument, NULL, 'n'},
-        {"no-create-topics", no_argument, NULL, 'C'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     const char *listen = NULL, *pg = NULL, *kafka = NULL, *props = NULL, *prefix = NULL;
     const char *actions = NULL, *sql_dir = NULL, *pool = NULL, *hb = NULL, *hbt = NULL;
     const char *requeue = NULL, *policy = NULL, *auth_config = NULL;
-    int migrate = 1, create_topics = 1, c;
+    int migrate = 1, create_topics = 1;
+    const struct gw_opt_spec specs[] = {
+        {"listen", GW_OPT_STRING, &listen, .env = "GW_LISTEN", .def = "127.0.0.1:8080"},
+        {"pg", GW_OPT_STRING, &pg, .env = "GW_PG"},
+        {"kafka", GW_OPT_STRING, &kafka, .env = "GW_KAFKA_BROKERS"},
+        {"kafka-props", GW_OPT_STRING, &props, .env = "GW_KAFKA_PROPS"},
+        {"topic-prefix", GW_OPT_STRING, &prefix, .env = "GW_TOPIC_PREFIX", .def = ""},
+        {"actions", GW_OPT_STRING, &actions, .env = "GW_ACTIONS_DIR"},
+        {"sql-dir", GW_OPT_STRING, &sql_dir, .env = "GW_SQL_DIR"},
+        {"pg-pool", GW_OPT_STRING, &pool, .env = "GW_PG_POOL", .def = "8"},
+        {"heartbeat", GW_OPT_STRING, &hb, .env = "GW_HEARTBEAT_S", .def = "5"},
+        {"heartbeat-timeout", GW_OPT_STRING, &hbt, .env = "GW_HEARTBEAT_TIMEOUT_S", .def = "0"},
+        {"requeue-after", GW_OPT_STRING, &requeue, .env = "GW_REQUEUE_AFTER_S", .def = "600"},
+        {"policy", GW_OPT_STRING, &policy, .env = "GW_POLICY_FILE"},
+        {"auth-config", GW_OPT_STRING, &auth_config, .env = "GW_AUTH_CONFIG"},
+        {"no-migrate", GW_OPT_CLEAR, &migrate},
+        {"no-create-topics", GW_OPT_CLEAR, &create_topics},
+        {0},
+    };
     struct broker_main m;
     struct gw_error err;
     char host[256], sqlbuf[4096], actbuf[4096];
     int port;
 
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'l':
-            listen = optarg;
-            break;
-        case 'p':
-            pg = optarg;
-            break;
-        case 'k':
-            kafka = optarg;
-            break;
-        case 'K':
-            props = optarg;
-            break;
-        case 't':
-            prefix = optarg;
-            break;
-        case 'a':
-            actions = optarg;
-            break;
-        case 's':
-            sql_dir = optarg;
-            break;
-        case 'P':
-            pool = optarg;
-            break;
-        case 'H':
-            hb = optarg;
-            break;
-        case 'T':
-            hbt = optarg;
-            break;
-        case 'R':
-            requeue = optarg;
-            break;
-        case 'Y':
-            policy = optarg;
-            break;
-        case 'J':
-            auth_config = optarg;
-            break;
-        case 'n':
-            migrate = 0;
-            break;
-        case 'C':
-            create_topics = 0;
-            break;
-        case 'h':
-        default:
-            return gw_opt_usage(c, usage_text);
-        }
-    }
+    int rc = gw_opt_parse(argc, argv, specs, usage_text);
+    if (rc != GW_OPT_OK)
+        return rc;
     gw_log_init("broker", gw_log_level_parse(getenv("GW_LOG_LEVEL")));
-    listen = gw_opt(listen, "GW_LISTEN", "127.0.0.1:8080");
-    pg = gw_opt(pg, "GW_PG", NULL);
-    kafka = gw_opt(kafka, "GW_KAFKA_BROKERS", NULL);
-    props = gw_opt(props, "GW_KAFKA_PROPS", NULL);
-    prefix = gw_opt(prefix, "GW_TOPIC_PREFIX", "");
-    actions = gw_opt(actions, "GW_ACTIONS_DIR", NULL);
     if (actions == NULL && gw_path_default_dir("examples/actions", actbuf, sizeof(actbuf)) == 0)
         actions = actbuf;
-    sql_dir = gw_opt(sql_dir, "GW_SQL_DIR", NULL);
     if (sql_dir == NULL && gw_path_default_dir("sql", sqlbuf, sizeof(sqlbuf)) == 0)
         sql_dir = sqlbuf;
     if (pg == NULL || kafka == NULL || actions == NULL) {
@@ -184,14 +125,14 @@ int gw_cmd_broker(int argc, char **argv)
         .listen_host = host,
         .listen_port = port,
         .pg_conninfo = pg,
-        .pg_pool_size = pool ? atoi(pool) : atoi(gw_opt(NULL, "GW_PG_POOL", "8")),
+        .pg_pool_size = atoi(pool),
         .kafka_brokers = kafka,
         .kafka_extra = (const char *const *)extra,
         .topic_prefix = prefix,
         .actions_dir = actions,
-        .heartbeat_interval_s = atoi(gw_opt(hb, "GW_HEARTBEAT_S", "5")),
-        .heartbeat_timeout_s = atoi(gw_opt(hbt, "GW_HEARTBEAT_TIMEOUT_S", "0")),
-        .requeue_after_s = atoi(gw_opt(requeue, "GW_REQUEUE_AFTER_S", "600")),
+        .heartbeat_interval_s = atoi(hb),
+        .heartbeat_timeout_s = atoi(hbt),
+        .requeue_after_s = atoi(requeue),
         .no_create_topics = !create_topics,
         .pg_queue_timeout_ms = atoi(gw_opt(NULL, "GW_PG_QUEUE_TIMEOUT_MS", "5000")),
         .webhook_url = gw_opt(NULL, "GW_WEBHOOK_URL", NULL),
@@ -199,8 +140,8 @@ int gw_cmd_broker(int argc, char **argv)
         .webhook_max_attempts = atoi(gw_opt(NULL, "GW_WEBHOOK_MAX_ATTEMPTS", "10")),
         .webhook_backoff_ms = atol(gw_opt(NULL, "GW_WEBHOOK_BACKOFF_MS", "5000")),
         .instance_id = gw_opt(NULL, "GW_INSTANCE_ID", NULL),
-        .policy_file = gw_opt(policy, "GW_POLICY_FILE", NULL),
-        .auth_config = gw_opt(auth_config, "GW_AUTH_CONFIG", NULL),
+        .policy_file = policy,
+        .auth_config = auth_config,
     };
 
     /* A client that hangs up while its answer or its event stream is being

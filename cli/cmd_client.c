@@ -69,24 +69,18 @@ static int sse_follow(const struct gw_client *c, const char *path, struct gw_sse
 
 int gw_cmd_actions(int argc, char **argv)
 {
-    static const struct option longopts[] = {GW_CLIENT_LONGOPTS, {NULL, 0, NULL, 0}};
     const char *U = "actions [--json] [--url URL] [--token TOKEN]";
     struct gw_client c = {0};
     const char *url = NULL, *token = NULL;
-    int opt;
+    const struct gw_opt_spec specs[] = {GW_CLIENT_OPTS(&c, &url, &token), {0}};
     json_t *list = NULL;
+    int rc = gw_client_parse("actions", U, "Lists the actions this broker can run.", specs, argc,
+                             argv, NULL);
 
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        if (opt == 'h')
-            return gw_client_help(U, "Lists the actions this broker can run.");
-        if (!gw_client_opt(&c, opt, &url, &token))
-            return gw_client_usage("actions", U, NULL, NULL);
-    }
-    if (gw_client_args("actions", U, argc, argv, NULL) != 0)
-        return GW_EXIT_USAGE;
+    if (rc != GW_OPT_OK)
+        return rc;
     gw_client_init(&c, url, token);
-    int rc = gw_client_call(&c, "GET", "/v1/actions", NULL, &list, NULL, 0);
+    rc = gw_client_call(&c, "GET", "/v1/actions", NULL, &list, NULL, 0);
     if (rc != GW_EXIT_OK)
         return rc;
     if (c.json) {
@@ -172,43 +166,44 @@ static void print_run_end(json_t *run)
     }
 }
 
+/* The -i values of `gangway run`, kept in their order. */
+struct inputs {
+    const char **items;
+    size_t n;
+};
+
+static int add_ival(const char *value, void *dest)
+{
+    struct inputs *ivals = dest;
+    ivals->items[ivals->n++] = value;
+    return GW_OPT_OK;
+}
+
 int gw_cmd_run(int argc, char **argv)
 {
-    static const struct option longopts[] = {GW_CLIENT_LONGOPTS,
-                                             {"input", required_argument, NULL, 'i'},
-                                             {"file", required_argument, NULL, 'f'},
-                                             {"wait", no_argument, NULL, 'w'},
-                                             {NULL, 0, NULL, 0}};
     const char *U =
         "run ACTION [-i KEY=VALUE | -i KEY:=JSON]... [-f INPUTS.json] [--wait] [--json]";
     struct gw_client c = {0};
     const char *url = NULL, *token = NULL, *file = NULL;
     bool wait = false;
     json_t *inputs = json_object(), *run = NULL;
-    int opt, rc = GW_EXIT_USAGE;
     /* -i values are applied over -f, whatever the order on the line. */
-    const char **ivals = calloc((size_t)argc + 1, sizeof(*ivals));
-    size_t nivals = 0;
+    struct inputs ivals = {calloc((size_t)argc + 1, sizeof(*ivals.items)), 0};
+    const struct gw_opt_spec specs[] = {
+        GW_CLIENT_OPTS(&c, &url, &token),
+        {"input", GW_OPT_CALL, &ivals, 'i', .call = add_ival},
+        {"file", GW_OPT_STRING, &file, 'f'},
+        {"wait", GW_OPT_BOOL, &wait, 'w'},
+        {0},
+    };
+    int rc = gw_client_parse("run", U,
+                             "Starts a run of ACTION; with --wait, waits for it to end"
+                             " (exit 1 unless it succeeded).",
+                             specs, argc, argv, "action");
 
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "hi:f:w", longopts, NULL)) != -1) {
-        if (opt == 'h') {
-            rc = gw_client_help(U, "Starts a run of ACTION; with --wait, waits for it to end"
-                                   " (exit 1 unless it succeeded).");
-            goto out;
-        } else if (opt == 'i') {
-            ivals[nivals++] = optarg;
-        } else if (opt == 'f') {
-            file = optarg;
-        } else if (opt == 'w') {
-            wait = true;
-        } else if (!gw_client_opt(&c, opt, &url, &token)) {
-            rc = gw_client_usage("run", U, NULL, NULL);
-            goto out;
-        }
-    }
-    if (gw_client_args("run", U, argc, argv, "action") != 0)
+    if (rc != GW_OPT_OK)
         goto out;
+    rc = GW_EXIT_USAGE;
     if (file != NULL) {
         json_error_t jerr;
         json_t *f =
@@ -222,10 +217,10 @@ int gw_cmd_run(int argc, char **argv)
         json_object_update(inputs, f);
         json_decref(f);
     }
-    for (size_t i = 0; i < nivals; i++) {
-        int r = add_input(inputs, ivals[i]);
+    for (size_t i = 0; i < ivals.n; i++) {
+        int r = add_input(inputs, ivals.items[i]);
         if (r == -1) {
-            rc = gw_client_usage("run", U, "-i wants KEY=VALUE or KEY:=JSON, got", ivals[i]);
+            rc = gw_client_usage("run", U, "-i wants KEY=VALUE or KEY:=JSON, got", ivals.items[i]);
             goto out;
         }
         if (r < 0)
@@ -270,7 +265,7 @@ int gw_cmd_run(int argc, char **argv)
         print_run_end(run);
     rc = strcmp(gw_client_str(run, "status"), "succeeded") == 0 ? GW_EXIT_OK : GW_EXIT_FAILED;
 out:
-    free(ivals);
+    free(ivals.items);
     json_decref(inputs);
     json_decref(run);
     return rc;
@@ -315,38 +310,23 @@ static int on_run_event(struct gw_sse *s, const char *event, const char *data, v
 
 int gw_cmd_runs(int argc, char **argv)
 {
-    static const struct option longopts[] = {GW_CLIENT_LONGOPTS,
-                                             {"status", required_argument, NULL, 's'},
-                                             {"action", required_argument, NULL, 'a'},
-                                             {"limit", required_argument, NULL, 'l'},
-                                             {"watch", no_argument, NULL, 'w'},
-                                             {NULL, 0, NULL, 0}};
     const char *U = "runs [--status S] [--action A] [--limit N] [--watch] [--json]";
     struct gw_client c = {0};
     const char *url = NULL, *token = NULL, *status = NULL, *action = NULL, *limit = "20";
     bool watch = false;
-    int opt;
+    const struct gw_opt_spec specs[] = {
+        GW_CLIENT_OPTS(&c, &url, &token),        {"status", GW_OPT_STRING, &status, 's'},
+        {"action", GW_OPT_STRING, &action, 'a'}, {"limit", GW_OPT_STRING, &limit, 'l'},
+        {"watch", GW_OPT_BOOL, &watch, 'w'},     {0},
+    };
     json_t *list = NULL;
+    int rc = gw_client_parse("runs", U,
+                             "Lists recent runs, newest first; --watch then prints"
+                             " every state change as it happens (Ctrl-C to stop).",
+                             specs, argc, argv, NULL);
 
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "hs:a:l:w", longopts, NULL)) != -1) {
-        if (opt == 'h') {
-            return gw_client_help(U, "Lists recent runs, newest first; --watch then prints"
-                                     " every state change as it happens (Ctrl-C to stop).");
-        } else if (opt == 's') {
-            status = optarg;
-        } else if (opt == 'a') {
-            action = optarg;
-        } else if (opt == 'l') {
-            limit = optarg;
-        } else if (opt == 'w') {
-            watch = true;
-        } else if (!gw_client_opt(&c, opt, &url, &token)) {
-            return gw_client_usage("runs", U, NULL, NULL);
-        }
-    }
-    if (gw_client_args("runs", U, argc, argv, NULL) != 0)
-        return GW_EXIT_USAGE;
+    if (rc != GW_OPT_OK)
+        return rc;
     if (strspn(limit, "0123456789") != strlen(limit) || atoi(limit) < 1)
         return gw_client_usage("runs", U, "--limit wants a positive number, got", limit);
     gw_client_init(&c, url, token);
@@ -358,7 +338,7 @@ int gw_cmd_runs(int argc, char **argv)
              es ? es : "", ea ? "&action=" : "", ea ? ea : "");
     free(es);
     free(ea);
-    int rc = gw_client_call(&c, "GET", path, NULL, &list, NULL, 0);
+    rc = gw_client_call(&c, "GET", path, NULL, &list, NULL, 0);
     if (rc != GW_EXIT_OK)
         return rc;
     if (c.json && !watch) {
@@ -452,40 +432,34 @@ static int logs_follow(const struct gw_client *c, const char *run_id)
 
 int gw_cmd_logs(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        GW_CLIENT_LONGOPTS, {"follow", no_argument, NULL, 'F'}, {NULL, 0, NULL, 0}};
     const char *U = "logs RUN [--follow] [--json]";
     struct gw_client c = {0};
     const char *url = NULL, *token = NULL;
     bool follow = false;
-    int opt;
+    const struct gw_opt_spec specs[] = {
+        GW_CLIENT_OPTS(&c, &url, &token),
+        {"follow", GW_OPT_BOOL, &follow, 'F'},
+        {0},
+    };
+    int rc = gw_client_parse("logs", U,
+                             "Prints a run's log lines (stderr lines to stderr);"
+                             " --follow streams them until the run ends (exit 1 unless"
+                             " it succeeded).",
+                             specs, argc, argv, "run");
 
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "hF", longopts, NULL)) != -1) {
-        if (opt == 'h') {
-            return gw_client_help(U, "Prints a run's log lines (stderr lines to stderr);"
-                                     " --follow streams them until the run ends (exit 1 unless"
-                                     " it succeeded).");
-        } else if (opt == 'F') {
-            follow = true;
-        } else if (!gw_client_opt(&c, opt, &url, &token)) {
-            return gw_client_usage("logs", U, NULL, NULL);
-        }
-    }
-    if (gw_client_args("logs", U, argc, argv, "run") != 0)
-        return GW_EXIT_USAGE;
+    if (rc != GW_OPT_OK)
+        return rc;
     gw_client_init(&c, url, token);
     char *run_id = gw_client_escape(argv[optind]);
     if (run_id == NULL)
         return GW_EXIT_USAGE;
     if (follow) {
-        int rc = logs_follow(&c, run_id);
+        rc = logs_follow(&c, run_id);
         free(run_id);
         return rc;
     }
     /* Page through everything logged so far. */
     long long after = 0;
-    int rc;
     for (;;) {
         char path[512];
         json_t *page = NULL;
@@ -514,28 +488,22 @@ int gw_cmd_logs(int argc, char **argv)
 
 int gw_cmd_cancel(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        GW_CLIENT_LONGOPTS, {"reason", required_argument, NULL, 'r'}, {NULL, 0, NULL, 0}};
     const char *U = "cancel RUN [--reason TEXT] [--json]";
     struct gw_client c = {0};
     const char *url = NULL, *token = NULL, *reason = NULL;
-    int opt;
+    const struct gw_opt_spec specs[] = {
+        GW_CLIENT_OPTS(&c, &url, &token),
+        {"reason", GW_OPT_STRING, &reason, 'r'},
+        {0},
+    };
     json_t *run = NULL;
+    int rc = gw_client_parse("cancel", U,
+                             "Cancels a run that is pending approval, queued or"
+                             " running (exit 1 if it has already ended).",
+                             specs, argc, argv, "run");
 
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "hr:", longopts, NULL)) != -1) {
-        if (opt == 'r') {
-            reason = optarg;
-            continue;
-        }
-        if (opt == 'h')
-            return gw_client_help(U, "Cancels a run that is pending approval, queued or"
-                                     " running (exit 1 if it has already ended).");
-        if (!gw_client_opt(&c, opt, &url, &token))
-            return gw_client_usage("cancel", U, NULL, NULL);
-    }
-    if (gw_client_args("cancel", U, argc, argv, "run") != 0)
-        return GW_EXIT_USAGE;
+    if (rc != GW_OPT_OK)
+        return rc;
     gw_client_init(&c, url, token);
     char *run_id = gw_client_escape(argv[optind]);
     char path[512];
@@ -544,7 +512,7 @@ int gw_cmd_cancel(int argc, char **argv)
     json_t *req = reason != NULL ? json_pack("{s:s}", "reason", reason) : json_object();
     char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
-    int rc = gw_client_call(&c, "POST", path, body, &run, NULL, 0);
+    rc = gw_client_call(&c, "POST", path, body, &run, NULL, 0);
     free(body);
     if (rc != GW_EXIT_OK)
         return rc;

@@ -7,7 +7,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <libpq-fe.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -234,17 +233,16 @@ static char *env_entry(const char *name, const char *value)
 
 int gw_cmd_dev(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"listen", required_argument, NULL, 'l'},
-        {"smoke", no_argument, NULL, 's'},
-        {"data-dir", required_argument, NULL, 'd'},
-        {"actions", required_argument, NULL, 'a'},
-        {"workers", required_argument, NULL, 'w'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+    const char *listen = NULL, *data_dir = NULL, *actions = NULL, *workers = NULL;
+    int do_smoke = 0, port, rc = 1;
+    const struct gw_opt_spec specs[] = {
+        {"listen", GW_OPT_STRING, &listen, .def = "127.0.0.1:8080"},
+        {"smoke", GW_OPT_SET, &do_smoke},
+        {"data-dir", GW_OPT_STRING, &data_dir, .env = "GW_DEV_DIR", .def = ".gangway-dev"},
+        {"actions", GW_OPT_STRING, &actions},
+        {"workers", GW_OPT_STRING, &workers, .def = "4"},
+        {0},
     };
-    const char *listen = "127.0.0.1:8080", *data_dir = NULL, *actions = NULL, *workers = "4";
-    int do_smoke = 0, c, port, rc = 1;
     char host[256], actbuf[4096], sqlbuf[4096], pgdir[4096], url[512], listen_s[300];
     char admin_token[GW_TOKEN_LEN + 1], worker_token[GW_TOKEN_LEN + 1], id[GW_UUID_LEN + 1];
     struct gw_error err;
@@ -252,29 +250,10 @@ int gw_cmd_dev(int argc, char **argv)
     struct gw_kafka_mock *mock = NULL;
     struct dev d;
 
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'l':
-            listen = optarg;
-            break;
-        case 's':
-            do_smoke = 1;
-            break;
-        case 'd':
-            data_dir = optarg;
-            break;
-        case 'a':
-            actions = optarg;
-            break;
-        case 'w':
-            workers = optarg;
-            break;
-        case 'h':
-        default:
-            return gw_opt_usage(c, usage_text);
-        }
-    }
+    rc = gw_opt_parse(argc, argv, specs, usage_text);
+    if (rc != GW_OPT_OK)
+        return rc;
+    rc = 1;
     gw_log_init("dev", gw_log_level_parse(getenv("GW_LOG_LEVEL")));
     gw_error_clear(&err);
     if (gw_opt_parse_listen(listen, host, sizeof(host), &port) < 0) {
@@ -285,7 +264,6 @@ int gw_cmd_dev(int argc, char **argv)
         fprintf(stderr, "gangway dev: no free port on %s\n", host);
         return 1;
     }
-    data_dir = gw_opt(data_dir, "GW_DEV_DIR", ".gangway-dev");
     if (actions == NULL) {
         if (gw_path_default_dir("examples/actions", actbuf, sizeof(actbuf)) < 0) {
             fprintf(stderr, "gangway dev: cannot find examples/actions; pass --actions DIR\n");

@@ -75,8 +75,6 @@ static bool plain_remote(const char *url)
 
 int gw_cmd_login(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        GW_CLIENT_LONGOPTS, {"token-stdin", no_argument, NULL, 'S'}, {NULL, 0, NULL, 0}};
     const char *U = "login [--url URL] [--token TOKEN | --token-stdin] [--json]";
     struct gw_client c = {0};
     const char *url = NULL, *token = NULL;
@@ -84,25 +82,21 @@ int gw_cmd_login(int argc, char **argv)
     char typed[GW_CREDENTIALS_TOKEN_MAX + 2];
     char path[4096], why[512];
     json_t *me = NULL;
-    int opt;
+    const struct gw_opt_spec specs[] = {
+        GW_CLIENT_OPTS(&c, &url, &token),
+        {"token-stdin", GW_OPT_BOOL, &from_stdin},
+        {0},
+    };
+    int rc = gw_client_parse(
+        "login", U,
+        "Checks the token against the broker (GET /v1/me), prints who it identifies,\n"
+        "and stores the URL and the token for the other commands in\n"
+        "${XDG_CONFIG_HOME:-~/.config}/gangway/credentials.json (mode 0600).\n"
+        "Without --token or --token-stdin: GANGWAY_TOKEN, else a prompt.",
+        specs, argc, argv, NULL);
 
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        if (opt == 'h')
-            return gw_client_help(
-                U, "Checks the token against the broker (GET /v1/me), prints who it identifies,\n"
-                   "and stores the URL and the token for the other commands in\n"
-                   "${XDG_CONFIG_HOME:-~/.config}/gangway/credentials.json (mode 0600).\n"
-                   "Without --token or --token-stdin: GANGWAY_TOKEN, else a prompt.");
-        if (opt == 'S') {
-            from_stdin = true;
-            continue;
-        }
-        if (!gw_client_opt(&c, opt, &url, &token))
-            return gw_client_usage("login", U, NULL, NULL);
-    }
-    if (gw_client_args("login", U, argc, argv, NULL) != 0)
-        return GW_EXIT_USAGE;
+    if (rc != GW_OPT_OK)
+        return rc;
     if (from_stdin && token != NULL)
         return gw_client_usage("login", U, "--token and --token-stdin exclude each other", NULL);
     if (token == NULL && !from_stdin) {
@@ -131,7 +125,7 @@ int gw_cmd_login(int argc, char **argv)
         fprintf(stderr, "gangway login: warning: %s is plain http; the token travels unencrypted\n",
                 c.url);
 
-    int rc = gw_client_call(&c, "GET", "/v1/me", NULL, &me, NULL, 0);
+    rc = gw_client_call(&c, "GET", "/v1/me", NULL, &me, NULL, 0);
     if (rc != GW_EXIT_OK)
         return rc;
     if (gw_credentials_save(c.url, c.token, why, sizeof(why)) != 0) {
@@ -157,21 +151,17 @@ int gw_cmd_login(int argc, char **argv)
 
 int gw_cmd_logout(int argc, char **argv)
 {
-    static const struct option longopts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     const char *U = "logout";
+    const struct gw_opt_spec specs[] = {{0}};
     char path[4096], why[512];
-    int opt;
+    int rc = gw_client_parse("logout", U,
+                             "Removes the credentials gangway login stored (the token"
+                             " itself stays valid\non the broker until it expires or is"
+                             " revoked).",
+                             specs, argc, argv, NULL);
 
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        if (opt == 'h')
-            return gw_client_help(U, "Removes the credentials gangway login stored (the token"
-                                     " itself stays valid\non the broker until it expires or is"
-                                     " revoked).");
-        return gw_client_usage("logout", U, NULL, NULL);
-    }
-    if (gw_client_args("logout", U, argc, argv, NULL) != 0)
-        return GW_EXIT_USAGE;
+    if (rc != GW_OPT_OK)
+        return rc;
     int r = gw_credentials_remove(why, sizeof(why));
     if (r < 0) {
         fprintf(stderr, "gangway logout: %s\n", why);

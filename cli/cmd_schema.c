@@ -8,7 +8,7 @@
  * resolve only through --ref-dir URI=DIR mappings and the bundled
  * metaschemas; nothing is fetched.
  */
-#include <getopt.h>
+#include <getopt.h> /* optind */
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
@@ -18,17 +18,16 @@
 #include "commands.h"
 #include "gw/doc.h"
 #include "gw/jsonschema.h"
+#include "options.h"
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: gangway schema validate [--ref-dir URI=DIR]... [--draft 2020-12|7]\n"
-               "                               [--format-assert] SCHEMA INSTANCE...\n"
-               "  (files ending in .yaml or .yml are read as YAML, others as JSON)\n"
-               "  --ref-dir URI=DIR  resolve $refs under URI from the *.json files in DIR\n"
-               "  --draft D          draft for schemas without $schema (default 2020-12)\n"
-               "  --format-assert    treat \"format\" as an assertion\n"
-               "exit: 0 all valid, 1 some invalid, 2 bad schema or unreadable file\n");
-}
+static const char usage_text[] =
+    "usage: gangway schema validate [--ref-dir URI=DIR]... [--draft 2020-12|7]\n"
+    "                               [--format-assert] SCHEMA INSTANCE...\n"
+    "  (files ending in .yaml or .yml are read as YAML, others as JSON)\n"
+    "  --ref-dir URI=DIR  resolve $refs under URI from the *.json files in DIR\n"
+    "  --draft D          draft for schemas without $schema (default 2020-12)\n"
+    "  --format-assert    treat \"format\" as an assertion\n"
+    "exit: 0 all valid, 1 some invalid, 2 bad schema or unreadable file\n";
 
 static int validate_files(struct gw_schema *s, int n, char **files)
 {
@@ -65,63 +64,65 @@ static int validate_files(struct gw_schema *s, int n, char **files)
     return rc;
 }
 
+/* What --ref-dir adds its mappings to. */
+struct ref_dirs {
+    struct gw_schema_registry *reg;
+    struct gw_error *err;
+};
+
+static int add_ref_dir(const char *value, void *dest)
+{
+    struct ref_dirs *r = dest;
+    char *eq = strchr(value, '=');
+    if (!eq) {
+        fprintf(stderr, "gangway schema: --ref-dir wants URI=DIR\n");
+        return 2;
+    }
+    *eq = '\0';
+    if (gw_schema_registry_add_dir(r->reg, value, eq + 1, r->err) < 0) {
+        fprintf(stderr, "gangway schema: --ref-dir %s: %s\n", value, r->err->message);
+        return 2;
+    }
+    return GW_OPT_OK;
+}
+
+static int set_draft(const char *value, void *dest)
+{
+    enum gw_schema_draft *draft = dest;
+    if (strcmp(value, "2020-12") == 0) {
+        *draft = GW_SCHEMA_DRAFT_2020_12;
+    } else if (strcmp(value, "7") == 0 || strcmp(value, "07") == 0) {
+        *draft = GW_SCHEMA_DRAFT_7;
+    } else {
+        fprintf(stderr, "gangway schema: --draft must be 2020-12 or 7\n");
+        return 2;
+    }
+    return GW_OPT_OK;
+}
+
 static int cmd_validate(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"ref-dir", required_argument, NULL, 'r'},
-        {"draft", required_argument, NULL, 'd'},
-        {"format-assert", no_argument, NULL, 'f'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     struct gw_schema_options sopts = {.default_draft = GW_SCHEMA_DRAFT_2020_12};
     struct gw_error err = {0};
     struct gw_schema_registry *reg = gw_schema_registry_create(&err);
-    int rc = 2, c;
+    struct ref_dirs refs = {reg, &err};
+    const struct gw_opt_spec specs[] = {
+        {"ref-dir", GW_OPT_CALL, &refs, 'r', .call = add_ref_dir},
+        {"draft", GW_OPT_CALL, &sopts.default_draft, 'd', .call = set_draft},
+        {"format-assert", GW_OPT_BOOL, &sopts.format_assert, 'f'},
+        {0},
+    };
+    int rc = 2;
     if (!reg) {
         fprintf(stderr, "gangway schema: %s\n", err.message);
         return 2;
     }
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "r:d:fh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'r': {
-            char *eq = strchr(optarg, '=');
-            if (!eq) {
-                fprintf(stderr, "gangway schema: --ref-dir wants URI=DIR\n");
-                goto out;
-            }
-            *eq = '\0';
-            if (gw_schema_registry_add_dir(reg, optarg, eq + 1, &err) < 0) {
-                fprintf(stderr, "gangway schema: --ref-dir %s: %s\n", optarg, err.message);
-                goto out;
-            }
-            break;
-        }
-        case 'd':
-            if (strcmp(optarg, "2020-12") == 0) {
-                sopts.default_draft = GW_SCHEMA_DRAFT_2020_12;
-            } else if (strcmp(optarg, "7") == 0 || strcmp(optarg, "07") == 0) {
-                sopts.default_draft = GW_SCHEMA_DRAFT_7;
-            } else {
-                fprintf(stderr, "gangway schema: --draft must be 2020-12 or 7\n");
-                goto out;
-            }
-            break;
-        case 'f':
-            sopts.format_assert = true;
-            break;
-        case 'h':
-            usage(stdout);
-            rc = 0;
-            goto out;
-        default:
-            usage(stderr);
-            goto out;
-        }
-    }
+    rc = gw_opt_parse(argc, argv, specs, usage_text);
+    if (rc != GW_OPT_OK)
+        goto out;
+    rc = 2;
     if (argc - optind < 2) {
-        usage(stderr);
+        fputs(usage_text, stderr);
         goto out;
     }
     const char *schema_file = argv[optind];
@@ -159,12 +160,12 @@ out:
 int gw_cmd_schema(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0) {
-        usage(argc < 2 ? stderr : stdout);
+        fputs(usage_text, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
     if (strcmp(argv[1], "validate") == 0)
         return cmd_validate(argc - 1, argv + 1);
     fprintf(stderr, "gangway schema: unknown subcommand %s\n", argv[1]);
-    usage(stderr);
+    fputs(usage_text, stderr);
     return 2;
 }

@@ -2,7 +2,6 @@
  * `gangway token create|list|revoke`: API tokens for service accounts and
  * people. A token is printed once at creation; only its SHA-256 is stored.
  */
-#include <getopt.h>
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -77,64 +76,65 @@ static int valid_name(const char *s)
     return 1;
 }
 
+/* Values of a repeated option, each checked where it stands in argv. */
+struct names {
+    const char *items[MAX_LIST];
+    int n;
+};
+
+static int add_team(const char *value, void *dest)
+{
+    struct names *teams = dest;
+    if (teams->n == MAX_LIST || !valid_name(value)) {
+        fprintf(stderr, "gangway token: bad or too many --team values\n");
+        return 2;
+    }
+    teams->items[teams->n++] = value;
+    return GW_OPT_OK;
+}
+
+static int add_role(const char *value, void *dest)
+{
+    struct names *roles = dest;
+    if (roles->n == MAX_LIST || (strcmp(value, "admin") != 0 && strcmp(value, "worker") != 0)) {
+        fprintf(stderr, "gangway token: --role is admin or worker\n");
+        return 2;
+    }
+    roles->items[roles->n++] = value;
+    return GW_OPT_OK;
+}
+
+static int parse_expires(const char *value, void *dest)
+{
+    long *expires = dest;
+    *expires = strtol(value, NULL, 10);
+    if (*expires <= 0) {
+        fprintf(stderr, "gangway token: --expires-in wants a number of seconds > 0\n");
+        return 2;
+    }
+    return GW_OPT_OK;
+}
+
 static int token_create(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"subject", required_argument, NULL, 's'},
-        {"team", required_argument, NULL, 't'},
-        {"role", required_argument, NULL, 'r'},
-        {"expires-in", required_argument, NULL, 'e'},
-        {"description", required_argument, NULL, 'd'},
-        {"pg", required_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     const char *subject = NULL, *pg = NULL, *description = NULL;
-    const char *teams[MAX_LIST], *roles[MAX_LIST];
-    int nteams = 0, nroles = 0, c;
+    struct names teams = {.n = 0}, roles = {.n = 0};
     long expires = 0;
+    const struct gw_opt_spec specs[] = {
+        {"subject", GW_OPT_STRING, &subject},
+        {"team", GW_OPT_CALL, &teams, .call = add_team},
+        {"role", GW_OPT_CALL, &roles, .call = add_role},
+        {"expires-in", GW_OPT_CALL, &expires, .call = parse_expires},
+        {"description", GW_OPT_STRING, &description},
+        {"pg", GW_OPT_STRING, &pg},
+        {0},
+    };
     char token[GW_TOKEN_LEN + 1], id[GW_UUID_LEN + 1];
     struct gw_error err;
+    int parsed = gw_opt_parse(argc, argv, specs, usage_text);
 
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 's':
-            subject = optarg;
-            break;
-        case 't':
-            if (nteams == MAX_LIST || !valid_name(optarg)) {
-                fprintf(stderr, "gangway token: bad or too many --team values\n");
-                return 2;
-            }
-            teams[nteams++] = optarg;
-            break;
-        case 'r':
-            if (nroles == MAX_LIST ||
-                (strcmp(optarg, "admin") != 0 && strcmp(optarg, "worker") != 0)) {
-                fprintf(stderr, "gangway token: --role is admin or worker\n");
-                return 2;
-            }
-            roles[nroles++] = optarg;
-            break;
-        case 'e':
-            expires = strtol(optarg, NULL, 10);
-            if (expires <= 0) {
-                fprintf(stderr, "gangway token: --expires-in wants a number of seconds > 0\n");
-                return 2;
-            }
-            break;
-        case 'd':
-            description = optarg;
-            break;
-        case 'p':
-            pg = optarg;
-            break;
-        case 'h':
-        default:
-            return gw_opt_usage(c, usage_text);
-        }
-    }
+    if (parsed != GW_OPT_OK)
+        return parsed;
     if (!valid_name(subject)) {
         fprintf(stderr, "gangway token: --subject NAME is required\n");
         return 2;
@@ -143,8 +143,8 @@ static int token_create(int argc, char **argv)
     if (conn == NULL)
         return 1;
     gw_error_clear(&err);
-    int rc = gw_token_store_create(conn, subject, teams, nteams, roles, nroles, expires,
-                                   description, token, id, &err);
+    int rc = gw_token_store_create(conn, subject, teams.items, teams.n, roles.items, roles.n,
+                                   expires, description, token, id, &err);
     PQfinish(conn);
     if (rc < 0) {
         fprintf(stderr, "gangway token: %s", err.message);

@@ -1,5 +1,4 @@
 /* `gangway worker`: a pool of workers of one type on one libuv loop. */
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,28 +7,26 @@
 #include "claim.h"
 #include "commands.h"
 #include "gw/log.h"
+#include "options.h"
 #include "runtime.h"
 
 #define MAX_PROPS 64
 
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: gangway worker --type TYPE [options]\n"
-            "  --type TYPE          worker type / backend (exec)\n"
-            "  --concurrency N      runs executing at once (default 4)\n"
-            "  --broker-url URL     broker base URL for claims (env GW_BROKER_URL)\n"
-            "  --token T            worker token (env GW_WORKER_TOKEN)\n"
-            "  --kafka BROKERS      bootstrap servers (env GW_KAFKA_BROKERS)\n"
-            "  --kafka-props P      extra librdkafka props k=v,k=v (env GW_KAFKA_PROPS)\n"
-            "  --topic-prefix P     topic and group prefix (env GW_TOPIC_PREFIX)\n"
-            "  --heartbeat-ms MS    heartbeat interval if the claim gives none (5000)\n"
-            "  --grace-seconds S    shutdown grace for running runs (30)\n"
-            "  --worker-id ID       stable worker id (env GW_WORKER_ID; default <host>-<pid>):\n"
-            "                       also its Kafka static membership, so it must be unique\n"
-            "                       per process and the same across its restarts\n"
-            "Against `gangway dev` (mock Kafka) pass GW_KAFKA_PROPS=fetch.wait.max.ms=10.\n");
-}
+static const char usage_text[] =
+    "usage: gangway worker --type TYPE [options]\n"
+    "  --type TYPE          worker type / backend (exec)\n"
+    "  --concurrency N      runs executing at once (default 4)\n"
+    "  --broker-url URL     broker base URL for claims (env GW_BROKER_URL)\n"
+    "  --token T            worker token (env GW_WORKER_TOKEN)\n"
+    "  --kafka BROKERS      bootstrap servers (env GW_KAFKA_BROKERS)\n"
+    "  --kafka-props P      extra librdkafka props k=v,k=v (env GW_KAFKA_PROPS)\n"
+    "  --topic-prefix P     topic and group prefix (env GW_TOPIC_PREFIX)\n"
+    "  --heartbeat-ms MS    heartbeat interval if the claim gives none (5000)\n"
+    "  --grace-seconds S    shutdown grace for running runs (30)\n"
+    "  --worker-id ID       stable worker id (env GW_WORKER_ID; default <host>-<pid>):\n"
+    "                       also its Kafka static membership, so it must be unique\n"
+    "                       per process and the same across its restarts\n"
+    "Against `gangway dev` (mock Kafka) pass GW_KAFKA_PROPS=fetch.wait.max.ms=10.\n";
 
 static const char *env_or(const char *v, const char *name)
 {
@@ -54,70 +51,38 @@ static int split_props(char *buf, const char **out, size_t max)
 
 int gw_cmd_worker(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"type", required_argument, NULL, 't'},
-        {"concurrency", required_argument, NULL, 'c'},
-        {"broker-url", required_argument, NULL, 'u'},
-        {"token", required_argument, NULL, 'k'},
-        {"kafka", required_argument, NULL, 'b'},
-        {"kafka-props", required_argument, NULL, 'p'},
-        {"topic-prefix", required_argument, NULL, 'P'},
-        {"heartbeat-ms", required_argument, NULL, 'H'},
-        {"grace-seconds", required_argument, NULL, 'g'},
-        {"worker-id", required_argument, NULL, 'i'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     struct gw_worker_options o = {.concurrency = 4, .heartbeat_ms = 5000, .grace_ms = 30000};
     const char *url = NULL, *token = NULL, *brokers = NULL, *props = NULL, *prefix = NULL;
+    const char *concurrency = NULL, *heartbeat_ms = NULL, *grace_s = NULL;
+    const struct gw_opt_spec specs[] = {
+        {"type", GW_OPT_STRING, &o.type},
+        {"concurrency", GW_OPT_STRING, &concurrency},
+        {"broker-url", GW_OPT_STRING, &url},
+        {"token", GW_OPT_STRING, &token},
+        {"kafka", GW_OPT_STRING, &brokers},
+        {"kafka-props", GW_OPT_STRING, &props},
+        {"topic-prefix", GW_OPT_STRING, &prefix},
+        {"heartbeat-ms", GW_OPT_STRING, &heartbeat_ms},
+        {"grace-seconds", GW_OPT_STRING, &grace_s},
+        {"worker-id", GW_OPT_STRING, &o.worker_id},
+        {0},
+    };
     const char *extra[MAX_PROPS];
     char *props_buf = NULL;
     struct gw_error err;
     struct gw_worker *w;
     uv_loop_t loop;
-    int c, rc = 0;
+    int rc = gw_opt_parse(argc, argv, specs, usage_text);
 
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 't':
-            o.type = optarg;
-            break;
-        case 'c':
-            o.concurrency = atoi(optarg);
-            break;
-        case 'u':
-            url = optarg;
-            break;
-        case 'k':
-            token = optarg;
-            break;
-        case 'b':
-            brokers = optarg;
-            break;
-        case 'p':
-            props = optarg;
-            break;
-        case 'P':
-            prefix = optarg;
-            break;
-        case 'H':
-            o.heartbeat_ms = atoi(optarg);
-            break;
-        case 'g':
-            o.grace_ms = atoi(optarg) * 1000;
-            break;
-        case 'i':
-            o.worker_id = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
+    if (rc != GW_OPT_OK)
+        return rc;
+    rc = 0;
+    if (concurrency != NULL)
+        o.concurrency = atoi(concurrency);
+    if (heartbeat_ms != NULL)
+        o.heartbeat_ms = atoi(heartbeat_ms);
+    if (grace_s != NULL)
+        o.grace_ms = atoi(grace_s) * 1000;
     gw_log_init("worker", gw_log_level_parse(getenv("GW_LOG_LEVEL")));
     o.broker_url = env_or(url, "GW_BROKER_URL");
     o.token = env_or(token, "GW_WORKER_TOKEN");
@@ -128,7 +93,7 @@ int gw_cmd_worker(int argc, char **argv)
     if (o.type == NULL || o.broker_url == NULL || o.kafka.brokers == NULL || o.concurrency < 1) {
         fprintf(stderr, "gangway worker: --type, --broker-url (GW_BROKER_URL) and --kafka "
                         "(GW_KAFKA_BROKERS) are required; --concurrency must be >= 1\n");
-        usage(stderr);
+        fputs(usage_text, stderr);
         return 2;
     }
     if (props != NULL) {

@@ -1,5 +1,6 @@
 #include "options.h"
 
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,10 @@ const char *gw_opt(const char *flag, const char *env, const char *def)
     return def;
 }
 
-int gw_opt_usage(int c, const char *usage)
+/* For 'h' (--help) prints `usage` on stdout and returns 0; for anything else
+ * (an unknown option, a missing value) prints it on stderr and returns 2,
+ * the usage exit code. */
+static int usage_exit(int c, const char *usage)
 {
     fputs(usage, c == 'h' ? stdout : stderr);
     return c == 'h' ? 0 : 2;
@@ -89,4 +93,105 @@ int gw_opt_parse_listen(const char *s, char *host, unsigned long cap, int *port)
         return -1;
     *port = (int)p;
     return 0;
+}
+
+/* Room for the options of the largest command (the broker has 15); a table
+ * that outgrows it is a programming error. */
+#define OPT_MAX 48
+
+/* The tables `specs` includes, flattened in order. Returns the count. */
+static size_t flatten(const struct gw_opt_spec *specs, const struct gw_opt_spec **out, size_t n)
+{
+    for (const struct gw_opt_spec *s = specs; s->kind != GW_OPT_END; s++) {
+        if (s->kind == GW_OPT_TABLE) {
+            n = flatten(s->dest, out, n);
+            continue;
+        }
+        if (n == OPT_MAX)
+            abort();
+        out[n++] = s;
+    }
+    return n;
+}
+
+static bool takes_value(const struct gw_opt_spec *s)
+{
+    return s->kind == GW_OPT_STRING || (s->kind == GW_OPT_CALL && !s->flag);
+}
+
+/* Stores one option's value. Returns GW_OPT_OK or an exit code. */
+static int store(const struct gw_opt_spec *s, const char *value, bool *given)
+{
+    *given = true;
+    switch (s->kind) {
+    case GW_OPT_STRING:
+        *(const char **)s->dest = value;
+        break;
+    case GW_OPT_SET:
+        *(int *)s->dest = 1;
+        break;
+    case GW_OPT_CLEAR:
+        *(int *)s->dest = 0;
+        break;
+    case GW_OPT_BOOL:
+        *(bool *)s->dest = true;
+        break;
+    case GW_OPT_CALL:
+        return s->call(value, s->dest);
+    default:
+        abort();
+    }
+    return GW_OPT_OK;
+}
+
+int gw_opt_parse(int argc, char **argv, const struct gw_opt_spec *specs, const char *usage)
+{
+    const struct gw_opt_spec *flat[OPT_MAX];
+    struct option longopts[OPT_MAX + 2];
+    bool given[OPT_MAX] = {false};
+    char shorts[2 * OPT_MAX + 2];
+    size_t n = flatten(specs, flat, 0), k = 0;
+    bool help_placed = false;
+    int c;
+
+    for (size_t i = 0; i < n; i++) {
+        int val = flat[i]->short_name ? flat[i]->short_name : 256 + (int)i;
+        if (flat[i]->kind == GW_OPT_HELP_HERE) {
+            longopts[i] = (struct option){"help", no_argument, NULL, 'h'};
+            help_placed = true;
+            continue;
+        }
+        longopts[i] = (struct option){
+            flat[i]->name, takes_value(flat[i]) ? required_argument : no_argument, NULL, val};
+        if (flat[i]->short_name) {
+            shorts[k++] = flat[i]->short_name;
+            if (takes_value(flat[i]))
+                shorts[k++] = ':';
+        }
+    }
+    size_t end = n;
+    if (!help_placed)
+        longopts[end++] = (struct option){"help", no_argument, NULL, 'h'};
+    longopts[end] = (struct option){NULL, 0, NULL, 0};
+    shorts[k++] = 'h';
+    shorts[k] = '\0';
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, shorts, longopts, NULL)) != -1) {
+        size_t i = 0;
+        while (c != 'h' && i < n && longopts[i].val != c)
+            i++;
+        if (c == 'h' || i == n) {
+            if (usage == NULL)
+                return c == 'h' ? GW_OPT_HELP : GW_OPT_BAD;
+            return usage_exit(c, usage);
+        }
+        int rc = store(flat[i], optarg, &given[i]);
+        if (rc != GW_OPT_OK)
+            return rc;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (flat[i]->kind == GW_OPT_STRING && !given[i] && (flat[i]->env || flat[i]->def))
+            *(const char **)flat[i]->dest = gw_opt(NULL, flat[i]->env, flat[i]->def);
+    return GW_OPT_OK;
 }
