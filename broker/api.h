@@ -172,10 +172,19 @@ bool gw_api_query_int(struct gw_api_ctx *ctx, const char *name, long long min, l
 /* `limit=N` (1..max): sets *limit when present. False when it answered 400. */
 bool gw_api_query_limit(struct gw_api_ctx *ctx, int max, int *limit);
 
-/* `cursor=<timestamp>~<uuid>` of the keyset-paginated lists, split in place
- * in `buf` into *ts and *id when present. False when it answered 400. */
-bool gw_api_query_cursor(struct gw_api_ctx *ctx, char *buf, size_t cap, const char **ts,
-                         const char **id, bool *too_long);
+/* The paging parameters of a keyset-paginated list, read last: `limit=N`
+ * (1..max, default the caller's page->limit) and `cursor=<timestamp>~<uuid>`
+ * (split into ts and id, NULL when absent); then, since nothing is read
+ * after them, the answer to any parameter that was too long. Sets
+ * limit_plus (the query fetches one more row to know whether there are
+ * more) and ctx->page_limit for gw_api_page_done. False when it answered. */
+struct gw_api_page {
+    int limit;
+    char limit_plus[16];
+    char cursor[128];
+    const char *ts, *id;
+};
+bool gw_api_query_page(struct gw_api_ctx *ctx, struct gw_api_page *page, int max, bool too_long);
 
 /* Answers 200 {"items": [column 0 of the first `limit` rows, verbatim JSON],
  * "next_cursor": column 1 of row limit-1 when there are more, else null}.

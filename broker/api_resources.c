@@ -216,10 +216,9 @@ static const char *const resource_statuses[] = {"active", "tearing_down", "teard
 void gw_api_resources_list(struct gw_api_ctx *ctx)
 {
     bool too_long = false;
-    char team[128], kind[128], before[64], cursor[128], limit_plus[16];
+    char team[128], kind[128], before[64];
     const char *p_team = NULL, *p_kind = NULL, *p_before = NULL, *p_status = NULL;
-    const char *p_ts = NULL, *p_id = NULL;
-    int limit = 50;
+    struct gw_api_page page = {.limit = 50};
 
     if (gw_api_query(ctx, "team", team, sizeof(team), &too_long))
         p_team = team;
@@ -239,19 +238,13 @@ void gw_api_resources_list(struct gw_api_ctx *ctx)
     if (!gw_api_query_enum(ctx, "status", resource_statuses, ARRAY_SIZE(resource_statuses),
                            "not a resource status", &p_status, &too_long))
         return;
-    if (!gw_api_query_limit(ctx, 500, &limit) ||
-        !gw_api_query_cursor(ctx, cursor, sizeof(cursor), &p_ts, &p_id, &too_long))
+    if (!gw_api_query_page(ctx, &page, 500, too_long))
         return;
-    if (too_long) {
-        gw_api_query_too_long(ctx);
-        return;
-    }
     struct gw_authz_filter f;
-    snprintf(limit_plus, sizeof(limit_plus), "%d", limit + 1);
-    const char *params[12] = {p_team, p_kind, p_before, p_status, p_ts, p_id, limit_plus};
+    const char *params[12] = {p_team,  p_kind,  p_before,       p_status,
+                              page.ts, page.id, page.limit_plus};
     if (!gw_authz_params(ctx, GW_PERM_READ_RUNS, &f, params + 7))
         return;
-    ctx->page_limit = limit;
     /* Deleted resources are listed only when asked for by status. */
     gw_api_query_or_503(
         ctx, "resources_list",

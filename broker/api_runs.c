@@ -607,28 +607,21 @@ static const char *const run_statuses[] = {
 void gw_api_runs_list(struct gw_api_ctx *ctx)
 {
     bool too_long = false;
-    char action[128], cursor[128], limit_plus[16];
-    const char *p_status = NULL, *p_action = NULL, *p_ts = NULL, *p_id = NULL;
-    int limit = 50;
+    char action[128];
+    const char *p_status = NULL, *p_action = NULL;
+    struct gw_api_page page = {.limit = 50};
 
     if (!gw_api_query_enum(ctx, "status", run_statuses, ARRAY_SIZE(run_statuses),
                            "not a run status", &p_status, &too_long))
         return;
     if (gw_api_query(ctx, "action", action, sizeof(action), &too_long))
         p_action = action;
-    if (!gw_api_query_limit(ctx, 500, &limit) ||
-        !gw_api_query_cursor(ctx, cursor, sizeof(cursor), &p_ts, &p_id, &too_long))
+    if (!gw_api_query_page(ctx, &page, 500, too_long))
         return;
-    if (too_long) {
-        gw_api_query_too_long(ctx);
-        return;
-    }
     struct gw_authz_filter f;
-    snprintf(limit_plus, sizeof(limit_plus), "%d", limit + 1);
-    const char *params[10] = {p_status, p_action, p_ts, p_id, limit_plus};
+    const char *params[10] = {p_status, p_action, page.ts, page.id, page.limit_plus};
     if (!gw_authz_params(ctx, GW_PERM_READ_RUNS, &f, params + 5))
         return;
-    ctx->page_limit = limit;
     gw_api_query_or_503(
         ctx, "runs_list",
         "SELECT gw_run_json(r)::text, gw_ts(r.created_at) || '~' || r.id FROM gw_runs r"

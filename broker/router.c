@@ -329,7 +329,7 @@ bool gw_api_query_limit(struct gw_api_ctx *ctx, int max, int *limit)
     return true;
 }
 
-bool gw_api_query_cursor(struct gw_api_ctx *ctx, char *buf, size_t cap, const char **ts,
+static bool query_cursor(struct gw_api_ctx *ctx, char *buf, size_t cap, const char **ts,
                          const char **id, bool *too_long)
 {
     if (!gw_api_query(ctx, "cursor", buf, cap, too_long))
@@ -345,6 +345,21 @@ bool gw_api_query_cursor(struct gw_api_ctx *ctx, char *buf, size_t cap, const ch
     *sep = '\0';
     *ts = buf;
     *id = sep + 1;
+    return true;
+}
+
+bool gw_api_query_page(struct gw_api_ctx *ctx, struct gw_api_page *page, int max, bool too_long)
+{
+    page->ts = page->id = NULL;
+    if (!gw_api_query_limit(ctx, max, &page->limit) ||
+        !query_cursor(ctx, page->cursor, sizeof(page->cursor), &page->ts, &page->id, &too_long))
+        return false;
+    if (too_long) {
+        gw_api_query_too_long(ctx);
+        return false;
+    }
+    snprintf(page->limit_plus, sizeof(page->limit_plus), "%d", page->limit + 1);
+    ctx->page_limit = page->limit;
     return true;
 }
 

@@ -148,6 +148,16 @@ class Stack:
             argv += ["--role", r]
         return self.run_cmd(argv).strip()
 
+    def make_tokens(self, *people):
+        """One token per "subject:team,team" (teams may be empty), in order:
+        the cast of a test, e.g. bob, carol = s.make_tokens("bob:payments",
+        "carol:sre")."""
+        tokens = []
+        for p in people:
+            subject, _, teams = p.partition(":")
+            tokens.append(self.make_token(subject, teams=[t for t in teams.split(",") if t]))
+        return tokens
+
     def start_broker(self, extra_env=None):
         log = open(os.path.join(self.tmp, "broker.log"), "a")
         env = self.env(self.broker_env)

@@ -33,10 +33,8 @@ def test():
         s.start_worker(concurrency=2)
         # Built-in policy: everyone may decide approvals (the rule says whose
         # decision counts) and reads its own and its teams' runs.
-        dev = s.make_token("dev", teams=["payments"])
-        mate = s.make_token("mate", teams=["payments"])
-        out = s.make_token("out", teams=["marketing"])
-        sre = s.make_token("sre-on-call", teams=["sre"])
+        dev, mate, out, sre = s.make_tokens("dev:payments", "mate:payments", "out:marketing",
+                                            "sre-on-call:sre")
 
         plain = s.wait_run(s.submit("plain", {"x": 1}, token=dev).json()["id"])
         check(plain["status"] == "succeeded", "a plain run of payments succeeds", plain)

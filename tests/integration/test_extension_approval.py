@@ -22,10 +22,8 @@ def test():
     with s:
         s.start_broker()
         s.start_worker(concurrency=2)
-        bob = s.make_token("bob", teams=["payments"])
-        carol = s.make_token("carol", teams=["sre"])
-        eve = s.make_token("eve", teams=["marketing"])
-        dan = s.make_token("dan", teams=["payments"])
+        bob, carol, eve, dan = s.make_tokens("bob:payments", "carol:sre", "eve:marketing",
+                                             "dan:payments")
 
         def create(name, **extra):
             body = {"inputs": {"name": name}}

@@ -57,11 +57,8 @@ def test():
     with s:
         s.start_broker()
         s.start_worker(concurrency=4)
-        bob = s.make_token("bob", teams=["payments"])
-        carol = s.make_token("carol", teams=["sre"])
-        dave = s.make_token("dave", teams=["sre"])
-        frank = s.make_token("frank", teams=["sre"])
-        eve = s.make_token("eve", teams=["marketing"])
+        bob, carol, dave, frank, eve = s.make_tokens("bob:payments", "carol:sre", "dave:sre",
+                                                     "frank:sre", "eve:marketing")
 
         # dev needs no approval; prod needs two from sre.
         r = s.submit("deploy", {"environment": "dev"}, token=bob)
