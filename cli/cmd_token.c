@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "db.h"
 #include "gw/crypto.h"
+#include "gw/subject.h"
 #include "options.h"
 #include "token_store.h"
 
@@ -27,10 +28,19 @@ int gw_token_store_create(PGconn *conn, const char *subject, const char *const *
                           const char *description, char *token_out, char *id_out,
                           struct gw_error *err)
 {
-    char hash[GW_SHA256_HEX_LEN + 1];
-    json_t *tj = json_array(), *rj = json_array(), *args;
+    char hash[GW_SHA256_HEX_LEN + 1], canonical[GW_SUBJECT_MAX];
+    json_t *tj, *rj, *args;
     char *args_s;
+    struct gw_error serr;
 
+    /* Stored canonical (gw/subject.h): "mia", "User:Default/Mia" and
+     * "user:default/mia" are one person. */
+    if (gw_subject_canonical(subject, NULL, 0, canonical, &serr) < 0)
+        return gw_error_set(err, GW_EINVAL, false, "--subject: %s (docs/policy.md#subjects)\n",
+                            serr.message);
+    subject = canonical;
+    tj = json_array();
+    rj = json_array();
     if (gw_token_generate(token_out, err) < 0) {
         json_decref(tj);
         json_decref(rj);
@@ -135,10 +145,16 @@ static int token_create(int argc, char **argv)
 
     if (parsed != GW_OPT_OK)
         return parsed;
-    if (!valid_name(subject)) {
+    if (subject == NULL) {
         fprintf(stderr, "gangway token: --subject NAME is required\n");
         return 2;
     }
+    char canonical[GW_SUBJECT_MAX];
+    if (gw_subject_canonical(subject, NULL, 0, canonical, &err) < 0) {
+        fprintf(stderr, "gangway token: --subject: %s (docs/policy.md#subjects)\n", err.message);
+        return 2;
+    }
+    subject = canonical;
     PGconn *conn = gw_db_connect("token", pg);
     if (conn == NULL)
         return 1;

@@ -33,4 +33,11 @@ json_t *gw_yaml_loadb(const char *buf, size_t len, const char *name, struct gw_e
  * error, with the path, line and column in the message. */
 json_t *gw_doc_load_file(const char *path, size_t max_bytes, struct gw_error *err);
 
+/* The line (1-based) where the value at JSON pointer `pointer` is written
+ * in the YAML or JSON file `path`, or 0 when it cannot be told (no such
+ * value, unreadable file, an alias on the way). Reads the file again:
+ * for messages about a refused document, not for the hot path. Blocking;
+ * any thread. */
+size_t gw_doc_locate(const char *path, const char *pointer);
+
 #endif
