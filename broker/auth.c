@@ -183,6 +183,22 @@ static void lookup_done(void *arg, const PGresult *res, const struct gw_error *e
         if (strcmp(str_of(r), "worker") == 0)
             p.worker = true;
     }
+    /* Teams as gw_team_canonical makes them, rows from before included. */
+    json_t *canon = json_array();
+    json_array_foreach(teams, i, r)
+    {
+        char t[GW_TEAM_MAX];
+        bool dup = false;
+        size_t k;
+        json_t *seen;
+        if (gw_team_canonical(json_string_value(r), t, NULL) < 0)
+            continue;
+        json_array_foreach(canon, k, seen) dup = dup || strcmp(json_string_value(seen), t) == 0;
+        if (!dup)
+            json_array_append_new(canon, json_string(t));
+    }
+    json_decref(teams);
+    teams = canon;
     p.teams_json = json_dumps(teams, JSON_COMPACT);
     p.teams_pg = gw_api_pg_array(teams);
     json_decref(teams);

@@ -12,6 +12,7 @@
 #include "gw/doc.h"
 #include "gw/embed.h"
 #include "gw/log.h"
+#include "gw/subject.h"
 
 /* schemas/action.schema.json, embedded at build time by tools/embed.py. */
 extern const char gw_action_schema_json[];
@@ -76,6 +77,44 @@ static char *errors_text(json_t *errors)
                  msg != NULL ? msg : "invalid", n > 1 ? " (and more)" : "") < 0)
         return NULL;
     return out;
+}
+
+static int check_teams_at(json_t *teams, const char *path, const char *ptr, struct gw_error *err)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(teams, i, t)
+    {
+        char canonical[GW_TEAM_MAX];
+        struct gw_error terr;
+        const char *written = json_string_value(t);
+        if (gw_team_canonical(written, canonical, &terr) < 0)
+            return gw_error_set(err, GW_EINVAL, false, "%s: at '%s/%zu': %s", path, ptr, i,
+                                terr.message);
+        if (strcmp(written, canonical) != 0)
+            return gw_error_set(err, GW_EINVAL, false,
+                                "%s: at '%s/%zu': team '%s' is not canonical, so no caller ever "
+                                "has it: write '%s' (docs/policy.md#subjects)",
+                                path, ptr, i, written, canonical);
+    }
+    return 0;
+}
+
+static int check_rule_teams(json_t *def, const char *path, struct gw_error *err)
+{
+    size_t i;
+    json_t *rule;
+    char ptr[64];
+    json_array_foreach(json_object_get(json_object_get(def, "approval"), "rules"), i, rule)
+    {
+        snprintf(ptr, sizeof(ptr), "/approval/rules/%zu/from_teams", i);
+        if (check_teams_at(json_object_get(rule, "from_teams"), path, ptr, err) < 0)
+            return -1;
+    }
+    return check_teams_at(
+        json_object_get(json_object_get(json_object_get(def, "ttl"), "extension_approval"),
+                        "from_teams"),
+        path, "/ttl/extension_approval/from_teams", err);
 }
 
 static struct gw_action *action_load(struct gw_catalog *c, const struct gw_schema *def_schema,
@@ -148,6 +187,10 @@ static struct gw_action *action_load(struct gw_catalog *c, const struct gw_schem
                      a->ttl_default_s, a->ttl_max_s);
         goto fail;
     }
+    /* Approval rules name teams as callers have them (gw_team_canonical):
+     * "SRE" would never match anyone's "sre", and nobody could approve. */
+    if (check_rule_teams(def, path, err) < 0)
+        goto fail;
     a->approval = json_object_get(def, "approval");
     if (json_object_get(def, "quota") != NULL)
         a->quota = json_dumps(json_object_get(def, "quota"), JSON_COMPACT);

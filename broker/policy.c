@@ -411,6 +411,29 @@ static int check_subjects(struct parser *ps, json_t *subjects, const char *ptr)
     return 0;
 }
 
+/* Teams likewise (gw_team_canonical): "SRE" or "group:default/sre" in a
+ * binding could never match the team "sre" a caller has. */
+static int check_teams(struct parser *ps, json_t *teams, const char *ptr)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(teams, i, v)
+    {
+        const char *written = json_string_value(v);
+        char canonical[GW_TEAM_MAX], item[160];
+        struct gw_error terr;
+        snprintf(item, sizeof(item), "%s/%zu", ptr, i);
+        if (gw_team_canonical(written, canonical, &terr) < 0)
+            return bad(ps, item, "team '%s' can never match a caller: %s", written, terr.message);
+        if (strcmp(written, canonical) != 0)
+            return bad(ps, item,
+                       "team '%s' is not canonical, so no caller ever has it: write '%s' "
+                       "(docs/policy.md#subjects)",
+                       written, canonical);
+    }
+    return 0;
+}
+
 static int parse_bindings(struct parser *ps, struct gw_policy *p, json_t *bindings)
 {
     static const char *const keys[] = {"roles", "subjects", "teams", "description", NULL};
@@ -455,6 +478,9 @@ static int parse_bindings(struct parser *ps, struct gw_policy *p, json_t *bindin
             return bad(ps, ptr, "a binding needs 'subjects' or 'teams' (\"*\" binds everyone)");
         snprintf(sub, sizeof(sub), "%s/subjects", ptr);
         if (bd->subjects != NULL && check_subjects(ps, bd->subjects, sub) < 0)
+            return -1;
+        snprintf(sub, sizeof(sub), "%s/teams", ptr);
+        if (bd->teams != NULL && check_teams(ps, bd->teams, sub) < 0)
             return -1;
     }
     return 0;

@@ -47,8 +47,15 @@ int gw_token_store_create(PGconn *conn, const char *subject, const char *const *
         return err ? err->code : GW_EIO;
     }
     gw_sha256_hex(token_out, strlen(token_out), hash);
-    for (int i = 0; i < nteams; i++)
-        json_array_append_new(tj, json_string(teams[i]));
+    for (int i = 0; i < nteams; i++) {
+        char team[GW_TEAM_MAX];
+        if (gw_team_canonical(teams[i], team, &serr) < 0) {
+            json_decref(tj);
+            json_decref(rj);
+            return gw_error_set(err, GW_EINVAL, false, "--team: %s\n", serr.message);
+        }
+        json_array_append_new(tj, json_string(team));
+    }
     for (int i = 0; i < nroles; i++)
         json_array_append_new(rj, json_string(roles[i]));
     /* gw_token_create's named arguments (sql/functions/gw_token_create.sql). */
@@ -95,8 +102,14 @@ struct names {
 static int add_team(const char *value, void *dest)
 {
     struct names *teams = dest;
+    char canonical[GW_TEAM_MAX];
+    struct gw_error err;
     if (teams->n == MAX_LIST || !valid_name(value)) {
         fprintf(stderr, "gangway token: bad or too many --team values\n");
+        return 2;
+    }
+    if (gw_team_canonical(value, canonical, &err) < 0) {
+        fprintf(stderr, "gangway token: --team: %s\n", err.message);
         return 2;
     }
     teams->items[teams->n++] = value;

@@ -136,3 +136,41 @@ int gw_subject_canonical(const char *in, const struct gw_subject_defaults *def, 
     }
     return 0;
 }
+
+int gw_team_canonical(const char *in, char out[GW_TEAM_MAX], struct gw_error *err)
+{
+    size_t n;
+
+    out[0] = '\0';
+    if (in == NULL || in[0] == '\0')
+        return gw_error_set(err, GW_EINVAL, false, "the team is empty");
+    n = strnlen(in, GW_TEAM_MAX);
+    if (n >= GW_TEAM_MAX)
+        return gw_error_set(err, GW_EINVAL, false, "the team is longer than %d bytes",
+                            GW_TEAM_MAX - 1);
+    if (in[0] == ' ' || in[n - 1] == ' ')
+        return gw_error_set(err, GW_EINVAL, false,
+                            "the team starts or ends with a space (nothing is trimmed)");
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)in[i] < 0x20 || in[i] == 0x7f)
+            return gw_error_set(err, GW_EINVAL, false,
+                                "the team holds a control character at offset %zu", i);
+    const char *s = in;
+    if (n >= 6 && lower(s[0]) == 'g' && lower(s[1]) == 'r' && lower(s[2]) == 'o' &&
+        lower(s[3]) == 'u' && lower(s[4]) == 'p' && s[5] == ':')
+        s += 6;
+    if (strlen(s) >= 8 && s != in) {
+        char ns[8];
+        for (size_t i = 0; i < 8; i++)
+            ns[i] = lower(s[i]);
+        if (memcmp(ns, "default/", 8) == 0)
+            s += 8;
+    }
+    if (*s == '\0')
+        return gw_error_set(err, GW_EINVAL, false, "the team's name is empty");
+    size_t i = 0;
+    for (; s[i]; i++)
+        out[i] = lower(s[i]);
+    out[i] = '\0';
+    return 0;
+}

@@ -70,4 +70,17 @@ enum {
 int gw_subject_canonical(const char *in, const struct gw_subject_defaults *def, unsigned flags,
                          char out[GW_SUBJECT_MAX], struct gw_error *err);
 
+/* Teams: the other half of an identity, made canonical the same way and
+ * in the same places (decision 0031). A team is the short form of a
+ * Backstage group ref: "payments", "ops/sre". gw_team_canonical lowers
+ * A-Z, drops a leading "group:" kind and "default/" namespace
+ * ("Group:Default/SRE" -> "sre", "group:ops/sre" -> "ops/sre") and keeps
+ * every other byte as it is (OIDC groups may hold spaces or non-ASCII
+ * letters; those are compared byte for byte, never case-folded). Refused:
+ * empty, longer than GW_TEAM_MAX - 1 bytes, a control character, a leading
+ * or trailing space. Same contract as gw_subject_canonical. */
+#define GW_TEAM_MAX 129
+
+int gw_team_canonical(const char *in, char out[GW_TEAM_MAX], struct gw_error *err);
+
 #endif

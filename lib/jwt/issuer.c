@@ -402,11 +402,14 @@ static bool clean_name(const char *s, size_t max)
     return true;
 }
 
-static int add_team(json_t *teams, const char *t)
+/* Teams are canonical too (gw_team_canonical): "Payments" and
+ * "group:default/payments" are the team "payments". */
+static int add_team(json_t *teams, const char *raw)
 {
     size_t i;
     json_t *v;
-    if (!clean_name(t, MAX_TEAM_LEN))
+    char t[GW_TEAM_MAX];
+    if (raw == NULL || !clean_name(raw, MAX_TEAM_LEN) || gw_team_canonical(raw, t, NULL) < 0)
         return 0; /* an unusable value is dropped, not fatal */
     json_array_foreach(teams, i, v) if (strcmp(json_string_value(v), t) == 0) return 0;
     if (json_array_size(teams) >= MAX_TEAMS)

@@ -75,7 +75,7 @@ def test():
     def backstage_user(sub):
         return auth_key.sign({"typ": "vnd.backstage.user", "alg": "ES256"},
                              {"iss": ISS, "aud": "backstage", "sub": sub, "iat": now,
-                              "exp": now + 3600, "ent": [sub, "group:default/sre"]})
+                              "exp": now + 3600, "ent": [sub, "group:default/SRE"]})
 
     def idp_user(sub):
         return idp_key.sign({"alg": "ES256"}, {"iss": IDP, "aud": "gangway", "sub": sub, "iat": now,
@@ -107,7 +107,12 @@ def test():
                        " WHERE subject LIKE '%mia%' OR subject LIKE '%Mia%'")
         check(stored == MIA, "every mia token is stored canonical", stored)
 
-        rob_token = s.make_token("rob", teams=["sre"])
+        # Teams are canonical too: "SRE" and "group:default/SRE" are "sre".
+        rob_token = s.make_token("rob", teams=["SRE"])
+        for token in (rob_token, backstage_user("user:default/rob")):
+            me = s.get("/v1/me", token=token).json()
+            check(me["subject"] == "user:default/rob" and me["teams"] == ["sre"],
+                  "rob's token and JWT both say user:default/rob of team sre", me)
         rob_jwt = backstage_user("user:default/rob")
         zoe_token = s.make_token("zoe", teams=["sre"])
 

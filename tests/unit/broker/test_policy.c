@@ -391,6 +391,17 @@ static void test_refusals(void)
         {"{\"roles\": {\"a\": {\"grants\": []}}, \"bindings\": [{\"roles\": [\"a\"], "
          "\"subjects\": [\"user:default/m\u00efa\"]}]}",
          "can never match a caller: the subject holds a non-ASCII byte", "non-ASCII"},
+        {"{\"roles\": {\"a\": {\"grants\": []}}, \"bindings\": [{\"roles\": [\"a\"], "
+         "\"teams\": [\"sre\", \"SRE\"]}]}",
+         "/bindings/0/teams/1: team 'SRE' is not canonical, so no caller ever has it: write 'sre'",
+         "an upper-case team"},
+        {"{\"roles\": {\"a\": {\"grants\": []}}, \"bindings\": [{\"roles\": [\"a\"], "
+         "\"teams\": [\"group:default/sre\"]}]}",
+         "write 'sre'", "a team as a group ref"},
+        {"{\"roles\": {\"a\": {\"grants\": []}}, \"bindings\": [{\"roles\": [\"a\"], "
+         "\"teams\": [\" sre\"]}]}",
+         "team ' sre' can never match a caller: the team starts or ends with a space",
+         "a team with a leading space"},
     };
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         struct gw_error err;

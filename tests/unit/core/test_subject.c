@@ -144,8 +144,47 @@ static void test_refused(void)
     refused("glob outside a pattern", "*", "'*' is not allowed");
 }
 
+static void team(const char *in, const char *want)
+{
+    char out[GW_TEAM_MAX];
+    struct gw_error err;
+    gw_error_clear(&err);
+    int rc = gw_team_canonical(in, out, &err);
+    if (want != NULL)
+        CHECK(rc == 0 && strcmp(out, want) == 0, "team '%s' -> '%s' (got %d '%s' %s)", in, want, rc,
+              out, err.message);
+    else
+        CHECK(rc == GW_EINVAL && out[0] == '\0', "team '%s' refused: %s", in ? in : "(null)",
+              err.message);
+}
+
+static void test_teams(void)
+{
+    team("payments", "payments");
+    team("Payments", "payments");
+    team("group:default/SRE", "sre");
+    team("Group:Default/sre", "sre");
+    team("group:ops/sre", "ops/sre");
+    team("ops/SRE", "ops/sre");
+    team("default/sre", "default/sre"); /* no kind: the namespace is part of the name */
+    team("Platform Engineering", "platform engineering");
+    team("D\xc3\xa9veloppeurs", "d\xc3\xa9veloppeurs"); /* non-ASCII kept, not folded */
+    team(NULL, NULL);
+    team("", NULL);
+    team(" sre", NULL);
+    team("sre ", NULL);
+    team("s\nre", NULL);
+    team("group:", NULL);
+    team("group:default/", NULL);
+    char longteam[200];
+    memset(longteam, 't', sizeof(longteam) - 1);
+    longteam[sizeof(longteam) - 1] = '\0';
+    team(longteam, NULL);
+}
+
 int main(void)
 {
+    test_teams();
     test_forms();
     test_defaults();
     test_patterns();
