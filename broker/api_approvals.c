@@ -279,7 +279,8 @@ void gw_api_approvals_list(struct gw_api_ctx *ctx)
 static const struct refusal extension_refusals[] = {
     {"forbidden", 403, "forbidden", "deciding on this action needs decide_approvals"},
     {"no_pending", 409, "no_pending_extension", "no extension of this resource is waiting"},
-    {"self_approval", 403, "self_approval", "the requester of an extension cannot decide it"},
+    {"self_approval", 403, "self_approval",
+     "the requester of an extension, and the owner of the resource, cannot decide it"},
     {"not_eligible", 403, "not_an_approver",
      "you are not in the teams or roles this extension's rule names"},
     {"already_decided", 409, "already_decided", "you already decided on this extension"},

@@ -21,8 +21,11 @@ BEGIN
         RETURN QUERY SELECT 'no_pending'::text, gw_resource_json(res);
         RETURN;
     END IF;
-    -- Canonical subjects, as in gw_decide (gw_subject_key).
-    IF gw_subject_key(ext.requested_by) = gw_subject_key(dec.approver) THEN
+    -- Neither who asked for the extension nor the resource's owner decides
+    -- on it (one's own resource), compared as canonical subjects like
+    -- gw_decide (gw_subject_key).
+    IF gw_subject_key(dec.approver) IN (gw_subject_key(ext.requested_by),
+                                        gw_subject_key(res.owner_subject)) THEN
         RETURN QUERY SELECT 'self_approval'::text, gw_resource_json(res);
         RETURN;
     END IF;
