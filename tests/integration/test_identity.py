@@ -185,10 +185,11 @@ def test():
         # A row stored before subjects were canonical still names mia.
         s.sql("INSERT INTO gw_api_tokens (token_hash, subject, teams, roles) VALUES"
               " (encode(sha256('gwt_legacy_mia_token_0000000000000000000000000'::bytea), 'hex'),"
-              " 'Mia', '{sre}', '{}')")
+              " 'Mia', '{SRE,group:default/sre}', '{}')")
         r = s.get("/v1/me", token="gwt_legacy_mia_token_0000000000000000000000000")
-        check(r.status == 200 and r.json()["subject"] == MIA,
-              "a legacy token row 'Mia' authenticates as %s" % MIA, r.status, r.body[:300])
+        check(r.status == 200 and r.json()["subject"] == MIA and r.json()["teams"] == ["sre"],
+              "a legacy token row 'Mia' of teams SRE, group:default/sre authenticates as %s of sre"
+              % MIA, r.status, r.body[:300])
 
         # -- a policy no caller can match does not load ------------------
         policy = os.path.join(s.tmp, "policy.yaml")
