@@ -128,12 +128,23 @@ static void round_end(struct gw_catalog_reloader *r)
     waiters_free(&told);
     json_decref(r->res.summary);
     r->res.summary = NULL;
-    if (r->again && !r->closing && !b->closing) {
-        r->again = false;
-        r->round = r->next;
-        memset(&r->next, 0, sizeof(r->next));
-        round_start(r);
+    if (!r->again)
+        return;
+    r->again = false;
+    r->round = r->next;
+    memset(&r->next, 0, sizeof(r->next));
+    if (r->closing || b->closing) {
+        /* No second round while shutting down: its callers still get an answer. */
+        struct gw_catalog_reload_result res = {.outcome = GW_CATALOG_RELOAD_UNAVAILABLE,
+                                               .origin = "asked during a reload"};
+        gw_error_set(&res.err, GW_ECLOSED, true, "the broker is shutting down");
+        for (size_t i = 0; i < r->round.n; i++)
+            r->round.v[i].cb(r->round.v[i].arg, &res);
+        waiters_free(&r->round);
+        return;
     }
+    r->res.origin = "asked during a reload";
+    round_start(r);
 }
 
 static void store_done(void *arg, const PGresult *res, const struct gw_error *err)

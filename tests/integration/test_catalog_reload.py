@@ -210,7 +210,41 @@ def test():
               "the metrics count the refusals")
         os.unlink(badjson)
 
+        # Reloads racing requests and each other: every request is answered
+        # under one catalog or the other, every reload gets its answer.
+        import http.client
+        import threading
+
+        def hammer(path, method, body, token, out, n):
+            c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
+            for _ in range(n):
+                h = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
+                c.request(method, path, body=body, headers=h)
+                r2 = c.getresponse()
+                r2.read()
+                out.append(r2.status)
+            c.close()
+
+        results = {"list": [], "submit": [], "reload": []}
+        threads = [threading.Thread(target=hammer, args=("/v1/actions", "GET", None, bob,
+                                                         results["list"], 40)),
+                   threading.Thread(target=hammer, args=("/v1/actions/fresh/runs", "POST",
+                                                         '{"inputs": {}}', bob,
+                                                         results["submit"], 20))]
+        threads += [threading.Thread(target=hammer, args=("/v1/admin/actions/reload", "POST",
+                                                          None, s.token, results["reload"], 3))
+                    for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        check(results["list"] == [200] * 40 and results["submit"] == [202] * 20 and
+              results["reload"] == [200] * 9,
+              "requests and racing reloads are all answered", results)
+        check(s.broker.poll() is None, "the broker survived the race")
+
         # SIGHUP reloads too.
+        applied = metric(s, 'gangway_catalog_reloads_total{result="applied"}')
         write_action(actions, "hupped", ["/bin/cat"], timeout_seconds=30)
         s.broker.send_signal(signal.SIGHUP)
         poll("hupped after SIGHUP", lambda: s.get("/v1/actions/hupped").status == 200)
@@ -225,8 +259,6 @@ def test():
                                "--heartbeat", "1"], env=s.env(), stdout=log2,
                               stderr=subprocess.STDOUT)
         try:
-            import http.client
-
             def get2(path):
                 c = http.client.HTTPConnection("127.0.0.1", port2, timeout=10)
                 try:
