@@ -136,10 +136,10 @@ __attribute__((format(printf, 3, 4))) static int bad(struct parser *ps, const ch
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    size_t line = ps->path != NULL ? gw_doc_locate(ps->path, ptr) : 0;
-    if (line > 0)
-        return gw_error_set(ps->err, GW_EINVAL, false, "%s:%zu: %s: %s", ps->origin, line,
-                            ptr[0] ? ptr : "(document)", msg);
+    int line = 0, column = 0;
+    if (ps->path != NULL && gw_doc_locate(ps->path, ptr, &line, &column) >= 0 && line > 0)
+        return gw_error_set(ps->err, GW_EINVAL, false, "%s: line %d column %d: %s: %s", ps->origin,
+                            line, column, ptr[0] ? ptr : "(document)", msg);
     return gw_error_set(ps->err, GW_EINVAL, false, "%s: %s: %s", ps->origin,
                         ptr[0] ? ptr : "(document)", msg);
 }

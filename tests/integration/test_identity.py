@@ -201,9 +201,9 @@ def test():
         p = subprocess.run([GANGWAY, "broker", "--listen", "127.0.0.1:0", "--auth-config", config],
                            capture_output=True, text=True, env=env, timeout=120)
         out = p.stdout + p.stderr
-        check(p.returncode != 0 and "policy.yaml:9: /bindings/0/subjects/1: subject 'mia' is not "
-              "canonical" in out and "write 'user:default/mia'" in out,
-              "a broker with a policy binding 'mia' refuses to start, naming policy.yaml:9",
+        check(p.returncode != 0 and "policy.yaml: line 9 column 9: /bindings/0/subjects/1: subject "
+              "'mia' is not canonical" in out and "write 'user:default/mia'" in out,
+              "a broker with a policy binding 'mia' refuses to start, naming policy.yaml line 9",
               p.returncode, out[-1500:])
 
 

@@ -442,10 +442,11 @@ static void test_refusals(void)
                   "roles:\n  dev:\n    grants: []\nbindings:\n  - roles: [dev]\n"
                   "    subjects:\n      - user:default/ana\n      - Mia\n");
     CHECK(gw_policy_load(path, &err) == NULL &&
-              strstr(err.message, "p.yaml:8: /bindings/0/subjects/1: subject 'Mia' is not "
-                                  "canonical") != NULL &&
+              strstr(err.message,
+                     "p.yaml: line 8 column 9: /bindings/0/subjects/1: subject 'Mia' is not "
+                     "canonical") != NULL &&
               strstr(err.message, "write 'user:default/mia'") != NULL,
-          "a YAML policy binding 'Mia' is refused at p.yaml:8 (%s)", err.message);
+          "a YAML policy binding 'Mia' is refused at p.yaml line 8 (%s)", err.message);
     snprintf(path, sizeof(path), "%s/subj.json", tmpdir);
     write_file_in(tmpdir, "subj.json",
                   "{\n  \"roles\": {\"dev\": {\"grants\": []}},\n  \"bindings\": [\n"
@@ -453,14 +454,17 @@ static void test_refusals(void)
                   "    {\"roles\": [\"dev\"],\n     \"subjects\": [\"user:default/ana\",\n"
                   "                  \"mia\"]}\n  ]\n}\n");
     CHECK(gw_policy_load(path, &err) == NULL &&
-              strstr(err.message, "subj.json:7: /bindings/1/subjects/1: subject 'mia'") != NULL,
-          "a JSON policy binding 'mia' is refused at subj.json:7 (%s)", err.message);
+              strstr(err.message,
+                     "subj.json: line 7 column 19: /bindings/1/subjects/1: subject 'mia'") != NULL,
+          "a JSON policy binding 'mia' is refused at subj.json line 7 (%s)", err.message);
     /* Other refusals of a file name their line too. */
     write_file_in(tmpdir, "subj.json",
                   "{\"roles\": {\"dev\": {\"grants\": [\n  {\"permissions\": [\"rnu\"]}]}},\n"
                   " \"bindings\": []}\n");
     CHECK(gw_policy_load(path, &err) == NULL &&
-              strstr(err.message, "subj.json:2: /roles/dev/grants/0/permissions: unknown") != NULL,
+              strstr(err.message,
+                     "subj.json: line 2 column 19: /roles/dev/grants/0/permissions: unknown") !=
+                  NULL,
           "an unknown permission is refused with its line (%s)", err.message);
     snprintf(path, sizeof(path), "%s/none.json", tmpdir);
     CHECK(gw_policy_load(path, &err) == NULL && strstr(err.message, "cannot open"),

@@ -237,32 +237,7 @@ static void test_files(void)
     a = gw_doc_load_file(p, 16, &err);
     CHECK(a == NULL && err.code == GW_ELIMIT, "a file over the byte limit is refused");
 
-    /* gw_doc_locate: the line a JSON pointer's value is written on. */
-    snprintf(p, sizeof(p), "%s/loc.yaml", dir);
-    write_file(p, "a:\n  b/c:\n    - x\n    - {k: v,\n       m~n: [1, 2]}\n"
-                  "ref: &r\n  deep: 1\nalias: *r\n");
-    CHECK(gw_doc_locate(p, "") == 1, "locate: the root is on line 1");
-    CHECK(gw_doc_locate(p, "/a/b~1c/0") == 3, "locate: an escaped '/' and an index (%zu)",
-          gw_doc_locate(p, "/a/b~1c/0"));
-    CHECK(gw_doc_locate(p, "/a/b~1c/1/m~0n/1") == 5, "locate: inside flow style, '~0' (%zu)",
-          gw_doc_locate(p, "/a/b~1c/1/m~0n/1"));
-    CHECK(gw_doc_locate(p, "/ref/deep") == 7, "locate: under an anchor");
-    CHECK(gw_doc_locate(p, "/alias/deep") == 0, "locate: through an alias: unknown, not wrong");
-    CHECK(gw_doc_locate(p, "/a/b~1c/7") == 0 && gw_doc_locate(p, "/nope") == 0 &&
-              gw_doc_locate(p, "/a/b~1c/x") == 0 && gw_doc_locate(p, "no-slash") == 0,
-          "locate: what is not there is 0");
-    snprintf(p, sizeof(p), "%s/loc.json", dir);
-    write_file(p, "{\"a\":{\"b\":[1,\n2,\n{\"c\":\"d\"}]},\n\t\"e\": true}");
-    CHECK(gw_doc_locate(p, "/a/b/2/c") == 3 && gw_doc_locate(p, "/e") == 4,
-          "locate: JSON, compact and with a tab (%zu, %zu)", gw_doc_locate(p, "/a/b/2/c"),
-          gw_doc_locate(p, "/e"));
-    snprintf(p, sizeof(p), "%s/loc-bad.json", dir);
-    write_file(p, "{\"a\": [1,");
-    CHECK(gw_doc_locate(p, "/a/5") == 0, "locate: a broken file is 0, no crash");
-    CHECK(gw_doc_locate(NULL, "/a") == 0, "locate: no path");
-
     snprintf(p, sizeof(p), "%s/missing.yaml", dir);
-    CHECK(gw_doc_locate(p, "/a") == 0, "locate: a missing file is 0");
     a = gw_doc_load_file(p, 0, &err);
     CHECK(a == NULL && err.code == GW_EIO && strstr(err.message, "missing.yaml") != NULL,
           "a missing file names the path");
