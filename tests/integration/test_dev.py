@@ -41,6 +41,17 @@ DEBIAN_PYTHON = "/usr/bin/python3"
 JK_TOKEN = "dev-t0ken"
 
 
+def base_env(extra=None):
+    """PATH and the sanitizer settings meson gives the test, nothing else:
+    dev must work from what it is given."""
+    e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
+        if k in os.environ:
+            e[k] = os.environ[k]
+    e.update(extra or {})
+    return e
+
+
 def write(path, doc):
     with open(path, "w") as f:
         json.dump(doc, f)
@@ -83,7 +94,7 @@ class Dev:
     def __init__(self, tmp, data_dir, args=(), env=None, name="dev"):
         self.log_path = os.path.join(tmp, name + ".log")
         self.log_file = open(self.log_path, "w")
-        e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GW_LOG_LEVEL": "info"}
+        e = base_env({"GW_LOG_LEVEL": "info"})
         e.update(env or {})
         self.proc = subprocess.Popen([GANGWAY, "dev", "--data-dir", data_dir, "--workers", "2"] +
                                      list(args), env=e, stdout=subprocess.PIPE,
@@ -144,8 +155,7 @@ class Dev:
 
 def dev_token(data_dir, *args):
     p = subprocess.run([GANGWAY, "dev", "token", "create", "--data-dir", data_dir] + list(args),
-                       capture_output=True, text=True, timeout=60,
-                       env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+                       capture_output=True, text=True, timeout=60, env=base_env())
     if p.returncode != 0:
         raise Failure("gangway dev token create failed (%d): %s" % (p.returncode, p.stderr))
     return p.stdout.strip()
@@ -187,11 +197,11 @@ def test():
     try:
         # Usage errors come before anything starts.
         p = subprocess.run([GANGWAY, "dev", "--data-dir", data, "--no-such-flag"],
-                           capture_output=True, text=True, timeout=30)
+                           capture_output=True, text=True, timeout=30, env=base_env())
         check(p.returncode == 2 and "unrecognized option '--no-such-flag'" in p.stderr,
               "an unknown flag is refused with exit 2", p.returncode, p.stderr[:300])
         p = subprocess.run([GANGWAY, "dev", "--data-dir", data, "--pg", "host=elsewhere"],
-                           capture_output=True, text=True, timeout=30)
+                           capture_output=True, text=True, timeout=30, env=base_env())
         check(p.returncode == 2 and "dev runs its own PostgreSQL" in p.stderr,
               "--pg is refused with a reason", p.returncode, p.stderr)
 
@@ -243,8 +253,7 @@ def test():
         # An outside `gangway worker` of a type dev does not run (jenkins: the
         # action's credentials are not in dev's environment) attaches with
         # the printed variables only.
-        wenv = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "JK_USER": "gangway",
-                "JK_TOKEN": JK_TOKEN}
+        wenv = base_env({"JK_USER": "gangway", "JK_TOKEN": JK_TOKEN})
         for k in ("GW_BROKER_URL", "GW_WORKER_TOKEN", "GW_KAFKA_BROKERS", "GW_KAFKA_PROPS"):
             wenv[k] = ex[k]
         wlog = open(os.path.join(tmp, "outside.log"), "w")
@@ -290,12 +299,16 @@ def test():
         blocker.listen(1)
         try:
             p = subprocess.run([GANGWAY, "dev", "--data-dir", data, "--actions", actions],
-                               capture_output=True, text=True, timeout=60)
+                               capture_output=True, text=True, timeout=60, env=base_env())
         finally:
             blocker.close()
         check(p.returncode == 1 and "127.0.0.1:%d is already in use" % port in p.stderr and
               "--listen 127.0.0.1:0" in p.stderr, "a taken stored port is a clear error",
               p.returncode, p.stderr)
+        p = subprocess.run([GANGWAY, "dev", "token", "create", "--data-dir", data, "--subject", "x"],
+                           capture_output=True, text=True, timeout=60, env=base_env())
+        check(p.returncode == 1 and "is not running" in p.stderr and not p.stdout,
+              "dev token create with dev stopped says so", p.returncode, p.stderr)
         dev = None
     finally:
         stop_proc(py)
