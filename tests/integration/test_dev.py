@@ -190,6 +190,10 @@ def test():
         "id": "pyecho", "title": "pyecho", "worker_type": "pyecho", "backend": {},
         "timeout_seconds": 60,
         "inputs": {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}}})
+    write(os.path.join(actions, "tf-env.json"), {
+        "id": "tf-env", "title": "tf-env", "worker_type": "terraform",
+        "backend": {"module": os.path.join(SRC, "examples", "terraform", "hello")},
+        "timeout_seconds": 60, "inputs": {"type": "object"}})
     policy_a, policy_b = os.path.join(tmp, "a.json"), os.path.join(tmp, "b.json")
     policy(policy_a, "hello")
     policy(policy_b, "hello2")
@@ -207,8 +211,10 @@ def test():
 
         # ---- first start: the policy through GW_POLICY_FILE --------------
         # A GW_PG left in the shell (from an earlier dev) must not matter.
+        # No terraform binary here: no terraform pool.
         dev = Dev(tmp, data, ["--listen", "127.0.0.1:0", "--actions", actions],
-                  env={"GW_POLICY_FILE": policy_a, "GW_PG": "host=nowhere.invalid"}, name="dev1")
+                  env={"GW_POLICY_FILE": policy_a, "GW_PG": "host=nowhere.invalid",
+                       "GW_TERRAFORM_BIN": os.path.join(tmp, "no-terraform")}, name="dev1")
         ex = dev.exports
         for name in ("GANGWAY_URL", "GANGWAY_TOKEN", "GW_BROKER_URL", "GW_WORKER_TOKEN", "GW_PG",
                      "GW_KAFKA_BROKERS", "GW_KAFKA_PROPS"):
@@ -225,10 +231,11 @@ def test():
         check(q.returncode == 0 and int(q.stdout.strip()) >= 1,
               "GW_PG connects to the dev database (its worker token is there)", q.stdout, q.stderr)
         log = dev.log()
-        for a, t in (("jk-build", "jenkins"), ("pyecho", "pyecho")):
+        for a, t in (("jk-build", "jenkins"), ("pyecho", "pyecho"), ("tf-env", "terraform")):
             check("no worker for action '%s' (worker type %s): its runs will stay queued" % (a, t)
                   in log, "the loud startup line names action %s" % a)
         check("no worker for action 'hello'" not in log, "no such line for an exec action")
+        check("no terraform or tofu binary" in log, "the terraform line says why")
         mode = stat.S_IMODE(os.stat(os.path.join(data, "dev.json")).st_mode)
         check(mode == 0o600, "dev.json is mode 0600", oct(mode))
 
@@ -281,14 +288,33 @@ def test():
         check(dev.stop() == 0, "dev stops cleanly on SIGTERM")
         url1, token1 = dev.url, dev.token
 
-        # ---- restart: same data dir, no --listen, policy B through --policy
-        dev = Dev(tmp, data, ["--actions", actions, "--policy", policy_b], name="dev2")
+        # ---- restart: same data dir, no --listen, policy B through --policy;
+        # the Jenkins credentials in dev's environment now: dev runs a
+        # jenkins pool itself, which inherits them.
+        env2 = {"JK_USER": "gangway", "JK_TOKEN": JK_TOKEN}
+        tf = os.environ.get("GW_TERRAFORM_BIN") or shutil.which("terraform") or shutil.which("tofu")
+        if tf:
+            env2["GW_TERRAFORM_BIN"] = tf
+        dev = Dev(tmp, data, ["--actions", actions, "--policy", policy_b], env=env2, name="dev2")
         check(dev.url == url1, "a restart keeps the URL", dev.url, url1)
         check(dev.token == token1, "a restart keeps the admin token")
         st, r = dev.submit("hello2", {}, token=carol)
         check(st == 202, "policy B (--policy) lets carol run hello2; her token survived", st, r)
         st, r = dev.submit("hello", {}, token=carol)
         check(st == 403, "policy B (--policy) refuses hello to carol", st, r)
+        log = dev.log()
+        check("no worker for action 'jk-build'" not in log and
+              "worker pool for type jenkins started" in log and
+              "no worker for action 'pyecho'" in log,
+              "with its credentials set, jk-build gets dev's own jenkins pool")
+        st, r = dev.submit("jk-build", {})
+        done = dev.wait_run(r["id"]) if st == 202 else r
+        check(done.get("status") == "succeeded",
+              "dev's jenkins pool, with the credentials it inherited, completes the run", done)
+        if tf:
+            check("no worker for action 'tf-env'" not in log and
+                  "worker pool for type terraform started" in log,
+                  "with a terraform binary, dev runs a terraform pool")
         check(dev.stop() == 0, "dev stops cleanly again")
 
         # ---- the stored port taken: a clear error, nothing started --------
