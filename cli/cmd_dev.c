@@ -88,7 +88,7 @@ struct dev {
     struct child broker;
     struct pool *pools;
     size_t npools;
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sighup;
     uv_timer_t kill_timer;
     bool stopping;
     int exit_code;
@@ -197,14 +197,27 @@ static void stop_all(struct dev *d)
     uv_unref((uv_handle_t *)&d->kill_timer);
     uv_signal_stop(&d->sigint);
     uv_signal_stop(&d->sigterm);
+    uv_signal_stop(&d->sighup);
     uv_unref((uv_handle_t *)&d->sigint);
     uv_unref((uv_handle_t *)&d->sigterm);
+    uv_unref((uv_handle_t *)&d->sighup);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
 {
     (void)signum;
     stop_all(h->data);
+}
+
+/* SIGHUP reloads the broker's policy and actions: pass it on, as dev is
+ * the process a person knows. */
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    struct dev *d = h->data;
+    if (!d->broker.exited) {
+        gw_log_info("SIGHUP: passed to the broker (reloads its policy and actions)");
+        uv_process_kill(&d->broker.proc, signum);
+    }
 }
 
 static bool any_exited(struct dev *d)
@@ -799,10 +812,12 @@ int gw_cmd_dev(int argc, char **argv)
     uv_loop_init(&d.loop);
     uv_signal_init(&d.loop, &d.sigint);
     uv_signal_init(&d.loop, &d.sigterm);
+    uv_signal_init(&d.loop, &d.sighup);
     uv_timer_init(&d.loop, &d.kill_timer);
-    d.sigint.data = d.sigterm.data = d.kill_timer.data = &d;
+    d.sigint.data = d.sigterm.data = d.sighup.data = d.kill_timer.data = &d;
     uv_signal_start(&d.sigint, on_signal, SIGINT);
     uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&d.sighup, on_sighup, SIGHUP);
     d.broker.exited = true;
 
     if (spawn_child(&d, &d.broker, "broker", broker_argv, env.v) < 0)
@@ -861,6 +876,7 @@ out_loop:
     uv_run(&d.loop, UV_RUN_DEFAULT);
     uv_close((uv_handle_t *)&d.sigint, NULL);
     uv_close((uv_handle_t *)&d.sigterm, NULL);
+    uv_close((uv_handle_t *)&d.sighup, NULL);
     uv_close((uv_handle_t *)&d.kill_timer, NULL);
     uv_run(&d.loop, UV_RUN_DEFAULT);
     uv_loop_close(&d.loop);

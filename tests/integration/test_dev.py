@@ -302,6 +302,17 @@ def test():
         check(st == 202, "policy B (--policy) lets carol run hello2; her token survived", st, r)
         st, r = dev.submit("hello", {}, token=carol)
         check(st == 403, "policy B (--policy) refuses hello to carol", st, r)
+        # SIGHUP to dev reaches its broker: the edited policy applies.
+        policy(policy_b, "hello")
+        dev.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            st, r = dev.submit("hello", {}, token=carol)
+            if st == 202:
+                break
+            time.sleep(0.2)
+        check(st == 202 and dev.proc.poll() is None,
+              "SIGHUP to dev reloads its broker's policy (and dev lives on)", st, r)
         log = dev.log()
         check("no worker for action 'jk-build'" not in log and
               "worker pool for type jenkins started" in log and
