@@ -428,14 +428,16 @@ static int plan_pools(struct dev *d, const struct gw_catalog *cat)
     d->pools = calloc(cat->n + 1, sizeof(*d->pools));
     if (d->pools == NULL)
         return -1;
-    d->pools[d->npools++].type = strdup("exec");
-    for (size_t i = 0; i < cat->n; i++)
-        if (pool_find(d, cat->actions[i]->worker_type) == NULL)
-            d->pools[d->npools++].type = strdup(cat->actions[i]->worker_type);
+    for (size_t i = 0; i <= cat->n; i++) {
+        const char *type = i == 0 ? "exec" : cat->actions[i - 1]->worker_type;
+        if (pool_find(d, type) != NULL)
+            continue;
+        if ((d->pools[d->npools].type = strdup(type)) == NULL)
+            return -1;
+        d->npools++;
+    }
     for (size_t i = 0; i < d->npools; i++) {
         struct pool *p = &d->pools[i];
-        if (p->type == NULL)
-            return -1;
         snprintf(p->name, sizeof(p->name), "worker (%s)", p->type);
         p->child.exited = true;
         if (gw_backend_lookup(p->type) == NULL) {
