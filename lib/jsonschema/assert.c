@@ -77,6 +77,9 @@ static bool fail_enum(struct js_vctx *c, const struct js_kw *k)
     if (!gw__js_vctx_reporting(c))
         return false;
     size_t total = json_array_size(k->u.json), listed = 0;
+    if (total == 0)
+        return failx(c, k, json_pack("{s:[]}", "allowed"),
+                     "no value is allowed (the enum is empty)");
     char msg[900];
     size_t off = 0;
     json_t *allowed = json_array();

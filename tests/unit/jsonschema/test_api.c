@@ -234,6 +234,18 @@ static void test_error_details(struct gw_schema_registry *reg)
     json_decref(bad);
     gw_schema_destroy(s);
 
+    /* An empty enum says so rather than listing nothing. */
+    s = compile(reg, "{\"enum\":[]}", &err);
+    bad = J("1");
+    errors = NULL;
+    CHECK(s && !gw_schema_validate(s, bad, &errors));
+    e = find_error(errors, "", "enum");
+    CHECK(field_is(e, "allowed", "[]"));
+    CHECK(message_has(e, "the enum is empty"));
+    json_decref(errors);
+    json_decref(bad);
+    gw_schema_destroy(s);
+
     /* format as an assertion names the format. */
     struct gw_schema_options fo = {.format_assert = true};
     json_t *doc = J("{\"format\":\"email\"}");
