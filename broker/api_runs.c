@@ -62,7 +62,10 @@ struct submit {
 };
 
 /* Prefixes each validator error's instanceLocation with /inputs and renames
- * it to the problem's `pointer`. Steals `errors`. */
+ * it to the problem's `pointer` (keywordLocation becomes `schema_pointer`);
+ * what the keyword would have accepted (allowed, omitted, limit, pattern,
+ * expected, actual, format, property) is kept as the validator reports it.
+ * Steals `errors`. */
 static json_t *input_errors(json_t *errors)
 {
     json_t *out = json_array();
@@ -77,12 +80,17 @@ static json_t *input_errors(json_t *errors)
             gw_jsonptr_finish(&ptr);
             continue;
         }
-        json_array_append_new(out,
-                              json_pack("{s:s, s:O, s:O, s:O}", "pointer", gw_jsonptr_str(&ptr),
-                                        "keyword", json_object_get(e, "keyword"), "schema_pointer",
-                                        json_object_get(e, "keywordLocation"), "message",
-                                        json_object_get(e, "message")));
+        json_t *o = json_pack("{s:s, s:O, s:O, s:O}", "pointer", gw_jsonptr_str(&ptr), "keyword",
+                              json_object_get(e, "keyword"), "schema_pointer",
+                              json_object_get(e, "keywordLocation"), "message",
+                              json_object_get(e, "message"));
         gw_jsonptr_finish(&ptr);
+        if (o == NULL)
+            continue;
+        json_object_del(e, "instanceLocation");
+        json_object_del(e, "keywordLocation");
+        json_object_update_missing(o, e);
+        json_array_append_new(out, o);
     }
     json_decref(errors);
     return out;
