@@ -17,6 +17,7 @@
 #include "policy.h"
 
 #define IDEMPOTENCY_KEY_MAX 255
+#define JUSTIFICATION_MAX   1000
 
 /* Only the actions the caller may run, with some inputs at least: what a
  * portal shows as forms. GET /v1/me says which inputs. */
@@ -77,6 +78,7 @@ struct submit {
     const char *idem;      /* Idempotency-Key, or NULL */
     json_t *ttl;           /* ttl_seconds, borrowed from body, or NULL */
     const char *bg_reason; /* break_glass.reason, or NULL */
+    const char *why;       /* justification, or NULL */
     /* submit_validate */
     char hash[GW_SHA256_HEX_LEN + 1]; /* fingerprint of the body as sent */
     /* submit_redact: what gw_submit_run stores beside the inputs; owned
@@ -231,10 +233,33 @@ static bool submit_parse_break_glass(struct submit *s, json_t *bg)
     return true;
 }
 
+/* justification: why the requester asks, for the approvers and the audit
+ * log; optional, but when given a real text (1 to JUSTIFICATION_MAX
+ * characters, not only blanks). */
+static bool submit_parse_justification(struct submit *s, json_t *why)
+{
+    if (why == NULL)
+        return true;
+    const char *text = json_string_value(why);
+    if (!json_is_string(why) || gw_api_text_len(why) > JUSTIFICATION_MAX ||
+        strspn(text, " \t\r\n") == strlen(text)) {
+        bool too_long = json_is_string(why) && gw_api_text_len(why) > JUSTIFICATION_MAX;
+        gw_api_problem(s->ctx, 422, "validation_failed",
+                       gw_api_field_error("/justification", too_long ? "maxLength" : "minLength",
+                                          "a text of 1 to 1000 characters"),
+                       too_long ? "the justification is longer than 1000 characters"
+                                : "the justification must be a non-blank string");
+        return false;
+    }
+    s->why = text;
+    return true;
+}
+
 /* Headers and body: what the request asks for. */
 static bool submit_parse(struct submit *s)
 {
-    static const char *const fields[] = {"inputs", "ttl_seconds", "break_glass", NULL};
+    static const char *const fields[] = {"inputs", "ttl_seconds", "break_glass", "justification",
+                                         NULL};
     struct gw_api_ctx *ctx = s->ctx;
     const char *ctype = gw_http_req_header(ctx->req, "content-type");
 
@@ -262,7 +287,8 @@ static bool submit_parse(struct submit *s)
     }
     if (!gw_api_only_fields(ctx, s->body, fields) ||
         !submit_parse_ttl(s, json_object_get(s->body, "ttl_seconds")) ||
-        !submit_parse_break_glass(s, json_object_get(s->body, "break_glass")))
+        !submit_parse_break_glass(s, json_object_get(s->body, "break_glass")) ||
+        !submit_parse_justification(s, json_object_get(s->body, "justification")))
         return false;
     s->inputs = json_object_get(s->body, "inputs");
     if (s->inputs == NULL) {
@@ -343,7 +369,7 @@ static void submit_persist(struct submit *s)
      * quota go with `args`, even when packing fails. */
     json_t *args = json_pack(
         "{s:s, s:s, s:s, s:s, s:s?, s:O, s:o, s:s, s:o, s:s?, s:s, s:i, s:i, s:b, s:o, s:O?,"
-        " s:o?, s:o?, s:s?}",
+        " s:o?, s:o?, s:s?, s:s?}",
         "id", s->run_id, "action_id", a->id, "action_version", a->version, "worker_type",
         a->worker_type, "key", s->key, "inputs", s->inputs, "inputs_redacted", s->redacted,
         "subject", ctx->principal.subject, "teams",
@@ -351,7 +377,7 @@ static void submit_persist(struct submit *s)
         "request_hash", s->hash, "timeout_seconds", a->timeout_seconds, "max_attempts",
         a->max_attempts, "retryable", a->retryable, "secret_paths", s->secrets, "ttl_seconds",
         s->ttl, "approval", s->approval, "quota", a->quota ? json_loads(a->quota, 0, NULL) : NULL,
-        "break_glass", s->bg_reason);
+        "break_glass", s->bg_reason, "justification", s->why);
     const char *params[] = {args != NULL ? gw_api_dump(ctx, args, JSON_COMPACT) : NULL};
     json_decref(args);
     if (params[0] == NULL) {
