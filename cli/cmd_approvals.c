@@ -239,7 +239,7 @@ static int decide_one(struct gw_client *c, const char *run_id, const char *decis
         tally(run, approved, sizeof(approved));
         if (strcmp(status, "pending_approval") == 0) {
             gw_client_waiting_for(run, needs, sizeof(needs));
-            printf("run %s: %s recorded; still pending approval (%s; %s)\n",
+            printf("run %s: %s recorded; still pending approval (%s): %s\n",
                    gw_client_str(run, "id"), decision, approved, needs);
         } else {
             printf("run %s %s (%s)\n", gw_client_str(run, "id"), status, approved);
