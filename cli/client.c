@@ -380,6 +380,8 @@ void gw_client_expiry(const char *at, char *out, size_t cap)
             snprintf(rel, sizeof(rel), " (in %ldm)", (left + 59) / 60);
         else if (left < 172800)
             snprintf(rel, sizeof(rel), " (in %ldh%02ldm)", left / 3600, left % 3600 / 60);
+        else if (left < 30 * 86400)
+            snprintf(rel, sizeof(rel), " (in %ldd%02ldh)", left / 86400, left % 86400 / 3600);
         else
             snprintf(rel, sizeof(rel), " (in %ldd)", left / 86400);
     }

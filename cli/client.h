@@ -101,7 +101,8 @@ void gw_client_duration_str(long long secs, char *out, size_t cap);
 void gw_client_waiting_for(json_t *run, char *out, size_t cap);
 
 /* An API time "2026-11-25T10:00:01.123456Z" for people:
- * "2026-11-25T10:00:01Z (in 59m)", "(in 4h10m)", "(in 5d)" or "(expired)". */
+ * "2026-11-25T10:00:01Z (in 59m)", "(in 4h10m)", "(in 2d23h)", "(in 45d)" or
+ * "(expired)". */
 void gw_client_expiry(const char *at, char *out, size_t cap);
 
 /* Whether a run status is terminal (succeeded, failed, timed_out,

@@ -262,26 +262,33 @@ int gw_cmd_run(int argc, char **argv)
 /* --------------------------------------------------------------- rerun */
 
 /* The pointers of the secret inputs the old run no longer holds and that
- * the new inputs do not give again: those still "[redacted]". */
-static void missing_secrets(json_t *old, json_t *inputs, char *out, size_t cap)
+ * the new inputs do not give again (those still "[redacted]"), into
+ * `names`; `hint` gets "-i password=... -i token=..." for the top-level
+ * ones. */
+static void missing_secrets(json_t *old, json_t *inputs, char *names, size_t ncap, char *hint,
+                            size_t hcap)
 {
-    size_t i, off = 0;
+    size_t i, off = 0, hoff = 0;
     json_t *p;
-    out[0] = '\0';
+    names[0] = hint[0] = '\0';
     json_array_foreach(json_object_get(old, "secret_inputs"), i, p)
     {
         const char *ptr = json_string_value(p);
         if (ptr == NULL || ptr[0] != '/')
             continue;
-        /* The stored inputs are under /inputs in no document: the pointer
-         * is relative to the inputs object itself. */
+        /* The pointers are relative to the inputs object. */
         json_t *v = gw_jsonptr_get(inputs, ptr);
         if (v != NULL && !(json_is_string(v) && strcmp(json_string_value(v), "[redacted]") == 0))
             continue;
-        int n = snprintf(out + off, cap - off, "%s%s", off ? ", " : "", ptr);
-        if (n < 0 || (size_t)n >= cap - off)
+        int n = snprintf(names + off, ncap - off, "%s%s", off ? ", " : "", ptr);
+        if (n < 0 || (size_t)n >= ncap - off)
             return;
         off += (size_t)n;
+        if (strchr(ptr + 1, '/') == NULL && strchr(ptr, '~') == NULL) {
+            n = snprintf(hint + hoff, hcap - hoff, "%s-i %s=...", hoff ? " " : "", ptr + 1);
+            if (n > 0 && (size_t)n < hcap - hoff)
+                hoff += (size_t)n;
+        }
     }
 }
 
@@ -330,14 +337,13 @@ int gw_cmd_rerun(int argc, char **argv)
     }
     if ((rc = apply_inputs("rerun", U, &rq, inputs)) != 0)
         goto out;
-    char missing[1024];
-    missing_secrets(old, inputs, missing, sizeof(missing));
+    char missing[1024], hint[1024];
+    missing_secrets(old, inputs, missing, sizeof(missing), hint, sizeof(hint));
     if (missing[0] != '\0') {
         fprintf(stderr,
-                "gangway rerun: run %s had secret inputs that are never kept after a run: %s\n"
-                "  give them again with -i (e.g. -i KEY=VALUE for a top-level input) or -f"
-                " FILE; nothing was started\n",
-                gw_client_str(old, "id"), missing);
+                "gangway rerun: run %s had secret inputs, which are not kept: %s\n"
+                "  give them again (%s%s-f FILE); nothing was started\n",
+                gw_client_str(old, "id"), missing, hint, hint[0] ? ", or " : "");
         rc = GW_EXIT_USAGE;
         goto out;
     }

@@ -253,7 +253,8 @@ def test():
         sec = out.split()[1]
         before = nruns()
         rc, out, err = cli(bob, "rerun", sec)
-        check(rc == 2 and "/password" in err and "give them again" in err and nruns() == before,
+        check(rc == 2 and "/password" in err and
+              "give them again (-i password=..., or -f FILE)" in err and nruns() == before,
               "rerun without the secret again: refused, naming /password, nothing started",
               rc, out, err)
         rc, out, err = cli(bob, "rerun", sec, "-i", "password=again", "--wait", "--json")
