@@ -233,25 +233,22 @@ static bool submit_parse_break_glass(struct submit *s, json_t *bg)
     return true;
 }
 
-/* justification: why the requester asks, for the approvers and the audit
- * log; optional, but when given a real text (1 to JUSTIFICATION_MAX
- * characters, not only blanks). */
-static bool submit_parse_justification(struct submit *s, json_t *why)
+bool gw_api_justification(struct gw_api_ctx *ctx, json_t *why, const char **out)
 {
+    *out = NULL;
     if (why == NULL)
         return true;
     const char *text = json_string_value(why);
-    if (!json_is_string(why) || gw_api_text_len(why) > JUSTIFICATION_MAX ||
-        strspn(text, " \t\r\n") == strlen(text)) {
-        bool too_long = json_is_string(why) && gw_api_text_len(why) > JUSTIFICATION_MAX;
-        gw_api_problem(s->ctx, 422, "validation_failed",
+    bool too_long = json_is_string(why) && gw_api_text_len(why) > JUSTIFICATION_MAX;
+    if (text == NULL || too_long || strspn(text, " \t\r\n") == strlen(text)) {
+        gw_api_problem(ctx, 422, "validation_failed",
                        gw_api_field_error("/justification", too_long ? "maxLength" : "minLength",
-                                          "a text of 1 to 1000 characters"),
+                                          "a text of 1 to 1000 characters, not only blanks"),
                        too_long ? "the justification is longer than 1000 characters"
                                 : "the justification must be a non-blank string");
         return false;
     }
-    s->why = text;
+    *out = text;
     return true;
 }
 
@@ -288,7 +285,7 @@ static bool submit_parse(struct submit *s)
     if (!gw_api_only_fields(ctx, s->body, fields) ||
         !submit_parse_ttl(s, json_object_get(s->body, "ttl_seconds")) ||
         !submit_parse_break_glass(s, json_object_get(s->body, "break_glass")) ||
-        !submit_parse_justification(s, json_object_get(s->body, "justification")))
+        !gw_api_justification(ctx, json_object_get(s->body, "justification"), &s->why))
         return false;
     s->inputs = json_object_get(s->body, "inputs");
     if (s->inputs == NULL) {

@@ -25,7 +25,7 @@
     "resources [list] [--team T] [--kind K] [--status S] [--expiring-before TIME |"                \
     " --expiring-within DURATION] [--limit N] [--json]"
 #define SHOW_U   "resources show ID [--json]"
-#define EXTEND_U "resources extend ID --ttl DURATION [--json]"
+#define EXTEND_U "resources extend ID --ttl DURATION [--justification TEXT] [--json]"
 #define DELETE_U "resources delete ID [--json]"
 
 static void owner_cell(json_t *r, char *out, size_t cap)
@@ -185,16 +185,23 @@ static void print_resource(json_t *r)
         printf("extension by %s asked by %s, waiting for approval (%zu decision(s) so far)\n", by,
                gw_client_str(ext, "requested_by"),
                json_array_size(json_object_get(ext, "decisions")));
+        if (json_object_get(ext, "justification") != NULL)
+            printf("  justification: %s\n", gw_client_str(ext, "justification"));
     }
 }
 
-/* show, extend and delete: one resource named on the line. */
+/* show, extend and delete: one resource named on the line. For extend,
+ * `ttl_help` is what to say when --ttl is missing, and --ttl and
+ * --justification land in *ttl and *why. */
 static int one(int argc, char **argv, const char *cmd, const char *usage, const char *what,
-               const char *ttl_help, const char **ttl, json_t **doc, struct gw_client *c)
+               const char *ttl_help, const char **ttl, const char **why, json_t **doc,
+               struct gw_client *c)
 {
     const char *url = NULL, *token = NULL;
-    const struct gw_opt_spec with_ttl[] = {
-        GW_CLIENT_OPTS(c, &url, &token), {"ttl", GW_OPT_STRING, ttl, 't'}, {0}};
+    const struct gw_opt_spec with_ttl[] = {GW_CLIENT_OPTS(c, &url, &token),
+                                           {"ttl", GW_OPT_STRING, ttl, 't'},
+                                           {"justification", GW_OPT_STRING, why, 'j'},
+                                           {0}};
     const struct gw_opt_spec plain[] = {GW_CLIENT_OPTS(c, &url, &token), {0}};
     long long secs = 0;
     int rc = gw_client_parse(cmd, usage, what, ttl_help ? with_ttl : plain, argc, argv, "resource");
@@ -213,27 +220,32 @@ static int one(int argc, char **argv, const char *cmd, const char *usage, const 
         }
     }
     gw_client_init(c, url, token);
-    char path[512], body[64];
+    char path[512];
     char *id = gw_client_escape(argv[optind]);
     snprintf(path, sizeof(path), "/v1/resources/%s%s", id ? id : "",
-             strcmp(cmd, "resources extend") == 0 ? "/extend" : "");
+             ttl_help != NULL ? "/extend" : "");
     free(id);
-    snprintf(body, sizeof(body), "{\"seconds\":%lld}", secs);
     snprintf(c->about, sizeof(c->about), "resource %s", argv[optind]);
-    if (strcmp(cmd, "resources show") == 0)
-        return gw_client_call(c, "GET", path, NULL, doc, NULL, 0);
-    if (strcmp(cmd, "resources extend") == 0)
-        return gw_client_call(c, "POST", path, body, doc, NULL, 0);
-    return gw_client_call(c, "DELETE", path, NULL, doc, NULL, 0);
+    if (ttl_help == NULL)
+        return gw_client_call(c, strcmp(cmd, "resources show") == 0 ? "GET" : "DELETE", path, NULL,
+                              doc, NULL, 0);
+    json_t *req = json_pack("{s:I}", "seconds", (json_int_t)secs);
+    if (*why != NULL)
+        json_object_set_new(req, "justification", json_string(*why));
+    char *body = req != NULL ? json_dumps(req, JSON_COMPACT) : NULL;
+    json_decref(req);
+    rc = gw_client_call(c, "POST", path, body, doc, NULL, 0);
+    free(body);
+    return rc;
 }
 
 static int show(int argc, char **argv)
 {
     struct gw_client c = {0};
     json_t *r = NULL;
-    int rc =
-        one(argc, argv, "resources show", SHOW_U,
-            "Shows a resource: owner, lifetime, outputs, a pending extension.", NULL, NULL, &r, &c);
+    int rc = one(argc, argv, "resources show", SHOW_U,
+                 "Shows a resource: owner, lifetime, outputs, a pending extension.", NULL, NULL,
+                 NULL, &r, &c);
     if (rc != GW_EXIT_OK)
         return rc;
     if (c.json)
@@ -247,13 +259,14 @@ static int show(int argc, char **argv)
 static int extend(int argc, char **argv)
 {
     struct gw_client c = {0};
-    const char *ttl = NULL;
+    const char *ttl = NULL, *why = NULL;
     json_t *r = NULL;
     int rc = one(argc, argv, "resources extend", EXTEND_U,
                  "Moves a resource's expiry later by DURATION (3600, 90m, 8h, 5d, 2w), within"
                  " the action's\nmaximum lifetime. When the action wants extensions approved,"
-                 " the extension waits\nfor the approvers (exit 0) and is applied when approved.",
-                 "how much longer? (--ttl DURATION, e.g. --ttl 2d)", &ttl, &r, &c);
+                 " the extension waits\nfor the approvers (exit 0) and is applied when approved."
+                 " --justification says why,\nfor the approvers and the audit log.",
+                 "how much longer? (--ttl DURATION, e.g. --ttl 2d)", &ttl, &why, &r, &c);
     if (rc != GW_EXIT_OK)
         return rc;
     if (c.json) {
@@ -287,7 +300,7 @@ static int delete (int argc, char **argv)
     int rc = one(argc, argv, "resources delete", DELETE_U,
                  "Tears a resource down now: starts its action's teardown run (exit 0 once"
                  " started;\n`gangway logs RUN --follow` follows it).",
-                 NULL, NULL, &r, &c);
+                 NULL, NULL, NULL, &r, &c);
     if (rc != GW_EXIT_OK)
         return rc;
     if (c.json)

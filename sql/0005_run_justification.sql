@@ -1,4 +1,4 @@
--- Why a run was asked for, and why it was cancelled.
+-- Why a run (or a longer lifetime) was asked for, and why a run was cancelled.
 --
 -- justification: the requester's optional text on POST /v1/actions/{id}/runs
 -- (at most 1000 characters, checked by the broker), shown to approvers in
@@ -11,3 +11,8 @@
 -- with the person's reason and the kill detail beside it (decision 0038).
 ALTER TABLE gw_runs ADD COLUMN justification text;
 ALTER TABLE gw_runs ADD COLUMN cancel_reason text;
+
+-- The same for an extension of a resource's lifetime
+-- (POST /v1/resources/{id}/extend {"seconds", "justification"}): kept with an
+-- extension waiting for approval, shown to its approvers, audited.
+ALTER TABLE gw_resource_extensions ADD COLUMN justification text;

@@ -46,6 +46,14 @@ def test():
                  teardown={"backend": {"command": ["/bin/cat"]}},
                  approval={"rules": [{"approvals": 1, "from_roles": ["manager"]}],
                            "expires_after_seconds": 3600})
+    # A lease whose extensions a manager approves.
+    write_action(actions, "guarded", ["/bin/cat"],
+                 {"type": "object", "required": ["name"],
+                  "properties": {"name": {"type": "string"}}},
+                 timeout_seconds=30, resource_key="/name", resource={"kind": "guarded", "name": "/name"},
+                 ttl={"default_seconds": 3600, "max_seconds": 86400, "max_extension_seconds": 86400,
+                      "extension_approval": {"approvals": 1, "from_roles": ["manager"]}},
+                 teardown={"backend": {"command": ["/bin/cat"]}})
     write_action(actions, "secretive", ["/bin/cat"],
                  {"type": "object", "required": ["name", "password"],
                   "properties": {"name": {"type": "string"},
@@ -228,6 +236,20 @@ def test():
         new_exp = s.get("/v1/resources/" + res_id).json()["expires_at"]
         check(rc == 0 and "extended" in out and new_exp > old_exp,
               "resources extend --ttl 2h moves the expiry", rc, out, err, old_exp, new_exp)
+        ext = json.loads(s.sql("SELECT detail FROM gw_audit_log WHERE verb = 'resource.extend'"
+                               " AND object = 'resource:%s'" % res_id) or "{}")
+        check(ext.get("by_seconds") == 7200 and "justification" not in ext,
+              "its audit entry: by 7200 s, no justification given", ext)
+        rc, out, err = cli(bob, "resources", "extend", res_id, "--ttl", "1h", "--justification",
+                           "demo on friday")
+        ext = s.sql("SELECT detail->>'justification' FROM gw_audit_log WHERE verb ="
+                    " 'resource.extend' AND object = 'resource:%s' ORDER BY id DESC LIMIT 1" % res_id)
+        check(rc == 0 and ext == "demo on friday", "extend --justification: in the audit entry",
+              rc, out, err, ext)
+        rc, out, err = cli(bob, "resources", "extend", res_id, "--ttl", "1h", "--justification",
+                           "y" * 1001)
+        check(rc == 2 and "/justification" in err, "extend: a justification too long is a 422",
+              rc, err)
         rc, out, err = cli(bob, "resources", "extend", res_id, "--ttl", "soon")
         check(rc == 2 and "--ttl wants a duration" in err, "extend with a bad duration: 2", rc, err)
         rc, out, err = cli(bob, "resources", "extend", res_id)
@@ -245,6 +267,26 @@ def test():
                  lambda: s.get("/v1/resources/" + res_id).json()["status"] == "deleted")
         rc, out, err = cli(bob, "resources", "delete", res_id)
         check(rc == 1 and "resource_not_active" in err, "deleting it again exits 1", rc, err)
+
+        # An extension that waits for a manager: its justification is shown.
+        rc, out, err = cli(bob, "run", "guarded", "-i", "name=g1", "--wait")
+        gres = s.get("/v1/runs/" + out.split()[1]).json().get("resource", "") if rc == 0 else ""
+        check(rc == 0 and gres, "a guarded lease", rc, out, err)
+        rc, out, err = cli(bob, "resources", "extend", gres, "--ttl", "2h", "--justification",
+                           "load test runs late")
+        check(rc == 0 and "waits for approval (1 more from role manager)" in out,
+              "an extension that needs approval says whom it waits for", rc, out, err)
+        rc, out, err = cli(bob, "resources", "show", gres)
+        check(rc == 0 and "justification: load test runs late" in out,
+              "resources show: the pending extension and its justification", rc, out, err)
+        hook = s.sql("SELECT payload->>'text' FROM gw_webhooks WHERE kind = 'extension.requested'")
+        check('Justification: "load test runs late"' in hook,
+              "the approvers' webhook quotes the justification", hook)
+        r = s.post("/v1/resources/%s/extension/decisions" % gres, {"decision": "approve"}, token=mia)
+        ext = s.sql("SELECT detail->>'justification' FROM gw_audit_log WHERE verb ="
+                    " 'resource.extend' AND object = 'resource:%s'" % gres)
+        check(r.status == 200 and ext == "load test runs late",
+              "approved: applied, its audit entry carries the justification", r.status, r.body, ext)
 
         # -- rerun ------------------------------------------------------------------
         rc, out, err = cli(bob, "run", "secretive", "-i", "name=x", "-i", "password=hunter2",
