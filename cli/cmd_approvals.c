@@ -18,6 +18,7 @@
 
 #include "client.h"
 #include "commands.h"
+#include "http_client.h"
 
 #define CELL_MAX    60
 #define COMMENT_MAX 2000
@@ -55,16 +56,17 @@ static void ttl_cell(const struct gw_client *c, json_t *run, json_t *cache, char
     }
     json_t *a = json_object_get(cache, action);
     if (a == NULL) {
-        char path[512];
-        char *e = gw_client_escape(action);
-        struct gw_client quiet = *c;
-        snprintf(path, sizeof(path), "/v1/actions/%s", e ? e : "");
+        char url[2048];
+        char *e = gw_client_escape(action), *body = NULL;
+        snprintf(url, sizeof(url), "%s/v1/actions/%s", c->url, e ? e : "");
         free(e);
-        /* An action this broker no longer has: no default to show. */
-        fflush(stderr);
-        if (gw_client_call(&quiet, "GET", path, NULL, &a, NULL, 0) != GW_EXIT_OK)
-            a = json_object();
-        json_object_set_new(cache, action, a);
+        /* Quietly: an action this broker no longer has (or an error) only
+         * means there is no default to show. */
+        int status = gw_http_call("GET", url, c->token[0] ? c->token : NULL, NULL, 10000, &body);
+        a = status == 200 && body != NULL ? json_loads(body, 0, NULL) : NULL;
+        free(body);
+        json_object_set_new(cache, action, a != NULL ? a : json_object());
+        a = json_object_get(cache, action);
     }
     json_t *def = json_object_get(json_object_get(a, "ttl"), "default_seconds");
     if (!json_is_integer(def)) {

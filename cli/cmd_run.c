@@ -97,13 +97,21 @@ static int add_ival(const char *value, void *dest)
     return GW_OPT_OK;
 }
 
-#define REQUEST_OPTS(rq)                                                                           \
-    {"input", GW_OPT_CALL, (rq), 'i', .call = add_ival},                                           \
-        {"file", GW_OPT_STRING, &(rq)->file, 'f'}, {"ttl", GW_OPT_STRING, &(rq)->ttl, 't'},        \
-        {"justification", GW_OPT_STRING, &(rq)->why, 'j'},                                         \
-    {                                                                                              \
-        "wait", GW_OPT_BOOL, &(rq)->wait, 'w'                                                      \
-    }
+/* The options of a request, for both commands' tables to include
+ * (GW_OPT_TABLE), filled in over `rq`. */
+#define REQUEST_NOPTS 6
+static void request_specs(struct request *rq, struct gw_opt_spec out[REQUEST_NOPTS])
+{
+    const struct gw_opt_spec specs[REQUEST_NOPTS] = {
+        {"input", GW_OPT_CALL, rq, 'i', .call = add_ival},
+        {"file", GW_OPT_STRING, &rq->file, 'f'},
+        {"ttl", GW_OPT_STRING, &rq->ttl, 't'},
+        {"justification", GW_OPT_STRING, &rq->why, 'j'},
+        {"wait", GW_OPT_BOOL, &rq->wait, 'w'},
+        {0},
+    };
+    memcpy(out, specs, sizeof(specs));
+}
 
 /* Applies -f then the -i values over `inputs`. Returns 0 or an exit code
  * (the error printed). */
@@ -241,7 +249,10 @@ int gw_cmd_run(int argc, char **argv)
     struct request rq = {.ivals = calloc((size_t)argc + 1, sizeof(char *))};
     json_t *inputs = json_object();
     long long ttl = 0;
-    const struct gw_opt_spec specs[] = {GW_CLIENT_OPTS(&c, &url, &token), REQUEST_OPTS(&rq), {0}};
+    struct gw_opt_spec req[REQUEST_NOPTS];
+    request_specs(&rq, req);
+    const struct gw_opt_spec specs[] = {
+        GW_CLIENT_OPTS(&c, &url, &token), {"", GW_OPT_TABLE, req}, {0}};
     int rc = gw_client_parse("run", U,
                              "Starts a run of ACTION; with --wait, waits for it to end"
                              " (exit 1 unless it succeeded).\n--ttl asks for a lifetime"
@@ -301,7 +312,10 @@ int gw_cmd_rerun(int argc, char **argv)
     struct request rq = {.ivals = calloc((size_t)argc + 1, sizeof(char *))};
     json_t *old = NULL, *inputs = NULL;
     long long ttl = 0;
-    const struct gw_opt_spec specs[] = {GW_CLIENT_OPTS(&c, &url, &token), REQUEST_OPTS(&rq), {0}};
+    struct gw_opt_spec req[REQUEST_NOPTS];
+    request_specs(&rq, req);
+    const struct gw_opt_spec specs[] = {
+        GW_CLIENT_OPTS(&c, &url, &token), {"", GW_OPT_TABLE, req}, {0}};
     int rc = gw_client_parse("rerun", U,
                              "Starts a new run of RUN's action with RUN's inputs and TTL; -i, -f"
                              " and --ttl change\nthem. Secret inputs are not kept after a run"
