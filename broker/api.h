@@ -121,6 +121,13 @@ void gw_api_resource_not_found(struct gw_api_ctx *ctx);
  * json_string_length counts bytes. 0 for a non-string. */
 size_t gw_api_text_len(const json_t *s);
 
+/* A request's optional `justification` (POST .../runs, POST
+ * .../extend): absent, or a string of 1 to 1000 characters, not only
+ * blanks. Returns true with *out the text (borrowed from `why`) or NULL;
+ * false after answering 422 validation_failed at /justification
+ * (api_runs.c). */
+bool gw_api_justification(struct gw_api_ctx *ctx, json_t *why, const char **out);
+
 /* One entry of a problem's `errors`: [{"pointer", "keyword", "message"}]
  * (a new array, for gw_api_problem to steal). */
 json_t *gw_api_field_error(const char *pointer, const char *keyword, const char *message);

@@ -26,7 +26,8 @@ static const char usage_text[] =
     "  --worker-id ID       stable worker id (env GW_WORKER_ID; default <host>-<pid>):\n"
     "                       also its Kafka static membership, so it must be unique\n"
     "                       per process and the same across its restarts\n"
-    "Against `gangway dev` (mock Kafka) pass GW_KAFKA_PROPS=fetch.wait.max.ms=10.\n";
+    "Against `gangway dev` (mock Kafka), paste the export lines it prints: they set\n"
+    "GW_BROKER_URL, GW_WORKER_TOKEN, GW_KAFKA_BROKERS and GW_KAFKA_PROPS (fetch.wait.max.ms).\n";
 
 static const char *env_or(const char *v, const char *name)
 {

@@ -14,7 +14,8 @@ int gw_cmd_schema(int argc, char **argv);
 int gw_cmd_audit(int argc, char **argv); /* cmd_audit.c */
 /* The client commands (cmd_client.c, docs/cli.md). */
 int gw_cmd_actions(int argc, char **argv);
-int gw_cmd_run(int argc, char **argv);
+int gw_cmd_run(int argc, char **argv); /* cmd_run.c */
+int gw_cmd_rerun(int argc, char **argv);
 int gw_cmd_runs(int argc, char **argv);
 int gw_cmd_logs(int argc, char **argv);
 int gw_cmd_cancel(int argc, char **argv);
@@ -23,5 +24,6 @@ int gw_cmd_logout(int argc, char **argv);
 int gw_cmd_approvals(int argc, char **argv); /* cmd_approvals.c */
 int gw_cmd_approve(int argc, char **argv);
 int gw_cmd_reject(int argc, char **argv);
+int gw_cmd_resources(int argc, char **argv); /* cmd_resources.c */
 
 #endif
