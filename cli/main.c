@@ -30,6 +30,7 @@ static const struct command commands[] = {
     {"approvals", gw_cmd_approvals, "list the runs waiting for your decision"},
     {"approve", gw_cmd_approve, "approve a run: approve RUN [-m COMMENT]"},
     {"reject", gw_cmd_reject, "reject a run: reject RUN -m COMMENT"},
+    {"workers", gw_cmd_workers, "worker operations: workers drain WORKER_ID (admin)"},
 };
 
 static void usage(FILE *out)

@@ -33,6 +33,14 @@ struct gw_control *gw_control_create(uv_loop_t *loop, const struct gw_kafka_conf
                                      const char *topic_prefix, const char *worker_id,
                                      gw_control_cancel_cb cb, void *arg, struct gw_error *err);
 
+/* `req` is borrowed for the call. */
+typedef void (*gw_control_drain_cb)(void *arg, const struct gw_drain_request *req);
+
+/* Drain requests (dev.gangway.worker.drain) addressed to `worker_id` (the
+ * one given to gw_control_create) go to `cb`; those for other workers are
+ * skipped. Without a callback they are logged and ignored. */
+void gw_control_on_drain(struct gw_control *c, gw_control_drain_cb cb, void *arg);
+
 /* The consumer group, for logs and tests. */
 const char *gw_control_group(const struct gw_control *c);
 
