@@ -433,6 +433,12 @@ static void sink_finish(struct gw_run *run, const struct gw_run_result *r)
     job_enter(j, J_FINISHING);
     switch (r->outcome) {
     case GW_RUN_SUCCEEDED:
+        if (w->o.test_die_after_success != NULL && run->operation != NULL &&
+            strcmp(run->operation, w->o.test_die_after_success) == 0) {
+            gw_log(GW_LOG_WARN, j->req.run_id,
+                   "GW_TEST_DIE_AFTER_SUCCESS: dying before run.succeeded");
+            raise(SIGKILL);
+        }
         w->stats.runs_succeeded++;
         gw_log(GW_LOG_INFO, j->req.run_id, "run succeeded");
         publish(j, "succeeded", json_pack("{s:O}", "outputs", outputs), true);

@@ -38,6 +38,11 @@ struct gw_worker_options {
     int grace_ms;             /* shutdown: how long running runs may go on */
     const char *worker_id;    /* prefix of worker ids; NULL = "<host>-<pid>" */
     enum gw_drain_mode drain_mode;
+    /* Test seam (GW_TEST_DIE_AFTER_SUCCESS=OPERATION): SIGKILL this process
+     * when a backend reports success for a run of that operation ("create",
+     * "teardown"...), before run.succeeded is published: a worker lost between
+     * the work and its final event. NULL (always in production) = never. */
+    const char *test_die_after_success;
 };
 
 struct gw_worker_stats {

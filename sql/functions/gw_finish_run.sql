@@ -50,5 +50,13 @@ BEGIN
     VALUES (p_actor, 'run.' || p_status, 'run:' || r.id,
             jsonb_strip_nulls(jsonb_build_object('attempt', r.attempt, 'reason', p_reason,
                                                  'needs_reconciliation', r.needs_reconciliation)));
-    PERFORM gw_resource_after_run(r);
+    IF r.operation = 'reconcile' THEN
+        PERFORM gw_reconcile_after_run(r);
+    ELSE
+        PERFORM gw_resource_after_run(r);
+        IF p_reconcile AND r.needs_reconciliation THEN
+            -- The backend's reconcile step, when it has one (decision 0045).
+            PERFORM gw_start_reconcile(r, p_actor);
+        END IF;
+    END IF;
 END $$;
