@@ -14,6 +14,7 @@ Kafka 3.9:
   a malformed worker id 422 with the field, an unknown body field 422;
 - `gangway worker --drain-mode handoff` refuses to start with a clear
   message, and an unknown mode is a usage error."""
+import calendar
 import json
 import os
 import subprocess
@@ -53,6 +54,15 @@ def job_action(directory, marks):
                  timeout_seconds=120, resource_key="/k")
 
 
+def log_time(log, text):
+    """The wall-clock time of the first log line holding `text`."""
+    for line in log.splitlines():
+        if text in line and line.startswith("{"):
+            ts = json.loads(line)["ts"]
+            return calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S")) + float(ts[19:23])
+    check(False, "a log line with " + text)
+
+
 def run_row(s, run_id):
     out = s.sql("SELECT coalesce(worker_id, ''), status, coalesce(extract(epoch FROM started_at), 0)"
                 " FROM gw_runs WHERE id = '%s'" % run_id)
@@ -80,19 +90,27 @@ def test():
                      lambda i=i: "partition(s) assigned" in s.log("worker%d" % i)
                      and "listening for cancels" in s.log("worker%d" % i))
 
-        # Which keys land on wA's partitions. Until the group settled, one
-        # worker may have had them all: retry until both ran something.
-        keys_a, keys_b = [], []
-        for rnd in range(5):
-            ids = {("k%d-%d" % (rnd, i)): submit(s, "k%d-%d" % (rnd, i)) for i in range(16)}
+        # Which keys land on wA's partitions: the same answer twice in a row
+        # (until the group settled, one worker may have had them all).
+        def owners():
+            ids = {("k%d" % i): submit(s, "k%d" % i) for i in range(16)}
+            out = {}
             for k, rid in ids.items():
                 check(s.wait_run(rid)["status"] == "succeeded", "warm-up run %s succeeded" % k)
-                (keys_a if run_row(s, rid)[0].startswith("wA-") else keys_b).append(k)
-            if keys_a and keys_b:
+                out[k] = run_row(s, rid)[0].split("-")[0]
+            return out
+        last = owners()
+        for _ in range(6):
+            time.sleep(1)
+            now = owners()
+            if now == last and set(now.values()) == {"wA", "wB"}:
                 break
-            keys_a, keys_b = [], []
-            time.sleep(2)
-        check(keys_a and keys_b, "both workers own partitions: wA %s, wB %s" % (keys_a, keys_b))
+            last = now
+        else:
+            check(False, "the group settled with both workers owning partitions", last)
+        keys_a = sorted(k for k, w in now.items() if w == "wA")
+        keys_b = sorted(k for k, w in now.items() if w == "wB")
+        print("wA owns keys %s, wB %s" % (keys_a, keys_b))
 
         # A long run on wA: a drain in mode wait lets it finish.
         long_key = keys_a[0]
@@ -120,10 +138,15 @@ def test():
                            capture_output=True, text=True, env=env, timeout=30)
         check(p.returncode == 0 and "drain requested" in p.stdout,
               "gangway workers drain: %d %s %s" % (p.returncode, p.stdout, p.stderr))
+        # The 202 says the request is recorded; wA acts once the relay and
+        # the control topic brought it there. Runs sent before would be wA's.
+        wait_for("wA logs the drain and leaves the group",
+                 lambda: "drain requested by alice" in s.log("worker0")
+                 and "left the group" in s.log("worker0"), 30)
+        left_at = log_time(s.log("worker0"), "left the group")
         moved = [submit(s, k) for k in keys_a[1:] or keys_a]
         if not keys_a[1:]:
             print("note: wA had one key only; its successor waits behind the long run")
-        wait_for("wA logs the drain", lambda: "drain requested by alice" in s.log("worker0"), 30)
         latencies = []
         for rid in moved:
             run = s.wait_run(rid, timeout=60)
@@ -133,8 +156,10 @@ def test():
             latencies.append(started - t0)
         worst = max(latencies)
         print("measured: drain request -> wB claims on wA's former partitions: "
-              "first %.2f s, last %.2f s (%d runs; the session timeout is %.0f s)"
-              % (min(latencies), worst, len(latencies), SESSION_TIMEOUT_S))
+              "first %.2f s, last %.2f s (%d runs; the session timeout is %.0f s); "
+              "wA left the group %.2f s after the request, the last claim came %.2f s after that"
+              % (min(latencies), worst, len(latencies), SESSION_TIMEOUT_S, left_at - t0,
+                 worst - (left_at - t0)))
         check(worst < SESSION_TIMEOUT_S,
               "partitions moved before a session timeout would have expired (%.2f s)" % worst)
 
