@@ -39,6 +39,10 @@ struct gw_route; /* router.c */
 
 struct gw_api_ctx {
     struct gw_broker *b;
+    /* The action catalog as it was when the request arrived, referenced
+     * until the request ends: a reload in between swaps the broker's
+     * catalog, never this one (catalog.h). */
+    struct gw_catalog *cat;
     struct gw_http_req *req;
     const struct gw_route *route; /* the matched route (router.c) */
     struct gw_principal principal;
@@ -57,6 +61,7 @@ void gw_api_ready(struct gw_api_ctx *ctx);
 void gw_api_metrics(struct gw_api_ctx *ctx);
 void gw_api_actions_list(struct gw_api_ctx *ctx);
 void gw_api_action_get(struct gw_api_ctx *ctx);
+void gw_api_actions_reload(struct gw_api_ctx *ctx); /* api_catalog.c */
 void gw_api_run_submit(struct gw_api_ctx *ctx);
 void gw_api_run_get(struct gw_api_ctx *ctx);
 void gw_api_runs_list(struct gw_api_ctx *ctx);

@@ -18,32 +18,6 @@
 
 #define IDEMPOTENCY_KEY_MAX 255
 
-/* Only the actions the caller may run, with some inputs at least: what a
- * portal shows as forms. GET /v1/me says which inputs. */
-void gw_api_actions_list(struct gw_api_ctx *ctx)
-{
-    const struct gw_catalog *c = ctx->b->catalog;
-    struct gw_authz z;
-    if (!gw_authz_begin(&z, ctx))
-        return;
-    json_t *items = json_array();
-    for (size_t i = 0; i < c->n; i++)
-        if (gw_authz_can(&z, GW_PERM_RUN, c->actions[i], NULL, NULL, 0))
-            json_array_append(items, c->actions[i]->summary);
-    gw_authz_finish(&z);
-    gw_api_reply_doc(ctx, 200, json_pack("{s:o}", "items", items));
-}
-
-void gw_api_action_get(struct gw_api_ctx *ctx)
-{
-    const struct gw_action *a = gw_catalog_find(ctx->b->catalog, ctx->id);
-    if (a == NULL) {
-        gw_api_problem(ctx, 404, "action_not_found", NULL, "no action with id '%s'", ctx->id);
-        return;
-    }
-    gw_api_reply(ctx, 200, NULL, a->public_json, strlen(a->public_json));
-}
-
 /* --------------------------------------------------------------- submit */
 
 /*
@@ -88,7 +62,10 @@ struct submit {
 };
 
 /* Prefixes each validator error's instanceLocation with /inputs and renames
- * it to the problem's `pointer`. Steals `errors`. */
+ * it to the problem's `pointer` (keywordLocation becomes `schema_pointer`);
+ * what the keyword would have accepted (allowed, omitted, limit, pattern,
+ * expected, actual, format, property) is kept as the validator reports it.
+ * Steals `errors`. */
 static json_t *input_errors(json_t *errors)
 {
     json_t *out = json_array();
@@ -103,12 +80,17 @@ static json_t *input_errors(json_t *errors)
             gw_jsonptr_finish(&ptr);
             continue;
         }
-        json_array_append_new(out,
-                              json_pack("{s:s, s:O, s:O, s:O}", "pointer", gw_jsonptr_str(&ptr),
-                                        "keyword", json_object_get(e, "keyword"), "schema_pointer",
-                                        json_object_get(e, "keywordLocation"), "message",
-                                        json_object_get(e, "message")));
+        json_t *o = json_pack("{s:s, s:O, s:O, s:O}", "pointer", gw_jsonptr_str(&ptr), "keyword",
+                              json_object_get(e, "keyword"), "schema_pointer",
+                              json_object_get(e, "keywordLocation"), "message",
+                              json_object_get(e, "message"));
         gw_jsonptr_finish(&ptr);
+        if (o == NULL)
+            continue;
+        json_object_del(e, "instanceLocation");
+        json_object_del(e, "keywordLocation");
+        json_object_update_missing(o, e);
+        json_array_append_new(out, o);
     }
     json_decref(errors);
     return out;
@@ -171,7 +153,7 @@ static void secret_paths(json_t *orig, json_t *red, struct gw_jsonptr *ptr, json
 static bool submit_authorize(struct submit *s)
 {
     struct gw_api_ctx *ctx = s->ctx;
-    s->a = gw_catalog_find(ctx->b->catalog, ctx->id);
+    s->a = gw_catalog_find(ctx->cat, ctx->id);
     if (s->a == NULL) {
         gw_api_problem(ctx, 404, "action_not_found", NULL, "no action with id '%s'", ctx->id);
         return false;
@@ -419,13 +401,19 @@ static void submit_done(struct gw_api_ctx *ctx, const PGresult *res)
     char hdr[256];
     snprintf(hdr, sizeof(hdr), "Location: /v1/runs/%s\r\n%s", id != NULL ? id : "",
              created ? "" : "Idempotent-Replayed: true\r\n");
-    json_decref(j);
     if (created) {
         ctx->b->metrics.runs_accepted++;
         gw_relay_kick(ctx->b->relay);
+        /* Said loudly: the 202 body carries it too (gw_run_warnings.sql). */
+        json_t *w = json_array_get(json_object_get(j, "warnings"), 0);
+        if (w != NULL)
+            gw_log(GW_LOG_WARN, id, "run accepted with warning %s: %s",
+                   json_string_value(json_object_get(w, "code")),
+                   json_string_value(json_object_get(w, "message")));
     } else {
         ctx->b->metrics.runs_replayed++;
     }
+    json_decref(j);
     gw_api_reply(ctx, 202, hdr, run, (size_t)PQgetlength(res, 0, 0));
 }
 

@@ -28,7 +28,8 @@ static const char usage_text[] =
     "                       per process and the same across its restarts\n"
     "  --drain-mode M       on SIGTERM or a drain request: wait (default) for the runs\n"
     "                       in progress, or handoff (env GW_WORKER_DRAIN_MODE)\n"
-    "Against `gangway dev` (mock Kafka) pass GW_KAFKA_PROPS=fetch.wait.max.ms=10.\n";
+    "Against `gangway dev` (mock Kafka), paste the export lines it prints: they set\n"
+    "GW_BROKER_URL, GW_WORKER_TOKEN, GW_KAFKA_BROKERS and GW_KAFKA_PROPS (fetch.wait.max.ms).\n";
 
 static const char *env_or(const char *v, const char *name)
 {

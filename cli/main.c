@@ -15,7 +15,7 @@ static const struct command commands[] = {
     {"broker", gw_cmd_broker, "run the HTTP API, outbox relay, event sink and reaper"},
     {"worker", gw_cmd_worker, "run a pool of workers of one type (--type exec)"},
     {"migrate", gw_cmd_migrate, "apply the SQL migrations in sql/ and exit"},
-    {"dev", gw_cmd_dev, "embedded default: private PostgreSQL, mock Kafka, broker, exec workers"},
+    {"dev", gw_cmd_dev, "embedded default: private PostgreSQL, mock Kafka, broker, worker pools"},
     {"token", gw_cmd_token, "manage API tokens (token create --subject NAME [--team T])"},
     {"schema", gw_cmd_schema, "JSON Schema tools (schema validate SCHEMA INSTANCE...)"},
     {"audit", gw_cmd_audit,

@@ -46,6 +46,7 @@ BEGIN
         VALUES (r.id, r.attempt, 'queued', 'running', 'worker:' || p_worker, NULL);
         INSERT INTO gw_audit_log (actor, verb, object, detail)
         VALUES ('worker:' || p_worker, 'run.claim', 'run:' || r.id, jsonb_build_object('attempt', r.attempt));
+        PERFORM gw_worker_seen(r.worker_type, p_worker);
     END IF;
     SELECT * INTO a FROM gw_actions WHERE id = r.action_id AND version = r.action_version;
     IF r.resource_id IS NOT NULL THEN

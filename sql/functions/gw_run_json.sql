@@ -58,5 +58,6 @@ BEGIN
         'queued_at', gw_ts(r.queued_at),
         'started_at', gw_ts(r.started_at),
         'finished_at', gw_ts(r.finished_at),
+        'warnings', gw_run_warnings(r),
         'cursor', gw_ts(r.created_at) || '~' || r.id::text));
 END $$;
