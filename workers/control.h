@@ -5,7 +5,8 @@
  * It starts at the end of the topic (a process only cares about runs it is
  * executing now), marks each message done at once, logs and ignores what it
  * cannot parse (the topic is a broadcast: nothing is dead-lettered) and
- * hands each cancel request to a callback. It logs "control: listening for
+ * hands each cancel request to a callback, and each drain request addressed
+ * to this process's worker id to another (gw_control_on_drain). It logs "control: listening for
  * cancels" once it has its partitions: cancels sent before are not seen.
  *
  * The topic may not exist yet: the consumer logs librdkafka's unknown-topic
