@@ -26,6 +26,8 @@ static const char usage_text[] =
     "  --worker-id ID       stable worker id (env GW_WORKER_ID; default <host>-<pid>):\n"
     "                       also its Kafka static membership, so it must be unique\n"
     "                       per process and the same across its restarts\n"
+    "  --drain-mode M       on SIGTERM or a drain request: wait (default) for the runs\n"
+    "                       in progress, or handoff (env GW_WORKER_DRAIN_MODE)\n"
     "Against `gangway dev` (mock Kafka), paste the export lines it prints: they set\n"
     "GW_BROKER_URL, GW_WORKER_TOKEN, GW_KAFKA_BROKERS and GW_KAFKA_PROPS (fetch.wait.max.ms).\n";
 
@@ -54,19 +56,14 @@ int gw_cmd_worker(int argc, char **argv)
 {
     struct gw_worker_options o = {.concurrency = 4, .heartbeat_ms = 5000, .grace_ms = 30000};
     const char *url = NULL, *token = NULL, *brokers = NULL, *props = NULL, *prefix = NULL;
-    const char *concurrency = NULL, *heartbeat_ms = NULL, *grace_s = NULL;
+    const char *concurrency = NULL, *heartbeat_ms = NULL, *grace_s = NULL, *drain_mode = NULL;
     const struct gw_opt_spec specs[] = {
-        {"type", GW_OPT_STRING, &o.type},
-        {"concurrency", GW_OPT_STRING, &concurrency},
-        {"broker-url", GW_OPT_STRING, &url},
-        {"token", GW_OPT_STRING, &token},
-        {"kafka", GW_OPT_STRING, &brokers},
-        {"kafka-props", GW_OPT_STRING, &props},
-        {"topic-prefix", GW_OPT_STRING, &prefix},
-        {"heartbeat-ms", GW_OPT_STRING, &heartbeat_ms},
-        {"grace-seconds", GW_OPT_STRING, &grace_s},
-        {"worker-id", GW_OPT_STRING, &o.worker_id},
-        {0},
+        {"type", GW_OPT_STRING, &o.type},           {"concurrency", GW_OPT_STRING, &concurrency},
+        {"broker-url", GW_OPT_STRING, &url},        {"token", GW_OPT_STRING, &token},
+        {"kafka", GW_OPT_STRING, &brokers},         {"kafka-props", GW_OPT_STRING, &props},
+        {"topic-prefix", GW_OPT_STRING, &prefix},   {"heartbeat-ms", GW_OPT_STRING, &heartbeat_ms},
+        {"grace-seconds", GW_OPT_STRING, &grace_s}, {"worker-id", GW_OPT_STRING, &o.worker_id},
+        {"drain-mode", GW_OPT_STRING, &drain_mode}, {0},
     };
     const char *extra[MAX_PROPS];
     char *props_buf = NULL;
@@ -91,6 +88,12 @@ int gw_cmd_worker(int argc, char **argv)
     o.topic_prefix = env_or(prefix, "GW_TOPIC_PREFIX");
     o.worker_id = env_or(o.worker_id, "GW_WORKER_ID");
     props = env_or(props, "GW_KAFKA_PROPS");
+    o.test_die_after_success = getenv("GW_TEST_DIE_AFTER_SUCCESS"); /* tests only */
+    if (gw_worker_drain_mode_parse(env_or(drain_mode, "GW_WORKER_DRAIN_MODE"), &o.drain_mode,
+                                   &err) < 0) {
+        fprintf(stderr, "gangway worker: --drain-mode: %s\n", err.message);
+        return 2;
+    }
     if (o.type == NULL || o.broker_url == NULL || o.kafka.brokers == NULL || o.concurrency < 1) {
         fprintf(stderr, "gangway worker: --type, --broker-url (GW_BROKER_URL) and --kafka "
                         "(GW_KAFKA_BROKERS) are required; --concurrency must be >= 1\n");

@@ -32,6 +32,7 @@ static const struct command commands[] = {
     {"approve", gw_cmd_approve, "approve runs: approve RUN... [-m COMMENT]"},
     {"reject", gw_cmd_reject, "reject runs: reject RUN... -m COMMENT"},
     {"resources", gw_cmd_resources, "what runs created: resources list|show|extend|delete"},
+    {"workers", gw_cmd_workers, "worker operations: workers drain WORKER_ID (admin)"},
 };
 
 static void usage(FILE *out)

@@ -433,6 +433,12 @@ static void sink_finish(struct gw_run *run, const struct gw_run_result *r)
     job_enter(j, J_FINISHING);
     switch (r->outcome) {
     case GW_RUN_SUCCEEDED:
+        if (w->o.test_die_after_success != NULL && run->operation != NULL &&
+            strcmp(run->operation, w->o.test_die_after_success) == 0) {
+            gw_log(GW_LOG_WARN, j->req.run_id,
+                   "GW_TEST_DIE_AFTER_SUCCESS: dying before run.succeeded");
+            raise(SIGKILL);
+        }
         w->stats.runs_succeeded++;
         gw_log(GW_LOG_INFO, j->req.run_id, "run succeeded");
         publish(j, "succeeded", json_pack("{s:O}", "outputs", outputs), true);
@@ -776,18 +782,27 @@ static void grace_expired(uv_timer_t *t)
         uv_timer_start(&w->grace, hard_deadline, HARD_DEADLINE_MS, 0);
 }
 
-void gw_worker_shutdown(struct gw_worker *w)
+#define HANDOFF_UNAVAILABLE "handoff needs run supervisors; not available in this build"
+
+int gw_worker_drain_mode_parse(const char *s, enum gw_drain_mode *out, struct gw_error *err)
 {
-    if (w->stopping) {
-        /* A second signal: do not wait for the grace any longer. */
-        if (!w->grace_expired && !w->closing) {
-            uv_timer_stop(&w->grace);
-            grace_expired(&w->grace);
-        }
-        return;
+    if (s == NULL || strcmp(s, "wait") == 0) {
+        *out = GW_DRAIN_WAIT;
+        return 0;
     }
-    w->stopping = true;
-    gw_log_info("shutting down: no new runs, %d ms grace for running ones", w->o.grace_ms);
+    if (strcmp(s, "handoff") == 0) {
+        gw_error_set(err, GW_EINVAL, false, "drain mode handoff: " HANDOFF_UNAVAILABLE);
+        return -1;
+    }
+    gw_error_set(err, GW_EINVAL, false, "drain mode '%s': expected wait or handoff", s);
+    return -1;
+}
+
+/* Mode wait: the runs in progress go on (up to the grace) and the worker
+ * exits once they reported. */
+static void drain_wait(struct gw_worker *w)
+{
+    gw_log_info("draining (mode wait): no new runs, %d ms grace for running ones", w->o.grace_ms);
     /* Waiting runs never started: forget them (their messages stay undone). */
     gw_list_foreach_safe (it, next, &w->jobs) {
         struct job *j = job_of(it);
@@ -801,6 +816,65 @@ void gw_worker_shutdown(struct gw_worker *w)
     }
     uv_timer_start(&w->grace, grace_expired, (uint64_t)w->o.grace_ms, 0);
     check_shutdown(w);
+}
+
+/* The one place that chooses what a drain does with the runs in progress
+ * (decision 0044). Handoff is refused at start-up by
+ * gw_worker_drain_mode_parse() in this build; should it get here, the runs
+ * are waited for rather than abandoned. */
+static void drain_dispatch(struct gw_worker *w)
+{
+    switch (w->o.drain_mode) {
+    case GW_DRAIN_HANDOFF:
+        gw_log_error("drain: " HANDOFF_UNAVAILABLE "; waiting for the runs instead");
+        drain_wait(w);
+        return;
+    case GW_DRAIN_WAIT:
+        drain_wait(w);
+        return;
+    }
+}
+
+void gw_worker_shutdown(struct gw_worker *w)
+{
+    struct gw_error err;
+    if (w->stopping) {
+        /* A second signal: do not wait for the grace any longer. */
+        if (!w->grace_expired && !w->closing) {
+            uv_timer_stop(&w->grace);
+            grace_expired(&w->grace);
+        }
+        return;
+    }
+    w->stopping = true;
+    /* Leave the group first, whatever the mode: a static member's
+     * partitions would otherwise stay with it until it exits and its
+     * session expires (decision 0044). Messages of runs still going are
+     * left undone: their next owner's claims are refused. */
+    if (gw_kafka_consumer_leave(w->consumer, &err) < 0)
+        gw_log_warn("drain: could not leave the group early (%s): partitions move at exit",
+                    err.message);
+    drain_dispatch(w);
+}
+
+bool gw_worker_draining(const struct gw_worker *w)
+{
+    return w->stopping;
+}
+
+/* A drain request on the control topic for this worker's id. */
+static void on_drain(void *arg, const struct gw_drain_request *req)
+{
+    struct gw_worker *w = arg;
+    if (w->stopping) {
+        /* Repeated (the outbox delivers at least once): never a hard stop. */
+        gw_log_info("drain request %s: already draining", req->event_id ? req->event_id : "?");
+        return;
+    }
+    gw_log_info("drain requested%s%s%s%s", req->requested_by ? " by " : "",
+                req->requested_by ? req->requested_by : "", req->reason ? ": " : "",
+                req->reason ? req->reason : "");
+    gw_worker_shutdown(w);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -846,6 +920,10 @@ struct gw_worker *gw_worker_create(uv_loop_t *loop, const struct gw_worker_optio
         w->o.heartbeat_ms = 5000;
     if (w->o.grace_ms < 0)
         w->o.grace_ms = 0;
+    if (w->o.drain_mode != GW_DRAIN_WAIT) {
+        gw_error_set(err, GW_EINVAL, false, "drain mode handoff: " HANDOFF_UNAVAILABLE);
+        goto fail;
+    }
     w->be = gw_backend_lookup(o->type);
     if (w->be == NULL) {
         gw_error_set(err, GW_EINVAL, false, "no backend for worker type '%s'", o->type);
@@ -905,6 +983,7 @@ struct gw_worker *gw_worker_create(uv_loop_t *loop, const struct gw_worker_optio
     w->control = gw_control_create(loop, &o->kafka, prefix, w->id_base, on_cancel, w, err);
     if (w->control == NULL)
         goto fail_consumer;
+    gw_control_on_drain(w->control, on_drain, w);
     uv_timer_init(loop, &w->grace);
     w->grace.data = w;
     uv_signal_init(loop, &w->sigterm);
