@@ -57,6 +57,7 @@ static const struct gw_route routes[] = {
     {"GET", "/v1/events", AUTH_USER, gw_stream_events},
     {"GET", "/v1/audit", AUTH_USER, gw_api_audit_list},
     {"POST", "/internal/v1/runs/*/claim", AUTH_WORKER, gw_api_run_claim},
+    {"POST", "/internal/v1/runs/*/heartbeat", AUTH_WORKER, gw_api_run_heartbeat},
 };
 
 /* Matches `path` against `pattern`; on success copies the '*' segment. */

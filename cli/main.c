@@ -30,13 +30,16 @@ static const struct command commands[] = {
     {"approvals", gw_cmd_approvals, "list the runs waiting for your decision"},
     {"approve", gw_cmd_approve, "approve a run: approve RUN [-m COMMENT]"},
     {"reject", gw_cmd_reject, "reject a run: reject RUN -m COMMENT"},
+    /* Internal: started by `gangway worker --supervise`, never by hand. */
+    {"supervise", gw_cmd_supervise, NULL},
 };
 
 static void usage(FILE *out)
 {
     fprintf(out, "usage: gangway <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-        fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].help);
+        if (commands[i].help != NULL)
+            fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].help);
     fprintf(out, "\nRun `gangway <command> --help` for a command's options.\n");
 }
 

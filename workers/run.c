@@ -186,6 +186,12 @@ void gw_run_finish_timed_out(struct gw_run *run, const char *message)
     finish(run, &r);
 }
 
+void gw_run_finish_detached(struct gw_run *run)
+{
+    struct gw_run_result r = {.outcome = GW_RUN_DETACHED, .exit_code = -1};
+    finish(run, &r);
+}
+
 void gw_run_finish_cancelled(struct gw_run *run, const char *message)
 {
     struct gw_run_result r = {.outcome = GW_RUN_CANCELLED, .exit_code = -1, .message = message};

@@ -48,6 +48,18 @@
  * is acknowledged by Kafka. A worker that dies in between gets the message
  * again and its claim is refused (the broker already moved the run on).
  *
+ * Supervised runs (--supervise, docs/reattach.md): the backend runs the
+ * program under `gangway supervise` in <state dir>/<group>/<run>.<attempt>,
+ * and the job holds an flock on that directory's `lock` while it owns the
+ * run. At start-up the worker adopts every directory of its group whose
+ * lock is free and whose supervisor is alive or whose spool is finished: a
+ * job without a Kafka message, claimed again under the claim's original
+ * worker id (the broker regrants it: same attempt, same fence), then
+ * handed to the backend's reattach() instead of start(). Its run.started
+ * is published again (seq 1, a duplicate the sink drops) and the spool's
+ * records follow with the seqs they had. The supervisor heartbeats such
+ * runs itself; the job publishes no run.heartbeat for them.
+ *
  * Cancels come on <prefix>gangway.control (control.c), matched on run id and
  * attempt: RUNNING -> the backend's cancel, final event run.cancelled;
  * CLAIMING -> a granted claim reports run.cancelled without starting;
@@ -56,8 +68,16 @@
  */
 #include "runtime.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -67,11 +87,13 @@
 #include "control.h"
 #include "events.h"
 #include "gw/crypto.h"
+#include "gw/fs.h"
 #include "gw/list.h"
 #include "gw/log.h"
 #include "gw/mem.h"
 #include "keygate.h"
 #include "slot.h"
+#include "spool.h"
 
 #define FINAL_RETRY_MS    1000
 #define PRODUCER_FLUSH_MS 10000
@@ -111,6 +133,12 @@ struct job {
     uint64_t heartbeat_ms;
     char *final_text;
     int pending_dr; /* delivery reports still to come back to this job */
+    /* Supervision: the run's directory and its flock while this job owns
+     * it; `reattach` says the grant goes to the backend's reattach(). */
+    struct gw_run_supervision sv;
+    char run_dir[PATH_MAX];
+    int lock_fd;
+    bool reattach;
 };
 
 struct gw_worker {
@@ -131,6 +159,8 @@ struct gw_worker {
     uv_timer_t grace;
     bool stopping, grace_expired, closing;
     struct gw_worker_stats stats;
+    char self_exe[PATH_MAX]; /* for `gangway supervise` */
+    char *runs_dir;          /* <state dir>/<group>, with supervision */
 };
 
 static struct job *job_of(struct gw_list *link)
@@ -219,6 +249,8 @@ static void job_free(struct job *j)
     gw_list_remove(&j->link);
     if (j->run_created)
         w->be->destroy(&j->run);
+    if (j->lock_fd >= 0)
+        close(j->lock_fd);
     json_decref(j->reply);
     json_decref(j->run.secret_values);
     gw_run_request_finish(&j->req);
@@ -319,6 +351,7 @@ static void dr_final(void *opaque, const struct gw_error *err)
     struct job *j = opaque;
     j->pending_dr--;
     if (err == NULL) {
+        j->run.final_delivered = true;
         job_end(j, true);
         return;
     }
@@ -423,6 +456,14 @@ static void sink_finish(struct gw_run *run, const struct gw_run_result *r)
 {
     struct job *j = run->sink_data;
     struct gw_worker *w = j->w;
+    if (r->outcome == GW_RUN_DETACHED) {
+        /* Handed off: no final event; the message stays undone and the
+         * supervisor heartbeats until a worker reattaches. */
+        gw_log(GW_LOG_INFO, j->req.run_id, "run detached: it goes on under its supervisor");
+        job_enter(j, J_FINISHING);
+        job_end(j, false);
+        return;
+    }
     /* Outputs and messages leave the worker too: mask secrets there as in
      * log lines (a program may echo a DSN into its outputs). */
     char *masked_msg = gw_run_mask_text(run, r->message);
@@ -463,6 +504,8 @@ static void sink_finish(struct gw_run *run, const struct gw_run_result *r)
             publish(j, "cancelled", json_pack("{s:s}", "message", msg), true);
         }
         break;
+    case GW_RUN_DETACHED:
+        break; /* handled above */
     }
     free(masked_msg);
     json_decref(outputs);
@@ -475,8 +518,54 @@ static const struct gw_run_sink runtime_sink = {.log = sink_log, .finish = sink_
 static void heartbeat(uv_timer_t *t)
 {
     struct job *j = t->data;
-    if (job_running(j))
+    /* A supervised run's supervisor heartbeats it through the broker; a
+     * heartbeat here would take a seq that the spool's records own. */
+    if (job_running(j) && !j->run.supervised)
         publish(j, "heartbeat", NULL, false);
+}
+
+/* Takes the run's directory under the state dir for this job: created, and
+ * its `lock` held (an flock: a worker scanning for runs to reattach skips
+ * directories a live worker holds). Fills j->sv. Returns 0, or -1 when the
+ * run cannot be supervised (it then runs as an ordinary child). Blocking
+ * file system calls, as the exec backend's mkdtemp. */
+static int job_supervision(struct job *j)
+{
+    struct gw_worker *w = j->w;
+    char path[PATH_MAX + 16];
+    if (j->lock_fd < 0) {
+        snprintf(j->run_dir, sizeof(j->run_dir), "%s/%s.%d", w->runs_dir, j->req.run_id,
+                 j->req.attempt);
+        if (mkdir(j->run_dir, 0700) != 0 && errno != EEXIST) {
+            gw_log(GW_LOG_ERROR, j->req.run_id, "mkdir %s: %s; running it unsupervised", j->run_dir,
+                   strerror(errno));
+            return -1;
+        }
+        snprintf(path, sizeof(path), "%s/lock", j->run_dir);
+        j->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (j->lock_fd < 0 || flock(j->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+            gw_log(GW_LOG_ERROR, j->req.run_id, "lock %s: %s; running it unsupervised", path,
+                   strerror(errno));
+            if (j->lock_fd >= 0)
+                close(j->lock_fd);
+            j->lock_fd = -1;
+            return -1;
+        }
+        /* A spool of this attempt can only be a leftover: start clean. */
+        snprintf(path, sizeof(path), "%s/spool", j->run_dir);
+        unlink(path);
+    }
+    j->sv = (struct gw_run_supervision){
+        .self_exe = w->self_exe,
+        .run_dir = j->run_dir,
+        .broker_url = w->o.broker_url,
+        .token = w->o.token,
+        .worker_id = j->worker_id,
+        .key = j->key,
+        .heartbeat_ms = (int)j->heartbeat_ms,
+        .linger_seconds = w->o.linger_seconds > 0 ? w->o.linger_seconds : 3600,
+    };
+    return 0;
 }
 
 static void start_run(struct job *j, json_t *reply)
@@ -533,10 +622,15 @@ static void start_run(struct job *j, json_t *reply)
                           ? (uint64_t)(json_number_value(v) * 1000.0)
                           : (uint64_t)w->o.heartbeat_ms;
 
+    if (w->runs_dir != NULL && w->be->reattach != NULL && job_supervision(j) == 0)
+        j->run.supervise = &j->sv;
+
     job_enter(j, J_RUNNING);
     w->stats.runs_started++;
-    gw_log(GW_LOG_INFO, j->req.run_id, "claim granted (attempt %d), starting %s", j->req.attempt,
-           j->run.action_id ? j->run.action_id : "?");
+    gw_log(GW_LOG_INFO, j->req.run_id, "claim granted (attempt %d), %s %s", j->req.attempt,
+           j->reattach ? "reattaching" : "starting", j->run.action_id ? j->run.action_id : "?");
+    /* A reattached run's run.started has seq 1 as the first one: a duplicate
+     * the sink drops, or the one a killed worker never got out. */
     publish(j, "started", NULL, false);
 
     gw_error_clear(&err);
@@ -546,7 +640,11 @@ static void start_run(struct job *j, json_t *reply)
         return;
     }
     j->run_created = true;
-    if (w->be->start(&j->run, &err) < 0) {
+    if (j->reattach && j->run.supervise == NULL) {
+        gw_run_finish_failed(&j->run, "backend_error", -1, "cannot reattach: no run directory");
+        return;
+    }
+    if ((j->reattach ? w->be->reattach(&j->run, &err) : w->be->start(&j->run, &err)) < 0) {
         gw_run_finish_failed(&j->run, "spawn_failed", -1, err.message);
         return;
     }
@@ -565,10 +663,22 @@ static void on_claim(void *arg, enum gw_claim_result r, json_t *reply, const cha
     case GW_CLAIM_REFUSED:
     case GW_CLAIM_NOT_FOUND:
         j->w->stats.claims_refused++;
-        gw_log(GW_LOG_INFO, j->req.run_id, "claim refused (%s): message dropped", detail);
+        if (j->reattach) {
+            /* The broker moved the run on (worker_lost, a newer attempt): a
+             * live supervisor learns it from its heartbeat and cleans up. */
+            gw_log(GW_LOG_WARN, j->req.run_id, "reattach refused (%s): the run is not ours",
+                   detail);
+        } else {
+            gw_log(GW_LOG_INFO, j->req.run_id, "claim refused (%s): message dropped", detail);
+        }
         job_end(j, true);
         break;
     case GW_CLAIM_REJECTED:
+        if (j->msg == NULL) {
+            gw_log(GW_LOG_ERROR, j->req.run_id, "reattach claim rejected: %s", detail);
+            job_end(j, false);
+            break;
+        }
         deadletter(j, detail);
         break;
     case GW_CLAIM_ABANDONED:
@@ -589,7 +699,9 @@ static void job_claim(struct job *j)
                                 .worker_type = w->o.type};
     job_enter(j, J_CLAIMING);
     j->claim = gw_claim_start(w->loop, &p, on_claim, j, &err);
-    if (j->claim == NULL)
+    if (j->claim == NULL && j->msg == NULL)
+        job_end(j, false);
+    else if (j->claim == NULL)
         deadletter(j, err.message);
 }
 
@@ -607,6 +719,7 @@ static void take_message(struct gw_worker *w, struct gw_kafka_msg *m)
     }
     j->w = w;
     j->msg = m;
+    j->lock_fd = -1;
     gw_list_insert(&w->jobs, &j->link);
     uv_timer_init(w->loop, &j->timer);
     j->timer.data = j;
@@ -701,6 +814,135 @@ static void on_cancel(void *arg, const struct gw_cancel_request *c)
             break; /* already reporting its outcome */
         }
     }
+}
+
+/* ------------------------------------------------------------ reattach */
+
+/* Whether a supervisor listens on `dir`/sock (a blocking connect to a local
+ * socket: start-up only). */
+static bool supervisor_alive(const char *dir)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int fd, rc;
+    if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/sock", dir) >= (int)sizeof(sa.sun_path))
+        return false;
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+    close(fd);
+    return rc == 0;
+}
+
+static void spool_noop(void *arg, const struct gw_spool_rec *rec)
+{
+    (void)arg;
+    (void)rec;
+}
+
+/* Adopts the run of one directory: a job without a message, claimed again
+ * under the original worker id. Takes `meta` and `lock_fd`. */
+static void adopt(struct gw_worker *w, const char *dir, json_t *meta, int lock_fd)
+{
+    struct job *j = calloc(1, sizeof(*j));
+    json_t *a = json_object_get(meta, "attempt");
+    const char *key = json_string_value(json_object_get(meta, "key"));
+    int rc;
+    if (j == NULL) {
+        json_decref(meta);
+        close(lock_fd);
+        return;
+    }
+    j->w = w;
+    j->lock_fd = lock_fd;
+    j->reattach = true;
+    gw_list_insert(&w->jobs, &j->link);
+    uv_timer_init(w->loop, &j->timer);
+    j->timer.data = j;
+    j->timer_open = true;
+    j->req.doc = meta;
+    j->req.run_id = json_string_value(json_object_get(meta, "run_id"));
+    j->req.attempt = (int)json_integer_value(a);
+    j->req.timeout_seconds = (int)json_integer_value(json_object_get(meta, "timeout_seconds"));
+    snprintf(j->worker_id, sizeof(j->worker_id), "%s",
+             json_string_value(json_object_get(meta, "worker_id")));
+    snprintf(j->run_dir, sizeof(j->run_dir), "%s", dir);
+    j->key = strdup(key != NULL ? key : j->req.run_id);
+    j->waiter.data = j;
+    rc = j->key != NULL ? gw_keygate_acquire(&w->gate, j->key, &j->waiter) : GW_ENOMEM;
+    if (rc == 1) {
+        job_claim(j);
+    } else {
+        /* Nothing holds a key at start-up but another adopted run of it. */
+        if (rc == 0)
+            gw_keygate_cancel(&w->gate, j->key, &j->waiter);
+        free(j->key);
+        j->key = NULL;
+        gw_log(GW_LOG_ERROR, j->req.run_id, "cannot reattach: key %s taken", key ? key : "?");
+        job_end(j, false);
+    }
+}
+
+/* Start-up: finds the runs of this worker's group that a dead worker left
+ * under their supervisors (docs/reattach.md) and adopts them. Blocking file
+ * system calls: start-up only, before any message is consumed. */
+static void reattach_scan(struct gw_worker *w)
+{
+    DIR *d = opendir(w->runs_dir);
+    struct dirent *e;
+    int n = 0;
+    if (d == NULL)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        char dir[PATH_MAX], path[PATH_MAX + 16];
+        json_t *meta;
+        int fd, ended = 0;
+        bool alive;
+        struct gw_error err;
+        if (e->d_name[0] == '.')
+            continue;
+        if (snprintf(dir, sizeof(dir), "%s/%s", w->runs_dir, e->d_name) >= (int)sizeof(dir))
+            continue;
+        snprintf(path, sizeof(path), "%s/lock", dir);
+        fd = open(path, O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            close(fd); /* a live worker has it */
+            continue;
+        }
+        snprintf(path, sizeof(path), "%s/meta.json", dir);
+        meta = json_load_file(path, 0, NULL);
+        if (!json_is_string(json_object_get(meta, "run_id")) ||
+            !json_is_integer(json_object_get(meta, "attempt")) ||
+            !json_is_string(json_object_get(meta, "worker_id"))) {
+            /* A worker killed before its supervisor took the spec: the
+             * supervisor gives up after 30 s and nothing ever ran. */
+            json_decref(meta);
+            close(fd);
+            continue;
+        }
+        alive = supervisor_alive(dir);
+        snprintf(path, sizeof(path), "%s/spool", dir);
+        gw_spool_read(path, spool_noop, NULL, &ended, &err);
+        if (!alive && !ended) {
+            /* The host (or someone) killed the supervisor too: the run is
+             * lost; the broker's reaper applies the worker_lost rule. */
+            gw_log(GW_LOG_WARN, json_string_value(json_object_get(meta, "run_id")),
+                   "supervisor gone before the run ended: left to the broker (worker_lost)");
+            json_decref(meta);
+            gw_fs_remove_tree(dir);
+            close(fd);
+            continue;
+        }
+        gw_log(GW_LOG_INFO, json_string_value(json_object_get(meta, "run_id")),
+               "found a %s supervised run in %s: reattaching", alive ? "live" : "finished", dir);
+        adopt(w, dir, meta, fd);
+        n++;
+    }
+    closedir(d);
+    if (n > 0)
+        gw_log_info("reattaching %d supervised run(s)", n);
 }
 
 /* ------------------------------------------------------------ shutdown */
@@ -803,10 +1045,28 @@ void gw_worker_shutdown(struct gw_worker *w)
     check_shutdown(w);
 }
 
+void gw_worker_handoff(struct gw_worker *w)
+{
+    int n = 0;
+    if (!w->stopping)
+        gw_worker_shutdown(w);
+    gw_list_foreach_safe (it, next, &w->jobs) {
+        struct job *j = job_of(it);
+        if (job_running(j) && !j->run.finished && j->run.supervised && w->be->detach != NULL &&
+            w->be->detach(&j->run) == 0)
+            n++;
+    }
+    gw_log_info("handoff: %d supervised run(s) detached; they go on under their supervisors", n);
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
+    struct gw_worker *w = s->data;
     gw_log_info("signal %d received", signum);
-    gw_worker_shutdown(s->data);
+    if (signum == SIGTERM && w->o.drain_handoff)
+        gw_worker_handoff(w);
+    else
+        gw_worker_shutdown(w);
 }
 
 /* ------------------------------------------------------------ create */
@@ -818,6 +1078,46 @@ static char *cat3(const char *a, const char *b, const char *c)
     if (s != NULL)
         snprintf(s, n, "%s%s%s", a, b, c);
     return s;
+}
+
+/* mkdir -p of `path` (0700 for what it creates). */
+static int mkdirs(char *path)
+{
+    for (char *p = path + 1; *p != '\0'; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        int rc = mkdir(path, 0700);
+        *p = '/';
+        if (rc != 0 && errno != EEXIST)
+            return -1;
+    }
+    return mkdir(path, 0700) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+/* The binary for `gangway supervise` and <state dir>/<group>. */
+static int supervision_setup(struct gw_worker *w, struct gw_error *err)
+{
+    ssize_t n;
+    if (w->be->reattach == NULL || w->be->detach == NULL) {
+        gw_log_warn("--supervise: the %s backend cannot supervise its runs; ignored", w->o.type);
+        return 0;
+    }
+    if (w->o.state_dir == NULL || w->o.state_dir[0] != '/')
+        return gw_error_set(err, GW_EINVAL, false,
+                            "--supervise needs an absolute --state-dir (GW_WORKER_STATE_DIR)");
+    n = readlink("/proc/self/exe", w->self_exe, sizeof(w->self_exe) - 1);
+    if (n <= 0)
+        return gw_error_set(err, GW_EIO, false, "cannot find the gangway binary: %s",
+                            strerror(errno));
+    w->self_exe[n] = '\0';
+    w->runs_dir = cat3(w->o.state_dir, "/", w->group);
+    if (w->runs_dir == NULL)
+        return gw_error_set(err, GW_ENOMEM, false, "out of memory");
+    if (mkdirs(w->runs_dir) < 0)
+        return gw_error_set(err, GW_EIO, false, "cannot create %s: %s", w->runs_dir,
+                            strerror(errno));
+    return 0;
 }
 
 struct gw_worker *gw_worker_create(uv_loop_t *loop, const struct gw_worker_options *o,
@@ -905,6 +1205,8 @@ struct gw_worker *gw_worker_create(uv_loop_t *loop, const struct gw_worker_optio
     w->control = gw_control_create(loop, &o->kafka, prefix, w->id_base, on_cancel, w, err);
     if (w->control == NULL)
         goto fail_consumer;
+    if (o->supervise && supervision_setup(w, err) < 0)
+        goto fail_control;
     uv_timer_init(loop, &w->grace);
     w->grace.data = w;
     uv_signal_init(loop, &w->sigterm);
@@ -914,8 +1216,14 @@ struct gw_worker *gw_worker_create(uv_loop_t *loop, const struct gw_worker_optio
     uv_signal_start(&w->sigint, on_signal, SIGINT);
     gw_log_info("worker %s: type %s, concurrency %d, consuming %s in group %s", w->id_base, o->type,
                 o->concurrency, w->runs_topic, w->group);
+    if (w->runs_dir != NULL) {
+        gw_log_info("supervised runs in %s", w->runs_dir);
+        reattach_scan(w);
+    }
     return w;
 
+fail_control:
+    gw_control_destroy(w->control);
 fail_consumer:
     gw_kafka_consumer_destroy(w->consumer);
 fail_producer:
@@ -942,5 +1250,6 @@ void gw_worker_destroy(struct gw_worker *w)
     free(w->events_topic);
     free(w->deadletter_topic);
     free(w->group);
+    free(w->runs_dir);
     free(w);
 }

@@ -24,6 +24,14 @@ struct gw_worker_options {
     int heartbeat_ms;         /* used when the claim reply has no interval */
     int grace_ms;             /* shutdown: how long running runs may go on */
     const char *worker_id;    /* prefix of worker ids; NULL = "<host>-<pid>" */
+    /* Supervision (docs/reattach.md): programs of backends that support it
+     * run under `gangway supervise` and outlive the worker; a worker that
+     * starts reattaches the runs of its group found under state_dir. */
+    bool supervise;
+    const char *state_dir; /* required with supervise */
+    int linger_seconds;    /* a finished supervisor's wait for a worker; 0 = 3600 */
+    bool drain_handoff;    /* SIGTERM hands supervised runs off (gw_worker_handoff)
+                              instead of waiting for them */
 };
 
 struct gw_worker_stats {
@@ -43,6 +51,13 @@ struct gw_worker *gw_worker_create(uv_loop_t *loop, const struct gw_worker_optio
  * "worker_shutdown"; then the consumer commits and leaves, the producer
  * flushes, every handle closes and uv_run() returns. Idempotent. */
 void gw_worker_shutdown(struct gw_worker *w);
+
+/* Handoff drain (--drain-mode handoff): like gw_worker_shutdown(), but every
+ * supervised run is detached at once — its program and supervisor go on
+ * and heartbeat, and a worker started on this host later reattaches it —
+ * so the worker can exit without waiting for them. Runs that are not
+ * supervised get the usual grace. Idempotent. */
+void gw_worker_handoff(struct gw_worker *w);
 
 void gw_worker_stats(const struct gw_worker *w, struct gw_worker_stats *out);
 
