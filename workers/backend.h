@@ -81,6 +81,7 @@ struct gw_run_supervision {
     const char *token;      /* the worker token, may be NULL */
     const char *worker_id;  /* the claim's worker id (the job id) */
     const char *key;        /* the run's Kafka key, kept for a reattaching worker */
+    const char *group;      /* the worker's consumer group: who may reattach it */
     int heartbeat_ms;
     int linger_seconds; /* how long a finished supervisor waits for a worker */
 };

@@ -49,7 +49,7 @@
  * again and its claim is refused (the broker already moved the run on).
  *
  * Supervised runs (--supervise, docs/reattach.md): the backend runs the
- * program under `gangway supervise` in <state dir>/<group>/<run>.<attempt>,
+ * program under `gangway supervise` in <state dir>/<run>.<attempt>,
  * and the job holds an flock on that directory's `lock` while it owns the
  * run. At start-up the worker adopts every directory of its group whose
  * lock is free and whose supervisor is alive or whose spool is finished: a
@@ -160,7 +160,7 @@ struct gw_worker {
     bool stopping, grace_expired, closing;
     struct gw_worker_stats stats;
     char self_exe[PATH_MAX]; /* for `gangway supervise` */
-    char *runs_dir;          /* <state dir>/<group>, with supervision */
+    char *runs_dir;          /* the state dir, with supervision */
 };
 
 static struct job *job_of(struct gw_list *link)
@@ -562,6 +562,7 @@ static int job_supervision(struct job *j)
         .token = w->o.token,
         .worker_id = j->worker_id,
         .key = j->key,
+        .group = w->group,
         .heartbeat_ms = (int)j->heartbeat_ms,
         .linger_seconds = w->o.linger_seconds > 0 ? w->o.linger_seconds : 3600,
     };
@@ -913,6 +914,12 @@ static void reattach_scan(struct gw_worker *w)
         }
         snprintf(path, sizeof(path), "%s/meta.json", dir);
         meta = json_load_file(path, 0, NULL);
+        if (!json_is_string(json_object_get(meta, "group")) ||
+            strcmp(json_string_value(json_object_get(meta, "group")), w->group) != 0) {
+            json_decref(meta); /* another group's run, or not started yet */
+            close(fd);
+            continue;
+        }
         if (!json_is_string(json_object_get(meta, "run_id")) ||
             !json_is_integer(json_object_get(meta, "attempt")) ||
             !json_is_string(json_object_get(meta, "worker_id"))) {
@@ -1095,7 +1102,7 @@ static int mkdirs(char *path)
     return mkdir(path, 0700) == 0 || errno == EEXIST ? 0 : -1;
 }
 
-/* The binary for `gangway supervise` and <state dir>/<group>. */
+/* The binary for `gangway supervise` and the state dir. */
 static int supervision_setup(struct gw_worker *w, struct gw_error *err)
 {
     ssize_t n;
@@ -1111,7 +1118,9 @@ static int supervision_setup(struct gw_worker *w, struct gw_error *err)
         return gw_error_set(err, GW_EIO, false, "cannot find the gangway binary: %s",
                             strerror(errno));
     w->self_exe[n] = '\0';
-    w->runs_dir = cat3(w->o.state_dir, "/", w->group);
+    /* Runs of every group share the state dir (meta.json names the group):
+     * a socket's path must fit in 108 bytes. */
+    w->runs_dir = strdup(w->o.state_dir);
     if (w->runs_dir == NULL)
         return gw_error_set(err, GW_ENOMEM, false, "out of memory");
     if (mkdirs(w->runs_dir) < 0)

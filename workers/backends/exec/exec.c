@@ -692,14 +692,14 @@ static char *sup_spec(struct exec_run *x)
         json_array_append_new(argv, json_string(*p));
     for (char **p = x->envp; *p != NULL; p++)
         json_array_append_new(envp, json_string(*p));
-    spec = json_pack("{s:s, s:i, s:s, s:s?, s:o, s:o, s:s, s:s, s:i, s:I, s:s, s:s?, s:i, s:i, "
-                     "s:s, s:s}",
-                     "run_id", r->run_id, "attempt", r->attempt, "worker_id", sv->worker_id, "key",
-                     sv->key, "argv", argv, "envp", envp, "cwd", x->workdir, "stdin", x->stdin_data,
-                     "timeout_seconds", r->timeout_seconds, "grace_ms", (json_int_t)x->grace_ms,
-                     "broker_url", sv->broker_url, "token", sv->token, "heartbeat_ms",
-                     sv->heartbeat_ms, "linger_seconds", sv->linger_seconds, "workdir", x->workdir,
-                     "outputs", x->outputs);
+    spec = json_pack("{s:s, s:s, s:i, s:s, s:s?, s:o, s:o, s:s, s:s, s:i, s:I, s:s, s:s?, s:i, "
+                     "s:i, s:s, s:s}",
+                     "group", sv->group, "run_id", r->run_id, "attempt", r->attempt, "worker_id",
+                     sv->worker_id, "key", sv->key, "argv", argv, "envp", envp, "cwd", x->workdir,
+                     "stdin", x->stdin_data, "timeout_seconds", r->timeout_seconds, "grace_ms",
+                     (json_int_t)x->grace_ms, "broker_url", sv->broker_url, "token", sv->token,
+                     "heartbeat_ms", sv->heartbeat_ms, "linger_seconds", sv->linger_seconds,
+                     "workdir", x->workdir, "outputs", x->outputs);
     text = spec ? json_dumps(spec, JSON_COMPACT) : NULL;
     json_decref(spec);
     if (text == NULL)

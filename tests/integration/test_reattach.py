@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""Runs outlive their worker (docs/reattach.md): exec runs of a worker with
+--supervise live under `gangway supervise`, and a worker started later on the
+host reattaches them. Real broker, PostgreSQL and Kafka; the program is a
+shell script that appends to a file once per start and prints a numbered
+line every 0.5 s.
+
+1. worker SIGKILLed mid-run, restarted -> succeeded, every line once and in
+   order, the program started once;
+2. the same, restarted only after the program ended (its output spooled while
+   no worker was attached) -> the same;
+3. cancel while no worker is attached -> the supervisor kills the program
+   (it learns the cancel from its heartbeat), the run ends cancelled once a
+   worker reattaches;
+4. timeout while no worker is attached -> timed_out, as today;
+5. the worker AND the supervisor and program SIGKILLed (host loss) -> the
+   broker's worker_lost rule, as today; a restarted worker drops the dead
+   run's directory;
+6. --drain-mode handoff + SIGTERM -> the worker exits at once, the program
+   goes on, a new worker reattaches, the run succeeds."""
+import json
+import os
+import signal
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from harness import Stack, check, main, write_action  # noqa: E402
+
+SCRIPT = r"""
+echo "start $$" >> "$0/starts-$1"
+i=1
+while [ $i -le $2 ]; do
+    echo "line $i"
+    i=$((i+1))
+    sleep 0.5
+done
+echo "finished" >> "$0/finished-$1"
+"""
+
+
+def wait_for(what, cond, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.1)
+    check(False, what + " (timed out after %ss)" % timeout)
+
+
+def lines_of(s, run_id):
+    rows = s.sql("SELECT seq || ' ' || line FROM gw_worker_events WHERE run_id = '%s' "
+                 "AND kind = 'log' ORDER BY attempt, seq" % run_id)
+    return [r.split(" ", 1) for r in rows.splitlines() if r]
+
+
+def read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def pid_alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def run_dirs(state):
+    try:
+        return [os.path.join(state, d) for d in os.listdir(state)]
+    except OSError:
+        return []
+
+
+def meta_of(state, run_id):
+    for d in run_dirs(state):
+        if os.path.basename(d).startswith(run_id):
+            try:
+                with open(os.path.join(d, "meta.json")) as f:
+                    return json.load(f)
+            except (OSError, ValueError):
+                return None
+    return None
+
+
+def test():
+    s = Stack("reattach", broker_args=["--heartbeat", "1", "--heartbeat-timeout", "5"])
+    actions = os.path.join(s.tmp, "actions")
+    marks = os.path.join(s.tmp, "marks")
+    state = os.path.join(s.tmp, "state")
+    os.makedirs(marks)
+    schema = {"type": "object", "required": ["tag", "n"],
+              "properties": {"tag": {"type": "string"}, "n": {"type": "integer"}}}
+    # The inputs are not arguments: a small wrapper reads them from stdin.
+    prog = s.write_program("counter.sh", "#!/bin/sh\n"
+                           "in=$(cat)\n"
+                           "tag=$(echo \"$in\" | sed 's/.*\"tag\":\"\\([^\"]*\\)\".*/\\1/')\n"
+                           "n=$(echo \"$in\" | sed 's/.*\"n\":\\([0-9]*\\).*/\\1/')\n"
+                           "exec /bin/sh -c '%s' %s \"$tag\" \"$n\"\n" % (SCRIPT.replace("'", "'\\''"), marks))
+    write_action(actions, "count", [prog], schema, timeout_seconds=120)
+    write_action(actions, "count-short", [prog], schema, timeout_seconds=3)
+    s.actions_dir = actions
+    args = ["--supervise", "--state-dir", state]
+    env = {"GW_KAFKA_PROPS": "session.timeout.ms=6000"}
+
+    def worker(extra=()):
+        return s.start_worker(concurrency=4, extra_args=args + list(extra), extra_env=env)
+
+    def kill(w):
+        w.kill()
+        w.wait()
+
+    def complete(run_id, tag, n, what):
+        got = lines_of(s, run_id)
+        want = ["line %d" % i for i in range(1, n + 1)]
+        check([l for _, l in got] == want, what + ": every line once, in order", got)
+        seqs = [int(q) for q, _ in got]
+        check(seqs == list(range(seqs[0], seqs[0] + n)), what + ": log seqs without gaps", seqs)
+        starts = read(os.path.join(marks, "starts-" + tag)).splitlines()
+        check(len(starts) == 1, what + ": the program started once", starts)
+
+    with s:
+        s.start_broker()
+
+        # 1. SIGKILL mid-run, restart at once.
+        w = worker()
+        r = s.submit("count", {"tag": "kill", "n": 20}).json()
+        wait_for("the first lines are out", lambda: len(lines_of(s, r["id"])) >= 4)
+        kill(w)
+        time.sleep(1.5)  # lines go on into the spool meanwhile
+        w = worker()
+        done = s.wait_run(r["id"], timeout=90)
+        check(done["status"] == "succeeded", "1: the run outlives a SIGKILLed worker", done)
+        complete(r["id"], "kill", 20, "1")
+        check(s.sql("SELECT count(*) FROM gw_run_events WHERE run_id = '%s' AND to_status = 'running'"
+                    % r["id"]) == "1", "1: one attempt, claimed once")
+        wait_for("1: the run directory goes once the result is delivered",
+                 lambda: meta_of(state, r["id"]) is None, 30)
+
+        # 2. SIGKILL, restart only after the program ended (spooled output).
+        r = s.submit("count", {"tag": "spool", "n": 6}).json()
+        wait_for("the program starts", lambda: read(os.path.join(marks, "starts-spool")))
+        kill(w)
+        wait_for("the program ends with no worker attached",
+                 lambda: read(os.path.join(marks, "finished-spool")), 30)
+        check(s.get("/v1/runs/" + r["id"]).json()["status"] == "running",
+              "2: the supervisor keeps the run alive (heartbeats) while detached")
+        time.sleep(6)  # past the broker's heartbeat timeout: the supervisor heartbeats
+        check(s.get("/v1/runs/" + r["id"]).json()["status"] == "running",
+              "2: still running after the heartbeat timeout")
+        w = worker()
+        done = s.wait_run(r["id"], timeout=90)
+        check(done["status"] == "succeeded", "2: the spooled result is reported", done)
+        complete(r["id"], "spool", 6, "2")
+
+        # 3. Cancel while detached.
+        r = s.submit("count", {"tag": "cancel", "n": 200}).json()
+        wait_for("the program runs", lambda: len(lines_of(s, r["id"])) >= 2)
+        meta = wait_for("meta.json", lambda: meta_of(state, r["id"]))
+        kill(w)
+        resp = s.post("/v1/runs/%s/cancel" % r["id"], {})
+        check(resp.status == 202, "3: cancel requested while no worker is attached", resp.status, resp.body)
+        wait_for("3: the supervisor kills the program",
+                 lambda: not pid_alive(meta["program_pid"]), 30)
+        w = worker()
+        done = s.wait_run(r["id"], timeout=60)
+        check(done["status"] == "cancelled", "3: the run ends cancelled", done)
+        check(not read(os.path.join(marks, "finished-cancel")), "3: the program never finished")
+
+        # 4. Timeout while detached.
+        r = s.submit("count-short", {"tag": "timeout", "n": 200}).json()
+        wait_for("the program runs", lambda: read(os.path.join(marks, "starts-timeout")))
+        kill(w)
+        time.sleep(5)
+        w = worker()
+        done = s.wait_run(r["id"], timeout=60)
+        check(done["status"] == "timed_out", "4: the supervisor's timeout is the run's", done)
+        check(not read(os.path.join(marks, "finished-timeout")), "4: the program never finished")
+
+        # 5. Host loss: worker, supervisor and program die together.
+        r = s.submit("count", {"tag": "host", "n": 200}).json()
+        wait_for("the program runs", lambda: len(lines_of(s, r["id"])) >= 2)
+        meta = wait_for("meta.json", lambda: meta_of(state, r["id"]))
+        kill(w)
+        os.kill(meta["supervisor_pid"], signal.SIGKILL)
+        os.killpg(meta["program_pid"], signal.SIGKILL)
+        lost = s.wait_run(r["id"], timeout=60)
+        check(lost["status"] == "failed" and lost.get("reason") == "worker_lost",
+              "5: a lost host's run ends failed/worker_lost as today", lost)
+        w = worker()
+        wait_for("5: the restarted worker drops the dead run's directory",
+                 lambda: meta_of(state, r["id"]) is None, 30)
+
+        # 6. Handoff drain.
+        w.send_signal(signal.SIGTERM)
+        w.wait(30)
+        w = worker(["--drain-mode", "handoff"])
+        r = s.submit("count", {"tag": "handoff", "n": 16}).json()
+        wait_for("the program runs", lambda: len(lines_of(s, r["id"])) >= 2)
+        t0 = time.time()
+        w.send_signal(signal.SIGTERM)
+        rc = w.wait(30)
+        check(rc == 0, "6: the handing-off worker exits cleanly", rc)
+        check(s.get("/v1/runs/" + r["id"]).json()["status"] == "running",
+              "6: it did not wait for the run (%.1f s)" % (time.time() - t0))
+        check("detached" in s.log("worker%d" % (len(s.workers) - 1)), "6: the run was detached")
+        w = worker(["--drain-mode", "handoff"])
+        done = s.wait_run(r["id"], timeout=90)
+        check(done["status"] == "succeeded", "6: a new worker reattaches and finishes it", done)
+        complete(r["id"], "handoff", 16, "6")
+
+
+if __name__ == "__main__":
+    main(test)
