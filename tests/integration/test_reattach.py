@@ -133,6 +133,7 @@ def test():
         w = worker()
         r = s.submit("count", {"tag": "kill", "n": 20}).json()
         wait_for("the first lines are out", lambda: len(lines_of(s, r["id"])) >= 4)
+        meta_worker = wait_for("meta.json", lambda: meta_of(state, r["id"]))["worker_id"]
         kill(w)
         time.sleep(1.5)  # lines go on into the spool meanwhile
         w = worker()
@@ -143,6 +144,37 @@ def test():
                     % r["id"]) == "1", "1: one attempt, claimed once")
         wait_for("1: the run directory goes once the result is delivered",
                  lambda: meta_of(state, r["id"]) is None, 30)
+
+        # The supervisors' heartbeat endpoint: bad input gets a clear 400,
+        # a run that is not the caller's attempt a 409 that says why.
+        hb = "/internal/v1/runs/%s/heartbeat" % r["id"]
+        resp = s.post(hb, {"attempt": 0, "worker_id": "x"}, token=s.worker_token)
+        check(resp.status == 400 and resp.json()["code"] == "invalid_heartbeat"
+              and resp.json()["errors"][0]["pointer"] == "/attempt",
+              "heartbeat: a bad attempt is a 400 naming /attempt", resp.status, resp.body)
+        resp = s.post(hb, {"attempt": 1, "worker_id": "x", "extra": 1}, token=s.worker_token)
+        check(resp.status == 400 and resp.json()["code"] == "invalid_heartbeat",
+              "heartbeat: an unknown field is a 400", resp.status, resp.body)
+        resp = s.post(hb, {"attempt": 1, "worker_id": meta_worker}, token=s.worker_token)
+        check(resp.status == 409 and resp.json()["detail"] == "ended",
+              "heartbeat: an ended run answers 409 ended", resp.status, resp.body)
+        resp = s.post(hb, {"attempt": 2, "worker_id": meta_worker}, token=s.worker_token)
+        check(resp.status == 409 and resp.json()["detail"] == "stale_attempt",
+              "heartbeat: another attempt answers 409 stale_attempt", resp.status, resp.body)
+        resp = s.post("/internal/v1/runs/%s/heartbeat" % ("0" * 8 + "-0000-4000-8000-" + "0" * 12),
+                      {"attempt": 1, "worker_id": "x"}, token=s.worker_token)
+        check(resp.status == 404, "heartbeat: an unknown run is a 404", resp.status)
+
+        # Cancel while the worker is attached: the worker tells the
+        # supervisor, which stops the program.
+        r = s.submit("count", {"tag": "attached-cancel", "n": 200}).json()
+        wait_for("the program runs", lambda: len(lines_of(s, r["id"])) >= 2)
+        meta = wait_for("meta.json", lambda: meta_of(state, r["id"]))
+        resp = s.post("/v1/runs/%s/cancel" % r["id"], {})
+        check(resp.status == 202, "cancel requested while attached", resp.status, resp.body)
+        done = s.wait_run(r["id"], timeout=60)
+        check(done["status"] == "cancelled", "an attached supervised run is cancelled", done)
+        check(not pid_alive(meta["program_pid"]), "its program is gone")
 
         # 2. SIGKILL, restart only after the program ended (spooled output).
         r = s.submit("count", {"tag": "spool", "n": 6}).json()
