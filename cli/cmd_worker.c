@@ -187,6 +187,20 @@ int gw_cmd_supervise(int argc, char **argv)
                         "`gangway worker --supervise`)\n");
         return 2;
     }
+    /* The second fork of the double fork: the worker that started us reaps
+     * this parent at once, and the supervisor proper is nobody's child but
+     * init's (or a subreaper's), so no worker ever holds its zombie. First
+     * thing, before any thread exists. We are already a session leader's
+     * child: never again attached to a terminal. */
+    switch (fork()) {
+    case -1:
+        perror("gangway supervise: fork");
+        return 1;
+    case 0:
+        break;
+    default:
+        _exit(0);
+    }
     gw_log_init("supervise", gw_log_level_parse(getenv("GW_LOG_LEVEL")));
     if (gw_claim_global_init(&err) < 0) {
         gw_log_error("start-up failed: %s", err.message);

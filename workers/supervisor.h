@@ -5,7 +5,9 @@
  *
  * The worker creates RUN_DIR, binds and listens on RUN_DIR/sock and starts
  * the supervisor (posix_spawn, a session of its own: not in the worker's
- * process group, not killed with it) with that listening socket as stdin and
+ * process group, not killed with it; `gangway supervise` forks once more and
+ * the spawned process exits, so the supervisor is not the worker's child)
+ * with that listening socket as stdin and
  * RUN_DIR/supervisor.log as stdout and stderr. It then connects and sends the
  * spec, one JSON line:
  *

@@ -625,8 +625,10 @@ static void sup_connected(uv_connect_t *req, int status)
     uv_read_start((uv_stream_t *)&x->sock, alloc_cb, sup_read);
 }
 
-/* The supervisor we started exited; its result comes over the socket (or
- * from the spool when the socket closes). */
+/* The supervisor's first process exited: it forks the supervisor proper and
+ * exits at once (cmd_worker.c), so the worker reaps only that one. The
+ * run's result comes over the socket (or from the spool when the socket
+ * closes). */
 static void sup_exit_cb(struct gw_child *c, int64_t exit_status, int term_signal)
 {
     struct exec_run *x = c->data;
