@@ -144,6 +144,11 @@ void gw_run_log(struct gw_run *run, const char *stream, const char *line, size_t
             len = mlen;
         }
     }
+    /* A supervised run's lines are numbered by its spool, one event each
+     * (the supervisor already split them): a line that masking made longer
+     * is cut, not split, so the numbering stays the spool's. */
+    if (run->supervised && len > GW_RUN_LOG_LINE_MAX)
+        len = GW_RUN_LOG_LINE_MAX;
     while (len > GW_RUN_LOG_LINE_MAX) {
         run->sink->log(run, stream, line, GW_RUN_LOG_LINE_MAX);
         line += GW_RUN_LOG_LINE_MAX;

@@ -404,6 +404,11 @@ static void publish(struct job *j, const char *kind, json_t *data, bool final)
         j->seq++;
     } else {
         gw_log(GW_LOG_WARN, j->req.run_id, "%s event dropped: %s", kind, err.message);
+        /* A supervised run's seqs are its spool's numbering: the next line
+         * keeps its own seq, so a worker replaying the spool later numbers
+         * it the same (and may fill this one in). */
+        if (j->run.supervised)
+            j->seq++;
     }
     free(text);
 }

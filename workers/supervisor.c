@@ -668,7 +668,10 @@ static void sup_enter(struct sup *s, enum sup_state to)
     }
     case S_QUIT:
         if (s->stopped == STOP_LOST) {
-            signal_group(s, SIGKILL);
+            /* Only a group whose leader we have not reaped: after that its
+             * id may name someone else's processes. */
+            if (s->proc_open)
+                signal_group(s, SIGKILL);
             gw_fs_remove_tree(s->dir);
         }
         uv_stop(s->loop);

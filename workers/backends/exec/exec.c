@@ -726,9 +726,7 @@ static int sup_spawn(struct exec_run *x, char *msg, size_t msgsz)
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     char path[PATH_MAX + 32];
     char *argv[] = {(char *)sv->self_exe, "supervise", (char *)sv->run_dir, NULL};
-    char *envp[] = {NULL, NULL, NULL};
-    char level[64];
-    const char *lv = getenv("GW_LOG_LEVEL");
+    extern char **environ;
     int fds[3] = {-1, -1, -1}, rc;
 
     if (strlen(sv->run_dir) + 6 > sizeof(sa.sun_path)) {
@@ -753,11 +751,10 @@ static int sup_spawn(struct exec_run *x, char *msg, size_t msgsz)
         snprintf(msg, msgsz, "%s: %s", path, strerror(errno));
         goto fail;
     }
-    if (lv != NULL) {
-        snprintf(level, sizeof(level), "GW_LOG_LEVEL=%s", lv);
-        envp[0] = level;
-    }
-    rc = gw_child_spawn_fds(x->run->loop, &x->child, argv, envp, "/", fds, sup_exit_cb);
+    /* The worker's own environment: the supervisor is gangway too, and its
+     * heartbeats need what the worker's claims use (proxies, CA files). The
+     * program's scrubbed environment travels in the spec. */
+    rc = gw_child_spawn_fds(x->run->loop, &x->child, argv, environ, "/", fds, sup_exit_cb);
     if (rc != 0) {
         snprintf(msg, msgsz, "cannot start the supervisor %s: %s", sv->self_exe, uv_strerror(rc));
         goto fail;
