@@ -68,16 +68,11 @@
  */
 #include "runtime.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
-#include <sys/file.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -92,8 +87,8 @@
 #include "gw/log.h"
 #include "gw/mem.h"
 #include "keygate.h"
+#include "rundir.h"
 #include "slot.h"
-#include "spool.h"
 
 #define FINAL_RETRY_MS    1000
 #define PRODUCER_FLUSH_MS 10000
@@ -529,36 +524,20 @@ static void heartbeat(uv_timer_t *t)
         publish(j, "heartbeat", NULL, false);
 }
 
-/* Takes the run's directory under the state dir for this job: created, and
- * its `lock` held (an flock: a worker scanning for runs to reattach skips
- * directories a live worker holds). Fills j->sv. Returns 0, or -1 when the
- * run cannot be supervised (it then runs as an ordinary child). Blocking
- * file system calls, as the exec backend's mkdtemp. */
+/* Takes the run's directory under the state dir for this job (rundir.h)
+ * and fills j->sv. Returns 0, or -1 when the run cannot be supervised (it
+ * then runs as an ordinary child). */
 static int job_supervision(struct job *j)
 {
     struct gw_worker *w = j->w;
-    char path[PATH_MAX + 16];
+    struct gw_error err;
     if (j->lock_fd < 0) {
-        snprintf(j->run_dir, sizeof(j->run_dir), "%s/%s.%d", w->runs_dir, j->req.run_id,
-                 j->req.attempt);
-        if (mkdir(j->run_dir, 0700) != 0 && errno != EEXIST) {
-            gw_log(GW_LOG_ERROR, j->req.run_id, "mkdir %s: %s; running it unsupervised", j->run_dir,
-                   strerror(errno));
+        j->lock_fd = gw_rundir_take(w->runs_dir, j->req.run_id, j->req.attempt, j->run_dir,
+                                    sizeof(j->run_dir), &err);
+        if (j->lock_fd < 0) {
+            gw_log(GW_LOG_ERROR, j->req.run_id, "%s; running it unsupervised", err.message);
             return -1;
         }
-        snprintf(path, sizeof(path), "%s/lock", j->run_dir);
-        j->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (j->lock_fd < 0 || flock(j->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-            gw_log(GW_LOG_ERROR, j->req.run_id, "lock %s: %s; running it unsupervised", path,
-                   strerror(errno));
-            if (j->lock_fd >= 0)
-                close(j->lock_fd);
-            j->lock_fd = -1;
-            return -1;
-        }
-        /* A spool of this attempt can only be a leftover: start clean. */
-        snprintf(path, sizeof(path), "%s/spool", j->run_dir);
-        unlink(path);
     }
     j->sv = (struct gw_run_supervision){
         .self_exe = w->self_exe,
@@ -824,36 +803,17 @@ static void on_cancel(void *arg, const struct gw_cancel_request *c)
 
 /* ------------------------------------------------------------ reattach */
 
-/* Whether a supervisor listens on `dir`/sock (a blocking connect to a local
- * socket: start-up only). */
-static bool supervisor_alive(const char *dir)
+/* Adopts the run of one directory (gw_rundir_scan): a job without a
+ * message, claimed again under the original worker id. Takes `meta` and
+ * `lock_fd`. */
+static void adopt(void *arg, const char *dir, json_t *meta, int lock_fd, bool alive)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    int fd, rc;
-    if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/sock", dir) >= (int)sizeof(sa.sun_path))
-        return false;
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return false;
-    rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-    close(fd);
-    return rc == 0;
-}
-
-static void spool_noop(void *arg, const struct gw_spool_rec *rec)
-{
-    (void)arg;
-    (void)rec;
-}
-
-/* Adopts the run of one directory: a job without a message, claimed again
- * under the original worker id. Takes `meta` and `lock_fd`. */
-static void adopt(struct gw_worker *w, const char *dir, json_t *meta, int lock_fd)
-{
+    struct gw_worker *w = arg;
     struct job *j = calloc(1, sizeof(*j));
     json_t *a = json_object_get(meta, "attempt");
     const char *key = json_string_value(json_object_get(meta, "key"));
     int rc;
+    (void)alive;
     if (j == NULL) {
         json_decref(meta);
         close(lock_fd);
@@ -889,70 +849,12 @@ static void adopt(struct gw_worker *w, const char *dir, json_t *meta, int lock_f
     }
 }
 
-/* Start-up: finds the runs of this worker's group that a dead worker left
- * under their supervisors (docs/reattach.md) and adopts them. Blocking file
- * system calls: start-up only, before any message is consumed. */
+/* Start-up: adopts the runs of this worker's group that a dead worker left
+ * under their supervisors (docs/reattach.md), before any message is
+ * consumed. Blocking file system calls: start-up only. */
 static void reattach_scan(struct gw_worker *w)
 {
-    DIR *d = opendir(w->runs_dir);
-    struct dirent *e;
-    int n = 0;
-    if (d == NULL)
-        return;
-    while ((e = readdir(d)) != NULL) {
-        char dir[PATH_MAX], path[PATH_MAX + 16];
-        json_t *meta;
-        int fd, ended = 0;
-        bool alive;
-        struct gw_error err;
-        if (e->d_name[0] == '.')
-            continue;
-        if (snprintf(dir, sizeof(dir), "%s/%s", w->runs_dir, e->d_name) >= (int)sizeof(dir))
-            continue;
-        snprintf(path, sizeof(path), "%s/lock", dir);
-        fd = open(path, O_RDWR | O_CLOEXEC);
-        if (fd < 0)
-            continue;
-        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-            close(fd); /* a live worker has it */
-            continue;
-        }
-        snprintf(path, sizeof(path), "%s/meta.json", dir);
-        meta = json_load_file(path, 0, NULL);
-        if (!json_is_string(json_object_get(meta, "group")) ||
-            strcmp(json_string_value(json_object_get(meta, "group")), w->group) != 0) {
-            json_decref(meta); /* another group's run, or not started yet */
-            close(fd);
-            continue;
-        }
-        if (!json_is_string(json_object_get(meta, "run_id")) ||
-            !json_is_integer(json_object_get(meta, "attempt")) ||
-            !json_is_string(json_object_get(meta, "worker_id"))) {
-            /* A worker killed before its supervisor took the spec: the
-             * supervisor gives up after 30 s and nothing ever ran. */
-            json_decref(meta);
-            close(fd);
-            continue;
-        }
-        alive = supervisor_alive(dir);
-        snprintf(path, sizeof(path), "%s/spool", dir);
-        gw_spool_read(path, spool_noop, NULL, &ended, &err);
-        if (!alive && !ended) {
-            /* The host (or someone) killed the supervisor too: the run is
-             * lost; the broker's reaper applies the worker_lost rule. */
-            gw_log(GW_LOG_WARN, json_string_value(json_object_get(meta, "run_id")),
-                   "supervisor gone before the run ended: left to the broker (worker_lost)");
-            json_decref(meta);
-            gw_fs_remove_tree(dir);
-            close(fd);
-            continue;
-        }
-        gw_log(GW_LOG_INFO, json_string_value(json_object_get(meta, "run_id")),
-               "found a %s supervised run in %s: reattaching", alive ? "live" : "finished", dir);
-        adopt(w, dir, meta, fd);
-        n++;
-    }
-    closedir(d);
+    int n = gw_rundir_scan(w->runs_dir, w->group, adopt, w);
     if (n > 0)
         gw_log_info("reattaching %d supervised run(s)", n);
 }
