@@ -17,7 +17,10 @@ line every 0.5 s.
    broker's worker_lost rule, as today; a restarted worker drops the dead
    run's directory;
 6. --drain-mode handoff + SIGTERM -> the worker exits at once, the program
-   goes on, a new worker reattaches, the run succeeds."""
+   goes on, a new worker reattaches, the run succeeds;
+7. a 40000-byte line still arrives in pieces of at most 16 KiB.
+Every reattached run's outputs file is still read (the workdir outlives the
+worker)."""
 import json
 import os
 import signal
@@ -37,6 +40,7 @@ while [ $i -le $2 ]; do
     sleep 0.5
 done
 echo "finished" >> "$0/finished-$1"
+printf '{"lines": %d}' "$2" > "$GANGWAY_OUTPUTS"
 """
 
 
@@ -106,6 +110,8 @@ def test():
                            "exec /bin/sh -c '%s' %s \"$tag\" \"$n\"\n" % (SCRIPT.replace("'", "'\\''"), marks))
     write_action(actions, "count", [prog], schema, timeout_seconds=120)
     write_action(actions, "count-short", [prog], schema, timeout_seconds=3)
+    write_action(actions, "long", ["/bin/sh", "-c", "head -c 40000 /dev/zero | tr '\\0' x; echo"],
+                 {"type": "object"}, timeout_seconds=30)
     s.actions_dir = actions
     args = ["--supervise", "--state-dir", state]
     env = {"GW_KAFKA_PROPS": "session.timeout.ms=6000"}
@@ -118,6 +124,8 @@ def test():
         w.wait()
 
     def complete(run_id, tag, n, what):
+        outputs = s.get("/v1/runs/" + run_id).json().get("outputs")
+        check(outputs == {"lines": n}, what + ": the outputs file is read after the reattach", outputs)
         got = lines_of(s, run_id)
         want = ["line %d" % i for i in range(1, n + 1)]
         check([l for _, l in got] == want, what + ": every line once, in order", got)
@@ -247,6 +255,16 @@ def test():
         done = s.wait_run(r["id"], timeout=90)
         check(done["status"] == "succeeded", "6: a new worker reattaches and finishes it", done)
         complete(r["id"], "handoff", 16, "6")
+
+        # 7. Output limits hold through the supervisor: a 40000-byte line
+        # arrives in pieces of at most 16 KiB, nothing lost.
+        r = s.submit("long", {}).json()
+        done = s.wait_run(r["id"], timeout=60)
+        check(done["status"] == "succeeded", "7: the long-line run succeeds", done)
+        pieces = [l for _, l in lines_of(s, r["id"])]
+        check(len(pieces) == 3 and max(len(p) for p in pieces) <= 16384
+              and sum(len(p) for p in pieces) == 40000 and set("".join(pieces)) == {"x"},
+              "7: a long line is split at 16 KiB", [len(p) for p in pieces])
 
 
 if __name__ == "__main__":
