@@ -82,6 +82,7 @@ struct gw_run_supervision {
     const char *worker_id;  /* the claim's worker id (the job id) */
     const char *key;        /* the run's Kafka key, kept for a reattaching worker */
     const char *group;      /* the worker's consumer group: who may reattach it */
+    const char *backend;    /* the real backend's name (hosted runs, hosted.h) */
     int heartbeat_ms;
     int linger_seconds; /* how long a finished supervisor waits for a worker */
 };
@@ -145,6 +146,10 @@ struct gw_backend_impl {
      * GW_ECONFLICT when the run is already ending (nothing to do). Never
      * calls finish synchronously. May be called more than once. */
     int (*cancel)(struct gw_run *run, enum gw_cancel_reason why);
+
+    /* The backend's runs may be hosted by their supervisor (hosted.h): the
+     * worker then uses gw_hosted_backend's functions for them. */
+    bool hosted;
 
     /* Optional (NULL: the backend never supervises). Like start(), but the
      * work already runs under the supervisor of run->supervise->run_dir,

@@ -1,6 +1,7 @@
 #include "rundir.h"
 
 #include <dirent.h>
+#include <stdlib.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -123,4 +124,91 @@ int gw_rundir_scan(const char *runs_dir, const char *group, gw_rundir_adopt_cb a
     }
     closedir(d);
     return n;
+}
+
+int gw_rundir_spawn_supervisor(uv_loop_t *loop, struct gw_child *c,
+                               const struct gw_run_supervision *sv, gw_child_exit_cb exit_cb,
+                               char *msg, size_t msgsz)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    char path[PATH_MAX + 32];
+    char *argv[] = {(char *)sv->self_exe, "supervise", (char *)sv->run_dir, NULL};
+    extern char **environ;
+    int fds[3] = {-1, -1, -1}, rc;
+
+    if (strlen(sv->run_dir) + 6 > sizeof(sa.sun_path)) {
+        snprintf(msg, msgsz, "state directory too long for a unix socket: %s", sv->run_dir);
+        return -1;
+    }
+    if (mkdir(sv->run_dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(msg, msgsz, "mkdir %s: %s", sv->run_dir, strerror(errno));
+        return -1;
+    }
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/sock", sv->run_dir);
+    unlink(sa.sun_path);
+    fds[0] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fds[0] < 0 || bind(fds[0], (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+        listen(fds[0], 8) != 0) {
+        snprintf(msg, msgsz, "supervisor socket %s: %s", sa.sun_path, strerror(errno));
+        goto fail;
+    }
+    snprintf(path, sizeof(path), "%s/supervisor.log", sv->run_dir);
+    fds[1] = fds[2] = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fds[1] < 0) {
+        snprintf(msg, msgsz, "%s: %s", path, strerror(errno));
+        goto fail;
+    }
+    /* The worker's own environment: the supervisor is gangway too, and its
+     * heartbeats need what the worker's claims use (proxies, CA files); a
+     * hosted backend reads its settings (GW_TERRAFORM_*) there. A program's
+     * scrubbed environment travels in the spec. */
+    rc = gw_child_spawn_fds(loop, c, argv, environ, "/", fds, exit_cb);
+    if (rc != 0) {
+        snprintf(msg, msgsz, "cannot start the supervisor %s: %s", sv->self_exe, uv_strerror(rc));
+        goto fail;
+    }
+    close(fds[0]);
+    close(fds[1]);
+    return 0;
+fail:
+    if (fds[0] >= 0)
+        close(fds[0]);
+    if (fds[1] >= 0)
+        close(fds[1]);
+    gw_fs_remove_tree(sv->run_dir);
+    return -1;
+}
+
+struct rm_work {
+    uv_work_t work;
+    char *a, *b;
+};
+
+static void rm_work(uv_work_t *req)
+{
+    struct rm_work *w = (struct rm_work *)req;
+    if (w->a != NULL)
+        gw_fs_remove_tree(w->a);
+    if (w->b != NULL)
+        gw_fs_remove_tree(w->b);
+}
+
+static void rm_done(uv_work_t *req, int status)
+{
+    struct rm_work *w = (struct rm_work *)req;
+    (void)status;
+    free(w->a);
+    free(w->b);
+    free(w);
+}
+
+void gw_rundir_remove_later(uv_loop_t *loop, const char *a, const char *b)
+{
+    struct rm_work *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return;
+    w->a = a != NULL ? strdup(a) : NULL;
+    w->b = b != NULL ? strdup(b) : NULL;
+    if (uv_queue_work(loop, &w->work, rm_work, rm_done) != 0)
+        rm_done(&w->work, 0);
 }

@@ -14,7 +14,10 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <uv.h>
 
+#include "backend.h"
+#include "child.h"
 #include "gw/error.h"
 
 /* Creates <runs_dir>/<run_id>.<attempt> (0700) into dir[cap], takes its
@@ -41,5 +44,19 @@ typedef void (*gw_rundir_adopt_cb)(void *arg, const char *dir, json_t *meta, int
  * never got its spec removes its directory itself). Returns the number of
  * runs handed to `adopt`. */
 int gw_rundir_scan(const char *runs_dir, const char *group, gw_rundir_adopt_cb adopt, void *arg);
+
+/* Binds and listens on <run_dir>/sock and starts `gangway supervise
+ * <run_dir>` (sv->self_exe) with that socket as stdin and
+ * <run_dir>/supervisor.log as stdout and stderr, in `c` (child.h; its
+ * exit_cb sees the first process of the supervisor's double fork exit).
+ * Returns 0, or -1 with `msg` filled and the directory removed. The caller
+ * sets c->poll.data. */
+int gw_rundir_spawn_supervisor(uv_loop_t *loop, struct gw_child *c,
+                               const struct gw_run_supervision *sv, gw_child_exit_cb exit_cb,
+                               char *msg, size_t msgsz);
+
+/* Removes the two trees on the thread pool, fire and forget (`b` may be
+ * NULL): a supervised run's directories once its final event is delivered. */
+void gw_rundir_remove_later(uv_loop_t *loop, const char *a, const char *b);
 
 #endif

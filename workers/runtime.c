@@ -86,6 +86,7 @@
 #include "gw/list.h"
 #include "gw/log.h"
 #include "gw/mem.h"
+#include "hosted.h"
 #include "keygate.h"
 #include "rundir.h"
 #include "slot.h"
@@ -547,6 +548,7 @@ static int job_supervision(struct job *j)
         .worker_id = j->worker_id,
         .key = j->key,
         .group = w->group,
+        .backend = w->o.type,
         .heartbeat_ms = (int)j->heartbeat_ms,
         .linger_seconds = w->o.linger_seconds > 0 ? w->o.linger_seconds : 3600,
     };
@@ -1013,6 +1015,8 @@ static int mkdirs(char *path)
 static int supervision_setup(struct gw_worker *w, struct gw_error *err)
 {
     ssize_t n;
+    if (w->be->hosted)
+        w->be = &gw_hosted_backend; /* the real one runs in the supervisor */
     if (w->be->reattach == NULL || w->be->detach == NULL) {
         gw_log_warn("--supervise: the %s backend cannot supervise its runs; ignored", w->o.type);
         return 0;

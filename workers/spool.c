@@ -1,6 +1,7 @@
 #include "spool.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,31 @@ char *gw_spool_exit_text(long i, int64_t exit_status, int term_signal, const cha
     return line_of(j, n);
 }
 
+static const char *const outcomes[] = {"succeeded", "failed", "timed_out", "cancelled"};
+
+char *gw_spool_result_text(long i, int outcome, json_t *outputs, const char *reason, int exit_code,
+                           const char *message, size_t *n)
+{
+    json_t *r;
+    if (outcome < 0 || outcome > 3)
+        return NULL;
+    r = json_pack("{s:s, s:i}", "outcome", outcomes[outcome], "exit_code", exit_code);
+    if (r == NULL)
+        return NULL;
+    if (outputs != NULL)
+        json_object_set(r, "outputs", outputs);
+    if (reason != NULL)
+        json_object_set_new(r, "reason", json_string(reason));
+    if (message != NULL)
+        json_object_set_new(r, "message", json_string(message));
+    return line_of(json_pack("{s:I, s:o}", "i", (json_int_t)i, "result", r), n);
+}
+
+char *gw_spool_rec_text(const struct gw_spool_rec *rec, size_t *n)
+{
+    return line_of(json_incref(rec->doc), n);
+}
+
 void gw_spool_rec_finish(struct gw_spool_rec *rec)
 {
     if (rec == NULL)
@@ -77,6 +103,17 @@ int gw_spool_parse(const char *text, size_t len, struct gw_spool_rec *rec)
         if (rec->line == NULL || rec->stream == NULL ||
             (strcmp(rec->stream, "stdout") != 0 && strcmp(rec->stream, "stderr") != 0))
             goto bad;
+        return 0;
+    }
+    if ((v = json_object_get(j, "result")) != NULL) {
+        const char *o = json_string_value(json_object_get(v, "outcome"));
+        bool known = false;
+        for (size_t k = 0; o != NULL && k < 4; k++)
+            known = known || strcmp(o, outcomes[k]) == 0;
+        if (!known)
+            goto bad;
+        rec->kind = GW_SPOOL_RESULT;
+        rec->result = v;
         return 0;
     }
     rec->kind = GW_SPOOL_EXIT;
@@ -120,7 +157,7 @@ int gw_spool_read(const char *path, gw_spool_cb cb, void *arg, int *ended, struc
         }
         count++;
         cb(arg, &rec);
-        if (rec.kind == GW_SPOOL_EXIT) {
+        if (rec.kind != GW_SPOOL_LOG) {
             if (ended != NULL)
                 *ended = 1;
             gw_spool_rec_finish(&rec);

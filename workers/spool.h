@@ -6,6 +6,8 @@
  *   {"i":1,"s":"stdout","l":"text of the line"}       a log line
  *   {"i":9,"exit":0,"sig":0,"stop":"none"}             the end; the last record
  *                                                      (an optional "msg" says more)
+ *   {"i":9,"result":{"outcome":"succeeded",...}}       the end of a run whose
+ *                                                      backend the supervisor hosts
  *
  * `i` numbers the records 1, 2, 3... with no gap: a worker that reattaches
  * forwards record i as the run's event seq 1 + i (seq 1 is run.started), so
@@ -28,7 +30,7 @@
 
 #include "gw/error.h"
 
-enum gw_spool_kind { GW_SPOOL_LOG, GW_SPOOL_EXIT };
+enum gw_spool_kind { GW_SPOOL_LOG, GW_SPOOL_EXIT, GW_SPOOL_RESULT };
 
 /* One record. The strings point into `doc` and live until
  * gw_spool_rec_finish(). */
@@ -43,6 +45,8 @@ struct gw_spool_rec {
     int term_signal;     /* EXIT */
     const char *stop;    /* EXIT: "none", "timeout", "cancel", "lost" or "spawn_failed" */
     const char *message; /* EXIT: detail ("spawn_failed": why), may be NULL */
+    json_t *result;      /* RESULT: {"outcome": succeeded|failed|timed_out|cancelled,
+                            "outputs", "reason", "exit_code", "message"}, borrowed */
 };
 
 /* The record lines, '\n' included, as malloc'd text (NULL: out of memory);
@@ -50,6 +54,14 @@ struct gw_spool_rec {
 char *gw_spool_log_text(long i, const char *stream, const char *line, size_t len, size_t *n);
 char *gw_spool_exit_text(long i, int64_t exit_status, int term_signal, const char *stop,
                          const char *message, size_t *n);
+
+/* The RESULT record of a hosted backend's run: `r` as gw_run_finish_* got it. */
+char *gw_spool_result_text(long i, int outcome, json_t *outputs, const char *reason, int exit_code,
+                           const char *message, size_t *n);
+
+/* A parsed record as a line again ('\n' included; malloc'd, NULL: out of
+ * memory). */
+char *gw_spool_rec_text(const struct gw_spool_rec *rec, size_t *n);
 
 /* Parses one line (without its '\n'). Returns 0, or -1 when it is not a
  * record (nothing to finish then). */
@@ -64,7 +76,7 @@ typedef void (*gw_spool_cb)(void *arg, const struct gw_spool_rec *rec);
  * crash), at a malformed line or at a record out of sequence. Returns the
  * number of records delivered (a missing file has none), or < 0 with `err`
  * filled when the file cannot be read. *ended (may be NULL) says whether the
- * EXIT record was among them. */
+ * EXIT or RESULT record was among them. */
 int gw_spool_read(const char *path, gw_spool_cb cb, void *arg, int *ended, struct gw_error *err);
 
 #endif

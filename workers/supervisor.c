@@ -79,6 +79,14 @@ struct sup {
     int64_t exit_status;
     int term_signal;
     char spawn_error[256];
+
+    /* Hosted (the spec names a "backend"): that backend's run goes on in
+     * this process, its sink spooling lines and the result. */
+    bool hosted;
+    const struct gw_backend_impl *be;
+    struct gw_run run;
+    char *result_text;
+    size_t result_len;
 };
 
 struct sconn {
@@ -191,11 +199,8 @@ struct replay {
 static void replay_rec(void *arg, const struct gw_spool_rec *rec)
 {
     struct replay *r = arg;
-    size_t n;
-    char *text = rec->kind == GW_SPOOL_LOG
-                     ? gw_spool_log_text(rec->i, rec->stream, rec->line, rec->len, &n)
-                     : gw_spool_exit_text(rec->i, rec->exit_status, rec->term_signal, rec->stop,
-                                          rec->message, &n);
+    size_t n = 0;
+    char *text = gw_spool_rec_text(rec, &n);
     if (text != NULL)
         conn_send(r->c, text, n);
     free(text);
@@ -299,6 +304,74 @@ static void stop(struct sup *s, enum sup_stop why)
         return;
     s->stopped = why;
     sup_enter(s, S_STOPPING);
+}
+
+/* ------------------------------------------------------------ a hosted backend */
+
+static void host_log(struct gw_run *run, const char *stream, const char *line, size_t len)
+{
+    log_line(run->sink_data, stream, line, len);
+}
+
+static void host_finish(struct gw_run *run, const struct gw_run_result *r)
+{
+    struct sup *s = run->sink_data;
+    s->result_text = gw_spool_result_text(s->next_i++, (int)r->outcome, r->outputs, r->reason,
+                                          r->exit_code, r->message, &s->result_len);
+    if (s->state == S_RUNNING || s->state == S_STOPPING)
+        sup_enter(s, S_ENDED);
+}
+
+static const struct gw_run_sink host_sink = {.log = host_log, .finish = host_finish};
+
+/* Starts the run of the spec's "backend" here, as a worker would. */
+static void start_hosted(struct sup *s)
+{
+    json_t *r = json_object_get(s->spec, "run");
+    const char *name = json_string_value(json_object_get(s->spec, "backend"));
+    struct gw_run *run = &s->run;
+    struct gw_error err;
+    json_t *paths;
+
+    run->loop = s->loop;
+    run->run_id = s->run_id;
+    run->attempt = s->attempt;
+    run->sink = &host_sink;
+    run->sink_data = s;
+    s->be = gw_backend_lookup(name);
+    if (s->be == NULL || !json_is_object(r)) {
+        gw_run_finish_failed(run, "backend_error", -1, "supervise: no such backend");
+        return;
+    }
+    run->action_id = json_string_value(json_object_get(r, "action_id"));
+    run->action_version = json_string_value(json_object_get(r, "action_version"));
+    run->requested_by = json_string_value(json_object_get(r, "requested_by"));
+    run->inputs = json_object_get(r, "inputs");
+    run->config = json_object_get(r, "config");
+    run->timeout_seconds = (int)json_integer_value(json_object_get(r, "timeout_seconds"));
+    run->resource_key = json_string_value(json_object_get(r, "resource_key"));
+    if (run->resource_key == NULL)
+        run->resource_key = s->run_id;
+    run->operation = json_string_value(json_object_get(r, "operation"));
+    if (run->operation == NULL)
+        run->operation = "create";
+    paths = json_object_get(r, "secret_paths");
+    if (!json_is_array(paths)) {
+        paths = json_array();
+        json_object_set_new(r, "secret_paths", paths);
+    }
+    run->secret_paths = paths;
+    run->secret_values = gw_run_secret_values(run->inputs, paths);
+    gw_error_clear(&err);
+    if (s->be->create(run, &err) < 0) {
+        gw_run_finish_failed(run, "backend_error", -1, err.message);
+        return;
+    }
+    if (s->be->start(run, &err) < 0) {
+        gw_run_finish_failed(run, "spawn_failed", -1, err.message);
+        return;
+    }
+    gw_log(GW_LOG_INFO, s->run_id, "supervise: started the %s run", name);
 }
 
 static void timeout_cb(uv_timer_t *t)
@@ -458,6 +531,7 @@ static int write_meta(struct sup *s, struct gw_error *err)
     json_object_del(meta, "stdin");
     json_object_del(meta, "envp");
     json_object_del(meta, "token");
+    json_object_del(meta, "run"); /* a hosted run's inputs */
     json_object_set_new(meta, "supervisor_pid", json_integer(getpid()));
     json_object_set_new(meta, "program_pid", json_integer(s->spawned ? s->child.pid : 0));
     snprintf(path, sizeof(path), "%s/meta.json", s->dir);
@@ -473,13 +547,16 @@ static int take_spec(struct sup *s, const char *line, size_t len, struct gw_erro
 {
     json_t *j = json_loadb(line, len, 0, NULL);
     json_t *a = json_object_get(j, "attempt");
+    bool hosted = json_is_string(json_object_get(j, "backend"));
     if (!json_is_object(j) || !json_is_string(json_object_get(j, "run_id")) ||
         !json_is_integer(a) || !json_is_string(json_object_get(j, "worker_id")) ||
-        !json_is_array(json_object_get(j, "argv")) || !json_is_array(json_object_get(j, "envp"))) {
+        (!hosted && (!json_is_array(json_object_get(j, "argv")) ||
+                     !json_is_array(json_object_get(j, "envp"))))) {
         json_decref(j);
         return gw_error_set(err, GW_EINVAL, false, "malformed spec");
     }
     s->spec = j;
+    s->hosted = hosted;
     s->run_id = json_string_value(json_object_get(j, "run_id"));
     s->worker_id = json_string_value(json_object_get(j, "worker_id"));
     s->attempt = (int)json_integer_value(a);
@@ -631,7 +708,10 @@ static void sup_enter(struct sup *s, enum sup_state to)
         uint64_t hb = (uint64_t)json_integer_value(json_object_get(s->spec, "heartbeat_ms"));
         json_int_t timeout = json_integer_value(json_object_get(s->spec, "timeout_seconds"));
         uv_timer_stop(&s->spec_timer);
-        start_program(s);
+        if (s->hosted)
+            start_hosted(s);
+        else
+            start_program(s);
         if (write_meta(s, &err) < 0)
             gw_log(GW_LOG_ERROR, s->run_id, "supervise: %s", err.message);
         uv_timer_start(&s->heartbeat, heartbeat_cb, hb > 0 ? hb : 5000, hb > 0 ? hb : 5000);
@@ -644,6 +724,12 @@ static void sup_enter(struct sup *s, enum sup_state to)
         break;
     case S_STOPPING:
         uv_timer_stop(&s->timeout);
+        if (s->hosted) {
+            /* The backend's own stop sequence; its finish ends the state. */
+            s->be->cancel(&s->run,
+                          s->stopped == STOP_LOST ? GW_CANCEL_SHUTDOWN : GW_CANCEL_REQUESTED);
+            break;
+        }
         signal_group(s, SIGTERM);
         uv_timer_start(&s->kill, kill_cb, s->grace_ms, 0);
         break;
@@ -657,16 +743,25 @@ static void sup_enter(struct sup *s, enum sup_state to)
             sup_enter(s, S_QUIT);
             return;
         }
-        text = gw_spool_exit_text(s->next_i++, s->exit_status, s->term_signal, stop_name(s),
-                                  s->spawned ? NULL : s->spawn_error, &n);
-        emit(s, text, n);
-        gw_log(GW_LOG_INFO, s->run_id, "supervise: the program ended (%s, exit %lld, signal %d)",
-               stop_name(s), (long long)s->exit_status, s->term_signal);
+        if (s->hosted) {
+            emit(s, s->result_text, s->result_len);
+            s->result_text = NULL;
+            gw_log(GW_LOG_INFO, s->run_id, "supervise: the run ended");
+        } else {
+            text = gw_spool_exit_text(s->next_i++, s->exit_status, s->term_signal, stop_name(s),
+                                      s->spawned ? NULL : s->spawn_error, &n);
+            emit(s, text, n);
+            gw_log(GW_LOG_INFO, s->run_id,
+                   "supervise: the program ended (%s, exit %lld, signal %d)", stop_name(s),
+                   (long long)s->exit_status, s->term_signal);
+        }
         uv_timer_start(&s->linger, linger_over,
                        (uint64_t)(linger > 0 ? linger : DEFAULT_LINGER) * 1000, 0);
         break;
     }
     case S_QUIT:
+        free(s->result_text);
+        s->result_text = NULL;
         if (s->stopped == STOP_LOST) {
             /* Only a group whose leader we have not reaped: after that its
              * id may name someone else's processes. */

@@ -18,7 +18,10 @@ line every 0.5 s.
    run's directory;
 6. --drain-mode handoff + SIGTERM -> the worker exits at once, the program
    goes on, a new worker reattaches, the run succeeds;
-7. a 40000-byte line still arrives in pieces of at most 16 KiB.
+7. a 40000-byte line still arrives in pieces of at most 16 KiB;
+8. terraform (hosted whole by its supervisor): worker SIGKILLed during the
+   apply, restarted -> succeeded, the apply's provisioner ran once, every
+   line once and in order, outputs back (skipped without terraform).
 Every reattached run's outputs file is still read (the workdir outlives the
 worker)."""
 import json
@@ -29,7 +32,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from harness import Stack, check, main, write_action  # noqa: E402
+from harness import BUILD, Stack, check, main, write_action  # noqa: E402
 
 SCRIPT = r"""
 echo "start $$" >> "$0/starts-$1"
@@ -267,5 +270,84 @@ def test():
               "7: a long line is split at 16 KiB", [len(p) for p in pieces])
 
 
+TF_MODULE = r"""
+variable "tag" {
+  type = string
+}
+variable "marks" {
+  type = string
+}
+resource "terraform_data" "slow" {
+  input = var.tag
+  provisioner "local-exec" {
+    command = "echo start >> ${var.marks}/tf-starts-${var.tag}; for i in 1 2 3 4 5 6 7 8 9 10 11 12; do echo tfline $i; sleep 0.5; done"
+  }
+}
+output "tag" {
+  value = terraform_data.slow.output
+}
+"""
+
+
+def test_terraform():
+    binary = os.environ.get("GW_TERRAFORM_BIN") or "/usr/local/bin/terraform"
+    try:
+        with open(os.path.join(BUILD, "workers", "registry.h")) as f:
+            built = "gw_terraform_backend_create" in f.read()
+    except OSError:
+        built = False
+    if not built or not os.access(binary, os.X_OK):
+        print("skipped: the terraform part (no terraform backend or binary)")
+        return
+    s = Stack("reattach_tf", broker_args=["--heartbeat", "1", "--heartbeat-timeout", "5"])
+    actions = os.path.join(s.tmp, "actions")
+    module = os.path.join(s.tmp, "module")
+    marks = os.path.join(s.tmp, "marks")
+    state = os.path.join(s.tmp, "state")
+    for d in (actions, module, marks):
+        os.makedirs(d)
+    with open(os.path.join(module, "main.tf"), "w") as f:
+        f.write(TF_MODULE)
+    schema = {"type": "object", "required": ["tag", "marks"],
+              "properties": {"tag": {"type": "string"}, "marks": {"type": "string"}}}
+    write_action(actions, "tf-slow", None, schema, worker_type="terraform",
+                 backend={"module": module}, timeout_seconds=300)
+    s.actions_dir = actions
+    env = {"GW_KAFKA_PROPS": "session.timeout.ms=6000", "GW_TERRAFORM_BIN": binary,
+           "GW_TERRAFORM_STATE_DIR": os.path.join(s.tmp, "tfstate")}
+
+    def worker():
+        return s.start_worker(concurrency=2, worker_type="terraform",
+                              extra_args=["--supervise", "--state-dir", state], extra_env=env)
+
+    with s:
+        s.start_broker()
+        w = worker()
+        r = s.submit("tf-slow", {"tag": "t1", "marks": marks})
+        check(r.status == 202, "8: terraform run submitted", r.status, r.body)
+        rid = r.json()["id"]
+        starts = os.path.join(marks, "tf-starts-t1")
+        wait_for("8: the apply's provisioner runs", lambda: read(starts), 180)
+        time.sleep(1)
+        w.kill()
+        w.wait()
+        time.sleep(2)
+        worker()
+        done = s.wait_run(rid, timeout=180)
+        check(done["status"] == "succeeded", "8: the terraform run outlives a SIGKILLed worker", done)
+        check(len(read(starts).splitlines()) == 1, "8: the apply ran once", read(starts))
+        got = [l for _, l in lines_of(s, rid)]
+        nums = [int(l.rsplit("tfline ", 1)[1]) for l in got if "tfline " in l and "echo" not in l]
+        check(nums == list(range(1, 13)), "8: every provisioner line once, in order", nums)
+        check(any("Apply complete!" in l for l in got), "8: terraform's own lines too", got[-5:])
+        check((done.get("outputs") or {}).get("outputs", {}).get("tag") == "t1",
+              "8: terraform outputs come back", done.get("outputs"))
+
+
+def test_all():
+    test()
+    test_terraform()
+
+
 if __name__ == "__main__":
-    main(test)
+    main(test_all)

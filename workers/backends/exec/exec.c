@@ -66,6 +66,7 @@
 
 #include "backend.h"
 #include "registry.h"
+#include "rundir.h"
 #include "spool.h"
 #include "exec_io.h"
 #include "gw/fs.h"
@@ -531,6 +532,10 @@ static void sup_record(struct exec_run *x, const struct gw_spool_rec *rec)
         gw_run_log(x->run, rec->stream, rec->line, rec->len);
         return;
     }
+    if (rec->kind != GW_SPOOL_EXIT) {
+        gw_log(GW_LOG_ERROR, x->run->run_id, "exec: a hosted backend's result in an exec spool");
+        return;
+    }
     x->got_exit = true;
     x->exit_status = rec->exit_status;
     x->term_signal = rec->term_signal;
@@ -717,62 +722,6 @@ static char *sup_spec(struct exec_run *x)
     return line;
 }
 
-/* Binds and listens on <run_dir>/sock and starts `gangway supervise` with
- * that socket as stdin and <run_dir>/supervisor.log as stdout and stderr.
- * Blocking file system calls, as the workdir's mkdtemp. */
-static int sup_spawn(struct exec_run *x, char *msg, size_t msgsz)
-{
-    const struct gw_run_supervision *sv = x->run->supervise;
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    char path[PATH_MAX + 32];
-    char *argv[] = {(char *)sv->self_exe, "supervise", (char *)sv->run_dir, NULL};
-    extern char **environ;
-    int fds[3] = {-1, -1, -1}, rc;
-
-    if (strlen(sv->run_dir) + 6 > sizeof(sa.sun_path)) {
-        snprintf(msg, msgsz, "state directory too long for a unix socket: %s", sv->run_dir);
-        return -1;
-    }
-    if (mkdir(sv->run_dir, 0700) != 0 && errno != EEXIST) {
-        snprintf(msg, msgsz, "mkdir %s: %s", sv->run_dir, strerror(errno));
-        return -1;
-    }
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/sock", sv->run_dir);
-    unlink(sa.sun_path);
-    fds[0] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fds[0] < 0 || bind(fds[0], (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-        listen(fds[0], 8) != 0) {
-        snprintf(msg, msgsz, "supervisor socket %s: %s", sa.sun_path, strerror(errno));
-        goto fail;
-    }
-    snprintf(path, sizeof(path), "%s/supervisor.log", sv->run_dir);
-    fds[1] = fds[2] = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (fds[1] < 0) {
-        snprintf(msg, msgsz, "%s: %s", path, strerror(errno));
-        goto fail;
-    }
-    /* The worker's own environment: the supervisor is gangway too, and its
-     * heartbeats need what the worker's claims use (proxies, CA files). The
-     * program's scrubbed environment travels in the spec. */
-    rc = gw_child_spawn_fds(x->run->loop, &x->child, argv, environ, "/", fds, sup_exit_cb);
-    if (rc != 0) {
-        snprintf(msg, msgsz, "cannot start the supervisor %s: %s", sv->self_exe, uv_strerror(rc));
-        goto fail;
-    }
-    close(fds[0]);
-    close(fds[1]);
-    x->child.poll.data = x;
-    x->proc_open = true;
-    return 0;
-fail:
-    if (fds[0] >= 0)
-        close(fds[0]);
-    if (fds[1] >= 0)
-        close(fds[1]);
-    gw_fs_remove_tree(sv->run_dir);
-    return -1;
-}
-
 static int start_supervised(struct exec_run *x, struct gw_error *err)
 {
     char msg[PATH_MAX + 64];
@@ -781,10 +730,13 @@ static int start_supervised(struct exec_run *x, struct gw_error *err)
         gw_fs_remove_tree(x->workdir);
         return gw_error_set(err, GW_ENOMEM, true, "out of memory");
     }
-    if (sup_spawn(x, msg, sizeof(msg)) < 0) {
+    if (gw_rundir_spawn_supervisor(x->run->loop, &x->child, x->run->supervise, sup_exit_cb, msg,
+                                   sizeof(msg)) < 0) {
         gw_fs_remove_tree(x->workdir);
         return gw_error_set(err, GW_EIO, true, "exec: %s", msg);
     }
+    x->child.poll.data = x;
+    x->proc_open = true;
     sup_init_handles(x);
     x->open_handles = 4; /* and the supervisor's pidfd */
     x->spawned = true;
@@ -834,40 +786,6 @@ int gw_exec_backend_detach(struct gw_run *run)
     gw_log(GW_LOG_INFO, run->run_id, "exec: detaching; the run goes on under its supervisor");
     stop(x, STOP_DETACH);
     return 0;
-}
-
-/* Fire and forget on the pool: a supervised run's directories, once its
- * final event is delivered. */
-struct rm_work {
-    uv_work_t work;
-    char *a, *b;
-};
-
-static void rm_work(uv_work_t *req)
-{
-    struct rm_work *w = container_of(req, struct rm_work, work);
-    gw_fs_remove_tree(w->a);
-    gw_fs_remove_tree(w->b);
-}
-
-static void rm_done(uv_work_t *req, int status)
-{
-    struct rm_work *w = container_of(req, struct rm_work, work);
-    (void)status;
-    free(w->a);
-    free(w->b);
-    free(w);
-}
-
-static void remove_later(uv_loop_t *loop, const char *a, const char *b)
-{
-    struct rm_work *w = calloc(1, sizeof(*w));
-    if (w == NULL)
-        return;
-    w->a = strdup(a);
-    w->b = strdup(b);
-    if (w->a == NULL || w->b == NULL || uv_queue_work(loop, &w->work, rm_work, rm_done) != 0)
-        rm_done(&w->work, 0);
 }
 
 /* ------------------------------------------------------------ start */
@@ -960,7 +878,7 @@ void gw_exec_backend_destroy(struct gw_run *run)
         return;
     if (x->supervised) {
         if (run->final_delivered)
-            remove_later(run->loop, x->workdir, run->supervise->run_dir);
+            gw_rundir_remove_later(run->loop, x->workdir, run->supervise->run_dir);
         free(x->spec_text);
         gw_exec_lines_finish(&x->sock_lines);
     }
