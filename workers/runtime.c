@@ -526,8 +526,9 @@ static void heartbeat(uv_timer_t *t)
 }
 
 /* Takes the run's directory under the state dir for this job (rundir.h)
- * and fills j->sv. Returns 0, or -1 when the run cannot be supervised (it
- * then runs as an ordinary child). */
+ * and fills j->sv. Returns 0, or -1 when the run cannot be supervised: an
+ * exec program then runs as an ordinary child, a hosted run fails to start
+ * (spawn_failed, with the reason). */
 static int job_supervision(struct job *j)
 {
     struct gw_worker *w = j->w;
@@ -536,7 +537,7 @@ static int job_supervision(struct job *j)
         j->lock_fd = gw_rundir_take(w->runs_dir, j->req.run_id, j->req.attempt, j->run_dir,
                                     sizeof(j->run_dir), &err);
         if (j->lock_fd < 0) {
-            gw_log(GW_LOG_ERROR, j->req.run_id, "%s; running it unsupervised", err.message);
+            gw_log(GW_LOG_ERROR, j->req.run_id, "%s: the run is not supervised", err.message);
             return -1;
         }
     }
