@@ -21,7 +21,9 @@ line every 0.5 s.
 7. a 40000-byte line still arrives in pieces of at most 16 KiB;
 8. terraform (hosted whole by its supervisor): worker SIGKILLed during the
    apply, restarted -> succeeded, the apply's provisioner ran once, every
-   line once and in order, outputs back (skipped without terraform).
+   line once and in order, outputs back; a second one cancelled while no
+   worker is attached ends cancelled, its provisioner killed by terraform's
+   own stop sequence inside the supervisor (skipped without terraform).
 Every reattached run's outputs file is still read (the workdir outlives the
 worker)."""
 import json
@@ -77,6 +79,22 @@ def pid_alive(pid):
             return f.read().split(") ", 1)[1][0] != "Z"
     except OSError:
         return False
+
+
+def procs_with(text):
+    """Live processes whose command line contains `text`."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % name, "rb") as f:
+                cmd = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmd and pid_alive(int(name)):
+            found.append(int(name))
+    return found
 
 
 def run_dirs(state):
@@ -277,10 +295,14 @@ variable "tag" {
 variable "marks" {
   type = string
 }
+variable "n" {
+  type    = number
+  default = 12
+}
 resource "terraform_data" "slow" {
   input = var.tag
   provisioner "local-exec" {
-    command = "echo start >> ${var.marks}/tf-starts-${var.tag}; for i in 1 2 3 4 5 6 7 8 9 10 11 12; do echo tfline $i; sleep 0.5; done"
+    command = "echo start >> ${var.marks}/tf-starts-${var.tag}; i=1; while [ $i -le ${var.n} ]; do echo tfline $i; i=$((i+1)); sleep 0.5; done; echo done >> ${var.marks}/tf-finished-${var.tag}"
   }
 }
 output "tag" {
@@ -309,7 +331,8 @@ def test_terraform():
     with open(os.path.join(module, "main.tf"), "w") as f:
         f.write(TF_MODULE)
     schema = {"type": "object", "required": ["tag", "marks"],
-              "properties": {"tag": {"type": "string"}, "marks": {"type": "string"}}}
+              "properties": {"tag": {"type": "string"}, "marks": {"type": "string"},
+                             "n": {"type": "integer"}}}
     write_action(actions, "tf-slow", None, schema, worker_type="terraform",
                  backend={"module": module}, timeout_seconds=300)
     s.actions_dir = actions
@@ -342,6 +365,25 @@ def test_terraform():
         check(any("Apply complete!" in l for l in got), "8: terraform's own lines too", got[-5:])
         check((done.get("outputs") or {}).get("outputs", {}).get("tag") == "t1",
               "8: terraform outputs come back", done.get("outputs"))
+
+        # Cancel while detached: the supervisor cancels the hosted backend
+        # (terraform's own stop sequence); the run ends cancelled.
+        w = s.workers[-1]
+        r = s.submit("tf-slow", {"tag": "t2", "marks": marks, "n": 120})
+        rid = r.json()["id"]
+        starts = os.path.join(marks, "tf-starts-t2")
+        wait_for("8: the second apply runs", lambda: read(starts), 180)
+        w.kill()
+        w.wait()
+        resp = s.post("/v1/runs/%s/cancel" % rid, {})
+        check(resp.status == 202, "8: cancel while detached", resp.status, resp.body)
+        time.sleep(3)
+        worker()
+        done = s.wait_run(rid, timeout=180)
+        check(done["status"] == "cancelled", "8: the hosted terraform run ends cancelled", done)
+        check(not read(os.path.join(marks, "tf-finished-t2")), "8: its apply never finished")
+        wait_for("8: the provisioner's shell is gone",
+                 lambda: not procs_with(os.path.join(marks, "tf-finished-t2")), 30)
 
 
 def test_all():
