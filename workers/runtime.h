@@ -43,6 +43,12 @@ struct gw_worker_options {
      * "teardown"...), before run.succeeded is published: a worker lost between
      * the work and its final event. NULL (always in production) = never. */
     const char *test_die_after_success;
+    /* Supervision (docs/reattach.md): programs of backends that support it
+     * run under `gangway supervise` and outlive the worker; a worker that
+     * starts reattaches the runs of its group found under state_dir. */
+    bool supervise;
+    const char *state_dir; /* required with supervise */
+    int linger_seconds;    /* a finished supervisor's wait for a worker; 0 = 3600 */
 };
 
 struct gw_worker_stats {

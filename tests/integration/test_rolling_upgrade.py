@@ -10,7 +10,9 @@ brokers, workers, PostgreSQL and Kafka:
   own Idempotency-Key, retrying 503s and connection errors with the same key;
 - every process is restarted one at a time: broker A, broker B, worker 1,
   worker 2 (SIGTERM, wait for its exit, start the same binary again: "a new
-  binary built from the same tree"); workers drain in DRAIN_MODE;
+  binary built from the same tree"); workers drain in DRAIN_MODE (handoff:
+  the runs in flight go on under their supervisors and the restarted worker
+  reattaches them);
 - then: zero failed requests; every idempotency key has one run and every
   accepted run ended `succeeded` (none lost); no key has two runs and every
   run's program started exactly once (no duplicates); the runs in flight on
@@ -30,9 +32,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from harness import Stack, check, main, need_services, write_action  # noqa: E402
 
-# Worker restarts drain in this mode (--drain-mode). "handoff" once run
-# supervisors and reattach are in the build.
-DRAIN_MODE = os.environ.get("GW_TEST_DRAIN_MODE", "wait")
+# Worker restarts drain in this mode (--drain-mode): "handoff" (the default
+# here) detaches the supervised runs in flight and the restarted worker
+# reattaches them (docs/reattach.md); "wait" lets them finish first.
+DRAIN_MODE = os.environ.get("GW_TEST_DRAIN_MODE", "handoff")
 RATE = 20           # requests per second
 PAUSE = 3.0         # seconds of traffic between two restarts
 REQUEST_DEADLINE = 60.0
@@ -216,7 +219,10 @@ def test():
 
         def start_worker(wid):
             before = len(s.workers)
-            p = s.start_worker(concurrency=16, extra_args=["--worker-id", wid, "--drain-mode", DRAIN_MODE])
+            args = ["--worker-id", wid, "--drain-mode", DRAIN_MODE]
+            if DRAIN_MODE == "handoff":
+                args += ["--supervise", "--state-dir", os.path.join(s.tmp, "state")]
+            p = s.start_worker(concurrency=16, extra_args=args)
             log = "worker%d" % before
             wait_for(wid + " has partitions and listens for control messages",
                      lambda: "partition(s) assigned" in s.log(log) and "listening for cancels" in s.log(log))
