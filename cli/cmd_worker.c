@@ -112,6 +112,12 @@ int gw_cmd_worker(int argc, char **argv)
     if (!supervise && supervise_env != NULL && strcmp(supervise_env, "1") == 0)
         supervise = true;
     o.supervise = supervise;
+    if (o.drain_mode == GW_DRAIN_HANDOFF && !supervise) {
+        fprintf(stderr, "gangway worker: --drain-mode handoff needs --supervise "
+                        "(GW_WORKER_SUPERVISE=1): without run supervisors nothing can be handed "
+                        "off\n");
+        return 2;
+    }
     state_dir = env_or(state_dir, "GW_WORKER_STATE_DIR");
     if (state_dir == NULL) {
         const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");

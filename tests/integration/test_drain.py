@@ -12,8 +12,8 @@ Kafka 3.9:
   printed); wA keeps running its long run to success (mode wait), then exits 0;
 - the request leaves an audit entry; a non-admin or a worker token gets 403,
   a malformed worker id 422 with the field, an unknown body field 422;
-- `gangway worker --drain-mode handoff` refuses to start with a clear
-  message, and an unknown mode is a usage error."""
+- `gangway worker --drain-mode handoff` without `--supervise` refuses to
+  start with a clear message, and an unknown mode is a usage error."""
 import calendar
 import json
 import os
@@ -181,8 +181,8 @@ def test():
     p = subprocess.run([GANGWAY, "worker", "--type", "exec", "--broker-url", "http://127.0.0.1:1",
                         "--kafka", "127.0.0.1:1", "--drain-mode", "handoff"],
                        capture_output=True, text=True, timeout=30)
-    check(p.returncode == 2 and "handoff needs run supervisors; not available in this build" in p.stderr,
-          "--drain-mode handoff refused: %d %s" % (p.returncode, p.stderr))
+    check(p.returncode == 2 and "--drain-mode handoff needs --supervise" in p.stderr,
+          "--drain-mode handoff without --supervise refused: %d %s" % (p.returncode, p.stderr))
     p = subprocess.run([GANGWAY, "worker", "--type", "exec", "--broker-url", "http://127.0.0.1:1",
                         "--kafka", "127.0.0.1:1"], capture_output=True, text=True, timeout=30,
                        env=dict(os.environ, GW_WORKER_DRAIN_MODE="later"))
