@@ -8,7 +8,9 @@
 #include <string.h>
 
 #include "api.h"
+#include "audit.h"
 #include "catalog.h"
+#include "gw/checkpoint.h"
 #include "gw/mem.h"
 #include "gw/jwt.h"
 #include "gw/log.h"
@@ -55,8 +57,8 @@ static void stats_tick(uv_timer_t *t)
 
 static int ensure_topics(const struct gw_broker *b, struct gw_error *err)
 {
-    const char *logical[] = {"gangway.events", "gangway.catalog", "gangway.deadletter",
-                             "gangway.control"};
+    const char *logical[] = {"gangway.events",  "gangway.catalog", "gangway.deadletter",
+                             "gangway.control", "gangway.audit",   "gangway.audit.checkpoints"};
     size_t n = ARRAY_SIZE(logical) + b->catalog->n;
     char(*names)[256] = calloc(n, sizeof(*names));
     const char **list = calloc(n + 1, sizeof(*list));
@@ -115,7 +117,13 @@ struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_optio
         b->opts.requeue_after_s = 600;
     if (b->opts.reaper_interval_ms <= 0)
         b->opts.reaper_interval_ms = 1000;
+    if (b->opts.audit_checkpoint_every_s <= 0)
+        b->opts.audit_checkpoint_every_s = 60;
+    if (b->opts.audit_checkpoint_every_n <= 0)
+        b->opts.audit_checkpoint_every_n = 1000;
 
+    if (b->opts.audit_signing_key != NULL && gw_audit_key_load(b, err) < 0)
+        goto fail;
     b->catalog = gw_catalog_load(b->opts.actions_dir, err);
     if (b->catalog == NULL)
         goto fail;
@@ -195,6 +203,7 @@ static void free_broker(struct gw_broker *b)
     gw_kafka_producer_destroy(b->producer, 5000);
     gw_auth_destroy(b->auth);
     gw_policy_store_destroy(b->policy);
+    gw_checkpoint_keys_destroy(b->audit_key);
     gw_catalog_destroy(b->catalog);
     free(b);
     if (done != NULL)

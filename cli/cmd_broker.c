@@ -27,13 +27,17 @@ static const char usage_text[] =
     "                         default: built-in, see docs/policy.md)\n"
     "  --auth-config FILE     JWT issuers accepted as bearer tokens (GW_AUTH_CONFIG;\n"
     "                         see docs/auth-backstage.md; default: API tokens only)\n"
+    "  --audit-signing-key PEM  Ed25519 private key signing audit checkpoints\n"
+    "                         (GW_AUDIT_SIGNING_KEY; see docs/audit.md; default: none)\n"
     "  --no-migrate           do not apply migrations at start\n"
     "  --no-create-topics     do not create missing topics at start\n"
     "environment only: GW_PG_QUEUE_TIMEOUT_MS (how long a statement may wait for a free\n"
     "  PostgreSQL connection before the request gets 503; default 5000, 0 = no limit),\n"
     "  GW_WEBHOOK_URL (notifications), GW_WEBHOOK_SECRET (signs them),\n"
     "  GW_WEBHOOK_MAX_ATTEMPTS (default 10), GW_WEBHOOK_BACKOFF_MS (first retry delay, default\n"
-    "  5000, doubling), GW_INSTANCE_ID (stable replica id)\n";
+    "  5000, doubling), GW_INSTANCE_ID (stable replica id),\n"
+    "  GW_AUDIT_CHECKPOINT_INTERVAL_S (default 60), GW_AUDIT_CHECKPOINT_ENTRIES (default 1000),\n"
+    "  GW_AUDIT_CHECKPOINT_WEBHOOK=1 (also POST checkpoints to GW_WEBHOOK_URL)\n";
 
 struct broker_main {
     uv_loop_t loop;
@@ -64,7 +68,7 @@ int gw_cmd_broker(int argc, char **argv)
 {
     const char *listen = NULL, *pg = NULL, *kafka = NULL, *props = NULL, *prefix = NULL;
     const char *actions = NULL, *sql_dir = NULL, *pool = NULL, *hb = NULL, *hbt = NULL;
-    const char *requeue = NULL, *policy = NULL, *auth_config = NULL;
+    const char *requeue = NULL, *policy = NULL, *auth_config = NULL, *audit_key = NULL;
     int migrate = 1, create_topics = 1;
     const struct gw_opt_spec specs[] = {
         {"listen", GW_OPT_STRING, &listen, .env = "GW_LISTEN", .def = "127.0.0.1:8080"},
@@ -80,6 +84,7 @@ int gw_cmd_broker(int argc, char **argv)
         {"requeue-after", GW_OPT_STRING, &requeue, .env = "GW_REQUEUE_AFTER_S", .def = "600"},
         {"policy", GW_OPT_STRING, &policy, .env = "GW_POLICY_FILE"},
         {"auth-config", GW_OPT_STRING, &auth_config, .env = "GW_AUTH_CONFIG"},
+        {"audit-signing-key", GW_OPT_STRING, &audit_key, .env = "GW_AUDIT_SIGNING_KEY"},
         {"no-migrate", GW_OPT_CLEAR, &migrate},
         {"no-create-topics", GW_OPT_CLEAR, &create_topics},
         {0},
@@ -142,6 +147,11 @@ int gw_cmd_broker(int argc, char **argv)
         .instance_id = gw_opt(NULL, "GW_INSTANCE_ID", NULL),
         .policy_file = policy,
         .auth_config = auth_config,
+        .audit_signing_key = audit_key,
+        .audit_checkpoint_every_s = atoi(gw_opt(NULL, "GW_AUDIT_CHECKPOINT_INTERVAL_S", "60")),
+        .audit_checkpoint_every_n = atoi(gw_opt(NULL, "GW_AUDIT_CHECKPOINT_ENTRIES", "1000")),
+        .audit_checkpoint_webhook =
+            strcmp(gw_opt(NULL, "GW_AUDIT_CHECKPOINT_WEBHOOK", "0"), "1") == 0,
     };
 
     /* A client that hangs up while its answer or its event stream is being
