@@ -3,6 +3,7 @@
  */
 #include "broker.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,6 +259,8 @@ void gw_broker_shutdown(struct gw_broker *b, void (*done)(void *arg), void *arg)
     b->streams = NULL;
     gw_jwt_auth_destroy(b->jwt); /* requests waiting for a key refresh get 503 */
     b->jwt = NULL;
+    if (b->audit_verify_pid > 0) /* its request is answered 503 when it is gone */
+        uv_kill(b->audit_verify_pid, SIGKILL);
     if (b->http != NULL) {
         gw_http_server_destroy(b->http, http_closed, b);
         b->http = NULL;

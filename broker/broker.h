@@ -51,6 +51,8 @@ struct gw_broker_options {
     int audit_checkpoint_every_s;   /* sign the head at least this often; default 60 */
     int audit_checkpoint_every_n;   /* ... and every this many entries; default 1000 */
     bool audit_checkpoint_webhook;  /* also POST each checkpoint to webhook_url */
+    const char *audit_verify_keys;  /* comma-separated PEM files of retired public
+                                       keys, for GET /v1/admin/audit/verify */
 };
 
 /* Counters shown on /metrics. Touched on the loop thread only. */
@@ -103,6 +105,8 @@ struct gw_broker {
     struct gw_jwt_auth *jwt;              /* JWT bearer verification; NULL = not configured */
     struct gw_checkpoint_keys *audit_key; /* signs audit checkpoints; NULL = none (audit.c) */
     bool audit_checkpoint_busy;           /* a checkpoint round is in flight */
+    bool audit_verify_busy;               /* GET /v1/admin/audit/verify's child runs */
+    int audit_verify_pid;                 /* ... its pid, killed at shutdown; 0 = none */
     struct gw_broker_metrics metrics;
     uv_timer_t stats_timer;
     bool stats_busy;

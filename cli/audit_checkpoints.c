@@ -132,7 +132,7 @@ static char *read_file(const char *path)
 
 /* Every message of the topic, every partition, from the beginning to the end
  * it had when we looked (high watermarks), as JSON lines into *out. */
-static int read_kafka(const char *brokers, const char *topic, char **out)
+static int read_kafka(const char *brokers, const char *const *extra, const char *topic, char **out)
 {
     char errstr[512];
     struct buf {
@@ -146,6 +146,23 @@ static int read_kafka(const char *brokers, const char *topic, char **out)
         fprintf(stderr, "gangway audit: kafka: %s\n", errstr);
         rd_kafka_conf_destroy(conf);
         return -1;
+    }
+    for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
+        char kv[1024];
+        char *eq;
+        snprintf(kv, sizeof(kv), "%s", extra[i]);
+        eq = strchr(kv, '=');
+        if (eq == NULL) {
+            fprintf(stderr, "gangway audit: kafka property '%s' is not K=V\n", extra[i]);
+            rd_kafka_conf_destroy(conf);
+            return -1;
+        }
+        *eq = '\0';
+        if (rd_kafka_conf_set(conf, kv, eq + 1, errstr, sizeof(errstr)) != 0) {
+            fprintf(stderr, "gangway audit: kafka: %s\n", errstr);
+            rd_kafka_conf_destroy(conf);
+            return -1;
+        }
     }
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
     if (rk == NULL) {
@@ -226,8 +243,8 @@ done:
     return *out != NULL && rc == 0 ? 0 : -1;
 }
 
-int cp_set_read(struct cp_set *s, const char *src, const char *kafka, const char *prefix,
-                struct cp_finding *f)
+int cp_set_read(struct cp_set *s, const char *src, const char *kafka,
+                const char *const *kafka_extra, const char *prefix, struct cp_finding *f)
 {
     char *text = NULL;
     char origin[512];
@@ -239,7 +256,7 @@ int cp_set_read(struct cp_set *s, const char *src, const char *kafka, const char
         }
         snprintf(topic, sizeof(topic), "%sgangway.audit.checkpoints", prefix ? prefix : "");
         snprintf(origin, sizeof(origin), "kafka topic %s", topic);
-        if (read_kafka(kafka, topic, &text) < 0)
+        if (read_kafka(kafka, kafka_extra, topic, &text) < 0)
             return -3;
     } else if (strncmp(src, "http://", 7) == 0 || strncmp(src, "https://", 8) == 0) {
         snprintf(origin, sizeof(origin), "%s", src);

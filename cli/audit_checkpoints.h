@@ -43,12 +43,13 @@ int cp_set_add_json(struct cp_set *s, const json_t *obj, const char *origin, siz
                     struct cp_finding *f);
 
 /* Reads checkpoints from `src`: "kafka" (the topic <prefix>gangway.audit.checkpoints
- * from the beginning, every partition, until its end), an http(s):// URL
+ * from the beginning, every partition, until its end; kafka_extra: NULL or
+ * "k=v" librdkafka properties, SASL/TLS), an http(s):// URL
  * (JSON lines or an array), or a file of JSON lines. Returns 0; -1 with f
  * set for malformed content; -3 with a message on stderr when the source
  * cannot be read. */
-int cp_set_read(struct cp_set *s, const char *src, const char *kafka, const char *prefix,
-                struct cp_finding *f);
+int cp_set_read(struct cp_set *s, const char *src, const char *kafka,
+                const char *const *kafka_extra, const char *prefix, struct cp_finding *f);
 
 /* Checks every signature against `keys` (a finding "checkpoint_bad_signature"
  * or "checkpoint_unknown_key"), then drops duplicates and sorts by seq.

@@ -40,7 +40,7 @@
 static const char usage_text[] =
     "usage: gangway audit verify [--pg CONNINFO] [--json]\n"
     "                            [--checkpoints kafka|FILE|URL --public-key PEM...]\n"
-    "                            [--kafka BROKERS] [--topic-prefix P]\n"
+    "                            [--kafka BROKERS] [--kafka-props K=V,...] [--topic-prefix P]\n"
     "       gangway audit verify --archive FILE --public-key PEM... [--json]\n"
     "       gangway audit archive --before SEQ|DATE --out FILE [--pg CONNINFO]\n"
     "       gangway audit prune --through SEQ [--pg CONNINFO]\n"
@@ -496,7 +496,9 @@ static int check_checkpoints(PGconn *conn, struct verdict *v, struct cp_set *cps
 
 static int audit_verify(int argc, char **argv)
 {
-    const char *pg = NULL, *checkpoints = NULL, *archive = NULL, *kafka = NULL, *prefix = NULL;
+    const char *pg = NULL, *checkpoints = NULL, *archive = NULL, *kafka = NULL, *prefix = NULL,
+               *props = NULL;
+    char **extra = NULL;
     struct gw_checkpoint_keys *keys = NULL;
     struct verdict v = {0};
     struct key head = {0, 0};
@@ -510,6 +512,7 @@ static int audit_verify(int argc, char **argv)
         {"archive", GW_OPT_STRING, &archive},
         {"kafka", GW_OPT_STRING, &kafka, .env = "GW_KAFKA_BROKERS"},
         {"topic-prefix", GW_OPT_STRING, &prefix, .env = "GW_TOPIC_PREFIX", .def = ""},
+        {"kafka-props", GW_OPT_STRING, &props, .env = "GW_KAFKA_PROPS"},
         {0},
     };
     PGconn *conn;
@@ -535,7 +538,8 @@ static int audit_verify(int argc, char **argv)
      * head the snapshot does not have yet and look like a cut tail. */
     if (checkpoints != NULL) {
         struct cp_finding f;
-        rc = cp_set_read(&cps, checkpoints, kafka, prefix, &f);
+        extra = gw_opt_split_props(props);
+        rc = cp_set_read(&cps, checkpoints, kafka, (const char *const *)extra, prefix, &f);
         if (rc == -3) {
             rc = EXIT_ERROR;
             goto out;
@@ -601,6 +605,7 @@ static int audit_verify(int argc, char **argv)
     }
 out:
     cp_set_free(&cps);
+    gw_opt_free_list(extra);
     gw_checkpoint_keys_destroy(keys);
     return rc;
 }

@@ -37,7 +37,9 @@ static const char usage_text[] =
     "  GW_WEBHOOK_MAX_ATTEMPTS (default 10), GW_WEBHOOK_BACKOFF_MS (first retry delay, default\n"
     "  5000, doubling), GW_INSTANCE_ID (stable replica id),\n"
     "  GW_AUDIT_CHECKPOINT_INTERVAL_S (default 60), GW_AUDIT_CHECKPOINT_ENTRIES (default 1000),\n"
-    "  GW_AUDIT_CHECKPOINT_WEBHOOK=1 (also POST checkpoints to GW_WEBHOOK_URL)\n";
+    "  GW_AUDIT_CHECKPOINT_WEBHOOK=1 (also POST checkpoints to GW_WEBHOOK_URL),\n"
+    "  GW_AUDIT_VERIFY_KEYS (retired public keys, PEM files, comma-separated, for\n"
+    "  GET /v1/admin/audit/verify)\n";
 
 struct broker_main {
     uv_loop_t loop;
@@ -152,6 +154,7 @@ int gw_cmd_broker(int argc, char **argv)
         .audit_checkpoint_every_n = atoi(gw_opt(NULL, "GW_AUDIT_CHECKPOINT_ENTRIES", "1000")),
         .audit_checkpoint_webhook =
             strcmp(gw_opt(NULL, "GW_AUDIT_CHECKPOINT_WEBHOOK", "0"), "1") == 0,
+        .audit_verify_keys = gw_opt(NULL, "GW_AUDIT_VERIFY_KEYS", NULL),
     };
 
     /* A client that hangs up while its answer or its event stream is being

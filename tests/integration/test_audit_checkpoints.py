@@ -26,7 +26,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import GANGWAY, Failure, Stack, check, dsn_with_db, main  # noqa: E402
+from harness import GANGWAY, SRC, Failure, Stack, check, dsn_with_db, main  # noqa: E402
 
 BYPASS = "SET session_replication_role = replica; "
 
@@ -173,6 +173,22 @@ def test():
                   out["head"]["seq"], "verify read the checkpoints from Kafka", out)
             cpfile = write_lines(os.path.join(s.tmp, "cps.jsonl"), cps)
             expect_ok(s, "file", "--checkpoints", cpfile, "--public-key", pub_a)
+            schema = os.path.join(SRC, "schemas", "events", "audit.checkpoint.schema.json")
+            s.run_cmd([GANGWAY, "schema", "validate", "--format-assert", schema,
+                       write_lines(os.path.join(s.tmp, "cp0.json"), cps[:1])])
+
+            # The same verdict from the API, for the console (admins only).
+            r = s.get("/v1/admin/audit/verify")
+            check(r.status == 200 and r.json()["ok"] and
+                  r.json()["checkpoints"]["verified"] == out["checkpoints"]["verified"],
+                  "GET /v1/admin/audit/verify: ok, against the same checkpoints", r.status, r.body)
+            bob = s.make_token("bob", teams=["payments"])
+            r = s.get("/v1/admin/audit/verify", token=bob)
+            check(r.status == 403 and r.json()["code"] == "forbidden", "not for a non-admin",
+                  r.status, r.body)
+            r = s.get("/v1/admin/audit/verify?checkpoints=file")
+            check(r.status == 400 and r.json()["errors"][0]["pointer"] == "/query/checkpoints",
+                  "a bad checkpoints parameter is named", r.status, r.body)
             rc, text, _ = (lambda p: (p.returncode, p.stdout, p.stderr))(subprocess.run(
                 [GANGWAY, "audit", "verify", "--pg", s.dsn, "--checkpoints", cpfile,
                  "--public-key", pub_a], capture_output=True, text=True, env=s.env(), timeout=60))
@@ -211,7 +227,8 @@ def test():
 
             # ---- key rotation
             s.stop(s.broker)
-            s.start_broker(dict(env_a, GW_AUDIT_SIGNING_KEY=key_b))
+            env_b = dict(env_a, GW_AUDIT_SIGNING_KEY=key_b, GW_AUDIT_VERIFY_KEYS=pub_a)
+            s.start_broker(env_b)
             key_b_id = s.run_cmd(["sh", "-c", "openssl pkey -pubin -in %s -outform DER | tail -c 32"
                                   " | sha256sum | cut -c1-16" % pub_b]).strip()
             submit_runs(s, 2, "rotated")
@@ -225,9 +242,12 @@ def test():
                           "--public-key", pub_a)
             expect_broken(s, "the new key only", "checkpoint_unknown_key", "--checkpoints", "kafka",
                           "--public-key", pub_b)
+            r = s.get("/v1/admin/audit/verify")
+            check(r.status == 200 and r.json()["ok"] and
+                  r.json()["checkpoints"]["latest"]["key_id"] == key_b_id,
+                  "the API knows the retired key too (GW_AUDIT_VERIFY_KEYS)", r.status, r.body)
 
             # ---- the SIEM stream survives a SIGKILL mid-burst
-            env_b = dict(env_a, GW_AUDIT_SIGNING_KEY=key_b)
             done_ids, errors = [], []
 
             def burst():
@@ -269,6 +289,10 @@ def test():
             msgs = [json.loads(line) for line in kcat(s, "gangway.audit")]
             check(all(m["specversion"] == "1.0" and m["type"] == "dev.gangway.audit.entry"
                       for m in msgs), "CloudEvents dev.gangway.audit.entry", msgs[:1])
+            s.run_cmd([GANGWAY, "schema", "validate", "--format-assert",
+                       os.path.join(SRC, "schemas", "events", "audit.entry.schema.json"),
+                       write_lines(os.path.join(s.tmp, "entry0.json"), [msgs[0]["data"]]),
+                       write_lines(os.path.join(s.tmp, "entry1.json"), [msgs[-1]["data"]])])
             by_seq = {}
             for m in msgs:
                 d = m["data"]
