@@ -34,7 +34,10 @@ BEGIN
     INSERT INTO gw_outbox (topic, msg_key, payload)
     VALUES ('gangway.audit.checkpoints', 'checkpoint', cp);
     IF p_webhook THEN
-        PERFORM gw_webhook('audit.checkpoint', cp || jsonb_build_object('type', 'audit.checkpoint'));
+        PERFORM gw_webhook('audit.checkpoint', cp || jsonb_build_object(
+            'type', 'audit.checkpoint',
+            'text', format('Gangway audit checkpoint: seq %s, hash %s..., key %s', p_seq,
+                           left(p_hash, 12), p_key_id)));
     END IF;
     RETURN true;
 END $$;
