@@ -17,6 +17,7 @@ decisions 0046-0048), against a real broker, PostgreSQL and Kafka:
   and what remains verifies from the anchor against the same checkpoints.
 """
 import http.client
+import http.server
 import json
 import os
 import subprocess
@@ -140,15 +141,31 @@ def clone(s, name):
     return db, dsn_with_db(s.pg_admin, db)
 
 
+class Hooks(http.server.BaseHTTPRequestHandler):
+    """Records every webhook POSTed to it (server.received)."""
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.server.received.append((self.headers.get("X-Gangway-Event"), json.loads(body)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
 def test():
     s = Stack("auditcp")
     clones = []
+    hooks = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hooks)
+    hooks.received = []
+    threading.Thread(target=hooks.serve_forever, daemon=True).start()
     try:
         with s:
             key_a, pub_a = keygen(s, "a")
             key_b, pub_b = keygen(s, "b")
             env_a = {"GW_AUDIT_SIGNING_KEY": key_a, "GW_AUDIT_CHECKPOINT_INTERVAL_S": "1",
-                     "GW_AUDIT_CHECKPOINT_ENTRIES": "4"}
+                     "GW_AUDIT_CHECKPOINT_ENTRIES": "4", "GW_AUDIT_CHECKPOINT_WEBHOOK": "1",
+                     "GW_WEBHOOK_URL": "http://127.0.0.1:%d/hook" % hooks.server_address[1]}
             s.start_broker(env_a)
             s.start_worker(concurrency=4)
 
@@ -173,6 +190,13 @@ def test():
                   out["head"]["seq"], "verify read the checkpoints from Kafka", out)
             cpfile = write_lines(os.path.join(s.tmp, "cps.jsonl"), cps)
             expect_ok(s, "file", "--checkpoints", cpfile, "--public-key", pub_a)
+            hooked = wait_for("checkpoint webhooks", lambda: [
+                b for kind, b in hooks.received if kind == "audit.checkpoint"
+                and b["checkpoint_hash"] == cps[-1]["checkpoint_hash"]] and
+                [b for kind, b in hooks.received if kind == "audit.checkpoint"])
+            check(len(hooked) >= 3 and all(b["type"] == "audit.checkpoint" and b["text"] and
+                                           b["sig"] in [c["sig"] for c in cps] for b in hooked),
+                  "each checkpoint is also a webhook (same signature)", hooked[:1])
             schema = os.path.join(SRC, "schemas", "events", "audit.checkpoint.schema.json")
             s.run_cmd([GANGWAY, "schema", "validate", "--format-assert", schema,
                        write_lines(os.path.join(s.tmp, "cp0.json"), cps[:1])])
@@ -387,6 +411,7 @@ def test():
             check(p.returncode == 2 and "anchor" in p.stderr, "pruning again below the anchor refused",
                   p.stderr)
     finally:
+        hooks.shutdown()
         for db in clones:
             try:
                 s.psql_admin("DROP DATABASE IF EXISTS %s WITH (FORCE)" % db)
