@@ -312,8 +312,9 @@ int gw_cmd_dev(int argc, char **argv)
         fprintf(stderr, "gangway dev: Kafka mock cluster: %s\n", err.message);
         goto out_pg;
     }
-    const char *topics[] = {"gangway.runs.exec", "gangway.events", "gangway.catalog",
-                            "gangway.deadletter", "gangway.control"};
+    const char *topics[] = {"gangway.runs.exec",        "gangway.events",  "gangway.catalog",
+                            "gangway.deadletter",       "gangway.control", "gangway.audit",
+                            "gangway.audit.checkpoints"};
     for (size_t i = 0; i < ARRAY_SIZE(topics); i++)
         gw_kafka_mock_create_topic(mock, topics[i], 4, NULL);
     const char *bootstraps = gw_kafka_mock_bootstraps(mock);
