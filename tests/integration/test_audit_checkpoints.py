@@ -149,6 +149,15 @@ class Hooks(http.server.BaseHTTPRequestHandler):
         self.send_response(204)
         self.end_headers()
 
+    def do_GET(self):
+        """Serves server.served as JSON lines (a checkpoint URL)."""
+        body = "".join(json.dumps(c) + "\n" for c in self.server.served).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-ndjson")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def log_message(self, *args):
         pass
 
@@ -158,6 +167,7 @@ def test():
     clones = []
     hooks = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hooks)
     hooks.received = []
+    hooks.served = []
     threading.Thread(target=hooks.serve_forever, daemon=True).start()
     try:
         with s:
@@ -190,6 +200,13 @@ def test():
                   out["head"]["seq"], "verify read the checkpoints from Kafka", out)
             cpfile = write_lines(os.path.join(s.tmp, "cps.jsonl"), cps)
             expect_ok(s, "file", "--checkpoints", cpfile, "--public-key", pub_a)
+            hooks.served = cps
+            url = "http://127.0.0.1:%d/checkpoints" % hooks.server_address[1]
+            out = expect_ok(s, "URL", "--checkpoints", url, "--public-key", pub_a)
+            check(out["checkpoints"]["verified"] == len(cps), "all read from the URL", out)
+            hooks.served = cps[:1] + cps[2:]
+            expect_broken(s, "a URL missing a checkpoint", "checkpoint_missing", "--checkpoints",
+                          url, "--public-key", pub_a)
             hooked = wait_for("checkpoint webhooks", lambda: [
                 b for kind, b in hooks.received if kind == "audit.checkpoint"
                 and b["checkpoint_hash"] == cps[-1]["checkpoint_hash"]] and
@@ -370,6 +387,15 @@ def test():
             out = s.run_cmd([GANGWAY, "audit", "archive", "--before", str(mid + 1), "--out", arch,
                              "--pg", s.dsn])
             check(("archived seq 1..%d" % mid) in out, "archive wrote seq 1..mid", out)
+            p = subprocess.run([GANGWAY, "audit", "archive", "--before", "2000-01-01T00:00:00Z",
+                                "--out", arch + ".old", "--pg", s.dsn], capture_output=True,
+                               text=True, env=s.env(), timeout=60)
+            check(p.returncode == 2 and "nothing sealed to archive" in p.stderr and
+                  not os.path.exists(arch + ".old"), "archive --before an early DATE: nothing",
+                  p.returncode, p.stderr)
+            out = s.run_cmd([GANGWAY, "audit", "archive", "--before", "2999-01-01T00:00:00Z",
+                             "--out", arch + ".all", "--pg", s.dsn])
+            check(("archived seq 1..%d" % head(s)) in out, "archive --before a DATE", out)
             keys = ["--public-key", pub_a, "--public-key", pub_b]
             p = subprocess.run([GANGWAY, "audit", "verify", "--archive", arch, "--json"] + keys,
                                capture_output=True, text=True, env=s.env(), timeout=60)
