@@ -176,8 +176,9 @@ int audit_archive(int argc, char **argv)
     for (int i = 0; i < ncp; i++)
         fprintf(out, "%s\n", PQgetvalue(res, i, 0));
     PQclear(res);
-    if (res == NULL || fflush(out) != 0 || ferror(out) || fclose(out) != 0 ||
-        rename(tmp, path) != 0) {
+    bool written = fflush(out) == 0 && !ferror(out);
+    written = fclose(out) == 0 && written;
+    if (res == NULL || !written || rename(tmp, path) != 0) {
         if (res != NULL)
             fprintf(stderr, "gangway audit: %s: write failed\n", path);
         remove(tmp);
