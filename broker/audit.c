@@ -27,6 +27,8 @@ static void sealed(void *arg, const PGresult *res, const struct gw_error *err)
         return;
     }
     int n = atoi(PQgetvalue(res, 0, 0));
+    if (n > 0) /* the sealed entries' gangway.audit rows: publish them now */
+        gw_relay_kick(b->relay);
     if (n >= SEAL_BATCH)
         gw_audit_seal_tick(b); /* a backlog: keep going rather than wait a tick */
 }
