@@ -39,6 +39,10 @@ struct gw_route; /* router.c */
 
 struct gw_api_ctx {
     struct gw_broker *b;
+    /* The action catalog as it was when the request arrived, referenced
+     * until the request ends: a reload in between swaps the broker's
+     * catalog, never this one (catalog.h). */
+    struct gw_catalog *cat;
     struct gw_http_req *req;
     const struct gw_route *route; /* the matched route (router.c) */
     struct gw_principal principal;
@@ -57,14 +61,17 @@ void gw_api_ready(struct gw_api_ctx *ctx);
 void gw_api_metrics(struct gw_api_ctx *ctx);
 void gw_api_actions_list(struct gw_api_ctx *ctx);
 void gw_api_action_get(struct gw_api_ctx *ctx);
+void gw_api_actions_reload(struct gw_api_ctx *ctx); /* api_catalog.c */
 void gw_api_run_submit(struct gw_api_ctx *ctx);
 void gw_api_run_get(struct gw_api_ctx *ctx);
 void gw_api_runs_list(struct gw_api_ctx *ctx);
 void gw_api_run_events(struct gw_api_ctx *ctx);
 void gw_api_run_logs(struct gw_api_ctx *ctx);
 void gw_api_run_claim(struct gw_api_ctx *ctx);
+void gw_api_run_heartbeat(struct gw_api_ctx *ctx);
 void gw_api_run_cancel(struct gw_api_ctx *ctx);
 void gw_api_run_reconcile(struct gw_api_ctx *ctx);
+void gw_api_worker_drain(struct gw_api_ctx *ctx); /* api_workers.c */
 void gw_api_run_decide(struct gw_api_ctx *ctx);
 void gw_api_approvals_list(struct gw_api_ctx *ctx);
 void gw_api_extension_decide(struct gw_api_ctx *ctx);
@@ -117,6 +124,13 @@ void gw_api_resource_not_found(struct gw_api_ctx *ctx);
  * Schema's minLength/maxLength and the API document count it; jansson's
  * json_string_length counts bytes. 0 for a non-string. */
 size_t gw_api_text_len(const json_t *s);
+
+/* A request's optional `justification` (POST .../runs, POST
+ * .../extend): absent, or a string of 1 to 1000 characters, not only
+ * blanks. Returns true with *out the text (borrowed from `why`) or NULL;
+ * false after answering 422 validation_failed at /justification
+ * (api_runs.c). */
+bool gw_api_justification(struct gw_api_ctx *ctx, json_t *why, const char **out);
 
 /* One entry of a problem's `errors`: [{"pointer", "keyword", "message"}]
  * (a new array, for gw_api_problem to steal). */

@@ -47,7 +47,7 @@ static bool decider_init(struct gw_api_ctx *ctx, struct decider *d, json_t *deci
 {
     struct gw_authz z;
     json_t *acts = json_array();
-    const struct gw_catalog *c = ctx->b->catalog;
+    const struct gw_catalog *c = ctx->cat;
 
     d->roles = d->actions = d->args = NULL;
     if (!gw_authz_begin(&z, ctx)) {

@@ -124,6 +124,12 @@ void gw_api_metrics(struct gw_api_ctx *ctx)
         "gangway_webhooks_total{result=\"given_up\"} %llu\n",
         m->webhooks_sent, m->webhooks_failed, m->webhooks_given_up);
     put(&t,
+        "# HELP gangway_catalog_reloads_total Action catalog reloads by outcome (this replica).\n"
+        "# TYPE gangway_catalog_reloads_total counter\n"
+        "gangway_catalog_reloads_total{result=\"applied\"} %llu\n"
+        "gangway_catalog_reloads_total{result=\"failed\"} %llu\n",
+        m->catalog_reloads_applied, m->catalog_reloads_failed);
+    put(&t,
         "# TYPE gangway_pg_queries_total counter\n"
         "gangway_pg_queries_total{result=\"ok\"} %llu\n"
         "gangway_pg_queries_total{result=\"failed\"} %llu\n"

@@ -11,6 +11,7 @@
 #include "api.h"
 #include "audit.h"
 #include "catalog.h"
+#include "catalog_reload.h"
 #include "gw/checkpoint.h"
 #include "gw/mem.h"
 #include "gw/jwt.h"
@@ -56,11 +57,12 @@ static void stats_tick(uv_timer_t *t)
         b->stats_busy = false;
 }
 
-static int ensure_topics(const struct gw_broker *b, struct gw_error *err)
+int gw_broker_ensure_topics(const struct gw_broker *b, const struct gw_catalog *cat,
+                            struct gw_error *err)
 {
     const char *logical[] = {"gangway.events",  "gangway.catalog", "gangway.deadletter",
                              "gangway.control", "gangway.audit",   "gangway.audit.checkpoints"};
-    size_t n = ARRAY_SIZE(logical) + b->catalog->n;
+    size_t n = ARRAY_SIZE(logical) + cat->n;
     char(*names)[256] = calloc(n, sizeof(*names));
     const char **list = calloc(n + 1, sizeof(*list));
     size_t k = 0;
@@ -73,11 +75,10 @@ static int ensure_topics(const struct gw_broker *b, struct gw_error *err)
     }
     for (size_t i = 0; i < ARRAY_SIZE(logical); i++)
         gw_broker_topic(b, logical[i], names[k++], sizeof(names[0]));
-    for (size_t i = 0; i < b->catalog->n; i++) {
+    for (size_t i = 0; i < cat->n; i++) {
         char logical_run[128];
         bool dup = false;
-        snprintf(logical_run, sizeof(logical_run), "gangway.runs.%s",
-                 b->catalog->actions[i]->worker_type);
+        snprintf(logical_run, sizeof(logical_run), "gangway.runs.%s", cat->actions[i]->worker_type);
         gw_broker_topic(b, logical_run, names[k], sizeof(names[0]));
         for (size_t j = 0; j < k; j++)
             dup = dup || strcmp(names[j], names[k]) == 0;
@@ -133,7 +134,7 @@ struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_optio
     b->policy = gw_policy_store_create(loop, b->opts.policy_file, b->catalog, err);
     if (b->policy == NULL)
         goto fail;
-    if (!b->opts.no_create_topics && ensure_topics(b, err) < 0)
+    if (!b->opts.no_create_topics && gw_broker_ensure_topics(b, b->catalog, err) < 0)
         goto fail;
 
     struct gw_pg_pool_options po = {
@@ -174,7 +175,8 @@ struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_optio
     if ((b->sink = gw_sink_create(b, err)) == NULL ||
         (b->reaper = gw_reaper_create(b, err)) == NULL ||
         (b->webhooks = gw_webhooks_create(b, err)) == NULL ||
-        (b->streams = gw_stream_hub_create(b, err)) == NULL)
+        (b->streams = gw_stream_hub_create(b, err)) == NULL ||
+        (b->catalogs = gw_catalog_reloader_create(b, err)) == NULL)
         goto fail;
 
     struct gw_http_server_options ho = {.host = b->opts.listen_host,
@@ -205,7 +207,8 @@ static void free_broker(struct gw_broker *b)
     gw_auth_destroy(b->auth);
     gw_policy_store_destroy(b->policy);
     gw_checkpoint_keys_destroy(b->audit_key);
-    gw_catalog_destroy(b->catalog);
+    gw_catalog_reloader_destroy(b->catalogs);
+    gw_catalog_unref(b->catalog);
     free(b);
     if (done != NULL)
         done(arg);

@@ -72,6 +72,8 @@ struct gw_broker_metrics {
     unsigned long long webhooks_sent;
     unsigned long long webhooks_failed; /* attempts that failed and will be retried */
     unsigned long long webhooks_given_up;
+    unsigned long long catalog_reloads_applied;
+    unsigned long long catalog_reloads_failed;
     /* Refreshed by a periodic query. */
     long long outbox_pending;
     double outbox_oldest_age_s;
@@ -86,6 +88,7 @@ struct gw_stream_hub;
 struct gw_webhooks;
 struct gw_policy_store;
 struct gw_jwt_auth;
+struct gw_catalog_reloader;
 struct gw_checkpoint_keys;
 
 struct gw_broker {
@@ -94,7 +97,8 @@ struct gw_broker {
     struct gw_pg_pool *pg;
     struct gw_kafka_producer *producer;
     struct gw_http_server *http;
-    struct gw_catalog *catalog;
+    struct gw_catalog *catalog;           /* the current one; requests reference theirs (api.h) */
+    struct gw_catalog_reloader *catalogs; /* SIGHUP, API and NOTIFY reloads */
     struct gw_auth *auth;
     struct gw_relay *relay;
     struct gw_sink *sink;
@@ -123,6 +127,11 @@ struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_optio
 /* Stops accepting, lets in-flight work finish, closes everything; `done`
  * (may be NULL) runs once every handle is closed, then the broker is freed. */
 void gw_broker_shutdown(struct gw_broker *b, void (*done)(void *arg), void *arg);
+
+/* Creates the broker's topics and the run topic of every worker type of
+ * `cat` (blocking admin calls: start-up, or the thread pool). */
+int gw_broker_ensure_topics(const struct gw_broker *b, const struct gw_catalog *cat,
+                            struct gw_error *err);
 
 /* Full topic name: prefix + logical name, into buf. */
 const char *gw_broker_topic(const struct gw_broker *b, const char *logical, char *buf, size_t cap);

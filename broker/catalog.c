@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <libpq-fe.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,19 @@ static void action_free(struct gw_action *a)
     free(a->quota);
     free(a->path);
     free(a);
+}
+
+struct gw_catalog *gw_catalog_ref(struct gw_catalog *c)
+{
+    if (c != NULL)
+        c->refs++;
+    return c;
+}
+
+void gw_catalog_unref(struct gw_catalog *c)
+{
+    if (c != NULL && --c->refs == 0)
+        gw_catalog_destroy(c);
 }
 
 void gw_catalog_destroy(struct gw_catalog *c)
@@ -78,20 +92,83 @@ static char *errors_text(json_t *errors)
     return out;
 }
 
+/* A file refused: err->message is "<path>: line L column C: <reason>" (the
+ * position of `pointer` in the file, when it can be found) and `fault`, when
+ * given, holds the same in fields. Returns err's code. */
+static int refuse(struct gw_catalog_fault *fault, struct gw_error *err, int code, const char *path,
+                  const char *pointer, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static int refuse(struct gw_catalog_fault *fault, struct gw_error *err, int code, const char *path,
+                  const char *pointer, const char *fmt, ...)
+{
+    char reason[512];
+    int line = 0, column = 0;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    if (pointer != NULL && gw_doc_locate(path, pointer, &line, &column) < 0)
+        line = column = 0;
+    if (fault != NULL) {
+        snprintf(fault->file, sizeof(fault->file), "%s", path);
+        fault->line = line;
+        fault->column = column;
+        snprintf(fault->pointer, sizeof(fault->pointer), "%s", pointer != NULL ? pointer : "");
+        snprintf(fault->reason, sizeof(fault->reason), "%s", reason);
+    }
+    if (line > 0)
+        return gw_error_set(err, code, false, "%s: line %d column %d: %s", path, line, column,
+                            reason);
+    return gw_error_set(err, code, false, "%s: %s", path, reason);
+}
+
+/* The first validator error's location (instanceLocation), "" when none. */
+static const char *errors_at(json_t *errors)
+{
+    const char *p =
+        json_string_value(json_object_get(json_array_get(errors, 0), "instanceLocation"));
+    return p != NULL ? p : "";
+}
+
+/* A document that did not parse: gw_doc_load_file's message is
+ * "<path>: line L column C: <reason>" (or "<path>: <reason>"); split it into
+ * the fault's fields. */
+static void parse_fault(struct gw_catalog_fault *fault, const char *path, const char *msg)
+{
+    size_t n = strlen(path);
+    int used = 0;
+
+    if (fault == NULL)
+        return;
+    memset(fault, 0, sizeof(*fault));
+    snprintf(fault->file, sizeof(fault->file), "%s", path);
+    if (strncmp(msg, path, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ')
+        msg += n + 2;
+    if (sscanf(msg, "line %d column %d: %n", &fault->line, &fault->column, &used) == 2 && used > 0)
+        msg += used;
+    else
+        fault->line = fault->column = 0;
+    snprintf(fault->reason, sizeof(fault->reason), "%s", msg);
+}
+
 static struct gw_action *action_load(struct gw_catalog *c, const struct gw_schema *def_schema,
-                                     const char *dir, const char *path, struct gw_error *err)
+                                     const char *dir, const char *path,
+                                     struct gw_catalog_fault *fault, struct gw_error *err)
 {
     json_t *def = gw_doc_load_file(path, ACTION_MAX_BYTES, err);
     json_t *errors = NULL;
     struct gw_action *a = NULL;
     char *canon = NULL;
 
-    if (def == NULL)
+    if (def == NULL) {
+        parse_fault(fault, path, err != NULL ? err->message : "");
         return NULL;
+    }
     if (!gw_schema_validate(def_schema, def, &errors)) {
         char *t = errors_text(errors);
-        gw_error_set(err, GW_EINVAL, false, "%s: not a valid action definition %s", path,
-                     t ? t : "");
+        refuse(fault, err, GW_EINVAL, path, errors_at(errors), "not a valid action definition %s",
+               t ? t : "");
         free(t);
         goto fail;
     }
@@ -105,14 +182,18 @@ static struct gw_action *action_load(struct gw_catalog *c, const struct gw_schem
         json_t *cs = json_loads(config_schema, 0, NULL);
         struct gw_schema *compiled = gw_schema_compile(c->registry, cs, NULL, NULL, err);
         json_decref(cs);
-        if (compiled == NULL)
+        if (compiled == NULL) {
+            parse_fault(fault, path, err != NULL ? err->message : "");
             goto fail;
+        }
         bool ok = gw_schema_validate(compiled, json_object_get(def, "backend"), &errors);
         gw_schema_destroy(compiled);
         if (!ok) {
             char *t = errors_text(errors);
-            gw_error_set(err, GW_EINVAL, false, "%s: backend config for worker type '%s' %s", path,
-                         type, t ? t : "is invalid");
+            char at[256];
+            snprintf(at, sizeof(at), "/backend%s", errors_at(errors));
+            refuse(fault, err, GW_EINVAL, path, at, "backend config for worker type '%s' %s", type,
+                   t ? t : "is invalid");
             free(t);
             goto fail;
         }
@@ -124,7 +205,7 @@ static struct gw_action *action_load(struct gw_catalog *c, const struct gw_schem
 
     a = calloc(1, sizeof(*a));
     if (a == NULL) {
-        gw_error_set(err, GW_ENOMEM, false, "out of memory");
+        refuse(fault, err, GW_ENOMEM, path, NULL, "out of memory");
         goto fail;
     }
     a->path = strdup(path);
@@ -143,9 +224,9 @@ static struct gw_action *action_load(struct gw_catalog *c, const struct gw_schem
     a->ttl_default_s = (int)json_integer_value(json_object_get(ttl, "default_seconds"));
     a->ttl_max_s = (int)json_integer_value(json_object_get(ttl, "max_seconds"));
     if (ttl != NULL && a->ttl_default_s > a->ttl_max_s) {
-        gw_error_set(err, GW_EINVAL, false,
-                     "%s: at '/ttl': default_seconds (%d) is more than max_seconds (%d)", path,
-                     a->ttl_default_s, a->ttl_max_s);
+        refuse(fault, err, GW_EINVAL, path, "/ttl/default_seconds",
+               "at '/ttl': default_seconds (%d) is more than max_seconds (%d)", a->ttl_default_s,
+               a->ttl_max_s);
         goto fail;
     }
     a->approval = json_object_get(def, "approval");
@@ -160,8 +241,8 @@ static struct gw_action *action_load(struct gw_catalog *c, const struct gw_schem
     gw_error_clear(&serr);
     a->inputs = gw_schema_compile(c->registry, json_object_get(def, "inputs"), base, NULL, &serr);
     if (a->inputs == NULL) {
-        gw_error_set(err, GW_EINVAL, false, "%s: input schema at '/inputs': %s", path,
-                     serr.message);
+        refuse(fault, err, GW_EINVAL, path, "/inputs", "input schema at '/inputs': %s",
+               serr.message);
         goto fail;
     }
 
@@ -212,6 +293,12 @@ static int action_cmp(const void *x, const void *y)
 
 struct gw_catalog *gw_catalog_load(const char *dir, struct gw_error *err)
 {
+    return gw_catalog_load_ex(dir, NULL, err);
+}
+
+struct gw_catalog *gw_catalog_load_ex(const char *dir, struct gw_catalog_fault *fault,
+                                      struct gw_error *err)
+{
     struct gw_catalog *c = calloc(1, sizeof(*c));
     struct gw_schema *def_schema = NULL;
     json_t *schema_doc = NULL;
@@ -219,10 +306,13 @@ struct gw_catalog *gw_catalog_load(const char *dir, struct gw_error *err)
     struct dirent *de;
     size_t cap = 0;
 
+    if (fault != NULL)
+        memset(fault, 0, sizeof(*fault));
     if (c == NULL) {
         gw_error_set(err, GW_ENOMEM, false, "out of memory");
         return NULL;
     }
+    c->refs = 1;
     c->registry = gw_schema_registry_create(err);
     if (c->registry == NULL)
         goto fail;
@@ -233,7 +323,7 @@ struct gw_catalog *gw_catalog_load(const char *dir, struct gw_error *err)
 
     d = opendir(dir);
     if (d == NULL) {
-        gw_error_set(err, GW_EIO, false, "actions directory %s: %s", dir, strerror(errno));
+        refuse(fault, err, GW_EIO, dir, NULL, "actions directory: %s", strerror(errno));
         goto fail;
     }
     while ((de = readdir(d)) != NULL) {
@@ -243,11 +333,13 @@ struct gw_catalog *gw_catalog_load(const char *dir, struct gw_error *err)
                                       gw_doc_is_yaml(de->d_name)))
             continue;
         snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-        struct gw_action *a = action_load(c, def_schema, dir, path, err);
+        struct gw_action *a = action_load(c, def_schema, dir, path, fault, err);
         if (a == NULL)
             goto fail;
-        if (gw_catalog_find(c, a->id) != NULL) {
-            gw_error_set(err, GW_EINVAL, false, "%s: action id '%s' is defined twice", path, a->id);
+        const struct gw_action *first = gw_catalog_find(c, a->id);
+        if (first != NULL) {
+            refuse(fault, err, GW_EINVAL, path, "/id",
+                   "action id '%s' is defined twice (also in %s)", a->id, first->path);
             action_free(a);
             goto fail;
         }
@@ -379,4 +471,27 @@ json_t *gw_action_approval_for(const struct gw_action *a, json_t *inputs)
         return out;
     }
     return NULL;
+}
+
+const char gw_catalog_store_sql[] =
+    "INSERT INTO gw_actions (id, version, worker_type, definition)"
+    " SELECT x ->> 'id', x ->> 'version', x ->> 'worker_type', x -> 'definition'"
+    " FROM jsonb_array_elements($1::jsonb) x ON CONFLICT DO NOTHING";
+
+char *gw_catalog_store_param(const struct gw_catalog *c)
+{
+    json_t *arr = json_array();
+    char *out = NULL;
+
+    for (size_t i = 0; arr != NULL && i < c->n; i++) {
+        const struct gw_action *a = c->actions[i];
+        if (json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:O}", "id", a->id, "version",
+                                                 a->version, "worker_type", a->worker_type,
+                                                 "definition", a->definition)) < 0)
+            goto out;
+    }
+    out = arr != NULL ? json_dumps(arr, JSON_COMPACT) : NULL;
+out:
+    json_decref(arr);
+    return out;
 }

@@ -158,6 +158,10 @@ struct gw_policy_store *gw_policy_store_create(uv_loop_t *loop, const char *path
  * The catalog may be freed right after this returns. Accepts NULL. */
 void gw_policy_store_destroy(struct gw_policy_store *s);
 
+/* The catalog a reloaded policy is linted against, after a catalog reload
+ * (borrowed: the broker keeps it alive); lints the current policy against it. */
+void gw_policy_store_set_catalog(struct gw_policy_store *s, const struct gw_catalog *cat);
+
 /* The current policy (borrowed: gw_policy_ref it to keep it past the
  * current callback). */
 struct gw_policy *gw_policy_store_current(const struct gw_policy_store *s);

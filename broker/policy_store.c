@@ -172,6 +172,14 @@ void gw_policy_store_destroy(struct gw_policy_store *s)
     uv_close((uv_handle_t *)&s->sighup, handle_closed);
 }
 
+void gw_policy_store_set_catalog(struct gw_policy_store *s, const struct gw_catalog *cat)
+{
+    if (s == NULL || s->closing)
+        return;
+    s->cat = cat;
+    gw_policy_lint(s->current, cat);
+}
+
 struct gw_policy *gw_policy_store_current(const struct gw_policy_store *s)
 {
     return s->current;
@@ -209,7 +217,7 @@ bool gw_authz_params(struct gw_api_ctx *ctx, enum gw_perm perm, struct gw_authz_
     memset(f, 0, sizeof(*f));
     if (!gw_authz_begin(&z, ctx))
         return false;
-    int rc = gw_authz_filter_init(f, &z, perm, ctx->b->catalog, vis);
+    int rc = gw_authz_filter_init(f, &z, perm, ctx->cat, vis);
     gw_authz_finish(&z);
     if (rc < 0) {
         gw_api_oom(ctx);
@@ -223,7 +231,7 @@ void gw_api_me(struct gw_api_ctx *ctx)
     struct gw_authz z;
     if (!gw_authz_begin(&z, ctx))
         return;
-    json_t *me = gw_authz_describe(&z, ctx->b->catalog);
+    json_t *me = gw_authz_describe(&z, ctx->cat);
     gw_authz_finish(&z);
     gw_api_reply_doc(ctx, 200, me);
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "catalog.h"
 #include "gw/crypto.h"
 #include "gw/json.h"
 #include "gw/jsonptr.h"
@@ -57,7 +58,10 @@ static const struct gw_route routes[] = {
     {"GET", "/v1/events", AUTH_USER, gw_stream_events},
     {"GET", "/v1/audit", AUTH_USER, gw_api_audit_list},
     {"GET", "/v1/admin/audit/verify", AUTH_USER, gw_api_audit_verify},
+    {"POST", "/v1/admin/actions/reload", AUTH_USER, gw_api_actions_reload}, /* admin checked */
     {"POST", "/internal/v1/runs/*/claim", AUTH_WORKER, gw_api_run_claim},
+    {"POST", "/internal/v1/workers/*/drain", AUTH_USER, gw_api_worker_drain},
+    {"POST", "/internal/v1/runs/*/heartbeat", AUTH_WORKER, gw_api_run_heartbeat},
 };
 
 /* Matches `path` against `pattern`; on success copies the '*' segment. */
@@ -90,11 +94,13 @@ static bool match(const char *pattern, const char *path, char *id, size_t cap)
 struct ctx_owned {
     char *teams_json, *teams_pg;
     json_t *scratch;
+    struct gw_catalog *cat;
 };
 
 static struct ctx_owned ctx_owned(const struct gw_api_ctx *ctx)
 {
-    return (struct ctx_owned){ctx->principal.teams_json, ctx->principal.teams_pg, ctx->scratch};
+    return (struct ctx_owned){ctx->principal.teams_json, ctx->principal.teams_pg, ctx->scratch,
+                              ctx->cat};
 }
 
 static void ctx_owned_free(struct ctx_owned o)
@@ -102,6 +108,7 @@ static void ctx_owned_free(struct ctx_owned o)
     free(o.teams_json);
     free(o.teams_pg);
     json_decref(o.scratch);
+    gw_catalog_unref(o.cat);
 }
 
 static void count_response(struct gw_broker *b, int status)
@@ -631,6 +638,7 @@ void gw_broker_handle(struct gw_http_req *req, void *arg)
     memset(ctx, 0, sizeof(*ctx));
     ctx->b = b;
     ctx->req = req;
+    ctx->cat = gw_catalog_ref(b->catalog);
     for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
         const struct gw_route *r = &routes[i];
         if (!match(r->pattern, req->path, ctx->id, sizeof(ctx->id)))

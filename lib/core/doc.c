@@ -665,3 +665,243 @@ done:
     fclose(f);
     return doc;
 }
+
+/* ------------------------------------------------------------ locating */
+
+/* Where a JSON pointer's value starts in a document's text (gw_doc_locate):
+ * the walk follows the pointer's reference tokens and remembers the deepest
+ * node it reached, so a pointer to a member that is missing names the
+ * object that lacks it. */
+struct locate {
+    char **seg; /* decoded reference tokens */
+    size_t nseg;
+    size_t best;         /* tokens matched by the deepest node seen, +1 (0: none) */
+    size_t line, column; /* 1-based, of that node */
+};
+
+static void locate_note(struct locate *l, size_t depth, size_t line, size_t column)
+{
+    if (depth + 1 > l->best) {
+        l->best = depth + 1;
+        l->line = line;
+        l->column = column;
+    }
+}
+
+static bool locate_index_is(const char *seg, size_t i)
+{
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%zu", i);
+    return strcmp(seg, buf) == 0;
+}
+
+/* One YAML node whose first event is `ev` (consumed here, with its
+ * children). `on` says the path so far matches the pointer's first `depth`
+ * tokens. Returns -1 when the stream cannot be read. */
+static int ylocate_node(yaml_parser_t *p, yaml_event_t *ev, struct locate *l, size_t depth, bool on)
+{
+    if (on)
+        locate_note(l, depth, ev->start_mark.line + 1, ev->start_mark.column + 1);
+    yaml_event_type_t type = ev->type;
+    yaml_event_delete(ev);
+    if (type == YAML_SCALAR_EVENT || type == YAML_ALIAS_EVENT)
+        return 0;
+    if (type != YAML_MAPPING_START_EVENT && type != YAML_SEQUENCE_START_EVENT)
+        return -1;
+    for (size_t i = 0;; i++) {
+        yaml_event_t k, v;
+        if (!yaml_parser_parse(p, &k))
+            return -1;
+        if (k.type == YAML_MAPPING_END_EVENT || k.type == YAML_SEQUENCE_END_EVENT) {
+            yaml_event_delete(&k);
+            return 0;
+        }
+        if (type == YAML_SEQUENCE_START_EVENT) {
+            bool child = on && depth < l->nseg && locate_index_is(l->seg[depth], i);
+            if (ylocate_node(p, &k, l, depth + 1, child) < 0)
+                return -1;
+            continue;
+        }
+        bool child = on && depth < l->nseg && k.type == YAML_SCALAR_EVENT &&
+                     strlen(l->seg[depth]) == k.data.scalar.length &&
+                     memcmp(l->seg[depth], k.data.scalar.value, k.data.scalar.length) == 0;
+        if (ylocate_node(p, &k, l, depth, false) < 0 || !yaml_parser_parse(p, &v) ||
+            ylocate_node(p, &v, l, depth + 1, child) < 0)
+            return -1;
+    }
+}
+
+static void ylocate(const char *buf, size_t len, struct locate *l)
+{
+    yaml_parser_t p;
+    yaml_event_t ev;
+    if (!yaml_parser_initialize(&p))
+        return;
+    yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);
+    /* stream start, document start, then the root node */
+    for (int i = 0; i < 3 && yaml_parser_parse(&p, &ev); i++) {
+        if (ev.type == YAML_STREAM_START_EVENT || ev.type == YAML_DOCUMENT_START_EVENT) {
+            yaml_event_delete(&ev);
+            continue;
+        }
+        ylocate_node(&p, &ev, l, 0, true);
+        break;
+    }
+    yaml_parser_delete(&p);
+}
+
+/* JSON: the text already parsed, so a small scanner is enough. */
+struct jscan {
+    const char *s;
+    size_t len, i;
+};
+
+static void jskip_ws(struct jscan *j)
+{
+    while (j->i < j->len && strchr(" \t\r\n", j->s[j->i]) != NULL && j->s[j->i] != '\0')
+        j->i++;
+}
+
+/* A string at j->i (its quote): decoded into out (at most cap-1 bytes;
+ * \u escapes become '?', good enough to compare keys). */
+static void jstring(struct jscan *j, char *out, size_t cap)
+{
+    size_t n = 0;
+    j->i++;
+    while (j->i < j->len && j->s[j->i] != '"') {
+        char c = j->s[j->i++];
+        if (c == '\\' && j->i < j->len) {
+            c = j->s[j->i++];
+            if (c == 'u') {
+                j->i += 4;
+                c = '?';
+            } else if (c == 'n') {
+                c = '\n';
+            } else if (c == 't') {
+                c = '\t';
+            }
+        }
+        if (out != NULL && n + 1 < cap)
+            out[n++] = c;
+    }
+    j->i++;
+    if (out != NULL)
+        out[n] = '\0';
+}
+
+static void jpos(const struct jscan *j, size_t *line, size_t *col)
+{
+    *line = 1;
+    *col = 1;
+    for (size_t k = 0; k < j->i && k < j->len; k++) {
+        if (j->s[k] == '\n') {
+            (*line)++;
+            *col = 1;
+        } else {
+            (*col)++;
+        }
+    }
+}
+
+static void jlocate_value(struct jscan *j, struct locate *l, size_t depth, bool on, int nest)
+{
+    jskip_ws(j);
+    if (j->i >= j->len || nest > 512)
+        return;
+    if (on) {
+        size_t line, col;
+        jpos(j, &line, &col);
+        locate_note(l, depth, line, col);
+    }
+    char c = j->s[j->i];
+    if (c == '"') {
+        jstring(j, NULL, 0);
+        return;
+    }
+    if (c != '{' && c != '[') {
+        while (j->i < j->len && strchr(",]} \t\r\n", j->s[j->i]) == NULL)
+            j->i++;
+        return;
+    }
+    j->i++;
+    for (size_t idx = 0;; idx++) {
+        jskip_ws(j);
+        if (j->i >= j->len)
+            return;
+        if (j->s[j->i] == '}' || j->s[j->i] == ']') {
+            j->i++;
+            return;
+        }
+        if (j->s[j->i] == ',') {
+            j->i++;
+            jskip_ws(j);
+        }
+        bool child;
+        if (c == '{') {
+            char key[512];
+            jstring(j, key, sizeof(key));
+            jskip_ws(j);
+            if (j->i < j->len && j->s[j->i] == ':')
+                j->i++;
+            child = on && depth < l->nseg && strcmp(key, l->seg[depth]) == 0;
+        } else {
+            child = on && depth < l->nseg && locate_index_is(l->seg[depth], idx);
+        }
+        jlocate_value(j, l, depth + 1, child, nest + 1);
+    }
+}
+
+int gw_doc_locate(const char *path, const char *pointer, int *line, int *column)
+{
+    struct locate l = {0};
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL, *ptr = NULL;
+    size_t len = 0;
+    int rc = -1;
+
+    if (f == NULL)
+        return -1;
+    buf = malloc(DOC_MAX_BYTES_DEFAULT);
+    ptr = strdup(pointer != NULL ? pointer : "");
+    if (buf == NULL || ptr == NULL)
+        goto out;
+    len = fread(buf, 1, DOC_MAX_BYTES_DEFAULT, f);
+    /* Split "/a/b~1c" into decoded tokens, in place. */
+    l.seg = calloc(strlen(ptr) + 1, sizeof(*l.seg));
+    if (l.seg == NULL)
+        goto out;
+    for (char *p = ptr[0] == '/' ? ptr + 1 : NULL; p != NULL;) {
+        char *next = strchr(p, '/');
+        if (next != NULL)
+            *next++ = '\0';
+        char *w = p;
+        for (char *r = p; *r; r++) {
+            if (r[0] == '~' && (r[1] == '0' || r[1] == '1')) {
+                *w++ = r[1] == '0' ? '~' : '/';
+                r++;
+            } else {
+                *w++ = *r;
+            }
+        }
+        *w = '\0';
+        l.seg[l.nseg++] = p;
+        p = next;
+    }
+    if (gw_doc_is_yaml(path)) {
+        ylocate(buf, len, &l);
+    } else {
+        struct jscan j = {buf, len, 0};
+        jlocate_value(&j, &l, 0, true, 0);
+    }
+    if (l.best > 0) {
+        *line = (int)l.line;
+        *column = (int)l.column;
+        rc = (int)l.best - 1;
+    }
+out:
+    free(l.seg);
+    free(ptr);
+    free(buf);
+    fclose(f);
+    return rc;
+}

@@ -33,4 +33,12 @@ json_t *gw_yaml_loadb(const char *buf, size_t len, const char *name, struct gw_e
  * error, with the path, line and column in the message. */
 json_t *gw_doc_load_file(const char *path, size_t max_bytes, struct gw_error *err);
 
+/* Where the value at JSON `pointer` starts in the file `path` (YAML or JSON
+ * as above): 1-based *line and *column. A pointer to something the file
+ * does not have gives the deepest node on its way (a missing member: the
+ * object that lacks it). Returns how many of the pointer's tokens were
+ * found (0: only the root), or -1 when the file cannot be read. For error
+ * messages only: it expects a file gw_doc_load_file has read. */
+int gw_doc_locate(const char *path, const char *pointer, int *line, int *column);
+
 #endif

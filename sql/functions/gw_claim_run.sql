@@ -46,13 +46,16 @@ BEGIN
         VALUES (r.id, r.attempt, 'queued', 'running', 'worker:' || p_worker, NULL);
         INSERT INTO gw_audit_log (actor, verb, object, detail)
         VALUES ('worker:' || p_worker, 'run.claim', 'run:' || r.id, jsonb_build_object('attempt', r.attempt));
+        PERFORM gw_worker_seen(r.worker_type, p_worker);
     END IF;
     SELECT * INTO a FROM gw_actions WHERE id = r.action_id AND version = r.action_version;
     IF r.resource_id IS NOT NULL THEN
         SELECT * INTO res FROM gw_resources WHERE id = r.resource_id;
     END IF;
     backend := a.definition -> 'backend';
-    IF r.operation = 'teardown' THEN
+    IF r.operation = 'teardown' OR (r.operation = 'reconcile' AND EXISTS (
+            SELECT 1 FROM gw_runs p WHERE p.id = r.parent_run_id AND p.operation = 'teardown')) THEN
+        -- A reconcile step checks what its run did: a teardown's overrides.
         backend := backend || coalesce(a.definition -> 'teardown' -> 'backend', '{}');
     ELSIF r.operation = 'plan' THEN
         backend := backend || '{"operation": "plan"}';

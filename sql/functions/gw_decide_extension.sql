@@ -52,7 +52,7 @@ BEGIN
         RETURN;
     END IF;
     -- Enough approvals: apply now, bounds and state checked under the lock.
-    SELECT * INTO applied FROM gw_apply_extension(res, ext.seconds, ext.requested_by);
+    SELECT * INTO applied FROM gw_apply_extension(res, ext.seconds, ext.requested_by, ext.justification);
     UPDATE gw_resource_extensions
     SET status = CASE WHEN applied.outcome = 'extended' THEN 'approved' ELSE 'failed' END,
         reason = CASE WHEN applied.outcome = 'extended' THEN NULL ELSE applied.outcome END,

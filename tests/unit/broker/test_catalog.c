@@ -198,6 +198,46 @@ int main(void)
     c = gw_catalog_load("/nonexistent/gangway-actions", &err);
     CHECK(c == NULL && strstr(err.message, "/nonexistent"), "a missing directory is named");
 
+    /* The fault's fields (the reload endpoint's 422): file, line, column,
+     * pointer and reason, for a parse error and for schema errors in YAML
+     * and in JSON, the line being that of the value at fault. */
+    {
+        struct gw_catalog_fault f;
+        char *fdir = fresh_dir();
+        write_file_in(fdir, "p.yaml", "id: x\ntitle: x\nworker_type: [exec\n");
+        c = gw_catalog_load_ex(fdir, &f, &err);
+        CHECK(c == NULL && strstr(f.file, "p.yaml") && f.line >= 3 && f.reason[0] != '\0' &&
+                  strstr(f.reason, "p.yaml") == NULL,
+              "a YAML syntax error: file %s line %d reason %s", f.file, f.line, f.reason);
+        unlink(f.file);
+        write_file_in(fdir, "s.yaml",
+                      "id: x\ntitle: x\nworker_type: exec\nbackend:\n  command: [/bin/true]\n"
+                      "inputs: {}\nretry:\n  max_attempts: lots\n");
+        c = gw_catalog_load_ex(fdir, &f, &err);
+        CHECK(c == NULL && f.line == 8 && f.column == 17 &&
+                  strcmp(f.pointer, "/retry/max_attempts") == 0 && strstr(err.message, "line 8"),
+              "a YAML schema error: line %d column %d pointer %s (%s)", f.line, f.column, f.pointer,
+              err.message);
+        unlink(f.file);
+        write_file_in(fdir, "j.json",
+                      "{\"id\": \"x\", \"title\": \"x\", \"worker_type\": \"exec\",\n"
+                      " \"backend\": {\"command\": [\"/bin/true\"]},\n"
+                      " \"inputs\": {},\n \"tags\": [\"a\",\n   7]}\n");
+        c = gw_catalog_load_ex(fdir, &f, &err);
+        CHECK(c == NULL && f.line == 5 && f.column == 4 && strcmp(f.pointer, "/tags/1") == 0,
+              "a JSON schema error: line %d column %d pointer %s (%s)", f.line, f.column, f.pointer,
+              err.message);
+        unlink(f.file);
+        write_file_in(fdir, "m.json",
+                      "{\"id\": \"x\",\n \"title\": \"x\",\n \"backend\": {},\n"
+                      " \"inputs\": {}}\n");
+        c = gw_catalog_load_ex(fdir, &f, &err);
+        CHECK(c == NULL && f.line == 1 && f.column == 1 && strcmp(f.pointer, "") == 0,
+              "a missing member names the object that lacks it: line %d pointer '%s' (%s)", f.line,
+              f.pointer, err.message);
+        cleanup(fdir);
+    }
+
     printf("%s\n", failures ? "FAILED" : "PASSED");
     return failures ? 1 : 0;
 }
