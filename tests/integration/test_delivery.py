@@ -64,7 +64,8 @@ def test():
         once = s.sql("SELECT count(*) FROM gw_run_events WHERE to_status = 'running' AND run_id IN (%s)"
                      % ",".join("'%s'" % i for i in ids))
         check(once == "5", "each of them executed exactly once", once)
-        check(s.sql("SELECT count(*) FROM gw_outbox") == "0", "the outbox drained")
+        check(s.sql("SELECT count(*) FROM gw_outbox WHERE topic NOT LIKE 'gangway.audit%'") == "0",
+              "the outbox drained")
 
         # 2. Worker SIGKILLed mid-run, action not retryable -> failed, worker_lost.
         r = s.submit("sleep", {"seconds": 60}).json()
