@@ -82,6 +82,7 @@ struct gw_webhooks;
 struct gw_policy_store;
 struct gw_jwt_auth;
 struct gw_catalog_reloader;
+struct gw_submit_batch;
 
 struct gw_broker {
     uv_loop_t *loop;
@@ -96,9 +97,10 @@ struct gw_broker {
     struct gw_sink *sink;
     struct gw_reaper *reaper;
     struct gw_webhooks *webhooks;
-    struct gw_stream_hub *streams;  /* live SSE streams (stream.h) */
-    struct gw_policy_store *policy; /* current authorization policy (policy.h) */
-    struct gw_jwt_auth *jwt;        /* JWT bearer verification; NULL = not configured */
+    struct gw_stream_hub *streams;   /* live SSE streams (stream.h) */
+    struct gw_policy_store *policy;  /* current authorization policy (policy.h) */
+    struct gw_jwt_auth *jwt;         /* JWT bearer verification; NULL = not configured */
+    struct gw_submit_batch *submits; /* group commit of accepts (submit_batch.h) */
     struct gw_broker_metrics metrics;
     uv_timer_t stats_timer;
     bool stats_busy;
