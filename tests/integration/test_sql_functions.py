@@ -304,6 +304,44 @@ def test_submit_batch(db):
     err = db.error("SELECT * FROM gw_submit_runs(%s)" % lit({"runs": [ok, bad]}))
     check('gw_submit_run: key "' in err and 'is required' in err, "batch: a bad element names its fault", err)
     check(db.q("SELECT count(*) FROM gw_runs") == before, "batch: nothing of a failed call is stored")
+    for mutate, want in (
+            (lambda a: a.update(teams="dev"), 'gw_submit_run: key "teams" must be of JSON type array, not string'),
+            (lambda a: a.update(timeout_seconds=1.5), 'key "timeout_seconds" must be of JSON type integer'),
+            (lambda a: a.update(idempotency_kye="k"), 'gw_submit_run: unknown key "idempotency_kye"')):
+        b = dict(ok, id=str(uuid.uuid4()))
+        mutate(b)
+        err = db.error("SELECT * FROM gw_submit_runs(%s)" % lit({"runs": [dict(ok, id=str(uuid.uuid4())), b]}))
+        check(want in err, "batch: the batch check says what gw_args says: " + want, err)
+
+    # The plain path (multi-row INSERTs) stores what gw_submit_run stores.
+    action(db, "same")
+    extra = {"inputs": {"n": 2, "s": "x"}, "inputs_redacted": {"n": 2, "s": "[redacted]"},
+             "secret_paths": ["/s"], "key": "same:k", "ttl_seconds": 300, "teams": ["a", "b"],
+             "max_attempts": 0, "retryable": True, "idempotency_key": None}
+    one = submit(db, "same", **extra)["run"]["id"]
+    rows, sent = submit_batch(db, [dict(extra, action_id="same")])
+    two = sent[0]["id"]
+    cols = ("action_id, action_version, worker_type, status, reason, attempt, max_attempts, retryable,"
+            " resource_key, inputs, inputs_redacted, outputs, requested_by, requested_teams,"
+            " idempotency_key, request_hash, timeout_seconds, worker_id, needs_reconciliation,"
+            " queued_at IS NOT NULL, started_at, secret_paths, operation, parent_run_id, resource_id,"
+            " ttl_seconds, approval_rule, approval_expires_at, inputs_hash, break_glass_reason")
+    r1, r2 = (db.q("SELECT %s FROM gw_runs WHERE id = '%s'" % (cols, x)) for x in (one, two))
+    check(r1 == r2, "batch: the plain path stores the run gw_submit_run stores", r1, r2)
+    ev = "SELECT string_agg(concat_ws('/', attempt, from_status, to_status, actor, reason), ',' ORDER BY id)" \
+         " FROM gw_run_events WHERE run_id = '%s'"
+    check(db.q(ev % one) == db.q(ev % two), "batch: ... and the same events", db.q(ev % two))
+    au = "SELECT actor || verb || detail::text FROM gw_audit_log WHERE object = 'run:%s'"
+    check(db.q(au % one) == db.q(au % two), "batch: ... and the same audit entry", db.q(au % two))
+    ob = ("SELECT topic || msg_key || (payload - 'id' - 'time' - 'subject' #- '{data,run_id}'"
+          " #- '{data,requested_at}')::text FROM gw_outbox WHERE payload ->> 'subject' = '%s'")
+    check(db.q(ob % one) == db.q(ob % two) and db.q(ob % two) != "",
+          "batch: ... and the same outbox message", db.q(ob % two))
+    j1 = json.loads(db.q("SELECT gw_run_json(r) FROM gw_runs r WHERE id = '%s'" % one))
+    strip = ("id", "created_at", "updated_at", "queued_at", "cursor")
+    check({k: v for k, v in j1.items() if k not in strip}
+          == {k: v for k, v in rows[0]["run"].items() if k not in strip},
+          "batch: ... and answers with the same run document", rows[0]["run"])
     check("1 to 1000 elements" in db.error("SELECT * FROM gw_submit_runs('{\"runs\": []}')"),
           "batch: an empty batch is refused")
     check('unknown key "run"' in db.error("SELECT * FROM gw_submit_runs('{\"run\": []}')"),
