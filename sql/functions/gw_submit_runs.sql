@@ -107,7 +107,7 @@ BEGIN
                                  resource_key, inputs, inputs_redacted, requested_by,
                                  requested_teams, idempotency_key, request_hash, timeout_seconds,
                                  max_attempts, retryable, queued_at, secret_paths, ttl_seconds,
-                                 inputs_hash)
+                                 inputs_hash, justification)
             SELECT (e.v ->> 'id')::uuid, e.v ->> 'action_id', e.v ->> 'action_version',
                    e.v ->> 'worker_type', 'queued', coalesce(e.v ->> 'key', e.v ->> 'id'),
                    e.v -> 'inputs', e.v -> 'inputs_redacted', e.v ->> 'subject',
@@ -117,7 +117,8 @@ BEGIN
                    greatest((e.v ->> 'max_attempts')::integer, 1), (e.v ->> 'retryable')::boolean,
                    clock_timestamp(), coalesce(nullif(e.v -> 'secret_paths', 'null'), '[]'),
                    (e.v ->> 'ttl_seconds')::integer,
-                   encode(sha256(convert_to((e.v -> 'inputs')::text, 'UTF8')), 'hex')
+                   encode(sha256(convert_to((e.v -> 'inputs')::text, 'UTF8')), 'hex'),
+                   e.v ->> 'justification'
             FROM e ORDER BY e.i
             ON CONFLICT (requested_by, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
             RETURNING r AS run),
@@ -135,6 +136,8 @@ BEGIN
             SELECT (m.r).requested_by, 'run.submit', 'run:' || (m.r).id,
                    jsonb_build_object('action', (m.r).action_id, 'version', (m.r).action_version,
                                       'inputs', (m.r).inputs_redacted, 'status', (m.r).status)
+                   || CASE WHEN (m.r).justification IS NULL THEN '{}'::jsonb
+                           ELSE jsonb_build_object('justification', (m.r).justification) END
             FROM mine m ORDER BY m.i),
         ob AS (
             INSERT INTO gw_outbox (event_id, topic, msg_key, payload)
