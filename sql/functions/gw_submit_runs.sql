@@ -111,7 +111,7 @@ BEGIN
             SELECT (e.v ->> 'id')::uuid, e.v ->> 'action_id', e.v ->> 'action_version',
                    e.v ->> 'worker_type', 'queued', coalesce(e.v ->> 'key', e.v ->> 'id'),
                    e.v -> 'inputs', e.v -> 'inputs_redacted', e.v ->> 'subject',
-                   coalesce(ARRAY(SELECT jsonb_array_elements_text(e.v -> 'teams')), '{}'),
+                   coalesce(gw_args_texts(e.v, 'teams'), '{}'),
                    e.v ->> 'idempotency_key', e.v ->> 'request_hash',
                    (e.v ->> 'timeout_seconds')::integer,
                    greatest((e.v ->> 'max_attempts')::integer, 1), (e.v ->> 'retryable')::boolean,
