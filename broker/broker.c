@@ -18,6 +18,7 @@
 #include "gw/log.h"
 #include "policy.h"
 #include "stream.h"
+#include "submit_batch.h"
 
 #define STATS_MS 5000
 
@@ -146,6 +147,9 @@ struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_optio
     b->pg = gw_pg_pool_create(loop, &po, err);
     if (b->pg == NULL)
         goto fail;
+    b->submits = gw_submit_batch_create(b, GW_SUBMIT_BATCH_MAX, GW_SUBMIT_BATCH_IN_FLIGHT, err);
+    if (b->submits == NULL)
+        goto fail;
     struct gw_kafka_config kc = {.brokers = b->opts.kafka_brokers, .extra = b->opts.kafka_extra};
     b->producer = gw_kafka_producer_create(loop, &kc, err);
     if (b->producer == NULL)
@@ -239,6 +243,8 @@ static void http_closed(void *arg)
     gw_sink_destroy(b->sink);
     gw_reaper_destroy(b->reaper);
     gw_webhooks_destroy(b->webhooks);
+    gw_submit_batch_destroy(b->submits);
+    b->submits = NULL;
     b->webhooks = NULL;
     b->relay = NULL;
     b->sink = NULL;

@@ -90,6 +90,7 @@ struct gw_policy_store;
 struct gw_jwt_auth;
 struct gw_catalog_reloader;
 struct gw_checkpoint_keys;
+struct gw_submit_batch;
 
 struct gw_broker {
     uv_loop_t *loop;
@@ -111,6 +112,7 @@ struct gw_broker {
     bool audit_checkpoint_busy;           /* a checkpoint round is in flight */
     bool audit_verify_busy;               /* GET /v1/admin/audit/verify's child runs */
     int audit_verify_pid;                 /* ... its pid, killed at shutdown; 0 = none */
+    struct gw_submit_batch *submits;      /* group commit of accepts (submit_batch.h) */
     struct gw_broker_metrics metrics;
     uv_timer_t stats_timer;
     bool stats_busy;

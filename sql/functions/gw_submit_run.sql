@@ -23,14 +23,7 @@ CREATE OR REPLACE FUNCTION gw_submit_run(p_args jsonb)
 RETURNS TABLE (run jsonb, created boolean, conflict boolean, refused jsonb)
 LANGUAGE plpgsql AS $$
 DECLARE
-    a jsonb := gw_args(p_args, 'gw_submit_run', '{
-        "id": "string!", "action_id": "string!", "action_version": "string!",
-        "worker_type": "string!", "key": "string?", "inputs": "object!",
-        "inputs_redacted": "object!", "subject": "string!", "teams": "array!",
-        "idempotency_key": "string?", "request_hash": "string?",
-        "timeout_seconds": "integer!", "max_attempts": "integer!", "retryable": "boolean!",
-        "secret_paths": "array?", "ttl_seconds": "integer?", "approval": "object?",
-        "quota": "object?", "break_glass": "string?", "justification": "string?"}');
+    a jsonb := gw_args(p_args, 'gw_submit_run', gw_submit_run_spec());
     p_id uuid := (a ->> 'id')::uuid;
     p_action_id text := a ->> 'action_id';
     p_action_version text := a ->> 'action_version';
