@@ -39,13 +39,20 @@ BEGIN
         SELECT a.definition -> 'steps' INTO steps FROM gw_actions a
         WHERE a.id = p.action_id AND a.version = p.action_version;
 
-        -- The latest run of each step (a resumed workflow has several).
+        -- The latest run of each step (a resumed workflow has several). A
+        -- step succeeded and then undone, or one that did not succeed before
+        -- a resume (started_at), is as if it never ran.
         CREATE TEMP TABLE IF NOT EXISTS gw_wf_latest (LIKE gw_runs) ON COMMIT DROP;
         TRUNCATE gw_wf_latest;
         INSERT INTO gw_wf_latest
-        SELECT DISTINCT ON (step_id) * FROM gw_runs
-        WHERE parent_run_id = p.id AND operation = 'create' AND step_id IS NOT NULL
-        ORDER BY step_id, created_at DESC;
+        SELECT * FROM (SELECT DISTINCT ON (step_id) * FROM gw_runs
+                       WHERE parent_run_id = p.id AND operation = 'create' AND step_id IS NOT NULL
+                       ORDER BY step_id, created_at DESC) l
+        WHERE (l.created_at >= p.started_at OR l.status = 'succeeded')
+          AND NOT EXISTS (SELECT 1 FROM gw_runs u
+                          WHERE u.parent_run_id = p.id AND u.operation = 'undo'
+                            AND u.step_id = l.step_id AND u.created_at > l.created_at
+                            AND u.status = 'succeeded');
         SELECT coalesce(jsonb_object_agg(step_id, coalesce(outputs, '{}'::jsonb)), '{}'::jsonb)
         INTO outs FROM gw_wf_latest WHERE status = 'succeeded';
         pending := EXISTS (SELECT 1 FROM gw_wf_latest

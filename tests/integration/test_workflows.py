@@ -14,6 +14,10 @@ what ran, in which order, with which inputs:
 - an approval between steps: the second step waits in pending_approval
   until approved, then the workflow goes on;
 - steps without a mutual dependency run side by side (both running at once);
+- resume: a failed workflow runs again from the failed step, the steps done
+  before are not run again (their programs' starts are counted); 409
+  not_resumable for a succeeded workflow and for one whose undo failed;
+  GET /v1/runs?parent=ID lists the child runs;
 - a bad reference is refused by the catalog reload with 422, line and pointer.
 """
 import json
@@ -36,6 +40,9 @@ if inputs.get("hold"):
     open(os.path.join(marks, name + ".started"), "w").close()
     while not os.path.exists(os.path.join(marks, name + ".go")):
         time.sleep(0.1)
+if "gate" in inputs and not os.path.exists(inputs["gate"]):
+    print("step %s: %s is not there yet" % (name, inputs["gate"]))
+    sys.exit(1)
 if inputs.get("fail") is True:
     print("step %s fails as asked" % name)
     sys.exit(1)
@@ -101,7 +108,8 @@ def test():
                                       "fail": "${inputs.fail}"}),
                 ]}
 
-    m = {k: os.path.join(s.tmp, "marks-" + k) for k in ("ok", "undo", "badundo", "appr", "par")}
+    m = {k: os.path.join(s.tmp, "marks-" + k)
+         for k in ("ok", "undo", "badundo", "appr", "par", "resume")}
     for d in m.values():
         os.makedirs(d)
     write(actions, "chain.json", chain("chain", m["ok"]))
@@ -121,6 +129,13 @@ def test():
                   step("join", m["par"], {"l": "${steps.left.outputs.url}",
                                           "r": "${steps.right.outputs.url}"},
                        needs=["left", "right"])]})
+    gate = os.path.join(m["resume"], "z.ok")
+    write(actions, "resumable.json", {
+        "id": "resumable", "title": "resumable", "inputs": {"type": "object", "properties": {
+            "name": {"type": "string"}}},
+        "steps": [step("x", m["resume"], {"name": "${inputs.name}"}),
+                  step("y", m["resume"], {"from": "${steps.x.outputs.url}"}),
+                  step("z", m["resume"], {"from": "${steps.y.outputs.url}", "gate": gate})]})
     s.actions_dir = actions
     with s:
         s.start_broker()
@@ -130,7 +145,7 @@ def test():
         # 1. Three steps, outputs passed along.
         r = s.submit("chain", {"name": "svc1", "fail": False, "hold": False})
         check(r.status == 202, "a workflow is accepted", r.status, r.body)
-        rid = r.json()["id"]
+        rid = ok_run = r.json()["id"]
         done = s.wait_run(rid, timeout=120)
         check(done["status"] == "succeeded", "the workflow succeeds", done)
         outs = done["outputs"]["steps"]
@@ -168,7 +183,7 @@ def test():
               "every undo is visible in the parent's steps", done["steps"])
 
         # 3. A failing undo: not compensated, needs reconciliation, the other undo still runs.
-        rid = s.submit("chain-badundo", {"name": "svc3", "fail": True}).json()["id"]
+        rid = badundo_run = s.submit("chain-badundo", {"name": "svc3", "fail": True}).json()["id"]
         done = s.wait_run(rid, timeout=120)
         log = marks_of(m["badundo"])
         check(done["status"] == "failed" and done["compensated"] is False
@@ -219,7 +234,42 @@ def test():
               and log[-1][2] == {"l": "left-of-svc6", "r": "right-of-svc6"},
               "join ran last with both outputs", log)
 
-        # 7. A bad reference is refused at load, with its line.
+        # 7. Resume from the failed step.
+        rid = s.submit("resumable", {"name": "svc7"}).json()["id"]
+        done = s.wait_run(rid, timeout=120)
+        check(done["status"] == "failed" and done["failed_step"] == "z",
+              "the workflow fails at z (its gate is not there)", done)
+        r = s.post("/v1/runs/%s/resume" % ok_run)
+        check(r.status == 409 and r.json()["code"] == "not_resumable"
+              and r.json()["why"] == "not_failed", "a succeeded workflow is not resumable", r.body)
+        r = s.post("/v1/runs/%s/resume" % badundo_run)
+        check(r.status == 409 and r.json()["why"] == "needs_reconciliation",
+              "a workflow whose undo failed is not resumable", r.body)
+        r = s.post("/v1/runs/%s/resume" % done["steps"][0]["run_id"])
+        check(r.status == 409 and r.json()["why"] == "not_workflow",
+              "a step run is not resumable", r.body)
+        open(gate, "w").close()
+        r = s.post("/v1/runs/%s/resume" % rid)
+        check(r.status == 202 and r.json()["status"] == "running", "resume is accepted",
+              r.status, r.body)
+        done = s.wait_run(rid, timeout=120)
+        starts = [x[0] for x in marks_of(m["resume"])]
+        check(done["status"] == "succeeded" and starts == ["x", "y", "z", "z"],
+              "after resume only z ran again; x and y were not repeated", starts, done)
+        check(done["outputs"]["steps"]["z"]["url"] == "z-of-y-of-x-of-svc7",
+              "z used y's output from before the resume", done["outputs"])
+        audit = s.sql("SELECT count(*) FROM gw_audit_log WHERE verb = 'run.resume'"
+                      " AND object = 'run:%s'" % rid)
+        check(audit == "1", "the resume is audited", audit)
+        r = s.get("/v1/runs?parent=" + rid)
+        kids = r.json()["items"] if r.status == 200 else []
+        check(r.status == 200 and sorted(k["step"] for k in kids) == ["x", "y", "z", "z"],
+              "GET /v1/runs?parent=ID lists the workflow's child runs", r.status, r.body)
+        r = s.get("/v1/runs?parent=nope")
+        check(r.status == 400 and r.json()["code"] == "invalid_parameter",
+              "parent must be a run id", r.status, r.body)
+
+        # 8. A bad reference is refused at load, with its line.
         with open(os.path.join(actions, "bad.yaml"), "w") as f:
             f.write("id: bad\ntitle: bad\ninputs: {type: object}\nsteps:\n"
                     "  - id: one\n    worker_type: exec\n    backend: {command: [/bin/cat]}\n"
