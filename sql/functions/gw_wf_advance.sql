@@ -39,6 +39,49 @@ BEGIN
         SELECT a.definition -> 'steps' INTO steps FROM gw_actions a
         WHERE a.id = p.action_id AND a.version = p.action_version;
 
+        IF p.operation = 'teardown' THEN
+            -- The teardown of a workflow's resource (TTL, delete): the undo
+            -- of each step the creating run (p.parent_run_id) finished, one
+            -- at a time, the last finished first; an undo that succeeded in
+            -- an earlier teardown attempt is not run again.
+            EXIT WHEN EXISTS (SELECT 1 FROM gw_runs u WHERE u.parent_run_id = p.id
+                              AND u.status IN ('accepted', 'pending_approval', 'queued', 'running'));
+            SELECT coalesce(jsonb_object_agg(l.step_id, coalesce(l.outputs, '{}'::jsonb)), '{}'::jsonb)
+            INTO outs FROM (SELECT DISTINCT ON (step_id) * FROM gw_runs
+                            WHERE parent_run_id = p.parent_run_id AND operation = 'create'
+                              AND step_id IS NOT NULL
+                            ORDER BY step_id, created_at DESC) l
+            WHERE l.status = 'succeeded';
+            SELECT * INTO c FROM (SELECT DISTINCT ON (step_id) * FROM gw_runs
+                                  WHERE parent_run_id = p.parent_run_id AND operation = 'create'
+                                    AND step_id IS NOT NULL
+                                  ORDER BY step_id, created_at DESC) l
+            WHERE l.status = 'succeeded'
+              AND EXISTS (SELECT 1 FROM jsonb_array_elements(steps) s
+                          WHERE s.value ->> 'id' = l.step_id AND s.value ? 'undo')
+              AND NOT EXISTS (SELECT 1 FROM gw_runs u
+                              WHERE u.parent_run_id = p.id AND u.step_id = l.step_id)
+              AND NOT EXISTS (SELECT 1 FROM gw_runs u JOIN gw_runs t ON t.id = u.parent_run_id
+                              WHERE t.parent_run_id = p.parent_run_id AND t.operation = 'teardown'
+                                AND u.step_id = l.step_id AND u.status = 'succeeded')
+            ORDER BY l.finished_at DESC, l.created_at DESC LIMIT 1;
+            IF c.id IS NOT NULL THEN
+                SELECT s.value INTO st FROM jsonb_array_elements(steps) s
+                WHERE s.value ->> 'id' = c.step_id;
+                PERFORM gw_wf_start_child(p, st, 'undo', outs, coalesce(c.outputs, '{}'::jsonb), p_actor);
+                EXIT;
+            END IF;
+            undo_failed := EXISTS (SELECT 1 FROM gw_runs u WHERE u.parent_run_id = p.id
+                                   AND u.status <> 'succeeded');
+            UPDATE gw_runs SET compensated = NOT undo_failed WHERE id = p.id;
+            IF undo_failed THEN
+                PERFORM gw_finish_run(p.id, 'failed', 'undo_failed', NULL, p_actor, false);
+            ELSE
+                PERFORM gw_finish_run(p.id, 'succeeded', NULL, '{}'::jsonb, p_actor, false);
+            END IF;
+            EXIT;
+        END IF;
+
         -- The latest run of each step (a resumed workflow has several). A
         -- step succeeded and then undone, or one that did not succeed before
         -- a resume (started_at), is as if it never ran.

@@ -18,6 +18,8 @@ what ran, in which order, with which inputs:
   before are not run again (their programs' starts are counted); 409
   not_resumable for a succeeded workflow and for one whose undo failed;
   GET /v1/runs?parent=ID lists the child runs;
+- a workflow that creates a resource with a TTL: at expiry its teardown runs
+  the steps' undo in reverse and the resource ends deleted;
 - a bad reference is refused by the catalog reload with 422, line and pointer.
 """
 import json
@@ -109,7 +111,7 @@ def test():
                 ]}
 
     m = {k: os.path.join(s.tmp, "marks-" + k)
-         for k in ("ok", "undo", "badundo", "appr", "par", "resume")}
+         for k in ("ok", "undo", "badundo", "appr", "par", "resume", "ttl")}
     for d in m.values():
         os.makedirs(d)
     write(actions, "chain.json", chain("chain", m["ok"]))
@@ -136,6 +138,11 @@ def test():
         "steps": [step("x", m["resume"], {"name": "${inputs.name}"}),
                   step("y", m["resume"], {"from": "${steps.x.outputs.url}"}),
                   step("z", m["resume"], {"from": "${steps.y.outputs.url}", "gate": gate})]})
+    lease = chain("lease", m["ttl"])
+    lease.update({"resource_key": "/name", "resource": {"kind": "service", "name": "/name"},
+                  "ttl": {"default_seconds": 3, "max_seconds": 60, "warn_before_seconds": 1,
+                          "teardown_retry_seconds": 1}})
+    write(actions, "lease.json", lease)
     s.actions_dir = actions
     with s:
         s.start_broker()
@@ -269,7 +276,26 @@ def test():
         check(r.status == 400 and r.json()["code"] == "invalid_parameter",
               "parent must be a run id", r.status, r.body)
 
-        # 8. A bad reference is refused at load, with its line.
+        # 8. TTL: the expired workflow resource is torn down through the undo steps.
+        rid = s.submit("lease", {"name": "svc8", "fail": False, "hold": False}).json()["id"]
+        done = s.wait_run(rid, timeout=120)
+        check(done["status"] == "succeeded" and done.get("resource"),
+              "the workflow succeeds and records its resource", done)
+        res = poll("the resource deleted at expiry", lambda: (lambda j: j if j.get("status") ==
+                   "deleted" else None)(s.get("/v1/resources/" + done["resource"]).json()),
+                   timeout=90)
+        log = marks_of(m["ttl"])
+        check([(x[0], x[1]) for x in log][3:] == [
+              ("undo-b", "undo"), ("undo-a", "undo")],
+              "the teardown ran b's then a's undo (c has none)", log)
+        td = s.get("/v1/runs?parent=" + rid).json()["items"]
+        tdr = [x for x in td if x["operation"] == "teardown"]
+        check(len(tdr) == 1 and tdr[0]["status"] == "succeeded"
+              and [(x["id"], x["operation"]) for x in tdr[0]["steps"]] ==
+              [("b", "undo"), ("a", "undo")],
+              "the teardown run lists its undo runs", tdr)
+
+        # 9. A bad reference is refused at load, with its line.
         with open(os.path.join(actions, "bad.yaml"), "w") as f:
             f.write("id: bad\ntitle: bad\ninputs: {type: object}\nsteps:\n"
                     "  - id: one\n    worker_type: exec\n    backend: {command: [/bin/cat]}\n"
