@@ -20,15 +20,17 @@ what ran, in which order, with which inputs:
   GET /v1/runs?parent=ID lists the child runs;
 - a workflow that creates a resource with a TTL: at expiry its teardown runs
   the steps' undo in reverse and the resource ends deleted;
-- a bad reference is refused by the catalog reload with 422, line and pointer.
+- a bad reference is refused by the catalog reload with 422, line and pointer;
+- examples/actions/scaffold-service.yaml loads (it is not run here).
 """
 import json
 import os
+import shutil
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, check, main  # noqa: E402
+from harness import SRC, Stack, check, main  # noqa: E402
 
 STEP = r'''#!/usr/bin/env python3
 import json, os, sys, time
@@ -304,6 +306,16 @@ def test():
         body = r.json()
         check(r.status == 422 and "line 8" in json.dumps(body) and "steps.two" in json.dumps(body),
               "the reload refuses an unknown step reference with its line", r.status, body)
+
+        # 10. The shipped example loads (it is not run: docs/workflows.md#status).
+        os.unlink(os.path.join(actions, "bad.yaml"))
+        shutil.copy(os.path.join(SRC, "examples", "actions", "scaffold-service.yaml"), actions)
+        r = s.post("/v1/admin/actions/reload")
+        check(r.status == 200, "examples/actions/scaffold-service.yaml loads", r.status, r.body)
+        a = s.get("/v1/actions/scaffold-service").json()
+        check([(x["id"], x["worker_type"], x["undo"]) for x in a["steps"]] ==
+              [("repo", "git", True), ("pipeline", "jenkins", True), ("env", "terraform", True)],
+              "its steps are repo, pipeline, env, each with an undo", a)
 
 
 if __name__ == "__main__":
