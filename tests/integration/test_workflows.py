@@ -12,7 +12,8 @@ what ran, in which order, with which inputs:
   needs_reconciliation;
 - cancel mid-workflow: the running step is cancelled, the finished one undone;
 - an approval between steps: the second step waits in pending_approval
-  until approved, then the workflow goes on;
+  until approved, then the workflow goes on; a step whose `when` does not
+  match is skipped and the step after it still runs;
 - steps without a mutual dependency run side by side (both running at once);
 - resume: a failed workflow runs again from the failed step, the steps done
   before are not run again (their programs' starts are counted); 409
@@ -124,7 +125,9 @@ def test():
             "name": {"type": "string"}}},
         "steps": [step("build", m["appr"], {"name": "${inputs.name}"}),
                   step("prod", m["appr"], {"from": "${steps.build.outputs.url}"},
-                       approval={"rules": [{"approvals": 1, "from_teams": ["sre"]}]})]})
+                       approval={"rules": [{"approvals": 1, "from_teams": ["sre"]}]}),
+                  step("notify", m["appr"], {}, when={"name": ["never"]}),
+                  step("after", m["appr"], {"p": "${steps.prod.outputs.url}"})]})
     write(actions, "fan.json", {
         "id": "fan", "title": "fan", "inputs": {"type": "object", "properties": {
             "name": {"type": "string"}}},
@@ -153,7 +156,9 @@ def test():
 
         # 1. Three steps, outputs passed along.
         r = s.submit("chain", {"name": "svc1", "fail": False, "hold": False})
-        check(r.status == 202, "a workflow is accepted", r.status, r.body)
+        check(r.status == 202 and r.json()["status"] == "running"
+              and r.json()["worker_type"] == "workflow" and not r.json().get("warnings"),
+              "a workflow is accepted and running at once", r.status, r.body)
         rid = ok_run = r.json()["id"]
         done = s.wait_run(rid, timeout=120)
         check(done["status"] == "succeeded", "the workflow succeeds", done)
@@ -228,6 +233,10 @@ def test():
         done = s.wait_run(rid, timeout=120)
         check(done["status"] == "succeeded" and done["outputs"]["steps"]["prod"]["url"]
               == "prod-of-build-of-svc5", "after the approval the workflow finishes", done)
+        check(done["skipped_steps"] == ["notify"]
+              and [x[0] for x in marks_of(m["appr"])] == ["build", "prod", "after"],
+              "a step whose when does not match is skipped, the next one still runs",
+              done, marks_of(m["appr"]))
 
         # 6. Parallel steps: left and right both running at once, join after both.
         rid = s.submit("fan", {"name": "svc6"}).json()["id"]
