@@ -154,6 +154,11 @@ def test():
         s.start_worker(concurrency=4)
         bob, carol = s.make_tokens("bob:payments", "carol:sre")
 
+        # 0. GET /v1/actions: a workflow's workers are its steps' (none seen yet).
+        acts = {x["id"]: x for x in s.get("/v1/actions").json()["items"]}
+        check(acts["chain"]["worker_type"] == "workflow" and acts["chain"]["workers"]["seen"] is False,
+              "before any exec worker claimed, the workflow's workers are not seen", acts["chain"])
+
         # 1. Three steps, outputs passed along.
         r = s.submit("chain", {"name": "svc1", "fail": False, "hold": False})
         check(r.status == 202 and r.json()["status"] == "running"
@@ -177,6 +182,10 @@ def test():
         child = s.get("/v1/runs/" + done["steps"][1]["run_id"]).json()
         check(child["parent_run"] == rid and child["step"] == "b" and child["worker_type"] == "exec",
               "a step is a child run of the workflow", child)
+
+        acts = {x["id"]: x for x in s.get("/v1/actions").json()["items"]}
+        check(acts["chain"]["workers"]["seen"] is True,
+              "once exec workers claimed, the workflow's workers are seen", acts["chain"])
 
         # 2. The third step fails: b then a undone, in reverse.
         rid = s.submit("chain-undo", {"name": "svc2", "fail": True, "hold": False}).json()["id"]
