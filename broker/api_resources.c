@@ -158,6 +158,8 @@ static void resume_done(struct gw_api_ctx *ctx, const PGresult *res)
                               ? "only a workflow (an action with steps) can be resumed"
                           : strcmp(outcome, "not_failed") == 0
                               ? "only a failed workflow can be resumed"
+                          : strcmp(outcome, "secrets_dropped") == 0
+                              ? "its secret inputs were dropped when it ended: submit it again"
                               : "an undo failed: reconcile the run first (POST "
                                 "/v1/runs/{id}/reconcile), then resume";
         json_t *m = json_pack("{s:s}", "why", outcome);

@@ -2,7 +2,8 @@
 -- runs again from where it stopped. Its steps that succeeded and were not
 -- undone keep their runs and outputs; the failed step and any step undone
 -- run again. Outcomes: resumed | not_found | not_workflow | not_failed |
--- needs_reconciliation (an undo failed: what exists is unknown).
+-- needs_reconciliation (an undo failed: what exists is unknown) |
+-- secrets_dropped (its secret inputs were dropped when it ended).
 CREATE OR REPLACE FUNCTION gw_wf_resume(p_id uuid, p_actor text)
 RETURNS TABLE (outcome text, run jsonb) LANGUAGE plpgsql AS $$
 DECLARE
@@ -16,6 +17,11 @@ BEGIN
     END IF;
     IF r.status <> 'failed' THEN
         RETURN QUERY SELECT 'not_failed'::text, gw_run_json(r); RETURN;
+    END IF;
+    IF r.secrets_dropped_at IS NOT NULL THEN
+        -- Its secret inputs went when it ended (decision 0020): the steps
+        -- would get the redacted values. Submit it again instead.
+        RETURN QUERY SELECT 'secrets_dropped'::text, gw_run_json(r); RETURN;
     END IF;
     IF r.needs_reconciliation THEN
         RETURN QUERY SELECT 'needs_reconciliation'::text, gw_run_json(r); RETURN;

@@ -34,7 +34,7 @@ BEGIN
     INSERT INTO gw_runs (id, action_id, action_version, worker_type, status, resource_key,
                          inputs, inputs_redacted, requested_by, requested_teams, timeout_seconds,
                          max_attempts, retryable, queued_at, operation, parent_run_id, step_id,
-                         resource_id, approval_rule, approval_expires_at, inputs_hash)
+                         resource_id, approval_rule, approval_expires_at, inputs_hash, secret_paths)
     SELECT gen_random_uuid(), p.action_id, p.action_version, call ->> 'worker_type',
            CASE WHEN apr IS NULL THEN 'queued' ELSE 'pending_approval' END,
            p.resource_key || '/' || (st ->> 'id'), x.inputs,
@@ -47,7 +47,8 @@ BEGIN
            apr,
            CASE WHEN apr IS NULL THEN NULL ELSE clock_timestamp() + make_interval(secs =>
                (apr ->> 'expires_after_seconds')::integer) END,
-           encode(sha256(convert_to(x.inputs::text, 'UTF8')), 'hex')
+           encode(sha256(convert_to(x.inputs::text, 'UTF8')), 'hex'),
+           gw_wf_secret_paths(coalesce(call -> 'inputs', '{}'::jsonb), p.secret_paths, '')
     FROM (SELECT gw_wf_expand(coalesce(call -> 'inputs', '{}'::jsonb), p.inputs, p_outs, p_self)
                  AS inputs) x
     RETURNING * INTO c;

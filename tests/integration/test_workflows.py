@@ -19,6 +19,8 @@ what ran, in which order, with which inputs:
   before are not run again (their programs' starts are counted); 409
   not_resumable for a succeeded workflow and for one whose undo failed;
   GET /v1/runs?parent=ID lists the child runs;
+- a step fed a secret input gets it, lists it in secret_paths, shows it
+  redacted; a failed workflow whose secrets were dropped is not resumable;
 - a workflow that creates a resource with a TTL: at expiry its teardown runs
   the steps' undo in reverse and the resource ends deleted;
 - a bad reference is refused by the catalog reload with 422, line and pointer;
@@ -114,7 +116,7 @@ def test():
                 ]}
 
     m = {k: os.path.join(s.tmp, "marks-" + k)
-         for k in ("ok", "undo", "badundo", "appr", "par", "resume", "ttl")}
+         for k in ("ok", "undo", "badundo", "appr", "par", "resume", "ttl", "secret")}
     for d in m.values():
         os.makedirs(d)
     write(actions, "chain.json", chain("chain", m["ok"]))
@@ -143,6 +145,11 @@ def test():
         "steps": [step("x", m["resume"], {"name": "${inputs.name}"}),
                   step("y", m["resume"], {"from": "${steps.x.outputs.url}"}),
                   step("z", m["resume"], {"from": "${steps.y.outputs.url}", "gate": gate})]})
+    write(actions, "secretive.json", {
+        "id": "secretive", "title": "secretive", "inputs": {"type": "object", "properties": {
+            "name": {"type": "string"}, "token": {"type": "string", "writeOnly": True}}},
+        "steps": [step("s1", m["secret"], {"auth": "Bearer ${inputs.token}", "n": "${inputs.name}",
+                                            "gate": os.path.join(m["secret"], "never")})]})
     lease = chain("lease", m["ttl"])
     lease.update({"resource_key": "/name", "resource": {"kind": "service", "name": "/name"},
                   "ttl": {"default_seconds": 3, "max_seconds": 60, "warn_before_seconds": 1,
@@ -295,6 +302,22 @@ def test():
         r = s.get("/v1/runs?parent=nope")
         check(r.status == 400 and r.json()["code"] == "invalid_parameter",
               "parent must be a run id", r.status, r.body)
+
+        # 7b. Secrets: a step fed a secret input gets it, shows it redacted and
+        # lists it in its secret_paths; the failed workflow dropped its secrets,
+        # so it is not resumable.
+        rid = s.submit("secretive", {"name": "svc9", "token": "canary-123"}).json()["id"]
+        done = s.wait_run(rid, timeout=120)
+        log = marks_of(m["secret"])
+        check(done["status"] == "failed" and log and log[0][2]["auth"] == "Bearer canary-123",
+              "the step's worker got the secret", done, log)
+        st = s.get("/v1/runs/" + done["steps"][0]["run_id"]).json()
+        check(st["inputs"]["auth"] == "Bearer [redacted]" and st.get("secret_inputs") == ["/auth"]
+              and "canary-123" not in json.dumps(st),
+              "the step run shows the secret redacted and lists it as secret", st)
+        r = s.post("/v1/runs/%s/resume" % rid)
+        check(r.status == 409 and r.json()["why"] == "secrets_dropped",
+              "a workflow whose secrets were dropped is not resumable", r.status, r.body)
 
         # 8. TTL: the expired workflow resource is torn down through the undo steps.
         rid = s.submit("lease", {"name": "svc8", "fail": False, "hold": False}).json()["id"]
