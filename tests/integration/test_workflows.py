@@ -24,16 +24,18 @@ what ran, in which order, with which inputs:
 - a workflow that creates a resource with a TTL: at expiry its teardown runs
   the steps' undo in reverse and the resource ends deleted;
 - a bad reference is refused by the catalog reload with 422, line and pointer;
-- examples/actions/scaffold-service.yaml loads (it is not run here).
+- examples/actions/scaffold-service.yaml loads (it is not run here);
+- the CLI: `gangway run --wait` lists a workflow's steps, `gangway resume`.
 """
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SRC, Stack, check, main  # noqa: E402
+from harness import GANGWAY, SRC, Stack, check, main  # noqa: E402
 
 STEP = r'''#!/usr/bin/env python3
 import json, os, sys, time
@@ -194,6 +196,15 @@ def test():
         check(acts["chain"]["workers"]["seen"] is True,
               "once exec workers claimed, the workflow's workers are seen", acts["chain"])
 
+        p = subprocess.run([GANGWAY, "run", "chain", "-i", "name=svc0", "-i", "fail=false",
+                            "-i", "hold=false", "--wait"], capture_output=True, text=True,
+                           env=dict(os.environ, GANGWAY_URL=s.url, GANGWAY_TOKEN=s.token,
+                                    HOME=s.tmp, XDG_CONFIG_HOME=s.tmp), timeout=120)
+        check(p.returncode == 0 and "succeeded" in p.stdout
+              and len([ln for ln in p.stdout.splitlines() if ln.startswith("  create ")]) == 3,
+              "gangway run --wait of a workflow lists its three steps", p.returncode, p.stdout,
+              p.stderr)
+
         # 2. The third step fails: b then a undone, in reverse.
         rid = s.submit("chain-undo", {"name": "svc2", "fail": True, "hold": False}).json()["id"]
         done = s.wait_run(rid, timeout=120)
@@ -282,10 +293,18 @@ def test():
         r = s.post("/v1/runs/%s/resume" % done["steps"][0]["run_id"])
         check(r.status == 409 and r.json()["why"] == "not_workflow",
               "a step run is not resumable", r.body)
+        cli_env = dict(os.environ, GANGWAY_URL=s.url, GANGWAY_TOKEN=s.token,
+                       HOME=s.tmp, XDG_CONFIG_HOME=s.tmp)
+        p = subprocess.run([GANGWAY, "resume", ok_run], capture_output=True, text=True,
+                           env=cli_env, timeout=60)
+        check(p.returncode == 1 and "only a failed workflow" in p.stderr,
+              "gangway resume of a succeeded workflow exits 1 and says why", p.returncode,
+              p.stdout, p.stderr)
         open(gate, "w").close()
-        r = s.post("/v1/runs/%s/resume" % rid)
-        check(r.status == 202 and r.json()["status"] == "running", "resume is accepted",
-              r.status, r.body)
+        p = subprocess.run([GANGWAY, "resume", rid], capture_output=True, text=True,
+                           env=cli_env, timeout=60)
+        check(p.returncode == 0 and ("run %s resumed (running)" % rid) in p.stdout,
+              "gangway resume resumes the failed workflow", p.returncode, p.stdout, p.stderr)
         done = s.wait_run(rid, timeout=120)
         starts = [x[0] for x in marks_of(m["resume"])]
         check(done["status"] == "succeeded" and starts == ["x", "y", "z", "z"],
