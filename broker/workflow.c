@@ -40,6 +40,15 @@ static size_t name_len(const char *s)
     return n;
 }
 
+/* Length of a dotted path "name(.name)*" at s (0 when none). */
+static size_t path_len(const char *s)
+{
+    size_t n = name_len(s);
+    while (n > 0 && s[n] == '.' && name_len(s + n + 1) > 0)
+        n += 1 + name_len(s + n + 1);
+    return n;
+}
+
 int gw_workflow_step_index(json_t *steps, const char *id, size_t idlen)
 {
     size_t i;
@@ -67,7 +76,7 @@ static int check_ref(const struct scope *sc, const char *r, size_t len, const ch
     size_t n;
     if (len > 7 && strncmp(r, "inputs.", 7) == 0) {
         n = name_len(r + 7);
-        if (n == 0 || 7 + n != len)
+        if (n == 0 || 7 + path_len(r + 7) != len)
             goto bad;
         char name[128];
         snprintf(name, sizeof(name), "%.*s", (int)n, r + 7);
@@ -82,7 +91,7 @@ static int check_ref(const struct scope *sc, const char *r, size_t len, const ch
         n = name_len(r + 6);
         if (n == 0 || strncmp(r + 6 + n, ".outputs.", 9) != 0)
             goto bad;
-        size_t k = name_len(r + 6 + n + 9);
+        size_t k = path_len(r + 6 + n + 9);
         if (k == 0 || 6 + n + 9 + k != len)
             goto bad;
         int j = gw_workflow_step_index(sc->steps, r + 6, n);
@@ -97,7 +106,7 @@ static int check_ref(const struct scope *sc, const char *r, size_t len, const ch
         return 0;
     }
     if (len > 13 && strncmp(r, "self.outputs.", 13) == 0) {
-        n = name_len(r + 13);
+        n = path_len(r + 13);
         if (n == 0 || 13 + n != len)
             goto bad;
         if (!sc->self)

@@ -26,7 +26,7 @@ BEGIN
             i := i + 1;
         END LOOP;
     WHEN 'string' THEN
-        IF EXISTS (SELECT 1 FROM regexp_matches(p_v #>> '{}', '\$\{inputs\.([A-Za-z0-9_-]+)\}', 'g') m
+        IF EXISTS (SELECT 1 FROM regexp_matches(p_v #>> '{}', '\$\{inputs\.([A-Za-z0-9_-]+)[.}]', 'g') m
                    WHERE p_secret ? ('/' || m[1])) THEN
             out := jsonb_build_array(p_at);
         END IF;

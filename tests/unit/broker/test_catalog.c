@@ -317,6 +317,9 @@ int main(void)
             {"\"${steps.repo.outputs.kind}\": [git]", "\"${steps.lint.outputs.kind}\": [git]", NULL,
              NULL},
             {"title: S\n", "title: S\nworker_type: exec\n", "/worker_type", "no worker_type"},
+            {"j: \"${steps.job.outputs.id}", "j: \"${steps.job.outputs.id.deep.er}", NULL, NULL},
+            {"j: \"${steps.job.outputs.id}", "j: \"${steps.job.outputs.id.}", "/steps/3/inputs/j",
+             "not a reference"},
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
             char text[4096];
@@ -332,8 +335,7 @@ int main(void)
             memset(&f, 0, sizeof(f));
             c = gw_catalog_load_ex(wdir, &f, &err);
             if (bad[i].pointer == NULL) {
-                CHECK(c != NULL, "case %zu: a when may name a step the step needs (%s)", i,
-                      c ? "" : err.message);
+                CHECK(c != NULL, "case %zu loads (%s)", i, c ? "" : err.message);
             } else {
                 CHECK(c == NULL && strcmp(f.pointer, bad[i].pointer) == 0 && f.line > 0 &&
                           strstr(f.reason, bad[i].reason) && strstr(err.message, "line "),
