@@ -17,6 +17,7 @@ struct gw_claim {
     uv_loop_t *loop;
     enum claim_state state;
     struct gw_http_client *http;
+    bool own_http; /* made for this claim (no shared client was given) */
     uv_timer_t timer;
     int open; /* the timer and the client, until their close callbacks */
     gw_claim_cb cb;
@@ -72,7 +73,8 @@ static void resolve(struct gw_claim *c, enum gw_claim_result r, json_t *reply, c
     c->state = C_DONE;
     c->cb(c->arg, r, reply, detail);
     uv_close((uv_handle_t *)&c->timer, timer_closed);
-    gw_http_client_destroy(c->http, http_closed, c);
+    if (c->own_http)
+        gw_http_client_destroy(c->http, http_closed, c);
 }
 
 static void send_request(struct gw_claim *c);
@@ -196,11 +198,17 @@ struct gw_claim *gw_claim_start(uv_loop_t *loop, const struct gw_claim_params *p
     c->cb = cb;
     c->arg = arg;
     c->max_backoff_ms = p->max_backoff_ms;
-    if ((c->http = gw_http_client_create(loop, NULL, err)) == NULL)
-        goto fail;
+    /* A shared client keeps its connection to the broker alive between
+     * claims: no TCP handshake and no new curl handle cache per run. */
+    c->http = p->http;
+    if (c->http == NULL) {
+        if ((c->http = gw_http_client_create(loop, NULL, err)) == NULL)
+            goto fail;
+        c->own_http = true;
+    }
     uv_timer_init(loop, &c->timer);
     c->timer.data = c;
-    c->open = 2;
+    c->open = c->own_http ? 2 : 1;
     send_request(c);
     return c;
 fail_mem:

@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "gw/error.h"
+#include "gw/http_client.h"
 
 enum gw_claim_result {
     GW_CLAIM_GRANTED,   /* 200: reply holds the claim document */
@@ -40,6 +41,9 @@ struct gw_claim_params {
     const char *worker_id;
     const char *worker_type;
     int max_backoff_ms; /* 0 = 5000 */
+    /* The worker's shared client (borrowed; it must outlive the claim), so
+     * claims reuse one keep-alive connection; NULL = a client per claim. */
+    struct gw_http_client *http;
 };
 
 /* Once per process, before any thread is started (curl_global_init, through

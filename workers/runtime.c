@@ -125,6 +125,7 @@ struct gw_worker {
     struct gw_kafka_producer *producer;
     struct gw_kafka_consumer *consumer;
     struct gw_control *control;
+    struct gw_http_client *http; /* claims share its keep-alive connection */
     struct gw_keygate gate;
     struct gw_list jobs; /* newest first */
     uv_signal_t sigterm, sigint;
@@ -586,7 +587,8 @@ static void job_claim(struct job *j)
                                 .run_id = j->req.run_id,
                                 .attempt = j->req.attempt,
                                 .worker_id = j->worker_id,
-                                .worker_type = w->o.type};
+                                .worker_type = w->o.type,
+                                .http = w->http};
     job_enter(j, J_CLAIMING);
     j->claim = gw_claim_start(w->loop, &p, on_claim, j, &err);
     if (j->claim == NULL)
@@ -717,6 +719,11 @@ static void final_close(uv_timer_t *t)
     /* Not from inside a Kafka callback: the consumer and producer go here. */
     gw_control_destroy(w->control);
     w->control = NULL;
+    if (w->be->shutdown != NULL)
+        w->be->shutdown(w->loop);
+    /* Every job has ended, so no claim uses the client any more. */
+    gw_http_client_destroy(w->http, NULL, NULL);
+    w->http = NULL;
     gw_kafka_consumer_destroy(w->consumer);
     w->consumer = NULL;
     {
@@ -876,9 +883,12 @@ struct gw_worker *gw_worker_create(uv_loop_t *loop, const struct gw_worker_optio
         snprintf(w->id_base, sizeof(w->id_base), "%s-%d", host, (int)getpid());
         gw_log_warn("no worker slot could be taken: dynamic group membership as %s", w->id_base);
     }
+    w->http = gw_http_client_create(loop, NULL, err);
+    if (w->http == NULL)
+        goto fail;
     w->producer = gw_kafka_producer_create(loop, &o->kafka, err);
     if (w->producer == NULL)
-        goto fail;
+        goto fail_http;
     batch = (size_t)o->concurrency < 16 ? (size_t)o->concurrency : 16;
     {
         /* Group membership that does not stall the pool (decision 0019):
@@ -921,6 +931,8 @@ fail_consumer:
 fail_producer:
     /* Not started yet: nothing to flush. The loop closes its handles. */
     gw_kafka_producer_destroy(w->producer, 0);
+fail_http:
+    gw_http_client_destroy(w->http, NULL, NULL);
 fail:
     gw_worker_destroy(w); /* nothing of it is on the loop yet */
     return NULL;
