@@ -59,6 +59,7 @@ static const struct gw_route routes[] = {
     {"GET", "/v1/audit", AUTH_USER, gw_api_audit_list},
     {"POST", "/v1/admin/actions/reload", AUTH_USER, gw_api_actions_reload}, /* admin checked */
     {"POST", "/internal/v1/runs/*/claim", AUTH_WORKER, gw_api_run_claim},
+    {"POST", "/internal/v1/claims", AUTH_WORKER, gw_api_claims},
 };
 
 /* Matches `path` against `pattern`; on success copies the '*' segment. */
