@@ -17,7 +17,7 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
+#include <stdlib.h>
 
 #include "api.h"
 #include "gw/crypto.h"
@@ -36,41 +36,39 @@ static void claims_done(struct gw_api_ctx *ctx, const PGresult *res)
     }
     /* The function answers in run id order; the reply keeps the request's. */
     json_t *req = json_object_get(ctx->scratch, "claims");
-    size_t i;
-    json_t *c;
-    json_array_foreach(req, i, c)
-    {
-        const char *id = json_string_value(json_object_get(c, "run_id"));
+    size_t nreq = json_array_size(req);
+    for (size_t i = 0; i < nreq; i++)
+        json_array_append_new(out, json_null());
+    for (int r = 0; r < n; r++) {
+        long idx = strtol(PQgetvalue(res, r, 0), NULL, 10);
+        const char *id = PQgetvalue(res, r, 1);
+        const char *result = PQgetvalue(res, r, 2);
         json_t *entry = NULL;
-        for (int r = 0; r < n && entry == NULL; r++) {
-            if (strcasecmp(PQgetvalue(res, r, 0), id) != 0)
-                continue;
-            const char *result = PQgetvalue(res, r, 1);
-            if (strcmp(result, "granted") == 0) {
-                json_t *claim = json_loads(PQgetvalue(res, r, 2), 0, NULL);
-                if (json_is_object(claim)) {
-                    json_object_set_new(claim, "heartbeat_interval_seconds",
-                                        json_integer(ctx->b->opts.heartbeat_interval_s));
-                    entry =
-                        json_pack("{s:s, s:i, s:o}", "run_id", id, "status", 200, "claim", claim);
-                    ctx->b->metrics.claims_granted++;
-                } else {
-                    json_decref(claim);
-                    entry = json_pack("{s:s, s:i, s:s, s:s}", "run_id", id, "status", 500, "code",
-                                      "internal_error", "detail",
-                                      "the run's stored claim could not be read back");
-                }
-            } else if (strcmp(result, "not_found") == 0) {
-                ctx->b->metrics.claims_refused++;
-                entry = json_pack("{s:s, s:i, s:s}", "run_id", id, "status", 404, "code",
-                                  "run_not_found");
+        if (idx < 0 || (size_t)idx >= nreq)
+            continue;
+        if (strcmp(result, "granted") == 0) {
+            json_t *claim = json_loads(PQgetvalue(res, r, 3), 0, NULL);
+            if (json_is_object(claim)) {
+                json_object_set_new(claim, "heartbeat_interval_seconds",
+                                    json_integer(ctx->b->opts.heartbeat_interval_s));
+                entry = json_pack("{s:s, s:i, s:o}", "run_id", id, "status", 200, "claim", claim);
+                ctx->b->metrics.claims_granted++;
             } else {
-                ctx->b->metrics.claims_refused++;
-                entry = json_pack("{s:s, s:i, s:s, s:s}", "run_id", id, "status", 409, "code",
-                                  "claim_refused", "detail", result);
+                json_decref(claim);
+                entry = json_pack("{s:s, s:i, s:s, s:s}", "run_id", id, "status", 500, "code",
+                                  "internal_error", "detail",
+                                  "the run's stored claim could not be read back");
             }
+        } else if (strcmp(result, "not_found") == 0) {
+            ctx->b->metrics.claims_refused++;
+            entry =
+                json_pack("{s:s, s:i, s:s}", "run_id", id, "status", 404, "code", "run_not_found");
+        } else {
+            ctx->b->metrics.claims_refused++;
+            entry = json_pack("{s:s, s:i, s:s, s:s}", "run_id", id, "status", 409, "code",
+                              "claim_refused", "detail", result);
         }
-        if (entry == NULL || json_array_append_new(out, entry) < 0) {
+        if (entry == NULL || json_array_set_new(out, (size_t)idx, entry) < 0) {
             json_decref(doc);
             gw_api_oom(ctx);
             return;
@@ -145,6 +143,6 @@ void gw_api_claims(struct gw_api_ctx *ctx)
     }
     const char *params[] = {arg, json_string_value(wtype)};
     gw_api_select(ctx, "claim_runs",
-                  "SELECT run_id::text, result, claim::text FROM gw_claim_runs($1::jsonb, $2)", 2,
-                  params, claims_done);
+                  "SELECT idx, run_id::text, result, claim::text FROM gw_claim_runs($1::jsonb, $2)",
+                  2, params, claims_done);
 }

@@ -130,6 +130,11 @@ struct gw_worker {
     struct gw_list jobs; /* newest first */
     uv_signal_t sigterm, sigint;
     uv_timer_t grace;
+    /* Claims gathered in one loop turn go out together (decision 0053). */
+    uv_timer_t claim_timer;
+    struct job **claimq;
+    size_t nclaimq, capclaimq;
+    bool no_batch; /* the broker has no batch endpoint: claim one by one */
     bool stopping, grace_expired, closing;
     struct gw_worker_stats stats;
 };
@@ -573,12 +578,14 @@ static void on_claim(void *arg, enum gw_claim_result r, json_t *reply, const cha
         deadletter(j, detail);
         break;
     case GW_CLAIM_ABANDONED:
+    case GW_CLAIM_UNSUPPORTED: /* batches only (on_batch_claim) */
         job_end(j, false);
         break;
     }
 }
 
-static void job_claim(struct job *j)
+/* Starts the single claim of `j` (already CLAIMING or CLAIM_CANCELLED). */
+static void claim_one(struct job *j)
 {
     struct gw_worker *w = j->w;
     struct gw_error err;
@@ -589,10 +596,88 @@ static void job_claim(struct job *j)
                                 .worker_id = j->worker_id,
                                 .worker_type = w->o.type,
                                 .http = w->http};
-    job_enter(j, J_CLAIMING);
     j->claim = gw_claim_start(w->loop, &p, on_claim, j, &err);
+    if (j->claim != NULL)
+        w->stats.claim_calls++;
     if (j->claim == NULL)
         deadletter(j, err.message);
+}
+
+static void on_batch_claim(void *arg, enum gw_claim_result r, json_t *reply, const char *detail)
+{
+    struct job *j = arg;
+    if (r == GW_CLAIM_UNSUPPORTED) {
+        if (!j->w->no_batch)
+            gw_log_warn("the broker has no batch claim endpoint: claiming runs one by one");
+        j->w->no_batch = true;
+        j->claim = NULL;
+        claim_one(j);
+        return;
+    }
+    on_claim(arg, r, reply, detail);
+}
+
+/* Sends the claims gathered since the last loop turn: one batch call per
+ * CLAIM_BATCH of them, or single claims (one job, or an old broker). */
+#define CLAIM_BATCH 64
+static void claim_flush(uv_timer_t *t)
+{
+    struct gw_worker *w = t->data;
+    struct gw_claim_batch_item items[CLAIM_BATCH];
+    size_t n = w->nclaimq;
+    w->nclaimq = 0;
+    if (n == 1 || w->no_batch) {
+        for (size_t i = 0; i < n; i++)
+            claim_one(w->claimq[i]);
+        return;
+    }
+    for (size_t at = 0; at < n; at += CLAIM_BATCH) {
+        size_t k = n - at < CLAIM_BATCH ? n - at : CLAIM_BATCH;
+        struct gw_claim_params p = {.broker_url = w->o.broker_url,
+                                    .token = w->o.token,
+                                    .worker_type = w->o.type,
+                                    .http = w->http};
+        struct gw_error err;
+        struct gw_claim *c;
+        for (size_t i = 0; i < k; i++) {
+            struct job *j = w->claimq[at + i];
+            items[i] = (struct gw_claim_batch_item){.run_id = j->req.run_id,
+                                                    .attempt = j->req.attempt,
+                                                    .worker_id = j->worker_id,
+                                                    .cb = on_batch_claim,
+                                                    .arg = j};
+        }
+        c = gw_claim_start_batch(w->loop, &p, items, k, &err);
+        if (c != NULL) {
+            w->stats.claim_calls++;
+            w->stats.claim_batches++;
+        }
+        for (size_t i = 0; i < k; i++) {
+            if (c != NULL)
+                w->claimq[at + i]->claim = c;
+            else
+                claim_one(w->claimq[at + i]); /* e.g. one bad run id: alone */
+        }
+    }
+}
+
+static void job_claim(struct job *j)
+{
+    struct gw_worker *w = j->w;
+    job_enter(j, J_CLAIMING);
+    if (w->nclaimq == w->capclaimq) {
+        size_t cap = w->capclaimq ? w->capclaimq * 2 : 16;
+        struct job **q = realloc(w->claimq, cap * sizeof(*q));
+        if (q == NULL) {
+            claim_one(j); /* no memory to gather: claim it alone */
+            return;
+        }
+        w->claimq = q;
+        w->capclaimq = cap;
+    }
+    w->claimq[w->nclaimq++] = j;
+    if (w->nclaimq == 1)
+        uv_timer_start(&w->claim_timer, claim_flush, 0, 0);
 }
 
 /* ------------------------------------------------------------ consuming */
@@ -740,10 +825,13 @@ static void final_close(uv_timer_t *t)
     uv_close((uv_handle_t *)&w->sigterm, closed_noop);
     uv_close((uv_handle_t *)&w->sigint, closed_noop);
     uv_close((uv_handle_t *)&w->grace, closed_noop);
+    uv_close((uv_handle_t *)&w->claim_timer, closed_noop);
     gw_log_info("worker stopped: runs started=%llu succeeded=%llu failed=%llu timed_out=%llu "
-                "cancelled=%llu claims_refused=%llu deadlettered=%llu",
+                "cancelled=%llu claims_refused=%llu deadlettered=%llu claim_calls=%llu "
+                "claim_batches=%llu",
                 s->runs_started, s->runs_succeeded, s->runs_failed, s->runs_timed_out,
-                s->runs_cancelled, s->claims_refused, s->deadlettered);
+                s->runs_cancelled, s->claims_refused, s->deadlettered, s->claim_calls,
+                s->claim_batches);
 }
 
 static void check_shutdown(struct gw_worker *w)
@@ -801,9 +889,14 @@ void gw_worker_shutdown(struct gw_worker *w)
         if (j->state == J_WAIT_KEY)
             job_drop_waiting(j, false);
     }
+    /* Claims gathered but not sent yet are never sent. */
+    uv_timer_stop(&w->claim_timer);
+    for (size_t i = 0; i < w->nclaimq; i++)
+        job_end(w->claimq[i], false);
+    w->nclaimq = 0;
     gw_list_foreach_safe (it, next, &w->jobs) {
         struct job *j = job_of(it);
-        if (job_claiming(j))
+        if (job_claiming(j) && j->claim != NULL)
             gw_claim_abandon(j->claim);
     }
     uv_timer_start(&w->grace, grace_expired, (uint64_t)w->o.grace_ms, 0);
@@ -917,6 +1010,8 @@ struct gw_worker *gw_worker_create(uv_loop_t *loop, const struct gw_worker_optio
         goto fail_consumer;
     uv_timer_init(loop, &w->grace);
     w->grace.data = w;
+    uv_timer_init(loop, &w->claim_timer);
+    w->claim_timer.data = w;
     uv_signal_init(loop, &w->sigterm);
     uv_signal_init(loop, &w->sigint);
     w->sigterm.data = w->sigint.data = w;
@@ -954,5 +1049,6 @@ void gw_worker_destroy(struct gw_worker *w)
     free(w->events_topic);
     free(w->deadletter_topic);
     free(w->group);
+    free(w->claimq);
     free(w);
 }
