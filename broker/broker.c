@@ -85,8 +85,8 @@ int gw_broker_ensure_topics(const struct gw_broker *b, const struct gw_catalog *
     for (size_t i = 0; i < k; i++)
         list[i] = names[i];
     rc = gw_kafka_ensure_topics(
-        &(struct gw_kafka_config){b->opts.kafka_brokers, b->opts.kafka_extra}, list, 8, -1, 15000,
-        err);
+        &(struct gw_kafka_config){b->opts.kafka_brokers, b->opts.kafka_extra}, list,
+        b->opts.topic_partitions > 0 ? b->opts.topic_partitions : 8, -1, 15000, err);
     free(names);
     free(list);
     return rc;
