@@ -137,7 +137,11 @@ struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_optio
     b->pg = gw_pg_pool_create(loop, &po, err);
     if (b->pg == NULL)
         goto fail;
-    struct gw_kafka_config kc = {.brokers = b->opts.kafka_brokers, .extra = b->opts.kafka_extra};
+    /* No linger: the relay already hands Kafka whole batches (every row of
+     * a lease at once), so waiting only delays each run's dispatch
+     * (docs/decisions/0051). GW_KAFKA_PROPS=linger.ms=N overrides. */
+    struct gw_kafka_config kc = {
+        .brokers = b->opts.kafka_brokers, .extra = b->opts.kafka_extra, .linger_ms = "0"};
     b->producer = gw_kafka_producer_create(loop, &kc, err);
     if (b->producer == NULL)
         goto fail;
