@@ -311,19 +311,23 @@ static void on_line(struct exec_program *p, const char *line, size_t len)
         violation(p, "protocol_error", why);
     } else if (m.type == EXEC_MSG_LOG) {
         gw_run_log(p->run->run, m.stream, m.line, m.line_len);
+    } else if (m.type == EXEC_MSG_CANCELLED && p->run->stopped == PSTOP_NONE) {
+        violation(p, "protocol_error", "\"cancelled\" without a cancel");
     } else {
         /* A result or a cancel acknowledgement: the run ends here and the
          * program is free for the next one. */
         r = unbind(p);
         prog_enter(p, P_IDLE);
-        if (r->stopped == PSTOP_TIMEOUT) {
+        if (m.type == EXEC_MSG_CANCELLED && r->stopped == PSTOP_TIMEOUT) {
             char msg[160];
             snprintf(msg, sizeof(msg), "timed out after %d s; the persistent program stopped it",
                      r->run->timeout_seconds);
             gw_run_finish_timed_out(r->run, msg);
-        } else if (m.type == EXEC_MSG_CANCELLED || r->stopped == PSTOP_CANCEL) {
+        } else if (m.type == EXEC_MSG_CANCELLED) {
             gw_run_finish_cancelled(r->run, "cancelled");
         } else if (m.succeeded) {
+            /* A result that crossed a cancel or a timeout on the way: what
+             * the run reached first wins (backend.h). */
             gw_run_finish_succeeded(r->run, json_incref(m.outputs));
         } else {
             char msg[300];
