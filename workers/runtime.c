@@ -73,7 +73,10 @@
 #include "keygate.h"
 #include "slot.h"
 
-#define FINAL_RETRY_MS    1000
+#define FINAL_RETRY_MS 1000
+/* `started` waits this long (or for the first log line): a run that ends
+ * sooner sends only its final event (docs/decisions/0051). */
+#define STARTED_DEFER_MS  20
 #define PRODUCER_FLUSH_MS 10000
 /* After the grace: how long killed runs may take to report before the worker
  * stops waiting for Kafka and exits anyway (their messages stay undone). */
@@ -109,6 +112,7 @@ struct job {
     uv_timer_t timer; /* heartbeats, then retries of the final event */
     bool timer_open;
     uint64_t heartbeat_ms;
+    bool started_owed; /* `started` not sent yet (STARTED_DEFER_MS) */
     char *final_text;
     int pending_dr; /* delivery reports still to come back to this job */
 };
@@ -197,7 +201,8 @@ static void job_enter(struct job *j, enum job_state s)
         gw_log(GW_LOG_INFO, j->req.run_id, "waiting for an earlier run of key %s", j->key);
         break;
     case J_RUNNING:
-        uv_timer_start(&j->timer, heartbeat, j->heartbeat_ms, j->heartbeat_ms);
+        uv_timer_start(&j->timer, heartbeat, j->started_owed ? STARTED_DEFER_MS : j->heartbeat_ms,
+                       j->heartbeat_ms);
         break;
     case J_FINISHING:
         uv_timer_stop(&j->timer);
@@ -414,10 +419,18 @@ static void deadletter(struct job *j, const char *reason)
 
 /* ------------------------------------------------------------ the run sink */
 
+static void publish_started(struct job *j)
+{
+    j->started_owed = false;
+    publish(j, "started", NULL, false);
+}
+
 static void sink_log(struct gw_run *run, const char *stream, const char *line, size_t len)
 {
     struct job *j = run->sink_data;
     size_t clen;
+    if (j->started_owed)
+        publish_started(j); /* `started` always comes first */
     char *clean = gw_utf8_clean(line, len, &clen);
     if (clean == NULL)
         return;
@@ -436,6 +449,9 @@ static void sink_finish(struct gw_run *run, const struct gw_run_result *r)
     json_t *outputs = gw_run_mask_json(run, r->outputs);
     /* A user's cancel wins over the shutdown that raced it (CANCELLING). */
     bool killed = j->state == J_KILLING;
+    /* Ended within STARTED_DEFER_MS and without a log line: the final event
+     * alone says it all (the claim already made the run `running`). */
+    j->started_owed = false;
     job_enter(j, J_FINISHING);
     switch (r->outcome) {
     case GW_RUN_SUCCEEDED:
@@ -481,7 +497,11 @@ static const struct gw_run_sink runtime_sink = {.log = sink_log, .finish = sink_
 static void heartbeat(uv_timer_t *t)
 {
     struct job *j = t->data;
-    if (job_running(j))
+    if (!job_running(j))
+        return;
+    if (j->started_owed)
+        publish_started(j);
+    else
         publish(j, "heartbeat", NULL, false);
 }
 
@@ -539,11 +559,11 @@ static void start_run(struct job *j, json_t *reply)
                           ? (uint64_t)(json_number_value(v) * 1000.0)
                           : (uint64_t)w->o.heartbeat_ms;
 
+    j->started_owed = true;
     job_enter(j, J_RUNNING);
     w->stats.runs_started++;
     gw_log(GW_LOG_INFO, j->req.run_id, "claim granted (attempt %d), starting %s", j->req.attempt,
            j->run.action_id ? j->run.action_id : "?");
-    publish(j, "started", NULL, false);
 
     gw_error_clear(&err);
     if (w->be->create(&j->run, &err) < 0) {

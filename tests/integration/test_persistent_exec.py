@@ -153,6 +153,11 @@ def test():
             check(r["outputs"]["served"] == i + 1, "it is the program's run number %d" % (i + 1), r)
         check(len(set(pids)) == 1, "one process served all five runs", pids)
         check(starts(starts_file) == pids[:1], "the program was started once", starts(starts_file))
+        kinds = s.sql("SELECT string_agg(kind, ',' ORDER BY seq) FROM gw_worker_events "
+                      "WHERE run_id = '%s'" % r["id"])
+        check(kinds == "succeeded" and r.get("started_at"),
+              "a run ending within 20 ms without a log line: its final event alone (still started)",
+              kinds, r)
 
         # 2. Log lines.
         r = run("p", {"mode": "log"})
@@ -176,6 +181,10 @@ def test():
         check(r["status"] == "cancelled", "the run ends cancelled", r)
         check(os.path.exists(os.path.join(marks, "cancel-requested")),
               "the program got a cancel line with reason requested")
+        kinds = s.sql("SELECT string_agg(kind, ',' ORDER BY seq) FROM gw_worker_events "
+                      "WHERE run_id = '%s'" % rid)
+        check(kinds.startswith("started,") and kinds.endswith(",cancelled"),
+              "a longer run reports started first", kinds)
         r = run("p", {"mode": "ok"})
         check(r["outputs"]["pid"] == pids[0], "the same process serves the next run", r)
 
