@@ -14,8 +14,7 @@
 #include <stdbool.h>
 
 #include "broker.h"
-
-#define GW_SUBJECT_MAX 256
+#include "gw/subject.h" /* GW_SUBJECT_MAX, the canonical subject */
 
 /* Who is calling, as resolved from the bearer token. */
 struct gw_principal {
@@ -69,8 +68,10 @@ void gw_api_run_events(struct gw_api_ctx *ctx);
 void gw_api_run_logs(struct gw_api_ctx *ctx);
 void gw_api_run_claim(struct gw_api_ctx *ctx);
 void gw_api_claims(struct gw_api_ctx *ctx); /* api_claims.c: a batch of claims */
+void gw_api_run_heartbeat(struct gw_api_ctx *ctx);
 void gw_api_run_cancel(struct gw_api_ctx *ctx);
 void gw_api_run_reconcile(struct gw_api_ctx *ctx);
+void gw_api_worker_drain(struct gw_api_ctx *ctx); /* api_workers.c */
 void gw_api_run_decide(struct gw_api_ctx *ctx);
 void gw_api_approvals_list(struct gw_api_ctx *ctx);
 void gw_api_extension_decide(struct gw_api_ctx *ctx);
@@ -122,6 +123,13 @@ void gw_api_resource_not_found(struct gw_api_ctx *ctx);
  * Schema's minLength/maxLength and the API document count it; jansson's
  * json_string_length counts bytes. 0 for a non-string. */
 size_t gw_api_text_len(const json_t *s);
+
+/* A request's optional `justification` (POST .../runs, POST
+ * .../extend): absent, or a string of 1 to 1000 characters, not only
+ * blanks. Returns true with *out the text (borrowed from `why`) or NULL;
+ * false after answering 422 validation_failed at /justification
+ * (api_runs.c). */
+bool gw_api_justification(struct gw_api_ctx *ctx, json_t *why, const char **out);
 
 /* One entry of a problem's `errors`: [{"pointer", "keyword", "message"}]
  * (a new array, for gw_api_problem to steal). */

@@ -303,9 +303,10 @@ static void change_done(struct gw_api_ctx *ctx, const PGresult *res)
 
 void gw_api_resource_extend(struct gw_api_ctx *ctx)
 {
-    static const char *const allowed[] = {"seconds", NULL};
+    static const char *const allowed[] = {"seconds", "justification", NULL};
     json_t *body;
     char secs[24];
+    const char *why;
 
     if (!id_ok(ctx, gw_api_resource_not_found) || !optional_body(ctx, &body))
         return;
@@ -325,20 +326,23 @@ void gw_api_resource_extend(struct gw_api_ctx *ctx)
                        "'seconds' must be an integer from 1 to 31536000");
         return;
     }
+    if (!gw_api_justification(ctx, json_object_get(body, "justification"), &why))
+        return;
     snprintf(secs, sizeof(secs), "%lld", (long long)json_integer_value(s));
     struct gw_authz_filter f[2];
-    const char *params[11] = {ctx->id, secs, ctx->principal.subject};
+    const char *params[12] = {ctx->id, secs, ctx->principal.subject};
+    params[11] = why; /* NULL: none */
     if (!change_params(ctx, GW_PERM_MANAGE_RESOURCES, f, params + 3))
         return;
     gw_api_select(
         ctx, "resource_extend",
         "SELECT c.outcome, c.resource::text FROM gw_resources r"
-        " CROSS JOIN LATERAL gw_extend_resource(r.id, $2::int, $3) c WHERE r.id = $1"
+        " CROSS JOIN LATERAL gw_extend_resource(r.id, $2::int, $3, $12::text) c WHERE r.id = $1"
         " AND gw_visible(r.owner_subject, r.owner_teams, r.action_id, $4, $5, $9, $10, $11)"
         " UNION ALL SELECT 'forbidden', NULL FROM gw_resources r WHERE r.id = $1 AND NOT"
         " gw_visible(r.owner_subject, r.owner_teams, r.action_id, $4, $5, $9, $10, $11)"
         " AND gw_visible(r.owner_subject, r.owner_teams, r.action_id, $4, $5, $6, $7, $8)",
-        11, params, change_done);
+        12, params, change_done);
     change_params_finish(f);
 }
 

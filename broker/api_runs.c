@@ -17,6 +17,7 @@
 #include "policy.h"
 
 #define IDEMPOTENCY_KEY_MAX 255
+#define JUSTIFICATION_MAX   1000
 
 /* --------------------------------------------------------------- submit */
 
@@ -51,6 +52,7 @@ struct submit {
     const char *idem;      /* Idempotency-Key, or NULL */
     json_t *ttl;           /* ttl_seconds, borrowed from body, or NULL */
     const char *bg_reason; /* break_glass.reason, or NULL */
+    const char *why;       /* justification, or NULL */
     /* submit_validate */
     char hash[GW_SHA256_HEX_LEN + 1]; /* fingerprint of the body as sent */
     /* submit_redact: what gw_submit_run stores beside the inputs; owned
@@ -62,7 +64,10 @@ struct submit {
 };
 
 /* Prefixes each validator error's instanceLocation with /inputs and renames
- * it to the problem's `pointer`. Steals `errors`. */
+ * it to the problem's `pointer` (keywordLocation becomes `schema_pointer`);
+ * what the keyword would have accepted (allowed, omitted, limit, pattern,
+ * expected, actual, format, property) is kept as the validator reports it.
+ * Steals `errors`. */
 static json_t *input_errors(json_t *errors)
 {
     json_t *out = json_array();
@@ -77,12 +82,17 @@ static json_t *input_errors(json_t *errors)
             gw_jsonptr_finish(&ptr);
             continue;
         }
-        json_array_append_new(out,
-                              json_pack("{s:s, s:O, s:O, s:O}", "pointer", gw_jsonptr_str(&ptr),
-                                        "keyword", json_object_get(e, "keyword"), "schema_pointer",
-                                        json_object_get(e, "keywordLocation"), "message",
-                                        json_object_get(e, "message")));
+        json_t *o = json_pack("{s:s, s:O, s:O, s:O}", "pointer", gw_jsonptr_str(&ptr), "keyword",
+                              json_object_get(e, "keyword"), "schema_pointer",
+                              json_object_get(e, "keywordLocation"), "message",
+                              json_object_get(e, "message"));
         gw_jsonptr_finish(&ptr);
+        if (o == NULL)
+            continue;
+        json_object_del(e, "instanceLocation");
+        json_object_del(e, "keywordLocation");
+        json_object_update_missing(o, e);
+        json_array_append_new(out, o);
     }
     json_decref(errors);
     return out;
@@ -205,10 +215,30 @@ static bool submit_parse_break_glass(struct submit *s, json_t *bg)
     return true;
 }
 
+bool gw_api_justification(struct gw_api_ctx *ctx, json_t *why, const char **out)
+{
+    *out = NULL;
+    if (why == NULL)
+        return true;
+    const char *text = json_string_value(why);
+    bool too_long = json_is_string(why) && gw_api_text_len(why) > JUSTIFICATION_MAX;
+    if (text == NULL || too_long || strspn(text, " \t\r\n") == strlen(text)) {
+        gw_api_problem(ctx, 422, "validation_failed",
+                       gw_api_field_error("/justification", too_long ? "maxLength" : "minLength",
+                                          "a text of 1 to 1000 characters, not only blanks"),
+                       too_long ? "the justification is longer than 1000 characters"
+                                : "the justification must be a non-blank string");
+        return false;
+    }
+    *out = text;
+    return true;
+}
+
 /* Headers and body: what the request asks for. */
 static bool submit_parse(struct submit *s)
 {
-    static const char *const fields[] = {"inputs", "ttl_seconds", "break_glass", NULL};
+    static const char *const fields[] = {"inputs", "ttl_seconds", "break_glass", "justification",
+                                         NULL};
     struct gw_api_ctx *ctx = s->ctx;
     const char *ctype = gw_http_req_header(ctx->req, "content-type");
 
@@ -236,7 +266,8 @@ static bool submit_parse(struct submit *s)
     }
     if (!gw_api_only_fields(ctx, s->body, fields) ||
         !submit_parse_ttl(s, json_object_get(s->body, "ttl_seconds")) ||
-        !submit_parse_break_glass(s, json_object_get(s->body, "break_glass")))
+        !submit_parse_break_glass(s, json_object_get(s->body, "break_glass")) ||
+        !gw_api_justification(ctx, json_object_get(s->body, "justification"), &s->why))
         return false;
     s->inputs = json_object_get(s->body, "inputs");
     if (s->inputs == NULL) {
@@ -317,7 +348,7 @@ static void submit_persist(struct submit *s)
      * quota go with `args`, even when packing fails. */
     json_t *args = json_pack(
         "{s:s, s:s, s:s, s:s, s:s?, s:O, s:o, s:s, s:o, s:s?, s:s, s:i, s:i, s:b, s:o, s:O?,"
-        " s:o?, s:o?, s:s?}",
+        " s:o?, s:o?, s:s?, s:s?}",
         "id", s->run_id, "action_id", a->id, "action_version", a->version, "worker_type",
         a->worker_type, "key", s->key, "inputs", s->inputs, "inputs_redacted", s->redacted,
         "subject", ctx->principal.subject, "teams",
@@ -325,7 +356,7 @@ static void submit_persist(struct submit *s)
         "request_hash", s->hash, "timeout_seconds", a->timeout_seconds, "max_attempts",
         a->max_attempts, "retryable", a->retryable, "secret_paths", s->secrets, "ttl_seconds",
         s->ttl, "approval", s->approval, "quota", a->quota ? json_loads(a->quota, 0, NULL) : NULL,
-        "break_glass", s->bg_reason);
+        "break_glass", s->bg_reason, "justification", s->why);
     const char *params[] = {args != NULL ? gw_api_dump(ctx, args, JSON_COMPACT) : NULL};
     json_decref(args);
     if (params[0] == NULL) {
@@ -495,6 +526,73 @@ void gw_api_run_claim(struct gw_api_ctx *ctx)
     gw_api_select(ctx, "claim_run",
                   "SELECT result, claim::text FROM gw_claim_run($1::uuid, $2::int, $3, $4)", 4,
                   params, claim_done);
+}
+
+/* ------------------------------------------------------------- heartbeat */
+
+/* The internal heartbeat endpoint of a run's supervisor (docs/reattach.md):
+ * the supervisor of a detached worker's run proves the run alive here and
+ * learns from the answer whether it was cancelled or taken from it. */
+
+static void heartbeat_done(struct gw_api_ctx *ctx, const PGresult *res)
+{
+    const char *result = PQgetvalue(res, 0, 0);
+    char body[96];
+    if (strcmp(result, "not_found") == 0) {
+        gw_api_run_not_found(ctx);
+        return;
+    }
+    if (strcmp(result, "running") == 0 || strcmp(result, "cancel_requested") == 0) {
+        snprintf(body, sizeof(body), "{\"result\":\"%s\"}", result);
+        gw_api_reply(ctx, 200, NULL, body, strlen(body));
+        return;
+    }
+    gw_api_problem(ctx, 409, "heartbeat_refused", NULL, "%s", result);
+}
+
+void gw_api_run_heartbeat(struct gw_api_ctx *ctx)
+{
+    json_t *body, *attempt, *worker, *v;
+    const char *k;
+    char attempt_s[16];
+
+    /* The router admits only tokens with role worker or admin here. */
+    if (!gw_uuid_valid(ctx->id)) {
+        gw_api_run_not_found(ctx);
+        return;
+    }
+    body = gw_api_body(ctx);
+    if (body == NULL)
+        return;
+    json_object_foreach(body, k, v)
+    {
+        if (strcmp(k, "attempt") != 0 && strcmp(k, "worker_id") != 0) {
+            gw_api_problem(ctx, 400, "invalid_heartbeat",
+                           gw_api_field_error("", "additionalProperties", k),
+                           "unknown field '%s' in a heartbeat", k);
+            return;
+        }
+    }
+    attempt = json_object_get(body, "attempt");
+    worker = json_object_get(body, "worker_id");
+    if (!json_is_integer(attempt) || json_integer_value(attempt) < 1 ||
+        json_integer_value(attempt) > 1000000) {
+        gw_api_problem(ctx, 400, "invalid_heartbeat",
+                       gw_api_field_error("/attempt", "type", "an integer from 1 to 1000000"),
+                       "attempt must be an integer from 1 to 1000000");
+        return;
+    }
+    if (!json_is_string(worker) || gw_api_text_len(worker) > 200) {
+        gw_api_problem(
+            ctx, 400, "invalid_heartbeat",
+            gw_api_field_error("/worker_id", "type", "a string of at most 200 characters"),
+            "worker_id must be a string of at most 200 characters");
+        return;
+    }
+    snprintf(attempt_s, sizeof(attempt_s), "%lld", (long long)json_integer_value(attempt));
+    const char *params[] = {ctx->id, attempt_s, json_string_value(worker)};
+    gw_api_select(ctx, "heartbeat_run", "SELECT gw_heartbeat_run($1::uuid, $2::int, $3)", 3, params,
+                  heartbeat_done);
 }
 
 /* ----------------------------------------------------------------- reads */

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "gw/error.h"
 #include "http_client.h"
 
 #define CALL_TIMEOUT_MS 30000
@@ -88,7 +90,32 @@ int gw_client_parse(const char *cmd, const char *usage, const char *what,
     return gw_client_args(cmd, usage, argc, argv, one) != 0 ? GW_EXIT_USAGE : GW_OPT_OK;
 }
 
+int gw_client_parse_many(const char *cmd, const char *usage, const char *what,
+                         const struct gw_opt_spec *specs, int argc, char **argv, const char *one)
+{
+    int rc = gw_opt_parse(argc, argv, specs, NULL);
+    char which[64];
+
+    if (rc == GW_OPT_HELP)
+        return gw_client_help(usage, what);
+    if (rc == GW_OPT_BAD)
+        return gw_client_usage(cmd, usage, NULL, NULL);
+    if (rc != GW_OPT_OK)
+        return rc;
+    if (optind < argc)
+        return GW_OPT_OK;
+    snprintf(which, sizeof(which), "which %s?", one);
+    return gw_client_usage(cmd, usage, which, NULL);
+}
+
+static int problem(const char *about, int status, const char *raw, char *code_out, size_t code_cap);
+
 int gw_client_problem(int status, const char *raw, char *code_out, size_t code_cap)
+{
+    return problem("", status, raw, code_out, code_cap);
+}
+
+static int problem(const char *about, int status, const char *raw, char *code_out, size_t code_cap)
 {
     json_t *p = raw != NULL ? json_loads(raw, 0, NULL) : NULL;
     const char *detail = json_string_value(json_object_get(p, "detail"));
@@ -98,12 +125,13 @@ int gw_client_problem(int status, const char *raw, char *code_out, size_t code_c
     if (code_out != NULL && code_cap > 0)
         snprintf(code_out, code_cap, "%s", code != NULL ? code : "");
     if (status < 0) {
-        fprintf(stderr, "gangway: cannot reach the server: %s\n", raw ? raw : "?");
+        fprintf(stderr, "gangway: %s%scannot reach the server: %s\n", about, about[0] ? ": " : "",
+                raw ? raw : "?");
         json_decref(p);
         return GW_EXIT_UNREACHABLE;
     }
-    fprintf(stderr, "gangway: %s (HTTP %d%s%s)\n", detail ? detail : "request failed", status,
-            code ? ", " : "", code ? code : "");
+    fprintf(stderr, "gangway: %s%s%s (HTTP %d%s%s)\n", about, about[0] ? ": " : "",
+            detail ? detail : "request failed", status, code ? ", " : "", code ? code : "");
     size_t i;
     json_t *e;
     json_array_foreach(json_object_get(p, "errors"), i, e)
@@ -134,7 +162,7 @@ int gw_client_call(const struct gw_client *c, const char *method, const char *pa
     int status =
         gw_http_call(method, url, c->token[0] ? c->token : NULL, body, CALL_TIMEOUT_MS, &resp);
     if (status < 200 || status > 299) {
-        int rc = gw_client_problem(status, resp, code_out, code_cap);
+        int rc = problem(c->about, status, resp, code_out, code_cap);
         free(resp);
         return rc;
     }
@@ -205,4 +233,157 @@ void gw_table_print(struct gw_table *t)
     free(t->cells);
     t->cells = NULL;
     t->nrows = 0;
+}
+
+/* ----------------------------------------------------------- durations */
+
+#define DURATION_MAX (10LL * 366 * 86400)
+
+int gw_client_duration(const char *text, long long *secs)
+{
+    static const struct {
+        char unit;
+        long long secs;
+    } units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}, {'w', 7 * 86400}};
+    size_t digits = strspn(text, "0123456789");
+    long long n = 0, mult = 1;
+
+    if (digits == 0 || digits > 12)
+        return -1;
+    for (size_t i = 0; i < digits; i++)
+        n = n * 10 + (text[i] - '0');
+    if (text[digits] != '\0') {
+        size_t i;
+        if (text[digits + 1] != '\0')
+            return -1;
+        for (i = 0; i < ARRAY_SIZE(units); i++)
+            if (text[digits] == units[i].unit)
+                break;
+        if (i == ARRAY_SIZE(units))
+            return -1;
+        mult = units[i].secs;
+    }
+    if (n < 1 || n > DURATION_MAX / mult)
+        return -1;
+    *secs = n * mult;
+    return 0;
+}
+
+void gw_client_duration_str(long long secs, char *out, size_t cap)
+{
+    static const struct {
+        char unit;
+        long long secs;
+    } units[] = {{'d', 86400}, {'h', 3600}, {'m', 60}, {'s', 1}};
+    size_t off = 0;
+
+    out[0] = '\0';
+    if (secs <= 0) {
+        snprintf(out, cap, "0s");
+        return;
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(units) && secs > 0; i++) {
+        long long n = secs / units[i].secs;
+        if (n == 0)
+            continue;
+        int w = snprintf(out + off, cap - off, "%lld%c", n, units[i].unit);
+        if (w < 0 || (size_t)w >= cap - off)
+            return;
+        off += (size_t)w;
+        secs -= n * units[i].secs;
+    }
+}
+
+/* ----------------------------------------------------------- approvals */
+
+bool gw_client_run_ended(const char *status)
+{
+    static const char *const t[] = {"succeeded", "failed",   "timed_out",
+                                    "cancelled", "rejected", "expired"};
+    for (size_t i = 0; i < ARRAY_SIZE(t); i++)
+        if (strcmp(status, t[i]) == 0)
+            return true;
+    return false;
+}
+
+long long gw_client_approvals_counted(json_t *run)
+{
+    json_t *ap = json_object_get(run, "approval");
+    const char *plan = json_string_value(json_object_get(json_object_get(run, "plan"), "sha256"));
+    size_t i;
+    json_t *d;
+    long long yes = 0;
+
+    json_array_foreach(json_object_get(ap, "decisions"), i, d)
+    {
+        const char *bound = json_string_value(json_object_get(d, "plan_sha256"));
+        if (strcmp(gw_client_str(d, "decision"), "approve") != 0)
+            continue;
+        if (plan != NULL && (bound == NULL || strcmp(bound, plan) != 0))
+            continue; /* given for another plan: it does not count */
+        yes++;
+    }
+    return yes;
+}
+
+static void join_names(json_t *arr, const char *kind, char *out, size_t cap)
+{
+    size_t i, off = strlen(out);
+    json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        int n = snprintf(out + off, cap - off, "%s%s %s", off ? " or " : "", kind,
+                         json_string_value(v) ? json_string_value(v) : "?");
+        if (n < 0 || (size_t)n >= cap - off)
+            return;
+        off += (size_t)n;
+    }
+}
+
+void gw_client_waiting_for(json_t *run, char *out, size_t cap)
+{
+    json_t *ap = json_object_get(run, "approval");
+    json_t *rem = json_object_get(ap, "remaining");
+    char from[256] = "";
+    long long n;
+
+    out[0] = '\0';
+    if (!json_is_object(ap))
+        return;
+    if (json_is_integer(rem)) {
+        n = (long long)json_integer_value(rem);
+    } else {
+        json_t *req = json_object_get(ap, "required");
+        n = (json_is_integer(req) ? (long long)json_integer_value(req) : 1) -
+            gw_client_approvals_counted(run);
+    }
+    if (n < 0)
+        n = 0;
+    join_names(json_object_get(ap, "from_teams"), "team", from, sizeof(from));
+    join_names(json_object_get(ap, "from_roles"), "role", from, sizeof(from));
+    snprintf(out, cap, "%lld more from %s", n, from[0] ? from : "anyone who may decide");
+}
+
+/* "2026-11-25T10:00:01.123456Z" -> "... (in 59m)" / "(expired)". */
+void gw_client_expiry(const char *at, char *out, size_t cap)
+{
+    struct tm tm = {0};
+    char rel[32] = "";
+    if (sscanf(at, "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec) == 6) {
+        tm.tm_year -= 1900;
+        tm.tm_mon -= 1;
+        long left = (long)difftime(timegm(&tm), time(NULL));
+        if (left <= 0)
+            snprintf(rel, sizeof(rel), " (expired)");
+        else if (left < 5400)
+            snprintf(rel, sizeof(rel), " (in %ldm)", (left + 59) / 60);
+        else if (left < 172800)
+            snprintf(rel, sizeof(rel), " (in %ldh%02ldm)", left / 3600, left % 3600 / 60);
+        else if (left < 30 * 86400)
+            snprintf(rel, sizeof(rel), " (in %ldd%02ldh)", left / 86400, left % 86400 / 3600);
+        else
+            snprintf(rel, sizeof(rel), " (in %ldd)", left / 86400);
+    }
+    snprintf(out, cap, "%.19s%s%s", at, at[0] ? "Z" : "", rel);
 }

@@ -29,6 +29,9 @@ struct gw_client {
     char url[1024];                           /* without a trailing slash */
     char token[GW_CREDENTIALS_TOKEN_MAX + 1]; /* "" when there is none */
     bool json;
+    /* When not "", what gw_client_call's problems are about ("run <id>"),
+     * printed before the detail: commands acting on several objects. */
+    char about[128];
 };
 
 /* The options every client command takes, first in its gw_opt table and in
@@ -47,6 +50,11 @@ struct gw_client {
  * (`usage` and `what`; 0) or the usage error (2). */
 int gw_client_parse(const char *cmd, const char *usage, const char *what,
                     const struct gw_opt_spec *specs, int argc, char **argv, const char *one);
+
+/* As gw_client_parse, but for commands taking one or more operands
+ * (`approve RUN...`): `one` names them when none is given. */
+int gw_client_parse_many(const char *cmd, const char *usage, const char *what,
+                         const struct gw_opt_spec *specs, int argc, char **argv, const char *one);
 
 /* Resolves the URL (flag, GANGWAY_URL, stored, http://127.0.0.1:8080) and
  * the token (flag, GANGWAY_TOKEN, then the stored one, but only when the URL
@@ -75,6 +83,35 @@ int gw_client_problem(int status, const char *raw, char *code_out, size_t code_c
 int gw_client_call(const struct gw_client *c, const char *method, const char *path,
                    const char *body, json_t **out, char *code_out, size_t code_cap);
 
+/* A duration as people write it: seconds ("3600"), or a number with one
+ * unit: s, m, h, d or w ("90s", "30m", "8h", "5d", "2w"). At most ten years.
+ * Returns 0 with *secs set, or -1 (then the caller prints a usage error
+ * quoting the text). */
+int gw_client_duration(const char *text, long long *secs);
+
+/* A number of seconds written back the same way, largest units first:
+ * 28800 -> "8h", 93600 -> "1d2h", 90 -> "1m30s", 0 -> "0s". */
+void gw_client_duration_str(long long secs, char *out, size_t cap);
+
+/* What a run waiting for approval still needs, from its `approval` object:
+ * "1 more from role manager", "2 more from team sre or role lead", or
+ * "1 more from anyone who may decide". Uses `approval.remaining` when the
+ * broker sends it, else required minus the approvals that count. "" when
+ * the run has no approval rule. */
+void gw_client_waiting_for(json_t *run, char *out, size_t cap);
+
+/* An API time "2026-11-25T10:00:01.123456Z" for people:
+ * "2026-11-25T10:00:01Z (in 59m)", "(in 4h10m)", "(in 2d23h)", "(in 45d)" or
+ * "(expired)". */
+void gw_client_expiry(const char *at, char *out, size_t cap);
+
+/* Whether a run status is terminal (succeeded, failed, timed_out,
+ * cancelled, rejected, expired). */
+bool gw_client_run_ended(const char *status);
+
+/* Approvals that count on `run` (for its current plan, when it has one). */
+long long gw_client_approvals_counted(json_t *run);
+
 /* Helpers: a URL-escaped copy (free it), pretty JSON on stdout, a string
  * member or "" (borrowed). */
 char *gw_client_escape(const char *s);
@@ -83,7 +120,7 @@ const char *gw_client_str(json_t *o, const char *key);
 
 /* A table printed with aligned columns: set ncols and head, add rows (cells
  * copied), print once (which frees the rows). */
-#define GW_TABLE_MAX_COLS 8
+#define GW_TABLE_MAX_COLS 12
 struct gw_table {
     size_t ncols, nrows;
     const char *head[GW_TABLE_MAX_COLS];

@@ -18,6 +18,7 @@
 
 #include "client.h"
 #include "commands.h"
+#include "http_client.h"
 
 #define CELL_MAX    60
 #define COMMENT_MAX 2000
@@ -39,40 +40,41 @@ static void compact(json_t *v, char *out, size_t cap)
     free(s);
 }
 
-static void join(json_t *arr, const char *prefix, char *out, size_t cap)
+/* The TTL the run asked for, or its action's default ("5d (default)"),
+ * "-" for an action that creates nothing with a lifetime. Actions are read
+ * once each (GET /v1/actions/{id}) into `cache`. */
+static void ttl_cell(const struct gw_client *c, json_t *run, json_t *cache, char *out, size_t cap)
 {
-    size_t i, off = strlen(out);
-    json_t *v;
-    json_array_foreach(arr, i, v)
-    {
-        int n = snprintf(out + off, cap - off, "%s%s %s", off ? ", " : "", prefix,
-                         json_string_value(v));
-        if (n < 0 || (size_t)n >= cap - off)
-            return;
-        off += (size_t)n;
-    }
-}
+    json_t *ttl = json_object_get(run, "ttl_seconds");
+    const char *action = gw_client_str(json_object_get(run, "action"), "id");
+    char d[32];
 
-/* "2026-11-25T10:00:01.123456Z" -> "... (in 59m)" / "(expired)". */
-static void expiry(const char *at, char *out, size_t cap)
-{
-    struct tm tm = {0};
-    char rel[32] = "";
-    if (sscanf(at, "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-               &tm.tm_min, &tm.tm_sec) == 6) {
-        tm.tm_year -= 1900;
-        tm.tm_mon -= 1;
-        long left = (long)difftime(timegm(&tm), time(NULL));
-        if (left <= 0)
-            snprintf(rel, sizeof(rel), " (expired)");
-        else if (left < 5400)
-            snprintf(rel, sizeof(rel), " (in %ldm)", (left + 59) / 60);
-        else if (left < 172800)
-            snprintf(rel, sizeof(rel), " (in %ldh%02ldm)", left / 3600, left % 3600 / 60);
-        else
-            snprintf(rel, sizeof(rel), " (in %ldd)", left / 86400);
+    if (json_is_integer(ttl)) {
+        gw_client_duration_str((long long)json_integer_value(ttl), d, sizeof(d));
+        snprintf(out, cap, "%s", d);
+        return;
     }
-    snprintf(out, cap, "%.19s%s%s", at, at[0] ? "Z" : "", rel);
+    json_t *a = json_object_get(cache, action);
+    if (a == NULL) {
+        char url[2048];
+        char *e = gw_client_escape(action), *body = NULL;
+        snprintf(url, sizeof(url), "%s/v1/actions/%s", c->url, e ? e : "");
+        free(e);
+        /* Quietly: an action this broker no longer has (or an error) only
+         * means there is no default to show. */
+        int status = gw_http_call("GET", url, c->token[0] ? c->token : NULL, NULL, 10000, &body);
+        a = status == 200 && body != NULL ? json_loads(body, 0, NULL) : NULL;
+        free(body);
+        json_object_set_new(cache, action, a != NULL ? a : json_object());
+        a = json_object_get(cache, action);
+    }
+    json_t *def = json_object_get(json_object_get(a, "ttl"), "default_seconds");
+    if (!json_is_integer(def)) {
+        snprintf(out, cap, "-");
+        return;
+    }
+    gw_client_duration_str((long long)json_integer_value(def), d, sizeof(d));
+    snprintf(out, cap, "%s (default)", d);
 }
 
 /* "1/2 carol" — approvals that count (for the current plan, when there is
@@ -122,9 +124,10 @@ int gw_cmd_approvals(int argc, char **argv)
     int rc = gw_client_parse("approvals", U,
                              "Lists the runs waiting for a decision you may give"
                              " (oldest first):\nwho asked, the approvals so far over"
-                             " those required, from which teams or\nroles, when the"
-                             " request expires, the inputs and, for plan-first actions,"
-                             " the plan.",
+                             " those required, how many more are needed\nfrom which teams"
+                             " or roles, the TTL asked for, when the request expires, the\n"
+                             "inputs, the requester's justification and, for plan-first"
+                             " actions, the plan.",
                              specs, argc, argv, NULL);
 
     if (rc != GW_OPT_OK)
@@ -138,36 +141,52 @@ int gw_cmd_approvals(int argc, char **argv)
         json_decref(list);
         return GW_EXIT_OK;
     }
-    json_t *items = json_object_get(list, "items");
-    bool plans = false;
+    json_t *items = json_object_get(list, "items"), *actions = json_object();
+    bool plans = false, whys = false;
     size_t i;
     json_t *r;
-    json_array_foreach(items, i, r) plans = plans || json_object_get(r, "plan") != NULL;
+    json_array_foreach(items, i, r)
+    {
+        plans = plans || json_object_get(r, "plan") != NULL;
+        whys = whys || json_object_get(r, "justification") != NULL;
+    }
     struct gw_table t = {
-        .ncols = plans ? 8 : 7,
-        .head = {"RUN", "ACTION", "REQUESTER", "APPROVED", "FROM", "EXPIRES", "INPUTS", "PLAN"}};
+        .ncols = 8,
+        .head = {"RUN", "ACTION", "REQUESTER", "APPROVED", "NEEDS", "TTL", "EXPIRES", "INPUTS"}};
+    if (whys)
+        t.head[t.ncols++] = "JUSTIFICATION";
+    if (plans)
+        t.head[t.ncols++] = "PLAN";
     json_array_foreach(items, i, r)
     {
         json_t *ap = json_object_get(r, "approval");
-        char approved[300], from[256] = "", expires[64], inputs[CELL_MAX + 8], plan[CELL_MAX + 24];
+        char approved[300], needs[300], ttl[48], expires[64], inputs[CELL_MAX + 8],
+            why[CELL_MAX + 8] = "", plan[CELL_MAX + 24];
         tally(r, approved, sizeof(approved));
-        join(json_object_get(ap, "from_teams"), "team", from, sizeof(from));
-        join(json_object_get(ap, "from_roles"), "role", from, sizeof(from));
-        if (from[0] == '\0')
-            snprintf(from, sizeof(from), "anyone who may decide");
-        expiry(gw_client_str(ap, "expires_at"), expires, sizeof(expires));
+        gw_client_waiting_for(r, needs, sizeof(needs));
+        ttl_cell(&c, r, actions, ttl, sizeof(ttl));
+        gw_client_expiry(gw_client_str(ap, "expires_at"), expires, sizeof(expires));
         compact(json_object_get(r, "inputs"), inputs, sizeof(inputs));
+        if (json_object_get(r, "justification") != NULL)
+            compact(json_object_get(r, "justification"), why, sizeof(why));
         plan_cell(r, plan, sizeof(plan));
-        const char *row[] = {gw_client_str(r, "id"),
-                             gw_client_str(json_object_get(r, "action"), "id"),
-                             gw_client_str(json_object_get(r, "requested_by"), "subject"),
-                             approved,
-                             from,
-                             expires,
-                             inputs,
-                             plan};
+        const char *row[GW_TABLE_MAX_COLS] = {
+            gw_client_str(r, "id"),
+            gw_client_str(json_object_get(r, "action"), "id"),
+            gw_client_str(json_object_get(r, "requested_by"), "subject"),
+            approved,
+            needs,
+            ttl,
+            expires,
+            inputs};
+        size_t n = 8;
+        if (whys)
+            row[n++] = why;
+        if (plans)
+            row[n++] = plan;
         gw_table_add(&t, row);
     }
+    json_decref(actions);
     if (t.nrows == 0)
         printf("nothing waits for your decision\n");
     else
@@ -176,28 +195,87 @@ int gw_cmd_approvals(int argc, char **argv)
     return GW_EXIT_OK;
 }
 
-/* approve and reject: the same call, a comment required for a rejection. */
+/* One decision on one run; prints its result (a JSON line with --json
+ * when there are several). Returns the exit code for this run. */
+static int decide_one(struct gw_client *c, const char *run_id, const char *decision,
+                      const char *comment, bool several)
+{
+    json_t *run = NULL;
+    char code[64] = "", path[512];
+    char *id = gw_client_escape(run_id);
+    snprintf(path, sizeof(path), "/v1/runs/%s/decisions", id != NULL ? id : "");
+    free(id);
+    json_t *req = json_pack("{s:s}", "decision", decision);
+    if (comment != NULL)
+        json_object_set_new(req, "comment", json_string(comment));
+    char *body = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    if (several)
+        snprintf(c->about, sizeof(c->about), "run %s", run_id);
+    int rc = gw_client_call(c, "POST", path, body, &run, code, sizeof(code));
+    free(body);
+    if (rc != GW_EXIT_OK) {
+        /* A decision refused for this run is not an authentication problem:
+         * the caller is who it says, the rule says no. */
+        if (strcmp(code, "self_approval") == 0 || strcmp(code, "not_an_approver") == 0)
+            rc = GW_EXIT_FAILED;
+        if (several && c->json) {
+            json_t *e = json_pack("{s:s, s:s, s:i}", "id", run_id, "error",
+                                  code[0] ? code : "request_failed", "exit", rc);
+            char *line = e ? json_dumps(e, JSON_COMPACT) : NULL;
+            printf("%s\n", line ? line : "");
+            free(line);
+            json_decref(e);
+        }
+        return rc;
+    }
+    if (c->json && several) {
+        char *line = json_dumps(run, JSON_COMPACT);
+        printf("%s\n", line ? line : "");
+        free(line);
+    } else if (c->json) {
+        gw_client_print_json(run);
+    } else {
+        const char *status = gw_client_str(run, "status");
+        char approved[300], needs[300];
+        tally(run, approved, sizeof(approved));
+        if (strcmp(status, "pending_approval") == 0) {
+            gw_client_waiting_for(run, needs, sizeof(needs));
+            printf("run %s: %s recorded; still pending approval (%s): %s\n",
+                   gw_client_str(run, "id"), decision, approved, needs);
+        } else {
+            printf("run %s %s (%s)\n", gw_client_str(run, "id"), status, approved);
+        }
+    }
+    fflush(stdout);
+    json_decref(run);
+    return GW_EXIT_OK;
+}
+
+/* approve and reject: the same call for each run named, a comment required
+ * for a rejection. Every run is tried; the exit code is that of the first
+ * run refused (0 when none was). */
 static int decide(int argc, char **argv, const char *decision)
 {
     bool reject = strcmp(decision, "reject") == 0;
-    const char *U = reject ? "reject RUN -m COMMENT [--json]" : "approve RUN [-m COMMENT] [--json]";
+    const char *U =
+        reject ? "reject RUN... -m COMMENT [--json]" : "approve RUN... [-m COMMENT] [--json]";
     const char *cmd = reject ? "reject" : "approve";
     struct gw_client c = {0};
     const char *url = NULL, *token = NULL, *comment = NULL;
-    json_t *run = NULL;
-    char code[64] = "";
     const struct gw_opt_spec specs[] = {
         GW_CLIENT_OPTS(&c, &url, &token),
         {"message", GW_OPT_STRING, &comment, 'm'},
         {0},
     };
-    int rc = gw_client_parse(cmd, U,
-                             reject ? "Rejects a run waiting for approval; the comment"
-                                      " says why and is recorded\nin the audit log."
-                                    : "Approves a run waiting for approval (the comment,"
-                                      " if any, is recorded in the\naudit log). The run"
-                                      " is queued once enough approvers said yes.",
-                             specs, argc, argv, "run");
+    int rc = gw_client_parse_many(
+        cmd, U,
+        reject ? "Rejects runs waiting for approval; the comment says why and is recorded\n"
+                 "in the audit log. Each run is decided on its own; exit 1 if any was refused."
+               : "Approves runs waiting for approval (the comment, if any, is recorded in the\n"
+                 "audit log). A run is queued once enough approvers said yes. Each run is\n"
+                 "decided on its own; exit 1 if any was refused.",
+        specs, argc, argv, "run");
 
     if (rc != GW_OPT_OK)
         return rc;
@@ -207,38 +285,20 @@ static int decide(int argc, char **argv, const char *decision)
         return gw_client_usage(cmd, U, "the comment is longer than 2000 characters", NULL);
     gw_client_init(&c, url, token);
 
-    char *id = gw_client_escape(argv[optind]);
-    char path[512];
-    snprintf(path, sizeof(path), "/v1/runs/%s/decisions", id != NULL ? id : "");
-    free(id);
-    json_t *req = json_pack("{s:s}", "decision", decision);
-    if (comment != NULL)
-        json_object_set_new(req, "comment", json_string(comment));
-    char *body = json_dumps(req, JSON_COMPACT);
-    json_decref(req);
-    rc = gw_client_call(&c, "POST", path, body, &run, code, sizeof(code));
-    free(body);
-    if (rc != GW_EXIT_OK) {
-        /* A decision refused for this run is not an authentication problem:
-         * the caller is who it says, the rule says no. */
-        if (strcmp(code, "self_approval") == 0 || strcmp(code, "not_an_approver") == 0)
-            rc = GW_EXIT_FAILED;
-        return rc;
+    bool several = argc - optind > 1;
+    int first = GW_EXIT_OK, failed = 0, n = argc - optind;
+    for (int i = optind; i < argc; i++) {
+        int r = decide_one(&c, argv[i], decision, comment, several);
+        if (r != GW_EXIT_OK) {
+            failed++;
+            if (first == GW_EXIT_OK)
+                first = r;
+        }
     }
-    if (c.json) {
-        gw_client_print_json(run);
-    } else {
-        const char *status = gw_client_str(run, "status");
-        char approved[300];
-        tally(run, approved, sizeof(approved));
-        if (strcmp(status, "pending_approval") == 0)
-            printf("run %s: %s recorded; still pending approval (%s)\n", gw_client_str(run, "id"),
-                   decision, approved);
-        else
-            printf("run %s %s (%s)\n", gw_client_str(run, "id"), status, approved);
-    }
-    json_decref(run);
-    return GW_EXIT_OK;
+    if (several && !c.json)
+        printf("%d of %d %s%s; %d refused\n", n - failed, n, reject ? "rejection" : "approval",
+               n - failed == 1 ? "" : "s", failed);
+    return first;
 }
 
 int gw_cmd_approve(int argc, char **argv)

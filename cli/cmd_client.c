@@ -1,7 +1,7 @@
 /*
- * The CLI for people: actions, run, runs, logs, cancel — a client of the
- * broker's HTTP API (docs/cli.md). Blocking libcurl calls; this is a
- * command-line tool, never a loop thread.
+ * The CLI for people: actions, runs, logs, cancel — a client of the
+ * broker's HTTP API (docs/cli.md); run and rerun are in cmd_run.c. Blocking libcurl calls; this is
+ * a command-line tool, never a loop thread.
  *
  * Exit codes: 0 ok; 1 the run failed, was not found or could not be
  * cancelled; 2 usage (bad flags, inputs refused by the action's schema);
@@ -99,176 +99,6 @@ int gw_cmd_actions(int argc, char **argv)
     }
     json_decref(list);
     return GW_EXIT_OK;
-}
-
-/* ----------------------------------------------------------------- run */
-
-/* -i key=value (JSON numbers, true, false, null; a string otherwise) or
- * -i key:=JSON. */
-static int add_input(json_t *inputs, const char *arg)
-{
-    const char *eq = strchr(arg, '=');
-    if (eq == NULL || eq == arg)
-        return -1;
-    bool raw = eq[-1] == ':';
-    size_t klen = (size_t)(eq - arg) - (raw ? 1 : 0);
-    if (klen == 0)
-        return -1;
-    char *key = strndup(arg, klen);
-    const char *text = eq + 1;
-    json_t *v = NULL;
-    if (raw) {
-        json_error_t jerr;
-        v = json_loads(text, JSON_DECODE_ANY, &jerr);
-        if (v == NULL) {
-            fprintf(stderr, "gangway run: -i %s:=: not JSON: %s\n", key, jerr.text);
-            free(key);
-            return -2;
-        }
-    } else {
-        v = json_loads(text, JSON_DECODE_ANY, NULL);
-        if (v != NULL && !json_is_number(v) && !json_is_boolean(v) && !json_is_null(v)) {
-            json_decref(v);
-            v = NULL;
-        }
-        if (v == NULL)
-            v = json_string(text);
-    }
-    json_object_set_new(inputs, key, v);
-    free(key);
-    return v != NULL ? 0 : -2;
-}
-
-static bool run_terminal(const char *status)
-{
-    static const char *const t[] = {"succeeded", "failed",   "timed_out",
-                                    "cancelled", "rejected", "expired"};
-    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
-        if (strcmp(status, t[i]) == 0)
-            return true;
-    return false;
-}
-
-static void print_run_end(json_t *run)
-{
-    printf("run %s %s", gw_client_str(run, "id"), gw_client_str(run, "status"));
-    if (json_object_get(run, "reason") != NULL)
-        printf(" (%s)", gw_client_str(run, "reason"));
-    putchar('\n');
-    const char *why = json_string_value(json_object_get(json_object_get(run, "error"), "message"));
-    if (why != NULL)
-        printf("error: %s\n", why);
-    json_t *outputs = json_object_get(run, "outputs");
-    if (outputs != NULL && json_object_size(outputs) > 0) {
-        char *s = json_dumps(outputs, JSON_COMPACT | JSON_SORT_KEYS);
-        printf("outputs: %s\n", s ? s : "");
-        free(s);
-    }
-}
-
-/* The -i values of `gangway run`, kept in their order. */
-struct inputs {
-    const char **items;
-    size_t n;
-};
-
-static int add_ival(const char *value, void *dest)
-{
-    struct inputs *ivals = dest;
-    ivals->items[ivals->n++] = value;
-    return GW_OPT_OK;
-}
-
-int gw_cmd_run(int argc, char **argv)
-{
-    const char *U =
-        "run ACTION [-i KEY=VALUE | -i KEY:=JSON]... [-f INPUTS.json] [--wait] [--json]";
-    struct gw_client c = {0};
-    const char *url = NULL, *token = NULL, *file = NULL;
-    bool wait = false;
-    json_t *inputs = json_object(), *run = NULL;
-    /* -i values are applied over -f, whatever the order on the line. */
-    struct inputs ivals = {calloc((size_t)argc + 1, sizeof(*ivals.items)), 0};
-    const struct gw_opt_spec specs[] = {
-        GW_CLIENT_OPTS(&c, &url, &token),
-        {"input", GW_OPT_CALL, &ivals, 'i', .call = add_ival},
-        {"file", GW_OPT_STRING, &file, 'f'},
-        {"wait", GW_OPT_BOOL, &wait, 'w'},
-        {0},
-    };
-    int rc = gw_client_parse("run", U,
-                             "Starts a run of ACTION; with --wait, waits for it to end"
-                             " (exit 1 unless it succeeded).",
-                             specs, argc, argv, "action");
-
-    if (rc != GW_OPT_OK)
-        goto out;
-    rc = GW_EXIT_USAGE;
-    if (file != NULL) {
-        json_error_t jerr;
-        json_t *f =
-            strcmp(file, "-") == 0 ? json_loadf(stdin, 0, &jerr) : json_load_file(file, 0, &jerr);
-        if (!json_is_object(f)) {
-            fprintf(stderr, "gangway run: %s: %s\n", file,
-                    f == NULL ? jerr.text : "must hold a JSON object");
-            json_decref(f);
-            goto out;
-        }
-        json_object_update(inputs, f);
-        json_decref(f);
-    }
-    for (size_t i = 0; i < ivals.n; i++) {
-        int r = add_input(inputs, ivals.items[i]);
-        if (r == -1) {
-            rc = gw_client_usage("run", U, "-i wants KEY=VALUE or KEY:=JSON, got", ivals.items[i]);
-            goto out;
-        }
-        if (r < 0)
-            goto out;
-    }
-    gw_client_init(&c, url, token);
-    char *action = gw_client_escape(argv[optind]);
-    char path[1024];
-    snprintf(path, sizeof(path), "/v1/actions/%s/runs", action ? action : "");
-    free(action);
-    json_t *req = json_pack("{s:O}", "inputs", inputs);
-    char *body = json_dumps(req, JSON_COMPACT);
-    json_decref(req);
-    rc = gw_client_call(&c, "POST", path, body, &run, NULL, 0);
-    free(body);
-    if (rc != GW_EXIT_OK)
-        goto out;
-    char run_path[256];
-    snprintf(run_path, sizeof(run_path), "/v1/runs/%s", gw_client_str(run, "id"));
-    if (!wait) {
-        if (c.json)
-            gw_client_print_json(run);
-        else
-            printf("run %s %s\n", gw_client_str(run, "id"), gw_client_str(run, "status"));
-        goto out;
-    }
-    if (!c.json)
-        printf("run %s %s, waiting...\n", gw_client_str(run, "id"), gw_client_str(run, "status"));
-    fflush(stdout);
-    while (!run_terminal(gw_client_str(run, "status"))) {
-        json_t *next = NULL;
-        usleep(250 * 1000);
-        rc = gw_client_call(&c, "GET", run_path, NULL, &next, NULL, 0);
-        if (rc != GW_EXIT_OK)
-            goto out;
-        json_decref(run);
-        run = next;
-    }
-    if (c.json)
-        gw_client_print_json(run);
-    else
-        print_run_end(run);
-    rc = strcmp(gw_client_str(run, "status"), "succeeded") == 0 ? GW_EXIT_OK : GW_EXIT_FAILED;
-out:
-    free(ivals.items);
-    json_decref(inputs);
-    json_decref(run);
-    return rc;
 }
 
 /* ---------------------------------------------------------------- runs */
@@ -518,7 +348,7 @@ int gw_cmd_cancel(int argc, char **argv)
         return rc;
     if (c.json)
         gw_client_print_json(run);
-    else if (run_terminal(gw_client_str(run, "status")))
+    else if (gw_client_run_ended(gw_client_str(run, "status")))
         printf("run %s %s\n", gw_client_str(run, "id"), gw_client_str(run, "status"));
     else
         printf("run %s: cancel requested (%s; the worker is stopping it)\n",

@@ -7,6 +7,7 @@
 
 int gw_cmd_broker(int argc, char **argv);
 int gw_cmd_worker(int argc, char **argv);
+int gw_cmd_supervise(int argc, char **argv); /* cmd_worker.c; internal */
 int gw_cmd_migrate(int argc, char **argv);
 int gw_cmd_dev(int argc, char **argv);
 int gw_cmd_token(int argc, char **argv);
@@ -14,7 +15,8 @@ int gw_cmd_schema(int argc, char **argv);
 int gw_cmd_audit(int argc, char **argv); /* cmd_audit.c */
 /* The client commands (cmd_client.c, docs/cli.md). */
 int gw_cmd_actions(int argc, char **argv);
-int gw_cmd_run(int argc, char **argv);
+int gw_cmd_run(int argc, char **argv); /* cmd_run.c */
+int gw_cmd_rerun(int argc, char **argv);
 int gw_cmd_runs(int argc, char **argv);
 int gw_cmd_logs(int argc, char **argv);
 int gw_cmd_cancel(int argc, char **argv);
@@ -23,5 +25,7 @@ int gw_cmd_logout(int argc, char **argv);
 int gw_cmd_approvals(int argc, char **argv); /* cmd_approvals.c */
 int gw_cmd_approve(int argc, char **argv);
 int gw_cmd_reject(int argc, char **argv);
+int gw_cmd_resources(int argc, char **argv); /* cmd_resources.c */
+int gw_cmd_workers(int argc, char **argv); /* cmd_workers.c */
 
 #endif

@@ -21,22 +21,28 @@ static const struct command commands[] = {
     {"audit", gw_cmd_audit,
      "check the audit hash chain (audit verify) or list entries (audit list)"},
     {"actions", gw_cmd_actions, "list the actions (client: GANGWAY_URL, GANGWAY_TOKEN)"},
-    {"run", gw_cmd_run, "start a run: run ACTION -i key=value ... [--wait]"},
+    {"run", gw_cmd_run, "start a run: run ACTION -i key=value ... [--ttl 8h] [--wait]"},
+    {"rerun", gw_cmd_rerun, "start a run again with the same inputs: rerun RUN [--wait]"},
     {"runs", gw_cmd_runs, "list runs [--status S] [--action A] [--watch]"},
     {"logs", gw_cmd_logs, "print a run's log lines: logs RUN [--follow]"},
     {"cancel", gw_cmd_cancel, "cancel a run: cancel RUN"},
     {"login", gw_cmd_login, "check a token and store it: login [--url URL] [--token-stdin]"},
     {"logout", gw_cmd_logout, "remove the stored credentials"},
     {"approvals", gw_cmd_approvals, "list the runs waiting for your decision"},
-    {"approve", gw_cmd_approve, "approve a run: approve RUN [-m COMMENT]"},
-    {"reject", gw_cmd_reject, "reject a run: reject RUN -m COMMENT"},
+    {"approve", gw_cmd_approve, "approve runs: approve RUN... [-m COMMENT]"},
+    {"reject", gw_cmd_reject, "reject runs: reject RUN... -m COMMENT"},
+    {"resources", gw_cmd_resources, "what runs created: resources list|show|extend|delete"},
+    {"workers", gw_cmd_workers, "worker operations: workers drain WORKER_ID (admin)"},
+    /* Internal: started by `gangway worker --supervise`, never by hand. */
+    {"supervise", gw_cmd_supervise, NULL},
 };
 
 static void usage(FILE *out)
 {
     fprintf(out, "usage: gangway <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-        fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].help);
+        if (commands[i].help != NULL)
+            fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].help);
     fprintf(out, "\nRun `gangway <command> --help` for a command's options.\n");
 }
 

@@ -93,6 +93,7 @@ static struct js_kw *kw_add(struct js_node *n, enum js_kw_type t, const char *na
     memset(k, 0, sizeof(*k));
     k->type = t;
     k->name = name;
+    k->value = json_is_object(n->json) ? json_object_get(n->json, name) : NULL;
     k->loc = loc_join(n->loc, name);
     if (!k->loc)
         return NULL;

@@ -186,6 +186,8 @@ struct js_kw {
     enum js_kw_type type;
     const char *name; /* keyword as written (static string) */
     char *loc;        /* keywordLocation */
+    json_t *value;    /* the keyword's value as written (borrowed), or NULL:
+                       * error reports quote it (pattern, limits) */
     union {
         struct js_node *node;
         json_t *json;

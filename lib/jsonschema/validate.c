@@ -82,29 +82,57 @@ static size_t inst_size(json_t *inst)
     return json_is_object(inst) ? json_object_size(inst) : json_array_size(inst);
 }
 
-static void emit(struct js_vctx *c, const char *keyword, const char *kwloc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void emit(struct js_vctx *c, const char *keyword, const char *kwloc, const char *fmt, ...)
+/* Appends one error {instanceLocation, keyword, keywordLocation, message}
+ * plus the members of `extra` (stolen, may be NULL): what the keyword would
+ * have accepted (allowed, limit, pattern, expected...). */
+static void emitv(struct js_vctx *c, const char *keyword, const char *kwloc, json_t *extra,
+                  const char *fmt, va_list ap)
 {
-    if (!c->errors)
+    if (!c->errors) {
+        json_decref(extra);
         return;
+    }
     struct gw_jsonptr p = GW_JSONPTR_INIT;
     int rc = 0;
     for (size_t i = 0; i < c->npath && rc == 0; i++)
         rc = c->path[i].key ? gw_jsonptr_push(&p, c->path[i].key)
                             : gw_jsonptr_push_index(&p, c->path[i].idx);
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
+    char msg[1024];
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
     json_t *e = rc == 0 ? json_pack("{s:s, s:s, s:s, s:s}", "instanceLocation", gw_jsonptr_str(&p),
                                     "keyword", keyword, "keywordLocation", kwloc, "message", msg)
                         : NULL;
+    if (e && extra && json_object_update_missing(e, extra) < 0) {
+        json_decref(e);
+        e = NULL;
+    }
+    json_decref(extra);
     if (!e || json_array_append_new(c->errors, e) < 0)
         c->oom = true;
     gw_jsonptr_finish(&p);
+}
+
+static void emit(struct js_vctx *c, const char *keyword, const char *kwloc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void emit(struct js_vctx *c, const char *keyword, const char *kwloc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    emitv(c, keyword, kwloc, NULL, fmt, ap);
+    va_end(ap);
+}
+
+static void emit_x(struct js_vctx *c, const char *keyword, const char *kwloc, json_t *extra,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void emit_x(struct js_vctx *c, const char *keyword, const char *kwloc, json_t *extra,
+                   const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    emitv(c, keyword, kwloc, extra, fmt, ap);
+    va_end(ap);
 }
 
 static bool vnode(struct js_vctx *c, const struct js_node *n, json_t *inst, struct annot *ann);
@@ -164,8 +192,9 @@ static bool v_props(struct js_vctx *c, const struct js_kw *k, json_t *inst, stru
             matched = true;
             if (a->is_bool && !a->bool_value) {
                 ok = false;
-                emit(c, "additionalProperties", k->u.props.add_loc,
-                     "additional property \"%s\" is not allowed", key);
+                emit_x(c, "additionalProperties", k->u.props.add_loc,
+                       c->errors ? json_pack("{s:s}", "property", key) : NULL,
+                       "additional property \"%s\" is not allowed", key);
             } else if (!vchild_key(c, a, val, key)) {
                 ok = false;
             }
@@ -466,11 +495,19 @@ static bool vnode(struct js_vctx *c, const struct js_node *n, json_t *inst, stru
     return ok;
 }
 
-/* Exposed to assert.c for its error reports. */
-void gw__js_vctx_emit(struct js_vctx *c, const struct js_kw *k, const char *msg);
-void gw__js_vctx_emit(struct js_vctx *c, const struct js_kw *k, const char *msg)
+/* Exposed to assert.c for its error reports; steals `extra`. */
+void gw__js_vctx_emit(struct js_vctx *c, const struct js_kw *k, const char *msg, json_t *extra);
+void gw__js_vctx_emit(struct js_vctx *c, const struct js_kw *k, const char *msg, json_t *extra)
 {
-    emit(c, k->name, k->loc, "%s", msg);
+    emit_x(c, k->name, k->loc, extra, "%s", msg);
+}
+
+/* Whether errors are being collected: assert.c skips building what only
+ * a report would carry (the first, fast pass stops at the first failure). */
+bool gw__js_vctx_reporting(const struct js_vctx *c);
+bool gw__js_vctx_reporting(const struct js_vctx *c)
+{
+    return c->errors != NULL;
 }
 
 bool gw__js_vctx_format_assert(const struct js_vctx *c);

@@ -3,7 +3,9 @@
 -- Events of a stale attempt or for a run that is no longer running are
 -- ignored. Returns the number of events applied. started and log events
 -- refresh heartbeat_at at most once a second (bench/README.md); a failed
--- run keeps its worker's message in error_message (cut at 4000 characters).
+-- run keeps its worker's message in error_message (cut at 4000 characters);
+-- so does a run cancelled on request, whose reason stays the canceller's
+-- (cancel_reason, gw_cancel_run).
 CREATE OR REPLACE FUNCTION gw_apply_events(p_events jsonb) RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
     e jsonb;
@@ -44,14 +46,18 @@ BEGIN
                                   coalesce(e -> 'data' -> 'outputs', '{}'::jsonb),
                                   'worker:' || coalesce(e ->> 'worker_id', '?'), false);
         ELSIF v_kind IN ('failed', 'timed_out', 'cancelled') THEN
-            IF v_kind = 'failed' THEN
+            IF v_kind = 'failed' OR (v_kind = 'cancelled' AND r.cancel_reason IS NOT NULL) THEN
                 -- Before gw_finish_run, which reads the row, so that what it
-                -- builds from the run carries the message.
+                -- builds from the run carries the message. For a cancel
+                -- someone asked for, the worker's message is the detail of
+                -- how it stopped; the reason stays the canceller's.
                 UPDATE gw_runs SET error_message = left(e -> 'data' ->> 'message', 4000)
                 WHERE id = v_run;
             END IF;
             PERFORM gw_finish_run(v_run, v_kind,
-                                  coalesce(e -> 'data' ->> 'reason', e -> 'data' ->> 'message', v_kind),
+                                  CASE WHEN v_kind = 'cancelled' AND r.cancel_reason IS NOT NULL
+                                       THEN r.cancel_reason
+                                       ELSE coalesce(e -> 'data' ->> 'reason', e -> 'data' ->> 'message', v_kind) END,
                                   NULL, 'worker:' || coalesce(e ->> 'worker_id', '?'), false);
         END IF;
     END LOOP;

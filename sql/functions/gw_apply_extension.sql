@@ -1,5 +1,8 @@
--- Applies an extension to a locked, active resource within its bounds.
-CREATE OR REPLACE FUNCTION gw_apply_extension(res gw_resources, p_seconds integer, p_actor text)
+-- Applies an extension to a locked, active resource within its bounds;
+-- p_justification (may be NULL) goes into the audit entry. The
+-- three-argument form (no justification) is kept for callers of before.
+CREATE OR REPLACE FUNCTION gw_apply_extension(res gw_resources, p_seconds integer, p_actor text,
+                                              p_justification text)
 RETURNS TABLE (outcome text, resource jsonb) LANGUAGE plpgsql AS $$
 DECLARE
     new_exp timestamptz;
@@ -21,7 +24,14 @@ BEGIN
     WHERE id = res.id RETURNING * INTO res;
     INSERT INTO gw_audit_log (actor, verb, object, detail)
     VALUES (p_actor, 'resource.extend', 'resource:' || res.id,
-            jsonb_build_object('by_seconds', p_seconds, 'expires_at', gw_ts(res.expires_at)));
+            jsonb_strip_nulls(jsonb_build_object('by_seconds', p_seconds,
+                                                 'expires_at', gw_ts(res.expires_at),
+                                                 'justification', p_justification)));
     PERFORM gw_publish_resource(res, 'updated');
     RETURN QUERY SELECT 'extended'::text, gw_resource_json(res);
 END $$;
+
+CREATE OR REPLACE FUNCTION gw_apply_extension(res gw_resources, p_seconds integer, p_actor text)
+RETURNS TABLE (outcome text, resource jsonb) LANGUAGE sql AS $$
+    SELECT * FROM gw_apply_extension(res, p_seconds, p_actor, NULL::text)
+$$;

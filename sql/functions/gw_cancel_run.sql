@@ -1,6 +1,8 @@
 -- Cancels a run. Returns the outcome: cancelled (it had not started),
 -- cancel_requested (running: the worker is told through gangway.control),
--- already_requested, ended, not_found.
+-- already_requested, ended, not_found. A run that had not started ends with
+-- the reason given (or "cancelled by <actor>"); a running one keeps it in
+-- cancel_reason until its worker's cancelled event ends it (gw_apply_events).
 CREATE OR REPLACE FUNCTION gw_cancel_run(p_id uuid, p_actor text, p_reason text)
 RETURNS TABLE (outcome text, run jsonb) LANGUAGE plpgsql AS $$
 DECLARE
@@ -24,7 +26,10 @@ BEGIN
         RETURN QUERY SELECT 'already_requested'::text, gw_run_json(r);
         RETURN;
     END IF;
-    UPDATE gw_runs SET cancel_requested_at = clock_timestamp(), updated_at = clock_timestamp()
+    -- The canceller's reason is kept on the run: the worker's event that
+    -- ends it brings only how it stopped, which goes beside it (decision 0038).
+    UPDATE gw_runs SET cancel_requested_at = clock_timestamp(), updated_at = clock_timestamp(),
+                       cancel_reason = coalesce(p_reason, 'cancelled by ' || p_actor)
     WHERE id = p_id RETURNING * INTO r;
     INSERT INTO gw_audit_log (actor, verb, object, detail)
     VALUES (p_actor, 'run.cancel_requested', 'run:' || r.id,

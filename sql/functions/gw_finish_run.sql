@@ -11,7 +11,7 @@ BEGIN
     IF r.operation = 'plan' AND p_status = 'succeeded' AND r.cancel_requested_at IS NOT NULL THEN
         -- Cancelled while planning: the plan finished first; honour the cancel.
         p_status := 'cancelled';
-        p_reason := coalesce(p_reason, 'cancelled during the plan');
+        p_reason := coalesce(p_reason, r.cancel_reason, 'cancelled during the plan');
     ELSIF r.operation = 'plan' AND p_status = 'succeeded'
           AND coalesce(p_outputs ->> 'plan_sha256', '') !~ '^[0-9a-f]{64}$' THEN
         -- Approvers must see a plan and the apply must be bound to it.
@@ -35,9 +35,11 @@ BEGIN
                 jsonb_build_object('plan_sha256', r.plan_sha256, 'plan', r.plan_summary));
         PERFORM gw_webhook('approval.requested', jsonb_build_object(
             'type', 'approval.requested', 'run', gw_run_json(r),
-            'text', format('Gangway: %s asks to apply %s (plan %s: %s). Decide with POST /v1/runs/%s/decisions.',
+            'text', format('Gangway: %s asks to apply %s (plan %s: %s).%s Decide with POST /v1/runs/%s/decisions.',
                            r.requested_by, r.action_id, left(r.plan_sha256, 12),
-                           coalesce(r.plan_summary::text, 'no summary'), r.id)));
+                           coalesce(r.plan_summary::text, 'no summary'),
+                           CASE WHEN r.justification IS NULL THEN ''
+                                ELSE format(' Justification: "%s".', r.justification) END, r.id)));
         RETURN;
     END IF;
     UPDATE gw_runs SET status = p_status, reason = p_reason, outputs = coalesce(p_outputs, outputs),
@@ -49,6 +51,16 @@ BEGIN
     INSERT INTO gw_audit_log (actor, verb, object, detail)
     VALUES (p_actor, 'run.' || p_status, 'run:' || r.id,
             jsonb_strip_nulls(jsonb_build_object('attempt', r.attempt, 'reason', p_reason,
+                                                 'detail', CASE WHEN p_status = 'cancelled'
+                                                                THEN r.error_message END,
                                                  'needs_reconciliation', r.needs_reconciliation)));
-    PERFORM gw_resource_after_run(r);
+    IF r.operation = 'reconcile' THEN
+        PERFORM gw_reconcile_after_run(r);
+    ELSE
+        PERFORM gw_resource_after_run(r);
+        IF p_reconcile AND r.needs_reconciliation THEN
+            -- The backend's reconcile step, when it has one (decision 0045).
+            PERFORM gw_start_reconcile(r, p_actor);
+        END IF;
+    END IF;
 END $$;

@@ -6,6 +6,7 @@ DECLARE
 BEGIN
     SELECT jsonb_build_object(
                'id', e.id, 'seconds', e.seconds, 'requested_by', e.requested_by,
+               'justification', e.justification,
                'required', e.rule -> 'approvals', 'from_teams', e.rule -> 'from_teams',
                'from_roles', e.rule -> 'from_roles', 'requested_at', gw_ts(e.created_at),
                'decisions', coalesce((SELECT jsonb_agg(jsonb_build_object(

@@ -11,13 +11,18 @@
 CREATE OR REPLACE FUNCTION gw_run_json(r gw_runs) RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
 DECLARE
     decisions jsonb;
+    counted integer;
 BEGIN
     IF r.approval_rule IS NOT NULL THEN
+        -- `counted` is gw_decide's count: approvals for these exact inputs
+        -- (and this exact plan), so `remaining` says what still has to come.
         SELECT coalesce(jsonb_agg(jsonb_build_object(
                    'approver', a.approver, 'decision', a.decision, 'comment', a.comment,
                    'plan_sha256', a.plan_sha256, 'at', gw_ts(a.created_at)) ORDER BY a.created_at),
-                   '[]'::jsonb)
-          INTO decisions FROM gw_approvals a WHERE a.run_id = r.id;
+                   '[]'::jsonb),
+               count(*) FILTER (WHERE a.decision = 'approve' AND a.inputs_hash = r.inputs_hash
+                                AND a.plan_sha256 IS NOT DISTINCT FROM r.plan_sha256)
+          INTO decisions, counted FROM gw_approvals a WHERE a.run_id = r.id;
     END IF;
     RETURN jsonb_strip_nulls(jsonb_build_object(
         'id', r.id,
@@ -35,10 +40,16 @@ BEGIN
         'idempotency_key', r.idempotency_key,
         'needs_reconciliation', r.needs_reconciliation,
         'reconciled_at', gw_ts(r.reconciled_at),
+        'reconcile_run', r.reconcile_run_id,
+        'reconcile_drift', r.reconcile_drift,
         'parent_run', r.parent_run_id,
         'resource', r.resource_id,
         'ttl_seconds', r.ttl_seconds,
+        'justification', r.justification,
+        'secret_inputs', CASE WHEN r.secret_paths = '[]'::jsonb THEN NULL ELSE r.secret_paths END,
         'cancel_requested_at', gw_ts(r.cancel_requested_at),
+        'cancel_reason', r.cancel_reason,
+        'cancel_detail', CASE WHEN r.status = 'cancelled' THEN r.error_message END,
         'break_glass', CASE WHEN r.break_glass_reason IS NULL THEN NULL
                             ELSE jsonb_build_object('reason', r.break_glass_reason) END,
         'plan', CASE WHEN r.plan_sha256 IS NULL THEN NULL
@@ -49,6 +60,11 @@ BEGIN
             'from_roles', r.approval_rule -> 'from_roles',
             'plan_first', r.approval_rule -> 'plan_first',
             'expires_at', gw_ts(r.approval_expires_at),
+            -- Approvals still needed from the rule's teams or roles: 0 once
+            -- approved; while the plan of a plan-first run is being made,
+            -- what the plan will need.
+            'remaining', greatest(coalesce((r.approval_rule ->> 'approvals')::integer, 1)
+                                  - counted, 0),
             'inputs_hash', r.inputs_hash,
             'decisions', decisions) END,
         'created_at', gw_ts(r.created_at),

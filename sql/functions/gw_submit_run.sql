@@ -18,6 +18,7 @@
 --   approval           the approval rule chosen for these inputs (object)
 --   quota              the action's quota (object)
 --   break_glass        the break-glass reason (string)
+--   justification      why the requester asks (string; shown to approvers, audited)
 CREATE OR REPLACE FUNCTION gw_submit_run(p_args jsonb)
 RETURNS TABLE (run jsonb, created boolean, conflict boolean, refused jsonb)
 LANGUAGE plpgsql AS $$
@@ -29,7 +30,7 @@ DECLARE
         "idempotency_key": "string?", "request_hash": "string?",
         "timeout_seconds": "integer!", "max_attempts": "integer!", "retryable": "boolean!",
         "secret_paths": "array?", "ttl_seconds": "integer?", "approval": "object?",
-        "quota": "object?", "break_glass": "string?"}');
+        "quota": "object?", "break_glass": "string?", "justification": "string?"}');
     p_id uuid := (a ->> 'id')::uuid;
     p_action_id text := a ->> 'action_id';
     p_action_version text := a ->> 'action_version';
@@ -49,6 +50,7 @@ DECLARE
     p_approval jsonb := nullif(a -> 'approval', 'null');
     p_quota jsonb := nullif(a -> 'quota', 'null');
     p_break_glass text := a ->> 'break_glass';
+    p_justification text := a ->> 'justification';
     r gw_runs;
     verdict jsonb;
     pending boolean := p_approval IS NOT NULL AND p_break_glass IS NULL;
@@ -82,7 +84,7 @@ BEGIN
                          inputs, inputs_redacted, requested_by, requested_teams,
                          idempotency_key, request_hash, timeout_seconds, max_attempts,
                          retryable, queued_at, secret_paths, ttl_seconds, approval_rule,
-                         approval_expires_at, inputs_hash, break_glass_reason)
+                         approval_expires_at, inputs_hash, break_glass_reason, justification)
     VALUES (p_id, p_action_id, p_action_version, p_worker_type,
             CASE WHEN pending THEN 'pending_approval' ELSE 'queued' END,
             coalesce(p_key, p_id::text), p_inputs, p_inputs_redacted, p_subject,
@@ -93,7 +95,7 @@ BEGIN
             CASE WHEN pending THEN p_approval END,
             CASE WHEN pending THEN clock_timestamp() + make_interval(secs =>
                 coalesce((p_approval ->> 'expires_after_seconds')::integer, 86400)) END,
-            encode(sha256(convert_to(p_inputs::text, 'UTF8')), 'hex'), p_break_glass)
+            encode(sha256(convert_to(p_inputs::text, 'UTF8')), 'hex'), p_break_glass, p_justification)
     ON CONFLICT (requested_by, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING * INTO r;
     IF NOT FOUND THEN
@@ -109,7 +111,9 @@ BEGIN
     INSERT INTO gw_audit_log (actor, verb, object, detail)
     VALUES (p_subject, 'run.submit', 'run:' || r.id,
             jsonb_build_object('action', p_action_id, 'version', p_action_version,
-                               'inputs', p_inputs_redacted, 'status', r.status));
+                               'inputs', p_inputs_redacted, 'status', r.status)
+            || CASE WHEN p_justification IS NULL THEN '{}'::jsonb
+                    ELSE jsonb_build_object('justification', p_justification) END);
     IF p_break_glass IS NOT NULL THEN
         INSERT INTO gw_audit_log (actor, verb, object, detail)
         VALUES (p_subject, 'run.break_glass', 'run:' || r.id,
@@ -127,10 +131,12 @@ BEGIN
     ELSIF pending THEN
         PERFORM gw_webhook('approval.requested', jsonb_build_object(
             'type', 'approval.requested', 'run', gw_run_json(r),
-            'text', format('Gangway: %s asks to run %s; %s approval(s) needed from %s. Decide with POST /v1/runs/%s/decisions.',
+            'text', format('Gangway: %s asks to run %s; %s approval(s) needed from %s.%s Decide with POST /v1/runs/%s/decisions.',
                            p_subject, p_action_id, p_approval -> 'approvals',
                            coalesce(p_approval -> 'from_teams', '[]'::jsonb)
-                               || coalesce(p_approval -> 'from_roles', '[]'::jsonb), r.id)));
+                               || coalesce(p_approval -> 'from_roles', '[]'::jsonb),
+                           CASE WHEN p_justification IS NULL THEN ''
+                                ELSE format(' Justification: "%s".', p_justification) END, r.id)));
     ELSE
         PERFORM gw_enqueue_run(r);
     END IF;

@@ -23,6 +23,8 @@ SKIP = 77
 SRC = os.environ.get("GW_SOURCE_ROOT", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 BUILD = os.environ.get("GW_BUILD_ROOT", os.path.join(SRC, "build"))
 GANGWAY = os.path.join(BUILD, "cli", "gangway")
+# Deletes a Stack's topics when it closes (tests/tools/kafka_topics.c).
+TOPICS_TOOL = os.path.join(BUILD, "tests", "tools", "gw-test-topics")
 TERMINAL = {"succeeded", "failed", "timed_out", "cancelled", "rejected", "expired"}
 
 
@@ -97,6 +99,7 @@ class Stack:
         self.broker_env = broker_env or {}
         self.broker = None
         self.workers = []
+        self.replicas = []  # start_replica()
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self.conn = None
@@ -183,6 +186,34 @@ class Stack:
             time.sleep(0.1)
         raise Failure("broker not ready in 60 s; log:\n" + self.log("broker"))
 
+    def start_replica(self, name, port=None, extra_env=None):
+        """Another broker on the same database and topics (a replica behind a
+        load balancer), listening on `port` (a free one when None), its log in
+        NAME.log. Returns (process, port); close() stops it."""
+        port = port or free_port()
+        log = open(os.path.join(self.tmp, name + ".log"), "a")
+        env = self.env(self.broker_env)
+        env.update(extra_env or {})
+        proc = subprocess.Popen(
+            [GANGWAY, "broker", "--listen", "127.0.0.1:%d" % port] + self.broker_args,
+            env=env, stdout=log, stderr=subprocess.STDOUT)
+        self.replicas.append(proc)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                raise Failure("%s exited with %s; log:\n%s" % (name, proc.returncode, self.log(name)))
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                c.request("GET", "/readyz")
+                ok = c.getresponse().status == 200
+                c.close()
+                if ok:
+                    return proc, port
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise Failure("%s not ready in 60 s; log:\n%s" % (name, self.log(name)))
+
     def start_worker(self, concurrency=4, worker_type="exec", extra_args=(), extra_env=None):
         idx = len(self.workers)
         log = open(os.path.join(self.tmp, "worker%d.log" % idx), "a")
@@ -225,6 +256,8 @@ class Stack:
             rc = self.stop(w)
             if rc not in (0, None, -9):
                 print("worker exit status", rc)
+        for r in self.replicas:
+            self.stop(r)
         rc = self.stop(self.broker)
         if failed:
             print("---- broker log ----\n" + self.log("broker"))
@@ -236,7 +269,21 @@ class Stack:
             self.psql_admin("DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.db)
         except Failure as e:
             print("warning:", e)
+        self.delete_topics()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def delete_topics(self):
+        """Every topic of this Stack's prefix: a long-lived test Kafka would
+        otherwise gather partitions until its log directories fail."""
+        if not os.path.exists(TOPICS_TOOL):
+            return
+        try:
+            p = subprocess.run([TOPICS_TOOL, self.kafka, "delete", self.prefix],
+                               capture_output=True, text=True, timeout=60)
+            if p.returncode != 0:
+                print("warning: deleting topics %s*: %s" % (self.prefix, p.stderr.strip()))
+        except (OSError, subprocess.TimeoutExpired) as e:
+            print("warning: deleting topics %s*: %s" % (self.prefix, e))
 
     # -- HTTP --------------------------------------------------------------
     def request(self, method, path, body=None, headers=None, auth=True, token=None, raw=None):

@@ -294,6 +294,7 @@ def test_containerfile():
     for m in re.finditer(r"apt-get install((?:(?!&&)[^\n])*)", joined):
         pkgs |= {w for w in m.group(1).split() if re.match(r"^[a-z0-9][a-z0-9.+-]+$", w)}
     check({"libuv1", "librdkafka1", "libpq5"} <= pkgs, f"Containerfile: runtime packages not parsed ({sorted(pkgs)})")
+    check("python3-confluent-kafka" in pkgs, "Containerfile: runtime lacks python3-confluent-kafka (the Python worker SDK)")
     check("USER 10001:10001" in runtime, "Containerfile: runtime does not run as non-root")
     check(re.search(r'^ENTRYPOINT .*"/usr/bin/gangway"\]', runtime, re.M) is not None, "Containerfile: ENTRYPOINT is not gangway")
     # Every directory the root meson.build enters, and those files() reach.

@@ -94,6 +94,173 @@ static void test_errors(struct gw_schema_registry *reg)
     gw_schema_destroy(s);
 }
 
+/* The error at `inst` with keyword `kw`, or NULL. */
+static json_t *find_error(json_t *errors, const char *inst, const char *kw)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(errors, i, e)
+    {
+        if (strcmp(json_string_value(json_object_get(e, "instanceLocation")), inst) == 0 &&
+            strcmp(json_string_value(json_object_get(e, "keyword")), kw) == 0)
+            return e;
+    }
+    char *d = json_dumps(errors, JSON_COMPACT);
+    fprintf(stderr, "no error %s %s in %s\n", inst, kw, d);
+    free(d);
+    return NULL;
+}
+
+/* True when error `e` has member `name` equal to the JSON `want`. */
+static bool field_is(json_t *e, const char *name, const char *want)
+{
+    json_t *w = J(want);
+    bool ok = e && json_equal(json_object_get(e, name), w);
+    if (!ok) {
+        char *d = e ? json_dumps(e, JSON_COMPACT) : NULL;
+        fprintf(stderr, "expected %s = %s in %s\n", name, want, d ? d : "(no error)");
+        free(d);
+    }
+    json_decref(w);
+    return ok;
+}
+
+static bool message_has(json_t *e, const char *part)
+{
+    const char *m = e ? json_string_value(json_object_get(e, "message")) : NULL;
+    if (m && strstr(m, part))
+        return true;
+    fprintf(stderr, "message %s lacks %s\n", m ? m : "(none)", part);
+    return false;
+}
+
+/* Every failed assertion names what would have been accepted, in the
+ * message and in machine-readable members (issue 12). */
+static void test_error_details(struct gw_schema_registry *reg)
+{
+    struct gw_error err = {0};
+    struct gw_schema *s = compile(
+        reg,
+        "{\"type\":\"object\",\"required\":[\"env\",\"owner\"],\"additionalProperties\":false,"
+        "\"properties\":{"
+        " \"env\":{\"enum\":[\"dev\",\"staging\",\"prod\"]},"
+        " \"big\":{\"enum\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23]},"
+        " \"one\":{\"enum\":[{\"k\":1}]},"
+        " \"c\":{\"const\":\"exact\"},"
+        " \"name\":{\"type\":\"string\",\"pattern\":\"^[a-z]+$\",\"minLength\":2,\"maxLength\":5},"
+        " \"n\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":10,\"multipleOf\":2},"
+        " \"x\":{\"exclusiveMinimum\":0.5,\"exclusiveMaximum\":1},"
+        " \"arr\":{\"type\":\"array\",\"minItems\":2,\"maxItems\":3},"
+        " \"t\":{\"type\":[\"string\",\"null\"]},"
+        " \"mail\":{\"format\":\"email\"},"
+        " \"long\":{\"enum\":[\"" /* 100 x's: the message cuts it, the field does not */
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+        "xxxxxxxxxx"
+        "\"]}}}",
+        &err);
+    CHECK(s != NULL);
+    if (!s) {
+        fprintf(stderr, "%s\n", err.message);
+        return;
+    }
+    json_t *bad =
+        J("{\"env\":\"qa\",\"big\":99,\"one\":2,\"c\":\"no\",\"name\":\"ABCDEFG\",\"n\":11,"
+          "\"x\":0.5,\"arr\":[1,2,3,4],\"t\":3,\"zz\":1,\"long\":\"y\"}");
+    json_t *errors = NULL;
+    CHECK(!gw_schema_validate(s, bad, &errors));
+
+    json_t *e = find_error(errors, "/env", "enum");
+    CHECK(field_is(e, "allowed", "[\"dev\",\"staging\",\"prod\"]"));
+    CHECK(e && !json_object_get(e, "omitted"));
+    CHECK(message_has(e, "one of: \"dev\", \"staging\", \"prod\""));
+
+    e = find_error(errors, "/big", "enum");
+    CHECK(field_is(e, "allowed", "[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20]"));
+    CHECK(field_is(e, "omitted", "3"));
+    CHECK(message_has(e, "19, 20 (and 3 more)"));
+
+    e = find_error(errors, "/one", "enum");
+    CHECK(field_is(e, "allowed", "[{\"k\":1}]"));
+    CHECK(message_has(e, "value must be {\"k\":1}"));
+
+    e = find_error(errors, "/long", "enum");
+    CHECK(e && json_string_length(json_array_get(json_object_get(e, "allowed"), 0)) == 100);
+    CHECK(message_has(e, "xxx...") && json_string_length(json_object_get(e, "message")) < 100);
+
+    e = find_error(errors, "/c", "const");
+    CHECK(field_is(e, "allowed", "[\"exact\"]"));
+    CHECK(message_has(e, "\"exact\""));
+
+    e = find_error(errors, "/name", "pattern");
+    CHECK(field_is(e, "pattern", "\"^[a-z]+$\""));
+    CHECK(message_has(e, "\"^[a-z]+$\""));
+    e = find_error(errors, "/name", "maxLength");
+    CHECK(field_is(e, "limit", "5"));
+    CHECK(message_has(e, "at most 5"));
+
+    e = find_error(errors, "/n", "maximum");
+    CHECK(field_is(e, "limit", "10"));
+    CHECK(message_has(e, "maximum 10"));
+    e = find_error(errors, "/n", "multipleOf");
+    CHECK(field_is(e, "limit", "2"));
+
+    e = find_error(errors, "/x", "exclusiveMinimum");
+    CHECK(field_is(e, "limit", "0.5"));
+    CHECK(message_has(e, "exclusive minimum 0.5"));
+
+    e = find_error(errors, "/arr", "maxItems");
+    CHECK(field_is(e, "limit", "3"));
+
+    e = find_error(errors, "/t", "type");
+    CHECK(field_is(e, "expected", "[\"null\",\"string\"]"));
+    CHECK(field_is(e, "actual", "\"integer\""));
+
+    e = find_error(errors, "", "additionalProperties");
+    CHECK(field_is(e, "property", "\"zz\""));
+    e = find_error(errors, "", "required");
+    CHECK(field_is(e, "property", "\"owner\""));
+    json_decref(errors);
+    json_decref(bad);
+
+    /* The other side of each bound. */
+    bad = J("{\"env\":\"dev\",\"owner\":1,\"name\":\"a\",\"n\":0,\"x\":2,\"arr\":[]}");
+    errors = NULL;
+    CHECK(!gw_schema_validate(s, bad, &errors));
+    CHECK(field_is(find_error(errors, "/name", "minLength"), "limit", "2"));
+    CHECK(field_is(find_error(errors, "/n", "minimum"), "limit", "1"));
+    CHECK(field_is(find_error(errors, "/x", "exclusiveMaximum"), "limit", "1"));
+    CHECK(field_is(find_error(errors, "/arr", "minItems"), "limit", "2"));
+    json_decref(errors);
+    json_decref(bad);
+    gw_schema_destroy(s);
+
+    /* An empty enum says so rather than listing nothing. */
+    s = compile(reg, "{\"enum\":[]}", &err);
+    bad = J("1");
+    errors = NULL;
+    CHECK(s && !gw_schema_validate(s, bad, &errors));
+    e = find_error(errors, "", "enum");
+    CHECK(field_is(e, "allowed", "[]"));
+    CHECK(message_has(e, "the enum is empty"));
+    json_decref(errors);
+    json_decref(bad);
+    gw_schema_destroy(s);
+
+    /* format as an assertion names the format. */
+    struct gw_schema_options fo = {.format_assert = true};
+    json_t *doc = J("{\"format\":\"email\"}");
+    s = gw_schema_compile(reg, doc, NULL, &fo, &err);
+    json_decref(doc);
+    CHECK(s != NULL);
+    bad = J("\"not-an-address\"");
+    errors = NULL;
+    CHECK(s && !gw_schema_validate(s, bad, &errors));
+    CHECK(field_is(find_error(errors, "", "format"), "format", "\"email\""));
+    json_decref(errors);
+    json_decref(bad);
+    gw_schema_destroy(s);
+}
+
 static void test_bad_schema(struct gw_schema_registry *reg)
 {
     struct gw_error err = {0};
@@ -303,6 +470,7 @@ int main(void)
     if (!reg)
         return 1;
     test_errors(reg);
+    test_error_details(reg);
     test_bad_schema(reg);
     test_defaults(reg);
     test_redact(reg);
