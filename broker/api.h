@@ -67,6 +67,7 @@ void gw_api_runs_list(struct gw_api_ctx *ctx);
 void gw_api_run_events(struct gw_api_ctx *ctx);
 void gw_api_run_logs(struct gw_api_ctx *ctx);
 void gw_api_run_claim(struct gw_api_ctx *ctx);
+void gw_api_claims(struct gw_api_ctx *ctx); /* api_claims.c: a batch of claims */
 void gw_api_run_heartbeat(struct gw_api_ctx *ctx);
 void gw_api_run_cancel(struct gw_api_ctx *ctx);
 void gw_api_run_reconcile(struct gw_api_ctx *ctx);

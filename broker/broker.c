@@ -89,8 +89,8 @@ int gw_broker_ensure_topics(const struct gw_broker *b, const struct gw_catalog *
     for (size_t i = 0; i < k; i++)
         list[i] = names[i];
     rc = gw_kafka_ensure_topics(
-        &(struct gw_kafka_config){b->opts.kafka_brokers, b->opts.kafka_extra}, list, 8, -1, 15000,
-        err);
+        &(struct gw_kafka_config){b->opts.kafka_brokers, b->opts.kafka_extra}, list,
+        b->opts.topic_partitions > 0 ? b->opts.topic_partitions : 8, -1, 15000, err);
     free(names);
     free(list);
     return rc;
@@ -150,7 +150,11 @@ struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_optio
     b->submits = gw_submit_batch_create(b, GW_SUBMIT_BATCH_MAX, GW_SUBMIT_BATCH_IN_FLIGHT, err);
     if (b->submits == NULL)
         goto fail;
-    struct gw_kafka_config kc = {.brokers = b->opts.kafka_brokers, .extra = b->opts.kafka_extra};
+    /* No linger: the relay already hands Kafka whole batches (every row of
+     * a lease at once), so waiting only delays each run's dispatch
+     * (docs/decisions/0051). GW_KAFKA_PROPS=linger.ms=N overrides. */
+    struct gw_kafka_config kc = {
+        .brokers = b->opts.kafka_brokers, .extra = b->opts.kafka_extra, .linger_ms = "0"};
     b->producer = gw_kafka_producer_create(loop, &kc, err);
     if (b->producer == NULL)
         goto fail;

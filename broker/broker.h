@@ -38,6 +38,7 @@ struct gw_broker_options {
     int requeue_after_s;            /* reaper: republish queued runs; default 600 */
     int reaper_interval_ms;         /* default 1000 */
     bool no_create_topics;          /* skip CreateTopics at start (mock cluster) */
+    int topic_partitions;           /* of the topics it creates; 0 = 8 */
     const char *webhook_url;        /* where notifications are POSTed; NULL = none */
     const char *webhook_secret;     /* HMAC key signing them; NULL = unsigned */
     int webhook_max_attempts;       /* give up after this many failures; default 10 */

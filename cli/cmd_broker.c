@@ -15,7 +15,9 @@ static const char usage_head[] =
     "usage: gangway broker [options]\n"
     "  --listen HOST:PORT     address to serve the API on (GW_LISTEN, default 127.0.0.1:8080)\n";
 static const char usage_tail[] = "  --no-migrate           do not apply migrations at start\n"
-                                 "  --no-create-topics     do not create missing topics at start\n";
+                                 "  --no-create-topics     do not create missing topics at start\n"
+                                 "  --topic-partitions N   partitions of the topics it creates "
+                                 "(GW_TOPIC_PARTITIONS, default 8)\n";
 
 struct broker_main {
     uv_loop_t loop;
@@ -48,11 +50,13 @@ int gw_cmd_broker(int argc, char **argv)
     struct gw_broker_flags f = {0};
     struct gw_opt_spec shared[GW_BROKER_FLAGS_N + 1];
     int migrate = 1, create_topics = 1;
+    const char *partitions = NULL;
     const struct gw_opt_spec specs[] = {
         {"listen", GW_OPT_STRING, &listen, .env = "GW_LISTEN", .def = "127.0.0.1:8080"},
         {NULL, GW_OPT_TABLE, shared},
         {"no-migrate", GW_OPT_CLEAR, &migrate},
         {"no-create-topics", GW_OPT_CLEAR, &create_topics},
+        {"topic-partitions", GW_OPT_STRING, &partitions, .env = "GW_TOPIC_PARTITIONS", .def = "8"},
         {0},
     };
     struct broker_main m;
@@ -78,6 +82,10 @@ int gw_cmd_broker(int argc, char **argv)
     if (f.pg == NULL || f.kafka == NULL || f.actions == NULL) {
         fprintf(stderr, "gangway broker: --pg, --kafka and --actions (or GW_PG, "
                         "GW_KAFKA_BROKERS, GW_ACTIONS_DIR) are required\n");
+        return 2;
+    }
+    if (atoi(partitions) < 1 || atoi(partitions) > 1000) {
+        fprintf(stderr, "gangway broker: --topic-partitions wants 1..1000, got '%s'\n", partitions);
         return 2;
     }
     if (gw_opt_parse_listen(listen, host, sizeof(host), &port) < 0) {
@@ -112,6 +120,7 @@ int gw_cmd_broker(int argc, char **argv)
         .heartbeat_timeout_s = atoi(f.hbt),
         .requeue_after_s = atoi(f.requeue),
         .no_create_topics = !create_topics,
+        .topic_partitions = atoi(partitions),
         .pg_queue_timeout_ms = atoi(f.pg_queue_timeout),
         .webhook_url = f.webhook_url,
         .webhook_secret = gw_opt(NULL, "GW_WEBHOOK_SECRET", NULL),
