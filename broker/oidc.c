@@ -86,6 +86,14 @@ void gw_api_auth_providers(struct gw_api_ctx *ctx)
     gw_api_reply_doc(ctx, 200, list);
 }
 
+/* gw_api_query_or_503 with a callback argument other than ctx. */
+static void query_or_503(struct gw_api_ctx *ctx, const char *name, const char *sql, int n,
+                         const char *const *params, gw_pg_cb cb, void *arg)
+{
+    if (gw_pg_query(ctx->b->pg, name, sql, n, params, cb, arg) < 0)
+        gw_api_problem(ctx, 503, "unavailable", NULL, "the broker is overloaded; retry later");
+}
+
 /* ---- GET /auth/oidc/login ---- */
 
 struct login {
@@ -154,12 +162,12 @@ static void provider_ready(void *arg, const struct gw_error *err)
     snprintf(ttl, sizeof(ttl), "%d", FLOW_TTL_S);
     const char *params[] = {l->state_hash, l->p.name, l->nonce, l->verifier, l->return_to, ttl};
     /* Expired flows go in the same statement: the table stays small. */
-    gw_api_query_or_503(ctx, "oidc_flow",
-                        "WITH gone AS (DELETE FROM gw_login_flows WHERE expires_at < now() - "
-                        "interval '1 hour') INSERT INTO gw_login_flows (key_hash, kind, issuer,"
-                        " nonce, verifier, return_to, expires_at) VALUES ($1, 'oidc', $2, $3, $4,"
-                        " $5, now() + make_interval(secs => $6::int))",
-                        6, params, flow_stored);
+    query_or_503(ctx, "oidc_flow",
+                 "WITH gone AS (DELETE FROM gw_login_flows WHERE expires_at < now() - "
+                 "interval '1 hour') INSERT INTO gw_login_flows (key_hash, kind, issuer,"
+                 " nonce, verifier, return_to, expires_at) VALUES ($1, 'oidc', $2, $3, $4,"
+                 " $5, now() + make_interval(secs => $6::int))",
+                 6, params, flow_stored, l);
 }
 
 /* The provider named by ?provider=, or the only one. False when answered. */
@@ -366,9 +374,9 @@ void gw_api_oidc_callback(struct gw_api_ctx *ctx)
     gw_sha256_hex(state, strlen(state), hash);
     const char *params[] = {hash, has_error ? "error" : NULL};
     /* Taken, not read: a state works once, even with two callbacks racing. */
-    gw_api_query_or_503(ctx, "oidc_flow_take",
-                        "DELETE FROM gw_login_flows WHERE key_hash = $1 AND kind = 'oidc'"
-                        " AND expires_at > now() RETURNING issuer, nonce, verifier, return_to,"
-                        " CASE WHEN $2::text IS NULL THEN 'ok' END",
-                        2, params, flow_taken);
+    query_or_503(ctx, "oidc_flow_take",
+                 "DELETE FROM gw_login_flows WHERE key_hash = $1 AND kind = 'oidc'"
+                 " AND expires_at > now() RETURNING issuer, nonce, verifier, return_to,"
+                 " CASE WHEN $2::text IS NULL THEN 'ok' END",
+                 2, params, flow_taken, cb);
 }
