@@ -45,3 +45,13 @@ CREATE INDEX gw_login_flows_expiry ON gw_login_flows (expires_at);
 -- time with their status, action and requester; gw_runs_by_time covers the
 -- range, this one lets the per-day counts run as an index-only scan.
 CREATE INDEX gw_runs_dashboard ON gw_runs (created_at, status, action_id);
+
+-- Notification routing (docs/webhooks.md "Routing", decision 0056): a
+-- notification as written (target NULL) is expanded by the broker into one
+-- delivery per destination (the default URL and every matching route of the
+-- policy's "notifications"), each retried on its own.
+ALTER TABLE gw_webhooks ADD COLUMN target text;          -- the URL; NULL = not routed yet
+ALTER TABLE gw_webhooks ADD COLUMN format text NOT NULL DEFAULT 'gangway'
+    CHECK (format IN ('gangway', 'slack'));
+ALTER TABLE gw_webhooks ADD COLUMN route text;           -- the route's name ("default" for GW_WEBHOOK_URL)
+ALTER TABLE gw_webhooks ADD COLUMN parent_id bigint;     -- the notification it was routed from
