@@ -40,8 +40,8 @@ static const struct gw_route routes[] = {
     {"GET", "/metrics", AUTH_NONE, gw_api_metrics},
     {"GET", "/v1/me", AUTH_USER, gw_api_me},
     {"POST", "/v1/session", AUTH_NONE, gw_api_session_create},   /* validates the body's token */
-    {"GET", "/v1/session", AUTH_NONE, gw_api_session_get},       /* the cookie's session, or 401 */
-    {"DELETE", "/v1/session", AUTH_NONE, gw_api_session_delete}, /* checks session + CSRF */
+    {"GET", "/v1/session", AUTH_USER, gw_api_session_get},       /* the cookie's session, or 401 */
+    {"DELETE", "/v1/session", AUTH_USER, gw_api_session_delete}, /* with CSRF, as every write */
     {"GET", "/v1/auth/providers", AUTH_NONE, gw_api_auth_providers},
     {"GET", "/auth/oidc/login", AUTH_NONE, gw_api_oidc_login},
     {"GET", "/auth/oidc/callback", AUTH_NONE, gw_api_oidc_callback},
@@ -661,6 +661,9 @@ void gw_broker_handle(struct gw_http_req *req, void *arg)
             continue;
         }
         ctx->route = r;
+        /* The console asks "am I signed in?": its 401 says unauthenticated. */
+        if (r->handler == gw_api_session_get || r->handler == gw_api_session_delete)
+            ctx->unauth_code = "unauthenticated";
         if (r->auth == AUTH_NONE)
             r->handler(ctx);
         else

@@ -378,20 +378,23 @@ void gw_api_session_create(struct gw_api_ctx *ctx)
 
 /* ---- GET /v1/session ---- */
 
-static void session_get_ok(struct gw_api_ctx *ctx)
+/* GET and DELETE /v1/session are USER routes: the router authenticated the
+ * request (the cookie, with CSRF for DELETE); a bearer token has no
+ * session to show or end. */
+static bool has_session(struct gw_api_ctx *ctx)
 {
-    reply_session(ctx, 200, NULL, "session");
+    if (ctx->auth_method == GW_AUTH_SESSION)
+        return true;
+    gw_api_problem(ctx, 401, "unauthenticated", NULL,
+                   "this request carries no session cookie (it authenticated with a bearer "
+                   "token); sign in with POST /v1/session");
+    return false;
 }
 
 void gw_api_session_get(struct gw_api_ctx *ctx)
 {
-    char cookie[128];
-    ctx->unauth_code = "unauthenticated";
-    if (!gw_session_cookie(ctx->req, cookie, sizeof(cookie))) {
-        gw_api_problem(ctx, 401, "unauthenticated", NULL, "no session: sign in first");
-        return;
-    }
-    gw_session_check(ctx, cookie, session_get_ok);
+    if (has_session(ctx))
+        reply_session(ctx, 200, NULL, "session");
 }
 
 /* ---- DELETE /v1/session ---- */
@@ -411,26 +414,15 @@ static void revoked(void *arg, const PGresult *res, const struct gw_error *err)
                 "", 0);
 }
 
-static void session_delete_ok(struct gw_api_ctx *ctx)
+void gw_api_session_delete(struct gw_api_ctx *ctx)
 {
+    if (!has_session(ctx))
+        return;
     const char *params[] = {ctx->session_hash};
     gw_api_query_or_503(ctx, "session_revoke",
                         "UPDATE gw_sessions SET revoked_at = now()"
                         " WHERE id_hash = $1 AND revoked_at IS NULL",
                         1, params, revoked);
-}
-
-void gw_api_session_delete(struct gw_api_ctx *ctx)
-{
-    char cookie[128];
-    if (gw_http_req_header(ctx->req, "authorization") != NULL ||
-        !gw_session_cookie(ctx->req, cookie, sizeof(cookie))) {
-        gw_api_problem(ctx, 401, "unauthenticated", NULL,
-                       "DELETE /v1/session signs out the session of the gw_session cookie; "
-                       "this request carries none");
-        return;
-    }
-    gw_session_check(ctx, cookie, session_delete_ok);
 }
 
 /* ---- GET /auth/dev-login?code=C ---- */
