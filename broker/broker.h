@@ -54,6 +54,15 @@ struct gw_broker_options {
     bool audit_checkpoint_webhook;  /* also POST each checkpoint to webhook_url */
     const char *audit_verify_keys;  /* comma-separated PEM files of retired public
                                        keys, for GET /v1/admin/audit/verify */
+    /* The web console (docs/console.md). */
+    const char *web_dir;    /* built console (web/dist); NULL or missing = a page
+                               saying how to build it */
+    const char *public_url; /* how people reach this broker ("https://gangway.example");
+                               links in notifications, the OIDC redirect URI */
+    int session_ttl_s;      /* absolute session lifetime; default 43200 (12 h) */
+    int session_idle_s;     /* idle timeout; default 1800 */
+    bool trust_proxy;       /* X-Forwarded-Proto from the proxy in front counts */
+    bool dev_login;         /* accept `gangway dev`'s one-time login codes */
 };
 
 /* Counters shown on /metrics. Touched on the loop thread only. */
@@ -92,6 +101,8 @@ struct gw_jwt_auth;
 struct gw_catalog_reloader;
 struct gw_checkpoint_keys;
 struct gw_submit_batch;
+struct gw_console;
+struct gw_oidc;
 
 struct gw_broker {
     uv_loop_t *loop;
@@ -114,6 +125,7 @@ struct gw_broker {
     bool audit_verify_busy;               /* GET /v1/admin/audit/verify's child runs */
     int audit_verify_pid;                 /* ... its pid, killed at shutdown; 0 = none */
     struct gw_submit_batch *submits;      /* group commit of accepts (submit_batch.h) */
+    struct gw_console *console;           /* static console files (console.c) */
     struct gw_broker_metrics metrics;
     uv_timer_t stats_timer;
     bool stats_busy;

@@ -61,6 +61,42 @@ generation.max-examples = 6
 [[operations]]
 include-operation-id = "verifyAudit"
 generation.max-examples = 10
+
+# The console's browser sign-in endpoints answer 4xx to anything but a real
+# sign-in (no provider here, not dev mode): a few cases each cover them.
+[[operations]]
+include-operation-id = "oidcLogin"
+generation.max-examples = 25
+
+[[operations]]
+include-operation-id = "oidcCallback"
+generation.max-examples = 25
+
+[[operations]]
+include-operation-id = "devLogin"
+generation.max-examples = 25
+
+[[operations]]
+include-operation-id = "authProviders"
+generation.max-examples = 25
+
+[[operations]]
+include-operation-id = "sessionGet"
+generation.max-examples = 25
+
+[[operations]]
+include-operation-id = "sessionDelete"
+generation.max-examples = 25
+
+# Sign-in with a token body and the dashboard's one parameter: fewer cases
+# reach all their answers.
+[[operations]]
+include-operation-id = "sessionCreate"
+generation.max-examples = 100
+
+[[operations]]
+include-operation-id = "dashboard"
+generation.max-examples = 60
 """
 
 
