@@ -242,7 +242,8 @@ static bool submit_parse(struct submit *s)
     struct gw_api_ctx *ctx = s->ctx;
     const char *ctype = gw_http_req_header(ctx->req, "content-type");
 
-    s->idem = gw_http_req_header(ctx->req, "idempotency-key");
+    s->idem = ctx->idempotency_key != NULL ? ctx->idempotency_key
+                                           : gw_http_req_header(ctx->req, "idempotency-key");
     if (ctype != NULL && strncasecmp(ctype, "application/json", 16) != 0) {
         gw_api_problem(ctx, 415, "unsupported_media_type", NULL,
                        "the request body must be application/json");

@@ -10,6 +10,8 @@
 #include "api.h"
 #include "catalog.h"
 #include "catalog_reload.h"
+#include "cors.h"
+#include "hooks.h"
 #include "gw/mem.h"
 #include "gw/jwt.h"
 #include "gw/log.h"
@@ -146,6 +148,12 @@ struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_optio
         gw_error_set(err, GW_ENOMEM, false, "out of memory");
         goto fail;
     }
+    if (b->opts.cors_origins != NULL && *b->opts.cors_origins != '\0' &&
+        (b->cors = gw_cors_create(b->opts.cors_origins, err)) == NULL)
+        goto fail;
+    if (b->opts.hooks_config != NULL && *b->opts.hooks_config != '\0' &&
+        (b->hooks = gw_hooks_load(b->opts.hooks_config, err)) == NULL)
+        goto fail;
     if (b->opts.auth_config != NULL) {
         if (gw_jwt_auth_load(loop, b->opts.auth_config, &b->jwt, err) < 0)
             goto fail;
@@ -196,6 +204,8 @@ static void free_broker(struct gw_broker *b)
     void *arg = b->on_closed_arg;
     gw_kafka_producer_destroy(b->producer, 5000);
     gw_auth_destroy(b->auth);
+    gw_cors_destroy(b->cors);
+    gw_hooks_destroy(b->hooks);
     gw_policy_store_destroy(b->policy);
     gw_catalog_reloader_destroy(b->catalogs);
     gw_catalog_unref(b->catalog);

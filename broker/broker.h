@@ -44,6 +44,8 @@ struct gw_broker_options {
     long webhook_backoff_ms;        /* first retry delay, doubling; default 5000 */
     const char *policy_file;        /* authorization policy (policy.h); NULL = built-in */
     const char *auth_config;        /* JWT issuers (gw/jwt.h); NULL = API tokens only */
+    const char *cors_origins;       /* comma-separated allowed origins, "*"; NULL = none (cors.h) */
+    const char *hooks_config;       /* incoming webhooks (hooks.h); NULL = none */
     const char *instance_id;        /* stable id of this replica (static group
                                        membership); default "<hostname>:<port>" */
 };
@@ -82,6 +84,8 @@ struct gw_webhooks;
 struct gw_policy_store;
 struct gw_jwt_auth;
 struct gw_catalog_reloader;
+struct gw_cors;
+struct gw_hooks;
 
 struct gw_broker {
     uv_loop_t *loop;
@@ -99,6 +103,8 @@ struct gw_broker {
     struct gw_stream_hub *streams;  /* live SSE streams (stream.h) */
     struct gw_policy_store *policy; /* current authorization policy (policy.h) */
     struct gw_jwt_auth *jwt;        /* JWT bearer verification; NULL = not configured */
+    struct gw_cors *cors;           /* allowed browser origins; NULL = CORS off */
+    struct gw_hooks *hooks;         /* incoming webhooks; NULL = none configured */
     struct gw_broker_metrics metrics;
     uv_timer_t stats_timer;
     bool stats_busy;

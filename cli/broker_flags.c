@@ -25,7 +25,11 @@ const char gw_broker_flags_usage[] =
     "  --webhook-max-attempts N  (GW_WEBHOOK_MAX_ATTEMPTS, default 10)\n"
     "  --webhook-backoff-ms MS   first retry delay, doubling (GW_WEBHOOK_BACKOFF_MS,\n"
     "                         default 5000)\n"
-    "  --instance-id ID       stable replica id (GW_INSTANCE_ID)\n";
+    "  --instance-id ID       stable replica id (GW_INSTANCE_ID)\n"
+    "  --cors-origins LIST    browser origins allowed to call the API, comma-separated,\n"
+    "                         or '*' (GW_CORS_ORIGINS; default none)\n"
+    "  --hooks-config FILE    incoming webhooks, HMAC-signed (GW_HOOKS_CONFIG; see\n"
+    "                         docs/integrations/webhooks-in.md)\n";
 
 void gw_broker_flags_table(struct gw_broker_flags *f, struct gw_opt_spec *specs)
 {
@@ -50,6 +54,8 @@ void gw_broker_flags_table(struct gw_broker_flags *f, struct gw_opt_spec *specs)
         {"webhook-backoff-ms", GW_OPT_STRING, &f->webhook_backoff, .env = "GW_WEBHOOK_BACKOFF_MS",
          .def = "5000"},
         {"instance-id", GW_OPT_STRING, &f->instance_id, .env = "GW_INSTANCE_ID"},
+        {"cors-origins", GW_OPT_STRING, &f->cors_origins, .env = "GW_CORS_ORIGINS"},
+        {"hooks-config", GW_OPT_STRING, &f->hooks_config, .env = "GW_HOOKS_CONFIG"},
         {0},
     };
     memcpy(specs, t, sizeof(t));

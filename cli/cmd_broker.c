@@ -120,6 +120,8 @@ int gw_cmd_broker(int argc, char **argv)
         .instance_id = f.instance_id,
         .policy_file = f.policy,
         .auth_config = f.auth_config,
+        .cors_origins = f.cors_origins,
+        .hooks_config = f.hooks_config,
     };
 
     /* A client that hangs up while its answer or its event stream is being
