@@ -24,6 +24,11 @@ struct gw_principal {
     char *teams_pg;   /* the same as a PostgreSQL array literal (owned) */
     bool admin;
     bool worker;
+    bool act_on_behalf; /* the token may name another subject (auth.c) */
+    /* Who really called when the principal is someone else's: the service
+     * token's subject under Gangway-On-Behalf-Of, "hook:<name>" for an
+     * incoming webhook; "" otherwise. Audited beside the subject. */
+    char via[GW_SUBJECT_MAX];
 };
 
 /* A worker-only token (role worker without admin) is a machine that claims

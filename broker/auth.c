@@ -139,6 +139,8 @@ static void unauthorized(struct gw_api_ctx *ctx, const char *detail)
     gw_api_problem(ctx, 401, "unauthorized", NULL, "%s", detail);
 }
 
+static bool on_behalf(struct gw_api_ctx *ctx, bool jwt);
+
 static void lookup_done(void *arg, const PGresult *res, const struct gw_error *err)
 {
     struct lookup *l = arg;
@@ -168,6 +170,8 @@ static void lookup_done(void *arg, const PGresult *res, const struct gw_error *e
             p.admin = true;
         if (strcmp(str_of(r), "worker") == 0)
             p.worker = true;
+        if (strcmp(str_of(r), "act_on_behalf") == 0)
+            p.act_on_behalf = true;
     }
     p.teams_json = json_dumps(teams, JSON_COMPACT);
     p.teams_pg = gw_api_pg_array(teams);
@@ -184,7 +188,69 @@ static void lookup_done(void *arg, const PGresult *res, const struct gw_error *e
     ctx->principal = p; /* the context owns these strings now */
     void (*next)(struct gw_api_ctx *) = l->next;
     free(l);
-    next(ctx);
+    if (on_behalf(ctx, false))
+        next(ctx);
+}
+
+/* Gangway-On-Behalf-Of: <subject> (and Gangway-On-Behalf-Of-Teams: a,b):
+ * a trusted service (the Port bridge) calls as the person it serves. Only
+ * an API token with the role act_on_behalf may; the principal becomes that
+ * person with those teams and no role of the token's (the person's own
+ * permissions are what the policy checks), and `via` keeps the token's
+ * subject for the audit trail. Returns false after answering. */
+static bool on_behalf(struct gw_api_ctx *ctx, bool jwt)
+{
+    const char *who = gw_http_req_header(ctx->req, "gangway-on-behalf-of");
+    const char *teams = gw_http_req_header(ctx->req, "gangway-on-behalf-of-teams");
+    struct gw_principal *p = &ctx->principal;
+    if (who == NULL && teams == NULL)
+        return true;
+    if (jwt || !p->act_on_behalf) {
+        gw_api_problem(ctx, 403, "on_behalf_not_allowed", NULL,
+                       "Gangway-On-Behalf-Of needs an API token with the role act_on_behalf; "
+                       "%s has none",
+                       p->subject);
+        return false;
+    }
+    size_t n = who != NULL ? strlen(who) : 0;
+    bool ok = n > 0 && n < GW_SUBJECT_MAX;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (unsigned char)who[i] > 0x20 && who[i] != 0x7f;
+    if (!ok) {
+        gw_api_problem(ctx, 400, "invalid_parameter",
+                       gw_api_field_error("/headers/gangway-on-behalf-of", "pattern",
+                                          "a subject: 1 to 255 visible characters, no spaces"),
+                       "Gangway-On-Behalf-Of must name the subject the call is made for");
+        return false;
+    }
+    json_t *tj = json_array();
+    for (const char *t = teams; t != NULL && *t != '\0';) {
+        size_t len = strcspn(t, ",");
+        const char *s = t, *e = t + len;
+        t = *e == ',' ? e + 1 : e;
+        while (s < e && *s == ' ')
+            s++;
+        while (e > s && e[-1] == ' ')
+            e--;
+        if (e > s)
+            json_array_append_new(tj, json_stringn(s, (size_t)(e - s)));
+    }
+    char *tjson = json_dumps(tj, JSON_COMPACT), *tpg = gw_api_pg_array(tj);
+    json_decref(tj);
+    if (tjson == NULL || tpg == NULL) {
+        free(tjson);
+        free(tpg);
+        return gw_api_oom(ctx);
+    }
+    snprintf(p->via, sizeof(p->via), "%s", p->subject);
+    snprintf(p->subject, sizeof(p->subject), "%s", who);
+    free(p->teams_json);
+    free(p->teams_pg);
+    p->teams_json = tjson;
+    p->teams_pg = tpg;
+    p->admin = p->worker = p->act_on_behalf = false;
+    gw_log_info("%s acts on behalf of %s", p->via, p->subject);
+    return true;
 }
 
 struct jwt_wait {
@@ -216,9 +282,12 @@ static void jwt_done(void *arg, const struct gw_jwt_identity *id, const struct g
         gw_api_oom(ctx);
         return;
     }
-    if (id->delegate[0] != '\0')
+    if (id->delegate[0] != '\0') {
         gw_log_debug("%s acts for %s", id->delegate, id->subject);
-    next(ctx);
+        snprintf(ctx->principal.via, sizeof(ctx->principal.via), "%s", id->delegate);
+    }
+    if (on_behalf(ctx, true))
+        next(ctx);
 }
 
 static void jwt_check(struct gw_api_ctx *ctx, void (*next)(struct gw_api_ctx *ctx),
@@ -264,7 +333,8 @@ void gw_auth_check(struct gw_api_ctx *ctx, void (*next)(struct gw_api_ctx *ctx))
             return;
         }
         principal_copy(&ctx->principal, &e->p);
-        next(ctx);
+        if (on_behalf(ctx, false))
+            next(ctx);
         return;
     }
 

@@ -377,6 +377,7 @@ static void remembered(void *arg, const PGresult *res, const struct gw_error *er
     }
     struct gw_principal *p = &ctx->principal;
     snprintf(p->subject, sizeof(p->subject), "%s", v->k->subject);
+    snprintf(p->via, sizeof(p->via), "hook:%s", v->k->name);
     json_t *teams = json_loads(v->k->teams_json, 0, NULL);
     p->teams_json = strdup(v->k->teams_json);
     p->teams_pg = teams != NULL ? gw_api_pg_array(teams) : NULL;

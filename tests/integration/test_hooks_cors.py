@@ -171,9 +171,44 @@ def hook_checks(s):
           "a hook mapping the whole body", r.status, r.body)
     # The audit names the hook's identity.
     audit = s.get("/v1/audit?limit=100").json()["items"]
-    check(any(e["actor"] == "ci-bot" and e["object"] == "run:" + run["id"] for e in audit)
-          or any(e["actor"] == "ci-bot" for e in audit),
-          "the audit trail records the hook's identity", [e.get("actor") for e in audit][:10])
+    sub = [e for e in audit if e["verb"] == "run.submit" and e["object"] == "run:" + run["id"]]
+    check(len(sub) == 1 and sub[0]["actor"] == "ci-bot"
+          and sub[0]["detail"].get("via") == "hook:ci-greet",
+          "the audit trail records the hook's identity and the hook", sub)
+
+
+def obo_checks(s):
+    """Gangway-On-Behalf-Of: a service token with the role act_on_behalf
+    submits as the person; every other token is refused."""
+    svc = s.make_token("port-bridge", roles=["act_on_behalf"])
+    both = s.make_token("ops-bridge", roles=["act_on_behalf", "admin"])
+    obo = {"Gangway-On-Behalf-Of": "user:default/mia", "Gangway-On-Behalf-Of-Teams": "payments, sre"}
+    r = s.submit("hello", {"x": 1}, token=svc, headers=obo)
+    check(r.status == 202, "a service token with act_on_behalf submits for someone", r.status, r.body)
+    run = r.json()
+    check(run["requested_by"] == {"subject": "user:default/mia", "teams": ["payments", "sre"]},
+          "the run is the person's", run["requested_by"])
+    audit = s.get("/v1/audit?limit=200").json()["items"]
+    sub = [e for e in audit if e["verb"] == "run.submit" and e["object"] == "run:" + run["id"]]
+    check(len(sub) == 1 and sub[0]["actor"] == "user:default/mia"
+          and sub[0]["detail"].get("via") == "port-bridge",
+          "audited with both identities", sub)
+    me = s.get("/v1/me", token=svc, headers=obo)
+    check(me.status == 200 and me.json()["subject"] == "user:default/mia", "GET /v1/me says whom",
+          me.body)
+    r = s.submit("hello", {}, headers=obo)
+    check(r.status == 403 and r.json()["code"] == "on_behalf_not_allowed",
+          "an admin token without act_on_behalf may not", r.status, r.body)
+    r = s.submit("hello", {}, token=svc, headers={"Gangway-On-Behalf-Of": "mia smith"})
+    check(r.status == 400 and r.json()["errors"][0]["pointer"] == "/headers/gangway-on-behalf-of",
+          "a malformed subject: 400 naming the header", r.status, r.body)
+    r = s.get("/v1/audit", token=both, headers=obo)
+    check(r.status == 403, "acting for someone drops the token's own admin role", r.status)
+    r = s.get("/v1/audit?limit=1", token=both)
+    check(r.status == 200, "... which it keeps when acting as itself", r.status)
+    r = s.submit("hello", {}, token=svc)
+    check(r.status == 202 and r.json()["requested_by"]["subject"] == "port-bridge",
+          "without the header the token is itself", r.body)
 
 
 def test():
@@ -201,6 +236,7 @@ def test():
         s.start_worker()
         cors_checks(s)
         hook_checks(s)
+        obo_checks(s)
         # A hooks file naming an unset secret variable stops the broker at start.
         s.stop(s.broker)
         try:
