@@ -73,6 +73,8 @@ struct job {
     long long page_pos; /* the position of the last line of the message in flight */
     bool success;       /* the final status */
     char summary[1024];
+    char obo[PB_ID_MAX + 32]; /* Gangway-On-Behalf-Of: the Port user's subject */
+    char obo_teams[2048];     /* Gangway-On-Behalf-Of-Teams */
     uv_timer_t timer;
     int pending; /* calls and delivery reports in flight */
     bool closing;
@@ -177,6 +179,29 @@ static void job_call(struct job *j, enum pb_target t, const char *method, const 
     j->pending++;
 }
 
+/* Every call to Gangway is made as the Port user (the bridge's token with
+ * Gangway-On-Behalf-Of), so it sees exactly what that person may see. */
+static void job_obo(struct job *j)
+{
+    snprintf(j->obo, sizeof(j->obo), "Gangway-On-Behalf-Of: %s", j->inv.subject);
+    size_t n = (size_t)snprintf(j->obo_teams, sizeof(j->obo_teams), "Gangway-On-Behalf-Of-Teams: ");
+    size_t i;
+    json_t *t;
+    json_array_foreach(j->inv.teams, i, t)
+    {
+        if (n >= sizeof(j->obo_teams))
+            break;
+        n += (size_t)snprintf(j->obo_teams + n, sizeof(j->obo_teams) - n, "%s%s", i ? "," : "",
+                              json_string_value(t));
+    }
+}
+
+static void gangway_get(struct job *j, const char *path, job_cb cb)
+{
+    const char *hdrs[] = {j->obo, j->obo_teams, NULL};
+    job_call(j, PB_GANGWAY, "GET", path, NULL, hdrs, 0, cb);
+}
+
 static const char *run_status(const struct job *j)
 {
     return json_string_value(json_object_get(j->run_json, "status"));
@@ -211,12 +236,12 @@ static void label_for(struct job *j, char *out, size_t cap)
         char from[256] = "";
         size_t n = 0, i;
         json_t *v;
-        json_array_foreach(json_object_get(ap, "from_teams"), i, v) n +=
-            (size_t)snprintf(from + n, n < sizeof(from) ? sizeof(from) - n : 0, "%steam %s",
-                             n ? ", " : "", json_string_value(v));
-        json_array_foreach(json_object_get(ap, "from_roles"), i, v) n +=
-            (size_t)snprintf(from + n, n < sizeof(from) ? sizeof(from) - n : 0, "%srole %s",
-                             n ? ", " : "", json_string_value(v));
+        json_array_foreach(json_object_get(ap, "from_teams"), i, v) if (n < sizeof(from)) n +=
+            (size_t)snprintf(from + n, sizeof(from) - n, "%steam %s", n ? ", " : "",
+                             json_string_value(v));
+        json_array_foreach(json_object_get(ap, "from_roles"), i, v) if (n < sizeof(from)) n +=
+            (size_t)snprintf(from + n, sizeof(from) - n, "%srole %s", n ? ", " : "",
+                             json_string_value(v));
         snprintf(out, cap, "Waiting for approval in Gangway (%lld more%s%s)",
                  (long long)(left > 0 ? left : 1), from[0] ? " from " : "", from);
     } else if (s != NULL && strcmp(s, "running") == 0) {
@@ -591,7 +616,7 @@ static void run_read(struct job *j, const struct pb_answer *a, const struct gw_e
     char path[256];
     snprintf(path, sizeof(path), "/v1/runs/%s/logs?after=%lld&limit=%d", j->run, j->log_pos,
              LOG_PAGE);
-    job_call(j, PB_GANGWAY, "GET", path, NULL, NULL, 0, logs_read);
+    gangway_get(j, path, logs_read);
 }
 
 /* One round: the run, then its new log lines, then follow_decide. */
@@ -599,7 +624,7 @@ static void follow_poll(struct job *j)
 {
     char path[128];
     snprintf(path, sizeof(path), "/v1/runs/%s", j->run);
-    job_call(j, PB_GANGWAY, "GET", path, NULL, NULL, 0, run_read);
+    gangway_get(j, path, run_read);
 }
 
 static void announced(struct job *j, const struct pb_answer *a, const struct gw_error *err)
@@ -654,15 +679,9 @@ static void submit(struct job *j)
         json_object_set(body, "ttl_seconds", j->inv.ttl_seconds);
     if (j->inv.justification[0] != '\0')
         json_object_set_new(body, "justification", json_string(j->inv.justification));
-    char idem[PB_ID_MAX + 32], obo[PB_ID_MAX + 32], teams[2048], act[PB_ID_MAX * 3], path[1024];
+    char idem[PB_ID_MAX + 32], act[PB_ID_MAX * 3], path[1024];
     snprintf(idem, sizeof(idem), "Idempotency-Key: port:%s", j->inv.run_id);
-    snprintf(obo, sizeof(obo), "Gangway-On-Behalf-Of: %s", j->inv.subject);
-    size_t n = (size_t)snprintf(teams, sizeof(teams), "Gangway-On-Behalf-Of-Teams: ");
-    size_t i;
-    json_t *t;
-    json_array_foreach(j->inv.teams, i, t) if (n < sizeof(teams)) n +=
-        (size_t)snprintf(teams + n, sizeof(teams) - n, "%s%s", i ? "," : "", json_string_value(t));
-    const char *hdrs[] = {idem, obo, teams, NULL};
+    const char *hdrs[] = {idem, j->obo, j->obo_teams, NULL};
     url_seg(j->inv.action, act, sizeof(act));
     snprintf(path, sizeof(path), "/v1/actions/%s/runs", act);
     job_call(j, PB_GANGWAY, "POST", path, body, hdrs, 0, submitted);
@@ -677,6 +696,7 @@ static void job_enter(struct job *j, enum job_state s)
     case J_PARSE:
         if (pb_invocation_parse(j->b->map, j->msg->payload, j->msg->len, &j->inv, &j->why) == 0) {
             pos_load(j);
+            job_obo(j);
             job_enter(j, J_SUBMIT);
         } else {
             job_enter(j, J_REFUSE);
@@ -713,7 +733,7 @@ static void job_enter(struct job *j, enum job_state s)
         char path[128];
         snprintf(path, sizeof(path), "/v1/resources/%s",
                  json_string_value(json_object_get(j->run_json, "resource")));
-        job_call(j, PB_GANGWAY, "GET", path, NULL, NULL, 0, resource_read);
+        gangway_get(j, path, resource_read);
         return;
     }
     case J_FINAL: {
