@@ -203,6 +203,10 @@ static void call_answer(void *arg, const struct gw_http_response *resp, const st
         call_fail(k, GW_ECLOSED, "shutting down");
         return;
     }
+    if (err != NULL && err->code == GW_ELIMIT) {
+        call_fail(k, GW_ELIMIT, err->message); /* as large again next time */
+        return;
+    }
     if (err != NULL) {
         call_retry(k, err->message);
         return;

@@ -259,6 +259,9 @@ def test():
                                                      "properties": {"name": {"type": "string"}}},
                          timeout_seconds=30)
             fails = s.write_program("fails.sh", "#!/bin/sh\necho \"about to fail\"\nexit 3\n")
+            chatty = s.write_program("chatty.sh", "#!/bin/sh\nfor i in $(seq 1 100); do "
+                                     "printf 'line %03d %s\\n' $i $(head -c 15000 /dev/zero | tr '\\0' x); done\n")
+            write_action(actions, "chatty", [chatty], {"type": "object"}, timeout_seconds=60)
             write_action(actions, "fails", [fails], {"type": "object"}, timeout_seconds=30)
             slow = s.write_program("slow.sh", "#!/bin/sh\nfor i in 1 2 3 4 5 6 7 8; do echo \"tick $i\"; "
                                    "sleep 0.5; done\n")
@@ -295,7 +298,7 @@ def test():
             gw_run = s.get("/v1/runs/" + ext[0]).json()
             check(gw_run["requested_by"] == {"subject": "user:default/mia", "teams": ["payments"]},
                   "submitted as the Port user, mapped by domain", gw_run["requested_by"])
-            check(gw_run["idempotency_key"] == "port:r_1" if "idempotency_key" in gw_run else True,
+            check(gw_run["idempotency_key"] == "port:r_1",
                   "the Port run id is the idempotency key", gw_run.get("idempotency_key"))
             links = [p["link"] for p in r1["patches"] if "link" in p]
             check(links and links[-1] == ["https://gangway.example.com/ui/runs/" + ext[0]],
@@ -307,6 +310,16 @@ def test():
             sub = [e for e in audit if e["verb"] == "run.submit" and e["object"] == "run:" + ext[0]]
             check(sub and sub[0]["actor"] == "user:default/mia" and sub[0]["detail"]["via"] == "port-bridge",
                   "audited as the person, via the bridge", sub)
+
+            # 1b. Much output: 1.5 MiB of log lines reach Port in messages under its 1 MiB limit.
+            produce(s, topic, "r_big", current("r_big", "chatty", {}))
+            rb = final(port, "r_big")
+            lines = [l for m in rb["logs"] for l in m.split("\n") if l.startswith("line ")]
+            check(rb["status"] == "SUCCESS" and len(lines) == 100 and len(set(lines)) == 100,
+                  "all 100 long lines, once each", len(lines))
+            check(len(rb["logs"]) >= 6 and max(len(m) for m in rb["logs"]) <= 256 * 1024,
+                  "posted in several messages, each well under 1 MiB",
+                  len(rb["logs"]), max(len(m) for m in rb["logs"]))
 
             # 2. The older envelope, mapped action, table identity (case-insensitive).
             produce(s, topic, "r_2", legacy("r_2", "say_hello", {"name": "ops"}, email="ops@corp.test"))
@@ -362,6 +375,9 @@ def test():
             r7 = final(port, "r_7")
             check(r7["status"] == "SUCCESS" and "hello from gangway" in "\n".join(r7["logs"]),
                   "retried through two 503s", r7)
+            with port.lock:
+                patches7 = sum(1 for c in port.calls if c == ("PATCH", "/v1/actions/runs/r_7"))
+            check(patches7 >= 4, "the failed PATCHes were sent again", patches7)
 
             # 8. Bad messages: dead-lettered with the reason; failed in Port when they have a run id.
             produce(s, topic, "bad1", {"hello": "world"})
