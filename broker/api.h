@@ -14,8 +14,7 @@
 #include <stdbool.h>
 
 #include "broker.h"
-
-#define GW_SUBJECT_MAX 256
+#include "gw/subject.h" /* GW_SUBJECT_MAX, the canonical subject */
 
 /* Who is calling, as resolved from the bearer token. */
 struct gw_principal {

@@ -4,6 +4,11 @@
  * path, so a revocation takes effect within 30 seconds on every replica.
  * A bearer value with the shape of a JWS (two dots; API tokens have none)
  * goes to the JWT verifier instead (gw/jwt.h, docs/auth-backstage.md).
+ *
+ * Either way the subject is canonical (gw/subject.h) before it becomes the
+ * principal: a token's stored subject is normalised again here on every
+ * lookup, so a row written before canonical subjects ("mia") names the
+ * same person as one written after ("user:default/mia").
  */
 #include <stdlib.h>
 #include <string.h>
@@ -159,7 +164,16 @@ static void lookup_done(void *arg, const PGresult *res, const struct gw_error *e
         unauthorized(ctx, "the bearer token is unknown, expired or revoked");
         return;
     }
-    snprintf(p.subject, sizeof(p.subject), "%s", PQgetvalue(res, 0, 0));
+    struct gw_error serr;
+    if (gw_subject_canonical(PQgetvalue(res, 0, 0), NULL, 0, p.subject, &serr) < 0) {
+        /* Cached as invalid: the row will not get better by asking again. */
+        gw_log_warn("API token %.12s...: its subject is not usable: %s", l->hash, serr.message);
+        cache_put(l->auth, l->hash, false, NULL, NEGATIVE_TTL_MS);
+        free(l);
+        unauthorized(ctx, "the bearer token's subject is not a valid identity: create a new token "
+                          "(docs/policy.md#subjects)");
+        return;
+    }
     json_t *teams = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
     json_t *roles = json_loads(PQgetvalue(res, 0, 2), 0, NULL);
     size_t i;
@@ -173,6 +187,22 @@ static void lookup_done(void *arg, const PGresult *res, const struct gw_error *e
         if (strcmp(str_of(r), "act_on_behalf") == 0)
             p.act_on_behalf = true;
     }
+    /* Teams as gw_team_canonical makes them, rows from before included. */
+    json_t *canon = json_array();
+    json_array_foreach(teams, i, r)
+    {
+        char t[GW_TEAM_MAX];
+        bool dup = false;
+        size_t k;
+        json_t *seen;
+        if (gw_team_canonical(json_string_value(r), t, NULL) < 0)
+            continue;
+        json_array_foreach(canon, k, seen) dup = dup || strcmp(json_string_value(seen), t) == 0;
+        if (!dup)
+            json_array_append_new(canon, json_string(t));
+    }
+    json_decref(teams);
+    teams = canon;
     p.teams_json = json_dumps(teams, JSON_COMPACT);
     p.teams_pg = gw_api_pg_array(teams);
     json_decref(teams);
@@ -212,15 +242,16 @@ static bool on_behalf(struct gw_api_ctx *ctx, bool jwt)
                        p->subject);
         return false;
     }
-    size_t n = who != NULL ? strlen(who) : 0;
-    bool ok = n > 0 && n < GW_SUBJECT_MAX;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = (unsigned char)who[i] > 0x20 && who[i] != 0x7f;
-    if (!ok) {
-        gw_api_problem(ctx, 400, "invalid_parameter",
-                       gw_api_field_error("/headers/gangway-on-behalf-of", "pattern",
-                                          "a subject: 1 to 255 visible characters, no spaces"),
-                       "Gangway-On-Behalf-Of must name the subject the call is made for");
+    /* The one canonical form (gw/subject.h): "Mia" and "user:default/mia"
+     * are the same person here as everywhere else. */
+    char canon[GW_SUBJECT_MAX];
+    struct gw_error serr;
+    if (gw_subject_canonical(who, NULL, 0, canon, &serr) < 0) {
+        gw_api_problem(
+            ctx, 400, "invalid_parameter",
+            gw_api_field_error("/headers/gangway-on-behalf-of", "pattern",
+                               "a subject: kind:namespace/name (docs/policy.md#subjects)"),
+            "Gangway-On-Behalf-Of is not a subject: %s", serr.message);
         return false;
     }
     json_t *tj = json_array();
@@ -232,8 +263,24 @@ static bool on_behalf(struct gw_api_ctx *ctx, bool jwt)
             s++;
         while (e > s && e[-1] == ' ')
             e--;
-        if (e > s)
-            json_array_append_new(tj, json_stringn(s, (size_t)(e - s)));
+        char raw[GW_TEAM_MAX], team[GW_TEAM_MAX];
+        if (e == s)
+            continue;
+        if ((size_t)(e - s) >= sizeof(raw) || (snprintf(raw, sizeof(raw), "%.*s", (int)(e - s), s),
+                                               gw_team_canonical(raw, team, &serr) < 0)) {
+            json_decref(tj);
+            gw_api_problem(ctx, 400, "invalid_parameter",
+                           gw_api_field_error("/headers/gangway-on-behalf-of-teams", "pattern",
+                                              "team names separated by commas"),
+                           "Gangway-On-Behalf-Of-Teams holds a team that is not valid");
+            return false;
+        }
+        bool dup = false;
+        size_t k;
+        json_t *seen;
+        json_array_foreach(tj, k, seen) dup = dup || strcmp(json_string_value(seen), team) == 0;
+        if (!dup)
+            json_array_append_new(tj, json_string(team));
     }
     char *tjson = json_dumps(tj, JSON_COMPACT), *tpg = gw_api_pg_array(tj);
     json_decref(tj);
@@ -243,7 +290,7 @@ static bool on_behalf(struct gw_api_ctx *ctx, bool jwt)
         return gw_api_oom(ctx);
     }
     snprintf(p->via, sizeof(p->via), "%s", p->subject);
-    snprintf(p->subject, sizeof(p->subject), "%s", who);
+    snprintf(p->subject, sizeof(p->subject), "%s", canon);
     free(p->teams_json);
     free(p->teams_pg);
     p->teams_json = tjson;
@@ -275,7 +322,13 @@ static void jwt_done(void *arg, const struct gw_jwt_identity *id, const struct g
             unauthorized(ctx, err->message);
         return;
     }
-    snprintf(ctx->principal.subject, sizeof(ctx->principal.subject), "%s", id->subject);
+    /* lib/jwt made it canonical already (gw_subject_canonical); nothing
+     * else may shape it, and it must fit as it is. */
+    if (snprintf(ctx->principal.subject, sizeof(ctx->principal.subject), "%s", id->subject) >=
+        (int)sizeof(ctx->principal.subject)) {
+        unauthorized(ctx, "subject not usable: too long");
+        return;
+    }
     ctx->principal.teams_json = json_dumps(id->teams, JSON_COMPACT);
     ctx->principal.teams_pg = gw_api_pg_array(id->teams);
     if (ctx->principal.teams_json == NULL || ctx->principal.teams_pg == NULL) {

@@ -107,16 +107,18 @@ static int hook_parse(struct hook *k, const char *name, json_t *o, struct gw_err
                             name, env);
     if (action == NULL || *action == '\0')
         return gw_error_set(err, GW_EINVAL, false, "hook '%s': action is required", name);
-    if (subject == NULL || *subject == '\0' || strlen(subject) >= GW_SUBJECT_MAX)
+    char canon[GW_SUBJECT_MAX];
+    struct gw_error serr;
+    if (subject == NULL || *subject == '\0')
         return gw_error_set(err, GW_EINVAL, false,
                             "hook '%s': subject (whom its runs are submitted as) is required",
                             name);
+    if (gw_subject_canonical(subject, NULL, 0, canon, &serr) < 0)
+        return gw_error_set(err, GW_EINVAL, false, "hook '%s': subject: %s", name, serr.message);
     size_t i;
     json_t *t;
     if (teams != NULL && !json_is_array(teams))
         return gw_error_set(err, GW_EINVAL, false, "hook '%s': teams must be an array", name);
-    json_array_foreach(teams, i, t) if (!json_is_string(t)) return gw_error_set(
-        err, GW_EINVAL, false, "hook '%s': teams/%zu must be a string", name, i);
     if (inputs == NULL)
         inputs = json_string("");
     else
@@ -149,11 +151,23 @@ static int hook_parse(struct hook *k, const char *name, json_t *o, struct gw_err
                                 name, TOLERANCE_MAX_S);
         k->tolerance_s = (int)json_integer_value(tol);
     }
+    json_t *canon_teams = json_array();
+    json_array_foreach(teams, i, t)
+    {
+        char team[GW_TEAM_MAX];
+        if (gw_team_canonical(json_string_value(t), team, &serr) < 0) {
+            json_decref(canon_teams);
+            return gw_error_set(err, GW_EINVAL, false, "hook '%s': teams/%zu: %s", name, i,
+                                serr.message);
+        }
+        json_array_append_new(canon_teams, json_string(team));
+    }
     k->name = strdup(name);
     k->secret = strdup(secret);
     k->action = strdup(action);
-    k->subject = strdup(subject);
-    k->teams_json = teams != NULL ? json_dumps(teams, JSON_COMPACT) : strdup("[]");
+    k->subject = strdup(canon);
+    k->teams_json = json_dumps(canon_teams, JSON_COMPACT);
+    json_decref(canon_teams);
     k->idem_ptr = idem != NULL ? strdup(json_string_value(idem)) : NULL;
     if (k->name == NULL || k->secret == NULL || k->action == NULL || k->subject == NULL ||
         k->teams_json == NULL || (idem != NULL && k->idem_ptr == NULL))

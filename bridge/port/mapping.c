@@ -31,6 +31,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "gw/subject.h"
+
 struct pb_mapping {
     json_t *actions;       /* {port: gangway} */
     bool refuse_unlisted;  /* "unlisted_actions": "refuse" */
@@ -180,6 +182,43 @@ struct pb_mapping *pb_mapping_from_json(json_t *doc, struct gw_error *err)
         gw_error_set(err, GW_ENOMEM, false, "out of memory");
         goto fail;
     }
+    /* Subjects in their one canonical form (gw/subject.h), checked here so
+     * a typo stops the bridge at start, not a person's run later. */
+    json_object_foreach(m->table, k, v)
+    {
+        char canon[GW_SUBJECT_MAX];
+        struct gw_error se;
+        if (gw_subject_canonical(json_string_value(v), NULL, 0, canon, &se) < 0) {
+            gw_error_set(err, GW_EINVAL, false, "/identities/table/%s: %s", k, se.message);
+            goto fail;
+        }
+        json_object_set_new(m->table, k, json_string(canon));
+    }
+    json_t *canon_teams = json_object();
+    json_object_foreach(m->teams, k, v)
+    {
+        char canon[GW_SUBJECT_MAX];
+        struct gw_error se;
+        if (gw_subject_canonical(k, NULL, 0, canon, &se) < 0) {
+            json_decref(canon_teams);
+            gw_error_set(err, GW_EINVAL, false, "/identities/teams/%s: %s", k, se.message);
+            goto fail;
+        }
+        json_object_set(canon_teams, canon, v);
+    }
+    json_decref(m->teams);
+    m->teams = canon_teams;
+    json_object_foreach(m->domains, k, v)
+    {
+        char probe[GW_SUBJECT_MAX], canon[GW_SUBJECT_MAX];
+        struct gw_error se;
+        const char *tpl = json_string_value(v), *hole = strstr(tpl, "{local}");
+        snprintf(probe, sizeof(probe), "%.*smia%s", (int)(hole - tpl), tpl, hole + 7);
+        if (gw_subject_canonical(probe, NULL, 0, canon, &se) < 0) {
+            gw_error_set(err, GW_EINVAL, false, "/identities/domains/%s: %s", k, se.message);
+            goto fail;
+        }
+    }
     return m;
 fail:
     pb_mapping_destroy(m);
@@ -256,6 +295,10 @@ static bool map_user(const struct pb_mapping *m, struct pb_invocation *inv)
     } else {
         return false;
     }
+    char canon[GW_SUBJECT_MAX];
+    if (gw_subject_canonical(inv->subject, NULL, 0, canon, NULL) < 0)
+        return false; /* a local part the subject form refuses */
+    snprintf(inv->subject, sizeof(inv->subject), "%s", canon);
     json_t *t = json_object_get(m->teams, inv->subject);
     inv->teams = json_incref(t != NULL ? t : m->default_teams);
     return true;

@@ -141,7 +141,7 @@ def test():
         # The 202 says the request is recorded; wA acts once the relay and
         # the control topic brought it there. Runs sent before would be wA's.
         wait_for("wA logs the drain and leaves the group",
-                 lambda: "drain requested by alice" in s.log("worker0")
+                 lambda: "drain requested by user:default/alice" in s.log("worker0")
                  and "left the group" in s.log("worker0"), 30)
         left_at = log_time(s.log("worker0"), "left the group")
         moved = [submit(s, k) for k in keys_a[1:] or keys_a]
@@ -175,7 +175,7 @@ def test():
 
         audit = s.sql("SELECT actor || ' ' || object || ' ' || (detail->>'reason') FROM gw_audit_log"
                       " WHERE verb = 'worker.drain_requested'")
-        check(audit == "alice worker:wA test drain", "one audit entry for the drain: %r" % audit)
+        check(audit == "user:default/alice worker:wA test drain", "one audit entry for the drain: %r" % audit)
 
     # Start-up refusals need no services running.
     p = subprocess.run([GANGWAY, "worker", "--type", "exec", "--broker-url", "http://127.0.0.1:1",

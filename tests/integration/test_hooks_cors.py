@@ -94,7 +94,7 @@ def hook_checks(s):
                   headers=sign(body, delivery="d-1"))
     check(r.status == 202, "a signed delivery creates a run", r.status, r.body)
     run = r.json()
-    check(run["requested_by"] == {"subject": "ci-bot", "teams": ["payments"]},
+    check(run["requested_by"] == {"subject": "service:default/ci-bot", "teams": ["payments"]},
           "the run is the hook's identity", run)
     check(run["inputs"] == {"name": "from-hook"}, "inputs picked by JSON pointers", run)
     check(r.headers.get("location") == "/v1/runs/" + run["id"], "Location of the run", r.headers)
@@ -172,7 +172,7 @@ def hook_checks(s):
     # The audit names the hook's identity.
     audit = s.get("/v1/audit?limit=100").json()["items"]
     sub = [e for e in audit if e["verb"] == "run.submit" and e["object"] == "run:" + run["id"]]
-    check(len(sub) == 1 and sub[0]["actor"] == "ci-bot"
+    check(len(sub) == 1 and sub[0]["actor"] == "service:default/ci-bot"
           and sub[0]["detail"].get("via") == "hook:ci-greet",
           "the audit trail records the hook's identity and the hook", sub)
 
@@ -180,18 +180,18 @@ def hook_checks(s):
 def obo_checks(s):
     """Gangway-On-Behalf-Of: a service token with the role act_on_behalf
     submits as the person; every other token is refused."""
-    svc = s.make_token("port-bridge", roles=["act_on_behalf"])
-    both = s.make_token("ops-bridge", roles=["act_on_behalf", "admin"])
-    obo = {"Gangway-On-Behalf-Of": "user:default/mia", "Gangway-On-Behalf-Of-Teams": "payments, sre"}
+    svc = s.make_token("service:default/port-bridge", roles=["act_on_behalf"])
+    both = s.make_token("service:default/ops-bridge", roles=["act_on_behalf", "admin"])
+    obo = {"Gangway-On-Behalf-Of": "Mia", "Gangway-On-Behalf-Of-Teams": "Payments, group:default/sre"}
     r = s.submit("hello", {"x": 1}, token=svc, headers=obo)
     check(r.status == 202, "a service token with act_on_behalf submits for someone", r.status, r.body)
     run = r.json()
     check(run["requested_by"] == {"subject": "user:default/mia", "teams": ["payments", "sre"]},
-          "the run is the person's", run["requested_by"])
+          "the run is the person's, subject and teams canonical", run["requested_by"])
     audit = s.get("/v1/audit?limit=200").json()["items"]
     sub = [e for e in audit if e["verb"] == "run.submit" and e["object"] == "run:" + run["id"]]
     check(len(sub) == 1 and sub[0]["actor"] == "user:default/mia"
-          and sub[0]["detail"].get("via") == "port-bridge",
+          and sub[0]["detail"].get("via") == "service:default/port-bridge",
           "audited with both identities", sub)
     me = s.get("/v1/me", token=svc, headers=obo)
     check(me.status == 200 and me.json()["subject"] == "user:default/mia", "GET /v1/me says whom",
@@ -202,12 +202,14 @@ def obo_checks(s):
     r = s.submit("hello", {}, token=svc, headers={"Gangway-On-Behalf-Of": "mia smith"})
     check(r.status == 400 and r.json()["errors"][0]["pointer"] == "/headers/gangway-on-behalf-of",
           "a malformed subject: 400 naming the header", r.status, r.body)
+    r = s.submit("hello", {}, token=svc, headers={"Gangway-On-Behalf-Of": "group:default/sre"})
+    check(r.status == 400, "a group is not a subject", r.status, r.body)
     r = s.get("/v1/audit", token=both, headers=obo)
     check(r.status == 403, "acting for someone drops the token's own admin role", r.status)
     r = s.get("/v1/audit?limit=1", token=both)
     check(r.status == 200, "... which it keeps when acting as itself", r.status)
     r = s.submit("hello", {}, token=svc)
-    check(r.status == 202 and r.json()["requested_by"]["subject"] == "port-bridge",
+    check(r.status == 202 and r.json()["requested_by"]["subject"] == "service:default/port-bridge",
           "without the header the token is itself", r.body)
 
 
@@ -224,10 +226,10 @@ def test():
         with open(hooks, "w") as f:
             json.dump({"hooks": {
                 "ci-greet": {"secret_env": "HOOK_SECRET_CI", "action": "greet",
-                             "subject": "ci-bot", "teams": ["payments"],
+                             "subject": "service:ci-bot", "teams": ["Payments"],
                              "inputs": {"name": "/payload/properties/name"},
                              "idempotency_key": "/delivery/id"},
-                "whole": {"secret_env": "HOOK_SECRET_CI", "action": "greet", "subject": "ci-bot",
+                "whole": {"secret_env": "HOOK_SECRET_CI", "action": "greet", "subject": "service:ci-bot",
                           "inputs": ""},
             }}, f)
         s.broker_args = ["--cors-origins", ORIGIN + ",https://backstage.example.com",

@@ -272,7 +272,7 @@ def test():
             s.actions_dir = actions
             s.start_broker()
             s.start_worker()
-            token = s.make_token("port-bridge", roles=["act_on_behalf"])
+            token = s.make_token("service:default/port-bridge", roles=["act_on_behalf"])
             (carol,) = s.make_tokens("carol:sre")
             org = "org_" + secrets.token_hex(5)
             topic = org + ".runs"
@@ -282,7 +282,7 @@ def test():
                 json.dump({"actions": {"create_dev_env": "devenv", "say_hello": "greet"},
                            "identities": {"table": {"Ops@Corp.Test": "user:default/operator"},
                                           "domains": {"example.com": "user:default/{local}"},
-                                          "teams": {"user:default/mia": ["payments"]}}}, f)
+                                          "teams": {"Mia": ["payments"]}}}, f)
             state = os.path.join(s.tmp, "state")
             os.makedirs(state)
             bridge = Bridge(s, port, org, mapping, token, state)
@@ -308,7 +308,7 @@ def test():
                   "log lines reached Port", r1["logs"])
             audit = s.get("/v1/audit?limit=200").json()["items"]
             sub = [e for e in audit if e["verb"] == "run.submit" and e["object"] == "run:" + ext[0]]
-            check(sub and sub[0]["actor"] == "user:default/mia" and sub[0]["detail"]["via"] == "port-bridge",
+            check(sub and sub[0]["actor"] == "user:default/mia" and sub[0]["detail"]["via"] == "service:default/port-bridge",
                   "audited as the person, via the bridge", sub)
 
             # 1b. Much output: 1.5 MiB of log lines reach Port in messages under its 1 MiB limit.
