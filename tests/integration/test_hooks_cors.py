@@ -248,6 +248,20 @@ def test():
         else:
             raise AssertionError("the broker started without the hook's secret")
         s.broker = None
+        # Configuration mistakes stop the broker at start, named.
+        import subprocess
+        from harness import GANGWAY
+        bad_hooks = os.path.join(s.tmp, "bad-hooks.json")
+        with open(bad_hooks, "w") as f:
+            json.dump({"hooks": {"x": {"secret_env": "HOOK_SECRET_CI", "action": "greet",
+                                       "subject": "ci-bot", "inputs": {"name": "no-slash"}}}}, f)
+        for args, want in ((["--cors-origins", "https://portal.example.com/path"], "is not an origin"),
+                           (["--hooks-config", bad_hooks], "inputs/name must be a JSON pointer")):
+            p = subprocess.run([GANGWAY, "broker", "--listen", "127.0.0.1:0", "--no-migrate"] + args,
+                               env=s.env({"HOOK_SECRET_CI": SECRET}), capture_output=True, text=True,
+                               timeout=120)
+            check(p.returncode != 0 and want in p.stderr, "refused at start: " + want,
+                  p.returncode, p.stderr[-300:])
 
 
 if __name__ == "__main__":
