@@ -53,6 +53,12 @@ include-operation-id = "streamEvents"
 request-timeout = 1.0
 max-stream-events = 20
 generation.max-examples = 6
+
+# Incoming webhooks: without a valid signature every case ends at the hook
+# lookup (404) or the signature check (401); a few dozen cover that.
+[[operations]]
+include-operation-id = "invokeHook"
+generation.max-examples = 30
 """
 
 
