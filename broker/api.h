@@ -23,6 +23,11 @@ struct gw_principal {
     char *teams_pg;   /* the same as a PostgreSQL array literal (owned) */
     bool admin;
     bool worker;
+    bool act_on_behalf; /* the token may name another subject (auth.c) */
+    /* Who really called when the principal is someone else's: the service
+     * token's subject under Gangway-On-Behalf-Of, "hook:<name>" for an
+     * incoming webhook; "" otherwise. Audited beside the subject. */
+    char via[GW_SUBJECT_MAX];
 };
 
 /* A worker-only token (role worker without admin) is a machine that claims
@@ -45,8 +50,12 @@ struct gw_api_ctx {
     struct gw_http_req *req;
     const struct gw_route *route; /* the matched route (router.c) */
     struct gw_principal principal;
-    char id[128];         /* the {id} path segment, when the route has one */
-    json_t *scratch;      /* any JSON the handler wants freed with the context */
+    char id[128];     /* the {id} path segment, when the route has one */
+    json_t *scratch;  /* any JSON the handler wants freed with the context */
+    const char *cors; /* CORS header lines every answer carries, or NULL (cors.h) */
+    /* The Idempotency-Key of a submission made for someone else (hooks.c);
+     * NULL: the request's header. */
+    const char *idempotency_key;
     const char *too_long; /* the first query parameter gw_api_query refused */
     bool not_utf8;        /* ... because it is not UTF-8 (else: too long) */
     int page_limit;       /* a list's page size, for gw_api_page_done */

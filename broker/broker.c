@@ -13,6 +13,8 @@
 #include "catalog.h"
 #include "catalog_reload.h"
 #include "gw/checkpoint.h"
+#include "cors.h"
+#include "hooks.h"
 #include "gw/mem.h"
 #include "gw/jwt.h"
 #include "gw/log.h"
@@ -182,6 +184,12 @@ struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_optio
         gw_error_set(err, GW_ENOMEM, false, "out of memory");
         goto fail;
     }
+    if (b->opts.cors_origins != NULL && *b->opts.cors_origins != '\0' &&
+        (b->cors = gw_cors_create(b->opts.cors_origins, err)) == NULL)
+        goto fail;
+    if (b->opts.hooks_config != NULL && *b->opts.hooks_config != '\0' &&
+        (b->hooks = gw_hooks_load(b->opts.hooks_config, err)) == NULL)
+        goto fail;
     if (b->opts.auth_config != NULL) {
         if (gw_jwt_auth_load(loop, b->opts.auth_config, &b->jwt, err) < 0)
             goto fail;
@@ -243,6 +251,8 @@ static void free_broker(struct gw_broker *b)
     gw_kafka_producer_destroy(b->producer, 5000);
     gw_auth_destroy(b->auth);
     gw_console_destroy(b->console);
+    gw_cors_destroy(b->cors);
+    gw_hooks_destroy(b->hooks);
     gw_policy_store_destroy(b->policy);
     gw_checkpoint_keys_destroy(b->audit_key);
     gw_catalog_reloader_destroy(b->catalogs);

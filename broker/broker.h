@@ -45,6 +45,8 @@ struct gw_broker_options {
     long webhook_backoff_ms;        /* first retry delay, doubling; default 5000 */
     const char *policy_file;        /* authorization policy (policy.h); NULL = built-in */
     const char *auth_config;        /* JWT issuers (gw/jwt.h); NULL = API tokens only */
+    const char *cors_origins;       /* comma-separated allowed origins, "*"; NULL = none (cors.h) */
+    const char *hooks_config;       /* incoming webhooks (hooks.h); NULL = none */
     const char *instance_id;        /* stable id of this replica (static group
                                        membership); default "<hostname>:<port>" */
     const char *audit_signing_key;  /* Ed25519 PEM private key signing audit
@@ -103,6 +105,8 @@ struct gw_checkpoint_keys;
 struct gw_submit_batch;
 struct gw_console;
 struct gw_oidc;
+struct gw_cors;
+struct gw_hooks;
 
 struct gw_broker {
     uv_loop_t *loop;
@@ -126,6 +130,8 @@ struct gw_broker {
     int audit_verify_pid;                 /* ... its pid, killed at shutdown; 0 = none */
     struct gw_submit_batch *submits;      /* group commit of accepts (submit_batch.h) */
     struct gw_console *console;           /* static console files (console.c) */
+    struct gw_cors *cors;                 /* allowed browser origins; NULL = CORS off */
+    struct gw_hooks *hooks;               /* incoming webhooks; NULL = none configured */
     struct gw_broker_metrics metrics;
     uv_timer_t stats_timer;
     bool stats_busy;

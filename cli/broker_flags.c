@@ -38,7 +38,11 @@ const char gw_broker_flags_usage[] =
     "  --session-ttl S        console session lifetime (GW_SESSION_TTL_S, default 43200)\n"
     "  --session-idle S       console session idle timeout (GW_SESSION_IDLE_S, default 1800)\n"
     "  --trust-proxy yes|no   believe X-Forwarded-Proto from the proxy in front\n"
-    "                         (GW_TRUST_PROXY, default no)\n";
+    "                         (GW_TRUST_PROXY, default no)\n"
+    "  --cors-origins LIST    browser origins allowed to call the API, comma-separated,\n"
+    "                         or '*' (GW_CORS_ORIGINS; default none)\n"
+    "  --hooks-config FILE    incoming webhooks, HMAC-signed (GW_HOOKS_CONFIG; see\n"
+    "                         docs/integrations/webhooks-in.md)\n";
 
 void gw_broker_flags_table(struct gw_broker_flags *f, struct gw_opt_spec *specs)
 {
@@ -70,6 +74,8 @@ void gw_broker_flags_table(struct gw_broker_flags *f, struct gw_opt_spec *specs)
         {"session-idle", GW_OPT_STRING, &f->session_idle, .env = "GW_SESSION_IDLE_S",
          .def = "1800"},
         {"trust-proxy", GW_OPT_STRING, &f->trust_proxy, .env = "GW_TRUST_PROXY", .def = "no"},
+        {"cors-origins", GW_OPT_STRING, &f->cors_origins, .env = "GW_CORS_ORIGINS"},
+        {"hooks-config", GW_OPT_STRING, &f->hooks_config, .env = "GW_HOOKS_CONFIG"},
         {0},
     };
     memcpy(specs, t, sizeof(t));

@@ -182,6 +182,8 @@ int gw_cmd_broker(int argc, char **argv)
         .session_idle_s = session_idle,
         .trust_proxy = yes(f.trust_proxy),
         .dev_login = dev_login != 0,
+        .cors_origins = f.cors_origins,
+        .hooks_config = f.hooks_config,
     };
 
     /* A client that hangs up while its answer or its event stream is being
