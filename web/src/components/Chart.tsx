@@ -1,0 +1,43 @@
+import { useEffect, useRef } from 'react';
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+
+const COLORS: Record<string, string> = {
+  succeeded: '#2e7d32',
+  failed: '#c62828',
+  timed_out: '#ef6c00',
+  cancelled: '#6d4c41',
+  rejected: '#8e24aa',
+  expired: '#757575',
+  running: '#1565c0',
+  queued: '#00838f',
+  pending_approval: '#f9a825',
+  accepted: '#5c6bc0',
+};
+
+/** Runs per day, one line per status (uPlot: decision 0058). */
+export function RunsPerDayChart({ rows, title }: { rows: { day: string; status: string; count: number }[]; title: string }) {
+  const el = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    if (!el.current) return;
+    const days = [...new Set(rows.map((r) => r.day))].sort();
+    const statuses = [...new Set(rows.map((r) => r.status))].sort();
+    const xs = days.map((d) => Date.parse(d.length === 10 ? d + 'T00:00:00Z' : d) / 1000);
+    const series = statuses.map((s) => days.map((d) => rows.find((r) => r.day === d && r.status === s)?.count ?? 0));
+    const width = Math.max(280, Math.min(900, el.current.clientWidth || 600));
+    const plot = new uPlot(
+      {
+        title,
+        width,
+        height: 260,
+        scales: { x: { time: true } },
+        series: [{}, ...statuses.map((s) => ({ label: s, stroke: COLORS[s] ?? '#333', width: 2, points: { show: true } }))],
+        axes: [{}, { label: 'runs' }],
+      },
+      [xs, ...series],
+      el.current,
+    );
+    return () => plot.destroy();
+  }, [rows, title]);
+  return <div ref={el} className="chart" role="img" aria-label={title} />;
+}
