@@ -67,7 +67,7 @@ export function follow(o: FollowOptions): Follower {
         const me = ev as MessageEvent;
         const id = me.lastEventId !== '' && me.lastEventId !== undefined ? Number(me.lastEventId) : null;
         if (id !== null && Number.isFinite(id)) {
-          if (o.dedupe && id <= last) return;
+          if (o.dedupe && id <= last && name !== o.endEvent) return;
           if (id > last) last = id;
         }
         let data: unknown = me.data;

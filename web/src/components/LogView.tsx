@@ -82,6 +82,8 @@ export function LogView({ lines, state }: { lines: LogLine[]; state: LogState['s
     getScrollElement: () => parent.current,
     estimateSize: () => ROW,
     overscan: 30,
+    // The .logs box's size before it is measured (and where there is no layout).
+    initialRect: { width: 800, height: 384 },
   });
   useEffect(() => {
     if (stick && lines.length) v.scrollToIndex(lines.length - 1, { align: 'end' });
