@@ -11,6 +11,13 @@ export default defineConfig({
     emptyOutDir: true,
     sourcemap: false,
     chunkSizeWarningLimit: 1200,
+    rollupOptions: {
+      onwarn(w, warn) {
+        // react-router's "use client" marks React Server Components; meaningless in a SPA bundle.
+        if (w.code === 'MODULE_LEVEL_DIRECTIVE') return;
+        warn(w);
+      },
+    },
   },
   server: {
     // `npm run dev` against a broker on :8080 (same origin through the proxy,
