@@ -48,11 +48,13 @@ function fatal(what, detail) {
 
 const browser = await chromium.launch({ executablePath: process.env.GW_CHROMIUM || '/usr/bin/chromium', args: FLAGS, headless: true });
 const cspViolations = [];
+const people = [];
 
 async function person(name, viewport = { width: 1280, height: 900 }) {
   const ctx = await browser.newContext({ viewport, baseURL: URL_ });
   ctx.setDefaultTimeout(30000);
   const page = await ctx.newPage();
+  people.push({ name, page });
   page.on('console', (m) => {
     if (m.type() === 'error' && /Content Security Policy/.test(m.text()) && !/unsafe-eval/.test(m.text())) cspViolations.push(m.text());
   });
@@ -90,7 +92,7 @@ async function signIn(p, token, { keyboard = false } = {}) {
     await page.keyboard.type(token);
     await page.keyboard.press('Enter');
   } else {
-    await page.getByLabel('API token').fill(token);
+    await page.getByLabel('API token', { exact: true }).fill(token);
     await page.getByRole('button', { name: 'Sign in' }).click();
   }
   await page.getByRole('heading', { name: 'Catalog' }).waitFor();
@@ -310,6 +312,10 @@ try {
 } catch (e) {
   failures.push('exception: ' + (e?.stack ?? e));
   log(e?.stack ?? e);
+  for (const p of people) {
+    log(`${p.name} was at ${p.page.url()}; screenshot failure-${p.name}.png`);
+    await p.page.screenshot({ path: join(SHOTS, `failure-${p.name}.png`), fullPage: true }).catch(() => {});
+  }
 } finally {
   await browser.close();
 }

@@ -196,7 +196,7 @@ export default function ResourcesPage() {
       {list.data && items.length === 0 && <p>No resource here.</p>}
       <ul className="cards">
         {items.map((r) => (
-          <ResourceRow key={r.id + r.status + (r.expires_at ?? '')} r={r} onChange={replace} />
+          <ResourceRow key={r.id} r={r} onChange={replace} />
         ))}
       </ul>
     </section>

@@ -15,6 +15,7 @@ export default function RunPage() {
   const [events, setEvents] = useState<RunEvent[]>([]);
   const [resource, setResource] = useState<Resource | null>(null);
   const [error, setError] = useState<unknown>(null);
+  const [viaInbox, setViaInbox] = useState(false);
   const [actionError, setActionError] = useState<unknown>(null);
   const [confirmCancel, setConfirmCancel] = useState(false);
   const [cancelReason, setCancelReason] = useState('');
@@ -23,14 +24,31 @@ export default function RunPage() {
 
   const load = useCallback(async () => {
     try {
-      const r = await get<Run>('/v1/runs/' + encodeURIComponent(id));
+      let r: Run;
+      try {
+        r = await get<Run>('/v1/runs/' + encodeURIComponent(id));
+        setViaInbox(false);
+      } catch (e) {
+        // An approver outside the run's read scope: GET /v1/runs/{id} answers
+        // 404 while /v1/approvals lists the run, so the deep link a
+        // notification carries still leads to the decision.
+        if (!(e instanceof ApiError) || e.status !== 404) throw e;
+        const inbox = await get<Page<Run>>('/v1/approvals').catch(() => ({ items: [] as Run[] }));
+        const found = inbox.items.find((x) => x.id === id);
+        if (!found) throw e;
+        r = found;
+        setViaInbox(true);
+      }
       setRun(r);
       setError(null);
-      const ev = await get<Page<RunEvent> | RunEvent[]>('/v1/runs/' + encodeURIComponent(id) + '/events');
-      setEvents(Array.isArray(ev) ? ev : ev.items);
+      // The rest is extra: an approver may see the run but not (yet) all of it.
+      get<Page<RunEvent> | RunEvent[]>('/v1/runs/' + encodeURIComponent(id) + '/events')
+        .then((ev) => setEvents(Array.isArray(ev) ? ev : ev.items))
+        .catch(() => setEvents([]));
       if (r.status === 'succeeded') {
-        const rs = await get<Page<Resource>>('/v1/resources' + qs({ limit: 500 }));
-        setResource(rs.items.find((x) => x.created_by_run === r.id) ?? null);
+        get<Page<Resource>>('/v1/resources' + qs({ limit: 500 }))
+          .then((rs) => setResource(rs.items.find((x) => x.created_by_run === r.id) ?? null))
+          .catch(() => setResource(null));
       }
     } catch (e) {
       setError(e);
@@ -57,7 +75,7 @@ export default function RunPage() {
     if (logs.end) void load();
   }, [logs.end, load]);
 
-  if (error instanceof ApiError && error.status === 404)
+  if (!run && error instanceof ApiError && error.status === 404)
     return (
       <section>
         <h1>Run not found</h1>
@@ -181,10 +199,14 @@ export default function RunPage() {
         </ol>
       </section>
 
-      <section aria-labelledby="lg">
-        <h2 id="lg">Logs</h2>
-        <LogView lines={logs.lines} state={logs.state} />
-      </section>
+      {viaInbox ? (
+        <p className="muted">You see this run as an approver: its logs and timeline are for those who may read it.</p>
+      ) : (
+        <section aria-labelledby="lg">
+          <h2 id="lg">Logs</h2>
+          <LogView lines={logs.lines} state={logs.state} />
+        </section>
+      )}
 
       {run.outputs && Object.keys(run.outputs).length > 0 && (
         <section aria-labelledby="out">
