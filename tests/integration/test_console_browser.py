@@ -16,7 +16,7 @@ streaming log view and answers `ok`, and the node script checks the view got
 every line exactly once.
 
 Screenshots go to $GW_CONSOLE_SCREENSHOTS when set (docs/console/ in the
-repository: `GW_CONSOLE_SCREENSHOTS=docs/console meson test ... e2e-console`),
+repository: `GW_CONSOLE_SCREENSHOTS=docs/console meson test ... e2e-console-browser`),
 else to the test's temporary directory.
 
 Exits 77 (skipped) when Chromium, node or web/node_modules are missing
