@@ -136,7 +136,8 @@ static const char *str_of(json_t *j)
 
 static void unauthorized(struct gw_api_ctx *ctx, const char *detail)
 {
-    gw_api_problem(ctx, 401, "unauthorized", NULL, "%s", detail);
+    gw_api_problem(ctx, 401, ctx->unauth_code != NULL ? ctx->unauth_code : "unauthorized", NULL,
+                   "%s", detail);
 }
 
 static void lookup_done(void *arg, const PGresult *res, const struct gw_error *err)
@@ -182,6 +183,8 @@ static void lookup_done(void *arg, const PGresult *res, const struct gw_error *e
     }
     cache_put(l->auth, l->hash, true, &p, ttl);
     ctx->principal = p; /* the context owns these strings now */
+    ctx->auth_method = GW_AUTH_API_TOKEN;
+    memcpy(ctx->token_hash, l->hash, sizeof(ctx->token_hash));
     void (*next)(struct gw_api_ctx *) = l->next;
     free(l);
     next(ctx);
@@ -218,6 +221,9 @@ static void jwt_done(void *arg, const struct gw_jwt_identity *id, const struct g
     }
     if (id->delegate[0] != '\0')
         gw_log_debug("%s acts for %s", id->delegate, id->subject);
+    ctx->auth_method = GW_AUTH_JWT;
+    ctx->auth_expires = id->expires_at;
+    snprintf(ctx->auth_issuer, sizeof(ctx->auth_issuer), "%s", id->issuer);
     next(ctx);
 }
 
@@ -240,11 +246,15 @@ static void jwt_check(struct gw_api_ctx *ctx, void (*next)(struct gw_api_ctx *ct
 
 void gw_auth_check(struct gw_api_ctx *ctx, void (*next)(struct gw_api_ctx *ctx))
 {
-    struct gw_auth *a = ctx->b->auth;
     const char *h = gw_http_req_header(ctx->req, "authorization");
-    char hash[GW_SHA256_HEX_LEN + 1];
+    char cookie[128];
 
     if (h == NULL) {
+        /* The console: no bearer token, a session cookie (session.c). */
+        if (gw_session_cookie(ctx->req, cookie, sizeof(cookie))) {
+            gw_session_check(ctx, cookie, next);
+            return;
+        }
         unauthorized(ctx, "missing Authorization: Bearer <token> header");
         return;
     }
@@ -252,11 +262,19 @@ void gw_auth_check(struct gw_api_ctx *ctx, void (*next)(struct gw_api_ctx *ctx))
         unauthorized(ctx, "the Authorization header must be 'Bearer <token>'");
         return;
     }
-    if (gw_jwt_is_jws_shaped(h + 7, strlen(h + 7))) {
-        jwt_check(ctx, next, h + 7, strlen(h + 7));
+    gw_auth_token(ctx, h + 7, next);
+}
+
+void gw_auth_token(struct gw_api_ctx *ctx, const char *token, void (*next)(struct gw_api_ctx *ctx))
+{
+    struct gw_auth *a = ctx->b->auth;
+    char hash[GW_SHA256_HEX_LEN + 1];
+
+    if (gw_jwt_is_jws_shaped(token, strlen(token))) {
+        jwt_check(ctx, next, token, strlen(token));
         return;
     }
-    gw_sha256_hex(h + 7, strlen(h + 7), hash);
+    gw_sha256_hex(token, strlen(token), hash);
     struct cache_entry *e = cache_get(a, hash);
     if (e != NULL) {
         if (!e->valid) {
@@ -264,6 +282,8 @@ void gw_auth_check(struct gw_api_ctx *ctx, void (*next)(struct gw_api_ctx *ctx))
             return;
         }
         principal_copy(&ctx->principal, &e->p);
+        ctx->auth_method = GW_AUTH_API_TOKEN;
+        memcpy(ctx->token_hash, hash, sizeof(ctx->token_hash));
         next(ctx);
         return;
     }

@@ -116,6 +116,25 @@ struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_optio
         b->opts.requeue_after_s = 600;
     if (b->opts.reaper_interval_ms <= 0)
         b->opts.reaper_interval_ms = 1000;
+    if (b->opts.session_ttl_s <= 0)
+        b->opts.session_ttl_s = 12 * 3600;
+    if (b->opts.session_idle_s <= 0)
+        b->opts.session_idle_s = 30 * 60;
+    if (b->opts.public_url != NULL && b->opts.public_url[0] == '\0')
+        b->opts.public_url = NULL;
+    if (b->opts.public_url != NULL && strncmp(b->opts.public_url, "http://", 7) != 0 &&
+        strncmp(b->opts.public_url, "https://", 8) != 0) {
+        gw_error_set(err, GW_EINVAL, false,
+                     "--public-url (GW_PUBLIC_URL) must start with http:// or https://, got '%s'",
+                     b->opts.public_url);
+        free(b);
+        return NULL;
+    }
+    if ((b->console = gw_console_create(b->opts.web_dir)) == NULL) {
+        gw_error_set(err, GW_ENOMEM, false, "out of memory");
+        free(b);
+        return NULL;
+    }
 
     b->catalog = gw_catalog_load(b->opts.actions_dir, err);
     if (b->catalog == NULL)
@@ -149,6 +168,16 @@ struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_optio
     if (b->opts.auth_config != NULL) {
         if (gw_jwt_auth_load(loop, b->opts.auth_config, &b->jwt, err) < 0)
             goto fail;
+        struct gw_oidc_provider p;
+        for (size_t i = 0; gw_jwt_oidc_get(b->jwt, i, &p); i++)
+            if (p.redirect_uri == NULL && b->opts.public_url == NULL) {
+                gw_error_set(err, GW_EINVAL, false,
+                             "%s: OIDC issuer \"%s\" has no \"redirect_uri\"; set one, or the "
+                             "broker's --public-url (GW_PUBLIC_URL) to derive "
+                             "<public-url>/auth/oidc/callback",
+                             b->opts.auth_config, p.name);
+                goto fail;
+            }
         gw_jwt_auth_start(b->jwt);
     }
     /* GW_FAULTS=relay_off is fault injection for the tests: runs are
@@ -196,6 +225,7 @@ static void free_broker(struct gw_broker *b)
     void *arg = b->on_closed_arg;
     gw_kafka_producer_destroy(b->producer, 5000);
     gw_auth_destroy(b->auth);
+    gw_console_destroy(b->console);
     gw_policy_store_destroy(b->policy);
     gw_catalog_reloader_destroy(b->catalogs);
     gw_catalog_unref(b->catalog);

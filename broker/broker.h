@@ -46,6 +46,15 @@ struct gw_broker_options {
     const char *auth_config;        /* JWT issuers (gw/jwt.h); NULL = API tokens only */
     const char *instance_id;        /* stable id of this replica (static group
                                        membership); default "<hostname>:<port>" */
+    /* The web console (docs/console.md). */
+    const char *web_dir;    /* built console (web/dist); NULL or missing = a page
+                               saying how to build it */
+    const char *public_url; /* how people reach this broker ("https://gangway.example");
+                               links in notifications, the OIDC redirect URI */
+    int session_ttl_s;      /* absolute session lifetime; default 43200 (12 h) */
+    int session_idle_s;     /* idle timeout; default 1800 */
+    bool trust_proxy;       /* X-Forwarded-Proto from the proxy in front counts */
+    bool dev_login;         /* accept `gangway dev`'s one-time login codes */
 };
 
 /* Counters shown on /metrics. Touched on the loop thread only. */
@@ -82,6 +91,8 @@ struct gw_webhooks;
 struct gw_policy_store;
 struct gw_jwt_auth;
 struct gw_catalog_reloader;
+struct gw_console;
+struct gw_oidc;
 
 struct gw_broker {
     uv_loop_t *loop;
@@ -99,6 +110,7 @@ struct gw_broker {
     struct gw_stream_hub *streams;  /* live SSE streams (stream.h) */
     struct gw_policy_store *policy; /* current authorization policy (policy.h) */
     struct gw_jwt_auth *jwt;        /* JWT bearer verification; NULL = not configured */
+    struct gw_console *console;     /* static console files (console.c) */
     struct gw_broker_metrics metrics;
     uv_timer_t stats_timer;
     bool stats_busy;

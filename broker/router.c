@@ -39,6 +39,14 @@ static const struct gw_route routes[] = {
     {"GET", "/readyz", AUTH_NONE, gw_api_ready},
     {"GET", "/metrics", AUTH_NONE, gw_api_metrics},
     {"GET", "/v1/me", AUTH_USER, gw_api_me},
+    {"POST", "/v1/session", AUTH_NONE, gw_api_session_create},   /* validates the body's token */
+    {"GET", "/v1/session", AUTH_USER, gw_api_session_get},       /* the cookie's session, or 401 */
+    {"DELETE", "/v1/session", AUTH_USER, gw_api_session_delete}, /* with CSRF, as every write */
+    {"GET", "/v1/auth/providers", AUTH_NONE, gw_api_auth_providers},
+    {"GET", "/auth/oidc/login", AUTH_NONE, gw_api_oidc_login},
+    {"GET", "/auth/oidc/callback", AUTH_NONE, gw_api_oidc_callback},
+    {"GET", "/auth/dev-login", AUTH_NONE, gw_api_dev_login},
+    {"GET", "/v1/dashboard", AUTH_USER, gw_api_dashboard},
     {"GET", "/v1/actions", AUTH_USER, gw_api_actions_list},
     {"GET", "/v1/actions/*", AUTH_USER, gw_api_action_get},
     {"POST", "/v1/actions/*/runs", AUTH_USER, gw_api_run_submit},
@@ -636,6 +644,12 @@ void gw_broker_handle(struct gw_http_req *req, void *arg)
     ctx->b = b;
     ctx->req = req;
     ctx->cat = gw_catalog_ref(b->catalog);
+    /* The console's files: "/", "/ui" and everything under "/ui/". */
+    if (strcmp(req->path, "/") == 0 || strcmp(req->path, "/ui") == 0 ||
+        strncmp(req->path, "/ui/", 4) == 0) {
+        gw_console_serve(ctx);
+        return;
+    }
     for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
         const struct gw_route *r = &routes[i];
         if (!match(r->pattern, req->path, ctx->id, sizeof(ctx->id)))
@@ -647,6 +661,9 @@ void gw_broker_handle(struct gw_http_req *req, void *arg)
             continue;
         }
         ctx->route = r;
+        /* The console asks "am I signed in?": its 401 says unauthenticated. */
+        if (r->handler == gw_api_session_get || r->handler == gw_api_session_delete)
+            ctx->unauth_code = "unauthenticated";
         if (r->auth == AUTH_NONE)
             r->handler(ctx);
         else

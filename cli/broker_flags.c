@@ -25,7 +25,15 @@ const char gw_broker_flags_usage[] =
     "  --webhook-max-attempts N  (GW_WEBHOOK_MAX_ATTEMPTS, default 10)\n"
     "  --webhook-backoff-ms MS   first retry delay, doubling (GW_WEBHOOK_BACKOFF_MS,\n"
     "                         default 5000)\n"
-    "  --instance-id ID       stable replica id (GW_INSTANCE_ID)\n";
+    "  --instance-id ID       stable replica id (GW_INSTANCE_ID)\n"
+    "  --web-dir DIR          the built web console (GW_WEB_DIR; default web/dist of\n"
+    "                         the source tree, else share/gangway/web)\n"
+    "  --public-url URL       how people reach this broker, for links in notifications\n"
+    "                         and the OIDC redirect URI (GW_PUBLIC_URL)\n"
+    "  --session-ttl S        console session lifetime (GW_SESSION_TTL_S, default 43200)\n"
+    "  --session-idle S       console session idle timeout (GW_SESSION_IDLE_S, default 1800)\n"
+    "  --trust-proxy yes|no   believe X-Forwarded-Proto from the proxy in front\n"
+    "                         (GW_TRUST_PROXY, default no)\n";
 
 void gw_broker_flags_table(struct gw_broker_flags *f, struct gw_opt_spec *specs)
 {
@@ -50,6 +58,12 @@ void gw_broker_flags_table(struct gw_broker_flags *f, struct gw_opt_spec *specs)
         {"webhook-backoff-ms", GW_OPT_STRING, &f->webhook_backoff, .env = "GW_WEBHOOK_BACKOFF_MS",
          .def = "5000"},
         {"instance-id", GW_OPT_STRING, &f->instance_id, .env = "GW_INSTANCE_ID"},
+        {"web-dir", GW_OPT_STRING, &f->web_dir, .env = "GW_WEB_DIR"},
+        {"public-url", GW_OPT_STRING, &f->public_url, .env = "GW_PUBLIC_URL"},
+        {"session-ttl", GW_OPT_STRING, &f->session_ttl, .env = "GW_SESSION_TTL_S", .def = "43200"},
+        {"session-idle", GW_OPT_STRING, &f->session_idle, .env = "GW_SESSION_IDLE_S",
+         .def = "1800"},
+        {"trust-proxy", GW_OPT_STRING, &f->trust_proxy, .env = "GW_TRUST_PROXY", .def = "no"},
         {0},
     };
     memcpy(specs, t, sizeof(t));
