@@ -182,6 +182,8 @@ try {
   check(ack.value === 'ok', 'the broker was restarted mid-run', ack.value);
   await waitStatus(bob.page, /succeeded/, 120000);
   await bob.page.waitForFunction(() => Number(document.querySelector('[data-testid=logs]')?.getAttribute('data-lines')) >= 60, null, { timeout: 60000 });
+  await bob.page.getByText(/· complete/).waitFor();
+  check(true, 'the log view knows the stream ended');
   const shown = Number(await bob.page.locator('[data-testid=logs]').getAttribute('data-lines'));
   const stored = await api(bob.page, 'GET', `/v1/runs/${slowRun}/logs?limit=10000`);
   check(stored.status === 200 && stored.body.items.length === 60, 'the broker stored 60 lines', stored.body?.items?.length);

@@ -235,3 +235,47 @@ describe('Login', () => {
     expect(refresh).toHaveBeenCalled();
   });
 });
+
+describe('useRunLogs', () => {
+  it('ends on the end event (whose id is the last line id) and shows each line once', async () => {
+    const { useRunLogs } = await import('./components/LogView');
+    const sources: { url: string; fire: (n: string, id: string, d: unknown) => void; closed: boolean }[] = [];
+    const factory = (url: string) => {
+      const ls: Record<string, ((e: MessageEvent) => void)[]> = {};
+      const src = {
+        readyState: 1,
+        onopen: null,
+        onerror: null,
+        addEventListener: (n: string, f: (e: MessageEvent) => void) => (ls[n] = ls[n] ?? []).push(f),
+        close() {
+          rec.closed = true;
+        },
+      };
+      const rec = {
+        url,
+        closed: false,
+        // EventSource keeps the last id for events that carry none (like `end`).
+        fire: (n: string, id: string, d: unknown) => (ls[n] ?? []).forEach((f) => f({ lastEventId: id, data: JSON.stringify(d) } as MessageEvent)),
+      };
+      sources.push(rec);
+      return src as unknown as EventSource;
+    };
+    let state: ReturnType<typeof useRunLogs> | null = null;
+    function Probe() {
+      state = useRunLogs('r1', factory);
+      return null;
+    }
+    render(<Probe />);
+    await act(async () => {
+      sources[0].fire('log', '10', { attempt: 1, seq: 1, stream: 'stdout', line: 'a', at: '' });
+      sources[0].fire('log', '10', { attempt: 1, seq: 1, stream: 'stdout', line: 'a', at: '' });
+      sources[0].fire('log', '11', { attempt: 1, seq: 2, stream: 'stdout', line: 'b', at: '' });
+      sources[0].fire('end', '11', { status: 'succeeded' });
+      await new Promise((r) => setTimeout(r, 50));
+    });
+    expect(state!.lines.map((l) => l.line)).toEqual(['a', 'b']);
+    expect(state!.end).toEqual({ status: 'succeeded' });
+    expect(state!.state).toBe('closed');
+    expect(sources[0].closed).toBe(true);
+  });
+});

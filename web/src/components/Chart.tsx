@@ -30,7 +30,8 @@ export function RunsPerDayChart({ rows, title }: { rows: { day: string; status: 
         title,
         width,
         height: 260,
-        scales: { x: { time: true } },
+        // Half a day of margin each side: one day of data is a readable point, not an axis of years.
+        scales: { x: { time: true, range: (_u, min, max) => [min - 43200, max + 43200] }, y: { range: (_u, _min, max) => [0, Math.max(1, max) * 1.1] } },
         series: [{}, ...statuses.map((s) => ({ label: s, stroke: COLORS[s] ?? '#333', width: 2, points: { show: true } }))],
         axes: [{}, { label: 'runs' }],
       },

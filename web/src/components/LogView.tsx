@@ -31,6 +31,7 @@ export function useRunLogs(runId: string, factory?: EventSourceFactory): LogStat
     const f = follow({
       url: '/v1/runs/' + encodeURIComponent(runId) + '/logs?follow=true',
       events: ['log', 'end'],
+      endEvent: 'end',
       dedupe: true,
       factory,
       onState: (s) => setState(s),
