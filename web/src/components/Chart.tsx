@@ -16,22 +16,27 @@ const COLORS: Record<string, string> = {
 };
 
 /** Runs per day, one line per status (uPlot: decision 0058). */
-export function RunsPerDayChart({ rows, title }: { rows: { day: string; status: string; count: number }[]; title: string }) {
+export function RunsPerDayChart({ rows, title, period }: { rows: { day: string; status: string; count: number }[]; title: string; period: number }) {
   const el = useRef<HTMLDivElement>(null);
   useEffect(() => {
     if (!el.current) return;
-    const days = [...new Set(rows.map((r) => r.day))].sort();
+    // Every day of the period, zero where nothing ran (one point alone makes
+    // uPlot pad the axis by years).
+    const key = (d: string) => d.slice(0, 10);
+    const today = Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate());
+    const daysSet = new Set<string>(rows.map((r) => key(r.day)));
+    for (let i = 0; i < period; i++) daysSet.add(new Date(today - i * 86400000).toISOString().slice(0, 10));
+    const days = [...daysSet].sort();
     const statuses = [...new Set(rows.map((r) => r.status))].sort();
-    const xs = days.map((d) => Date.parse(d.length === 10 ? d + 'T00:00:00Z' : d) / 1000);
-    const series = statuses.map((s) => days.map((d) => rows.find((r) => r.day === d && r.status === s)?.count ?? 0));
+    const xs = days.map((d) => Date.parse(d + 'T00:00:00Z') / 1000);
+    const series = statuses.map((s) => days.map((d) => rows.filter((r) => key(r.day) === d && r.status === s).reduce((n, r) => n + r.count, 0)));
     const width = Math.max(280, Math.min(900, el.current.clientWidth || 600));
     const plot = new uPlot(
       {
         title,
         width,
         height: 260,
-        // Half a day of margin each side: one day of data is a readable point, not an axis of years.
-        scales: { x: { time: true, range: (_u, min, max) => [min - 43200, max + 43200] }, y: { range: (_u, _min, max) => [0, Math.max(1, max) * 1.1] } },
+        scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1, max) * 1.1] } },
         series: [{}, ...statuses.map((s) => ({ label: s, stroke: COLORS[s] ?? '#333', width: 2, points: { show: true } }))],
         axes: [{}, { label: 'runs' }],
       },
@@ -39,6 +44,6 @@ export function RunsPerDayChart({ rows, title }: { rows: { day: string; status: 
       el.current,
     );
     return () => plot.destroy();
-  }, [rows, title]);
+  }, [rows, title, period]);
   return <div ref={el} className="chart" role="img" aria-label={title} />;
 }

@@ -43,7 +43,7 @@ export default function DashboardPage() {
           </div>
           <section aria-labelledby="rpd">
             <h2 id="rpd">Runs per day</h2>
-            {data.runs_per_day?.length ? <RunsPerDayChart rows={data.runs_per_day} title="Runs per day by status" /> : <p>No run in the period.</p>}
+            {data.runs_per_day?.length ? <RunsPerDayChart rows={data.runs_per_day} title="Runs per day by status" period={days} /> : <p>No run in the period.</p>}
           </section>
           <section aria-labelledby="dur">
             <h2 id="dur">Duration per action</h2>
