@@ -279,3 +279,19 @@ describe('useRunLogs', () => {
     expect(sources[0].closed).toBe(true);
   });
 });
+
+describe('Request again', () => {
+  it('prefills the form with the earlier run’s inputs', () => {
+    render(
+      <SessionContext.Provider value={{ session: null, me, refresh: async () => {}, signOut: async () => {} }}>
+        <MemoryRouter initialEntries={[{ pathname: '/actions/echo', state: { inputs: { message: 'again', replicas: 4 } } }]}>
+          <Routes>
+            <Route path="/actions/echo" element={<RequestForm action={echo} />} />
+          </Routes>
+        </MemoryRouter>
+      </SessionContext.Provider>,
+    );
+    expect((screen.getByLabelText(/Message/) as HTMLInputElement).value).toBe('again');
+    expect((screen.getByLabelText(/Replicas/) as HTMLInputElement).value).toBe('4');
+  });
+});

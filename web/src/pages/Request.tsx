@@ -1,5 +1,5 @@
 import { useMemo, useRef, useState } from 'react';
-import { Link, useNavigate, useParams } from 'react-router';
+import { Link, useLocation, useNavigate, useParams } from 'react-router';
 import Form from '@rjsf/core';
 import type { IChangeEvent } from '@rjsf/core';
 import { ApiError, get, post, type Action, type ProblemError, type Run } from '../api';
@@ -19,9 +19,12 @@ export default function RequestPage() {
 export function RequestForm({ action }: { action: Action }) {
   const { me } = useSession();
   const navigate = useNavigate();
+  // "Request again" from a run page brings that run's inputs along.
+  const location = useLocation();
+  const prefill = (location.state as { inputs?: Record<string, unknown> } | null)?.inputs;
   const schema = useMemo(() => formSchema(action.inputs), [action.inputs]);
   const uiSchema = useMemo(() => uiSchemaFor(schema), [schema]);
-  const [formData, setFormData] = useState<Record<string, unknown>>({});
+  const [formData, setFormData] = useState<Record<string, unknown>>(() => ({ ...(prefill ?? {}) }));
   const [extraErrors, setExtraErrors] = useState<Record<string, unknown> | undefined>();
   const [topErrors, setTopErrors] = useState<ProblemError[]>([]);
   const [error, setError] = useState<unknown>(null);

@@ -40,6 +40,15 @@ function ResourceRow({ r, onChange }: { r: Resource; onChange: (r: Resource) => 
       setError(e);
     }
   };
+  const decideExtension = async (decision: 'approve' | 'reject') => {
+    setError(null);
+    try {
+      onChange(await post<Resource>('/v1/resources/' + r.id + '/extension/decisions', { decision }));
+      setNote(decision === 'approve' ? 'Extension approved.' : 'Extension rejected.');
+    } catch (e) {
+      setError(e);
+    }
+  };
   const remove = async () => {
     setError(null);
     try {
@@ -100,6 +109,16 @@ function ResourceRow({ r, onChange }: { r: Resource; onChange: (r: Resource) => 
           </>
         )}
       </dl>
+      {r.pending_extension && r.pending_extension.requested_by !== me?.subject && r.status === 'active' && (
+        <div className="actions-row" aria-label="Decide the extension">
+          <button type="button" className="primary" onClick={() => void decideExtension('approve')}>
+            Approve extension
+          </button>
+          <button type="button" className="danger" onClick={() => void decideExtension('reject')}>
+            Reject extension
+          </button>
+        </div>
+      )}
       {manage && (
         <div className="actions-row">
           {choices.length > 0 && !r.pending_extension && (

@@ -8,6 +8,14 @@ import { useSession } from '../session';
 import { follow } from '../sse';
 import { canCancel, formatTime, isAdmin, redactInputs } from '../util';
 
+/** The run's inputs to prefill a new request with: secret inputs are left
+ *  out (the broker never returns them), to be typed again. */
+function redactFree(run: Run): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...(run.inputs ?? {}) };
+  for (const k of run.secret_inputs ?? []) delete out[k.startsWith('/') ? k.slice(1) : k];
+  return out;
+}
+
 export default function RunPage() {
   const { id = '' } = useParams();
   const { me } = useSession();
@@ -136,7 +144,7 @@ export default function RunPage() {
           </button>
         )}
         {ended && (run.status === 'failed' || run.status === 'timed_out' || run.status === 'cancelled') && (
-          <Link className="button" to={'/actions/' + encodeURIComponent(run.action.id)}>
+          <Link className="button" to={'/actions/' + encodeURIComponent(run.action.id)} state={{ inputs: redactFree(run) }}>
             Request again
           </Link>
         )}
