@@ -70,9 +70,15 @@ export default function RunPage() {
 
   // Live status: every transition of this run reloads it.
   useEffect(() => {
+    // The stream starts at the present: a transition between our GET and the
+    // stream's opening (or while it was reconnecting) would be missed, so
+    // every (re)opening reloads the run once.
     const f = follow({
       url: '/v1/events',
       events: ['run'],
+      onState: (st) => {
+        if (st === 'open') void load();
+      },
       onEvent: (_n, data) => {
         if ((data as { run_id?: string }).run_id === id) void load();
       },

@@ -56,6 +56,10 @@ export default function RunsPage() {
     const f = follow({
       url: '/v1/events',
       events: ['run'],
+      // What changed before the stream opened (or while it reconnected).
+      onState: (st) => {
+        if (st === 'open') void load();
+      },
       onEvent: (_n, data) => {
         const d = data as { run_id: string; to: RunStatus };
         setItems((prev) => {
