@@ -14,8 +14,7 @@
 #include <stdbool.h>
 
 #include "broker.h"
-
-#define GW_SUBJECT_MAX 256
+#include "gw/subject.h" /* GW_SUBJECT_MAX, the canonical subject */
 
 /* Who is calling, as resolved from the bearer token. */
 struct gw_principal {
@@ -81,8 +80,10 @@ void gw_api_runs_list(struct gw_api_ctx *ctx);
 void gw_api_run_events(struct gw_api_ctx *ctx);
 void gw_api_run_logs(struct gw_api_ctx *ctx);
 void gw_api_run_claim(struct gw_api_ctx *ctx);
+void gw_api_run_heartbeat(struct gw_api_ctx *ctx);
 void gw_api_run_cancel(struct gw_api_ctx *ctx);
 void gw_api_run_reconcile(struct gw_api_ctx *ctx);
+void gw_api_worker_drain(struct gw_api_ctx *ctx); /* api_workers.c */
 void gw_api_run_decide(struct gw_api_ctx *ctx);
 void gw_api_approvals_list(struct gw_api_ctx *ctx);
 void gw_api_extension_decide(struct gw_api_ctx *ctx);
@@ -261,6 +262,10 @@ void gw_auth_check(struct gw_api_ctx *ctx, void (*next)(struct gw_api_ctx *ctx))
 /* The same for a token given some other way (POST /v1/session's body):
  * an API token or a JWT, exactly as in the Authorization header. */
 void gw_auth_token(struct gw_api_ctx *ctx, const char *token, void (*next)(struct gw_api_ctx *ctx));
+/* The same for an API token known by its SHA-256 (hex): a dev login code
+ * names the token it signs in as. */
+void gw_auth_token_hash(struct gw_api_ctx *ctx, const char *hash,
+                        void (*next)(struct gw_api_ctx *ctx));
 
 /* Console sessions (session.c, docs/console.md). A request without an
  * Authorization header but with the gw_session cookie is authenticated by

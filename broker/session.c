@@ -427,7 +427,14 @@ void gw_api_session_delete(struct gw_api_ctx *ctx)
 
 /* ---- GET /auth/dev-login?code=C ---- */
 
-static void dev_token_found(void *arg, const PGresult *res, const struct gw_error *err);
+static void dev_token_ok(struct gw_api_ctx *ctx)
+{
+    if (gw_principal_worker_only(&ctx->principal)) {
+        gw_api_problem(ctx, 403, "forbidden", NULL, "a worker token cannot sign in to the console");
+        return;
+    }
+    gw_session_start(ctx, "dev", GW_SESSION_REPLY_REDIRECT, "/ui/");
+}
 
 static void dev_code_used(void *arg, const PGresult *res, const struct gw_error *err)
 {
@@ -438,53 +445,17 @@ static void dev_code_used(void *arg, const PGresult *res, const struct gw_error 
     }
     if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
         gw_api_problem(ctx, 401, "login_code_invalid", NULL,
-                       "this login link is unknown, expired or already used; `gangway dev` "
-                       "prints a new one when it starts (or run `gangway dev login-link`)");
+                       "this login link is unknown, expired or already used; restart `gangway "
+                       "dev` for a new one");
         return;
     }
-    snprintf(ctx->token_hash, sizeof(ctx->token_hash), "%s", PQgetvalue(res, 0, 0));
-    const char *params[] = {ctx->token_hash};
-    gw_api_query_or_503(ctx, "dev_login_token",
-                        "SELECT subject, to_json(teams)::text, to_json(roles)::text"
-                        " FROM gw_api_tokens WHERE token_hash = $1 AND revoked_at IS NULL"
-                        " AND (expires_at IS NULL OR expires_at > now())",
-                        1, params, dev_token_found);
-}
-
-static void dev_token_found(void *arg, const PGresult *res, const struct gw_error *err)
-{
-    struct gw_api_ctx *ctx = arg;
-    if (err != NULL) {
-        gw_api_pg_failed(ctx, err);
-        return;
-    }
-    if (PQntuples(res) != 1) {
-        gw_api_problem(ctx, 401, "login_code_invalid", NULL,
-                       "the token this login link signs in as was revoked");
-        return;
-    }
-    struct gw_principal *p = &ctx->principal;
-    snprintf(p->subject, sizeof(p->subject), "%s", PQgetvalue(res, 0, 0));
-    json_t *teams = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
-    json_t *roles = json_loads(PQgetvalue(res, 0, 2), 0, NULL);
-    size_t i;
-    json_t *r;
-    json_array_foreach(roles, i, r)
-    {
-        const char *s = json_string_value(r);
-        p->admin = p->admin || (s != NULL && strcmp(s, "admin") == 0);
-        p->worker = p->worker || (s != NULL && strcmp(s, "worker") == 0);
-    }
-    p->teams_json = json_dumps(teams, JSON_COMPACT);
-    p->teams_pg = gw_api_pg_array(teams);
-    json_decref(teams);
-    json_decref(roles);
-    if (p->teams_json == NULL || p->teams_pg == NULL) {
+    /* The token it names, checked like any API token (revoked: 401). */
+    char *hash = gw_api_printf(ctx, "%s", PQgetvalue(res, 0, 0));
+    if (hash == NULL) {
         gw_api_oom(ctx);
         return;
     }
-    ctx->auth_method = GW_AUTH_API_TOKEN;
-    gw_session_start(ctx, "dev", GW_SESSION_REPLY_REDIRECT, "/ui/");
+    gw_auth_token_hash(ctx, hash, dev_token_ok);
 }
 
 void gw_api_dev_login(struct gw_api_ctx *ctx)

@@ -53,6 +53,32 @@ include-operation-id = "streamEvents"
 request-timeout = 1.0
 max-stream-events = 20
 generation.max-examples = 6
+
+# The console's browser sign-in endpoints answer 4xx to anything but a real
+# sign-in (no provider here, not dev mode): a few cases each cover them.
+[[operations]]
+include-operation-id = "oidcLogin"
+generation.max-examples = 25
+
+[[operations]]
+include-operation-id = "oidcCallback"
+generation.max-examples = 25
+
+[[operations]]
+include-operation-id = "devLogin"
+generation.max-examples = 25
+
+[[operations]]
+include-operation-id = "authProviders"
+generation.max-examples = 25
+
+[[operations]]
+include-operation-id = "sessionGet"
+generation.max-examples = 25
+
+[[operations]]
+include-operation-id = "sessionDelete"
+generation.max-examples = 25
 """
 
 
