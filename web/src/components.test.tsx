@@ -295,3 +295,44 @@ describe('Request again', () => {
     expect((screen.getByLabelText(/Replicas/) as HTMLInputElement).value).toBe('4');
   });
 });
+
+describe('Runs page', () => {
+  it('shows mine by default and everything visible under "All"', async () => {
+    const { default: RunsPage } = await import('./pages/Runs');
+    const mk = (id: string, subject: string, teams: string[]): Run => ({
+      id,
+      action: { id: 'echo' },
+      status: 'succeeded',
+      attempt: 1,
+      inputs: {},
+      requested_by: { subject, teams },
+      created_at: '2026-01-01T00:00:00Z',
+    });
+    vi.spyOn(globalThis, 'fetch').mockImplementation(async () =>
+      jsonResponse(200, { items: [mk('r-mine', 'bob', ['payments']), mk('r-team', 'eve', ['payments']), mk('r-other', 'zed', ['ops'])], next_cursor: null }),
+    );
+    // No live stream in jsdom: a source that never says anything.
+    (globalThis as unknown as { EventSource: unknown }).EventSource = class {
+      onopen = null;
+      onerror = null;
+      addEventListener() {}
+      close() {}
+    };
+    render(
+      <SessionContext.Provider value={{ session: null, me, refresh: async () => {}, signOut: async () => {} }}>
+        <MemoryRouter initialEntries={['/runs']}>
+          <Routes>
+            <Route path="/runs" element={<RunsPage />} />
+          </Routes>
+        </MemoryRouter>
+      </SessionContext.Provider>,
+    );
+    await waitFor(() => expect(document.querySelector('tr[data-run="r-mine"]')).not.toBeNull());
+    expect(document.querySelector('tr[data-run="r-team"]')).toBeNull();
+    fireEvent.click(screen.getByLabelText(/My teams/));
+    await waitFor(() => expect(document.querySelector('tr[data-run="r-team"]')).not.toBeNull());
+    expect(document.querySelector('tr[data-run="r-other"]')).toBeNull();
+    fireEvent.click(screen.getByLabelText(/All I may see/));
+    await waitFor(() => expect(document.querySelector('tr[data-run="r-other"]')).not.toBeNull());
+  });
+});
