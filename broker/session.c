@@ -317,7 +317,11 @@ void gw_session_start(struct gw_api_ctx *ctx, const char *method, enum gw_sessio
         ua_cut[0] != '\0' ? ua_cut : NULL,
     };
     if (gw_pg_query(ctx->b->pg, "session_start",
-                    "INSERT INTO gw_sessions (id_hash, subject, teams, roles, method, issuer,"
+                    /* Sessions over for a week go with each sign-in: the table
+                     * keeps recent sign-ins, not all of them. */
+                    "WITH gone AS (DELETE FROM gw_sessions WHERE coalesce(revoked_at,"
+                    " expires_at) < now() - interval '7 days')"
+                    " INSERT INTO gw_sessions (id_hash, subject, teams, roles, method, issuer,"
                     " token_hash, csrf_token, expires_at, idle_seconds, user_agent)"
                     " VALUES ($1, $2, $3::text[], $4::text[], $5, $6, $7, $8,"
                     " CASE WHEN $11::bigint > 0 THEN least(now() + make_interval(secs => $9::int),"

@@ -79,6 +79,16 @@ generation.max-examples = 25
 [[operations]]
 include-operation-id = "sessionDelete"
 generation.max-examples = 25
+
+# Sign-in with a token body and the dashboard's one parameter: fewer cases
+# reach all their answers.
+[[operations]]
+include-operation-id = "sessionCreate"
+generation.max-examples = 100
+
+[[operations]]
+include-operation-id = "dashboard"
+generation.max-examples = 60
 """
 
 

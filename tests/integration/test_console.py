@@ -188,6 +188,12 @@ def expiry(s, dave):
     s.sql("UPDATE gw_sessions SET expires_at = now() - interval '1 second' WHERE id_hash = '%s'" % h)
     r = with_cookie(s, "GET", "/v1/me", cookie)
     check(r.status == 401, "a session past its expiry is refused", r.status, r.body)
+    # Sessions over for more than a week go with the next sign-in.
+    s.sql("INSERT INTO gw_sessions (id_hash, subject, method, csrf_token, expires_at, idle_seconds, created_at)"
+          " VALUES ('old', 'user:default/dave', 'token', 'x', now() - interval '8 days', 60, now() - interval '9 days')")
+    sign_in(s, dave)
+    check(s.sql("SELECT count(*) FROM gw_sessions WHERE id_hash = 'old'") == "0", "old sessions are cleaned up")
+    check(s.sql("SELECT count(*) FROM gw_sessions WHERE id_hash = '%s'" % h) == "1", "recent ones stay")
     # Idle timeout (--session-idle 2): unused for 3 s, refused; a used one lives on.
     c_idle, _, _ = sign_in(s, dave)
     c_busy, _, _ = sign_in(s, dave)
