@@ -18,6 +18,34 @@ BEGIN
         p_status := 'failed';
         p_reason := 'plan_missing';
     END IF;
+    IF r.operation = 'plan' AND p_status = 'succeeded' AND p_outputs ? 'plan_checks' THEN
+        -- The compliance gate (decision 0066): the findings stay with the run.
+        UPDATE gw_runs SET plan_checks = p_outputs -> 'plan_checks' WHERE id = p_id
+        RETURNING * INTO r;
+        INSERT INTO gw_audit_log (actor, verb, object, detail)
+        VALUES (p_actor, CASE WHEN r.plan_checks ->> 'passed' = 'true' THEN 'run.plan_checks_passed'
+                              ELSE 'run.plan_checks_failed' END, 'run:' || r.id,
+                jsonb_build_object('plan_sha256', p_outputs ->> 'plan_sha256',
+                                   'findings', r.plan_checks -> 'findings'));
+        IF r.plan_checks ->> 'passed' = 'false' THEN
+            IF r.approval_rule ? 'plan_checks_override' THEN
+                -- Only the override's approvers may let it through, and they
+                -- must acknowledge the findings.
+                UPDATE gw_runs SET approval_rule = approval_rule
+                    || jsonb_build_object(
+                           'approvals', coalesce(approval_rule -> 'plan_checks_override' -> 'approvals',
+                                                 approval_rule -> 'approvals'),
+                           'from_teams', coalesce(approval_rule -> 'plan_checks_override' -> 'from_teams',
+                                                  '[]'::jsonb),
+                           'from_roles', coalesce(approval_rule -> 'plan_checks_override' -> 'from_roles',
+                                                  '[]'::jsonb))
+                WHERE id = p_id RETURNING * INTO r;
+            ELSE
+                p_status := 'failed';
+                p_reason := 'policy_check_failed';
+            END IF;
+        END IF;
+    END IF;
     IF r.operation = 'plan' AND p_status = 'succeeded' THEN
         -- The plan is ready: now ask for approval, bound to this plan.
         UPDATE gw_runs SET status = 'pending_approval', operation = 'create',
