@@ -9,10 +9,11 @@ checker that fails, and one that times out, block the run. Skipped (77)
 without services or a terraform/tofu binary."""
 import json
 import os
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SRC, Stack, check, main, need_terraform, write_action  # noqa: E402
+from harness import GANGWAY, SRC, Stack, check, main, need_terraform, write_action  # noqa: E402
 
 POLICIES = os.path.join(SRC, "examples", "policies", "plan")
 INPUTS = {"type": "object", "required": ["name"],
@@ -35,6 +36,15 @@ def audit(s, verb, rid):
     out = s.sql("SELECT coalesce(json_agg(detail ORDER BY id), '[]') FROM gw_audit_log "
                 "WHERE verb = '%s' AND object = 'run:%s'" % (verb, rid))
     return json.loads(out)
+
+
+def cli(s, token, *args):
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": s.tmp,
+           "XDG_CONFIG_HOME": os.path.join(s.tmp, "xdg"), "GANGWAY_URL": s.url,
+           "GANGWAY_TOKEN": token}
+    p = subprocess.run([GANGWAY] + list(args), capture_output=True, text=True, env=env,
+                       stdin=subprocess.DEVNULL, timeout=60)
+    return p.returncode, p.stdout, p.stderr
 
 
 def test():
@@ -112,6 +122,13 @@ exit 3
               "only the override's approvers may decide, acknowledging", run["approval"])
         r = s.post("/v1/runs/%s/decisions" % rid, {"decision": "approve"}, token=carol)
         check(r.status in (403, 404), "the plain rule's approvers cannot override", r.status, r.body)
+        rc, out, err = cli(s, dave, "approvals")
+        check(rc == 0 and "CHECKS" in out
+              and "FAILED, acknowledge: required-labels terraform_data.environment" in out,
+              "gangway approvals shows the findings to acknowledge", rc, out, err)
+        rc, out, err = cli(s, dave, "approve", rid)
+        check(rc != 0 and "acknowledge_findings" in err,
+              "gangway approve without --acknowledge-findings is refused", rc, out, err)
         r = s.post("/v1/runs/%s/decisions" % rid, {"decision": "approve"}, token=dave)
         check(r.status == 422 and r.json()["code"] == "validation_failed"
               and r.json()["errors"][0]["pointer"] == "/acknowledge_findings",
@@ -122,12 +139,12 @@ exit 3
               "acknowledge_findings must be a boolean", r.status, r.body)
         check(s.sql("SELECT count(*) FROM gw_approvals WHERE run_id = '%s'" % rid) == "0",
               "a refused decision records nothing")
-        r = s.post("/v1/runs/%s/decisions" % rid,
-                   {"decision": "approve", "acknowledge_findings": True, "comment": "risk accepted"},
-                   token=dave)
-        check(r.status == 200 and r.json()["status"] == "queued", "acknowledged: approved", r.body)
+        rc, out, err = cli(s, dave, "approve", rid, "--acknowledge-findings", "-m", "risk accepted")
+        check(rc == 0 and "queued" in out, "acknowledged (gangway approve --acknowledge-findings): "
+              "approved and queued", rc, out, err)
         a = audit(s, "approval.approve", rid)
-        check(len(a) == 1 and a[0].get("acknowledged_findings") == run["plan_checks"]["findings"],
+        check(len(a) == 1 and a[0].get("acknowledged_findings") == run["plan_checks"]["findings"]
+              and a[0].get("comment") == "risk accepted",
               "the acknowledgement is audited with the findings", a)
         done = s.wait_run(rid, timeout=180)
         check(done["status"] == "succeeded", "the overridden plan applies", done)
