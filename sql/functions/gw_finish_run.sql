@@ -84,6 +84,8 @@ BEGIN
                                                  'needs_reconciliation', r.needs_reconciliation)));
     IF r.operation = 'reconcile' THEN
         PERFORM gw_reconcile_after_run(r);
+    ELSIF r.operation = 'drift' THEN
+        PERFORM gw_drift_after_run(r); -- decision 0067
     ELSE
         PERFORM gw_resource_after_run(r);
         IF p_reconcile AND r.needs_reconciliation THEN

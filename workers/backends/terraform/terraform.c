@@ -130,10 +130,12 @@ static json_t *run_secret_paths(const struct gw_run *run)
     return run->secret_paths;
 }
 
-/* A reconcile step (the runtime's operation) only plans. */
+/* A reconcile step (the runtime's operation) only plans; so does a
+ * scheduled drift check (decision 0067), the same step on a timer. */
 static bool run_is_reconcile(const struct gw_run *run)
 {
-    return run->operation != NULL && strcmp(run->operation, "reconcile") == 0;
+    return run->operation != NULL &&
+           (strcmp(run->operation, "reconcile") == 0 || strcmp(run->operation, "drift") == 0);
 }
 
 /* A teardown run (the runtime's operation) destroys whatever the config says. */
@@ -550,23 +552,29 @@ static void digest_work(uv_work_t *req)
         json_decref(show);
         return;
     }
-    json_decref(show);
     json_object_set_new(t->outputs, "plan", sum);
     snprintf(path, sizeof(path), "%s/%s", t->workdir, t->plan_file);
     if (gw_tf_file_sha256(path, t->plan_sha, msg, sizeof(msg)) != 0) {
+        json_decref(show);
         fail(t, "backend_error", -1, "plan file: %s", msg);
         return;
     }
     if (t->want_sha[0] != '\0' && strcmp(t->plan_sha, t->want_sha) != 0) {
+        json_decref(show);
         fail(t, "stale_plan", -1, "saved plan %s changed before apply", t->want_sha);
         return;
     }
     if (t->reconcile) {
-        /* Nothing will apply it, and it holds the inputs. */
+        /* Nothing will apply it, and it holds the inputs. The addresses
+         * that would change are the drift's summary. */
         unlink(path);
-        json_object_set_new(t->outputs, "reconcile", json_pack("{s:b}", "changes", t->drift));
+        json_object_set_new(t->outputs, "reconcile",
+                            json_pack("{s:b, s:o}", "changes", t->drift, "resources",
+                                      gw_tf_plan_changes(show, 50)));
+        json_decref(show);
         return;
     }
+    json_decref(show);
     json_object_set_new(t->outputs, "plan_sha256", json_string(t->plan_sha));
     if (t->op == OP_PLAN) {
         /* Kept under its hash for the apply an approval will bind to it. */
