@@ -20,14 +20,21 @@ DECLARE
     started integer := 0;
 BEGIN
     FOR rec IN
-        SELECT r.id, r.worker_type, r.drift_next_at, r.drift_run_id, r.created_by_run,
-               (a.definition #>> '{drift,interval_seconds}')::integer AS interval_s
-        FROM gw_resources r
-        CROSS JOIN LATERAL (SELECT definition FROM gw_actions
-                            WHERE id = r.action_id ORDER BY loaded_at DESC LIMIT 1) a
+        -- The actions whose latest definition asks for drift checks (a small
+        -- table), then their live resources by the action index: a catalog
+        -- without drift costs one look at gw_actions per tick.
+        WITH drift_actions AS (
+            SELECT id, interval_s FROM (
+                SELECT DISTINCT ON (id) id,
+                       CASE WHEN jsonb_typeof(definition #> '{drift,interval_seconds}') = 'number'
+                            THEN (definition #>> '{drift,interval_seconds}')::integer END AS interval_s
+                FROM gw_actions ORDER BY id, loaded_at DESC) latest
+            WHERE interval_s IS NOT NULL)
+        SELECT r.id, r.worker_type, r.drift_next_at, r.drift_run_id, r.created_by_run, a.interval_s
+        FROM drift_actions a
+        JOIN gw_resources r ON r.action_id = a.id AND r.status <> 'deleted'
         WHERE r.status = 'active' AND r.worker_type IN ('terraform')
           AND (r.drift_next_at IS NULL OR r.drift_next_at <= clock_timestamp())
-          AND jsonb_typeof(a.definition #> '{drift,interval_seconds}') = 'number'
         ORDER BY r.drift_next_at NULLS FIRST
         LIMIT 100
         FOR UPDATE OF r SKIP LOCKED
@@ -44,9 +51,10 @@ BEGIN
                 AND d.status IN ('accepted', 'queued', 'running')) THEN
             CONTINUE;
         END IF;
+        -- Active runs are few (gw_runs_active_by_action, migration 0010).
         SELECT count(*) INTO active FROM gw_runs
-        WHERE operation = 'drift' AND worker_type = rec.worker_type
-          AND status IN ('accepted', 'queued', 'running');
+        WHERE status IN ('accepted', 'pending_approval', 'queued', 'running')
+          AND operation = 'drift' AND worker_type = rec.worker_type;
         IF active >= p_max_per_type THEN
             CONTINUE; -- due, and taken at a later tick
         END IF;
