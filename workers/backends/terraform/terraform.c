@@ -62,6 +62,7 @@ struct tf_run {
     char *module_cfg, *binary_cfg, *state_cfg;
     char want_sha[65]; /* the saved plan to apply, "" when none */
     bool reconcile;    /* plan -detailed-exitcode only (decision 0045) */
+    bool drift_check;  /* ... as a scheduled drift check (decision 0067) */
     bool drift;        /* ... and it exited 2: changes are left to do */
     uint64_t grace_ms;
     json_t *secrets; /* strings redacted from log lines */
@@ -243,6 +244,7 @@ int gw_terraform_backend_create(struct gw_run *run, struct gw_error *err)
     t->run = run;
     t->op = strcmp(op, "destroy") == 0 ? OP_DESTROY : strcmp(op, "plan") == 0 ? OP_PLAN : OP_APPLY;
     t->reconcile = run_is_reconcile(run);
+    t->drift_check = t->reconcile && strcmp(run->operation, "drift") == 0;
     if (want != NULL)
         memcpy(t->want_sha, want, 65);
     x = json_object_get(cfg, "kill_grace_seconds");
@@ -565,12 +567,13 @@ static void digest_work(uv_work_t *req)
         return;
     }
     if (t->reconcile) {
-        /* Nothing will apply it, and it holds the inputs. The addresses
-         * that would change are the drift's summary. */
+        /* Nothing will apply it, and it holds the inputs. A drift check
+         * also names the addresses that would change (the drift's summary). */
         unlink(path);
-        json_object_set_new(t->outputs, "reconcile",
-                            json_pack("{s:b, s:o}", "changes", t->drift, "resources",
-                                      gw_tf_plan_changes(show, 50)));
+        json_object_set_new(t->outputs, "reconcile", json_pack("{s:b}", "changes", t->drift));
+        if (t->drift_check)
+            json_object_set_new(json_object_get(t->outputs, "reconcile"), "resources",
+                                gw_tf_plan_changes(show, 50));
         json_decref(show);
         return;
     }
