@@ -245,7 +245,8 @@ static bool submit_parse(struct submit *s)
     struct gw_api_ctx *ctx = s->ctx;
     const char *ctype = gw_http_req_header(ctx->req, "content-type");
 
-    s->idem = gw_http_req_header(ctx->req, "idempotency-key");
+    s->idem = ctx->idempotency_key != NULL ? ctx->idempotency_key
+                                           : gw_http_req_header(ctx->req, "idempotency-key");
     if (ctype != NULL && strncasecmp(ctype, "application/json", 16) != 0) {
         gw_api_problem(ctx, 415, "unsupported_media_type", NULL,
                        "the request body must be application/json");
@@ -365,7 +366,7 @@ static void submit_persist(struct submit *s)
      * quota go with `args`, even when packing fails. */
     json_t *args = json_pack(
         "{s:s, s:s, s:s, s:s, s:s?, s:O, s:o, s:s, s:o, s:s?, s:s, s:i, s:i, s:b, s:o, s:O?,"
-        " s:o?, s:o?, s:s?, s:s?}",
+        " s:o?, s:o?, s:s?, s:s?, s:s?}",
         "id", s->run_id, "action_id", a->id, "action_version", a->version, "worker_type",
         a->worker_type, "key", s->key, "inputs", s->inputs, "inputs_redacted", s->redacted,
         "subject", ctx->principal.subject, "teams",
@@ -373,7 +374,8 @@ static void submit_persist(struct submit *s)
         "request_hash", s->hash, "timeout_seconds", a->timeout_seconds, "max_attempts",
         a->max_attempts, "retryable", a->retryable, "secret_paths", s->secrets, "ttl_seconds",
         s->ttl, "approval", s->approval, "quota", a->quota ? json_loads(a->quota, 0, NULL) : NULL,
-        "break_glass", s->bg_reason, "justification", s->why);
+        "break_glass", s->bg_reason, "justification", s->why, "via",
+        ctx->principal.via[0] != '\0' ? ctx->principal.via : NULL);
     const char *doc = args != NULL ? gw_api_dump(ctx, args, JSON_COMPACT) : NULL;
     json_decref(args);
     if (doc == NULL) {
