@@ -63,11 +63,18 @@ BEGIN
                 jsonb_build_object('plan_sha256', r.plan_sha256, 'plan', r.plan_summary));
         PERFORM gw_webhook('approval.requested', jsonb_build_object(
             'type', 'approval.requested', 'run', gw_run_json(r),
-            'text', format('Gangway: %s asks to apply %s (plan %s: %s).%s Decide with POST /v1/runs/%s/decisions.',
+            'text', format('Gangway: %s asks to apply %s (plan %s: %s).%s%s Decide with POST /v1/runs/%s/decisions.',
                            r.requested_by, r.action_id, left(r.plan_sha256, 12),
                            coalesce(r.plan_summary::text, 'no summary'),
                            CASE WHEN r.justification IS NULL THEN ''
-                                ELSE format(' Justification: "%s".', r.justification) END, r.id)));
+                                ELSE format(' Justification: "%s".', r.justification) END,
+                           -- Decision 0066: the approvers see the findings.
+                           CASE WHEN r.plan_checks ->> 'passed' = 'false'
+                                THEN format(' The plan FAILED its compliance checks (%s finding(s): %s); approving needs acknowledge_findings.',
+                                            jsonb_array_length(r.plan_checks -> 'findings'),
+                                            (SELECT string_agg(f ->> 'rule' || ' ' || (f ->> 'address'), '; ')
+                                             FROM jsonb_array_elements(r.plan_checks -> 'findings') f))
+                                ELSE '' END, r.id)));
         RETURN;
     END IF;
     UPDATE gw_runs SET status = p_status, reason = p_reason, outputs = coalesce(p_outputs, outputs),

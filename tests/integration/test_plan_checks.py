@@ -122,6 +122,11 @@ exit 3
               "only the override's approvers may decide, acknowledging", run["approval"])
         r = s.post("/v1/runs/%s/decisions" % rid, {"decision": "approve"}, token=carol)
         check(r.status in (403, 404), "the plain rule's approvers cannot override", r.status, r.body)
+        text = s.sql("SELECT payload ->> 'text' FROM gw_webhooks WHERE kind = 'approval.requested'"
+                     " AND payload -> 'run' ->> 'id' = '%s'" % rid)
+        check("FAILED its compliance checks (1 finding(s): required-labels "
+              "terraform_data.environment)" in text and "acknowledge_findings" in text,
+              "the approval notification names the findings", text)
         rc, out, err = cli(s, dave, "approvals")
         check(rc == 0 and "CHECKS" in out
               and "FAILED, acknowledge: required-labels terraform_data.environment" in out,
