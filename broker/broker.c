@@ -40,6 +40,8 @@ static void stats_done(void *arg, const PGresult *res, const struct gw_error *er
     b->metrics.outbox_oldest_age_s = atof(PQgetvalue(res, 0, 1));
     for (int i = 0; i < 4; i++)
         b->metrics.runs_active[i] = atoll(PQgetvalue(res, 0, 2 + i));
+    for (int i = 0; i < 3; i++)
+        b->metrics.resources_drift[i] = atoll(PQgetvalue(res, 0, 6 + i));
 }
 
 static void stats_tick(uv_timer_t *t)
@@ -55,7 +57,13 @@ static void stats_tick(uv_timer_t *t)
                     " (SELECT count(*) FROM gw_runs WHERE status = 'accepted'),"
                     " (SELECT count(*) FROM gw_runs WHERE status = 'pending_approval'),"
                     " (SELECT count(*) FROM gw_runs WHERE status = 'queued'),"
-                    " (SELECT count(*) FROM gw_runs WHERE status = 'running')",
+                    " (SELECT count(*) FROM gw_runs WHERE status = 'running'),"
+                    " (SELECT count(*) FROM gw_resources WHERE status <> 'deleted'"
+                    " AND drift_status = 'in_sync'),"
+                    " (SELECT count(*) FROM gw_resources WHERE status <> 'deleted'"
+                    " AND drift_status = 'drifted'),"
+                    " (SELECT count(*) FROM gw_resources WHERE status <> 'deleted'"
+                    " AND drift_status = 'check_failed')",
                     0, NULL, stats_done, b) < 0)
         b->stats_busy = false;
 }
@@ -122,6 +130,8 @@ struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_optio
         b->opts.requeue_after_s = 600;
     if (b->opts.reaper_interval_ms <= 0)
         b->opts.reaper_interval_ms = 1000;
+    if (b->opts.drift_max_per_type <= 0)
+        b->opts.drift_max_per_type = 2;
     if (b->opts.audit_checkpoint_every_s <= 0)
         b->opts.audit_checkpoint_every_s = 60;
     if (b->opts.audit_checkpoint_every_n <= 0)

@@ -37,6 +37,7 @@ struct gw_broker_options {
     int heartbeat_timeout_s;        /* reaper: lost after this; default 3 x interval */
     int requeue_after_s;            /* reaper: republish queued runs; default 600 */
     int reaper_interval_ms;         /* default 1000 */
+    int drift_max_per_type;         /* drift checks active at once per worker type; default 2 */
     bool no_create_topics;          /* skip CreateTopics at start (mock cluster) */
     int topic_partitions;           /* of the topics it creates; 0 = 8 */
     const char *webhook_url;        /* where notifications are POSTed; NULL = none */
@@ -89,7 +90,8 @@ struct gw_broker_metrics {
     /* Refreshed by a periodic query. */
     long long outbox_pending;
     double outbox_oldest_age_s;
-    long long runs_active[4]; /* accepted, pending_approval, queued, running */
+    long long runs_active[4];     /* accepted, pending_approval, queued, running */
+    long long resources_drift[3]; /* in_sync, drifted, check_failed (decision 0067) */
 };
 
 struct gw_relay;

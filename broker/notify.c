@@ -17,8 +17,13 @@ static const char *const route_keys[] = {
     "name",    "description",    "events",         "actions", "teams", "url",
     "url_env", "approver_teams", "approver_roles", "format",  NULL,
 };
-static const char *const kinds[] = {"approval.requested", "approval.decided", "extension.requested",
-                                    "resource.expiring",  "run.break_glass",  NULL};
+static const char *const kinds[] = {"approval.requested",
+                                    "approval.decided",
+                                    "extension.requested",
+                                    "resource.expiring",
+                                    "resource.drifted",
+                                    "run.break_glass",
+                                    NULL};
 
 static int fail(char *ptr, size_t pcap, char *msg, size_t mcap, const char *p, const char *m)
 {
@@ -93,7 +98,8 @@ int gw_notify_validate(const json_t *n, char *ptr, size_t pcap, char *msg, size_
                 snprintf(p, sizeof(p), "/notifications/routes/%zu/events/%zu", i, j);
                 return fail(ptr, pcap, msg, mcap, p,
                             "unknown event (expected approval.requested, approval.decided, "
-                            "extension.requested, resource.expiring, run.break_glass)");
+                            "extension.requested, resource.expiring, resource.drifted, "
+                            "run.break_glass)");
             }
         }
         json_t *url = json_object_get(r, "url"), *env = json_object_get(r, "url_env");

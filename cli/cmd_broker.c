@@ -160,6 +160,7 @@ int gw_cmd_broker(int argc, char **argv)
         .heartbeat_interval_s = atoi(f.hb),
         .heartbeat_timeout_s = atoi(f.hbt),
         .requeue_after_s = atoi(f.requeue),
+        .drift_max_per_type = atoi(gw_opt(NULL, "GW_DRIFT_MAX_PER_TYPE", "2")),
         .no_create_topics = !create_topics,
         .topic_partitions = atoi(partitions),
         .pg_queue_timeout_ms = atoi(f.pg_queue_timeout),
