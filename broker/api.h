@@ -14,8 +14,7 @@
 #include <stdbool.h>
 
 #include "broker.h"
-
-#define GW_SUBJECT_MAX 256
+#include "gw/subject.h" /* GW_SUBJECT_MAX, the canonical subject */
 
 /* Who is calling, as resolved from the bearer token. */
 struct gw_principal {
@@ -69,8 +68,10 @@ void gw_api_runs_list(struct gw_api_ctx *ctx);
 void gw_api_run_events(struct gw_api_ctx *ctx);
 void gw_api_run_logs(struct gw_api_ctx *ctx);
 void gw_api_run_claim(struct gw_api_ctx *ctx);
+void gw_api_run_heartbeat(struct gw_api_ctx *ctx);
 void gw_api_run_cancel(struct gw_api_ctx *ctx);
 void gw_api_run_reconcile(struct gw_api_ctx *ctx);
+void gw_api_worker_drain(struct gw_api_ctx *ctx); /* api_workers.c */
 void gw_api_run_decide(struct gw_api_ctx *ctx);
 void gw_api_approvals_list(struct gw_api_ctx *ctx);
 void gw_api_extension_decide(struct gw_api_ctx *ctx);

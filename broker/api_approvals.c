@@ -251,16 +251,17 @@ void gw_api_approvals_list(struct gw_api_ctx *ctx)
                             ctx->principal.teams_pg ? ctx->principal.teams_pg : teams_empty,
                             d.roles, d.actions};
     /* What the caller may decide: pending, of an action it may decide, not
-     * its own, not decided by it yet, and it is in the rule's teams or roles
+     * its own, not decided by it yet (subjects compared canonical: $1 is,
+     * an older row may not be; gw_subject_key), and it is in the rule's teams or roles
      * (or the rule names none). */
     int rc =
         gw_pg_query(ctx->b->pg, "approvals_list",
                     "SELECT json_build_object('items', coalesce(json_agg(gw_run_json(r)"
                     " ORDER BY r.created_at), '[]'::json))::text FROM gw_runs r"
-                    " WHERE r.status = 'pending_approval' AND r.requested_by <> $1"
+                    " WHERE r.status = 'pending_approval' AND gw_subject_key(r.requested_by) <> $1"
                     " AND ('*' = ANY ($4::text[]) OR r.action_id = ANY ($4::text[]))"
                     " AND NOT EXISTS (SELECT 1 FROM gw_approvals a WHERE a.run_id = r.id"
-                    " AND a.approver = $1)"
+                    " AND gw_subject_key(a.approver) = $1)"
                     " AND ((jsonb_array_length(coalesce(r.approval_rule -> 'from_teams', '[]')) = 0"
                     " AND jsonb_array_length(coalesce(r.approval_rule -> 'from_roles', '[]')) = 0)"
                     " OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(coalesce("
@@ -278,7 +279,8 @@ void gw_api_approvals_list(struct gw_api_ctx *ctx)
 static const struct refusal extension_refusals[] = {
     {"forbidden", 403, "forbidden", "deciding on this action needs decide_approvals"},
     {"no_pending", 409, "no_pending_extension", "no extension of this resource is waiting"},
-    {"self_approval", 403, "self_approval", "the requester of an extension cannot decide it"},
+    {"self_approval", 403, "self_approval",
+     "the requester of an extension, and the owner of the resource, cannot decide it"},
     {"not_eligible", 403, "not_an_approver",
      "you are not in the teams or roles this extension's rule names"},
     {"already_decided", 409, "already_decided", "you already decided on this extension"},

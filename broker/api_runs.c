@@ -570,6 +570,73 @@ void gw_api_run_claim(struct gw_api_ctx *ctx)
                   params, claim_done);
 }
 
+/* ------------------------------------------------------------- heartbeat */
+
+/* The internal heartbeat endpoint of a run's supervisor (docs/reattach.md):
+ * the supervisor of a detached worker's run proves the run alive here and
+ * learns from the answer whether it was cancelled or taken from it. */
+
+static void heartbeat_done(struct gw_api_ctx *ctx, const PGresult *res)
+{
+    const char *result = PQgetvalue(res, 0, 0);
+    char body[96];
+    if (strcmp(result, "not_found") == 0) {
+        gw_api_run_not_found(ctx);
+        return;
+    }
+    if (strcmp(result, "running") == 0 || strcmp(result, "cancel_requested") == 0) {
+        snprintf(body, sizeof(body), "{\"result\":\"%s\"}", result);
+        gw_api_reply(ctx, 200, NULL, body, strlen(body));
+        return;
+    }
+    gw_api_problem(ctx, 409, "heartbeat_refused", NULL, "%s", result);
+}
+
+void gw_api_run_heartbeat(struct gw_api_ctx *ctx)
+{
+    json_t *body, *attempt, *worker, *v;
+    const char *k;
+    char attempt_s[16];
+
+    /* The router admits only tokens with role worker or admin here. */
+    if (!gw_uuid_valid(ctx->id)) {
+        gw_api_run_not_found(ctx);
+        return;
+    }
+    body = gw_api_body(ctx);
+    if (body == NULL)
+        return;
+    json_object_foreach(body, k, v)
+    {
+        if (strcmp(k, "attempt") != 0 && strcmp(k, "worker_id") != 0) {
+            gw_api_problem(ctx, 400, "invalid_heartbeat",
+                           gw_api_field_error("", "additionalProperties", k),
+                           "unknown field '%s' in a heartbeat", k);
+            return;
+        }
+    }
+    attempt = json_object_get(body, "attempt");
+    worker = json_object_get(body, "worker_id");
+    if (!json_is_integer(attempt) || json_integer_value(attempt) < 1 ||
+        json_integer_value(attempt) > 1000000) {
+        gw_api_problem(ctx, 400, "invalid_heartbeat",
+                       gw_api_field_error("/attempt", "type", "an integer from 1 to 1000000"),
+                       "attempt must be an integer from 1 to 1000000");
+        return;
+    }
+    if (!json_is_string(worker) || gw_api_text_len(worker) > 200) {
+        gw_api_problem(
+            ctx, 400, "invalid_heartbeat",
+            gw_api_field_error("/worker_id", "type", "a string of at most 200 characters"),
+            "worker_id must be a string of at most 200 characters");
+        return;
+    }
+    snprintf(attempt_s, sizeof(attempt_s), "%lld", (long long)json_integer_value(attempt));
+    const char *params[] = {ctx->id, attempt_s, json_string_value(worker)};
+    gw_api_select(ctx, "heartbeat_run", "SELECT gw_heartbeat_run($1::uuid, $2::int, $3)", 3, params,
+                  heartbeat_done);
+}
+
 /* ----------------------------------------------------------------- reads */
 
 static void single_json_done(void *arg, const PGresult *res, const struct gw_error *err)

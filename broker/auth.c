@@ -4,6 +4,11 @@
  * path, so a revocation takes effect within 30 seconds on every replica.
  * A bearer value with the shape of a JWS (two dots; API tokens have none)
  * goes to the JWT verifier instead (gw/jwt.h, docs/auth-backstage.md).
+ *
+ * Either way the subject is canonical (gw/subject.h) before it becomes the
+ * principal: a token's stored subject is normalised again here on every
+ * lookup, so a row written before canonical subjects ("mia") names the
+ * same person as one written after ("user:default/mia").
  */
 #include <stdlib.h>
 #include <string.h>
@@ -157,7 +162,16 @@ static void lookup_done(void *arg, const PGresult *res, const struct gw_error *e
         unauthorized(ctx, "the bearer token is unknown, expired or revoked");
         return;
     }
-    snprintf(p.subject, sizeof(p.subject), "%s", PQgetvalue(res, 0, 0));
+    struct gw_error serr;
+    if (gw_subject_canonical(PQgetvalue(res, 0, 0), NULL, 0, p.subject, &serr) < 0) {
+        /* Cached as invalid: the row will not get better by asking again. */
+        gw_log_warn("API token %.12s...: its subject is not usable: %s", l->hash, serr.message);
+        cache_put(l->auth, l->hash, false, NULL, NEGATIVE_TTL_MS);
+        free(l);
+        unauthorized(ctx, "the bearer token's subject is not a valid identity: create a new token "
+                          "(docs/policy.md#subjects)");
+        return;
+    }
     json_t *teams = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
     json_t *roles = json_loads(PQgetvalue(res, 0, 2), 0, NULL);
     size_t i;
@@ -169,6 +183,22 @@ static void lookup_done(void *arg, const PGresult *res, const struct gw_error *e
         if (strcmp(str_of(r), "worker") == 0)
             p.worker = true;
     }
+    /* Teams as gw_team_canonical makes them, rows from before included. */
+    json_t *canon = json_array();
+    json_array_foreach(teams, i, r)
+    {
+        char t[GW_TEAM_MAX];
+        bool dup = false;
+        size_t k;
+        json_t *seen;
+        if (gw_team_canonical(json_string_value(r), t, NULL) < 0)
+            continue;
+        json_array_foreach(canon, k, seen) dup = dup || strcmp(json_string_value(seen), t) == 0;
+        if (!dup)
+            json_array_append_new(canon, json_string(t));
+    }
+    json_decref(teams);
+    teams = canon;
     p.teams_json = json_dumps(teams, JSON_COMPACT);
     p.teams_pg = gw_api_pg_array(teams);
     json_decref(teams);
@@ -209,7 +239,13 @@ static void jwt_done(void *arg, const struct gw_jwt_identity *id, const struct g
             unauthorized(ctx, err->message);
         return;
     }
-    snprintf(ctx->principal.subject, sizeof(ctx->principal.subject), "%s", id->subject);
+    /* lib/jwt made it canonical already (gw_subject_canonical); nothing
+     * else may shape it, and it must fit as it is. */
+    if (snprintf(ctx->principal.subject, sizeof(ctx->principal.subject), "%s", id->subject) >=
+        (int)sizeof(ctx->principal.subject)) {
+        unauthorized(ctx, "subject not usable: too long");
+        return;
+    }
     ctx->principal.teams_json = json_dumps(id->teams, JSON_COMPACT);
     ctx->principal.teams_pg = gw_api_pg_array(id->teams);
     if (ctx->principal.teams_json == NULL || ctx->principal.teams_pg == NULL) {

@@ -13,6 +13,7 @@
 #include "gw/doc.h"
 #include "gw/embed.h"
 #include "gw/log.h"
+#include "gw/subject.h"
 
 /* schemas/action.schema.json, embedded at build time by tools/embed.py. */
 extern const char gw_action_schema_json[];
@@ -152,6 +153,48 @@ static void parse_fault(struct gw_catalog_fault *fault, const char *path, const 
     snprintf(fault->reason, sizeof(fault->reason), "%s", msg);
 }
 
+/* Approval rules name teams as callers have them (gw_team_canonical):
+ * "SRE" would never match anyone's "sre", and nobody could approve. */
+static int check_teams_at(json_t *teams, const char *path, const char *ptr,
+                          struct gw_catalog_fault *fault, struct gw_error *err)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(teams, i, t)
+    {
+        char canonical[GW_TEAM_MAX], at[96];
+        struct gw_error terr;
+        const char *written = json_string_value(t);
+        snprintf(at, sizeof(at), "%s/%zu", ptr, i);
+        if (gw_team_canonical(written, canonical, &terr) < 0)
+            return refuse(fault, err, GW_EINVAL, path, at, "at '%s': %s", at, terr.message);
+        if (strcmp(written, canonical) != 0)
+            return refuse(fault, err, GW_EINVAL, path, at,
+                          "at '%s': team '%s' is not canonical, so no caller ever has it: write "
+                          "'%s' (docs/policy.md#subjects)",
+                          at, written, canonical);
+    }
+    return 0;
+}
+
+static int check_rule_teams(json_t *def, const char *path, struct gw_catalog_fault *fault,
+                            struct gw_error *err)
+{
+    size_t i;
+    json_t *rule;
+    char ptr[64];
+    json_array_foreach(json_object_get(json_object_get(def, "approval"), "rules"), i, rule)
+    {
+        snprintf(ptr, sizeof(ptr), "/approval/rules/%zu/from_teams", i);
+        if (check_teams_at(json_object_get(rule, "from_teams"), path, ptr, fault, err) < 0)
+            return -1;
+    }
+    return check_teams_at(
+        json_object_get(json_object_get(json_object_get(def, "ttl"), "extension_approval"),
+                        "from_teams"),
+        path, "/ttl/extension_approval/from_teams", fault, err);
+}
+
 static struct gw_action *action_load(struct gw_catalog *c, const struct gw_schema *def_schema,
                                      const char *dir, const char *path,
                                      struct gw_catalog_fault *fault, struct gw_error *err)
@@ -229,6 +272,8 @@ static struct gw_action *action_load(struct gw_catalog *c, const struct gw_schem
                a->ttl_max_s);
         goto fail;
     }
+    if (check_rule_teams(def, path, fault, err) < 0)
+        goto fail;
     a->approval = json_object_get(def, "approval");
     if (json_object_get(def, "quota") != NULL)
         a->quota = json_dumps(json_object_get(def, "quota"), JSON_COMPACT);

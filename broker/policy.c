@@ -18,6 +18,7 @@
 #include "gw/doc.h"
 #include "gw/jsonptr.h"
 #include "gw/log.h"
+#include "gw/subject.h"
 
 #define POLICY_MAX_BYTES (1 << 20)
 #define NAME_MAX_LEN     64
@@ -123,6 +124,7 @@ static bool any_glob_matches(json_t *globs, const char *s)
 
 struct parser {
     const char *origin;
+    const char *path; /* the file, when there is one: errors name the line */
     struct gw_error *err;
 };
 
@@ -134,6 +136,10 @@ __attribute__((format(printf, 3, 4))) static int bad(struct parser *ps, const ch
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    int line = 0, column = 0;
+    if (ps->path != NULL && gw_doc_locate(ps->path, ptr, &line, &column) >= 0 && line > 0)
+        return gw_error_set(ps->err, GW_EINVAL, false, "%s: line %d column %d: %s: %s", ps->origin,
+                            line, column, ptr[0] ? ptr : "(document)", msg);
     return gw_error_set(ps->err, GW_EINVAL, false, "%s: %s: %s", ps->origin,
                         ptr[0] ? ptr : "(document)", msg);
 }
@@ -375,6 +381,59 @@ static int parse_roles(struct parser *ps, struct gw_policy *p, json_t *roles)
     return 0;
 }
 
+/* A subject binding no caller can ever have is an error, not a silent
+ * no-match: every principal's subject is canonical (gw/subject.h), so a
+ * binding must be too. "*" (everyone) stays as it is; other globs are
+ * checked like subjects with '*' and '?' allowed. */
+static int check_subjects(struct parser *ps, json_t *subjects, const char *ptr)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(subjects, i, v)
+    {
+        const char *written = json_string_value(v);
+        char canonical[GW_SUBJECT_MAX], item[160];
+        struct gw_error serr;
+        snprintf(item, sizeof(item), "%s/%zu", ptr, i);
+        if (strcmp(written, "*") == 0)
+            continue;
+        if (gw_subject_canonical(written, NULL, GW_SUBJECT_PATTERN, canonical, &serr) < 0)
+            return bad(ps, item,
+                       "subject '%s' can never match a caller: %s (subjects are "
+                       "kind:namespace/name, e.g. user:default/mia; docs/policy.md#subjects)",
+                       written, serr.message);
+        if (strcmp(written, canonical) != 0)
+            return bad(ps, item,
+                       "subject '%s' is not canonical, so no caller ever has it: write '%s' "
+                       "(docs/policy.md#subjects)",
+                       written, canonical);
+    }
+    return 0;
+}
+
+/* Teams likewise (gw_team_canonical): "SRE" or "group:default/sre" in a
+ * binding could never match the team "sre" a caller has. */
+static int check_teams(struct parser *ps, json_t *teams, const char *ptr)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(teams, i, v)
+    {
+        const char *written = json_string_value(v);
+        char canonical[GW_TEAM_MAX], item[160];
+        struct gw_error terr;
+        snprintf(item, sizeof(item), "%s/%zu", ptr, i);
+        if (gw_team_canonical(written, canonical, &terr) < 0)
+            return bad(ps, item, "team '%s' can never match a caller: %s", written, terr.message);
+        if (strcmp(written, canonical) != 0)
+            return bad(ps, item,
+                       "team '%s' is not canonical, so no caller ever has it: write '%s' "
+                       "(docs/policy.md#subjects)",
+                       written, canonical);
+    }
+    return 0;
+}
+
 static int parse_bindings(struct parser *ps, struct gw_policy *p, json_t *bindings)
 {
     static const char *const keys[] = {"roles", "subjects", "teams", "description", NULL};
@@ -417,6 +476,12 @@ static int parse_bindings(struct parser *ps, struct gw_policy *p, json_t *bindin
             return -1;
         if (bd->subjects == NULL && bd->teams == NULL)
             return bad(ps, ptr, "a binding needs 'subjects' or 'teams' (\"*\" binds everyone)");
+        snprintf(sub, sizeof(sub), "%s/subjects", ptr);
+        if (bd->subjects != NULL && check_subjects(ps, bd->subjects, sub) < 0)
+            return -1;
+        snprintf(sub, sizeof(sub), "%s/teams", ptr);
+        if (bd->teams != NULL && check_teams(ps, bd->teams, sub) < 0)
+            return -1;
     }
     return 0;
 }
@@ -463,9 +528,10 @@ static int parse_document(struct parser *ps, struct gw_policy *p, json_t *doc)
     return parse_bindings(ps, p, bindings);
 }
 
-struct gw_policy *gw_policy_parse(json_t *doc, const char *origin, struct gw_error *err)
+static struct gw_policy *parse_from(json_t *doc, const char *origin, const char *path,
+                                    struct gw_error *err)
 {
-    struct parser ps = {.origin = origin, .err = err};
+    struct parser ps = {.origin = origin, .path = path, .err = err};
     struct gw_policy *p = calloc(1, sizeof(*p));
 
     if (p == NULL) {
@@ -490,12 +556,17 @@ struct gw_policy *gw_policy_parse(json_t *doc, const char *origin, struct gw_err
     return p;
 }
 
+struct gw_policy *gw_policy_parse(json_t *doc, const char *origin, struct gw_error *err)
+{
+    return parse_from(doc, origin, NULL, err);
+}
+
 struct gw_policy *gw_policy_load(const char *path, struct gw_error *err)
 {
     json_t *doc = gw_doc_load_file(path, POLICY_MAX_BYTES, err);
     if (doc == NULL)
         return NULL;
-    struct gw_policy *p = gw_policy_parse(doc, path, err);
+    struct gw_policy *p = parse_from(doc, path, path, err);
     json_decref(doc);
     return p;
 }

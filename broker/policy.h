@@ -60,10 +60,14 @@ struct gw_policy;
 
 /* Parses a policy document. `origin` names it in messages (a path). On error
  * returns NULL with err->message naming the origin, the JSON pointer of the
- * offending value and what is wrong. `doc` is borrowed. Any thread. */
+ * offending value and what is wrong. `doc` is borrowed. Any thread.
+ * A subject binding must be canonical (gw/subject.h): one no caller can
+ * have ("mia", "User:Default/Mia") is refused, naming the form meant. */
 struct gw_policy *gw_policy_parse(json_t *doc, const char *origin, struct gw_error *err);
 
-/* Reads and parses a file (at most 1 MiB). Blocking; any thread. */
+/* Reads and parses a file (at most 1 MiB). Blocking; any thread. Errors
+ * also name the line of the offending value ("policy.yaml:12: /bindings/0/
+ * subjects/0: ...", gw_doc_locate) when it can be told. */
 struct gw_policy *gw_policy_load(const char *path, struct gw_error *err);
 
 /* The policy used when no file is configured: every authenticated principal

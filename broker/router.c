@@ -60,6 +60,8 @@ static const struct gw_route routes[] = {
     {"GET", "/v1/audit", AUTH_USER, gw_api_audit_list},
     {"POST", "/v1/admin/actions/reload", AUTH_USER, gw_api_actions_reload}, /* admin checked */
     {"POST", "/internal/v1/runs/*/claim", AUTH_WORKER, gw_api_run_claim},
+    {"POST", "/internal/v1/workers/*/drain", AUTH_USER, gw_api_worker_drain},
+    {"POST", "/internal/v1/runs/*/heartbeat", AUTH_WORKER, gw_api_run_heartbeat},
 };
 
 /* Matches `path` against `pattern`; on success copies the '*' segment. */

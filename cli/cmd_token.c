@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "db.h"
 #include "gw/crypto.h"
+#include "gw/subject.h"
 #include "options.h"
 #include "token_store.h"
 
@@ -27,18 +28,34 @@ int gw_token_store_create(PGconn *conn, const char *subject, const char *const *
                           const char *description, char *token_out, char *id_out,
                           struct gw_error *err)
 {
-    char hash[GW_SHA256_HEX_LEN + 1];
-    json_t *tj = json_array(), *rj = json_array(), *args;
+    char hash[GW_SHA256_HEX_LEN + 1], canonical[GW_SUBJECT_MAX];
+    json_t *tj, *rj, *args;
     char *args_s;
+    struct gw_error serr;
 
+    /* Stored canonical (gw/subject.h): "mia", "User:Default/Mia" and
+     * "user:default/mia" are one person. */
+    if (gw_subject_canonical(subject, NULL, 0, canonical, &serr) < 0)
+        return gw_error_set(err, GW_EINVAL, false, "--subject: %s (docs/policy.md#subjects)\n",
+                            serr.message);
+    subject = canonical;
+    tj = json_array();
+    rj = json_array();
     if (gw_token_generate(token_out, err) < 0) {
         json_decref(tj);
         json_decref(rj);
         return err ? err->code : GW_EIO;
     }
     gw_sha256_hex(token_out, strlen(token_out), hash);
-    for (int i = 0; i < nteams; i++)
-        json_array_append_new(tj, json_string(teams[i]));
+    for (int i = 0; i < nteams; i++) {
+        char team[GW_TEAM_MAX];
+        if (gw_team_canonical(teams[i], team, &serr) < 0) {
+            json_decref(tj);
+            json_decref(rj);
+            return gw_error_set(err, GW_EINVAL, false, "--team: %s\n", serr.message);
+        }
+        json_array_append_new(tj, json_string(team));
+    }
     for (int i = 0; i < nroles; i++)
         json_array_append_new(rj, json_string(roles[i]));
     /* gw_token_create's named arguments (sql/functions/gw_token_create.sql). */
@@ -85,8 +102,14 @@ struct names {
 static int add_team(const char *value, void *dest)
 {
     struct names *teams = dest;
+    char canonical[GW_TEAM_MAX];
+    struct gw_error err;
     if (teams->n == MAX_LIST || !valid_name(value)) {
         fprintf(stderr, "gangway token: bad or too many --team values\n");
+        return 2;
+    }
+    if (gw_team_canonical(value, canonical, &err) < 0) {
+        fprintf(stderr, "gangway token: --team: %s\n", err.message);
         return 2;
     }
     teams->items[teams->n++] = value;
@@ -135,10 +158,16 @@ static int token_create(int argc, char **argv)
 
     if (parsed != GW_OPT_OK)
         return parsed;
-    if (!valid_name(subject)) {
+    if (subject == NULL) {
         fprintf(stderr, "gangway token: --subject NAME is required\n");
         return 2;
     }
+    char canonical[GW_SUBJECT_MAX];
+    if (gw_subject_canonical(subject, NULL, 0, canonical, &err) < 0) {
+        fprintf(stderr, "gangway token: --subject: %s (docs/policy.md#subjects)\n", err.message);
+        return 2;
+    }
+    subject = canonical;
     PGconn *conn = gw_db_connect("token", pg);
     if (conn == NULL)
         return 1;

@@ -3,12 +3,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "claim.h"
 #include "commands.h"
 #include "gw/log.h"
 #include "options.h"
 #include "runtime.h"
+#include "supervisor.h"
 
 #define MAX_PROPS 64
 
@@ -26,6 +28,16 @@ static const char usage_text[] =
     "  --worker-id ID       stable worker id (env GW_WORKER_ID; default <host>-<pid>):\n"
     "                       also its Kafka static membership, so it must be unique\n"
     "                       per process and the same across its restarts\n"
+    "  --supervise          run exec programs and terraform runs under `gangway\n"
+    "                       supervise` so they outlive the worker; a worker started\n"
+    "                       later on the host reattaches them\n"
+    "                       (env GW_WORKER_SUPERVISE=1; docs/reattach.md)\n"
+    "  --state-dir DIR      where supervised runs keep their spools (env\n"
+    "                       GW_WORKER_STATE_DIR; default $XDG_STATE_HOME/gangway,\n"
+    "                       else /var/lib/gangway as root, else ~/.local/state/gangway)\n"
+    "  --drain-mode M       on SIGTERM or a drain request: wait (default) for the runs\n"
+    "                       in progress, or handoff (detach supervised runs and exit\n"
+    "                       at once) (env GW_WORKER_DRAIN_MODE; docs/operations.md)\n"
     "Against `gangway dev` (mock Kafka), paste the export lines it prints: they set\n"
     "GW_BROKER_URL, GW_WORKER_TOKEN, GW_KAFKA_BROKERS and GW_KAFKA_PROPS (fetch.wait.max.ms).\n";
 
@@ -54,19 +66,18 @@ int gw_cmd_worker(int argc, char **argv)
 {
     struct gw_worker_options o = {.concurrency = 4, .heartbeat_ms = 5000, .grace_ms = 30000};
     const char *url = NULL, *token = NULL, *brokers = NULL, *props = NULL, *prefix = NULL;
-    const char *concurrency = NULL, *heartbeat_ms = NULL, *grace_s = NULL;
+    const char *concurrency = NULL, *heartbeat_ms = NULL, *grace_s = NULL, *drain_mode = NULL;
+    const char *state_dir = NULL, *supervise_env;
+    bool supervise = false;
+    char state_buf[4096];
     const struct gw_opt_spec specs[] = {
-        {"type", GW_OPT_STRING, &o.type},
-        {"concurrency", GW_OPT_STRING, &concurrency},
-        {"broker-url", GW_OPT_STRING, &url},
-        {"token", GW_OPT_STRING, &token},
-        {"kafka", GW_OPT_STRING, &brokers},
-        {"kafka-props", GW_OPT_STRING, &props},
-        {"topic-prefix", GW_OPT_STRING, &prefix},
-        {"heartbeat-ms", GW_OPT_STRING, &heartbeat_ms},
-        {"grace-seconds", GW_OPT_STRING, &grace_s},
-        {"worker-id", GW_OPT_STRING, &o.worker_id},
-        {0},
+        {"type", GW_OPT_STRING, &o.type},           {"concurrency", GW_OPT_STRING, &concurrency},
+        {"broker-url", GW_OPT_STRING, &url},        {"token", GW_OPT_STRING, &token},
+        {"kafka", GW_OPT_STRING, &brokers},         {"kafka-props", GW_OPT_STRING, &props},
+        {"topic-prefix", GW_OPT_STRING, &prefix},   {"heartbeat-ms", GW_OPT_STRING, &heartbeat_ms},
+        {"grace-seconds", GW_OPT_STRING, &grace_s}, {"worker-id", GW_OPT_STRING, &o.worker_id},
+        {"supervise", GW_OPT_BOOL, &supervise},     {"state-dir", GW_OPT_STRING, &state_dir},
+        {"drain-mode", GW_OPT_STRING, &drain_mode}, {0},
     };
     const char *extra[MAX_PROPS];
     char *props_buf = NULL;
@@ -91,6 +102,38 @@ int gw_cmd_worker(int argc, char **argv)
     o.topic_prefix = env_or(prefix, "GW_TOPIC_PREFIX");
     o.worker_id = env_or(o.worker_id, "GW_WORKER_ID");
     props = env_or(props, "GW_KAFKA_PROPS");
+    o.test_die_after_success = getenv("GW_TEST_DIE_AFTER_SUCCESS"); /* tests only */
+    if (gw_worker_drain_mode_parse(env_or(drain_mode, "GW_WORKER_DRAIN_MODE"), &o.drain_mode,
+                                   &err) < 0) {
+        fprintf(stderr, "gangway worker: --drain-mode: %s\n", err.message);
+        return 2;
+    }
+    supervise_env = getenv("GW_WORKER_SUPERVISE");
+    if (!supervise && supervise_env != NULL && strcmp(supervise_env, "1") == 0)
+        supervise = true;
+    o.supervise = supervise;
+    if (o.drain_mode == GW_DRAIN_HANDOFF && !supervise) {
+        fprintf(stderr, "gangway worker: --drain-mode handoff needs --supervise "
+                        "(GW_WORKER_SUPERVISE=1): without run supervisors nothing can be handed "
+                        "off\n");
+        return 2;
+    }
+    state_dir = env_or(state_dir, "GW_WORKER_STATE_DIR");
+    if (state_dir == NULL) {
+        const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+        if (xdg != NULL && xdg[0] == '/')
+            snprintf(state_buf, sizeof(state_buf), "%s/gangway", xdg);
+        else if (geteuid() == 0 || home == NULL)
+            snprintf(state_buf, sizeof(state_buf), "/var/lib/gangway");
+        else
+            snprintf(state_buf, sizeof(state_buf), "%s/.local/state/gangway", home);
+        state_dir = state_buf;
+    }
+    if (supervise && state_dir[0] != '/') {
+        fprintf(stderr, "gangway worker: --state-dir must be an absolute path\n");
+        return 2;
+    }
+    o.state_dir = state_dir;
     if (o.type == NULL || o.broker_url == NULL || o.kafka.brokers == NULL || o.concurrency < 1) {
         fprintf(stderr, "gangway worker: --type, --broker-url (GW_BROKER_URL) and --kafka "
                         "(GW_KAFKA_BROKERS) are required; --concurrency must be >= 1\n");
@@ -135,4 +178,36 @@ int gw_cmd_worker(int argc, char **argv)
         gw_log_warn("loop closed with handles still open");
     free(props_buf);
     return rc;
+}
+
+/* `gangway supervise RUN_DIR` (internal): the supervisor of one run,
+ * started by a worker with --supervise (workers/supervisor.h). */
+int gw_cmd_supervise(int argc, char **argv)
+{
+    struct gw_error err;
+    if (argc != 2 || argv[1][0] != '/') {
+        fprintf(stderr, "usage: gangway supervise RUN_DIR (internal: started by "
+                        "`gangway worker --supervise`)\n");
+        return 2;
+    }
+    /* The second fork of the double fork: the worker that started us reaps
+     * this parent at once, and the supervisor proper is nobody's child but
+     * init's (or a subreaper's), so no worker ever holds its zombie. First
+     * thing, before any thread exists. We are already a session leader's
+     * child: never again attached to a terminal. */
+    switch (fork()) {
+    case -1:
+        perror("gangway supervise: fork");
+        return 1;
+    case 0:
+        break;
+    default:
+        _exit(0);
+    }
+    gw_log_init("supervise", gw_log_level_parse(getenv("GW_LOG_LEVEL")));
+    if (gw_claim_global_init(&err) < 0) {
+        gw_log_error("start-up failed: %s", err.message);
+        return 1;
+    }
+    return gw_supervise(argv[1]);
 }

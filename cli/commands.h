@@ -7,6 +7,7 @@
 
 int gw_cmd_broker(int argc, char **argv);
 int gw_cmd_worker(int argc, char **argv);
+int gw_cmd_supervise(int argc, char **argv); /* cmd_worker.c; internal */
 int gw_cmd_migrate(int argc, char **argv);
 int gw_cmd_dev(int argc, char **argv);
 int gw_cmd_token(int argc, char **argv);
@@ -25,5 +26,6 @@ int gw_cmd_approvals(int argc, char **argv); /* cmd_approvals.c */
 int gw_cmd_approve(int argc, char **argv);
 int gw_cmd_reject(int argc, char **argv);
 int gw_cmd_resources(int argc, char **argv); /* cmd_resources.c */
+int gw_cmd_workers(int argc, char **argv); /* cmd_workers.c */
 
 #endif

@@ -32,13 +32,17 @@ static const struct command commands[] = {
     {"approve", gw_cmd_approve, "approve runs: approve RUN... [-m COMMENT]"},
     {"reject", gw_cmd_reject, "reject runs: reject RUN... -m COMMENT"},
     {"resources", gw_cmd_resources, "what runs created: resources list|show|extend|delete"},
+    {"workers", gw_cmd_workers, "worker operations: workers drain WORKER_ID (admin)"},
+    /* Internal: started by `gangway worker --supervise`, never by hand. */
+    {"supervise", gw_cmd_supervise, NULL},
 };
 
 static void usage(FILE *out)
 {
     fprintf(out, "usage: gangway <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-        fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].help);
+        if (commands[i].help != NULL)
+            fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].help);
     fprintf(out, "\nRun `gangway <command> --help` for a command's options.\n");
 }
 

@@ -42,6 +42,8 @@ enum gw_run_outcome {
     GW_RUN_FAILED,
     GW_RUN_TIMED_OUT,
     GW_RUN_CANCELLED,
+    GW_RUN_DETACHED, /* detach() took effect: the work goes on under its
+                        supervisor, nothing is reported (docs/reattach.md) */
 };
 
 /* Why the runtime asks a backend to stop. */
@@ -69,6 +71,22 @@ struct gw_run_sink {
     void (*finish)(struct gw_run *run, const struct gw_run_result *result);
 };
 
+/* What a backend that supports supervision (the `reattach`/`detach` slots)
+ * needs to run the work under `gangway supervise` (docs/reattach.md).
+ * Runtime-owned, valid until destroy(). */
+struct gw_run_supervision {
+    const char *self_exe;   /* the gangway binary, for `gangway supervise` */
+    const char *run_dir;    /* this attempt's directory under the state dir */
+    const char *broker_url; /* for the supervisor's heartbeats */
+    const char *token;      /* the worker token, may be NULL */
+    const char *worker_id;  /* the claim's worker id (the job id) */
+    const char *key;        /* the run's Kafka key, kept for a reattaching worker */
+    const char *group;      /* the worker's consumer group: who may reattach it */
+    const char *backend;    /* the real backend's name (hosted runs, hosted.h) */
+    int heartbeat_ms;
+    int linger_seconds; /* how long a finished supervisor waits for a worker */
+};
+
 /* The run context. Filled by the runtime before create(); every field but
  * backend_data is read-only to the backend and valid until destroy(). */
 struct gw_run {
@@ -92,6 +110,13 @@ struct gw_run {
     void *sink_data;    /* the sink's */
     void *backend_data; /* the backend's, between create() and destroy() */
     bool finished;      /* set by gw_run_finish_* */
+    /* Supervision: NULL when the worker runs programs itself. */
+    const struct gw_run_supervision *supervise;
+    bool supervised;      /* set by the backend: a supervisor heartbeats this run through
+                             the broker, so the runtime publishes no run.heartbeat (event
+                             seqs then follow the spool, spool.h) */
+    bool final_delivered; /* set by the runtime before destroy(): the final event is
+                             acknowledged, the supervised run's directory may go */
 };
 
 /* One backend's table, generated in workers/registry.c (never written by
@@ -122,6 +147,23 @@ struct gw_backend_impl {
      * calls finish synchronously. May be called more than once. */
     int (*cancel)(struct gw_run *run, enum gw_cancel_reason why);
 
+    /* The backend's runs may be hosted by their supervisor (hosted.h): the
+     * worker then uses gw_hosted_backend's functions for them. */
+    bool hosted;
+
+    /* Optional (NULL: the backend never supervises). Like start(), but the
+     * work already runs under the supervisor of run->supervise->run_dir,
+     * started by an earlier worker process for this same attempt: attach to
+     * it (or read its finished spool) and finish the run from there. Same
+     * return rules as start(). */
+    int (*reattach)(struct gw_run *run, struct gw_error *err);
+
+    /* Optional. Lets go of a supervised run without stopping it (the
+     * worker's handoff drain): returns 0 when finish will follow with
+     * DETACHED once the run's handles are closed, GW_ECONFLICT when the run
+     * is not supervised or already ending. */
+    int (*detach)(struct gw_run *run);
+
     /* Frees backend_data. Called after finish, or after create()/start()
      * failed. Accepts run->backend_data == NULL. Synchronous. */
     void (*destroy)(struct gw_run *run);
@@ -144,6 +186,8 @@ void gw_run_finish_failed(struct gw_run *run, const char *reason, int exit_code,
                           const char *message);
 void gw_run_finish_timed_out(struct gw_run *run, const char *message);
 void gw_run_finish_cancelled(struct gw_run *run, const char *message);
+/* After a detach() that returned 0: the run goes on elsewhere. */
+void gw_run_finish_detached(struct gw_run *run);
 
 /* Collects the values gw_run_log must mask: for each pointer in
  * `secret_paths`, the value in `inputs` (strings as they are, other JSON as

@@ -77,11 +77,12 @@ static void on_pidfd(uv_poll_t *h, int status, int events)
     c->exit_cb(c, code, sig);
 }
 
-int gw_child_spawn(uv_loop_t *loop, struct gw_child *c, char *const argv[], char *const envp[],
-                   const char *cwd, uv_pipe_t *in, uv_pipe_t *out, uv_pipe_t *err,
-                   gw_child_exit_cb exit_cb)
+/* posix_spawn of argv[0] with fds[0..2] as its stdin, stdout and stderr, then
+ * its pidfd on the loop. On failure no process exists and nothing is
+ * initialised; the caller's descriptors are left open either way. */
+static int spawn_with(uv_loop_t *loop, struct gw_child *c, char *const argv[], char *const envp[],
+                      const char *cwd, const int fds[3], gw_child_exit_cb exit_cb)
 {
-    int sp[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}}; /* [i][0] ours, [i][1] the child's */
     char found[PATH_MAX];
     const char *file = argv[0];
     posix_spawn_file_actions_t fa;
@@ -99,11 +100,6 @@ int gw_child_spawn(uv_loop_t *loop, struct gw_child *c, char *const argv[], char
             return rc;
         file = found;
     }
-    for (i = 0; i < 3; i++)
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp[i]) != 0) {
-            rc = -errno;
-            goto fail_fds;
-        }
 
     posix_spawn_file_actions_init(&fa);
     posix_spawnattr_init(&attr);
@@ -120,7 +116,7 @@ int gw_child_spawn(uv_loop_t *loop, struct gw_child *c, char *const argv[], char
     if (rc == 0)
         rc = posix_spawnattr_setsigdefault(&attr, &all);
     for (i = 0; i < 3 && rc == 0; i++)
-        rc = posix_spawn_file_actions_adddup2(&fa, sp[i][1], i);
+        rc = posix_spawn_file_actions_adddup2(&fa, fds[i], i);
     if (rc == 0 && cwd != NULL)
         rc = posix_spawn_file_actions_addchdir_np(&fa, cwd);
     if (rc == 0)
@@ -130,12 +126,8 @@ int gw_child_spawn(uv_loop_t *loop, struct gw_child *c, char *const argv[], char
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     if (rc != 0) {
-        rc = -rc;
-        goto fail_fds;
-    }
-    for (i = 0; i < 3; i++) {
-        close(sp[i][1]);
-        sp[i][1] = -1;
+        c->pid = -1;
+        return -rc;
     }
 
     c->pidfd = pidfd_open(c->pid, 0);
@@ -149,9 +141,6 @@ int gw_child_spawn(uv_loop_t *loop, struct gw_child *c, char *const argv[], char
     /* On a new handle with a callback, uv_poll_start only queues the watcher
      * (libuv reports no error for a pollable fd, which a pidfd is). */
     uv_poll_start(&c->poll, UV_READABLE, on_pidfd);
-    uv_pipe_open(in, sp[0][0]);
-    uv_pipe_open(out, sp[1][0]);
-    uv_pipe_open(err, sp[2][0]);
     return 0;
 
 fail_child:
@@ -163,6 +152,37 @@ fail_child:
         close(c->pidfd);
         c->pidfd = -1;
     }
+    c->pid = -1;
+    return rc;
+}
+
+int gw_child_spawn(uv_loop_t *loop, struct gw_child *c, char *const argv[], char *const envp[],
+                   const char *cwd, uv_pipe_t *in, uv_pipe_t *out, uv_pipe_t *err,
+                   gw_child_exit_cb exit_cb)
+{
+    int sp[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}}; /* [i][0] ours, [i][1] the child's */
+    int theirs[3];
+    int rc, i;
+
+    for (i = 0; i < 3; i++)
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp[i]) != 0) {
+            rc = -errno;
+            goto fail_fds;
+        }
+    for (i = 0; i < 3; i++)
+        theirs[i] = sp[i][1];
+    rc = spawn_with(loop, c, argv, envp, cwd, theirs, exit_cb);
+    if (rc != 0)
+        goto fail_fds;
+    for (i = 0; i < 3; i++) {
+        close(sp[i][1]);
+        sp[i][1] = -1;
+    }
+    uv_pipe_open(in, sp[0][0]);
+    uv_pipe_open(out, sp[1][0]);
+    uv_pipe_open(err, sp[2][0]);
+    return 0;
+
 fail_fds:
     for (i = 0; i < 3; i++) {
         if (sp[i][0] >= 0)
@@ -170,8 +190,13 @@ fail_fds:
         if (sp[i][1] >= 0)
             close(sp[i][1]);
     }
-    c->pid = -1;
     return rc;
+}
+
+int gw_child_spawn_fds(uv_loop_t *loop, struct gw_child *c, char *const argv[], char *const envp[],
+                       const char *cwd, const int fds[3], gw_child_exit_cb exit_cb)
+{
+    return spawn_with(loop, c, argv, envp, cwd, fds, exit_cb);
 }
 
 static void child_closed(uv_handle_t *h)

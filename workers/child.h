@@ -51,6 +51,13 @@ int gw_child_spawn(uv_loop_t *loop, struct gw_child *c, char *const argv[], char
                    const char *cwd, uv_pipe_t *in, uv_pipe_t *out, uv_pipe_t *err,
                    gw_child_exit_cb exit_cb);
 
+/* The same with the child's stdin, stdout and stderr given (fds[0..2],
+ * left open for the caller to close) instead of socket pairs: the run
+ * supervisor gets its listening socket as stdin and its log file as stdout
+ * and stderr (docs/reattach.md). */
+int gw_child_spawn_fds(uv_loop_t *loop, struct gw_child *c, char *const argv[], char *const envp[],
+                       const char *cwd, const int fds[3], gw_child_exit_cb exit_cb);
+
 /* Closes the handle and then the pidfd; `cb` gets &c->poll. Once, after a
  * successful spawn (normally from or after exit_cb; closing earlier stops
  * watching a process that keeps running). */

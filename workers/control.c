@@ -21,7 +21,9 @@ struct gw_control {
     struct gw_kafka_consumer *consumer;
     gw_control_cancel_cb cb;
     void *arg;
-    char *topic, *group;
+    gw_control_drain_cb drain_cb;
+    void *drain_arg;
+    char *topic, *group, *worker_id;
     unsigned long long received, ignored;
     uv_timer_t ready; /* until the first assignment */
 };
@@ -45,15 +47,38 @@ static void ready_closed(uv_handle_t *h)
     free(h->data);
 }
 
+/* A drain is addressed to one worker id: every other process skips it. */
+static void handle_drain(struct gw_control *c, const struct gw_drain_request *req)
+{
+    if (strcmp(req->worker_id, c->worker_id) != 0)
+        return;
+    if (c->drain_cb == NULL) {
+        gw_log_warn("control: drain request %s ignored: this process cannot drain",
+                    req->event_id ? req->event_id : "?");
+        return;
+    }
+    c->drain_cb(c->drain_arg, req);
+}
+
 static void on_batch(void *arg, struct gw_kafka_msg **msgs, size_t n)
 {
     struct gw_control *c = arg;
     for (size_t i = 0; i < n; i++) {
         struct gw_kafka_msg *m = msgs[i];
         struct gw_cancel_request req;
+        struct gw_drain_request dreq;
         char why[256];
+        int drc;
         c->received++;
-        if (gw_cancel_request_parse(m->payload, m->len, &req, why, sizeof(why)) < 0) {
+        drc = gw_drain_request_parse(m->payload, m->len, &dreq, why, sizeof(why));
+        if (drc == 0) {
+            handle_drain(c, &dreq);
+            gw_drain_request_finish(&dreq);
+        } else if (drc == -1) {
+            c->ignored++;
+            gw_log_warn("control message %s[%d]@%lld ignored: %s", m->topic, (int)m->partition,
+                        (long long)m->offset, why);
+        } else if (gw_cancel_request_parse(m->payload, m->len, &req, why, sizeof(why)) < 0) {
             /* A broadcast topic: dead-lettering would copy it once per
              * worker process. */
             c->ignored++;
@@ -87,7 +112,7 @@ struct gw_control *gw_control_create(uv_loop_t *loop, const struct gw_kafka_conf
     c->cb = cb;
     c->arg = arg;
     len = strlen(prefix) + sizeof("gangway.control");
-    if ((c->topic = malloc(len)) == NULL)
+    if ((c->topic = malloc(len)) == NULL || (c->worker_id = strdup(worker_id)) == NULL)
         goto fail_oom;
     snprintf(c->topic, len, "%sgangway.control", prefix);
     /* One group per process: every process must see every cancel. */
@@ -127,11 +152,18 @@ fail_oom:
     gw_error_set(err, GW_ENOMEM, false, "out of memory");
 fail:
     if (c != NULL) {
+        free(c->worker_id);
         free(c->topic);
         free(c->group);
         free(c);
     }
     return NULL;
+}
+
+void gw_control_on_drain(struct gw_control *c, gw_control_drain_cb cb, void *arg)
+{
+    c->drain_cb = cb;
+    c->drain_arg = arg;
 }
 
 const char *gw_control_group(const struct gw_control *c)
@@ -148,6 +180,7 @@ void gw_control_destroy(struct gw_control *c)
         gw_log_info("control: %llu message(s), %llu ignored", c->received, c->ignored);
     free(c->topic);
     free(c->group);
-    c->topic = c->group = NULL;
+    free(c->worker_id);
+    c->topic = c->group = c->worker_id = NULL;
     uv_close((uv_handle_t *)&c->ready, ready_closed);
 }

@@ -5,7 +5,8 @@
  * It starts at the end of the topic (a process only cares about runs it is
  * executing now), marks each message done at once, logs and ignores what it
  * cannot parse (the topic is a broadcast: nothing is dead-lettered) and
- * hands each cancel request to a callback. It logs "control: listening for
+ * hands each cancel request to a callback, and each drain request addressed
+ * to this process's worker id to another (gw_control_on_drain). It logs "control: listening for
  * cancels" once it has its partitions: cancels sent before are not seen.
  *
  * The topic may not exist yet: the consumer logs librdkafka's unknown-topic
@@ -32,6 +33,14 @@ typedef void (*gw_control_cancel_cb)(void *arg, const struct gw_cancel_request *
 struct gw_control *gw_control_create(uv_loop_t *loop, const struct gw_kafka_config *kafka,
                                      const char *topic_prefix, const char *worker_id,
                                      gw_control_cancel_cb cb, void *arg, struct gw_error *err);
+
+/* `req` is borrowed for the call. */
+typedef void (*gw_control_drain_cb)(void *arg, const struct gw_drain_request *req);
+
+/* Drain requests (dev.gangway.worker.drain) addressed to `worker_id` (the
+ * one given to gw_control_create) go to `cb`; those for other workers are
+ * skipped. Without a callback they are logged and ignored. */
+void gw_control_on_drain(struct gw_control *c, gw_control_drain_cb cb, void *arg);
 
 /* The consumer group, for logs and tests. */
 const char *gw_control_group(const struct gw_control *c);

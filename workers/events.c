@@ -126,6 +126,42 @@ int gw_cancel_request_parse(const char *payload, size_t len, struct gw_cancel_re
     return 0;
 }
 
+void gw_drain_request_finish(struct gw_drain_request *r)
+{
+    if (r == NULL)
+        return;
+    json_decref(r->doc);
+    memset(r, 0, sizeof(*r));
+}
+
+int gw_drain_request_parse(const char *payload, size_t len, struct gw_drain_request *out, char *why,
+                           size_t whysz)
+{
+    const char *t;
+    int code;
+    json_t *data, *ev = gw_cloudevent_parse(payload, len, &t, &code, why, whysz);
+    memset(out, 0, sizeof(*out));
+    if (ev == NULL)
+        return -1;
+    if (strcmp(t, "dev.gangway.worker.drain") != 0) {
+        snprintf(why, whysz, "unexpected event type '%s'", t);
+        json_decref(ev);
+        return -2;
+    }
+    data = json_object_get(ev, "data");
+    if (str(data, "worker_id") == NULL || str(data, "worker_id")[0] == '\0') {
+        snprintf(why, whysz, "a drain request must carry data.worker_id");
+        json_decref(ev);
+        return -1;
+    }
+    out->doc = ev;
+    out->event_id = str(ev, "id");
+    out->worker_id = str(data, "worker_id");
+    out->reason = str(data, "reason");
+    out->requested_by = str(data, "requested_by");
+    return 0;
+}
+
 char *gw_event_build(const char *kind, const char *run_id, int attempt, long seq,
                      const char *worker_id, json_t *data)
 {

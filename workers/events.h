@@ -47,6 +47,25 @@ int gw_cancel_request_parse(const char *payload, size_t len, struct gw_cancel_re
                             char *why, size_t whysz);
 void gw_cancel_request_finish(struct gw_cancel_request *r);
 
+/* The data of a dev.gangway.worker.drain event on <prefix>gangway.control:
+ * the worker process named `worker_id` (its --worker-id, or its slot id)
+ * drains (decision 0044). The strings point into `doc` and live until
+ * gw_drain_request_finish(); reason and requested_by may be NULL. */
+struct gw_drain_request {
+    json_t *doc; /* the parsed event (owned) */
+    const char *event_id;
+    const char *worker_id;
+    const char *reason;
+    const char *requested_by;
+};
+
+/* Parses one control message as a drain request. Returns 0; -2 when it is
+ * an event of another type (`why` filled: try the other parsers); -1 when it
+ * is not an event, or a drain request without a worker_id. */
+int gw_drain_request_parse(const char *payload, size_t len, struct gw_drain_request *out, char *why,
+                           size_t whysz);
+void gw_drain_request_finish(struct gw_drain_request *r);
+
 /* Builds a worker event: type "dev.gangway.run.<kind>", id
  * "<run_id>/<attempt>/<seq>", source "gangway/worker/<worker_id>". `data`
  * is stolen (NULL = {}) and receives run_id, attempt, seq and worker_id.

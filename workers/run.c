@@ -144,6 +144,11 @@ void gw_run_log(struct gw_run *run, const char *stream, const char *line, size_t
             len = mlen;
         }
     }
+    /* A supervised run's lines are numbered by its spool, one event each
+     * (the supervisor already split them): a line that masking made longer
+     * is cut, not split, so the numbering stays the spool's. */
+    if (run->supervised && len > GW_RUN_LOG_LINE_MAX)
+        len = GW_RUN_LOG_LINE_MAX;
     while (len > GW_RUN_LOG_LINE_MAX) {
         run->sink->log(run, stream, line, GW_RUN_LOG_LINE_MAX);
         line += GW_RUN_LOG_LINE_MAX;
@@ -183,6 +188,12 @@ void gw_run_finish_failed(struct gw_run *run, const char *reason, int exit_code,
 void gw_run_finish_timed_out(struct gw_run *run, const char *message)
 {
     struct gw_run_result r = {.outcome = GW_RUN_TIMED_OUT, .exit_code = -1, .message = message};
+    finish(run, &r);
+}
+
+void gw_run_finish_detached(struct gw_run *run)
+{
+    struct gw_run_result r = {.outcome = GW_RUN_DETACHED, .exit_code = -1};
     finish(run, &r);
 }
 

@@ -48,6 +48,18 @@
  * is acknowledged by Kafka. A worker that dies in between gets the message
  * again and its claim is refused (the broker already moved the run on).
  *
+ * Supervised runs (--supervise, docs/reattach.md): the backend runs the
+ * program under `gangway supervise` in <state dir>/<run>.<attempt>,
+ * and the job holds an flock on that directory's `lock` while it owns the
+ * run. At start-up the worker adopts every directory of its group whose
+ * lock is free and whose supervisor is alive or whose spool is finished: a
+ * job without a Kafka message, claimed again under the claim's original
+ * worker id (the broker regrants it: same attempt, same fence), then
+ * handed to the backend's reattach() instead of start(). Its run.started
+ * is published again (seq 1, a duplicate the sink drops) and the spool's
+ * records follow with the seqs they had. The supervisor heartbeats such
+ * runs itself; the job publishes no run.heartbeat for them.
+ *
  * Cancels come on <prefix>gangway.control (control.c), matched on run id and
  * attempt: RUNNING -> the backend's cancel, final event run.cancelled;
  * CLAIMING -> a granted claim reports run.cancelled without starting;
@@ -56,8 +68,11 @@
  */
 #include "runtime.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -67,10 +82,13 @@
 #include "control.h"
 #include "events.h"
 #include "gw/crypto.h"
+#include "gw/fs.h"
 #include "gw/list.h"
 #include "gw/log.h"
 #include "gw/mem.h"
+#include "hosted.h"
 #include "keygate.h"
+#include "rundir.h"
 #include "slot.h"
 
 #define FINAL_RETRY_MS    1000
@@ -111,6 +129,12 @@ struct job {
     uint64_t heartbeat_ms;
     char *final_text;
     int pending_dr; /* delivery reports still to come back to this job */
+    /* Supervision: the run's directory and its flock while this job owns
+     * it; `reattach` says the grant goes to the backend's reattach(). */
+    struct gw_run_supervision sv;
+    char run_dir[PATH_MAX];
+    int lock_fd;
+    bool reattach;
 };
 
 struct gw_worker {
@@ -131,6 +155,8 @@ struct gw_worker {
     uv_timer_t grace;
     bool stopping, grace_expired, closing;
     struct gw_worker_stats stats;
+    char self_exe[PATH_MAX]; /* for `gangway supervise` */
+    char *runs_dir;          /* the state dir, with supervision */
 };
 
 static struct job *job_of(struct gw_list *link)
@@ -219,6 +245,8 @@ static void job_free(struct job *j)
     gw_list_remove(&j->link);
     if (j->run_created)
         w->be->destroy(&j->run);
+    if (j->lock_fd >= 0)
+        close(j->lock_fd);
     json_decref(j->reply);
     json_decref(j->run.secret_values);
     gw_run_request_finish(&j->req);
@@ -319,6 +347,7 @@ static void dr_final(void *opaque, const struct gw_error *err)
     struct job *j = opaque;
     j->pending_dr--;
     if (err == NULL) {
+        j->run.final_delivered = true;
         job_end(j, true);
         return;
     }
@@ -371,6 +400,11 @@ static void publish(struct job *j, const char *kind, json_t *data, bool final)
         j->seq++;
     } else {
         gw_log(GW_LOG_WARN, j->req.run_id, "%s event dropped: %s", kind, err.message);
+        /* A supervised run's seqs are its spool's numbering: the next line
+         * keeps its own seq, so a worker replaying the spool later numbers
+         * it the same (and may fill this one in). */
+        if (j->run.supervised)
+            j->seq++;
     }
     free(text);
 }
@@ -423,6 +457,14 @@ static void sink_finish(struct gw_run *run, const struct gw_run_result *r)
 {
     struct job *j = run->sink_data;
     struct gw_worker *w = j->w;
+    if (r->outcome == GW_RUN_DETACHED) {
+        /* Handed off: no final event; the message stays undone and the
+         * supervisor heartbeats until a worker reattaches. */
+        gw_log(GW_LOG_INFO, j->req.run_id, "run detached: it goes on under its supervisor");
+        job_enter(j, J_FINISHING);
+        job_end(j, false);
+        return;
+    }
     /* Outputs and messages leave the worker too: mask secrets there as in
      * log lines (a program may echo a DSN into its outputs). */
     char *masked_msg = gw_run_mask_text(run, r->message);
@@ -433,6 +475,12 @@ static void sink_finish(struct gw_run *run, const struct gw_run_result *r)
     job_enter(j, J_FINISHING);
     switch (r->outcome) {
     case GW_RUN_SUCCEEDED:
+        if (w->o.test_die_after_success != NULL && run->operation != NULL &&
+            strcmp(run->operation, w->o.test_die_after_success) == 0) {
+            gw_log(GW_LOG_WARN, j->req.run_id,
+                   "GW_TEST_DIE_AFTER_SUCCESS: dying before run.succeeded");
+            raise(SIGKILL);
+        }
         w->stats.runs_succeeded++;
         gw_log(GW_LOG_INFO, j->req.run_id, "run succeeded");
         publish(j, "succeeded", json_pack("{s:O}", "outputs", outputs), true);
@@ -463,6 +511,8 @@ static void sink_finish(struct gw_run *run, const struct gw_run_result *r)
             publish(j, "cancelled", json_pack("{s:s}", "message", msg), true);
         }
         break;
+    case GW_RUN_DETACHED:
+        break; /* handled above */
     }
     free(masked_msg);
     json_decref(outputs);
@@ -475,8 +525,41 @@ static const struct gw_run_sink runtime_sink = {.log = sink_log, .finish = sink_
 static void heartbeat(uv_timer_t *t)
 {
     struct job *j = t->data;
-    if (job_running(j))
+    /* A supervised run's supervisor heartbeats it through the broker; a
+     * heartbeat here would take a seq that the spool's records own. */
+    if (job_running(j) && !j->run.supervised)
         publish(j, "heartbeat", NULL, false);
+}
+
+/* Takes the run's directory under the state dir for this job (rundir.h)
+ * and fills j->sv. Returns 0, or -1 when the run cannot be supervised: an
+ * exec program then runs as an ordinary child, a hosted run fails to start
+ * (spawn_failed, with the reason). */
+static int job_supervision(struct job *j)
+{
+    struct gw_worker *w = j->w;
+    struct gw_error err;
+    if (j->lock_fd < 0) {
+        j->lock_fd = gw_rundir_take(w->runs_dir, j->req.run_id, j->req.attempt, j->run_dir,
+                                    sizeof(j->run_dir), &err);
+        if (j->lock_fd < 0) {
+            gw_log(GW_LOG_ERROR, j->req.run_id, "%s: the run is not supervised", err.message);
+            return -1;
+        }
+    }
+    j->sv = (struct gw_run_supervision){
+        .self_exe = w->self_exe,
+        .run_dir = j->run_dir,
+        .broker_url = w->o.broker_url,
+        .token = w->o.token,
+        .worker_id = j->worker_id,
+        .key = j->key,
+        .group = w->group,
+        .backend = w->o.type,
+        .heartbeat_ms = (int)j->heartbeat_ms,
+        .linger_seconds = w->o.linger_seconds > 0 ? w->o.linger_seconds : 3600,
+    };
+    return 0;
 }
 
 static void start_run(struct job *j, json_t *reply)
@@ -533,10 +616,15 @@ static void start_run(struct job *j, json_t *reply)
                           ? (uint64_t)(json_number_value(v) * 1000.0)
                           : (uint64_t)w->o.heartbeat_ms;
 
+    if (w->runs_dir != NULL && w->be->reattach != NULL && job_supervision(j) == 0)
+        j->run.supervise = &j->sv;
+
     job_enter(j, J_RUNNING);
     w->stats.runs_started++;
-    gw_log(GW_LOG_INFO, j->req.run_id, "claim granted (attempt %d), starting %s", j->req.attempt,
-           j->run.action_id ? j->run.action_id : "?");
+    gw_log(GW_LOG_INFO, j->req.run_id, "claim granted (attempt %d), %s %s", j->req.attempt,
+           j->reattach ? "reattaching" : "starting", j->run.action_id ? j->run.action_id : "?");
+    /* A reattached run's run.started has seq 1 as the first one: a duplicate
+     * the sink drops, or the one a killed worker never got out. */
     publish(j, "started", NULL, false);
 
     gw_error_clear(&err);
@@ -546,7 +634,11 @@ static void start_run(struct job *j, json_t *reply)
         return;
     }
     j->run_created = true;
-    if (w->be->start(&j->run, &err) < 0) {
+    if (j->reattach && j->run.supervise == NULL) {
+        gw_run_finish_failed(&j->run, "backend_error", -1, "cannot reattach: no run directory");
+        return;
+    }
+    if ((j->reattach ? w->be->reattach(&j->run, &err) : w->be->start(&j->run, &err)) < 0) {
         gw_run_finish_failed(&j->run, "spawn_failed", -1, err.message);
         return;
     }
@@ -565,10 +657,22 @@ static void on_claim(void *arg, enum gw_claim_result r, json_t *reply, const cha
     case GW_CLAIM_REFUSED:
     case GW_CLAIM_NOT_FOUND:
         j->w->stats.claims_refused++;
-        gw_log(GW_LOG_INFO, j->req.run_id, "claim refused (%s): message dropped", detail);
+        if (j->reattach) {
+            /* The broker moved the run on (worker_lost, a newer attempt): a
+             * live supervisor learns it from its heartbeat and cleans up. */
+            gw_log(GW_LOG_WARN, j->req.run_id, "reattach refused (%s): the run is not ours",
+                   detail);
+        } else {
+            gw_log(GW_LOG_INFO, j->req.run_id, "claim refused (%s): message dropped", detail);
+        }
         job_end(j, true);
         break;
     case GW_CLAIM_REJECTED:
+        if (j->msg == NULL) {
+            gw_log(GW_LOG_ERROR, j->req.run_id, "reattach claim rejected: %s", detail);
+            job_end(j, false);
+            break;
+        }
         deadletter(j, detail);
         break;
     case GW_CLAIM_ABANDONED:
@@ -589,7 +693,9 @@ static void job_claim(struct job *j)
                                 .worker_type = w->o.type};
     job_enter(j, J_CLAIMING);
     j->claim = gw_claim_start(w->loop, &p, on_claim, j, &err);
-    if (j->claim == NULL)
+    if (j->claim == NULL && j->msg == NULL)
+        job_end(j, false);
+    else if (j->claim == NULL)
         deadletter(j, err.message);
 }
 
@@ -607,6 +713,7 @@ static void take_message(struct gw_worker *w, struct gw_kafka_msg *m)
     }
     j->w = w;
     j->msg = m;
+    j->lock_fd = -1;
     gw_list_insert(&w->jobs, &j->link);
     uv_timer_init(w->loop, &j->timer);
     j->timer.data = j;
@@ -703,6 +810,64 @@ static void on_cancel(void *arg, const struct gw_cancel_request *c)
     }
 }
 
+/* ------------------------------------------------------------ reattach */
+
+/* Adopts the run of one directory (gw_rundir_scan): a job without a
+ * message, claimed again under the original worker id. Takes `meta` and
+ * `lock_fd`. */
+static void adopt(void *arg, const char *dir, json_t *meta, int lock_fd, bool alive)
+{
+    struct gw_worker *w = arg;
+    struct job *j = calloc(1, sizeof(*j));
+    json_t *a = json_object_get(meta, "attempt");
+    const char *key = json_string_value(json_object_get(meta, "key"));
+    int rc;
+    (void)alive;
+    if (j == NULL) {
+        json_decref(meta);
+        close(lock_fd);
+        return;
+    }
+    j->w = w;
+    j->lock_fd = lock_fd;
+    j->reattach = true;
+    gw_list_insert(&w->jobs, &j->link);
+    uv_timer_init(w->loop, &j->timer);
+    j->timer.data = j;
+    j->timer_open = true;
+    j->req.doc = meta;
+    j->req.run_id = json_string_value(json_object_get(meta, "run_id"));
+    j->req.attempt = (int)json_integer_value(a);
+    j->req.timeout_seconds = (int)json_integer_value(json_object_get(meta, "timeout_seconds"));
+    snprintf(j->worker_id, sizeof(j->worker_id), "%s",
+             json_string_value(json_object_get(meta, "worker_id")));
+    snprintf(j->run_dir, sizeof(j->run_dir), "%s", dir);
+    j->key = strdup(key != NULL ? key : j->req.run_id);
+    j->waiter.data = j;
+    rc = j->key != NULL ? gw_keygate_acquire(&w->gate, j->key, &j->waiter) : GW_ENOMEM;
+    if (rc == 1) {
+        job_claim(j);
+    } else {
+        /* Nothing holds a key at start-up but another adopted run of it. */
+        if (rc == 0)
+            gw_keygate_cancel(&w->gate, j->key, &j->waiter);
+        free(j->key);
+        j->key = NULL;
+        gw_log(GW_LOG_ERROR, j->req.run_id, "cannot reattach: key %s taken", key ? key : "?");
+        job_end(j, false);
+    }
+}
+
+/* Start-up: adopts the runs of this worker's group that a dead worker left
+ * under their supervisors (docs/reattach.md), before any message is
+ * consumed. Blocking file system calls: start-up only. */
+static void reattach_scan(struct gw_worker *w)
+{
+    int n = gw_rundir_scan(w->runs_dir, w->group, adopt, w);
+    if (n > 0)
+        gw_log_info("reattaching %d supervised run(s)", n);
+}
+
 /* ------------------------------------------------------------ shutdown */
 
 static void closed_noop(uv_handle_t *h)
@@ -776,18 +941,25 @@ static void grace_expired(uv_timer_t *t)
         uv_timer_start(&w->grace, hard_deadline, HARD_DEADLINE_MS, 0);
 }
 
-void gw_worker_shutdown(struct gw_worker *w)
+int gw_worker_drain_mode_parse(const char *s, enum gw_drain_mode *out, struct gw_error *err)
 {
-    if (w->stopping) {
-        /* A second signal: do not wait for the grace any longer. */
-        if (!w->grace_expired && !w->closing) {
-            uv_timer_stop(&w->grace);
-            grace_expired(&w->grace);
-        }
-        return;
+    if (s == NULL || strcmp(s, "wait") == 0) {
+        *out = GW_DRAIN_WAIT;
+        return 0;
     }
-    w->stopping = true;
-    gw_log_info("shutting down: no new runs, %d ms grace for running ones", w->o.grace_ms);
+    if (strcmp(s, "handoff") == 0) {
+        *out = GW_DRAIN_HANDOFF;
+        return 0;
+    }
+    gw_error_set(err, GW_EINVAL, false, "drain mode '%s': expected wait or handoff", s);
+    return -1;
+}
+
+/* Mode wait: the runs in progress go on (up to the grace) and the worker
+ * exits once they reported. */
+static void drain_wait(struct gw_worker *w)
+{
+    gw_log_info("draining (mode wait): no new runs, %d ms grace for running ones", w->o.grace_ms);
     /* Waiting runs never started: forget them (their messages stay undone). */
     gw_list_foreach_safe (it, next, &w->jobs) {
         struct job *j = job_of(it);
@@ -801,6 +973,79 @@ void gw_worker_shutdown(struct gw_worker *w)
     }
     uv_timer_start(&w->grace, grace_expired, (uint64_t)w->o.grace_ms, 0);
     check_shutdown(w);
+}
+
+/* Mode handoff: every supervised run is detached at once (its program and
+ * supervisor go on and heartbeat; a worker started on this host later
+ * reattaches it, docs/reattach.md); the runs that are not supervised get
+ * the usual grace, as in mode wait. */
+static void drain_handoff(struct gw_worker *w)
+{
+    int n = 0;
+    gw_list_foreach_safe (it, next, &w->jobs) {
+        struct job *j = job_of(it);
+        if (job_running(j) && !j->run.finished && j->run.supervised && w->be->detach != NULL &&
+            w->be->detach(&j->run) == 0)
+            n++;
+    }
+    gw_log_info("handoff: %d supervised run(s) detached; they go on under their supervisors", n);
+    drain_wait(w);
+}
+
+/* The one place that chooses what a drain does with the runs in progress
+ * (decisions 0044, 0041). */
+static void drain_dispatch(struct gw_worker *w)
+{
+    switch (w->o.drain_mode) {
+    case GW_DRAIN_HANDOFF:
+        drain_handoff(w);
+        return;
+    case GW_DRAIN_WAIT:
+        drain_wait(w);
+        return;
+    }
+}
+
+void gw_worker_shutdown(struct gw_worker *w)
+{
+    struct gw_error err;
+    if (w->stopping) {
+        /* A second signal: do not wait for the grace any longer. */
+        if (!w->grace_expired && !w->closing) {
+            uv_timer_stop(&w->grace);
+            grace_expired(&w->grace);
+        }
+        return;
+    }
+    w->stopping = true;
+    /* Leave the group first, whatever the mode: a static member's
+     * partitions would otherwise stay with it until it exits and its
+     * session expires (decision 0044). Messages of runs still going are
+     * left undone: their next owner's claims are refused. */
+    if (gw_kafka_consumer_leave(w->consumer, &err) < 0)
+        gw_log_warn("drain: could not leave the group early (%s): partitions move at exit",
+                    err.message);
+    drain_dispatch(w);
+}
+
+bool gw_worker_draining(const struct gw_worker *w)
+{
+    return w->stopping;
+}
+
+/* A drain request on the control topic for this worker's id. */
+static void on_drain(void *arg, const struct gw_drain_request *req)
+{
+    struct gw_worker *w = arg;
+    if (w->stopping) {
+        /* Repeated (the outbox delivers at least once): never a hard stop. */
+        gw_log_info("drain request %s: already draining", req->event_id ? req->event_id : "?");
+        return;
+    }
+    gw_log_info("drain requested%s%s%s%s", req->requested_by ? " by " : "",
+                req->requested_by ? req->requested_by : "", req->reason ? ": " : "",
+                req->reason ? req->reason : "");
+    gw_worker_shutdown(w);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -818,6 +1063,50 @@ static char *cat3(const char *a, const char *b, const char *c)
     if (s != NULL)
         snprintf(s, n, "%s%s%s", a, b, c);
     return s;
+}
+
+/* mkdir -p of `path` (0700 for what it creates). */
+static int mkdirs(char *path)
+{
+    for (char *p = path + 1; *p != '\0'; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        int rc = mkdir(path, 0700);
+        *p = '/';
+        if (rc != 0 && errno != EEXIST)
+            return -1;
+    }
+    return mkdir(path, 0700) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+/* The binary for `gangway supervise` and the state dir. */
+static int supervision_setup(struct gw_worker *w, struct gw_error *err)
+{
+    ssize_t n;
+    if (w->be->hosted)
+        w->be = &gw_hosted_backend; /* the real one runs in the supervisor */
+    if (w->be->reattach == NULL || w->be->detach == NULL) {
+        gw_log_warn("--supervise: the %s backend cannot supervise its runs; ignored", w->o.type);
+        return 0;
+    }
+    if (w->o.state_dir == NULL || w->o.state_dir[0] != '/')
+        return gw_error_set(err, GW_EINVAL, false,
+                            "--supervise needs an absolute --state-dir (GW_WORKER_STATE_DIR)");
+    n = readlink("/proc/self/exe", w->self_exe, sizeof(w->self_exe) - 1);
+    if (n <= 0)
+        return gw_error_set(err, GW_EIO, false, "cannot find the gangway binary: %s",
+                            strerror(errno));
+    w->self_exe[n] = '\0';
+    /* Runs of every group share the state dir (meta.json names the group):
+     * a socket's path must fit in 108 bytes. */
+    w->runs_dir = strdup(w->o.state_dir);
+    if (w->runs_dir == NULL)
+        return gw_error_set(err, GW_ENOMEM, false, "out of memory");
+    if (mkdirs(w->runs_dir) < 0)
+        return gw_error_set(err, GW_EIO, false, "cannot create %s: %s", w->runs_dir,
+                            strerror(errno));
+    return 0;
 }
 
 struct gw_worker *gw_worker_create(uv_loop_t *loop, const struct gw_worker_options *o,
@@ -846,6 +1135,9 @@ struct gw_worker *gw_worker_create(uv_loop_t *loop, const struct gw_worker_optio
         w->o.heartbeat_ms = 5000;
     if (w->o.grace_ms < 0)
         w->o.grace_ms = 0;
+    if (w->o.drain_mode == GW_DRAIN_HANDOFF && !w->o.supervise)
+        gw_log_warn("--drain-mode handoff without --supervise: nothing can be handed off, "
+                    "a drain waits for the running runs");
     w->be = gw_backend_lookup(o->type);
     if (w->be == NULL) {
         gw_error_set(err, GW_EINVAL, false, "no backend for worker type '%s'", o->type);
@@ -905,6 +1197,9 @@ struct gw_worker *gw_worker_create(uv_loop_t *loop, const struct gw_worker_optio
     w->control = gw_control_create(loop, &o->kafka, prefix, w->id_base, on_cancel, w, err);
     if (w->control == NULL)
         goto fail_consumer;
+    gw_control_on_drain(w->control, on_drain, w);
+    if (o->supervise && supervision_setup(w, err) < 0)
+        goto fail_control;
     uv_timer_init(loop, &w->grace);
     w->grace.data = w;
     uv_signal_init(loop, &w->sigterm);
@@ -914,8 +1209,14 @@ struct gw_worker *gw_worker_create(uv_loop_t *loop, const struct gw_worker_optio
     uv_signal_start(&w->sigint, on_signal, SIGINT);
     gw_log_info("worker %s: type %s, concurrency %d, consuming %s in group %s", w->id_base, o->type,
                 o->concurrency, w->runs_topic, w->group);
+    if (w->runs_dir != NULL) {
+        gw_log_info("supervised runs in %s", w->runs_dir);
+        reattach_scan(w);
+    }
     return w;
 
+fail_control:
+    gw_control_destroy(w->control);
 fail_consumer:
     gw_kafka_consumer_destroy(w->consumer);
 fail_producer:
@@ -942,5 +1243,6 @@ void gw_worker_destroy(struct gw_worker *w)
     free(w->events_topic);
     free(w->deadletter_topic);
     free(w->group);
+    free(w->runs_dir);
     free(w);
 }

@@ -9,10 +9,23 @@
 #ifndef GW_WORKERS_RUNTIME_H
 #define GW_WORKERS_RUNTIME_H
 
+#include <stdbool.h>
 #include <uv.h>
 
 #include "gw/error.h"
 #include "gw/kafka.h"
+
+/* What a drain (SIGTERM, a drain request on the control topic) does with
+ * the runs in progress, once the worker has left its consumer group
+ * (decision 0044). */
+enum gw_drain_mode {
+    GW_DRAIN_WAIT,    /* wait for them (up to grace_ms), then exit: the default */
+    GW_DRAIN_HANDOFF, /* detach from their supervisors and exit at once */
+};
+
+/* "wait" or "handoff" -> the mode; -1 with `err` set for anything else or a
+ * mode this build cannot do. */
+int gw_worker_drain_mode_parse(const char *s, enum gw_drain_mode *out, struct gw_error *err);
 
 struct gw_worker_options {
     const char *type;       /* worker type = backend name, e.g. "exec" */
@@ -24,6 +37,18 @@ struct gw_worker_options {
     int heartbeat_ms;         /* used when the claim reply has no interval */
     int grace_ms;             /* shutdown: how long running runs may go on */
     const char *worker_id;    /* prefix of worker ids; NULL = "<host>-<pid>" */
+    enum gw_drain_mode drain_mode;
+    /* Test seam (GW_TEST_DIE_AFTER_SUCCESS=OPERATION): SIGKILL this process
+     * when a backend reports success for a run of that operation ("create",
+     * "teardown"...), before run.succeeded is published: a worker lost between
+     * the work and its final event. NULL (always in production) = never. */
+    const char *test_die_after_success;
+    /* Supervision (docs/reattach.md): programs of backends that support it
+     * run under `gangway supervise` and outlive the worker; a worker that
+     * starts reattaches the runs of its group found under state_dir. */
+    bool supervise;
+    const char *state_dir; /* required with supervise */
+    int linger_seconds;    /* a finished supervisor's wait for a worker; 0 = 3600 */
 };
 
 struct gw_worker_stats {
@@ -38,11 +63,17 @@ struct gw_worker;
 struct gw_worker *gw_worker_create(uv_loop_t *loop, const struct gw_worker_options *o,
                                    struct gw_error *err);
 
-/* Graceful stop: no new messages; running runs get grace_ms to finish, then
+/* Graceful stop, also called a drain: no new messages, and the worker
+ * leaves its consumer group at once so that its partitions move to the other
+ * workers without waiting for the session timeout (decision 0044); then, in
+ * mode GW_DRAIN_WAIT, running runs get grace_ms to finish, then
  * their process groups are killed and they are reported failed with reason
  * "worker_shutdown"; then the consumer commits and leaves, the producer
  * flushes, every handle closes and uv_run() returns. Idempotent. */
 void gw_worker_shutdown(struct gw_worker *w);
+
+/* Whether gw_worker_shutdown() was called (the worker is draining). */
+bool gw_worker_draining(const struct gw_worker *w);
 
 void gw_worker_stats(const struct gw_worker *w, struct gw_worker_stats *out);
 

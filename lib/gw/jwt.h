@@ -141,11 +141,11 @@ struct gw_jwt_auth;
 #define GW_JWT_SUBJECT_MAX 256
 
 struct gw_jwt_identity {
-    char subject[GW_JWT_SUBJECT_MAX];  /* after subject_prefix_strip */
+    char subject[GW_JWT_SUBJECT_MAX];  /* canonical (gw/subject.h): user:default/alice */
     json_t *teams;                     /* array of strings (owned) */
     char issuer[64];                   /* name of the issuer entry that accepted it */
-    char delegate[GW_JWT_SUBJECT_MAX]; /* the plugin acting for the user
-                                          ("plugin:<sub>"), or "" */
+    char delegate[GW_JWT_SUBJECT_MAX]; /* the plugin acting for the user, canonical
+                                          ("plugin:default/<sub>"), or "" */
     int64_t expires_at;                /* earliest "exp" of the tokens involved */
 };
 

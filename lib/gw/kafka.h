@@ -137,6 +137,16 @@ int gw_kafka_consumer_assignment(const struct gw_kafka_consumer *c, const char *
 /* Marks a message finished (its offset may be committed) and frees it. */
 void gw_kafka_msg_done(struct gw_kafka_consumer *c, struct gw_kafka_msg *msg);
 
+/* Leaves the group now, without waiting for the messages still out: commits
+ * the offsets stored so far (asynchronously) and unsubscribes, which makes
+ * librdkafka send a LeaveGroup even for a static member (it skips it only
+ * when the consumer terminates, KIP-345), so the group rebalances at once
+ * instead of waiting out the session (decision 0044). Messages not done are
+ * orphaned: their gw_kafka_msg_done() stores nothing and the partition's next
+ * owner gets them again. Nothing new is delivered afterwards. Does not block
+ * on the network; gw_kafka_consumer_destroy() is still owed. Idempotent. */
+int gw_kafka_consumer_leave(struct gw_kafka_consumer *c, struct gw_error *err);
+
 /* Commits what is done, leaves the group and frees. Messages not done are
  * freed without committing (they will be redelivered); the caller must not
  * touch them afterwards. Blocks briefly (rd_kafka_consumer_close() serves the

@@ -17,6 +17,7 @@
 
 #include "gw/doc.h"
 #include "gw/log.h"
+#include "gw/subject.h"
 #include "issuer_int.h"
 
 #define MAX_ISSUERS         32
@@ -40,6 +41,8 @@ static void issuer_clear(struct gw__jwt_issuer *is)
     gw_jwks_destroy(is->src.keys);
     free(is->subject_claim);
     free(is->subject_prefix);
+    free(is->subject_kind);
+    free(is->subject_namespace);
     free(is->teams_claim);
     free(is->teams_entity_kind);
     json_decref(is->teams_from);
@@ -108,6 +111,8 @@ static const char *const known_keys[] = {
     "teams_claim",
     "teams_from",
     "subject_prefix_strip",
+    "subject_kind",
+    "subject_namespace",
     "typ",
     "teams_entity_kind",
     "obo_issuer",
@@ -150,6 +155,8 @@ static int parse_issuer(struct gw_jwt_auth *a, const json_t *o, size_t idx, cons
         (rc = opt_string(o, "jwks_url", where, &is->src.url, err)) < 0 ||
         (rc = opt_string(o, "subject_claim", where, &is->subject_claim, err)) < 0 ||
         (rc = opt_string(o, "subject_prefix_strip", where, &is->subject_prefix, err)) < 0 ||
+        (rc = opt_string(o, "subject_kind", where, &is->subject_kind, err)) < 0 ||
+        (rc = opt_string(o, "subject_namespace", where, &is->subject_namespace, err)) < 0 ||
         (rc = opt_string(o, "teams_claim", where, &is->teams_claim, err)) < 0 ||
         (rc = opt_string(o, "teams_entity_kind", where, &is->teams_entity_kind, err)) < 0 ||
         (rc = opt_string(o, "delegate_prefix", where, &is->delegate_prefix, err)) < 0)
@@ -171,6 +178,23 @@ static int parse_issuer(struct gw_jwt_auth *a, const json_t *o, size_t idx, cons
         return gw_error_set(err, GW_ENOMEM, false, "out of memory");
     if (is->delegate_prefix == NULL && (is->delegate_prefix = strdup("plugin:")) == NULL)
         return gw_error_set(err, GW_ENOMEM, false, "out of memory");
+    /* A bare subject takes these; they must be valid parts themselves. */
+    {
+        struct gw_subject_defaults d = {.kind = is->subject_kind, .ns = is->subject_namespace};
+        char probe[GW_SUBJECT_MAX];
+        struct gw_error perr;
+        if (gw_subject_canonical("x", &d, 0, probe, &perr) < 0)
+            return gw_error_set(err, GW_EPARSE, false,
+                                "%s: \"subject_kind\"/\"subject_namespace\": %s (see "
+                                "docs/policy.md#subjects)",
+                                where, perr.message);
+    }
+    if (is->subject_prefix != NULL)
+        gw_log_warn("%s: \"subject_prefix_strip\" is deprecated: subjects are always canonical "
+                    "(kind:namespace/name, docs/policy.md#subjects), so a stripped "
+                    "\"user:default/mia\" is \"user:default/mia\" again; use "
+                    "\"subject_namespace\"/\"subject_kind\" for bare names",
+                    where);
 
     v = json_object_get(o, "algorithms");
     if (v == NULL || (rc = string_array(v, where, "algorithms", err)) < 0 ||
@@ -378,11 +402,14 @@ static bool clean_name(const char *s, size_t max)
     return true;
 }
 
-static int add_team(json_t *teams, const char *t)
+/* Teams are canonical too (gw_team_canonical): "Payments" and
+ * "group:default/payments" are the team "payments". */
+static int add_team(json_t *teams, const char *raw)
 {
     size_t i;
     json_t *v;
-    if (!clean_name(t, MAX_TEAM_LEN))
+    char t[GW_TEAM_MAX];
+    if (raw == NULL || !clean_name(raw, MAX_TEAM_LEN) || gw_team_canonical(raw, t, NULL) < 0)
         return 0; /* an unusable value is dropped, not fatal */
     json_array_foreach(teams, i, v) if (strcmp(json_string_value(v), t) == 0) return 0;
     if (json_array_size(teams) >= MAX_TEAMS)
@@ -405,12 +432,19 @@ static const char *entity_ref_name(const char *ref, const char *kind, char *buf,
     return buf;
 }
 
+/* The subject claim becomes the canonical subject (gw/subject.h): the
+ * deprecated prefix is stripped first, `kind_prefix` (a plugin acting for
+ * itself: "plugin:") put in front, then gw_subject_canonical decides. A
+ * subject it refuses refuses the token: no identity is ever guessed. */
 static int map_identity(const struct gw__jwt_issuer *is, const json_t *claims,
-                        struct gw_jwt_identity *id, struct gw_error *err)
+                        const char *kind_prefix, struct gw_jwt_identity *id, struct gw_error *err)
 {
     const char *raw = json_string_value(json_object_get(claims, is->subject_claim));
     const char *sub = raw;
     json_t *v;
+    char joined[GW_JWT_SUBJECT_MAX + 64];
+    struct gw_error serr;
+    struct gw_subject_defaults defs = {.kind = is->subject_kind, .ns = is->subject_namespace};
 
     if (raw == NULL || !clean_name(raw, GW_JWT_SUBJECT_MAX - 1))
         return gw_error_set(err, GW_EAUTH, false, "token has no usable subject");
@@ -426,7 +460,9 @@ static int map_identity(const struct gw__jwt_issuer *is, const json_t *claims,
         strncmp(sub, is->subject_prefix, strlen(is->subject_prefix)) == 0 &&
         sub[strlen(is->subject_prefix)] != '\0')
         sub += strlen(is->subject_prefix);
-    snprintf(id->subject, sizeof(id->subject), "%s", sub);
+    snprintf(joined, sizeof(joined), "%s%s", kind_prefix != NULL ? kind_prefix : "", sub);
+    if (gw_subject_canonical(joined, &defs, 0, id->subject, &serr) < 0)
+        return gw_error_set(err, GW_EAUTH, false, "subject not usable: %s", serr.message);
     snprintf(id->issuer, sizeof(id->issuer), "%s", is->name);
     id->teams = json_array();
     if (id->teams == NULL)
@@ -453,6 +489,8 @@ static int map_identity(const struct gw__jwt_issuer *is, const json_t *claims,
         }
     } else if (is->teams_from != NULL) {
         json_t *list = json_object_get(is->teams_from, raw);
+        if (list == NULL)
+            list = json_object_get(is->teams_from, sub);
         if (list == NULL)
             list = json_object_get(is->teams_from, id->subject);
         size_t i;
@@ -553,13 +591,8 @@ static int verify_as(struct gw_jwt_auth *a, const struct gw__jwt_issuer *is, con
                 rc = gw_error_set(err, GW_EAUTH, false, "on-behalf-of token missing");
                 goto out;
             }
-            /* The plugin acts for itself. */
-            rc = map_identity(is, claims, id, err);
-            if (rc == 0) {
-                char subj[GW_JWT_SUBJECT_MAX];
-                snprintf(subj, sizeof(subj), "%s%s", is->delegate_prefix, id->subject);
-                snprintf(id->subject, sizeof(id->subject), "%s", subj);
-            }
+            /* The plugin acts for itself: plugin:default/<sub>. */
+            rc = map_identity(is, claims, is->delegate_prefix, id, err);
             goto out;
         }
         if (!json_is_string(obo)) {
@@ -568,7 +601,7 @@ static int verify_as(struct gw_jwt_auth *a, const struct gw__jwt_issuer *is, con
         }
         struct gw_jwt_identity outer;
         memset(&outer, 0, sizeof(outer));
-        if ((rc = map_identity(is, claims, &outer, err)) < 0) {
+        if ((rc = map_identity(is, claims, is->delegate_prefix, &outer, err)) < 0) {
             gw_jwt_identity_finish(&outer);
             goto out;
         }
@@ -581,15 +614,14 @@ static int verify_as(struct gw_jwt_auth *a, const struct gw__jwt_issuer *is, con
             gw_error_set(err, rc, false, "on-behalf-of token: %s", msg);
         }
         if (rc == 0) {
-            snprintf(id->delegate, sizeof(id->delegate), "%s%s", is->delegate_prefix,
-                     outer.subject);
+            snprintf(id->delegate, sizeof(id->delegate), "%s", outer.subject);
             if (outer_exp < id->expires_at)
                 id->expires_at = outer_exp;
         }
         gw_jwt_identity_finish(&outer);
         goto out;
     }
-    rc = map_identity(is, claims, id, err);
+    rc = map_identity(is, claims, NULL, id, err);
 out:
     if (rc < 0)
         gw_jwt_identity_finish(id);

@@ -38,7 +38,9 @@ struct gw__jwt_issuer {
     unsigned algs;
     struct gw__jwt_key_source src;
     char *subject_claim;
-    char *subject_prefix;
+    char *subject_prefix;     /* deprecated "subject_prefix_strip", applied before */
+    char *subject_kind;       /* the canonical form's default kind ("user") */
+    char *subject_namespace;  /* ... and namespace ("default") */
     char *teams_claim;        /* NULL: teams only from teams_from */
     char *teams_entity_kind;  /* keep only entity refs of this kind ("group") */
     json_t *teams_from;       /* object subject -> [teams], or NULL */

@@ -63,6 +63,7 @@ struct gw_kafka_consumer {
     bool paused;
     bool delivering;
     bool closing;
+    bool left; /* gw_kafka_consumer_leave(): unsubscribed, delivers nothing */
     int open_handles;
     /* Our copy of the assignment, kept by rebalance_cb, so health checks
      * never ask librdkafka's group thread (which would block). */
@@ -158,7 +159,7 @@ static void set_paused(struct gw_kafka_consumer *c, bool pause)
 
 static void deliver(struct gw_kafka_consumer *c)
 {
-    if (c->delivering || c->closing)
+    if (c->delivering || c->closing || c->left)
         return;
     c->delivering = true;
     while (c->bl_head != NULL && c->in_flight < c->max_in_flight && !c->closing) {
@@ -231,8 +232,8 @@ static void drain(struct gw_kafka_consumer *c)
 {
     rd_kafka_message_t *m;
     while (!c->closing && (m = rd_kafka_consumer_poll(c->rk, 0)) != NULL) {
-        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
-            take(c, m);
+        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && !c->left)
+            take(c, m); /* once left, the partition's next owner reads it */
         else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
             gw_log_warn("kafka consumer: %s", rd_kafka_message_errstr(m));
         rd_kafka_message_destroy(m);
@@ -490,6 +491,28 @@ void gw_kafka_msg_done(struct gw_kafka_consumer *c, struct gw_kafka_msg *msg)
         }
     }
     deliver(c);
+}
+
+int gw_kafka_consumer_leave(struct gw_kafka_consumer *c, struct gw_error *err)
+{
+    rd_kafka_resp_err_t rc;
+    if (c->left || c->closing)
+        return 0;
+    c->left = true;
+    /* What is done so far stays done for the next owner. Asynchronous: the
+     * group thread sends it before the LeaveGroup the unsubscribe queues. */
+    rc = rd_kafka_commit(c->rk, NULL, 1);
+    if (rc != RD_KAFKA_RESP_ERR_NO_ERROR && rc != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        gw_log_warn("kafka consumer: commit before leaving: %s", rd_kafka_err2str(rc));
+    /* The revoke comes back through rebalance_cb on the next poll, which
+     * forgets the partitions (orphaning what is still out). */
+    rc = rd_kafka_unsubscribe(c->rk);
+    if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        gw_error_set(err, GW_EUNAVAIL, true, "kafka unsubscribe: %s", rd_kafka_err2str(rc));
+        return -1;
+    }
+    gw_log_info("kafka consumer: left the group");
+    return 0;
 }
 
 static void handle_closed(struct gw_kafka_consumer *c)

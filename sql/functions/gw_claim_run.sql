@@ -53,7 +53,9 @@ BEGIN
         SELECT * INTO res FROM gw_resources WHERE id = r.resource_id;
     END IF;
     backend := a.definition -> 'backend';
-    IF r.operation = 'teardown' THEN
+    IF r.operation = 'teardown' OR (r.operation = 'reconcile' AND EXISTS (
+            SELECT 1 FROM gw_runs p WHERE p.id = r.parent_run_id AND p.operation = 'teardown')) THEN
+        -- A reconcile step checks what its run did: a teardown's overrides.
         backend := backend || coalesce(a.definition -> 'teardown' -> 'backend', '{}');
     ELSIF r.operation = 'plan' THEN
         backend := backend || '{"operation": "plan"}';

@@ -15,7 +15,9 @@ BEGIN
         RETURN QUERY SELECT 'not_pending'::text, gw_run_json(r);
         RETURN;
     END IF;
-    IF r.requested_by = dec.approver THEN
+    -- Separation of duties compares canonical subjects (gw_subject_key): the
+    -- broker's are canonical, a row from before may not be.
+    IF gw_subject_key(r.requested_by) = gw_subject_key(dec.approver) THEN
         INSERT INTO gw_audit_log (actor, verb, object, detail)
         VALUES (dec.approver, 'approval.denied', 'run:' || r.id, jsonb_build_object('why', 'self_approval'));
         RETURN QUERY SELECT 'self_approval'::text, gw_run_json(r);
@@ -33,6 +35,11 @@ BEGIN
         VALUES (dec.approver, 'approval.denied', 'run:' || r.id, jsonb_build_object('why', 'not_eligible'));
         RETURN QUERY SELECT 'not_eligible'::text, gw_run_json(r);
         RETURN;
+    END IF;
+    -- One decision per person, whatever spelling an earlier one was recorded in.
+    IF EXISTS (SELECT 1 FROM gw_approvals a WHERE a.run_id = r.id
+               AND gw_subject_key(a.approver) = gw_subject_key(dec.approver)) THEN
+        RETURN QUERY SELECT 'already_decided'::text, gw_run_json(r); RETURN;
     END IF;
     INSERT INTO gw_approvals (run_id, approver, decision, comment, inputs_hash, plan_sha256)
     VALUES (r.id, dec.approver, dec.decision, dec.comment, r.inputs_hash, r.plan_sha256)
@@ -54,7 +61,7 @@ BEGIN
         RETURN;
     END IF;
     -- Only approvals given for these exact inputs (and this exact plan) count.
-    SELECT count(*) INTO approvals FROM gw_approvals
+    SELECT count(DISTINCT gw_subject_key(approver)) INTO approvals FROM gw_approvals
     WHERE run_id = r.id AND decision = 'approve' AND inputs_hash = r.inputs_hash
       AND plan_sha256 IS NOT DISTINCT FROM r.plan_sha256;
     IF approvals >= coalesce((rule ->> 'approvals')::integer, 1) THEN

@@ -21,7 +21,11 @@ BEGIN
         RETURN QUERY SELECT 'no_pending'::text, gw_resource_json(res);
         RETURN;
     END IF;
-    IF ext.requested_by = dec.approver THEN
+    -- Neither who asked for the extension nor the resource's owner decides
+    -- on it (one's own resource), compared as canonical subjects like
+    -- gw_decide (gw_subject_key).
+    IF gw_subject_key(dec.approver) IN (gw_subject_key(ext.requested_by),
+                                        gw_subject_key(res.owner_subject)) THEN
         RETURN QUERY SELECT 'self_approval'::text, gw_resource_json(res);
         RETURN;
     END IF;
@@ -33,6 +37,10 @@ BEGIN
                        WHERE t = ANY (coalesce(dec.roles, '{}')))) THEN
         RETURN QUERY SELECT 'not_eligible'::text, gw_resource_json(res);
         RETURN;
+    END IF;
+    IF EXISTS (SELECT 1 FROM gw_extension_decisions d WHERE d.extension_id = ext.id
+               AND gw_subject_key(d.approver) = gw_subject_key(dec.approver)) THEN
+        RETURN QUERY SELECT 'already_decided'::text, gw_resource_json(res); RETURN;
     END IF;
     INSERT INTO gw_extension_decisions (extension_id, approver, decision, comment)
     VALUES (ext.id, dec.approver, dec.decision, dec.comment) ON CONFLICT DO NOTHING;
@@ -46,7 +54,8 @@ BEGIN
         RETURN QUERY SELECT 'rejected'::text, gw_resource_json(res);
         RETURN;
     END IF;
-    SELECT count(*) INTO n FROM gw_extension_decisions WHERE extension_id = ext.id AND decision = 'approve';
+    SELECT count(DISTINCT gw_subject_key(approver)) INTO n FROM gw_extension_decisions
+    WHERE extension_id = ext.id AND decision = 'approve';
     IF n < (ext.rule ->> 'approvals')::integer THEN
         RETURN QUERY SELECT 'recorded'::text, gw_resource_json(res);
         RETURN;

@@ -54,5 +54,13 @@ BEGIN
                                                  'detail', CASE WHEN p_status = 'cancelled'
                                                                 THEN r.error_message END,
                                                  'needs_reconciliation', r.needs_reconciliation)));
-    PERFORM gw_resource_after_run(r);
+    IF r.operation = 'reconcile' THEN
+        PERFORM gw_reconcile_after_run(r);
+    ELSE
+        PERFORM gw_resource_after_run(r);
+        IF p_reconcile AND r.needs_reconciliation THEN
+            -- The backend's reconcile step, when it has one (decision 0045).
+            PERFORM gw_start_reconcile(r, p_actor);
+        END IF;
+    END IF;
 END $$;

@@ -40,6 +40,8 @@ BEGIN
         'idempotency_key', r.idempotency_key,
         'needs_reconciliation', r.needs_reconciliation,
         'reconciled_at', gw_ts(r.reconciled_at),
+        'reconcile_run', r.reconcile_run_id,
+        'reconcile_drift', r.reconcile_drift,
         'parent_run', r.parent_run_id,
         'resource', r.resource_id,
         'ttl_seconds', r.ttl_seconds,

@@ -3,7 +3,8 @@
 --
 -- One jsonb argument with named keys (gw_args says what is wrong with it):
 --   hash               sha256 hex of the secret (string, required)
---   subject            (string, required)
+--   subject            (string, required) in its canonical form (lib/gw/subject.h:
+--                      "user:default/mia", not "mia"); the CLI normalises it first
 --   teams, roles       (arrays of strings; default none)
 --   expires_in_seconds (integer; NULL: never expires)
 --   description        (string)
@@ -24,6 +25,10 @@ DECLARE
     p_via text := a ->> 'via';
     t gw_api_tokens;
 BEGIN
+    IF p_subject IS DISTINCT FROM gw_subject_key(p_subject) THEN
+        RAISE EXCEPTION 'gw_token_create: subject % is not canonical (it would be %): see docs/policy.md#subjects',
+            quote_literal(p_subject), gw_subject_key(p_subject) USING ERRCODE = '22023';
+    END IF;
     INSERT INTO gw_api_tokens (token_hash, subject, teams, roles, expires_at, description)
     VALUES (p_hash, p_subject, coalesce(p_teams, '{}'), coalesce(p_roles, '{}'),
             now() + make_interval(secs => p_expires_s), p_description)

@@ -97,6 +97,7 @@ class Stack:
         self.broker_env = broker_env or {}
         self.broker = None
         self.workers = []
+        self.replicas = []  # start_replica()
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self.conn = None
@@ -183,6 +184,34 @@ class Stack:
             time.sleep(0.1)
         raise Failure("broker not ready in 60 s; log:\n" + self.log("broker"))
 
+    def start_replica(self, name, port=None, extra_env=None):
+        """Another broker on the same database and topics (a replica behind a
+        load balancer), listening on `port` (a free one when None), its log in
+        NAME.log. Returns (process, port); close() stops it."""
+        port = port or free_port()
+        log = open(os.path.join(self.tmp, name + ".log"), "a")
+        env = self.env(self.broker_env)
+        env.update(extra_env or {})
+        proc = subprocess.Popen(
+            [GANGWAY, "broker", "--listen", "127.0.0.1:%d" % port] + self.broker_args,
+            env=env, stdout=log, stderr=subprocess.STDOUT)
+        self.replicas.append(proc)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                raise Failure("%s exited with %s; log:\n%s" % (name, proc.returncode, self.log(name)))
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                c.request("GET", "/readyz")
+                ok = c.getresponse().status == 200
+                c.close()
+                if ok:
+                    return proc, port
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise Failure("%s not ready in 60 s; log:\n%s" % (name, self.log(name)))
+
     def start_worker(self, concurrency=4, worker_type="exec", extra_args=(), extra_env=None):
         idx = len(self.workers)
         log = open(os.path.join(self.tmp, "worker%d.log" % idx), "a")
@@ -225,6 +254,8 @@ class Stack:
             rc = self.stop(w)
             if rc not in (0, None, -9):
                 print("worker exit status", rc)
+        for r in self.replicas:
+            self.stop(r)
         rc = self.stop(self.broker)
         if failed:
             print("---- broker log ----\n" + self.log("broker"))

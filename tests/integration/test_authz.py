@@ -128,7 +128,7 @@ def test():
         submit("worker", "devenv", {"name": "w-env"}, expect=403)
         submit("sue", "deploy", {"environment": "prod"})
         submit("admin", "db-reset", {})
-        n = s.sql("SELECT count(*) FROM gw_runs WHERE requested_by IN ('user:default/nil', 'worker-pool')"
+        n = s.sql("SELECT count(*) FROM gw_runs WHERE requested_by IN ('user:default/nil', 'user:default/worker-pool')"
                   " OR (action_id = 'deploy' AND requested_by = 'user:default/ana' AND"
                   " inputs->>'environment' = 'prod')")
         check(n == "0", "refused submissions stored nothing", n)

@@ -87,7 +87,8 @@ def test():
                   "a refused token exits 4 and stores nothing", rc, err)
             rc, out, err = bob.cli("login", "--url", s.url + "/", "--token-stdin",
                                    stdin=tokens["bob"] + "\n")
-            check(rc == 0 and "as bob" in out and "payments" in out,
+            # Created as "bob", seen canonical (docs/policy.md#subjects).
+            check(rc == 0 and "as user:default/bob" in out and "payments" in out,
                   "login --token-stdin prints who the token is", rc, out, err)
             st = os.stat(bob.creds)
             check(stat.S_IMODE(st.st_mode) == 0o600, "the credentials file is 0600", oct(st.st_mode))
@@ -103,7 +104,8 @@ def test():
             for p in (carol, dave):
                 name = "carol" if p is carol else "dave"
                 rc, out, err = p.cli("login", "--url", s.url, "--token", tokens[name], "--json")
-                check(rc == 0 and json.loads(out)["subject"] == name and json.loads(out)["teams"] == ["sre"],
+                check(rc == 0 and json.loads(out)["subject"] == "user:default/" + name
+                      and json.loads(out)["teams"] == ["sre"],
                       "login --json prints /v1/me for " + name, rc, out, err)
 
             # A file someone loosened is replaced by a private one.
@@ -194,7 +196,7 @@ def test():
             check(rc == 0 and out.startswith("RUN ") and "EXPIRES" in out and len(lines) == 1,
                   "an sre approver sees the run in the table", rc, out, err)
             row = lines[0]
-            check(" deploy " in row and " bob " in row and " 0/2 " in row and "team sre" in row and
+            check(" deploy " in row and " user:default/bob " in row and " 0/2 " in row and "team sre" in row and
                   '{"environment":"prod"}' in row and ("(in 60m)" in row or "(in 59m)" in row),
                   "with the action, requester, 0/2 approvals, from team sre, inputs and expiry", row)
             rc, out, err = carol.cli("approvals", "--json")
@@ -219,17 +221,19 @@ def test():
             check(rc == 1 and "no run with id" in err, "an unknown run exits 1", rc, err)
 
             rc, out, err = carol.cli("approve", rid, "-m", "ok")
-            check(rc == 0 and "still pending approval (1/2 carol)" in out,
+            check(rc == 0 and "still pending approval (1/2 user:default/carol)" in out,
                   "the first approval is recorded, still pending", rc, out, err)
             rc, out, err = carol.cli("approve", rid, "-m", "ok")
             check(rc == 1 and "already_decided" in err, "each approver counts once (exit 1)", rc, err)
             rc, out, err = dave.cli("approvals")
             row = [l for l in out.splitlines() if rid in l]
-            check(rc == 0 and row and " 1/2 carol " in row[0], "the next approver sees 1/2 carol", out)
+            check(rc == 0 and row and " 1/2 user:default/carol " in row[0],
+                  "the next approver sees 1/2 user:default/carol", out)
             rc, out, err = dave.cli("approve", rid, "-m", "ok", "--json")
             doc = json.loads(out) if rc == 0 else {}
             check(rc == 0 and doc.get("status") == "queued" and
-                  [d["approver"] for d in doc["approval"]["decisions"]] == ["carol", "dave"] and
+                  [d["approver"] for d in doc["approval"]["decisions"]] == ["user:default/carol",
+                                                                           "user:default/dave"] and
                   doc["approval"]["decisions"][1]["comment"] == "ok",
                   "the second approval queues the run", rc, out[:400], err)
             done = s.wait_run(rid)

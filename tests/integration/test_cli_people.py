@@ -75,7 +75,8 @@ def test():
                    "roles": {"everyone": {"grants": [{"permissions": ["run", "decide_approvals"]}]},
                              "manager": {"grants": [{"permissions": ["decide_approvals"]}]}},
                    "bindings": [{"roles": ["everyone"], "subjects": ["*"]},
-                                {"roles": ["manager"], "subjects": ["mia", "max"]}]}, f)
+                                {"roles": ["manager"],
+                                 "subjects": ["user:default/mia", "user:default/max"]}]}, f)
     s.broker_env = {"GW_POLICY_FILE": policy}
 
     with s:
@@ -345,8 +346,8 @@ def test():
         time.sleep(0.5)
         rc, out, err = cli(bob, "cancel", sl2)
         end = s.wait_run(sl2, timeout=60)
-        check(end["status"] == "cancelled" and end.get("reason") == "cancelled by bob",
-              "without --reason: 'cancelled by bob'", end)
+        check(end["status"] == "cancelled" and end.get("reason") == "cancelled by user:default/bob",
+              "without --reason: 'cancelled by user:default/bob'", end)
 
 
 if __name__ == "__main__":

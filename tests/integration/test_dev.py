@@ -243,11 +243,13 @@ def test():
         carol = dev_token(data, "--subject", "carol", "--team", "payments")
         svc = dev_token(data, "--subject", "svc-bot", "--team", "ops", "--role", "admin")
         st, me = dev.request("GET", "/v1/me", token=carol)
-        check(st == 200 and me["subject"] == "carol" and me["teams"] == ["payments"] and
+        # Subjects are canonical (docs/policy.md#subjects): "carol" is user:default/carol.
+        check(st == 200 and me["subject"] == "user:default/carol" and me["teams"] == ["payments"] and
               "admin" not in me["permissions"],
               "a dev token create token is carol of payments", st, me)
         st, me = dev.request("GET", "/v1/me", token=svc)
-        check(st == 200 and me["subject"] == "svc-bot" and "admin" in me.get("permissions", []),
+        check(st == 200 and me["subject"] == "user:default/svc-bot" and
+              "admin" in me.get("permissions", []),
               "--role admin gives the admin role", st, me)
 
         # The policy from GW_POLICY_FILE is enforced.

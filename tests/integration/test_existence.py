@@ -86,7 +86,7 @@ def test():
             else:
                 check(hidden.status == 403, label + ": 403 whatever the id (admins only)",
                       hidden.status)
-        check(s.sql("SELECT count(*) FROM gw_audit_log WHERE actor = 'out'") == "0",
+        check(s.sql("SELECT count(*) FROM gw_audit_log WHERE actor = 'user:default/out'") == "0",
               "the outsider's requests recorded nothing")
         check(s.get("/v1/runs/" + gated["id"]).json()["status"] == "pending_approval"
               and "pending_extension" in s.get("/v1/resources/" + res).json(),

@@ -68,6 +68,16 @@ def test():
         r = s.post(path, {"decision": "reject", "comment": "no"}, token=carol)
         check(r.status == 200 and "pending_extension" not in r.json(), "a rejection closes the request", r.body)
 
+        # Nor does the owner decide on an extension of their own resource
+        # that a teammate asked for.
+        r = s.post("/v1/resources/%s/extend" % rid, {"seconds": 60}, token=dan)
+        check(r.status == 202, "a teammate asks to extend bob's resource", r.status, r.body)
+        r = s.post(path, {"decision": "approve"}, token=bob)
+        check(r.status == 403 and r.json()["code"] == "self_approval",
+              "the owner cannot approve an extension of their own resource", r.status, r.body)
+        r = s.post(path, {"decision": "reject", "comment": "no"}, token=carol)
+        check(r.status == 200, "an approver closes it", r.status, r.body)
+
         # An approval after the expiry does not revive the resource.
         rid2 = create("two", ttl_seconds=3)
         r = s.post("/v1/resources/%s/extend" % rid2, {"seconds": 600}, token=bob)

@@ -128,7 +128,7 @@ def test():
         r = s.submit("deploy", {"environment": "dev"}, token=bob)
         check(r.status == 429 and r.json()["code"] == "quota_exceeded", "over the per-user quota is 429", r.status, r.body)
         check(int(r.headers.get("retry-after", "0")) > 0, "with Retry-After", r.headers.get("retry-after"))
-        denied = s.sql("SELECT count(*) FROM gw_audit_log WHERE verb = 'run.denied' AND actor = 'bob'")
+        denied = s.sql("SELECT count(*) FROM gw_audit_log WHERE verb = 'run.denied' AND actor = 'user:default/bob'")
         check(denied == "1", "the denial is audited", denied)
 
         # Quota race: 12 concurrent submissions, limit 5 -> exactly 5 accepted.

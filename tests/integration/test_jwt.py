@@ -160,10 +160,12 @@ def test():
         r = me(user())
         check(r.status == 200, "Backstage user token accepted by GET /v1/me", r.status, r.body[:300])
         body = r.json()
-        check(body.get("subject") == "alice" and "payments" in json.dumps(body.get("teams")),
-              "principal is alice of team payments", body)
+        # Canonical subject (docs/policy.md#subjects), although the issuer
+        # still sets the deprecated subject_prefix_strip.
+        check(body.get("subject") == "user:default/alice" and "payments" in json.dumps(body.get("teams")),
+              "principal is user:default/alice of team payments", body)
         r = me(user(sub="user:default/bob", ent=None))
-        check(r.status == 200 and r.json().get("subject") == "bob" and
+        check(r.status == 200 and r.json().get("subject") == "user:default/bob" and
               "platform" in json.dumps(r.json().get("teams")),
               "no ent claim: teams from teams_from", r.body[:300])
 
@@ -200,7 +202,7 @@ def test():
             return key.sign({"typ": "vnd.backstage.plugin", "alg": "ES256"}, claims)
 
         r = me(plugin())
-        check(r.status == 200 and r.json().get("subject") == "alice",
+        check(r.status == 200 and r.json().get("subject") == "user:default/alice",
               "plugin token on behalf of alice (JWKS from URL)", r.status, r.body[:300])
         bad_obo = rogue.sign({"typ": "vnd.backstage.limited-user", "alg": "ES256"},
                              {"sub": "user:default/admin", "iat": now, "exp": now + 3600})
@@ -235,7 +237,8 @@ def test():
 
         # API tokens unchanged.
         r = stack.get("/v1/me")
-        check(r.status == 200 and r.json().get("subject") == "alice", "API token still works",
+        check(r.status == 200 and r.json().get("subject") == "user:default/alice",
+              "API token still works (created as 'alice', seen canonical)",
               r.status)
         r = stack.get("/v1/me", token="gwt_" + "A" * 43)
         check(r.status == 401, "unknown API token -> 401", r.status)

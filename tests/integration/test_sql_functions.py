@@ -144,13 +144,18 @@ def test_named_arguments(db):
     err = db.error("SELECT gw_token_create(%s)" % lit({"hash": "x", "subject": "s"}))
     check('gw_token_create: key "via" is required' in err, "token_create names the missing key", err)
     tid = db.q("SELECT gw_token_create(%s)" % lit(
-        {"hash": "abc", "subject": "bob", "teams": ["t1", "t2"], "roles": ["admin"],
+        {"hash": "abc", "subject": "user:default/bob", "teams": ["t1", "t2"], "roles": ["admin"],
          "expires_in_seconds": 3600, "description": "d", "via": "test"}))
     row = db.q("SELECT subject, teams, roles, expires_at > now() + interval '59 minutes' AND"
                " expires_at <= now() + interval '1 hour', description FROM gw_api_tokens"
                " WHERE id = '%s'" % tid)
-    check(row == "bob|{t1,t2}|{admin}|t|d", "token_create stores every named argument", row)
-    tid = db.q("SELECT gw_token_create(%s)" % lit({"hash": "def", "subject": "carol", "via": "test"}))
+    check(row == "user:default/bob|{t1,t2}|{admin}|t|d", "token_create stores every named argument", row)
+    for bad in ("bob", "User:Default/Bob", "user:bob"):
+        err = db.error("SELECT gw_token_create(%s)" % lit({"hash": "b" + bad, "subject": bad, "via": "test"}))
+        check("is not canonical (it would be user:default/bob)" in err,
+              "token_create refuses a non-canonical subject: " + bad, err)
+    tid = db.q("SELECT gw_token_create(%s)" % lit({"hash": "def", "subject": "user:default/carol",
+                                                    "via": "test"}))
     check(db.q("SELECT teams, roles, expires_at IS NULL FROM gw_api_tokens WHERE id = '%s'" % tid)
           == "{}|{}|t", "token_create defaults: no teams, no roles, no expiry")
     err = db.error("SELECT * FROM gw_decide(gen_random_uuid(), %s)" % lit({"approver": "a"}))
@@ -285,6 +290,49 @@ def test_approval_counting(db):
           "approval: one rejection rejects by default")
     run = submit(db, "appr", approval=rule, break_glass="the site is down, paging")["run"]["id"]
     check(status(db, run) == "queued", "approval: break-glass skips the approval")
+
+
+def test_subject_key(db):
+    """gw_subject_key: the SQL twin of gw_subject_canonical for rows written
+    before subjects were canonical; separation of duties compares through it."""
+    for raw, want in (("mia", "user:default/mia"), ("User:Default/Mia", "user:default/mia"),
+                      ("user:mia", "user:default/mia"), ("ops/Mia", "user:ops/mia"),
+                      ("user:default/mia", "user:default/mia"), ("svc:backstage", "svc:default/backstage"),
+                      ("Mia@Example.com", "user:default/mia@example.com")):
+        got = db.q("SELECT gw_subject_key(%s)" % ("'%s'" % raw))
+        check(got == want, "gw_subject_key(%r) = %r" % (raw, want), got)
+    check(db.q("SELECT gw_subject_key(NULL) IS NULL") == "t", "gw_subject_key(NULL) is NULL")
+    action(db, "sod")
+    rule = {"approvals": 2, "from_teams": ["approvers"]}
+    # A run recorded under an old spelling of the requester.
+    run = submit(db, "sod", subject="mia", approval=rule)["run"]["id"]
+    for spelling in ("user:default/mia", "User:Default/Mia", "mia", "MIA"):
+        check(decide(db, run, spelling, teams=["approvers"]) == "self_approval",
+              "sod: the requester recorded as 'mia' cannot approve as %r" % spelling)
+    # One approver, two spellings: counted once.
+    check(decide(db, run, "ann", teams=["approvers"]) == "recorded", "sod: ann (old spelling) approves")
+    check(decide(db, run, "user:default/ann", teams=["approvers"]) == "already_decided",
+          "sod: ann approving again in the canonical spelling is already_decided")
+    check(status(db, run) == "pending_approval", "sod: one person, one approval: still pending")
+    # Rows that predate the check (two spellings of one approver already
+    # stored) still count once.
+    db.q("INSERT INTO gw_approvals (run_id, approver, decision, inputs_hash)"
+         " SELECT id, 'Ann', 'approve', inputs_hash FROM gw_runs WHERE id = '%s'" % run)
+    check(decide(db, run, "user:default/rob", "approve", teams=["approvers"]) == "approved",
+          "sod: a second person's approval completes it")
+    run = submit(db, "sod", subject="user:default/mia", approval={"approvals": 2, "from_teams": ["approvers"]})["run"]["id"]
+    db.q("INSERT INTO gw_approvals (run_id, approver, decision, inputs_hash)"
+         " SELECT id, a, 'approve', inputs_hash FROM gw_runs, unnest(ARRAY['ann', 'user:default/ann']) a"
+         " WHERE id = '%s'" % run)
+    check(decide(db, run, "user:default/zoe", teams=["approvers"]) == "approved",
+          "sod: rows 'ann' and 'user:default/ann' are one approval; zoe's makes two")
+    run = submit(db, "sod", subject="user:default/mia", approval={"approvals": 3, "from_teams": ["approvers"]})["run"]["id"]
+    db.q("INSERT INTO gw_approvals (run_id, approver, decision, inputs_hash)"
+         " SELECT id, a, 'approve', inputs_hash FROM gw_runs, unnest(ARRAY['ann', 'user:default/ann']) a"
+         " WHERE id = '%s'" % run)
+    check(decide(db, run, "user:default/zoe", teams=["approvers"]) == "recorded" and
+          status(db, run) == "pending_approval",
+          "sod: 'ann' and 'user:default/ann' count as one of three approvals")
 
 
 def test_ttl_bounds(db):

@@ -185,6 +185,20 @@ int main(void)
     e = load_one("{\"id\":\"x\",\"title\":\"x\",\"worker_type\":\"someone-elses\","
                  "\"backend\":{\"anything\":1},\"inputs\":{}}");
     CHECK(e == NULL, "a worker type this binary does not know is passed through");
+    /* Approval rules name teams as callers have them (gw_team_canonical). */
+    e = load_one("{\"id\":\"x\",\"title\":\"x\",\"worker_type\":\"someone-elses\","
+                 "\"backend\":{},\"inputs\":{},\"approval\":{\"rules\":[{\"approvals\":1,"
+                 "\"from_teams\":[\"sre\",\"Payments\"]}]}}");
+    CHECK(e && strstr(e, "at '/approval/rules/0/from_teams/1': team 'Payments' is not canonical") &&
+              strstr(e, "write 'payments'"),
+          "an approval rule naming 'Payments' is refused: %s", e ? e : "loaded");
+    e = load_one(
+        "{\"id\":\"x\",\"title\":\"x\",\"worker_type\":\"someone-elses\","
+        "\"backend\":{},\"inputs\":{},\"resource\":{\"kind\":\"k\",\"name\":\"/n\"},"
+        "\"ttl\":{\"default_seconds\":60,\"max_seconds\":60,"
+        "\"extension_approval\":{\"approvals\":1,\"from_teams\":[\"group:default/sre\"]}}}");
+    CHECK(e && strstr(e, "at '/ttl/extension_approval/from_teams/0'") && strstr(e, "write 'sre'"),
+          "an extension rule naming 'group:default/sre' is refused: %s", e ? e : "loaded");
 
     dir = fresh_dir();
     write_file_in(dir, "one.json", good);

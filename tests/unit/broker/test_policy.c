@@ -363,6 +363,45 @@ static void test_refusals(void)
          "/defaults/read_runs", "a bad default"},
         {"{\"roles\": {}, \"bindings\": [], \"defaults\": {\"run\": \"all\"}}",
          "/defaults: unknown key 'run'", "a default for an unscoped permission"},
+        /* Subjects no caller can have (gw/subject.h): refused, naming the
+         * canonical form the author probably meant. */
+        {"{\"roles\": {\"a\": {\"grants\": []}}, \"bindings\": [{\"roles\": [\"a\"], "
+         "\"subjects\": [\"user:default/ana\", \"mia\"]}]}",
+         "/bindings/0/subjects/1: subject 'mia' is not canonical, so no caller ever has it: "
+         "write 'user:default/mia'",
+         "a bare name"},
+        {"{\"roles\": {\"a\": {\"grants\": []}}, \"bindings\": [{\"roles\": [\"a\"], "
+         "\"subjects\": [\"User:Default/Mia\"]}]}",
+         "write 'user:default/mia'", "mixed case"},
+        {"{\"roles\": {\"a\": {\"grants\": []}}, \"bindings\": [{\"roles\": [\"a\"], "
+         "\"subjects\": [\"root*\"]}]}",
+         "subject 'root*' is not canonical, so no caller ever has it: write 'user:default/root*'",
+         "a bare glob"},
+        {"{\"roles\": {\"a\": {\"grants\": []}}, \"bindings\": [{\"roles\": [\"a\"], "
+         "\"subjects\": [\"svc:backstage\"]}]}",
+         "write 'svc:default/backstage'", "a kind without namespace"},
+        {"{\"roles\": {\"a\": {\"grants\": []}}, \"bindings\": [{\"roles\": [\"a\"], "
+         "\"subjects\": [\"group:default/sre\"]}]}",
+         "/bindings/0/subjects/0: subject 'group:default/sre' can never match a caller: a group "
+         "is not a subject",
+         "a group as a subject"},
+        {"{\"roles\": {\"a\": {\"grants\": []}}, \"bindings\": [{\"roles\": [\"a\"], "
+         "\"subjects\": [\" user:default/mia\"]}]}",
+         "can never match a caller: the subject holds a space at offset 0", "a leading space"},
+        {"{\"roles\": {\"a\": {\"grants\": []}}, \"bindings\": [{\"roles\": [\"a\"], "
+         "\"subjects\": [\"user:default/m\u00efa\"]}]}",
+         "can never match a caller: the subject holds a non-ASCII byte", "non-ASCII"},
+        {"{\"roles\": {\"a\": {\"grants\": []}}, \"bindings\": [{\"roles\": [\"a\"], "
+         "\"teams\": [\"sre\", \"SRE\"]}]}",
+         "/bindings/0/teams/1: team 'SRE' is not canonical, so no caller ever has it: write 'sre'",
+         "an upper-case team"},
+        {"{\"roles\": {\"a\": {\"grants\": []}}, \"bindings\": [{\"roles\": [\"a\"], "
+         "\"teams\": [\"group:default/sre\"]}]}",
+         "write 'sre'", "a team as a group ref"},
+        {"{\"roles\": {\"a\": {\"grants\": []}}, \"bindings\": [{\"roles\": [\"a\"], "
+         "\"teams\": [\" sre\"]}]}",
+         "team ' sre' can never match a caller: the team starts or ends with a space",
+         "a team with a leading space"},
     };
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         struct gw_error err;
@@ -398,6 +437,35 @@ static void test_refusals(void)
     write_file_in(tmpdir, "p.yaml", "roles: {}\nroles: {}\nbindings: []\n");
     CHECK(gw_policy_load(path, &err) == NULL && strstr(err.message, "duplicate key 'roles'"),
           "duplicate YAML keys are refused (%s)", err.message);
+    /* A subject no caller can have: the file and line, and what was meant. */
+    write_file_in(tmpdir, "p.yaml",
+                  "roles:\n  dev:\n    grants: []\nbindings:\n  - roles: [dev]\n"
+                  "    subjects:\n      - user:default/ana\n      - Mia\n");
+    CHECK(gw_policy_load(path, &err) == NULL &&
+              strstr(err.message,
+                     "p.yaml: line 8 column 9: /bindings/0/subjects/1: subject 'Mia' is not "
+                     "canonical") != NULL &&
+              strstr(err.message, "write 'user:default/mia'") != NULL,
+          "a YAML policy binding 'Mia' is refused at p.yaml line 8 (%s)", err.message);
+    snprintf(path, sizeof(path), "%s/subj.json", tmpdir);
+    write_file_in(tmpdir, "subj.json",
+                  "{\n  \"roles\": {\"dev\": {\"grants\": []}},\n  \"bindings\": [\n"
+                  "    {\"roles\": [\"dev\"], \"teams\": [\"a\"]},\n"
+                  "    {\"roles\": [\"dev\"],\n     \"subjects\": [\"user:default/ana\",\n"
+                  "                  \"mia\"]}\n  ]\n}\n");
+    CHECK(gw_policy_load(path, &err) == NULL &&
+              strstr(err.message,
+                     "subj.json: line 7 column 19: /bindings/1/subjects/1: subject 'mia'") != NULL,
+          "a JSON policy binding 'mia' is refused at subj.json line 7 (%s)", err.message);
+    /* Other refusals of a file name their line too. */
+    write_file_in(tmpdir, "subj.json",
+                  "{\"roles\": {\"dev\": {\"grants\": [\n  {\"permissions\": [\"rnu\"]}]}},\n"
+                  " \"bindings\": []}\n");
+    CHECK(gw_policy_load(path, &err) == NULL &&
+              strstr(err.message,
+                     "subj.json: line 2 column 19: /roles/dev/grants/0/permissions: unknown") !=
+                  NULL,
+          "an unknown permission is refused with its line (%s)", err.message);
     snprintf(path, sizeof(path), "%s/none.json", tmpdir);
     CHECK(gw_policy_load(path, &err) == NULL && strstr(err.message, "cannot open"),
           "a missing file is refused (%s)", err.message);

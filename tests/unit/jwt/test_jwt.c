@@ -483,9 +483,11 @@ static void test_backstage(void)
                         "ent", "user:default/alice", "group:default/payments", "group:ops/sre"));
     rc = verify(a, t, now, &id, msg);
     char *teams = rc == 0 ? json_dumps(id.teams, JSON_COMPACT) : NULL;
-    CHECK(rc == 0 && strcmp(id.subject, "alice") == 0 && teams &&
+    CHECK(rc == 0 && strcmp(id.subject, "user:default/alice") == 0 && teams &&
               strcmp(teams, "[\"payments\",\"ops/sre\"]") == 0 && id.delegate[0] == '\0',
-          "Backstage user token: subject alice, teams %s (%s)", teams ? teams : "-", msg);
+          "Backstage user token: subject user:default/alice (canonical, though "
+          "subject_prefix_strip is set), teams %s (%s)",
+          teams ? teams : "-", msg);
     free(teams);
     gw_jwt_identity_finish(&id);
     CHECK(verify(a, t, now + 3600 + 31, &id, msg) == GW_EAUTH && strcmp(msg, "token expired") == 0,
@@ -500,12 +502,44 @@ static void test_backstage(void)
                         "user:default/bob", "iat", (json_int_t)now, "exp", (json_int_t)now + 3600));
     rc = verify(a, t, now, &id, msg);
     teams = rc == 0 ? json_dumps(id.teams, JSON_COMPACT) : NULL;
-    CHECK(rc == 0 && strcmp(id.subject, "bob") == 0 && teams &&
+    CHECK(rc == 0 && strcmp(id.subject, "user:default/bob") == 0 && teams &&
               strcmp(teams, "[\"payments\",\"sre\"]") == 0,
           "user token without ent: teams from teams_from %s", teams ? teams : msg);
     free(teams);
     gw_jwt_identity_finish(&id);
     free(t);
+
+    /* Every spelling of one person's subject gives the one canonical
+     * subject (gw/subject.h); what it cannot be made into refuses the token. */
+    struct {
+        const char *sub;
+        const char *want; /* the subject, or a piece of the refusal */
+        bool ok;
+    } forms[] = {
+        {"mia", "user:default/mia", true},
+        {"User:Default/Mia", "user:default/mia", true},
+        {"user:default/MIA", "user:default/mia", true},
+        {"ops/mia", "user:ops/mia", true},
+        {"Mia@Example.com", "user:default/mia@example.com", true},
+        {"group:default/sre", "subject not usable: a group is not a subject", false},
+        {"user:default/\xe2\x84\xaaim", "subject not usable: the subject holds a non-ASCII", false},
+        {" mia", "subject not usable: the subject holds a space", false},
+        {"user:default/", "subject not usable: the subject's name is empty", false},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(forms); i++) {
+        t = token(&auth_key, "vnd.backstage.user",
+                  json_pack("{ss ss ss sI sI}", "iss", ISS, "aud", "backstage", "sub", forms[i].sub,
+                            "iat", (json_int_t)now, "exp", (json_int_t)now + 600));
+        rc = verify(a, t, now, &id, msg);
+        if (forms[i].ok)
+            CHECK(rc == 0 && strcmp(id.subject, forms[i].want) == 0, "sub '%s' -> %s (%s %s)",
+                  forms[i].sub, forms[i].want, rc == 0 ? id.subject : "", msg);
+        else
+            CHECK(rc == GW_EAUTH && strstr(msg, forms[i].want) != NULL, "sub #%zu refused: %s", i,
+                  msg);
+        gw_jwt_identity_finish(&id);
+        free(t);
+    }
 
     /* Wrong typ, iss, aud, nbf, signer. */
     struct {
@@ -547,8 +581,8 @@ static void test_backstage(void)
                         (json_int_t)now, "exp", (json_int_t)now + 600, "obo", limited));
     rc = verify(a, t, now, &id, msg);
     teams = rc == 0 ? json_dumps(id.teams, JSON_COMPACT) : NULL;
-    CHECK(rc == 0 && strcmp(id.subject, "alice") == 0 &&
-              strcmp(id.delegate, "plugin:scaffolder") == 0 && teams &&
+    CHECK(rc == 0 && strcmp(id.subject, "user:default/alice") == 0 &&
+              strcmp(id.delegate, "plugin:default/scaffolder") == 0 && teams &&
               strcmp(teams, "[\"payments\"]") == 0 && id.expires_at == now + 600,
           "plugin token: principal alice via plugin:scaffolder, teams %s (%s)", teams ? teams : "-",
           msg);
@@ -613,6 +647,34 @@ static void test_backstage(void)
     gw_jwt_auth_destroy(a);
     uv_run(uv_default_loop(), UV_RUN_DEFAULT);
 
+    /* subject_namespace / subject_kind: where a bare subject lands; a full
+     * entity ref keeps its own. */
+    {
+        json_t *c = json_pack("{s[{ss ss ss s[s] ss ss}]}", "issuers", "name", "okta", "issuer",
+                              "https://okta.example", "jwks_file", "auth.jwks", "algorithms",
+                              "ES256", "subject_namespace", "okta", "subject_kind", "service");
+        rc = gw_jwt_auth_create(uv_default_loop(), c, tmpdir, &a, &err);
+        json_decref(c);
+        CHECK(rc == 0, "subject_namespace/subject_kind load (%s)", rc ? err.message : "");
+        const char *subs[][2] = {{"Mia", "service:okta/mia"},
+                                 {"user:default/mia", "user:default/mia"},
+                                 {"ci-bot@example.com", "service:okta/ci-bot@example.com"}};
+        for (size_t i = 0; rc == 0 && i < ARRAY_SIZE(subs); i++) {
+            t = token(&auth_key, NULL,
+                      json_pack("{ss ss sI sI}", "iss", "https://okta.example", "sub", subs[i][0],
+                                "iat", (json_int_t)now, "exp", (json_int_t)now + 600));
+            int vrc = verify(a, t, now, &id, msg);
+            CHECK(vrc == 0 && strcmp(id.subject, subs[i][1]) == 0, "okta sub '%s' -> %s (%s %s)",
+                  subs[i][0], subs[i][1], vrc == 0 ? id.subject : "", msg);
+            gw_jwt_identity_finish(&id);
+            free(t);
+        }
+        if (rc == 0) {
+            gw_jwt_auth_destroy(a);
+            uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+        }
+    }
+
     /* Configuration errors. */
     const char *bad_cfgs[][2] = {
         {"{\"leeway_s\":61,\"issuers\":[{\"name\":\"x\",\"jwks_file\":\"auth.jwks\","
@@ -632,6 +694,15 @@ static void test_backstage(void)
         {"{\"issuers\":[{\"name\":\"x\",\"jwks_file\":\"auth.jwks\",\"algorithms\":[\"ES256\"],"
          "\"audiance\":\"y\"}]}",
          "unknown member"},
+        {"{\"issuers\":[{\"name\":\"x\",\"jwks_file\":\"auth.jwks\",\"algorithms\":[\"ES256\"],"
+         "\"subject_kind\":\"User\"}]}",
+         "\"subject_kind\"/\"subject_namespace\": 'U' is not allowed in the subject's kind"},
+        {"{\"issuers\":[{\"name\":\"x\",\"jwks_file\":\"auth.jwks\",\"algorithms\":[\"ES256\"],"
+         "\"subject_kind\":\"group\"}]}",
+         "a group is not a subject"},
+        {"{\"issuers\":[{\"name\":\"x\",\"jwks_file\":\"auth.jwks\",\"algorithms\":[\"ES256\"],"
+         "\"subject_namespace\":\"a/b\"}]}",
+         "'/' is not allowed in the subject's namespace"},
     };
     for (size_t i = 0; i < ARRAY_SIZE(bad_cfgs); i++) {
         json_t *c = json_loads(bad_cfgs[i][0], 0, NULL);

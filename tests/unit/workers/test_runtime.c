@@ -118,6 +118,39 @@ static void count_line(void *ctx, const char *line, size_t len)
     l->len[l->n++] = len;
 }
 
+/* Drain requests on the control topic (decision 0044): the worker id is
+ * required; another event type is -2 so the control consumer tries the
+ * cancel parser next. */
+static void test_drain_parse(void)
+{
+    struct gw_drain_request d;
+    char why[256];
+    const char *ok = "{\"specversion\":\"1.0\",\"id\":\"e1\",\"source\":\"gangway/broker\","
+                     "\"type\":\"dev.gangway.worker.drain\",\"subject\":\"w1\","
+                     "\"data\":{\"worker_id\":\"host-w0\",\"reason\":\"kernel update\","
+                     "\"requested_by\":\"alice\"}}";
+    const char *bare = "{\"specversion\":\"1.0\",\"id\":\"e2\",\"source\":\"b\","
+                       "\"type\":\"dev.gangway.worker.drain\",\"data\":{\"worker_id\":\"w\"}}";
+    const char *no_id = "{\"specversion\":\"1.0\",\"id\":\"e3\",\"source\":\"b\","
+                        "\"type\":\"dev.gangway.worker.drain\",\"data\":{\"worker_id\":\"\"}}";
+    const char *cancel = "{\"specversion\":\"1.0\",\"id\":\"e4\",\"source\":\"b\","
+                         "\"type\":\"dev.gangway.run.cancel\",\"data\":{\"run_id\":\"r\","
+                         "\"attempt\":1}}";
+
+    CHECK(gw_drain_request_parse(ok, strlen(ok), &d, why, sizeof(why)) == 0);
+    CHECK(strcmp(d.worker_id, "host-w0") == 0 && strcmp(d.event_id, "e1") == 0);
+    CHECK(strcmp(d.reason, "kernel update") == 0 && strcmp(d.requested_by, "alice") == 0);
+    gw_drain_request_finish(&d);
+    CHECK(gw_drain_request_parse(bare, strlen(bare), &d, why, sizeof(why)) == 0);
+    CHECK(d.reason == NULL && d.requested_by == NULL);
+    gw_drain_request_finish(&d);
+    CHECK(gw_drain_request_parse(no_id, strlen(no_id), &d, why, sizeof(why)) == -1);
+    CHECK(strstr(why, "worker_id") != NULL && d.doc == NULL);
+    CHECK(gw_drain_request_parse(cancel, strlen(cancel), &d, why, sizeof(why)) == -2);
+    CHECK(gw_drain_request_parse("{", 1, &d, why, sizeof(why)) == -1);
+    gw_drain_request_finish(NULL);
+}
+
 static void test_line_split_utf8(void)
 {
     struct exec_lines l;
@@ -276,6 +309,7 @@ int main(void)
     test_keygate();
     test_backoff();
     test_events();
+    test_drain_parse();
     test_line_split_utf8();
     test_claims();
     curl_global_cleanup();

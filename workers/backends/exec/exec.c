@@ -33,6 +33,19 @@
  *   FINALIZE  outputs read and workdir removed     - (finish, from the pool's callback)
  *             on the thread pool
  *
+ * Supervised (the worker's --supervise, docs/reattach.md): the same states,
+ * but the program runs under `gangway supervise` and its lines and exit come
+ * over the supervisor's socket as spool records (workers/spool.h). RUNNING
+ * starts the supervisor (or, for a reattach, connects to the one an earlier
+ * worker started); EXITED is the EXIT record (the supervisor already killed
+ * the left-overs, so nothing is signalled); STOPPING sends "cancel" (the
+ * supervisor does the SIGTERM/SIGKILL and the timeout itself), or for a
+ * detach closes the socket; the socket closing (after "done") and the
+ * supervisor's own exit replace the pipes' EOFs and the leader's exit.
+ * FINALIZE then keeps the workdir and the run directory: they go once the
+ * runtime says the final event was delivered (destroy), so a worker dying
+ * in between finds the finished spool and reports it again.
+ *
  * Only RUNNING takes a cancel. What is kept beside the state: which of the
  * five handles are still open (each closes on its own: pipes at EOF, the
  * pidfd at exit), and the record the result is made from (spawned, why it
@@ -46,8 +59,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
 #include "backend.h"
 #include "registry.h"
+#include "rundir.h"
+#include "spool.h"
 #include "exec_io.h"
 #include "gw/fs.h"
 #include "gw/log.h"
@@ -66,7 +86,9 @@ enum exec_state {
 };
 
 /* Why a run was stopped before its program ended by itself. */
-enum exec_stop { STOP_NONE, STOP_TIMEOUT, STOP_CANCEL };
+enum exec_stop { STOP_NONE, STOP_TIMEOUT, STOP_CANCEL, STOP_DETACH };
+
+#define SUP_LINE_MAX (4 * 1024 * 1024)
 
 struct exec_run {
     struct gw_run *run;
@@ -97,6 +119,18 @@ struct exec_run {
     json_t *result_outputs;
     int outputs_rc;
     char outputs_msg[256];
+
+    /* Supervised runs only (docs/reattach.md). */
+    bool supervised, reattached;
+    uv_pipe_t sock; /* to the supervisor */
+    bool sock_open;
+    uv_connect_t connect_req;
+    struct exec_lines sock_lines;
+    char *spec_text;
+    long last_i;           /* the last spool record forwarded */
+    bool got_exit;         /* the EXIT record came */
+    bool sup_gone;         /* the socket closed before the EXIT record */
+    bool supervise_dir_ok; /* the run directory is there to read the spool from */
 };
 
 /* ------------------------------------------------------------ config */
@@ -217,6 +251,7 @@ static char **build_env(struct exec_run *x)
 /* ------------------------------------------------------------ states */
 
 static void exec_enter(struct exec_run *x, enum exec_state s);
+static void sup_stop_entered(struct exec_run *x);
 
 /* ------------------------------------------------------------ finishing */
 
@@ -224,10 +259,15 @@ static void finalize_work(uv_work_t *req)
 {
     struct exec_run *x = container_of(req, struct exec_run, work);
     /* Spawned and closed means exited: the pidfd closes at the exit. */
-    if (x->spawned && x->stopped == STOP_NONE && x->term_signal == 0 && x->exit_status == 0)
+    if (x->spawned && x->stopped == STOP_NONE && !x->sup_gone && x->term_signal == 0 &&
+        x->exit_status == 0)
         x->outputs_rc = gw_exec_outputs_read(x->outputs, &x->result_outputs, x->outputs_msg,
                                              sizeof(x->outputs_msg));
-    gw_fs_remove_tree(x->workdir);
+    /* A supervised run's workdir goes with its run directory, once the final
+     * event is delivered (destroy): a worker that dies before that reads the
+     * outputs again. */
+    if (!x->supervised)
+        gw_fs_remove_tree(x->workdir);
 }
 
 static void finalize_done(uv_work_t *req, int status)
@@ -236,7 +276,12 @@ static void finalize_done(uv_work_t *req, int status)
     struct gw_run *r = x->run;
     char msg[300];
     (void)status;
-    if (!x->spawned) {
+    if (x->stopped == STOP_DETACH) {
+        gw_run_finish_detached(r);
+    } else if (x->sup_gone) {
+        gw_run_finish_failed(r, "backend_error", -1,
+                             "the run's supervisor ended before the program did");
+    } else if (!x->spawned) {
         gw_run_finish_failed(r, "spawn_failed", -1, x->spawn_error);
     } else if (x->stopped == STOP_TIMEOUT) {
         snprintf(msg, sizeof(msg), "timed out after %d s; process group killed",
@@ -278,7 +323,8 @@ static void close_one(struct exec_run *x, uv_handle_t *h, bool *open)
 /* Once the process is gone and both pipes hit EOF, the timers go too. */
 static void maybe_close_timers(struct exec_run *x)
 {
-    if (x->proc_open || x->out_open || x->err_open || x->in_open || x->state >= ST_CLOSING)
+    if (x->proc_open || x->out_open || x->err_open || x->in_open || x->sock_open ||
+        x->state >= ST_CLOSING)
         return;
     exec_enter(x, ST_CLOSING);
 }
@@ -340,7 +386,9 @@ static void write_cb(uv_write_t *req, int status)
 
 static void signal_group(struct exec_run *x, int sig)
 {
-    if (x->spawned && x->child.pid > 0 && kill(-x->child.pid, sig) != 0 && errno != ESRCH)
+    /* Supervised: child.pid is the supervisor, which signals the program. */
+    if (!x->supervised && x->spawned && x->child.pid > 0 && kill(-x->child.pid, sig) != 0 &&
+        errno != ESRCH)
         gw_log(GW_LOG_WARN, x->run->run_id, "exec: kill(-%d, %d): %s", (int)x->child.pid, sig,
                strerror(errno));
 }
@@ -419,6 +467,10 @@ static void exec_enter(struct exec_run *x, enum exec_state s)
         break;
     case ST_STOPPING:
         uv_timer_stop(&x->timeout);
+        if (x->supervised) {
+            sup_stop_entered(x);
+            break;
+        }
         signal_group(x, SIGTERM);
         uv_timer_start(&x->kill, kill_cb, x->grace_ms, 0);
         break;
@@ -433,6 +485,307 @@ static void exec_enter(struct exec_run *x, enum exec_state s)
         }
         break;
     }
+}
+
+/* ------------------------------------------------------------ supervised */
+
+static void sup_write_done(uv_write_t *req, int status)
+{
+    (void)status;
+    free(req->data);
+    free(req);
+}
+
+/* Sends one line (with its '\n') to the supervisor. */
+static void sup_send(struct exec_run *x, const char *text)
+{
+    uv_write_t *req;
+    char *copy;
+    uv_buf_t buf;
+    if (!x->sock_open)
+        return;
+    req = malloc(sizeof(*req));
+    copy = strdup(text);
+    if (req == NULL || copy == NULL) {
+        free(req);
+        free(copy);
+        return;
+    }
+    req->data = copy;
+    buf = uv_buf_init(copy, (unsigned)strlen(copy));
+    if (uv_write(req, (uv_stream_t *)&x->sock, &buf, 1, sup_write_done) != 0) {
+        free(copy);
+        free(req);
+    }
+}
+
+/* One spool record, live or replayed: each is forwarded once, in order. */
+static void sup_record(struct exec_run *x, const struct gw_spool_rec *rec)
+{
+    if (x->got_exit || rec->i <= x->last_i)
+        return; /* already forwarded */
+    if (rec->i != x->last_i + 1)
+        gw_log(GW_LOG_ERROR, x->run->run_id, "exec: spool record %ld after %ld: a gap", rec->i,
+               x->last_i);
+    x->last_i = rec->i;
+    if (rec->kind == GW_SPOOL_LOG) {
+        gw_run_log(x->run, rec->stream, rec->line, rec->len);
+        return;
+    }
+    if (rec->kind != GW_SPOOL_EXIT) {
+        gw_log(GW_LOG_ERROR, x->run->run_id, "exec: a hosted backend's result in an exec spool");
+        return;
+    }
+    x->got_exit = true;
+    x->exit_status = rec->exit_status;
+    x->term_signal = rec->term_signal;
+    if (strcmp(rec->stop, "spawn_failed") == 0) {
+        x->spawned = false;
+        snprintf(x->spawn_error, sizeof(x->spawn_error), "%s",
+                 rec->message ? rec->message : "cannot start the program");
+    } else if (strcmp(rec->stop, "timeout") == 0) {
+        x->stopped = STOP_TIMEOUT;
+    } else if (strcmp(rec->stop, "cancel") == 0) {
+        x->stopped = STOP_CANCEL;
+    }
+    if (x->state == ST_RUNNING)
+        exec_enter(x, ST_EXITED);
+}
+
+static void sup_spool_rec(void *arg, const struct gw_spool_rec *rec)
+{
+    sup_record(arg, rec);
+}
+
+static void sup_line(void *ctx, const char *line, size_t len)
+{
+    struct exec_run *x = ctx;
+    struct gw_spool_rec rec;
+    if (gw_spool_parse(line, len, &rec) < 0 && memmem(line, len, "\"busy\"", 6) != NULL) {
+        /* Another worker has it: it reports the run, not us. */
+        gw_log(GW_LOG_WARN, x->run->run_id, "exec: another worker is attached to this run");
+        if (x->state == ST_RUNNING)
+            stop(x, STOP_DETACH);
+        return;
+    }
+    if (rec.doc == NULL) {
+        gw_log(GW_LOG_ERROR, x->run->run_id, "exec: unreadable line from the supervisor");
+        return;
+    }
+    sup_record(x, &rec);
+    gw_spool_rec_finish(&rec);
+}
+
+/* The socket is gone: after the EXIT record (we said "done"), on a detach,
+ * or because the supervisor died; then its finished spool may still hold
+ * the end. */
+static void sup_closed(struct exec_run *x)
+{
+    if (!x->got_exit && x->stopped != STOP_DETACH && x->supervise_dir_ok) {
+        char path[PATH_MAX + 16];
+        struct gw_error err;
+        snprintf(path, sizeof(path), "%s/spool", x->run->supervise->run_dir);
+        if (gw_spool_read(path, sup_spool_rec, x, NULL, &err) < 0)
+            gw_log(GW_LOG_ERROR, x->run->run_id, "exec: %s", err.message);
+    }
+    if (!x->got_exit && x->stopped != STOP_DETACH) {
+        x->sup_gone = true;
+        if (x->state == ST_RUNNING)
+            exec_enter(x, ST_EXITED);
+    }
+    close_one(x, (uv_handle_t *)&x->sock, &x->sock_open);
+    maybe_close_timers(x);
+}
+
+static void sup_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+    struct exec_run *x = st->data;
+    if (n > 0)
+        gw_exec_lines_feed(&x->sock_lines, buf->base, (size_t)n, sup_line, x);
+    free(buf->base);
+    if (x->got_exit && x->sock_open) {
+        /* We have the result: the supervisor may go. Written at once (5
+         * bytes to a local socket), before the close would cancel it. */
+        uv_buf_t b = uv_buf_init((char *)"done\n", 5);
+        uv_try_write((uv_stream_t *)&x->sock, &b, 1);
+        sup_closed(x);
+        return;
+    }
+    if (n < 0)
+        sup_closed(x);
+}
+
+static void sup_connected(uv_connect_t *req, int status)
+{
+    struct exec_run *x = req->data;
+    if (status != 0) {
+        gw_log(GW_LOG_WARN, x->run->run_id, "exec: supervisor socket: %s", uv_strerror(status));
+        sup_closed(x);
+        return;
+    }
+    if (x->reattached)
+        sup_send(x, "attach\n");
+    else
+        sup_send(x, x->spec_text);
+    uv_read_start((uv_stream_t *)&x->sock, alloc_cb, sup_read);
+}
+
+/* The supervisor's first process exited: it forks the supervisor proper and
+ * exits at once (cmd_worker.c), so the worker reaps only that one. The
+ * run's result comes over the socket (or from the spool when the socket
+ * closes). */
+static void sup_exit_cb(struct gw_child *c, int64_t exit_status, int term_signal)
+{
+    struct exec_run *x = c->data;
+    (void)exit_status;
+    (void)term_signal;
+    if (x->proc_open) {
+        x->proc_open = false;
+        gw_child_close(c, handle_closed);
+    }
+    maybe_close_timers(x);
+}
+
+/* STOPPING's entry for a supervised run. */
+static void sup_stop_entered(struct exec_run *x)
+{
+    if (x->stopped != STOP_DETACH) {
+        /* Cancel or shutdown: the supervisor stops the group with its grace. */
+        sup_send(x, "cancel\n");
+        return;
+    }
+    /* Detach: the program and its supervisor go on; we only stop looking. */
+    close_one(x, (uv_handle_t *)&x->sock, &x->sock_open);
+    if (x->proc_open) {
+        x->proc_open = false;
+        gw_child_close(&x->child, handle_closed);
+    }
+    maybe_close_timers(x);
+}
+
+/* Handles of a supervised run: the socket and the two timers (unused but
+ * closed in CLOSING like the unsupervised ones). */
+static void sup_init_handles(struct exec_run *x)
+{
+    struct gw_run *run = x->run;
+    run->supervised = x->supervised = true;
+    gw_exec_lines_init(&x->sock_lines, SUP_LINE_MAX);
+    uv_pipe_init(run->loop, &x->sock, 0);
+    uv_timer_init(run->loop, &x->timeout);
+    uv_timer_init(run->loop, &x->kill);
+    x->sock.data = x->timeout.data = x->kill.data = x->connect_req.data = x;
+    x->child.data = x;
+    x->sock_open = true;
+    x->open_handles = 3;
+}
+
+static void sup_connect(struct exec_run *x)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/sock", x->run->supervise->run_dir);
+    x->supervise_dir_ok = true;
+    uv_pipe_connect(&x->connect_req, &x->sock, path, sup_connected);
+}
+
+/* The spec line of supervisor.h. */
+static char *sup_spec(struct exec_run *x)
+{
+    const struct gw_run *r = x->run;
+    const struct gw_run_supervision *sv = r->supervise;
+    json_t *argv = json_array(), *envp = json_array(), *spec;
+    char *text, *line;
+    size_t n;
+    for (char **p = x->argv; *p != NULL; p++)
+        json_array_append_new(argv, json_string(*p));
+    for (char **p = x->envp; *p != NULL; p++)
+        json_array_append_new(envp, json_string(*p));
+    spec = json_pack("{s:s, s:s, s:i, s:s, s:s?, s:o, s:o, s:s, s:s, s:i, s:I, s:s, s:s?, s:i, "
+                     "s:i, s:s, s:s}",
+                     "group", sv->group, "run_id", r->run_id, "attempt", r->attempt, "worker_id",
+                     sv->worker_id, "key", sv->key, "argv", argv, "envp", envp, "cwd", x->workdir,
+                     "stdin", x->stdin_data, "timeout_seconds", r->timeout_seconds, "grace_ms",
+                     (json_int_t)x->grace_ms, "broker_url", sv->broker_url, "token", sv->token,
+                     "heartbeat_ms", sv->heartbeat_ms, "linger_seconds", sv->linger_seconds,
+                     "workdir", x->workdir, "outputs", x->outputs);
+    text = spec ? json_dumps(spec, JSON_COMPACT) : NULL;
+    json_decref(spec);
+    if (text == NULL)
+        return NULL;
+    n = strlen(text);
+    line = realloc(text, n + 2);
+    if (line == NULL) {
+        free(text);
+        return NULL;
+    }
+    line[n] = '\n';
+    line[n + 1] = '\0';
+    return line;
+}
+
+static int start_supervised(struct exec_run *x, struct gw_error *err)
+{
+    char msg[PATH_MAX + 64];
+    x->spec_text = sup_spec(x);
+    if (x->spec_text == NULL) {
+        gw_fs_remove_tree(x->workdir);
+        return gw_error_set(err, GW_ENOMEM, true, "out of memory");
+    }
+    if (gw_rundir_spawn_supervisor(x->run->loop, &x->child, x->run->supervise, sup_exit_cb, msg,
+                                   sizeof(msg)) < 0) {
+        gw_fs_remove_tree(x->workdir);
+        return gw_error_set(err, GW_EIO, true, "exec: %s", msg);
+    }
+    x->child.poll.data = x;
+    x->proc_open = true;
+    sup_init_handles(x);
+    x->open_handles = 4; /* and the supervisor's pidfd */
+    x->spawned = true;
+    exec_enter(x, ST_RUNNING);
+    gw_log(GW_LOG_INFO, x->run->run_id, "exec: started %s under supervisor pid %d", x->argv[0],
+           (int)x->child.pid);
+    sup_connect(x);
+    return 0;
+}
+
+/* A run an earlier worker process started: its workdir and outputs come
+ * from the supervisor's meta.json (start-up: a small blocking read). */
+int gw_exec_backend_reattach(struct gw_run *run, struct gw_error *err)
+{
+    struct exec_run *x = run->backend_data;
+    char path[PATH_MAX + 16];
+    json_t *meta;
+    if (run->supervise == NULL)
+        return gw_error_set(err, GW_EINVAL, false, "exec: reattach without supervision");
+    snprintf(path, sizeof(path), "%s/meta.json", run->supervise->run_dir);
+    meta = json_load_file(path, 0, NULL);
+    if (!json_is_string(json_object_get(meta, "workdir")) ||
+        !json_is_string(json_object_get(meta, "outputs"))) {
+        json_decref(meta);
+        return gw_error_set(err, GW_EIO, false, "exec: %s unreadable", path);
+    }
+    snprintf(x->workdir, sizeof(x->workdir), "%s",
+             json_string_value(json_object_get(meta, "workdir")));
+    snprintf(x->outputs, sizeof(x->outputs), "%s",
+             json_string_value(json_object_get(meta, "outputs")));
+    json_decref(meta);
+    x->reattached = true;
+    x->spawned = true;
+    sup_init_handles(x);
+    exec_enter(x, ST_RUNNING);
+    gw_log(GW_LOG_INFO, run->run_id, "exec: reattaching to the supervisor in %s",
+           run->supervise->run_dir);
+    sup_connect(x);
+    return 0;
+}
+
+int gw_exec_backend_detach(struct gw_run *run)
+{
+    struct exec_run *x = run->backend_data;
+    if (x == NULL || !x->supervised || x->state != ST_RUNNING)
+        return GW_ECONFLICT;
+    gw_log(GW_LOG_INFO, run->run_id, "exec: detaching; the run goes on under its supervisor");
+    stop(x, STOP_DETACH);
+    return 0;
 }
 
 /* ------------------------------------------------------------ start */
@@ -457,6 +810,8 @@ int gw_exec_backend_start(struct gw_run *run, struct gw_error *err)
     }
     gw_exec_lines_init(&x->out_lines, GW_RUN_LOG_LINE_MAX);
     gw_exec_lines_init(&x->err_lines, GW_RUN_LOG_LINE_MAX);
+    if (run->supervise != NULL)
+        return start_supervised(x, err);
 
     /* From here on every failure goes through the close path and finish. */
     uv_pipe_init(run->loop, &x->in, 0);
@@ -521,6 +876,12 @@ void gw_exec_backend_destroy(struct gw_run *run)
     struct exec_run *x = run->backend_data;
     if (x == NULL)
         return;
+    if (x->supervised) {
+        if (run->final_delivered)
+            gw_rundir_remove_later(run->loop, x->workdir, run->supervise->run_dir);
+        free(x->spec_text);
+        gw_exec_lines_finish(&x->sock_lines);
+    }
     strv_free(x->argv);
     strv_free(x->envp);
     free(x->stdin_data);

@@ -376,11 +376,16 @@ static int find_trailer(struct work *w, const git_oid *from, git_oid *found)
     return hit;
 }
 
-/* The author from the requester's subject: an e-mail subject is used as
- * is, anything else becomes <subject>@<domain> with odd bytes turned '-'. */
+/* The author from the requester's subject: a canonical subject
+ * (user:default/alice, docs/policy.md#subjects) authors as its name part;
+ * an e-mail name is used as is, anything else becomes <name>@<domain> with
+ * odd bytes turned '-'. */
 static int make_author(struct work *w, git_signature **out)
 {
     const char *s = w->j->requested_by ? w->j->requested_by : "";
+    const char *colon = strchr(s, ':'), *slash = strrchr(s, '/');
+    if (colon != NULL && slash != NULL && slash > colon && slash[1] != '\0')
+        s = slash + 1;
     char name[200], local[65], email[330];
     size_t n = 0, l = 0;
     bool is_email = strchr(s, '@') != NULL && strchr(s, '@') == strrchr(s, '@') && s[0] != '@';

@@ -110,6 +110,9 @@ static void closed_one(struct jk_run *j)
     case GW_RUN_CANCELLED:
         gw_run_finish_cancelled(j->run, j->message);
         break;
+    case GW_RUN_DETACHED:
+        /* Never set here: jenkins has no detach slot (docs/reattach.md). */
+        abort();
     }
 }
 

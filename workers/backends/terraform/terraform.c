@@ -13,6 +13,12 @@
  *   output          output -json, captured; sensitive outputs redacted
  *   cleanup (pool)  the applied plan file is removed (it holds the inputs)
  *
+ * A reconcile step (the runtime's operation "reconcile", decision 0045) runs
+ * plan with -detailed-exitcode against the same state, the -destroy one when
+ * the config says destroy: exit 0 means nothing is left to do, 2 means drift
+ * (both succeed, outputs.reconcile.changes says which); it stops after digest
+ * and removes its plan. It never applies.
+ *
  * Operation "plan" stops after digest and keeps the plan under its sha256;
  * an "apply" carrying plan_sha256 (config or top-level input) skips plan and
  * applies that file, or fails with reason "stale_plan".
@@ -53,6 +59,8 @@ struct tf_run {
     enum tf_step step;
     char *module_cfg, *binary_cfg, *state_cfg;
     char want_sha[65]; /* the saved plan to apply, "" when none */
+    bool reconcile;    /* plan -detailed-exitcode only (decision 0045) */
+    bool drift;        /* ... and it exited 2: changes are left to do */
     uint64_t grace_ms;
     json_t *secrets; /* strings redacted from log lines */
 
@@ -117,6 +125,12 @@ static const char *run_resource_key(const struct gw_run *run)
 static json_t *run_secret_paths(const struct gw_run *run)
 {
     return run->secret_paths;
+}
+
+/* A reconcile step (the runtime's operation) only plans. */
+static bool run_is_reconcile(const struct gw_run *run)
+{
+    return run->operation != NULL && strcmp(run->operation, "reconcile") == 0;
 }
 
 /* A teardown run (the runtime's operation) destroys whatever the config says. */
@@ -199,6 +213,12 @@ int gw_terraform_backend_create(struct gw_run *run, struct gw_error *err)
         op = "destroy";
         v = NULL;
     }
+    if (run_is_reconcile(run)) {
+        /* Checks what the run it reconciles did: a destroy stays a destroy. */
+        if (strcmp(op, "plan") == 0)
+            op = "apply";
+        v = NULL;
+    }
     if (v != NULL) {
         want = json_string_value(v);
         if (!sha_ok(want))
@@ -214,6 +234,7 @@ int gw_terraform_backend_create(struct gw_run *run, struct gw_error *err)
         return gw_error_set(err, GW_ENOMEM, true, "out of memory");
     t->run = run;
     t->op = strcmp(op, "destroy") == 0 ? OP_DESTROY : strcmp(op, "plan") == 0 ? OP_PLAN : OP_APPLY;
+    t->reconcile = run_is_reconcile(run);
     if (want != NULL)
         memcpy(t->want_sha, want, 65);
     x = json_object_get(cfg, "kill_grace_seconds");
@@ -472,6 +493,12 @@ static void digest_work(uv_work_t *req)
         fail(t, "stale_plan", -1, "saved plan %s changed before apply", t->want_sha);
         return;
     }
+    if (t->reconcile) {
+        /* Nothing will apply it, and it holds the inputs. */
+        unlink(path);
+        json_object_set_new(t->outputs, "reconcile", json_pack("{s:b}", "changes", t->drift));
+        return;
+    }
     json_object_set_new(t->outputs, "plan_sha256", json_string(t->plan_sha));
     if (t->op == OP_PLAN) {
         /* Kept under its hash for the apply an approval will bind to it. */
@@ -580,6 +607,8 @@ static void proc_done(struct tf_proc *p, void *ctx)
     } else if (p->term_signal != 0) {
         fail(t, "exit_code", 128 + p->term_signal, "terraform %s killed by signal %d",
              step_names[t->step], p->term_signal);
+    } else if (t->reconcile && t->step == S_PLAN && p->exit_status == 2) {
+        t->drift = true; /* -detailed-exitcode: a plan with changes */
     } else if (p->exit_status != 0) {
         fail(t, "exit_code", (int)p->exit_status, "terraform %s exited with code %d",
              step_names[t->step], (int)p->exit_status);
@@ -613,6 +642,8 @@ static void spawn_step(struct tf_run *t, enum tf_step s)
         argv[n++] = "-no-color";
         if (t->op == OP_DESTROY)
             argv[n++] = "-destroy";
+        if (t->reconcile)
+            argv[n++] = "-detailed-exitcode";
         snprintf(out_arg, sizeof(out_arg), "-out=%s", t->plan_file);
         argv[n++] = out_arg;
         break;
@@ -661,7 +692,7 @@ static void next_step(struct tf_run *t)
         queue(t, S_DIGEST, digest_work);
         break;
     case S_DIGEST:
-        if (t->op == OP_PLAN) {
+        if (t->op == OP_PLAN || t->reconcile) {
             t->step = S_END;
             end_run(t);
         } else {

@@ -37,6 +37,8 @@ static void dump(struct run_record *r)
 
 /* Runs a config to the end. `cancel_on` non-NULL cancels once a log line
  * contains it. */
+static const char *run_operation; /* the runtime's operation for run_tf; NULL = create */
+
 static void run_tf(const char *config, json_t *in, const char *resource_key, int timeout,
                    const char *cancel_on, struct run_record *r)
 {
@@ -48,6 +50,7 @@ static void run_tf(const char *config, json_t *in, const char *resource_key, int
     struct backend_run_options o = {.cancel_on_line = cancel_on};
     run.resource_key = resource_key;
     run.secret_paths = secret_paths;
+    run.operation = run_operation;
     if (cfg == NULL)
         fprintf(stderr, "bad config in test: %s\n", jerr.text);
     CHECK(cfg != NULL && in != NULL);
@@ -148,6 +151,53 @@ static void test_apply_then_destroy(void)
     CHECK(has_line(&r, "3 destroyed"));
     CHECK(count_workdirs() == 2);
     run_record_free(&r);
+    json_decref(in);
+}
+
+/* The reconcile step (decision 0045): plan -detailed-exitcode on the same
+ * state, never an apply; changes says whether anything is left to do. */
+static bool reconcile_changes(const char *extra, json_t *in, const char *key, json_int_t *add,
+                              json_int_t *destroy)
+{
+    struct run_record r;
+    run_operation = "reconcile";
+    run_tf(config(HELLO, extra), in, key, 120, NULL, &r);
+    run_operation = NULL;
+    if (r.outcome != GW_RUN_SUCCEEDED)
+        dump(&r);
+    CHECK(r.outcome == GW_RUN_SUCCEEDED);
+    CHECK(!has_line(&r, "Apply complete") && !has_line(&r, "Destroy complete"));
+    CHECK(json_object_get(r.outputs, "plan_sha256") == NULL);
+    json_t *c = json_object_get(json_object_get(r.outputs, "reconcile"), "changes");
+    CHECK(json_is_boolean(c));
+    *add = json_integer_value(json_object_get(json_object_get(r.outputs, "plan"), "add"));
+    *destroy = json_integer_value(json_object_get(json_object_get(r.outputs, "plan"), "destroy"));
+    bool changes = json_is_true(c);
+    run_record_free(&r);
+    return changes;
+}
+
+static void test_reconcile(void)
+{
+    struct run_record r;
+    json_int_t add, destroy;
+    json_t *in = json_pack("{s:s,s:i}", "name", "recon", "replicas", 1);
+
+    /* Nothing applied yet: the apply's two resources are left to do. */
+    CHECK(reconcile_changes(NULL, in, "env/recon", &add, &destroy) && add == 2);
+    run_tf(config(HELLO, NULL), in, "env/recon", 120, NULL, &r);
+    CHECK(r.outcome == GW_RUN_SUCCEEDED);
+    run_record_free(&r);
+    /* Applied: nothing left; a destroy's step sees what a destroy would do. */
+    CHECK(!reconcile_changes(NULL, in, "env/recon", &add, &destroy) && add == 0);
+    CHECK(reconcile_changes("\"operation\":\"destroy\"", in, "env/recon", &add, &destroy) &&
+          destroy == 2);
+    /* A step never applies: asking again gives the same answer. */
+    CHECK(!reconcile_changes(NULL, in, "env/recon", &add, &destroy));
+    run_tf(config(HELLO, "\"operation\":\"destroy\""), in, "env/recon", 120, NULL, &r);
+    CHECK(r.outcome == GW_RUN_SUCCEEDED);
+    run_record_free(&r);
+    CHECK(!reconcile_changes("\"operation\":\"destroy\"", in, "env/recon", &add, &destroy));
     json_decref(in);
 }
 
@@ -407,6 +457,7 @@ int main(void)
     test_apply_then_destroy();
     test_failures();
     test_saved_plan();
+    test_reconcile();
     test_injection();
     test_timeout_and_cancel();
 
