@@ -1,4 +1,9 @@
-import { ANNOTATION_LOCATION, ANNOTATION_ORIGIN_LOCATION, Entity } from '@backstage/catalog-model';
+import {
+  ANNOTATION_LOCATION,
+  ANNOTATION_ORIGIN_LOCATION,
+  Entity,
+  KubernetesValidatorFunctions,
+} from '@backstage/catalog-model';
 import { Resource } from '@gangway/backstage-common';
 
 export const ANNOTATION_RESOURCE_ID = 'gangway.dev/resource-id';
@@ -21,8 +26,9 @@ const NAME_MAX = 63;
 export function entityName(r: Resource): string {
   const raw = `${r.kind}-${r.name}`
     .replace(/[^A-Za-z0-9._-]+/g, '-')
+    .replace(/[-_.]{2,}/g, '-')
     .replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '');
-  if (raw.length > 0 && raw.length <= NAME_MAX && !/[-_.]{2}/.test(raw)) return raw;
+  if (raw.length <= NAME_MAX && KubernetesValidatorFunctions.isValidObjectName(raw)) return raw;
   return `gangway-${r.id.replace(/-/g, '').slice(0, 24)}`;
 }
 

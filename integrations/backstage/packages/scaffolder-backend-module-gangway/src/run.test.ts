@@ -2,12 +2,14 @@ import { mockCredentials, mockServices, startTestBackend } from '@backstage/back
 import { createMockActionContext } from '@backstage/plugin-scaffolder-node-test-utils';
 import { scaffolderActionsExtensionPoint, TemplateAction } from '@backstage/plugin-scaffolder-node';
 import { ConfigReader } from '@backstage/config';
+import { JsonObject } from '@backstage/types';
 import { GangwayClient } from '@gangway/backstage-common';
 import { FakeGangway, problem, reply, sse, sseHead } from '../../common/src/testing';
 import { createGangwayRunAction } from './actions';
 import { readGangwayConfig } from './config';
 import gangwayModule from './index';
 
+type Ctx = Parameters<ReturnType<typeof createGangwayRunAction>['handler']>[0];
 const RUN = '11111111-2222-4333-8444-555555555555';
 
 function run(status: string, extra: object = {}) {
@@ -39,8 +41,8 @@ describe('gangway:run', () => {
   /* createMockActionContext takes input, task, logger...; step, signal,
    * isDryRun and the credentials are set on what it returns. */
   function context(input: Record<string, unknown>, over: object = {}) {
-    const ctx = createMockActionContext({ input, task: { id: 'task-1' } });
-    return Object.assign(ctx, { step: { id: 'deploy' } }, over);
+    const ctx = createMockActionContext({ input: input as JsonObject, task: { id: 'task-1' } });
+    return Object.assign(ctx, { step: { id: 'deploy' } }, over) as unknown as Ctx;
   }
 
   beforeEach(async () => {
