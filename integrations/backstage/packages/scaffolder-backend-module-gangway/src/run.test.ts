@@ -76,6 +76,35 @@ describe('gangway:run', () => {
     await backend.stop();
   });
 
+  it('registers gangway:<id> per Gangway action with its input schema when asked to', async () => {
+    const schema = { type: 'object', required: ['name'], properties: { name: { type: 'string' } } };
+    gw.on('GET', /^\/v1\/actions$/, (_req, res) =>
+      reply(res, 200, { items: [{ id: 'hello', version: 'v', title: 'Hello', worker_type: 'exec' }] }),
+    );
+    gw.on('GET', /^\/v1\/actions\/hello$/, (_req, res) =>
+      reply(res, 200, { id: 'hello', version: 'v', title: 'Hello', worker_type: 'exec', inputs: schema }),
+    );
+    const added: TemplateAction[] = [];
+    const backend = await startTestBackend({
+      extensionPoints: [[scaffolderActionsExtensionPoint, { addActions: (...a: TemplateAction[]) => added.push(...a) }]],
+      features: [
+        gangwayModule,
+        mockServices.rootConfig.factory({
+          data: { gangway: { baseUrl: gw.url, token: 'gwt_lister', generateActions: true } },
+        }),
+      ],
+    });
+    expect(added.map(a => a.id)).toEqual(['gangway:run', 'gangway:hello']);
+    expect((added[1].schema?.input as { properties: { inputs: unknown } }).properties.inputs).toEqual(schema);
+    expect(gw.calls('GET', /^\/v1\/actions$/)[0].headers.authorization).toBe('Bearer gwt_lister');
+    await backend.stop();
+
+    /* The generated action submits that action with the step's inputs. */
+    const ctx = context({ inputs: { name: 'ana' } });
+    await added[1].handler(ctx as never);
+    expect(JSON.parse(gw.calls('POST', /\/v1\/actions\/hello\/runs$/)[0].body)).toEqual({ inputs: { name: 'ana' } });
+  });
+
   it("submits with a plugin token on behalf of the task's user, keyed by the task", async () => {
     const ctx = context({ action: 'hello', inputs: { message: 'hi' }, ttlSeconds: 60 });
     await action().handler(ctx);
