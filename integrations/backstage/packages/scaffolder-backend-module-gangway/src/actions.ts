@@ -51,7 +51,7 @@ export function createGangwayRunAction(deps: GangwayStepDeps) {
         wait: z =>
           z.boolean().optional().describe('Wait for the run to end (default true); false: submit and go on'),
         justification: z =>
-          z.string().min(1).max(1000).optional().describe('Why: shown to approvers and kept in the audit log'),
+          z.string().max(1000).optional().describe('Why: shown to approvers and kept in the audit log (blank: none)'),
       },
       output: {
         runId: z => z.string().describe(OUTPUT_DOCS.runId),
@@ -82,7 +82,7 @@ export function createGangwayActionFor(deps: GangwayStepDeps, action: Action | A
       ttlSeconds: { type: 'integer', minimum: 1, description: 'For actions with a TTL: lifetime in seconds' },
       idempotencyKey: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[ -~]+$' },
       wait: { type: 'boolean', description: 'Wait for the run to end (default true)' },
-      justification: { type: 'string', minLength: 1, maxLength: 1000 },
+      justification: { type: 'string', maxLength: 1000 },
     },
     additionalProperties: false,
   };

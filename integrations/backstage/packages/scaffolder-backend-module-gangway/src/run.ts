@@ -50,7 +50,9 @@ export function defaultIdempotencyKey(taskId: string, stepId: string | undefined
 function requestOf(input: GangwayStepInput): RunRequest {
   const req: RunRequest = { inputs: input.inputs ?? {} };
   if (input.ttlSeconds !== undefined) req.ttl_seconds = input.ttlSeconds;
-  if (input.justification !== undefined) req.justification = input.justification;
+  /* A template renders an empty parameter as "": no justification, rather
+   * than Gangway's 422 for a blank one. */
+  if (input.justification?.trim()) req.justification = input.justification;
   return req;
 }
 
