@@ -80,7 +80,8 @@ void gw_api_resources_list(struct gw_api_ctx *ctx);
 void gw_api_resource_get(struct gw_api_ctx *ctx);
 void gw_api_resource_extend(struct gw_api_ctx *ctx);
 void gw_api_resource_delete(struct gw_api_ctx *ctx);
-void gw_api_audit_list(struct gw_api_ctx *ctx); /* api_audit.c */
+void gw_api_audit_list(struct gw_api_ctx *ctx);   /* api_audit.c */
+void gw_api_audit_verify(struct gw_api_ctx *ctx); /* api_audit_verify.c */
 
 /* The one send path: counts the response on /metrics (by status class),
  * sends `body` (copied) with `content_type` and `extra_headers` (NULL or

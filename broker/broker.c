@@ -3,13 +3,16 @@
  */
 #include "broker.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
+#include "audit.h"
 #include "catalog.h"
 #include "catalog_reload.h"
+#include "gw/checkpoint.h"
 #include "gw/mem.h"
 #include "gw/jwt.h"
 #include "gw/log.h"
@@ -57,8 +60,8 @@ static void stats_tick(uv_timer_t *t)
 int gw_broker_ensure_topics(const struct gw_broker *b, const struct gw_catalog *cat,
                             struct gw_error *err)
 {
-    const char *logical[] = {"gangway.events", "gangway.catalog", "gangway.deadletter",
-                             "gangway.control"};
+    const char *logical[] = {"gangway.events",  "gangway.catalog", "gangway.deadletter",
+                             "gangway.control", "gangway.audit",   "gangway.audit.checkpoints"};
     size_t n = ARRAY_SIZE(logical) + cat->n;
     char(*names)[256] = calloc(n, sizeof(*names));
     const char **list = calloc(n + 1, sizeof(*list));
@@ -116,7 +119,13 @@ struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_optio
         b->opts.requeue_after_s = 600;
     if (b->opts.reaper_interval_ms <= 0)
         b->opts.reaper_interval_ms = 1000;
+    if (b->opts.audit_checkpoint_every_s <= 0)
+        b->opts.audit_checkpoint_every_s = 60;
+    if (b->opts.audit_checkpoint_every_n <= 0)
+        b->opts.audit_checkpoint_every_n = 1000;
 
+    if (b->opts.audit_signing_key != NULL && gw_audit_key_load(b, err) < 0)
+        goto fail;
     b->catalog = gw_catalog_load(b->opts.actions_dir, err);
     if (b->catalog == NULL)
         goto fail;
@@ -197,6 +206,7 @@ static void free_broker(struct gw_broker *b)
     gw_kafka_producer_destroy(b->producer, 5000);
     gw_auth_destroy(b->auth);
     gw_policy_store_destroy(b->policy);
+    gw_checkpoint_keys_destroy(b->audit_key);
     gw_catalog_reloader_destroy(b->catalogs);
     gw_catalog_unref(b->catalog);
     free(b);
@@ -252,6 +262,8 @@ void gw_broker_shutdown(struct gw_broker *b, void (*done)(void *arg), void *arg)
     b->streams = NULL;
     gw_jwt_auth_destroy(b->jwt); /* requests waiting for a key refresh get 503 */
     b->jwt = NULL;
+    if (b->audit_verify_pid > 0) /* its request is answered 503 when it is gone */
+        uv_kill(b->audit_verify_pid, SIGKILL);
     if (b->http != NULL) {
         gw_http_server_destroy(b->http, http_closed, b);
         b->http = NULL;

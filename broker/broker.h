@@ -46,6 +46,13 @@ struct gw_broker_options {
     const char *auth_config;        /* JWT issuers (gw/jwt.h); NULL = API tokens only */
     const char *instance_id;        /* stable id of this replica (static group
                                        membership); default "<hostname>:<port>" */
+    const char *audit_signing_key;  /* Ed25519 PEM private key signing audit
+                                       checkpoints (docs/audit.md); NULL = none */
+    int audit_checkpoint_every_s;   /* sign the head at least this often; default 60 */
+    int audit_checkpoint_every_n;   /* ... and every this many entries; default 1000 */
+    bool audit_checkpoint_webhook;  /* also POST each checkpoint to webhook_url */
+    const char *audit_verify_keys;  /* comma-separated PEM files of retired public
+                                       keys, for GET /v1/admin/audit/verify */
 };
 
 /* Counters shown on /metrics. Touched on the loop thread only. */
@@ -82,6 +89,7 @@ struct gw_webhooks;
 struct gw_policy_store;
 struct gw_jwt_auth;
 struct gw_catalog_reloader;
+struct gw_checkpoint_keys;
 
 struct gw_broker {
     uv_loop_t *loop;
@@ -96,9 +104,13 @@ struct gw_broker {
     struct gw_sink *sink;
     struct gw_reaper *reaper;
     struct gw_webhooks *webhooks;
-    struct gw_stream_hub *streams;  /* live SSE streams (stream.h) */
-    struct gw_policy_store *policy; /* current authorization policy (policy.h) */
-    struct gw_jwt_auth *jwt;        /* JWT bearer verification; NULL = not configured */
+    struct gw_stream_hub *streams;        /* live SSE streams (stream.h) */
+    struct gw_policy_store *policy;       /* current authorization policy (policy.h) */
+    struct gw_jwt_auth *jwt;              /* JWT bearer verification; NULL = not configured */
+    struct gw_checkpoint_keys *audit_key; /* signs audit checkpoints; NULL = none (audit.c) */
+    bool audit_checkpoint_busy;           /* a checkpoint round is in flight */
+    bool audit_verify_busy;               /* GET /v1/admin/audit/verify's child runs */
+    int audit_verify_pid;                 /* ... its pid, killed at shutdown; 0 = none */
     struct gw_broker_metrics metrics;
     uv_timer_t stats_timer;
     bool stats_busy;

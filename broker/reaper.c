@@ -157,6 +157,7 @@ static void on_timer(uv_timer_t *t)
 {
     reaper_run(t->data);
     gw_audit_seal_tick(((struct gw_reaper *)t->data)->b); /* audit.c: chains finished entries */
+    gw_audit_checkpoint_tick(((struct gw_reaper *)t->data)->b); /* and signs the head */
 }
 
 struct gw_reaper *gw_reaper_create(struct gw_broker *b, struct gw_error *err)

@@ -58,6 +58,7 @@ static const struct gw_route routes[] = {
     {"DELETE", "/v1/resources/*", AUTH_USER, gw_api_resource_delete},
     {"GET", "/v1/events", AUTH_USER, gw_stream_events},
     {"GET", "/v1/audit", AUTH_USER, gw_api_audit_list},
+    {"GET", "/v1/admin/audit/verify", AUTH_USER, gw_api_audit_verify},
     {"POST", "/v1/admin/actions/reload", AUTH_USER, gw_api_actions_reload}, /* admin checked */
     {"POST", "/internal/v1/runs/*/claim", AUTH_WORKER, gw_api_run_claim},
     {"POST", "/internal/v1/workers/*/drain", AUTH_USER, gw_api_worker_drain},

@@ -25,7 +25,12 @@ const char gw_broker_flags_usage[] =
     "  --webhook-max-attempts N  (GW_WEBHOOK_MAX_ATTEMPTS, default 10)\n"
     "  --webhook-backoff-ms MS   first retry delay, doubling (GW_WEBHOOK_BACKOFF_MS,\n"
     "                         default 5000)\n"
-    "  --instance-id ID       stable replica id (GW_INSTANCE_ID)\n";
+    "  --instance-id ID       stable replica id (GW_INSTANCE_ID)\n"
+    "  --audit-signing-key PEM  Ed25519 private key signing audit checkpoints\n"
+    "                         (GW_AUDIT_SIGNING_KEY; see docs/audit.md; default: none;\n"
+    "                         environment only: GW_AUDIT_CHECKPOINT_INTERVAL_S, default 60,\n"
+    "                         GW_AUDIT_CHECKPOINT_ENTRIES, default 1000,\n"
+    "                         GW_AUDIT_CHECKPOINT_WEBHOOK=1, GW_AUDIT_VERIFY_KEYS)\n";
 
 void gw_broker_flags_table(struct gw_broker_flags *f, struct gw_opt_spec *specs)
 {
@@ -50,6 +55,7 @@ void gw_broker_flags_table(struct gw_broker_flags *f, struct gw_opt_spec *specs)
         {"webhook-backoff-ms", GW_OPT_STRING, &f->webhook_backoff, .env = "GW_WEBHOOK_BACKOFF_MS",
          .def = "5000"},
         {"instance-id", GW_OPT_STRING, &f->instance_id, .env = "GW_INSTANCE_ID"},
+        {"audit-signing-key", GW_OPT_STRING, &f->audit_key, .env = "GW_AUDIT_SIGNING_KEY"},
         {0},
     };
     memcpy(specs, t, sizeof(t));

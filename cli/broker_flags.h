@@ -15,10 +15,10 @@
 struct gw_broker_flags {
     const char *pg, *kafka, *props, *prefix, *actions, *sql_dir, *pool, *hb, *hbt, *requeue;
     const char *policy, *auth_config, *webhook_url, *webhook_attempts, *webhook_backoff;
-    const char *pg_queue_timeout, *instance_id;
+    const char *pg_queue_timeout, *instance_id, *audit_key;
 };
 
-#define GW_BROKER_FLAGS_N 17
+#define GW_BROKER_FLAGS_N 18
 
 /* Fills `specs` (GW_BROKER_FLAGS_N entries and the {0} end) with the options
  * that store into `f`; include it with {NULL, GW_OPT_TABLE, specs}. */

@@ -1,6 +1,8 @@
 /*
  * `gangway audit verify|list`: checks the audit hash chain against the audit
- * log, and lists entries, straight from PostgreSQL.
+ * log (and against signed checkpoints kept outside the database:
+ * audit_checkpoints.c), and lists entries, straight from PostgreSQL. archive,
+ * prune and verify --archive are in cmd_audit_archive.c.
  *
  * verify recomputes every hash in C from the raw columns, so a replaced SQL
  * function cannot vouch for itself. The canonical encoding is defined in
@@ -19,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit_checkpoints.h"
 #include "commands.h"
 #include "db.h"
 #include "gw/crypto.h"
@@ -36,12 +39,20 @@
 
 static const char usage_text[] =
     "usage: gangway audit verify [--pg CONNINFO] [--json]\n"
+    "                            [--checkpoints kafka|FILE|URL --public-key PEM...]\n"
+    "                            [--kafka BROKERS] [--kafka-props K=V,...] [--topic-prefix P]\n"
+    "       gangway audit verify --archive FILE --public-key PEM... [--json]\n"
+    "       gangway audit archive --before SEQ|DATE --out FILE [--pg CONNINFO]\n"
+    "       gangway audit prune --through SEQ [--pg CONNINFO]\n"
     "       gangway audit list [--run ID] [--actor A] [--action VERB] [--since T] [--until T]\n"
     "                          [--limit N] [--pg CONNINFO] [--json]\n"
     "\n"
     "verify walks gw_audit_chain in seq order, recomputes every hash from the audit\n"
     "entry's current content and names the first broken entry (exit 1); exit 0 prints\n"
-    "how many entries were verified and how many are not sealed yet.\n";
+    "how many entries were verified and how many are not sealed yet. With --checkpoints\n"
+    "it also checks the chain against every signed checkpoint read there (kafka: the\n"
+    "topic <prefix>gangway.audit.checkpoints from the beginning; a file or URL of JSON\n"
+    "lines); --public-key may be given once per key (rotation). See docs/audit.md.\n";
 
 /* ------------------------------------------------------------ buffers */
 
@@ -95,9 +106,7 @@ static void buf_json_string(struct buf *b, const char *s)
 /* ------------------------------------------------------------ entries */
 
 /* An audit entry's content, borrowed from a PGresult row. detail NULL = SQL NULL. */
-struct content {
-    const char *id, *at, *actor, *verb, *object, *detail;
-};
+#define content audit_content
 
 static void content_from(const PGresult *res, int row, int col, struct content *c)
 {
@@ -132,6 +141,14 @@ static void entry_hash(const char *seq, const char *id, const struct content *c,
     buf_adds(scratch, prev);
     buf_adds(scratch, "\"}");
     gw_sha256_hex(scratch->p, scratch->len, out);
+}
+
+void audit_entry_hash(const char *seq, const struct audit_content *c, const char *prev,
+                      char out[65])
+{
+    struct buf scratch = {0};
+    entry_hash(seq, c->id, c, prev, &scratch, out);
+    free(scratch.p);
 }
 
 /* The columns of an entry's content, in content_from() order. */
@@ -183,8 +200,10 @@ struct verdict {
     bool json;
     long long verified;
     long long unsealed;
-    char head_seq[24];
+    char head_seq[24]; /* "" = no head (an empty chain) */
     char head_hash[GW_SHA256_HEX_LEN + 1];
+    long long anchor_seq; /* the pruned prefix ends here; 0 = none pruned */
+    char anchor_hash[GW_SHA256_HEX_LEN + 1];
 };
 
 static int broken(const struct verdict *v, const char *seq, const char *audit_id, const char *kind,
@@ -284,13 +303,31 @@ static int walk(PGconn *conn, struct verdict *v, struct key *head)
     long long expected = 1;
     int rc = 0;
 
+    /* After a prune the chain starts after the anchor (decision 0047). */
     PGresult *res =
         query(conn,
-              "DECLARE gw_chain NO SCROLL CURSOR FOR"
-              " SELECT c.seq, c.audit_id, c.audit_txid::text, c.prev_hash, c.hash, " CONTENT_COLS
-              " FROM gw_audit_chain c LEFT JOIN gw_audit_log a ON a.id = c.audit_id"
-              " ORDER BY c.seq",
+              "SELECT through_seq, hash, audit_txid::text, audit_id FROM gw_audit_anchor"
+              " ORDER BY through_seq DESC LIMIT 1",
               0, NULL);
+    if (res == NULL)
+        return EXIT_ERROR;
+    if (PQntuples(res) == 1) {
+        v->anchor_seq = atoll(PQgetvalue(res, 0, 0));
+        expected = v->anchor_seq + 1;
+        snprintf(v->anchor_hash, sizeof(v->anchor_hash), "%s", PQgetvalue(res, 0, 1));
+        snprintf(prev, sizeof(prev), "%s", v->anchor_hash);
+        snprintf(v->head_seq, sizeof(v->head_seq), "%s", PQgetvalue(res, 0, 0));
+        snprintf(v->head_hash, sizeof(v->head_hash), "%s", v->anchor_hash);
+        head->txid = strtoull(PQgetvalue(res, 0, 2), NULL, 10);
+        head->id = atoll(PQgetvalue(res, 0, 3));
+    }
+    PQclear(res);
+    res = query(conn,
+                "DECLARE gw_chain NO SCROLL CURSOR FOR"
+                " SELECT c.seq, c.audit_id, c.audit_txid::text, c.prev_hash, c.hash, " CONTENT_COLS
+                " FROM gw_audit_chain c LEFT JOIN gw_audit_log a ON a.id = c.audit_id"
+                " ORDER BY c.seq",
+                0, NULL);
     if (res == NULL)
         return EXIT_ERROR;
     PQclear(res);
@@ -317,7 +354,7 @@ static int walk(PGconn *conn, struct verdict *v, struct key *head)
                             expected, seq, audit_id);
                 break;
             }
-            if (expected > 1 &&
+            if (v->head_seq[0] != '\0' &&
                 (k.txid < head->txid || (k.txid == head->txid && k.id <= head->id))) {
                 rc = broken(v, seq, audit_id, "reordered",
                             "the chain is out of its (txid, id) order after audit id %lld",
@@ -364,7 +401,7 @@ static int check_unsealed(PGconn *conn, struct verdict *v, const struct key *hea
     char txid[24], id[24];
     snprintf(txid, sizeof(txid), "%llu", head->txid);
     snprintf(id, sizeof(id), "%lld", head->id);
-    const char *params[] = {txid, id, v->verified > 0 ? "true" : "false"};
+    const char *params[] = {txid, id, v->head_seq[0] != '\0' ? "true" : "false"};
     PGresult *res = query(conn,
                           "SELECT count(*),"
                           " min(a.id) FILTER (WHERE $3::boolean AND"
@@ -388,20 +425,136 @@ static int check_unsealed(PGconn *conn, struct verdict *v, const struct key *hea
     return 0;
 }
 
+static int add_key(const char *value, void *dest)
+{
+    struct gw_checkpoint_keys **keys = dest;
+    struct gw_error err;
+    char id[GW_CHECKPOINT_KEYID_LEN + 1];
+    if (*keys == NULL && (*keys = gw_checkpoint_keys_create(&err)) == NULL)
+        return EXIT_ERROR;
+    if (gw_checkpoint_keys_add_pem(*keys, value, 0, id, &err) < 0) {
+        fprintf(stderr, "gangway audit: --public-key %s\n", err.message);
+        return EXIT_USAGE;
+    }
+    return GW_OPT_OK;
+}
+
+/* The chain's hash at each checkpoint's seq, in the verify snapshot (the
+ * walk has just checked those hashes against the entries). */
+static int fill_have(PGconn *conn, struct cp_set *cps, PGresult **keep)
+{
+    struct buf arr = {0};
+    buf_adds(&arr, "{");
+    for (size_t i = 0; i < cps->n; i++) {
+        char n[24];
+        snprintf(n, sizeof(n), "%s%lld", i ? "," : "", cps->v[i].seq);
+        buf_adds(&arr, n);
+    }
+    buf_adds(&arr, "}");
+    const char *params[] = {arr.p};
+    PGresult *res = query(conn,
+                          "SELECT seq, hash FROM gw_audit_chain WHERE seq = ANY($1::bigint[])"
+                          " ORDER BY seq",
+                          1, params);
+    free(arr.p);
+    if (res == NULL)
+        return EXIT_ERROR;
+    int r = 0, rows = PQntuples(res);
+    for (size_t i = 0; i < cps->n; i++) {
+        while (r < rows && atoll(PQgetvalue(res, r, 0)) < cps->v[i].seq)
+            r++;
+        cps->have[i] = r < rows && atoll(PQgetvalue(res, r, 0)) == cps->v[i].seq
+                           ? PQgetvalue(res, r, 1)
+                           : NULL;
+    }
+    *keep = res;
+    return 0;
+}
+
+static int check_checkpoints(PGconn *conn, struct verdict *v, struct cp_set *cps,
+                             const struct gw_checkpoint_keys *keys, size_t *pruned)
+{
+    struct cp_finding f;
+    PGresult *keep = NULL;
+    char seq[24];
+    int rc;
+
+    if (cp_set_verify_signatures(cps, keys, &f) < 0) {
+        snprintf(seq, sizeof(seq), "%lld", f.seq);
+        return broken(v, seq, NULL, f.kind, "%s", f.message);
+    }
+    rc = fill_have(conn, cps, &keep);
+    if (rc != 0)
+        return rc;
+    if (cp_set_check(cps, v->anchor_seq, v->anchor_hash, atoll(v->head_seq), pruned, &f) < 0) {
+        snprintf(seq, sizeof(seq), "%lld", f.seq);
+        rc = broken(v, seq, NULL, f.kind, "%s", f.message);
+    }
+    PQclear(keep);
+    return rc;
+}
+
 static int audit_verify(int argc, char **argv)
 {
-    const char *pg = NULL;
+    const char *pg = NULL, *checkpoints = NULL, *archive = NULL, *kafka = NULL, *prefix = NULL,
+               *props = NULL;
+    char **extra = NULL;
+    struct gw_checkpoint_keys *keys = NULL;
     struct verdict v = {0};
     struct key head = {0, 0};
+    struct cp_set cps = {0};
+    size_t pruned = 0;
     const struct gw_opt_spec specs[] = {
         {"pg", GW_OPT_STRING, &pg},
         {"json", GW_OPT_BOOL, &v.json},
+        {"checkpoints", GW_OPT_STRING, &checkpoints},
+        {"public-key", GW_OPT_CALL, &keys, .call = add_key},
+        {"archive", GW_OPT_STRING, &archive},
+        {"kafka", GW_OPT_STRING, &kafka, .env = "GW_KAFKA_BROKERS"},
+        {"topic-prefix", GW_OPT_STRING, &prefix, .env = "GW_TOPIC_PREFIX", .def = ""},
+        {"kafka-props", GW_OPT_STRING, &props, .env = "GW_KAFKA_PROPS"},
         {0},
     };
     PGconn *conn;
-    int rc = open_db(argc, argv, specs, &pg, &conn);
-    if (conn == NULL)
-        return rc;
+    int rc = gw_opt_parse(argc, argv, specs, usage_text);
+    if (rc != GW_OPT_OK)
+        goto out;
+    if (optind < argc || (checkpoints != NULL && archive != NULL)) {
+        fputs(usage_text, stderr);
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    if ((checkpoints != NULL || archive != NULL) && keys == NULL) {
+        fputs("gangway audit: --checkpoints and --archive need at least one --public-key\n",
+              stderr);
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    if (archive != NULL) {
+        rc = audit_verify_archive(archive, keys, v.json);
+        goto out;
+    }
+    /* Checkpoints first: read after the snapshot, a newer one could name a
+     * head the snapshot does not have yet and look like a cut tail. */
+    if (checkpoints != NULL) {
+        struct cp_finding f;
+        extra = gw_opt_split_props(props);
+        rc = cp_set_read(&cps, checkpoints, kafka, (const char *const *)extra, prefix, &f);
+        if (rc == -3) {
+            rc = EXIT_ERROR;
+            goto out;
+        }
+        if (rc < 0) {
+            rc = broken(&v, NULL, NULL, f.kind, "%s", f.message);
+            goto out;
+        }
+    }
+    conn = gw_db_connect("audit", pg);
+    if (conn == NULL) {
+        rc = EXIT_ERROR;
+        goto out;
+    }
+    PQsetClientEncoding(conn, "UTF8"); /* the hashes are over UTF-8 bytes */
     /* One snapshot for the walk and the counts. */
     PGresult *res = query(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL);
     rc = res == NULL ? EXIT_ERROR : 0;
@@ -410,21 +563,51 @@ static int audit_verify(int argc, char **argv)
         rc = walk(conn, &v, &head);
     if (rc == 0)
         rc = check_unsealed(conn, &v, &head);
+    if (rc == 0 && checkpoints != NULL)
+        rc = check_checkpoints(conn, &v, &cps, keys, &pruned);
     PQclear(PQexec(conn, "ROLLBACK"));
     PQfinish(conn);
     if (rc != 0)
-        return rc;
-    if (v.json)
+        goto out;
+    bool has_head = v.head_seq[0] != '\0';
+    if (v.json) {
         printf("{\"ok\":true,\"verified\":%lld,\"unsealed\":%lld,\"head\":{\"seq\":%s,"
-               "\"hash\":%s%s%s}}\n",
-               v.verified, v.unsealed, v.verified ? v.head_seq : "null", v.verified ? "\"" : "",
-               v.verified ? v.head_hash : "null", v.verified ? "\"" : "");
-    else
+               "\"hash\":%s%s%s},\"anchor\":",
+               v.verified, v.unsealed, has_head ? v.head_seq : "null", has_head ? "\"" : "",
+               has_head ? v.head_hash : "null", has_head ? "\"" : "");
+        if (v.anchor_seq > 0)
+            printf("{\"seq\":%lld,\"hash\":\"%s\"}", v.anchor_seq, v.anchor_hash);
+        else
+            printf("null");
+        if (checkpoints != NULL && cps.n > 0)
+            printf(",\"checkpoints\":{\"verified\":%zu,\"pruned\":%zu,\"duplicates\":%zu,"
+                   "\"latest\":{\"seq\":%lld,\"time\":\"%s\",\"key_id\":\"%s\"}}",
+                   cps.n, pruned, cps.duplicates, cps.v[cps.n - 1].seq, cps.v[cps.n - 1].time,
+                   cps.v[cps.n - 1].key_id);
+        else if (checkpoints != NULL)
+            printf(",\"checkpoints\":{\"verified\":0,\"pruned\":0,\"duplicates\":0,"
+                   "\"latest\":null}");
+        printf("}\n");
+    } else {
         printf("audit chain intact: %lld entries verified, %lld not yet sealed; head seq %s "
                "hash %s\n",
-               v.verified, v.unsealed, v.verified ? v.head_seq : "-",
-               v.verified ? v.head_hash : "-");
-    return 0;
+               v.verified, v.unsealed, has_head ? v.head_seq : "-", has_head ? v.head_hash : "-");
+        if (v.anchor_seq > 0)
+            printf("entries through seq %lld were pruned; the chain starts after hash %s\n",
+                   v.anchor_seq, v.anchor_hash);
+        if (checkpoints != NULL && cps.n > 0)
+            printf("%zu signed checkpoints agree (%zu before the pruned anchor, %zu duplicates "
+                   "dropped); latest: seq %lld at %s, key %s\n",
+                   cps.n, pruned, cps.duplicates, cps.v[cps.n - 1].seq, cps.v[cps.n - 1].time,
+                   cps.v[cps.n - 1].key_id);
+        else if (checkpoints != NULL)
+            printf("no checkpoints found in %s\n", checkpoints);
+    }
+out:
+    cp_set_free(&cps);
+    gw_opt_free_list(extra);
+    gw_checkpoint_keys_destroy(keys);
+    return rc;
 }
 
 /* ------------------------------------------------------------ list */
@@ -510,6 +693,10 @@ int gw_cmd_audit(int argc, char **argv)
         return audit_verify(argc - 1, argv + 1);
     if (strcmp(argv[1], "list") == 0)
         return audit_list(argc - 1, argv + 1);
+    if (strcmp(argv[1], "archive") == 0)
+        return audit_archive(argc - 1, argv + 1);
+    if (strcmp(argv[1], "prune") == 0)
+        return audit_prune(argc - 1, argv + 1);
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         fputs(usage_text, stdout);
         return 0;

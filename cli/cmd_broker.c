@@ -120,6 +120,12 @@ int gw_cmd_broker(int argc, char **argv)
         .instance_id = f.instance_id,
         .policy_file = f.policy,
         .auth_config = f.auth_config,
+        .audit_signing_key = f.audit_key,
+        .audit_checkpoint_every_s = atoi(gw_opt(NULL, "GW_AUDIT_CHECKPOINT_INTERVAL_S", "60")),
+        .audit_checkpoint_every_n = atoi(gw_opt(NULL, "GW_AUDIT_CHECKPOINT_ENTRIES", "1000")),
+        .audit_checkpoint_webhook =
+            strcmp(gw_opt(NULL, "GW_AUDIT_CHECKPOINT_WEBHOOK", "0"), "1") == 0,
+        .audit_verify_keys = gw_opt(NULL, "GW_AUDIT_VERIFY_KEYS", NULL),
     };
 
     /* A client that hangs up while its answer or its event stream is being

@@ -64,8 +64,9 @@ static const char usage_tail[] =
 #define DEV_KAFKA_PROPS "fetch.wait.max.ms=5,fetch.error.backoff.ms=5,linger.ms=1"
 
 /* Topics every worker type shares; `gangway.runs.<type>` is added per type. */
-static const char *const fixed_topics[] = {"gangway.events", "gangway.catalog",
-                                           "gangway.deadletter", "gangway.control"};
+static const char *const fixed_topics[] = {"gangway.events",     "gangway.catalog",
+                                           "gangway.deadletter", "gangway.control",
+                                           "gangway.audit",      "gangway.audit.checkpoints"};
 
 struct child {
     uv_process_t proc;

@@ -23,6 +23,8 @@ SKIP = 77
 SRC = os.environ.get("GW_SOURCE_ROOT", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 BUILD = os.environ.get("GW_BUILD_ROOT", os.path.join(SRC, "build"))
 GANGWAY = os.path.join(BUILD, "cli", "gangway")
+# Deletes a Stack's topics when it closes (tests/tools/kafka_topics.c).
+TOPICS_TOOL = os.path.join(BUILD, "tests", "tools", "gw-test-topics")
 TERMINAL = {"succeeded", "failed", "timed_out", "cancelled", "rejected", "expired"}
 
 
@@ -267,7 +269,21 @@ class Stack:
             self.psql_admin("DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.db)
         except Failure as e:
             print("warning:", e)
+        self.delete_topics()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def delete_topics(self):
+        """Every topic of this Stack's prefix: a long-lived test Kafka would
+        otherwise gather partitions until its log directories fail."""
+        if not os.path.exists(TOPICS_TOOL):
+            return
+        try:
+            p = subprocess.run([TOPICS_TOOL, self.kafka, "delete", self.prefix],
+                               capture_output=True, text=True, timeout=60)
+            if p.returncode != 0:
+                print("warning: deleting topics %s*: %s" % (self.prefix, p.stderr.strip()))
+        except (OSError, subprocess.TimeoutExpired) as e:
+            print("warning: deleting topics %s*: %s" % (self.prefix, e))
 
     # -- HTTP --------------------------------------------------------------
     def request(self, method, path, body=None, headers=None, auth=True, token=None, raw=None):

@@ -55,7 +55,9 @@ def test():
 
         # Bad input: 422 with the field pointer, and nothing stored or sent.
         runs_before = s.sql("SELECT count(*) FROM gw_runs")
-        outbox_before = s.sql("SELECT count(*) FROM gw_outbox")
+        # Not the audit stream's rows: earlier entries are sealed meanwhile.
+        outbox_sql = "SELECT count(*) FROM gw_outbox WHERE topic NOT LIKE 'gangway.audit%'"
+        outbox_before = s.sql(outbox_sql)
         r = s.submit("echo", {"message": "x" * 201})
         check(r.status == 422, "too long a message is 422", r.status, r.body)
         p = r.json()
@@ -86,7 +88,7 @@ def test():
         check(status_line.startswith("HTTP/1.1 413"), "an oversized body is 413", status_line)
         check(s.sql("SELECT count(*) FROM gw_runs") == runs_before,
               "refused requests left no run row")
-        check(s.sql("SELECT count(*) FROM gw_outbox") == outbox_before,
+        check(s.sql(outbox_sql) == outbox_before,
               "refused requests left no outbox row")
         r = s.get("/v1/runs/00000000-0000-0000-0000-000000000000")
         check(r.status == 404 and r.json()["code"] == "run_not_found", "an unknown run is 404")

@@ -53,6 +53,12 @@ include-operation-id = "streamEvents"
 request-timeout = 1.0
 max-stream-events = 20
 generation.max-examples = 6
+
+# One optional enum parameter, and each case runs the whole verifier as a
+# child process (decision 0048): a few cases cover it.
+[[operations]]
+include-operation-id = "verifyAudit"
+generation.max-examples = 10
 """
 
 

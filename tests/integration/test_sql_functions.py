@@ -99,8 +99,8 @@ def test_reapply_changes_nothing(db):
     files = [f for f in os.listdir(os.path.join(SRC, "sql", "functions")) if f.endswith(".sql")]
     check(db.q("SELECT count(*) FROM gw_schema_functions WHERE length(sha256) = 64") == str(len(files)),
           "one checksum row per function file")
-    check(db.q("SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal") == "6",
-          "the six triggers exist once each after re-applying")
+    check(db.q("SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal") == "8",
+          "the eight triggers exist once each after re-applying")
 
 
 def test_triggers_kept_when_unchanged(db):
@@ -115,7 +115,7 @@ def test_triggers_kept_when_unchanged(db):
           "a disabled trigger is enabled again by the next migrate")
     db.q("DROP TRIGGER gw_runs_drop_secrets ON gw_runs")
     db.migrate()
-    check(db.q("SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal") == "6",
+    check(db.q("SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal") == "8",
           "a dropped trigger is created again by the next migrate")
 
 
