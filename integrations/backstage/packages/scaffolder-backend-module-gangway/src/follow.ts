@@ -179,9 +179,17 @@ export async function followRun(opts: FollowOptions): Promise<Run> {
           .catch(() => undefined);
         throw new RunAbortedError(`Gangway run ${runId} did not end within ${secs} s; it was cancelled`);
       }
+      let token: string;
+      try {
+        token = await opts.token();
+      } catch (e) {
+        /* The user's credentials ran out (a very long approval wait): the
+         * run goes on in Gangway; this step can no longer follow it. */
+        throw new Error(`Cannot follow Gangway run ${runId} any longer: no token for the user (${String(e)}): ${opts.runUrl}`);
+      }
       let run: Run;
       try {
-        run = await client.getRun(await opts.token(), runId);
+        run = await client.getRun(token, runId);
       } catch (e) {
         if (e instanceof GangwayError && e.status >= 400 && e.status < 500 && e.status !== 429) throw e;
         logger.debug(`Reading Gangway run ${runId} failed (${String(e)}); trying again`);

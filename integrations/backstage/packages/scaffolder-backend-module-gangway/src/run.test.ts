@@ -7,6 +7,7 @@ import { GangwayClient } from '@gangway/backstage-common';
 import { FakeGangway, problem, reply, sse, sseHead } from '../../common/src/testing';
 import { createGangwayRunAction } from './actions';
 import { readGangwayConfig } from './config';
+import { defaultIdempotencyKey } from './run';
 import gangwayModule from './index';
 
 type Ctx = Parameters<ReturnType<typeof createGangwayRunAction>['handler']>[0];
@@ -238,6 +239,14 @@ describe('gangway:run', () => {
     expect(gw.calls('POST', /\/validate$/)).toHaveLength(1);
     expect(ctx.output).toHaveBeenCalledWith('status', 'validated');
     expect(String(info.mock.calls[0][0])).toMatch(/would wait for 2 more approvals from team sre/);
+  });
+
+  it('keys each item of an each: loop apart, the same way every time', () => {
+    const a = defaultIdempotencyKey('t', 's', { key: 0, value: 'x' });
+    expect(a).toMatch(/^backstage:t:s:[0-9a-f]{16}$/);
+    expect(defaultIdempotencyKey('t', 's', { key: 0, value: 'x' })).toBe(a);
+    expect(defaultIdempotencyKey('t', 's', { key: 1, value: 'y' })).not.toBe(a);
+    expect(defaultIdempotencyKey('t', 'é')).toBe('backstage:t:_');
   });
 
   it('does not wait with wait: false', async () => {

@@ -3,6 +3,7 @@
  * submit as the task's user, follow, set the outputs, fail with Gangway's
  * reason. docs/integrations/backstage.md describes it for template authors.
  */
+import { createHash } from 'node:crypto';
 import { AuthService, BackstageCredentials } from '@backstage/backend-plugin-api';
 import { GangwayClient, GangwayError, Resource, Run, RunRequest } from '@gangway/backstage-common';
 import { JsonObject, JsonValue } from '@backstage/types';
@@ -28,6 +29,7 @@ export interface GangwayStepContext {
   step?: { id?: string; name?: string };
   isDryRun?: boolean;
   signal?: AbortSignal;
+  each?: unknown;
 }
 
 export interface GangwayStepDeps {
@@ -42,8 +44,12 @@ export interface GangwayStepDeps {
  * id, so Gangway answers with the run it already has instead of a second
  * one. Printable ASCII only, at most 255 characters (Gangway's rule).
  */
-export function defaultIdempotencyKey(taskId: string, stepId: string | undefined): string {
-  const key = `backstage:${taskId}:${stepId ?? 'gangway'}`;
+export function defaultIdempotencyKey(taskId: string, stepId: string | undefined, each?: unknown): string {
+  /* A step with `each:` runs once per item under one step id: the item
+   * tells the runs apart (and stays the same when the task is recovered). */
+  const item =
+    each === undefined ? '' : `:${createHash('sha256').update(JSON.stringify(each)).digest('hex').slice(0, 16)}`;
+  const key = `backstage:${taskId}:${stepId ?? 'gangway'}${item}`;
   return key.replace(/[^ -~]/g, '_').slice(0, 255);
 }
 
@@ -94,7 +100,8 @@ export async function runGangwayStep(
     return;
   }
 
-  const key = input.idempotencyKey ?? defaultIdempotencyKey(ctx.task.id, ctx.step?.id);
+  if (ctx.signal?.aborted) throw new Error('Task cancelled before the Gangway run was submitted');
+  const key = input.idempotencyKey ?? defaultIdempotencyKey(ctx.task.id, ctx.step?.id, ctx.each);
   let run: Run;
   let replayed: boolean;
   try {
