@@ -420,12 +420,18 @@ void gw_api_action_validate(struct gw_api_ctx *ctx)
     const struct gw_action *a = s->a;
     json_t *approval = gw_action_approval_for(a, s->inputs);
     json_t *redacted = gw_schema_redact(a->inputs, s->inputs);
+    if (redacted == NULL) {
+        json_decref(approval);
+        gw_api_oom(ctx);
+        return;
+    }
     /* "o" steals approval and redacted, even when packing fails. */
     json_t *doc =
-        json_pack("{s:b, s:s, s:s, s:o, s:o, s:O?}", "valid", 1, "action", a->id, "version",
-                  a->version, "inputs", redacted != NULL ? redacted : json_object(), "approval",
-                  approval != NULL ? approval : json_null(), "ttl_seconds", s->ttl);
-    if (doc == NULL) {
+        json_pack("{s:b, s:s, s:s, s:o, s:o}", "valid", 1, "action", a->id, "version", a->version,
+                  "inputs", redacted, "approval", approval != NULL ? approval : json_null());
+    /* ttl_seconds only when asked for: absent, not null (the document says integer). */
+    if (doc == NULL || (s->ttl != NULL && json_object_set(doc, "ttl_seconds", s->ttl) < 0)) {
+        json_decref(doc);
         gw_api_oom(ctx);
         return;
     }

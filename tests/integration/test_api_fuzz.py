@@ -59,6 +59,12 @@ generation.max-examples = 6
 [[operations]]
 include-operation-id = "verifyAudit"
 generation.max-examples = 10
+
+# The submit's checks without the run (decision 0059): submitRun's cases
+# already drive the same functions; a few cover the route and its answers.
+[[operations]]
+include-operation-id = "validateRun"
+generation.max-examples = 40
 """
 
 

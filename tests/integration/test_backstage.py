@@ -69,6 +69,7 @@ def test_validate(s, tok):
     check(v["inputs"] == {"name": "ana", "shout": False, "secret": "[redacted]"},
           "defaults filled in, secret redacted", v["inputs"])
     check(v["approval"] is None, "no approval for bs-hello", v)
+    check("ttl_seconds" not in v, "no ttl_seconds member when none was asked for", v)
     r = s.post("/v1/actions/bs-approve/validate", {"inputs": {"name": "ana"}})
     check(r.status == 200 and r.json()["approval"]["approvals"] == 1
           and r.json()["approval"]["from_teams"] == ["sre"], "validate names the approval rule", r.body)
