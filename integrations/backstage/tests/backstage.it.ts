@@ -245,5 +245,29 @@ describe('against a real Gangway', () => {
     } finally {
       await provider.stop();
     }
+
+    /* A provider started later finds a live resource in its full resync. */
+    const { ctx } = context({ action: 'bs-env', inputs: { name: 'delta' } });
+    await action().handler(ctx);
+    const later: EntityProviderMutation[] = [];
+    const second = new GangwayEntityProvider({
+      client,
+      token: async () => admin,
+      logger: mockServices.logger.mock(),
+      baseUrl: url,
+      consoleUrl: url,
+      namespace: 'default',
+      ownerNamespace: 'default',
+    });
+    await second.connect({ applyMutation: async m => void later.push(m), refresh: async () => undefined });
+    try {
+      for (let i = 0; i < 300 && !later.some(m => m.type === 'full'); i++) await new Promise(r => setTimeout(r, 100));
+      const full = later.find(m => m.type === 'full') as Extract<EntityProviderMutation, { type: 'full' }>;
+      const names = full.entities.map(e => e.entity.metadata.name);
+      expect(names).toContain('devenv-delta');
+      expect(names).not.toContain('devenv-gamma');
+    } finally {
+      await second.stop();
+    }
   });
 });

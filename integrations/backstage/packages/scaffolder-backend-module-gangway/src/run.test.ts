@@ -205,6 +205,14 @@ describe('gangway:run', () => {
     await expect(action().handler(context({ action: 'hello' }))).rejects.toThrow(/rejected by bob: not today/);
   });
 
+  it('fails when the approval expires, saying what was still missing', async () => {
+    statuses = ['pending_approval', 'expired'];
+    runExtra = { approval: { required: 2, remaining: 1, from_roles: ['dba'], expires_at: '2026-12-06T09:00:00Z' } };
+    await expect(action().handler(context({ action: 'hello' }))).rejects.toThrow(
+      /ended expired: the approval expired at 2026-12-06T09:00:00Z still waiting for 1 more approval from role dba/,
+    );
+  });
+
   it('cancels the run when the task is cancelled', async () => {
     statuses = ['running'];
     const cancelled = new Promise<void>(resolve =>
