@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "submit_batch.h"
 
 void gw_api_health(struct gw_api_ctx *ctx)
 {
@@ -86,6 +87,17 @@ void gw_api_metrics(struct gw_api_ctx *ctx)
         "gangway_runs_submitted_total{outcome=\"replayed\"} %llu\n"
         "gangway_runs_submitted_total{outcome=\"rejected\"} %llu\n",
         m->runs_accepted, m->runs_replayed, m->runs_rejected);
+    struct gw_submit_batch_stats sb;
+    gw_submit_batch_stats(ctx->b->submits, &sb);
+    put(&t,
+        "# HELP gangway_submit_batches_total Group-commit calls of gw_submit_runs (this replica).\n"
+        "# TYPE gangway_submit_batches_total counter\ngangway_submit_batches_total %llu\n"
+        "# TYPE gangway_submit_batched_runs_total counter\ngangway_submit_batched_runs_total %llu\n"
+        "# HELP gangway_submit_batch_splits_total Batches retried submission by submission after "
+        "an error.\n"
+        "# TYPE gangway_submit_batch_splits_total counter\ngangway_submit_batch_splits_total %llu\n"
+        "# TYPE gangway_submit_batch_max gauge\ngangway_submit_batch_max %lu\n",
+        sb.batches, sb.elements, sb.split, sb.max_size);
     put(&t, "# HELP gangway_runs Runs in each non-terminal state (all replicas).\n"
             "# TYPE gangway_runs gauge\n");
     for (int i = 0; i < 4; i++)

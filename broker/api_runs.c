@@ -15,6 +15,7 @@
 #include "gw/log.h"
 #include "gw/logpos.h"
 #include "policy.h"
+#include "submit_batch.h"
 
 #define IDEMPOTENCY_KEY_MAX 255
 #define JUSTIFICATION_MAX   1000
@@ -29,7 +30,9 @@
  *   submit_validate   inputs against the schema, the fingerprint, defaults,
  *                     then the policy's input conditions (and break-glass)
  *   submit_redact     approval rule, redacted copy, secret paths, key
- *   submit_persist    one call of gw_submit_run
+ *   submit_persist    gw_submit_run's arguments, handed to the group commit
+ *                     (submit_batch.h): one gw_submit_runs call for all the
+ *                     submissions that arrived while the last was in flight
  *   submit_done       the reply: 202, 409 or 429
  *
  * Every step fills `struct submit` (allocated from the request's pool, so
@@ -242,7 +245,8 @@ static bool submit_parse(struct submit *s)
     struct gw_api_ctx *ctx = s->ctx;
     const char *ctype = gw_http_req_header(ctx->req, "content-type");
 
-    s->idem = gw_http_req_header(ctx->req, "idempotency-key");
+    s->idem = ctx->idempotency_key != NULL ? ctx->idempotency_key
+                                           : gw_http_req_header(ctx->req, "idempotency-key");
     if (ctype != NULL && strncasecmp(ctype, "application/json", 16) != 0) {
         gw_api_problem(ctx, 415, "unsupported_media_type", NULL,
                        "the request body must be application/json");
@@ -335,10 +339,24 @@ static bool submit_redact(struct submit *s)
     return gw_api_oom(ctx);
 }
 
-static void submit_done(struct gw_api_ctx *ctx, const PGresult *res);
+static void submit_done(struct gw_api_ctx *ctx, const PGresult *res, int row);
 
-/* One call of gw_submit_run with its named arguments
- * (sql/functions/gw_submit_run.sql); submit_done answers. */
+static void submit_answered(void *arg, const PGresult *res, int row, const struct gw_error *err)
+{
+    struct gw_api_ctx *ctx = arg;
+    if (err != NULL) {
+        gw_api_pg_failed(ctx, err);
+    } else if (row < 0) {
+        gw_log(GW_LOG_ERROR, NULL, "gw_submit_runs returned no row for a submission");
+        gw_api_problem(ctx, 500, "internal_error", NULL, "the submission got no answer");
+    } else {
+        submit_done(ctx, res, row);
+    }
+}
+
+/* gw_submit_run's named arguments (sql/functions/gw_submit_run.sql), handed
+ * to the group commit, which calls gw_submit_runs with this request and the
+ * others of its batch; submit_done answers. */
 static void submit_persist(struct submit *s)
 {
     struct gw_api_ctx *ctx = s->ctx;
@@ -348,7 +366,7 @@ static void submit_persist(struct submit *s)
      * quota go with `args`, even when packing fails. */
     json_t *args = json_pack(
         "{s:s, s:s, s:s, s:s, s:s?, s:O, s:o, s:s, s:o, s:s?, s:s, s:i, s:i, s:b, s:o, s:O?,"
-        " s:o?, s:o?, s:s?, s:s?}",
+        " s:o?, s:o?, s:s?, s:s?, s:s?}",
         "id", s->run_id, "action_id", a->id, "action_version", a->version, "worker_type",
         a->worker_type, "key", s->key, "inputs", s->inputs, "inputs_redacted", s->redacted,
         "subject", ctx->principal.subject, "teams",
@@ -356,17 +374,16 @@ static void submit_persist(struct submit *s)
         "request_hash", s->hash, "timeout_seconds", a->timeout_seconds, "max_attempts",
         a->max_attempts, "retryable", a->retryable, "secret_paths", s->secrets, "ttl_seconds",
         s->ttl, "approval", s->approval, "quota", a->quota ? json_loads(a->quota, 0, NULL) : NULL,
-        "break_glass", s->bg_reason, "justification", s->why);
-    const char *params[] = {args != NULL ? gw_api_dump(ctx, args, JSON_COMPACT) : NULL};
+        "break_glass", s->bg_reason, "justification", s->why, "via",
+        ctx->principal.via[0] != '\0' ? ctx->principal.via : NULL);
+    const char *doc = args != NULL ? gw_api_dump(ctx, args, JSON_COMPACT) : NULL;
     json_decref(args);
-    if (params[0] == NULL) {
+    if (doc == NULL) {
         gw_api_oom(ctx);
         return;
     }
-    gw_api_select(ctx, "submit_run",
-                  "SELECT run::text, created, conflict, refused::text"
-                  " FROM gw_submit_run($1::jsonb)",
-                  1, params, submit_done);
+    if (gw_submit_batch_add(ctx->b->submits, doc, strlen(doc), submit_answered, ctx) < 0)
+        gw_api_problem(ctx, 503, "unavailable", NULL, "the broker is overloaded; retry later");
 }
 
 void gw_api_run_submit(struct gw_api_ctx *ctx)
@@ -440,11 +457,12 @@ void gw_api_action_validate(struct gw_api_ctx *ctx)
 
 /* The reply: 202 with the run (Location; Idempotent-Replayed on a replay),
  * 409 when the Idempotency-Key came with another request, 429 over a quota. */
-static void submit_done(struct gw_api_ctx *ctx, const PGresult *res)
+static void submit_done(struct gw_api_ctx *ctx, const PGresult *res, int row)
 {
-    if (!PQgetisnull(res, 0, 3)) {
+    /* Columns: i (the element of the batch), run, created, conflict, refused. */
+    if (!PQgetisnull(res, row, 4)) {
         /* Over a quota: nothing was stored but the denial's audit entry. */
-        json_t *q = json_loads(PQgetvalue(res, 0, 3), 0, NULL);
+        json_t *q = json_loads(PQgetvalue(res, row, 4), 0, NULL);
         if (q == NULL)
             q = json_object(); /* written by our SQL: never, but never a crash either */
         char hdr[64];
@@ -458,9 +476,9 @@ static void submit_done(struct gw_api_ctx *ctx, const PGresult *res)
         json_decref(q);
         return;
     }
-    const char *run = PQgetvalue(res, 0, 0);
-    bool created = PQgetvalue(res, 0, 1)[0] == 't';
-    bool conflict = PQgetvalue(res, 0, 2)[0] == 't';
+    const char *run = PQgetvalue(res, row, 1);
+    bool created = PQgetvalue(res, row, 2)[0] == 't';
+    bool conflict = PQgetvalue(res, row, 3)[0] == 't';
     if (conflict) {
         ctx->b->metrics.runs_rejected++;
         gw_api_problem(ctx, 409, "idempotency_key_reused", NULL,
@@ -485,7 +503,7 @@ static void submit_done(struct gw_api_ctx *ctx, const PGresult *res)
         ctx->b->metrics.runs_replayed++;
     }
     json_decref(j);
-    gw_api_reply(ctx, 202, hdr, run, (size_t)PQgetlength(res, 0, 0));
+    gw_api_reply(ctx, 202, hdr, run, (size_t)PQgetlength(res, row, 1));
 }
 
 /* ----------------------------------------------------------------- claim */

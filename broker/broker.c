@@ -13,11 +13,14 @@
 #include "catalog.h"
 #include "catalog_reload.h"
 #include "gw/checkpoint.h"
+#include "cors.h"
+#include "hooks.h"
 #include "gw/mem.h"
 #include "gw/jwt.h"
 #include "gw/log.h"
 #include "policy.h"
 #include "stream.h"
+#include "submit_batch.h"
 
 #define STATS_MS 5000
 
@@ -88,8 +91,8 @@ int gw_broker_ensure_topics(const struct gw_broker *b, const struct gw_catalog *
     for (size_t i = 0; i < k; i++)
         list[i] = names[i];
     rc = gw_kafka_ensure_topics(
-        &(struct gw_kafka_config){b->opts.kafka_brokers, b->opts.kafka_extra}, list, 8, -1, 15000,
-        err);
+        &(struct gw_kafka_config){b->opts.kafka_brokers, b->opts.kafka_extra}, list,
+        b->opts.topic_partitions > 0 ? b->opts.topic_partitions : 8, -1, 15000, err);
     free(names);
     free(list);
     return rc;
@@ -123,6 +126,25 @@ struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_optio
         b->opts.audit_checkpoint_every_s = 60;
     if (b->opts.audit_checkpoint_every_n <= 0)
         b->opts.audit_checkpoint_every_n = 1000;
+    if (b->opts.session_ttl_s <= 0)
+        b->opts.session_ttl_s = 12 * 3600;
+    if (b->opts.session_idle_s <= 0)
+        b->opts.session_idle_s = 30 * 60;
+    if (b->opts.public_url != NULL && b->opts.public_url[0] == '\0')
+        b->opts.public_url = NULL;
+    if (b->opts.public_url != NULL && strncmp(b->opts.public_url, "http://", 7) != 0 &&
+        strncmp(b->opts.public_url, "https://", 8) != 0) {
+        gw_error_set(err, GW_EINVAL, false,
+                     "--public-url (GW_PUBLIC_URL) must start with http:// or https://, got '%s'",
+                     b->opts.public_url);
+        free(b);
+        return NULL;
+    }
+    if ((b->console = gw_console_create(b->opts.web_dir)) == NULL) {
+        gw_error_set(err, GW_ENOMEM, false, "out of memory");
+        free(b);
+        return NULL;
+    }
 
     if (b->opts.audit_signing_key != NULL && gw_audit_key_load(b, err) < 0)
         goto fail;
@@ -146,7 +168,14 @@ struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_optio
     b->pg = gw_pg_pool_create(loop, &po, err);
     if (b->pg == NULL)
         goto fail;
-    struct gw_kafka_config kc = {.brokers = b->opts.kafka_brokers, .extra = b->opts.kafka_extra};
+    b->submits = gw_submit_batch_create(b, GW_SUBMIT_BATCH_MAX, GW_SUBMIT_BATCH_IN_FLIGHT, err);
+    if (b->submits == NULL)
+        goto fail;
+    /* No linger: the relay already hands Kafka whole batches (every row of
+     * a lease at once), so waiting only delays each run's dispatch
+     * (docs/decisions/0051). GW_KAFKA_PROPS=linger.ms=N overrides. */
+    struct gw_kafka_config kc = {
+        .brokers = b->opts.kafka_brokers, .extra = b->opts.kafka_extra, .linger_ms = "0"};
     b->producer = gw_kafka_producer_create(loop, &kc, err);
     if (b->producer == NULL)
         goto fail;
@@ -155,9 +184,25 @@ struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_optio
         gw_error_set(err, GW_ENOMEM, false, "out of memory");
         goto fail;
     }
+    if (b->opts.cors_origins != NULL && *b->opts.cors_origins != '\0' &&
+        (b->cors = gw_cors_create(b->opts.cors_origins, err)) == NULL)
+        goto fail;
+    if (b->opts.hooks_config != NULL && *b->opts.hooks_config != '\0' &&
+        (b->hooks = gw_hooks_load(b->opts.hooks_config, err)) == NULL)
+        goto fail;
     if (b->opts.auth_config != NULL) {
         if (gw_jwt_auth_load(loop, b->opts.auth_config, &b->jwt, err) < 0)
             goto fail;
+        struct gw_oidc_provider p;
+        for (size_t i = 0; gw_jwt_oidc_get(b->jwt, i, &p); i++)
+            if (p.redirect_uri == NULL && b->opts.public_url == NULL) {
+                gw_error_set(err, GW_EINVAL, false,
+                             "%s: OIDC issuer \"%s\" has no \"redirect_uri\"; set one, or the "
+                             "broker's --public-url (GW_PUBLIC_URL) to derive "
+                             "<public-url>/auth/oidc/callback",
+                             b->opts.auth_config, p.name);
+                goto fail;
+            }
         gw_jwt_auth_start(b->jwt);
     }
     /* GW_FAULTS=relay_off is fault injection for the tests: runs are
@@ -205,6 +250,9 @@ static void free_broker(struct gw_broker *b)
     void *arg = b->on_closed_arg;
     gw_kafka_producer_destroy(b->producer, 5000);
     gw_auth_destroy(b->auth);
+    gw_console_destroy(b->console);
+    gw_cors_destroy(b->cors);
+    gw_hooks_destroy(b->hooks);
     gw_policy_store_destroy(b->policy);
     gw_checkpoint_keys_destroy(b->audit_key);
     gw_catalog_reloader_destroy(b->catalogs);
@@ -239,6 +287,8 @@ static void http_closed(void *arg)
     gw_sink_destroy(b->sink);
     gw_reaper_destroy(b->reaper);
     gw_webhooks_destroy(b->webhooks);
+    gw_submit_batch_destroy(b->submits);
+    b->submits = NULL;
     b->webhooks = NULL;
     b->relay = NULL;
     b->sink = NULL;

@@ -314,6 +314,9 @@ static struct gw_action *action_load(struct gw_catalog *c, const struct gw_schem
         json_object_set(pub, "ttl", json_object_get(d, "ttl"));
     if (json_object_get(d, "resource") != NULL)
         json_object_set(pub, "resource", json_object_get(d, "resource"));
+    /* The console marks actions that need approval (and says from whom). */
+    if (json_object_get(d, "approval") != NULL)
+        json_object_set(pub, "approval", json_object_get(d, "approval"));
     a->public_json = json_dumps(pub, JSON_COMPACT);
     json_object_del(pub, "inputs");
     a->summary = pub;

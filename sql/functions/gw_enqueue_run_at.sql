@@ -8,18 +8,9 @@ CREATE OR REPLACE FUNCTION gw_enqueue_run_at(r gw_runs, p_not_before timestamptz
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     ev uuid := gen_random_uuid();
+    t timestamptz := clock_timestamp();
 BEGIN
     INSERT INTO gw_outbox (event_id, topic, msg_key, payload, not_before)
-    VALUES (ev, 'gangway.runs.' || r.worker_type, r.resource_key,
-        jsonb_build_object(
-            'specversion', '1.0', 'id', ev, 'source', 'gangway/broker',
-            'type', 'dev.gangway.run.requested', 'subject', r.id,
-            'time', gw_ts(clock_timestamp()), 'datacontenttype', 'application/json',
-            'data', jsonb_build_object(
-                'run_id', r.id, 'attempt', r.attempt, 'action_id', r.action_id,
-                'action_version', r.action_version, 'worker_type', r.worker_type,
-                'key', r.resource_key, 'timeout_seconds', r.timeout_seconds,
-                'operation', r.operation,
-                'requested_at', gw_ts(r.created_at))),
+    VALUES (ev, 'gangway.runs.' || r.worker_type, r.resource_key, gw_run_requested_event(r, ev, t),
         p_not_before);
 END $$;

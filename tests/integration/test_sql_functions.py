@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 
 from harness import GANGWAY, SKIP, SRC, check, dsn_with_db
@@ -231,6 +232,133 @@ def test_idempotency(db):
     again = submit(db, "idem", idempotency_key="k1", request_hash="h1", quota=quota)
     check(again["refused"] is None and not again["created"], "idempotency: a replay is not refused by the quota",
           again)
+
+
+def submit_batch(db, elems):
+    """gw_submit_runs over elems (dicts of overrides, as submit() takes):
+    its rows in order of `i`."""
+    runs = []
+    for e in elems:
+        e = dict(e)
+        aid = e.pop("action_id")
+        a = {"id": str(uuid.uuid4()), "action_id": aid, "action_version": "v1",
+             "worker_type": "exec", "inputs": {"n": 1}, "inputs_redacted": {"n": 1},
+             "subject": "alice", "teams": ["dev"], "request_hash": "h1",
+             "timeout_seconds": 60, "max_attempts": 1, "retryable": False}
+        a.update(e)
+        runs.append(a)
+    out = db.q("SELECT json_agg(json_build_object('i', i, 'run', run, 'created', created,"
+               " 'conflict', conflict, 'refused', refused) ORDER BY i)"
+               " FROM gw_submit_runs(%s)" % lit({"runs": runs}))
+    return json.loads(out), runs
+
+
+def test_submit_batch(db):
+    """Group commit: one call, one transaction, each element as if alone and
+    in order (decision 0049)."""
+    action(db, "batch")
+    action(db, "batch_q")
+    quota = {"per_team": {"max_runs": 2, "window_seconds": 3600}}
+    rows, sent = submit_batch(db, [
+        {"action_id": "batch", "idempotency_key": "bk", "request_hash": "h1"},   # 0 created
+        {"action_id": "batch", "idempotency_key": "bk", "request_hash": "h1"},   # 1 replay of 0
+        {"action_id": "batch", "idempotency_key": "bk", "request_hash": "h2"},   # 2 conflict
+        {"action_id": "batch_q", "quota": quota, "teams": ["red"]},              # 3 created
+        {"action_id": "batch_q", "quota": quota, "subject": "bob", "teams": ["red"]},  # 4 created
+        {"action_id": "batch_q", "quota": quota, "subject": "carol", "teams": ["red"]},  # 5 refused
+        {"action_id": "batch"},                                                  # 6 created
+    ])
+    check([r["i"] for r in rows] == list(range(7)), "batch: one row per element, in order", rows)
+    check(rows[0]["created"] and rows[0]["run"]["id"] == sent[0]["id"], "batch: the first key creates", rows[0])
+    check(not rows[1]["created"] and not rows[1]["conflict"] and rows[1]["run"]["id"] == sent[0]["id"],
+          "batch: the same key later in the same batch is a replay of the first", rows[1])
+    check(rows[2]["conflict"] and not rows[2]["created"],
+          "batch: the same key with another body in the same batch is a conflict", rows[2])
+    check(rows[3]["created"] and rows[4]["created"] and rows[5]["refused"]["limit"] == "per_team",
+          "batch: teammates in one batch count each other against the quota", rows[3:6])
+    check(rows[6]["created"] and rows[6]["refused"] is None, "batch: a plain run after them", rows[6])
+    made = [sent[i]["id"] for i in (0, 3, 4, 6)]
+    inlist = ",".join("'%s'" % i for i in made)
+    check(db.q("SELECT count(*) FROM gw_runs WHERE action_id IN ('batch', 'batch_q')") == "4",
+          "batch: four runs stored")
+    check(db.q("SELECT count(*) FROM gw_outbox WHERE (payload -> 'data' ->> 'run_id')::uuid IN (%s)"
+               % inlist) == "4", "batch: one outbox row per run")
+    check(db.q("SELECT count(*) FROM gw_run_events WHERE run_id IN (%s)" % inlist) == "8",
+          "batch: two events per run")
+    audit = db.q("SELECT string_agg(verb || ' ' || object, ',' ORDER BY id) FROM gw_audit_log"
+                 " WHERE object IN (%s) OR object = 'action:batch_q'"
+                 % ",".join("'run:%s'" % i for i in made))
+    want = ",".join(["run.submit run:%s" % sent[0]["id"], "run.submit run:%s" % sent[3]["id"],
+                     "run.submit run:%s" % sent[4]["id"], "run.denied action:batch_q",
+                     "run.submit run:%s" % sent[6]["id"]])
+    check(audit == want, "batch: one audit entry per element, in arrival order", audit)
+    check(db.q("SELECT count(DISTINCT txid) FROM gw_audit_log WHERE object IN (%s)"
+               % ",".join("'run:%s'" % i for i in made)) == "1", "batch: all in one transaction")
+    # The sealer takes only entries older than every open transaction of the
+    # cluster (another database's long transaction holds it back): retry.
+    sealed, deadline = 0, time.time() + 120
+    while time.time() < deadline:
+        sealed += int(db.q("SELECT gw_audit_seal(100000)"))
+        if db.q("SELECT count(*) FROM gw_audit_log a WHERE NOT EXISTS"
+                " (SELECT 1 FROM gw_audit_chain c WHERE c.audit_id = a.id)") == "0":
+            break
+        time.sleep(0.5)
+    order = db.q("SELECT string_agg(a.verb, ',' ORDER BY c.seq) FROM gw_audit_chain c"
+                 " JOIN gw_audit_log a ON a.id = c.audit_id WHERE a.object IN (%s)"
+                 " OR a.object = 'action:batch_q'" % ",".join("'run:%s'" % i for i in made))
+    check(sealed > 0 and order == "run.submit,run.submit,run.submit,run.denied,run.submit",
+          "batch: the audit chain seals the batch's entries in arrival order", order)
+    # A bad element fails the whole call, atomically (the broker then sends
+    # each element alone).
+    before = db.q("SELECT count(*) FROM gw_runs")
+    bad = {"id": str(uuid.uuid4()), "action_id": "batch"}
+    ok = {"id": str(uuid.uuid4()), "action_id": "batch", "action_version": "v1", "worker_type": "exec",
+          "inputs": {}, "inputs_redacted": {}, "subject": "alice", "teams": [],
+          "timeout_seconds": 60, "max_attempts": 1, "retryable": False}
+    err = db.error("SELECT * FROM gw_submit_runs(%s)" % lit({"runs": [ok, bad]}))
+    check('gw_submit_run: key "' in err and 'is required' in err, "batch: a bad element names its fault", err)
+    check(db.q("SELECT count(*) FROM gw_runs") == before, "batch: nothing of a failed call is stored")
+    for mutate, want in (
+            (lambda a: a.update(teams="dev"), 'gw_submit_run: key "teams" must be of JSON type array, not string'),
+            (lambda a: a.update(timeout_seconds=1.5), 'key "timeout_seconds" must be of JSON type integer'),
+            (lambda a: a.update(idempotency_kye="k"), 'gw_submit_run: unknown key "idempotency_kye"')):
+        b = dict(ok, id=str(uuid.uuid4()))
+        mutate(b)
+        err = db.error("SELECT * FROM gw_submit_runs(%s)" % lit({"runs": [dict(ok, id=str(uuid.uuid4())), b]}))
+        check(want in err, "batch: the batch check says what gw_args says: " + want, err)
+
+    # The plain path (multi-row INSERTs) stores what gw_submit_run stores.
+    action(db, "same")
+    extra = {"inputs": {"n": 2, "s": "x"}, "inputs_redacted": {"n": 2, "s": "[redacted]"},
+             "secret_paths": ["/s"], "key": "same:k", "ttl_seconds": 300, "teams": ["a", "b"],
+             "max_attempts": 0, "retryable": True, "idempotency_key": None,
+             "justification": "for the test"}
+    one = submit(db, "same", **extra)["run"]["id"]
+    rows, sent = submit_batch(db, [dict(extra, action_id="same")])
+    two = sent[0]["id"]
+    # Every column but the id and the clocks: a column added to gw_runs that
+    # one path fills and the other does not fails here.
+    cols = "(to_jsonb(r) - 'id' - 'created_at' - 'updated_at' - 'queued_at')::text"
+    r1, r2 = (db.q("SELECT %s FROM gw_runs r WHERE id = '%s'" % (cols, x)) for x in (one, two))
+    check(r1 == r2, "batch: the plain path stores the run gw_submit_run stores", r1, r2)
+    ev = "SELECT string_agg(concat_ws('/', attempt, from_status, to_status, actor, reason), ',' ORDER BY id)" \
+         " FROM gw_run_events WHERE run_id = '%s'"
+    check(db.q(ev % one) == db.q(ev % two), "batch: ... and the same events", db.q(ev % two))
+    au = "SELECT actor || verb || detail::text FROM gw_audit_log WHERE object = 'run:%s'"
+    check(db.q(au % one) == db.q(au % two), "batch: ... and the same audit entry", db.q(au % two))
+    ob = ("SELECT topic || msg_key || (payload - 'id' - 'time' - 'subject' #- '{data,run_id}'"
+          " #- '{data,requested_at}')::text FROM gw_outbox WHERE payload ->> 'subject' = '%s'")
+    check(db.q(ob % one) == db.q(ob % two) and db.q(ob % two) != "",
+          "batch: ... and the same outbox message", db.q(ob % two))
+    j1 = json.loads(db.q("SELECT gw_run_json(r) FROM gw_runs r WHERE id = '%s'" % one))
+    strip = ("id", "created_at", "updated_at", "queued_at", "cursor")
+    check({k: v for k, v in j1.items() if k not in strip}
+          == {k: v for k, v in rows[0]["run"].items() if k not in strip},
+          "batch: ... and answers with the same run document", rows[0]["run"])
+    check("1 to 1000 elements" in db.error("SELECT * FROM gw_submit_runs('{\"runs\": []}')"),
+          "batch: an empty batch is refused")
+    check('unknown key "run"' in db.error("SELECT * FROM gw_submit_runs('{\"run\": []}')"),
+          "batch: the argument object is checked")
 
 
 def test_stale_attempts(db):

@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""O(1) as the backlog grows: no query of a hot path reads a big table
+from end to end. Fills a private database with a backlog (50,000 queued and
+200,000 finished runs, their events, audit entries, log lines and some
+unsent outbox rows) through generate_series, ANALYZEs it, and then runs each
+hot path (submit, claim, apply events, finish, relay lease and delete,
+reaper, audit seal, the broker's gauges) with auto_explain logging the plan
+of every statement they run, nested ones included, to the client as JSON.
+Each call runs 6 times in one session (PL/pgSQL switches to generic plans
+after 5) and is rolled back. Fails on any Seq Scan of a big table, naming
+the statement. A test of plans, never of timings. Exits 77 (skipped)
+without GW_TEST_PG_DSN; needs no Kafka."""
+import json
+import os
+import re
+import subprocess
+import sys
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import SKIP, check  # noqa: E402
+from test_sql_functions import ADMIN, DB, lit  # noqa: E402
+
+BIG = {"gw_runs", "gw_run_events", "gw_worker_events", "gw_outbox", "gw_audit_log"}
+QUEUED, FINISHED = 50000, 200000
+
+FILL = """
+INSERT INTO gw_actions (id, version, worker_type, definition)
+VALUES ('big', 'v1', 'exec', '{"backend": {"command": ["/bin/true"]}}');
+INSERT INTO gw_runs (id, action_id, action_version, worker_type, status, resource_key, inputs,
+                     inputs_redacted, requested_by, requested_teams, timeout_seconds, created_at,
+                     updated_at, queued_at, started_at, heartbeat_at, finished_at, worker_id)
+SELECT gen_random_uuid(), 'big', 'v1', 'exec',
+       CASE WHEN g <= %(fin)d THEN 'succeeded' ELSE 'queued' END, 'big:' || g,
+       jsonb_build_object('n', g), jsonb_build_object('n', g), 'user' || (g %% 100),
+       ARRAY['team' || (g %% 10)], 60,
+       clock_timestamp() - make_interval(secs => (%(all)d - g) / 10.0),
+       clock_timestamp(), clock_timestamp() - make_interval(secs => (g %% 300)),
+       CASE WHEN g <= %(fin)d THEN clock_timestamp() END,
+       CASE WHEN g <= %(fin)d THEN clock_timestamp() END,
+       CASE WHEN g <= %(fin)d THEN clock_timestamp() END,
+       CASE WHEN g <= %(fin)d THEN 'w' || (g %% 8) END
+FROM generate_series(1, %(all)d) g;
+INSERT INTO gw_run_events (run_id, attempt, from_status, to_status, actor)
+SELECT id, 1, 'accepted', status, 'fill' FROM gw_runs;
+INSERT INTO gw_worker_events (run_id, attempt, seq, kind, stream, line)
+SELECT id, 1, 1, 'log', 'stdout', 'line' FROM gw_runs WHERE status = 'succeeded';
+INSERT INTO gw_audit_log (actor, verb, object, detail)
+SELECT requested_by, 'run.submit', 'run:' || id, '{}' FROM gw_runs;
+-- An outbox that piled up while Kafka was away, the first rows leased by a
+-- relay sending them now.
+INSERT INTO gw_outbox (topic, msg_key, payload, lease_until)
+SELECT 'gangway.runs.exec', 'k' || g, '{}',
+       CASE WHEN g <= 200 THEN clock_timestamp() + interval '30 seconds' END
+FROM generate_series(1, 20000) g;
+ANALYZE;
+""" % {"fin": FINISHED, "all": FINISHED + QUEUED}
+
+AUTO_EXPLAIN = """
+LOAD 'auto_explain';
+SET auto_explain.log_min_duration = 0;
+SET auto_explain.log_nested_statements = on;
+SET auto_explain.log_format = json;
+SET auto_explain.log_level = notice;
+SET client_min_messages = notice;
+"""
+
+
+def plans_of(db, setup, call, times=6):
+    """The JSON plans auto_explain reports for `call` (after `setup`), run
+    `times` times in one session, each rolled back."""
+    script = AUTO_EXPLAIN + "".join(
+        "BEGIN;\n%s\nSELECT 'CALL-START';\n%s\nROLLBACK;\n" % (setup, call) for _ in range(times))
+    p = subprocess.run(["psql", db.dsn, "-X", "-qAt", "-v", "ON_ERROR_STOP=1"], input=script,
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError("psql failed: %s\n%s" % (call, p.stderr[-3000:]))
+    out = []
+    dec = json.JSONDecoder()
+    # Only what the call ran: setup statements come before the marker.
+    for chunk in p.stderr.split("CALL-START")[1:] if "CALL-START" in p.stderr else [p.stderr]:
+        for m in re.finditer(r"plan:\s*\n?", chunk):
+            try:
+                doc, _ = dec.raw_decode(chunk[m.end():].lstrip())
+            except ValueError:
+                continue
+            out.append(doc)
+    return out
+
+
+def seq_scans(node, found):
+    if node.get("Node Type") == "Seq Scan" and node.get("Relation Name") in BIG:
+        found.append(node["Relation Name"])
+    for child in node.get("Plans", []):
+        seq_scans(child, found)
+    return found
+
+
+def check_no_seq_scan(db, what, call, setup=""):
+    plans = plans_of(db, setup, call)
+    check(len(plans) >= 6, "%s: auto_explain reported its plans" % what, len(plans))
+    bad = []
+    for doc in plans:
+        found = seq_scans(doc["Plan"], [])
+        if found:
+            bad.append("%s in: %s" % (",".join(found), " ".join(doc.get("Query Text", "").split())[:300]))
+    check(not bad, "%s: no sequential scan of a big table in %d statement plans" % (what, len(plans)),
+          "\n  " + "\n  ".join(sorted(set(bad))))
+
+
+def run_args(**extra):
+    a = {"id": str(uuid.uuid4()), "action_id": "big", "action_version": "v1", "worker_type": "exec",
+         "inputs": {"n": 1}, "inputs_redacted": {"n": 1}, "subject": "user1", "teams": ["team1"],
+         "request_hash": "h1", "timeout_seconds": 60, "max_attempts": 1, "retryable": False}
+    a.update(extra)
+    return a
+
+
+def test():
+    if not ADMIN:
+        print("skipped: GW_TEST_PG_DSN is not set")
+        sys.exit(SKIP)
+    db = DB()
+    try:
+        if db.q("SELECT rolsuper FROM pg_roles WHERE rolname = current_user") != "t":
+            print("skipped: LOAD 'auto_explain' needs a superuser")
+            sys.exit(SKIP)
+        p = subprocess.run(["psql", db.dsn, "-X", "-q", "-v", "ON_ERROR_STOP=1"], input=FILL,
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            raise RuntimeError("fill failed: " + p.stderr)
+        counts = db.q("SELECT count(*) FILTER (WHERE status = 'queued') || ' ' ||"
+                      " count(*) FILTER (WHERE status = 'succeeded') FROM gw_runs")
+        check(counts == "%d %d" % (QUEUED, FINISHED), "the backlog is in place", counts)
+        queued = db.q("SELECT id FROM gw_runs WHERE status = 'queued' ORDER BY queued_at LIMIT 1")
+        running = db.q("SELECT id FROM gw_runs WHERE status = 'queued' ORDER BY queued_at DESC LIMIT 1")
+        to_running = ("UPDATE gw_runs SET status = 'running', worker_id = 'w1', started_at = clock_timestamp(),"
+                      " heartbeat_at = clock_timestamp() - interval '1 minute' WHERE id = '%s';" % running)
+        # Every check of the quota runs and none refuses: the fill puts ~6 runs
+        # of user1 and ~60 of team1 in the last minute, and 50,000 active.
+        quota = {"max_concurrent": 1000000, "per_user": {"max_runs": 50, "window_seconds": 60},
+                 "per_team": {"max_runs": 100, "window_seconds": 60}}
+
+        check_no_seq_scan(db, "submit (gw_submit_runs: plain, idempotency key, every quota)",
+                          "SELECT * FROM gw_submit_runs(%s);" % lit({"runs": [
+                              run_args(), run_args(idempotency_key="k1"),
+                              run_args(idempotency_key="k1"), run_args(quota=quota)]}))
+        check_no_seq_scan(db, "claim (gw_claim_run)",
+                          "SELECT * FROM gw_claim_run('%s', 1, 'w1', 'exec');" % queued)
+        events = [{"run_id": running, "attempt": 1, "seq": 1, "kind": "started", "worker_id": "w1"},
+                  {"run_id": running, "attempt": 1, "seq": 2, "kind": "log", "worker_id": "w1",
+                   "stream": "stdout", "line": "hi"},
+                  {"run_id": running, "attempt": 1, "seq": 3, "kind": "heartbeat", "worker_id": "w1"},
+                  {"run_id": running, "attempt": 1, "seq": 4, "kind": "succeeded", "worker_id": "w1",
+                   "data": {"outputs": {}}}]
+        check_no_seq_scan(db, "apply events (gw_apply_events: started, log, heartbeat, succeeded)",
+                          "SELECT gw_apply_events(%s);" % lit(events), setup=to_running)
+        check_no_seq_scan(db, "finish (gw_finish_run)",
+                          "SELECT gw_finish_run('%s', 'failed', 'test', NULL, 'test', false);" % running,
+                          setup=to_running)
+        check_no_seq_scan(db, "relay lease (gw_outbox_lease)",
+                          "SELECT count(*) FROM gw_outbox_lease(100, '30 seconds');")
+        check_no_seq_scan(db, "relay delete of sent rows",
+                          "DELETE FROM gw_outbox WHERE id = ANY('{1,2,3}'::bigint[]);")
+        check_no_seq_scan(db, "reaper (gw_reap, heartbeats judged)",
+                          "SELECT gw_reap('15 seconds', '600 seconds', 100, true);",
+                          setup=to_running + "INSERT INTO gw_sink_states VALUES"
+                          " ('plans', 8, true, clock_timestamp(), clock_timestamp());")
+        check_no_seq_scan(db, "audit seal (gw_audit_seal)", "SELECT gw_audit_seal(100);")
+        check_no_seq_scan(db, "the broker's gauges (broker.c stats query)",
+                          "SELECT (SELECT count(*) FROM gw_runs WHERE status = 'accepted'),"
+                          " (SELECT count(*) FROM gw_runs WHERE status = 'pending_approval'),"
+                          " (SELECT count(*) FROM gw_runs WHERE status = 'queued'),"
+                          " (SELECT count(*) FROM gw_runs WHERE status = 'running');")
+    finally:
+        db.drop()
+    print("PASS", flush=True)
+
+
+if __name__ == "__main__":
+    try:
+        test()
+    except AssertionError as e:
+        print("FAIL -", e, flush=True)
+        sys.exit(1)
