@@ -6,7 +6,8 @@ First, in Python, the broker's dry-run endpoint POST /v1/actions/{id}/validate
 (the submit's checks, no run). Then the Jest suite
 integrations/backstage/tests/backstage.it.ts drives the real modules:
 `gangway:run` with createMockActionContext (submit as the task's user through
-an ES256 plugin token carrying the user's token in `obo`, log streaming,
+an ES256 plugin token carrying the user's token in `obo`, or through a
+service token with act_on_behalf and Gangway-On-Behalf-Of, log streaming,
 outputs, failure, cancellation through the abort signal, approval wait then
 approval, the idempotency key under a retried task, dry run) and the catalog
 entity provider (a resource added, then removed after its teardown).
@@ -133,6 +134,7 @@ def test():
             "GANGWAY_URL": s.url,
             "GANGWAY_ADMIN_TOKEN": s.token,
             "GANGWAY_APPROVER_TOKEN": s.make_token("bob", teams=["sre"]),
+            "GANGWAY_OBO_TOKEN": s.make_token("service:default/backstage", roles=["act_on_behalf"]),
             "GANGWAY_AUTH_KEY": auth_key.pem, "GANGWAY_AUTH_KID": auth_key.kid,
             "GANGWAY_PLUGIN_KEY": plugin_key.pem, "GANGWAY_PLUGIN_KID": plugin_key.kid,
         })

@@ -118,6 +118,23 @@ describe('against a real Gangway', () => {
     expect(auth.minted.at(-1)).toEqual({ sub: 'scaffolder', aud: 'gangway', obo: 'user:default/carol' });
   });
 
+  it_('with a service token and onBehalfOf, the run is still the user\'s', async () => {
+    const config = readGangwayConfig(
+      new ConfigReader({
+        gangway: { baseUrl: url, credentials: 'service', token: env.GANGWAY_OBO_TOKEN, onBehalfOf: true, timeouts: { pollSeconds: 0.2 } },
+      }),
+    );
+    const viaService = createGangwayRunAction({ client, auth: auth as unknown as AuthService, config });
+    const { ctx, outputs } = context(
+      { action: 'bs-hello', inputs: { name: 'gi' } },
+      { user: { ref: 'user:default/carol', entity: { spec: { memberOf: ['group:default/payments'] } } } },
+    );
+    await viaService.handler(ctx);
+    expect(outputs.status).toBe('succeeded');
+    const run = await getRun(outputs.runId as string);
+    expect(run.requested_by).toEqual({ subject: 'user:default/carol', teams: ['payments'] });
+  });
+
   it_("fails the step with the run's reason", async () => {
     const { ctx, lines, outputs } = context({ action: 'bs-hello', inputs: { name: 'bo', fail: true } });
     await expect(action().handler(ctx)).rejects.toThrow(/ended failed/);

@@ -20,6 +20,13 @@ export interface Config {
      */
     credentials?: 'user' | 'service';
     /**
+     * With credentials `service`: send `Gangway-On-Behalf-Of: <the task's
+     * user>` (and `Gangway-On-Behalf-Of-Teams` from the user entity's
+     * memberOf), so the run is the user's; the token needs Gangway's token
+     * role act_on_behalf (docs/policy.md). Default false.
+     */
+    onBehalfOf?: boolean;
+    /**
      * A Gangway API token (gwt_...): used for runs only when credentials is
      * `service`; used to list actions for gangway:<id> generation and by
      * the catalog module when set.

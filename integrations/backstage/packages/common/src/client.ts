@@ -140,6 +140,17 @@ export class GangwayError extends Error {
   }
 }
 
+/**
+ * What a request is sent with: a bearer token, or a token and extra headers
+ * (`Gangway-On-Behalf-Of` for a service token with the act_on_behalf role).
+ */
+export type GangwayAuth = string | { token: GangwayAuth; headers?: Record<string, string> };
+
+function authHeaders(auth: GangwayAuth): Record<string, string> {
+  if (typeof auth === 'string') return { Authorization: `Bearer ${auth}` };
+  return { ...auth.headers, Authorization: `Bearer ${auth.token}` };
+}
+
 export interface GangwayClientOptions {
   /** Where the API is, e.g. http://gangway.internal:8080 (no trailing /v1). */
   baseUrl: string;
@@ -179,7 +190,7 @@ export class GangwayClient {
     what: string,
     method: string,
     path: string,
-    token: string,
+    token: GangwayAuth,
     opts: { body?: unknown; headers?: Record<string, string>; signal?: AbortSignal } = {},
   ): Promise<{ status: number; headers: Headers; body: T }> {
     const signals = [AbortSignal.timeout(this.timeoutMs)];
@@ -187,7 +198,7 @@ export class GangwayClient {
     const res = await this.fetchImpl(`${this.baseUrl}${path}`, {
       method,
       headers: {
-        Authorization: `Bearer ${token}`,
+        ...authHeaders(token),
         Accept: 'application/json',
         'User-Agent': this.userAgent,
         ...(opts.body !== undefined ? { 'Content-Type': 'application/json' } : {}),
@@ -210,16 +221,16 @@ export class GangwayClient {
     return { status: res.status, headers: res.headers, body: (text ? JSON.parse(text) : undefined) as T };
   }
 
-  async listActions(token: string): Promise<ActionSummary[]> {
+  async listActions(token: GangwayAuth): Promise<ActionSummary[]> {
     const r = await this.call<{ items: ActionSummary[] }>('list actions', 'GET', '/v1/actions', token);
     return r.body.items ?? [];
   }
 
-  async getAction(token: string, id: string): Promise<Action> {
+  async getAction(token: GangwayAuth, id: string): Promise<Action> {
     return (await this.call<Action>(`action ${id}`, 'GET', `/v1/actions/${encodeURIComponent(id)}`, token)).body;
   }
 
-  async submitRun(token: string, action: string, req: RunRequest, idempotencyKey?: string): Promise<Submitted> {
+  async submitRun(token: GangwayAuth, action: string, req: RunRequest, idempotencyKey?: string): Promise<Submitted> {
     const r = await this.call<Run>(`submit ${action}`, 'POST', `/v1/actions/${encodeURIComponent(action)}/runs`, token, {
       body: req,
       headers: idempotencyKey ? { 'Idempotency-Key': idempotencyKey } : {},
@@ -227,17 +238,17 @@ export class GangwayClient {
     return { run: r.body, replayed: r.headers.get('idempotent-replayed') === 'true' };
   }
 
-  async validateRun(token: string, action: string, req: RunRequest): Promise<ValidateResult> {
+  async validateRun(token: GangwayAuth, action: string, req: RunRequest): Promise<ValidateResult> {
     const path = `/v1/actions/${encodeURIComponent(action)}/validate`;
     return (await this.call<ValidateResult>(`validate ${action}`, 'POST', path, token, { body: req })).body;
   }
 
-  async getRun(token: string, id: string, signal?: AbortSignal): Promise<Run> {
+  async getRun(token: GangwayAuth, id: string, signal?: AbortSignal): Promise<Run> {
     return (await this.call<Run>(`run ${id}`, 'GET', `/v1/runs/${encodeURIComponent(id)}`, token, { signal })).body;
   }
 
   /** Cancels a run; a run that already ended (409 run_ended) is not an error. */
-  async cancelRun(token: string, id: string, reason: string): Promise<Run | undefined> {
+  async cancelRun(token: GangwayAuth, id: string, reason: string): Promise<Run | undefined> {
     try {
       const r = await this.call<Run>(`cancel ${id}`, 'POST', `/v1/runs/${encodeURIComponent(id)}/cancel`, token, {
         body: { reason: reason.slice(0, 500) },
@@ -249,13 +260,13 @@ export class GangwayClient {
     }
   }
 
-  async getResource(token: string, id: string): Promise<Resource> {
+  async getResource(token: GangwayAuth, id: string): Promise<Resource> {
     return (await this.call<Resource>(`resource ${id}`, 'GET', `/v1/resources/${encodeURIComponent(id)}`, token))
       .body;
   }
 
   /** Every resource the token may see with `status`, following next_cursor. */
-  async listResources(token: string, status?: Resource['status']): Promise<Resource[]> {
+  async listResources(token: GangwayAuth, status?: Resource['status']): Promise<Resource[]> {
     const out: Resource[] = [];
     let cursor: string | null | undefined;
     do {
@@ -281,7 +292,7 @@ export class GangwayClient {
    */
   async stream(
     path: string,
-    token: string,
+    token: GangwayAuth,
     onEvent: (e: SseEvent) => void,
     opts: { lastEventId?: string; signal?: AbortSignal; idleTimeoutMs?: number } = {},
   ): Promise<SseEnd> {
@@ -293,7 +304,7 @@ export class GangwayClient {
     try {
       const res = await this.fetchImpl(`${this.baseUrl}${path}`, {
         headers: {
-          Authorization: `Bearer ${token}`,
+          ...authHeaders(token),
           Accept: 'text/event-stream',
           'User-Agent': this.userAgent,
           ...(opts.lastEventId !== undefined ? { 'Last-Event-ID': opts.lastEventId } : {}),

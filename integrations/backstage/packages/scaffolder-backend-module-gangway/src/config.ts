@@ -6,6 +6,8 @@ export interface GangwayScaffolderConfig {
   consoleUrl: string;
   credentials: 'user' | 'service';
   token?: string;
+  /** With credentials 'service': send Gangway-On-Behalf-Of with the task's user. */
+  onBehalfOf: boolean;
   targetPluginId: string;
   generateActions: boolean;
   requestTimeoutMs: number;
@@ -37,11 +39,15 @@ export function readGangwayConfig(root: Config): GangwayScaffolderConfig {
   if (credentials === 'service' && !token) {
     throw new Error("gangway.credentials is 'service' but gangway.token is not set");
   }
+  if (config.getOptionalBoolean('onBehalfOf') && credentials !== 'service') {
+    throw new Error("gangway.onBehalfOf applies to credentials 'service' only (user credentials already carry the user)");
+  }
   return {
     baseUrl,
     consoleUrl: (config.getOptionalString('consoleUrl') ?? baseUrl).replace(/\/+$/, ''),
     credentials,
     token,
+    onBehalfOf: config.getOptionalBoolean('onBehalfOf') ?? false,
     targetPluginId: config.getOptionalString('targetPluginId') ?? 'gangway',
     generateActions: config.getOptionalBoolean('generateActions') ?? false,
     requestTimeoutMs: seconds(config, 'timeouts.requestSeconds', 30, 1),

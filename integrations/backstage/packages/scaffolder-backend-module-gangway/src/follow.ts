@@ -5,7 +5,14 @@
  * approval says who must approve), the task's abort signal turned into a
  * cancel of the run.
  */
-import { GangwayClient, GangwayError, Run, RunApproval, TERMINAL_STATUSES } from '@gangway/backstage-common';
+import {
+  GangwayAuth,
+  GangwayClient,
+  GangwayError,
+  Run,
+  RunApproval,
+  TERMINAL_STATUSES,
+} from '@gangway/backstage-common';
 
 /** The part of a logger this uses (LoggerService and winston both fit). */
 export interface StepLogger {
@@ -18,7 +25,7 @@ export interface StepLogger {
 export interface FollowOptions {
   client: GangwayClient;
   /** A fresh bearer token for each request (plugin tokens are short-lived). */
-  token: () => Promise<string>;
+  token: () => Promise<GangwayAuth>;
   runId: string;
   logger: StepLogger;
   /** The task's signal: aborted when the task is cancelled. */
@@ -179,7 +186,7 @@ export async function followRun(opts: FollowOptions): Promise<Run> {
           .catch(() => undefined);
         throw new RunAbortedError(`Gangway run ${runId} did not end within ${secs} s; it was cancelled`);
       }
-      let token: string;
+      let token: GangwayAuth;
       try {
         token = await opts.token();
       } catch (e) {

@@ -129,6 +129,23 @@ describe('gangway:run', () => {
     );
   });
 
+  it('sends the user as Gangway-On-Behalf-Of with a service token when onBehalfOf is set', async () => {
+    const ctx = context(
+      { action: 'hello' },
+      { user: { ref: 'user:default/mock', entity: { spec: { memberOf: ['group:default/payments', 'group:ops/sre'] } } } },
+    );
+    await action({ credentials: 'service', token: 'gwt_bridge', onBehalfOf: true }).handler(ctx);
+    const [submit] = gw.calls('POST', /\/runs$/);
+    expect(submit.headers.authorization).toBe('Bearer gwt_bridge');
+    expect(submit.headers['gangway-on-behalf-of']).toBe('user:default/mock');
+    expect(submit.headers['gangway-on-behalf-of-teams']).toBe('payments,ops/sre');
+    /* Every later call (status, logs) carries it too. */
+    expect(gw.calls('GET', /\/v1\/runs\//).every(r => r.headers['gangway-on-behalf-of'] === 'user:default/mock')).toBe(true);
+    expect(() =>
+      readGangwayConfig(new ConfigReader({ gangway: { baseUrl: gw.url, onBehalfOf: true } })),
+    ).toThrow(/onBehalfOf applies to credentials 'service' only/);
+  });
+
   it('refuses a task not started by a user instead of submitting as someone else', async () => {
     const ctx = context({ action: 'hello' }, { getInitiatorCredentials: async () => mockCredentials.service() });
     await expect(action().handler(ctx)).rejects.toThrow(/not started by a user/);

@@ -30,6 +30,7 @@ export interface GangwayStepContext {
   isDryRun?: boolean;
   signal?: AbortSignal;
   each?: unknown;
+  user?: { ref?: string; entity?: { spec?: { memberOf?: unknown } } };
 }
 
 export interface GangwayStepDeps {
@@ -70,7 +71,7 @@ export async function runGangwayStep(
   input: GangwayStepInput,
 ): Promise<void> {
   const { client, config } = deps;
-  const caller = await callerFor(config, deps.auth, () => ctx.getInitiatorCredentials());
+  const caller = await callerFor(config, deps.auth, () => ctx.getInitiatorCredentials(), ctx.user);
   const req = requestOf(input);
 
   if (ctx.isDryRun) {
