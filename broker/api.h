@@ -84,6 +84,7 @@ void gw_api_actions_list(struct gw_api_ctx *ctx);
 void gw_api_action_get(struct gw_api_ctx *ctx);
 void gw_api_actions_reload(struct gw_api_ctx *ctx); /* api_catalog.c */
 void gw_api_run_submit(struct gw_api_ctx *ctx);
+void gw_api_action_validate(struct gw_api_ctx *ctx); /* api_runs.c: submit's checks, no run */
 void gw_api_run_get(struct gw_api_ctx *ctx);
 void gw_api_runs_list(struct gw_api_ctx *ctx);
 void gw_api_run_events(struct gw_api_ctx *ctx);

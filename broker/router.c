@@ -52,6 +52,7 @@ static const struct gw_route routes[] = {
     {"GET", "/v1/actions", AUTH_USER, gw_api_actions_list},
     {"GET", "/v1/actions/*", AUTH_USER, gw_api_action_get},
     {"POST", "/v1/actions/*/runs", AUTH_USER, gw_api_run_submit},
+    {"POST", "/v1/actions/*/validate", AUTH_USER, gw_api_action_validate},
     {"POST", "/v1/hooks/*", AUTH_NONE, gw_api_hook_invoke}, /* HMAC-signed (hooks.c) */
     {"GET", "/v1/runs", AUTH_USER, gw_api_runs_list},
     {"GET", "/v1/runs/*", AUTH_USER, gw_api_run_get},

@@ -103,6 +103,12 @@ generation.max-examples = 60
 [[operations]]
 include-operation-id = "invokeHook"
 generation.max-examples = 30
+
+# The submit's checks without the run (decision 0059): submitRun's cases
+# already drive the same functions; a few cover the route and its answers.
+[[operations]]
+include-operation-id = "validateRun"
+generation.max-examples = 40
 """
 
 
