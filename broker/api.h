@@ -23,6 +23,11 @@ struct gw_principal {
     char *teams_pg;   /* the same as a PostgreSQL array literal (owned) */
     bool admin;
     bool worker;
+    bool act_on_behalf; /* the token may name another subject (auth.c) */
+    /* Who really called when the principal is someone else's: the service
+     * token's subject under Gangway-On-Behalf-Of, "hook:<name>" for an
+     * incoming webhook; "" otherwise. Audited beside the subject. */
+    char via[GW_SUBJECT_MAX];
 };
 
 /* A worker-only token (role worker without admin) is a machine that claims
@@ -45,11 +50,28 @@ struct gw_api_ctx {
     struct gw_http_req *req;
     const struct gw_route *route; /* the matched route (router.c) */
     struct gw_principal principal;
-    char id[128];         /* the {id} path segment, when the route has one */
-    json_t *scratch;      /* any JSON the handler wants freed with the context */
+    char id[128];     /* the {id} path segment, when the route has one */
+    json_t *scratch;  /* any JSON the handler wants freed with the context */
+    const char *cors; /* CORS header lines every answer carries, or NULL (cors.h) */
+    /* The Idempotency-Key of a submission made for someone else (hooks.c);
+     * NULL: the request's header. */
+    const char *idempotency_key;
     const char *too_long; /* the first query parameter gw_api_query refused */
     bool not_utf8;        /* ... because it is not UTF-8 (else: too long) */
     int page_limit;       /* a list's page size, for gw_api_page_done */
+    /* How the caller signed in (auth.c, session.c). */
+    enum gw_auth_method {
+        GW_AUTH_API_TOKEN = 1,
+        GW_AUTH_JWT,
+        GW_AUTH_SESSION,
+    } auth_method;
+    char token_hash[65];      /* the API token's SHA-256 (GW_AUTH_API_TOKEN) */
+    char auth_issuer[64];     /* the issuer entry that accepted the JWT */
+    long long auth_expires;   /* the JWT's "exp" (GW_AUTH_JWT), else 0 */
+    char session_hash[65];    /* GW_AUTH_SESSION: the session's id hash */
+    char csrf[64];            /* ... its CSRF token */
+    char session_expires[40]; /* ... its absolute end (RFC 3339) */
+    const char *unauth_code;  /* the 401 code; NULL = "unauthorized" */
     /* The rows callback of the query gw_api_select queued. */
     void (*on_rows)(struct gw_api_ctx *ctx, const PGresult *res);
 };
@@ -62,11 +84,13 @@ void gw_api_actions_list(struct gw_api_ctx *ctx);
 void gw_api_action_get(struct gw_api_ctx *ctx);
 void gw_api_actions_reload(struct gw_api_ctx *ctx); /* api_catalog.c */
 void gw_api_run_submit(struct gw_api_ctx *ctx);
+void gw_api_action_validate(struct gw_api_ctx *ctx); /* api_runs.c: submit's checks, no run */
 void gw_api_run_get(struct gw_api_ctx *ctx);
 void gw_api_runs_list(struct gw_api_ctx *ctx);
 void gw_api_run_events(struct gw_api_ctx *ctx);
 void gw_api_run_logs(struct gw_api_ctx *ctx);
 void gw_api_run_claim(struct gw_api_ctx *ctx);
+void gw_api_claims(struct gw_api_ctx *ctx); /* api_claims.c: a batch of claims */
 void gw_api_run_heartbeat(struct gw_api_ctx *ctx);
 void gw_api_run_cancel(struct gw_api_ctx *ctx);
 void gw_api_run_reconcile(struct gw_api_ctx *ctx);
@@ -248,5 +272,44 @@ void gw_api_pg_failed(struct gw_api_ctx *ctx, const struct gw_error *err);
 struct gw_auth *gw_auth_create(struct gw_broker *b);
 void gw_auth_destroy(struct gw_auth *a);
 void gw_auth_check(struct gw_api_ctx *ctx, void (*next)(struct gw_api_ctx *ctx));
+/* The same for a token given some other way (POST /v1/session's body):
+ * an API token or a JWT, exactly as in the Authorization header. */
+void gw_auth_token(struct gw_api_ctx *ctx, const char *token, void (*next)(struct gw_api_ctx *ctx));
+/* The same for an API token known by its SHA-256 (hex): a dev login code
+ * names the token it signs in as. */
+void gw_auth_token_hash(struct gw_api_ctx *ctx, const char *hash,
+                        void (*next)(struct gw_api_ctx *ctx));
+
+/* Console sessions (session.c, docs/console.md). A request without an
+ * Authorization header but with the gw_session cookie is authenticated by
+ * its session: expired, idle, revoked (or its API token revoked) -> 401;
+ * a state-changing method without the matching X-CSRF-Token -> 403
+ * csrf_failed. Then `next` runs with the principal the session holds. */
+bool gw_session_cookie(const struct gw_http_req *req, char *out, size_t cap);
+void gw_session_check(struct gw_api_ctx *ctx, const char *cookie,
+                      void (*next)(struct gw_api_ctx *ctx));
+/* How gw_session_start answers once the session exists. */
+enum gw_session_reply { GW_SESSION_REPLY_JSON, GW_SESSION_REPLY_REDIRECT };
+/* Creates a session for ctx->principal (method from ctx->auth_method or
+ * `method` when not NULL), sets the cookie and answers: 201 with the session
+ * document, or 302 to `return_to` (a same-origin path). */
+void gw_session_start(struct gw_api_ctx *ctx, const char *method, enum gw_session_reply reply,
+                      const char *return_to);
+void gw_api_session_create(struct gw_api_ctx *ctx); /* POST /v1/session */
+void gw_api_session_get(struct gw_api_ctx *ctx);    /* GET /v1/session */
+void gw_api_session_delete(struct gw_api_ctx *ctx); /* DELETE /v1/session */
+void gw_api_dev_login(struct gw_api_ctx *ctx);      /* GET /auth/dev-login */
+/* The security headers of every console page and sign-in redirect. */
+extern const char gw_console_headers[];
+/* Static console (console.c): GET / and /ui/... */
+struct gw_console *gw_console_create(const char *dir);
+void gw_console_destroy(struct gw_console *c);
+void gw_console_serve(struct gw_api_ctx *ctx);
+/* OIDC sign-in (oidc.c). */
+void gw_api_auth_providers(struct gw_api_ctx *ctx); /* GET /v1/auth/providers */
+void gw_api_oidc_login(struct gw_api_ctx *ctx);     /* GET /auth/oidc/login */
+void gw_api_oidc_callback(struct gw_api_ctx *ctx);  /* GET /auth/oidc/callback */
+/* GET /v1/dashboard (api_dashboard.c). */
+void gw_api_dashboard(struct gw_api_ctx *ctx);
 
 #endif

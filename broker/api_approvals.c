@@ -15,6 +15,10 @@
 #include "policy.h"
 
 static const char *const decision_fields[] = {"decision", "comment", NULL};
+/* A run's decision may also acknowledge the findings of a failed plan check
+ * (decision 0066); an extension's has no plan. */
+static const char *const run_decision_fields[] = {"decision", "comment", "acknowledge_findings",
+                                                  NULL};
 
 /* What the caller brings to a decision, resolved once from the policy: its
  * roles (policy roles and token roles) and the actions whose runs it may
@@ -29,12 +33,13 @@ struct decider {
 /* The named arguments of gw_decide and gw_decide_extension
  * (sql/functions/gw_decision_args.sql): the caller and its decision. */
 static char *decision_args(const struct gw_api_ctx *ctx, json_t *roles, json_t *decision,
-                           json_t *comment)
+                           json_t *comment, json_t *ack)
 {
     const char *teams = ctx->principal.teams_json;
-    json_t *args = json_pack("{s:s, s:o, s:O, s:O, s:O?}", "approver", ctx->principal.subject,
-                             "teams", teams != NULL ? json_loads(teams, 0, NULL) : json_array(),
-                             "roles", roles, "decision", decision, "comment", comment);
+    json_t *args =
+        json_pack("{s:s, s:o, s:O, s:O, s:O?, s:O?}", "approver", ctx->principal.subject, "teams",
+                  teams != NULL ? json_loads(teams, 0, NULL) : json_array(), "roles", roles,
+                  "decision", decision, "comment", comment, "acknowledge_findings", ack);
     char *text = args != NULL ? json_dumps(args, JSON_COMPACT) : NULL;
 
     json_decref(args);
@@ -43,7 +48,7 @@ static char *decision_args(const struct gw_api_ctx *ctx, json_t *roles, json_t *
 
 /* `decision` NULL: listing, no decision to send. */
 static bool decider_init(struct gw_api_ctx *ctx, struct decider *d, json_t *decision,
-                         json_t *comment)
+                         json_t *comment, json_t *ack)
 {
     struct gw_authz z;
     json_t *acts = json_array();
@@ -62,7 +67,7 @@ static bool decider_init(struct gw_api_ctx *ctx, struct decider *d, json_t *deci
     d->roles = gw_api_pg_array(roles);
     d->actions = gw_api_pg_array(acts);
     if (decision != NULL)
-        d->args = decision_args(ctx, roles, decision, comment);
+        d->args = decision_args(ctx, roles, decision, comment, ack);
     json_decref(roles);
     json_decref(acts);
     if (d->roles == NULL || d->actions == NULL || (decision != NULL && d->args == NULL)) {
@@ -99,6 +104,7 @@ struct decision_kind {
     void (*not_found)(struct gw_api_ctx *ctx);
     const struct refusal *refusals;
     size_t n_refusals;
+    bool acknowledges; /* takes acknowledge_findings (runs) */
     gw_pg_cb done;
 };
 
@@ -114,6 +120,13 @@ static void decision_done(struct gw_api_ctx *ctx, const struct decision_kind *k,
     const char *outcome = PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "not_found";
     if (strcmp(outcome, "not_found") == 0) {
         k->not_found(ctx);
+        return;
+    }
+    if (strcmp(outcome, "findings_not_acknowledged") == 0) {
+        gw_api_problem(ctx, 422, "validation_failed",
+                       gw_api_field_error("/acknowledge_findings", "const", "true"),
+                       "the plan failed its compliance checks: approving needs "
+                       "\"acknowledge_findings\": true after reading plan_checks.findings");
         return;
     }
     for (size_t i = 0; i < k->n_refusals; i++) {
@@ -141,10 +154,18 @@ static void decide(struct gw_api_ctx *ctx, const struct decision_kind *k)
         return;
     }
     json_t *body = gw_api_body(ctx);
-    if (body == NULL || !gw_api_only_fields(ctx, body, decision_fields))
+    if (body == NULL ||
+        !gw_api_only_fields(ctx, body, k->acknowledges ? run_decision_fields : decision_fields))
         return;
     json_t *decision = json_object_get(body, "decision");
     json_t *comment = json_object_get(body, "comment");
+    json_t *ack = json_object_get(body, "acknowledge_findings");
+    if (ack != NULL && !json_is_boolean(ack)) {
+        gw_api_problem(ctx, 422, "validation_failed",
+                       gw_api_field_error("/acknowledge_findings", "type", "a boolean"),
+                       "acknowledge_findings must be true or false");
+        return;
+    }
     if (!json_is_string(decision) || (strcmp(json_string_value(decision), "approve") != 0 &&
                                       strcmp(json_string_value(decision), "reject") != 0)) {
         gw_api_problem(ctx, 422, "validation_failed",
@@ -161,7 +182,7 @@ static void decide(struct gw_api_ctx *ctx, const struct decision_kind *k)
     struct decider d;
     struct gw_authz_filter f;
     const char *vis[5];
-    if (!decider_init(ctx, &d, decision, comment))
+    if (!decider_init(ctx, &d, decision, comment, ack))
         return;
     if (!gw_authz_params(ctx, GW_PERM_READ_RUNS, &f, vis)) {
         decider_finish(&d);
@@ -223,6 +244,7 @@ static const struct decision_kind run_decision = {
     .not_found = gw_api_run_not_found,
     .refusals = run_refusals,
     .n_refusals = ARRAY_SIZE(run_refusals),
+    .acknowledges = true,
     .done = run_decided,
 };
 
@@ -245,7 +267,7 @@ void gw_api_approvals_list(struct gw_api_ctx *ctx)
 {
     char teams_empty[] = "{}";
     struct decider d;
-    if (!decider_init(ctx, &d, NULL, NULL))
+    if (!decider_init(ctx, &d, NULL, NULL, NULL))
         return;
     const char *params[] = {ctx->principal.subject,
                             ctx->principal.teams_pg ? ctx->principal.teams_pg : teams_empty,

@@ -60,6 +60,7 @@ void gw_api_metrics(struct gw_api_ctx *ctx)
 {
     const struct gw_broker_metrics *m = &ctx->b->metrics;
     static const char *const active[] = {"accepted", "pending_approval", "queued", "running"};
+    static const char *const drift_states[] = {"in_sync", "drifted", "check_failed"};
     struct gw_http_stats hs;
     struct gw_pg_stats ps;
     struct gw_kafka_producer_stats ks;
@@ -102,6 +103,12 @@ void gw_api_metrics(struct gw_api_ctx *ctx)
             "# TYPE gangway_runs gauge\n");
     for (int i = 0; i < 4; i++)
         put(&t, "gangway_runs{status=\"%s\"} %lld\n", active[i], m->runs_active[i]);
+    put(&t, "# HELP gangway_resources_drift Live resources by the result of their last drift "
+            "check (all replicas).\n"
+            "# TYPE gangway_resources_drift gauge\n");
+    for (int i = 0; i < 3; i++)
+        put(&t, "gangway_resources_drift{status=\"%s\"} %lld\n", drift_states[i],
+            m->resources_drift[i]);
     put(&t,
         "# TYPE gangway_claims_total counter\n"
         "gangway_claims_total{result=\"granted\"} %llu\n"

@@ -271,12 +271,13 @@ void gw_api_resource_get(struct gw_api_ctx *ctx)
 
 static const char *const resource_statuses[] = {"active", "tearing_down", "teardown_failed",
                                                 "deleted"};
+static const char *const drift_statuses[] = {"in_sync", "drifted", "check_failed"};
 
 void gw_api_resources_list(struct gw_api_ctx *ctx)
 {
     bool too_long = false;
     char team[128], kind[128], before[64];
-    const char *p_team = NULL, *p_kind = NULL, *p_before = NULL, *p_status = NULL;
+    const char *p_team = NULL, *p_kind = NULL, *p_before = NULL, *p_status = NULL, *p_drift = NULL;
     struct gw_api_page page = {.limit = 50};
 
     if (gw_api_query(ctx, "team", team, sizeof(team), &too_long))
@@ -297,11 +298,14 @@ void gw_api_resources_list(struct gw_api_ctx *ctx)
     if (!gw_api_query_enum(ctx, "status", resource_statuses, ARRAY_SIZE(resource_statuses),
                            "not a resource status", &p_status, &too_long))
         return;
+    if (!gw_api_query_enum(ctx, "drift", drift_statuses, ARRAY_SIZE(drift_statuses),
+                           "not a drift status", &p_drift, &too_long))
+        return;
     if (!gw_api_query_page(ctx, &page, 500, too_long))
         return;
     struct gw_authz_filter f;
-    const char *params[12] = {p_team,  p_kind,  p_before,       p_status,
-                              page.ts, page.id, page.limit_plus};
+    const char *params[13] = {p_team,  p_kind,  p_before,        p_status,
+                              page.ts, page.id, page.limit_plus, [12] = p_drift};
     if (!gw_authz_params(ctx, GW_PERM_READ_RUNS, &f, params + 7))
         return;
     /* Deleted resources are listed only when asked for by status. */
@@ -315,8 +319,9 @@ void gw_api_resources_list(struct gw_api_ctx *ctx)
         " AND (CASE WHEN $4::text IS NULL THEN r.status <> 'deleted' ELSE r.status = $4 END)"
         " AND ($5::timestamptz IS NULL OR (r.created_at, r.id) < ($5::timestamptz, $6::uuid))"
         " AND gw_visible(r.owner_subject, r.owner_teams, r.action_id, $8, $9, $10, $11, $12)"
+        " AND ($13::text IS NULL OR r.drift_status = $13)"
         " ORDER BY r.created_at DESC, r.id DESC LIMIT $7::int",
-        12, params, gw_api_page_done);
+        13, params, gw_api_page_done);
     gw_authz_filter_finish(&f);
 }
 

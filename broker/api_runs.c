@@ -245,7 +245,8 @@ static bool submit_parse(struct submit *s)
     struct gw_api_ctx *ctx = s->ctx;
     const char *ctype = gw_http_req_header(ctx->req, "content-type");
 
-    s->idem = gw_http_req_header(ctx->req, "idempotency-key");
+    s->idem = ctx->idempotency_key != NULL ? ctx->idempotency_key
+                                           : gw_http_req_header(ctx->req, "idempotency-key");
     if (ctype != NULL && strncasecmp(ctype, "application/json", 16) != 0) {
         gw_api_problem(ctx, 415, "unsupported_media_type", NULL,
                        "the request body must be application/json");
@@ -365,7 +366,7 @@ static void submit_persist(struct submit *s)
      * quota go with `args`, even when packing fails. */
     json_t *args = json_pack(
         "{s:s, s:s, s:s, s:s, s:s?, s:O, s:o, s:s, s:o, s:s?, s:s, s:i, s:i, s:b, s:o, s:O?,"
-        " s:o?, s:o?, s:s?, s:s?}",
+        " s:o?, s:o?, s:s?, s:s?, s:s?}",
         "id", s->run_id, "action_id", a->id, "action_version", a->version, "worker_type",
         a->worker_type, "key", s->key, "inputs", s->inputs, "inputs_redacted", s->redacted,
         "subject", ctx->principal.subject, "teams",
@@ -373,7 +374,8 @@ static void submit_persist(struct submit *s)
         "request_hash", s->hash, "timeout_seconds", a->timeout_seconds, "max_attempts",
         a->max_attempts, "retryable", a->retryable, "secret_paths", s->secrets, "ttl_seconds",
         s->ttl, "approval", s->approval, "quota", a->quota ? json_loads(a->quota, 0, NULL) : NULL,
-        "break_glass", s->bg_reason, "justification", s->why);
+        "break_glass", s->bg_reason, "justification", s->why, "via",
+        ctx->principal.via[0] != '\0' ? ctx->principal.via : NULL);
     const char *doc = args != NULL ? gw_api_dump(ctx, args, JSON_COMPACT) : NULL;
     json_decref(args);
     if (doc == NULL) {
@@ -403,6 +405,54 @@ void gw_api_run_submit(struct gw_api_ctx *ctx)
     gw_authz_finish(&z);
     if (ok && submit_redact(s))
         submit_persist(s);
+}
+
+/*
+ * POST /v1/actions/{id}/validate: the submit pipeline's checks without the
+ * run. The same body as a submit (inputs, ttl_seconds, break_glass,
+ * justification; the Idempotency-Key header is checked too), the same
+ * answers for what is wrong (404, 403, 415, 400, 422), and 200 with what a
+ * submit would store instead of a run: the inputs with their defaults
+ * (secrets redacted) and the approval rule those inputs fall under. Nothing
+ * is written, not even an audit entry: a dry run of a portal (Backstage's
+ * scaffolder) calls it for every preview. docs/decisions/0059.
+ */
+void gw_api_action_validate(struct gw_api_ctx *ctx)
+{
+    struct gw_authz z;
+    struct submit *s = gw_api_alloc(ctx, sizeof(*s));
+    if (s == NULL) {
+        gw_api_oom(ctx);
+        return;
+    }
+    memset(s, 0, sizeof(*s));
+    s->ctx = ctx;
+    s->z = &z;
+    if (!submit_authorize(s))
+        return;
+    bool ok = submit_parse(s) && submit_validate(s);
+    gw_authz_finish(&z);
+    if (!ok)
+        return;
+    const struct gw_action *a = s->a;
+    json_t *approval = gw_action_approval_for(a, s->inputs);
+    json_t *redacted = gw_schema_redact(a->inputs, s->inputs);
+    if (redacted == NULL) {
+        json_decref(approval);
+        gw_api_oom(ctx);
+        return;
+    }
+    /* "o" steals approval and redacted, even when packing fails. */
+    json_t *doc =
+        json_pack("{s:b, s:s, s:s, s:o, s:o}", "valid", 1, "action", a->id, "version", a->version,
+                  "inputs", redacted, "approval", approval != NULL ? approval : json_null());
+    /* ttl_seconds only when asked for: absent, not null (the document says integer). */
+    if (doc == NULL || (s->ttl != NULL && json_object_set(doc, "ttl_seconds", s->ttl) < 0)) {
+        json_decref(doc);
+        gw_api_oom(ctx);
+        return;
+    }
+    gw_api_reply_doc(ctx, 200, doc);
 }
 
 /* The reply: 202 with the run (Location; Idempotent-Replayed on a replay),

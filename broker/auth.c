@@ -141,8 +141,11 @@ static const char *str_of(json_t *j)
 
 static void unauthorized(struct gw_api_ctx *ctx, const char *detail)
 {
-    gw_api_problem(ctx, 401, "unauthorized", NULL, "%s", detail);
+    gw_api_problem(ctx, 401, ctx->unauth_code != NULL ? ctx->unauth_code : "unauthorized", NULL,
+                   "%s", detail);
 }
+
+static bool on_behalf(struct gw_api_ctx *ctx, bool jwt);
 
 static void lookup_done(void *arg, const PGresult *res, const struct gw_error *err)
 {
@@ -182,6 +185,8 @@ static void lookup_done(void *arg, const PGresult *res, const struct gw_error *e
             p.admin = true;
         if (strcmp(str_of(r), "worker") == 0)
             p.worker = true;
+        if (strcmp(str_of(r), "act_on_behalf") == 0)
+            p.act_on_behalf = true;
     }
     /* Teams as gw_team_canonical makes them, rows from before included. */
     json_t *canon = json_array();
@@ -212,9 +217,90 @@ static void lookup_done(void *arg, const PGresult *res, const struct gw_error *e
     }
     cache_put(l->auth, l->hash, true, &p, ttl);
     ctx->principal = p; /* the context owns these strings now */
+    ctx->auth_method = GW_AUTH_API_TOKEN;
+    memcpy(ctx->token_hash, l->hash, sizeof(ctx->token_hash));
     void (*next)(struct gw_api_ctx *) = l->next;
     free(l);
-    next(ctx);
+    if (on_behalf(ctx, false))
+        next(ctx);
+}
+
+/* Gangway-On-Behalf-Of: <subject> (and Gangway-On-Behalf-Of-Teams: a,b):
+ * a trusted service (the Port bridge) calls as the person it serves. Only
+ * an API token with the role act_on_behalf may; the principal becomes that
+ * person with those teams and no role of the token's (the person's own
+ * permissions are what the policy checks), and `via` keeps the token's
+ * subject for the audit trail. Returns false after answering. */
+static bool on_behalf(struct gw_api_ctx *ctx, bool jwt)
+{
+    const char *who = gw_http_req_header(ctx->req, "gangway-on-behalf-of");
+    const char *teams = gw_http_req_header(ctx->req, "gangway-on-behalf-of-teams");
+    struct gw_principal *p = &ctx->principal;
+    if (who == NULL && teams == NULL)
+        return true;
+    if (jwt || !p->act_on_behalf) {
+        gw_api_problem(ctx, 403, "on_behalf_not_allowed", NULL,
+                       "Gangway-On-Behalf-Of needs an API token with the role act_on_behalf; "
+                       "%s has none",
+                       p->subject);
+        return false;
+    }
+    /* The one canonical form (gw/subject.h): "Mia" and "user:default/mia"
+     * are the same person here as everywhere else. */
+    char canon[GW_SUBJECT_MAX];
+    struct gw_error serr;
+    if (gw_subject_canonical(who, NULL, 0, canon, &serr) < 0) {
+        gw_api_problem(
+            ctx, 400, "invalid_parameter",
+            gw_api_field_error("/headers/gangway-on-behalf-of", "pattern",
+                               "a subject: kind:namespace/name (docs/policy.md#subjects)"),
+            "Gangway-On-Behalf-Of is not a subject: %s", serr.message);
+        return false;
+    }
+    json_t *tj = json_array();
+    for (const char *t = teams; t != NULL && *t != '\0';) {
+        size_t len = strcspn(t, ",");
+        const char *s = t, *e = t + len;
+        t = *e == ',' ? e + 1 : e;
+        while (s < e && *s == ' ')
+            s++;
+        while (e > s && e[-1] == ' ')
+            e--;
+        char raw[GW_TEAM_MAX], team[GW_TEAM_MAX];
+        if (e == s)
+            continue;
+        if ((size_t)(e - s) >= sizeof(raw) || (snprintf(raw, sizeof(raw), "%.*s", (int)(e - s), s),
+                                               gw_team_canonical(raw, team, &serr) < 0)) {
+            json_decref(tj);
+            gw_api_problem(ctx, 400, "invalid_parameter",
+                           gw_api_field_error("/headers/gangway-on-behalf-of-teams", "pattern",
+                                              "team names separated by commas"),
+                           "Gangway-On-Behalf-Of-Teams holds a team that is not valid");
+            return false;
+        }
+        bool dup = false;
+        size_t k;
+        json_t *seen;
+        json_array_foreach(tj, k, seen) dup = dup || strcmp(json_string_value(seen), team) == 0;
+        if (!dup)
+            json_array_append_new(tj, json_string(team));
+    }
+    char *tjson = json_dumps(tj, JSON_COMPACT), *tpg = gw_api_pg_array(tj);
+    json_decref(tj);
+    if (tjson == NULL || tpg == NULL) {
+        free(tjson);
+        free(tpg);
+        return gw_api_oom(ctx);
+    }
+    snprintf(p->via, sizeof(p->via), "%s", p->subject);
+    snprintf(p->subject, sizeof(p->subject), "%s", canon);
+    free(p->teams_json);
+    free(p->teams_pg);
+    p->teams_json = tjson;
+    p->teams_pg = tpg;
+    p->admin = p->worker = p->act_on_behalf = false;
+    gw_log_info("%s acts on behalf of %s", p->via, p->subject);
+    return true;
 }
 
 struct jwt_wait {
@@ -252,9 +338,15 @@ static void jwt_done(void *arg, const struct gw_jwt_identity *id, const struct g
         gw_api_oom(ctx);
         return;
     }
-    if (id->delegate[0] != '\0')
+    if (id->delegate[0] != '\0') {
         gw_log_debug("%s acts for %s", id->delegate, id->subject);
-    next(ctx);
+        snprintf(ctx->principal.via, sizeof(ctx->principal.via), "%s", id->delegate);
+    }
+    ctx->auth_method = GW_AUTH_JWT;
+    ctx->auth_expires = id->expires_at;
+    snprintf(ctx->auth_issuer, sizeof(ctx->auth_issuer), "%s", id->issuer);
+    if (on_behalf(ctx, true))
+        next(ctx);
 }
 
 static void jwt_check(struct gw_api_ctx *ctx, void (*next)(struct gw_api_ctx *ctx),
@@ -276,11 +368,15 @@ static void jwt_check(struct gw_api_ctx *ctx, void (*next)(struct gw_api_ctx *ct
 
 void gw_auth_check(struct gw_api_ctx *ctx, void (*next)(struct gw_api_ctx *ctx))
 {
-    struct gw_auth *a = ctx->b->auth;
     const char *h = gw_http_req_header(ctx->req, "authorization");
-    char hash[GW_SHA256_HEX_LEN + 1];
+    char cookie[128];
 
     if (h == NULL) {
+        /* The console: no bearer token, a session cookie (session.c). */
+        if (gw_session_cookie(ctx->req, cookie, sizeof(cookie))) {
+            gw_session_check(ctx, cookie, next);
+            return;
+        }
         unauthorized(ctx, "missing Authorization: Bearer <token> header");
         return;
     }
@@ -288,11 +384,25 @@ void gw_auth_check(struct gw_api_ctx *ctx, void (*next)(struct gw_api_ctx *ctx))
         unauthorized(ctx, "the Authorization header must be 'Bearer <token>'");
         return;
     }
-    if (gw_jwt_is_jws_shaped(h + 7, strlen(h + 7))) {
-        jwt_check(ctx, next, h + 7, strlen(h + 7));
+    gw_auth_token(ctx, h + 7, next);
+}
+
+void gw_auth_token(struct gw_api_ctx *ctx, const char *token, void (*next)(struct gw_api_ctx *ctx))
+{
+    char hash[GW_SHA256_HEX_LEN + 1];
+
+    if (gw_jwt_is_jws_shaped(token, strlen(token))) {
+        jwt_check(ctx, next, token, strlen(token));
         return;
     }
-    gw_sha256_hex(h + 7, strlen(h + 7), hash);
+    gw_sha256_hex(token, strlen(token), hash);
+    gw_auth_token_hash(ctx, hash, next);
+}
+
+void gw_auth_token_hash(struct gw_api_ctx *ctx, const char *hash,
+                        void (*next)(struct gw_api_ctx *ctx))
+{
+    struct gw_auth *a = ctx->b->auth;
     struct cache_entry *e = cache_get(a, hash);
     if (e != NULL) {
         if (!e->valid) {
@@ -300,7 +410,10 @@ void gw_auth_check(struct gw_api_ctx *ctx, void (*next)(struct gw_api_ctx *ctx))
             return;
         }
         principal_copy(&ctx->principal, &e->p);
-        next(ctx);
+        ctx->auth_method = GW_AUTH_API_TOKEN;
+        snprintf(ctx->token_hash, sizeof(ctx->token_hash), "%s", hash);
+        if (on_behalf(ctx, false))
+            next(ctx);
         return;
     }
 
@@ -312,7 +425,7 @@ void gw_auth_check(struct gw_api_ctx *ctx, void (*next)(struct gw_api_ctx *ctx))
     l->ctx = ctx;
     l->next = next;
     l->auth = a;
-    memcpy(l->hash, hash, sizeof(hash));
+    snprintf(l->hash, sizeof(l->hash), "%s", hash);
     const char *params[] = {l->hash};
     if (gw_pg_query(ctx->b->pg, "auth_token",
                     "SELECT subject, to_json(teams)::text, to_json(roles)::text,"

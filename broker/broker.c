@@ -13,6 +13,8 @@
 #include "catalog.h"
 #include "catalog_reload.h"
 #include "gw/checkpoint.h"
+#include "cors.h"
+#include "hooks.h"
 #include "gw/mem.h"
 #include "gw/jwt.h"
 #include "gw/log.h"
@@ -38,6 +40,8 @@ static void stats_done(void *arg, const PGresult *res, const struct gw_error *er
     b->metrics.outbox_oldest_age_s = atof(PQgetvalue(res, 0, 1));
     for (int i = 0; i < 4; i++)
         b->metrics.runs_active[i] = atoll(PQgetvalue(res, 0, 2 + i));
+    for (int i = 0; i < 3; i++)
+        b->metrics.resources_drift[i] = atoll(PQgetvalue(res, 0, 6 + i));
 }
 
 static void stats_tick(uv_timer_t *t)
@@ -53,7 +57,13 @@ static void stats_tick(uv_timer_t *t)
                     " (SELECT count(*) FROM gw_runs WHERE status = 'accepted'),"
                     " (SELECT count(*) FROM gw_runs WHERE status = 'pending_approval'),"
                     " (SELECT count(*) FROM gw_runs WHERE status = 'queued'),"
-                    " (SELECT count(*) FROM gw_runs WHERE status = 'running')",
+                    " (SELECT count(*) FROM gw_runs WHERE status = 'running'),"
+                    " (SELECT count(*) FROM gw_resources WHERE status <> 'deleted'"
+                    " AND drift_status = 'in_sync'),"
+                    " (SELECT count(*) FROM gw_resources WHERE status <> 'deleted'"
+                    " AND drift_status = 'drifted'),"
+                    " (SELECT count(*) FROM gw_resources WHERE status <> 'deleted'"
+                    " AND drift_status = 'check_failed')",
                     0, NULL, stats_done, b) < 0)
         b->stats_busy = false;
 }
@@ -89,8 +99,8 @@ int gw_broker_ensure_topics(const struct gw_broker *b, const struct gw_catalog *
     for (size_t i = 0; i < k; i++)
         list[i] = names[i];
     rc = gw_kafka_ensure_topics(
-        &(struct gw_kafka_config){b->opts.kafka_brokers, b->opts.kafka_extra}, list, 8, -1, 15000,
-        err);
+        &(struct gw_kafka_config){b->opts.kafka_brokers, b->opts.kafka_extra}, list,
+        b->opts.topic_partitions > 0 ? b->opts.topic_partitions : 8, -1, 15000, err);
     free(names);
     free(list);
     return rc;
@@ -120,10 +130,31 @@ struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_optio
         b->opts.requeue_after_s = 600;
     if (b->opts.reaper_interval_ms <= 0)
         b->opts.reaper_interval_ms = 1000;
+    if (b->opts.drift_max_per_type <= 0)
+        b->opts.drift_max_per_type = 2;
     if (b->opts.audit_checkpoint_every_s <= 0)
         b->opts.audit_checkpoint_every_s = 60;
     if (b->opts.audit_checkpoint_every_n <= 0)
         b->opts.audit_checkpoint_every_n = 1000;
+    if (b->opts.session_ttl_s <= 0)
+        b->opts.session_ttl_s = 12 * 3600;
+    if (b->opts.session_idle_s <= 0)
+        b->opts.session_idle_s = 30 * 60;
+    if (b->opts.public_url != NULL && b->opts.public_url[0] == '\0')
+        b->opts.public_url = NULL;
+    if (b->opts.public_url != NULL && strncmp(b->opts.public_url, "http://", 7) != 0 &&
+        strncmp(b->opts.public_url, "https://", 8) != 0) {
+        gw_error_set(err, GW_EINVAL, false,
+                     "--public-url (GW_PUBLIC_URL) must start with http:// or https://, got '%s'",
+                     b->opts.public_url);
+        free(b);
+        return NULL;
+    }
+    if ((b->console = gw_console_create(b->opts.web_dir)) == NULL) {
+        gw_error_set(err, GW_ENOMEM, false, "out of memory");
+        free(b);
+        return NULL;
+    }
 
     if (b->opts.audit_signing_key != NULL && gw_audit_key_load(b, err) < 0)
         goto fail;
@@ -150,7 +181,11 @@ struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_optio
     b->submits = gw_submit_batch_create(b, GW_SUBMIT_BATCH_MAX, GW_SUBMIT_BATCH_IN_FLIGHT, err);
     if (b->submits == NULL)
         goto fail;
-    struct gw_kafka_config kc = {.brokers = b->opts.kafka_brokers, .extra = b->opts.kafka_extra};
+    /* No linger: the relay already hands Kafka whole batches (every row of
+     * a lease at once), so waiting only delays each run's dispatch
+     * (docs/decisions/0051). GW_KAFKA_PROPS=linger.ms=N overrides. */
+    struct gw_kafka_config kc = {
+        .brokers = b->opts.kafka_brokers, .extra = b->opts.kafka_extra, .linger_ms = "0"};
     b->producer = gw_kafka_producer_create(loop, &kc, err);
     if (b->producer == NULL)
         goto fail;
@@ -159,9 +194,25 @@ struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_optio
         gw_error_set(err, GW_ENOMEM, false, "out of memory");
         goto fail;
     }
+    if (b->opts.cors_origins != NULL && *b->opts.cors_origins != '\0' &&
+        (b->cors = gw_cors_create(b->opts.cors_origins, err)) == NULL)
+        goto fail;
+    if (b->opts.hooks_config != NULL && *b->opts.hooks_config != '\0' &&
+        (b->hooks = gw_hooks_load(b->opts.hooks_config, err)) == NULL)
+        goto fail;
     if (b->opts.auth_config != NULL) {
         if (gw_jwt_auth_load(loop, b->opts.auth_config, &b->jwt, err) < 0)
             goto fail;
+        struct gw_oidc_provider p;
+        for (size_t i = 0; gw_jwt_oidc_get(b->jwt, i, &p); i++)
+            if (p.redirect_uri == NULL && b->opts.public_url == NULL) {
+                gw_error_set(err, GW_EINVAL, false,
+                             "%s: OIDC issuer \"%s\" has no \"redirect_uri\"; set one, or the "
+                             "broker's --public-url (GW_PUBLIC_URL) to derive "
+                             "<public-url>/auth/oidc/callback",
+                             b->opts.auth_config, p.name);
+                goto fail;
+            }
         gw_jwt_auth_start(b->jwt);
     }
     /* GW_FAULTS=relay_off is fault injection for the tests: runs are
@@ -209,6 +260,9 @@ static void free_broker(struct gw_broker *b)
     void *arg = b->on_closed_arg;
     gw_kafka_producer_destroy(b->producer, 5000);
     gw_auth_destroy(b->auth);
+    gw_console_destroy(b->console);
+    gw_cors_destroy(b->cors);
+    gw_hooks_destroy(b->hooks);
     gw_policy_store_destroy(b->policy);
     gw_checkpoint_keys_destroy(b->audit_key);
     gw_catalog_reloader_destroy(b->catalogs);

@@ -37,13 +37,17 @@ struct gw_broker_options {
     int heartbeat_timeout_s;        /* reaper: lost after this; default 3 x interval */
     int requeue_after_s;            /* reaper: republish queued runs; default 600 */
     int reaper_interval_ms;         /* default 1000 */
+    int drift_max_per_type;         /* drift checks active at once per worker type; default 2 */
     bool no_create_topics;          /* skip CreateTopics at start (mock cluster) */
+    int topic_partitions;           /* of the topics it creates; 0 = 8 */
     const char *webhook_url;        /* where notifications are POSTed; NULL = none */
     const char *webhook_secret;     /* HMAC key signing them; NULL = unsigned */
     int webhook_max_attempts;       /* give up after this many failures; default 10 */
     long webhook_backoff_ms;        /* first retry delay, doubling; default 5000 */
     const char *policy_file;        /* authorization policy (policy.h); NULL = built-in */
     const char *auth_config;        /* JWT issuers (gw/jwt.h); NULL = API tokens only */
+    const char *cors_origins;       /* comma-separated allowed origins, "*"; NULL = none (cors.h) */
+    const char *hooks_config;       /* incoming webhooks (hooks.h); NULL = none */
     const char *instance_id;        /* stable id of this replica (static group
                                        membership); default "<hostname>:<port>" */
     const char *audit_signing_key;  /* Ed25519 PEM private key signing audit
@@ -53,6 +57,15 @@ struct gw_broker_options {
     bool audit_checkpoint_webhook;  /* also POST each checkpoint to webhook_url */
     const char *audit_verify_keys;  /* comma-separated PEM files of retired public
                                        keys, for GET /v1/admin/audit/verify */
+    /* The web console (docs/console.md). */
+    const char *web_dir;    /* built console (web/dist); NULL or missing = a page
+                               saying how to build it */
+    const char *public_url; /* how people reach this broker ("https://gangway.example");
+                               links in notifications, the OIDC redirect URI */
+    int session_ttl_s;      /* absolute session lifetime; default 43200 (12 h) */
+    int session_idle_s;     /* idle timeout; default 1800 */
+    bool trust_proxy;       /* X-Forwarded-Proto from the proxy in front counts */
+    bool dev_login;         /* accept `gangway dev`'s one-time login codes */
 };
 
 /* Counters shown on /metrics. Touched on the loop thread only. */
@@ -77,7 +90,8 @@ struct gw_broker_metrics {
     /* Refreshed by a periodic query. */
     long long outbox_pending;
     double outbox_oldest_age_s;
-    long long runs_active[4]; /* accepted, pending_approval, queued, running */
+    long long runs_active[4];     /* accepted, pending_approval, queued, running */
+    long long resources_drift[3]; /* in_sync, drifted, check_failed (decision 0067) */
 };
 
 struct gw_relay;
@@ -91,6 +105,10 @@ struct gw_jwt_auth;
 struct gw_catalog_reloader;
 struct gw_checkpoint_keys;
 struct gw_submit_batch;
+struct gw_console;
+struct gw_oidc;
+struct gw_cors;
+struct gw_hooks;
 
 struct gw_broker {
     uv_loop_t *loop;
@@ -113,6 +131,9 @@ struct gw_broker {
     bool audit_verify_busy;               /* GET /v1/admin/audit/verify's child runs */
     int audit_verify_pid;                 /* ... its pid, killed at shutdown; 0 = none */
     struct gw_submit_batch *submits;      /* group commit of accepts (submit_batch.h) */
+    struct gw_console *console;           /* static console files (console.c) */
+    struct gw_cors *cors;                 /* allowed browser origins; NULL = CORS off */
+    struct gw_hooks *hooks;               /* incoming webhooks; NULL = none configured */
     struct gw_broker_metrics metrics;
     uv_timer_t stats_timer;
     bool stats_busy;

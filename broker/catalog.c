@@ -386,6 +386,9 @@ static struct gw_action *action_load(struct gw_catalog *c, const struct gw_schem
         }
         json_object_set_new(pub, "steps", steps);
     }
+    /* The console marks actions that need approval (and says from whom). */
+    if (json_object_get(d, "approval") != NULL)
+        json_object_set(pub, "approval", json_object_get(d, "approval"));
     a->public_json = json_dumps(pub, JSON_COMPACT);
     json_object_del(pub, "inputs");
     a->summary = pub;
@@ -580,6 +583,12 @@ json_t *gw_action_approval_for(const struct gw_action *a, json_t *inputs)
                       "any_rejection_rejects", reject ? json_is_true(reject) : 1);
         if (out != NULL && json_is_true(json_object_get(a->approval, "plan_first")))
             json_object_set_new(out, "plan_first", json_true());
+        /* Who may let a plan that failed its compliance checks through
+         * (gw_finish_run, decision 0066). */
+        if (out != NULL && json_object_get(a->approval, "plan_checks_override") != NULL)
+            json_object_set_new(
+                out, "plan_checks_override",
+                json_deep_copy(json_object_get(a->approval, "plan_checks_override")));
         /* Absent lists are empty lists, never JSON null. */
         if (out != NULL && !json_is_array(json_object_get(out, "from_teams")))
             json_object_set_new(out, "from_teams", json_array());

@@ -19,6 +19,7 @@
 #include "gw/jsonptr.h"
 #include "gw/log.h"
 #include "gw/subject.h"
+#include "notify.h"
 
 #define POLICY_MAX_BYTES (1 << 20)
 #define NAME_MAX_LEN     64
@@ -508,8 +509,8 @@ static int parse_defaults(struct parser *ps, struct gw_policy *p, json_t *defaul
 
 static int parse_document(struct parser *ps, struct gw_policy *p, json_t *doc)
 {
-    static const char *const keys[] = {"version", "description", "defaults",
-                                       "roles",   "bindings",    NULL};
+    static const char *const keys[] = {"version",  "description",   "defaults", "roles",
+                                       "bindings", "notifications", NULL};
     if (keyed_object(ps, doc, "", keys, "a policy must be a JSON object") < 0)
         return -1;
     json_t *version = json_object_get(doc, "version");
@@ -522,10 +523,20 @@ static int parse_document(struct parser *ps, struct gw_policy *p, json_t *doc)
         return bad(ps, "/roles", "is required");
     if (parse_roles(ps, p, roles) < 0)
         return -1;
+    json_t *notifications = json_object_get(doc, "notifications");
+    char nptr[160], nmsg[256];
+    if (notifications != NULL &&
+        gw_notify_validate(notifications, nptr, sizeof(nptr), nmsg, sizeof(nmsg)) < 0)
+        return bad(ps, nptr, "%s", nmsg);
     json_t *bindings = json_object_get(doc, "bindings");
     if (bindings == NULL)
         return bad(ps, "/bindings", "is required");
     return parse_bindings(ps, p, bindings);
+}
+
+const json_t *gw_policy_notifications(const struct gw_policy *p)
+{
+    return p != NULL ? json_object_get(p->doc, "notifications") : NULL;
 }
 
 static struct gw_policy *parse_from(json_t *doc, const char *origin, const char *path,

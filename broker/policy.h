@@ -82,6 +82,10 @@ struct gw_policy *gw_policy_builtin(struct gw_error *err);
 struct gw_policy *gw_policy_ref(struct gw_policy *p);
 void gw_policy_unref(struct gw_policy *p);
 
+/* The policy's "notifications" member (docs/webhooks.md "Routing"),
+ * borrowed; NULL when it has none. */
+const json_t *gw_policy_notifications(const struct gw_policy *p);
+
 /* Where the policy came from ("built-in default" or the path) and a one-line
  * summary for the log. */
 const char *gw_policy_origin(const struct gw_policy *p);

@@ -76,7 +76,7 @@ static void reaped(void *arg, const PGresult *res, const struct gw_error *err)
     if (n > 0) {
         r->b->metrics.reaper_changed += (unsigned long long)n;
         gw_relay_kick(r->b->relay); /* retries, requeues and teardowns wait in the outbox */
-        gw_log_info("reaper: %d run(s) failed, retried or requeued", n);
+        gw_log_info("reaper: %d run(s) failed, retried, requeued or started (drift)", n);
     }
     if (n >= BATCH)
         reaper_run(r); /* more to do */
@@ -140,7 +140,9 @@ static void reaper_run(struct gw_reaper *r)
         else
             free(rep);
     }
-    const char *params[] = {hb, rq, limit, check ? "true" : "false", until};
+    char drift_k[16];
+    snprintf(drift_k, sizeof(drift_k), "%d", r->b->opts.drift_max_per_type);
+    const char *params[] = {hb, rq, limit, check ? "true" : "false", until, drift_k};
     r->busy = true;
     if (gw_pg_query(r->b->pg, "reap",
                     /* The timeout stretches by how far behind the least
@@ -148,8 +150,10 @@ static void reaper_run(struct gw_reaper *r)
                      * is not a missing one. */
                     "SELECT gw_reap($1::interval + gw_sinks_lag(), $2::interval, $3::int,"
                     " $4::boolean AND extract(epoch FROM clock_timestamp()) < $5::float8)"
-                    " + gw_expire_approvals($3::int)",
-                    5, params, reaped, r) < 0)
+                    " + gw_expire_approvals($3::int)"
+                    /* Scheduled drift checks (decision 0067). */
+                    " + gw_drift_due($6::int)",
+                    6, params, reaped, r) < 0)
         r->busy = false;
 }
 

@@ -11,7 +11,9 @@
 
 #include "api.h"
 #include "catalog.h"
+#include "cors.h"
 #include "gw/crypto.h"
+#include "hooks.h"
 #include "gw/json.h"
 #include "gw/jsonptr.h"
 #include "gw/utf8.h"
@@ -39,9 +41,19 @@ static const struct gw_route routes[] = {
     {"GET", "/readyz", AUTH_NONE, gw_api_ready},
     {"GET", "/metrics", AUTH_NONE, gw_api_metrics},
     {"GET", "/v1/me", AUTH_USER, gw_api_me},
+    {"POST", "/v1/session", AUTH_NONE, gw_api_session_create},   /* validates the body's token */
+    {"GET", "/v1/session", AUTH_USER, gw_api_session_get},       /* the cookie's session, or 401 */
+    {"DELETE", "/v1/session", AUTH_USER, gw_api_session_delete}, /* with CSRF, as every write */
+    {"GET", "/v1/auth/providers", AUTH_NONE, gw_api_auth_providers},
+    {"GET", "/auth/oidc/login", AUTH_NONE, gw_api_oidc_login},
+    {"GET", "/auth/oidc/callback", AUTH_NONE, gw_api_oidc_callback},
+    {"GET", "/auth/dev-login", AUTH_NONE, gw_api_dev_login},
+    {"GET", "/v1/dashboard", AUTH_USER, gw_api_dashboard},
     {"GET", "/v1/actions", AUTH_USER, gw_api_actions_list},
     {"GET", "/v1/actions/*", AUTH_USER, gw_api_action_get},
     {"POST", "/v1/actions/*/runs", AUTH_USER, gw_api_run_submit},
+    {"POST", "/v1/actions/*/validate", AUTH_USER, gw_api_action_validate},
+    {"POST", "/v1/hooks/*", AUTH_NONE, gw_api_hook_invoke}, /* HMAC-signed (hooks.c) */
     {"GET", "/v1/runs", AUTH_USER, gw_api_runs_list},
     {"GET", "/v1/runs/*", AUTH_USER, gw_api_run_get},
     {"GET", "/v1/runs/*/events", AUTH_USER, gw_api_run_events},
@@ -61,6 +73,7 @@ static const struct gw_route routes[] = {
     {"GET", "/v1/admin/audit/verify", AUTH_USER, gw_api_audit_verify},
     {"POST", "/v1/admin/actions/reload", AUTH_USER, gw_api_actions_reload}, /* admin checked */
     {"POST", "/internal/v1/runs/*/claim", AUTH_WORKER, gw_api_run_claim},
+    {"POST", "/internal/v1/claims", AUTH_WORKER, gw_api_claims},
     {"POST", "/internal/v1/workers/*/drain", AUTH_USER, gw_api_worker_drain},
     {"POST", "/internal/v1/runs/*/heartbeat", AUTH_WORKER, gw_api_run_heartbeat},
 };
@@ -119,9 +132,21 @@ static void count_response(struct gw_broker *b, int status)
         b->metrics.http_by_class[cls]++;
 }
 
+/* The handler's extra headers and the request's CORS headers, in the pool. */
+static const char *with_cors(struct gw_api_ctx *ctx, const char *extra)
+{
+    if (ctx->cors == NULL)
+        return extra;
+    if (extra == NULL)
+        return ctx->cors;
+    const char *both = gw_api_printf(ctx, "%s%s", extra, ctx->cors);
+    return both != NULL ? both : extra;
+}
+
 void gw_api_send(struct gw_api_ctx *ctx, int status, const char *content_type,
                  const char *extra_headers, const char *body, size_t len)
 {
+    extra_headers = with_cors(ctx, extra_headers);
     struct ctx_owned o = ctx_owned(ctx);
     count_response(ctx->b, status);
     /* The body may live in the pool or in what ctx owns: respond copies it
@@ -134,7 +159,8 @@ int gw_api_stream_begin(struct gw_api_ctx *ctx, const char *content_type, const 
                         void (*on_close)(struct gw_http_req *req))
 {
     count_response(ctx->b, 200);
-    return gw_http_stream_begin(ctx->req, 200, content_type, extra_headers, on_close);
+    return gw_http_stream_begin(ctx->req, 200, content_type, with_cors(ctx, extra_headers),
+                                on_close);
 }
 
 void gw_api_stream_end(struct gw_api_ctx *ctx)
@@ -624,6 +650,36 @@ static void admitted(struct gw_api_ctx *ctx)
     r->handler(ctx);
 }
 
+/* A browser's CORS preflight (OPTIONS with Origin and
+ * Access-Control-Request-Method): 204 with the path's methods for an
+ * allowed origin, 403 without any CORS header otherwise, 404 for a path
+ * that has no route. Never authenticated: browsers send no credentials. */
+static void preflight(struct gw_api_ctx *ctx)
+{
+    char methods[64] = "", id[sizeof(ctx->id)];
+    for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
+        if (!match(routes[i].pattern, ctx->req->path, id, sizeof(id)))
+            continue;
+        size_t n = strlen(methods);
+        if (strstr(methods, routes[i].method) == NULL)
+            snprintf(methods + n, sizeof(methods) - n, "%s%s", n ? ", " : "", routes[i].method);
+    }
+    ctx->cors = NULL;
+    if (methods[0] == '\0') {
+        gw_api_problem(ctx, 404, "not_found", NULL, "no such resource: %s", ctx->req->path);
+        return;
+    }
+    const char *h = gw_cors_preflight_headers(ctx->b->cors, ctx->req, methods);
+    if (h == NULL) {
+        gw_api_problem_ex(ctx, 403, "cors_not_allowed", NULL, "Vary: Origin\r\n",
+                          "this origin may not call %s with that method (allowed origins: "
+                          "--cors-origins; methods: %s)",
+                          ctx->req->path, methods);
+        return;
+    }
+    gw_api_send(ctx, 204, NULL, h, NULL, 0);
+}
+
 void gw_broker_handle(struct gw_http_req *req, void *arg)
 {
     struct gw_broker *b = arg;
@@ -640,6 +696,17 @@ void gw_broker_handle(struct gw_http_req *req, void *arg)
     ctx->b = b;
     ctx->req = req;
     ctx->cat = gw_catalog_ref(b->catalog);
+    ctx->cors = gw_cors_headers(b->cors, req);
+    if (gw_cors_is_preflight(req)) {
+        preflight(ctx);
+        return;
+    }
+    /* The console's files: "/", "/ui" and everything under "/ui/". */
+    if (strcmp(req->path, "/") == 0 || strcmp(req->path, "/ui") == 0 ||
+        strncmp(req->path, "/ui/", 4) == 0) {
+        gw_console_serve(ctx);
+        return;
+    }
     for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
         const struct gw_route *r = &routes[i];
         if (!match(r->pattern, req->path, ctx->id, sizeof(ctx->id)))
@@ -651,6 +718,9 @@ void gw_broker_handle(struct gw_http_req *req, void *arg)
             continue;
         }
         ctx->route = r;
+        /* The console asks "am I signed in?": its 401 says unauthenticated. */
+        if (r->handler == gw_api_session_get || r->handler == gw_api_session_delete)
+            ctx->unauth_code = "unauthenticated";
         if (r->auth == AUTH_NONE)
             r->handler(ctx);
         else

@@ -24,6 +24,8 @@
 #include "gw/crypto.h"
 #include "gw/http_client.h"
 #include "gw/log.h"
+#include "notify.h"
+#include "policy.h"
 
 #define BATCH          20
 #define TICK_MS        1000
@@ -35,7 +37,8 @@ struct delivery {
     long long id;
     int attempts;
     char kind[64];
-    char *payload;
+    char *payload; /* the body sent (notify.c made it from the stored payload) */
+    char *url;     /* where to */
     long status;
     char error[256];
 };
@@ -74,7 +77,7 @@ static int post_start(struct delivery *d)
     const char *headers[8] = {"Content-Type: application/json", lines[0], lines[1], lines[2]};
     size_t blen = strlen(d->payload);
     struct gw_http_request_options o = {
-        .url = d->wh->url,
+        .url = d->url,
         .headers = headers,
         .body = d->payload,
         .body_len = blen,
@@ -184,8 +187,61 @@ static void post_done(void *arg, const struct gw_http_response *resp, const stru
         }
     }
     free(d->payload);
+    free(d->url);
     free(d);
     maybe_free(wh);
+}
+
+static void routed(void *arg, const PGresult *res, const struct gw_error *err)
+{
+    struct gw_webhooks *wh = arg;
+    (void)res;
+    wh->in_flight--;
+    if (err != NULL && err->code != GW_ECLOSED)
+        gw_log_warn("webhooks: routing a notification failed (it is routed again): %s",
+                    err->message);
+    maybe_free(wh);
+}
+
+/* A notification as written (route NULL): one delivery row per matching
+ * route of the policy, each retried on its own; the notification itself
+ * goes on to the default URL, or is closed when there is none (decision
+ * 0056). Returns true when the row itself is to be delivered now. */
+static bool route(struct gw_webhooks *wh, const char *id, const char *kind, const char *payload)
+{
+    const json_t *routes = gw_policy_notifications(gw_policy_store_current(wh->b->policy));
+    if (routes == NULL && wh->url != NULL)
+        return true; /* as before routing existed: the default URL only */
+    json_t *doc = routes != NULL ? json_loads(payload, 0, NULL) : NULL;
+    json_t *targets = doc != NULL ? gw_notify_targets(routes, kind, doc) : json_array();
+    json_decref(doc);
+    size_t n = json_array_size(targets);
+    char *list = targets != NULL ? json_dumps(targets, JSON_COMPACT) : NULL;
+    json_decref(targets);
+    if (list == NULL)
+        return wh->url != NULL;
+    const char *params[] = {id, list, wh->url != NULL ? "default" : NULL};
+    /* Children first, then the parent marked routed (or closed), in one
+     * statement: a crash in between routes it again, never half. */
+    if (gw_pg_query(wh->b->pg, "webhook_route",
+                    "WITH kids AS (INSERT INTO gw_webhooks (kind, payload, target, format, route,"
+                    " parent_id) SELECT w.kind, w.payload, t.url, t.format, t.route, w.id"
+                    " FROM gw_webhooks w, jsonb_to_recordset($2::jsonb) AS t(url text,"
+                    " format text, route text) WHERE w.id = $1::bigint RETURNING 1)"
+                    " UPDATE gw_webhooks SET route = coalesce($3, '-'),"
+                    " sent_at = CASE WHEN $3::text IS NULL THEN clock_timestamp() ELSE sent_at END,"
+                    " lease_until = CASE WHEN $3::text IS NULL THEN NULL ELSE lease_until END,"
+                    " last_error = CASE WHEN $3::text IS NULL THEN CASE WHEN (SELECT count(*)"
+                    " FROM kids) = 0 THEN 'no webhook URL configured' ELSE 'routed to '"
+                    " || (SELECT count(*) FROM kids) || ' route(s); no default URL' END"
+                    " ELSE last_error END"
+                    " WHERE id = $1::bigint",
+                    3, params, routed, wh) == 0)
+        wh->in_flight++;
+    free(list);
+    if (n > 0)
+        gw_log_info("webhooks: notification %s (%s) routed to %zu route(s)", id, kind, n);
+    return wh->url != NULL;
 }
 
 static void leased(void *arg, const PGresult *res, const struct gw_error *err)
@@ -196,22 +252,33 @@ static void leased(void *arg, const PGresult *res, const struct gw_error *err)
         maybe_free(wh);
         return;
     }
-    for (int i = 0; wh->url != NULL && i < PQntuples(res); i++) {
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *id = PQgetvalue(res, i, 0), *kind = PQgetvalue(res, i, 3);
+        bool unrouted = PQgetisnull(res, i, 6);
+        if (unrouted && !route(wh, id, kind, PQgetvalue(res, i, 1)))
+            continue;
+        const char *target = !PQgetisnull(res, i, 4) ? PQgetvalue(res, i, 4) : wh->url;
+        if (target == NULL)
+            continue; /* the default URL went away; closed by the next drop */
         struct delivery *d = calloc(1, sizeof(*d));
         if (d == NULL)
             continue;
         d->wh = wh;
-        d->id = atoll(PQgetvalue(res, i, 0));
+        d->id = atoll(id);
         d->attempts = atoi(PQgetvalue(res, i, 2));
-        snprintf(d->kind, sizeof(d->kind), "%s", PQgetvalue(res, i, 3));
-        d->payload = strdup(PQgetvalue(res, i, 1));
-        if (d->payload == NULL || post_start(d) != 0) {
+        snprintf(d->kind, sizeof(d->kind), "%s", kind);
+        d->payload = gw_notify_body(PQgetvalue(res, i, 5), kind, PQgetvalue(res, i, 1),
+                                    wh->b->opts.public_url);
+        d->url = strdup(target);
+        if (d->payload == NULL || d->url == NULL || post_start(d) != 0) {
             free(d->payload);
+            free(d->url);
             free(d);
             continue;
         }
         wh->in_flight++;
     }
+    maybe_free(wh);
 }
 
 static void tick(uv_timer_t *t)
@@ -221,29 +288,20 @@ static void tick(uv_timer_t *t)
         return;
     wh->busy = true;
     int rc;
-    if (wh->url == NULL) {
-        /* Nobody to tell: close the rows so the table does not grow. */
-        rc = gw_pg_query(wh->b->pg, "webhook_drop",
-                         "UPDATE gw_webhooks SET sent_at = clock_timestamp(),"
-                         " last_error = 'no webhook URL configured'"
-                         " WHERE sent_at IS NULL AND failed_at IS NULL"
-                         " AND next_at <= clock_timestamp()"
-                         " RETURNING id, payload::text, attempts, kind",
-                         0, NULL, leased, wh);
-    } else {
-        char limit[16];
-        snprintf(limit, sizeof(limit), "%d", BATCH);
-        const char *params[] = {limit};
-        rc = gw_pg_query(
-            wh->b->pg, "webhook_lease",
-            "UPDATE gw_webhooks w SET lease_until = clock_timestamp() + interval '180 seconds',"
-            " attempts = w.attempts + 1 WHERE w.id IN (SELECT id FROM gw_webhooks"
-            " WHERE sent_at IS NULL AND failed_at IS NULL AND next_at <= clock_timestamp()"
-            " AND (lease_until IS NULL OR lease_until < clock_timestamp()) ORDER BY id"
-            " LIMIT $1::int FOR UPDATE SKIP LOCKED)"
-            " RETURNING w.id, w.payload::text, w.attempts, w.kind",
-            1, params, leased, wh);
-    }
+    /* Every due row, whether or not GW_WEBHOOK_URL is set: the policy's
+     * routes may want it, and a row nobody wants is closed by route(). */
+    char limit[16];
+    snprintf(limit, sizeof(limit), "%d", BATCH);
+    const char *params[] = {limit};
+    rc = gw_pg_query(
+        wh->b->pg, "webhook_lease",
+        "UPDATE gw_webhooks w SET lease_until = clock_timestamp() + interval '180 seconds',"
+        " attempts = w.attempts + 1 WHERE w.id IN (SELECT id FROM gw_webhooks"
+        " WHERE sent_at IS NULL AND failed_at IS NULL AND next_at <= clock_timestamp()"
+        " AND (lease_until IS NULL OR lease_until < clock_timestamp()) ORDER BY id"
+        " LIMIT $1::int FOR UPDATE SKIP LOCKED)"
+        " RETURNING w.id, w.payload::text, w.attempts, w.kind, w.target, w.format, w.route",
+        1, params, leased, wh);
     if (rc < 0)
         wh->busy = false;
 }

@@ -212,6 +212,17 @@ int gw_workflow_check(json_t *def, char *at, size_t atn, char *why, size_t whyn)
         return fail(at, atn, "/teardown", why, whyn,
                     "at '/teardown': a workflow is torn down by its steps' undo, in reverse; "
                     "declare undo on the steps instead");
+    /* Drift checks are Terraform's, on one run's state: a workflow's
+     * resource has no state of its own (each step's is its own). */
+    static const char *const single_only[] = {"drift"};
+    for (size_t k = 0; k < sizeof(single_only) / sizeof(single_only[0]); k++)
+        if (json_object_get(def, single_only[k]) != NULL) {
+            char p[64];
+            snprintf(p, sizeof(p), "/%s", single_only[k]);
+            return fail(at, atn, p, why, whyn,
+                        "at '%s': %s is for single-step actions, not for a workflow", p,
+                        single_only[k]);
+        }
     if (json_array_size(steps) > GW_WORKFLOW_MAX_STEPS)
         return fail(at, atn, "/steps", why, whyn, "at '/steps': at most %d steps",
                     GW_WORKFLOW_MAX_STEPS);

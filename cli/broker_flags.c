@@ -30,7 +30,19 @@ const char gw_broker_flags_usage[] =
     "                         (GW_AUDIT_SIGNING_KEY; see docs/audit.md; default: none;\n"
     "                         environment only: GW_AUDIT_CHECKPOINT_INTERVAL_S, default 60,\n"
     "                         GW_AUDIT_CHECKPOINT_ENTRIES, default 1000,\n"
-    "                         GW_AUDIT_CHECKPOINT_WEBHOOK=1, GW_AUDIT_VERIFY_KEYS)\n";
+    "                         GW_AUDIT_CHECKPOINT_WEBHOOK=1, GW_AUDIT_VERIFY_KEYS)\n"
+    "  --web-dir DIR          the built web console (GW_WEB_DIR; default web/dist of\n"
+    "                         the source tree, else share/gangway/web)\n"
+    "  --public-url URL       how people reach this broker, for links in notifications\n"
+    "                         and the OIDC redirect URI (GW_PUBLIC_URL)\n"
+    "  --session-ttl S        console session lifetime (GW_SESSION_TTL_S, default 43200)\n"
+    "  --session-idle S       console session idle timeout (GW_SESSION_IDLE_S, default 1800)\n"
+    "  --trust-proxy yes|no   believe X-Forwarded-Proto from the proxy in front\n"
+    "                         (GW_TRUST_PROXY, default no)\n"
+    "  --cors-origins LIST    browser origins allowed to call the API, comma-separated,\n"
+    "                         or '*' (GW_CORS_ORIGINS; default none)\n"
+    "  --hooks-config FILE    incoming webhooks, HMAC-signed (GW_HOOKS_CONFIG; see\n"
+    "                         docs/integrations/webhooks-in.md)\n";
 
 void gw_broker_flags_table(struct gw_broker_flags *f, struct gw_opt_spec *specs)
 {
@@ -56,6 +68,14 @@ void gw_broker_flags_table(struct gw_broker_flags *f, struct gw_opt_spec *specs)
          .def = "5000"},
         {"instance-id", GW_OPT_STRING, &f->instance_id, .env = "GW_INSTANCE_ID"},
         {"audit-signing-key", GW_OPT_STRING, &f->audit_key, .env = "GW_AUDIT_SIGNING_KEY"},
+        {"web-dir", GW_OPT_STRING, &f->web_dir, .env = "GW_WEB_DIR"},
+        {"public-url", GW_OPT_STRING, &f->public_url, .env = "GW_PUBLIC_URL"},
+        {"session-ttl", GW_OPT_STRING, &f->session_ttl, .env = "GW_SESSION_TTL_S", .def = "43200"},
+        {"session-idle", GW_OPT_STRING, &f->session_idle, .env = "GW_SESSION_IDLE_S",
+         .def = "1800"},
+        {"trust-proxy", GW_OPT_STRING, &f->trust_proxy, .env = "GW_TRUST_PROXY", .def = "no"},
+        {"cors-origins", GW_OPT_STRING, &f->cors_origins, .env = "GW_CORS_ORIGINS"},
+        {"hooks-config", GW_OPT_STRING, &f->hooks_config, .env = "GW_HOOKS_CONFIG"},
         {0},
     };
     memcpy(specs, t, sizeof(t));

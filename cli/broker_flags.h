@@ -16,9 +16,11 @@ struct gw_broker_flags {
     const char *pg, *kafka, *props, *prefix, *actions, *sql_dir, *pool, *hb, *hbt, *requeue;
     const char *policy, *auth_config, *webhook_url, *webhook_attempts, *webhook_backoff;
     const char *pg_queue_timeout, *instance_id, *audit_key;
+    const char *web_dir, *public_url, *session_ttl, *session_idle, *trust_proxy;
+    const char *cors_origins, *hooks_config;
 };
 
-#define GW_BROKER_FLAGS_N 18
+#define GW_BROKER_FLAGS_N 25
 
 /* Fills `specs` (GW_BROKER_FLAGS_N entries and the {0} end) with the options
  * that store into `f`; include it with {NULL, GW_OPT_TABLE, specs}. */

@@ -114,6 +114,29 @@ static void plan_cell(json_t *run, char *out, size_t cap)
     snprintf(out, cap, "%.12s: %s", gw_client_str(plan, "sha256"), summary);
 }
 
+/* "passed", or "FAILED, acknowledge: rule address; ..." for a plan that
+ * failed its compliance checks (docs/plan-checks.md). */
+static void checks_cell(json_t *run, char *out, size_t cap)
+{
+    json_t *pc = json_object_get(run, "plan_checks"), *f;
+    size_t i, len;
+    out[0] = '\0';
+    if (pc == NULL)
+        return;
+    if (json_is_true(json_object_get(pc, "passed"))) {
+        snprintf(out, cap, "passed");
+        return;
+    }
+    len = (size_t)snprintf(out, cap, "FAILED, acknowledge:");
+    json_array_foreach(json_object_get(pc, "findings"), i, f)
+    {
+        if (len >= cap)
+            break;
+        len += (size_t)snprintf(out + len, cap - len, "%s %s %s", i ? ";" : "",
+                                gw_client_str(f, "rule"), gw_client_str(f, "address"));
+    }
+}
+
 int gw_cmd_approvals(int argc, char **argv)
 {
     const char *U = "approvals [--json] [--url URL] [--token TOKEN]";
@@ -142,12 +165,13 @@ int gw_cmd_approvals(int argc, char **argv)
         return GW_EXIT_OK;
     }
     json_t *items = json_object_get(list, "items"), *actions = json_object();
-    bool plans = false, whys = false;
+    bool plans = false, whys = false, checks = false;
     size_t i;
     json_t *r;
     json_array_foreach(items, i, r)
     {
         plans = plans || json_object_get(r, "plan") != NULL;
+        checks = checks || json_object_get(r, "plan_checks") != NULL;
         whys = whys || json_object_get(r, "justification") != NULL;
     }
     struct gw_table t = {
@@ -157,11 +181,13 @@ int gw_cmd_approvals(int argc, char **argv)
         t.head[t.ncols++] = "JUSTIFICATION";
     if (plans)
         t.head[t.ncols++] = "PLAN";
+    if (checks)
+        t.head[t.ncols++] = "CHECKS";
     json_array_foreach(items, i, r)
     {
         json_t *ap = json_object_get(r, "approval");
         char approved[300], needs[300], ttl[48], expires[64], inputs[CELL_MAX + 8],
-            why[CELL_MAX + 8] = "", plan[CELL_MAX + 24];
+            why[CELL_MAX + 8] = "", plan[CELL_MAX + 24], chk[CELL_MAX + 24];
         tally(r, approved, sizeof(approved));
         gw_client_waiting_for(r, needs, sizeof(needs));
         ttl_cell(&c, r, actions, ttl, sizeof(ttl));
@@ -170,6 +196,7 @@ int gw_cmd_approvals(int argc, char **argv)
         if (json_object_get(r, "justification") != NULL)
             compact(json_object_get(r, "justification"), why, sizeof(why));
         plan_cell(r, plan, sizeof(plan));
+        checks_cell(r, chk, sizeof(chk));
         const char *row[GW_TABLE_MAX_COLS] = {
             gw_client_str(r, "id"),
             gw_client_str(json_object_get(r, "action"), "id"),
@@ -184,6 +211,8 @@ int gw_cmd_approvals(int argc, char **argv)
             row[n++] = why;
         if (plans)
             row[n++] = plan;
+        if (checks)
+            row[n++] = chk;
         gw_table_add(&t, row);
     }
     json_decref(actions);
@@ -198,7 +227,7 @@ int gw_cmd_approvals(int argc, char **argv)
 /* One decision on one run; prints its result (a JSON line with --json
  * when there are several). Returns the exit code for this run. */
 static int decide_one(struct gw_client *c, const char *run_id, const char *decision,
-                      const char *comment, bool several)
+                      const char *comment, bool ack, bool several)
 {
     json_t *run = NULL;
     char code[64] = "", path[512];
@@ -208,6 +237,8 @@ static int decide_one(struct gw_client *c, const char *run_id, const char *decis
     json_t *req = json_pack("{s:s}", "decision", decision);
     if (comment != NULL)
         json_object_set_new(req, "comment", json_string(comment));
+    if (ack)
+        json_object_set_new(req, "acknowledge_findings", json_true());
     char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
     if (several)
@@ -258,14 +289,16 @@ static int decide_one(struct gw_client *c, const char *run_id, const char *decis
 static int decide(int argc, char **argv, const char *decision)
 {
     bool reject = strcmp(decision, "reject") == 0;
-    const char *U =
-        reject ? "reject RUN... -m COMMENT [--json]" : "approve RUN... [-m COMMENT] [--json]";
+    const char *U = reject ? "reject RUN... -m COMMENT [--json]"
+                           : "approve RUN... [-m COMMENT] [--acknowledge-findings] [--json]";
     const char *cmd = reject ? "reject" : "approve";
     struct gw_client c = {0};
     const char *url = NULL, *token = NULL, *comment = NULL;
+    bool ack = false;
     const struct gw_opt_spec specs[] = {
         GW_CLIENT_OPTS(&c, &url, &token),
         {"message", GW_OPT_STRING, &comment, 'm'},
+        {"acknowledge-findings", GW_OPT_BOOL, &ack, 'A'},
         {0},
     };
     int rc = gw_client_parse_many(
@@ -274,7 +307,9 @@ static int decide(int argc, char **argv, const char *decision)
                  "in the audit log. Each run is decided on its own; exit 1 if any was refused."
                : "Approves runs waiting for approval (the comment, if any, is recorded in the\n"
                  "audit log). A run is queued once enough approvers said yes. Each run is\n"
-                 "decided on its own; exit 1 if any was refused.",
+                 "decided on its own; exit 1 if any was refused. A plan that failed its\n"
+                 "compliance checks (CHECKS in `gangway approvals`) is approved only with\n"
+                 "--acknowledge-findings, which the audit log records with the findings.",
         specs, argc, argv, "run");
 
     if (rc != GW_OPT_OK)
@@ -288,7 +323,7 @@ static int decide(int argc, char **argv, const char *decision)
     bool several = argc - optind > 1;
     int first = GW_EXIT_OK, failed = 0, n = argc - optind;
     for (int i = optind; i < argc; i++) {
-        int r = decide_one(&c, argv[i], decision, comment, several);
+        int r = decide_one(&c, argv[i], decision, comment, ack && !reject, several);
         if (r != GW_EXIT_OK) {
             failed++;
             if (first == GW_EXIT_OK)

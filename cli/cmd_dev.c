@@ -534,6 +534,36 @@ static int ensure_tokens(const char *conninfo, struct gw_dev_state *st)
     return rc;
 }
 
+/* A one-time console login link for the dev admin (GANGWAY_CONSOLE_URL):
+ * the code's hash is stored with the admin token's, for the broker (run
+ * with --dev-login) to take once (broker/session.c). Returns 0 or -1. */
+#define DEV_LOGIN_TTL_S 900
+
+static int make_login_code(const char *conninfo, const char *admin_token, char *code)
+{
+    char code_hash[GW_SHA256_HEX_LEN + 1], token_hash[GW_SHA256_HEX_LEN + 1], ttl[16];
+    struct gw_error err;
+    if (gw_random_b64url(24, code, &err) < 0) {
+        fprintf(stderr, "gangway dev: login link: %s\n", err.message);
+        return -1;
+    }
+    gw_sha256_hex(code, strlen(code), code_hash);
+    gw_sha256_hex(admin_token, strlen(admin_token), token_hash);
+    snprintf(ttl, sizeof(ttl), "%d", DEV_LOGIN_TTL_S);
+    PGconn *conn = PQconnectdb(conninfo);
+    const char *params[] = {code_hash, token_hash, ttl};
+    PGresult *res = PQstatus(conn) == CONNECTION_OK
+                        ? PQexecParams(conn, "SELECT gw_login_code_create($1, $2, $3::int)", 3,
+                                       NULL, params, NULL, NULL, 0)
+                        : NULL;
+    int rc = res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : -1;
+    if (rc < 0)
+        fprintf(stderr, "gangway dev: login link: %s", PQerrorMessage(conn));
+    PQclear(res);
+    PQfinish(conn);
+    return rc;
+}
+
 /* ------------------------------------------------------------- printing */
 
 /* `export NAME=VALUE`, VALUE single-quoted unless it is plainly safe. */
@@ -645,7 +675,7 @@ int gw_cmd_dev(int argc, char **argv)
     struct gw_catalog *cat = NULL;
     struct gw_dev_state st;
     struct env env = {0};
-    char *broker_argv[2 * GW_BROKER_FLAGS_N + 8], flagbuf[GW_BROKER_FLAGS_N][64];
+    char *broker_argv[2 * GW_BROKER_FLAGS_N + 9], flagbuf[GW_BROKER_FLAGS_N][64];
     size_t nb = 0;
     struct dev d;
 
@@ -802,6 +832,7 @@ int gw_cmd_dev(int argc, char **argv)
     broker_argv[nb++] = st.listen;
     broker_argv[nb++] = "--no-migrate";
     broker_argv[nb++] = "--no-create-topics";
+    broker_argv[nb++] = "--dev-login"; /* GANGWAY_CONSOLE_URL below */
     /* pg, kafka, kafka-props, topic-prefix, actions, sql-dir (the first six
      * of the shared table) are in the environment above. */
     for (size_t i = 6; i < GW_BROKER_FLAGS_N; i++)
@@ -844,6 +875,12 @@ int gw_cmd_dev(int argc, char **argv)
 
     print_export("GANGWAY_URL", st.url);
     print_export("GANGWAY_TOKEN", st.admin_token);
+    char login_code[64];
+    if (make_login_code(st.pg, st.admin_token, login_code) == 0) {
+        char console_url[512];
+        snprintf(console_url, sizeof(console_url), "%s/auth/dev-login?code=%s", st.url, login_code);
+        print_export("GANGWAY_CONSOLE_URL", console_url);
+    }
     print_export("GW_BROKER_URL", st.url);
     print_export("GW_WORKER_TOKEN", st.worker_token);
     print_export("GW_PG", st.pg);
@@ -858,6 +895,8 @@ int gw_cmd_dev(int argc, char **argv)
     } else {
         fprintf(stderr,
                 "gangway dev: ready. Paste the export lines above into a shell, then try:\n"
+                "  open $GANGWAY_CONSOLE_URL in a browser: the console, signed in as the dev\n"
+                "    admin (the link works once, within 15 minutes of this start)\n"
                 "  curl -s -H \"Authorization: Bearer $GANGWAY_TOKEN\" $GANGWAY_URL/v1/actions\n"
                 "  gangway worker --type TYPE    # an outside worker (GW_* above)\n"
                 "  gangway dev token create --subject NAME [--team T] [--role R]\n"

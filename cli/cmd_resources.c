@@ -22,7 +22,7 @@
 #include "gw/error.h"
 
 #define LIST_U                                                                                     \
-    "resources [list] [--team T] [--kind K] [--status S] [--expiring-before TIME |"                \
+    "resources [list] [--team T] [--kind K] [--status S] [--drift D] [--expiring-before TIME |"    \
     " --expiring-within DURATION] [--limit N] [--json]"
 #define SHOW_U   "resources show ID [--json]"
 #define EXTEND_U "resources extend ID --ttl DURATION [--justification TEXT] [--json]"
@@ -59,12 +59,13 @@ static int list(int argc, char **argv)
 {
     struct gw_client c = {0};
     const char *url = NULL, *token = NULL, *team = NULL, *kind = NULL, *status = NULL,
-               *before = NULL, *within = NULL, *limit = "50";
+               *before = NULL, *within = NULL, *limit = "50", *drift = NULL;
     const struct gw_opt_spec specs[] = {
         GW_CLIENT_OPTS(&c, &url, &token),
         {"team", GW_OPT_STRING, &team},
         {"kind", GW_OPT_STRING, &kind, 'k'},
         {"status", GW_OPT_STRING, &status, 's'},
+        {"drift", GW_OPT_STRING, &drift},
         {"expiring-before", GW_OPT_STRING, &before},
         {"expiring-within", GW_OPT_STRING, &within},
         {"limit", GW_OPT_STRING, &limit, 'l'},
@@ -74,7 +75,8 @@ static int list(int argc, char **argv)
                              "Lists the resources you may see, newest first: active ones, or"
                              " those of --status\n(active, tearing_down, teardown_failed,"
                              " deleted). --expiring-within 2d lists those\nexpiring in the"
-                             " next two days.",
+                             " next two days. --drift drifted (in_sync, check_failed) lists\n"
+                             "those whose last drift check found that.",
                              specs, argc, argv, NULL);
     char when[40] = "";
     json_t *page = NULL;
@@ -102,8 +104,8 @@ static int list(int argc, char **argv)
 
     char path[1024];
     size_t off = (size_t)snprintf(path, sizeof(path), "/v1/resources?limit=%s", limit);
-    const char *names[] = {"team", "kind", "status", "expiring_before"};
-    const char *values[] = {team, kind, status, before};
+    const char *names[] = {"team", "kind", "status", "expiring_before", "drift"};
+    const char *values[] = {team, kind, status, before, drift};
     for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
         if (values[i] == NULL)
             continue;
@@ -121,8 +123,9 @@ static int list(int argc, char **argv)
         json_decref(page);
         return GW_EXIT_OK;
     }
-    struct gw_table t = {.ncols = 7,
-                         .head = {"ID", "ACTION", "KIND", "NAME", "STATUS", "OWNER", "EXPIRES"}};
+    struct gw_table t = {
+        .ncols = 8,
+        .head = {"ID", "ACTION", "KIND", "NAME", "STATUS", "OWNER", "EXPIRES", "DRIFT"}};
     size_t i;
     json_t *r;
     json_array_foreach(json_object_get(page, "items"), i, r)
@@ -136,7 +139,8 @@ static int list(int argc, char **argv)
                              gw_client_str(r, "name"),
                              gw_client_str(r, "status"),
                              owner,
-                             expires};
+                             expires,
+                             gw_client_str(json_object_get(r, "drift"), "status")};
         gw_table_add(&t, row);
     }
     if (t.nrows == 0)
@@ -171,6 +175,14 @@ static void print_resource(json_t *r)
     }
     if (json_object_get(r, "teardown_run") != NULL)
         printf("teardown  run %s\n", gw_client_str(r, "teardown_run"));
+    json_t *drift = json_object_get(r, "drift");
+    if (drift != NULL) {
+        char *s = json_dumps(json_object_get(drift, "summary"), JSON_COMPACT | JSON_SORT_KEYS);
+        printf("drift     %s at %s (run %s)%s%s\n", gw_client_str(drift, "status"),
+               gw_client_str(drift, "checked_at"), gw_client_str(drift, "run"), s ? ": " : "",
+               s ? s : "");
+        free(s);
+    }
     json_t *outputs = json_object_get(r, "outputs");
     if (json_object_size(outputs) > 0) {
         char *s = json_dumps(outputs, JSON_COMPACT | JSON_SORT_KEYS);

@@ -16,7 +16,8 @@
 #include "token_store.h"
 
 static const char usage_text[] =
-    "usage: gangway token create --subject NAME [--team T]... [--role admin|worker]...\n"
+    "usage: gangway token create --subject NAME [--team T]... [--role "
+    "admin|worker|act_on_behalf]...\n"
     "                            [--expires-in SECONDS] [--description TEXT] [--pg CONNINFO]\n"
     "       gangway token list [--pg CONNINFO]\n"
     "       gangway token revoke TOKEN_ID [--pg CONNINFO]\n";
@@ -119,8 +120,9 @@ static int add_team(const char *value, void *dest)
 static int add_role(const char *value, void *dest)
 {
     struct names *roles = dest;
-    if (roles->n == MAX_LIST || (strcmp(value, "admin") != 0 && strcmp(value, "worker") != 0)) {
-        fprintf(stderr, "gangway token: --role is admin or worker\n");
+    if (roles->n == MAX_LIST || (strcmp(value, "admin") != 0 && strcmp(value, "worker") != 0 &&
+                                 strcmp(value, "act_on_behalf") != 0)) {
+        fprintf(stderr, "gangway token: --role is admin, worker or act_on_behalf\n");
         return 2;
     }
     roles->items[roles->n++] = value;

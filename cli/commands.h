@@ -28,5 +28,6 @@ int gw_cmd_approve(int argc, char **argv);
 int gw_cmd_reject(int argc, char **argv);
 int gw_cmd_resources(int argc, char **argv); /* cmd_resources.c */
 int gw_cmd_workers(int argc, char **argv);   /* cmd_workers.c */
+int gw_cmd_bridge(int argc, char **argv);    /* cmd_bridge.c: bridge port */
 
 #endif

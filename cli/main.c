@@ -34,6 +34,7 @@ static const struct command commands[] = {
     {"reject", gw_cmd_reject, "reject runs: reject RUN... -m COMMENT"},
     {"resources", gw_cmd_resources, "what runs created: resources list|show|extend|delete"},
     {"workers", gw_cmd_workers, "worker operations: workers drain WORKER_ID (admin)"},
+    {"bridge", gw_cmd_bridge, "portal bridges: bridge port (Port's Kafka invocation method)"},
     /* Internal: started by `gangway worker --supervise`, never by hand. */
     {"supervise", gw_cmd_supervise, NULL},
 };

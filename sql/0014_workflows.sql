@@ -2,9 +2,9 @@
 -- a parent run (worker_type 'workflow', never claimed) whose steps are
 -- child runs (parent_run_id) naming their step; an undo is a child run with
 -- operation 'undo'. The parent keeps where the workflow stands.
-ALTER TABLE gw_runs DROP CONSTRAINT gw_runs_operation_check;
-ALTER TABLE gw_runs ADD CONSTRAINT gw_runs_operation_check
-    CHECK (operation IN ('create', 'teardown', 'plan', 'reconcile', 'undo'));
+-- Operation 'undo' is added to gw_runs_operation_check by
+-- sql/functions/gw_ensure_run_operation.sql, not here: 0015 redefines the
+-- whole list, and either order of the two would lose a value.
 -- A child run's step id (NULL for every other run).
 ALTER TABLE gw_runs ADD COLUMN step_id text;
 -- The parent: 'forward' while steps start, 'compensating' once a step

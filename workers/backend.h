@@ -167,6 +167,12 @@ struct gw_backend_impl {
     /* Frees backend_data. Called after finish, or after create()/start()
      * failed. Accepts run->backend_data == NULL. Synchronous. */
     void (*destroy)(struct gw_run *run);
+
+    /* Optional (NULL for most): ends what the backend keeps between runs
+     * (exec's persistent programs), once, when the worker stops and no run
+     * of it is left. Its handles close on their own afterwards; the loop
+     * runs until they have. */
+    void (*shutdown)(uv_loop_t *loop);
 };
 
 /* The registry (workers/registry.c, generated). NULL when no backend has that name. */

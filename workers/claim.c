@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "gw/http_client.h"
 #include "gw/log.h"
@@ -13,15 +14,25 @@
 
 enum claim_state { C_REQUEST, C_BACKOFF, C_DONE };
 
+/* One run of a claim: a single claim has one, a batch several. */
+struct claim_item {
+    char *run_id;
+    gw_claim_cb cb;
+    void *arg;
+};
+
 struct gw_claim {
     uv_loop_t *loop;
     enum claim_state state;
     struct gw_http_client *http;
+    bool own_http; /* made for this claim (no shared client was given) */
     uv_timer_t timer;
     int open; /* the timer and the client, until their close callbacks */
     gw_claim_cb cb;
     void *arg;
     char *url, *auth, *body, *run_id;
+    size_t nitems; /* > 0: a batch (POST /internal/v1/claims) */
+    struct claim_item *items;
     int max_backoff_ms;
     int tries;
     bool abandoned;
@@ -44,6 +55,9 @@ int gw_claim_backoff_ms(int n, int max_ms)
 
 static void claim_free(struct gw_claim *c)
 {
+    for (size_t i = 0; i < c->nitems; i++)
+        free(c->items[i].run_id);
+    free(c->items);
     free(c->url);
     free(c->auth);
     free(c->body);
@@ -67,12 +81,45 @@ static void http_closed(void *arg)
     closed(arg);
 }
 
+static const char *problem_detail(json_t *j, const char *fallback);
+
+/* A batch's answer, entry by entry: each run gets what the single endpoint
+ * would have answered for it. */
+static void resolve_entries(struct gw_claim *c, json_t *j)
+{
+    json_t *entries = json_object_get(j, "claims");
+    for (size_t i = 0; i < c->nitems; i++) {
+        json_t *e = json_array_get(entries, i);
+        const char *id = json_string_value(json_object_get(e, "run_id"));
+        json_int_t st = json_integer_value(json_object_get(e, "status"));
+        struct claim_item *it = &c->items[i];
+        if (id == NULL || strcasecmp(id, it->run_id) != 0)
+            it->cb(it->arg, GW_CLAIM_REJECTED, NULL, "the batch answer does not list this run");
+        else if (st == 200 && json_is_object(json_object_get(e, "claim")))
+            it->cb(it->arg, GW_CLAIM_GRANTED, json_object_get(e, "claim"), "granted");
+        else if (st == 409)
+            it->cb(it->arg, GW_CLAIM_REFUSED, e, problem_detail(e, "claim_refused"));
+        else if (st == 404)
+            it->cb(it->arg, GW_CLAIM_NOT_FOUND, e, problem_detail(e, "run_not_found"));
+        else
+            it->cb(it->arg, GW_CLAIM_REJECTED, e, problem_detail(e, "claim failed"));
+    }
+}
+
 static void resolve(struct gw_claim *c, enum gw_claim_result r, json_t *reply, const char *detail)
 {
     c->state = C_DONE;
-    c->cb(c->arg, r, reply, detail);
+    if (c->nitems == 0) {
+        c->cb(c->arg, r, reply, detail);
+    } else if (r == GW_CLAIM_GRANTED) {
+        resolve_entries(c, reply);
+    } else {
+        for (size_t i = 0; i < c->nitems; i++)
+            c->items[i].cb(c->items[i].arg, r, reply, detail);
+    }
     uv_close((uv_handle_t *)&c->timer, timer_closed);
-    gw_http_client_destroy(c->http, http_closed, c);
+    if (c->own_http)
+        gw_http_client_destroy(c->http, http_closed, c);
 }
 
 static void send_request(struct gw_claim *c);
@@ -117,6 +164,9 @@ static void request_done(void *arg, const struct gw_http_response *resp, const s
 
     if (status == 200 && json_is_object(j)) {
         resolve(c, GW_CLAIM_GRANTED, j, "granted");
+    } else if (c->nitems > 0 && status == 404) {
+        /* The batch endpoint itself is missing: a broker older than it. */
+        resolve(c, GW_CLAIM_UNSUPPORTED, j, "no batch claim endpoint");
     } else if (status == 409) {
         resolve(c, GW_CLAIM_REFUSED, j, problem_detail(j, "claim_refused"));
     } else if (status == 404) {
@@ -196,16 +246,85 @@ struct gw_claim *gw_claim_start(uv_loop_t *loop, const struct gw_claim_params *p
     c->cb = cb;
     c->arg = arg;
     c->max_backoff_ms = p->max_backoff_ms;
-    if ((c->http = gw_http_client_create(loop, NULL, err)) == NULL)
-        goto fail;
+    /* A shared client keeps its connection to the broker alive between
+     * claims: no TCP handshake and no new curl handle cache per run. */
+    c->http = p->http;
+    if (c->http == NULL) {
+        if ((c->http = gw_http_client_create(loop, NULL, err)) == NULL)
+            goto fail;
+        c->own_http = true;
+    }
     uv_timer_init(loop, &c->timer);
     c->timer.data = c;
-    c->open = 2;
+    c->open = c->own_http ? 2 : 1;
     send_request(c);
     return c;
 fail_mem:
     gw_error_set(err, GW_ENOMEM, true, "out of memory");
 fail:
+    if (c != NULL)
+        claim_free(c);
+    return NULL;
+}
+
+struct gw_claim *gw_claim_start_batch(uv_loop_t *loop, const struct gw_claim_params *p,
+                                      const struct gw_claim_batch_item *items, size_t n,
+                                      struct gw_error *err)
+{
+    struct gw_claim *c = calloc(1, sizeof(*c));
+    json_t *arr = json_array(), *body = NULL;
+    size_t len;
+    if (c == NULL || arr == NULL || n == 0 || (c->items = calloc(n, sizeof(*c->items))) == NULL)
+        goto fail_mem;
+    c->nitems = n;
+    for (size_t i = 0; i < n; i++) {
+        if (strspn(items[i].run_id, "0123456789abcdefABCDEF-") != strlen(items[i].run_id)) {
+            gw_error_set(err, GW_EINVAL, false, "run id '%s' is not a uuid", items[i].run_id);
+            goto fail;
+        }
+        c->items[i].cb = items[i].cb;
+        c->items[i].arg = items[i].arg;
+        if ((c->items[i].run_id = strdup(items[i].run_id)) == NULL ||
+            json_array_append_new(arr,
+                                  json_pack("{s:s, s:i, s:s}", "run_id", items[i].run_id, "attempt",
+                                            items[i].attempt, "worker_id", items[i].worker_id)) < 0)
+            goto fail_mem;
+    }
+    body = json_pack("{s:s, s:O}", "worker_type", p->worker_type, "claims", arr);
+    c->body = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    c->run_id = strdup(items[0].run_id); /* for log lines */
+    len = strlen(p->broker_url) + 64;
+    if (c->body == NULL || c->run_id == NULL || (c->url = malloc(len)) == NULL)
+        goto fail_mem;
+    snprintf(c->url, len, "%s%sinternal/v1/claims", p->broker_url,
+             p->broker_url[0] && p->broker_url[strlen(p->broker_url) - 1] == '/' ? "" : "/");
+    if (p->token != NULL && *p->token != '\0') {
+        len = strlen(p->token) + 32;
+        if ((c->auth = malloc(len)) == NULL)
+            goto fail_mem;
+        snprintf(c->auth, len, "Authorization: Bearer %s", p->token);
+    }
+    json_decref(arr);
+    json_decref(body);
+    arr = body = NULL;
+    c->loop = loop;
+    c->max_backoff_ms = p->max_backoff_ms;
+    c->http = p->http;
+    if (c->http == NULL) {
+        if ((c->http = gw_http_client_create(loop, NULL, err)) == NULL)
+            goto fail;
+        c->own_http = true;
+    }
+    uv_timer_init(loop, &c->timer);
+    c->timer.data = c;
+    c->open = c->own_http ? 2 : 1;
+    send_request(c);
+    return c;
+fail_mem:
+    gw_error_set(err, GW_ENOMEM, true, "out of memory");
+fail:
+    json_decref(arr);
+    json_decref(body);
     if (c != NULL)
         claim_free(c);
     return NULL;

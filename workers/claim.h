@@ -15,13 +15,16 @@
 #include <uv.h>
 
 #include "gw/error.h"
+#include "gw/http_client.h"
 
 enum gw_claim_result {
-    GW_CLAIM_GRANTED,   /* 200: reply holds the claim document */
-    GW_CLAIM_REFUSED,   /* 409 claim_refused: detail says why */
-    GW_CLAIM_NOT_FOUND, /* 404 */
-    GW_CLAIM_REJECTED,  /* another 4xx: the request itself is wrong */
-    GW_CLAIM_ABANDONED, /* gw_claim_abandon() stopped the retries */
+    GW_CLAIM_GRANTED,     /* 200: reply holds the claim document */
+    GW_CLAIM_REFUSED,     /* 409 claim_refused: detail says why */
+    GW_CLAIM_NOT_FOUND,   /* 404 */
+    GW_CLAIM_REJECTED,    /* another 4xx: the request itself is wrong */
+    GW_CLAIM_ABANDONED,   /* gw_claim_abandon() stopped the retries */
+    GW_CLAIM_UNSUPPORTED, /* a batch only: the broker has no batch endpoint
+                             (404 on it); claim these runs one by one */
 };
 
 struct gw_claim;
@@ -40,6 +43,9 @@ struct gw_claim_params {
     const char *worker_id;
     const char *worker_type;
     int max_backoff_ms; /* 0 = 5000 */
+    /* The worker's shared client (borrowed; it must outlive the claim), so
+     * claims reuse one keep-alive connection; NULL = a client per claim. */
+    struct gw_http_client *http;
 };
 
 /* Once per process, before any thread is started (curl_global_init, through
@@ -50,6 +56,25 @@ int gw_claim_global_init(struct gw_error *err);
  * called exactly once later; if NULL, never. */
 struct gw_claim *gw_claim_start(uv_loop_t *loop, const struct gw_claim_params *p, gw_claim_cb cb,
                                 void *arg, struct gw_error *err);
+
+/* A batch: several runs claimed in one call to POST /internal/v1/claims
+ * (docs/decisions/0053), each with its own callback, called exactly once
+ * with what the single endpoint would have answered for that run (`reply`
+ * borrowed: the claim document when GRANTED). Retries (5xx, connection
+ * errors, 401/403) apply to the whole batch. `p->run_id` and `p->attempt`
+ * are ignored. Returns NULL with `err` set (and calls nothing) or the
+ * claim, freed after the last callback; gw_claim_abandon() works on it as
+ * on a single claim. */
+struct gw_claim_batch_item {
+    const char *run_id;
+    int attempt;
+    const char *worker_id;
+    gw_claim_cb cb;
+    void *arg;
+};
+struct gw_claim *gw_claim_start_batch(uv_loop_t *loop, const struct gw_claim_params *p,
+                                      const struct gw_claim_batch_item *items, size_t n,
+                                      struct gw_error *err);
 
 /* Stops retrying. A request already on the wire still resolves normally
  * (a granted claim must not be lost); otherwise the callback gets ABANDONED,

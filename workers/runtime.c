@@ -91,7 +91,10 @@
 #include "rundir.h"
 #include "slot.h"
 
-#define FINAL_RETRY_MS    1000
+#define FINAL_RETRY_MS 1000
+/* `started` waits this long (or for the first log line): a run that ends
+ * sooner sends only its final event (docs/decisions/0051). */
+#define STARTED_DEFER_MS  20
 #define PRODUCER_FLUSH_MS 10000
 /* After the grace: how long killed runs may take to report before the worker
  * stops waiting for Kafka and exits anyway (their messages stay undone). */
@@ -127,6 +130,7 @@ struct job {
     uv_timer_t timer; /* heartbeats, then retries of the final event */
     bool timer_open;
     uint64_t heartbeat_ms;
+    bool started_owed; /* `started` not sent yet (STARTED_DEFER_MS) */
     char *final_text;
     int pending_dr; /* delivery reports still to come back to this job */
     /* Supervision: the run's directory and its flock while this job owns
@@ -149,10 +153,16 @@ struct gw_worker {
     struct gw_kafka_producer *producer;
     struct gw_kafka_consumer *consumer;
     struct gw_control *control;
+    struct gw_http_client *http; /* claims share its keep-alive connection */
     struct gw_keygate gate;
     struct gw_list jobs; /* newest first */
     uv_signal_t sigterm, sigint;
     uv_timer_t grace;
+    /* Claims gathered in one loop turn go out together (decision 0053). */
+    uv_timer_t claim_timer;
+    struct job **claimq;
+    size_t nclaimq, capclaimq;
+    bool no_batch; /* the broker has no batch endpoint: claim one by one */
     bool stopping, grace_expired, closing;
     struct gw_worker_stats stats;
     char self_exe[PATH_MAX]; /* for `gangway supervise` */
@@ -217,7 +227,8 @@ static void job_enter(struct job *j, enum job_state s)
         gw_log(GW_LOG_INFO, j->req.run_id, "waiting for an earlier run of key %s", j->key);
         break;
     case J_RUNNING:
-        uv_timer_start(&j->timer, heartbeat, j->heartbeat_ms, j->heartbeat_ms);
+        uv_timer_start(&j->timer, heartbeat, j->started_owed ? STARTED_DEFER_MS : j->heartbeat_ms,
+                       j->heartbeat_ms);
         break;
     case J_FINISHING:
         uv_timer_stop(&j->timer);
@@ -442,10 +453,18 @@ static void deadletter(struct job *j, const char *reason)
 
 /* ------------------------------------------------------------ the run sink */
 
+static void publish_started(struct job *j)
+{
+    j->started_owed = false;
+    publish(j, "started", NULL, false);
+}
+
 static void sink_log(struct gw_run *run, const char *stream, const char *line, size_t len)
 {
     struct job *j = run->sink_data;
     size_t clen;
+    if (j->started_owed)
+        publish_started(j); /* `started` always comes first */
     char *clean = gw_utf8_clean(line, len, &clen);
     if (clean == NULL)
         return;
@@ -472,6 +491,9 @@ static void sink_finish(struct gw_run *run, const struct gw_run_result *r)
     json_t *outputs = gw_run_mask_json(run, r->outputs);
     /* A user's cancel wins over the shutdown that raced it (CANCELLING). */
     bool killed = j->state == J_KILLING;
+    /* Ended within STARTED_DEFER_MS and without a log line: the final event
+     * alone says it all (the claim already made the run `running`). */
+    j->started_owed = false;
     job_enter(j, J_FINISHING);
     switch (r->outcome) {
     case GW_RUN_SUCCEEDED:
@@ -525,9 +547,13 @@ static const struct gw_run_sink runtime_sink = {.log = sink_log, .finish = sink_
 static void heartbeat(uv_timer_t *t)
 {
     struct job *j = t->data;
+    if (!job_running(j))
+        return;
+    if (j->started_owed)
+        publish_started(j);
     /* A supervised run's supervisor heartbeats it through the broker; a
      * heartbeat here would take a seq that the spool's records own. */
-    if (job_running(j) && !j->run.supervised)
+    else if (!j->run.supervised)
         publish(j, "heartbeat", NULL, false);
 }
 
@@ -619,13 +645,18 @@ static void start_run(struct job *j, json_t *reply)
     if (w->runs_dir != NULL && w->be->reattach != NULL && job_supervision(j) == 0)
         j->run.supervise = &j->sv;
 
+    /* A new run's `started` waits STARTED_DEFER_MS or its first log line
+     * (docs/decisions/0051). A supervised or reattached run's seqs are
+     * shared with its spool, so its `started` keeps seq 1 and goes now. */
+    j->started_owed = !j->reattach && j->run.supervise == NULL;
     job_enter(j, J_RUNNING);
     w->stats.runs_started++;
     gw_log(GW_LOG_INFO, j->req.run_id, "claim granted (attempt %d), %s %s", j->req.attempt,
            j->reattach ? "reattaching" : "starting", j->run.action_id ? j->run.action_id : "?");
     /* A reattached run's run.started has seq 1 as the first one: a duplicate
      * the sink drops, or the one a killed worker never got out. */
-    publish(j, "started", NULL, false);
+    if (!j->started_owed)
+        publish(j, "started", NULL, false);
 
     gw_error_clear(&err);
     if (w->be->create(&j->run, &err) < 0) {
@@ -676,12 +707,14 @@ static void on_claim(void *arg, enum gw_claim_result r, json_t *reply, const cha
         deadletter(j, detail);
         break;
     case GW_CLAIM_ABANDONED:
+    case GW_CLAIM_UNSUPPORTED: /* batches only (on_batch_claim) */
         job_end(j, false);
         break;
     }
 }
 
-static void job_claim(struct job *j)
+/* Starts the single claim of `j` (already CLAIMING or CLAIM_CANCELLED). */
+static void claim_one(struct job *j)
 {
     struct gw_worker *w = j->w;
     struct gw_error err;
@@ -690,13 +723,92 @@ static void job_claim(struct job *j)
                                 .run_id = j->req.run_id,
                                 .attempt = j->req.attempt,
                                 .worker_id = j->worker_id,
-                                .worker_type = w->o.type};
-    job_enter(j, J_CLAIMING);
+                                .worker_type = w->o.type,
+                                .http = w->http};
     j->claim = gw_claim_start(w->loop, &p, on_claim, j, &err);
-    if (j->claim == NULL && j->msg == NULL)
+    if (j->claim != NULL)
+        w->stats.claim_calls++;
+    else if (j->msg == NULL)
         job_end(j, false);
-    else if (j->claim == NULL)
+    else
         deadletter(j, err.message);
+}
+
+static void on_batch_claim(void *arg, enum gw_claim_result r, json_t *reply, const char *detail)
+{
+    struct job *j = arg;
+    if (r == GW_CLAIM_UNSUPPORTED) {
+        if (!j->w->no_batch)
+            gw_log_warn("the broker has no batch claim endpoint: claiming runs one by one");
+        j->w->no_batch = true;
+        j->claim = NULL;
+        claim_one(j);
+        return;
+    }
+    on_claim(arg, r, reply, detail);
+}
+
+/* Sends the claims gathered since the last loop turn: one batch call per
+ * CLAIM_BATCH of them, or single claims (one job, or an old broker). */
+#define CLAIM_BATCH 64
+static void claim_flush(uv_timer_t *t)
+{
+    struct gw_worker *w = t->data;
+    struct gw_claim_batch_item items[CLAIM_BATCH];
+    size_t n = w->nclaimq;
+    w->nclaimq = 0;
+    if (n == 1 || w->no_batch) {
+        for (size_t i = 0; i < n; i++)
+            claim_one(w->claimq[i]);
+        return;
+    }
+    for (size_t at = 0; at < n; at += CLAIM_BATCH) {
+        size_t k = n - at < CLAIM_BATCH ? n - at : CLAIM_BATCH;
+        struct gw_claim_params p = {.broker_url = w->o.broker_url,
+                                    .token = w->o.token,
+                                    .worker_type = w->o.type,
+                                    .http = w->http};
+        struct gw_error err;
+        struct gw_claim *c;
+        for (size_t i = 0; i < k; i++) {
+            struct job *j = w->claimq[at + i];
+            items[i] = (struct gw_claim_batch_item){.run_id = j->req.run_id,
+                                                    .attempt = j->req.attempt,
+                                                    .worker_id = j->worker_id,
+                                                    .cb = on_batch_claim,
+                                                    .arg = j};
+        }
+        c = gw_claim_start_batch(w->loop, &p, items, k, &err);
+        if (c != NULL) {
+            w->stats.claim_calls++;
+            w->stats.claim_batches++;
+        }
+        for (size_t i = 0; i < k; i++) {
+            if (c != NULL)
+                w->claimq[at + i]->claim = c;
+            else
+                claim_one(w->claimq[at + i]); /* e.g. one bad run id: alone */
+        }
+    }
+}
+
+static void job_claim(struct job *j)
+{
+    struct gw_worker *w = j->w;
+    job_enter(j, J_CLAIMING);
+    if (w->nclaimq == w->capclaimq) {
+        size_t cap = w->capclaimq ? w->capclaimq * 2 : 16;
+        struct job **q = realloc(w->claimq, cap * sizeof(*q));
+        if (q == NULL) {
+            claim_one(j); /* no memory to gather: claim it alone */
+            return;
+        }
+        w->claimq = q;
+        w->capclaimq = cap;
+    }
+    w->claimq[w->nclaimq++] = j;
+    if (w->nclaimq == 1)
+        uv_timer_start(&w->claim_timer, claim_flush, 0, 0);
 }
 
 /* ------------------------------------------------------------ consuming */
@@ -882,6 +994,11 @@ static void final_close(uv_timer_t *t)
     /* Not from inside a Kafka callback: the consumer and producer go here. */
     gw_control_destroy(w->control);
     w->control = NULL;
+    if (w->be->shutdown != NULL)
+        w->be->shutdown(w->loop);
+    /* Every job has ended, so no claim uses the client any more. */
+    gw_http_client_destroy(w->http, NULL, NULL);
+    w->http = NULL;
     gw_kafka_consumer_destroy(w->consumer);
     w->consumer = NULL;
     {
@@ -898,10 +1015,13 @@ static void final_close(uv_timer_t *t)
     uv_close((uv_handle_t *)&w->sigterm, closed_noop);
     uv_close((uv_handle_t *)&w->sigint, closed_noop);
     uv_close((uv_handle_t *)&w->grace, closed_noop);
+    uv_close((uv_handle_t *)&w->claim_timer, closed_noop);
     gw_log_info("worker stopped: runs started=%llu succeeded=%llu failed=%llu timed_out=%llu "
-                "cancelled=%llu claims_refused=%llu deadlettered=%llu",
+                "cancelled=%llu claims_refused=%llu deadlettered=%llu claim_calls=%llu "
+                "claim_batches=%llu",
                 s->runs_started, s->runs_succeeded, s->runs_failed, s->runs_timed_out,
-                s->runs_cancelled, s->claims_refused, s->deadlettered);
+                s->runs_cancelled, s->claims_refused, s->deadlettered, s->claim_calls,
+                s->claim_batches);
 }
 
 static void check_shutdown(struct gw_worker *w)
@@ -966,9 +1086,14 @@ static void drain_wait(struct gw_worker *w)
         if (j->state == J_WAIT_KEY)
             job_drop_waiting(j, false);
     }
+    /* Claims gathered but not sent yet are never sent. */
+    uv_timer_stop(&w->claim_timer);
+    for (size_t i = 0; i < w->nclaimq; i++)
+        job_end(w->claimq[i], false);
+    w->nclaimq = 0;
     gw_list_foreach_safe (it, next, &w->jobs) {
         struct job *j = job_of(it);
-        if (job_claiming(j))
+        if (job_claiming(j) && j->claim != NULL)
             gw_claim_abandon(j->claim);
     }
     uv_timer_start(&w->grace, grace_expired, (uint64_t)w->o.grace_ms, 0);
@@ -1168,9 +1293,12 @@ struct gw_worker *gw_worker_create(uv_loop_t *loop, const struct gw_worker_optio
         snprintf(w->id_base, sizeof(w->id_base), "%s-%d", host, (int)getpid());
         gw_log_warn("no worker slot could be taken: dynamic group membership as %s", w->id_base);
     }
+    w->http = gw_http_client_create(loop, NULL, err);
+    if (w->http == NULL)
+        goto fail;
     w->producer = gw_kafka_producer_create(loop, &o->kafka, err);
     if (w->producer == NULL)
-        goto fail;
+        goto fail_http;
     batch = (size_t)o->concurrency < 16 ? (size_t)o->concurrency : 16;
     {
         /* Group membership that does not stall the pool (decision 0019):
@@ -1202,6 +1330,8 @@ struct gw_worker *gw_worker_create(uv_loop_t *loop, const struct gw_worker_optio
         goto fail_control;
     uv_timer_init(loop, &w->grace);
     w->grace.data = w;
+    uv_timer_init(loop, &w->claim_timer);
+    w->claim_timer.data = w;
     uv_signal_init(loop, &w->sigterm);
     uv_signal_init(loop, &w->sigint);
     w->sigterm.data = w->sigint.data = w;
@@ -1222,6 +1352,8 @@ fail_consumer:
 fail_producer:
     /* Not started yet: nothing to flush. The loop closes its handles. */
     gw_kafka_producer_destroy(w->producer, 0);
+fail_http:
+    gw_http_client_destroy(w->http, NULL, NULL);
 fail:
     gw_worker_destroy(w); /* nothing of it is on the loop yet */
     return NULL;
@@ -1243,6 +1375,7 @@ void gw_worker_destroy(struct gw_worker *w)
     free(w->events_topic);
     free(w->deadletter_topic);
     free(w->group);
+    free(w->claimq);
     free(w->runs_dir);
     free(w);
 }

@@ -54,6 +54,7 @@ struct gw_worker_options {
 struct gw_worker_stats {
     unsigned long long runs_started, runs_succeeded, runs_failed, runs_timed_out, runs_cancelled,
         claims_refused, deadlettered;
+    unsigned long long claim_calls, claim_batches; /* HTTP claim calls; of them, batches */
 };
 
 struct gw_worker;

@@ -95,3 +95,55 @@ int gw_token_generate(char *out, struct gw_error *err)
     out[pos] = '\0';
     return 0;
 }
+
+static void b64url(const unsigned char *b, size_t n, char *out)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t o = 0, i = 0;
+    for (; i + 2 < n; i += 3) {
+        unsigned v = (unsigned)b[i] << 16 | (unsigned)b[i + 1] << 8 | b[i + 2];
+        out[o++] = abc[v >> 18 & 63];
+        out[o++] = abc[v >> 12 & 63];
+        out[o++] = abc[v >> 6 & 63];
+        out[o++] = abc[v & 63];
+    }
+    if (n - i == 1) {
+        unsigned v = (unsigned)b[i] << 16;
+        out[o++] = abc[v >> 18 & 63];
+        out[o++] = abc[v >> 12 & 63];
+    } else if (n - i == 2) {
+        unsigned v = (unsigned)b[i] << 16 | (unsigned)b[i + 1] << 8;
+        out[o++] = abc[v >> 18 & 63];
+        out[o++] = abc[v >> 12 & 63];
+        out[o++] = abc[v >> 6 & 63];
+    }
+    out[o] = '\0';
+}
+
+int gw_random_b64url(size_t nbytes, char *out, struct gw_error *err)
+{
+    unsigned char b[64];
+    if (nbytes == 0 || nbytes > sizeof(b))
+        return gw_error_set(err, GW_EINVAL, false, "1 to 64 random bytes");
+    if (RAND_bytes(b, (int)nbytes) != 1)
+        return gw_error_set(err, GW_EIO, true, "RAND_bytes failed");
+    b64url(b, nbytes, out);
+    return 0;
+}
+
+void gw_sha256_b64url(const void *data, size_t len, char *out)
+{
+    unsigned char md[32];
+    unsigned int n = 0;
+    EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
+    b64url(md, sizeof(md), out);
+}
+
+int gw_const_eq(const void *a, const void *b, size_t len)
+{
+    const unsigned char *x = a, *y = b;
+    unsigned char d = 0;
+    for (size_t i = 0; i < len; i++)
+        d |= (unsigned char)(x[i] ^ y[i]);
+    return d == 0;
+}

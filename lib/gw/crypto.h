@@ -27,6 +27,18 @@ void gw_hmac_sha256_hex(const void *key, size_t key_len, const void *data, size_
  * its SHA-256 is ever stored. */
 int gw_token_generate(char *out, struct gw_error *err);
 
+/* Writes `nbytes` (at most 64) random bytes as unpadded base64url and a NUL
+ * into out (at least 4 * nbytes / 3 + 2 bytes): session ids, CSRF tokens,
+ * OIDC state, nonce and PKCE verifier, login codes. */
+int gw_random_b64url(size_t nbytes, char *out, struct gw_error *err);
+
+/* The unpadded base64url SHA-256 of data and a NUL into out[44] (PKCE S256). */
+void gw_sha256_b64url(const void *data, size_t len, char *out);
+
+/* True when the `len` bytes at a and b are equal, in time that does not
+ * depend on where they differ. */
+int gw_const_eq(const void *a, const void *b, size_t len);
+
 /* True when `s` has the shape of a UUID (hex digits and dashes). */
 int gw_uuid_valid(const char *s);
 

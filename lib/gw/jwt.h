@@ -184,6 +184,58 @@ typedef void (*gw_jwt_auth_cb)(void *arg, const struct gw_jwt_identity *id,
 void gw_jwt_auth_verify(struct gw_jwt_auth *a, const char *token, size_t len, gw_jwt_auth_cb cb,
                         void *arg);
 
+/* ---- OIDC sign-in (the broker as a confidential client) ----
+ *
+ * An issuer entry with "client_id" is an OpenID Connect provider people sign
+ * in to the console with (authorization code + PKCE S256, docs/console.md).
+ * Its endpoints come from "<issuer>/.well-known/openid-configuration"
+ * (fetched at start, retried every 30 s until it answers) unless the entry
+ * names them; its keys from "jwks_uri" unless it names "jwks_url" or
+ * "jwks_file". The client secret is read from the environment variable
+ * "client_secret_env" names, never from the file. Loop thread only. */
+
+struct gw_oidc_provider {
+    int index;                /* for the calls below */
+    const char *name;         /* the entry's "name" */
+    const char *display_name; /* "display_name", else the name */
+    const char *client_id;
+    const char *redirect_uri;           /* NULL: the broker derives it */
+    const char *scopes;                 /* space-separated, "openid" first */
+    const char *authorization_endpoint; /* NULL until discovered */
+};
+
+/* How many OIDC providers the configuration has (0 for NULL). */
+size_t gw_jwt_oidc_count(const struct gw_jwt_auth *a);
+/* The i-th (0-based) provider; false when there is none. Strings live as
+ * long as `a`. */
+bool gw_jwt_oidc_get(const struct gw_jwt_auth *a, size_t i, struct gw_oidc_provider *out);
+/* The provider named `name`; false when there is none. */
+bool gw_jwt_oidc_find(const struct gw_jwt_auth *a, const char *name, struct gw_oidc_provider *out);
+
+/* `err` NULL: discovered (gw_jwt_oidc_get now has the endpoints). */
+typedef void (*gw_jwt_oidc_ready_cb)(void *arg, const struct gw_error *err);
+/* Calls `cb` once the provider's endpoints are known: at once when they are,
+ * else after a discovery (started now if none runs), GW_EUNAVAIL when it
+ * failed, GW_ECLOSED on destroy. Exactly once, possibly before returning. */
+void gw_jwt_oidc_ready(struct gw_jwt_auth *a, int idx, gw_jwt_oidc_ready_cb cb, void *arg);
+
+/* The token endpoint's answer: `id_token` (borrowed for the call) or `err`
+ * (GW_EAUTH with the provider's "error" and "error_description" for a
+ * refused code, GW_EUNAVAIL for transport failures). */
+typedef void (*gw_jwt_oidc_token_cb)(void *arg, const char *id_token, const struct gw_error *err);
+/* Exchanges an authorization `code` (grant_type=authorization_code with the
+ * PKCE `verifier` and `redirect_uri`), authenticating with the client
+ * secret ("token_endpoint_auth": client_secret_basic, the default, or
+ * client_secret_post). `cb` runs exactly once, possibly before returning. */
+void gw_jwt_oidc_exchange(struct gw_jwt_auth *a, int idx, const char *code, const char *verifier,
+                          const char *redirect_uri, gw_jwt_oidc_token_cb cb, void *arg);
+
+/* Verifies an ID token under that provider's entry only (keys, algorithms,
+ * "iss", "aud" = client_id unless "audience" says otherwise, "exp"), like
+ * gw_jwt_auth_verify otherwise. The caller checks the nonce. */
+void gw_jwt_oidc_verify(struct gw_jwt_auth *a, int idx, const char *token, size_t len,
+                        gw_jwt_auth_cb cb, void *arg);
+
 /* True when `token` has the shape of a JWS compact serialization: exactly
  * two dots (API tokens have none). The segments are checked by the verifier. */
 bool gw_jwt_is_jws_shaped(const char *token, size_t len);

@@ -20,6 +20,8 @@ struct gw_kafka_config {
     const char *brokers;      /* bootstrap.servers */
     const char *const *extra; /* NULL-terminated "key=value" librdkafka props
                                  (SASL, TLS, fetch.wait.max.ms...) or NULL */
+    const char *linger_ms;    /* producers: linger.ms unless `extra` sets it
+                                 (or queue.buffering.max.ms); NULL = "5" */
 };
 
 /* ---------------------------------------------------------------- producer */

@@ -70,6 +70,16 @@ static void fetch_done(void *arg, const struct gw_http_response *resp,
     gw__jwt_auth_maybe_free(a);
 }
 
+bool gw__jwt_http(struct gw_jwt_auth *a, struct gw_error *err)
+{
+    if (a->http != NULL)
+        return true;
+    if ((a->http = gw_http_client_create(a->loop, NULL, err)) == NULL)
+        return false;
+    a->http_open = true;
+    return true;
+}
+
 void gw__jwt_source_fetch(struct gw__jwt_key_source *src)
 {
     struct gw_jwt_auth *a = src->auth;
@@ -85,12 +95,9 @@ void gw__jwt_source_fetch(struct gw__jwt_key_source *src)
         return;
     src->last_fetch_ms = uv_now(a->loop);
     src->fetched_once = true;
-    if (a->http == NULL) {
-        if ((a->http = gw_http_client_create(a->loop, NULL, &err)) == NULL) {
-            gw_log_warn("jwks %s: cannot start the fetch: %s", src->url, err.message);
-            return;
-        }
-        a->http_open = true;
+    if (!gw__jwt_http(a, &err)) {
+        gw_log_warn("jwks %s: cannot start the fetch: %s", src->url, err.message);
+        return;
     }
     if (gw_http_client_request(a->http, &o, fetch_done, src, &err) == NULL) {
         gw_log_warn("jwks %s: cannot start the fetch: %s", src->url, err.message);
@@ -109,6 +116,7 @@ static void tick(uv_timer_t *t)
         if (src->url != NULL && !src->fetching && now >= src->next_due_ms)
             gw__jwt_source_fetch(src);
     }
+    gw__jwt_oidc_tick(a);
 }
 
 void gw_jwt_auth_start(struct gw_jwt_auth *a)
@@ -118,7 +126,7 @@ void gw_jwt_auth_start(struct gw_jwt_auth *a)
     a->started = true;
     bool any_url = false;
     for (size_t i = 0; i < a->n; i++)
-        any_url |= a->issuers[i].src.url != NULL;
+        any_url |= a->issuers[i].src.url != NULL || a->issuers[i].oidc != NULL;
     if (any_url)
         uv_timer_start(&a->timer, tick, 0, TICK_MS);
 }
@@ -161,6 +169,7 @@ void gw_jwt_auth_destroy(struct gw_jwt_auth *a)
             w = next;
         }
     }
+    gw__jwt_oidc_close(a);
     uv_timer_stop(&a->timer);
     uv_close((uv_handle_t *)&a->timer, timer_closed);
     /* Fetches in flight end now (fetch_done sees `closing`). */

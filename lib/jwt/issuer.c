@@ -48,6 +48,7 @@ static void issuer_clear(struct gw__jwt_issuer *is)
     json_decref(is->teams_from);
     json_decref(is->allowed_subjects);
     free(is->delegate_prefix);
+    gw__jwt_oidc_free(is->oidc);
 }
 
 void gw_jwt_identity_finish(struct gw_jwt_identity *id)
@@ -123,6 +124,15 @@ static const char *const known_keys[] = {
     "delegate_prefix",
     "jwks_refresh_s",
     "jwks_min_refresh_s",
+    /* OIDC sign-in to the console (oidc.c) */
+    "client_id",
+    "client_secret_env",
+    "redirect_uri",
+    "scopes",
+    "display_name",
+    "token_endpoint_auth",
+    "authorization_endpoint",
+    "token_endpoint",
     "comment",
 };
 
@@ -166,7 +176,9 @@ static int parse_issuer(struct gw_jwt_auth *a, const json_t *o, size_t idx, cons
     snprintf(where, sizeof(where), "issuer \"%.64s\"", is->name);
     if (strlen(is->name) >= sizeof(((struct gw_jwt_identity *)0)->issuer))
         return gw_error_set(err, GW_EPARSE, false, "%s: name too long", where);
-    if ((is->src.file == NULL) == (is->src.url == NULL))
+    /* An OIDC client entry may leave its keys to discovery (jwks_uri). */
+    if ((is->src.file == NULL) == (is->src.url == NULL) &&
+        !(is->src.file == NULL && gw__jwt_oidc_wanted(o)))
         return gw_error_set(err, GW_EPARSE, false,
                             "%s: exactly one of \"jwks_file\" and "
                             "\"jwks_url\" is required",
@@ -256,7 +268,9 @@ static int parse_issuer(struct gw_jwt_auth *a, const json_t *o, size_t idx, cons
         is->allowed_subjects = json_incref(v);
     }
     v = json_object_get(o, "direct");
-    is->direct = v == NULL || json_is_true(v);
+    /* An OIDC client's ID tokens sign people in to the console; as bearer
+     * tokens only when "direct" says so. */
+    is->direct = v == NULL ? !gw__jwt_oidc_wanted(o) : json_is_true(v);
     v = json_object_get(o, "obo_required");
     is->obo_required = v == NULL || json_is_true(v);
     v = json_object_get(o, "require_iat");
@@ -267,6 +281,8 @@ static int parse_issuer(struct gw_jwt_auth *a, const json_t *o, size_t idx, cons
                       &is->src.min_refresh_s, err)) < 0)
         return rc;
 
+    if ((rc = gw__jwt_oidc_parse(is, o, where, err)) < 0)
+        return rc;
     if (is->src.file != NULL) {
         char path[4096];
         if (is->src.file[0] != '/' && base_dir != NULL)
@@ -630,7 +646,7 @@ out:
     return rc;
 }
 
-static int verify_now(struct gw_jwt_auth *a, const char *token, size_t len, int64_t now,
+static int verify_now(struct gw_jwt_auth *a, const char *token, size_t len, int64_t now, int forced,
                       struct gw_jwt_identity *out, struct gw__jwt_key_source **miss,
                       struct gw_error *err)
 {
@@ -644,7 +660,9 @@ static int verify_now(struct gw_jwt_auth *a, const char *token, size_t len, int6
     if (header == NULL || claims == NULL) {
         rc = gw_error_set(err, GW_EAUTH, false, "malformed token");
     } else {
-        const struct gw__jwt_issuer *is = select_issuer(a, header, claims, err);
+        const struct gw__jwt_issuer *is = forced >= 0 && (size_t)forced < a->n
+                                              ? &a->issuers[forced]
+                                              : select_issuer(a, header, claims, err);
         rc = is == NULL ? GW_EAUTH : verify_as(a, is, token, len, now, out, miss, err);
     }
     json_decref(header);
@@ -656,18 +674,18 @@ int gw_jwt_auth_verify_now(struct gw_jwt_auth *a, const char *token, size_t len,
                            struct gw_jwt_identity *out, struct gw_error *err)
 {
     struct gw__jwt_key_source *miss;
-    return verify_now(a, token, len, now, out, &miss, err);
+    return verify_now(a, token, len, now, -1, out, &miss, err);
 }
 
 static void answer(struct gw_jwt_auth *a, const char *token, size_t len, gw_jwt_auth_cb cb,
-                   void *arg, bool may_wait)
+                   void *arg, bool may_wait, int forced)
 {
     struct gw_jwt_identity id;
     struct gw_error err;
     struct gw__jwt_key_source *miss = NULL;
 
     gw_error_clear(&err);
-    int rc = verify_now(a, token, len, (int64_t)time(NULL), &id, &miss, &err);
+    int rc = verify_now(a, token, len, (int64_t)time(NULL), forced, &id, &miss, &err);
     if (rc == GW_ENOTFOUND && may_wait && miss != NULL && miss->url != NULL && !a->closing &&
         miss->nwaiters < MAX_WAITERS) {
         uint64_t now = uv_now(a->loop);
@@ -679,6 +697,7 @@ static void answer(struct gw_jwt_auth *a, const char *token, size_t len, gw_jwt_
                 memcpy(w->token, token, len);
                 w->token[len] = '\0';
                 w->len = len;
+                w->forced = forced;
                 w->cb = cb;
                 w->arg = arg;
                 w->next = miss->waiters;
@@ -706,7 +725,20 @@ void gw_jwt_auth_verify(struct gw_jwt_auth *a, const char *token, size_t len, gw
         cb(arg, NULL, &err);
         return;
     }
-    answer(a, token, len, cb, arg, true);
+    answer(a, token, len, cb, arg, true, -1);
+}
+
+void gw_jwt_oidc_verify(struct gw_jwt_auth *a, int idx, const char *token, size_t len,
+                        gw_jwt_auth_cb cb, void *arg)
+{
+    if (a->closing || idx < 0 || (size_t)idx >= a->n || a->issuers[idx].oidc == NULL) {
+        struct gw_error err;
+        gw_error_set(&err, a->closing ? GW_ECLOSED : GW_EINVAL, a->closing,
+                     a->closing ? "shutting down" : "not an OIDC issuer");
+        cb(arg, NULL, &err);
+        return;
+    }
+    answer(a, token, len, cb, arg, true, idx);
 }
 
 void gw__jwt_waiter_resume(struct gw_jwt_auth *a, struct gw__jwt_waiter *w, bool closing)
@@ -716,7 +748,7 @@ void gw__jwt_waiter_resume(struct gw_jwt_auth *a, struct gw__jwt_waiter *w, bool
         gw_error_set(&err, GW_ECLOSED, true, "shutting down");
         w->cb(w->arg, NULL, &err);
     } else {
-        answer(a, w->token, w->len, w->cb, w->arg, false);
+        answer(a, w->token, w->len, w->cb, w->arg, false, w->forced);
     }
     free(w);
 }

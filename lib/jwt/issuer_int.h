@@ -7,6 +7,7 @@
 
 struct gw__jwt_waiter {
     struct gw__jwt_waiter *next;
+    int forced; /* verify as this issuer (an OIDC ID token), -1: chosen by typ/iss */
     gw_jwt_auth_cb cb;
     void *arg;
     size_t len;
@@ -49,7 +50,8 @@ struct gw__jwt_issuer {
     bool obo_required;
     bool direct; /* accepted as a bearer token on its own */
     bool require_iat;
-    char *delegate_prefix; /* e.g. "plugin:" */
+    char *delegate_prefix;     /* e.g. "plugin:" */
+    struct gw__jwt_oidc *oidc; /* the broker signs people in here (oidc.c); NULL = not */
 };
 
 struct gw_jwt_auth {
@@ -66,7 +68,21 @@ struct gw_jwt_auth {
     int fetches;                 /* requests in flight */
 };
 
+/* oidc.c: the OIDC client settings of an issuer entry ("client_id" and
+ * the rest, docs/console.md); 0 and is->oidc NULL when it has none. */
+struct gw__jwt_oidc;
+bool gw__jwt_oidc_wanted(const json_t *o);
+int gw__jwt_oidc_parse(struct gw__jwt_issuer *is, const json_t *o, const char *where,
+                       struct gw_error *err);
+void gw__jwt_oidc_free(struct gw__jwt_oidc *oidc);
+/* Starts discovery of every OIDC issuer not discovered yet (start, tick). */
+void gw__jwt_oidc_tick(struct gw_jwt_auth *a);
+/* Ends discovery waiters with GW_ECLOSED (destroy). */
+void gw__jwt_oidc_close(struct gw_jwt_auth *a);
+
 /* fetch.c */
+/* Creates a->http when needed; false when it cannot. */
+bool gw__jwt_http(struct gw_jwt_auth *a, struct gw_error *err);
 void gw__jwt_source_fetch(struct gw__jwt_key_source *src);
 void gw__jwt_auth_maybe_free(struct gw_jwt_auth *a);
 /* issuer.c: frees the issuer entries. */

@@ -143,9 +143,11 @@ gw_kafka_producer_create(uv_loop_t *loop, const struct gw_kafka_config *cfg, str
     if (gw__kafka_conf_set(conf, "enable.idempotence", "true", err) < 0 ||
         gw__kafka_conf_set(conf, "acks", "all", err) < 0)
         goto fail_conf;
-    /* linger.ms=5 unless the operator chose another value. */
+    /* The caller's default linger (5 ms unless it says) unless the operator
+     * chose another value. */
     if (!has_prop(cfg, "linger.ms") && !has_prop(cfg, "queue.buffering.max.ms") &&
-        gw__kafka_conf_set(conf, "linger.ms", "5", err) < 0)
+        gw__kafka_conf_set(conf, "linger.ms",
+                           cfg != NULL && cfg->linger_ms != NULL ? cfg->linger_ms : "5", err) < 0)
         goto fail_conf;
     rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);

@@ -3,7 +3,11 @@
 CREATE OR REPLACE FUNCTION gw_decide(p_id uuid, p_args jsonb)
 RETURNS TABLE (outcome text, run jsonb) LANGUAGE plpgsql AS $$
 DECLARE
-    dec record := gw_decision_args(p_args, 'gw_decide'); -- approver, teams, roles, ...
+    -- acknowledge_findings (boolean, decision 0066) is gw_decide's own: the
+    -- extension decisions that share gw_decision_args have no plan.
+    dec record := gw_decision_args(p_args - 'acknowledge_findings', 'gw_decide'); -- approver, teams, roles, ...
+    ack boolean := CASE WHEN jsonb_typeof(p_args -> 'acknowledge_findings') = 'boolean'
+                        THEN (p_args ->> 'acknowledge_findings')::boolean ELSE false END;
     r gw_runs;
     rule jsonb;
     approvals integer;
@@ -36,6 +40,13 @@ BEGIN
         RETURN QUERY SELECT 'not_eligible'::text, gw_run_json(r);
         RETURN;
     END IF;
+    -- A plan that failed its compliance checks is approved only by someone
+    -- who says they saw the findings (decision 0066).
+    IF dec.decision = 'approve' AND r.plan_checks ->> 'passed' = 'false'
+       AND NOT ack THEN
+        RETURN QUERY SELECT 'findings_not_acknowledged'::text, gw_run_json(r);
+        RETURN;
+    END IF;
     -- One decision per person, whatever spelling an earlier one was recorded in.
     IF EXISTS (SELECT 1 FROM gw_approvals a WHERE a.run_id = r.id
                AND gw_subject_key(a.approver) = gw_subject_key(dec.approver)) THEN
@@ -48,7 +59,11 @@ BEGIN
     INSERT INTO gw_audit_log (actor, verb, object, detail)
     VALUES (dec.approver, 'approval.' || dec.decision, 'run:' || r.id,
             jsonb_strip_nulls(jsonb_build_object('comment', dec.comment, 'inputs_hash', r.inputs_hash,
-                                                 'plan_sha256', r.plan_sha256)));
+                                                 'plan_sha256', r.plan_sha256,
+                                                 'acknowledged_findings',
+                                                 CASE WHEN dec.decision = 'approve'
+                                                           AND r.plan_checks ->> 'passed' = 'false'
+                                                      THEN r.plan_checks -> 'findings' END)));
 
     IF dec.decision = 'reject' AND coalesce((rule ->> 'any_rejection_rejects')::boolean, true) THEN
         PERFORM gw_finish_run(r.id, 'rejected', 'rejected by ' || dec.approver, NULL, dec.approver, false);

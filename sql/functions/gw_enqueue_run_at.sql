@@ -10,7 +10,7 @@ DECLARE
     ev uuid := gen_random_uuid();
     t timestamptz := clock_timestamp();
 BEGIN
-    IF r.worker_type = 'workflow' THEN
+    IF r.worker_type = 'workflow' AND r.operation IN ('create', 'teardown') THEN
         -- A workflow's own run is never claimed: it starts running here and
         -- its first steps are queued in this transaction (gw_wf_advance).
         UPDATE gw_runs SET status = 'running', wf_phase = 'forward', started_at = t,

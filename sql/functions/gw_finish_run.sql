@@ -18,6 +18,34 @@ BEGIN
         p_status := 'failed';
         p_reason := 'plan_missing';
     END IF;
+    IF r.operation = 'plan' AND p_status = 'succeeded' AND p_outputs ? 'plan_checks' THEN
+        -- The compliance gate (decision 0066): the findings stay with the run.
+        UPDATE gw_runs SET plan_checks = p_outputs -> 'plan_checks' WHERE id = p_id
+        RETURNING * INTO r;
+        INSERT INTO gw_audit_log (actor, verb, object, detail)
+        VALUES (p_actor, CASE WHEN r.plan_checks ->> 'passed' = 'true' THEN 'run.plan_checks_passed'
+                              ELSE 'run.plan_checks_failed' END, 'run:' || r.id,
+                jsonb_build_object('plan_sha256', p_outputs ->> 'plan_sha256',
+                                   'findings', r.plan_checks -> 'findings'));
+        IF r.plan_checks ->> 'passed' = 'false' THEN
+            IF r.approval_rule ? 'plan_checks_override' THEN
+                -- Only the override's approvers may let it through, and they
+                -- must acknowledge the findings.
+                UPDATE gw_runs SET approval_rule = approval_rule
+                    || jsonb_build_object(
+                           'approvals', coalesce(approval_rule -> 'plan_checks_override' -> 'approvals',
+                                                 approval_rule -> 'approvals'),
+                           'from_teams', coalesce(approval_rule -> 'plan_checks_override' -> 'from_teams',
+                                                  '[]'::jsonb),
+                           'from_roles', coalesce(approval_rule -> 'plan_checks_override' -> 'from_roles',
+                                                  '[]'::jsonb))
+                WHERE id = p_id RETURNING * INTO r;
+            ELSE
+                p_status := 'failed';
+                p_reason := 'policy_check_failed';
+            END IF;
+        END IF;
+    END IF;
     IF r.operation = 'plan' AND p_status = 'succeeded' THEN
         -- The plan is ready: now ask for approval, bound to this plan.
         UPDATE gw_runs SET status = 'pending_approval', operation = 'create',
@@ -35,11 +63,18 @@ BEGIN
                 jsonb_build_object('plan_sha256', r.plan_sha256, 'plan', r.plan_summary));
         PERFORM gw_webhook('approval.requested', jsonb_build_object(
             'type', 'approval.requested', 'run', gw_run_json(r),
-            'text', format('Gangway: %s asks to apply %s (plan %s: %s).%s Decide with POST /v1/runs/%s/decisions.',
+            'text', format('Gangway: %s asks to apply %s (plan %s: %s).%s%s Decide with POST /v1/runs/%s/decisions.',
                            r.requested_by, r.action_id, left(r.plan_sha256, 12),
                            coalesce(r.plan_summary::text, 'no summary'),
                            CASE WHEN r.justification IS NULL THEN ''
-                                ELSE format(' Justification: "%s".', r.justification) END, r.id)));
+                                ELSE format(' Justification: "%s".', r.justification) END,
+                           -- Decision 0066: the approvers see the findings.
+                           CASE WHEN r.plan_checks ->> 'passed' = 'false'
+                                THEN format(' The plan FAILED its compliance checks (%s finding(s): %s); approving needs acknowledge_findings.',
+                                            jsonb_array_length(r.plan_checks -> 'findings'),
+                                            (SELECT string_agg(f ->> 'rule' || ' ' || (f ->> 'address'), '; ')
+                                             FROM jsonb_array_elements(r.plan_checks -> 'findings') f))
+                                ELSE '' END, r.id)));
         RETURN;
     END IF;
     UPDATE gw_runs SET status = p_status, reason = p_reason, outputs = coalesce(p_outputs, outputs),
@@ -61,6 +96,8 @@ BEGIN
         EXECUTE 'SELECT gw_wf_advance($1, $2)' USING r.parent_run_id, p_actor;
     ELSIF r.operation = 'reconcile' THEN
         PERFORM gw_reconcile_after_run(r);
+    ELSIF r.operation = 'drift' THEN
+        PERFORM gw_drift_after_run(r); -- decision 0067
     ELSE
         PERFORM gw_resource_after_run(r);
         IF p_reconcile AND r.needs_reconciliation THEN

@@ -22,6 +22,10 @@ BEGIN
         'expires_at', gw_ts(r.expires_at), 'max_expires_at', gw_ts(r.max_expires_at),
         'teardown_run', r.teardown_run_id, 'teardown_attempts', r.teardown_attempts,
         'needs_attention', r.needs_attention,
+        'drift', CASE WHEN r.drift_status IS NULL THEN NULL ELSE jsonb_build_object(
+            'status', r.drift_status, 'summary', r.drift_summary,
+            'checked_at', gw_ts(r.drift_checked_at), 'next_at', gw_ts(r.drift_next_at),
+            'run', r.drift_run_id) END,
         'pending_extension', pending,
         'created_at', gw_ts(r.created_at), 'updated_at', gw_ts(r.updated_at),
         'deleted_at', gw_ts(r.deleted_at),

@@ -63,11 +63,16 @@ BEGIN
                             ELSE jsonb_build_object('reason', r.break_glass_reason) END,
         'plan', CASE WHEN r.plan_sha256 IS NULL THEN NULL
                      ELSE jsonb_build_object('sha256', r.plan_sha256, 'summary', r.plan_summary) END,
+        'plan_checks', r.plan_checks,
         'approval', CASE WHEN r.approval_rule IS NULL THEN NULL ELSE jsonb_build_object(
             'required', r.approval_rule -> 'approvals',
             'from_teams', r.approval_rule -> 'from_teams',
             'from_roles', r.approval_rule -> 'from_roles',
             'plan_first', r.approval_rule -> 'plan_first',
+            -- Findings of a failed compliance check: approving needs
+            -- acknowledge_findings (gw_decide).
+            'findings_to_acknowledge', CASE WHEN r.plan_checks ->> 'passed' = 'false'
+                                            THEN true END,
             'expires_at', gw_ts(r.approval_expires_at),
             -- Approvals still needed from the rule's teams or roles: 0 once
             -- approved; while the plan of a plan-first run is being made,

@@ -19,6 +19,9 @@
 --   quota              the action's quota (object)
 --   break_glass        the break-glass reason (string)
 --   justification      why the requester asks (string; shown to approvers, audited)
+--   via                who really called for `subject`: a service token acting
+--                      on behalf (Gangway-On-Behalf-Of), a Backstage plugin
+--                      (obo), an incoming webhook (hook:<name>); audited
 CREATE OR REPLACE FUNCTION gw_submit_run(p_args jsonb)
 RETURNS TABLE (run jsonb, created boolean, conflict boolean, refused jsonb)
 LANGUAGE plpgsql AS $$
@@ -44,6 +47,7 @@ DECLARE
     p_quota jsonb := nullif(a -> 'quota', 'null');
     p_break_glass text := a ->> 'break_glass';
     p_justification text := a ->> 'justification';
+    p_via text := a ->> 'via';
     r gw_runs;
     verdict jsonb;
     pending boolean := p_approval IS NOT NULL AND p_break_glass IS NULL;
@@ -106,7 +110,9 @@ BEGIN
             jsonb_build_object('action', p_action_id, 'version', p_action_version,
                                'inputs', p_inputs_redacted, 'status', r.status)
             || CASE WHEN p_justification IS NULL THEN '{}'::jsonb
-                    ELSE jsonb_build_object('justification', p_justification) END);
+                    ELSE jsonb_build_object('justification', p_justification) END
+            || CASE WHEN p_via IS NULL THEN '{}'::jsonb
+                    ELSE jsonb_build_object('via', p_via) END);
     IF p_break_glass IS NOT NULL THEN
         INSERT INTO gw_audit_log (actor, verb, object, detail)
         VALUES (p_subject, 'run.break_glass', 'run:' || r.id,

@@ -9,5 +9,6 @@ CREATE OR REPLACE FUNCTION gw_submit_run_spec() RETURNS jsonb LANGUAGE sql IMMUT
         "idempotency_key": "string?", "request_hash": "string?",
         "timeout_seconds": "integer!", "max_attempts": "integer!", "retryable": "boolean!",
         "secret_paths": "array?", "ttl_seconds": "integer?", "approval": "object?",
-        "quota": "object?", "break_glass": "string?", "justification": "string?"}'::jsonb
+        "quota": "object?", "break_glass": "string?", "justification": "string?",
+        "via": "string?"}'::jsonb
 $$;

@@ -139,6 +139,8 @@ BEGIN
                                       'inputs', (m.r).inputs_redacted, 'status', (m.r).status)
                    || CASE WHEN (m.r).justification IS NULL THEN '{}'::jsonb
                            ELSE jsonb_build_object('justification', (m.r).justification) END
+                   || CASE WHEN runs -> m.i ->> 'via' IS NULL THEN '{}'::jsonb
+                           ELSE jsonb_build_object('via', runs -> m.i ->> 'via') END
             FROM mine m ORDER BY m.i),
         ob AS (
             INSERT INTO gw_outbox (event_id, topic, msg_key, payload)

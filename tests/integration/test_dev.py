@@ -225,6 +225,31 @@ def test():
         st, me = dev.request("GET", "/v1/me")
         check(st == 200 and "admin" in me.get("permissions", []), "GANGWAY_TOKEN is an admin token",
               st, me)
+        # The console login link: once, signs in as the dev admin (issue 13).
+        link = ex.get("GANGWAY_CONSOLE_URL", "")
+        check(link.startswith(ex["GANGWAY_URL"] + "/auth/dev-login?code="), "dev prints GANGWAY_CONSOLE_URL",
+              link)
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *a, **k):
+                return None
+        opener = urllib.request.build_opener(NoRedirect)
+        try:
+            opener.open(link, timeout=10)
+            check(False, "the login link redirects")
+        except urllib.error.HTTPError as e:
+            check(e.code == 302 and e.headers.get("Location") == "/ui/", "the login link leads to /ui/", e.code)
+            cookie = e.headers.get("Set-Cookie", "").split(";")[0]
+        check(cookie.startswith("gw_session="), "the login link sets the session cookie", cookie)
+        req = urllib.request.Request(ex["GANGWAY_URL"] + "/v1/session", headers={"Cookie": cookie})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            sess = json.loads(r.read())
+        check("admin" in sess["roles"], "the console session is the dev admin's", sess)
+        try:
+            opener.open(link, timeout=10)
+            check(False, "a second use of the login link is refused")
+        except urllib.error.HTTPError as e:
+            check(e.code == 401, "a second use of the login link is refused", e.code)
         q = subprocess.run(["psql", ex["GW_PG"], "-At", "-c",
                             "SELECT count(*) FROM gw_api_tokens WHERE 'worker' = ANY(roles)"],
                            capture_output=True, text=True, timeout=30)

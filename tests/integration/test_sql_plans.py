@@ -167,11 +167,23 @@ def test():
                           setup=to_running + "INSERT INTO gw_sink_states VALUES"
                           " ('plans', 8, true, clock_timestamp(), clock_timestamp());")
         check_no_seq_scan(db, "audit seal (gw_audit_seal)", "SELECT gw_audit_seal(100);")
+        # Three terraform resources of an action with drift, due: two checks
+        # start (K = 2), the third waits for a slot.
+        drift_setup = ("INSERT INTO gw_actions (id, version, worker_type, definition) VALUES"
+                       " ('tfd', 'v1', 'terraform', '{\"drift\": {\"interval_seconds\": 60}}');"
+                       "INSERT INTO gw_resources (action_id, kind, name, owner_subject, created_by_run,"
+                       " resource_key, worker_type, drift_next_at)"
+                       " SELECT 'tfd', 'env', 'e' || g, 'user1', '%s', 'e' || g, 'terraform',"
+                       " clock_timestamp() - interval '1 minute' FROM generate_series(1, 3) g;" % queued)
+        check_no_seq_scan(db, "drift checks due (gw_drift_due, decision 0067)",
+                          "SELECT gw_drift_due(2);", setup=drift_setup)
         check_no_seq_scan(db, "the broker's gauges (broker.c stats query)",
                           "SELECT (SELECT count(*) FROM gw_runs WHERE status = 'accepted'),"
                           " (SELECT count(*) FROM gw_runs WHERE status = 'pending_approval'),"
                           " (SELECT count(*) FROM gw_runs WHERE status = 'queued'),"
-                          " (SELECT count(*) FROM gw_runs WHERE status = 'running');")
+                          " (SELECT count(*) FROM gw_runs WHERE status = 'running'),"
+                          " (SELECT count(*) FROM gw_resources WHERE status <> 'deleted'"
+                          " AND drift_status = 'drifted');")
     finally:
         db.drop()
     print("PASS", flush=True)

@@ -317,6 +317,8 @@ int main(void)
             {"\"${steps.repo.outputs.kind}\": [git]", "\"${steps.lint.outputs.kind}\": [git]", NULL,
              NULL},
             {"title: S\n", "title: S\nworker_type: exec\n", "/worker_type", "no worker_type"},
+            {"title: S\n", "title: S\ndrift: {interval_seconds: 60}\n", "/drift",
+             "single-step actions"},
             {"j: \"${steps.job.outputs.id}", "j: \"${steps.job.outputs.id.deep.er}", NULL, NULL},
             {"j: \"${steps.job.outputs.id}", "j: \"${steps.job.outputs.id.}", "/steps/3/inputs/j",
              "not a reference"},

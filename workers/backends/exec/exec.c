@@ -69,6 +69,7 @@
 #include "rundir.h"
 #include "spool.h"
 #include "exec_io.h"
+#include "exec_persist.h"
 #include "gw/fs.h"
 #include "gw/log.h"
 #include "child.h"
@@ -91,6 +92,7 @@ enum exec_stop { STOP_NONE, STOP_TIMEOUT, STOP_CANCEL, STOP_DETACH };
 #define SUP_LINE_MAX (4 * 1024 * 1024)
 
 struct exec_run {
+    enum exec_mode mode; /* first, as in struct persist_run (exec_persist.h) */
     struct gw_run *run;
     enum exec_state state;
     char **argv;
@@ -144,7 +146,7 @@ static void strv_free(char **v)
 
 int gw_exec_backend_create(struct gw_run *run, struct gw_error *err)
 {
-    json_t *cfg = run->config, *cmd, *env, *grace, *v;
+    json_t *cfg = run->config, *cmd, *env, *grace, *mode, *v;
     const char *k;
     struct exec_run *x;
     size_t n;
@@ -154,7 +156,7 @@ int gw_exec_backend_create(struct gw_run *run, struct gw_error *err)
     json_object_foreach(cfg, k, v)
     {
         if (strcmp(k, "command") != 0 && strcmp(k, "env") != 0 &&
-            strcmp(k, "kill_grace_seconds") != 0)
+            strcmp(k, "kill_grace_seconds") != 0 && strcmp(k, "mode") != 0)
             return gw_error_set(err, GW_EINVAL, false, "exec: unknown config key '%s'", k);
     }
     cmd = json_object_get(cfg, "command");
@@ -180,6 +182,15 @@ int gw_exec_backend_create(struct gw_run *run, struct gw_error *err)
     if (grace != NULL &&
         (!json_is_number(grace) || json_number_value(grace) < 0 || json_number_value(grace) > 300))
         return gw_error_set(err, GW_EINVAL, false, "exec: bad kill_grace_seconds");
+    mode = json_object_get(cfg, "mode");
+    if (mode != NULL && !json_is_string(mode))
+        return gw_error_set(err, GW_EINVAL, false, "exec: \"mode\" must be a string");
+    if (mode != NULL && strcmp(json_string_value(mode), "persistent") == 0)
+        return gw_exec_persist_create(
+            run, grace ? (uint64_t)(json_number_value(grace) * 1000.0) : DEFAULT_GRACE_MS, err);
+    if (mode != NULL && strcmp(json_string_value(mode), "process") != 0)
+        return gw_error_set(err, GW_EINVAL, false,
+                            "exec: \"mode\" must be \"process\" or \"persistent\"");
 
     x = calloc(1, sizeof(*x));
     if (x == NULL)
@@ -754,6 +765,9 @@ int gw_exec_backend_reattach(struct gw_run *run, struct gw_error *err)
     struct exec_run *x = run->backend_data;
     char path[PATH_MAX + 16];
     json_t *meta;
+    if (x != NULL && x->mode == EXEC_MODE_PERSISTENT)
+        return gw_error_set(err, GW_EINVAL, false,
+                            "exec: a persistent program's run is never supervised");
     if (run->supervise == NULL)
         return gw_error_set(err, GW_EINVAL, false, "exec: reattach without supervision");
     snprintf(path, sizeof(path), "%s/meta.json", run->supervise->run_dir);
@@ -781,7 +795,7 @@ int gw_exec_backend_reattach(struct gw_run *run, struct gw_error *err)
 int gw_exec_backend_detach(struct gw_run *run)
 {
     struct exec_run *x = run->backend_data;
-    if (x == NULL || !x->supervised || x->state != ST_RUNNING)
+    if (x == NULL || x->mode == EXEC_MODE_PERSISTENT || !x->supervised || x->state != ST_RUNNING)
         return GW_ECONFLICT;
     gw_log(GW_LOG_INFO, run->run_id, "exec: detaching; the run goes on under its supervisor");
     stop(x, STOP_DETACH);
@@ -797,6 +811,8 @@ int gw_exec_backend_start(struct gw_run *run, struct gw_error *err)
     uv_buf_t buf;
     int rc;
 
+    if (x->mode == EXEC_MODE_PERSISTENT)
+        return gw_exec_persist_start(run, err);
     snprintf(x->workdir, sizeof(x->workdir), "%s/gangway-run-XXXXXX",
              tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
     if (mkdtemp(x->workdir) == NULL)
@@ -863,7 +879,8 @@ int gw_exec_backend_start(struct gw_run *run, struct gw_error *err)
 int gw_exec_backend_cancel(struct gw_run *run, enum gw_cancel_reason why)
 {
     struct exec_run *x = run->backend_data;
-    (void)why;
+    if (x != NULL && x->mode == EXEC_MODE_PERSISTENT)
+        return gw_exec_persist_cancel(run, why);
     if (x == NULL || x->state != ST_RUNNING)
         return GW_ECONFLICT;
     gw_log(GW_LOG_INFO, run->run_id, "exec: cancel, stopping process group");
@@ -876,6 +893,10 @@ void gw_exec_backend_destroy(struct gw_run *run)
     struct exec_run *x = run->backend_data;
     if (x == NULL)
         return;
+    if (x->mode == EXEC_MODE_PERSISTENT) {
+        gw_exec_persist_destroy(run);
+        return;
+    }
     if (x->supervised) {
         if (run->final_delivered)
             gw_rundir_remove_later(run->loop, x->workdir, run->supervise->run_dir);
@@ -890,4 +911,10 @@ void gw_exec_backend_destroy(struct gw_run *run)
     gw_exec_lines_finish(&x->err_lines);
     free(x);
     run->backend_data = NULL;
+}
+
+void gw_exec_backend_shutdown(uv_loop_t *loop)
+{
+    (void)loop;
+    gw_exec_persist_shutdown();
 }

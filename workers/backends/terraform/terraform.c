@@ -30,6 +30,7 @@
  * after kill_grace_seconds, SIGKILL after as many again.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -41,6 +42,7 @@
 #include "backend.h"
 #include "registry.h"
 #include "gw/log.h"
+#include "tf_checks.h"
 #include "tf_prep.h"
 #include "tf_spawn.h"
 
@@ -60,9 +62,11 @@ struct tf_run {
     char *module_cfg, *binary_cfg, *state_cfg;
     char want_sha[65]; /* the saved plan to apply, "" when none */
     bool reconcile;    /* plan -detailed-exitcode only (decision 0045) */
+    bool drift_check;  /* ... as a scheduled drift check (decision 0067) */
     bool drift;        /* ... and it exited 2: changes are left to do */
     uint64_t grace_ms;
     json_t *secrets; /* strings redacted from log lines */
+    json_t *checks;  /* the config's plan_checks (a copy), NULL when none */
 
     /* Filled on the pool by prepare. */
     char module[PATH_MAX];
@@ -127,10 +131,12 @@ static json_t *run_secret_paths(const struct gw_run *run)
     return run->secret_paths;
 }
 
-/* A reconcile step (the runtime's operation) only plans. */
+/* A reconcile step (the runtime's operation) only plans; so does a
+ * scheduled drift check (decision 0067), the same step on a timer. */
 static bool run_is_reconcile(const struct gw_run *run)
 {
-    return run->operation != NULL && strcmp(run->operation, "reconcile") == 0;
+    return run->operation != NULL &&
+           (strcmp(run->operation, "reconcile") == 0 || strcmp(run->operation, "drift") == 0);
 }
 
 /* A teardown run (the runtime's operation) destroys whatever the config says. */
@@ -151,8 +157,8 @@ int gw_terraform_backend_create(struct gw_run *run, struct gw_error *err)
     json_object_foreach(cfg, k, v)
     {
         static const char *const known[] = {
-            "module", "binary",   "operation",        "plan_sha256",       "state_dir",
-            "env",    "pass_env", "sensitive_inputs", "kill_grace_seconds"};
+            "module", "binary",   "operation",        "plan_sha256",        "state_dir",
+            "env",    "pass_env", "sensitive_inputs", "kill_grace_seconds", "plan_checks"};
         bool ok = false;
         for (i = 0; i < ARRAY_SIZE(known); i++)
             ok = ok || strcmp(k, known[i]) == 0;
@@ -201,6 +207,9 @@ int gw_terraform_backend_create(struct gw_run *run, struct gw_error *err)
     if (x != NULL && !json_is_array(x))
         return gw_error_set(err, GW_EINVAL, false,
                             "terraform: \"sensitive_inputs\" must be an array");
+    x = json_object_get(cfg, "plan_checks");
+    if (x != NULL && !json_is_array(x))
+        return gw_error_set(err, GW_EINVAL, false, "terraform: \"plan_checks\" must be an array");
     x = json_object_get(cfg, "kill_grace_seconds");
     if (x != NULL && (!json_is_number(x) || json_number_value(x) < 0 || json_number_value(x) > 600))
         return gw_error_set(err, GW_EINVAL, false, "terraform: bad kill_grace_seconds");
@@ -235,6 +244,7 @@ int gw_terraform_backend_create(struct gw_run *run, struct gw_error *err)
     t->run = run;
     t->op = strcmp(op, "destroy") == 0 ? OP_DESTROY : strcmp(op, "plan") == 0 ? OP_PLAN : OP_APPLY;
     t->reconcile = run_is_reconcile(run);
+    t->drift_check = t->reconcile && strcmp(run->operation, "drift") == 0;
     if (want != NULL)
         memcpy(t->want_sha, want, 65);
     x = json_object_get(cfg, "kill_grace_seconds");
@@ -247,6 +257,9 @@ int gw_terraform_backend_create(struct gw_run *run, struct gw_error *err)
     t->secrets = gw_tf_secret_values(run->inputs, json_object_get(cfg, "sensitive_inputs"),
                                      run_secret_paths(run));
     t->outputs = json_object();
+    x = json_object_get(cfg, "plan_checks");
+    if (x != NULL && json_array_size(x) > 0)
+        t->checks = json_deep_copy(x);
     if (t->module_cfg == NULL || t->secrets == NULL || t->outputs == NULL ||
         (json_object_get(cfg, "binary") && t->binary_cfg == NULL) ||
         (json_object_get(cfg, "state_dir") && t->state_cfg == NULL)) {
@@ -466,6 +479,57 @@ static void prepare_work(uv_work_t *req)
 
 /* ------------------------------------------------------------ digest (pool) */
 
+/* Runs the plan_checks over the plan: outputs.plan_checks for a plan-first
+ * plan (the broker decides: gw_finish_run), or a failed run with reason
+ * policy_check_failed before an apply. Returns -1 when the run failed. */
+static int run_checks(struct tf_run *t, json_t *show)
+{
+    char path[PATH_MAX + 256], msg[400];
+    const char *base = getenv("GW_TERRAFORM_MODULES_DIR");
+    json_t *checks, *res;
+    FILE *f;
+    int fd;
+
+    if (base == NULL || base[0] == '\0')
+        base = getenv("GW_ACTIONS_DIR");
+    checks = gw_tf_checks_load(t->checks, base, msg, sizeof(msg));
+    if (checks == NULL) {
+        fail(t, "bad_config", -1, "plan_checks: %s", msg);
+        return -1;
+    }
+    /* Exec checkers read the plan on stdin: a 0600 file, removed after. */
+    snprintf(path, sizeof(path), "%s/%s/plan.json", t->workdir, TF_PLANS_DIR);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (f == NULL || fputs(t->captured ? t->captured : "", f) < 0 || fclose(f) != 0) {
+        if (f == NULL && fd >= 0)
+            close(fd);
+        json_decref(checks);
+        unlink(path);
+        fail(t, "backend_error", -1, "plan_checks: cannot write the plan JSON");
+        return -1;
+    }
+    res = gw_tf_checks_run(checks, show, path, t->envp);
+    unlink(path);
+    json_decref(checks);
+    if (res == NULL) {
+        fail(t, "backend_error", -1, "plan_checks: out of memory");
+        return -1;
+    }
+    bool passed = json_is_true(json_object_get(res, "passed"));
+    size_t n = json_array_size(json_object_get(res, "findings"));
+    json_object_set_new(t->outputs, "plan_checks", res);
+    if (!passed && t->op != OP_PLAN) {
+        json_t *first = json_array_get(json_object_get(res, "findings"), 0);
+        fail(t, "policy_check_failed", -1, "%zu finding(s), first: %s %s: %s", n,
+             json_string_value(json_object_get(first, "rule")),
+             json_string_value(json_object_get(first, "address")),
+             json_string_value(json_object_get(first, "message")));
+        return -1;
+    }
+    return 0;
+}
+
 static void digest_work(uv_work_t *req)
 {
     struct tf_run *t = container_of(req, struct tf_run, work);
@@ -478,27 +542,42 @@ static void digest_work(uv_work_t *req)
         return;
     }
     sum = gw_tf_plan_summary(show);
-    json_decref(show);
     if (sum == NULL) {
+        json_decref(show);
         fail(t, "backend_error", -1, "show -json output is not a plan object");
+        return;
+    }
+    /* The compliance gate (decision 0066): on a fresh plan, never on a
+     * reconcile or on the apply of a saved plan (checked when it was made). */
+    if (t->checks != NULL && !t->reconcile && t->want_sha[0] == '\0' && run_checks(t, show) != 0) {
+        json_decref(sum);
+        json_decref(show);
         return;
     }
     json_object_set_new(t->outputs, "plan", sum);
     snprintf(path, sizeof(path), "%s/%s", t->workdir, t->plan_file);
     if (gw_tf_file_sha256(path, t->plan_sha, msg, sizeof(msg)) != 0) {
+        json_decref(show);
         fail(t, "backend_error", -1, "plan file: %s", msg);
         return;
     }
     if (t->want_sha[0] != '\0' && strcmp(t->plan_sha, t->want_sha) != 0) {
+        json_decref(show);
         fail(t, "stale_plan", -1, "saved plan %s changed before apply", t->want_sha);
         return;
     }
     if (t->reconcile) {
-        /* Nothing will apply it, and it holds the inputs. */
+        /* Nothing will apply it, and it holds the inputs. A drift check
+         * also names the addresses that would change (the drift's summary). */
         unlink(path);
         json_object_set_new(t->outputs, "reconcile", json_pack("{s:b}", "changes", t->drift));
+        if (t->drift_check)
+            json_object_set_new(json_object_get(t->outputs, "reconcile"), "resources",
+                                gw_tf_plan_changes(show, 50));
+        json_decref(show);
         return;
     }
+    json_decref(show);
     json_object_set_new(t->outputs, "plan_sha256", json_string(t->plan_sha));
     if (t->op == OP_PLAN) {
         /* Kept under its hash for the apply an approval will bind to it. */
@@ -765,6 +844,7 @@ void gw_terraform_backend_destroy(struct gw_run *run)
         free(*e);
     free(t->envp);
     json_decref(t->secrets);
+    json_decref(t->checks);
     json_decref(t->outputs);
     free(t->captured);
     free(t);

@@ -303,6 +303,25 @@ static json_t *counters(void)
     return json_pack("{s:i,s:i,s:i}", "add", 0, "change", 0, "destroy", 0);
 }
 
+json_t *gw_tf_plan_changes(json_t *plan, size_t max)
+{
+    json_t *out = json_array(), *rc;
+    size_t i;
+    json_array_foreach(json_object_get(plan, "resource_changes"), i, rc)
+    {
+        json_t *acts = json_object_get(json_object_get(rc, "change"), "actions");
+        const char *first = json_string_value(json_array_get(acts, 0));
+        if (json_array_size(out) >= max)
+            break;
+        if (first == NULL || strcmp(first, "no-op") == 0 || strcmp(first, "read") == 0)
+            continue;
+        json_array_append_new(out, json_pack("{s:s?, s:O}", "address",
+                                             json_string_value(json_object_get(rc, "address")),
+                                             "actions", acts));
+    }
+    return out;
+}
+
 json_t *gw_tf_plan_summary(json_t *plan)
 {
     json_t *sum, *by_type, *rc;

@@ -48,6 +48,10 @@ int gw_tf_file_sha256(const char *path, char out[65], char *msg, size_t msgsz);
  * and one destroy. Returns a new object; NULL when `plan` is not an object. */
 json_t *gw_tf_plan_summary(json_t *plan);
 
+/* The entries of resource_changes that change something, as a new array of
+ * {"address", "actions"} (at most `max`); an empty array when none. */
+json_t *gw_tf_plan_changes(json_t *plan, size_t max);
+
 /* Turns `terraform output -json` ({name: {sensitive, type, value}}) into
  * {name: value}, sensitive values replaced by TF_REDACTED. Returns a new
  * object; NULL when `out` is not an object. */
