@@ -94,6 +94,7 @@ void gw_api_claims(struct gw_api_ctx *ctx); /* api_claims.c: a batch of claims *
 void gw_api_run_heartbeat(struct gw_api_ctx *ctx);
 void gw_api_run_cancel(struct gw_api_ctx *ctx);
 void gw_api_run_reconcile(struct gw_api_ctx *ctx);
+void gw_api_run_resume(struct gw_api_ctx *ctx);   /* POST /v1/runs/{id}/resume */
 void gw_api_worker_drain(struct gw_api_ctx *ctx); /* api_workers.c */
 void gw_api_run_decide(struct gw_api_ctx *ctx);
 void gw_api_approvals_list(struct gw_api_ctx *ctx);

@@ -28,6 +28,27 @@ static json_t *with_workers(json_t *action, json_t *seen, json_int_t window)
     json_t *out = json_copy(action);
     const char *type = json_string_value(json_object_get(action, "worker_type"));
     json_t *w = type != NULL ? json_object_get(seen, type) : NULL;
+    json_t *steps = json_object_get(action, "steps");
+    if (json_array_size(steps) > 0) {
+        /* A workflow (docs/workflows.md): seen when a worker of every step's
+         * type was, as of the one seen longest ago. */
+        size_t i;
+        json_t *st;
+        w = NULL;
+        json_array_foreach(steps, i, st)
+        {
+            json_t *sw =
+                json_object_get(seen, json_string_value(json_object_get(st, "worker_type")));
+            if (sw == NULL || !json_is_true(json_object_get(sw, "seen"))) {
+                w = sw;
+                break;
+            }
+            const char *at = json_string_value(json_object_get(sw, "last_seen_at"));
+            const char *wat = json_string_value(json_object_get(w, "last_seen_at"));
+            if (w == NULL || (at != NULL && wat != NULL && strcmp(at, wat) < 0))
+                w = sw;
+        }
+    }
     json_t *workers = w != NULL ? json_copy(w) : json_pack("{s:b, s:n}", "seen", 0, "last_seen_at");
     if (out == NULL || workers == NULL) {
         json_decref(out);

@@ -139,6 +139,65 @@ void gw_api_run_cancel(struct gw_api_ctx *ctx)
     change_params_finish(f);
 }
 
+/* ---------------------------------------------------------------- resume */
+
+static void resume_done(struct gw_api_ctx *ctx, const PGresult *res)
+{
+    const char *run;
+    size_t len;
+    const char *outcome = outcome_row(res, &run, &len);
+    if (strcmp(outcome, "not_found") == 0) {
+        gw_api_run_not_found(ctx);
+    } else if (strcmp(outcome, "forbidden") == 0) {
+        gw_authz_forbidden(ctx, "permission 'cancel' on this run is not granted to you");
+    } else if (strcmp(outcome, "resumed") == 0) {
+        gw_relay_kick(ctx->b->relay);
+        gw_api_reply(ctx, 202, NULL, run, len);
+    } else {
+        const char *why = strcmp(outcome, "not_workflow") == 0
+                              ? "only a workflow (an action with steps) can be resumed"
+                          : strcmp(outcome, "not_failed") == 0
+                              ? "only a failed workflow can be resumed"
+                          : strcmp(outcome, "secrets_dropped") == 0
+                              ? "its secret inputs were dropped when it ended: submit it again"
+                              : "an undo failed: reconcile the run first (POST "
+                                "/v1/runs/{id}/reconcile), then resume";
+        json_t *m = json_pack("{s:s}", "why", outcome);
+        gw_api_problem_ex(ctx, 409, "not_resumable", m, NULL, "%s", why);
+    }
+}
+
+/* POST /v1/runs/{id}/resume: a failed workflow runs again from the step
+ * that failed (docs/workflows.md#resume). The same permission as cancel:
+ * both act on an existing run of someone the caller may act for. */
+void gw_api_run_resume(struct gw_api_ctx *ctx)
+{
+    json_t *body;
+    char actor[GW_SUBJECT_MAX + 8];
+
+    if (!id_ok(ctx, gw_api_run_not_found) || !optional_body(ctx, &body))
+        return;
+    static const char *const allowed[] = {NULL};
+    if (body != NULL && !gw_api_only_fields(ctx, body, allowed))
+        return;
+    snprintf(actor, sizeof(actor), "%s", ctx->principal.subject);
+    struct gw_authz_filter f[2];
+    const char *params[10] = {ctx->id, actor};
+    if (!change_params(ctx, GW_PERM_CANCEL, f, params + 2))
+        return;
+    gw_api_select(
+        ctx, "run_resume",
+        "SELECT c.outcome, c.run::text FROM gw_runs r"
+        " CROSS JOIN LATERAL gw_wf_resume(r.id, $2) c WHERE r.id = $1 AND "
+        "gw_visible(r.requested_by, r.requested_teams, r.action_id,"
+        " $3, $4, $8, $9, $10)"
+        " UNION ALL SELECT 'forbidden', NULL FROM gw_runs r WHERE r.id = $1"
+        " AND NOT gw_visible(r.requested_by, r.requested_teams, r.action_id, $3, $4, $8, $9, $10)"
+        " AND gw_visible(r.requested_by, r.requested_teams, r.action_id, $3, $4, $5, $6, $7)",
+        10, params, resume_done);
+    change_params_finish(f);
+}
+
 /* ------------------------------------------------------------- reconcile */
 
 static void reconcile_done(struct gw_api_ctx *ctx, const PGresult *res)

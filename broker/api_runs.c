@@ -751,8 +751,8 @@ static const char *const run_statuses[] = {
 void gw_api_runs_list(struct gw_api_ctx *ctx)
 {
     bool too_long = false;
-    char action[128];
-    const char *p_status = NULL, *p_action = NULL;
+    char action[128], parent[64];
+    const char *p_status = NULL, *p_action = NULL, *p_parent = NULL;
     struct gw_api_page page = {.limit = 50};
 
     if (!gw_api_query_enum(ctx, "status", run_statuses, ARRAY_SIZE(run_statuses),
@@ -760,20 +760,31 @@ void gw_api_runs_list(struct gw_api_ctx *ctx)
         return;
     if (gw_api_query(ctx, "action", action, sizeof(action), &too_long))
         p_action = action;
+    if (gw_api_query(ctx, "parent", parent, sizeof(parent), &too_long)) {
+        /* A workflow's steps and undo runs (docs/workflows.md). */
+        if (!gw_uuid_valid(parent)) {
+            gw_api_problem(ctx, 400, "invalid_parameter",
+                           gw_api_field_error("/query/parent", "format", "a run id (uuid)"),
+                           "'parent' must be a run id");
+            return;
+        }
+        p_parent = parent;
+    }
     if (!gw_api_query_page(ctx, &page, 500, too_long))
         return;
     struct gw_authz_filter f;
-    const char *params[10] = {p_status, p_action, page.ts, page.id, page.limit_plus};
+    const char *params[11] = {p_status, p_action, page.ts, page.id, page.limit_plus};
     if (!gw_authz_params(ctx, GW_PERM_READ_RUNS, &f, params + 5))
         return;
+    params[10] = p_parent;
     gw_api_query_or_503(
         ctx, "runs_list",
         "SELECT gw_run_json(r)::text, gw_ts(r.created_at) || '~' || r.id FROM gw_runs r"
         " WHERE ($1::text IS NULL OR r.status = $1) AND ($2::text IS NULL OR"
         " r.action_id = $2) AND ($3::timestamptz IS NULL OR (r.created_at, r.id) <"
         " ($3::timestamptz, $4::uuid)) AND gw_visible(r.requested_by, r.requested_teams,"
-        " r.action_id, $6, $7, $8, $9, $10)"
+        " r.action_id, $6, $7, $8, $9, $10) AND ($11::uuid IS NULL OR r.parent_run_id = $11)"
         " ORDER BY r.created_at DESC, r.id DESC LIMIT $5::int",
-        10, params, gw_api_page_done);
+        11, params, gw_api_page_done);
     gw_authz_filter_finish(&f);
 }

@@ -14,6 +14,7 @@
 #include "gw/embed.h"
 #include "gw/log.h"
 #include "gw/subject.h"
+#include "workflow.h"
 
 /* schemas/action.schema.json, embedded at build time by tools/embed.py. */
 extern const char gw_action_schema_json[];
@@ -182,17 +183,63 @@ static int check_rule_teams(json_t *def, const char *path, struct gw_catalog_fau
 {
     size_t i;
     json_t *rule;
-    char ptr[64];
+    char ptr[128];
     json_array_foreach(json_object_get(json_object_get(def, "approval"), "rules"), i, rule)
     {
         snprintf(ptr, sizeof(ptr), "/approval/rules/%zu/from_teams", i);
         if (check_teams_at(json_object_get(rule, "from_teams"), path, ptr, fault, err) < 0)
             return -1;
     }
+    size_t s;
+    json_t *st;
+    json_array_foreach(json_object_get(def, "steps"), s, st)
+    {
+        json_array_foreach(json_object_get(json_object_get(st, "approval"), "rules"), i, rule)
+        {
+            snprintf(ptr, sizeof(ptr), "/steps/%zu/approval/rules/%zu/from_teams", s, i);
+            if (check_teams_at(json_object_get(rule, "from_teams"), path, ptr, fault, err) < 0)
+                return -1;
+        }
+    }
     return check_teams_at(
         json_object_get(json_object_get(json_object_get(def, "ttl"), "extension_approval"),
                         "from_teams"),
         path, "/ttl/extension_approval/from_teams", fault, err);
+}
+
+/* `obj`'s backend config (obj at pointer `at` in the file) against
+ * schemas/backends/<worker_type>.json when the tree has that worker type;
+ * unknown types (workers in other languages) are passed through, and so is
+ * an object without worker_type (a workflow's top level; NULL obj). */
+static int check_backend(struct gw_catalog *c, json_t *obj, const char *at, const char *path,
+                         struct gw_catalog_fault *fault, struct gw_error *err)
+{
+    json_t *errors = NULL;
+    const char *type = json_string_value(json_object_get(obj, "worker_type"));
+    const char *config_schema = type != NULL ? gw_backend_schema(type) : NULL;
+    if (config_schema == NULL)
+        return 0;
+    json_t *cs = json_loads(config_schema, 0, NULL);
+    struct gw_schema *compiled = gw_schema_compile(c->registry, cs, NULL, NULL, err);
+    json_decref(cs);
+    if (compiled == NULL) {
+        parse_fault(fault, path, err != NULL ? err->message : "");
+        return -1;
+    }
+    bool ok = gw_schema_validate(compiled, json_object_get(obj, "backend"), &errors);
+    gw_schema_destroy(compiled);
+    if (!ok) {
+        char *t = errors_text(errors);
+        char ptr[512];
+        snprintf(ptr, sizeof(ptr), "%s/backend%s", at, errors_at(errors));
+        refuse(fault, err, GW_EINVAL, path, ptr, "backend config for worker type '%s' %s", type,
+               t ? t : "is invalid");
+        free(t);
+        json_decref(errors);
+        return -1;
+    }
+    json_decref(errors);
+    return 0;
 }
 
 static struct gw_action *action_load(struct gw_catalog *c, const struct gw_schema *def_schema,
@@ -217,34 +264,40 @@ static struct gw_action *action_load(struct gw_catalog *c, const struct gw_schem
     }
     /* A worker type of the tree gets its backend config checked now against
      * schemas/backends/<type>.json, not when the first run reaches a worker
-     * (which checks again). Unknown types (workers in other languages) are
-     * passed through. */
-    const char *type = json_string_value(json_object_get(def, "worker_type"));
-    const char *config_schema = gw_backend_schema(type);
-    if (config_schema != NULL) {
-        json_t *cs = json_loads(config_schema, 0, NULL);
-        struct gw_schema *compiled = gw_schema_compile(c->registry, cs, NULL, NULL, err);
-        json_decref(cs);
-        if (compiled == NULL) {
-            parse_fault(fault, path, err != NULL ? err->message : "");
+     * (which checks again): the action's own, or each step's and undo's. */
+    {
+        size_t i;
+        json_t *st;
+        char at[256], why[512];
+        if (gw_workflow_check(def, at, sizeof(at), why, sizeof(why)) < 0) {
+            refuse(fault, err, GW_EINVAL, path, at, "%s", why);
             goto fail;
         }
-        bool ok = gw_schema_validate(compiled, json_object_get(def, "backend"), &errors);
-        gw_schema_destroy(compiled);
-        if (!ok) {
-            char *t = errors_text(errors);
-            char at[256];
-            snprintf(at, sizeof(at), "/backend%s", errors_at(errors));
-            refuse(fault, err, GW_EINVAL, path, at, "backend config for worker type '%s' %s", type,
-                   t ? t : "is invalid");
-            free(t);
+        if (check_backend(c, def, "", path, fault, err) < 0)
             goto fail;
+        json_array_foreach(json_object_get(def, "steps"), i, st)
+        {
+            snprintf(at, sizeof(at), "/steps/%zu", i);
+            if (check_backend(c, st, at, path, fault, err) < 0)
+                goto fail;
+            snprintf(at, sizeof(at), "/steps/%zu/undo", i);
+            if (check_backend(c, json_object_get(st, "undo"), at, path, fault, err) < 0)
+                goto fail;
         }
     }
     /* The definition schema's defaults (timeout) make the stored version explicit. */
     gw_schema_apply_defaults(def_schema, def);
     resolve_command(json_object_get(def, "backend"), dir);
     resolve_command(json_object_get(json_object_get(def, "teardown"), "backend"), dir);
+    {
+        size_t i;
+        json_t *st;
+        json_array_foreach(json_object_get(def, "steps"), i, st)
+        {
+            resolve_command(json_object_get(st, "backend"), dir);
+            resolve_command(json_object_get(json_object_get(st, "undo"), "backend"), dir);
+        }
+    }
 
     a = calloc(1, sizeof(*a));
     if (a == NULL) {
@@ -253,7 +306,11 @@ static struct gw_action *action_load(struct gw_catalog *c, const struct gw_schem
     }
     a->path = strdup(path);
     a->id = strdup(json_string_value(json_object_get(def, "id")));
-    a->worker_type = strdup(json_string_value(json_object_get(def, "worker_type")));
+    /* A workflow's own run is never claimed: its steps are (docs/workflows.md). */
+    a->is_workflow = json_object_get(def, "steps") != NULL;
+    a->worker_type =
+        strdup(a->is_workflow ? GW_WORKFLOW_WORKER_TYPE
+                              : json_string_value(json_object_get(def, "worker_type")));
     a->timeout_seconds = (int)json_integer_value(json_object_get(def, "timeout_seconds"));
     json_t *retry = json_object_get(def, "retry");
     a->retryable = retry != NULL;
@@ -314,6 +371,21 @@ static struct gw_action *action_load(struct gw_catalog *c, const struct gw_schem
         json_object_set(pub, "ttl", json_object_get(d, "ttl"));
     if (json_object_get(d, "resource") != NULL)
         json_object_set(pub, "resource", json_object_get(d, "resource"));
+    if (a->is_workflow) {
+        json_t *steps = json_array();
+        size_t i;
+        json_t *st;
+        json_array_foreach(json_object_get(d, "steps"), i, st)
+        {
+            json_t *one = json_pack("{s:O, s:O, s:O?, s:b, s:b}", "id", json_object_get(st, "id"),
+                                    "worker_type", json_object_get(st, "worker_type"), "needs",
+                                    json_object_get(st, "needs"), "approval",
+                                    json_object_get(st, "approval") != NULL, "undo",
+                                    json_object_get(st, "undo") != NULL);
+            json_array_append_new(steps, one);
+        }
+        json_object_set_new(pub, "steps", steps);
+    }
     /* The console marks actions that need approval (and says from whom). */
     if (json_object_get(d, "approval") != NULL)
         json_object_set(pub, "approval", json_object_get(d, "approval"));

@@ -29,12 +29,17 @@ struct gw_action {
     bool retryable;
     char *resource_key; /* JSON pointer into inputs, or NULL */
     bool has_resource;  /* a success records a resource */
+    bool is_workflow;   /* declares steps (docs/workflows.md); worker_type is "workflow" */
     int ttl_default_s;  /* 0 = no TTL */
     int ttl_max_s;
     json_t *approval; /* the action's "approval" object, or NULL (borrowed from definition) */
     char *quota;      /* the action's "quota" object as JSON text, or NULL */
     char *path;       /* file it came from */
 };
+
+/* The worker type of a workflow's own run: no worker claims it, its steps'
+ * child runs are claimed by theirs. */
+#define GW_WORKFLOW_WORKER_TYPE "workflow"
 
 struct gw_catalog {
     unsigned refs; /* loop thread only, once shared */

@@ -60,6 +60,7 @@ static const struct gw_route routes[] = {
     {"GET", "/v1/runs/*/logs", AUTH_USER, gw_stream_run_logs}, /* JSON, or SSE with follow */
     {"POST", "/v1/runs/*/cancel", AUTH_USER, gw_api_run_cancel},
     {"POST", "/v1/runs/*/reconcile", AUTH_USER, gw_api_run_reconcile},
+    {"POST", "/v1/runs/*/resume", AUTH_USER, gw_api_run_resume},
     {"POST", "/v1/runs/*/decisions", AUTH_USER, gw_api_run_decide},
     {"GET", "/v1/approvals", AUTH_USER, gw_api_approvals_list},
     {"GET", "/v1/resources", AUTH_USER, gw_api_resources_list},

@@ -73,6 +73,17 @@ static void print_run_end(json_t *run)
     const char *detail = json_string_value(json_object_get(run, "cancel_detail"));
     if (detail != NULL)
         printf("detail: %s\n", detail);
+    /* A workflow (docs/workflows.md): its step and undo runs. */
+    size_t i;
+    json_t *st;
+    json_array_foreach(json_object_get(run, "steps"), i, st)
+    {
+        printf("  %-6s %-20s %-16s %s\n", gw_client_str(st, "operation"), gw_client_str(st, "id"),
+               gw_client_str(st, "status"), gw_client_str(st, "run_id"));
+    }
+    json_t *comp = json_object_get(run, "compensated");
+    if (comp != NULL)
+        printf("compensated: %s\n", json_is_true(comp) ? "yes" : "no");
     json_t *outputs = json_object_get(run, "outputs");
     if (outputs != NULL && json_object_size(outputs) > 0) {
         char *s = json_dumps(outputs, JSON_COMPACT | JSON_SORT_KEYS);

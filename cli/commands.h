@@ -20,6 +20,7 @@ int gw_cmd_rerun(int argc, char **argv);
 int gw_cmd_runs(int argc, char **argv);
 int gw_cmd_logs(int argc, char **argv);
 int gw_cmd_cancel(int argc, char **argv);
+int gw_cmd_resume(int argc, char **argv);
 int gw_cmd_login(int argc, char **argv); /* cmd_login.c */
 int gw_cmd_logout(int argc, char **argv);
 int gw_cmd_approvals(int argc, char **argv); /* cmd_approvals.c */

@@ -26,6 +26,7 @@ static const struct command commands[] = {
     {"runs", gw_cmd_runs, "list runs [--status S] [--action A] [--watch]"},
     {"logs", gw_cmd_logs, "print a run's log lines: logs RUN [--follow]"},
     {"cancel", gw_cmd_cancel, "cancel a run: cancel RUN"},
+    {"resume", gw_cmd_resume, "run a failed workflow again from its failed step: resume RUN"},
     {"login", gw_cmd_login, "check a token and store it: login [--url URL] [--token-stdin]"},
     {"logout", gw_cmd_logout, "remove the stored credentials"},
     {"approvals", gw_cmd_approvals, "list the runs waiting for your decision"},

@@ -26,6 +26,21 @@ BEGIN
         RETURN QUERY SELECT 'already_requested'::text, gw_run_json(r);
         RETURN;
     END IF;
+    IF r.worker_type = 'workflow' THEN
+        -- No worker holds a workflow's run: its steps still going are
+        -- cancelled and the finished ones undone (gw_wf_advance).
+        UPDATE gw_runs SET cancel_requested_at = clock_timestamp(), updated_at = clock_timestamp(),
+                           cancel_reason = coalesce(p_reason, 'cancelled by ' || p_actor)
+        WHERE id = p_id;
+        INSERT INTO gw_audit_log (actor, verb, object, detail)
+        VALUES (p_actor, 'run.cancel_requested', 'run:' || r.id,
+                jsonb_build_object('attempt', r.attempt, 'reason', p_reason));
+        -- Through EXECUTE: gw_wf_advance cancels steps through this function.
+        EXECUTE 'SELECT gw_wf_advance($1, $2)' USING r.id, p_actor;
+        SELECT * INTO r FROM gw_runs WHERE id = p_id;
+        RETURN QUERY SELECT 'cancel_requested'::text, gw_run_json(r);
+        RETURN;
+    END IF;
     -- The canceller's reason is kept on the run: the worker's event that
     -- ends it brings only how it stopped, which goes beside it (decision 0038).
     UPDATE gw_runs SET cancel_requested_at = clock_timestamp(), updated_at = clock_timestamp(),

@@ -53,7 +53,13 @@ BEGIN
         SELECT * INTO res FROM gw_resources WHERE id = r.resource_id;
     END IF;
     backend := a.definition -> 'backend';
-    IF r.operation = 'teardown' OR (r.operation = 'reconcile' AND EXISTS (
+    IF r.step_id IS NOT NULL THEN
+        -- A workflow's step or undo: that call's backend (docs/workflows.md).
+        SELECT CASE WHEN r.operation = 'undo' THEN s.value -> 'undo' -> 'backend'
+                    ELSE s.value -> 'backend' END
+        INTO backend FROM jsonb_array_elements(a.definition -> 'steps') s
+        WHERE s.value ->> 'id' = r.step_id;
+    ELSIF r.operation = 'teardown' OR (r.operation = 'reconcile' AND EXISTS (
             SELECT 1 FROM gw_runs p WHERE p.id = r.parent_run_id AND p.operation = 'teardown')) THEN
         -- A reconcile step checks what its run did: a teardown's overrides.
         backend := backend || coalesce(a.definition -> 'teardown' -> 'backend', '{}');
@@ -68,7 +74,7 @@ BEGIN
         'resource_key', r.resource_key,
         'resource', CASE WHEN res.id IS NULL THEN NULL ELSE jsonb_build_object(
             'id', res.id, 'kind', res.kind, 'name', res.name, 'outputs', res.outputs) END,
-        'action', jsonb_build_object('id', a.id, 'version', a.version, 'worker_type', a.worker_type,
+        'action', jsonb_build_object('id', a.id, 'version', a.version, 'worker_type', r.worker_type,
                                      'timeout_seconds', r.timeout_seconds, 'backend', backend),
         'inputs', r.inputs,
         'secret_paths', r.secret_paths,

@@ -89,7 +89,12 @@ BEGIN
                                                  'detail', CASE WHEN p_status = 'cancelled'
                                                                 THEN r.error_message END,
                                                  'needs_reconciliation', r.needs_reconciliation)));
-    IF r.operation = 'reconcile' THEN
+    IF r.step_id IS NOT NULL AND r.parent_run_id IS NOT NULL THEN
+        -- A workflow's step or undo: its end may start the next (docs/workflows.md).
+        -- Through EXECUTE: gw_wf_advance calls this function (migrate orders
+        -- function files by their calls and refuses a cycle).
+        EXECUTE 'SELECT gw_wf_advance($1, $2)' USING r.parent_run_id, p_actor;
+    ELSIF r.operation = 'reconcile' THEN
         PERFORM gw_reconcile_after_run(r);
     ELSIF r.operation = 'drift' THEN
         PERFORM gw_drift_after_run(r); -- decision 0067

@@ -21,6 +21,7 @@ BEGIN
     IF p_check_heartbeats THEN
         FOR r IN SELECT * FROM gw_runs
                  WHERE status = 'running' AND heartbeat_at < clock_timestamp() - p_heartbeat_timeout
+                   AND worker_type <> 'workflow'  -- no worker: its steps are the runs reaped
                  ORDER BY heartbeat_at LIMIT p_limit FOR UPDATE SKIP LOCKED LOOP
             IF r.cancel_requested_at IS NOT NULL THEN
                 -- Asked to stop and gone: it is stopped, whatever it did.
@@ -57,7 +58,7 @@ BEGIN
 
         -- Backstop for a worker that heartbeats but never enforces the timeout.
         FOR r IN SELECT * FROM gw_runs
-                 WHERE status = 'running'
+                 WHERE status = 'running' AND worker_type <> 'workflow'
                    AND started_at + make_interval(secs => timeout_seconds) + 2 * p_heartbeat_timeout
                        < clock_timestamp()
                  LIMIT p_limit FOR UPDATE SKIP LOCKED LOOP

@@ -43,6 +43,15 @@ BEGIN
         'reconcile_run', r.reconcile_run_id,
         'reconcile_drift', r.reconcile_drift,
         'parent_run', r.parent_run_id,
+        'step', r.step_id,
+        'steps', CASE WHEN r.worker_type = 'workflow' THEN (
+            SELECT coalesce(jsonb_agg(jsonb_build_object('id', c.step_id, 'run_id', c.id,
+                                                         'status', c.status, 'operation', c.operation)
+                                      ORDER BY c.created_at), '[]'::jsonb)
+            FROM gw_runs c WHERE c.parent_run_id = r.id AND c.step_id IS NOT NULL) END,
+        'skipped_steps', to_jsonb(r.wf_skipped),
+        'failed_step', r.wf_failed_step,
+        'compensated', r.compensated,
         'resource', r.resource_id,
         'ttl_seconds', r.ttl_seconds,
         'justification', r.justification,

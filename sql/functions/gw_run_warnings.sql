@@ -7,7 +7,7 @@ LANGUAGE plpgsql STABLE AS $$
 DECLARE
     seen timestamptz;
 BEGIN
-    IF r.status NOT IN ('accepted', 'pending_approval', 'queued') THEN
+    IF r.status NOT IN ('accepted', 'pending_approval', 'queued') OR r.worker_type = 'workflow' THEN
         RETURN NULL;
     END IF;
     SELECT s.last_seen_at INTO seen FROM gw_worker_types_seen s WHERE s.worker_type = r.worker_type;

@@ -138,6 +138,10 @@ BEGIN
                                 ELSE format(' Justification: "%s".', p_justification) END, r.id)));
     ELSE
         PERFORM gw_enqueue_run(r);
+        IF r.worker_type = 'workflow' THEN
+            -- Started at once (gw_enqueue_run_at): answer with what it is now.
+            SELECT * INTO r FROM gw_runs WHERE id = r.id;
+        END IF;
     END IF;
     RETURN QUERY SELECT gw_run_json(r), true, false, NULL::jsonb;
 END $$;

@@ -83,7 +83,8 @@ BEGIN
         hi := k;
         WHILE hi < n AND coalesce(jsonb_typeof(runs -> hi -> 'quota'), 'null') = 'null'
                      AND coalesce(jsonb_typeof(runs -> hi -> 'approval'), 'null') = 'null'
-                     AND coalesce(jsonb_typeof(runs -> hi -> 'break_glass'), 'null') = 'null' LOOP
+                     AND coalesce(jsonb_typeof(runs -> hi -> 'break_glass'), 'null') = 'null'
+                     AND runs -> hi ->> 'worker_type' <> 'workflow' LOOP
             hi := hi + 1;
         END LOOP;
         IF hi = k THEN

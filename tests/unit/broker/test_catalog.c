@@ -252,6 +252,102 @@ int main(void)
         cleanup(fdir);
     }
 
+    /* Workflows (docs/workflows.md): steps load with their references
+     * checked; each bad reference is refused with the line and pointer. */
+    {
+        static const char wf[] =
+            "id: scaffold\ntitle: S\n"
+            "inputs:\n  type: object\n  properties:\n    name: {type: string}\n"
+            "    env: {type: string}\n"
+            "steps:\n"
+            "  - id: repo\n    worker_type: exec\n    backend: {command: [bin/repo.sh]}\n"
+            "    inputs: {name: \"${inputs.name}\", full: \"svc-${inputs.name}-x\"}\n"
+            "    undo:\n      worker_type: exec\n      backend: {command: [bin/unrepo.sh]}\n"
+            "      inputs: {url: \"${self.outputs.url}\"}\n"
+            "  - id: job\n    worker_type: exec\n    backend: {command: [/bin/true]}\n"
+            "    inputs: {repo: \"${steps.repo.outputs.url}\"}\n"
+            "  - id: lint\n    needs: []\n    worker_type: exec\n    backend: {command: "
+            "[/bin/true]}\n"
+            "  - id: env\n    needs: [job, lint]\n    worker_type: exec\n"
+            "    backend: {command: [/bin/true]}\n"
+            "    when: {env: [dev], \"${steps.repo.outputs.kind}\": [git]}\n"
+            "    approval: {rules: [{approvals: 1}]}\n"
+            "    inputs: {r: \"${steps.repo.outputs.url}\", j: \"${steps.job.outputs.id}\"}\n";
+        struct gw_catalog_fault f;
+        char *wdir = fresh_dir();
+        write_file_in(wdir, "wf.yaml", wf);
+        c = gw_catalog_load_ex(wdir, &f, &err);
+        CHECK(c != NULL, "a workflow loads (%s)", c ? "" : err.message);
+        const struct gw_action *a = c ? gw_catalog_find(c, "scaffold") : NULL;
+        CHECK(a && a->is_workflow && strcmp(a->worker_type, "workflow") == 0,
+              "a workflow's own run has the worker type 'workflow'");
+        json_t *st0 = a ? json_array_get(json_object_get(a->definition, "steps"), 0) : NULL;
+        CHECK(json_integer_value(json_object_get(st0, "timeout_seconds")) == 600,
+              "a step's timeout defaults to 600 s");
+        const char *p0 = json_string_value(json_array_get(
+            json_object_get(json_object_get(json_object_get(st0, "undo"), "backend"), "command"),
+            0));
+        CHECK(p0 && p0[0] == '/' && strstr(p0, "bin/unrepo.sh"),
+              "an undo's relative program is made absolute (%s)", p0 ? p0 : "null");
+        CHECK(a && strstr(a->public_json, "\"steps\":[{") != NULL,
+              "GET /v1/actions/{id} lists the steps");
+        gw_catalog_destroy(c);
+        unlink(f.file);
+        cleanup(wdir);
+
+        static const struct {
+            const char *from, *to, *pointer, *reason;
+        } bad[] = {
+            {"${inputs.name}\", full", "${inputs.nope}\", full", "/steps/0/inputs/name",
+             "names no input"},
+            {"${steps.repo.outputs.url}\"}\n  - id: lint",
+             "${steps.env.outputs.url}\"}\n  - id: lint", "/steps/1/inputs/repo",
+             "has not finished"},
+            {"j: \"${steps.job", "j: \"${steps.nojob", "/steps/3/inputs/j", "names no step"},
+            {"svc-${inputs.name}-x", "svc-${inputs.name-x", "/steps/0/inputs/full", "closing"},
+            {"svc-${inputs.name}-x", "svc-${input.name}-x", "/steps/0/inputs/full",
+             "not a reference"},
+            {"${steps.repo.outputs.url}\"}\n  - id: lint", "${self.outputs.url}\"}\n  - id: lint",
+             "/steps/1/inputs/repo", "only known in a step's undo"},
+            {"needs: [job, lint]", "needs: [job, envx]", "/steps/3/needs/1", "no step 'envx'"},
+            {"  - id: lint\n    needs: []", "  - id: lint\n    needs: [env]", "/steps/2/needs/0",
+             "earlier steps only"},
+            {"  - id: lint", "  - id: job", "/steps/2/id", "also step 1"},
+            {"{env: [dev],", "{envy: [dev],", "/steps/3/when/envy", "neither an input"},
+            {"\"${steps.repo.outputs.kind}\": [git]", "\"${steps.lint.outputs.kind}\": [git]", NULL,
+             NULL},
+            {"title: S\n", "title: S\nworker_type: exec\n", "/worker_type", "no worker_type"},
+            {"title: S\n", "title: S\ndrift: {interval_seconds: 60}\n", "/drift",
+             "single-step actions"},
+            {"j: \"${steps.job.outputs.id}", "j: \"${steps.job.outputs.id.deep.er}", NULL, NULL},
+            {"j: \"${steps.job.outputs.id}", "j: \"${steps.job.outputs.id.}", "/steps/3/inputs/j",
+             "not a reference"},
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            char text[4096];
+            const char *at = strstr(wf, bad[i].from);
+            if (at == NULL) {
+                CHECK(0, "case %zu: '%s' is in the workflow text", i, bad[i].from);
+                continue;
+            }
+            snprintf(text, sizeof(text), "%.*s%s%s", (int)(at - wf), wf, bad[i].to,
+                     at + strlen(bad[i].from));
+            wdir = fresh_dir();
+            write_file_in(wdir, "wf.yaml", text);
+            memset(&f, 0, sizeof(f));
+            c = gw_catalog_load_ex(wdir, &f, &err);
+            if (bad[i].pointer == NULL) {
+                CHECK(c != NULL, "case %zu loads (%s)", i, c ? "" : err.message);
+            } else {
+                CHECK(c == NULL && strcmp(f.pointer, bad[i].pointer) == 0 && f.line > 0 &&
+                          strstr(f.reason, bad[i].reason) && strstr(err.message, "line "),
+                      "case %zu refused at %s line %d: %s", i, f.pointer, f.line, err.message);
+            }
+            gw_catalog_destroy(c);
+            cleanup(wdir);
+        }
+    }
+
     printf("%s\n", failures ? "FAILED" : "PASSED");
     return failures ? 1 : 0;
 }

@@ -1,0 +1,44 @@
+-- POST /v1/runs/{id}/resume (docs/workflows.md#resume): a failed workflow
+-- runs again from where it stopped. Its steps that succeeded and were not
+-- undone keep their runs and outputs; the failed step and any step undone
+-- run again. Outcomes: resumed | not_found | not_workflow | not_failed |
+-- needs_reconciliation (an undo failed: what exists is unknown) |
+-- secrets_dropped (its secret inputs were dropped when it ended).
+CREATE OR REPLACE FUNCTION gw_wf_resume(p_id uuid, p_actor text)
+RETURNS TABLE (outcome text, run jsonb) LANGUAGE plpgsql AS $$
+DECLARE
+    r gw_runs;
+    t timestamptz := clock_timestamp();
+BEGIN
+    SELECT * INTO r FROM gw_runs WHERE id = p_id FOR UPDATE;
+    IF NOT FOUND THEN RETURN QUERY SELECT 'not_found'::text, NULL::jsonb; RETURN; END IF;
+    IF r.worker_type <> 'workflow' THEN
+        RETURN QUERY SELECT 'not_workflow'::text, gw_run_json(r); RETURN;
+    END IF;
+    IF r.status <> 'failed' THEN
+        RETURN QUERY SELECT 'not_failed'::text, gw_run_json(r); RETURN;
+    END IF;
+    IF r.secrets_dropped_at IS NOT NULL THEN
+        -- Its secret inputs went when it ended (decision 0020): the steps
+        -- would get the redacted values. Submit it again instead.
+        RETURN QUERY SELECT 'secrets_dropped'::text, gw_run_json(r); RETURN;
+    END IF;
+    IF r.needs_reconciliation THEN
+        RETURN QUERY SELECT 'needs_reconciliation'::text, gw_run_json(r); RETURN;
+    END IF;
+    -- started_at marks the resume: gw_wf_advance ignores the failed and
+    -- cancelled step runs from before it.
+    UPDATE gw_runs SET status = 'running', wf_phase = 'forward', wf_failed_step = NULL,
+                       wf_skipped = NULL, compensated = NULL, reason = NULL,
+                       error_message = NULL, finished_at = NULL, started_at = t,
+                       heartbeat_at = t, updated_at = t
+    WHERE id = p_id;
+    INSERT INTO gw_run_events (run_id, attempt, from_status, to_status, reason, actor)
+    VALUES (r.id, r.attempt, 'failed', 'running', 'resumed', p_actor);
+    INSERT INTO gw_audit_log (actor, verb, object, detail)
+    VALUES (p_actor, 'run.resume', 'run:' || r.id,
+            jsonb_build_object('failed_step', r.wf_failed_step));
+    PERFORM gw_wf_advance(r.id, p_actor);
+    SELECT * INTO r FROM gw_runs WHERE id = p_id;
+    RETURN QUERY SELECT 'resumed'::text, gw_run_json(r);
+END $$;
