@@ -421,21 +421,60 @@ static struct pool *pool_find(struct dev *d, const char *type)
     return NULL;
 }
 
-/* One pool per worker type of the catalog, plus exec. Decides which run
- * here and prints, for each action whose type has none, that its runs stay
- * queued. Returns 0 or -1 (out of memory). */
+/* The worker types the runs of `a` need, into out[0..cap): its own, or for a
+ * workflow every step's and undo's (the workflow's own run is orchestrated
+ * in SQL and never claimed, docs/workflows.md). Returns how many. */
+static size_t action_types(const struct gw_action *a, const char **out, size_t cap)
+{
+    json_t *steps, *step;
+    size_t n = 0, i;
+
+    if (!a->is_workflow) {
+        out[n++] = a->worker_type;
+        return n;
+    }
+    steps = json_object_get(a->definition, "steps");
+    json_array_foreach(steps, i, step)
+    {
+        const char *t = json_string_value(json_object_get(step, "worker_type"));
+        const char *u =
+            json_string_value(json_object_get(json_object_get(step, "undo"), "worker_type"));
+        if (t != NULL && n < cap)
+            out[n++] = t;
+        if (u != NULL && n < cap)
+            out[n++] = u;
+    }
+    return n;
+}
+
+#define TYPES_MAX 64 /* worker types one action may name (a workflow's steps) */
+
+/* One pool per worker type the catalog's runs need, plus exec. Decides which
+ * run here and prints, for each action a type of which has none, that its
+ * runs stay queued. Returns 0 or -1 (out of memory). */
 static int plan_pools(struct dev *d, const struct gw_catalog *cat)
 {
-    d->pools = calloc(cat->n + 1, sizeof(*d->pools));
+    const char *types[TYPES_MAX];
+    size_t cap = 1;
+
+    for (size_t i = 0; i < cat->n; i++)
+        cap += action_types(cat->actions[i], types, TYPES_MAX);
+    d->pools = calloc(cap, sizeof(*d->pools));
     if (d->pools == NULL)
         return -1;
     for (size_t i = 0; i <= cat->n; i++) {
-        const char *type = i == 0 ? "exec" : cat->actions[i - 1]->worker_type;
-        if (pool_find(d, type) != NULL)
-            continue;
-        if ((d->pools[d->npools].type = strdup(type)) == NULL)
-            return -1;
-        d->npools++;
+        size_t nt = 1;
+        if (i == 0)
+            types[0] = "exec";
+        else
+            nt = action_types(cat->actions[i - 1], types, TYPES_MAX);
+        for (size_t k = 0; k < nt; k++) {
+            if (pool_find(d, types[k]) != NULL)
+                continue;
+            if ((d->pools[d->npools].type = strdup(types[k])) == NULL)
+                return -1;
+            d->npools++;
+        }
     }
     for (size_t i = 0; i < d->npools; i++) {
         struct pool *p = &d->pools[i];
@@ -459,19 +498,26 @@ static int plan_pools(struct dev *d, const struct gw_catalog *cat)
     }
     for (size_t i = 0; i < cat->n; i++) {
         const struct gw_action *a = cat->actions[i];
-        struct pool *p = pool_find(d, a->worker_type);
+        size_t nt = action_types(a, types, TYPES_MAX);
         char why[256];
-        if (p->run && strcmp(a->worker_type, "jenkins") == 0 &&
-            !jenkins_configured(a, why, sizeof(why)))
+        if (!a->is_workflow && strcmp(a->worker_type, "jenkins") == 0 &&
+            pool_find(d, "jenkins")->run && !jenkins_configured(a, why, sizeof(why)))
             fprintf(stderr,
                     "gangway dev: WARNING: action '%s' (worker type jenkins): %s; its runs "
                     "will fail\n",
                     a->id, why);
-        if (!p->run)
-            fprintf(stderr,
-                    "gangway dev: WARNING: no worker for action '%s' (worker type %s): its runs "
-                    "will stay queued until a %s worker attaches. Why: %s\n",
-                    a->id, a->worker_type, a->worker_type, p->why);
+        for (size_t k = 0; k < nt; k++) {
+            struct pool *p = pool_find(d, types[k]);
+            bool said = false;
+            for (size_t j = 0; j < k; j++)
+                said = said || strcmp(types[j], types[k]) == 0;
+            if (!p->run && !said)
+                fprintf(stderr,
+                        "gangway dev: WARNING: no worker for action '%s' (worker type %s%s): "
+                        "its runs will %s until a %s worker attaches. Why: %s\n",
+                        a->id, types[k], a->is_workflow ? ", one of its steps" : "",
+                        a->is_workflow ? "wait at that step" : "stay queued", types[k], p->why);
+        }
     }
     return 0;
 }
