@@ -184,11 +184,12 @@ static void test_lines_out(void)
 {
     char *h = gw_exec_line_hello(), *c = gw_exec_line_cancel("r/1", "timeout");
     char *r = gw_exec_line_run(json_pack("{s:s, s:{s:s}}", "id", "r/1", "inputs", "a", "\n"));
-    CHECK(h && strcmp(h, "{\"type\":\"hello\",\"protocol\":1}\n") == 0, "hello line: %s", h);
+    CHECK(h && strcmp(h, "{\"type\":\"hello\",\"protocol\":1}\n") == 0, "hello line: %s",
+          h ? h : "(null)");
     CHECK(c && strcmp(c, "{\"type\":\"cancel\",\"id\":\"r/1\",\"reason\":\"timeout\"}\n") == 0,
-          "cancel line: %s", c);
+          "cancel line: %s", c ? c : "(null)");
     CHECK(r && strchr(r, '\n') == r + strlen(r) - 1 && strstr(r, "\"type\":\"run\""),
-          "run line: one line, newlines in inputs escaped: %s", r);
+          "run line: one line, newlines in inputs escaped: %s", r ? r : "(null)");
     free(h);
     free(c);
     free(r);
