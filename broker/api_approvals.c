@@ -31,13 +31,15 @@ struct decider {
 };
 
 /* The named arguments of gw_decide and gw_decide_extension
- * (sql/functions/gw_decision_args.sql): the caller and its decision. */
+ * (sql/functions/gw_decision_args.sql): the caller and its decision.
+ * acknowledge_findings is left out when not given ("O*"): only gw_decide
+ * knows it, and gw_args refuses an unknown key even when it is null. */
 static char *decision_args(const struct gw_api_ctx *ctx, json_t *roles, json_t *decision,
                            json_t *comment, json_t *ack)
 {
     const char *teams = ctx->principal.teams_json;
     json_t *args =
-        json_pack("{s:s, s:o, s:O, s:O, s:O?, s:O?}", "approver", ctx->principal.subject, "teams",
+        json_pack("{s:s, s:o, s:O, s:O, s:O?, s:O*}", "approver", ctx->principal.subject, "teams",
                   teams != NULL ? json_loads(teams, 0, NULL) : json_array(), "roles", roles,
                   "decision", decision, "comment", comment, "acknowledge_findings", ack);
     char *text = args != NULL ? json_dumps(args, JSON_COMPACT) : NULL;
