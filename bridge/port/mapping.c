@@ -174,8 +174,10 @@ struct pb_mapping *pb_mapping_from_json(json_t *doc, struct gw_error *err)
         gw_error_set(err, GW_EINVAL, false, "/identities/default_teams: an array of team names");
         goto fail;
     }
-    m->table = lowered_keys(table != NULL ? table : json_object());
-    m->domains = lowered_keys(domains != NULL ? domains : json_object());
+    json_t *empty = json_object(); /* lowered_keys() copies, it does not steal */
+    m->table = lowered_keys(table != NULL ? table : empty);
+    m->domains = lowered_keys(domains != NULL ? domains : empty);
+    json_decref(empty);
     m->teams = teams != NULL ? json_incref(teams) : json_object();
     m->default_teams = dteams != NULL ? json_incref(dteams) : json_array();
     if (m->table == NULL || m->domains == NULL) {
