@@ -102,7 +102,8 @@ int gw_cmd_worker(int argc, char **argv)
     o.topic_prefix = env_or(prefix, "GW_TOPIC_PREFIX");
     o.worker_id = env_or(o.worker_id, "GW_WORKER_ID");
     props = env_or(props, "GW_KAFKA_PROPS");
-    o.test_die_after_success = getenv("GW_TEST_DIE_AFTER_SUCCESS"); /* tests only */
+    o.test_die_after_success = getenv("GW_TEST_DIE_AFTER_SUCCESS");   /* tests only */
+    o.test_drain_at_start = getenv("GW_TEST_DRAIN_AT_START") != NULL; /* tests only */
     if (gw_worker_drain_mode_parse(env_or(drain_mode, "GW_WORKER_DRAIN_MODE"), &o.drain_mode,
                                    &err) < 0) {
         fprintf(stderr, "gangway worker: --drain-mode: %s\n", err.message);

@@ -161,7 +161,9 @@ struct gw_backend_impl {
     /* Optional. Lets go of a supervised run without stopping it (the
      * worker's handoff drain): returns 0 when finish will follow with
      * DETACHED once the run's handles are closed, GW_ECONFLICT when the run
-     * is not supervised or already ending. */
+     * is not supervised or already ending, GW_EUNAVAIL when its supervisor
+     * has not yet confirmed it holds the spec (supline.h: a later worker
+     * could not find the run): ask again shortly. */
     int (*detach)(struct gw_run *run);
 
     /* Frees backend_data. Called after finish, or after create()/start()

@@ -32,6 +32,7 @@
 #include "gw/log.h"
 #include "rundir.h"
 #include "spool.h"
+#include "supline.h"
 
 #define LINE_MAX_BYTES (4 * 1024 * 1024)
 
@@ -45,6 +46,7 @@ struct host_run {
     uv_connect_t connect_req;
     int open_handles;
     bool proc_open, sock_open, reattached, detached;
+    bool ready; /* the supervisor holds the spec (supline.h) */
     struct exec_lines lines;
     char *spec_text;
     long last_i;
@@ -98,33 +100,13 @@ static void handle_closed(uv_handle_t *hd)
 
 /* ------------------------------------------------------------ the socket */
 
-static void write_done(uv_write_t *req, int status)
-{
-    (void)status;
-    free(req->data);
-    free(req);
-}
-
+/* Sends one line to the supervisor; see exec.c's sup_send for what a line
+ * that cannot be queued means. */
 static void send_line(struct host_run *h, const char *text)
 {
-    uv_write_t *req;
-    char *copy;
-    uv_buf_t buf;
-    if (!h->sock_open)
-        return;
-    req = malloc(sizeof(*req));
-    copy = strdup(text);
-    if (req == NULL || copy == NULL) {
-        free(req);
-        free(copy);
-        return;
-    }
-    req->data = copy;
-    buf = uv_buf_init(copy, (unsigned)strlen(copy));
-    if (uv_write(req, (uv_stream_t *)&h->sock, &buf, 1, write_done) != 0) {
-        free(copy);
-        free(req);
-    }
+    if (h->sock_open && gw_supline_send((uv_stream_t *)&h->sock, text, strlen(text)) < 0)
+        gw_log(GW_LOG_ERROR, h->run->run_id, "cannot send \"%.*s\" to the supervisor",
+               (int)strcspn(text, "\n"), text);
 }
 
 static void record(struct host_run *h, const struct gw_spool_rec *rec)
@@ -147,8 +129,12 @@ static void on_line(void *ctx, const char *line, size_t len)
 {
     struct host_run *h = ctx;
     struct gw_spool_rec rec;
+    if (gw_supline_is(line, len, "ready")) {
+        h->ready = true; /* it holds the spec: a detach strands nothing */
+        return;
+    }
     if (gw_spool_parse(line, len, &rec) < 0) {
-        if (memmem(line, len, "\"busy\"", 6) != NULL && h->state == H_RUNNING) {
+        if (gw_supline_is(line, len, "busy") && h->state == H_RUNNING) {
             gw_log(GW_LOG_WARN, h->run->run_id, "another worker is attached to this run");
             h->detached = true;
             host_enter(h, H_STOPPING);
@@ -348,6 +334,7 @@ static int host_reattach(struct gw_run *run, struct gw_error *err)
     if (run->supervise == NULL)
         return gw_error_set(err, GW_EINVAL, false, "reattach without supervision");
     h->reattached = true;
+    h->ready = true; /* the scan found its meta.json */
     init_handles(h);
     host_enter(h, H_RUNNING);
     gw_log(GW_LOG_INFO, run->run_id, "reattaching to the supervisor in %s",
@@ -371,6 +358,8 @@ static int host_detach(struct gw_run *run)
     struct host_run *h = run->backend_data;
     if (h == NULL || h->state != H_RUNNING)
         return GW_ECONFLICT;
+    if (!h->ready)
+        return GW_EUNAVAIL; /* not yet: a later worker could not find it */
     h->detached = true;
     host_enter(h, H_STOPPING);
     return 0;

@@ -160,6 +160,7 @@ struct gw_worker {
     uv_timer_t grace;
     /* Claims gathered in one loop turn go out together (decision 0053). */
     uv_timer_t claim_timer;
+    uv_timer_t handoff_timer; /* a handoff drain's retries (drain_handoff) */
     struct job **claimq;
     size_t nclaimq, capclaimq;
     bool no_batch; /* the broker has no batch endpoint: claim one by one */
@@ -588,6 +589,11 @@ static int job_supervision(struct job *j)
     return 0;
 }
 
+static void test_drain_now(uv_timer_t *t)
+{
+    gw_worker_shutdown(t->data);
+}
+
 static void start_run(struct job *j, json_t *reply)
 {
     struct gw_worker *w = j->w;
@@ -675,6 +681,13 @@ static void start_run(struct job *j, json_t *reply)
     }
     if (w->grace_expired && w->be->cancel(&j->run, GW_CANCEL_SHUTDOWN) == 0)
         job_enter(j, J_KILLING);
+    if (w->o.test_drain_at_start && !w->stopping) {
+        /* Next turn's timers come before its I/O: as a SIGTERM read in the
+         * poll that brought the claim, before the supervisor's socket
+         * connects. */
+        gw_log(GW_LOG_WARN, j->req.run_id, "GW_TEST_DRAIN_AT_START: draining now");
+        uv_timer_start(&w->handoff_timer, test_drain_now, 0, 0);
+    }
 }
 
 static void on_claim(void *arg, enum gw_claim_result r, json_t *reply, const char *detail)
@@ -1016,6 +1029,7 @@ static void final_close(uv_timer_t *t)
     uv_close((uv_handle_t *)&w->sigint, closed_noop);
     uv_close((uv_handle_t *)&w->grace, closed_noop);
     uv_close((uv_handle_t *)&w->claim_timer, closed_noop);
+    uv_close((uv_handle_t *)&w->handoff_timer, closed_noop);
     gw_log_info("worker stopped: runs started=%llu succeeded=%llu failed=%llu timed_out=%llu "
                 "cancelled=%llu claims_refused=%llu deadlettered=%llu claim_calls=%llu "
                 "claim_batches=%llu",
@@ -1100,21 +1114,58 @@ static void drain_wait(struct gw_worker *w)
     check_shutdown(w);
 }
 
-/* Mode handoff: every supervised run is detached at once (its program and
+/* Detaches what can be: returns how many supervised runs are still going
+ * whose supervisor has not yet confirmed it holds the spec (detach says
+ * GW_EUNAVAIL: let go now and no later worker could find the run). */
+static int handoff_sweep(struct gw_worker *w, int *detached)
+{
+    int waiting = 0;
+    gw_list_foreach_safe (it, next, &w->jobs) {
+        struct job *j = job_of(it);
+        if (!job_running(j) || j->run.finished || !j->run.supervised || w->be->detach == NULL)
+            continue;
+        int rc = w->be->detach(&j->run);
+        if (rc == 0)
+            (*detached)++;
+        else if (rc == GW_EUNAVAIL)
+            waiting++;
+    }
+    return waiting;
+}
+
+#define HANDOFF_RETRY_MS 20
+
+static void handoff_retry(uv_timer_t *t)
+{
+    struct gw_worker *w = t->data;
+    int n = 0;
+    /* Not stopped when nothing waits: a claim in flight may still start a
+     * supervised run; final_close() closes the timer. */
+    if (w->closing || w->grace_expired)
+        uv_timer_stop(t);
+    else
+        handoff_sweep(w, &n);
+    if (n > 0)
+        gw_log_info("handoff: %d more supervised run(s) detached", n);
+}
+
+/* Mode handoff: every supervised run is detached (its program and
  * supervisor go on and heartbeat; a worker started on this host later
- * reattaches it, docs/reattach.md); the runs that are not supervised get
- * the usual grace, as in mode wait. */
+ * reattaches it, docs/reattach.md): at once, or as soon as its supervisor
+ * confirms it holds the spec, and so also a run whose claim was granted
+ * after the drain began. The runs that are not supervised get the usual
+ * grace, as in mode wait. */
 static void drain_handoff(struct gw_worker *w)
 {
     int n = 0;
-    gw_list_foreach_safe (it, next, &w->jobs) {
-        struct job *j = job_of(it);
-        if (job_running(j) && !j->run.finished && j->run.supervised && w->be->detach != NULL &&
-            w->be->detach(&j->run) == 0)
-            n++;
-    }
-    gw_log_info("handoff: %d supervised run(s) detached; they go on under their supervisors", n);
+    int waiting = handoff_sweep(w, &n);
+    gw_log_info("handoff: %d supervised run(s) detached; they go on under their supervisors%s", n,
+                waiting > 0 ? " (more as their supervisors confirm their specs)" : "");
     drain_wait(w);
+    /* Repeats until no supervised run is left (a claim still in flight may
+     * start one) or the grace runs out. */
+    if (!w->closing)
+        uv_timer_start(&w->handoff_timer, handoff_retry, HANDOFF_RETRY_MS, HANDOFF_RETRY_MS);
 }
 
 /* The one place that chooses what a drain does with the runs in progress
@@ -1332,6 +1383,8 @@ struct gw_worker *gw_worker_create(uv_loop_t *loop, const struct gw_worker_optio
     w->grace.data = w;
     uv_timer_init(loop, &w->claim_timer);
     w->claim_timer.data = w;
+    uv_timer_init(loop, &w->handoff_timer);
+    w->handoff_timer.data = w;
     uv_signal_init(loop, &w->sigterm);
     uv_signal_init(loop, &w->sigint);
     w->sigterm.data = w->sigint.data = w;

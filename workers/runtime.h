@@ -43,6 +43,11 @@ struct gw_worker_options {
      * "teardown"...), before run.succeeded is published: a worker lost between
      * the work and its final event. NULL (always in production) = never. */
     const char *test_die_after_success;
+    /* Test seam (GW_TEST_DRAIN_AT_START=1): begin the drain right after
+     * the first run is started, in the same turn of the loop, before its
+     * supervisor can hold the spec (the window a handoff must not strand a
+     * run in). Never set outside tests. */
+    bool test_drain_at_start;
     /* Supervision (docs/reattach.md): programs of backends that support it
      * run under `gangway supervise` and outlive the worker; a worker that
      * starts reattaches the runs of its group found under state_dir. */

@@ -38,6 +38,7 @@
 #include "gw/http_client.h"
 #include "gw/log.h"
 #include "spool.h"
+#include "supline.h"
 
 #define SPEC_WAIT_MS   30000
 #define CONN_LINE_MAX  (4 * 1024 * 1024)
@@ -97,33 +98,20 @@ struct sconn {
 };
 
 static void sup_enter(struct sup *s, enum sup_state to);
+static void conn_close(struct sconn *c);
 
 /* ------------------------------------------------------------ sending */
-
-static void write_done(uv_write_t *req, int status)
-{
-    (void)status;
-    free(req->data);
-    free(req);
-}
 
 /* Sends `text` to a connection; a failed write is a worker gone. */
 static void conn_send(struct sconn *c, const char *text, size_t n)
 {
-    uv_write_t *req = malloc(sizeof(*req));
-    char *copy = malloc(n);
-    uv_buf_t buf;
-    if (req == NULL || copy == NULL || c->closing) {
-        free(req);
-        free(copy);
+    if (c->closing)
         return;
-    }
-    memcpy(copy, text, n);
-    req->data = copy;
-    buf = uv_buf_init(copy, (unsigned)n);
-    if (uv_write(req, (uv_stream_t *)&c->pipe, &buf, 1, write_done) != 0) {
-        free(copy);
-        free(req);
+    if (gw_supline_send((uv_stream_t *)&c->pipe, text, n) < 0) {
+        /* The worker misses this line: drop the connection so it reads the
+         * rest from the spool, in order, when it sees the socket close. */
+        gw_log(GW_LOG_WARN, c->s->run_id, "supervise: cannot send to the worker; disconnecting");
+        conn_close(c);
     }
 }
 
@@ -587,6 +575,10 @@ static void on_line(void *ctx, const char *line, size_t len)
         }
         s->attached = c; /* the worker that started us, attached from the start */
         sup_enter(s, S_RUNNING);
+        /* meta.json is written: a later worker can find us, so the one
+         * attached may now let go (supline.h). */
+        if (s->attached == c)
+            conn_send(c, GW_SUPLINE_READY, sizeof(GW_SUPLINE_READY) - 1);
         return;
     }
     if (first && len == 6 && memcmp(line, "attach", 6) == 0) {

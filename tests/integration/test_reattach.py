@@ -19,6 +19,9 @@ line every 0.5 s.
 6. --drain-mode handoff + SIGTERM -> the worker exits at once, the program
    goes on, a new worker reattaches, the run succeeds;
 7. a 40000-byte line still arrives in pieces of at most 16 KiB;
+9. a handoff drain the instant a run starts (the seam GW_TEST_DRAIN_AT_START):
+   a run is detached only once its supervisor confirms it holds the spec;
+   every run succeeds, each program started once;
 8. terraform (hosted whole by its supervisor): worker SIGKILLed during the
    apply, restarted -> succeeded, the apply's provisioner ran once, every
    line once and in order, outputs back; a second one cancelled while no
@@ -286,6 +289,26 @@ def test():
         check(len(pieces) == 3 and max(len(p) for p in pieces) <= 16384
               and sum(len(p) for p in pieces) == 40000 and set("".join(pieces)) == {"x"},
               "7: a long line is split at 16 KiB", [len(p) for p in pieces])
+
+        # 9. Handoff the instant a run starts (the seam GW_TEST_DRAIN_AT_START
+        # drains in the next turn of the loop, before the supervisor's socket
+        # connects, as a SIGTERM read with the claim's answer would): a run
+        # is let go only once its supervisor confirms it holds the spec, or
+        # a later worker could not find it and the run is lost. CI caught
+        # this in the rolling upgrade under ASan.
+        w.send_signal(signal.SIGTERM)
+        w.wait(30)
+        w = s.start_worker(concurrency=4, extra_args=args + ["--drain-mode", "handoff"],
+                           extra_env=dict(env, GW_TEST_DRAIN_AT_START="1"))
+        ids = [s.submit("count", {"tag": "race%d" % i, "n": 3}).json()["id"] for i in range(4)]
+        rc = w.wait(60)
+        log = s.log("worker%d" % (len(s.workers) - 1))
+        check(rc == 0 and "GW_TEST_DRAIN_AT_START" in log, "9: the worker drained at its first start", rc)
+        w = worker(["--drain-mode", "handoff"])
+        for i, rid in enumerate(ids):
+            done = s.wait_run(rid, timeout=90)
+            check(done["status"] == "succeeded", "9: run %d, handed off at its start, succeeded" % i, done)
+            complete(rid, "race%d" % i, 3, "9.%d" % i)
 
 
 TF_MODULE = r"""

@@ -68,6 +68,7 @@
 #include "registry.h"
 #include "rundir.h"
 #include "spool.h"
+#include "supline.h"
 #include "exec_io.h"
 #include "exec_persist.h"
 #include "gw/fs.h"
@@ -132,6 +133,7 @@ struct exec_run {
     long last_i;           /* the last spool record forwarded */
     bool got_exit;         /* the EXIT record came */
     bool sup_gone;         /* the socket closed before the EXIT record */
+    bool sup_ready;        /* the supervisor holds the spec (supline.h) */
     bool supervise_dir_ok; /* the run directory is there to read the spool from */
 };
 
@@ -500,34 +502,14 @@ static void exec_enter(struct exec_run *x, enum exec_state s)
 
 /* ------------------------------------------------------------ supervised */
 
-static void sup_write_done(uv_write_t *req, int status)
-{
-    (void)status;
-    free(req->data);
-    free(req);
-}
-
-/* Sends one line (with its '\n') to the supervisor. */
+/* Sends one line (with its '\n') to the supervisor. A line that cannot be
+ * queued is said: a lost "cancel" is made good by the supervisor's own
+ * heartbeat (the broker answers cancel_requested) or by its timeout. */
 static void sup_send(struct exec_run *x, const char *text)
 {
-    uv_write_t *req;
-    char *copy;
-    uv_buf_t buf;
-    if (!x->sock_open)
-        return;
-    req = malloc(sizeof(*req));
-    copy = strdup(text);
-    if (req == NULL || copy == NULL) {
-        free(req);
-        free(copy);
-        return;
-    }
-    req->data = copy;
-    buf = uv_buf_init(copy, (unsigned)strlen(copy));
-    if (uv_write(req, (uv_stream_t *)&x->sock, &buf, 1, sup_write_done) != 0) {
-        free(copy);
-        free(req);
-    }
+    if (x->sock_open && gw_supline_send((uv_stream_t *)&x->sock, text, strlen(text)) < 0)
+        gw_log(GW_LOG_ERROR, x->run->run_id, "exec: cannot send \"%.*s\" to the supervisor",
+               (int)strcspn(text, "\n"), text);
 }
 
 /* One spool record, live or replayed: each is forwarded once, in order. */
@@ -572,7 +554,11 @@ static void sup_line(void *ctx, const char *line, size_t len)
 {
     struct exec_run *x = ctx;
     struct gw_spool_rec rec;
-    if (gw_spool_parse(line, len, &rec) < 0 && memmem(line, len, "\"busy\"", 6) != NULL) {
+    if (gw_supline_is(line, len, "ready")) {
+        x->sup_ready = true; /* it holds the spec: a detach strands nothing */
+        return;
+    }
+    if (gw_spool_parse(line, len, &rec) < 0 && gw_supline_is(line, len, "busy")) {
         /* Another worker has it: it reports the run, not us. */
         gw_log(GW_LOG_WARN, x->run->run_id, "exec: another worker is attached to this run");
         if (x->state == ST_RUNNING)
@@ -783,6 +769,7 @@ int gw_exec_backend_reattach(struct gw_run *run, struct gw_error *err)
              json_string_value(json_object_get(meta, "outputs")));
     json_decref(meta);
     x->reattached = true;
+    x->sup_ready = true; /* its meta.json was read above */
     x->spawned = true;
     sup_init_handles(x);
     exec_enter(x, ST_RUNNING);
@@ -797,6 +784,8 @@ int gw_exec_backend_detach(struct gw_run *run)
     struct exec_run *x = run->backend_data;
     if (x == NULL || x->mode == EXEC_MODE_PERSISTENT || !x->supervised || x->state != ST_RUNNING)
         return GW_ECONFLICT;
+    if (!x->sup_ready)
+        return GW_EUNAVAIL; /* not yet: a later worker could not find it */
     gw_log(GW_LOG_INFO, run->run_id, "exec: detaching; the run goes on under its supervisor");
     stop(x, STOP_DETACH);
     return 0;
