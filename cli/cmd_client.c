@@ -356,38 +356,3 @@ int gw_cmd_cancel(int argc, char **argv)
     json_decref(run);
     return GW_EXIT_OK;
 }
-
-/* -------------------------------------------------------------- resume */
-
-int gw_cmd_resume(int argc, char **argv)
-{
-    const char *U = "resume RUN [--json]";
-    struct gw_client c = {0};
-    const char *url = NULL, *token = NULL;
-    const struct gw_opt_spec specs[] = {
-        GW_CLIENT_OPTS(&c, &url, &token),
-        {0},
-    };
-    json_t *run = NULL;
-    int rc = gw_client_parse("resume", U,
-                             "Runs a failed workflow again from the step that failed; the steps"
-                             " done before are not repeated (exit 1 if it cannot be resumed).",
-                             specs, argc, argv, "run");
-
-    if (rc != GW_OPT_OK)
-        return rc;
-    gw_client_init(&c, url, token);
-    char *run_id = gw_client_escape(argv[optind]);
-    char path[512];
-    snprintf(path, sizeof(path), "/v1/runs/%s/resume", run_id ? run_id : "");
-    free(run_id);
-    rc = gw_client_call(&c, "POST", path, "{}", &run, NULL, 0);
-    if (rc != GW_EXIT_OK)
-        return rc;
-    if (c.json)
-        gw_client_print_json(run);
-    else
-        printf("run %s resumed (%s)\n", gw_client_str(run, "id"), gw_client_str(run, "status"));
-    json_decref(run);
-    return GW_EXIT_OK;
-}
