@@ -369,7 +369,7 @@ static void resume_check_done(struct gw_api_ctx *ctx, const PGresult *res)
         reg = gw_schema_registry_create(&err);
         own = reg != NULL ? gw_schema_compile(reg, schema_doc, base, NULL, &err) : NULL;
         if (own == NULL) {
-            gw_api_problem(ctx, 500, "internal", NULL,
+            gw_api_problem(ctx, 500, "internal_error", NULL,
                            "the input schema of action '%s' version %.12s does not compile: %s",
                            action_id, version, err.message);
             goto out;
