@@ -319,6 +319,11 @@ static void resume_check_done(struct gw_api_ctx *ctx, const PGresult *res)
         gw_api_run_not_found(ctx);
         return;
     }
+    if (strcmp(PQgetvalue(res, 0, 5), "t") != 0) {
+        /* Not a workflow that may resume: gw_wf_resume says why (409). */
+        resume_run(ctx, NULL);
+        return;
+    }
     json_t *given = json_object_get(ctx->scratch, "inputs");
     json_t *secrets = json_loads(PQgetvalue(res, 0, 3), 0, NULL);
     json_t *merged = json_loads(PQgetvalue(res, 0, 2), 0, NULL);
@@ -430,7 +435,8 @@ void gw_api_run_resume(struct gw_api_ctx *ctx)
         return;
     gw_api_select(ctx, "run_resume_check",
                   "SELECT r.action_id, r.action_version, r.inputs_redacted::text,"
-                  " r.secret_paths::text, coalesce(a.definition -> 'inputs', '{}')::text"
+                  " r.secret_paths::text, coalesce(a.definition -> 'inputs', '{}')::text,"
+                  " r.worker_type = 'workflow' AND r.status IN ('failed', 'timed_out')"
                   " FROM gw_runs r JOIN gw_actions a"
                   " ON a.id = r.action_id AND a.version = r.action_version"
                   " WHERE r.id = $1 AND gw_visible(r.requested_by, r.requested_teams,"

@@ -24,7 +24,7 @@ BEGIN
                                  THEN 'step_run' ELSE 'not_workflow' END, gw_run_json(r);
         RETURN;
     END IF;
-    IF r.status NOT IN ('failed', 'timed_out') OR r.operation = 'teardown' THEN
+    IF r.status NOT IN ('failed', 'timed_out') THEN
         RETURN QUERY SELECT 'not_failed'::text, gw_run_json(r); RETURN;
     END IF;
     IF r.secrets_dropped_at IS NOT NULL AND p_inputs IS NULL THEN

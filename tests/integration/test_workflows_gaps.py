@@ -161,6 +161,9 @@ def test():
               and r.json()["why"] == "step_run" and r.json()["parent_run"] == rid
               and rid in r.json()["detail"],
               "resuming a step run answers 409 step_run with its parent_run", r.status, r.body)
+        r = s.post("/v1/runs/%s/resume" % step_a, {"inputs": {}})
+        check(r.status == 409 and r.json()["why"] == "step_run",
+              "... also when secret inputs are given", r.status, r.body)
 
         # 3. A timed-out workflow can be resumed (its deadline counts again).
         r = s.post("/v1/runs/%s/resume" % rid)
