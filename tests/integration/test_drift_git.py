@@ -164,6 +164,12 @@ def test():
             check(p.returncode == 0 and "edited" in p.stdout and "steady" not in p.stdout
                   and "DRIFT" in p.stdout and "drifted" in p.stdout,
                   "gangway resources list --drift drifted", p.returncode, p.stdout, p.stderr)
+            p = subprocess.run([GANGWAY, "resources", "show", res["edited"]["id"]],
+                               capture_output=True, text=True, env=env, timeout=60)
+            line = [x for x in p.stdout.splitlines() if x.startswith("drift")]
+            check(p.returncode == 0 and len(line) == 1 and "drifted" in line[0]
+                  and "apps/edited/values.yaml" in line[0] and "modified" in line[0],
+                  "gangway resources show: the drift line names the file", p.stdout, p.stderr)
             audit = s.sql("SELECT count(*) FROM gw_audit_log WHERE verb = 'resource.drift_drifted'"
                           " AND object = 'resource:%s'" % res["edited"]["id"])
             check(int(audit) >= 1, "the drift is audited", audit)
