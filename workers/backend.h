@@ -101,7 +101,10 @@ struct gw_run {
     int timeout_seconds;      /* 0 = no timeout */
     const char *resource_key; /* the resource this run acts on (never NULL:
                                  the action's resource key value or the run id) */
-    const char *operation;    /* "create" or "teardown" */
+    const char *operation;    /* "create", "teardown", "plan", "reconcile", "drift", "undo" */
+    json_t *resource;         /* the resource the run acts on, from the claim: {id, kind,
+                                 name, outputs} (outputs: what its last run reported, e.g.
+                                 the files a git run wrote); NULL when there is none yet */
     json_t *secret_paths;     /* JSON pointers into inputs of secret values
                                  (writeOnly); may be an empty array */
     json_t *secret_values;    /* runtime-owned: the strings gw_run_log masks

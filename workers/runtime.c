@@ -635,6 +635,8 @@ static void start_run(struct job *j, json_t *reply)
     j->run.operation = json_string_value(json_object_get(reply, "operation"));
     if (j->run.operation == NULL)
         j->run.operation = "create";
+    v = json_object_get(reply, "resource");
+    j->run.resource = json_is_object(v) ? v : NULL;
     j->run.secret_paths = json_object_get(reply, "secret_paths");
     j->run.secret_values = gw_run_secret_values(j->run.inputs, j->run.secret_paths);
     j->run.config = json_object_get(action, "backend");
