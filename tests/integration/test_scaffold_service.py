@@ -16,6 +16,8 @@ OpenTofu) and exec (the git undo program) workers.
    wrapper the test switches on): the Jenkins job, then the branch are undone
    (the branch deleted by examples/programs/git-delete-branch.py), main
    untouched; failed, failed_step env, compensated: true.
+2b. A third run cancelled while its Jenkins build waits in the queue: the
+   queue item is cancelled, the branch deleted; cancelled, compensated.
 3. DELETE of the first run's resource: its teardown runs the three undos in
    reverse (environment destroyed from the same state, Jenkins job deleted,
    branch deleted); the resource ends deleted.
@@ -130,6 +132,13 @@ def jenkins_state(base):
     return state
 
 
+def control(base, what, args):
+    req = urllib.request.Request(base + "/_control/" + what, data=json.dumps(args).encode(),
+                                 method="POST")
+    with urllib.request.urlopen(req, timeout=10) as f:
+        return json.load(f)
+
+
 def step_runs(s, done):
     """{(step id, operation): the child run} of a workflow run."""
     return {(x["id"], x["operation"]): s.get("/v1/runs/" + x["run_id"]).json()
@@ -232,6 +241,40 @@ def run_it(s, remote, main_tip, base, wrapper, broken, work):
           "Jenkins deleted svc-beta's job (and only it)", js["jobs"], js["params"])
     check(len(s.get("/v1/resources").json()["items"]) == 1,
           "the failed workflow recorded no resource")
+
+    # 2b. Cancel mid-workflow: the Jenkins build is held in the queue; the
+    # cancel stops the pipeline step (its queue item cancelled) and undoes
+    # the repository step.
+    control(base, "set", {"queue_delay": -1})
+    r = s.submit("scaffold-service", {"name": "svc-gamma", "team": "payments",
+                                      "image": "registry.example.com/svc-gamma:1.0"})
+    check(r.status == 202, "the third workflow is accepted", r.status, r.body)
+    c_id = r.json()["id"]
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        queued = [q for q in jenkins_state(base)["queue"]
+                  if not q["cancelled"] and q["executable"] is None]
+        if queued:
+            break
+        time.sleep(0.2)
+    check(len(queued) == 1, "the pipeline step's build waits in the Jenkins queue", queued)
+    r = s.post("/v1/runs/%s/cancel" % c_id, {"reason": "wrong team"})
+    check(r.status == 202, "cancelling the running workflow is accepted", r.status, r.body)
+    done = s.wait_run(c_id, timeout=120)
+    control(base, "set", {"queue_delay": 0.2})
+    check(done["status"] == "cancelled" and done.get("compensated") is True
+          and [(x["id"], x["operation"], x["status"]) for x in done["steps"]] ==
+          [("repo", "create", "succeeded"), ("pipeline", "create", "cancelled"),
+           ("repo", "undo", "succeeded")],
+          "the pipeline step is cancelled, the repo step undone; compensated", done)
+    runs = step_runs(s, done)
+    c_branch = runs[("repo", "create")]["outputs"]["branch"]
+    js = jenkins_state(base)
+    h = heads(remote)
+    check(c_branch not in h and h.get(branch) == repo_out["commit"] and h["main"] == main_tip
+          and "svc-gamma" not in js["jobs"]
+          and [q["cancelled"] for q in js["queue"] if q["id"] == queued[0]["id"]] == [True],
+          "svc-gamma's branch is gone, its Jenkins build was taken off the queue", h, js["queue"])
 
     # 3. Deleting the first run's resource runs its undos in reverse.
     r = s.request("DELETE", "/v1/resources/" + resource)
