@@ -676,9 +676,21 @@ static bool run_id_ok(struct gw_api_ctx *ctx)
     return false;
 }
 
+/* No row in the caller's read scope: an approver may still see it. */
+static void run_get_done(void *arg, const PGresult *res, const struct gw_error *err)
+{
+    struct gw_api_ctx *ctx = arg;
+    if (err == NULL && PQntuples(res) == 0) {
+        gw_api_run_get_as_approver(ctx, single_json_done);
+        return;
+    }
+    gw_api_reply_row(ctx, res, err, gw_api_run_not_found);
+}
+
 /* Single reads filter on the caller's scope inside the query (gw_visible,
  * sql/functions/gw_visible.sql): a run the caller may not see is 404 like a missing
- * one. */
+ * one — except, for the run itself, to the approvers its approval rule names
+ * or who decided on it (docs/policy.md; gw_api_run_get_as_approver). */
 void gw_api_run_get(struct gw_api_ctx *ctx)
 {
     struct gw_authz_filter f;
@@ -688,7 +700,7 @@ void gw_api_run_get(struct gw_api_ctx *ctx)
     gw_api_query_or_503(ctx, "run_get",
                         "SELECT gw_run_json(r)::text FROM gw_runs r WHERE r.id = $1 AND gw_visible("
                         "r.requested_by, r.requested_teams, r.action_id, $2, $3, $4, $5, $6)",
-                        6, params, single_json_done);
+                        6, params, run_get_done);
     gw_authz_filter_finish(&f);
 }
 
