@@ -54,7 +54,9 @@ enum gw_cancel_reason {
 
 struct gw_run_result {
     enum gw_run_outcome outcome;
-    json_t *outputs;     /* SUCCEEDED: a JSON object (owned by the result) */
+    json_t *outputs;     /* SUCCEEDED: a JSON object (owned by the result);
+                            FAILED: NULL or the evidence of
+                            gw_run_finish_failed_with() */
     const char *reason;  /* FAILED: one of run.failed's reasons
                             (schemas/events/run.failed.schema.json): "exit_code",
                             "bad_outputs", "spawn_failed", "backend_error", or a
@@ -195,6 +197,12 @@ void gw_run_log(struct gw_run *run, const char *stream, const char *line, size_t
 void gw_run_finish_succeeded(struct gw_run *run, json_t *outputs);
 void gw_run_finish_failed(struct gw_run *run, const char *reason, int exit_code,
                           const char *message);
+/* Failed, with evidence the broker keeps with the failed run: `outputs`
+ * (stolen, may be NULL) holds what schemas/events/run.failed.schema.json
+ * allows beside the reason — today `plan_checks`, the findings of a plan
+ * that failed its compliance checks (docs/plan-checks.md). */
+void gw_run_finish_failed_with(struct gw_run *run, const char *reason, int exit_code,
+                               const char *message, json_t *outputs);
 void gw_run_finish_timed_out(struct gw_run *run, const char *message);
 void gw_run_finish_cancelled(struct gw_run *run, const char *message);
 /* After a detach() that returned 0: the run goes on elsewhere. */

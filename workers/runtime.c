@@ -511,10 +511,16 @@ static void sink_finish(struct gw_run *run, const struct gw_run_result *r)
     case GW_RUN_FAILED:
         w->stats.runs_failed++;
         gw_log(GW_LOG_INFO, j->req.run_id, "run failed: %s: %s", r->reason, msg);
-        publish(j, "failed",
+        {
+            json_t *data =
                 json_pack("{s:s, s:i, s:s}", "reason", r->reason ? r->reason : "backend_error",
-                          "exit_code", r->exit_code, "message", msg),
-                true);
+                          "exit_code", r->exit_code, "message", msg);
+            /* The evidence of gw_run_finish_failed_with (run.failed's schema). */
+            json_t *pc = json_object_get(outputs, "plan_checks");
+            if (data != NULL && json_is_object(pc))
+                json_object_set(data, "plan_checks", pc);
+            publish(j, "failed", data, true);
+        }
         break;
     case GW_RUN_TIMED_OUT:
         w->stats.runs_timed_out++;
