@@ -169,7 +169,7 @@ describe('PlanFindings', () => {
     render(wrap(<PlanFindings run={overridable} />));
     const box = screen.getByTestId('findings');
     expect(box.textContent).toMatch(/failed/);
-    const rows = box.querySelectorAll('tbody tr');
+    const rows = box.querySelectorAll('li[data-rule]');
     expect(rows.length).toBe(2);
     expect(rows[0].textContent).toContain('required-labels');
     expect(rows[0].textContent).toContain('high');
@@ -179,7 +179,7 @@ describe('PlanFindings', () => {
   it('says passed and lists nothing for a passing check; nothing without checks', () => {
     const { unmount } = render(wrap(<PlanFindings run={{ ...overridable, plan_checks: { passed: true, findings: [] } }} />));
     expect(screen.getByTestId('findings').textContent).toMatch(/passed/);
-    expect(screen.getByTestId('findings').querySelector('table')).toBeNull();
+    expect(screen.getByTestId('findings').querySelector('li')).toBeNull();
     unmount();
     render(wrap(<PlanFindings run={{ ...overridable, plan_checks: undefined }} />));
     expect(screen.queryByTestId('findings')).toBeNull();

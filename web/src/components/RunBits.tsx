@@ -50,31 +50,22 @@ export function PlanFindings({ run }: { run: Run }) {
         {fs.length ? ' · ' + fs.length + ' finding' + (fs.length === 1 ? '' : 's') : ''}
       </p>
       {fs.length > 0 && (
-        <table className="list">
-          <thead>
-            <tr>
-              <th scope="col">Severity</th>
-              <th scope="col">Rule</th>
-              <th scope="col">Address</th>
-              <th scope="col">Message</th>
-            </tr>
-          </thead>
-          <tbody>
-            {fs.map((f, i) => (
-              <tr key={i} data-rule={f.rule}>
-                <td>
-                  <span className={'badge severity-' + (f.severity ?? 'unknown').toLowerCase()}>{f.severity ?? '—'}</span>
-                </td>
-                <td>
-                  <code>{f.rule}</code>
-                  {f.check && f.check !== f.rule ? <span className="muted"> ({f.check})</span> : null}
-                </td>
-                <td>{f.address ? <code>{f.address}</code> : '—'}</td>
-                <td>{f.message}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <ul className="finding-list">
+          {fs.map((f, i) => (
+            <li key={i} data-rule={f.rule}>
+              <span className={'badge severity-' + (f.severity ?? 'unknown').toLowerCase()}>{f.severity ?? 'no severity'}</span>{' '}
+              <code>{f.rule}</code>
+              {f.check && f.check !== f.rule ? <span className="muted"> ({f.check})</span> : null}
+              {f.address ? (
+                <>
+                  {' '}
+                  at <code>{f.address}</code>
+                </>
+              ) : null}
+              <div className="finding-message">{f.message}</div>
+            </li>
+          ))}
+        </ul>
       )}
     </div>
   );

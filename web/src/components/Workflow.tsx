@@ -81,7 +81,7 @@ export function WorkflowSteps({ run, onChange }: { run: Run; onChange: (r: Run) 
             <strong>{s.id}</strong> <StatusBadge status={s.status} />
             {s.run ? (
               <Link to={'/runs/' + s.run.run_id} aria-label={'Step ' + s.id + ' run'}>
-                step run
+                run
               </Link>
             ) : null}
             {s.failed ? <span className="error"> · the step that failed</span> : null}
@@ -117,7 +117,7 @@ export function WorkflowSteps({ run, onChange }: { run: Run; onChange: (r: Run) 
                 <li key={u.run_id} data-undo={u.id}>
                   undo <strong>{u.id}</strong> <StatusBadge status={u.status} />
                   <Link to={'/runs/' + u.run_id} aria-label={'Undo of ' + u.id + ' run'}>
-                    undo run
+                    run
                   </Link>
                 </li>
               ))}
