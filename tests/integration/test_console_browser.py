@@ -10,7 +10,13 @@ error on that field; a valid one shows its live logs; an approval given in
 carol's inbox while bob's own run shows why he cannot approve (and the API
 refuses him); a resource's TTL extended; a running run cancelled; another
 team's run is "not found"; the audit page's chain status; the dashboard with
-data; axe-core finds no serious or critical violation on any page. Midway it
+data; axe-core finds no serious or critical violation on any page. Issue 17
+(data made here through the API, results written by SQL as the broker
+records them): a failed, compensated workflow shows its steps in order, its
+undo run and Resume (which runs the failed step again); a run whose plan
+failed its checks shows the findings in carol's inbox, where Approve waits
+for the acknowledgement (the API refuses it without); a drifted resource is
+the only one under the Drift filter. Midway it
 prints `@@restart-broker`: this script stops and restarts the broker under a
 streaming log view and answers `ok`, and the node script checks the view got
 every line exactly once.
