@@ -98,6 +98,9 @@ void gw_api_run_resume(struct gw_api_ctx *ctx);   /* POST /v1/runs/{id}/resume *
 void gw_api_worker_drain(struct gw_api_ctx *ctx); /* api_workers.c */
 void gw_api_run_decide(struct gw_api_ctx *ctx);
 void gw_api_approvals_list(struct gw_api_ctx *ctx);
+/* GET /v1/runs/{id} for a run outside the caller's read scope: the row if
+ * the caller is one of its approvers (or decided on it), to `done`. */
+void gw_api_run_get_as_approver(struct gw_api_ctx *ctx, gw_pg_cb done);
 void gw_api_extension_decide(struct gw_api_ctx *ctx);
 
 void gw_api_resources_list(struct gw_api_ctx *ctx);

@@ -25,15 +25,16 @@
 /*
  * POST /v1/actions/{id}/runs reads top to bottom:
  *
- *   submit_authorize  the action exists and the caller may run it at all
- *   submit_parse      headers and body: what the request asks for
- *   submit_validate   inputs against the schema, the fingerprint, defaults,
- *                     then the policy's input conditions (and break-glass)
- *   submit_redact     approval rule, redacted copy, secret paths, key
- *   submit_persist    gw_submit_run's arguments, handed to the group commit
- *                     (submit_batch.h): one gw_submit_runs call for all the
- *                     submissions that arrived while the last was in flight
- *   submit_done       the reply: 202, 409 or 429
+ *   submit_begin        the part POST /v1/actions/{id}/validate runs too:
+ *     submit_authorize  the action exists and the caller may run it at all
+ *     submit_parse      headers and body: what the request asks for
+ *     submit_validate   inputs against the schema, the fingerprint, defaults,
+ *                       then the policy's input conditions (and break-glass)
+ *   submit_redact       approval rule, redacted copy, secret paths, key
+ *   submit_persist      gw_submit_run's arguments, handed to the group commit
+ *                       (submit_batch.h): one gw_submit_runs call for all the
+ *                       submissions that arrived while the last was in flight
+ *   submit_done         the reply: 202, 409 or 429
  *
  * Every step fills `struct submit` (allocated from the request's pool, so
  * nothing in it is freed by hand) and answers the request itself when it
@@ -47,7 +48,8 @@
 struct submit {
     struct gw_api_ctx *ctx;
     const struct gw_action *a;
-    struct gw_authz *z; /* the caller's authorization, resolved once */
+    struct gw_authz *z; /* the caller's authorization, resolved once; NULL
+                         * once submit_begin returns (it lived there) */
     char denied[600];   /* why z refused, for the 403 */
     /* submit_parse */
     json_t *body;          /* borrowed: ctx->scratch owns it */
@@ -386,7 +388,11 @@ static void submit_persist(struct submit *s)
         gw_api_problem(ctx, 503, "unavailable", NULL, "the broker is overloaded; retry later");
 }
 
-void gw_api_run_submit(struct gw_api_ctx *ctx)
+/* What submit and validate share: authorize, parse, validate. Returns the
+ * filled `struct submit` (from the request's pool), or NULL once the
+ * request is answered. The authorization is finished either way, so s->z
+ * is NULL on return: the later steps do not ask it again. */
+static struct submit *submit_begin(struct gw_api_ctx *ctx)
 {
     /* The authorization lives on this stack frame, not in the pool: the
      * steps answer (which frees the pool) before it is finished. */
@@ -394,16 +400,25 @@ void gw_api_run_submit(struct gw_api_ctx *ctx)
     struct submit *s = gw_api_alloc(ctx, sizeof(*s));
     if (s == NULL) {
         gw_api_oom(ctx);
-        return;
+        return NULL;
     }
     memset(s, 0, sizeof(*s));
     s->ctx = ctx;
     s->z = &z;
     if (!submit_authorize(s))
-        return;
+        return NULL;
     bool ok = submit_parse(s) && submit_validate(s);
     gw_authz_finish(&z);
-    if (ok && submit_redact(s))
+    if (!ok)
+        return NULL;
+    s->z = NULL;
+    return s;
+}
+
+void gw_api_run_submit(struct gw_api_ctx *ctx)
+{
+    struct submit *s = submit_begin(ctx);
+    if (s != NULL && submit_redact(s))
         submit_persist(s);
 }
 
@@ -419,20 +434,8 @@ void gw_api_run_submit(struct gw_api_ctx *ctx)
  */
 void gw_api_action_validate(struct gw_api_ctx *ctx)
 {
-    struct gw_authz z;
-    struct submit *s = gw_api_alloc(ctx, sizeof(*s));
-    if (s == NULL) {
-        gw_api_oom(ctx);
-        return;
-    }
-    memset(s, 0, sizeof(*s));
-    s->ctx = ctx;
-    s->z = &z;
-    if (!submit_authorize(s))
-        return;
-    bool ok = submit_parse(s) && submit_validate(s);
-    gw_authz_finish(&z);
-    if (!ok)
+    struct submit *s = submit_begin(ctx);
+    if (s == NULL)
         return;
     const struct gw_action *a = s->a;
     json_t *approval = gw_action_approval_for(a, s->inputs);
@@ -676,9 +679,21 @@ static bool run_id_ok(struct gw_api_ctx *ctx)
     return false;
 }
 
+/* No row in the caller's read scope: an approver may still see it. */
+static void run_get_done(void *arg, const PGresult *res, const struct gw_error *err)
+{
+    struct gw_api_ctx *ctx = arg;
+    if (err == NULL && PQntuples(res) == 0) {
+        gw_api_run_get_as_approver(ctx, single_json_done);
+        return;
+    }
+    gw_api_reply_row(ctx, res, err, gw_api_run_not_found);
+}
+
 /* Single reads filter on the caller's scope inside the query (gw_visible,
  * sql/functions/gw_visible.sql): a run the caller may not see is 404 like a missing
- * one. */
+ * one — except, for the run itself, to the approvers its approval rule names
+ * or who decided on it (docs/policy.md; gw_api_run_get_as_approver). */
 void gw_api_run_get(struct gw_api_ctx *ctx)
 {
     struct gw_authz_filter f;
@@ -688,7 +703,7 @@ void gw_api_run_get(struct gw_api_ctx *ctx)
     gw_api_query_or_503(ctx, "run_get",
                         "SELECT gw_run_json(r)::text FROM gw_runs r WHERE r.id = $1 AND gw_visible("
                         "r.requested_by, r.requested_teams, r.action_id, $2, $3, $4, $5, $6)",
-                        6, params, single_json_done);
+                        6, params, run_get_done);
     gw_authz_filter_finish(&f);
 }
 

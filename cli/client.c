@@ -175,6 +175,48 @@ int gw_client_call(const struct gw_client *c, const char *method, const char *pa
     return GW_EXIT_OK;
 }
 
+/* POST {"reason": reason} (or {} when reason is NULL) to
+ * COLLECTION/<id, URL-escaped>/VERB. Returns as gw_client_call. */
+static int post_on(const struct gw_client *c, const char *collection, const char *id,
+                   const char *verb, const char *reason, json_t **out)
+{
+    char path[512];
+    char *e = gw_client_escape(id);
+    snprintf(path, sizeof(path), "%s/%s/%s", collection, e ? e : "", verb);
+    free(e);
+    json_t *req = reason != NULL ? json_pack("{s:s}", "reason", reason) : json_object();
+    char *body = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    int rc = gw_client_call(c, "POST", path, body, out, NULL, 0);
+    free(body);
+    return rc;
+}
+
+int gw_client_verb(const struct gw_client_verb *v, int argc, char **argv, json_t **out)
+{
+    struct gw_client c = {0};
+    const char *url = NULL, *token = NULL, *reason = NULL;
+    struct gw_opt_spec specs[] = {
+        GW_CLIENT_OPTS(&c, &url, &token),
+        {"reason", GW_OPT_STRING, &reason, 'r'},
+        {0},
+    };
+    if (!v->reason)
+        specs[ARRAY_SIZE(specs) - 2] = (struct gw_opt_spec){0};
+    *out = NULL;
+    int rc = gw_client_parse(v->cmd, v->usage, v->what, specs, argc, argv, v->operand);
+    if (rc != GW_OPT_OK)
+        return rc;
+    gw_client_init(&c, url, token);
+    rc = post_on(&c, v->collection, argv[optind], v->verb, reason, out);
+    if (rc != GW_EXIT_OK || !c.json)
+        return rc;
+    gw_client_print_json(*out);
+    json_decref(*out);
+    *out = NULL;
+    return GW_EXIT_OK;
+}
+
 char *gw_client_escape(const char *s)
 {
     char *e = curl_easy_escape(NULL, s, 0);

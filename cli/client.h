@@ -83,6 +83,25 @@ int gw_client_problem(int status, const char *raw, char *code_out, size_t code_c
 int gw_client_call(const struct gw_client *c, const char *method, const char *path,
                    const char *body, json_t **out, char *code_out, size_t code_cap);
 
+/* A command that acts on one object by id (cancel, resume, workers drain):
+ * `gangway CMD ID [--reason TEXT]` POSTs {"reason": TEXT} (or {}) to
+ * COLLECTION/<ID, URL-escaped>/VERB. */
+struct gw_client_verb {
+    const char *cmd;        /* for messages: "cancel", "workers drain" */
+    const char *usage;      /* the usage line, without "gangway " */
+    const char *what;       /* what --help says it does */
+    const char *operand;    /* what the ID is: "run" ("which run?") */
+    const char *collection; /* "/v1/runs" */
+    const char *verb;       /* "cancel" */
+    bool reason;            /* takes --reason TEXT */
+};
+
+/* Runs such a command: reads its options as gw_client_parse does, sends
+ * the request, and with --json prints the answer. Returns 0 with *out set
+ * (the caller prints it as text and owns it), or the exit code with *out
+ * NULL (--help, a usage error, a problem printed, or --json done). */
+int gw_client_verb(const struct gw_client_verb *v, int argc, char **argv, json_t **out);
+
 /* A duration as people write it: seconds ("3600"), or a number with one
  * unit: s, m, h, d or w ("90s", "30m", "8h", "5d", "2w"). At most ten years.
  * Returns 0 with *secs set, or -1 (then the caller prints a usage error

@@ -318,37 +318,21 @@ int gw_cmd_logs(int argc, char **argv)
 
 int gw_cmd_cancel(int argc, char **argv)
 {
-    const char *U = "cancel RUN [--reason TEXT] [--json]";
-    struct gw_client c = {0};
-    const char *url = NULL, *token = NULL, *reason = NULL;
-    const struct gw_opt_spec specs[] = {
-        GW_CLIENT_OPTS(&c, &url, &token),
-        {"reason", GW_OPT_STRING, &reason, 'r'},
-        {0},
+    static const struct gw_client_verb v = {
+        .cmd = "cancel",
+        .usage = "cancel RUN [--reason TEXT] [--json]",
+        .what = "Cancels a run that is pending approval, queued or"
+                " running (exit 1 if it has already ended).",
+        .operand = "run",
+        .collection = "/v1/runs",
+        .verb = "cancel",
+        .reason = true,
     };
     json_t *run = NULL;
-    int rc = gw_client_parse("cancel", U,
-                             "Cancels a run that is pending approval, queued or"
-                             " running (exit 1 if it has already ended).",
-                             specs, argc, argv, "run");
-
-    if (rc != GW_OPT_OK)
+    int rc = gw_client_verb(&v, argc, argv, &run);
+    if (rc != GW_EXIT_OK || run == NULL)
         return rc;
-    gw_client_init(&c, url, token);
-    char *run_id = gw_client_escape(argv[optind]);
-    char path[512];
-    snprintf(path, sizeof(path), "/v1/runs/%s/cancel", run_id ? run_id : "");
-    free(run_id);
-    json_t *req = reason != NULL ? json_pack("{s:s}", "reason", reason) : json_object();
-    char *body = json_dumps(req, JSON_COMPACT);
-    json_decref(req);
-    rc = gw_client_call(&c, "POST", path, body, &run, NULL, 0);
-    free(body);
-    if (rc != GW_EXIT_OK)
-        return rc;
-    if (c.json)
-        gw_client_print_json(run);
-    else if (gw_client_run_ended(gw_client_str(run, "status")))
+    if (gw_client_run_ended(gw_client_str(run, "status")))
         printf("run %s %s\n", gw_client_str(run, "id"), gw_client_str(run, "status"));
     else
         printf("run %s: cancel requested (%s; the worker is stopping it)\n",

@@ -54,7 +54,9 @@ enum gw_cancel_reason {
 
 struct gw_run_result {
     enum gw_run_outcome outcome;
-    json_t *outputs;     /* SUCCEEDED: a JSON object (owned by the result) */
+    json_t *outputs;     /* SUCCEEDED: a JSON object (owned by the result);
+                            FAILED: NULL or the evidence of
+                            gw_run_finish_failed_with() */
     const char *reason;  /* FAILED: one of run.failed's reasons
                             (schemas/events/run.failed.schema.json): "exit_code",
                             "bad_outputs", "spawn_failed", "backend_error", or a
@@ -101,7 +103,10 @@ struct gw_run {
     int timeout_seconds;      /* 0 = no timeout */
     const char *resource_key; /* the resource this run acts on (never NULL:
                                  the action's resource key value or the run id) */
-    const char *operation;    /* "create" or "teardown" */
+    const char *operation;    /* "create", "teardown", "plan", "reconcile", "drift", "undo" */
+    json_t *resource;         /* the resource the run acts on, from the claim: {id, kind,
+                                 name, outputs} (outputs: what its last run reported, e.g.
+                                 the files a git run wrote); NULL when there is none yet */
     json_t *secret_paths;     /* JSON pointers into inputs of secret values
                                  (writeOnly); may be an empty array */
     json_t *secret_values;    /* runtime-owned: the strings gw_run_log masks
@@ -192,6 +197,12 @@ void gw_run_log(struct gw_run *run, const char *stream, const char *line, size_t
 void gw_run_finish_succeeded(struct gw_run *run, json_t *outputs);
 void gw_run_finish_failed(struct gw_run *run, const char *reason, int exit_code,
                           const char *message);
+/* Failed, with evidence the broker keeps with the failed run: `outputs`
+ * (stolen, may be NULL) holds what schemas/events/run.failed.schema.json
+ * allows beside the reason — today `plan_checks`, the findings of a plan
+ * that failed its compliance checks (docs/plan-checks.md). */
+void gw_run_finish_failed_with(struct gw_run *run, const char *reason, int exit_code,
+                               const char *message, json_t *outputs);
 void gw_run_finish_timed_out(struct gw_run *run, const char *message);
 void gw_run_finish_cancelled(struct gw_run *run, const char *message);
 /* After a detach() that returned 0: the run goes on elsewhere. */

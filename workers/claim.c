@@ -81,7 +81,41 @@ static void http_closed(void *arg)
     closed(arg);
 }
 
-static const char *problem_detail(json_t *j, const char *fallback);
+/* The `detail` of a problem+json body, or a fallback. */
+static const char *problem_detail(json_t *j, const char *fallback)
+{
+    const char *d = json_string_value(json_object_get(j, "detail"));
+    if (d == NULL)
+        d = json_string_value(json_object_get(j, "code"));
+    return d != NULL ? d : fallback;
+}
+
+/* What the broker's answer about one run means, for the single endpoint's
+ * reply and for each entry of a batch's, so a run gets the same result
+ * whichever way it was claimed: 200 with its claim document granted (*reply
+ * is the claim), 409 refused, 404 not found, anything else rejected (*reply
+ * is the problem); *detail is the problem's detail or code, else the
+ * status's own word (`fallback` for a rejection). Both borrowed. */
+static enum gw_claim_result answer_of(long status, json_t *claim, json_t *problem,
+                                      const char *fallback, json_t **reply, const char **detail)
+{
+    *reply = problem;
+    if (status == 200 && json_is_object(claim)) {
+        *reply = claim;
+        *detail = "granted";
+        return GW_CLAIM_GRANTED;
+    }
+    if (status == 409) {
+        *detail = problem_detail(problem, "claim_refused");
+        return GW_CLAIM_REFUSED;
+    }
+    if (status == 404) {
+        *detail = problem_detail(problem, "run_not_found");
+        return GW_CLAIM_NOT_FOUND;
+    }
+    *detail = problem_detail(problem, fallback);
+    return GW_CLAIM_REJECTED;
+}
 
 /* A batch's answer, entry by entry: each run gets what the single endpoint
  * would have answered for it. */
@@ -93,16 +127,15 @@ static void resolve_entries(struct gw_claim *c, json_t *j)
         const char *id = json_string_value(json_object_get(e, "run_id"));
         json_int_t st = json_integer_value(json_object_get(e, "status"));
         struct claim_item *it = &c->items[i];
-        if (id == NULL || strcasecmp(id, it->run_id) != 0)
+        json_t *reply;
+        const char *detail;
+        if (id == NULL || strcasecmp(id, it->run_id) != 0) {
             it->cb(it->arg, GW_CLAIM_REJECTED, NULL, "the batch answer does not list this run");
-        else if (st == 200 && json_is_object(json_object_get(e, "claim")))
-            it->cb(it->arg, GW_CLAIM_GRANTED, json_object_get(e, "claim"), "granted");
-        else if (st == 409)
-            it->cb(it->arg, GW_CLAIM_REFUSED, e, problem_detail(e, "claim_refused"));
-        else if (st == 404)
-            it->cb(it->arg, GW_CLAIM_NOT_FOUND, e, problem_detail(e, "run_not_found"));
-        else
-            it->cb(it->arg, GW_CLAIM_REJECTED, e, problem_detail(e, "claim failed"));
+            continue;
+        }
+        enum gw_claim_result r =
+            answer_of((long)st, json_object_get(e, "claim"), e, "claim failed", &reply, &detail);
+        it->cb(it->arg, r, reply, detail);
     }
 }
 
@@ -144,40 +177,31 @@ static void retry_later(struct gw_claim *c)
     uv_timer_start(&c->timer, backoff_fire, (uint64_t)ms, 0);
 }
 
-/* The `detail` of a problem+json body, or a fallback. */
-static const char *problem_detail(json_t *j, const char *fallback)
-{
-    const char *d = json_string_value(json_object_get(j, "detail"));
-    if (d == NULL)
-        d = json_string_value(json_object_get(j, "code"));
-    return d != NULL ? d : fallback;
-}
-
 static void request_done(void *arg, const struct gw_http_response *resp, const struct gw_error *err)
 {
     struct gw_claim *c = arg;
     long status = resp != NULL ? resp->status : 0;
-    json_t *j = NULL;
-    char detail[300];
+    json_t *j = NULL, *reply;
+    const char *detail;
+    char buf[300];
     if (resp != NULL && resp->body_len > 0)
         j = json_loadb(resp->body, resp->body_len, 0, NULL);
 
-    if (status == 200 && json_is_object(j)) {
-        resolve(c, GW_CLAIM_GRANTED, j, "granted");
-    } else if (c->nitems > 0 && status == 404) {
+    if (c->nitems > 0 && status == 404) {
         /* The batch endpoint itself is missing: a broker older than it. */
         resolve(c, GW_CLAIM_UNSUPPORTED, j, "no batch claim endpoint");
-    } else if (status == 409) {
-        resolve(c, GW_CLAIM_REFUSED, j, problem_detail(j, "claim_refused"));
-    } else if (status == 404) {
-        resolve(c, GW_CLAIM_NOT_FOUND, j, problem_detail(j, "run_not_found"));
     } else if (status == 401 || status == 403) {
         gw_log(GW_LOG_ERROR, c->run_id,
                "claim refused with HTTP %ld: check GW_WORKER_TOKEN / --token; retrying", status);
         retry_later(c);
-    } else if (status >= 400 && status < 500) {
-        snprintf(detail, sizeof(detail), "HTTP %ld: %s", status, problem_detail(j, "bad request"));
-        resolve(c, GW_CLAIM_REJECTED, j, detail);
+    } else if ((status == 200 && json_is_object(j)) || (status >= 400 && status < 500)) {
+        enum gw_claim_result r = answer_of(status, j, j, "bad request", &reply, &detail);
+        if (r == GW_CLAIM_REJECTED) {
+            /* Another 4xx: the status is part of what went wrong. */
+            snprintf(buf, sizeof(buf), "HTTP %ld: %s", status, detail);
+            detail = buf;
+        }
+        resolve(c, r, reply, detail);
     } else {
         /* 5xx, a 200 that is not JSON, or no answer at all. */
         if (status != 0)

@@ -87,7 +87,9 @@ static void finish(struct host_run *h)
     } else if (strcmp(o, "cancelled") == 0) {
         gw_run_finish_cancelled(r, msg);
     } else {
-        gw_run_finish_failed(r, reason ? reason : "backend_error", code, msg);
+        json_t *out = json_object_get(h->result, "outputs");
+        gw_run_finish_failed_with(r, reason ? reason : "backend_error", code, msg,
+                                  json_is_object(out) ? json_incref(out) : NULL);
     }
 }
 

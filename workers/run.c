@@ -185,6 +185,18 @@ void gw_run_finish_failed(struct gw_run *run, const char *reason, int exit_code,
     finish(run, &r);
 }
 
+void gw_run_finish_failed_with(struct gw_run *run, const char *reason, int exit_code,
+                               const char *message, json_t *outputs)
+{
+    struct gw_run_result r = {.outcome = GW_RUN_FAILED,
+                              .reason = reason,
+                              .exit_code = exit_code,
+                              .message = message,
+                              .outputs = outputs};
+    finish(run, &r);
+    json_decref(outputs);
+}
+
 void gw_run_finish_timed_out(struct gw_run *run, const char *message)
 {
     struct gw_run_result r = {.outcome = GW_RUN_TIMED_OUT, .exit_code = -1, .message = message};

@@ -511,10 +511,16 @@ static void sink_finish(struct gw_run *run, const struct gw_run_result *r)
     case GW_RUN_FAILED:
         w->stats.runs_failed++;
         gw_log(GW_LOG_INFO, j->req.run_id, "run failed: %s: %s", r->reason, msg);
-        publish(j, "failed",
+        {
+            json_t *data =
                 json_pack("{s:s, s:i, s:s}", "reason", r->reason ? r->reason : "backend_error",
-                          "exit_code", r->exit_code, "message", msg),
-                true);
+                          "exit_code", r->exit_code, "message", msg);
+            /* The evidence of gw_run_finish_failed_with (run.failed's schema). */
+            json_t *pc = json_object_get(outputs, "plan_checks");
+            if (data != NULL && json_is_object(pc))
+                json_object_set(data, "plan_checks", pc);
+            publish(j, "failed", data, true);
+        }
         break;
     case GW_RUN_TIMED_OUT:
         w->stats.runs_timed_out++;
@@ -635,6 +641,8 @@ static void start_run(struct job *j, json_t *reply)
     j->run.operation = json_string_value(json_object_get(reply, "operation"));
     if (j->run.operation == NULL)
         j->run.operation = "create";
+    v = json_object_get(reply, "resource");
+    j->run.resource = json_is_object(v) ? v : NULL;
     j->run.secret_paths = json_object_get(reply, "secret_paths");
     j->run.secret_values = gw_run_secret_values(j->run.inputs, j->run.secret_paths);
     j->run.config = json_object_get(action, "backend");

@@ -3,7 +3,8 @@
 -- Events of a stale attempt or for a run that is no longer running are
 -- ignored. Returns the number of events applied. started and log events
 -- refresh heartbeat_at at most once a second (bench/README.md); a failed
--- run keeps its worker's message in error_message (cut at 4000 characters);
+-- run keeps its worker's message in error_message (cut at 4000 characters)
+-- and, when its plan failed its compliance checks, the findings in plan_checks;
 -- so does a run cancelled on request, whose reason stays the canceller's
 -- (cancel_reason, gw_cancel_run).
 CREATE OR REPLACE FUNCTION gw_apply_events(p_events jsonb) RETURNS integer LANGUAGE plpgsql AS $$
@@ -53,6 +54,18 @@ BEGIN
                 -- how it stopped; the reason stays the canceller's.
                 UPDATE gw_runs SET error_message = left(e -> 'data' ->> 'message', 4000)
                 WHERE id = v_run;
+            END IF;
+            IF v_kind = 'failed' AND jsonb_typeof(e -> 'data' -> 'plan_checks') = 'object' THEN
+                -- A plan that failed its compliance checks in a run that is
+                -- not plan-first: the findings stay with the run and in the
+                -- audit, as for a plan-first run's (gw_finish_run).
+                UPDATE gw_runs SET plan_checks = e -> 'data' -> 'plan_checks' WHERE id = v_run;
+                INSERT INTO gw_audit_log (actor, verb, object, detail)
+                VALUES ('worker:' || coalesce(e ->> 'worker_id', '?'),
+                        CASE WHEN e -> 'data' -> 'plan_checks' ->> 'passed' = 'true'
+                             THEN 'run.plan_checks_passed' ELSE 'run.plan_checks_failed' END,
+                        'run:' || v_run,
+                        jsonb_build_object('findings', e -> 'data' -> 'plan_checks' -> 'findings'));
             END IF;
             PERFORM gw_finish_run(v_run, v_kind,
                                   CASE WHEN v_kind = 'cancelled' AND r.cancel_reason IS NOT NULL

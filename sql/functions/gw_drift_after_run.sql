@@ -1,7 +1,11 @@
--- What a finished drift check (operation 'drift', decision 0067) records on
--- its resource, under the resource's row lock: in_sync (plan exit 0),
--- drifted (exit 2: the summary of the differences), check_failed (the check
--- failed, timed out or was cancelled). A change to drifted publishes the
+-- What a finished drift check (operation 'drift', decisions 0067 and 0068)
+-- records on its resource, under the resource's row lock: in_sync (the
+-- check's outputs.reconcile.changes is false: terraform's plan exit 0, or
+-- every file the git backend wrote still has its blob at the branch's head),
+-- drifted (changes true: the summary of the differences, terraform's plan
+-- summary and addresses or git's branch, head commit and changed files),
+-- check_failed (the check failed, timed out or was cancelled: its status,
+-- reason and error message). A change to drifted publishes the
 -- catalog event resource.drifted and sends the resource.drifted webhook, and
 -- every result is audited. A check that is no longer the resource's latest
 -- is ignored. Called from gw_finish_run.
@@ -23,10 +27,16 @@ BEGIN
     UPDATE gw_resources
     SET drift_status = verdict,
         drift_summary = CASE verdict
-            WHEN 'drifted' THEN coalesce(r.outputs -> 'plan', '{}'::jsonb)
-                                || jsonb_build_object('resources', coalesce(r.outputs #> '{reconcile,resources}', '[]'))
-            WHEN 'check_failed' THEN jsonb_strip_nulls(jsonb_build_object('run_status', r.status,
-                                                                          'reason', r.reason))
+            WHEN 'drifted' THEN CASE WHEN r.worker_type = 'git' THEN
+                    jsonb_build_object('branch', r.outputs #> '{reconcile,branch}',
+                                       'commit', r.outputs #> '{reconcile,commit}',
+                                       'files', coalesce(r.outputs #> '{reconcile,files}', '[]'))
+                ELSE coalesce(r.outputs -> 'plan', '{}'::jsonb)
+                     || jsonb_build_object('resources', coalesce(r.outputs #> '{reconcile,resources}', '[]'))
+                END
+            WHEN 'check_failed' THEN jsonb_strip_nulls(jsonb_build_object(
+                'run_status', r.status, 'reason', r.reason,
+                'message', left(r.error_message, 500)))
             END,
         drift_checked_at = clock_timestamp(), updated_at = clock_timestamp()
     WHERE id = res.id RETURNING * INTO res;

@@ -1,6 +1,6 @@
 -- Starts the drift checks that are due (issue 17, decision 0067), called by
 -- every broker's reaper tick; rows taken with SKIP LOCKED so replicas share.
--- A live terraform resource whose action (its latest loaded definition)
+-- A live terraform or git resource whose action (its latest loaded definition)
 -- declares drift.interval_seconds is first scheduled at a jittered point
 -- within one interval, then checked every interval (jittered 80-100 %, so
 -- checks of resources created together spread out and never come later than
@@ -33,7 +33,7 @@ BEGIN
         SELECT r.id, r.worker_type, r.drift_next_at, r.drift_run_id, r.created_by_run, a.interval_s
         FROM drift_actions a
         JOIN gw_resources r ON r.action_id = a.id AND r.status <> 'deleted'
-        WHERE r.status = 'active' AND r.worker_type IN ('terraform')
+        WHERE r.status = 'active' AND r.worker_type IN ('terraform', 'git')
           AND (r.drift_next_at IS NULL OR r.drift_next_at <= clock_timestamp())
         ORDER BY r.drift_next_at NULLS FIRST
         LIMIT 100

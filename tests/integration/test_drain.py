@@ -129,10 +129,20 @@ def test():
               "malformed worker id: 422 /worker_id (%s %s)" % (r.status, r.body[:200]))
         r = s.post("/internal/v1/workers/wA/drain", {"mode": "now"})
         check(r.status == 422, "unknown body field: 422 (%s)" % r.status)
+        # The CLI's refusals: the problem printed, the client exit codes
+        # (4 for 403, 2 for 422), nothing drained.
+        env = dict(os.environ, GANGWAY_URL=s.url, GANGWAY_TOKEN=s.token)
+        p = subprocess.run([GANGWAY, "workers", "drain", "wA", "--token", bob],
+                           capture_output=True, text=True, env=env, timeout=30)
+        check(p.returncode == 4 and "(HTTP 403, forbidden)" in p.stderr and p.stdout == "",
+              "non-admin CLI drain: exit 4 (%d %r %r)" % (p.returncode, p.stdout, p.stderr))
+        p = subprocess.run([GANGWAY, "workers", "drain", "bad!id"],
+                           capture_output=True, text=True, env=env, timeout=30)
+        check(p.returncode == 2 and "(HTTP 422, " in p.stderr and "  /worker_id: " in p.stderr,
+              "malformed worker id via the CLI: exit 2, /worker_id (%d %r)" % (p.returncode, p.stderr))
         check(wa.poll() is None, "wA still running after refused requests")
 
         # The drain, through the CLI.
-        env = dict(os.environ, GANGWAY_URL=s.url, GANGWAY_TOKEN=s.token)
         t0 = time.time()
         p = subprocess.run([GANGWAY, "workers", "drain", "wA", "--reason", "test drain"],
                            capture_output=True, text=True, env=env, timeout=30)

@@ -81,7 +81,9 @@ def test():
 
         # 1. Nothing changed: in_sync, by a drift child run that applied nothing.
         steady = wait_drift(s, res["steady"]["id"], "in_sync")
-        drun = s.get("/v1/runs/" + steady["drift"]["run"]).json()
+        # drift.run may already be the next check, still queued: for this
+        # untouched resource every check succeeds, so wait for it to end.
+        drun = s.wait_run(steady["drift"]["run"], timeout=120)
         check(drun["operation"] == "drift" and drun["status"] == "succeeded"
               and drun.get("parent_run") == steady_run["id"],
               "the check is a run with operation drift", drun)

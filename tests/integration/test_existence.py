@@ -6,8 +6,8 @@ read, cancel, extend, delete or decide. Decisions included: someone who may
 decide approvals in general but is neither allowed to read the object nor
 named by its approval rule learns nothing (no 403 not_an_approver, no 409
 not pending), and nothing is recorded for it. Those the rule names still
-decide without read access; a teammate who reads it but is not named gets
-403."""
+decide without read access and read that run (GET /v1/runs/{id} only); a
+teammate who reads it but is not named gets 403."""
 import os
 import sys
 
@@ -100,10 +100,20 @@ def test():
         check(r.status == 403 and r.json()["code"] == "not_an_approver",
               "nor of the extension", r.status, r.body)
 
-        # sre may not read payments' runs, but the rules name it: it finds
-        # them in GET /v1/approvals and decides.
+        # sre may not read payments' runs, but the rules name it: it reads
+        # the run it is asked to decide on (GET /v1/runs/{id} only: not its
+        # logs or events, not in lists), finds it in GET /v1/approvals and
+        # decides.
         r = s.get("/v1/runs/" + gated["id"], token=sre)
-        check(r.status == 404, "sre cannot read the gated run", r.status)
+        check(r.status == 200 and r.json()["id"] == gated["id"]
+              and r.json()["status"] == "pending_approval",
+              "sre, named by the rule, reads the gated run it may approve", r.status, r.body)
+        r = s.get("/v1/runs/" + plain["id"], token=sre)
+        check(r.status == 404, "but not payments' other runs", r.status)
+        r = s.get("/v1/runs/%s/events" % gated["id"], token=sre)
+        check(r.status == 404, "nor the gated run's events", r.status)
+        listed = [x["id"] for x in s.get("/v1/runs", token=sre).json()["items"]]
+        check(gated["id"] not in listed, "nor finds it in its run list", listed)
         listed = [x["id"] for x in s.get("/v1/approvals", token=sre).json()["items"]]
         check(gated["id"] in listed, "but finds it among its approvals", listed)
         r = s.post("/v1/runs/%s/decisions" % gated["id"], {"decision": "approve"}, token=sre)
@@ -113,6 +123,11 @@ def test():
               "deciding again is 409: it knows the run", r.status, r.body)
         r = s.post("/v1/runs/%s/decisions" % gated["id"], {"decision": "approve"}, token=out)
         check(r.status == 404, "the outsider still gets 404 once it is not pending", r.status)
+        r = s.get("/v1/runs/" + gated["id"], token=sre)
+        check(r.status == 200 and r.json()["status"] != "pending_approval",
+              "sre still reads the run it decided on", r.status, r.body)
+        r = s.get("/v1/runs/" + gated["id"], token=out)
+        check(r.status == 404 and r.json()["code"] == "run_not_found", "the outsider never does", r.status)
         r = s.post("/v1/resources/%s/extension/decisions" % res, {"decision": "approve"}, token=sre)
         check(r.status == 200 and "pending_extension" not in r.json(), "sre approves the extension",
               r.status, r.body)

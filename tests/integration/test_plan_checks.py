@@ -5,7 +5,8 @@ a JSON Schema rule (examples/policies/plan) is blocked with reason
 policy_check_failed and its findings in the API and the audit log; a passing
 plan goes on to approval; with plan_checks_override the override's approvers
 must acknowledge the findings (422 naming the field without it); an external
-checker that fails, and one that times out, block the run. Skipped (77)
+checker that fails, and one that times out, block the run; an action that is
+not plan-first keeps its failed plan's findings with the run too. Skipped (77)
 without services or a terraform/tofu binary."""
 import json
 import os
@@ -23,13 +24,13 @@ INPUTS = {"type": "object", "required": ["name"],
 MODULE = os.path.join(SRC, "examples", "terraform", "hello")
 
 
-def tf_action(actions, action_id, checks, override=None):
+def tf_action(actions, action_id, checks, override=None, plan_first=True):
     approval = {"rules": [{"approvals": 1, "from_teams": ["sre"]}], "plan_first": True}
     if override is not None:
         approval["plan_checks_override"] = override
+    extra = {"approval": approval} if plan_first else {}
     write_action(actions, action_id, None, INPUTS, worker_type="terraform", timeout_seconds=300,
-                 resource_key="/name", backend={"module": MODULE, "plan_checks": checks},
-                 approval=approval)
+                 resource_key="/name", backend={"module": MODULE, "plan_checks": checks}, **extra)
 
 
 def audit(s, verb, rid):
@@ -67,6 +68,7 @@ exit 3
     tf_action(actions, "tf-exec", [{"name": "team-tool", "kind": "exec", "command": [failing]}])
     tf_action(actions, "tf-slow", [{"name": "slow", "kind": "exec", "command": [slow],
                                     "timeout_seconds": 2}])
+    tf_action(actions, "tf-direct", labels_rule, plan_first=False)
     s.actions_dir = actions
     with s:
         s.start_broker()
@@ -175,6 +177,23 @@ exit 3
         f = run["plan_checks"]["findings"]
         check(len(f) == 1 and f[0]["check"] == "slow" and "timed out after 2 s" in f[0]["message"],
               "the finding says it timed out", f)
+
+        # 6. Not plan-first (no approval): the plan is checked inside the run,
+        # before the apply; the findings stay with the failed run and in the
+        # audit, as for a plan-first one.
+        r = s.submit("tf-direct", {"name": "direct-nolabels"}, token=bob)
+        rid = r.json()["id"]
+        run = s.wait_run(rid, timeout=180)
+        check(run["status"] == "failed" and run.get("reason") == "policy_check_failed",
+              "6: a direct run whose plan fails a rule is blocked", run)
+        pc = run.get("plan_checks") or {}
+        f = pc.get("findings") or []
+        check(pc.get("passed") is False and any(x["rule"] == "required-labels" for x in f),
+              "6: its findings are kept with the run", run)
+        a = audit(s, "run.plan_checks_failed", rid)
+        check(len(a) == 1 and a[0].get("findings") == f, "6: and recorded in the audit log", a)
+        check(s.sql("SELECT count(*) FROM gw_resources WHERE name = 'direct-nolabels'") == "0",
+              "6: nothing was applied")
 
 
 if __name__ == "__main__":

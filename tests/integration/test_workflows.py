@@ -25,7 +25,7 @@ what ran, in which order, with which inputs:
 - a workflow that creates a resource with a TTL: at expiry its teardown runs
   the steps' undo in reverse and the resource ends deleted;
 - a bad reference is refused by the catalog reload with 422, line and pointer;
-- examples/actions/scaffold-service.yaml loads (it is not run here);
+- examples/actions/scaffold-service.yaml loads (test_scaffold_service.py runs it);
 - the CLI: `gangway run --wait` lists a workflow's steps, `gangway resume`.
 """
 import json
@@ -369,7 +369,7 @@ def test():
         check(r.status == 422 and "line 8" in json.dumps(body) and "steps.two" in json.dumps(body),
               "the reload refuses an unknown step reference with its line", r.status, body)
 
-        # 10. The shipped example loads (it is not run: docs/workflows.md#status).
+        # 10. The shipped example loads (test_scaffold_service.py runs it end to end).
         os.unlink(os.path.join(actions, "bad.yaml"))
         shutil.copy(os.path.join(SRC, "examples", "actions", "scaffold-service.yaml"), actions)
         r = s.post("/v1/admin/actions/reload")

@@ -2,7 +2,10 @@
 // browser download) against the broker tests/integration/test_console.py
 // started. Talks to that script on stdout/stdin: `@@restart-broker` asks it to
 // restart the broker (it answers `ok`), `@@done` says every check passed.
-// Env: GW_URL, GW_TOKEN_{ALICE,BOB,CAROL,DAN}, GW_CHROMIUM, GW_SCREENSHOTS.
+// Env: GW_URL, GW_TOKEN_{ALICE,BOB,CAROL,DAN}, GW_CHROMIUM, GW_SCREENSHOTS;
+// issue 17's data, made by that script: GW_WORKFLOW_RUN (a failed, compensated
+// workflow), GW_CHECKED_RUN (a run waiting for approval whose plan failed its
+// checks), GW_DRIFTED_RESOURCE (a resource whose last drift check drifted).
 import { chromium } from 'playwright-core';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
@@ -18,6 +21,9 @@ const T = {
   dan: process.env.GW_TOKEN_DAN,
 };
 const SHOTS = process.env.GW_SCREENSHOTS;
+const WF_RUN = process.env.GW_WORKFLOW_RUN;
+const CHECKED_RUN = process.env.GW_CHECKED_RUN;
+const DRIFTED = process.env.GW_DRIFTED_RESOURCE;
 const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 const FLAGS = [
   '--headless',
@@ -229,6 +235,61 @@ try {
   await waitStatus(bob.page, /queued|running|succeeded/);
   check(/carol/.test(await bob.page.locator('.decisions').textContent()), "the run shows carol's approval");
 
+  // ---- plan check findings: shown, and acknowledged before approving ----------
+  await carol.page.goto('/ui/approvals');
+  const fcard = carol.page.locator(`li[data-run="${CHECKED_RUN}"]`);
+  await fcard.waitFor();
+  const frows = fcard.locator('[data-testid=findings] li[data-rule]');
+  check((await frows.count()) === 2, 'the approval card lists the plan check findings', await frows.count());
+  const first = (await frows.first().textContent()) ?? '';
+  check(/required-labels/.test(first) && /high/.test(first) && /terraform_data\.env/.test(first) && /labels\.owner is missing/.test(first),
+    'each finding with its rule, severity, address and message', first);
+  const fapprove = fcard.getByRole('button', { name: 'Approve' });
+  check(await fapprove.isDisabled(), 'Approve stays disabled until the findings are acknowledged');
+  const noAck = await api(carol.page, 'POST', `/v1/runs/${CHECKED_RUN}/decisions`, { decision: 'approve' });
+  check(noAck.status === 422 && JSON.stringify(noAck.body).includes('/acknowledge_findings'), 'the API refuses an approval without the acknowledgement', noAck);
+  const fwidth = await carol.page.evaluate(() => document.documentElement.scrollWidth);
+  check(fwidth <= 390, 'the findings fit a phone (no horizontal scroll)', fwidth);
+  await axe(carol.page, 'approval with findings (phone)');
+  await shot(carol.page, 'approval-findings-phone');
+  await fcard.getByLabel(/I have read the 2 plan check finding/).check();
+  await fapprove.click();
+  await fcard.waitFor({ state: 'detached' });
+  await bob.page.goto(`/ui/runs/${CHECKED_RUN}`);
+  await waitStatus(bob.page, /queued|running|succeeded/);
+  check(/carol/.test(await bob.page.locator('.decisions').textContent()), "the acknowledged approval is recorded");
+  check((await bob.page.locator('[data-testid=findings] li[data-rule]').count()) === 2, 'the run page shows the findings too');
+
+  // ---- a workflow's steps, its compensation, resume ----------------------------
+  await bob.page.goto(`/ui/runs/${WF_RUN}`);
+  await waitStatus(bob.page, /failed/);
+  const wfs = bob.page.getByTestId('workflow');
+  await wfs.locator('li[data-step=job]').waitFor();
+  const order = await wfs.locator('li[data-step]').evaluateAll((ls) => ls.map((l) => l.getAttribute('data-step')));
+  check(JSON.stringify(order) === '["repo","job"]', 'the workflow run lists its steps in order', order);
+  const badge = async (sel) => ((await wfs.locator(sel + ' .badge').first().textContent()) ?? '').trim();
+  check((await badge('li[data-step=repo]')) === 'succeeded' && (await badge('li[data-step=job]')) === 'failed', 'each step with its status', [
+    await badge('li[data-step=repo]'),
+    await badge('li[data-step=job]'),
+  ]);
+  check(/the step that failed/.test((await wfs.locator('li[data-step=job]').textContent()) ?? ''), 'the failed step is marked');
+  check((await badge('li[data-undo=repo]')) === 'succeeded', 'the undo run of the first step is shown');
+  check(/^Compensated/.test((await wfs.getByTestId('compensated').textContent()) ?? ''), 'and the workflow says it was compensated');
+  await axe(bob.page, 'workflow run');
+  await shot(bob.page, 'workflow-run');
+  await wfs.getByRole('link', { name: 'Step job run' }).click();
+  await bob.page.getByTestId('parent-run').waitFor();
+  check(/Step job of its workflow run/.test((await bob.page.getByTestId('parent-run').textContent()) ?? ''), 'a step run links back to its workflow');
+  check((await runStatus(bob.page)) === 'failed', 'the step run has its own page with its status', await runStatus(bob.page));
+  await bob.page.getByRole('link', { name: 'its workflow run' }).click();
+  await bob.page.getByTestId('workflow').getByRole('button', { name: /Resume/ }).click();
+  // Resumed: the undone repo step and the failed job run again; job fails again.
+  await bob.page.locator('li[data-step=job]', { hasText: 'earlier' }).waitFor({ timeout: 90000 });
+  await waitStatus(bob.page, /failed/, 90000);
+  const resumed = await api(bob.page, 'GET', `/v1/runs/${WF_RUN}`);
+  const jobRuns = (resumed.body?.steps ?? []).filter((x) => x.id === 'job' && x.operation === 'create');
+  check(jobRuns.length === 2, 'Resume (with the CSRF header) ran the failed step again', resumed.body?.steps);
+
   // ---- resources: extend within bounds ---------------------------------------
   await bob.page.goto('/ui/actions/lease');
   await bob.page.getByLabel(/^name/i).fill('sbx-1');
@@ -248,6 +309,21 @@ try {
   const rcard2 = bob.page.locator('li[data-resource]', { hasText: 'sbx-1' }).first();
   const after = Date.parse(await rcard2.getByTestId('expires').getAttribute('data-expires'));
   check(after - before === 3600 * 1000, 'extending by 1h moves the expiry 1h later', { before, after });
+  // Drift: the filter asks the API for drifted resources only.
+  await bob.page.getByLabel('Drift', { exact: true }).selectOption('drifted');
+  await bob.page.locator('li[data-resource]', { hasText: 'sbx-1' }).waitFor({ state: 'detached' });
+  const dcard = bob.page.locator(`li[data-resource="${DRIFTED}"]`);
+  await dcard.waitFor();
+  check(/drifted \+1 ~0 −0/.test((await dcard.getByTestId('drift').textContent()) ?? ''), 'a drifted resource shows under the drift filter with its counts',
+    await dcard.getByTestId('drift').textContent());
+  check((await bob.page.locator('li[data-resource]').count()) === 1 && /drift=drifted/.test(bob.page.url()), 'and only it', bob.page.url());
+  await axe(bob.page, 'resources (drifted)');
+  await shot(bob.page, 'resources-drift');
+  await bob.page.goto(`/ui/resources/${DRIFTED}`);
+  await bob.page.getByText('terraform_data.replica[0]').first().waitFor();
+  check(true, 'the resource page shows what drifted');
+  await bob.page.goto('/ui/resources');
+  await bob.page.locator('li[data-resource]', { hasText: 'sbx-1' }).waitFor();
   await axe(bob.page, 'resources');
   await shot(bob.page, 'resources');
 

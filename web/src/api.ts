@@ -148,6 +148,15 @@ export interface ApprovalRule {
   plan_first?: boolean;
 }
 
+/** A workflow's step as the catalog publishes it (docs/workflows.md). */
+export interface StepDef {
+  id: string;
+  worker_type: string;
+  needs?: string[];
+  approval?: boolean;
+  undo?: boolean;
+}
+
 export interface ActionSummary {
   id: string;
   version: string;
@@ -161,6 +170,7 @@ export interface ActionSummary {
   resource?: { kind?: string };
   approval?: { rules?: ApprovalRule[]; approvals?: number; expires_after_seconds?: number } | null;
   workers?: { seen?: boolean; last_seen_at?: string | null };
+  steps?: StepDef[];
 }
 
 export interface Action extends ActionSummary {
@@ -189,6 +199,28 @@ export interface Decision {
   at: string;
 }
 
+/** One finding of a plan check (docs/plan-checks.md). */
+export interface Finding {
+  check?: string;
+  rule: string;
+  severity?: string;
+  address?: string;
+  message: string;
+}
+
+export interface PlanChecks {
+  passed: boolean;
+  findings?: Finding[];
+}
+
+/** A workflow's child run: a step (operation create) or an undo. */
+export interface StepRun {
+  id: string;
+  run_id: string;
+  status: RunStatus;
+  operation: string;
+}
+
 export interface Run {
   id: string;
   action: { id: string; version?: string };
@@ -214,7 +246,16 @@ export interface Run {
     decisions?: Decision[];
     plan?: unknown;
     plan_summary?: unknown;
+    findings_to_acknowledge?: boolean;
   };
+  plan_checks?: PlanChecks;
+  operation?: string;
+  parent_run?: string;
+  step?: string;
+  steps?: StepRun[];
+  skipped_steps?: string[];
+  failed_step?: string;
+  compensated?: boolean;
   break_glass?: { reason?: string };
   plan?: unknown;
   requested_by: { subject: string; teams?: string[] };
@@ -246,6 +287,25 @@ export interface LogLine {
   at: string;
 }
 
+export type DriftStatus = 'in_sync' | 'drifted' | 'check_failed';
+
+/** The last drift check of a resource (docs/drift.md). */
+export interface Drift {
+  status: DriftStatus;
+  summary?: {
+    add?: number;
+    change?: number;
+    destroy?: number;
+    resources?: { address: string; actions?: string[] }[];
+    run_status?: string;
+    reason?: string;
+    [k: string]: unknown;
+  } | null;
+  checked_at?: string;
+  next_at?: string;
+  run?: string;
+}
+
 export interface Resource {
   id: string;
   action: string;
@@ -261,6 +321,7 @@ export interface Resource {
   needs_attention?: boolean;
   created_at?: string;
   deleted_at?: string;
+  drift?: Drift;
   pending_extension?: { seconds?: number; requested_by?: string; justification?: string; decisions?: Decision[] } | null;
 }
 

@@ -11,14 +11,18 @@ write their log over time and end with a result chosen by parameters
 (RESULT=SUCCESS|UNSTABLE|FAILURE|ABORTED|NOT_BUILT, SLEEP=<seconds>,
 LINES=<n>), logText/progressiveText with X-Text-Size / X-More-Data paging,
 POST /queue/cancelItem, POST <build>/stop, the job's builds list with
-parameters, and folders as /job/a/job/b.
+parameters, and folders as /job/a/job/b. Seed jobs (as Job DSL's): with
+--creates JOB:PARAM a successful build of JOB creates the job named by its
+PARAM parameter; with --deletes JOB:PARAM one of JOB deletes it (a job that
+is not there is no error). /_control/state lists the jobs.
 
 Test control (no auth): GET /_control/state (triggers, builds, queue, the
 request log), POST /_control/set (JSON: crumb_broken, fail_next, max_chunk,
 queue_delay, jobs), POST /_control/seed (a build or queue item started by
 "someone else", not counted as a trigger), POST /_control/reset.
 
-Usage: fake_jenkins.py [--port 0] [--user U --token T] [--job a/b ...];
+Usage: fake_jenkins.py [--port 0] [--user U --token T] [--job a/b ...]
+       [--creates JOB:PARAM ...] [--deletes JOB:PARAM ...];
 prints "PORT <n>" on stdout once listening.
 """
 import argparse
@@ -73,6 +77,15 @@ class Build:
         if self.abort.is_set():
             self.append("\nAborted by user\n")
             result = "ABORTED"
+        with self.state.lock:
+            seed = self.state.seeds.get(self.job)
+            made = seed is not None and result == "SUCCESS" and self.params.get(seed[1])
+            if made and seed[0] == "create":
+                self.state.jobs.add(made)
+            elif made:
+                self.state.jobs.discard(made)
+        if made:
+            self.append("%s job %s\n" % ("Created" if seed[0] == "create" else "Deleted", made))
         self.append("Finished: %s\n" % result)
         with self.state.lock:
             self.result = result
@@ -119,10 +132,11 @@ def job_url_path(job):
 
 
 class State:
-    def __init__(self, user, token, jobs):
+    def __init__(self, user, token, jobs, seeds=None):
         self.lock = threading.RLock()
         self.user, self.token = user, token
         self.jobs = set(jobs)
+        self.seeds = dict(seeds or {})  # seed job -> ("create"|"delete", PARAM)
         self.base = ""
         self.reset()
 
@@ -348,6 +362,7 @@ class Handler(BaseHTTPRequestHandler):
             with st.lock:
                 return self.reply_json({
                     "triggers": st.triggers,
+                    "jobs": sorted(st.jobs),
                     "queue": [q.json() for q in st.queue.values()],
                     "builds": {j: [b.json() for b in lst] for j, lst in st.builds.items()},
                     "requests": list(st.requests)})
@@ -379,10 +394,19 @@ def main():
     ap.add_argument("--user")
     ap.add_argument("--token")
     ap.add_argument("--job", action="append", default=[])
+    ap.add_argument("--creates", action="append", default=[], metavar="JOB:PARAM")
+    ap.add_argument("--deletes", action="append", default=[], metavar="JOB:PARAM")
     a = ap.parse_args()
+    seeds = {}
+    for kind, specs in (("create", a.creates), ("delete", a.deletes)):
+        for spec in specs:
+            job, sep, param = spec.rpartition(":")
+            if not sep or not job or not param:
+                ap.error("--%ss wants JOB:PARAM, not %r" % (kind, spec))
+            seeds[job] = (kind, param)
     srv = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
     srv.daemon_threads = True
-    srv.state = State(a.user, a.token, a.job or ["hello"])
+    srv.state = State(a.user, a.token, (a.job or ["hello"]) + list(seeds), seeds)
     srv.state.base = "http://127.0.0.1:%d" % srv.server_address[1]
     print("PORT %d" % srv.server_address[1], flush=True)
     # A test that dies (abort on a failed check) must not leave us running.

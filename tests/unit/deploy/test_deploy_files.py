@@ -226,6 +226,15 @@ def test_units():
     grace = re.search(r"--grace-seconds (\d+)", args)
     check(grace is not None and secs > int(grace.group(1)) + 15, "worker: TimeoutStopSec must exceed the default grace + 15 s")
     check(any(v.startswith("gangway/") for v in values_of(w, "StateDirectory")), "worker: StateDirectory for its state")
+    # The handoff drop-in (docs/reattach.md): supervisors outlive the stop,
+    # and nothing they need sits where the stop removes it.
+    h = parse_unit(os.path.join(UNITS, "handoff.conf")).get("Service", [])
+    env = dict(v.split("=", 1) for v in values_of(h, "Environment"))
+    check(values_of(h, "KillMode") == ["process"], "handoff.conf: KillMode=process (supervisors survive the stop)")
+    check(env.get("GW_WORKER_SUPERVISE") == "1" and env.get("GW_WORKER_DRAIN_MODE") == "handoff",
+          f"handoff.conf: supervision and the handoff drain on ({env})")
+    check(env.get("GW_WORKER_STATE_DIR", "").startswith("%S/") and env.get("TMPDIR", "").startswith("%S/"),
+          f"handoff.conf: run dirs and exec workdirs under the state directory, not PrivateTmp's /tmp ({env})")
     return units
 
 
@@ -244,6 +253,10 @@ def systemd_verify():
         shutil.copy(shutil.which("kill") or "/bin/kill", os.path.join(root, "bin/kill"))
         for u in ("gangway-broker.service", "gangway-worker@.service"):
             shutil.copy(os.path.join(UNITS, u), os.path.join(root, "etc/systemd/system", u))
+        dropin = os.path.join(root, "etc/systemd/system/gangway-worker@exec.service.d")
+        os.makedirs(dropin)
+        shutil.copy(os.path.join(UNITS, "handoff.conf"), dropin)
+        shutil.copy("/bin/mkdir", os.path.join(root, "bin/mkdir"))
         for u in ("gangway-broker.service", "gangway-worker@exec.service"):
             p = subprocess.run([tool, f"--root={root}", "verify", u], capture_output=True, text=True)
             noise = [l for l in (p.stdout + p.stderr).splitlines() if "gangway" in l]

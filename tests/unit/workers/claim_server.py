@@ -9,6 +9,13 @@ Behaviour by the run id's last three characters:
   d01: 200 after 2 s (a claim still in flight; when $GW_TEST_CLAIM_MARK_DIR
        is set, the file <dir>/<run id> appears as the claim arrives)
   anything else: 200
+The batch endpoint (POST /internal/v1/claims) answers only a batch whose
+worker_type is "batchtest" (anything else gets 404, an old broker's
+answer, so the runtime's tests keep claiming one by one); per entry, by
+the same tags: a02 409 (cancelled), a03 404, a05 400 (nope), e01 an entry
+naming another run, e02 200 without a claim document, e03 500 with no
+problem body, anything else 200 with a claim; a batch whose first run
+ends in e09 is refused as a whole with 409 (busy).
 The 200 reply's backend command comes from $GW_TEST_CLAIM_COMMAND (a JSON
 array), default ["/bin/true"]. GET /count/<run id> answers how many claims
 that run received; GET /log answers every claim as JSON lines."""
@@ -43,10 +50,41 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self.reply(404, {})
 
+    def batch(self, raw):
+        body = json.loads(raw)
+        if body.get("worker_type") != "batchtest":
+            return self.reply(404, {"code": "not_found"})
+        claims = body["claims"]
+        if claims and claims[0]["run_id"].endswith("e09"):
+            return self.reply(409, {"code": "claim_refused", "detail": "busy"})
+        entries = []
+        for c in claims:
+            rid, tag = c["run_id"], c["run_id"][-3:]
+            if tag == "a02":
+                entries.append({"run_id": rid, "status": 409, "code": "claim_refused", "detail": "cancelled"})
+            elif tag == "a03":
+                entries.append({"run_id": rid, "status": 404, "code": "run_not_found"})
+            elif tag == "a05":
+                entries.append({"run_id": rid, "status": 400, "code": "bad_request", "detail": "nope"})
+            elif tag == "e01":
+                entries.append({"run_id": "00000000-0000-0000-0000-00000000ffff", "status": 200,
+                                "claim": {"run_id": rid}})
+            elif tag == "e02":
+                entries.append({"run_id": rid, "status": 200})
+            elif tag == "e03":
+                entries.append({"run_id": rid, "status": 500})
+            else:
+                entries.append({"run_id": rid, "status": 200,
+                                "claim": {"run_id": rid, "fence": c["attempt"],
+                                          "action": {"backend": {"command": command}}}})
+        return self.reply(200, {"claims": entries})
+
     def do_POST(self):
         parts = self.path.split("/")
         length = int(self.headers.get("Content-Length", "0"))
         raw = self.rfile.read(length)
+        if self.path == "/internal/v1/claims":
+            return self.batch(raw)
         if len(parts) != 6 or parts[1:4] != ["internal", "v1", "runs"] or parts[5] != "claim":
             return self.reply(404, {"code": "not_found"})
         run_id = parts[4]

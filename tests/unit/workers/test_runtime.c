@@ -221,6 +221,61 @@ static long count_of(const char *url, const char *run_id)
     return atol(body);
 }
 
+/* One batch claim of `n` runs, each answered into o[i]. */
+static void claim_batch(uv_loop_t *loop, const char *url, const char *type, const char *const *ids,
+                        size_t n, struct outcome *o)
+{
+    struct gw_error err;
+    struct gw_claim_batch_item items[8];
+    struct gw_claim_params p = {
+        .broker_url = url, .token = "tok", .worker_type = type, .max_backoff_ms = 50};
+    CHECK(n <= 8);
+    for (size_t i = 0; i < n; i++) {
+        memset(&o[i], 0, sizeof(o[i]));
+        items[i] = (struct gw_claim_batch_item){
+            .run_id = ids[i], .attempt = 2, .worker_id = "test-1-1", .cb = on_claim, .arg = &o[i]};
+    }
+    CHECK(gw_claim_start_batch(loop, &p, items, n, &err) != NULL);
+    uv_run(loop, UV_RUN_DEFAULT);
+    for (size_t i = 0; i < n; i++)
+        CHECK(o[i].called);
+}
+
+/* A batch's entries get what the single endpoint's answers would give
+ * (claim.c maps both the same way); the batch as a whole too. */
+static void test_batch_claims(const char *url, uv_loop_t *loop)
+{
+    static const char *const ids[] = {
+        "00000000-0000-0000-0000-000000000b02", "00000000-0000-0000-0000-000000000a02",
+        "00000000-0000-0000-0000-000000000a03", "00000000-0000-0000-0000-000000000a05",
+        "00000000-0000-0000-0000-000000000e01", "00000000-0000-0000-0000-000000000e02",
+        "00000000-0000-0000-0000-000000000e03",
+    };
+    struct outcome o[8];
+
+    claim_batch(loop, url, "batchtest", ids, 7, o);
+    CHECK(o[0].result == GW_CLAIM_GRANTED && o[0].fence == 2 &&
+          strcmp(o[0].detail, "granted") == 0 && strcmp(o[0].cmd0, "/bin/true") == 0);
+    CHECK(o[1].result == GW_CLAIM_REFUSED && strcmp(o[1].detail, "cancelled") == 0);
+    CHECK(o[2].result == GW_CLAIM_NOT_FOUND && strcmp(o[2].detail, "run_not_found") == 0);
+    CHECK(o[3].result == GW_CLAIM_REJECTED && strcmp(o[3].detail, "nope") == 0);
+    CHECK(o[4].result == GW_CLAIM_REJECTED &&
+          strcmp(o[4].detail, "the batch answer does not list this run") == 0);
+    CHECK(o[5].result == GW_CLAIM_REJECTED && strcmp(o[5].detail, "claim failed") == 0);
+    CHECK(o[6].result == GW_CLAIM_REJECTED && strcmp(o[6].detail, "claim failed") == 0);
+
+    /* Refused as a whole: every run gets the refusal. */
+    static const char *const busy[] = {"00000000-0000-0000-0000-000000000e09",
+                                       "00000000-0000-0000-0000-000000000b03"};
+    claim_batch(loop, url, "batchtest", busy, 2, o);
+    CHECK(o[0].result == GW_CLAIM_REFUSED && strcmp(o[0].detail, "busy") == 0);
+    CHECK(o[1].result == GW_CLAIM_REFUSED && strcmp(o[1].detail, "busy") == 0);
+
+    /* No batch endpoint (a broker older than it). */
+    claim_batch(loop, url, "exec", ids, 2, o);
+    CHECK(o[0].result == GW_CLAIM_UNSUPPORTED && o[1].result == GW_CLAIM_UNSUPPORTED);
+}
+
 static struct outcome abandon_outcome;
 static struct gw_claim *abandon_claim;
 
@@ -250,14 +305,16 @@ static void test_claims(void)
     CHECK(count_of(s.url, "00000000-0000-0000-0000-000000000a02") == 1);
 
     claim_one(&loop, s.url, "00000000-0000-0000-0000-000000000a03", "tok", &o);
-    CHECK(o.result == GW_CLAIM_NOT_FOUND);
+    CHECK(o.result == GW_CLAIM_NOT_FOUND && strcmp(o.detail, "run_not_found") == 0);
 
     claim_one(&loop, s.url, "00000000-0000-0000-0000-000000000a04", "tok", &o);
     CHECK(o.result == GW_CLAIM_GRANTED); /* 401 is retried, not dropped */
     CHECK(count_of(s.url, "00000000-0000-0000-0000-000000000a04") == 2);
 
     claim_one(&loop, s.url, "00000000-0000-0000-0000-000000000a05", "tok", &o);
-    CHECK(o.result == GW_CLAIM_REJECTED);
+    CHECK(o.result == GW_CLAIM_REJECTED && strcmp(o.detail, "HTTP 400: nope") == 0);
+
+    test_batch_claims(s.url, &loop);
 
     /* Trailing slash in the URL is fine. */
     {

@@ -1,7 +1,7 @@
 import { Link } from 'react-router';
 import { get, qs, type Page, type Run } from '../api';
 import { Countdown, ErrorBox, Json, Loading, useLoad } from '../components/common';
-import { Decisions, DecisionBox, PlanSummary } from '../components/RunBits';
+import { Decisions, DecisionBox, PlanFindings, PlanSummary } from '../components/RunBits';
 import { useSession } from '../session';
 import { redactInputs } from '../util';
 
@@ -40,6 +40,7 @@ function ApprovalCard({ run, onDecided }: { run: Run; onDecided: () => void }) {
         <Json value={redactInputs(run)} />
       </details>
       <PlanSummary run={run} />
+      <PlanFindings run={run} />
       <Decisions run={run} />
       <DecisionBox run={run} onDecided={onDecided} />
     </li>

@@ -1,7 +1,8 @@
 import { useEffect, useState } from 'react';
-import { Link, useParams } from 'react-router';
-import { del, get, post, qs, type Page, type Resource } from '../api';
+import { Link, useParams, useSearchParams } from 'react-router';
+import { del, get, post, qs, type DriftStatus, type Page, type Resource } from '../api';
 import { Countdown, ErrorBox, Loading, StatusBadge, useLoad } from '../components/common';
+import { DRIFT_LABEL, DriftInfo } from '../components/Drift';
 import { useSession } from '../session';
 import { follow } from '../sse';
 import { canManageResource, formatSeconds, formatTime } from '../util';
@@ -19,7 +20,7 @@ export function extendChoices(r: Resource, now = Date.now()): number[] {
   return out;
 }
 
-function ResourceRow({ r, onChange }: { r: Resource; onChange: (r: Resource) => void }) {
+function ResourceRow({ r, onChange, detail = false }: { r: Resource; onChange: (r: Resource) => void; detail?: boolean }) {
   const { me } = useSession();
   const choices = extendChoices(r);
   const [secs, setSecs] = useState<number>(choices[0] ?? 0);
@@ -91,6 +92,10 @@ function ResourceRow({ r, onChange }: { r: Resource; onChange: (r: Resource) => 
               · <Link to={'/runs/' + r.created_by_run}>run</Link>
             </>
           )}
+        </dd>
+        <dt>Drift</dt>
+        <dd data-testid="drift">
+          <DriftInfo drift={r.drift} detail={detail} />
         </dd>
         {r.pending_extension && (
           <>
@@ -166,9 +171,17 @@ function ResourceRow({ r, onChange }: { r: Resource; onChange: (r: Resource) => 
 export default function ResourcesPage() {
   const { id } = useParams();
   const [tab, setTab] = useState<'active' | 'history'>('active');
+  const [params, setParams] = useSearchParams();
+  const drift = (params.get('drift') ?? '') as DriftStatus | '';
+  const setDrift = (v: string) => {
+    const p = new URLSearchParams(params);
+    if (v) p.set('drift', v);
+    else p.delete('drift');
+    setParams(p, { replace: true });
+  };
   const list = useLoad(
-    (s) => get<Page<Resource>>('/v1/resources' + qs({ status: tab === 'active' ? undefined : 'deleted', limit: 200 }), s),
-    [tab],
+    (s) => get<Page<Resource>>('/v1/resources' + qs({ status: tab === 'active' ? undefined : 'deleted', drift, limit: 200 }), s),
+    [tab, drift],
   );
   const one = useLoad((s) => (id ? get<Resource>('/v1/resources/' + encodeURIComponent(id), s) : Promise.resolve(null)), [id]);
   const [items, setItems] = useState<Resource[]>([]);
@@ -197,7 +210,7 @@ export default function ResourcesPage() {
           <ErrorBox error={one.error} />
           {one.data && (
             <ul className="cards">
-              <ResourceRow r={one.data} onChange={(r) => one.setData(r)} />
+              <ResourceRow r={one.data} onChange={(r) => one.setData(r)} detail />
             </ul>
           )}
         </section>
@@ -209,6 +222,19 @@ export default function ResourcesPage() {
         <button type="button" aria-pressed={tab === 'history'} onClick={() => setTab('history')}>
           Expired and deleted
         </button>
+      </div>
+      <div className="filters">
+        <div>
+          <label htmlFor="drift-filter">Drift</label>{' '}
+          <select id="drift-filter" value={drift} onChange={(e) => setDrift(e.target.value)}>
+            <option value="">any</option>
+            {(Object.keys(DRIFT_LABEL) as DriftStatus[]).map((k) => (
+              <option key={k} value={k}>
+                {DRIFT_LABEL[k]}
+              </option>
+            ))}
+          </select>
+        </div>
       </div>
       <ErrorBox error={list.error} />
       {list.loading && !list.data ? <Loading /> : null}

@@ -3,7 +3,8 @@ import { Link, useParams } from 'react-router';
 import { ApiError, get, post, qs, TERMINAL, type Page, type Resource, type Run, type RunEvent } from '../api';
 import { Countdown, ErrorBox, Json, Loading, StatusBadge } from '../components/common';
 import { LogView, useRunLogs } from '../components/LogView';
-import { Decisions, DecisionBox, PlanSummary } from '../components/RunBits';
+import { Decisions, DecisionBox, PlanFindings, PlanSummary } from '../components/RunBits';
+import { ParentLink, WorkflowSteps } from '../components/Workflow';
 import { useSession } from '../session';
 import { follow } from '../sse';
 import { canCancel, formatTime, isAdmin, redactInputs } from '../util';
@@ -29,6 +30,8 @@ export default function RunPage() {
   const [cancelReason, setCancelReason] = useState('');
   const logs = useRunLogs(id);
   const cancelBtn = useRef<HTMLButtonElement>(null);
+  const runRef = useRef<Run | null>(null);
+  runRef.current = run;
 
   const load = useCallback(async () => {
     try {
@@ -80,7 +83,12 @@ export default function RunPage() {
         if (st === 'open') void load();
       },
       onEvent: (_n, data) => {
-        if ((data as { run_id?: string }).run_id === id) void load();
+        const ev = data as { run_id?: string; action?: string };
+        // A workflow's steps are runs of their own (of the same action):
+        // their transitions change what the Steps section shows.
+        const wf = runRef.current;
+        if (ev.run_id === id || (wf && wf.worker_type === 'workflow' && !TERMINAL.includes(wf.status) && ev.action === wf.action.id))
+          void load();
       },
     });
     return () => f.close();
@@ -131,6 +139,7 @@ export default function RunPage() {
         {run.requested_by.teams?.length ? ' (' + run.requested_by.teams.join(', ') + ')' : ''} · {formatTime(run.created_at)} · attempt{' '}
         {run.attempt}
       </p>
+      <ParentLink run={run} />
       {run.reason && <p>Reason: {run.reason}</p>}
       {run.error && (
         <p className="error">
@@ -186,12 +195,24 @@ export default function RunPage() {
             </p>
           )}
           <PlanSummary run={run} />
+          <PlanFindings run={run} />
           <Decisions run={run} />
           <DecisionBox run={run} onDecided={(r) => setRun(r)} />
         </section>
       ) : (
-        <PlanSummary run={run} />
+        <>
+          <PlanSummary run={run} />
+          <PlanFindings run={run} />
+        </>
       )}
+
+      <WorkflowSteps
+        run={run}
+        onChange={(r) => {
+          setRun(r);
+          void load();
+        }}
+      />
 
       <section aria-labelledby="inp">
         <h2 id="inp">Inputs</h2>

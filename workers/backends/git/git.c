@@ -2,7 +2,8 @@
  * The git (GitOps) backend: renders an action's templates with the run's
  * inputs into a Git repository, commits them with the requester as author
  * and a "Gangway-Run: <run id>" trailer, pushes, and optionally opens a
- * pull/merge request.
+ * pull/merge request. A drift run (operation "drift", docs/drift.md) only
+ * fetches and compares what the resource's last run wrote with the branch.
  *
  * Loop side (this file): config, timeout and cancel, log delivery, finish.
  * All libgit2 and libcurl work happens in gw_gitb_work_run (git_work.c) on the
@@ -184,7 +185,10 @@ static void close_handles(struct gitb_run *g)
 static void work_cb(uv_work_t *w)
 {
     struct gitb_run *g = container_of(w, struct gitb_run, work);
-    gw_gitb_work_run(&g->job);
+    if (g->job.drift)
+        gw_gitb_work_drift(&g->job);
+    else
+        gw_gitb_work_run(&g->job);
 }
 
 static void pr_done(void *arg)
@@ -241,6 +245,42 @@ static void libgit2_init_once(void)
     git_libgit2_init();
 }
 
+static bool is_drift(const struct gw_run *run)
+{
+    return run->operation != NULL && strcmp(run->operation, "drift") == 0;
+}
+
+/* A drift check compares with what the resource's last run wrote: its
+ * outputs' "branch" and "files" ([{path, blob}], recorded since decision
+ * 0068). A resource created before that has nothing to compare with. */
+static int drift_baseline(const struct gw_run *run, struct gw_error *err)
+{
+    json_t *outs = json_object_get(run->resource, "outputs");
+    json_t *files = json_object_get(outs, "files"), *f;
+    const char *branch = json_string_value(json_object_get(outs, "branch"));
+    size_t i;
+
+    if (!json_is_array(files) || json_array_size(files) == 0 || branch == NULL)
+        return gw_error_set(err, GW_EINVAL, false,
+                            "git drift: the resource's outputs record no written files and branch "
+                            "(a resource created before git drift checks): nothing to compare");
+    if (!gw_gitb_branch_valid(branch))
+        return gw_error_set(err, GW_EINVAL, false,
+                            "git drift: the resource's recorded branch is not a valid branch name");
+    json_array_foreach(files, i, f)
+    {
+        const char *path = json_string_value(json_object_get(f, "path"));
+        const char *blob = json_string_value(json_object_get(f, "blob"));
+        git_oid oid;
+        if (path == NULL || path[0] == '\0' || blob == NULL || strlen(blob) != GIT_OID_HEXSZ ||
+            git_oid_fromstr(&oid, blob) != 0)
+            return gw_error_set(err, GW_EINVAL, false,
+                                "git drift: the resource's outputs /files/%zu is not {path, blob}",
+                                i);
+    }
+    return 0;
+}
+
 int gw_git_backend_create(struct gw_run *run, struct gw_error *err)
 {
     struct gitb_run *g;
@@ -258,6 +298,11 @@ int gw_git_backend_create(struct gw_run *run, struct gw_error *err)
         gw_gitb_config_finish(&g->cfg);
         free(g);
         return gw_error_set(err, GW_EINVAL, false, "git: the run id is not usable in a trailer");
+    }
+    if (is_drift(run) && (rc = drift_baseline(run, err)) != 0) {
+        gw_gitb_config_finish(&g->cfg);
+        free(g);
+        return rc;
     }
     g->run = run;
     g->state = ST_CREATED;
@@ -302,6 +347,14 @@ int gw_git_backend_start(struct gw_run *run, struct gw_error *err)
     j->action_id = strdup(run->action_id ? run->action_id : "");
     j->inputs = run->inputs ? json_deep_copy(run->inputs) : json_object();
     j->cache_root = cache_root();
+    if (is_drift(run)) {
+        json_t *outs = json_object_get(run->resource, "outputs");
+        j->drift = true;
+        j->drift_branch = strdup(json_string_value(json_object_get(outs, "branch")));
+        j->drift_files = json_deep_copy(json_object_get(outs, "files"));
+        if (j->drift_branch == NULL || j->drift_files == NULL)
+            return gw_error_set(err, GW_ENOMEM, true, "git: out of memory");
+    }
     if (g->cfg.templates_dir[0] == '/')
         snprintf(dir, sizeof(dir), "%s", g->cfg.templates_dir);
     else if (gw_path_default_dir(g->cfg.templates_dir, dir, sizeof(dir)) != 0)
@@ -386,6 +439,8 @@ void gw_git_backend_destroy(struct gw_run *run)
     free(j->action_id);
     json_decref(j->inputs);
     json_decref(j->outputs);
+    free(j->drift_branch);
+    json_decref(j->drift_files);
     free(j->cache_root);
     free(j->templates_dir);
     secret_free(j->token);

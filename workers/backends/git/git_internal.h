@@ -73,6 +73,14 @@ struct gw_gitb_job {
     char *token, *ssh_key, *pr_token;
     const char *secrets[4]; /* the three above, for gw_gitb_scrub */
 
+    /* A drift check (operation "drift", docs/drift.md): compare what the
+     * resource's last run wrote (deep copies of its outputs' "branch" and
+     * "files", validated by create) with the branch's head; nothing is
+     * rendered, committed or pushed. */
+    bool drift;
+    char *drift_branch;
+    json_t *drift_files; /* [{path, blob}] */
+
     atomic_int stop; /* GW_GIT_RUN or why to stop; set by the loop */
 
     uv_mutex_t mu; /* guards lines and async_live */
@@ -94,6 +102,13 @@ struct gw_gitb_job {
 /* Worker thread: the whole run (clone/fetch, render, commit, push), and what
  * the pull request needs (opened on the loop afterwards, gw_gitb_pr_start). */
 void gw_gitb_work_run(struct gw_gitb_job *j);
+
+/* Worker thread: a drift check (j->drift): fetch the recorded branch, compare
+ * each recorded path's blob with the head's. Succeeds with outputs
+ * {"reconcile": {"changes", "branch", "commit", "files": [{path, change:
+ * "modified"|"deleted"}]}}; fails when the repository or the branch cannot
+ * be read. */
+void gw_gitb_work_drift(struct gw_gitb_job *j);
 
 /* Worker thread: queues one log line (scrubbed) for the loop. */
 void gw_gitb_job_log(struct gw_gitb_job *j, const char *fmt, ...)

@@ -4,8 +4,13 @@
  * render (fail fast on template errors) -> lock the repository's cache ->
  * loop { fetch base and target -> look for our trailer -> check out the
  * parent -> write files -> commit -> push } -> pull request.
+ * The outputs record each written path's blob (what a drift check compares).
  *
- * Never runs on the loop thread (gw_gitb_work_run is a uv_queue_work body).
+ * A drift check (gw_gitb_work_drift): lock the cache -> fetch the recorded
+ * branch -> compare the recorded blobs with its head. Never pushes.
+ *
+ * Never runs on the loop thread (gw_gitb_work_run and gw_gitb_work_drift are
+ * uv_queue_work bodies).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -327,13 +332,56 @@ done:
     return out;
 }
 
+/* What the run wrote, as the repository holds it in `oid`'s tree: one
+ * {path, blob} per destination file, the baseline a later drift check
+ * compares the branch's head with (docs/drift.md). A replayed run's commit
+ * was rendered by an earlier attempt: a path it does not hold (the
+ * templates changed on disk since) is left out rather than invented. */
+static json_t *written_files(struct work *w, const git_oid *oid)
+{
+    git_commit *commit = NULL;
+    git_tree *tree = NULL;
+    json_t *out = json_array();
+
+    if (out == NULL || git_commit_lookup(&commit, w->repo, oid) != 0 ||
+        git_commit_tree(&tree, commit) != 0) {
+        json_decref(out);
+        out = NULL;
+        goto done;
+    }
+    for (size_t i = 0; i < w->nfiles; i++) {
+        git_tree_entry *e = NULL;
+        char blob[GIT_OID_HEXSZ + 1];
+        int rc = git_tree_entry_bypath(&e, tree, w->files[i].path);
+        if (rc == GIT_ENOTFOUND)
+            continue;
+        if (rc != 0) {
+            json_decref(out);
+            out = NULL;
+            goto done;
+        }
+        git_oid_tostr(blob, sizeof(blob), git_tree_entry_id(e));
+        git_tree_entry_free(e);
+        json_array_append_new(out, json_pack("{s:s, s:s}", "path", w->files[i].path, "blob", blob));
+    }
+done:
+    git_tree_free(tree);
+    git_commit_free(commit);
+    return out;
+}
+
 static int succeed(struct work *w, const git_oid *oid, git_commit *commit, bool replayed)
 {
     char sha[GIT_OID_HEXSZ + 1];
     json_t *files = commit ? changed_files(w, commit) : json_array();
+    json_t *written = written_files(w, oid);
     git_oid_tostr(sha, sizeof(sha), oid);
-    w->j->outputs =
-        json_pack("{s:s, s:s, s:o?}", "commit", sha, "branch", w->target, "changed_files", files);
+    if (written == NULL) {
+        json_decref(files);
+        return gitb_fail(w, "read back the written files");
+    }
+    w->j->outputs = json_pack("{s:s, s:s, s:o?, s:o}", "commit", sha, "branch", w->target,
+                              "changed_files", files, "files", written);
     if (w->j->outputs == NULL)
         return gw_gitb_job_fail(w->j, "backend_error", "out of memory");
     if (replayed)
@@ -629,4 +677,120 @@ out:
     free(w.files);
     free(w.target);
     free(w.message);
+}
+
+/* ------------------------------------------------------------ drift check */
+
+/* Fetches only the recorded branch (never pushes) and sets *head to its tip;
+ * a branch the remote no longer has is a failure: nothing to compare with. */
+static int drift_fetch(struct work *w, git_oid *head)
+{
+    git_fetch_options fo = GIT_FETCH_OPTIONS_INIT;
+    char spec[600], ref[300];
+    char *specs[1] = {spec};
+    git_strarray arr = {specs, 1};
+    const git_remote_head **heads;
+    size_t n;
+
+    snprintf(spec, sizeof(spec), "+refs/heads/%s:refs/remotes/origin/%s", w->j->drift_branch,
+             w->j->drift_branch);
+    set_callbacks(w, &fo.callbacks);
+    fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+    w->j->auth_calls = 0;
+    if (git_remote_fetch(w->remote, &arr, &fo, NULL) != 0)
+        return gitb_fail(w, "fetch");
+    if (git_remote_ls(&heads, &n, w->remote) != 0)
+        return gitb_fail(w, "list remote references");
+    snprintf(ref, sizeof(ref), "refs/heads/%s", w->j->drift_branch);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(heads[i]->name, ref) == 0) {
+            *head = heads[i]->oid;
+            return 0;
+        }
+    return gw_gitb_job_fail(w->j, "backend_error", "branch '%s' not found in %s",
+                            w->j->drift_branch, w->c->repository);
+}
+
+/* Compares each recorded {path, blob} with the head's tree: "deleted" when
+ * the path holds no file any more, "modified" when its blob differs. */
+static int drift_compare(struct work *w, const git_oid *head)
+{
+    git_commit *commit = NULL;
+    git_tree *tree = NULL;
+    json_t *changed = json_array(), *f;
+    char sha[GIT_OID_HEXSZ + 1];
+    size_t i;
+    int rc = -1;
+
+    git_oid_tostr(sha, sizeof(sha), head);
+    if (changed == NULL || git_commit_lookup(&commit, w->repo, head) != 0 ||
+        git_commit_tree(&tree, commit) != 0) {
+        gitb_fail(w, "read the head commit");
+        goto out;
+    }
+    json_array_foreach(w->j->drift_files, i, f)
+    {
+        const char *path = json_string_value(json_object_get(f, "path"));
+        git_oid want;
+        git_tree_entry *e = NULL;
+        const char *change = NULL;
+        int lrc;
+
+        git_oid_fromstr(&want, json_string_value(json_object_get(f, "blob")));
+        lrc = git_tree_entry_bypath(&e, tree, path);
+        if (lrc == GIT_ENOTFOUND || (lrc == 0 && git_tree_entry_type(e) != GIT_OBJECT_BLOB))
+            change = "deleted";
+        else if (lrc != 0) {
+            gitb_fail(w, "look up a recorded path");
+            goto out;
+        } else if (!git_oid_equal(git_tree_entry_id(e), &want))
+            change = "modified";
+        git_tree_entry_free(e);
+        if (change != NULL) {
+            gw_gitb_job_log(w->j, "drift: %s %s since Gangway wrote it", path, change);
+            json_array_append_new(changed, json_pack("{s:s, s:s}", "path", path, "change", change));
+        }
+    }
+    if (json_array_size(changed) == 0)
+        gw_gitb_job_log(w->j, "in sync: the %zu file(s) Gangway wrote match %s at %.12s",
+                        json_array_size(w->j->drift_files), w->j->drift_branch, sha);
+    w->j->outputs =
+        json_pack("{s:{s:b, s:s, s:s, s:O}}", "reconcile", "changes", json_array_size(changed) > 0,
+                  "branch", w->j->drift_branch, "commit", sha, "files", changed);
+    if (w->j->outputs == NULL) {
+        gw_gitb_job_fail(w->j, "backend_error", "out of memory");
+        goto out;
+    }
+    rc = 0;
+out:
+    json_decref(changed);
+    git_tree_free(tree);
+    git_commit_free(commit);
+    return rc;
+}
+
+void gw_gitb_work_drift(struct gw_gitb_job *j)
+{
+    struct work w = {.j = j, .c = j->cfg, .lock_fd = -1};
+    git_oid head;
+
+    if (open_cache(&w) != 0)
+        goto out;
+    gw_gitb_job_log(j, "drift check: repository %s, branch %s, %zu recorded file(s)",
+                    j->cfg->repository, j->drift_branch, json_array_size(j->drift_files));
+    if (stopping(&w)) {
+        gw_gitb_job_fail(j, "cancelled", "stopped");
+        goto out;
+    }
+    if (drift_fetch(&w, &head) != 0 || drift_compare(&w, &head) != 0) {
+        json_decref(j->outputs);
+        j->outputs = NULL;
+        goto out;
+    }
+    j->ok = true;
+out:
+    git_remote_free(w.remote);
+    git_repository_free(w.repo);
+    if (w.lock_fd >= 0)
+        close(w.lock_fd);
 }

@@ -633,7 +633,10 @@ static void timeout_closed(uv_handle_t *h)
         gw_run_finish_cancelled(r, msg);
     } else if (t->failed) {
         gw_log(GW_LOG_WARN, r->run_id, "terraform: %s: %s", t->reason, t->msg);
-        gw_run_finish_failed(r, t->reason, t->exit_code, t->msg);
+        /* A plan that failed its checks: the findings go with the run. */
+        json_t *pc = json_object_get(t->outputs, "plan_checks");
+        gw_run_finish_failed_with(r, t->reason, t->exit_code, t->msg,
+                                  pc != NULL ? json_pack("{s:O}", "plan_checks", pc) : NULL);
     } else {
         json_t *o = t->outputs;
         t->outputs = NULL;

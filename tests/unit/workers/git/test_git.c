@@ -259,6 +259,135 @@ static void test_success_and_replay(void)
     free(cfg);
 }
 
+/* A drift run (operation "drift") of the resource whose outputs are `outputs`
+ * (NULL: a resource without outputs). */
+static void run_drift(const char *config, json_t *outputs, const char *run_id, struct run_record *r)
+{
+    json_t *cfg = json_loads(config, 0, NULL);
+    json_t *res = outputs ? json_pack("{s:s, s:O}", "id", "res-1", "outputs", outputs) : NULL;
+    json_t *in = app_inputs("Drift Svc");
+    struct gw_run run = {.run_id = run_id,
+                         .action_id = "gitops-test",
+                         .inputs = in,
+                         .config = cfg,
+                         .timeout_seconds = 30,
+                         .operation = "drift",
+                         .resource = res};
+    struct backend_run_options o = {0};
+    CHECK(cfg != NULL);
+    if (backend_run("git", &run, &o, r) != 0) {
+        r->finished = true;
+        r->outcome = GW_RUN_FAILED;
+        snprintf(r->reason, sizeof(r->reason), "create");
+    }
+    json_decref(res);
+    json_decref(in);
+    json_decref(cfg);
+}
+
+/* The files a run wrote are recorded with their blobs; a drift check finds
+ * them in sync, then reports a file edited and one deleted outside Gangway,
+ * pushes nothing, and fails on a branch that is gone. */
+static void test_drift(void)
+{
+    struct run_record r, d;
+    char *cfg = config_with(FILES_APP, "Add {{ inputs.name }}", NULL);
+    json_t *in = app_inputs("Drift Svc"), *files, *f, *rec;
+    size_t i;
+
+    run_git(cfg, in, "11111111-0000-4000-8000-0000000000d1", 30, 0, &r);
+    expect(&r, GW_RUN_SUCCEEDED);
+    files = json_object_get(r.outputs, "files");
+    CHECK(json_array_size(files) == 2);
+    json_array_foreach(files, i, f)
+    {
+        const char *path = json_string_value(json_object_get(f, "path"));
+        char *blob = capture("git -C %s rev-parse main:%s", F.remote, path);
+        CHECK(strcmp(blob, json_string_value(json_object_get(f, "blob"))) == 0);
+        free(blob);
+    }
+    CHECK(strcmp(json_string_value(json_object_get(json_array_get(files, 0), "path")),
+                 "apps/drift-svc/app.yaml") == 0);
+
+    /* Untouched: in sync, and the check pushes nothing. */
+    char *refs = capture("git -C %s for-each-ref --format='%%(refname) %%(objectname)'", F.remote);
+    run_drift(cfg, r.outputs, "11111111-0000-4000-8000-0000000000d2", &d);
+    expect(&d, GW_RUN_SUCCEEDED);
+    rec = json_object_get(d.outputs, "reconcile");
+    CHECK(json_is_false(json_object_get(rec, "changes")));
+    CHECK(json_array_size(json_object_get(rec, "files")) == 0);
+    CHECK(strcmp(json_string_value(json_object_get(rec, "branch")), "main") == 0);
+    run_record_free(&d);
+
+    /* An unrelated commit outside Gangway is not drift. */
+    CHECK(sh("cd %s && git clone -q %s drift-clone 2>/dev/null && cd drift-clone && "
+             "echo other > other.txt && git add -A && git commit -q -m other && "
+             "git push -q origin main",
+             F.tmp, F.remote) == 0);
+    run_drift(cfg, r.outputs, "11111111-0000-4000-8000-0000000000d3", &d);
+    expect(&d, GW_RUN_SUCCEEDED);
+    CHECK(json_is_false(json_object_get(json_object_get(d.outputs, "reconcile"), "changes")));
+    run_record_free(&d);
+
+    /* One file edited, one deleted outside Gangway. */
+    CHECK(sh("cd %s/drift-clone && echo 'replicas: 9' >> apps/drift-svc/app.yaml && "
+             "git rm -q apps/drift-svc/README.md && git commit -q -am 'hand edit' && "
+             "git push -q origin main",
+             F.tmp) == 0);
+    free(refs);
+    refs = capture("git -C %s for-each-ref --format='%%(refname) %%(objectname)'", F.remote);
+    char *head = capture("git -C %s rev-parse main", F.remote);
+    run_drift(cfg, r.outputs, "11111111-0000-4000-8000-0000000000d4", &d);
+    expect(&d, GW_RUN_SUCCEEDED);
+    rec = json_object_get(d.outputs, "reconcile");
+    CHECK(json_is_true(json_object_get(rec, "changes")));
+    CHECK(strcmp(json_string_value(json_object_get(rec, "commit")), head) == 0);
+    files = json_object_get(rec, "files");
+    CHECK(json_array_size(files) == 2);
+    CHECK(strcmp(json_string_value(json_object_get(json_array_get(files, 0), "path")),
+                 "apps/drift-svc/app.yaml") == 0);
+    CHECK(strcmp(json_string_value(json_object_get(json_array_get(files, 0), "change")),
+                 "modified") == 0);
+    CHECK(strcmp(json_string_value(json_object_get(json_array_get(files, 1), "path")),
+                 "apps/drift-svc/README.md") == 0);
+    CHECK(strcmp(json_string_value(json_object_get(json_array_get(files, 1), "change")),
+                 "deleted") == 0);
+    CHECK(result_mentions(&d, "apps/drift-svc/app.yaml modified"));
+    run_record_free(&d);
+    char *after = capture("git -C %s for-each-ref --format='%%(refname) %%(objectname)'", F.remote);
+    CHECK(strcmp(refs, after) == 0); /* a drift check never pushes */
+    free(after);
+    free(refs);
+    free(head);
+
+    /* The recorded branch is gone: the check fails and says why. */
+    json_t *gone = json_deep_copy(r.outputs);
+    json_object_set_new(gone, "branch", json_string("gangway/deleted"));
+    run_drift(cfg, gone, "11111111-0000-4000-8000-0000000000d5", &d);
+    expect(&d, GW_RUN_FAILED);
+    CHECK(result_mentions(&d, "branch 'gangway/deleted' not found"));
+    run_record_free(&d);
+    json_decref(gone);
+
+    /* Nothing recorded (no resource, or outputs from before files were
+     * recorded): refused by create, nothing fetched. */
+    run_drift(cfg, NULL, "11111111-0000-4000-8000-0000000000d6", &d);
+    expect(&d, GW_RUN_FAILED);
+    CHECK(strcmp(d.reason, "create") == 0);
+    run_record_free(&d);
+    json_t *old = json_deep_copy(r.outputs);
+    json_object_del(old, "files");
+    run_drift(cfg, old, "11111111-0000-4000-8000-0000000000d7", &d);
+    expect(&d, GW_RUN_FAILED);
+    CHECK(strcmp(d.reason, "create") == 0);
+    run_record_free(&d);
+    json_decref(old);
+
+    run_record_free(&r);
+    json_decref(in);
+    free(cfg);
+}
+
 /* Another writer pushes to main between our fetch and our push. */
 static int race_pushes; /* how many attempts get a concurrent push */
 
@@ -646,6 +775,7 @@ int main(int argc, char **argv)
     CHECK(argc == 2); /* the hosting server script */
     setup();
     test_success_and_replay();
+    test_drift();
     test_non_fast_forward();
     test_push_branch();
     test_template_errors();
