@@ -6,7 +6,8 @@
 -- timed_out (reason deadline_exceeded) with compensated. One already
 -- compensating (a step failed, or cancelled) finishes that as it is.
 -- A teardown run (operation 'teardown') has no deadline of its own: its
--- undo steps each have theirs. Returns the number of workflows timed out.
+-- undo steps each have theirs. Runs from before migration 0018
+-- (wf_deadline_exempt) have no deadline. Returns the number timed out.
 CREATE OR REPLACE FUNCTION gw_wf_timeouts(p_limit integer)
 RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
@@ -15,7 +16,7 @@ DECLARE
 BEGIN
     FOR r IN SELECT * FROM gw_runs
              WHERE status = 'running' AND worker_type = 'workflow' AND operation <> 'teardown'
-               AND wf_phase = 'forward' AND wf_timed_out_at IS NULL
+               AND wf_phase = 'forward' AND wf_timed_out_at IS NULL AND NOT wf_deadline_exempt
                AND cancel_requested_at IS NULL
                AND started_at + make_interval(secs => timeout_seconds) < clock_timestamp()
              ORDER BY started_at LIMIT p_limit FOR UPDATE SKIP LOCKED LOOP

@@ -6,7 +6,9 @@ through the real broker, PostgreSQL, Kafka and an exec worker:
   reaper times the workflow out; the running step is cancelled, the
   finished step's undo runs, the step after never starts; the parent ends
   timed_out (reason deadline_exceeded), compensated, audited, with exactly
-  one move to timed_out; a timed-out workflow can be resumed;
+  one move to timed_out; a timed-out workflow can be resumed; a run from
+  before the upgrade that brought the deadline (wf_deadline_exempt) is left
+  alone;
 - a step run is not a request: `gangway rerun STEP` refuses (exit 1) naming
   the workflow run to rerun or resume and starts nothing, and
   POST /v1/runs/{step}/resume answers 409 not_resumable, why step_run, with
@@ -70,7 +72,7 @@ def test():
     actions = os.path.join(s.tmp, "actions")
     os.makedirs(actions)
     prog = s.write_program("step.py", STEP)
-    m = {k: os.path.join(s.tmp, "marks-" + k) for k in ("slow", "secret")}
+    m = {k: os.path.join(s.tmp, "marks-" + k) for k in ("slow", "legacy", "secret")}
     for d in m.values():
         os.makedirs(d)
 
@@ -87,14 +89,15 @@ def test():
 
     # The workflow's own deadline (3 s) is far shorter than its steps' (120 s):
     # b holds until told to go, which nobody does.
-    with open(os.path.join(actions, "slow.json"), "w") as f:
-        json.dump({"id": "slow", "title": "slow", "timeout_seconds": 3,
-                   "inputs": {"type": "object", "properties": {"name": {"type": "string"}}},
-                   "steps": [step("a", m["slow"], {"name": "${inputs.name}"},
-                                  {"url": "${self.outputs.url}"}),
-                             step("b", m["slow"], {"name": "${inputs.name}", "hold": True},
-                                  {"url": "${self.outputs.url}"}),
-                             step("c", m["slow"], {"name": "${inputs.name}"})]}, f)
+    for aid in ("slow", "legacy"):
+        with open(os.path.join(actions, aid + ".json"), "w") as f:
+            json.dump({"id": aid, "title": aid, "timeout_seconds": 3,
+                       "inputs": {"type": "object", "properties": {"name": {"type": "string"}}},
+                       "steps": [step("a", m[aid], {"name": "${inputs.name}"},
+                                      {"url": "${self.outputs.url}"}),
+                                 step("b", m[aid], {"name": "${inputs.name}", "hold": True},
+                                      {"url": "${self.outputs.url}"}),
+                                 step("c", m[aid], {"name": "${inputs.name}"})]}, f)
     gate = os.path.join(m["secret"], "gate")
     with open(os.path.join(actions, "secretive.json"), "w") as f:
         json.dump({"id": "secretive", "title": "secretive",
@@ -144,6 +147,19 @@ def test():
         again = s.get("/v1/runs/" + rid).json()
         check(again["status"] == "timed_out" and again["steps"] == done["steps"],
               "later sweeps leave the timed-out workflow alone", again)
+
+        # 1b. A run from before migration 0018 (wf_deadline_exempt: a workflow in
+        # flight during the upgrade) keeps running past the deadline.
+        lid = s.submit("legacy", {"name": "t0"}).json()["id"]
+        s.sql("UPDATE gw_runs SET wf_deadline_exempt = true WHERE id = '%s'" % lid)
+        poll("legacy step b running",
+             lambda: os.path.exists(os.path.join(m["legacy"], "b.started")))
+        time.sleep(5)  # past its 3 s, and several reaper sweeps
+        check(s.get("/v1/runs/" + lid).json()["status"] == "running",
+              "an exempt (pre-upgrade) workflow is not timed out")
+        open(os.path.join(m["legacy"], "b.go"), "w").close()
+        check(s.wait_run(lid, timeout=120)["status"] == "succeeded",
+              "... and finishes normally")
 
         # 2. A step run is not a request: rerun and resume name its workflow.
         step_a = [x["run_id"] for x in done["steps"] if x["id"] == "a" and x["operation"] == "create"][0]
