@@ -163,6 +163,10 @@ bool gw_api_justification(struct gw_api_ctx *ctx, json_t *why, const char **out)
  * (a new array, for gw_api_problem to steal). */
 json_t *gw_api_field_error(const char *pointer, const char *keyword, const char *message);
 
+/* The input schema validator's errors as a problem's `errors`, each
+ * pointer under /inputs (api_runs.c). Steals `errors`. */
+json_t *gw_api_input_errors(json_t *errors);
+
 /* The request body as JSON (gw_json_parse_request: every number must
  * survive jsonb and back). Returns a new reference, also kept in
  * ctx->scratch; or NULL after answering 400 invalid_json (where it failed,

@@ -9,7 +9,10 @@
 #include <string.h>
 
 #include "api.h"
+#include "catalog.h"
 #include "gw/crypto.h"
+#include "gw/jsonptr.h"
+#include "gw/jsonschema.h"
 #include "policy.h"
 
 /* A malformed id is answered like a well-formed unknown one. */
@@ -141,6 +144,30 @@ void gw_api_run_cancel(struct gw_api_ctx *ctx)
 
 /* ---------------------------------------------------------------- resume */
 
+/* One problem entry per secret input `ptrs` (the run's secret_inputs,
+ * relative to its inputs) not given again: [{"pointer": "/inputs/...",
+ * "keyword": "required", "message"}]. */
+static json_t *missing_secret_errors(json_t *ptrs)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *p;
+    json_array_foreach(ptrs, i, p)
+    {
+        const char *ptr = json_string_value(p);
+        if (ptr == NULL)
+            continue;
+        struct gw_jsonptr at = GW_JSONPTR_INIT;
+        if (gw_jsonptr_push(&at, "inputs") == 0 && gw_jsonptr_append(&at, ptr) == 0)
+            json_array_append_new(
+                out,
+                json_pack("{s:s, s:s, s:s}", "pointer", gw_jsonptr_str(&at), "keyword", "required",
+                          "a secret input, dropped when the run ended: give it again"));
+        gw_jsonptr_finish(&at);
+    }
+    return out;
+}
+
 static void resume_done(struct gw_api_ctx *ctx, const PGresult *res)
 {
     const char *run;
@@ -153,13 +180,30 @@ static void resume_done(struct gw_api_ctx *ctx, const PGresult *res)
     } else if (strcmp(outcome, "resumed") == 0) {
         gw_relay_kick(ctx->b->relay);
         gw_api_reply(ctx, 202, NULL, run, len);
+    } else if (strcmp(outcome, "secrets_dropped") == 0) {
+        /* Decision 0071: the caller gives them again in the body. */
+        json_t *j = json_loads(run, 0, NULL);
+        gw_api_problem(ctx, 422, "secret_inputs_required",
+                       missing_secret_errors(json_object_get(j, "secret_inputs")),
+                       "the workflow's secret inputs were dropped when it ended: give them again "
+                       "in the body's inputs to resume it");
+        json_decref(j);
+    } else if (strcmp(outcome, "step_run") == 0) {
+        /* A step is resumed through its workflow (decision 0071). */
+        json_t *j = json_loads(run, 0, NULL);
+        const char *parent = json_string_value(json_object_get(j, "parent_run"));
+        const char *step = json_string_value(json_object_get(j, "step"));
+        gw_api_problem_ex(ctx, 409, "not_resumable",
+                          json_pack("{s:s, s:s?}", "why", "step_run", "parent_run", parent), NULL,
+                          "run %s is step '%s' of workflow run %s: resume (or rerun) the workflow "
+                          "run %s instead",
+                          ctx->id, step ? step : "?", parent ? parent : "?", parent ? parent : "?");
+        json_decref(j);
     } else {
         const char *why = strcmp(outcome, "not_workflow") == 0
                               ? "only a workflow (an action with steps) can be resumed"
                           : strcmp(outcome, "not_failed") == 0
-                              ? "only a failed workflow can be resumed"
-                          : strcmp(outcome, "secrets_dropped") == 0
-                              ? "its secret inputs were dropped when it ended: submit it again"
+                              ? "only a failed workflow (or a timed-out one) can be resumed"
                               : "an undo failed: reconcile the run first (POST "
                                 "/v1/runs/{id}/reconcile), then resume";
         json_t *m = json_pack("{s:s}", "why", outcome);
@@ -167,35 +211,238 @@ static void resume_done(struct gw_api_ctx *ctx, const PGresult *res)
     }
 }
 
-/* POST /v1/runs/{id}/resume: a failed workflow runs again from the step
- * that failed (docs/workflows.md#resume). The same permission as cancel:
- * both act on an existing run of someone the caller may act for. */
-void gw_api_run_resume(struct gw_api_ctx *ctx)
+/* The resume itself: gw_wf_resume with `inputs` (the run's whole inputs
+ * with its secrets given again; NULL: none given) under the caller's
+ * permission to cancel the run. */
+static void resume_run(struct gw_api_ctx *ctx, const char *inputs)
 {
-    json_t *body;
     char actor[GW_SUBJECT_MAX + 8];
-
-    if (!id_ok(ctx, gw_api_run_not_found) || !optional_body(ctx, &body))
-        return;
-    static const char *const allowed[] = {NULL};
-    if (body != NULL && !gw_api_only_fields(ctx, body, allowed))
-        return;
     snprintf(actor, sizeof(actor), "%s", ctx->principal.subject);
     struct gw_authz_filter f[2];
-    const char *params[10] = {ctx->id, actor};
-    if (!change_params(ctx, GW_PERM_CANCEL, f, params + 2))
+    const char *params[11] = {ctx->id, actor, inputs};
+    if (!change_params(ctx, GW_PERM_CANCEL, f, params + 3))
         return;
     gw_api_select(
         ctx, "run_resume",
         "SELECT c.outcome, c.run::text FROM gw_runs r"
-        " CROSS JOIN LATERAL gw_wf_resume(r.id, $2) c WHERE r.id = $1 AND "
+        " CROSS JOIN LATERAL gw_wf_resume(r.id, $2, $3::jsonb) c WHERE r.id = $1 AND "
         "gw_visible(r.requested_by, r.requested_teams, r.action_id,"
-        " $3, $4, $8, $9, $10)"
+        " $4, $5, $9, $10, $11)"
         " UNION ALL SELECT 'forbidden', NULL FROM gw_runs r WHERE r.id = $1"
-        " AND NOT gw_visible(r.requested_by, r.requested_teams, r.action_id, $3, $4, $8, $9, $10)"
-        " AND gw_visible(r.requested_by, r.requested_teams, r.action_id, $3, $4, $5, $6, $7)",
-        10, params, resume_done);
+        " AND NOT gw_visible(r.requested_by, r.requested_teams, r.action_id, $4, $5, $9, $10, $11)"
+        " AND gw_visible(r.requested_by, r.requested_teams, r.action_id, $4, $5, $6, $7, $8)",
+        11, params, resume_done);
     change_params_finish(f);
+}
+
+/* Whether `v` at `at` (within the given inputs) holds only secret inputs
+ * of the run (`secrets`: their pointers): a value at a secret's pointer, or
+ * an object on the way to one. Else answers 422 and returns false. */
+static bool only_secrets(struct gw_api_ctx *ctx, json_t *v, struct gw_jsonptr *at, json_t *secrets)
+{
+    const char *here = gw_jsonptr_str(at);
+    size_t hl = strlen(here);
+    bool on_way = false;
+    size_t i;
+    json_t *p;
+    json_array_foreach(secrets, i, p)
+    {
+        const char *s = json_string_value(p);
+        if (s == NULL)
+            continue;
+        if (strcmp(s, here) == 0)
+            return true;
+        if (strncmp(s, here, hl) == 0 && s[hl] == '/')
+            on_way = true;
+    }
+    if (on_way && json_is_object(v)) {
+        const char *k;
+        json_t *x;
+        size_t len = strlen(here);
+        json_object_foreach(v, k, x)
+        {
+            if (gw_jsonptr_push(at, k) < 0)
+                return gw_api_oom(ctx);
+            bool ok = only_secrets(ctx, x, at, secrets);
+            gw_jsonptr_truncate(at, len);
+            if (!ok)
+                return false;
+        }
+        return true;
+    }
+    char *ptr = gw_api_printf(ctx, "/inputs%s", here);
+    gw_api_problem(ctx, 422, "validation_failed",
+                   gw_api_field_error(ptr ? ptr : "/inputs", "additionalProperties",
+                                      "not a secret input of this run: a resume takes only the "
+                                      "secret inputs, given again"),
+                   "only the run's secret inputs may be given when resuming it (%s is not one)",
+                   ptr ? ptr : "/inputs");
+    return false;
+}
+
+/* Sets `v` (borrowed) at `ptr` in `root`, whose parent must exist (the
+ * redacted copy keeps every secret's place). Returns 0, -1 when it cannot. */
+static int set_at(json_t *root, const char *ptr, json_t *v)
+{
+    const char *slash = strrchr(ptr, '/');
+    if (slash == NULL)
+        return -1;
+    json_t *parent = gw_jsonptr_get_n(root, ptr, (size_t)(slash - ptr));
+    /* The last token, unescaped (~1 is '/', ~0 is '~'). */
+    char tok[256];
+    size_t n = 0;
+    for (const char *c = slash + 1; *c != '\0' && n + 1 < sizeof(tok); c++) {
+        if (c[0] == '~' && (c[1] == '0' || c[1] == '1')) {
+            tok[n++] = c[1] == '0' ? '~' : '/';
+            c++;
+        } else {
+            tok[n++] = *c;
+        }
+    }
+    tok[n] = '\0';
+    if (json_is_object(parent))
+        return json_object_set(parent, tok, v);
+    if (json_is_array(parent)) {
+        char *end;
+        unsigned long i = strtoul(tok, &end, 10);
+        return *end == '\0' && end != tok ? json_array_set(parent, i, v) : -1;
+    }
+    return -1;
+}
+
+/* The run's action, version, redacted inputs, secret pointers and input
+ * schema (when the caller may see it): the given secrets are checked
+ * against exactly that schema before anything changes. */
+static void resume_check_done(struct gw_api_ctx *ctx, const PGresult *res)
+{
+    if (PQntuples(res) != 1) {
+        gw_api_run_not_found(ctx);
+        return;
+    }
+    if (strcmp(PQgetvalue(res, 0, 5), "t") != 0) {
+        /* Not a workflow that may resume: gw_wf_resume says why (409). */
+        resume_run(ctx, NULL);
+        return;
+    }
+    json_t *given = json_object_get(ctx->scratch, "inputs");
+    json_t *secrets = json_loads(PQgetvalue(res, 0, 3), 0, NULL);
+    json_t *merged = json_loads(PQgetvalue(res, 0, 2), 0, NULL);
+    json_t *schema_doc = json_loads(PQgetvalue(res, 0, 4), JSON_DECODE_ANY, NULL);
+    const char *action_id = PQgetvalue(res, 0, 0);
+    const char *version = PQgetvalue(res, 0, 1);
+    struct gw_schema_registry *reg = NULL;
+    struct gw_schema *own = NULL;
+    const struct gw_schema *schema = NULL;
+    json_t *errors = NULL;
+    struct gw_jsonptr at = GW_JSONPTR_INIT;
+
+    if (secrets == NULL || merged == NULL || schema_doc == NULL) {
+        gw_api_oom(ctx);
+        goto out;
+    }
+    if (!only_secrets(ctx, given, &at, secrets))
+        goto out;
+    json_t *missing = json_array();
+    size_t i;
+    json_t *p;
+    json_array_foreach(secrets, i, p)
+    {
+        const char *ptr = json_string_value(p);
+        json_t *v = ptr != NULL ? gw_jsonptr_get(given, ptr) : NULL;
+        if (v == NULL)
+            json_array_append(missing, p);
+        else if (set_at(merged, ptr, v) < 0)
+            json_array_append(missing, p);
+    }
+    if (json_array_size(missing) > 0) {
+        gw_api_problem(ctx, 422, "secret_inputs_required", missing_secret_errors(missing),
+                       "every secret input of the run must be given again to resume it");
+        json_decref(missing);
+        goto out;
+    }
+    json_decref(missing);
+    /* The version the run ran: the catalog's when it still is the current
+     * one, else compiled from the stored definition. */
+    const struct gw_action *a = gw_catalog_find(ctx->cat, action_id);
+    if (a != NULL && strcmp(a->version, version) == 0) {
+        schema = a->inputs;
+    } else {
+        struct gw_error err;
+        gw_error_clear(&err);
+        char base[512];
+        snprintf(base, sizeof(base), "https://gangway.dev/actions/%s/inputs.json", action_id);
+        reg = gw_schema_registry_create(&err);
+        own = reg != NULL ? gw_schema_compile(reg, schema_doc, base, NULL, &err) : NULL;
+        if (own == NULL) {
+            gw_api_problem(ctx, 500, "internal_error", NULL,
+                           "the input schema of action '%s' version %.12s does not compile: %s",
+                           action_id, version, err.message);
+            goto out;
+        }
+        schema = own;
+    }
+    if (!gw_schema_validate(schema, merged, &errors)) {
+        gw_api_problem(ctx, 422, "validation_failed", gw_api_input_errors(errors),
+                       "the secret inputs given do not match the input schema of action '%s'",
+                       action_id);
+        errors = NULL;
+        goto out;
+    }
+    const char *doc = gw_api_dump(ctx, merged, JSON_COMPACT);
+    if (doc == NULL) {
+        gw_api_oom(ctx);
+        goto out;
+    }
+    resume_run(ctx, doc);
+out:
+    gw_jsonptr_finish(&at);
+    json_decref(errors);
+    json_decref(secrets);
+    json_decref(merged);
+    json_decref(schema_doc);
+    gw_schema_destroy(own);
+    gw_schema_registry_destroy(reg);
+}
+
+/* POST /v1/runs/{id}/resume [{"inputs": {secret inputs}}]: a failed (or
+ * timed-out) workflow runs again from the step that failed
+ * (docs/workflows.md#resume). The same permission as cancel: both act on
+ * an existing run of someone the caller may act for. Secret inputs are
+ * dropped when a run ends: `inputs` gives them again (decision 0071). */
+void gw_api_run_resume(struct gw_api_ctx *ctx)
+{
+    json_t *body;
+
+    if (!id_ok(ctx, gw_api_run_not_found) || !optional_body(ctx, &body))
+        return;
+    static const char *const allowed[] = {"inputs", NULL};
+    if (body != NULL && !gw_api_only_fields(ctx, body, allowed))
+        return;
+    json_t *given = json_object_get(body, "inputs");
+    if (given == NULL) {
+        resume_run(ctx, NULL);
+        return;
+    }
+    if (!json_is_object(given)) {
+        gw_api_problem(ctx, 422, "validation_failed",
+                       gw_api_field_error("/inputs", "type", "must be an object"),
+                       "inputs must be an object of the run's secret inputs");
+        return;
+    }
+    struct gw_authz_filter f;
+    const char *params[6] = {ctx->id};
+    if (!gw_authz_params(ctx, GW_PERM_READ_RUNS, &f, params + 1))
+        return;
+    gw_api_select(ctx, "run_resume_check",
+                  "SELECT r.action_id, r.action_version, r.inputs_redacted::text,"
+                  " r.secret_paths::text, coalesce(a.definition -> 'inputs', '{}')::text,"
+                  " r.worker_type = 'workflow' AND r.status IN ('failed', 'timed_out')"
+                  " FROM gw_runs r JOIN gw_actions a"
+                  " ON a.id = r.action_id AND a.version = r.action_version"
+                  " WHERE r.id = $1 AND gw_visible(r.requested_by, r.requested_teams,"
+                  " r.action_id, $2, $3, $4, $5, $6)",
+                  6, params, resume_check_done);
+    gw_authz_filter_finish(&f);
 }
 
 /* ------------------------------------------------------------- reconcile */

@@ -73,7 +73,7 @@ struct submit {
  * what the keyword would have accepted (allowed, omitted, limit, pattern,
  * expected, actual, format, property) is kept as the validator reports it.
  * Steals `errors`. */
-static json_t *input_errors(json_t *errors)
+json_t *gw_api_input_errors(json_t *errors)
 {
     json_t *out = json_array();
     size_t i;
@@ -293,7 +293,7 @@ static bool submit_validate(struct submit *s)
 
     if (!gw_schema_validate(a->inputs, s->inputs, &errors)) {
         ctx->b->metrics.runs_rejected++;
-        gw_api_problem(ctx, 422, "validation_failed", input_errors(errors),
+        gw_api_problem(ctx, 422, "validation_failed", gw_api_input_errors(errors),
                        "the inputs do not match the input schema of action '%s'", a->id);
         return false;
     }

@@ -285,6 +285,11 @@ static struct gw_action *action_load(struct gw_catalog *c, const struct gw_schem
                 goto fail;
         }
     }
+    /* A workflow's own timeout_seconds covers every step, and the waits
+     * for approval between them: undeclared, it is a day, not a single
+     * call's 600 s (decision 0071). */
+    if (json_object_get(def, "steps") != NULL && json_object_get(def, "timeout_seconds") == NULL)
+        json_object_set_new(def, "timeout_seconds", json_integer(GW_WORKFLOW_DEFAULT_TIMEOUT_S));
     /* The definition schema's defaults (timeout) make the stored version explicit. */
     gw_schema_apply_defaults(def_schema, def);
     resolve_command(json_object_get(def, "backend"), dir);

@@ -41,6 +41,10 @@ struct gw_action {
  * child runs are claimed by theirs. */
 #define GW_WORKFLOW_WORKER_TYPE "workflow"
 
+/* A workflow's timeout_seconds when its action declares none: it covers
+ * every step and the approvals between them (decision 0071). */
+#define GW_WORKFLOW_DEFAULT_TIMEOUT_S 86400
+
 struct gw_catalog {
     unsigned refs; /* loop thread only, once shared */
     struct gw_schema_registry *registry;

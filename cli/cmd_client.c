@@ -340,25 +340,3 @@ int gw_cmd_cancel(int argc, char **argv)
     json_decref(run);
     return GW_EXIT_OK;
 }
-
-/* -------------------------------------------------------------- resume */
-
-int gw_cmd_resume(int argc, char **argv)
-{
-    static const struct gw_client_verb v = {
-        .cmd = "resume",
-        .usage = "resume RUN [--json]",
-        .what = "Runs a failed workflow again from the step that failed; the steps"
-                " done before are not repeated (exit 1 if it cannot be resumed).",
-        .operand = "run",
-        .collection = "/v1/runs",
-        .verb = "resume",
-    };
-    json_t *run = NULL;
-    int rc = gw_client_verb(&v, argc, argv, &run);
-    if (rc != GW_EXIT_OK || run == NULL)
-        return rc;
-    printf("run %s resumed (%s)\n", gw_client_str(run, "id"), gw_client_str(run, "status"));
-    json_decref(run);
-    return GW_EXIT_OK;
-}

@@ -346,6 +346,20 @@ int gw_cmd_rerun(int argc, char **argv)
     free(id);
     if ((rc = gw_client_call(&c, "GET", path, NULL, &old, NULL, 0)) != GW_EXIT_OK)
         goto out;
+    if (json_is_string(json_object_get(old, "parent_run"))) {
+        /* A step (or undo) of a workflow: its inputs are the step's, not
+         * the workflow's, and a step runs only inside its workflow
+         * (decision 0071). */
+        fprintf(stderr,
+                "gangway rerun: run %s is step '%s' (%s) of workflow run %s, not a request:"
+                " rerun the workflow (`gangway rerun %s`) or, if it failed, resume it"
+                " (`gangway resume %s`)\n",
+                gw_client_str(old, "id"), gw_client_str(old, "step"),
+                gw_client_str(old, "operation"), gw_client_str(old, "parent_run"),
+                gw_client_str(old, "parent_run"), gw_client_str(old, "parent_run"));
+        rc = GW_EXIT_FAILED;
+        goto out;
+    }
     if (strcmp(gw_client_str(old, "operation"), "teardown") == 0) {
         fprintf(stderr,
                 "gangway rerun: run %s is the teardown of resource %s, not a request: use"
@@ -380,5 +394,56 @@ out:
     free(rq.ivals);
     json_decref(old);
     json_decref(inputs);
+    return rc;
+}
+
+/* -------------------------------------------------------------- resume */
+
+int gw_cmd_resume(int argc, char **argv)
+{
+    const char *U = "resume RUN [-i KEY=VALUE | -i KEY:=JSON]... [-f SECRETS.json] [--json]";
+    struct gw_client c = {0};
+    const char *url = NULL, *token = NULL;
+    struct request rq = {.ivals = calloc((size_t)argc + 1, sizeof(char *))};
+    const struct gw_opt_spec specs[] = {
+        GW_CLIENT_OPTS(&c, &url, &token),
+        {"input", GW_OPT_CALL, &rq, 'i', .call = add_ival},
+        {"file", GW_OPT_STRING, &rq.file, 'f'},
+        {0},
+    };
+    json_t *run = NULL, *secrets = json_object(), *body = NULL;
+    int rc = gw_client_parse("resume", U,
+                             "Runs a failed or timed-out workflow again from the step that failed;"
+                             " the steps\ndone before are not repeated (exit 1 if it cannot be"
+                             " resumed). Its secret inputs\nare dropped when it ends: give them"
+                             " again with -i or -f (exit 2 names them).",
+                             specs, argc, argv, "run");
+
+    if (rc != GW_OPT_OK)
+        goto out;
+    if ((rc = apply_inputs("resume", U, &rq, secrets)) != 0)
+        goto out;
+    gw_client_init(&c, url, token);
+    char *run_id = gw_client_escape(argv[optind]);
+    char path[512];
+    snprintf(path, sizeof(path), "/v1/runs/%s/resume", run_id ? run_id : "");
+    free(run_id);
+    /* Only what was given: the broker checks them against the run's
+     * secret inputs and the action's schema (decision 0071). */
+    body = json_object_size(secrets) > 0 ? json_pack("{s:O}", "inputs", secrets) : json_object();
+    char *doc = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    rc = gw_client_call(&c, "POST", path, doc != NULL ? doc : "{}", &run, NULL, 0);
+    free(doc);
+    if (rc != GW_EXIT_OK)
+        goto out;
+    if (c.json)
+        gw_client_print_json(run);
+    else
+        printf("run %s resumed (%s)\n", gw_client_str(run, "id"), gw_client_str(run, "status"));
+out:
+    free(rq.ivals);
+    json_decref(run);
+    json_decref(secrets);
+    json_decref(body);
     return rc;
 }

@@ -77,5 +77,6 @@ BEGIN
         PERFORM gw_enqueue_run(r);
         n := n + 1;
     END LOOP;
-    RETURN n + gw_reap_resources(p_limit);
+    -- A workflow's own deadline (decision 0071): no worker enforces it.
+    RETURN n + gw_reap_resources(p_limit) + gw_wf_timeouts(p_limit);
 END $$;

@@ -11,7 +11,9 @@
 -- still going, then compensating: once nothing is going, the undo of the
 -- succeeded steps, one at a time, the last finished first; then the parent
 -- ends failed (or cancelled) with compensated = every undo succeeded; a
--- failed undo flags it needs_reconciliation.
+-- failed undo flags it needs_reconciliation. Past its own deadline
+-- (wf_timed_out_at, set by gw_wf_timeouts) it compensates the same way and
+-- ends timed_out.
 CREATE OR REPLACE FUNCTION gw_wf_advance(p_parent uuid, p_actor text)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
@@ -105,9 +107,14 @@ BEGIN
             SELECT * INTO failed_run FROM gw_wf_latest
             WHERE status IN ('failed', 'timed_out', 'cancelled', 'rejected', 'expired')
             ORDER BY finished_at LIMIT 1;
-            IF failed_run.id IS NOT NULL OR p.cancel_requested_at IS NOT NULL THEN
+            IF failed_run.id IS NOT NULL OR p.cancel_requested_at IS NOT NULL
+               OR p.wf_timed_out_at IS NOT NULL THEN
                 UPDATE gw_runs SET wf_phase = 'compensating', wf_failed_step = failed_run.step_id,
-                                   error_message = CASE WHEN failed_run.id IS NULL THEN error_message
+                                   error_message = CASE
+                                       WHEN p.wf_timed_out_at IS NOT NULL
+                                       THEN format('the workflow ran past its timeout_seconds (%s)',
+                                                   p.timeout_seconds)
+                                       WHEN failed_run.id IS NULL THEN error_message
                                        ELSE left(format('step %s ended %s: %s', failed_run.step_id,
                                                         failed_run.status,
                                                         coalesce(failed_run.error_message,
@@ -117,11 +124,14 @@ BEGIN
                 INSERT INTO gw_audit_log (actor, verb, object, detail)
                 VALUES (p_actor, 'run.compensating', 'run:' || p.id,
                         jsonb_strip_nulls(jsonb_build_object('failed_step', failed_run.step_id,
-                            'cancelled', p.cancel_requested_at IS NOT NULL)));
+                            'cancelled', p.cancel_requested_at IS NOT NULL,
+                            'timed_out', p.wf_timed_out_at IS NOT NULL)));
                 FOR c IN SELECT * FROM gw_wf_latest
                          WHERE status IN ('accepted', 'pending_approval', 'queued', 'running') LOOP
                     PERFORM gw_cancel_run(c.id, 'gangway',
-                        CASE WHEN failed_run.id IS NULL THEN 'workflow cancelled'
+                        CASE WHEN p.wf_timed_out_at IS NOT NULL
+                             THEN format('workflow timed out after %s s', p.timeout_seconds)
+                             WHEN failed_run.id IS NULL THEN 'workflow cancelled'
                              ELSE format('step %s ended %s', failed_run.step_id, failed_run.status) END);
                 END LOOP;
                 CONTINUE;
@@ -188,7 +198,11 @@ BEGIN
         undo_failed := coalesce(undo_failed, false);
         UPDATE gw_runs SET compensated = NOT undo_failed WHERE id = p.id;
         failed_step := p.wf_failed_step;
-        IF p.cancel_requested_at IS NOT NULL AND failed_step IS NULL THEN
+        IF p.wf_timed_out_at IS NOT NULL THEN
+            -- Its own deadline passed (gw_wf_timeouts, decision 0071).
+            PERFORM gw_finish_run(p.id, 'timed_out', 'deadline_exceeded', NULL, p_actor,
+                                  undo_failed);
+        ELSIF p.cancel_requested_at IS NOT NULL AND failed_step IS NULL THEN
             PERFORM gw_finish_run(p.id, 'cancelled', coalesce(p.cancel_reason, 'cancelled'), NULL,
                                   p_actor, undo_failed);
         ELSE

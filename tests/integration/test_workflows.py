@@ -20,7 +20,8 @@ what ran, in which order, with which inputs:
   not_resumable for a succeeded workflow and for one whose undo failed;
   GET /v1/runs?parent=ID lists the child runs;
 - a step fed a secret input gets it, lists it in secret_paths, shows it
-  redacted; a failed workflow whose secrets were dropped is not resumable;
+  redacted; a failed workflow whose secrets were dropped is not resumable
+  without them (resuming with them: test_workflows_gaps.py);
 - a workflow that creates a resource with a TTL: at expiry its teardown runs
   the steps' undo in reverse and the resource ends deleted;
 - a bad reference is refused by the catalog reload with 422, line and pointer;
@@ -291,8 +292,8 @@ def test():
         check(r.status == 409 and r.json()["why"] == "needs_reconciliation",
               "a workflow whose undo failed is not resumable", r.body)
         r = s.post("/v1/runs/%s/resume" % done["steps"][0]["run_id"])
-        check(r.status == 409 and r.json()["why"] == "not_workflow",
-              "a step run is not resumable", r.body)
+        check(r.status == 409 and r.json()["why"] == "step_run" and r.json()["parent_run"] == rid,
+              "a step run is not resumable: its workflow is", r.body)
         cli_env = dict(os.environ, GANGWAY_URL=s.url, GANGWAY_TOKEN=s.token,
                        HOME=s.tmp, XDG_CONFIG_HOME=s.tmp)
         p = subprocess.run([GANGWAY, "resume", ok_run], capture_output=True, text=True,
@@ -324,7 +325,7 @@ def test():
 
         # 7b. Secrets: a step fed a secret input gets it, shows it redacted and
         # lists it in its secret_paths; the failed workflow dropped its secrets,
-        # so it is not resumable.
+        # so it is not resumable without them.
         rid = s.submit("secretive", {"name": "svc9", "token": "canary-123"}).json()["id"]
         done = s.wait_run(rid, timeout=120)
         log = marks_of(m["secret"])
@@ -335,8 +336,9 @@ def test():
               and "canary-123" not in json.dumps(st),
               "the step run shows the secret redacted and lists it as secret", st)
         r = s.post("/v1/runs/%s/resume" % rid)
-        check(r.status == 409 and r.json()["why"] == "secrets_dropped",
-              "a workflow whose secrets were dropped is not resumable", r.status, r.body)
+        check(r.status == 422 and r.json()["code"] == "secret_inputs_required",
+              "a workflow whose secrets were dropped resumes only with them given again "
+              "(test_workflows_gaps.py)", r.status, r.body)
 
         # 8. TTL: the expired workflow resource is torn down through the undo steps.
         rid = s.submit("lease", {"name": "svc8", "fail": False, "hold": False}).json()["id"]

@@ -284,6 +284,9 @@ int main(void)
         json_t *st0 = a ? json_array_get(json_object_get(a->definition, "steps"), 0) : NULL;
         CHECK(json_integer_value(json_object_get(st0, "timeout_seconds")) == 600,
               "a step's timeout defaults to 600 s");
+        CHECK(a && a->timeout_seconds == 86400 &&
+                  json_integer_value(json_object_get(a->definition, "timeout_seconds")) == 86400,
+              "a workflow's own timeout defaults to a day, not 600 s (decision 0071)");
         const char *p0 = json_string_value(json_array_get(
             json_object_get(json_object_get(json_object_get(st0, "undo"), "backend"), "command"),
             0));
