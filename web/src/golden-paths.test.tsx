@@ -4,7 +4,7 @@ import { describe, expect, it, vi, beforeEach } from 'vitest';
 import { render, screen, fireEvent, waitFor, within } from '@testing-library/react';
 import { MemoryRouter, Route, Routes } from 'react-router';
 import { DecisionBox, PlanFindings } from './components/RunBits';
-import { WorkflowSteps, workflowRows, ParentLink } from './components/Workflow';
+import { WorkflowSteps, workflowRows, ParentLink, inputsAt } from './components/Workflow';
 import { DriftInfo } from './components/Drift';
 import ResourcesPage from './pages/Resources';
 import { SessionContext } from './session';
@@ -131,6 +131,34 @@ describe('WorkflowSteps', () => {
     await screen.findByText('repo');
     expect(screen.queryByRole('button', { name: /Resume/ })).toBeNull();
     expect(screen.queryByTestId('compensated')).toBeNull();
+  });
+  it('asks again for the secret inputs the workflow dropped, and resumes a timed-out one with them', async () => {
+    setCsrfToken('csrf-2');
+    const timedOut: Run = { ...failedWf, status: 'timed_out', reason: 'deadline_exceeded', secret_inputs: ['/token', '/db/pass~1word'] };
+    const f = vi.spyOn(globalThis, 'fetch').mockImplementation(async (input) => {
+      const url = String(input);
+      if (url === '/v1/actions/scaffold') return jsonResponse(200, { id: 'scaffold', steps: defs });
+      if (url === '/v1/runs/wf1/resume') return jsonResponse(202, { ...timedOut, status: 'running' });
+      return jsonResponse(404, { code: 'not_found' });
+    });
+    const changed = vi.fn();
+    render(wrap(<WorkflowSteps run={timedOut} onChange={changed} />));
+    const button = await screen.findByRole('button', { name: /Resume \(its deadline starts again\)/ });
+    expect((button as HTMLButtonElement).disabled).toBe(true); // secrets missing
+    fireEvent.change(screen.getByLabelText('token'), { target: { value: 's3cret' } });
+    expect((button as HTMLButtonElement).disabled).toBe(true); // one still missing
+    fireEvent.change(screen.getByLabelText('db/pass~1word'), { target: { value: 'pw' } });
+    expect((button as HTMLButtonElement).disabled).toBe(false);
+    fireEvent.click(button);
+    await waitFor(() => expect(changed).toHaveBeenCalled());
+    const call = f.mock.calls.find((c) => String(c[0]) === '/v1/runs/wf1/resume')!;
+    expect(JSON.parse(String(call[1]!.body))).toEqual({ inputs: { token: 's3cret', db: { 'pass/word': 'pw' } } });
+  });
+  it('inputsAt puts each value at its JSON pointer', () => {
+    expect(inputsAt(['/a', '/b/c', '/b/d~0e'], { '/a': '1', '/b/c': '2', '/b/d~0e': '3' })).toEqual({
+      a: '1',
+      b: { c: '2', 'd~e': '3' },
+    });
   });
   it('says when an undo failed', () => {
     vi.spyOn(globalThis, 'fetch').mockImplementation(async () => jsonResponse(404, { code: 'not_found' }));

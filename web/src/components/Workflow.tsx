@@ -49,8 +49,9 @@ export function isWorkflow(run: Run): boolean {
   return run.worker_type === 'workflow' || Array.isArray(run.steps);
 }
 
-/** The steps of a workflow run, its compensation and, for a failed one, the
- *  Resume button (POST /v1/runs/{id}/resume: the permission to cancel). */
+/** The steps of a workflow run, its compensation and, for a failed or timed
+ *  out one, the Resume button (POST /v1/runs/{id}/resume: the permission to
+ *  cancel), asking for the secret inputs the workflow dropped. */
 export function WorkflowSteps({ run, onChange }: { run: Run; onChange: (r: Run) => void }) {
   const { me } = useSession();
   const action = useLoad(
@@ -59,13 +60,20 @@ export function WorkflowSteps({ run, onChange }: { run: Run; onChange: (r: Run) 
   );
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
+  const [secrets, setSecrets] = useState<Record<string, string>>({});
   if (!isWorkflow(run)) return null;
   const { steps, undos } = workflowRows(run, action.data?.steps);
+  // A workflow drops its secret inputs when it ends: a resume gives them
+  // again (docs/workflows.md), at their place in the inputs.
+  const secretPointers = run.secret_inputs ?? [];
+  const secretsMissing = secretPointers.some((p) => !secrets[p]);
   const resume = async () => {
     setBusy(true);
     setError(null);
     try {
-      onChange(await post<Run>('/v1/runs/' + run.id + '/resume', {}));
+      const body = secretPointers.length > 0 ? { inputs: inputsAt(secretPointers, secrets) } : {};
+      onChange(await post<Run>('/v1/runs/' + run.id + '/resume', body));
+      setSecrets({});
     } catch (e) {
       setError(e);
     } finally {
@@ -125,12 +133,36 @@ export function WorkflowSteps({ run, onChange }: { run: Run; onChange: (r: Run) 
           )}
         </>
       )}
-      {run.status === 'failed' && canCancel(me, run) && (
-        <div className="actions-row">
-          <button type="button" className="primary" disabled={busy} onClick={() => void resume()}>
-            Resume from the failed step
-          </button>
-          <span className="hint">Steps that succeeded and were not undone are kept.</span>
+      {(run.status === 'failed' || run.status === 'timed_out') && canCancel(me, run) && (
+        <div className="resume" data-testid="resume">
+          {secretPointers.length > 0 && (
+            <fieldset>
+              <legend>Secret inputs, dropped when the workflow ended: give them again</legend>
+              {secretPointers.map((p) => (
+                <div key={p}>
+                  <label htmlFor={'secret-' + p}>{p.replace(/^\//, '')}</label>
+                  <input
+                    id={'secret-' + p}
+                    type="password"
+                    autoComplete="off"
+                    value={secrets[p] ?? ''}
+                    onChange={(e) => setSecrets({ ...secrets, [p]: e.target.value })}
+                  />
+                </div>
+              ))}
+            </fieldset>
+          )}
+          <div className="actions-row">
+            <button
+              type="button"
+              className="primary"
+              disabled={busy || secretsMissing}
+              onClick={() => void resume()}
+            >
+              {run.status === 'timed_out' ? 'Resume (its deadline starts again)' : 'Resume from the failed step'}
+            </button>
+            <span className="hint">Steps that succeeded and were not undone are kept.</span>
+          </div>
         </div>
       )}
       <ErrorBox error={error} />
@@ -140,6 +172,23 @@ export function WorkflowSteps({ run, onChange }: { run: Run; onChange: (r: Run) 
 
 /** On a child run: the run it belongs to (a workflow's step or undo, a
  *  drift check of the run that made a resource). */
+/** The inputs object holding each secret at its JSON pointer ("/db/password"). */
+export function inputsAt(pointers: string[], values: Record<string, string>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const p of pointers) {
+    const keys = p
+      .replace(/^\//, '')
+      .split('/')
+      .map((k) => k.replace(/~1/g, '/').replace(/~0/g, '~'));
+    let at: Record<string, unknown> = out;
+    keys.forEach((k, i) => {
+      if (i === keys.length - 1) at[k] = values[p];
+      else at = (at[k] ??= {}) as Record<string, unknown>;
+    });
+  }
+  return out;
+}
+
 export function ParentLink({ run }: { run: Run }) {
   if (!run.parent_run) return null;
   const to = <Link to={'/runs/' + run.parent_run}>{run.step ? 'its workflow run' : 'its parent run'}</Link>;

@@ -158,7 +158,7 @@ export default function RunPage() {
             Mark reconciled
           </button>
         )}
-        {ended && (run.status === 'failed' || run.status === 'timed_out' || run.status === 'cancelled') && (
+        {ended && !run.step && (run.status === 'failed' || run.status === 'timed_out' || run.status === 'cancelled') && (
           <Link className="button" to={'/actions/' + encodeURIComponent(run.action.id)} state={{ inputs: redactFree(run) }}>
             Request again
           </Link>
