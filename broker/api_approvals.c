@@ -230,7 +230,11 @@ void gw_api_run_get_as_approver(struct gw_api_ctx *ctx, gw_pg_cb done)
     gw_api_query_or_503(ctx, "run_get_approver",
                         "SELECT gw_run_json(r)::text FROM gw_runs r WHERE r.id = $1"
                         " AND ('*' = ANY ($5::text[]) OR r.action_id = ANY ($5::text[]))"
-                        " AND gw_approver_sees(r.approval_rule, r.id, $2, $3::text[], $4::text[])",
+                        " AND gw_approver_sees(r.approval_rule, r.id, $2, $3::text[], $4::text[])"
+                        /* While it waits, or once the caller decided on it: not
+                         * every gated run of the action, forever. */
+                        " AND (r.status = 'pending_approval' OR EXISTS (SELECT 1 FROM"
+                        " gw_approvals a WHERE a.run_id = r.id AND a.approver = $2))",
                         5, params, done);
     decider_finish(&d);
 }

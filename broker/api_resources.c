@@ -270,6 +270,21 @@ static bool only_secrets(struct gw_api_ctx *ctx, json_t *v, struct gw_jsonptr *a
         }
         return true;
     }
+    if (on_way && json_is_array(v)) {
+        /* A secret inside an array (/creds/0/token): its elements, by index. */
+        json_t *x;
+        size_t len = strlen(here), j;
+        json_array_foreach(v, j, x)
+        {
+            if (gw_jsonptr_push_index(at, j) < 0)
+                return gw_api_oom(ctx);
+            bool ok = json_is_null(x) || only_secrets(ctx, x, at, secrets);
+            gw_jsonptr_truncate(at, len);
+            if (!ok)
+                return false;
+        }
+        return true;
+    }
     char *ptr = gw_api_printf(ctx, "/inputs%s", here);
     gw_api_problem(ctx, 422, "validation_failed",
                    gw_api_field_error(ptr ? ptr : "/inputs", "additionalProperties",
@@ -288,10 +303,14 @@ static int set_at(json_t *root, const char *ptr, json_t *v)
     if (slash == NULL)
         return -1;
     json_t *parent = gw_jsonptr_get_n(root, ptr, (size_t)(slash - ptr));
-    /* The last token, unescaped (~1 is '/', ~0 is '~'). */
-    char tok[256];
+    /* The last token, unescaped (~1 is '/', ~0 is '~'): never longer than
+     * its escaped form. */
+    char *tok = malloc(strlen(slash + 1) + 1);
     size_t n = 0;
-    for (const char *c = slash + 1; *c != '\0' && n + 1 < sizeof(tok); c++) {
+    int rc = -1;
+    if (tok == NULL)
+        return -1;
+    for (const char *c = slash + 1; *c != '\0'; c++) {
         if (c[0] == '~' && (c[1] == '0' || c[1] == '1')) {
             tok[n++] = c[1] == '0' ? '~' : '/';
             c++;
@@ -300,14 +319,15 @@ static int set_at(json_t *root, const char *ptr, json_t *v)
         }
     }
     tok[n] = '\0';
-    if (json_is_object(parent))
-        return json_object_set(parent, tok, v);
-    if (json_is_array(parent)) {
+    if (json_is_object(parent)) {
+        rc = json_object_set(parent, tok, v);
+    } else if (json_is_array(parent)) {
         char *end;
         unsigned long i = strtoul(tok, &end, 10);
-        return *end == '\0' && end != tok ? json_array_set(parent, i, v) : -1;
+        rc = *end == '\0' && end != tok ? json_array_set(parent, i, v) : -1;
     }
-    return -1;
+    free(tok);
+    return rc;
 }
 
 /* The run's action, version, redacted inputs, secret pointers and input
@@ -338,6 +358,17 @@ static void resume_check_done(struct gw_api_ctx *ctx, const PGresult *res)
 
     if (secrets == NULL || merged == NULL || schema_doc == NULL) {
         gw_api_oom(ctx);
+        goto out;
+    }
+    if (strcmp(PQgetvalue(res, 0, 6), "t") != 0) {
+        /* Still held (a live resource of the workflow keeps them): a resume
+         * uses those; replacing the secrets of an approved request is not
+         * what resume is for. */
+        gw_api_problem(ctx, 422, "validation_failed",
+                       gw_api_field_error("/inputs", "not",
+                                          "this run still holds its secret inputs: resume it "
+                                          "without inputs"),
+                       "the run still holds its secret inputs; resume it without \"inputs\"");
         goto out;
     }
     if (!only_secrets(ctx, given, &at, secrets))
@@ -436,7 +467,8 @@ void gw_api_run_resume(struct gw_api_ctx *ctx)
     gw_api_select(ctx, "run_resume_check",
                   "SELECT r.action_id, r.action_version, r.inputs_redacted::text,"
                   " r.secret_paths::text, coalesce(a.definition -> 'inputs', '{}')::text,"
-                  " r.worker_type = 'workflow' AND r.status IN ('failed', 'timed_out')"
+                  " r.worker_type = 'workflow' AND r.status IN ('failed', 'timed_out'),"
+                  " r.secrets_dropped_at IS NOT NULL"
                   " FROM gw_runs r JOIN gw_actions a"
                   " ON a.id = r.action_id AND a.version = r.action_version"
                   " WHERE r.id = $1 AND gw_visible(r.requested_by, r.requested_teams,"

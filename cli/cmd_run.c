@@ -346,7 +346,7 @@ int gw_cmd_rerun(int argc, char **argv)
     free(id);
     if ((rc = gw_client_call(&c, "GET", path, NULL, &old, NULL, 0)) != GW_EXIT_OK)
         goto out;
-    if (json_is_string(json_object_get(old, "parent_run"))) {
+    if (json_is_string(json_object_get(old, "step"))) {
         /* A step (or undo) of a workflow: its inputs are the step's, not
          * the workflow's, and a step runs only inside its workflow
          * (decision 0071). */
@@ -366,6 +366,18 @@ int gw_cmd_rerun(int argc, char **argv)
                 " `gangway resources delete %s` to tear a resource down again\n",
                 gw_client_str(old, "id"), gw_client_str(old, "resource"),
                 gw_client_str(old, "resource"));
+        rc = GW_EXIT_FAILED;
+        goto out;
+    }
+    if (json_is_string(json_object_get(old, "parent_run"))) {
+        /* A reconcile step or a drift check: Gangway starts those from
+         * another run; submitting the action with their inputs would be a
+         * new request nobody made. */
+        fprintf(stderr,
+                "gangway rerun: run %s is a %s run Gangway started for run %s, not a request:"
+                " rerun that one (`gangway rerun %s`)\n",
+                gw_client_str(old, "id"), gw_client_str(old, "operation"),
+                gw_client_str(old, "parent_run"), gw_client_str(old, "parent_run"));
         rc = GW_EXIT_FAILED;
         goto out;
     }

@@ -56,6 +56,7 @@ struct sup {
     char spool_path[PATH_MAX + 16];
     uv_pipe_t listener;
     struct sconn *attached; /* the worker receiving records, or NULL */
+    bool meta_ok;           /* meta.json written: a later worker can find the run */
     json_t *spec;
     const char *run_id, *worker_id;
     int attempt;
@@ -577,7 +578,7 @@ static void on_line(void *ctx, const char *line, size_t len)
         sup_enter(s, S_RUNNING);
         /* meta.json is written: a later worker can find us, so the one
          * attached may now let go (supline.h). */
-        if (s->attached == c)
+        if (s->attached == c && s->meta_ok)
             conn_send(c, GW_SUPLINE_READY, sizeof(GW_SUPLINE_READY) - 1);
         return;
     }
@@ -704,8 +705,12 @@ static void sup_enter(struct sup *s, enum sup_state to)
             start_hosted(s);
         else
             start_program(s);
-        if (write_meta(s, &err) < 0)
-            gw_log(GW_LOG_ERROR, s->run_id, "supervise: %s", err.message);
+        s->meta_ok = write_meta(s, &err) == 0;
+        if (!s->meta_ok)
+            gw_log(GW_LOG_ERROR, s->run_id,
+                   "supervise: %s: no later worker can find this run; the worker that "
+                   "started it keeps it (no handoff)",
+                   err.message);
         uv_timer_start(&s->heartbeat, heartbeat_cb, hb > 0 ? hb : 5000, hb > 0 ? hb : 5000);
         if (s->state == S_RUNNING && timeout > 0)
             uv_timer_start(&s->timeout, timeout_cb, (uint64_t)timeout * 1000, 0);

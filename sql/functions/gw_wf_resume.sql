@@ -10,8 +10,11 @@
 -- inputs given again, built and checked against the action's input schema
 -- by the broker (api_resources.c) from the redacted copy; it replaces the
 -- inputs the steps are fed from (decision 0071).
+-- The default keeps the two-argument call of brokers older than decision
+-- 0071 working during a rolling upgrade (migrate runs first, docs/deploy.md);
+-- the old two-argument function must go, or that call would be ambiguous.
 DROP FUNCTION IF EXISTS gw_wf_resume(uuid, text);
-CREATE OR REPLACE FUNCTION gw_wf_resume(p_id uuid, p_actor text, p_inputs jsonb)
+CREATE OR REPLACE FUNCTION gw_wf_resume(p_id uuid, p_actor text, p_inputs jsonb DEFAULT NULL)
 RETURNS TABLE (outcome text, run jsonb) LANGUAGE plpgsql AS $$
 DECLARE
     r gw_runs;

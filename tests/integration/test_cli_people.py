@@ -268,6 +268,12 @@ def test():
                  lambda: s.get("/v1/resources/" + res_id).json()["status"] == "deleted")
         rc, out, err = cli(bob, "resources", "delete", res_id)
         check(rc == 1 and "resource_not_active" in err, "deleting it again exits 1", rc, err)
+        td = s.sql("SELECT id FROM gw_runs WHERE resource_id = '%s' AND operation = 'teardown'" % res_id)
+        before_td = s.sql("SELECT count(*) FROM gw_runs")
+        rc, out, err = cli(bob, "rerun", td)
+        check(rc == 1 and "is the teardown of resource" in err and "resources delete" in err
+              and s.sql("SELECT count(*) FROM gw_runs") == before_td,
+              "rerun of a teardown run: refused, pointing to resources delete, nothing started", rc, err)
 
         # An extension that waits for a manager: its justification is shown.
         rc, out, err = cli(bob, "run", "guarded", "-i", "name=g1", "--wait")

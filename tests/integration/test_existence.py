@@ -33,8 +33,8 @@ def test():
         s.start_worker(concurrency=2)
         # Built-in policy: everyone may decide approvals (the rule says whose
         # decision counts) and reads its own and its teams' runs.
-        dev, mate, out, sre = s.make_tokens("dev:payments", "mate:payments", "out:marketing",
-                                            "sre-on-call:sre")
+        dev, mate, out, sre, sre2 = s.make_tokens("dev:payments", "mate:payments", "out:marketing",
+                                                  "sre-on-call:sre", "sre-other:sre")
 
         plain = s.wait_run(s.submit("plain", {"x": 1}, token=dev).json()["id"])
         check(plain["status"] == "succeeded", "a plain run of payments succeeds", plain)
@@ -123,9 +123,13 @@ def test():
               "deciding again is 409: it knows the run", r.status, r.body)
         r = s.post("/v1/runs/%s/decisions" % gated["id"], {"decision": "approve"}, token=out)
         check(r.status == 404, "the outsider still gets 404 once it is not pending", r.status)
+        s.wait_run(gated["id"])
         r = s.get("/v1/runs/" + gated["id"], token=sre)
-        check(r.status == 200 and r.json()["status"] != "pending_approval",
-              "sre still reads the run it decided on", r.status, r.body)
+        check(r.status == 200 and r.json()["status"] == "succeeded",
+              "sre still reads the run it decided on, after it ended", r.status, r.body)
+        r = s.get("/v1/runs/" + gated["id"], token=sre2)
+        check(r.status == 404 and r.json()["code"] == "run_not_found",
+              "another sre member, named by the rule but who never decided, no longer sees it", r.status)
         r = s.get("/v1/runs/" + gated["id"], token=out)
         check(r.status == 404 and r.json()["code"] == "run_not_found", "the outsider never does", r.status)
         r = s.post("/v1/resources/%s/extension/decisions" % res, {"decision": "approve"}, token=sre)

@@ -214,6 +214,14 @@ def test():
               "inputs must be an object", r.status, r.body)
         r = s.post("/v1/runs/%s/resume" % rid, {"secrets": {}})
         check(r.status in (400, 422), "an unknown body field is refused", r.status, r.body)
+        # A run that still holds its secrets (a live resource of the workflow
+        # keeps them; made so here by SQL) takes no replacement secrets.
+        s.sql("UPDATE gw_runs SET secrets_dropped_at = NULL WHERE id = '%s'" % rid)
+        r = s.post("/v1/runs/%s/resume" % rid, {"inputs": {"token": "canary-444"}})
+        check(r.status == 422 and r.json()["code"] == "validation_failed"
+              and r.json()["errors"][0]["pointer"] == "/inputs",
+              "secrets are not replaced on a run that still holds them", r.status, r.body)
+        s.sql("UPDATE gw_runs SET secrets_dropped_at = clock_timestamp() WHERE id = '%s'" % rid)
         check(s.get("/v1/runs/" + rid).json()["status"] == "failed",
               "the refused resumes changed nothing")
         p = subprocess.run([GANGWAY, "resume", rid], capture_output=True, text=True,
