@@ -213,6 +213,23 @@ static void set_callbacks(struct work *w, git_remote_callbacks *cb)
 
 /* ------------------------------------------------------------ cache */
 
+/* What a job's work holds, let go of at its end (a drift check renders no
+ * files: nfiles is 0 there). */
+static void work_finish(struct work *w)
+{
+    git_remote_free(w->remote);
+    git_repository_free(w->repo);
+    if (w->lock_fd >= 0)
+        close(w->lock_fd); /* releases the flock */
+    for (size_t i = 0; i < w->nfiles; i++) {
+        free(w->files[i].path);
+        free(w->files[i].data);
+    }
+    free(w->files);
+    free(w->target);
+    free(w->message);
+}
+
 static int open_cache(struct work *w)
 {
     char hash[GW_SHA256_HEX_LEN + 1], lock[PATH_MAX];
@@ -666,17 +683,7 @@ void gw_gitb_work_run(struct gw_gitb_job *j)
     }
     j->ok = true;
 out:
-    git_remote_free(w.remote);
-    git_repository_free(w.repo);
-    if (w.lock_fd >= 0)
-        close(w.lock_fd); /* releases the flock */
-    for (size_t i = 0; i < w.nfiles; i++) {
-        free(w.files[i].path);
-        free(w.files[i].data);
-    }
-    free(w.files);
-    free(w.target);
-    free(w.message);
+    work_finish(&w);
 }
 
 /* ------------------------------------------------------------ drift check */
@@ -789,8 +796,5 @@ void gw_gitb_work_drift(struct gw_gitb_job *j)
     }
     j->ok = true;
 out:
-    git_remote_free(w.remote);
-    git_repository_free(w.repo);
-    if (w.lock_fd >= 0)
-        close(w.lock_fd);
+    work_finish(&w);
 }
