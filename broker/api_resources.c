@@ -162,7 +162,7 @@ static json_t *missing_secret_errors(json_t *ptrs)
             json_array_append_new(
                 out,
                 json_pack("{s:s, s:s, s:s}", "pointer", gw_jsonptr_str(&at), "keyword", "required",
-                          "a secret input, dropped when the run ended: give it again"));
+                          "message", "a secret input, dropped when the run ended: give it again"));
         gw_jsonptr_finish(&at);
     }
     return out;

@@ -195,8 +195,11 @@ def test():
         check(held == "[redacted]", "its secret was dropped when it ended", held)
         r = s.post("/v1/runs/%s/resume" % rid)
         check(r.status == 422 and r.json()["code"] == "secret_inputs_required"
-              and [e["pointer"] for e in r.json()["errors"]] == ["/inputs/token"],
-              "without the secret, the refusal names /inputs/token", r.status, r.body)
+              and [e["pointer"] for e in r.json()["errors"]] == ["/inputs/token"]
+              and r.json()["errors"][0]["keyword"] == "required"
+              and "give it again" in r.json()["errors"][0]["message"],
+              "without the secret, the refusal names /inputs/token and says what to do",
+              r.status, r.body)
         r = s.post("/v1/runs/%s/resume" % rid, {"inputs": {}})
         check(r.status == 422 and r.json()["code"] == "secret_inputs_required"
               and [e["pointer"] for e in r.json()["errors"]] == ["/inputs/token"],
