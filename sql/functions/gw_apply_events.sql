@@ -20,11 +20,20 @@ BEGIN
         v_run := (e ->> 'run_id')::uuid;
         v_attempt := (e ->> 'attempt')::integer;
         v_kind := e ->> 'kind';
-        SELECT * INTO r FROM gw_runs WHERE id = v_run FOR UPDATE;
+        IF v_kind IN ('heartbeat', 'started', 'log') THEN
+            -- These change no status: no row lock (a lock is a WAL record and
+            -- a dirtied page per event). A run that ends meanwhile is left
+            -- alone by the guarded UPDATEs below; the event row is kept as
+            -- for any run.
+            SELECT * INTO r FROM gw_runs WHERE id = v_run;
+        ELSE
+            SELECT * INTO r FROM gw_runs WHERE id = v_run FOR UPDATE;
+        END IF;
         CONTINUE WHEN NOT FOUND OR r.attempt <> v_attempt;
         IF v_kind = 'heartbeat' THEN
             IF r.status = 'running' THEN
-                UPDATE gw_runs SET heartbeat_at = clock_timestamp() WHERE id = v_run;
+                UPDATE gw_runs SET heartbeat_at = clock_timestamp()
+                WHERE id = v_run AND status = 'running' AND attempt = v_attempt;
                 n := n + 1;
             END IF;
             CONTINUE;
@@ -40,7 +49,8 @@ BEGIN
             -- Proof of life at most once a second: each UPDATE rewrites the
             -- whole row and its indexes (heartbeat_at is indexed).
             IF r.heartbeat_at IS NULL OR r.heartbeat_at < clock_timestamp() - interval '1 second' THEN
-                UPDATE gw_runs SET heartbeat_at = clock_timestamp() WHERE id = v_run;
+                UPDATE gw_runs SET heartbeat_at = clock_timestamp()
+                WHERE id = v_run AND status = 'running' AND attempt = v_attempt;
             END IF;
         ELSIF v_kind = 'succeeded' THEN
             PERFORM gw_finish_run(v_run, 'succeeded', NULL,
