@@ -384,6 +384,18 @@ def test_stale_attempts(db):
           "events: the current attempt's result is applied")
     check(db.q("SELECT gw_apply_events(%s)" % lit(ev)) == "0", "events: a duplicate is applied once")
     check(claim(db, run, attempt=2, worker="w2") == "ended", "claim: an ended run is refused")
+    # started, log and heartbeat events take no row lock (bench/README.md,
+    # "Claim and finish cost"): on an ended run they change nothing.
+    hb = "SELECT heartbeat_at::text FROM gw_runs WHERE id = '%s'" % run
+    before = db.q(hb)
+    late = [{"run_id": run, "attempt": 2, "seq": 0, "kind": "heartbeat", "worker_id": "w2"},
+            {"run_id": run, "attempt": 2, "seq": 7, "kind": "log", "worker_id": "w2",
+             "stream": "stdout", "line": "late"}]
+    db.q("SELECT pg_sleep(1.1)")
+    check(db.q("SELECT gw_apply_events(%s)" % lit(late)) == "1" and db.q(hb) == before
+          and status(db, run) == "succeeded",
+          "events: a late heartbeat or log line of an ended run is kept as an event, nothing more",
+          db.q(hb), before)
     run = submit(db, "stale")["run"]["id"]
     db.q("SELECT * FROM gw_cancel_run('%s', 'alice', NULL)" % run)
     check(claim(db, run) == "cancelled", "claim: a run cancelled while queued never runs")
