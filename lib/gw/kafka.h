@@ -139,6 +139,15 @@ int gw_kafka_consumer_assignment(const struct gw_kafka_consumer *c, const char *
 /* Marks a message finished (its offset may be committed) and frees it. */
 void gw_kafka_msg_done(struct gw_kafka_consumer *c, struct gw_kafka_msg *msg);
 
+/* Lends a message's place in max_in_flight to the next one while the
+ * message itself stays out (not done: its offset is not stored, and it
+ * must still be passed to gw_kafka_msg_done). For work whose own part is
+ * over but whose outcome is still being delivered, e.g. a worker's final
+ * event waiting for its delivery report. At most max_in_flight messages can
+ * be lent at once, so no more than 2 x max_in_flight are ever out. Lending
+ * a message twice is a no-op. */
+void gw_kafka_msg_lend(struct gw_kafka_consumer *c, struct gw_kafka_msg *msg);
+
 /* Leaves the group now, without waiting for the messages still out: commits
  * the offsets stored so far (asynchronously) and unsubscribes, which makes
  * librdkafka send a LeaveGroup even for a static member (it skips it only

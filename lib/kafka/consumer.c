@@ -9,7 +9,8 @@
  * committed offset never passes a message that is not finished.
  *
  * Flow control: messages are drained from librdkafka into a local backlog
- * and handed out while fewer than max_in_flight are out. When the bound is
+ * and handed out while fewer than max_in_flight are out (a lent message,
+ * gw_kafka_msg_lend, no longer counts, up to max_in_flight of them). When the bound is
  * reached the assigned partitions are paused (librdkafka then stops fetching
  * and resumes from the application's position), but the queue keeps being
  * polled so rebalances are served and max.poll.interval.ms never expires.
@@ -35,6 +36,7 @@ struct kmsg {
     struct gw_list all_link; /* in c->all */
     bool done;
     bool handed_out;
+    bool lent; /* gw_kafka_msg_lend: out, but not counted in in_flight */
 };
 
 struct tracker {
@@ -57,7 +59,8 @@ struct gw_kafka_consumer {
     struct tracker *trackers;
     struct kmsg *bl_head, *bl_tail;
     size_t backlog;
-    size_t in_flight;
+    size_t in_flight;   /* handed out, not done, not lent */
+    size_t lent;        /* handed out, not done, lent */
     struct gw_list all; /* every message not freed yet, newest first */
     struct kmsg **batch;
     bool paused;
@@ -157,13 +160,19 @@ static void set_paused(struct gw_kafka_consumer *c, bool pause)
     apply_pause(c, c->assignment, pause);
 }
 
+/* How many more messages may be handed out now. */
+static size_t room_left(const struct gw_kafka_consumer *c)
+{
+    return c->in_flight < c->max_in_flight ? c->max_in_flight - c->in_flight : 0;
+}
+
 static void deliver(struct gw_kafka_consumer *c)
 {
     if (c->delivering || c->closing || c->left)
         return;
     c->delivering = true;
-    while (c->bl_head != NULL && c->in_flight < c->max_in_flight && !c->closing) {
-        size_t room = c->max_in_flight - c->in_flight, n = 0;
+    while (c->bl_head != NULL && room_left(c) > 0 && !c->closing) {
+        size_t room = room_left(c), n = 0;
         if (room > c->max_batch)
             room = c->max_batch;
         while (n < room && c->bl_head != NULL) {
@@ -180,7 +189,7 @@ static void deliver(struct gw_kafka_consumer *c)
     }
     c->delivering = false;
     if (!c->closing)
-        set_paused(c, c->backlog > 0 || c->in_flight >= c->max_in_flight);
+        set_paused(c, c->backlog > 0 || room_left(c) == 0);
 }
 
 static void take(struct gw_kafka_consumer *c, rd_kafka_message_t *m)
@@ -466,7 +475,10 @@ void gw_kafka_msg_done(struct gw_kafka_consumer *c, struct gw_kafka_msg *msg)
     struct tracker *t = k->tp;
     int64_t store = -1;
 
-    c->in_flight--;
+    if (k->lent)
+        c->lent--;
+    else
+        c->in_flight--;
     k->done = true;
     if (t == NULL) {
         kmsg_free(c, k); /* partition revoked meanwhile: nothing to store */
@@ -490,6 +502,17 @@ void gw_kafka_msg_done(struct gw_kafka_consumer *c, struct gw_kafka_msg *msg)
             rd_kafka_topic_partition_list_destroy(l);
         }
     }
+    deliver(c);
+}
+
+void gw_kafka_msg_lend(struct gw_kafka_consumer *c, struct gw_kafka_msg *msg)
+{
+    struct kmsg *k = (struct kmsg *)msg;
+    if (k->lent || k->done || c->lent >= c->max_in_flight)
+        return;
+    k->lent = true;
+    c->lent++;
+    c->in_flight--;
     deliver(c);
 }
 

@@ -154,6 +154,50 @@ static void test_flow_control(struct gw_kafka_mock *m)
     uv_run(&loop, UV_RUN_NOWAIT);
 }
 
+/* A lent message frees its place for the next one but stays out: at most
+ * max_in_flight lent at once, its offset stored only when it is done. */
+static void test_lend(struct gw_kafka_mock *m)
+{
+    struct cons_state s = {0}, s2 = {.auto_done = true};
+    CHECK(gw_kafka_mock_create_topic(m, "t.lend", 1, NULL) == 0);
+    produce_n("t.lend", 10, NULL);
+    consumer(&s, "t.lend", "g.lend", 2, 2);
+    want = 2;
+    CHECK(run_until(&loop, received_want, &s, 30000));
+    run_for(&loop, 300);
+    CHECK(s.received == 2); /* max_in_flight */
+    gw_kafka_msg_lend(s.c, s.held[0]);
+    want = 3;
+    CHECK(run_until(&loop, received_want, &s, 5000));
+    gw_kafka_msg_lend(s.c, s.held[0]); /* twice: a no-op */
+    run_for(&loop, 300);
+    CHECK(s.received == 3);
+    gw_kafka_msg_lend(s.c, s.held[1]);
+    want = 4;
+    CHECK(run_until(&loop, received_want, &s, 5000));
+    gw_kafka_msg_lend(s.c, s.held[2]); /* 2 lent already: refused */
+    run_for(&loop, 300);
+    CHECK(s.received == 4);
+    gw_kafka_msg_done(s.c, s.held[0]); /* a lent one done: room to lend again */
+    run_for(&loop, 300);
+    CHECK(s.received == 4); /* held[2] and held[3] still count */
+    gw_kafka_msg_lend(s.c, s.held[2]);
+    want = 5;
+    CHECK(run_until(&loop, received_want, &s, 5000));
+    /* Offsets: held[1] (lent, not done) keeps the commit at 1. */
+    for (size_t i = 2; i < s.nheld; i++)
+        gw_kafka_msg_done(s.c, s.held[i]);
+    run_for(&loop, 300); /* auto commit interval is 50 ms */
+    gw_kafka_consumer_destroy(s.c);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    consumer(&s2, "t.lend", "g.lend", 10, 10);
+    want = 1;
+    CHECK(run_until(&loop, received_want, &s2, 30000));
+    CHECK(s2.first_offset == 1);
+    gw_kafka_consumer_destroy(s2.c);
+    uv_run(&loop, UV_RUN_NOWAIT);
+}
+
 static void test_out_of_order_done(struct gw_kafka_mock *m)
 {
     struct cons_state s = {0}, s2 = {.auto_done = true};
@@ -330,6 +374,7 @@ int main(void)
     test_unhealthy();
     test_produce_consume_batches(m);
     test_flow_control(m);
+    test_lend(m);
     test_out_of_order_done(m);
     /* The eager protocol only: librdkafka 2.0.2's mock coordinator takes
      * 10-20 s per cooperative round and sometimes never finishes one; the
