@@ -94,6 +94,10 @@ struct gw_kafka_consumer_options {
     size_t max_batch;              /* messages per callback, >= 1 */
     size_t max_in_flight;          /* messages handed out and not done; the
                                       consumer stops delivering at this bound */
+    size_t max_backlog;            /* messages fetched and not handed out yet:
+                                      fetching pauses at this bound and resumes
+                                      at half of it; 0 = max(1024,
+                                      2 x max_in_flight) */
     const char *group_instance_id; /* static membership (KIP-345): a restarted
                                       member with the same id takes its
                                       partitions back at once. NULL = dynamic */
@@ -120,12 +124,15 @@ struct gw_kafka_consumer *gw_kafka_consumer_create(uv_loop_t *loop,
 
 /* How far behind the consumer is, from librdkafka's cached state (never
  * blocks): partitions assigned, since when (uv_now ms, 0 when none), and
- * messages between the positions handed out and the high watermarks
- * (-1 when a watermark is not known yet). */
+ * messages not handed out yet: those fetched and waiting in the backlog plus
+ * those between the fetch positions and the high watermarks (-1 when a
+ * watermark is not known yet). */
 struct gw_kafka_consumer_health {
     int partitions;
     uint64_t assigned_since_ms;
     int64_t lag;
+    size_t backlog; /* fetched, not handed out yet (part of lag) */
+    bool paused;    /* fetching paused: the backlog reached max_backlog */
 };
 void gw_kafka_consumer_health(const struct gw_kafka_consumer *c,
                               struct gw_kafka_consumer_health *out);

@@ -10,10 +10,23 @@
  *
  * Flow control: messages are drained from librdkafka into a local backlog
  * and handed out while fewer than max_in_flight are out (a lent message,
- * gw_kafka_msg_lend, no longer counts, up to max_in_flight of them). When the bound is
- * reached the assigned partitions are paused (librdkafka then stops fetching
- * and resumes from the application's position), but the queue keeps being
- * polled so rebalances are served and max.poll.interval.ms never expires.
+ * gw_kafka_msg_lend, no longer counts, up to max_in_flight of them). Only
+ * when the backlog reaches max_backlog are the assigned partitions paused
+ * (librdkafka then stops fetching and resumes from the application's
+ * position), and they are resumed when it is down to half, not empty: the
+ * queue keeps being polled meanwhile, so rebalances are served and
+ * max.poll.interval.ms never expires. The backlog is uncommitted like
+ * anything not done, so holding it costs memory, never delivery.
+ *
+ * Why not pause as soon as every slot is taken: a resumed partition starts
+ * fetching again only after a delay (a new fetch from the application's
+ * position; here ~0.5-1 s with librdkafka 2.0.2 and Kafka 3.9), and when
+ * resuming waits for an empty backlog that delay is paid by every batch.
+ * Measured (bench/run-core, GW_BENCH_STALL_S=2, 150 runs/s, worker
+ * --concurrency 16): a 2 s stall of the worker left a queue standing for the
+ * whole phase, accept->start p50 650-870 ms, while the worker could run
+ * three times that rate. Resuming with half the bound still to work
+ * through hides the delay (bench/README.md, decision 0074).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +69,7 @@ struct gw_kafka_consumer {
     void *arg;
     size_t max_batch;
     size_t max_in_flight;
+    size_t max_backlog; /* pause at this backlog, resume at half */
     struct tracker *trackers;
     struct kmsg *bl_head, *bl_tail;
     size_t backlog;
@@ -189,7 +203,7 @@ static void deliver(struct gw_kafka_consumer *c)
     }
     c->delivering = false;
     if (!c->closing)
-        set_paused(c, c->backlog > 0 || room_left(c) == 0);
+        set_paused(c, c->paused ? c->backlog > c->max_backlog / 2 : c->backlog >= c->max_backlog);
 }
 
 static void take(struct gw_kafka_consumer *c, rd_kafka_message_t *m)
@@ -299,6 +313,8 @@ void gw_kafka_consumer_health(const struct gw_kafka_consumer *c,
     out->partitions = 0;
     out->assigned_since_ms = 0;
     out->lag = 0;
+    out->backlog = c != NULL ? c->backlog : 0;
+    out->paused = c != NULL && c->paused;
     if (c == NULL || c->assignment == NULL)
         return;
     rd_kafka_topic_partition_list_t *pos = rd_kafka_topic_partition_list_copy(c->assignment);
@@ -318,6 +334,8 @@ void gw_kafka_consumer_health(const struct gw_kafka_consumer *c,
         if (hi > at)
             out->lag += hi - at;
     }
+    if (out->lag >= 0)
+        out->lag += (int64_t)c->backlog;
     rd_kafka_topic_partition_list_destroy(pos);
 }
 
@@ -415,6 +433,9 @@ struct gw_kafka_consumer *gw_kafka_consumer_create(uv_loop_t *loop,
     c->arg = arg;
     c->max_batch = opts->max_batch;
     c->max_in_flight = opts->max_in_flight;
+    c->max_backlog = opts->max_backlog > 0       ? opts->max_backlog
+                     : opts->max_in_flight > 512 ? 2 * opts->max_in_flight
+                                                 : 1024;
 
     conf = gw__kafka_conf_build_defaults(cfg, opts->defaults, err);
     if (conf == NULL)

@@ -154,6 +154,51 @@ static void test_flow_control(struct gw_kafka_mock *m)
     uv_run(&loop, UV_RUN_NOWAIT);
 }
 
+/* Fetching pauses when the backlog reaches max_backlog and resumes only
+ * when it is down to half (hysteresis: a resume has a cost, decision 0074);
+ * the backlog counts in the lag. */
+static void test_backlog_hysteresis(struct gw_kafka_mock *m)
+{
+    struct cons_state s = {0};
+    struct gw_kafka_consumer_health h;
+    struct gw_error err;
+    const char *topics[] = {"t.hyst", NULL};
+    struct gw_kafka_consumer_options o = {.group_id = "g.hyst",
+                                          .topics = topics,
+                                          .max_batch = 1,
+                                          .max_in_flight = 1,
+                                          .max_backlog = 6};
+    CHECK(gw_kafka_mock_create_topic(m, "t.hyst", 1, NULL) == 0);
+    produce_n("t.hyst", 12, NULL);
+    s.c = gw_kafka_consumer_create(&loop, &cfg, &o, on_batch, &s, &err);
+    CHECK(s.c != NULL);
+    want = 1;
+    CHECK(run_until(&loop, received_want, &s, 30000));
+    run_for(&loop, 500);
+    gw_kafka_consumer_health(s.c, &h);
+    CHECK(s.received == 1);
+    CHECK(h.backlog >= 6 && h.backlog <= 11);
+    CHECK(h.paused);
+    CHECK(h.lag == 11); /* 11 not handed out, fetched or not */
+    /* Release one at a time: paused while more than 3 wait, resumed at 3. */
+    while (h.backlog > 3) {
+        CHECK(h.paused);
+        gw_kafka_msg_done(s.c, s.held[--s.nheld]);
+        run_for(&loop, 50);
+        gw_kafka_consumer_health(s.c, &h);
+    }
+    CHECK(h.backlog == 3);
+    CHECK(!h.paused);
+    s.auto_done = true;
+    gw_kafka_msg_done(s.c, s.held[--s.nheld]);
+    want = 12;
+    CHECK(run_until(&loop, received_want, &s, 10000));
+    gw_kafka_consumer_health(s.c, &h);
+    CHECK(h.backlog == 0 && !h.paused);
+    gw_kafka_consumer_destroy(s.c);
+    uv_run(&loop, UV_RUN_NOWAIT);
+}
+
 /* A lent message frees its place for the next one but stays out: at most
  * max_in_flight lent at once, its offset stored only when it is done. */
 static void test_lend(struct gw_kafka_mock *m)
@@ -276,8 +321,12 @@ static void test_pause_survives_rebalance(struct gw_kafka_mock *m, const char *s
     produce_n(topic, 6, NULL);
     cfg = pcfg;
     {
-        struct gw_kafka_consumer_options o = {
-            .group_id = group, .topics = topics, .max_batch = 1, .max_in_flight = 1};
+        /* max_backlog 1: fetching pauses as soon as a message waits. */
+        struct gw_kafka_consumer_options o = {.group_id = group,
+                                              .topics = topics,
+                                              .max_batch = 1,
+                                              .max_in_flight = 1,
+                                              .max_backlog = 1};
         a.c = gw_kafka_consumer_create(&loop, &cfg, &o, on_batch, &a, &err);
         CHECK(a.c != NULL);
     }
@@ -375,6 +424,7 @@ int main(void)
     test_produce_consume_batches(m);
     test_flow_control(m);
     test_lend(m);
+    test_backlog_hysteresis(m);
     test_out_of_order_done(m);
     /* The eager protocol only: librdkafka 2.0.2's mock coordinator takes
      * 10-20 s per cooperative round and sometimes never finishes one; the
