@@ -10,6 +10,15 @@
  * outbox rows on this broker (gw_relay_kick), and by a timer for rows other
  * replicas left behind (NOTIFY would serialise every commit; see
  * sql/functions/gw_enqueue_run_at.sql).
+ *
+ * Pipelined: the next lease may start as soon as a batch is handed to the
+ * producer, without waiting for its delivery reports (acks=all), up to
+ * MAX_BATCHES batches in flight. A row committed while a batch waits for its
+ * acknowledgements no longer waits for them too: that wait was the tail of
+ * accept->published (bench/README.md, "Issue 15, part 4"). Order per key is
+ * kept: batches are handed to the idempotent producer in lease order, and
+ * rows in id order within a batch; the leases keep in-flight rows from
+ * being leased twice.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +32,8 @@
 #define BATCH   1000
 #define LEASE   "30 seconds"
 #define POLL_MS 500
-
-enum relay_state { RELAY_IDLE, RELAY_LEASING, RELAY_PRODUCING, RELAY_CLOSED };
+/* Batches handed to the producer and not acknowledged yet. */
+#define MAX_BATCHES 4
 
 struct relay_batch {
     struct gw_relay *relay;
@@ -36,14 +45,23 @@ struct relay_batch {
 
 struct gw_relay {
     struct gw_broker *b;
-    enum relay_state state;
-    bool dirty; /* a NOTIFY arrived while busy: run again */
+    bool leasing;     /* a lease query is in flight */
+    unsigned batches; /* batches waiting for their delivery reports */
+    bool closed;      /* destroyed: freed once nothing is in flight */
+    bool dirty;       /* kicked while busy: lease again */
     uv_timer_t timer;
     uint64_t backoff_ms;
 };
 
 static void relay_kick(struct gw_relay *r);
 static void on_timer(uv_timer_t *t);
+
+/* After gw_relay_destroy: the last callback in flight frees the relay. */
+static void free_if_idle(struct gw_relay *r)
+{
+    if (r->closed && !r->leasing && r->batches == 0)
+        free(r);
+}
 
 static void delete_done(void *arg, const PGresult *res, const struct gw_error *err)
 {
@@ -58,7 +76,7 @@ static void delete_done(void *arg, const PGresult *res, const struct gw_error *e
 static void batch_finish(struct relay_batch *batch)
 {
     struct gw_relay *r = batch->relay;
-    if (batch->ndone > 0 && r->state != RELAY_CLOSED) {
+    if (batch->ndone > 0 && !r->closed) {
         char *arr = gw_pg_bigint_array(batch->ids, batch->ndone);
         if (arr != NULL) {
             const char *params[] = {arr};
@@ -68,14 +86,13 @@ static void batch_finish(struct relay_batch *batch)
             free(arr);
         }
     }
-    bool full = batch->n == BATCH;
     free(batch);
-    if (r->state == RELAY_CLOSED) {
-        free(r);
+    r->batches--;
+    if (r->closed) {
+        free_if_idle(r);
         return;
     }
-    r->state = RELAY_IDLE;
-    if (full || r->dirty)
+    if (r->dirty) /* kicked while MAX_BATCHES were out */
         relay_kick(r);
 }
 
@@ -112,12 +129,12 @@ static int id_cmp(const void *x, const void *y)
 static void leased(void *arg, const PGresult *res, const struct gw_error *err)
 {
     struct gw_relay *r = arg;
-    if (r->state == RELAY_CLOSED) {
-        free(r);
+    r->leasing = false;
+    if (r->closed) {
+        free_if_idle(r);
         return;
     }
     if (err != NULL) {
-        r->state = RELAY_IDLE;
         r->backoff_ms = r->backoff_ms ? r->backoff_ms * 2 : 100;
         if (r->backoff_ms > 5000)
             r->backoff_ms = 5000;
@@ -129,7 +146,6 @@ static void leased(void *arg, const PGresult *res, const struct gw_error *err)
     r->backoff_ms = 0;
     int n = PQntuples(res);
     if (n == 0) {
-        r->state = RELAY_IDLE;
         if (r->dirty)
             relay_kick(r);
         return;
@@ -141,7 +157,6 @@ static void leased(void *arg, const PGresult *res, const struct gw_error *err)
     if (order == NULL || batch == NULL) {
         free(order);
         free(batch);
-        r->state = RELAY_IDLE;
         return;
     }
     for (int i = 0; i < n; i++) {
@@ -152,7 +167,7 @@ static void leased(void *arg, const PGresult *res, const struct gw_error *err)
     batch->relay = r;
     batch->n = (size_t)n;
     batch->pending = 1; /* held until every row is handed to the producer */
-    r->state = RELAY_PRODUCING;
+    r->batches++;
     for (int k = 0; k < n; k++) {
         int i = (int)order[k][1];
         char topic[256];
@@ -175,6 +190,13 @@ static void leased(void *arg, const PGresult *res, const struct gw_error *err)
         }
     }
     free(order);
+    /* Handed over: lease the next rows now if there may be more (a full
+     * batch) or more were committed meanwhile. Before batch_finish, which
+     * may free the relay once it is closed. */
+    if (n == BATCH)
+        r->dirty = true;
+    if (r->dirty)
+        relay_kick(r);
     if (--batch->pending == 0)
         batch_finish(batch);
 }
@@ -182,24 +204,24 @@ static void leased(void *arg, const PGresult *res, const struct gw_error *err)
 static void relay_kick(struct gw_relay *r)
 {
     char limit[16];
-    if (r->state != RELAY_IDLE) {
+    if (r->leasing || r->batches >= MAX_BATCHES) {
         r->dirty = true;
         return;
     }
     r->dirty = false;
-    r->state = RELAY_LEASING;
+    r->leasing = true;
     snprintf(limit, sizeof(limit), "%d", BATCH);
     const char *params[] = {limit, LEASE};
     if (gw_pg_query(
             r->b->pg, "outbox_lease",
             "SELECT id, topic, msg_key, payload FROM gw_outbox_lease($1::int, $2::interval)", 2,
             params, leased, r) < 0)
-        r->state = RELAY_IDLE;
+        r->leasing = false;
 }
 
 void gw_relay_kick(struct gw_relay *r)
 {
-    if (r != NULL && r->state != RELAY_CLOSED)
+    if (r != NULL && !r->closed)
         relay_kick(r);
 }
 
@@ -223,11 +245,8 @@ struct gw_relay *gw_relay_create(struct gw_broker *b, struct gw_error *err)
 static void timer_closed(uv_handle_t *h)
 {
     struct gw_relay *r = h->data;
-    /* Work in flight frees the relay when its callback sees RELAY_CLOSED. */
-    if (r->state == RELAY_IDLE)
-        free(r);
-    else
-        r->state = RELAY_CLOSED;
+    r->closed = true;
+    free_if_idle(r); /* else the last callback in flight does */
 }
 
 void gw_relay_destroy(struct gw_relay *r)
