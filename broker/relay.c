@@ -96,10 +96,32 @@ static void batch_finish(struct relay_batch *batch)
         relay_kick(r);
 }
 
+/* An outbox row: one message, or each element of a batch row's array
+ * (sql/0019_outbox_batches.sql). Deleted only when every part is
+ * acknowledged; a part that fails leaves the whole row to be sent again
+ * after its lease. */
+struct outbox_row {
+    long long id;
+    int parts_out; /* produced, no delivery report yet */
+    bool failed;
+};
+
 struct delivery {
     struct relay_batch *batch;
-    long long id;
+    struct outbox_row *row;
 };
+
+/* One part of `row` is settled: delivered (ok) or not. */
+static void part_settled(struct relay_batch *batch, struct outbox_row *row, bool ok)
+{
+    if (!ok)
+        row->failed = true;
+    if (--row->parts_out > 0)
+        return;
+    if (!row->failed)
+        batch->ids[batch->ndone++] = row->id;
+    free(row);
+}
 
 static void delivered(void *opaque, const struct gw_error *err)
 {
@@ -108,22 +130,26 @@ static void delivered(void *opaque, const struct gw_error *err)
     struct gw_relay *r = batch->relay;
 
     if (err == NULL) {
-        batch->ids[batch->ndone++] = d->id;
         r->b->metrics.outbox_published++;
     } else {
         r->b->metrics.outbox_failed++;
-        gw_log_warn("outbox: row %lld not delivered (retried after its lease): %s", d->id,
+        gw_log_warn("outbox: row %lld not delivered (retried after its lease): %s", d->row->id,
                     err->message);
     }
+    part_settled(batch, d->row, err == NULL);
     free(d);
     if (--batch->pending == 0)
         batch_finish(batch);
 }
 
+/* By outbox id, then by position in the answer: a batch row's parts keep
+ * their order (qsort is not stable). */
 static int id_cmp(const void *x, const void *y)
 {
-    long long a = *(const long long *)x, b = *(const long long *)y;
-    return a < b ? -1 : a > b;
+    const long long *a = x, *b = y;
+    if (a[0] != b[0])
+        return a[0] < b[0] ? -1 : 1;
+    return a[1] < b[1] ? -1 : a[1] > b[1];
 }
 
 static void leased(void *arg, const PGresult *res, const struct gw_error *err)
@@ -144,7 +170,7 @@ static void leased(void *arg, const PGresult *res, const struct gw_error *err)
         return;
     }
     r->backoff_ms = 0;
-    int n = PQntuples(res);
+    int n = PQntuples(res); /* messages: a batch row gives several */
     if (n == 0) {
         if (r->dirty)
             relay_kick(r);
@@ -165,35 +191,54 @@ static void leased(void *arg, const PGresult *res, const struct gw_error *err)
     }
     qsort(order, (size_t)n, sizeof(*order), id_cmp);
     batch->relay = r;
-    batch->n = (size_t)n;
     batch->pending = 1; /* held until every row is handed to the producer */
     r->batches++;
+    struct outbox_row *row = NULL;
+    size_t rows = 0;
     for (int k = 0; k < n; k++) {
         int i = (int)order[k][1];
         char topic[256];
-        struct delivery *d = malloc(sizeof(*d));
         struct gw_error perr;
-        if (d == NULL)
+        if (row == NULL || row->id != order[k][0]) {
+            /* Held by its first part until the row's last part is produced. */
+            if (row != NULL)
+                part_settled(batch, row, true);
+            row = calloc(1, sizeof(*row));
+            if (row == NULL)
+                break; /* the rest is sent again after its lease */
+            row->id = order[k][0];
+            row->parts_out = 1;
+            rows++;
+        }
+        struct delivery *d = malloc(sizeof(*d));
+        if (d == NULL) {
+            row->failed = true;
             continue;
+        }
         d->batch = batch;
-        d->id = order[k][0];
+        d->row = row;
         gw_broker_topic(r->b, PQgetvalue(res, i, 1), topic, sizeof(topic));
         batch->pending++;
+        row->parts_out++;
         if (gw_kafka_produce(r->b->producer, topic, PQgetvalue(res, i, 2),
                              (size_t)PQgetlength(res, i, 2), PQgetvalue(res, i, 3),
                              (size_t)PQgetlength(res, i, 3), delivered, d, &perr) < 0) {
             batch->pending--;
             free(d);
+            part_settled(batch, row, false);
             r->b->metrics.outbox_failed++;
             gw_log_warn("outbox: produce to %s failed (retried after its lease): %s", topic,
                         perr.message);
         }
     }
+    if (row != NULL)
+        part_settled(batch, row, true);
+    batch->n = rows;
     free(order);
     /* Handed over: lease the next rows now if there may be more (a full
      * batch) or more were committed meanwhile. Before batch_finish, which
      * may free the relay once it is closed. */
-    if (n == BATCH)
+    if (rows == BATCH)
         r->dirty = true;
     if (r->dirty)
         relay_kick(r);
@@ -214,8 +259,8 @@ static void relay_kick(struct gw_relay *r)
     const char *params[] = {limit, LEASE};
     if (gw_pg_query(
             r->b->pg, "outbox_lease",
-            "SELECT id, topic, msg_key, payload FROM gw_outbox_lease($1::int, $2::interval)", 2,
-            params, leased, r) < 0)
+            "SELECT id, topic, msg_key, payload FROM gw_outbox_lease_parts($1::int, $2::interval)",
+            2, params, leased, r) < 0)
         r->leasing = false;
 }
 

@@ -7,6 +7,8 @@
 -- behind it; request transactions never take this lock. Each sealed entry
 -- also goes to gangway.audit through the outbox, in the same transaction
 -- (the SIEM stream, docs/audit.md): one key, so one partition, in seq order.
+-- A round's entries share one outbox row, a batch the relay publishes as
+-- one message per entry (sql/0019_outbox_batches.sql, decision 0075).
 CREATE OR REPLACE FUNCTION gw_audit_seal(p_limit integer) RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
     horizon xid8;
@@ -19,6 +21,7 @@ DECLARE
     a gw_audit_log;
     h text;
     n integer := 0;
+    msgs jsonb[] := '{}';
 BEGIN
     IF NOT pg_try_advisory_xact_lock(hashtext('gangway.audit.seal')) THEN
         RETURN 0;
@@ -38,16 +41,21 @@ BEGIN
         INSERT INTO gw_audit_chain (seq, audit_id, audit_txid, prev_hash, hash)
         VALUES (v_seq, a.id, a.txid, v_prev, h);
         ev := gen_random_uuid();
-        INSERT INTO gw_outbox (event_id, topic, msg_key, payload)
-        VALUES (ev, 'gangway.audit', 'audit', jsonb_build_object(
+        -- Appending to a local array is amortised O(1) (an expanded array);
+        -- jsonb || would copy the whole batch per entry.
+        msgs := msgs || jsonb_build_object(
             'specversion', '1.0', 'id', ev, 'source', 'gangway/broker',
             'type', 'dev.gangway.audit.entry', 'subject', 'audit:' || v_seq,
             'time', gw_ts(clock_timestamp()), 'datacontenttype', 'application/json',
             'data', jsonb_build_object(
                 'seq', v_seq, 'id', a.id, 'at', gw_ts(a.at), 'actor', a.actor, 'verb', a.verb,
-                'object', a.object, 'detail', a.detail, 'prev_hash', v_prev, 'hash', h)));
+                'object', a.object, 'detail', a.detail, 'prev_hash', v_prev, 'hash', h));
         v_prev := h;
         n := n + 1;
     END LOOP;
+    IF n > 0 THEN
+        INSERT INTO gw_outbox (topic, msg_key, payload, batch)
+        VALUES ('gangway.audit', 'audit', to_jsonb(msgs), true);
+    END IF;
     RETURN n;
 END $$;

@@ -511,6 +511,51 @@ def test_ttl_bounds(db):
     check(extend(res_b, 1) == "not_active", "ttl: a resource being torn down is not extended")
 
 
+def test_outbox_batches(db):
+    """The audit seal writes one batch row per round; gw_outbox_lease_parts
+    gives its entries as messages in order, with the row's id and how many
+    parts it has; the lease of older relays leaves batch rows alone."""
+    action(db, "obx")
+    db.q("DELETE FROM gw_outbox")
+    runs = [submit(db, "obx")["run"]["id"] for _ in range(3)]
+    db.q("DELETE FROM gw_outbox WHERE topic <> 'gangway.audit'")
+    sealed, deadline = 0, time.time() + 120
+    while time.time() < deadline:
+        sealed += int(db.q("SELECT gw_audit_seal(100000)"))
+        if db.q("SELECT count(*) FROM gw_audit_log a WHERE NOT EXISTS"
+                " (SELECT 1 FROM gw_audit_chain c WHERE c.audit_id = a.id)") == "0":
+            break
+        time.sleep(0.5)
+    check(sealed >= 3, "outbox batches: the seal took the three entries", sealed)
+    rows = db.q("SELECT count(*) || '/' || bool_and(batch) || '/' || sum(jsonb_array_length(payload))"
+                " FROM gw_outbox WHERE topic = 'gangway.audit'")
+    check(rows.split("/")[1] == "true" and rows.split("/")[2] == str(sealed)
+          and int(rows.split("/")[0]) <= sealed and int(rows.split("/")[0]) >= 1,
+          "outbox batches: one batch row per sealing round, one element per entry", rows, sealed)
+    # A plain row after the batch rows: ids keep publishing order.
+    db.q("INSERT INTO gw_outbox (topic, msg_key, payload) VALUES ('gangway.t', 'k', '{\"n\": 1}')")
+    check(db.q("SELECT count(*) FROM gw_outbox_lease(100, '30 seconds')") == "1",
+          "outbox batches: the old lease takes the plain row only")
+    db.q("UPDATE gw_outbox SET lease_until = NULL")
+    got = db.q("SELECT string_agg(id || ':' || parts || ':' || coalesce((payload::jsonb -> 'data' ->> 'seq'),"
+               " payload::jsonb ->> 'n'), ',') FROM gw_outbox_lease_parts(100, '30 seconds')").split(",")
+    want_rows = db.q("SELECT string_agg(id::text, ',' ORDER BY id) FROM gw_outbox").split(",")
+    ids = [g.split(":")[0] for g in got]
+    check(sorted(set(ids), key=int) == want_rows and ids == sorted(ids, key=int),
+          "outbox batches: every row leased, in id order", got, want_rows)
+    seqs = [int(g.split(":")[2]) for g in got[:-1]]
+    check(seqs == sorted(seqs) and len(seqs) == sealed and got[-1].endswith(":1:1"),
+          "outbox batches: the entries in seq order, then the plain row as one part", got)
+    parts = {}
+    for g in got:
+        parts.setdefault(g.split(":")[0], []).append(int(g.split(":")[1]))
+    check(all(len(v) == v[0] and len(set(v)) == 1 for v in parts.values()),
+          "outbox batches: `parts` is the number of messages of the row", parts)
+    check(db.q("SELECT count(*) FROM gw_outbox_lease_parts(100, '30 seconds')") == "0",
+          "outbox batches: leased rows are not leased again")
+    db.q("DELETE FROM gw_outbox")
+
+
 def main():
     if not ADMIN:
         print("skipped: GW_TEST_PG_DSN is not set")

@@ -160,6 +160,8 @@ def test():
                           setup=to_running)
         check_no_seq_scan(db, "relay lease (gw_outbox_lease)",
                           "SELECT count(*) FROM gw_outbox_lease(100, '30 seconds');")
+        check_no_seq_scan(db, "relay lease with batch rows (gw_outbox_lease_parts)",
+                          "SELECT count(*) FROM gw_outbox_lease_parts(100, '30 seconds');")
         check_no_seq_scan(db, "relay delete of sent rows",
                           "DELETE FROM gw_outbox WHERE id = ANY('{1,2,3}'::bigint[]);")
         check_no_seq_scan(db, "reaper (gw_reap, heartbeats judged)",

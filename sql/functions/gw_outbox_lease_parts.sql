@@ -1,0 +1,25 @@
+-- Leases up to p_limit unsent outbox rows for p_lease and returns their
+-- messages in publishing order: one row per message, ordered by outbox id
+-- then position. A batch row (sql/0019_outbox_batches.sql) gives one
+-- message per element of its payload array, each carrying the row's id,
+-- topic and key; `parts` is how many messages its row has, so the relay
+-- deletes the row only once all of them are acknowledged.
+-- `id = ANY (ARRAY(...))`, not `id IN (...)`: see gw_outbox_lease.
+CREATE OR REPLACE FUNCTION gw_outbox_lease_parts(p_limit integer, p_lease interval)
+RETURNS TABLE (id bigint, topic text, msg_key text, payload text, parts integer)
+LANGUAGE sql AS $$
+    WITH l AS (
+        UPDATE gw_outbox o SET lease_until = clock_timestamp() + p_lease,
+                               attempts = o.attempts + 1
+        WHERE o.id = ANY (ARRAY(SELECT i.id FROM gw_outbox i
+                       WHERE (i.lease_until IS NULL OR i.lease_until < clock_timestamp())
+                         AND (i.not_before IS NULL OR i.not_before <= clock_timestamp())
+                       ORDER BY i.id LIMIT p_limit FOR UPDATE SKIP LOCKED))
+        RETURNING o.id, o.topic, o.msg_key, o.payload, o.batch)
+    SELECT l.id, l.topic, l.msg_key, m.v::text,
+           CASE WHEN l.batch THEN jsonb_array_length(l.payload) ELSE 1 END
+    FROM l CROSS JOIN LATERAL jsonb_array_elements(
+             CASE WHEN l.batch THEN l.payload ELSE jsonb_build_array(l.payload) END)
+             WITH ORDINALITY m(v, ord)
+    ORDER BY l.id, m.ord
+$$;
