@@ -4,6 +4,10 @@
 -- message per element of its payload array, each carrying the row's id,
 -- topic and key; `parts` is how many messages its row has, so the relay
 -- deletes the row only once all of them are acknowledged.
+-- `parts` is a window count, not jsonb_array_length(payload): an expression
+-- on the payload in the select list is evaluated per output row, and each
+-- evaluation detoasts (decompresses) the whole row again, 2,000 times 2 MB
+-- for one audit round (370 ms a lease, measured).
 -- `id = ANY (ARRAY(...))`, not `id IN (...)`: see gw_outbox_lease.
 CREATE OR REPLACE FUNCTION gw_outbox_lease_parts(p_limit integer, p_lease interval)
 RETURNS TABLE (id bigint, topic text, msg_key text, payload text, parts integer)
@@ -17,7 +21,7 @@ LANGUAGE sql AS $$
                        ORDER BY i.id LIMIT p_limit FOR UPDATE SKIP LOCKED))
         RETURNING o.id, o.topic, o.msg_key, o.payload, o.batch)
     SELECT l.id, l.topic, l.msg_key, m.v::text,
-           CASE WHEN l.batch THEN jsonb_array_length(l.payload) ELSE 1 END
+           (count(*) OVER (PARTITION BY l.id))::integer
     FROM l CROSS JOIN LATERAL jsonb_array_elements(
              CASE WHEN l.batch THEN l.payload ELSE jsonb_build_array(l.payload) END)
              WITH ORDINALITY m(v, ord)
