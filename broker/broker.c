@@ -183,9 +183,15 @@ struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_optio
         goto fail;
     /* No linger: the relay already hands Kafka whole batches (every row of
      * a lease at once), so waiting only delays each run's dispatch
-     * (docs/decisions/0051). GW_KAFKA_PROPS=linger.ms=N overrides. */
-    struct gw_kafka_config kc = {
-        .brokers = b->opts.kafka_brokers, .extra = b->opts.kafka_extra, .linger_ms = "0"};
+     * (docs/decisions/0051). GW_KAFKA_PROPS=linger.ms=N overrides.
+     * A message gives up before the relay's 30 s lease of its outbox row
+     * ends (relay.c LEASE), so a row is never leased again, by this relay's
+     * next batch or by another replica, while its first send may still
+     * succeed: a slow Kafka would otherwise get it up to 5 times. */
+    struct gw_kafka_config kc = {.brokers = b->opts.kafka_brokers,
+                                 .extra = b->opts.kafka_extra,
+                                 .linger_ms = "0",
+                                 .message_timeout_ms = "20000"};
     b->producer = gw_kafka_producer_create(loop, &kc, err);
     if (b->producer == NULL)
         goto fail;

@@ -30,7 +30,7 @@
 #include "gw/pg_array.h"
 
 #define BATCH   1000
-#define LEASE   "30 seconds"
+#define LEASE   "30 seconds" /* > the producer's message.timeout.ms (broker.c) */
 #define POLL_MS 500
 /* Batches handed to the producer and not acknowledged yet. */
 #define MAX_BATCHES 4
@@ -195,6 +195,7 @@ static void leased(void *arg, const PGresult *res, const struct gw_error *err)
     r->batches++;
     struct outbox_row *row = NULL;
     size_t rows = 0;
+    bool batch_rows = false; /* the lease takes 2 at most: maybe more wait */
     for (int k = 0; k < n; k++) {
         int i = (int)order[k][1];
         char topic[256];
@@ -209,6 +210,8 @@ static void leased(void *arg, const PGresult *res, const struct gw_error *err)
             row->id = order[k][0];
             row->parts_out = 1;
             rows++;
+            if (atoi(PQgetvalue(res, i, 4)) > 1)
+                batch_rows = true;
         }
         struct delivery *d = malloc(sizeof(*d));
         if (d == NULL) {
@@ -238,7 +241,7 @@ static void leased(void *arg, const PGresult *res, const struct gw_error *err)
     /* Handed over: lease the next rows now if there may be more (a full
      * batch) or more were committed meanwhile. Before batch_finish, which
      * may free the relay once it is closed. */
-    if (rows == BATCH)
+    if (rows >= BATCH || batch_rows)
         r->dirty = true;
     if (r->dirty)
         relay_kick(r);
@@ -257,10 +260,10 @@ static void relay_kick(struct gw_relay *r)
     r->leasing = true;
     snprintf(limit, sizeof(limit), "%d", BATCH);
     const char *params[] = {limit, LEASE};
-    if (gw_pg_query(
-            r->b->pg, "outbox_lease",
-            "SELECT id, topic, msg_key, payload FROM gw_outbox_lease_parts($1::int, $2::interval)",
-            2, params, leased, r) < 0)
+    if (gw_pg_query(r->b->pg, "outbox_lease",
+                    "SELECT id, topic, msg_key, payload, parts FROM gw_outbox_lease_parts($1::int, "
+                    "$2::interval)",
+                    2, params, leased, r) < 0)
         r->leasing = false;
 }
 

@@ -7,4 +7,7 @@
 -- Relays of earlier versions lease through gw_outbox_lease, which leaves
 -- batch rows alone, so a mixed-version rolling upgrade never publishes an
 -- array as one message.
+-- A batch's array is never empty (it would be leased, send nothing and
+-- never be deleted): its writers insert one only with an element. Not a
+-- CHECK: every lease UPDATE would detoast the whole array to re-check it.
 ALTER TABLE gw_outbox ADD COLUMN batch boolean NOT NULL DEFAULT false;

@@ -17,11 +17,14 @@
 #include "gw/error.h"
 
 struct gw_kafka_config {
-    const char *brokers;      /* bootstrap.servers */
-    const char *const *extra; /* NULL-terminated "key=value" librdkafka props
-                                 (SASL, TLS, fetch.wait.max.ms...) or NULL */
-    const char *linger_ms;    /* producers: linger.ms unless `extra` sets it
-                                 (or queue.buffering.max.ms); NULL = "5" */
+    const char *brokers;            /* bootstrap.servers */
+    const char *const *extra;       /* NULL-terminated "key=value" librdkafka props
+                                       (SASL, TLS, fetch.wait.max.ms...) or NULL */
+    const char *linger_ms;          /* producers: linger.ms unless `extra` sets it
+                                       (or queue.buffering.max.ms); NULL = "5" */
+    const char *message_timeout_ms; /* producers: message.timeout.ms unless
+                                       `extra` sets it (or delivery.timeout.ms);
+                                       NULL = librdkafka's (300 s) */
 };
 
 /* ---------------------------------------------------------------- producer */

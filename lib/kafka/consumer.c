@@ -260,6 +260,11 @@ static void drain(struct gw_kafka_consumer *c)
         else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
             gw_log_warn("kafka consumer: %s", rd_kafka_message_errstr(m));
         rd_kafka_message_destroy(m);
+        /* The bound holds within one drain too: librdkafka may hold far more
+         * than max_backlog already fetched (queued.min.messages); once
+         * paused, it drops those and refetches them from our position. */
+        if (!c->paused && c->backlog >= c->max_backlog)
+            set_paused(c, true);
     }
     deliver(c);
 }

@@ -149,6 +149,10 @@ gw_kafka_producer_create(uv_loop_t *loop, const struct gw_kafka_config *cfg, str
         gw__kafka_conf_set(conf, "linger.ms",
                            cfg != NULL && cfg->linger_ms != NULL ? cfg->linger_ms : "5", err) < 0)
         goto fail_conf;
+    if (cfg != NULL && cfg->message_timeout_ms != NULL && !has_prop(cfg, "message.timeout.ms") &&
+        !has_prop(cfg, "delivery.timeout.ms") &&
+        gw__kafka_conf_set(conf, "message.timeout.ms", cfg->message_timeout_ms, err) < 0)
+        goto fail_conf;
     rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
     rd_kafka_conf_set_opaque(conf, p);

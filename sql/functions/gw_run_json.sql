@@ -8,11 +8,24 @@
 -- went from 2,660-2,810 to 5,080 accepts/s (bench/README.md). gw_ts,
 -- gw_visible, gw_audit_json and gw_audit_canonical stay SQL: they are single
 -- expressions the planner inlines into their callers.
+--
+-- The RETURN expression holds no sub-select (the steps and the decisions
+-- are read into variables first, only for the runs that have them): an
+-- expression with a sub-select leaves PL/pgSQL's simple-expression path and
+-- goes through the executor's start and end at every call: 194 -> 42 µs a
+-- call (10,000 queued runs on a scratch database).
 CREATE OR REPLACE FUNCTION gw_run_json(r gw_runs) RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
 DECLARE
     decisions jsonb;
     counted integer;
+    steps jsonb;
 BEGIN
+    IF r.worker_type = 'workflow' THEN
+        SELECT coalesce(jsonb_agg(jsonb_build_object('id', c.step_id, 'run_id', c.id,
+                                                     'status', c.status, 'operation', c.operation)
+                                  ORDER BY c.created_at), '[]'::jsonb)
+          INTO steps FROM gw_runs c WHERE c.parent_run_id = r.id AND c.step_id IS NOT NULL;
+    END IF;
     IF r.approval_rule IS NOT NULL THEN
         -- `counted` is gw_decide's count: approvals for these exact inputs
         -- (and this exact plan), so `remaining` says what still has to come.
@@ -44,11 +57,7 @@ BEGIN
         'reconcile_drift', r.reconcile_drift,
         'parent_run', r.parent_run_id,
         'step', r.step_id,
-        'steps', CASE WHEN r.worker_type = 'workflow' THEN (
-            SELECT coalesce(jsonb_agg(jsonb_build_object('id', c.step_id, 'run_id', c.id,
-                                                         'status', c.status, 'operation', c.operation)
-                                      ORDER BY c.created_at), '[]'::jsonb)
-            FROM gw_runs c WHERE c.parent_run_id = r.id AND c.step_id IS NOT NULL) END,
+        'steps', steps,
         'skipped_steps', to_jsonb(r.wf_skipped),
         'failed_step', r.wf_failed_step,
         'compensated', r.compensated,

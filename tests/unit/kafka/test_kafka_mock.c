@@ -154,9 +154,9 @@ static void test_flow_control(struct gw_kafka_mock *m)
     uv_run(&loop, UV_RUN_NOWAIT);
 }
 
-/* Fetching pauses when the backlog reaches max_backlog and resumes only
- * when it is down to half (hysteresis: a resume has a cost, decision 0074);
- * the backlog counts in the lag. */
+/* Fetching pauses when the backlog reaches max_backlog, within one drain,
+ * and resumes only when it is down to half (hysteresis: a resume has a
+ * cost, decision 0074); the backlog counts in the lag. */
 static void test_backlog_hysteresis(struct gw_kafka_mock *m)
 {
     struct cons_state s = {0};
@@ -169,7 +169,9 @@ static void test_backlog_hysteresis(struct gw_kafka_mock *m)
                                           .max_in_flight = 1,
                                           .max_backlog = 6};
     CHECK(gw_kafka_mock_create_topic(m, "t.hyst", 1, NULL) == 0);
-    produce_n("t.hyst", 12, NULL);
+    /* Six taken from librdkafka (the bound: fetching pauses), then one of
+     * them handed out. */
+    produce_n("t.hyst", 6, NULL);
     s.c = gw_kafka_consumer_create(&loop, &cfg, &o, on_batch, &s, &err);
     CHECK(s.c != NULL);
     want = 1;
@@ -177,9 +179,9 @@ static void test_backlog_hysteresis(struct gw_kafka_mock *m)
     run_for(&loop, 500);
     gw_kafka_consumer_health(s.c, &h);
     CHECK(s.received == 1);
-    CHECK(h.backlog >= 6 && h.backlog <= 11);
-    CHECK(h.paused);
-    CHECK(h.lag == 11); /* 11 not handed out, fetched or not */
+    CHECK(h.backlog == 5);
+    CHECK(h.paused); /* below the bound, above half: still paused */
+    CHECK(h.lag == 5);
     /* Release one at a time: paused while more than 3 wait, resumed at 3. */
     while (h.backlog > 3) {
         CHECK(h.paused);
@@ -189,9 +191,21 @@ static void test_backlog_hysteresis(struct gw_kafka_mock *m)
     }
     CHECK(h.backlog == 3);
     CHECK(!h.paused);
+    /* Ten more, fetched at once: the drain stops at the bound (the slot is
+     * taken, so nothing is handed out), the rest stays in Kafka. */
+    produce_n("t.hyst", 10, NULL);
+    run_for(&loop, 1000);
+    gw_kafka_consumer_health(s.c, &h);
+    CHECK(h.backlog == 6);
+    CHECK(h.paused);
+    /* 16 made, 4 handed out, 6 waiting: the other 6 still count. 13 seen
+     * with librdkafka 2.0.2's mock: its position after a pause may be one
+     * before the first message it dropped (not documented either way). */
+    CHECK(h.lag >= 12 && h.lag <= 13);
+    /* Everything flows once the work is done. */
     s.auto_done = true;
     gw_kafka_msg_done(s.c, s.held[--s.nheld]);
-    want = 12;
+    want = 16;
     CHECK(run_until(&loop, received_want, &s, 10000));
     gw_kafka_consumer_health(s.c, &h);
     CHECK(h.backlog == 0 && !h.paused);
