@@ -11,3 +11,6 @@
 -- never be deleted): its writers insert one only with an element. Not a
 -- CHECK: every lease UPDATE would detoast the whole array to re-check it.
 ALTER TABLE gw_outbox ADD COLUMN batch boolean NOT NULL DEFAULT false;
+-- The lease finds its (at most 2) batch rows through this, not by walking
+-- the whole outbox in id order past the plain rows.
+CREATE INDEX gw_outbox_batch_rows ON gw_outbox (id) WHERE batch;
