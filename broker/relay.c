@@ -38,7 +38,6 @@
 struct relay_batch {
     struct gw_relay *relay;
     size_t pending;
-    size_t n;
     size_t ndone;
     long long ids[]; /* delivered ids, filled from the front */
 };
@@ -236,7 +235,6 @@ static void leased(void *arg, const PGresult *res, const struct gw_error *err)
     }
     if (row != NULL)
         part_settled(batch, row, true);
-    batch->n = rows;
     free(order);
     /* Handed over: lease the next rows now if there may be more (a full
      * batch) or more were committed meanwhile. Before batch_finish, which

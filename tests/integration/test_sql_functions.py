@@ -234,6 +234,20 @@ def test_idempotency(db):
           again)
 
 
+def seal_all(db):
+    """Seals every audit entry; returns how many this call sealed. The sealer
+    takes only entries older than every open transaction of the cluster
+    (another database's long transaction holds it back): retry."""
+    sealed, deadline = 0, time.time() + 120
+    while time.time() < deadline:
+        sealed += int(db.q("SELECT gw_audit_seal(100000)"))
+        if db.q("SELECT count(*) FROM gw_audit_log a WHERE NOT EXISTS"
+                " (SELECT 1 FROM gw_audit_chain c WHERE c.audit_id = a.id)") == "0":
+            break
+        time.sleep(0.5)
+    return sealed
+
+
 def submit_batch(db, elems):
     """gw_submit_runs over elems (dicts of overrides, as submit() takes):
     its rows in order of `i`."""
@@ -294,15 +308,7 @@ def test_submit_batch(db):
     check(audit == want, "batch: one audit entry per element, in arrival order", audit)
     check(db.q("SELECT count(DISTINCT txid) FROM gw_audit_log WHERE object IN (%s)"
                % ",".join("'run:%s'" % i for i in made)) == "1", "batch: all in one transaction")
-    # The sealer takes only entries older than every open transaction of the
-    # cluster (another database's long transaction holds it back): retry.
-    sealed, deadline = 0, time.time() + 120
-    while time.time() < deadline:
-        sealed += int(db.q("SELECT gw_audit_seal(100000)"))
-        if db.q("SELECT count(*) FROM gw_audit_log a WHERE NOT EXISTS"
-                " (SELECT 1 FROM gw_audit_chain c WHERE c.audit_id = a.id)") == "0":
-            break
-        time.sleep(0.5)
+    sealed = seal_all(db)
     order = db.q("SELECT string_agg(a.verb, ',' ORDER BY c.seq) FROM gw_audit_chain c"
                  " JOIN gw_audit_log a ON a.id = c.audit_id WHERE a.object IN (%s)"
                  " OR a.object = 'action:batch_q'" % ",".join("'run:%s'" % i for i in made))
@@ -517,15 +523,10 @@ def test_outbox_batches(db):
     parts it has; the lease of older relays leaves batch rows alone."""
     action(db, "obx")
     db.q("DELETE FROM gw_outbox")
-    runs = [submit(db, "obx")["run"]["id"] for _ in range(3)]
+    for _ in range(3):
+        submit(db, "obx")
     db.q("DELETE FROM gw_outbox WHERE topic <> 'gangway.audit'")
-    sealed, deadline = 0, time.time() + 120
-    while time.time() < deadline:
-        sealed += int(db.q("SELECT gw_audit_seal(100000)"))
-        if db.q("SELECT count(*) FROM gw_audit_log a WHERE NOT EXISTS"
-                " (SELECT 1 FROM gw_audit_chain c WHERE c.audit_id = a.id)") == "0":
-            break
-        time.sleep(0.5)
+    sealed = seal_all(db)
     check(sealed >= 3, "outbox batches: the seal took the three entries", sealed)
     rows = db.q("SELECT count(*) || '/' || bool_and(batch) || '/' || sum(jsonb_array_length(payload))"
                 " FROM gw_outbox WHERE topic = 'gangway.audit'")
