@@ -169,6 +169,14 @@ struct gw_relay *gw_relay_create(struct gw_broker *b, struct gw_error *err);
 void gw_relay_destroy(struct gw_relay *r);
 /* Publishes newly committed outbox rows now. Accepts NULL. */
 void gw_relay_kick(struct gw_relay *r);
+/* Produces the outbox rows a submit committed already leased (decision
+ * 0076): columns first_col.. of `res` are outbox_id, topic, msg_key and
+ * payload; rows whose outbox_id is NULL are skipped. Each row is deleted
+ * once acknowledged; one not acknowledged is sent by a relay after its
+ * lease. Accepts NULL (the rows then wait for their lease). */
+void gw_relay_publish_leased(struct gw_relay *r, const PGresult *res, int first_col);
+/* The lease gw_submit_runs gives the rows it returns for that. */
+#define GW_RELAY_LEASE "30 seconds"
 struct gw_sink *gw_sink_create(struct gw_broker *b, struct gw_error *err);
 void gw_sink_destroy(struct gw_sink *s);
 /* True when the sink has had partitions for at least `for_ms` and is at most

@@ -38,8 +38,12 @@ struct gw_submit_batch {
     struct gw_submit_batch_stats stats;
 };
 
-static const char SUBMIT_SQL[] = "SELECT i, run::text, created, conflict, refused::text"
+/* Columns 5..8 are the outbox rows to publish eagerly (decision 0076):
+ * gw_relay_publish_leased reads them. */
+static const char SUBMIT_SQL[] = "SELECT i, run::text, created, conflict, refused::text,"
+                                 " outbox_id, topic, msg_key, payload"
                                  " FROM gw_submit_runs($1::jsonb)";
+#define OUTBOX_COL 5
 
 static void maybe_free(struct gw_submit_batch *q)
 {
@@ -64,7 +68,12 @@ static void batch_done(void *arg, const PGresult *res, const struct gw_error *er
 static void send_batch(struct gw_submit_batch *q, struct elem **elems, int n, bool alone)
 {
     struct batch *bt = malloc(sizeof(*bt) + (size_t)n * sizeof(bt->elems[0]));
-    size_t len = sizeof("{\"runs\":[]}") + (size_t)n;
+    /* With a relay, the new runs' rows come back leased to it (decision
+     * 0076); without one (GW_FAULTS=relay_off) they stay for any relay. */
+    const char *head =
+        q->b->relay != NULL ? "{\"lease\":\"" GW_RELAY_LEASE "\",\"runs\":[" : "{\"runs\":[";
+    size_t head_len = strlen(head);
+    size_t len = head_len + sizeof("]}") + (size_t)n;
     char *param = NULL;
     struct gw_error err;
     for (int i = 0; i < n; i++)
@@ -85,8 +94,8 @@ static void send_batch(struct gw_submit_batch *q, struct elem **elems, int n, bo
     bt->n = n;
     memcpy(bt->elems, elems, (size_t)n * sizeof(elems[0]));
     char *p = param;
-    memcpy(p, "{\"runs\":[", 9);
-    p += 9;
+    memcpy(p, head, head_len);
+    p += head_len;
     for (int i = 0; i < n; i++) {
         if (i > 0)
             *p++ = ',';
@@ -155,6 +164,8 @@ static void batch_done(void *arg, const PGresult *res, const struct gw_error *er
     } else if (err != NULL) {
         answer_all(bt, NULL, err);
     } else {
+        /* Committed: the runs' messages go out before their 202s. */
+        gw_relay_publish_leased(q->b->relay, res, OUTBOX_COL);
         int rows = PQntuples(res);
         for (int r = 0; r < rows; r++) {
             int i = atoi(PQgetvalue(res, r, 0));

@@ -33,8 +33,10 @@
 struct gw_submit_batch;
 
 /* The answer to one submission: on success `res` (valid during the call)
- * and `row`, the row of this submission (columns run, created, conflict,
- * refused as gw_submit_run returns them), or row -1 when the result had no
+ * and `row`, the row of this submission (columns 1-4: run, created,
+ * conflict, refused as gw_submit_run returns them; column 5: the id of its
+ * run.requested row when it was published with the commit, else NULL:
+ * decision 0076), or row -1 when the result had no
  * row for it (a broken invariant: answer 500); on failure `err`. */
 typedef void (*gw_submit_cb)(void *arg, const PGresult *res, int row, const struct gw_error *err);
 

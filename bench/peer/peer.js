@@ -4,7 +4,8 @@
 // line of key=value pairs per mode.
 //
 //   node peer.js add      <dsn> <connections> <seconds>   addJob throughput, closed loop
-//   node peer.js latency  <dsn> <rate> <seconds> <conc>   add->start at a fixed rate (open loop)
+//   node peer.js latency  <dsn> <rate> <seconds> <conc> [warmup]   add->start at a fixed rate (open loop),
+//                                                         after [warmup] s (default 0) not counted
 //   node peer.js burndown <dsn> <jobs> <conc>             start a worker on <jobs> queued jobs
 //
 // add->start is the task's start (Date.now()) minus the job's created_at,
@@ -13,7 +14,7 @@
 "use strict";
 const { run, makeWorkerUtils, runMigrations } = require("graphile-worker");
 
-const [mode, dsnArg, a1, a2, a3] = process.argv.slice(2);
+const [mode, dsnArg, a1, a2, a3, a4] = process.argv.slice(2);
 const { Logger } = require("graphile-worker");
 
 // A libpq keyword DSN ("host=... port=... dbname=...") as a URL for node-postgres.
@@ -59,18 +60,21 @@ async function add(connections, seconds) {
   await utils.release();
 }
 
-async function latency(rate, seconds, concurrency) {
+async function latency(rate, seconds, concurrency, warmup) {
   await runMigrations({ connectionString: dsn, logger });
   const lat = [];
   let started = 0;
-  const total = Math.round(rate * seconds);
+  // The jobs of the first `warmup` seconds run but are not counted, as
+  // gangway-loadgen --warmup does for Gangway (cold connections and plans).
+  const warm = Math.round(rate * warmup);
+  const total = warm + Math.round(rate * seconds);
   let done;
   const all = new Promise((r) => (done = r));
   const runner = await run({
     connectionString: dsn, concurrency, logger, noHandleSignals: true, pollInterval: 2000,
     taskList: {
-      noop: async (_payload, helpers) => {
-        lat.push(Date.now() - new Date(helpers.job.created_at).getTime());
+      noop: async (payload, helpers) => {
+        if (payload.i >= warm) lat.push(Date.now() - new Date(helpers.job.created_at).getTime());
         if (++started === total) done();
       },
     },
@@ -91,7 +95,7 @@ async function latency(rate, seconds, concurrency) {
   await runner.stop();
   await utils.release();
   lat.sort((x, y) => x - y);
-  console.log(`mode=latency rate=${rate} sent=${total} started=${started} errors=${errors} ` +
+  console.log(`mode=latency rate=${rate} sent=${total - warm} warmup=${warm} started=${started} errors=${errors} ` +
     `p50_ms=${fmt(pct(lat, 50))} p90_ms=${fmt(pct(lat, 90))} p99_ms=${fmt(pct(lat, 99))} ` +
     `max_ms=${fmt(lat[lat.length - 1])}`);
 }
@@ -122,7 +126,7 @@ async function burndown(jobs, concurrency) {
 
 (async () => {
   if (mode === "add") await add(Number(a1), Number(a2));
-  else if (mode === "latency") await latency(Number(a1), Number(a2), Number(a3 || 16));
+  else if (mode === "latency") await latency(Number(a1), Number(a2), Number(a3 || 16), Number(a4 || 0));
   else if (mode === "burndown") await burndown(Number(a1), Number(a2 || 16));
   else throw new Error("usage: peer.js add|latency|burndown <dsn> ...");
   process.exit(0);

@@ -13,14 +13,19 @@ CREATE OR REPLACE FUNCTION gw_audit_seal(p_limit integer) RETURNS integer LANGUA
 DECLARE
     horizon xid8;
     head record;
-    ev uuid;
-    v_seq bigint := 0;
-    v_prev text := repeat('0', 64);
-    v_txid xid8 := '0'::xid8;
-    v_id bigint := 0;
-    a gw_audit_log;
+    e record;
+    v_prev text;
     h text;
     n integer := 0;
+    -- The round, built in the loop and written by one INSERT each at the
+    -- end: the hash chain is sequential, but a statement per entry (its
+    -- executor start, a WAL record, an index descent) was most of the
+    -- sealer's cost (bench/README.md, "Issue 15, part 5"). Appending to a
+    -- local array is amortised O(1) (an expanded array).
+    ids bigint[] := '{}';
+    txids xid8[] := '{}';
+    prevs text[] := '{}';
+    hashes text[] := '{}';
     msgs jsonb[] := '{}';
 BEGIN
     IF NOT pg_try_advisory_xact_lock(hashtext('gangway.audit.seal')) THEN
@@ -29,31 +34,37 @@ BEGIN
     horizon := pg_snapshot_xmin(pg_current_snapshot());
     -- After a prune the head may be the anchor (gw_audit_head).
     SELECT * INTO head FROM gw_audit_head();
-    v_seq := head.seq;
     v_prev := head.hash;
-    v_txid := head.audit_txid;
-    v_id := head.audit_id;
-    FOR a IN SELECT * FROM gw_audit_log l
-             WHERE l.txid < horizon AND (l.txid, l.id) > (v_txid, v_id)
-             ORDER BY l.txid, l.id LIMIT p_limit LOOP
-        v_seq := v_seq + 1;
-        h := encode(sha256(convert_to(gw_audit_canonical(v_seq, a, v_prev), 'UTF8')), 'hex');
-        INSERT INTO gw_audit_chain (seq, audit_id, audit_txid, prev_hash, hash)
-        VALUES (v_seq, a.id, a.txid, v_prev, h);
-        ev := gen_random_uuid();
-        -- Appending to a local array is amortised O(1) (an expanded array);
-        -- jsonb || would copy the whole batch per entry.
-        msgs := msgs || jsonb_build_object(
-            'specversion', '1.0', 'id', ev, 'source', 'gangway/broker',
-            'type', 'dev.gangway.audit.entry', 'subject', 'audit:' || v_seq,
-            'time', gw_ts(clock_timestamp()), 'datacontenttype', 'application/json',
-            'data', jsonb_build_object(
-                'seq', v_seq, 'id', a.id, 'at', gw_ts(a.at), 'actor', a.actor, 'verb', a.verb,
-                'object', a.object, 'detail', a.detail, 'prev_hash', v_prev, 'hash', h));
+    -- Everything but the previous hash is computed for the whole round in
+    -- this one query: the canonical text up to the hash and the message
+    -- without prev_hash and hash.
+    FOR e IN SELECT (l.a).id, (l.a).txid, gw_audit_canonical_head(head.seq + l.pos, l.a) AS pre,
+                    jsonb_build_object(
+                        'specversion', '1.0', 'id', gen_random_uuid(), 'source', 'gangway/broker',
+                        'type', 'dev.gangway.audit.entry', 'subject', 'audit:' || (head.seq + l.pos),
+                        'time', gw_ts(clock_timestamp()), 'datacontenttype', 'application/json') AS env,
+                    jsonb_build_object(
+                        'seq', head.seq + l.pos, 'id', (l.a).id, 'at', gw_ts((l.a).at),
+                        'actor', (l.a).actor, 'verb', (l.a).verb, 'object', (l.a).object,
+                        'detail', (l.a).detail) AS data
+             FROM (SELECT a, row_number() OVER (ORDER BY a.txid, a.id) AS pos FROM gw_audit_log a
+                   WHERE a.txid < horizon AND (a.txid, a.id) > (head.audit_txid, head.audit_id)
+                   ORDER BY a.txid, a.id LIMIT p_limit) l
+             ORDER BY l.pos LOOP
+        h := encode(sha256(convert_to(e.pre || v_prev || '"}', 'UTF8')), 'hex');
+        ids := ids || e.id;
+        txids := txids || e.txid;
+        prevs := prevs || v_prev;
+        hashes := hashes || h;
+        msgs := msgs || (e.env || jsonb_build_object(
+            'data', e.data || jsonb_build_object('prev_hash', v_prev, 'hash', h)));
         v_prev := h;
         n := n + 1;
     END LOOP;
     IF n > 0 THEN
+        INSERT INTO gw_audit_chain (seq, audit_id, audit_txid, prev_hash, hash)
+        SELECT head.seq + c.pos, c.id, c.txid, c.prev, c.hash
+        FROM unnest(ids, txids, prevs, hashes) WITH ORDINALITY AS c(id, txid, prev, hash, pos);
         INSERT INTO gw_outbox (topic, msg_key, payload, batch)
         VALUES ('gangway.audit', 'audit', to_jsonb(msgs), true);
     END IF;

@@ -5,8 +5,16 @@
 -- One jsonb argument with named keys (decision 0028):
 --   runs   array of gw_submit_run's arguments, one object per request,
 --          in arrival order (required, 1 to 1000 elements)
+--   lease  an interval (optional): publish the new runs' run.requested
+--          messages eagerly (docs/decisions/0076-eager-publish.md). Their
+--          outbox rows are written already leased for this long, so no relay
+--          takes them meanwhile, and are returned, for the caller to produce
+--          right after the commit and delete once acknowledged; a caller that
+--          dies first leaves them to any relay when the lease ends.
 -- Returns one row per element, `i` its index (0-based) in `runs`, and the
--- columns of gw_submit_run, in no particular order.
+-- columns of gw_submit_run, in no particular order; with `lease`, a created
+-- run whose outbox row was leased also gets that row's outbox_id, topic,
+-- msg_key and payload (else they are NULL, and a relay sends the row).
 --
 -- Every element is accepted as if gw_submit_run had been called for each
 -- in arrival order: a later element sees the earlier ones, so a second
@@ -34,12 +42,24 @@
 -- No subtransaction per element: an error in any element aborts the whole
 -- call, and the broker then retries each element alone, so only the bad
 -- one fails (broker/submit_batch.c).
+-- Before decision 0076 it returned five columns; a function's result type
+-- cannot be replaced, so that version goes (brokers of the previous version
+-- select the five by name, which this one still returns).
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_proc
+               WHERE proname = 'gw_submit_runs' AND NOT 'outbox_id' = ANY (proargnames)) THEN
+        DROP FUNCTION gw_submit_runs(jsonb);
+    END IF;
+END $$;
 CREATE OR REPLACE FUNCTION gw_submit_runs(p_args jsonb)
-RETURNS TABLE (i integer, run jsonb, created boolean, conflict boolean, refused jsonb)
+RETURNS TABLE (i integer, run jsonb, created boolean, conflict boolean, refused jsonb,
+               outbox_id bigint, topic text, msg_key text, payload text)
 LANGUAGE plpgsql AS $$
 DECLARE
-    a jsonb := gw_args(p_args, 'gw_submit_runs', '{"runs": "array!"}');
+    a jsonb := gw_args(p_args, 'gw_submit_runs', '{"runs": "array!", "lease": "string?"}');
     runs jsonb := a -> 'runs';
+    lease interval := (a ->> 'lease')::interval;
     n integer := jsonb_array_length(a -> 'runs');
     spec jsonb := gw_submit_run_spec();
     bad integer;
@@ -47,7 +67,16 @@ DECLARE
     hi integer;
     done integer[];
     made gw_runs[];
+    o_ids bigint[];
+    o_topics text[];
+    o_keys text[];
+    o_payloads text[];
     seg_ids uuid[];
+    one record;
+    l_id bigint;
+    l_topic text;
+    l_key text;
+    l_payload text;
     now_ts timestamptz;
 BEGIN
     IF n < 1 OR n > 1000 THEN
@@ -88,7 +117,24 @@ BEGIN
             hi := hi + 1;
         END LOOP;
         IF hi = k THEN
-            RETURN QUERY SELECT k, s.* FROM gw_submit_run(runs -> k) s;
+            SELECT * INTO one FROM gw_submit_run(runs -> k);
+            l_id := NULL;
+            l_topic := NULL;
+            l_key := NULL;
+            l_payload := NULL;
+            IF lease IS NOT NULL AND one.created AND one.run ->> 'status' = 'queued'
+               AND runs -> k ->> 'worker_type' <> 'workflow' THEN
+                -- Its run.requested row is the last outbox row this session
+                -- wrote (gw_enqueue_run_at); checked, not assumed.
+                UPDATE gw_outbox b SET lease_until = clock_timestamp() + lease
+                WHERE b.id = currval('gw_outbox_id_seq') AND b.lease_until IS NULL
+                  AND b.not_before IS NULL AND NOT b.batch
+                  AND b.payload -> 'data' ->> 'run_id' = one.run ->> 'id'
+                RETURNING b.id, b.topic, b.msg_key, b.payload::text
+                INTO l_id, l_topic, l_key, l_payload;
+            END IF;
+            RETURN QUERY SELECT k, one.run, one.created, one.conflict, one.refused,
+                                l_id, l_topic, l_key, l_payload;
             k := k + 1;
             CONTINUE;
         END IF;
@@ -142,18 +188,27 @@ BEGIN
                    || CASE WHEN runs -> m.i ->> 'via' IS NULL THEN '{}'::jsonb
                            ELSE jsonb_build_object('via', runs -> m.i ->> 'via') END
             FROM mine m ORDER BY m.i),
+        evs AS (SELECT m.i, m.r, gen_random_uuid() AS ev FROM mine m),
         ob AS (
-            INSERT INTO gw_outbox (event_id, topic, msg_key, payload)
+            INSERT INTO gw_outbox AS b (event_id, topic, msg_key, payload, lease_until)
             SELECT o.ev, 'gangway.runs.' || (o.r).worker_type, (o.r).resource_key,
-                   gw_run_requested_event(o.r, o.ev, now_ts)
-            FROM (SELECT m.i, m.r, gen_random_uuid() AS ev FROM mine m) o ORDER BY o.i)
-        SELECT array_agg(m.i), array_agg(m.r) INTO done, made FROM mine m;
-        RETURN QUERY SELECT d.i, gw_run_json(made[d.o]), true, false, NULL::jsonb
+                   gw_run_requested_event(o.r, o.ev, now_ts), now_ts + lease
+            FROM evs o ORDER BY o.i
+            RETURNING b.event_id, b.id, b.topic, b.msg_key, b.payload)
+        SELECT array_agg(m.i ORDER BY m.i), array_agg(m.r ORDER BY m.i),
+               array_agg(x.id ORDER BY m.i), array_agg(x.topic ORDER BY m.i),
+               array_agg(x.msg_key ORDER BY m.i), array_agg(x.payload::text ORDER BY m.i)
+        INTO done, made, o_ids, o_topics, o_keys, o_payloads
+        FROM mine m LEFT JOIN (SELECT o.i, b.* FROM evs o JOIN ob b ON b.event_id = o.ev) x
+                    ON lease IS NOT NULL AND x.i = m.i;
+        RETURN QUERY SELECT d.i, gw_run_json(made[d.o]), true, false, NULL::jsonb,
+                            o_ids[d.o], o_topics[d.o], o_keys[d.o], o_payloads[d.o]
                      FROM unnest(done) WITH ORDINALITY d(i, o);
         -- Not stored: its key was taken, a replay (gw_submit_run writes nothing for it).
         FOR j IN k .. hi - 1 LOOP
             IF done IS NULL OR NOT j = ANY (done) THEN
-                RETURN QUERY SELECT j, s.* FROM gw_submit_run(runs -> j) s;
+                RETURN QUERY SELECT j, r.*, NULL::bigint, NULL::text, NULL::text, NULL::text
+                             FROM gw_submit_run(runs -> j) r;
             END IF;
         END LOOP;
         k := hi;

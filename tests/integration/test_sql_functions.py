@@ -367,6 +367,53 @@ def test_submit_batch(db):
           "batch: the argument object is checked")
 
 
+def test_submit_eager_lease(db):
+    """Eager publish (decision 0076): with `lease`, each created run's outbox
+    row comes back with it, already leased, so no relay takes it while the
+    broker sends it; through either path; nothing comes back for a replay, a
+    refusal or a call without `lease`, and those rows stay for any relay."""
+    action(db, "eager")
+    action(db, "eager_q")
+    quota = {"per_team": {"max_runs": 1, "window_seconds": 3600}}
+    runs = []
+    for e in ({}, {"idempotency_key": "ek"}, {"idempotency_key": "ek"},
+              {"action_id": "eager_q", "quota": quota}, {"action_id": "eager_q", "quota": quota}):
+        a = {"id": str(uuid.uuid4()), "action_id": "eager", "action_version": "v1",
+             "worker_type": "exec", "inputs": {"n": 1}, "inputs_redacted": {"n": 1},
+             "subject": "erin", "teams": ["eager"], "request_hash": "h1",
+             "timeout_seconds": 60, "max_attempts": 1, "retryable": False}
+        a.update(e)
+        runs.append(a)
+    rows = json.loads(db.q(
+        "SELECT json_agg(json_build_object('i', i, 'created', created, 'refused', refused,"
+        " 'outbox_id', outbox_id, 'topic', topic, 'msg_key', msg_key, 'payload', payload) ORDER BY i)"
+        " FROM gw_submit_runs(%s)" % lit({"lease": "30 seconds", "runs": runs})))
+    got = [(r["created"], r["outbox_id"] is not None) for r in rows]
+    check(got == [(True, True), (True, True), (False, False), (True, True), (False, False)],
+          "eager: created runs (plain path and quota path) come back with their outbox row;"
+          " a replay and a refusal do not", got)
+    for r in (rows[0], rows[1], rows[3]):
+        run_id = runs[r["i"]]["id"]
+        p = json.loads(r["payload"])
+        check(r["topic"] == "gangway.runs.exec" and p["type"] == "dev.gangway.run.requested"
+              and p["data"]["run_id"] == run_id and r["msg_key"] == run_id,
+              "eager: the row returned is that run's run.requested", r)
+        row = db.q("SELECT lease_until > clock_timestamp() + interval '25 seconds', payload::text = '%s'"
+                   " FROM gw_outbox WHERE id = %d" % (r["payload"].replace("'", "''"), r["outbox_id"]))
+        check(row == "t|t", "eager: the row is stored leased for the lease given, as returned", row)
+    leased = db.q("SELECT count(*) FROM gw_outbox_lease_parts(1000, '30 seconds')"
+                  " WHERE id IN (%s)" % ",".join(str(rows[i]["outbox_id"]) for i in (0, 1, 3)))
+    check(leased == "0", "eager: a relay does not lease the rows meanwhile", leased)
+    db.q("UPDATE gw_outbox SET lease_until = NULL WHERE lease_until IS NOT NULL")
+    rows, sent = submit_batch(db, [{"action_id": "eager"}])
+    row = db.q("SELECT lease_until IS NULL FROM gw_outbox WHERE payload -> 'data' ->> 'run_id' = '%s'"
+               % sent[0]["id"])
+    check(row == "t", "eager: without `lease` the row is left unleased, for the relay", row)
+    check("invalid input syntax for type interval" in db.error(
+        "SELECT * FROM gw_submit_runs(%s)" % lit({"lease": "soon", "runs": [dict(runs[0], id=str(uuid.uuid4()))]})),
+        "eager: a lease that is not an interval is refused")
+
+
 def test_stale_attempts(db):
     action(db, "stale")
     run = submit(db, "stale")["run"]["id"]
