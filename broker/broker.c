@@ -232,6 +232,14 @@ struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_optio
         if (b->relay == NULL)
             goto fail;
     }
+    /* GW_FAULTS=eager_drop: the runs this broker accepts are committed with
+     * their rows leased to it, and then not produced, as if it died between
+     * the commit and the produce (decision 0076); the relay (this one or
+     * another replica's) must send them when the lease ends. */
+    if (faults != NULL && strstr(faults, "eager_drop") != NULL) {
+        gw_log_warn("GW_FAULTS=eager_drop: accepted runs are not published until their lease ends");
+        b->fault_eager_drop = true;
+    }
     /* The background services (gw_broker_shutdown closes those created). */
     if ((b->sink = gw_sink_create(b, err)) == NULL ||
         (b->reaper = gw_reaper_create(b, err)) == NULL ||

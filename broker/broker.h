@@ -137,6 +137,7 @@ struct gw_broker {
     struct gw_broker_metrics metrics;
     uv_timer_t stats_timer;
     bool stats_busy;
+    bool fault_eager_drop; /* GW_FAULTS=eager_drop (broker.c) */
     bool closing;
     void (*on_closed)(void *arg);
     void *on_closed_arg;

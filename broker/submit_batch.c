@@ -165,7 +165,8 @@ static void batch_done(void *arg, const PGresult *res, const struct gw_error *er
         answer_all(bt, NULL, err);
     } else {
         /* Committed: the runs' messages go out before their 202s. */
-        gw_relay_publish_leased(q->b->relay, res, OUTBOX_COL);
+        if (!q->b->fault_eager_drop)
+            gw_relay_publish_leased(q->b->relay, res, OUTBOX_COL);
         int rows = PQntuples(res);
         for (int r = 0; r < rows; r++) {
             int i = atoi(PQgetvalue(res, r, 0));

@@ -67,6 +67,35 @@ def test():
         check(s.sql("SELECT count(*) FROM gw_outbox WHERE topic NOT LIKE 'gangway.audit%'") == "0",
               "the outbox drained")
 
+        # 1b. Eager publish (decision 0076): the broker commits runs with
+        #     their rows leased to it and dies before producing them
+        #     (GW_FAULTS=eager_drop, then SIGKILL). Nobody may send them
+        #     while the lease holds; the next broker's relay must when it ends.
+        s.broker.kill()
+        s.broker.wait()
+        s.start_broker(extra_env={"GW_FAULTS": "eager_drop"})
+        t0 = time.time()
+        ids = [s.submit("quick", {"n": i}).json()["id"] for i in range(3)]
+        inlist = ",".join("'%s'" % i for i in ids)
+        leased = s.sql("SELECT count(*) FROM gw_outbox WHERE payload -> 'data' ->> 'run_id' IN (%s)"
+                       " AND lease_until > clock_timestamp() + interval '20 seconds'" % inlist)
+        check(leased == "3", "eager: the runs' rows are committed leased to the broker that took them", leased)
+        s.broker.kill()
+        s.broker.wait()
+        s.start_broker()
+        time.sleep(3)
+        waiting = s.sql("SELECT count(*) FROM gw_runs WHERE status = 'queued' AND id IN (%s)" % inlist)
+        check(waiting == "3", "eager: no relay takes a row while its lease holds", waiting)
+        for i in ids:
+            run = s.wait_run(i, timeout=60)
+            check(run["status"] == "succeeded", "eager: run %s executes once the lease has ended" % i[:8], run)
+        late = float(s.sql("SELECT extract(epoch FROM min(started_at)) FROM gw_runs WHERE id IN (%s)" % inlist))
+        check(late - t0 >= 25, "eager: ... and not before (started %.1f s after the submits)" % (late - t0))
+        once = s.sql("SELECT count(*) FROM gw_run_events WHERE to_status = 'running' AND run_id IN (%s)" % inlist)
+        check(once == "3", "eager: each executed exactly once", once)
+        check(s.sql("SELECT count(*) FROM gw_outbox WHERE topic NOT LIKE 'gangway.audit%'") == "0",
+              "eager: the outbox drained")
+
         # 2. Worker SIGKILLed mid-run, action not retryable -> failed, worker_lost.
         r = s.submit("sleep", {"seconds": 60}).json()
         s.wait_run(r["id"], until={"running"})
