@@ -16,9 +16,10 @@
  * MAX_BATCHES batches in flight. A row committed while a batch waits for its
  * acknowledgements no longer waits for them too: that wait was the tail of
  * accept->published (bench/README.md, "Issue 15, part 4"). Order per key is
- * kept: batches are handed to the idempotent producer in lease order, and
- * rows in id order within a batch; the leases keep in-flight rows from
- * being leased twice.
+ * kept among leased rows: batches are handed to the idempotent producer in
+ * lease order, and rows in id order within a batch; the leases keep
+ * in-flight rows from being leased twice. An eager row (below) may overtake
+ * an older leased row of its key (docs/architecture.md, "Ordering").
  *
  * Eager publishing (docs/decisions/0076-eager-publish.md): a run accepted
  * by this broker has its run.requested row written already leased, and the

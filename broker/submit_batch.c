@@ -20,7 +20,8 @@ struct elem {
 
 struct batch {
     struct gw_submit_batch *q;
-    bool alone; /* a retry of one element after its batch failed */
+    bool alone;       /* a retry of one element after its batch failed */
+    uint64_t sent_ms; /* uv_now() when sent */
     int n;
     struct elem *elems[]; /* owned: freed once answered */
 };
@@ -42,8 +43,14 @@ struct gw_submit_batch {
  * gw_relay_publish_leased reads them. */
 static const char SUBMIT_SQL[] = "SELECT i, run::text, created, conflict, refused::text,"
                                  " outbox_id, topic, msg_key, payload"
-                                 " FROM gw_submit_runs($1::jsonb)";
+                                 " FROM gw_submit_runs_eager($1::jsonb)";
 #define OUTBOX_COL 5
+/* The rows' lease starts inside the transaction and runs 30 s; a produce
+ * settles within the producer's message.timeout.ms (20 s, broker.c). A
+ * batch answered more than 5 s after it was sent (a slow commit, a lock
+ * wait) leaves its rows to their lease rather than risk a send still in
+ * flight when another relay may lease the row (decision 0076). */
+#define EAGER_MAX_MS 5000
 
 static void maybe_free(struct gw_submit_batch *q)
 {
@@ -63,7 +70,7 @@ static void answer_all(struct batch *bt, const PGresult *res, const struct gw_er
 
 static void batch_done(void *arg, const PGresult *res, const struct gw_error *err);
 
-/* Sends elems[0..n) as one gw_submit_runs call; answers them all with the
+/* Sends elems[0..n) as one gw_submit_runs_eager call; answers them all with the
  * error when the pool refuses it. Takes ownership of the elements. */
 static void send_batch(struct gw_submit_batch *q, struct elem **elems, int n, bool alone)
 {
@@ -91,6 +98,7 @@ static void send_batch(struct gw_submit_batch *q, struct elem **elems, int n, bo
     }
     bt->q = q;
     bt->alone = alone;
+    bt->sent_ms = uv_now(q->b->loop);
     bt->n = n;
     memcpy(bt->elems, elems, (size_t)n * sizeof(elems[0]));
     char *p = param;
@@ -165,7 +173,13 @@ static void batch_done(void *arg, const PGresult *res, const struct gw_error *er
         answer_all(bt, NULL, err);
     } else {
         /* Committed: the runs' messages go out before their 202s. */
-        if (!q->b->fault_eager_drop)
+        uv_update_time(q->b->loop);
+        uint64_t took = uv_now(q->b->loop) - bt->sent_ms;
+        if (took > EAGER_MAX_MS)
+            gw_log_warn("a batch of %d submissions took %llu ms to commit; its runs are published"
+                        " when their outbox lease ends (up to 30 s)",
+                        bt->n, (unsigned long long)took);
+        else if (!q->b->fault_eager_drop)
             gw_relay_publish_leased(q->b->relay, res, OUTBOX_COL);
         int rows = PQntuples(res);
         for (int r = 0; r < rows; r++) {

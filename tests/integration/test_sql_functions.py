@@ -387,7 +387,7 @@ def test_submit_eager_lease(db):
     rows = json.loads(db.q(
         "SELECT json_agg(json_build_object('i', i, 'created', created, 'refused', refused,"
         " 'outbox_id', outbox_id, 'topic', topic, 'msg_key', msg_key, 'payload', payload) ORDER BY i)"
-        " FROM gw_submit_runs(%s)" % lit({"lease": "30 seconds", "runs": runs})))
+        " FROM gw_submit_runs_eager(%s)" % lit({"lease": "30 seconds", "runs": runs})))
     got = [(r["created"], r["outbox_id"] is not None) for r in rows]
     check(got == [(True, True), (True, True), (False, False), (True, True), (False, False)],
           "eager: created runs (plain path and quota path) come back with their outbox row;"
@@ -409,8 +409,14 @@ def test_submit_eager_lease(db):
     row = db.q("SELECT lease_until IS NULL FROM gw_outbox WHERE payload -> 'data' ->> 'run_id' = '%s'"
                % sent[0]["id"])
     check(row == "t", "eager: without `lease` the row is left unleased, for the relay", row)
+    # gw_submit_runs, the name of brokers before decision 0076, never leases:
+    # its caller would not know to send the row.
+    a = dict(runs[0], id=str(uuid.uuid4()), idempotency_key=None)
+    db.q("SELECT count(*) FROM gw_submit_runs(%s)" % lit({"lease": "30 seconds", "runs": [a]}))
+    row = db.q("SELECT lease_until IS NULL FROM gw_outbox WHERE payload -> 'data' ->> 'run_id' = '%s'" % a["id"])
+    check(row == "t", "eager: gw_submit_runs (five columns) leaves the row to the relay even when asked", row)
     check("invalid input syntax for type interval" in db.error(
-        "SELECT * FROM gw_submit_runs(%s)" % lit({"lease": "soon", "runs": [dict(runs[0], id=str(uuid.uuid4()))]})),
+        "SELECT * FROM gw_submit_runs_eager(%s)" % lit({"lease": "soon", "runs": [dict(runs[0], id=str(uuid.uuid4()))]})),
         "eager: a lease that is not an interval is refused")
 
 

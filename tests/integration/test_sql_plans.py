@@ -141,8 +141,9 @@ def test():
         quota = {"max_concurrent": 1000000, "per_user": {"max_runs": 50, "window_seconds": 60},
                  "per_team": {"max_runs": 100, "window_seconds": 60}}
 
-        check_no_seq_scan(db, "submit (gw_submit_runs: plain, idempotency key, every quota)",
-                          "SELECT * FROM gw_submit_runs(%s);" % lit({"runs": [
+        check_no_seq_scan(db, "submit (gw_submit_runs_eager: plain, idempotency key, every quota;"
+                          " rows leased for eager publish)",
+                          "SELECT * FROM gw_submit_runs_eager(%s);" % lit({"lease": "30 seconds", "runs": [
                               run_args(), run_args(idempotency_key="k1"),
                               run_args(idempotency_key="k1"), run_args(quota=quota)]}))
         check_no_seq_scan(db, "claim (gw_claim_run)",
