@@ -39,15 +39,7 @@ BEGIN
     ELSIF r.plan_sha256 IS NOT NULL THEN
         backend := backend || jsonb_build_object('plan_sha256', r.plan_sha256);
     END IF;
-    RETURN QUERY SELECT 'granted'::text, jsonb_strip_nulls(jsonb_build_object(
-        'run_id', r.id, 'attempt', r.attempt, 'fence', r.attempt,
-        'operation', r.operation,
-        'resource_key', r.resource_key,
-        'resource', CASE WHEN res.id IS NULL THEN NULL ELSE jsonb_build_object(
-            'id', res.id, 'kind', res.kind, 'name', res.name, 'outputs', res.outputs) END,
-        'action', jsonb_build_object('id', a.id, 'version', a.version, 'worker_type', r.worker_type,
-                                     'timeout_seconds', r.timeout_seconds, 'backend', backend),
-        'inputs', r.inputs,
-        'secret_paths', r.secret_paths,
-        'requested_by', jsonb_build_object('subject', r.requested_by, 'teams', to_jsonb(r.requested_teams))));
+    RETURN QUERY SELECT 'granted'::text, gw_claim_doc(r, backend, CASE WHEN res.id IS NULL THEN NULL
+        ELSE jsonb_build_object('id', res.id, 'kind', res.kind, 'name', res.name,
+                                'outputs', res.outputs) END);
 END $$;

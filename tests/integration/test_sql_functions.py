@@ -420,6 +420,70 @@ def test_submit_eager_lease(db):
         "eager: a lease that is not an interval is refused")
 
 
+def test_claim_batch(db):
+    """gw_claim_runs' set-based path (plain queued runs asked for once) grants
+    and stores exactly what gw_claim_run does, and every other claim in the
+    batch gets gw_claim_run's own answer, by its position."""
+    action(db, "cb", {"backend": {"command": ["/bin/true"]}})
+    def queued(**extra):
+        return submit(db, "cb", inputs={"n": 1, "z": None}, inputs_redacted={"n": 1, "z": None},
+                      secret_paths=["/n"], teams=["t1", "t2"], **extra)["run"]["id"]
+    one, fast = queued(), queued()
+    cols = ("(to_jsonb(r) - 'id' - 'created_at' - 'updated_at' - 'queued_at' - 'started_at'"
+            " - 'heartbeat_at' - 'resource_key')::text")
+    c1 = json.loads(db.q("SELECT claim FROM gw_claim_run('%s', 1, 'w1', 'exec')" % one))
+    rows = json.loads(db.q("SELECT json_agg(json_build_object('idx', idx, 'run_id', run_id, 'result', result,"
+                           " 'claim', claim) ORDER BY idx) FROM gw_claim_runs(%s, 'exec')"
+                           % lit([{"run_id": fast, "attempt": 1, "worker_id": "w1"}])))
+    c2 = rows[0]["claim"]
+    check(rows[0]["result"] == "granted" and rows[0]["idx"] == 0, "claims: the batch path grants", rows)
+    check({k: v for k, v in c1.items() if k not in ("run_id", "resource_key")}
+          == {k: v for k, v in c2.items() if k not in ("run_id", "resource_key")}
+          and c2["run_id"] == fast, "claims: ... the same claim document as gw_claim_run", c1, c2)
+    r1, r2 = (db.q("SELECT %s FROM gw_runs r WHERE id = '%s'" % (cols, x)) for x in (one, fast))
+    check(r1 == r2, "claims: ... stores the same run", r1, r2)
+    ev = ("SELECT string_agg(concat_ws('/', attempt, from_status, to_status, actor, reason, detail), ','"
+          " ORDER BY id) FROM gw_run_events WHERE run_id = '%s'")
+    check(db.q(ev % one) == db.q(ev % fast), "claims: ... the same events", db.q(ev % fast))
+    au = "SELECT string_agg(actor || verb || detail::text, ',' ORDER BY id) FROM gw_audit_log WHERE object = 'run:%s'"
+    check(db.q(au % one) == db.q(au % fast), "claims: ... the same audit entries", db.q(au % fast))
+
+    # A mixed batch: each claim gets what gw_claim_run alone would say.
+    a, b, c, d = queued(), queued(), queued(), queued()
+    db.q("UPDATE gw_runs SET status = 'cancelled' WHERE id = '%s'" % d)
+    batch = [{"run_id": a, "attempt": 1, "worker_id": "w1"},       # 0 granted (set-based)
+             {"run_id": b, "attempt": 2, "worker_id": "w1"},       # 1 stale_attempt
+             {"run_id": c, "attempt": 1, "worker_id": "w1"},       # 2 granted, asked twice:
+             {"run_id": c, "attempt": 1, "worker_id": "w2"},       # 3 ... already_claimed
+             {"run_id": d, "attempt": 1, "worker_id": "w1"},       # 4 cancelled
+             {"run_id": fast, "attempt": 1, "worker_id": "w1"},    # 5 the same worker again: granted
+             {"run_id": str(uuid.uuid4()), "attempt": 1, "worker_id": "w1"}]  # 6 not_found
+    rows = json.loads(db.q("SELECT json_agg(json_build_object('idx', idx, 'result', result) ORDER BY idx)"
+                           " FROM gw_claim_runs(%s, 'exec')" % lit(batch)))
+    got = [r["result"] for r in rows]
+    check(got == ["granted", "stale_attempt", "granted", "already_claimed", "cancelled", "granted", "not_found"],
+          "claims: a mixed batch answers each claim as gw_claim_run would, by position", got)
+    check(db.q("SELECT worker_id FROM gw_runs WHERE id = '%s'" % c) == "w1",
+          "claims: a run asked for twice goes to the first asker")
+    # The plain ones did take the set-based path: gw_claim_run ran only for
+    # the others (function calls counted in this transaction).
+    e1, e2 = queued(), queued()
+    calls = db.q("SET track_functions = 'pl'; SELECT count(*) FROM gw_claim_runs(%s, 'exec');"
+                 " SELECT coalesce((SELECT calls FROM pg_stat_xact_user_functions"
+                 " WHERE funcname = 'gw_claim_run'), 0)"
+                 % lit([{"run_id": e1, "attempt": 1, "worker_id": "w1"},
+                        {"run_id": e2, "attempt": 1, "worker_id": "w1"},
+                        {"run_id": b, "attempt": 2, "worker_id": "w1"}]))
+    check(calls.split()[-1] == "1", "claims: two plain runs granted without gw_claim_run, one refusal through it",
+          calls)
+    n = db.q("SELECT count(*) FROM gw_run_events WHERE to_status = 'running' AND run_id IN ('%s', '%s', '%s')"
+             % (a, c, fast))
+    check(n == "3", "claims: one transition per run granted, none for a repeated grant", n)
+    rows = json.loads(db.q("SELECT json_agg(result) FROM gw_claim_runs(%s, 'git')"
+                           % lit([{"run_id": b, "attempt": 1, "worker_id": "w1"}])))
+    check(rows == ["wrong_worker_type"], "claims: another worker type is refused in a batch too", rows)
+
+
 def test_stale_attempts(db):
     action(db, "stale")
     run = submit(db, "stale")["run"]["id"]

@@ -148,6 +148,10 @@ def test():
                               run_args(idempotency_key="k1"), run_args(quota=quota)]}))
         check_no_seq_scan(db, "claim (gw_claim_run)",
                           "SELECT * FROM gw_claim_run('%s', 1, 'w1', 'exec');" % queued)
+        check_no_seq_scan(db, "batch claim (gw_claim_runs: set-based grant, a refusal one by one)",
+                          "SELECT * FROM gw_claim_runs(%s, 'exec');" % lit([
+                              {"run_id": queued, "attempt": 1, "worker_id": "w1"},
+                              {"run_id": running, "attempt": 2, "worker_id": "w1"}]))
         events = [{"run_id": running, "attempt": 1, "seq": 1, "kind": "started", "worker_id": "w1"},
                   {"run_id": running, "attempt": 1, "seq": 2, "kind": "log", "worker_id": "w1",
                    "stream": "stdout", "line": "hi"},
