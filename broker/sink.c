@@ -426,6 +426,58 @@ static void applied(void *arg, const PGresult *res, const struct gw_error *err)
     pq_next(q);
 }
 
+/* Group commit across arrivals: the events jobs queued behind `head` (not
+ * past a probe, up to MAX_BATCH events) become one job with it, so one
+ * gw_apply_events call carries everything that arrived while the partition's
+ * previous call was in flight. Without it, a partition that once fell into
+ * small jobs (a few events per consumer callback) stayed there: each call
+ * took one small job, and the burn-down ran at two thirds of its rate
+ * (bench/README.md, "Issue 15, part 5"). Returns the job to send, which
+ * replaces head and the jobs merged into it in the queue; head itself when
+ * there is nothing to merge or no memory to merge. */
+static struct job *merge_queued(struct pqueue *q, struct job *head)
+{
+    size_t n = head->n, len = strlen(head->events), njobs = 1;
+    struct job *k = head->next;
+    while (k != NULL && k->events != NULL && n + k->n <= MAX_BATCH) {
+        n += k->n;
+        len += strlen(k->events);
+        njobs++;
+        k = k->next;
+    }
+    if (njobs == 1)
+        return head;
+    struct job *m = calloc(1, sizeof(*m) + n * sizeof(m->msgs[0]));
+    char *text = malloc(len + 1);
+    if (m == NULL || text == NULL) {
+        free(m);
+        free(text);
+        return head;
+    }
+    m->pq = q;
+    m->events = text;
+    *text++ = '[';
+    for (struct job *x = head; x != k;) {
+        struct job *next = x->next;
+        size_t l = strlen(x->events); /* "[e1,e2,...]": its elements, comma-joined */
+        if (x != head)
+            *text++ = ',';
+        memcpy(text, x->events + 1, l - 2);
+        text += l - 2;
+        memcpy(m->msgs + m->n, x->msgs, x->n * sizeof(x->msgs[0]));
+        m->n += x->n;
+        job_free(x);
+        x = next;
+    }
+    *text++ = ']';
+    *text = '\0';
+    m->next = k;
+    q->head = m;
+    if (k == NULL)
+        q->tail = m;
+    return m;
+}
+
 static void pq_next(struct pqueue *q)
 {
     struct gw_sink *s = q->sink;
@@ -443,6 +495,7 @@ static void pq_next(struct pqueue *q)
     j = q->head;
     if (q->busy || s->closed || j == NULL)
         return;
+    j = merge_queued(q, j);
     q->head = j->next;
     if (q->head == NULL)
         q->tail = NULL;
