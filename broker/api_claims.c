@@ -34,7 +34,8 @@ static void claims_done(struct gw_api_ctx *ctx, const PGresult *res)
         gw_api_oom(ctx);
         return;
     }
-    /* The function answers in run id order; the reply keeps the request's. */
+    /* The function answers in no particular order (its set-based grants,
+     * then the rest in run id order); the reply keeps the request's. */
     json_t *req = json_object_get(ctx->scratch, "claims");
     size_t nreq = json_array_size(req);
     for (size_t i = 0; i < nreq; i++)

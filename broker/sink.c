@@ -46,6 +46,7 @@ struct job {
     struct job *next;
     struct pqueue *pq;
     size_t n;
+    bool solo;         /* one event of a rejected batch (split): never merged */
     char *events;      /* JSON array text for gw_apply_events; NULL for a probe */
     uint64_t probe_ms; /* a probe of ours: when it was sent (uv_now); 0 = foreign */
     struct gw_kafka_msg *msgs[];
@@ -356,6 +357,13 @@ static void split(struct pqueue *q, struct job *j, const char *why)
         return;
     }
     json_t *all = json_loads(j->events, 0, NULL);
+    if (all == NULL || json_array_size(all) != j->n) { /* never: our own text */
+        for (size_t i = 0; i < j->n; i++)
+            dead_letter(s, j->msgs[i], why);
+        json_decref(all);
+        job_free(j);
+        return;
+    }
     struct job *first = NULL, *last = NULL;
     for (size_t i = 0; i < j->n; i++) {
         json_t *one = json_array();
@@ -364,6 +372,7 @@ static void split(struct pqueue *q, struct job *j, const char *why)
         json_decref(one);
         if (k == NULL)
             continue;
+        k->solo = true; /* applied alone, so only the culprit is dead-lettered */
         if (last != NULL)
             last->next = k;
         else
@@ -437,9 +446,11 @@ static void applied(void *arg, const PGresult *res, const struct gw_error *err)
  * there is nothing to merge or no memory to merge. */
 static struct job *merge_queued(struct pqueue *q, struct job *head)
 {
+    if (head->solo)
+        return head;
     size_t n = head->n, len = strlen(head->events), njobs = 1;
     struct job *k = head->next;
-    while (k != NULL && k->events != NULL && n + k->n <= MAX_BATCH) {
+    while (k != NULL && k->events != NULL && !k->solo && n + k->n <= MAX_BATCH) {
         n += k->n;
         len += strlen(k->events);
         njobs++;
@@ -460,10 +471,12 @@ static struct job *merge_queued(struct pqueue *q, struct job *head)
     for (struct job *x = head; x != k;) {
         struct job *next = x->next;
         size_t l = strlen(x->events); /* "[e1,e2,...]": its elements, comma-joined */
-        if (x != head)
-            *text++ = ',';
-        memcpy(text, x->events + 1, l - 2);
-        text += l - 2;
+        if (l > 2) {
+            if (text[-1] != '[')
+                *text++ = ',';
+            memcpy(text, x->events + 1, l - 2);
+            text += l - 2;
+        }
         memcpy(m->msgs + m->n, x->msgs, x->n * sizeof(x->msgs[0]));
         m->n += x->n;
         job_free(x);

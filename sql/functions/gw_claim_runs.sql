@@ -14,18 +14,22 @@
 -- asked for twice, a teardown or a plan. tests/integration/
 -- test_sql_functions.py checks that both ways store and answer the same.
 --
--- Locks: the UPDATE visits the batch's runs in run id order (a nested loop
--- over the sorted claims), and the per-claim pass goes in run id order
--- too, so two batches that share runs lock them in the same order; should
--- a plan ever differ, PostgreSQL's deadlock check fails one batch, which
--- the worker retries (claims are idempotent).
+-- Audit entries: the set-based grants' in claim order, then the others' in
+-- run id order (the sealer chains them by transaction and id).
+--
+-- Locks: each pass takes its runs in run id order, but the two passes are
+-- two sequences, so two batches that share two runs (a repeated or stale
+-- claim in one of them: duplicates are rare) can deadlock. PostgreSQL's
+-- check then fails one batch after deadlock_timeout with 40P01, which the
+-- broker answers 503 and the worker retries (claims are idempotent). Locking
+-- every run of the batch first, in one order, would cost a lock record per
+-- run on every claim to avoid a rare one-second retry.
 CREATE OR REPLACE FUNCTION gw_claim_runs(p_claims jsonb, p_worker_type text)
 RETURNS TABLE (idx integer, run_id uuid, result text, claim jsonb) LANGUAGE plpgsql AS $$
 DECLARE
     e jsonb;
     i bigint;
     c record;
-    t timestamptz := clock_timestamp();
     g_idx integer[];
     g_ids uuid[];
     g_docs jsonb[];
@@ -40,8 +44,8 @@ BEGIN
         SELECT q.id, min(q.att) AS att, min(q.w) AS w, min(q.ix) AS ix
         FROM req q GROUP BY q.id HAVING count(*) = 1 ORDER BY q.id),
     upd AS (
-        UPDATE gw_runs r SET status = 'running', worker_id = o.w, started_at = t,
-                             heartbeat_at = t, updated_at = t
+        UPDATE gw_runs r SET status = 'running', worker_id = o.w, started_at = clock_timestamp(),
+                             heartbeat_at = clock_timestamp(), updated_at = clock_timestamp()
         FROM once o
         WHERE r.id = o.id AND r.status = 'queued' AND r.attempt = o.att AND o.w IS NOT NULL
           AND (p_worker_type IS NULL OR r.worker_type = p_worker_type)
@@ -57,15 +61,16 @@ BEGIN
         SELECT 'worker:' || u.w, 'run.claim', 'run:' || (u.run).id,
                jsonb_build_object('attempt', (u.run).attempt)
         FROM upd u ORDER BY u.ix)
-    SELECT array_agg(u.ix), array_agg((u.run).id),
-           array_agg(gw_claim_doc(u.run, a.definition -> 'backend', NULL)),
-           array_agg((u.run).worker_type), array_agg(u.w)
+    SELECT array_agg(u.ix ORDER BY u.ix), array_agg((u.run).id ORDER BY u.ix),
+           array_agg(gw_claim_doc(u.run, a.definition -> 'backend', NULL) ORDER BY u.ix),
+           array_agg((u.run).worker_type ORDER BY u.ix), array_agg(u.w ORDER BY u.ix)
     INTO g_idx, g_ids, g_docs, g_types, g_workers
     FROM upd u LEFT JOIN gw_actions a
          ON a.id = (u.run).action_id AND a.version = (u.run).action_version;
     IF g_idx IS NOT NULL THEN
         PERFORM gw_worker_seen(s.wt, s.w)
-        FROM (SELECT DISTINCT ON (x.wt) x.wt, x.w FROM unnest(g_types, g_workers) x(wt, w)) s;
+        FROM (SELECT DISTINCT ON (x.wt) x.wt, x.w
+              FROM unnest(g_types, g_workers) WITH ORDINALITY x(wt, w, o) ORDER BY x.wt, x.o) s;
         RETURN QUERY SELECT g.i, g.id, 'granted'::text, g.doc
                      FROM unnest(g_idx, g_ids, g_docs) g(i, id, doc);
     END IF;

@@ -3,6 +3,7 @@
 worker killed mid-run (fail with worker_lost, or retry when the action says
 it may), and an action that overruns its timeout."""
 import os
+import re
 import signal
 import sys
 import time
@@ -171,6 +172,34 @@ def test():
         after = s.get("/v1/runs/" + r["id"]).json()
         check(after["status"] == "succeeded" and after["attempt"] == 2,
               "the run still shows attempt 2's outcome", after)
+
+        # 6. An event PostgreSQL refuses for good (a trigger of this test
+        #    raises on its log line): the sink's batch fails, is applied
+        #    again one event at a time, and only that event is dead-lettered
+        #    (the sink merges queued batches; a split one must stay split).
+        s.sql("CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$"
+              " BEGIN IF NEW.line LIKE '%refuse-me%' THEN RAISE EXCEPTION 'refused by the test'; END IF;"
+              " RETURN NEW; END $$;"
+              "CREATE TRIGGER test_refuse BEFORE INSERT ON gw_worker_events"
+              " FOR EACH ROW EXECUTE FUNCTION test_refuse();")
+
+        def dead():
+            m = re.search(r'^gangway_worker_events_total\{result="dead_lettered"\} (\d+)$',
+                          s.get("/metrics").body.decode(), re.M)
+            return int(m.group(1)) if m else -1
+        before = dead()
+        bad = s.submit("quick", {"n": "refuse-me"}).json()["id"]
+        done = s.wait_run(bad, timeout=60)
+        check(done["status"] == "succeeded", "the run of the refused event still ends (its other events apply)", done)
+        lines = s.sql("SELECT count(*) FROM gw_worker_events WHERE run_id = '%s' AND kind = 'log'" % bad)
+        check(lines == "0", "the refused log line is not stored", lines)
+        check(dead() == before + 1, "exactly that one event is dead-lettered", dead() - before)
+        good = s.submit("quick", {"n": "fine"}).json()["id"]
+        ok = s.wait_run(good, timeout=60)
+        check(ok["status"] == "succeeded" and s.sql(
+            "SELECT count(*) FROM gw_worker_events WHERE run_id = '%s' AND kind = 'log'" % good) == "1",
+            "the partition goes on with the next run's events", ok)
+        s.sql("DROP TRIGGER test_refuse ON gw_worker_events; DROP FUNCTION test_refuse();")
 
 
 if __name__ == "__main__":
