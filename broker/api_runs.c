@@ -497,7 +497,7 @@ static void submit_done(struct gw_api_ctx *ctx, const PGresult *res, int row)
         ctx->b->metrics.runs_accepted++;
         /* Its run.requested went out with the commit (decision 0076) unless
          * the submit could not lease its row: then the relay sends it. */
-        if (PQnfields(res) <= 5 || PQgetisnull(res, row, 5))
+        if (PQgetisnull(res, row, 5))
             gw_relay_kick(ctx->b->relay);
         /* Said loudly: the 202 body carries it too (gw_run_warnings.sql). */
         json_t *w = json_array_get(json_object_get(j, "warnings"), 0);

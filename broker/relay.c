@@ -226,20 +226,25 @@ struct msg_cols {
  * producer as one batch, in outbox id order so rows of one key keep their
  * commit order. Sets *rows_out to the rows seen and *batch_rows when one
  * of them had several parts. Returns the batch, still held by the caller
- * (batch_release), or NULL when nothing was produced (out of memory: the
- * rows are sent again after their lease). */
+ * (batch_release), or NULL when there was nothing to produce (no row with
+ * an id: a submit of replays only) or no memory (the rows are sent again
+ * after their lease). */
 static struct relay_batch *publish(struct gw_relay *r, const PGresult *res, struct msg_cols c,
                                    bool eager, size_t *rows_out, bool *batch_rows)
 {
-    int n = PQntuples(res);
-    long long(*order)[2] = malloc((size_t)(n > 0 ? n : 1) * sizeof(*order));
-    struct relay_batch *batch = calloc(1, sizeof(*batch) + (size_t)n * sizeof(long long));
+    int n = PQntuples(res), m = 0;
+    for (int i = 0; i < n; i++)
+        m += !PQgetisnull(res, i, c.id);
+    if (m == 0)
+        return NULL;
+    long long(*order)[2] = malloc((size_t)m * sizeof(*order));
+    struct relay_batch *batch = calloc(1, sizeof(*batch) + (size_t)m * sizeof(long long));
     if (order == NULL || batch == NULL) {
         free(order);
         free(batch);
         return NULL;
     }
-    int m = 0;
+    m = 0;
     for (int i = 0; i < n; i++) {
         if (PQgetisnull(res, i, c.id))
             continue;
