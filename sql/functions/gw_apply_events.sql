@@ -1,88 +1,111 @@
 -- Applies a batch of worker events (a JSON array of
--- {run_id, attempt, seq, kind, worker_id, stream, line, data}) once each.
--- Events of a stale attempt or for a run that is no longer running are
--- ignored. Returns the number of events applied. started and log events
--- refresh heartbeat_at at most once a second (bench/README.md); a failed
--- run keeps its worker's message in error_message (cut at 4000 characters)
--- and, when its plan failed its compliance checks, the findings in plan_checks;
--- so does a run cancelled on request, whose reason stays the canceller's
--- (cancel_reason, gw_cancel_run).
+-- {run_id, attempt, seq, kind, worker_id, stream, line, data}) once each
+-- and returns the number applied; the rules are gw_apply_events_each's.
+--
+-- Group commit inside the batch (issue 15; like gw_claim_runs' plain path):
+-- the common case is taken for the whole batch with one statement, not one
+-- event at a time. A run is in the common case when it is running a plain
+-- operation (create, not a workflow's step) and all of its events in the
+-- batch are started, log or succeeded lines of its current attempt with
+-- distinct seqs, a succeeded one (at most one) coming last. For those runs,
+-- one INSERT stores the events (a duplicate delivery is dropped, as ever),
+-- one UPDATE ends the runs whose succeeded event is new, as gw_finish_run
+-- would (then one INSERT of their transitions and one of their audit entries,
+-- in event order), and one UPDATE refreshes heartbeat_at, at most once a
+-- second, of the others that got a new line. A run whose action records a
+-- resource then goes through gw_resource_after_run, one at a time, in event
+-- order. Every other run's events (a heartbeat, a failure, a stale attempt,
+-- a plan, a workflow step, an unknown run ...) then go through
+-- gw_apply_events_each in their order in the batch. The common case and the
+-- rest never share a run, so the split changes no run's outcome;
+-- tests/integration/test_sql_functions.py checks that both ways store the
+-- same.
+--
+-- Locks: the UPDATEs lock the runs they end in the join's order, not in run
+-- id order. The sink applies a partition's batches one at a time and a run's
+-- events share its partition, so two calls share a run only across a
+-- rebalance; a deadlock then fails one call with 40P01, which the sink
+-- retries (decision 0049).
 CREATE OR REPLACE FUNCTION gw_apply_events(p_events jsonb) RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
-    e jsonb;
-    r gw_runs;
+    fast uuid[];
+    ended gw_runs[];
     n integer := 0;
-    v_run uuid;
-    v_attempt integer;
-    v_kind text;
+    rest jsonb;
 BEGIN
-    FOR e IN SELECT value FROM jsonb_array_elements(p_events) LOOP
-        v_run := (e ->> 'run_id')::uuid;
-        v_attempt := (e ->> 'attempt')::integer;
-        v_kind := e ->> 'kind';
-        IF v_kind IN ('heartbeat', 'started', 'log') THEN
-            -- These change no status: no row lock (a lock is a WAL record and
-            -- a dirtied page per event). A run that ends meanwhile is left
-            -- alone by the guarded UPDATEs below; the event row is kept as
-            -- for any run.
-            SELECT * INTO r FROM gw_runs WHERE id = v_run;
-        ELSE
-            SELECT * INTO r FROM gw_runs WHERE id = v_run FOR UPDATE;
+    SELECT array_agg(p.run_id ORDER BY p.run_id) INTO fast
+    FROM (SELECT (x.v ->> 'run_id')::uuid AS run_id,
+                 min((x.v ->> 'attempt')::integer) AS att, max((x.v ->> 'attempt')::integer) AS att_max,
+                 bool_and(coalesce(x.v ->> 'kind' IN ('started', 'log', 'succeeded'), false)) AS kinds,
+                 count(*) FILTER (WHERE x.v ->> 'kind' = 'succeeded') AS n_end,
+                 max(x.o) AS last_o, max(x.o) FILTER (WHERE x.v ->> 'kind' = 'succeeded') AS end_o,
+                 count(DISTINCT (x.v ->> 'seq')::integer) AS n_seq, count(*) AS n_ev
+          FROM jsonb_array_elements(p_events) WITH ORDINALITY x(v, o)
+          GROUP BY 1) p
+    JOIN gw_runs r ON r.id = p.run_id
+    WHERE p.kinds AND p.att = p.att_max AND r.attempt = p.att AND p.n_seq = p.n_ev
+      AND (p.n_end = 0 OR (p.n_end = 1 AND p.end_o = p.last_o))
+      AND r.status = 'running' AND r.operation = 'create' AND r.step_id IS NULL
+      AND r.parent_run_id IS NULL;
+
+    IF fast IS NOT NULL THEN
+        WITH ev AS (
+            SELECT x.o, x.v, (x.v ->> 'run_id')::uuid AS run_id, (x.v ->> 'attempt')::integer AS att,
+                   (x.v ->> 'seq')::integer AS seq, x.v ->> 'kind' AS kind
+            FROM jsonb_array_elements(p_events) WITH ORDINALITY x(v, o)
+            WHERE (x.v ->> 'run_id')::uuid = ANY (fast)),
+        ins AS (
+            INSERT INTO gw_worker_events (run_id, attempt, seq, kind, stream, line, data, worker_id)
+            SELECT e.run_id, e.att, e.seq, e.kind, e.v ->> 'stream', e.v ->> 'line', e.v -> 'data',
+                   e.v ->> 'worker_id'
+            FROM ev e ORDER BY e.o
+            ON CONFLICT DO NOTHING
+            RETURNING run_id, seq, kind),
+        upd AS (
+            -- gw_finish_run(run, 'succeeded', NULL, outputs, 'worker:' || w, false)
+            UPDATE gw_runs r SET status = 'succeeded', reason = NULL,
+                                 outputs = coalesce(e.v -> 'data' -> 'outputs', '{}'::jsonb),
+                                 finished_at = clock_timestamp(), updated_at = clock_timestamp()
+            FROM ins i JOIN ev e ON e.run_id = i.run_id AND e.seq = i.seq
+            WHERE i.kind = 'succeeded' AND r.id = i.run_id AND r.status = 'running'
+              AND r.attempt = e.att
+            RETURNING r AS run, e.o, 'worker:' || coalesce(e.v ->> 'worker_id', '?') AS actor),
+        hb AS (
+            UPDATE gw_runs r SET heartbeat_at = clock_timestamp()
+            FROM (SELECT DISTINCT e.run_id, e.att FROM ev e
+                  WHERE NOT EXISTS (SELECT 1 FROM ev f WHERE f.run_id = e.run_id AND f.kind = 'succeeded')
+                    AND EXISTS (SELECT 1 FROM ins i WHERE i.run_id = e.run_id)) h
+            WHERE r.id = h.run_id AND r.status = 'running' AND r.attempt = h.att
+              AND (r.heartbeat_at IS NULL OR r.heartbeat_at < clock_timestamp() - interval '1 second')
+            RETURNING 1),
+        tr AS (
+            INSERT INTO gw_run_events (run_id, attempt, from_status, to_status, reason, actor)
+            SELECT (u.run).id, (u.run).attempt, 'running', 'succeeded', NULL, u.actor
+            FROM upd u ORDER BY u.o),
+        au AS (
+            INSERT INTO gw_audit_log (actor, verb, object, detail)
+            SELECT u.actor, 'run.succeeded', 'run:' || (u.run).id,
+                   jsonb_strip_nulls(jsonb_build_object('attempt', (u.run).attempt,
+                                                        'needs_reconciliation',
+                                                        (u.run).needs_reconciliation))
+            FROM upd u ORDER BY u.o)
+        SELECT (SELECT count(*) FROM ins), (SELECT array_agg(u.run ORDER BY u.o) FROM upd u)
+        INTO n, ended;
+
+        IF ended IS NOT NULL THEN
+            PERFORM gw_resource_after_run(ended[i])
+            FROM generate_subscripts(ended, 1) i
+            JOIN gw_actions a ON a.id = (ended[i]).action_id AND a.version = (ended[i]).action_version
+            WHERE a.definition ? 'resource'
+            ORDER BY i;
         END IF;
-        CONTINUE WHEN NOT FOUND OR r.attempt <> v_attempt;
-        IF v_kind = 'heartbeat' THEN
-            IF r.status = 'running' THEN
-                UPDATE gw_runs SET heartbeat_at = clock_timestamp()
-                WHERE id = v_run AND status = 'running' AND attempt = v_attempt;
-                n := n + 1;
-            END IF;
-            CONTINUE;
-        END IF;
-        INSERT INTO gw_worker_events (run_id, attempt, seq, kind, stream, line, data, worker_id)
-        VALUES (v_run, v_attempt, (e ->> 'seq')::integer, v_kind, e ->> 'stream', e ->> 'line',
-                e -> 'data', e ->> 'worker_id')
-        ON CONFLICT DO NOTHING;
-        CONTINUE WHEN NOT FOUND;  -- a duplicate delivery
-        n := n + 1;
-        CONTINUE WHEN r.status <> 'running';
-        IF v_kind IN ('started', 'log') THEN
-            -- Proof of life at most once a second: each UPDATE rewrites the
-            -- whole row and its indexes (heartbeat_at is indexed).
-            IF r.heartbeat_at IS NULL OR r.heartbeat_at < clock_timestamp() - interval '1 second' THEN
-                UPDATE gw_runs SET heartbeat_at = clock_timestamp()
-                WHERE id = v_run AND status = 'running' AND attempt = v_attempt;
-            END IF;
-        ELSIF v_kind = 'succeeded' THEN
-            PERFORM gw_finish_run(v_run, 'succeeded', NULL,
-                                  coalesce(e -> 'data' -> 'outputs', '{}'::jsonb),
-                                  'worker:' || coalesce(e ->> 'worker_id', '?'), false);
-        ELSIF v_kind IN ('failed', 'timed_out', 'cancelled') THEN
-            IF v_kind = 'failed' OR (v_kind = 'cancelled' AND r.cancel_reason IS NOT NULL) THEN
-                -- Before gw_finish_run, which reads the row, so that what it
-                -- builds from the run carries the message. For a cancel
-                -- someone asked for, the worker's message is the detail of
-                -- how it stopped; the reason stays the canceller's.
-                UPDATE gw_runs SET error_message = left(e -> 'data' ->> 'message', 4000)
-                WHERE id = v_run;
-            END IF;
-            IF v_kind = 'failed' AND jsonb_typeof(e -> 'data' -> 'plan_checks') = 'object' THEN
-                -- A plan that failed its compliance checks in a run that is
-                -- not plan-first: the findings stay with the run and in the
-                -- audit, as for a plan-first run's (gw_finish_run).
-                UPDATE gw_runs SET plan_checks = e -> 'data' -> 'plan_checks' WHERE id = v_run;
-                INSERT INTO gw_audit_log (actor, verb, object, detail)
-                VALUES ('worker:' || coalesce(e ->> 'worker_id', '?'),
-                        CASE WHEN e -> 'data' -> 'plan_checks' ->> 'passed' = 'true'
-                             THEN 'run.plan_checks_passed' ELSE 'run.plan_checks_failed' END,
-                        'run:' || v_run,
-                        jsonb_build_object('findings', e -> 'data' -> 'plan_checks' -> 'findings'));
-            END IF;
-            PERFORM gw_finish_run(v_run, v_kind,
-                                  CASE WHEN v_kind = 'cancelled' AND r.cancel_reason IS NOT NULL
-                                       THEN r.cancel_reason
-                                       ELSE coalesce(e -> 'data' ->> 'reason', e -> 'data' ->> 'message', v_kind) END,
-                                  NULL, 'worker:' || coalesce(e ->> 'worker_id', '?'), false);
-        END IF;
-    END LOOP;
+    END IF;
+
+    SELECT jsonb_agg(x.v ORDER BY x.o) INTO rest
+    FROM jsonb_array_elements(p_events) WITH ORDINALITY x(v, o)
+    WHERE fast IS NULL OR ((x.v ->> 'run_id')::uuid = ANY (fast)) IS NOT TRUE;
+    IF rest IS NOT NULL THEN
+        n := n + gw_apply_events_each(rest);
+    END IF;
     RETURN n;
 END $$;

@@ -484,6 +484,104 @@ def test_claim_batch(db):
     check(rows == ["wrong_worker_type"], "claims: another worker type is refused in a batch too", rows)
 
 
+def test_apply_batch(db):
+    """gw_apply_events' set-based path (plain running runs whose events are
+    started, log and a last succeeded) stores exactly what the one-event-at-
+    a-time path, gw_apply_events_each, stores for the same batch, a batch that
+    mixes the common case with everything else; and the common case never
+    calls gw_apply_events_each."""
+    action(db, "ab", {"backend": {"command": ["/bin/true"]}})
+    action(db, "abr", {"backend": {"command": ["/bin/true"]},
+                       "resource": {"kind": "bucket", "name": "/name"}})
+
+    def running(aid="ab", **inputs):
+        run = submit(db, aid, inputs=inputs or {"n": 1}, inputs_redacted=inputs or {"n": 1},
+                     secret_paths=["/n"] if not inputs else [])["run"]["id"]
+        check(claim(db, run) == "granted", "apply batch: a run to apply events to is running")
+        return run
+
+    def scenario(tag):
+        """One run of each shape and the batch of their events, interleaved."""
+        r = {k: running() for k in ("plain", "lines", "dup", "failed", "beat", "stale", "late")}
+        r["res"] = running("abr", name="bkt-" + tag)
+        # lines' heartbeat is old: a new line refreshes it (at most once a second).
+        db.q("UPDATE gw_runs SET heartbeat_at = heartbeat_at - interval '5 seconds' WHERE id = '%s'"
+             % r["lines"])
+        def ev(k, seq, kind, **kw):
+            e = {"run_id": r[k], "attempt": kw.pop("attempt", 1), "seq": seq, "kind": kind,
+                 "worker_id": "w1"}
+            e.update(kw)
+            return e
+        batch = [ev("plain", 1, "started", data={"pid": 7}),
+                 ev("lines", 1, "started"),
+                 ev("plain", 2, "log", stream="stdout", line="hello"),
+                 ev("res", 1, "started"),
+                 ev("dup", 1, "succeeded", data={"outputs": {"a": 1}}),
+                 ev("failed", 1, "started"),
+                 ev("lines", 2, "log", stream="stderr", line="warn"),
+                 ev("beat", 0, "heartbeat"),
+                 ev("stale", 1, "succeeded", attempt=2, data={"outputs": {}}),
+                 ev("late", 1, "succeeded", data={}),
+                 ev("late", 2, "log", stream="stdout", line="after the end"),
+                 ev("failed", 2, "failed", data={"message": "boom", "reason": "exit_1"}),
+                 ev("res", 2, "succeeded", data={"outputs": {"url": "s3://x"}}),
+                 ev("plain", 3, "succeeded", data={"outputs": {"message": "hi"}}),
+                 {"run_id": str(uuid.uuid4()), "attempt": 1, "seq": 1, "kind": "started", "worker_id": "w1"}]
+        # dup's succeeded was delivered once before: the batch's copy is a duplicate.
+        db.q("SELECT gw_apply_events_each(%s)" % lit([batch[4]]))
+        return r, batch
+
+    r1, b1 = scenario("one")
+    r2, b2 = scenario("two")
+    t0 = db.q("SELECT clock_timestamp()")
+    n1 = db.q("SELECT gw_apply_events(%s)" % lit(b1))
+    n2 = db.q("SELECT gw_apply_events_each(%s)" % lit(b2))
+    check(n1 == n2 == "12", "apply batch: both ways count the same events applied", n1, n2)
+    cols = ("(to_jsonb(r) - 'id' - 'created_at' - 'updated_at' - 'queued_at' - 'started_at'"
+            " - 'heartbeat_at' - 'finished_at' - 'resource_key' - 'resource_id' - 'inputs' - 'inputs_hash'"
+            " - 'inputs_redacted')::text")
+    wev = ("SELECT string_agg(concat_ws('/', attempt, seq, kind, stream, line, data, worker_id), ','"
+           " ORDER BY attempt, seq) FROM gw_worker_events WHERE run_id = '%s'")
+    tev = ("SELECT string_agg(concat_ws('/', attempt, from_status, to_status, actor, reason, detail), ','"
+           " ORDER BY id) FROM gw_run_events WHERE run_id = '%s'")
+    au = "SELECT string_agg(actor || verb || detail::text, ',' ORDER BY id) FROM gw_audit_log WHERE object = 'run:%s'"
+    for k in r1:
+        for what, sql in (("run", "SELECT %s FROM gw_runs r WHERE id = '%%s'" % cols), ("worker events", wev),
+                          ("transitions", tev), ("audit entries", au)):
+            a, b = db.q(sql % r1[k]), db.q(sql % r2[k]).replace("bkt-two", "bkt-one")
+            check(a == b, "apply batch: %s: the same %s both ways" % (k, what), a, b)
+    expect = {"plain": "succeeded", "lines": "running", "dup": "succeeded", "failed": "failed",
+              "beat": "running", "stale": "running", "late": "succeeded", "res": "succeeded"}
+    got = {k: status(db, v) for k, v in r1.items()}
+    check(got == expect, "apply batch: each run ends as its events say", got)
+    fresh = "SELECT heartbeat_at >= '%s' FROM gw_runs WHERE id = '%%s'" % t0
+    check(db.q(fresh % r1["lines"]) == db.q(fresh % r2["lines"]) == "t",
+          "apply batch: new lines refresh an old heartbeat both ways")
+    res = ("SELECT concat_ws('/', kind, status, owner_subject, outputs, worker_type) FROM gw_resources"
+           " WHERE created_by_run = '%s'")
+    a, b = db.q(res % r1["res"]), db.q(res % r2["res"])
+    check(a == b and a.startswith("bucket/active/alice/"), "apply batch: the resource is recorded both ways", a, b)
+    check(db.q("SELECT resource_id IS NOT NULL FROM gw_runs WHERE id = '%s'" % r1["res"]) == "t",
+          "apply batch: ... and linked to its run")
+    # A second delivery of the whole batch changes nothing but the heartbeat.
+    n1 = db.q("SELECT gw_apply_events(%s)" % lit(b1))
+    n2 = db.q("SELECT gw_apply_events_each(%s)" % lit(b2))
+    check(n1 == n2 == "1", "apply batch: a redelivered batch applies only its heartbeat", n1, n2)
+    ends = "SELECT count(*) FROM gw_run_events WHERE run_id = '%s' AND to_status = 'succeeded'"
+    check(db.q(ends % r1["plain"]) == db.q(ends % r2["plain"]) == "1", "apply batch: ... and no second transition")
+    # Only plain runs: gw_apply_events_each is never called.
+    x, y = running(), running()
+    calls = db.q("SET track_functions = 'pl'; SELECT gw_apply_events(%s);"
+                 " SELECT coalesce((SELECT calls FROM pg_stat_xact_user_functions"
+                 " WHERE funcname = 'gw_apply_events_each'), 0)"
+                 % lit([{"run_id": x, "attempt": 1, "seq": 1, "kind": "started", "worker_id": "w1"},
+                        {"run_id": y, "attempt": 1, "seq": 1, "kind": "started", "worker_id": "w1"},
+                        {"run_id": x, "attempt": 1, "seq": 2, "kind": "succeeded", "worker_id": "w1"},
+                        {"run_id": y, "attempt": 1, "seq": 2, "kind": "succeeded", "worker_id": "w1"}]))
+    check(calls.split() == ["4", "0"] and status(db, x) == status(db, y) == "succeeded",
+          "apply batch: plain runs end without gw_apply_events_each", calls)
+
+
 def test_stale_attempts(db):
     action(db, "stale")
     run = submit(db, "stale")["run"]["id"]
