@@ -99,8 +99,9 @@ struct gw_kafka_consumer_options {
                                       consumer stops delivering at this bound */
     size_t max_backlog;            /* messages fetched and not handed out yet:
                                       fetching pauses at this bound and resumes
-                                      at half of it; 0 = max(1024,
-                                      2 x max_in_flight) */
+                                      at half of it; 0 = 8192, or
+                                      2 x max_in_flight when that is
+                                      larger (decision 0074) */
     const char *group_instance_id; /* static membership (KIP-345): a restarted
                                       member with the same id takes its
                                       partitions back at once. NULL = dynamic */

@@ -26,7 +26,10 @@
  * --concurrency 16): a 2 s stall of the worker left a queue standing for the
  * whole phase, accept->start p50 650-870 ms, while the worker could run
  * three times that rate. Resuming with half the bound still to work
- * through hides the delay (bench/README.md, decision 0074).
+ * through hides the delay (bench/README.md, decision 0074), as long as
+ * that half lasts longer than the delay: with a bound of 1,024 it did not
+ * at ~2,000 runs/s (a burn-down ran dry ~0.3 s in every second), hence the
+ * default of 8,192.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -440,7 +443,7 @@ struct gw_kafka_consumer *gw_kafka_consumer_create(uv_loop_t *loop,
     c->max_in_flight = opts->max_in_flight;
     c->max_backlog = opts->max_backlog > 0       ? opts->max_backlog
                      : opts->max_in_flight > 512 ? 2 * opts->max_in_flight
-                                                 : 1024;
+                                                 : 8192;
 
     conf = gw__kafka_conf_build_defaults(cfg, opts->defaults, err);
     if (conf == NULL)
