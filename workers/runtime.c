@@ -123,6 +123,7 @@ struct job {
     char *key; /* NULL for dead-letter jobs */
     struct gw_keygate_waiter waiter;
     struct gw_claim *claim;
+    struct claim_call *call; /* the call carrying the claim (claim_call_done) */
     char worker_id[176];
     json_t *reply;
     struct gw_run run;
@@ -159,8 +160,11 @@ struct gw_worker {
     struct gw_list jobs; /* newest first */
     uv_signal_t sigterm, sigint;
     uv_timer_t grace;
-    /* Claims gathered in one loop turn go out together (decision 0053). */
+    /* Claims gathered in one loop turn go out together (decision 0053), and
+     * at most CLAIM_CALLS_MAX calls are out at once: claims that come
+     * meanwhile wait for one to end and go together (decision 0077). */
     uv_timer_t claim_timer;
+    int claim_calls_out;
     uv_timer_t handoff_timer; /* a handoff drain's retries (drain_handoff) */
     struct job **claimq;
     size_t nclaimq, capclaimq;
@@ -705,10 +709,46 @@ static void start_run(struct job *j, json_t *reply)
     }
 }
 
+/* One claim call on the wire (a batch or a single claim) and how many of its
+ * claims have not been answered yet. */
+struct claim_call {
+    struct gw_worker *w;
+    size_t left;
+};
+
+static void claim_flush(uv_timer_t *t);
+
+static struct claim_call *claim_call_new(struct gw_worker *w, size_t n)
+{
+    struct claim_call *c = malloc(sizeof(*c));
+    if (c == NULL)
+        return NULL; /* not counted: the gate is an optimisation */
+    c->w = w;
+    c->left = n;
+    w->claim_calls_out++;
+    return c;
+}
+
+/* j's claim is answered: the last answer of a call lets the claims that
+ * waited meanwhile go (on the next loop turn, never inside a callback). */
+static void claim_call_done(struct job *j)
+{
+    struct claim_call *c = j->call;
+    j->call = NULL;
+    if (c == NULL || --c->left > 0)
+        return;
+    struct gw_worker *w = c->w;
+    free(c);
+    w->claim_calls_out--;
+    if (w->nclaimq > 0 && !w->stopping)
+        uv_timer_start(&w->claim_timer, claim_flush, 0, 0);
+}
+
 static void on_claim(void *arg, enum gw_claim_result r, json_t *reply, const char *detail)
 {
     struct job *j = arg;
     j->claim = NULL;
+    claim_call_done(j);
     switch (r) {
     case GW_CLAIM_GRANTED:
         start_run(j, reply);
@@ -754,9 +794,10 @@ static void claim_one(struct job *j)
                                 .worker_type = w->o.type,
                                 .http = w->http};
     j->claim = gw_claim_start(w->loop, &p, on_claim, j, &err);
-    if (j->claim != NULL)
+    if (j->claim != NULL) {
         w->stats.claim_calls++;
-    else if (j->msg == NULL)
+        j->call = claim_call_new(w, 1);
+    } else if (j->msg == NULL)
         job_end(j, false);
     else
         deadletter(j, err.message);
@@ -770,28 +811,47 @@ static void on_batch_claim(void *arg, enum gw_claim_result r, json_t *reply, con
             gw_log_warn("the broker has no batch claim endpoint: claiming runs one by one");
         j->w->no_batch = true;
         j->claim = NULL;
+        claim_call_done(j);
         claim_one(j);
         return;
     }
     on_claim(arg, r, reply, detail);
 }
 
-/* Sends the claims gathered since the last loop turn: one batch call per
- * CLAIM_BATCH of them, or single claims (one job, or an old broker). */
-#define CLAIM_BATCH 64
+/* Sends the claims gathered since the last loop turn, in calls of up to
+ * CLAIM_BATCH, while fewer than CLAIM_CALLS_MAX calls are out (the rest
+ * wait for claim_call_done); a lone claim, or every claim for an old broker,
+ * goes to the single endpoint.
+ *
+ * Why a bound on calls: under load every slot that frees sends its own
+ * claim, and a quarter of a burn-down's claims went alone, each its own
+ * transaction and WAL flush (~450 us of PostgreSQL CPU against ~75 per run
+ * in a batch of 64: bench/README.md, "Issue 15, part 6"). With the bound,
+ * claims that come while the calls are out go together in the next one; an
+ * idle worker's claim still goes at once. */
+#define CLAIM_BATCH     64
+#define CLAIM_CALLS_MAX 2
 static void claim_flush(uv_timer_t *t)
 {
     struct gw_worker *w = t->data;
     struct gw_claim_batch_item items[CLAIM_BATCH];
-    size_t n = w->nclaimq;
-    w->nclaimq = 0;
-    if (n == 1 || w->no_batch) {
+    if (w->no_batch) {
+        size_t n = w->nclaimq;
+        w->nclaimq = 0;
         for (size_t i = 0; i < n; i++)
             claim_one(w->claimq[i]);
         return;
     }
-    for (size_t at = 0; at < n; at += CLAIM_BATCH) {
-        size_t k = n - at < CLAIM_BATCH ? n - at : CLAIM_BATCH;
+    while (w->nclaimq > 0 && w->claim_calls_out < CLAIM_CALLS_MAX) {
+        size_t k = w->nclaimq < CLAIM_BATCH ? w->nclaimq : CLAIM_BATCH;
+        struct job *taken[CLAIM_BATCH];
+        memcpy(taken, w->claimq, k * sizeof(*taken));
+        w->nclaimq -= k;
+        memmove(w->claimq, w->claimq + k, w->nclaimq * sizeof(*w->claimq));
+        if (k == 1) {
+            claim_one(taken[0]);
+            continue;
+        }
         struct gw_claim_params p = {.broker_url = w->o.broker_url,
                                     .token = w->o.token,
                                     .worker_type = w->o.type,
@@ -799,7 +859,7 @@ static void claim_flush(uv_timer_t *t)
         struct gw_error err;
         struct gw_claim *c;
         for (size_t i = 0; i < k; i++) {
-            struct job *j = w->claimq[at + i];
+            struct job *j = taken[i];
             items[i] = (struct gw_claim_batch_item){.run_id = j->req.run_id,
                                                     .attempt = j->req.attempt,
                                                     .worker_id = j->worker_id,
@@ -811,11 +871,14 @@ static void claim_flush(uv_timer_t *t)
             w->stats.claim_calls++;
             w->stats.claim_batches++;
         }
+        struct claim_call *call = c != NULL ? claim_call_new(w, k) : NULL;
         for (size_t i = 0; i < k; i++) {
-            if (c != NULL)
-                w->claimq[at + i]->claim = c;
-            else
-                claim_one(w->claimq[at + i]); /* e.g. one bad run id: alone */
+            if (c != NULL) {
+                taken[i]->claim = c;
+                taken[i]->call = call;
+            } else {
+                claim_one(taken[i]); /* e.g. one bad run id: alone */
+            }
         }
     }
 }
@@ -835,7 +898,7 @@ static void job_claim(struct job *j)
         w->capclaimq = cap;
     }
     w->claimq[w->nclaimq++] = j;
-    if (w->nclaimq == 1)
+    if (w->nclaimq == 1 && w->claim_calls_out < CLAIM_CALLS_MAX)
         uv_timer_start(&w->claim_timer, claim_flush, 0, 0);
 }
 

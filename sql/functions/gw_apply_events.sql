@@ -21,6 +21,12 @@
 -- tests/integration/test_sql_functions.py checks that both ways store the
 -- same.
 --
+-- Plans: the runs are found by id only. Their status is tested through
+-- coalesce() so that no index on status can be chosen for these UPDATEs: with
+-- stale statistics (few running runs when last analysed) the planner took
+-- gw_runs_by_status and read every running run per call (bench/README.md,
+-- "Issue 15, part 6").
+--
 -- Locks: the UPDATEs lock the runs they end in the join's order, not in run
 -- id order. The sink applies a partition's batches one at a time and a run's
 -- events share its partition, so two calls share a run only across a
@@ -42,11 +48,14 @@ BEGIN
                  count(DISTINCT (x.v ->> 'seq')::integer) AS n_seq, count(*) AS n_ev
           FROM jsonb_array_elements(p_events) WITH ORDINALITY x(v, o)
           GROUP BY 1) p
-    JOIN gw_runs r ON r.id = p.run_id
-    WHERE p.kinds AND p.att = p.att_max AND r.attempt = p.att AND p.n_seq = p.n_ev
+    WHERE p.kinds AND p.att = p.att_max AND p.n_seq = p.n_ev
       AND (p.n_end = 0 OR (p.n_end = 1 AND p.end_o = p.last_o))
-      AND r.status = 'running' AND r.operation = 'create' AND r.step_id IS NULL
-      AND r.parent_run_id IS NULL;
+      -- One lookup by id per run, as a subquery: a join here was planned,
+      -- with statistics taken while few runs were running, as a scan of
+      -- every running run (gw_runs_by_status) per call.
+      AND (SELECT r.attempt = p.att AND r.status = 'running' AND r.operation = 'create'
+                  AND r.step_id IS NULL AND r.parent_run_id IS NULL
+           FROM gw_runs r WHERE r.id = p.run_id);
 
     IF fast IS NOT NULL THEN
         WITH ev AS (
@@ -67,15 +76,16 @@ BEGIN
                                  outputs = coalesce(e.v -> 'data' -> 'outputs', '{}'::jsonb),
                                  finished_at = clock_timestamp(), updated_at = clock_timestamp()
             FROM ins i JOIN ev e ON e.run_id = i.run_id AND e.seq = i.seq
-            WHERE i.kind = 'succeeded' AND r.id = i.run_id AND r.status = 'running'
-              AND r.attempt = e.att
+            WHERE i.kind = 'succeeded' AND r.id = i.run_id AND r.id = ANY (fast)
+              AND coalesce(r.status, '') = 'running' AND r.attempt = e.att
             RETURNING r AS run, e.o, 'worker:' || coalesce(e.v ->> 'worker_id', '?') AS actor),
         hb AS (
             UPDATE gw_runs r SET heartbeat_at = clock_timestamp()
             FROM (SELECT DISTINCT e.run_id, e.att FROM ev e
                   WHERE NOT EXISTS (SELECT 1 FROM ev f WHERE f.run_id = e.run_id AND f.kind = 'succeeded')
                     AND EXISTS (SELECT 1 FROM ins i WHERE i.run_id = e.run_id)) h
-            WHERE r.id = h.run_id AND r.status = 'running' AND r.attempt = h.att
+            WHERE r.id = h.run_id AND r.id = ANY (fast)
+              AND coalesce(r.status, '') = 'running' AND r.attempt = h.att
               AND (r.heartbeat_at IS NULL OR r.heartbeat_at < clock_timestamp() - interval '1 second')
             RETURNING 1),
         tr AS (

@@ -108,6 +108,35 @@ def check_no_seq_scan(db, what, call, setup=""):
           "\n  " + "\n  ".join(sorted(set(bad))))
 
 
+def runs_not_by_id(node, found):
+    """Scans of gw_runs through anything but its primary key. In a path that
+    handles given runs, an index on status reads every run in that status:
+    O(backlog) like a sequential scan, and chosen when the statistics were
+    taken while that status was rare (bench/README.md, "Issue 15, part 6")."""
+    if node.get("Relation Name") == "gw_runs" and "Scan" in node.get("Node Type", "") \
+            and node.get("Node Type") != "Bitmap Heap Scan" and node.get("Index Name") != "gw_runs_pkey":
+        found.append("%s%s" % (node.get("Node Type"), " using " + node["Index Name"] if node.get("Index Name") else ""))
+    if node.get("Node Type") == "Bitmap Index Scan" and node.get("Index Name", "").startswith("gw_runs_") \
+            and node.get("Index Name") != "gw_runs_pkey":
+        found.append("Bitmap Index Scan using " + node["Index Name"])
+    for child in node.get("Plans", []):
+        runs_not_by_id(child, found)
+    return found
+
+
+def check_runs_by_id(db, what, call, setup=""):
+    """Every statement of `call` that reads gw_runs reads it by id."""
+    plans = plans_of(db, setup, call)
+    check(len(plans) >= 6, "%s: auto_explain reported its plans" % what, len(plans))
+    bad = []
+    for doc in plans:
+        found = runs_not_by_id(doc["Plan"], [])
+        if found:
+            bad.append("%s in: %s" % (",".join(found), " ".join(doc.get("Query Text", "").split())[:300]))
+    check(not bad, "%s: gw_runs read by id only in %d statement plans" % (what, len(plans)),
+          "\n  " + "\n  ".join(sorted(set(bad))))
+
+
 def run_args(**extra):
     a = {"id": str(uuid.uuid4()), "action_id": "big", "action_version": "v1", "worker_type": "exec",
          "inputs": {"n": 1}, "inputs_redacted": {"n": 1}, "subject": "user1", "teams": ["team1"],
@@ -160,6 +189,18 @@ def test():
                    "data": {"outputs": {}}}]
         check_no_seq_scan(db, "apply events (gw_apply_events: started, log, heartbeat, succeeded)",
                           "SELECT gw_apply_events(%s);" % lit(events), setup=to_running)
+        # The set-based path (decision 0077's neighbour in gw_apply_events):
+        # the fill's statistics were taken with no run running, the case in
+        # which a join on gw_runs was planned as a scan of gw_runs_by_status.
+        plain = [e for e in events if e["kind"] != "heartbeat"]
+        check_no_seq_scan(db, "apply events, set-based (gw_apply_events: started, log, succeeded)",
+                          "SELECT gw_apply_events(%s);" % lit(plain), setup=to_running)
+        check_runs_by_id(db, "apply events, set-based (gw_apply_events: started, log, succeeded)",
+                         "SELECT gw_apply_events(%s);" % lit(plain), setup=to_running)
+        check_runs_by_id(db, "batch claim, set-based (gw_claim_runs: two plain runs)",
+                         "SELECT * FROM gw_claim_runs(%s, 'exec');" % lit([
+                             {"run_id": queued, "attempt": 1, "worker_id": "w1"},
+                             {"run_id": running, "attempt": 1, "worker_id": "w1"}]))
         check_no_seq_scan(db, "finish (gw_finish_run)",
                           "SELECT gw_finish_run('%s', 'failed', 'test', NULL, 'test', false);" % running,
                           setup=to_running)
