@@ -9,6 +9,15 @@
 -- (the SIEM stream, docs/audit.md): one key, so one partition, in seq order.
 -- A round's entries share one outbox row, a batch the relay publishes as
 -- one message per entry (sql/0019_outbox_batches.sql, decision 0075).
+--
+-- Cost (bench/run-sqlcost lifecycle, "seal"): the canonical text of the
+-- whole round comes from one query; the loop adds the hashes, which are
+-- sequential, and writes each message as text around that canonical text (its
+-- data is the same fields plus the hash); the round's messages are parsed
+-- into jsonb once. Building each message as jsonb (an envelope, then the data
+-- and the hashes merged into it) took a third of the sealer's time
+-- (bench/README.md, "Issue 15, part 6"). test_sql_functions.py checks each
+-- message's data against the entry and its chain row, field for field.
 CREATE OR REPLACE FUNCTION gw_audit_seal(p_limit integer) RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
     horizon xid8;
@@ -18,15 +27,15 @@ DECLARE
     h text;
     n integer := 0;
     -- The round, built in the loop and written by one INSERT each at the
-    -- end: the hash chain is sequential, but a statement per entry (its
-    -- executor start, a WAL record, an index descent) was most of the
-    -- sealer's cost (bench/README.md, "Issue 15, part 5"). Appending to a
-    -- local array is amortised O(1) (an expanded array).
+    -- end: a statement per entry (its executor start, a WAL record, an index
+    -- descent) was most of the sealer's cost (bench/README.md, "Issue 15,
+    -- part 5"). Appending to a local array is amortised O(1) (an expanded
+    -- array).
     ids bigint[] := '{}';
     txids xid8[] := '{}';
     prevs text[] := '{}';
     hashes text[] := '{}';
-    msgs jsonb[] := '{}';
+    msgs text[] := '{}';
 BEGIN
     IF NOT pg_try_advisory_xact_lock(hashtext('gangway.audit.seal')) THEN
         RETURN 0;
@@ -35,18 +44,7 @@ BEGIN
     -- After a prune the head may be the anchor (gw_audit_head).
     SELECT * INTO head FROM gw_audit_head();
     v_prev := head.hash;
-    -- Everything but the previous hash is computed for the whole round in
-    -- this one query: the canonical text up to the hash and the message
-    -- without prev_hash and hash.
-    FOR e IN SELECT (l.a).id, (l.a).txid, gw_audit_canonical_head(head.seq + l.pos, l.a) AS pre,
-                    jsonb_build_object(
-                        'specversion', '1.0', 'id', gen_random_uuid(), 'source', 'gangway/broker',
-                        'type', 'dev.gangway.audit.entry', 'subject', 'audit:' || (head.seq + l.pos),
-                        'time', gw_ts(clock_timestamp()), 'datacontenttype', 'application/json') AS env,
-                    jsonb_build_object(
-                        'seq', head.seq + l.pos, 'id', (l.a).id, 'at', gw_ts((l.a).at),
-                        'actor', (l.a).actor, 'verb', (l.a).verb, 'object', (l.a).object,
-                        'detail', (l.a).detail) AS data
+    FOR e IN SELECT (l.a).id, (l.a).txid, gw_audit_canonical_head(head.seq + l.pos, l.a) AS pre
              FROM (SELECT a, row_number() OVER (ORDER BY a.txid, a.id) AS pos FROM gw_audit_log a
                    WHERE a.txid < horizon AND (a.txid, a.id) > (head.audit_txid, head.audit_id)
                    ORDER BY a.txid, a.id LIMIT p_limit) l
@@ -56,8 +54,13 @@ BEGIN
         txids := txids || e.txid;
         prevs := prevs || v_prev;
         hashes := hashes || h;
-        msgs := msgs || (e.env || jsonb_build_object(
-            'data', e.data || jsonb_build_object('prev_hash', v_prev, 'hash', h)));
+        -- The message's data is the canonical text with the hash added (the
+        -- same fields; jsonb orders keys itself when the round is parsed).
+        msgs := msgs || ('{"specversion":"1.0","id":"' || gen_random_uuid()
+                         || '","source":"gangway/broker","type":"dev.gangway.audit.entry"'
+                         || ',"subject":"audit:' || (head.seq + n + 1) || '","time":"'
+                         || gw_ts(clock_timestamp()) || '","datacontenttype":"application/json"'
+                         || ',"data":' || e.pre || v_prev || '","hash":"' || h || '"}}');
         v_prev := h;
         n := n + 1;
     END LOOP;
@@ -66,7 +69,7 @@ BEGIN
         SELECT head.seq + c.pos, c.id, c.txid, c.prev, c.hash
         FROM unnest(ids, txids, prevs, hashes) WITH ORDINALITY AS c(id, txid, prev, hash, pos);
         INSERT INTO gw_outbox (topic, msg_key, payload, batch)
-        VALUES ('gangway.audit', 'audit', to_jsonb(msgs), true);
+        VALUES ('gangway.audit', 'audit', ('[' || array_to_string(msgs, ',') || ']')::jsonb, true);
     END IF;
     RETURN n;
 END $$;

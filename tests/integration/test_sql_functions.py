@@ -772,6 +772,39 @@ def test_outbox_batches(db):
     db.q("DELETE FROM gw_outbox")
 
 
+def test_audit_seal_messages(db):
+    """Each sealed entry's gangway.audit message is a CloudEvent whose data
+    is the entry with its chain position and hashes, field for field (the
+    sealer writes it as text; decision 0075's batch row), for any text an
+    entry may hold."""
+    seal_all(db)
+    db.q("DELETE FROM gw_outbox")
+    odd = ["quote \" back\\slash", "line\nbreak\ttab", "ctl \u0001\u001f", "caf\u00e9 \u2603 \U0001f600",
+           "</script>&<", ""]
+    for i, t in enumerate(odd):
+        db.q("INSERT INTO gw_audit_log (actor, verb, object, detail) VALUES (%s, 'test.odd', %s, %s)"
+             % ("'%s'" % t.replace("'", "''"), "'obj:%d'" % i,
+                "NULL" if i == 0 else lit({"text": t, "n": i, "nested": {"a": [1, None, True]}})))
+    check(seal_all(db) == len(odd), "audit messages: the entries are sealed")
+    msgs = json.loads(db.q("SELECT jsonb_agg(m ORDER BY (m -> 'data' ->> 'seq')::bigint)"
+                           " FROM gw_outbox, jsonb_array_elements(payload) m WHERE topic = 'gangway.audit'"))
+    want = json.loads(db.q(
+        "SELECT jsonb_agg(jsonb_build_object('seq', c.seq, 'id', a.id, 'at', gw_ts(a.at), 'actor', a.actor,"
+        " 'verb', a.verb, 'object', a.object, 'detail', a.detail, 'prev_hash', c.prev_hash, 'hash', c.hash)"
+        " ORDER BY c.seq) FROM gw_audit_log a JOIN gw_audit_chain c ON c.audit_id = a.id"
+        " WHERE a.verb = 'test.odd'"))
+    check([m["data"] for m in msgs] == want, "audit messages: data is the entry, field for field",
+          [m["data"] for m in msgs][:2], want[:2])
+    check(all(set(m) == {"specversion", "id", "source", "type", "subject", "time", "datacontenttype", "data"}
+              and m["specversion"] == "1.0" and m["type"] == "dev.gangway.audit.entry"
+              and m["source"] == "gangway/broker" and m["subject"] == "audit:%d" % m["data"]["seq"]
+              and m["datacontenttype"] == "application/json" and len(m["id"]) == 36
+              and m["time"].endswith("Z") for m in msgs),
+          "audit messages: the CloudEvents envelope", msgs[0])
+    check(len({m["id"] for m in msgs}) == len(msgs), "audit messages: one event id each")
+    db.q("DELETE FROM gw_outbox")
+
+
 def main():
     if not ADMIN:
         print("skipped: GW_TEST_PG_DSN is not set")
