@@ -415,6 +415,25 @@ def test_submit_eager_lease(db):
     db.q("SELECT count(*) FROM gw_submit_runs(%s)" % lit({"lease": "30 seconds", "runs": [a]}))
     row = db.q("SELECT lease_until IS NULL FROM gw_outbox WHERE payload -> 'data' ->> 'run_id' = '%s'" % a["id"])
     check(row == "t", "eager: gw_submit_runs (five columns) leaves the row to the relay even when asked", row)
+    # A batch of plain runs (one segment): each row's id follows the element
+    # order (the relay's publishing order, per key too), with and without
+    # `lease`, and the rows stored are the ones returned.
+    for lease in ("30 seconds", None):
+        many = [dict(runs[0], id=str(uuid.uuid4()), idempotency_key=None, key="same-key") for _ in range(40)]
+        args = {"runs": many}
+        if lease:
+            args["lease"] = lease
+        db.q("SELECT count(*) FROM gw_submit_runs_eager(%s)" % lit(args))
+        order = db.q("SELECT string_agg(payload -> 'data' ->> 'run_id', ',' ORDER BY id) FROM gw_outbox"
+                     " WHERE payload -> 'data' ->> 'run_id' IN (%s)" % ",".join("'%s'" % m["id"] for m in many))
+        check(order.split(",") == [m["id"] for m in many],
+              "eager: outbox ids follow the element order (lease %s)" % lease, order[:80])
+        if lease:
+            ids = json.loads(db.q("SELECT json_agg(outbox_id ORDER BY i) FROM gw_submit_runs_eager(%s)" % lit(
+                {"lease": lease, "runs": [dict(m, id=str(uuid.uuid4())) for m in many]})))
+            check(ids == sorted(ids) and len(set(ids)) == 40 and db.q(
+                "SELECT count(*) FROM gw_outbox WHERE id IN (%s) AND lease_until IS NOT NULL"
+                % ",".join(map(str, ids))) == "40", "eager: the returned ids are the stored, leased rows", ids[:3])
     check("invalid input syntax for type interval" in db.error(
         "SELECT * FROM gw_submit_runs_eager(%s)" % lit({"lease": "soon", "runs": [dict(runs[0], id=str(uuid.uuid4()))]})),
         "eager: a lease that is not an interval is refused")
