@@ -35,7 +35,7 @@ BEGIN
         IF v_kind = 'heartbeat' THEN
             IF r.status = 'running' THEN
                 UPDATE gw_runs SET heartbeat_at = clock_timestamp()
-                WHERE id = v_run AND status = 'running' AND attempt = v_attempt;
+                WHERE id = v_run AND coalesce(status, '') = 'running' AND attempt = v_attempt;
                 n := n + 1;
             END IF;
             CONTINUE;
@@ -52,7 +52,7 @@ BEGIN
             -- whole row and its indexes (heartbeat_at is indexed).
             IF r.heartbeat_at IS NULL OR r.heartbeat_at < clock_timestamp() - interval '1 second' THEN
                 UPDATE gw_runs SET heartbeat_at = clock_timestamp()
-                WHERE id = v_run AND status = 'running' AND attempt = v_attempt;
+                WHERE id = v_run AND coalesce(status, '') = 'running' AND attempt = v_attempt;
             END IF;
         ELSIF v_kind = 'succeeded' THEN
             PERFORM gw_finish_run(v_run, 'succeeded', NULL,

@@ -16,7 +16,10 @@ BEGIN
     -- fewer per claim; bench/README.md "Claim and finish cost").
     UPDATE gw_runs SET status = 'running', worker_id = p_worker, started_at = clock_timestamp(),
                        heartbeat_at = clock_timestamp(), updated_at = clock_timestamp()
-    WHERE id = p_id AND status = 'queued' AND attempt = p_attempt
+    -- The status through coalesce(): a test no index on status can serve, so
+    -- the row comes by id even when the statistics say no run is queued
+    -- (test_sql_plans.py, "stale statistics").
+    WHERE id = p_id AND coalesce(status, '') = 'queued' AND attempt = p_attempt
       AND (p_worker_type IS NULL OR worker_type = p_worker_type)
     RETURNING * INTO r;
     IF FOUND THEN

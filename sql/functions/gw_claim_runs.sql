@@ -47,7 +47,11 @@ BEGIN
         UPDATE gw_runs r SET status = 'running', worker_id = o.w, started_at = clock_timestamp(),
                              heartbeat_at = clock_timestamp(), updated_at = clock_timestamp()
         FROM once o
-        WHERE r.id = o.id AND r.status = 'queued' AND r.attempt = o.att AND o.w IS NOT NULL
+        -- By id only: the ids as an array for the index, the status through
+        -- coalesce() so that no index on status is chosen when the
+        -- statistics say no run is queued (test_sql_plans.py).
+        WHERE r.id = o.id AND r.id = ANY (ARRAY(SELECT q.id FROM once q))
+          AND coalesce(r.status, '') = 'queued' AND r.attempt = o.att AND o.w IS NOT NULL
           AND (p_worker_type IS NULL OR r.worker_type = p_worker_type)
           AND r.operation = 'create' AND r.step_id IS NULL AND r.resource_id IS NULL
           AND r.plan_sha256 IS NULL

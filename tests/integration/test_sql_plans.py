@@ -234,7 +234,76 @@ def test():
                           " AND drift_status = 'drifted');")
     finally:
         db.drop()
+    test_stale_statistics()
     print("PASS", flush=True)
+
+
+STALE = """
+ALTER TABLE gw_runs SET (autovacuum_enabled = false, toast.autovacuum_enabled = false);
+INSERT INTO gw_actions (id, version, worker_type, definition)
+VALUES ('big', 'v1', 'exec', '{"backend": {"command": ["/bin/true"]}}');
+INSERT INTO gw_runs (id, action_id, action_version, worker_type, status, resource_key, inputs,
+                     inputs_redacted, requested_by, requested_teams, timeout_seconds, queued_at,
+                     finished_at)
+SELECT gen_random_uuid(), 'big', 'v1', 'exec', 'succeeded', 'k' || g, '{}', '{}', 'user1',
+       ARRAY['team1'], 60, clock_timestamp(), clock_timestamp()
+FROM generate_series(1, 2000) g;
+ANALYZE gw_runs;
+INSERT INTO gw_runs (id, action_id, action_version, worker_type, status, resource_key, inputs,
+                     inputs_redacted, requested_by, requested_teams, timeout_seconds, queued_at,
+                     started_at, heartbeat_at, worker_id)
+SELECT gen_random_uuid(), 'big', 'v1', 'exec', CASE WHEN g %% 2 = 0 THEN 'queued' ELSE 'running' END,
+       'q' || g, '{}', '{}', 'user1', ARRAY['team1'], 60, clock_timestamp(),
+       CASE WHEN g %% 2 = 1 THEN clock_timestamp() END,
+       CASE WHEN g %% 2 = 1 THEN clock_timestamp() - interval '1 minute' END,
+       CASE WHEN g %% 2 = 1 THEN 'w1' END
+FROM generate_series(1, %d) g;
+"""
+
+
+def test_stale_statistics():
+    """The backlog grew after the last ANALYZE (a new database under load,
+    autovacuum not yet round): the statistics say no run is queued or
+    running while thousands are. The paths that handle given runs must still
+    find them by id: with an index on status they read every queued or
+    running run per call, and a burst at 1,000 req/s built a queue that
+    drained only once autovacuum had analysed the table (bench/README.md,
+    "Issue 15, part 6")."""
+    db = DB()
+    try:
+        p = subprocess.run(["psql", db.dsn, "-X", "-q", "-v", "ON_ERROR_STOP=1"], input=STALE % 20000,
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            raise RuntimeError("stale fill failed: " + p.stderr)
+        queued = db.q("SELECT string_agg(id::text, ',') FROM (SELECT id FROM gw_runs WHERE status = 'queued'"
+                      " LIMIT 3) x").split(",")
+        running = db.q("SELECT string_agg(id::text, ',') FROM (SELECT id FROM gw_runs WHERE status = 'running'"
+                       " LIMIT 3) x").split(",")
+        check(db.q("SELECT count(*) FROM pg_stats WHERE tablename = 'gw_runs' AND attname = 'status'"
+                   " AND NOT most_common_vals::text::text[] && '{queued,running}'") == "1",
+              "stale statistics: they know of no queued or running run")
+        check_runs_by_id(db, "stale statistics: claim (gw_claim_run)",
+                         "SELECT * FROM gw_claim_run('%s', 1, 'w1', 'exec');" % queued[0])
+        check_runs_by_id(db, "stale statistics: batch claim (gw_claim_runs)",
+                         "SELECT * FROM gw_claim_runs(%s, 'exec');" % lit([
+                             {"run_id": queued[1], "attempt": 1, "worker_id": "w1"},
+                             {"run_id": queued[2], "attempt": 1, "worker_id": "w1"},
+                             {"run_id": running[2], "attempt": 2, "worker_id": "w1"}]))
+        ev = []
+        for i, kind in enumerate(("started", "log", "heartbeat", "succeeded")):
+            ev.append({"run_id": running[0], "attempt": 1, "seq": i + 1, "kind": kind, "worker_id": "w1",
+                       "stream": "stdout", "line": "x", "data": {"outputs": {}}})
+        ev.append({"run_id": running[1], "attempt": 1, "seq": 1, "kind": "started", "worker_id": "w1"})
+        ev.append({"run_id": running[1], "attempt": 1, "seq": 2, "kind": "failed", "worker_id": "w1",
+                   "data": {"message": "boom"}})
+        ev.append({"run_id": running[2], "attempt": 1, "seq": 1, "kind": "log", "worker_id": "w1",
+                   "stream": "stdout", "line": "x"})
+        check_runs_by_id(db, "stale statistics: apply events (both paths, heartbeat, failure)",
+                         "SELECT gw_apply_events(%s);" % lit(ev))
+        check_runs_by_id(db, "stale statistics: finish (gw_finish_run)",
+                         "SELECT gw_finish_run('%s', 'succeeded', NULL, '{}', 'test', false);" % running[0])
+    finally:
+        db.drop()
 
 
 if __name__ == "__main__":
