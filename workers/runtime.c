@@ -898,7 +898,7 @@ static void job_claim(struct job *j)
         w->capclaimq = cap;
     }
     w->claimq[w->nclaimq++] = j;
-    if (w->nclaimq == 1 && w->claim_calls_out < CLAIM_CALLS_MAX)
+    if (w->nclaimq == 1 && (w->no_batch || w->claim_calls_out < CLAIM_CALLS_MAX))
         uv_timer_start(&w->claim_timer, claim_flush, 0, 0);
 }
 

@@ -441,9 +441,9 @@ struct gw_kafka_consumer *gw_kafka_consumer_create(uv_loop_t *loop,
     c->arg = arg;
     c->max_batch = opts->max_batch;
     c->max_in_flight = opts->max_in_flight;
-    c->max_backlog = opts->max_backlog > 0       ? opts->max_backlog
-                     : opts->max_in_flight > 512 ? 2 * opts->max_in_flight
-                                                 : 8192;
+    c->max_backlog = opts->max_backlog > 0        ? opts->max_backlog
+                     : opts->max_in_flight > 4096 ? 2 * opts->max_in_flight
+                                                  : 8192;
 
     conf = gw__kafka_conf_build_defaults(cfg, opts->defaults, err);
     if (conf == NULL)

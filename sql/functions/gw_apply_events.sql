@@ -5,19 +5,24 @@
 -- Group commit inside the batch (issue 15; like gw_claim_runs' plain path):
 -- the common case is taken for the whole batch with one statement, not one
 -- event at a time. A run is in the common case when it is running a plain
--- operation (create, not a workflow's step) and all of its events in the
--- batch are started, log or succeeded lines of its current attempt with
--- distinct seqs, a succeeded one (at most one) coming last. For those runs,
--- one INSERT stores the events (a duplicate delivery is dropped, as ever),
--- one UPDATE ends the runs whose succeeded event is new, as gw_finish_run
--- would (then one INSERT of their transitions and one of their audit entries,
--- in event order), and one UPDATE refreshes heartbeat_at, at most once a
--- second, of the others that got a new line. A run whose action records a
--- resource then goes through gw_resource_after_run, one at a time, in event
--- order. Every other run's events (a heartbeat, a failure, a stale attempt,
--- a plan, a workflow step, an unknown run ...) then go through
--- gw_apply_events_each in their order in the batch. The common case and the
--- rest never share a run, so the split changes no run's outcome;
+-- operation (create, not a workflow's step) of an action that records no
+-- resource, and all of its events in the batch are started, log or
+-- succeeded lines of its current attempt with distinct seqs, a succeeded one
+-- (at most one) coming last. For those runs, one INSERT stores the events (a
+-- duplicate delivery is dropped, as ever), one UPDATE ends the runs whose
+-- succeeded event is new, as gw_finish_run would (then one INSERT of their
+-- transitions and one of their audit entries, in event order), and one
+-- UPDATE refreshes heartbeat_at, at most once a second, of the others that
+-- got a new line. Every other run's events (a heartbeat, a failure, a stale
+-- attempt, a plan, a teardown, a workflow step, a resource, an unknown
+-- run ...) then go through gw_apply_events_each in their order in the batch.
+--
+-- The split changes no outcome: a common-case run shares nothing with the
+-- others (no resource, no parent, no reconcile), and the two ways never share
+-- a run; only the order of different runs' transitions and audit entries
+-- within the transaction differs. A run the batch ends is locked first, in run
+-- id order, and checked again under its lock, as the loop does: one the
+-- reaper requeued meanwhile goes to the loop, which ignores its stale events.
 -- tests/integration/test_sql_functions.py checks that both ways store the
 -- same.
 --
@@ -27,19 +32,18 @@
 -- gw_runs_by_status and read every running run per call (bench/README.md,
 -- "Issue 15, part 6").
 --
--- Locks: the UPDATEs lock the runs they end in the join's order, not in run
--- id order. The sink applies a partition's batches one at a time and a run's
--- events share its partition, so two calls share a run only across a
--- rebalance; a deadlock then fails one call with 40P01, which the sink
--- retries (decision 0049).
 CREATE OR REPLACE FUNCTION gw_apply_events(p_events jsonb) RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
     fast uuid[];
-    ended gw_runs[];
+    ending uuid[];
+    ending_att integer[];
     n integer := 0;
     rest jsonb;
 BEGIN
-    SELECT array_agg(p.run_id ORDER BY p.run_id) INTO fast
+    SELECT array_agg(p.run_id ORDER BY p.run_id) FILTER (WHERE p.n_end = 0),
+           array_agg(p.run_id ORDER BY p.run_id) FILTER (WHERE p.n_end = 1),
+           array_agg(p.att ORDER BY p.run_id) FILTER (WHERE p.n_end = 1)
+    INTO fast, ending, ending_att
     FROM (SELECT (x.v ->> 'run_id')::uuid AS run_id,
                  min((x.v ->> 'attempt')::integer) AS att, max((x.v ->> 'attempt')::integer) AS att_max,
                  bool_and(coalesce(x.v ->> 'kind' IN ('started', 'log', 'succeeded'), false)) AS kinds,
@@ -55,7 +59,18 @@ BEGIN
       -- every running run (gw_runs_by_status) per call.
       AND (SELECT r.attempt = p.att AND r.status = 'running' AND r.operation = 'create'
                   AND r.step_id IS NULL AND r.parent_run_id IS NULL
+                  AND NOT coalesce((SELECT a.definition ? 'resource' FROM gw_actions a
+                                    WHERE a.id = r.action_id AND a.version = r.action_version), false)
            FROM gw_runs r WHERE r.id = p.run_id);
+    IF ending IS NOT NULL THEN
+        -- The runs the batch ends: locked in run id order and checked again
+        -- (the reaper may have requeued one since the look above).
+        SELECT array_cat(fast, array_agg(l.id ORDER BY l.id)) INTO fast
+        FROM (SELECT r.id, r.attempt, r.status FROM gw_runs r WHERE r.id = ANY (ending)
+              ORDER BY r.id FOR UPDATE) l
+        JOIN unnest(ending, ending_att) AS w(id, att) ON w.id = l.id
+        WHERE l.attempt = w.att AND coalesce(l.status, '') = 'running';
+    END IF;
 
     IF fast IS NOT NULL THEN
         WITH ev AS (
@@ -72,9 +87,17 @@ BEGIN
             RETURNING run_id, seq, kind),
         upd AS (
             -- gw_finish_run(run, 'succeeded', NULL, outputs, 'worker:' || w, false)
+            -- heartbeat_at as the loop leaves it: refreshed by a new started
+            -- or log line of the batch when older than a second.
             UPDATE gw_runs r SET status = 'succeeded', reason = NULL,
                                  outputs = coalesce(e.v -> 'data' -> 'outputs', '{}'::jsonb),
-                                 finished_at = clock_timestamp(), updated_at = clock_timestamp()
+                                 finished_at = clock_timestamp(), updated_at = clock_timestamp(),
+                                 heartbeat_at = CASE
+                                     WHEN (r.heartbeat_at IS NULL
+                                           OR r.heartbeat_at < clock_timestamp() - interval '1 second')
+                                          AND EXISTS (SELECT 1 FROM ins j
+                                                      WHERE j.run_id = r.id AND j.kind <> 'succeeded')
+                                     THEN clock_timestamp() ELSE r.heartbeat_at END
             FROM ins i JOIN ev e ON e.run_id = i.run_id AND e.seq = i.seq
             WHERE i.kind = 'succeeded' AND r.id = i.run_id AND r.id = ANY (fast)
               AND coalesce(r.status, '') = 'running' AND r.attempt = e.att
@@ -99,16 +122,7 @@ BEGIN
                                                         'needs_reconciliation',
                                                         (u.run).needs_reconciliation))
             FROM upd u ORDER BY u.o)
-        SELECT (SELECT count(*) FROM ins), (SELECT array_agg(u.run ORDER BY u.o) FROM upd u)
-        INTO n, ended;
-
-        IF ended IS NOT NULL THEN
-            PERFORM gw_resource_after_run(ended[i])
-            FROM generate_subscripts(ended, 1) i
-            JOIN gw_actions a ON a.id = (ended[i]).action_id AND a.version = (ended[i]).action_version
-            WHERE a.definition ? 'resource'
-            ORDER BY i;
-        END IF;
+        SELECT count(*) INTO n FROM ins;
     END IF;
 
     SELECT jsonb_agg(x.v ORDER BY x.o) INTO rest

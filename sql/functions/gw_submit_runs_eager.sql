@@ -197,7 +197,10 @@ BEGIN
         evs AS (
             SELECT s.i, s.r, s.ev, nextval('gw_outbox_id_seq') AS oid,
                    gw_run_requested_event(s.r, s.ev, now_ts) AS payload
-            FROM (SELECT m.i, m.r, gen_random_uuid() AS ev FROM mine m ORDER BY m.i) s),
+            FROM (SELECT m.i, m.r, gen_random_uuid() AS ev FROM mine m) s
+            -- At this level: volatile output expressions are evaluated after
+            -- the sort, so nextval follows the element order.
+            ORDER BY s.i),
         ob AS (
             INSERT INTO gw_outbox AS b (id, event_id, topic, msg_key, payload, lease_until)
             SELECT o.oid, o.ev, 'gangway.runs.' || (o.r).worker_type, (o.r).resource_key, o.payload,

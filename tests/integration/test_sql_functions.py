@@ -431,9 +431,16 @@ def test_submit_eager_lease(db):
         if lease:
             ids = json.loads(db.q("SELECT json_agg(outbox_id ORDER BY i) FROM gw_submit_runs_eager(%s)" % lit(
                 {"lease": lease, "runs": [dict(m, id=str(uuid.uuid4())) for m in many]})))
-            check(ids == sorted(ids) and len(set(ids)) == 40 and db.q(
-                "SELECT count(*) FROM gw_outbox WHERE id IN (%s) AND lease_until IS NOT NULL"
-                % ",".join(map(str, ids))) == "40", "eager: the returned ids are the stored, leased rows", ids[:3])
+            again = [dict(m, id=str(uuid.uuid4())) for m in many]
+            got = json.loads(db.q("SELECT json_agg(json_build_object('id', outbox_id, 'p', payload) ORDER BY i)"
+                                  " FROM gw_submit_runs_eager(%s)" % lit({"lease": lease, "runs": again})))
+            ids = [g["id"] for g in got]
+            stored = json.loads(db.q("SELECT json_object_agg(id, payload -> 'data' ->> 'run_id') FROM gw_outbox"
+                                     " WHERE id IN (%s) AND lease_until IS NOT NULL" % ",".join(map(str, ids))))
+            check(ids == sorted(ids) and len(set(ids)) == 40
+                  and [stored.get(str(i)) for i in ids] == [m["id"] for m in again]
+                  and all(json.loads(g["p"])["data"]["run_id"] == m["id"] for g, m in zip(got, again)),
+                  "eager: each returned id is its element's stored, leased row", ids[:3])
     check("invalid input syntax for type interval" in db.error(
         "SELECT * FROM gw_submit_runs_eager(%s)" % lit({"lease": "soon", "runs": [dict(runs[0], id=str(uuid.uuid4()))]})),
         "eager: a lease that is not an interval is refused")
@@ -523,9 +530,10 @@ def test_apply_batch(db):
         """One run of each shape and the batch of their events, interleaved."""
         r = {k: running() for k in ("plain", "lines", "dup", "failed", "beat", "stale", "late")}
         r["res"] = running("abr", name="bkt-" + tag)
-        # lines' heartbeat is old: a new line refreshes it (at most once a second).
-        db.q("UPDATE gw_runs SET heartbeat_at = heartbeat_at - interval '5 seconds' WHERE id = '%s'"
-             % r["lines"])
+        # lines' and plain's heartbeats are old: a new line refreshes them (at
+        # most once a second), also in a run the batch ends.
+        db.q("UPDATE gw_runs SET heartbeat_at = heartbeat_at - interval '5 seconds' WHERE id IN ('%s', '%s')"
+             % (r["lines"], r["plain"]))
         def ev(k, seq, kind, **kw):
             e = {"run_id": r[k], "attempt": kw.pop("attempt", 1), "seq": seq, "kind": kind,
                  "worker_id": "w1"}
@@ -576,6 +584,8 @@ def test_apply_batch(db):
     fresh = "SELECT heartbeat_at >= '%s' FROM gw_runs WHERE id = '%%s'" % t0
     check(db.q(fresh % r1["lines"]) == db.q(fresh % r2["lines"]) == "t",
           "apply batch: new lines refresh an old heartbeat both ways")
+    check(db.q(fresh % r1["plain"]) == db.q(fresh % r2["plain"]) == "t",
+          "apply batch: ... also in a run the batch ends")
     res = ("SELECT concat_ws('/', kind, status, owner_subject, outputs, worker_type) FROM gw_resources"
            " WHERE created_by_run = '%s'")
     a, b = db.q(res % r1["res"]), db.q(res % r2["res"])
@@ -599,6 +609,16 @@ def test_apply_batch(db):
                         {"run_id": y, "attempt": 1, "seq": 2, "kind": "succeeded", "worker_id": "w1"}]))
     check(calls.split() == ["4", "0"] and status(db, x) == status(db, y) == "succeeded",
           "apply batch: plain runs end without gw_apply_events_each", calls)
+    # A run of an action that records a resource goes one event at a time:
+    # its end may share a resource with another run's (a teardown, a
+    # re-creation), and the batch's order decides.
+    z = running("abr", name="bkt-three")
+    calls = db.q("SET track_functions = 'pl'; SELECT gw_apply_events(%s);"
+                 " SELECT coalesce((SELECT calls FROM pg_stat_xact_user_functions"
+                 " WHERE funcname = 'gw_apply_events_each'), 0)"
+                 % lit([{"run_id": z, "attempt": 1, "seq": 1, "kind": "succeeded", "worker_id": "w1"}]))
+    check(calls.split() == ["1", "1"] and status(db, z) == "succeeded",
+          "apply batch: a resource's run goes through gw_apply_events_each", calls)
 
 
 def test_stale_attempts(db):
