@@ -176,6 +176,11 @@ void gw_relay_kick(struct gw_relay *r);
  * once acknowledged; one not acknowledged is sent by a relay after its
  * lease. Accepts NULL (the rows then wait for their lease). */
 void gw_relay_publish_leased(struct gw_relay *r, const PGresult *res, int first_col);
+/* The outbox ids in column `col` of a submit's answer, leased for eager
+ * publish but not produced (the commit took too long): their lease is lifted
+ * so that the relay sends them now rather than when it ends. Best effort: a
+ * failed update leaves them to the lease. */
+void gw_relay_release_leased(struct gw_relay *r, const PGresult *res, int col);
 /* The lease gw_submit_runs gives the rows it returns for that. */
 #define GW_RELAY_LEASE "30 seconds"
 struct gw_sink *gw_sink_create(struct gw_broker *b, struct gw_error *err);

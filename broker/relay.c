@@ -365,6 +365,42 @@ void gw_relay_publish_leased(struct gw_relay *r, const PGresult *res, int first_
         batch_release(batch);
 }
 
+static void release_done(void *arg, const PGresult *res, const struct gw_error *err)
+{
+    (void)arg;
+    (void)res;
+    if (err != NULL && err->code != GW_ECLOSED)
+        gw_log_warn("outbox: giving rows back to the relay failed (they are sent when their lease"
+                    " ends): %s",
+                    err->message);
+}
+
+void gw_relay_release_leased(struct gw_relay *r, const PGresult *res, int col)
+{
+    if (r == NULL || r->closed || res == NULL)
+        return;
+    int rows = PQntuples(res);
+    long long *ids = rows > 0 ? malloc((size_t)rows * sizeof(*ids)) : NULL;
+    size_t n = 0;
+    if (ids == NULL)
+        return; /* sent when their lease ends */
+    for (int i = 0; i < rows; i++)
+        if (!PQgetisnull(res, i, col))
+            ids[n++] = atoll(PQgetvalue(res, i, col));
+    char *arr = n > 0 ? gw_pg_bigint_array(ids, n) : NULL;
+    free(ids);
+    if (arr == NULL)
+        return;
+    /* Unleased, the rows are the relay's like any other: its timer (or the
+     * next kick) takes them within POLL_MS. */
+    const char *params[] = {arr};
+    gw_pg_query(r->b->pg, "outbox_release",
+                "UPDATE gw_outbox SET lease_until = NULL"
+                " WHERE id = ANY($1::bigint[]) AND lease_until IS NOT NULL",
+                1, params, release_done, NULL);
+    free(arr);
+}
+
 static void relay_kick(struct gw_relay *r)
 {
     char limit[16];
