@@ -96,16 +96,22 @@ def seq_scans(node, found):
     return found
 
 
-def check_no_seq_scan(db, what, call, setup=""):
+def check_plans(db, what, call, setup, finder, rule):
+    """Runs `call` under auto_explain and fails, naming each statement, when
+    `finder` (node, found) reports anything in one of its plans."""
     plans = plans_of(db, setup, call)
     check(len(plans) >= 6, "%s: auto_explain reported its plans" % what, len(plans))
     bad = []
     for doc in plans:
-        found = seq_scans(doc["Plan"], [])
+        found = finder(doc["Plan"], [])
         if found:
             bad.append("%s in: %s" % (",".join(found), " ".join(doc.get("Query Text", "").split())[:300]))
-    check(not bad, "%s: no sequential scan of a big table in %d statement plans" % (what, len(plans)),
+    check(not bad, "%s: %s in %d statement plans" % (what, rule, len(plans)),
           "\n  " + "\n  ".join(sorted(set(bad))))
+
+
+def check_no_seq_scan(db, what, call, setup=""):
+    check_plans(db, what, call, setup, seq_scans, "no sequential scan of a big table")
 
 
 def runs_not_by_id(node, found):
@@ -126,15 +132,7 @@ def runs_not_by_id(node, found):
 
 def check_runs_by_id(db, what, call, setup=""):
     """Every statement of `call` that reads gw_runs reads it by id."""
-    plans = plans_of(db, setup, call)
-    check(len(plans) >= 6, "%s: auto_explain reported its plans" % what, len(plans))
-    bad = []
-    for doc in plans:
-        found = runs_not_by_id(doc["Plan"], [])
-        if found:
-            bad.append("%s in: %s" % (",".join(found), " ".join(doc.get("Query Text", "").split())[:300]))
-    check(not bad, "%s: gw_runs read by id only in %d statement plans" % (what, len(plans)),
-          "\n  " + "\n  ".join(sorted(set(bad))))
+    check_plans(db, what, call, setup, runs_not_by_id, "gw_runs read by id only")
 
 
 def run_args(**extra):
