@@ -265,6 +265,10 @@ class Stack:
                 print("---- worker%d log ----\n" % i + self.log("worker%d" % i))
         if rc not in (0, None, -9):
             raise Failure("broker exited with status %s on SIGTERM:\n%s" % (rc, self.log("broker")))
+        if failed and os.environ.get("GW_TEST_KEEP"):
+            # For whoever debugs a failure: the logs and the database stay.
+            print("GW_TEST_KEEP: kept %s and database %s" % (self.tmp, self.db))
+            return
         try:
             self.psql_admin("DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.db)
         except Failure as e:

@@ -21,6 +21,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import socket
 import sys
 import tempfile
@@ -30,7 +31,7 @@ import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from harness import Stack, check, main, need_services, write_action  # noqa: E402
+from harness import Failure, Stack, check, main, need_services, write_action  # noqa: E402
 
 # Worker restarts drain in this mode (--drain-mode): "handoff" (the default
 # here) detaches the supervised runs in flight and the restarted worker
@@ -200,11 +201,39 @@ def wait_for(what, cond, timeout=60):
     check(False, what + " (timed out after %ss)" % timeout)
 
 
+def wait_drained(what, remaining, stall=90, cap=900):
+    """Waits until remaining() is 0. The queue left when the traffic stops
+    depends on how long the restarts took (under ASan a supervised run costs
+    about a second of CPU, and the client goes on sending meanwhile), so the
+    deadline is on progress: fail when nothing ended for `stall` seconds (a
+    lost run stops the count for good), or after `cap` seconds in all."""
+    start = time.time()
+    last, last_change = remaining(), time.time()
+    while last > 0:
+        now = time.time()
+        if now - last_change > stall or now - start > cap:
+            check(False, "%s (%d left; none ended in the last %.0f s, %.0f s in all)"
+                  % (what, last, now - last_change, now - start))
+        time.sleep(0.5)
+        n = remaining()
+        if n < last:
+            last_change = time.time()
+        last = n
+    check(True, "%s (%.0f s after the traffic stopped)" % (what, time.time() - start))
+
+
 def test():
     need_services()
     actions = tempfile.mkdtemp(prefix="gw-rolling-actions-")
     starts = os.path.join(actions, "starts")
     job_action(actions, starts)
+    try:
+        run(actions, starts)
+    finally:
+        shutil.rmtree(actions, ignore_errors=True)
+
+
+def run(actions, starts):
     with Stack("rolling", actions_dir=actions) as s:
         brokers = {}
         for name in ("brokerA", "brokerB"):
@@ -270,9 +299,19 @@ def test():
         db_count = int(s.sql("SELECT count(*) FROM gw_runs WHERE action_id = 'job'"))
         check(db_count == client.sent, "one run row per key in PostgreSQL (%d)" % db_count)
 
-        wait_for("every run ended", lambda: s.sql(
-            "SELECT count(*) FROM gw_runs WHERE status NOT IN "
-            "('succeeded','failed','timed_out','cancelled','rejected','expired')") == "0", timeout=120)
+        open_runs = ("SELECT count(*) FROM gw_runs WHERE status NOT IN "
+                     "('succeeded','failed','timed_out','cancelled','rejected','expired')")
+        try:
+            wait_drained("every run ended", lambda: int(s.sql(open_runs)))
+        except Failure:
+            # What the runs that did not end were doing: their status, worker,
+            # attempt and age, and the last transition of a few of them.
+            print(s.sql("SELECT string_agg(x, E'\\n') FROM (SELECT status || ' ' || coalesce(worker_id, '-')"
+                        " || ' attempt ' || attempt || ': ' || count(*) || ' run(s), oldest created '"
+                        " || round(extract(epoch FROM now() - min(created_at))) || ' s ago' AS x"
+                        " FROM gw_runs WHERE status NOT IN ('succeeded','failed','timed_out','cancelled',"
+                        "'rejected','expired') GROUP BY status, worker_id, attempt) t"), flush=True)
+            raise
         bad = s.sql("SELECT string_agg(id || ' ' || status || ' ' || coalesce(reason, ''), '; ')"
                     " FROM gw_runs WHERE status <> 'succeeded'")
         check(bad == "", "every accepted run succeeded (none lost)", bad)
