@@ -3,26 +3,30 @@
 -- and returns the number applied; the rules are gw_apply_events_each's.
 --
 -- Group commit inside the batch (issue 15; like gw_claim_runs' plain path):
--- the common case is taken for the whole batch with one statement, not one
--- event at a time. A run is in the common case when it is running a plain
+-- the common case is taken for the whole batch with at most two statements,
+-- not one event at a time. A run is in the common case when it is running a plain
 -- operation (create, not a workflow's step) of an action that records no
 -- resource, and all of its events in the batch are started, log or
 -- succeeded lines of its current attempt with distinct seqs, a succeeded one
--- (at most one) coming last. For those runs, one INSERT stores the events (a
--- duplicate delivery is dropped, as ever), one UPDATE ends the runs whose
--- succeeded event is new, as gw_finish_run would (then one INSERT of their
--- transitions and one of their audit entries, in event order), and one
--- UPDATE refreshes heartbeat_at, at most once a second, of the others that
--- got a new line. Every other run's events (a heartbeat, a failure, a stale
--- attempt, a plan, a teardown, a workflow step, a resource, an unknown
--- run ...) then go through gw_apply_events_each in their order in the batch.
+-- (at most one) coming last. For those runs two statements do the work. The
+-- first takes the runs the batch ends: one UPDATE ends each run whose
+-- succeeded event is new, as gw_finish_run would, then one INSERT stores
+-- their events, one their transitions and one their audit entries, in event
+-- order. The UPDATE comes first and stands for the loop's SELECT ... FOR
+-- UPDATE: its row lock and its check of the run's newest version leave alone
+-- a run the reaper requeued since the look, whose events then go to the loop
+-- (which ignores a stale attempt's end). The second statement stores the
+-- other runs' lines (a duplicate delivery is dropped, as ever) and refreshes
+-- heartbeat_at, at most once a second, of those that got a new one. Every
+-- other run's events (a heartbeat, a failure, a stale attempt, a plan, a
+-- teardown, a workflow step, a resource, an unknown run, a duplicate end ...)
+-- then go through gw_apply_events_each in their order in the batch.
 --
 -- The split changes no outcome: a common-case run shares nothing with the
 -- others (no resource, no parent, no reconcile), and the two ways never share
 -- a run; only the order of different runs' transitions and audit entries
--- within the transaction differs. A run the batch ends is locked first, in run
--- id order, and checked again under its lock, as the loop does: one the
--- reaper requeued meanwhile goes to the loop, which ignores its stale events.
+-- within the transaction differs. The ended runs are locked in the order of
+-- the primary key's scan of their ids (ascending).
 -- tests/integration/test_sql_functions.py checks that both ways store the
 -- same.
 --
@@ -30,20 +34,21 @@
 -- coalesce() so that no index on status can be chosen for these UPDATEs: with
 -- stale statistics (few running runs when last analysed) the planner took
 -- gw_runs_by_status and read every running run per call (bench/README.md,
--- "Issue 15, part 6").
+-- "Issue 15, part 6"). Each statement runs only when its list of runs is not
+-- empty: for "id = ANY ('{}')" the planner expects no row and may take any
+-- index of gw_runs (it took gw_runs_parent_idx, reading every run it holds).
 --
 CREATE OR REPLACE FUNCTION gw_apply_events(p_events jsonb) RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
     fast uuid[];
     ending uuid[];
-    ending_att integer[];
+    ended uuid[];
     n integer := 0;
     rest jsonb;
 BEGIN
     SELECT array_agg(p.run_id ORDER BY p.run_id) FILTER (WHERE p.n_end = 0),
-           array_agg(p.run_id ORDER BY p.run_id) FILTER (WHERE p.n_end = 1),
-           array_agg(p.att ORDER BY p.run_id) FILTER (WHERE p.n_end = 1)
-    INTO fast, ending, ending_att
+           array_agg(p.run_id ORDER BY p.run_id) FILTER (WHERE p.n_end = 1)
+    INTO fast, ending
     FROM (SELECT (x.v ->> 'run_id')::uuid AS run_id,
                  min((x.v ->> 'attempt')::integer) AS att, max((x.v ->> 'attempt')::integer) AS att_max,
                  bool_and(coalesce(x.v ->> 'kind' IN ('started', 'log', 'succeeded'), false)) AS kinds,
@@ -63,28 +68,18 @@ BEGIN
                                     WHERE a.id = r.action_id AND a.version = r.action_version), false)
            FROM gw_runs r WHERE r.id = p.run_id);
     IF ending IS NOT NULL THEN
-        -- The runs the batch ends: locked in run id order and checked again
-        -- (the reaper may have requeued one since the look above).
-        SELECT array_cat(fast, array_agg(l.id ORDER BY l.id)) INTO fast
-        FROM (SELECT r.id, r.attempt, r.status FROM gw_runs r WHERE r.id = ANY (ending)
-              ORDER BY r.id FOR UPDATE) l
-        JOIN unnest(ending, ending_att) AS w(id, att) ON w.id = l.id
-        WHERE l.attempt = w.att AND coalesce(l.status, '') = 'running';
-    END IF;
-
-    IF fast IS NOT NULL THEN
+        -- The runs the batch ends. Each is ended before its events are
+        -- stored, when its succeeded event is new: the UPDATE's row lock and
+        -- its check of the run's newest version (one the reaper requeued since
+        -- the look above is left alone) stand for the loop's SELECT ... FOR
+        -- UPDATE, without a statement of its own (a row lock is a WAL record:
+        -- ~140 us a call at one run a call). A run not ended here goes to
+        -- the loop with all its events.
         WITH ev AS (
             SELECT x.o, x.v, (x.v ->> 'run_id')::uuid AS run_id, (x.v ->> 'attempt')::integer AS att,
                    (x.v ->> 'seq')::integer AS seq, x.v ->> 'kind' AS kind
             FROM jsonb_array_elements(p_events) WITH ORDINALITY x(v, o)
-            WHERE (x.v ->> 'run_id')::uuid = ANY (fast)),
-        ins AS (
-            INSERT INTO gw_worker_events (run_id, attempt, seq, kind, stream, line, data, worker_id)
-            SELECT e.run_id, e.att, e.seq, e.kind, e.v ->> 'stream', e.v ->> 'line', e.v -> 'data',
-                   e.v ->> 'worker_id'
-            FROM ev e ORDER BY e.o
-            ON CONFLICT DO NOTHING
-            RETURNING run_id, seq, kind),
+            WHERE (x.v ->> 'run_id')::uuid = ANY (ending)),
         upd AS (
             -- gw_finish_run(run, 'succeeded', NULL, outputs, 'worker:' || w, false)
             -- heartbeat_at as the loop leaves it: refreshed by a new started
@@ -95,21 +90,25 @@ BEGIN
                                  heartbeat_at = CASE
                                      WHEN (r.heartbeat_at IS NULL
                                            OR r.heartbeat_at < clock_timestamp() - interval '1 second')
-                                          AND EXISTS (SELECT 1 FROM ins j
-                                                      WHERE j.run_id = r.id AND j.kind <> 'succeeded')
+                                          AND r.id IN (SELECT f.run_id FROM ev f
+                                                       WHERE f.kind <> 'succeeded'
+                                                         AND NOT EXISTS (SELECT 1 FROM gw_worker_events w
+                                                                         WHERE w.run_id = f.run_id
+                                                                           AND w.attempt = f.att
+                                                                           AND w.seq = f.seq))
                                      THEN clock_timestamp() ELSE r.heartbeat_at END
-            FROM ins i JOIN ev e ON e.run_id = i.run_id AND e.seq = i.seq
-            WHERE i.kind = 'succeeded' AND r.id = i.run_id AND r.id = ANY (fast)
+            FROM ev e
+            WHERE e.kind = 'succeeded' AND r.id = e.run_id AND r.id = ANY (ending)
               AND coalesce(r.status, '') = 'running' AND r.attempt = e.att
+              AND NOT EXISTS (SELECT 1 FROM gw_worker_events w
+                              WHERE w.run_id = e.run_id AND w.attempt = e.att AND w.seq = e.seq)
             RETURNING r AS run, e.o, 'worker:' || coalesce(e.v ->> 'worker_id', '?') AS actor),
-        hb AS (
-            UPDATE gw_runs r SET heartbeat_at = clock_timestamp()
-            FROM (SELECT DISTINCT e.run_id, e.att FROM ev e
-                  WHERE NOT EXISTS (SELECT 1 FROM ev f WHERE f.run_id = e.run_id AND f.kind = 'succeeded')
-                    AND EXISTS (SELECT 1 FROM ins i WHERE i.run_id = e.run_id)) h
-            WHERE r.id = h.run_id AND r.id = ANY (fast)
-              AND coalesce(r.status, '') = 'running' AND r.attempt = h.att
-              AND (r.heartbeat_at IS NULL OR r.heartbeat_at < clock_timestamp() - interval '1 second')
+        ins AS (
+            INSERT INTO gw_worker_events (run_id, attempt, seq, kind, stream, line, data, worker_id)
+            SELECT e.run_id, e.att, e.seq, e.kind, e.v ->> 'stream', e.v ->> 'line', e.v -> 'data',
+                   e.v ->> 'worker_id'
+            FROM ev e WHERE e.run_id IN (SELECT (u.run).id FROM upd u) ORDER BY e.o
+            ON CONFLICT DO NOTHING
             RETURNING 1),
         tr AS (
             INSERT INTO gw_run_events (run_id, attempt, from_status, to_status, reason, actor)
@@ -122,8 +121,34 @@ BEGIN
                                                         'needs_reconciliation',
                                                         (u.run).needs_reconciliation))
             FROM upd u ORDER BY u.o)
-        SELECT count(*) INTO n FROM ins;
+        SELECT (SELECT count(*) FROM ins), (SELECT array_agg((u.run).id) FROM upd u) INTO n, ended;
     END IF;
+
+    IF fast IS NOT NULL THEN
+        -- The runs the batch does not end: their lines, and heartbeat_at
+        -- refreshed (at most once a second) for a run that got a new one.
+        WITH ev AS (
+            SELECT x.o, x.v, (x.v ->> 'run_id')::uuid AS run_id, (x.v ->> 'attempt')::integer AS att,
+                   (x.v ->> 'seq')::integer AS seq, x.v ->> 'kind' AS kind
+            FROM jsonb_array_elements(p_events) WITH ORDINALITY x(v, o)
+            WHERE (x.v ->> 'run_id')::uuid = ANY (fast)),
+        ins AS (
+            INSERT INTO gw_worker_events (run_id, attempt, seq, kind, stream, line, data, worker_id)
+            SELECT e.run_id, e.att, e.seq, e.kind, e.v ->> 'stream', e.v ->> 'line', e.v -> 'data',
+                   e.v ->> 'worker_id'
+            FROM ev e ORDER BY e.o
+            ON CONFLICT DO NOTHING
+            RETURNING run_id, attempt),
+        hb AS (
+            UPDATE gw_runs r SET heartbeat_at = clock_timestamp()
+            FROM (SELECT DISTINCT i.run_id, i.attempt FROM ins i) h
+            WHERE r.id = h.run_id AND r.id = ANY (fast)
+              AND coalesce(r.status, '') = 'running' AND r.attempt = h.attempt
+              AND (r.heartbeat_at IS NULL OR r.heartbeat_at < clock_timestamp() - interval '1 second')
+            RETURNING 1)
+        SELECT n + count(*) INTO n FROM ins;
+    END IF;
+    fast := array_cat(fast, ended);
 
     SELECT jsonb_agg(x.v ORDER BY x.o) INTO rest
     FROM jsonb_array_elements(p_events) WITH ORDINALITY x(v, o)

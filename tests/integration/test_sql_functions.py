@@ -621,6 +621,37 @@ def test_apply_batch(db):
           "apply batch: a resource's run goes through gw_apply_events_each", calls)
 
 
+def test_apply_requeued_meanwhile(db):
+    """A run the reaper requeues while gw_apply_events is ending it: the
+    requeue's transaction holds the run when the apply looks (the run is
+    still running attempt 1 to it), then commits. The apply must not end
+    the run, store the stale attempt's events or count them, as the
+    one-event-at-a-time loop does not."""
+    action(db, "rq", {"backend": {"command": ["/bin/true"]}})
+    run = submit(db, "rq")["run"]["id"]
+    check(claim(db, run) == "granted", "requeued meanwhile: the run is running")
+    reaper = subprocess.Popen(
+        ["psql", db.dsn, "-X", "-qAt", "-v", "ON_ERROR_STOP=1"], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    reaper.stdin.write("BEGIN;\nUPDATE gw_runs SET attempt = 2, status = 'queued', worker_id = NULL"
+                       " WHERE id = '%s';\nSELECT 'locked';\nSELECT pg_sleep(1.5);\nCOMMIT;\n" % run)
+    reaper.stdin.close()
+    check(reaper.stdout.readline().strip() == "locked", "requeued meanwhile: the requeue holds the run")
+    t0 = time.time()
+    n = db.q("SELECT gw_apply_events(%s)"
+             % lit([{"run_id": run, "attempt": 1, "seq": 1, "kind": "started", "worker_id": "w1"},
+                    {"run_id": run, "attempt": 1, "seq": 2, "kind": "succeeded", "worker_id": "w1",
+                     "data": {"outputs": {"x": 1}}}]))
+    waited = time.time() - t0
+    reaper.wait(10)
+    check(waited > 0.5, "requeued meanwhile: the apply waited for the requeue's commit (%.2f s)" % waited)
+    got = (n, status(db, run), db.q("SELECT attempt FROM gw_runs WHERE id = '%s'" % run),
+           db.q("SELECT count(*) FROM gw_worker_events WHERE run_id = '%s'" % run),
+           db.q("SELECT count(*) FROM gw_run_events WHERE run_id = '%s' AND to_status = 'succeeded'" % run))
+    check(got == ("0", "queued", "2", "0", "0"),
+          "requeued meanwhile: the stale attempt's events are neither applied nor stored", got)
+
+
 def test_stale_attempts(db):
     action(db, "stale")
     run = submit(db, "stale")["run"]["id"]
