@@ -240,6 +240,13 @@ struct gw_broker *gw_broker_create(uv_loop_t *loop, const struct gw_broker_optio
         gw_log_warn("GW_FAULTS=eager_drop: accepted runs are not published until their lease ends");
         b->fault_eager_drop = true;
     }
+    /* GW_FAULTS=eager_slow: every batch of submissions is taken as one that
+     * took too long to commit (more than 5 s, submit_batch.c): its rows'
+     * lease is lifted and the relay sends them within its poll. */
+    if (faults != NULL && strstr(faults, "eager_slow") != NULL) {
+        gw_log_warn("GW_FAULTS=eager_slow: accepted runs are given back to the relay to publish");
+        b->fault_eager_slow = true;
+    }
     /* The background services (gw_broker_shutdown closes those created). */
     if ((b->sink = gw_sink_create(b, err)) == NULL ||
         (b->reaper = gw_reaper_create(b, err)) == NULL ||

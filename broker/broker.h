@@ -138,6 +138,7 @@ struct gw_broker {
     uv_timer_t stats_timer;
     bool stats_busy;
     bool fault_eager_drop; /* GW_FAULTS=eager_drop (broker.c) */
+    bool fault_eager_slow; /* GW_FAULTS=eager_slow (broker.c) */
     bool closing;
     void (*on_closed)(void *arg);
     void *on_closed_arg;

@@ -86,13 +86,18 @@ static void free_if_idle(struct gw_relay *r)
     }
 }
 
-static void delete_done(void *arg, const PGresult *res, const struct gw_error *err)
+/* The end of a best-effort statement: its failure costs only time (the rows
+ * wait for their lease), so it is logged, never retried. arg is what the
+ * warning says happened and what follows. */
+static const char DELETE_FAILED[] = "deleting sent rows failed (they will be sent again)";
+static const char RELEASE_FAILED[] =
+    "giving rows back to the relay failed (they are sent when their lease ends)";
+
+static void best_effort_done(void *arg, const PGresult *res, const struct gw_error *err)
 {
-    (void)arg;
     (void)res;
     if (err != NULL && err->code != GW_ECLOSED)
-        gw_log_warn("outbox: deleting sent rows failed (they will be sent again): %s",
-                    err->message);
+        gw_log_warn("outbox: %s: %s", (const char *)arg, err->message);
 }
 
 /* Deletes the acknowledged rows waiting in r->del, in one statement. A
@@ -108,7 +113,7 @@ static void delete_flush(struct gw_relay *r)
         return;
     const char *params[] = {arr};
     gw_pg_query(r->b->pg, "outbox_delete", "DELETE FROM gw_outbox WHERE id = ANY($1::bigint[])", 1,
-                params, delete_done, NULL);
+                params, best_effort_done, (void *)DELETE_FAILED);
     free(arr);
 }
 
@@ -365,16 +370,6 @@ void gw_relay_publish_leased(struct gw_relay *r, const PGresult *res, int first_
         batch_release(batch);
 }
 
-static void release_done(void *arg, const PGresult *res, const struct gw_error *err)
-{
-    (void)arg;
-    (void)res;
-    if (err != NULL && err->code != GW_ECLOSED)
-        gw_log_warn("outbox: giving rows back to the relay failed (they are sent when their lease"
-                    " ends): %s",
-                    err->message);
-}
-
 void gw_relay_release_leased(struct gw_relay *r, const PGresult *res, int col)
 {
     if (r == NULL || r->closed || res == NULL)
@@ -397,7 +392,7 @@ void gw_relay_release_leased(struct gw_relay *r, const PGresult *res, int col)
     gw_pg_query(r->b->pg, "outbox_release",
                 "UPDATE gw_outbox SET lease_until = NULL"
                 " WHERE id = ANY($1::bigint[]) AND lease_until IS NOT NULL",
-                1, params, release_done, NULL);
+                1, params, best_effort_done, (void *)RELEASE_FAILED);
     free(arr);
 }
 

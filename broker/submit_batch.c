@@ -175,7 +175,7 @@ static void batch_done(void *arg, const PGresult *res, const struct gw_error *er
         /* Committed: the runs' messages go out before their 202s. */
         uv_update_time(q->b->loop);
         uint64_t took = uv_now(q->b->loop) - bt->sent_ms;
-        if (took > EAGER_MAX_MS) {
+        if (took > EAGER_MAX_MS || q->b->fault_eager_slow) {
             /* Not produced here: their lease is lifted for the relay (a
              * chaos run left 123 runs queued for the rest of the lease
              * after PostgreSQL came back: chaos-pg-stop). */

@@ -97,6 +97,30 @@ def test():
         check(s.sql("SELECT count(*) FROM gw_outbox WHERE topic NOT LIKE 'gangway.audit%'") == "0",
               "eager: the outbox drained")
 
+        # 1c. A batch that took more than 5 s to commit is not produced by
+        #     its broker (a send could still be in flight when another relay
+        #     may lease the row) but given back to the relay at once, not left
+        #     to its 30 s lease (GW_FAULTS=eager_slow takes every batch as
+        #     slow; chaos-pg-stop once left 123 runs waiting on the lease).
+        s.broker.kill()
+        s.broker.wait()
+        s.start_broker(extra_env={"GW_FAULTS": "eager_slow"})
+        t0 = time.time()
+        ids = [s.submit("quick", {"n": i}).json()["id"] for i in range(3)]
+        inlist = ",".join("'%s'" % i for i in ids)
+        for i in ids:
+            run = s.wait_run(i, timeout=60)
+            check(run["status"] == "succeeded", "slow eager: run %s executes" % i[:8], run)
+        took = time.time() - t0
+        check(took < 15, "slow eager: ... without waiting for the lease (%.1f s after the submits)" % took)
+        check(s.log("broker").count("the relay publishes its runs") >= 3,
+              "slow eager: the broker said it gave each batch back to the relay")
+        once = s.sql("SELECT count(*) FROM gw_run_events WHERE to_status = 'running' AND run_id IN (%s)" % inlist)
+        check(once == "3", "slow eager: each executed exactly once", once)
+        s.broker.kill()
+        s.broker.wait()
+        s.start_broker()
+
         # 2. Worker SIGKILLed mid-run, action not retryable -> failed, worker_lost.
         r = s.submit("sleep", {"seconds": 60}).json()
         s.wait_run(r["id"], until={"running"})
