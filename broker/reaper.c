@@ -3,13 +3,21 @@
  * heartbeats, times out runs far past their deadline, and republishes runs
  * left queued too long. The work itself is gw_reap() in SQL, which takes its
  * rows with SKIP LOCKED, so every broker replica may run it at once.
+ *
+ * A queued run is republished only when its worker type's runs topic holds
+ * nothing its workers have not consumed (decision 0078): while they have a
+ * backlog, an old queued run is waiting in line, and publishing it again
+ * would only add to the line. The reaper asks Kafka for each type's backlog
+ * every HOLD_CHECK_MS, off the loop (the Admin API blocks).
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "audit.h"
 #include "broker.h"
+#include "catalog.h"
 #include "gw/log.h"
 #include "gw/mem.h"
 
@@ -26,6 +34,28 @@
  * our clock and PostgreSQL's is learnt from replies that came back fast. */
 #define VERDICT_VALID_S 1.0
 #define OFFSET_RTT_MAX  0.2 /* seconds: a slower reply says little about the offset */
+/* How often the worker types' backlogs are asked for, and how long one
+ * Kafka request of it may take. */
+#define HOLD_CHECK_MS   10000
+#define HOLD_TIMEOUT_MS 5000
+#define HOLD_TYPES_MAX  64
+
+/* One round of backlog checks, done in a uv_work thread: inputs copied from
+ * the loop's state, results read back in hold_done. */
+struct hold_check {
+    uv_work_t work;
+    struct gw_reaper *r;
+    struct gw_kafka_config cfg;
+    size_t n;
+    struct {
+        char type[128];
+        char topic[256];
+        char group[256];
+        int64_t backlog;
+        bool failed;
+        char error[sizeof(((struct gw_error *)0)->message)];
+    } t[HOLD_TYPES_MAX];
+};
 
 struct gw_reaper {
     struct gw_broker *b;
@@ -36,6 +66,10 @@ struct gw_reaper {
     bool offset_known;
     double offset; /* PostgreSQL's clock minus ours, seconds */
     int reports_in_flight;
+    bool hold_busy;     /* a hold_check is out */
+    uint64_t hold_next; /* loop time of the next one */
+    char *held;         /* PostgreSQL text[] of the held types; NULL: not known yet */
+    char *hold_warned;  /* the last failure said, so it is said once */
 };
 
 struct report {
@@ -48,8 +82,111 @@ static void reaper_run(struct gw_reaper *r);
 
 static void maybe_free(struct gw_reaper *r)
 {
-    if (r->closed && r->timer_closed && !r->busy && r->reports_in_flight == 0)
+    if (r->closed && r->timer_closed && !r->busy && r->reports_in_flight == 0 && !r->hold_busy) {
+        free(r->held);
+        free(r->hold_warned);
         free(r);
+    }
+}
+
+static void hold_work(uv_work_t *w)
+{
+    struct hold_check *h = (struct hold_check *)w;
+    for (size_t i = 0; i < h->n; i++) {
+        struct gw_error err;
+        if (gw_kafka_group_backlog(&h->cfg, h->t[i].topic, h->t[i].group, HOLD_TIMEOUT_MS,
+                                   &h->t[i].backlog, &err) != 0) {
+            h->t[i].failed = true;
+            snprintf(h->t[i].error, sizeof(h->t[i].error), "%s", err.message);
+        }
+    }
+}
+
+/* A type whose backlog is not known is held too: republishing cannot help
+ * while Kafka does not answer, and the next check decides. */
+static void hold_done(uv_work_t *w, int status)
+{
+    struct hold_check *h = (struct hold_check *)w;
+    struct gw_reaper *r = h->r;
+    r->hold_busy = false;
+    if (!r->closed && status == 0) {
+        size_t cap = 3, len = 0;
+        for (size_t i = 0; i < h->n; i++)
+            cap += 2 * strlen(h->t[i].type) + 4;
+        char *held = malloc(cap);
+        const char *fail = NULL;
+        if (held != NULL) {
+            held[len++] = '{';
+            for (size_t i = 0; i < h->n; i++) {
+                if (!h->t[i].failed && h->t[i].backlog <= 0)
+                    continue;
+                if (h->t[i].failed && fail == NULL)
+                    fail = h->t[i].error;
+                if (len > 1)
+                    held[len++] = ',';
+                held[len++] = '"';
+                for (const char *c = h->t[i].type; *c != '\0'; c++) {
+                    if (*c == '"' || *c == '\\')
+                        held[len++] = '\\';
+                    held[len++] = *c;
+                }
+                held[len++] = '"';
+            }
+            held[len++] = '}';
+            held[len] = '\0';
+            free(r->held);
+            r->held = held;
+        }
+        if (fail != NULL && (r->hold_warned == NULL || strcmp(r->hold_warned, fail) != 0)) {
+            gw_log_warn("reaper: a runs topic's backlog is not known, so its old queued runs are"
+                        " not republished until it is: %s",
+                        fail);
+            free(r->hold_warned);
+            r->hold_warned = strdup(fail);
+        } else if (fail == NULL && r->hold_warned != NULL) {
+            free(r->hold_warned);
+            r->hold_warned = NULL;
+        }
+    }
+    free(h);
+    maybe_free(r);
+}
+
+/* Starts a round of backlog checks for the catalog's worker types when one
+ * is due. */
+static void hold_check_start(struct gw_reaper *r)
+{
+    const struct gw_catalog *cat = r->b->catalog;
+    uint64_t now = uv_now(r->b->loop);
+    if (r->hold_busy || r->closed || now < r->hold_next || cat == NULL)
+        return;
+    struct hold_check *h = calloc(1, sizeof(*h));
+    if (h == NULL)
+        return;
+    h->r = r;
+    h->cfg = (struct gw_kafka_config){r->b->opts.kafka_brokers, r->b->opts.kafka_extra};
+    for (size_t i = 0; i < cat->n && h->n < HOLD_TYPES_MAX; i++) {
+        const struct gw_action *a = cat->actions[i];
+        bool seen = a->is_workflow || strlen(a->worker_type) >= sizeof(h->t[0].type);
+        for (size_t j = 0; j < h->n && !seen; j++)
+            seen = strcmp(h->t[j].type, a->worker_type) == 0;
+        if (seen)
+            continue;
+        char logical[160];
+        snprintf(h->t[h->n].type, sizeof(h->t[0].type), "%s", a->worker_type);
+        snprintf(logical, sizeof(logical), "gangway.runs.%s", a->worker_type);
+        gw_broker_topic(r->b, logical, h->t[h->n].topic, sizeof(h->t[0].topic));
+        /* The workers' group (workers/runtime.c): prefix + gangway-workers-TYPE. */
+        snprintf(h->t[h->n].group, sizeof(h->t[0].group), "%sgangway-workers-%s",
+                 r->b->opts.topic_prefix, a->worker_type);
+        h->n++;
+    }
+    if (uv_queue_work(r->b->loop, &h->work, hold_work, hold_done) != 0) {
+        free(h);
+        return;
+    }
+    r->hold_busy = true;
+    r->hold_next = now + HOLD_CHECK_MS;
 }
 
 static double wall_now(void)
@@ -142,23 +279,27 @@ static void reaper_run(struct gw_reaper *r)
     }
     char drift_k[16];
     snprintf(drift_k, sizeof(drift_k), "%d", r->b->opts.drift_max_per_type);
-    const char *params[] = {hb, rq, limit, check ? "true" : "false", until, drift_k};
+    /* NULL until the first backlog check is back: no type may be
+     * republished before its backlog is known. */
+    const char *params[] = {hb, rq, limit, check ? "true" : "false", until, drift_k, r->held};
     r->busy = true;
     if (gw_pg_query(r->b->pg, "reap",
                     /* The timeout stretches by how far behind the least
                      * fresh sink is (gw_sinks_lag): a heartbeat not applied yet
                      * is not a missing one. */
                     "SELECT gw_reap($1::interval + gw_sinks_lag(), $2::interval, $3::int,"
-                    " $4::boolean AND extract(epoch FROM clock_timestamp()) < $5::float8)"
+                    " $4::boolean AND extract(epoch FROM clock_timestamp()) < $5::float8,"
+                    " $7::text[])"
                     " + gw_expire_approvals($3::int)"
                     /* Scheduled drift checks (decision 0067). */
                     " + gw_drift_due($6::int)",
-                    6, params, reaped, r) < 0)
+                    7, params, reaped, r) < 0)
         r->busy = false;
 }
 
 static void on_timer(uv_timer_t *t)
 {
+    hold_check_start(t->data);
     reaper_run(t->data);
     gw_audit_seal_tick(((struct gw_reaper *)t->data)->b); /* audit.c: chains finished entries */
     gw_audit_checkpoint_tick(((struct gw_reaper *)t->data)->b); /* and signs the head */

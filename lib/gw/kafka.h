@@ -192,6 +192,15 @@ int gw_kafka_ensure_topics(const struct gw_kafka_config *cfg, const char *const 
 int gw_kafka_delete_topics(const struct gw_kafka_config *cfg, const char *const *topics,
                            int timeout_ms, struct gw_error *err);
 
+/* How many messages of `topic` consumer group `group` has not consumed yet:
+ * the sum over its partitions of the high watermark minus the group's
+ * committed offset (the low watermark where it has none: consumers start at
+ * the earliest message). 0 when the topic does not exist. Blocks up to about
+ * 2 * timeout_ms per partition in the worst case: call it off the loop
+ * (the reaper uses a uv_work thread). */
+int gw_kafka_group_backlog(const struct gw_kafka_config *cfg, const char *topic, const char *group,
+                           int timeout_ms, int64_t *backlog, struct gw_error *err);
+
 /* ------------------------------------------------------- embedded default */
 
 /* librdkafka's in-process mock cluster, for `gangway dev` only. Its brokers

@@ -1,5 +1,5 @@
-/* Topic creation and deletion through the Admin API (start-up and tests
- * only: it blocks). */
+/* Topic creation and deletion, and a consumer group's backlog, through the
+ * Admin API (start-up, the reaper's worker thread and tests only: it blocks). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,7 +13,9 @@ static size_t count(const char *const *topics)
     return n;
 }
 
-/* A client for one admin request; NULL with `err` set when it cannot be made. */
+/* A client for one admin request; NULL with `err` set when it cannot be made.
+ * Its metadata requests never create a topic (a broker with
+ * auto.create.topics.enable would create one for a producer's). */
 static rd_kafka_t *admin_client(const struct gw_kafka_config *cfg, struct gw_error *err)
 {
     char errstr[512];
@@ -21,6 +23,12 @@ static rd_kafka_t *admin_client(const struct gw_kafka_config *cfg, struct gw_err
     rd_kafka_t *rk;
     if (conf == NULL)
         return NULL;
+    if (rd_kafka_conf_set(conf, "allow.auto.create.topics", "false", errstr, sizeof(errstr)) !=
+        RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        gw_error_set(err, GW_EINVAL, false, "allow.auto.create.topics: %s", errstr);
+        return NULL;
+    }
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
     if (rk == NULL) {
         rd_kafka_conf_destroy(conf);
@@ -154,6 +162,124 @@ int gw_kafka_delete_topics(const struct gw_kafka_config *cfg, const char *const 
                        RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, err);
     rd_kafka_DeleteTopic_destroy_array(dt, n);
     free(dt);
+    admin_call_close(&a);
+    return ret;
+}
+
+/* The high watermark of each partition of `md`'s one topic; 0 or the first
+ * failure. */
+static int watermarks(rd_kafka_t *rk, const char *topic, const rd_kafka_metadata_topic_t *t,
+                      int64_t *lo, int64_t *hi, int timeout_ms, struct gw_error *err)
+{
+    for (int i = 0; i < t->partition_cnt; i++) {
+        rd_kafka_resp_err_t e;
+        /* A leader moving (a new topic's, a broker restarting) fails a
+         * query once or twice before the client's metadata catches up. */
+        for (int tries = 0; tries < 5; tries++) {
+            e = rd_kafka_query_watermark_offsets(rk, topic, t->partitions[i].id, &lo[i], &hi[i],
+                                                 timeout_ms);
+            if (e != RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION &&
+                e != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE)
+                break;
+            rd_kafka_poll(rk, 200);
+        }
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+            return gw_error_set(err, GW_EUNAVAIL, true, "watermarks of %s [%d]: %s", topic,
+                                t->partitions[i].id, rd_kafka_err2str(e));
+    }
+    return 0;
+}
+
+int gw_kafka_group_backlog(const struct gw_kafka_config *cfg, const char *topic, const char *group,
+                           int timeout_ms, int64_t *backlog, struct gw_error *err)
+{
+    struct admin_call a;
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt;
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    rd_kafka_ListConsumerGroupOffsets_t *req;
+    rd_kafka_event_t *ev = NULL;
+    int64_t *lo = NULL, *hi = NULL;
+    int ret = 0;
+
+    *backlog = 0;
+    if (admin_call_open(&a, cfg, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS, timeout_ms, err) < 0)
+        return GW_EINVAL;
+    rd_kafka_AdminOptions_set_request_timeout(a.opt, timeout_ms, NULL, 0);
+    rkt = rd_kafka_topic_new(a.rk, topic, NULL);
+    rd_kafka_resp_err_t e =
+        rkt != NULL ? rd_kafka_metadata(a.rk, 0, rkt, &md, timeout_ms) : rd_kafka_last_error();
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        ret =
+            gw_error_set(err, GW_EUNAVAIL, true, "metadata of %s: %s", topic, rd_kafka_err2str(e));
+        goto out;
+    }
+    if (md->topic_cnt != 1 || md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+        md->topics[0].partition_cnt == 0)
+        goto out; /* no topic: nothing waits in it */
+    if (md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        ret = gw_error_set(err, GW_EUNAVAIL, true, "metadata of %s: %s", topic,
+                           rd_kafka_err2str(md->topics[0].err));
+        goto out;
+    }
+    const rd_kafka_metadata_topic_t *t = &md->topics[0];
+    lo = calloc((size_t)t->partition_cnt, sizeof(*lo));
+    hi = calloc((size_t)t->partition_cnt, sizeof(*hi));
+    parts = rd_kafka_topic_partition_list_new(t->partition_cnt);
+    if (lo == NULL || hi == NULL || parts == NULL) {
+        ret = gw_error_set(err, GW_ENOMEM, false, "out of memory");
+        goto out;
+    }
+    if ((ret = watermarks(a.rk, topic, t, lo, hi, timeout_ms, err)) < 0)
+        goto out;
+    for (int i = 0; i < t->partition_cnt; i++)
+        rd_kafka_topic_partition_list_add(parts, topic, t->partitions[i].id);
+    req = rd_kafka_ListConsumerGroupOffsets_new(group, parts);
+    rd_kafka_ListConsumerGroupOffsets(a.rk, &req, 1, a.opt, a.q);
+    rd_kafka_ListConsumerGroupOffsets_destroy(req);
+    ev = rd_kafka_queue_poll(a.q, timeout_ms + 1000);
+    if (ev == NULL) {
+        ret = gw_error_set(err, GW_ETIMEDOUT, true, "offsets of group %s: no answer in %d ms",
+                           group, timeout_ms);
+        goto out;
+    }
+    if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        ret = gw_error_set(err, GW_EUNAVAIL, true, "offsets of group %s: %s", group,
+                           rd_kafka_event_error_string(ev));
+        goto out;
+    }
+    size_t cnt = 0;
+    const rd_kafka_group_result_t **groups = rd_kafka_ListConsumerGroupOffsets_result_groups(
+        rd_kafka_event_ListConsumerGroupOffsets_result(ev), &cnt);
+    const rd_kafka_error_t *gerr = cnt == 1 ? rd_kafka_group_result_error(groups[0]) : NULL;
+    if (cnt != 1 || gerr != NULL) {
+        ret = gw_error_set(err, GW_EUNAVAIL, true, "offsets of group %s: %s", group,
+                           gerr != NULL ? rd_kafka_error_string(gerr) : "no result");
+        goto out;
+    }
+    const rd_kafka_topic_partition_list_t *got = rd_kafka_group_result_partitions(groups[0]);
+    for (int i = 0; i < t->partition_cnt; i++) {
+        /* No committed offset: a new member starts at the earliest one
+         * (auto.offset.reset, consumer.c), so all that is kept waits. */
+        int64_t from = lo[i];
+        for (int j = 0; got != NULL && j < got->cnt; j++)
+            if (got->elems[j].partition == t->partitions[i].id && got->elems[j].offset >= 0 &&
+                got->elems[j].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+                from = got->elems[j].offset > lo[i] ? got->elems[j].offset : lo[i];
+        if (hi[i] > from)
+            *backlog += hi[i] - from;
+    }
+out:
+    if (ev != NULL)
+        rd_kafka_event_destroy(ev);
+    if (parts != NULL)
+        rd_kafka_topic_partition_list_destroy(parts);
+    free(lo);
+    free(hi);
+    if (md != NULL)
+        rd_kafka_metadata_destroy(md);
+    if (rkt != NULL)
+        rd_kafka_topic_destroy(rkt);
     admin_call_close(&a);
     return ret;
 }

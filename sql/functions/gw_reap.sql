@@ -5,13 +5,19 @@
 -- p_check_heartbeats is false while this broker's event sink is behind: then
 -- a stale heartbeat may only mean events not applied yet, and nobody is
 -- declared lost.
+-- p_hold_types: worker types whose runs topic still holds messages their
+-- workers have not consumed (the broker asks Kafka, decision 0078). Their
+-- queued runs are waiting in line, not lost: none is republished, however
+-- long it has waited; NULL holds every type. The sweep goes type by type
+-- through gw_runs_queued_by_type, so a held type's backlog is never read.
 CREATE OR REPLACE FUNCTION gw_reap(p_heartbeat_timeout interval, p_requeue_after interval, p_limit integer,
-                        p_check_heartbeats boolean)
+                        p_check_heartbeats boolean, p_hold_types text[])
 RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
     r gw_runs;
     n integer := 0;
     backoff integer;
+    t text;
 BEGIN
     -- Every replica's sink must be current, not just this one's: events of
     -- a run may sit in a partition another replica owns.
@@ -68,15 +74,29 @@ BEGIN
         END LOOP;
     END IF;
 
-    FOR r IN SELECT * FROM gw_runs
-             WHERE status = 'queued' AND queued_at < clock_timestamp() - p_requeue_after
-             ORDER BY queued_at LIMIT p_limit FOR UPDATE SKIP LOCKED LOOP
-        UPDATE gw_runs SET queued_at = clock_timestamp() WHERE id = r.id;
-        INSERT INTO gw_audit_log (actor, verb, object, detail)
-        VALUES ('reaper', 'run.requeue', 'run:' || r.id, jsonb_build_object('attempt', r.attempt));
-        PERFORM gw_enqueue_run(r);
-        n := n + 1;
+    -- Every worker type a run can have comes from an action (a teardown's
+    -- and a workflow step's too). NULL holds every type (the broker does not
+    -- know the backlogs yet).
+    FOR t IN SELECT DISTINCT a.worker_type FROM gw_actions a
+             WHERE a.worker_type <> ALL (p_hold_types) ORDER BY 1 LOOP
+        FOR r IN SELECT * FROM gw_runs
+                 WHERE status = 'queued' AND worker_type = t
+                   AND queued_at < clock_timestamp() - p_requeue_after
+                 ORDER BY queued_at LIMIT p_limit FOR UPDATE SKIP LOCKED LOOP
+            UPDATE gw_runs SET queued_at = clock_timestamp() WHERE id = r.id;
+            INSERT INTO gw_audit_log (actor, verb, object, detail)
+            VALUES ('reaper', 'run.requeue', 'run:' || r.id, jsonb_build_object('attempt', r.attempt));
+            PERFORM gw_enqueue_run(r);
+            n := n + 1;
+        END LOOP;
     END LOOP;
     -- A workflow's own deadline (decision 0071): no worker enforces it.
     RETURN n + gw_reap_resources(p_limit) + gw_wf_timeouts(p_limit);
 END $$;
+
+-- Brokers of earlier versions (a rolling upgrade) hold no type.
+CREATE OR REPLACE FUNCTION gw_reap(p_heartbeat_timeout interval, p_requeue_after interval, p_limit integer,
+                        p_check_heartbeats boolean)
+RETURNS integer LANGUAGE sql AS $$
+    SELECT gw_reap(p_heartbeat_timeout, p_requeue_after, p_limit, p_check_heartbeats, '{}'::text[])
+$$;

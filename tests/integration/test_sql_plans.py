@@ -212,6 +212,12 @@ def test():
                           "SELECT gw_reap('15 seconds', '600 seconds', 100, true);",
                           setup=to_running + "INSERT INTO gw_sink_states VALUES"
                           " ('plans', 8, true, clock_timestamp(), clock_timestamp());")
+        # The requeue sweep with every queued run old enough: type by type
+        # through gw_runs_queued_by_type, with no type held and with the
+        # backlog's type held (decision 0078).
+        for held in ("{}", "{exec}"):
+            check_no_seq_scan(db, "reaper requeue sweep (gw_reap, types held: %s)" % held,
+                              "SELECT gw_reap('15 seconds', '0 seconds', 100, false, '%s');" % held)
         check_no_seq_scan(db, "audit seal (gw_audit_seal)", "SELECT gw_audit_seal(100);")
         # Three terraform resources of an action with drift, due: two checks
         # start (K = 2), the third waits for a slot.
