@@ -38,23 +38,24 @@
  * Kafka request of it may take. */
 #define HOLD_CHECK_MS   10000
 #define HOLD_TIMEOUT_MS 5000
-#define HOLD_TYPES_MAX  64
 
-/* One round of backlog checks, done in a uv_work thread: inputs copied from
- * the loop's state, results read back in hold_done. */
+/* One round of backlog checks, done in a uv_work thread over one admin
+ * client: inputs copied from the loop's state, results read back in
+ * hold_done. */
+struct hold_type {
+    char *type;
+    char *topic;
+    char *group;
+};
 struct hold_check {
     uv_work_t work;
     struct gw_reaper *r;
     struct gw_kafka_config cfg;
     size_t n;
-    struct {
-        char type[128];
-        char topic[256];
-        char group[256];
-        int64_t backlog;
-        bool failed;
-        char error[sizeof(((struct gw_error *)0)->message)];
-    } t[HOLD_TYPES_MAX];
+    struct hold_type *t;
+    struct gw_kafka_backlog_ask *ask; /* ask[i] is t[i]'s */
+    struct gw_error err;              /* no client could be made */
+    bool failed;
 };
 
 struct gw_reaper {
@@ -92,14 +93,19 @@ static void maybe_free(struct gw_reaper *r)
 static void hold_work(uv_work_t *w)
 {
     struct hold_check *h = (struct hold_check *)w;
+    h->failed = gw_kafka_group_backlogs(&h->cfg, h->ask, h->n, HOLD_TIMEOUT_MS, &h->err) != 0;
+}
+
+static void hold_check_free(struct hold_check *h)
+{
     for (size_t i = 0; i < h->n; i++) {
-        struct gw_error err;
-        if (gw_kafka_group_backlog(&h->cfg, h->t[i].topic, h->t[i].group, HOLD_TIMEOUT_MS,
-                                   &h->t[i].backlog, &err) != 0) {
-            h->t[i].failed = true;
-            snprintf(h->t[i].error, sizeof(h->t[i].error), "%s", err.message);
-        }
+        free(h->t[i].type);
+        free(h->t[i].topic);
+        free(h->t[i].group);
     }
+    free(h->t);
+    free(h->ask);
+    free(h);
 }
 
 /* A type whose backlog is not known is held too: republishing cannot help
@@ -118,10 +124,11 @@ static void hold_done(uv_work_t *w, int status)
         if (held != NULL) {
             held[len++] = '{';
             for (size_t i = 0; i < h->n; i++) {
-                if (!h->t[i].failed && h->t[i].backlog <= 0)
+                bool failed = h->failed || h->ask[i].failed;
+                if (!failed && h->ask[i].backlog <= 0)
                     continue;
-                if (h->t[i].failed && fail == NULL)
-                    fail = h->t[i].error;
+                if (failed && fail == NULL)
+                    fail = h->failed ? h->err.message : h->ask[i].err.message;
                 if (len > 1)
                     held[len++] = ',';
                 held[len++] = '"';
@@ -148,7 +155,7 @@ static void hold_done(uv_work_t *w, int status)
             r->hold_warned = NULL;
         }
     }
-    free(h);
+    hold_check_free(h);
     maybe_free(r);
 }
 
@@ -165,24 +172,38 @@ static void hold_check_start(struct gw_reaper *r)
         return;
     h->r = r;
     h->cfg = (struct gw_kafka_config){r->b->opts.kafka_brokers, r->b->opts.kafka_extra};
-    for (size_t i = 0; i < cat->n && h->n < HOLD_TYPES_MAX; i++) {
+    h->t = calloc(cat->n > 0 ? cat->n : 1, sizeof(*h->t));
+    h->ask = calloc(cat->n > 0 ? cat->n : 1, sizeof(*h->ask));
+    if (h->t == NULL || h->ask == NULL) {
+        hold_check_free(h);
+        return;
+    }
+    for (size_t i = 0; i < cat->n; i++) {
         const struct gw_action *a = cat->actions[i];
-        bool seen = a->is_workflow || strlen(a->worker_type) >= sizeof(h->t[0].type);
+        bool seen = a->is_workflow;
         for (size_t j = 0; j < h->n && !seen; j++)
             seen = strcmp(h->t[j].type, a->worker_type) == 0;
         if (seen)
             continue;
-        char logical[160];
-        snprintf(h->t[h->n].type, sizeof(h->t[0].type), "%s", a->worker_type);
+        struct hold_type *t = &h->t[h->n];
+        char logical[160], topic[256];
         snprintf(logical, sizeof(logical), "gangway.runs.%s", a->worker_type);
-        gw_broker_topic(r->b, logical, h->t[h->n].topic, sizeof(h->t[0].topic));
+        gw_broker_topic(r->b, logical, topic, sizeof(topic));
+        t->type = strdup(a->worker_type);
+        t->topic = strdup(topic);
         /* The workers' group (workers/runtime.c): prefix + gangway-workers-TYPE. */
-        snprintf(h->t[h->n].group, sizeof(h->t[0].group), "%sgangway-workers-%s",
-                 r->b->opts.topic_prefix, a->worker_type);
+        if (asprintf(&t->group, "%sgangway-workers-%s", r->b->opts.topic_prefix, a->worker_type) <
+            0)
+            t->group = NULL;
         h->n++;
+        if (t->type == NULL || t->topic == NULL || t->group == NULL) {
+            hold_check_free(h);
+            return;
+        }
+        h->ask[h->n - 1] = (struct gw_kafka_backlog_ask){.topic = t->topic, .group = t->group};
     }
     if (uv_queue_work(r->b->loop, &h->work, hold_work, hold_done) != 0) {
-        free(h);
+        hold_check_free(h);
         return;
     }
     r->hold_busy = true;

@@ -201,6 +201,20 @@ int gw_kafka_delete_topics(const struct gw_kafka_config *cfg, const char *const 
 int gw_kafka_group_backlog(const struct gw_kafka_config *cfg, const char *topic, const char *group,
                            int timeout_ms, int64_t *backlog, struct gw_error *err);
 
+/* gw_kafka_group_backlog for several (topic, group) pairs over one client:
+ * each ask gets its backlog, or `failed` and its own `err`. Returns < 0
+ * (with `err`) only when no client could be made; blocks like the above,
+ * for each ask in turn. */
+struct gw_kafka_backlog_ask {
+    const char *topic;
+    const char *group;
+    int64_t backlog;
+    bool failed;
+    struct gw_error err;
+};
+int gw_kafka_group_backlogs(const struct gw_kafka_config *cfg, struct gw_kafka_backlog_ask *asks,
+                            size_t n, int timeout_ms, struct gw_error *err);
+
 /* ------------------------------------------------------- embedded default */
 
 /* librdkafka's in-process mock cluster, for `gangway dev` only. Its brokers

@@ -190,10 +190,11 @@ static int watermarks(rd_kafka_t *rk, const char *topic, const rd_kafka_metadata
     return 0;
 }
 
-int gw_kafka_group_backlog(const struct gw_kafka_config *cfg, const char *topic, const char *group,
-                           int timeout_ms, int64_t *backlog, struct gw_error *err)
+/* gw_kafka_group_backlog's work on a client made already (`a`, ready for
+ * ListConsumerGroupOffsets), so a round of several asks makes one. */
+static int backlog_on(struct admin_call *a, const char *topic, const char *group, int timeout_ms,
+                      int64_t *backlog, struct gw_error *err)
 {
-    struct admin_call a;
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_topic_t *rkt;
     rd_kafka_topic_partition_list_t *parts = NULL;
@@ -203,12 +204,9 @@ int gw_kafka_group_backlog(const struct gw_kafka_config *cfg, const char *topic,
     int ret = 0;
 
     *backlog = 0;
-    if (admin_call_open(&a, cfg, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS, timeout_ms, err) < 0)
-        return GW_EINVAL;
-    rd_kafka_AdminOptions_set_request_timeout(a.opt, timeout_ms, NULL, 0);
-    rkt = rd_kafka_topic_new(a.rk, topic, NULL);
+    rkt = rd_kafka_topic_new(a->rk, topic, NULL);
     rd_kafka_resp_err_t e =
-        rkt != NULL ? rd_kafka_metadata(a.rk, 0, rkt, &md, timeout_ms) : rd_kafka_last_error();
+        rkt != NULL ? rd_kafka_metadata(a->rk, 0, rkt, &md, timeout_ms) : rd_kafka_last_error();
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
         ret =
             gw_error_set(err, GW_EUNAVAIL, true, "metadata of %s: %s", topic, rd_kafka_err2str(e));
@@ -230,14 +228,14 @@ int gw_kafka_group_backlog(const struct gw_kafka_config *cfg, const char *topic,
         ret = gw_error_set(err, GW_ENOMEM, false, "out of memory");
         goto out;
     }
-    if ((ret = watermarks(a.rk, topic, t, lo, hi, timeout_ms, err)) < 0)
+    if ((ret = watermarks(a->rk, topic, t, lo, hi, timeout_ms, err)) < 0)
         goto out;
     for (int i = 0; i < t->partition_cnt; i++)
         rd_kafka_topic_partition_list_add(parts, topic, t->partitions[i].id);
     req = rd_kafka_ListConsumerGroupOffsets_new(group, parts);
-    rd_kafka_ListConsumerGroupOffsets(a.rk, &req, 1, a.opt, a.q);
+    rd_kafka_ListConsumerGroupOffsets(a->rk, &req, 1, a->opt, a->q);
     rd_kafka_ListConsumerGroupOffsets_destroy(req);
-    ev = rd_kafka_queue_poll(a.q, timeout_ms + 1000);
+    ev = rd_kafka_queue_poll(a->q, timeout_ms + 1000);
     if (ev == NULL) {
         ret = gw_error_set(err, GW_ETIMEDOUT, true, "offsets of group %s: no answer in %d ms",
                            group, timeout_ms);
@@ -280,6 +278,37 @@ out:
         rd_kafka_metadata_destroy(md);
     if (rkt != NULL)
         rd_kafka_topic_destroy(rkt);
-    admin_call_close(&a);
     return ret;
+}
+
+int gw_kafka_group_backlogs(const struct gw_kafka_config *cfg, struct gw_kafka_backlog_ask *asks,
+                            size_t n, int timeout_ms, struct gw_error *err)
+{
+    struct admin_call a;
+    if (n == 0)
+        return 0;
+    if (admin_call_open(&a, cfg, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS, timeout_ms, err) < 0)
+        return GW_EINVAL;
+    rd_kafka_AdminOptions_set_request_timeout(a.opt, timeout_ms, NULL, 0);
+    for (size_t i = 0; i < n; i++) {
+        asks[i].failed = backlog_on(&a, asks[i].topic, asks[i].group, timeout_ms, &asks[i].backlog,
+                                    &asks[i].err) != 0;
+    }
+    admin_call_close(&a);
+    return 0;
+}
+
+int gw_kafka_group_backlog(const struct gw_kafka_config *cfg, const char *topic, const char *group,
+                           int timeout_ms, int64_t *backlog, struct gw_error *err)
+{
+    struct gw_kafka_backlog_ask ask = {.topic = topic, .group = group};
+    int rc = gw_kafka_group_backlogs(cfg, &ask, 1, timeout_ms, err);
+    if (rc != 0)
+        return rc;
+    *backlog = ask.backlog;
+    if (ask.failed) {
+        *err = ask.err;
+        return ask.err.code != 0 ? ask.err.code : GW_EUNAVAIL;
+    }
+    return 0;
 }

@@ -300,6 +300,27 @@ static void test_out_of_order_done(struct gw_kafka_mock *m)
     CHECK(group_backlog("t.order", "g.order") == 3);
 }
 
+/* Several groups' backlogs over one client, as the reaper asks them: each
+ * answer is its own, and a topic that does not exist holds nothing. */
+static void test_backlogs_at_once(void)
+{
+    struct gw_error err;
+    struct gw_kafka_backlog_ask asks[] = {
+        {.topic = "t.lend", .group = "g.lend"},
+        {.topic = "t.nosuch", .group = "g.nosuch"},
+        {.topic = "t.order", .group = "g.order"},
+        {.topic = "t.order", .group = "g.never"}, /* no commit: from the first offset */
+    };
+    CHECK(gw_kafka_group_backlogs(&cfg, asks, 4, 5000, &err) == 0);
+    for (size_t i = 0; i < 4; i++)
+        if (asks[i].failed)
+            fprintf(stderr, "%s: %s\n", asks[i].group, asks[i].err.message);
+    CHECK(!asks[0].failed && asks[0].backlog == 9);
+    CHECK(!asks[1].failed && asks[1].backlog == 0);
+    CHECK(!asks[2].failed && asks[2].backlog == 3);
+    CHECK(!asks[3].failed && asks[3].backlog == 5);
+}
+
 static bool unassigned(void *arg)
 {
     struct gw_kafka_consumer_health h;
@@ -456,6 +477,7 @@ int main(void)
     test_lend(m);
     test_backlog_hysteresis(m);
     test_out_of_order_done(m);
+    test_backlogs_at_once();
     /* The eager protocol only (see `extra` above). */
     test_pause_survives_rebalance(m, "range");
     test_ensure_topics_unreachable();
