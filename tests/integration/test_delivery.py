@@ -47,23 +47,37 @@ def test():
     write_action(actions, "sleep-short", [prog], schema, timeout_seconds=2)
     write_action(actions, "quick", ["/bin/cat"], {"type": "object"}, timeout_seconds=30)
     s.actions_dir = actions
+
+    def restart_broker(faults=None):
+        """SIGKILL the broker and start another, with GW_FAULTS=faults."""
+        s.broker.kill()
+        s.broker.wait()
+        s.start_broker(extra_env={"GW_FAULTS": faults} if faults else None)
+
+    def submit_quick(n):
+        """n runs of `quick`: their ids and an SQL list of them."""
+        ids = [s.submit("quick", {"n": i}).json()["id"] for i in range(n)]
+        return ids, ",".join("'%s'" % i for i in ids)
+
+    def started(inlist):
+        """How many times the runs of `inlist` went to running."""
+        return s.sql("SELECT count(*) FROM gw_run_events WHERE to_status = 'running'"
+                     " AND run_id IN (%s)" % inlist)
+
     with s:
         # 1. Broker dies after commit, before publish.
         s.start_broker(extra_env={"GW_FAULTS": "relay_off"})
-        ids = [s.submit("quick", {"n": i}).json()["id"] for i in range(5)]
+        ids, inlist = submit_quick(5)
         # The audit stream's rows (gangway.audit, written when entries are
         # sealed) come and go on their own; count the runs' rows.
         pending = s.sql("SELECT count(*) FROM gw_outbox WHERE topic NOT LIKE 'gangway.audit%'")
         check(pending == "5", "five runs committed with their outbox rows, none published", pending)
-        s.broker.kill()
-        s.broker.wait()
-        s.start_broker()
+        restart_broker()
         s.start_worker(concurrency=4, extra_env={"GW_KAFKA_PROPS": "session.timeout.ms=6000"})
         for i in ids:
             run = s.wait_run(i)
             check(run["status"] == "succeeded", "run %s executes after the restart" % i[:8], run)
-        once = s.sql("SELECT count(*) FROM gw_run_events WHERE to_status = 'running' AND run_id IN (%s)"
-                     % ",".join("'%s'" % i for i in ids))
+        once = started(inlist)
         check(once == "5", "each of them executed exactly once", once)
         check(s.sql("SELECT count(*) FROM gw_outbox WHERE topic NOT LIKE 'gangway.audit%'") == "0",
               "the outbox drained")
@@ -72,18 +86,13 @@ def test():
         #     their rows leased to it and dies before producing them
         #     (GW_FAULTS=eager_drop, then SIGKILL). Nobody may send them
         #     while the lease holds; the next broker's relay must when it ends.
-        s.broker.kill()
-        s.broker.wait()
-        s.start_broker(extra_env={"GW_FAULTS": "eager_drop"})
+        restart_broker("eager_drop")
         t0 = time.time()
-        ids = [s.submit("quick", {"n": i}).json()["id"] for i in range(3)]
-        inlist = ",".join("'%s'" % i for i in ids)
+        ids, inlist = submit_quick(3)
         leased = s.sql("SELECT count(*) FROM gw_outbox WHERE payload -> 'data' ->> 'run_id' IN (%s)"
                        " AND lease_until > clock_timestamp() + interval '20 seconds'" % inlist)
         check(leased == "3", "eager: the runs' rows are committed leased to the broker that took them", leased)
-        s.broker.kill()
-        s.broker.wait()
-        s.start_broker()
+        restart_broker()
         time.sleep(3)
         waiting = s.sql("SELECT count(*) FROM gw_runs WHERE status = 'queued' AND id IN (%s)" % inlist)
         check(waiting == "3", "eager: no relay takes a row while its lease holds", waiting)
@@ -92,7 +101,7 @@ def test():
             check(run["status"] == "succeeded", "eager: run %s executes once the lease has ended" % i[:8], run)
         late = float(s.sql("SELECT extract(epoch FROM min(started_at)) FROM gw_runs WHERE id IN (%s)" % inlist))
         check(late - t0 >= 25, "eager: ... and not before (started %.1f s after the submits)" % (late - t0))
-        once = s.sql("SELECT count(*) FROM gw_run_events WHERE to_status = 'running' AND run_id IN (%s)" % inlist)
+        once = started(inlist)
         check(once == "3", "eager: each executed exactly once", once)
         check(s.sql("SELECT count(*) FROM gw_outbox WHERE topic NOT LIKE 'gangway.audit%'") == "0",
               "eager: the outbox drained")
@@ -102,12 +111,9 @@ def test():
         #     may lease the row) but given back to the relay at once, not left
         #     to its 30 s lease (GW_FAULTS=eager_slow takes every batch as
         #     slow; chaos-pg-stop once left 123 runs waiting on the lease).
-        s.broker.kill()
-        s.broker.wait()
-        s.start_broker(extra_env={"GW_FAULTS": "eager_slow"})
+        restart_broker("eager_slow")
         t0 = time.time()
-        ids = [s.submit("quick", {"n": i}).json()["id"] for i in range(3)]
-        inlist = ",".join("'%s'" % i for i in ids)
+        ids, inlist = submit_quick(3)
         for i in ids:
             run = s.wait_run(i, timeout=60)
             check(run["status"] == "succeeded", "slow eager: run %s executes" % i[:8], run)
@@ -115,11 +121,9 @@ def test():
         check(took < 15, "slow eager: ... without waiting for the lease (%.1f s after the submits)" % took)
         check(s.log("broker").count("the relay publishes its runs") >= 3,
               "slow eager: the broker said it gave each batch back to the relay")
-        once = s.sql("SELECT count(*) FROM gw_run_events WHERE to_status = 'running' AND run_id IN (%s)" % inlist)
+        once = started(inlist)
         check(once == "3", "slow eager: each executed exactly once", once)
-        s.broker.kill()
-        s.broker.wait()
-        s.start_broker()
+        restart_broker()
 
         # 2. Worker SIGKILLed mid-run, action not retryable -> failed, worker_lost.
         r = s.submit("sleep", {"seconds": 60}).json()
