@@ -204,7 +204,8 @@ int gw_kafka_group_backlog(const struct gw_kafka_config *cfg, const char *topic,
 /* gw_kafka_group_backlog for several (topic, group) pairs over one client:
  * each ask gets its backlog, or `failed` and its own `err`. Returns < 0
  * (with `err`) only when no client could be made; blocks like the above,
- * for each ask in turn. */
+ * for each ask in turn, except that once the cluster does not answer a
+ * metadata request the asks left fail with that error without asking. */
 struct gw_kafka_backlog_ask {
     const char *topic;
     const char *group;

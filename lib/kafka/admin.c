@@ -191,9 +191,11 @@ static int watermarks(rd_kafka_t *rk, const char *topic, const rd_kafka_metadata
 }
 
 /* gw_kafka_group_backlog's work on a client made already (`a`, ready for
- * ListConsumerGroupOffsets), so a round of several asks makes one. */
+ * ListConsumerGroupOffsets), so a round of several asks makes one. Sets
+ * *unreachable when the metadata request itself failed: the cluster, not
+ * this topic, did not answer. */
 static int backlog_on(struct admin_call *a, const char *topic, const char *group, int timeout_ms,
-                      int64_t *backlog, struct gw_error *err)
+                      int64_t *backlog, bool *unreachable, struct gw_error *err)
 {
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_topic_t *rkt;
@@ -208,6 +210,7 @@ static int backlog_on(struct admin_call *a, const char *topic, const char *group
     rd_kafka_resp_err_t e =
         rkt != NULL ? rd_kafka_metadata(a->rk, 0, rkt, &md, timeout_ms) : rd_kafka_last_error();
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        *unreachable = true;
         ret =
             gw_error_set(err, GW_EUNAVAIL, true, "metadata of %s: %s", topic, rd_kafka_err2str(e));
         goto out;
@@ -290,9 +293,16 @@ int gw_kafka_group_backlogs(const struct gw_kafka_config *cfg, struct gw_kafka_b
     if (admin_call_open(&a, cfg, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS, timeout_ms, err) < 0)
         return GW_EINVAL;
     rd_kafka_AdminOptions_set_request_timeout(a.opt, timeout_ms, NULL, 0);
+    bool unreachable = false;
     for (size_t i = 0; i < n; i++) {
+        asks[i].backlog = 0;
+        if (unreachable) { /* not another timeout per ask: the cluster is away */
+            asks[i].failed = true;
+            asks[i].err = asks[i - 1].err;
+            continue;
+        }
         asks[i].failed = backlog_on(&a, asks[i].topic, asks[i].group, timeout_ms, &asks[i].backlog,
-                                    &asks[i].err) != 0;
+                                    &unreachable, &asks[i].err) != 0;
     }
     admin_call_close(&a);
     return 0;

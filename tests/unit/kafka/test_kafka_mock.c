@@ -425,6 +425,23 @@ static void test_ensure_topics_unreachable(void)
     CHECK(gw_kafka_ensure_topics(&dead, (const char *[]){NULL}, 1, 1, 1000, &err) == 0);
 }
 
+/* An unreachable cluster: every ask fails, retriable, and only the first
+ * waits for it (the others carry its error instead of another timeout). */
+static void test_backlogs_unreachable(void)
+{
+    struct gw_error err;
+    struct gw_kafka_config dead = {.brokers = "127.0.0.1:1"};
+    struct gw_kafka_backlog_ask asks[] = {{.topic = "t.a", .group = "g.a"},
+                                          {.topic = "t.b", .group = "g.b"},
+                                          {.topic = "t.c", .group = "g.c"}};
+    CHECK(gw_kafka_group_backlogs(&dead, asks, 3, 1000, &err) == 0);
+    for (size_t i = 0; i < 3; i++) {
+        CHECK(asks[i].failed && asks[i].err.retriable);
+        CHECK(strcmp(asks[i].err.message, asks[0].err.message) == 0);
+    }
+    CHECK(strstr(asks[0].err.message, "metadata of t.a") != NULL);
+}
+
 static bool never(void *arg)
 {
     (void)arg;
@@ -481,6 +498,7 @@ int main(void)
     /* The eager protocol only (see `extra` above). */
     test_pause_survives_rebalance(m, "range");
     test_ensure_topics_unreachable();
+    test_backlogs_unreachable();
 
     close_loop(&loop);
     gw_kafka_mock_destroy(m);
