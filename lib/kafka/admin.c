@@ -202,6 +202,7 @@ static int backlog_on(struct admin_call *a, const char *topic, const char *group
     rd_kafka_topic_partition_list_t *parts = NULL;
     rd_kafka_ListConsumerGroupOffsets_t *req;
     rd_kafka_event_t *ev = NULL;
+    rd_kafka_queue_t *q = NULL;
     int64_t *lo = NULL, *hi = NULL;
     int ret = 0;
 
@@ -210,7 +211,9 @@ static int backlog_on(struct admin_call *a, const char *topic, const char *group
     rd_kafka_resp_err_t e =
         rkt != NULL ? rd_kafka_metadata(a->rk, 0, rkt, &md, timeout_ms) : rd_kafka_last_error();
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        *unreachable = true;
+        *unreachable = rkt != NULL &&
+                       (e == RD_KAFKA_RESP_ERR__TRANSPORT || e == RD_KAFKA_RESP_ERR__TIMED_OUT ||
+                        e == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN);
         ret =
             gw_error_set(err, GW_EUNAVAIL, true, "metadata of %s: %s", topic, rd_kafka_err2str(e));
         goto out;
@@ -235,10 +238,14 @@ static int backlog_on(struct admin_call *a, const char *topic, const char *group
         goto out;
     for (int i = 0; i < t->partition_cnt; i++)
         rd_kafka_topic_partition_list_add(parts, topic, t->partitions[i].id);
+    /* A queue of this ask's own: an answer that comes after our poll gave
+     * up lands in it and dies with it, never in the next ask's poll (one
+     * shared queue would hand it to the next ask as its answer). */
+    q = rd_kafka_queue_new(a->rk);
     req = rd_kafka_ListConsumerGroupOffsets_new(group, parts);
-    rd_kafka_ListConsumerGroupOffsets(a->rk, &req, 1, a->opt, a->q);
+    rd_kafka_ListConsumerGroupOffsets(a->rk, &req, 1, a->opt, q);
     rd_kafka_ListConsumerGroupOffsets_destroy(req);
-    ev = rd_kafka_queue_poll(a->q, timeout_ms + 1000);
+    ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
     if (ev == NULL) {
         ret = gw_error_set(err, GW_ETIMEDOUT, true, "offsets of group %s: no answer in %d ms",
                            group, timeout_ms);
@@ -253,7 +260,7 @@ static int backlog_on(struct admin_call *a, const char *topic, const char *group
     const rd_kafka_group_result_t **groups = rd_kafka_ListConsumerGroupOffsets_result_groups(
         rd_kafka_event_ListConsumerGroupOffsets_result(ev), &cnt);
     const rd_kafka_error_t *gerr = cnt == 1 ? rd_kafka_group_result_error(groups[0]) : NULL;
-    if (cnt != 1 || gerr != NULL) {
+    if (cnt != 1 || gerr != NULL || strcmp(rd_kafka_group_result_name(groups[0]), group) != 0) {
         ret = gw_error_set(err, GW_EUNAVAIL, true, "offsets of group %s: %s", group,
                            gerr != NULL ? rd_kafka_error_string(gerr) : "no result");
         goto out;
@@ -265,7 +272,8 @@ static int backlog_on(struct admin_call *a, const char *topic, const char *group
         int64_t from = lo[i];
         for (int j = 0; got != NULL && j < got->cnt; j++)
             if (got->elems[j].partition == t->partitions[i].id && got->elems[j].offset >= 0 &&
-                got->elems[j].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+                got->elems[j].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                strcmp(got->elems[j].topic, topic) == 0)
                 from = got->elems[j].offset > lo[i] ? got->elems[j].offset : lo[i];
         if (hi[i] > from)
             *backlog += hi[i] - from;
@@ -273,6 +281,8 @@ static int backlog_on(struct admin_call *a, const char *topic, const char *group
 out:
     if (ev != NULL)
         rd_kafka_event_destroy(ev);
+    if (q != NULL)
+        rd_kafka_queue_destroy(q);
     if (parts != NULL)
         rd_kafka_topic_partition_list_destroy(parts);
     free(lo);
@@ -312,6 +322,7 @@ int gw_kafka_group_backlog(const struct gw_kafka_config *cfg, const char *topic,
                            int timeout_ms, int64_t *backlog, struct gw_error *err)
 {
     struct gw_kafka_backlog_ask ask = {.topic = topic, .group = group};
+    *backlog = 0;
     int rc = gw_kafka_group_backlogs(cfg, &ask, 1, timeout_ms, err);
     if (rc != 0)
         return rc;
