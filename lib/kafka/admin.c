@@ -262,7 +262,9 @@ static int backlog_on(struct admin_call *a, const char *topic, const char *group
     const rd_kafka_error_t *gerr = cnt == 1 ? rd_kafka_group_result_error(groups[0]) : NULL;
     if (cnt != 1 || gerr != NULL || strcmp(rd_kafka_group_result_name(groups[0]), group) != 0) {
         ret = gw_error_set(err, GW_EUNAVAIL, true, "offsets of group %s: %s", group,
-                           gerr != NULL ? rd_kafka_error_string(gerr) : "no result");
+                           gerr != NULL ? rd_kafka_error_string(gerr)
+                           : cnt != 1   ? "no result"
+                                        : "the answer names another group");
         goto out;
     }
     const rd_kafka_topic_partition_list_t *got = rd_kafka_group_result_partitions(groups[0]);

@@ -80,7 +80,6 @@ struct cons_state {
     size_t received;
     size_t max_batch_seen;
     bool auto_done;
-    int64_t first_offset;
 };
 
 static void on_batch(void *arg, struct gw_kafka_msg **msgs, size_t n)
@@ -89,8 +88,6 @@ static void on_batch(void *arg, struct gw_kafka_msg **msgs, size_t n)
     if (n > s->max_batch_seen)
         s->max_batch_seen = n;
     for (size_t i = 0; i < n; i++) {
-        if (s->received == 0)
-            s->first_offset = msgs[i]->offset;
         s->received++;
         CHECK(msgs[i]->payload[msgs[i]->len] == '\0');
         if (s->auto_done)
