@@ -333,7 +333,7 @@ static bool submit_redact(struct submit *s)
         secret_paths(s->inputs, s->redacted, &ptr, s->secrets);
     gw_jsonptr_finish(&ptr);
     s->key = resource_key(ctx, a, s->inputs);
-    if (s->redacted != NULL && s->secrets != NULL && gw_uuid_v4(s->run_id, NULL) == 0)
+    if (s->redacted != NULL && s->secrets != NULL && gw_uuid_v7(s->run_id, NULL) == 0)
         return true;
     json_decref(s->approval);
     json_decref(s->redacted);

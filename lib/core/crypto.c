@@ -4,20 +4,18 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static const char hexdigits[] = "0123456789abcdef";
 
-int gw_uuid_v4(char *out, struct gw_error *err)
+/* The 8-4-4-4-12 text form of 16 bytes. */
+static void uuid_format(const unsigned char *b, char *out)
 {
-    unsigned char b[16];
     size_t pos = 0;
 
-    if (RAND_bytes(b, sizeof(b)) != 1)
-        return gw_error_set(err, GW_EIO, true, "RAND_bytes failed");
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
     for (int i = 0; i < 16; i++) {
         if (i == 4 || i == 6 || i == 8 || i == 10)
             out[pos++] = '-';
@@ -25,6 +23,46 @@ int gw_uuid_v4(char *out, struct gw_error *err)
         out[pos++] = hexdigits[b[i] & 15];
     }
     out[pos] = '\0';
+}
+
+int gw_uuid_v4(char *out, struct gw_error *err)
+{
+    unsigned char b[16];
+
+    if (RAND_bytes(b, sizeof(b)) != 1)
+        return gw_error_set(err, GW_EIO, true, "RAND_bytes failed");
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    uuid_format(b, out);
+    return 0;
+}
+
+void gw_uuid_v7_bytes(const struct timespec *at, const unsigned char rnd[8], unsigned char b[16])
+{
+    uint64_t ms = (uint64_t)at->tv_sec * 1000u + (uint64_t)at->tv_nsec / 1000000u;
+    /* RFC 9562 section 6.2, method 3: rand_a holds the fraction of the
+     * millisecond in 1/4096ths, so ids made in one process sort by time to
+     * about a quarter of a microsecond. */
+    unsigned frac = (unsigned)(((uint64_t)at->tv_nsec % 1000000u) * 4096u / 1000000u);
+
+    for (int i = 0; i < 6; i++)
+        b[i] = (unsigned char)(ms >> (40 - 8 * i));
+    b[6] = (unsigned char)(0x70 | (frac >> 8));
+    b[7] = (unsigned char)(frac & 0xff);
+    memcpy(b + 8, rnd, 8);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+}
+
+int gw_uuid_v7(char *out, struct gw_error *err)
+{
+    struct timespec now;
+    unsigned char rnd[8], b[16];
+
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+        return gw_error_set(err, GW_EIO, true, "RAND_bytes failed");
+    clock_gettime(CLOCK_REALTIME, &now);
+    gw_uuid_v7_bytes(&now, rnd, b);
+    uuid_format(b, out);
     return 0;
 }
 

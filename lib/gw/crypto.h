@@ -6,6 +6,7 @@
 #define GW_CRYPTO_H
 
 #include <stddef.h>
+#include <time.h>
 
 #include "gw/error.h"
 
@@ -15,6 +16,18 @@
 
 /* Writes a random (version 4) UUID and a NUL into out[GW_UUID_LEN + 1]. */
 int gw_uuid_v4(char *out, struct gw_error *err);
+
+/* Writes a time-ordered (version 7, RFC 9562) UUID and a NUL into
+ * out[GW_UUID_LEN + 1]: 48 bits of Unix milliseconds, 12 bits of the
+ * millisecond's fraction, 62 random bits. Run ids are made with it, so that
+ * new rows land at the right edge of the indexes keyed by run id
+ * (docs/decisions/0079-time-ordered-run-ids.md). The clock is the wall clock;
+ * ids are unique by their random bits, not by order. */
+int gw_uuid_v7(char *out, struct gw_error *err);
+
+/* The 16 bytes of the version 7 UUID for the time `at` and the random bytes
+ * `rnd` (whose first two bits are replaced by the variant). */
+void gw_uuid_v7_bytes(const struct timespec *at, const unsigned char rnd[8], unsigned char b[16]);
 
 /* Writes the lower-case hex SHA-256 of data and a NUL into out[65]. */
 void gw_sha256_hex(const void *data, size_t len, char *out);

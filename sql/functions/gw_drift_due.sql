@@ -59,7 +59,7 @@ BEGIN
             CONTINUE; -- due, and taken at a later tick
         END IF;
         SELECT * INTO p FROM gw_runs WHERE id = rec.created_by_run;
-        new_id := gen_random_uuid();
+        new_id := gw_uuid_v7();
         INSERT INTO gw_runs (id, action_id, action_version, worker_type, status, resource_key,
                              inputs, inputs_redacted, requested_by, requested_teams,
                              timeout_seconds, max_attempts, retryable, queued_at, secret_paths,

@@ -9,7 +9,7 @@ CREATE OR REPLACE FUNCTION gw_start_reconcile(p gw_runs, p_actor text)
 RETURNS uuid LANGUAGE plpgsql AS $$
 DECLARE
     child gw_runs;
-    new_id uuid := gen_random_uuid();
+    new_id uuid := gw_uuid_v7();
 BEGIN
     -- Backends that can tell what happened without changing anything.
     IF p.worker_type NOT IN ('terraform') OR p.operation = 'reconcile' THEN

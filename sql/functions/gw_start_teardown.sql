@@ -4,7 +4,7 @@ RETURNS uuid LANGUAGE plpgsql AS $$
 DECLARE
     parent gw_runs;
     child gw_runs;
-    new_id uuid := gen_random_uuid();
+    new_id uuid := gw_uuid_v7();
 BEGIN
     SELECT * INTO parent FROM gw_runs WHERE id = res.created_by_run;
     INSERT INTO gw_runs (id, action_id, action_version, worker_type, status, resource_key,

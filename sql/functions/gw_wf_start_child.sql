@@ -35,7 +35,7 @@ BEGIN
                          inputs, inputs_redacted, requested_by, requested_teams, timeout_seconds,
                          max_attempts, retryable, queued_at, operation, parent_run_id, step_id,
                          resource_id, approval_rule, approval_expires_at, inputs_hash, secret_paths)
-    SELECT gen_random_uuid(), p.action_id, p.action_version, call ->> 'worker_type',
+    SELECT gw_uuid_v7(), p.action_id, p.action_version, call ->> 'worker_type',
            CASE WHEN apr IS NULL THEN 'queued' ELSE 'pending_approval' END,
            p.resource_key || '/' || (st ->> 'id'), x.inputs,
            gw_wf_expand(coalesce(call -> 'inputs', '{}'::jsonb), p.inputs_redacted, p_outs, p_self),

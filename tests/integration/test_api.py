@@ -4,6 +4,7 @@
 import json
 import os
 import sys
+import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -32,6 +33,10 @@ def test():
         check(r.headers.get("location") == "/v1/runs/" + run["id"], "Location names the run",
               r.headers.get("location"))
         check(run["status"] == "queued", "a new run is queued", run["status"])
+        created_ms = int(time.time() * 1000)
+        id_ms = int(run["id"].replace("-", "")[:12], 16)
+        check(run["id"][14] == "7" and run["id"][19] in "89ab" and created_ms - 60000 <= id_ms <= created_ms,
+              "a run id is a time-ordered UUID (version 7) of about now", run["id"])
         check(run["inputs"] == {"message": "hello", "shout": False},
               "defaults are filled in before the run is stored", run["inputs"])
         done = s.wait_run(run["id"])

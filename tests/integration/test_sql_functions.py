@@ -875,6 +875,27 @@ def test_audit_seal_messages(db):
     db.q("DELETE FROM gw_outbox")
 
 
+def test_uuid_v7(db):
+    """gw_uuid_v7 (the ids of the runs PostgreSQL starts) has the layout of
+    lib/core/crypto.c's (the ids of requested runs; core-uuid checks the same
+    instants): RFC 9562's example millisecond 0x017F22E279B0, the fraction in
+    1/4096ths, version 7, variant 10, and ids in time order sort in order."""
+    rows = db.q("SELECT gw_uuid_v7('2022-02-22 19:22:22+00'), gw_uuid_v7('2022-02-22 19:22:22.0005+00'),"
+                " gw_uuid_v7('2022-02-22 19:22:22+00')").split("|")
+    check(rows[0].startswith("017f22e2-79b0-7000-") and rows[0][19] in "89ab", "v7: the RFC's instant", rows[0])
+    check(rows[1].startswith("017f22e2-79b0-7800-"), "v7: half a millisecond is rand_a 0x800", rows[1])
+    check(rows[0] != rows[2], "v7: the same instant, different random bits", rows)
+    out = db.q("SELECT count(*) FILTER (WHERE id < lag), count(*) FROM ("
+               " SELECT id, lag(id) OVER (ORDER BY g) FROM ("
+               "  SELECT g, gw_uuid_v7(timestamptz '2030-01-01' + g * interval '1 microsecond') AS id"
+               "  FROM generate_series(1, 5000) g) s) t WHERE lag IS NOT NULL")
+    check(out == "0|4999", "v7: ids a microsecond apart sort in time order", out)
+    now = db.q("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint,"
+               " gw_uuid_v7(), (extract(epoch FROM clock_timestamp()) * 1000)::bigint").split("|")
+    ms = int(now[1].replace("-", "")[:12], 16)
+    check(int(now[0]) - 1 <= ms <= int(now[2]) + 1 and now[1][14] == "7", "v7: now, by default", now)
+
+
 def main():
     if not ADMIN:
         print("skipped: GW_TEST_PG_DSN is not set")
