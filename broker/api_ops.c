@@ -103,6 +103,15 @@ void gw_api_metrics(struct gw_api_ctx *ctx)
             "# TYPE gangway_runs gauge\n");
     for (int i = 0; i < 4; i++)
         put(&t, "gangway_runs{status=\"%s\"} %lld\n", active[i], m->runs_active[i]);
+    uint64_t now = uv_now(ctx->b->loop);
+    if (m->stats_at_ms != 0)
+        put(&t,
+            "# HELP gangway_stats_age_seconds Age of the gauges marked (all replicas).\n"
+            "# TYPE gangway_stats_age_seconds gauge\ngangway_stats_age_seconds %.3f\n"
+            "# HELP gangway_stats_query_seconds How long their last refresh took; the next "
+            "waits 100 times as long, at least 5 s.\n"
+            "# TYPE gangway_stats_query_seconds gauge\ngangway_stats_query_seconds %.3f\n",
+            (double)(now - m->stats_at_ms) / 1000.0, m->stats_query_s);
     put(&t, "# HELP gangway_resources_drift Live resources by the result of their last drift "
             "check (all replicas).\n"
             "# TYPE gangway_resources_drift gauge\n");

@@ -92,6 +92,8 @@ struct gw_broker_metrics {
     double outbox_oldest_age_s;
     long long runs_active[4];     /* accepted, pending_approval, queued, running */
     long long resources_drift[3]; /* in_sync, drifted, check_failed (decision 0067) */
+    double stats_query_s;         /* how long that query's last refresh took */
+    uint64_t stats_at_ms;         /* uv_now() when it last succeeded; 0 = never */
 };
 
 struct gw_relay;
@@ -137,8 +139,10 @@ struct gw_broker {
     struct gw_broker_metrics metrics;
     uv_timer_t stats_timer;
     bool stats_busy;
-    bool fault_eager_drop; /* GW_FAULTS=eager_drop (broker.c) */
-    bool fault_eager_slow; /* GW_FAULTS=eager_slow (broker.c) */
+    uint64_t stats_sent_ms; /* uv_now() when the refresh in flight was sent */
+    uint64_t stats_next_ms; /* no refresh before this uv_now() (broker.c) */
+    bool fault_eager_drop;  /* GW_FAULTS=eager_drop (broker.c) */
+    bool fault_eager_slow;  /* GW_FAULTS=eager_slow (broker.c) */
     bool closing;
     void (*on_closed)(void *arg);
     void *on_closed_arg;
@@ -160,6 +164,11 @@ int gw_broker_ensure_topics(const struct gw_broker *b, const struct gw_catalog *
 
 /* Full topic name: prefix + logical name, into buf. */
 const char *gw_broker_topic(const struct gw_broker *b, const char *logical, char *buf, size_t cap);
+
+/* When the gauges' refresh sent at `sent_ms` and answered at `done_ms` may be
+ * sent again (uv_now() milliseconds): a hundred times what it took, at most
+ * ten minutes later. The timer still ticks every 5 s (broker.c). */
+uint64_t gw_broker_stats_next(uint64_t sent_ms, uint64_t done_ms);
 
 /* HTTP entry point (router.c). */
 void gw_broker_handle(struct gw_http_req *req, void *arg);
