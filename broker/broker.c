@@ -26,22 +26,20 @@
  * every STATS_MS, in every replica. Its counts read an index entry per
  * active run: ~100 ms of PostgreSQL CPU for 1,000,000 queued runs, which
  * would grow with the backlog (issue 15 asks for O(1) cost). So the next
- * refresh waits STATS_COST_FACTOR times as long as the last one took (its
- * queueing in the pool included), up to STATS_MAX_MS: the refresh uses at
+ * refresh waits STATS_COST_FACTOR times as long as the last one took in
+ * PostgreSQL (the query measures itself: a wait in the pool or on the
+ * network is not its cost), up to STATS_MAX_MS: the refresh uses at
  * most ~1 % of the time of a PostgreSQL connection whatever the backlog, and
  * gangway_stats_age_seconds says how old the figures are. */
 #define STATS_MS          5000
 #define STATS_COST_FACTOR 100
 #define STATS_MAX_MS      (10 * 60 * 1000)
 
-/* When the refresh sent at sent_ms and answered at done_ms may run again. */
-uint64_t gw_broker_stats_next(uint64_t sent_ms, uint64_t done_ms)
+uint64_t gw_broker_stats_wait(uint64_t took_ms)
 {
-    uint64_t took = done_ms > sent_ms ? done_ms - sent_ms : 0;
-
-    if (took >= STATS_MAX_MS / STATS_COST_FACTOR)
-        return sent_ms + STATS_MAX_MS;
-    return sent_ms + took * STATS_COST_FACTOR;
+    if (took_ms >= STATS_MAX_MS / STATS_COST_FACTOR)
+        return STATS_MAX_MS;
+    return took_ms * STATS_COST_FACTOR;
 }
 
 const char *gw_broker_topic(const struct gw_broker *b, const char *logical, char *buf, size_t cap)
@@ -53,13 +51,15 @@ const char *gw_broker_topic(const struct gw_broker *b, const char *logical, char
 static void stats_done(void *arg, const PGresult *res, const struct gw_error *err)
 {
     struct gw_broker *b = arg;
-    uint64_t now = uv_now(b->loop);
+    double took;
     b->stats_busy = false;
     if (err != NULL || b->closing)
         return;
-    b->stats_next_ms = gw_broker_stats_next(b->stats_sent_ms, now);
-    b->metrics.stats_query_s = (double)(now - b->stats_sent_ms) / 1000.0;
-    b->metrics.stats_at_ms = now;
+    took = atof(PQgetvalue(res, 0, 9));
+    took = took > 0 ? took : 0;
+    b->stats_next_ms = b->stats_sent_ms + gw_broker_stats_wait((uint64_t)(took * 1000.0));
+    b->metrics.stats_query_s = took;
+    b->metrics.stats_at_ms = uv_now(b->loop);
     b->metrics.outbox_pending = atoll(PQgetvalue(res, 0, 0));
     b->metrics.outbox_oldest_age_s = atof(PQgetvalue(res, 0, 1));
     for (int i = 0; i < 4; i++)
@@ -88,7 +88,9 @@ static void stats_tick(uv_timer_t *t)
                     " (SELECT count(*) FROM gw_resources WHERE status <> 'deleted'"
                     " AND drift_status = 'drifted'),"
                     " (SELECT count(*) FROM gw_resources WHERE status <> 'deleted'"
-                    " AND drift_status = 'check_failed')",
+                    " AND drift_status = 'check_failed'),"
+                    /* last: its own time, the counts above evaluated */
+                    " extract(epoch FROM clock_timestamp() - statement_timestamp())",
                     0, NULL, stats_done, b) < 0)
         b->stats_busy = false;
 }

@@ -92,7 +92,7 @@ struct gw_broker_metrics {
     double outbox_oldest_age_s;
     long long runs_active[4];     /* accepted, pending_approval, queued, running */
     long long resources_drift[3]; /* in_sync, drifted, check_failed (decision 0067) */
-    double stats_query_s;         /* how long that query's last refresh took */
+    double stats_query_s;         /* how long its last refresh took in PostgreSQL */
     uint64_t stats_at_ms;         /* uv_now() when it last succeeded; 0 = never */
 };
 
@@ -165,10 +165,10 @@ int gw_broker_ensure_topics(const struct gw_broker *b, const struct gw_catalog *
 /* Full topic name: prefix + logical name, into buf. */
 const char *gw_broker_topic(const struct gw_broker *b, const char *logical, char *buf, size_t cap);
 
-/* When the gauges' refresh sent at `sent_ms` and answered at `done_ms` may be
- * sent again (uv_now() milliseconds): a hundred times what it took, at most
- * ten minutes later. The timer still ticks every 5 s (broker.c). */
-uint64_t gw_broker_stats_next(uint64_t sent_ms, uint64_t done_ms);
+/* How long after sending the gauges' refresh the next may be sent, when it
+ * took `took_ms` in PostgreSQL: a hundred times that, at most ten minutes.
+ * The timer still ticks every 5 s (broker.c). */
+uint64_t gw_broker_stats_wait(uint64_t took_ms);
 
 /* HTTP entry point (router.c). */
 void gw_broker_handle(struct gw_http_req *req, void *arg);
