@@ -18,9 +18,14 @@ BEGIN
 
     lim := (p_quota ->> 'max_concurrent')::integer;
     IF lim IS NOT NULL THEN
-        SELECT count(*) INTO n FROM gw_runs
-        WHERE action_id = p_action
-          AND status IN ('accepted', 'pending_approval', 'queued', 'running');
+        -- Counted up to the limit only: n >= lim either way, and an action
+        -- with a million runs queued (accepted before a lower limit, say)
+        -- costs lim index entries per submission, not a million.
+        SELECT count(*) INTO n FROM (
+            SELECT 1 FROM gw_runs
+            WHERE action_id = p_action
+              AND status IN ('accepted', 'pending_approval', 'queued', 'running')
+            LIMIT lim) active;
         IF n >= lim THEN
             RETURN jsonb_build_object('limit', 'max_concurrent', 'max', lim, 'retry_after', 5);
         END IF;

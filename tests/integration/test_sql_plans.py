@@ -66,10 +66,11 @@ SET client_min_messages = notice;
 """
 
 
-def plans_of(db, setup, call, times=6):
+def plans_of(db, setup, call, times=6, analyze=False):
     """The JSON plans auto_explain reports for `call` (after `setup`), run
-    `times` times in one session, each rolled back."""
-    script = AUTO_EXPLAIN + "".join(
+    `times` times in one session, each rolled back; with `analyze`, with the
+    rows each node actually returned."""
+    script = AUTO_EXPLAIN + ("SET auto_explain.log_analyze = on;\n" if analyze else "") + "".join(
         "BEGIN;\n%s\nSELECT 'CALL-START';\n%s\nROLLBACK;\n" % (setup, call) for _ in range(times))
     p = subprocess.run(["psql", db.dsn, "-X", "-qAt", "-v", "ON_ERROR_STOP=1"], input=script,
                        capture_output=True, text=True)
@@ -173,6 +174,26 @@ def test():
                           "SELECT * FROM gw_submit_runs_eager(%s);" % lit({"lease": "30 seconds", "runs": [
                               run_args(), run_args(idempotency_key="k1"),
                               run_args(idempotency_key="k1"), run_args(quota=quota)]}))
+        # max_concurrent is counted up to its limit only: with 50,000 runs of
+        # the action active and a limit of 2 (refused), no scan of gw_runs in
+        # the count returns more than 2 rows.
+        plans = plans_of(db, "", "SELECT * FROM gw_submit_runs_eager(%s);" % lit(
+            {"runs": [run_args(quota={"max_concurrent": 2})]}), times=1, analyze=True)
+        counted = []
+
+        def run_rows(node):
+            if node.get("Relation Name") == "gw_runs" and "Scan" in node.get("Node Type", ""):
+                counted.append(node.get("Actual Rows"))
+            for child in node.get("Plans", []):
+                run_rows(child)
+        for doc in plans:
+            if "p_action" in doc.get("Query Text", "") and "pending_approval" in doc.get("Query Text", ""):
+                run_rows(doc["Plan"])
+        check(counted and all(n is not None and n <= 2 for n in counted),
+              "quota max_concurrent: 50,000 active runs, limit 2: the count reads at most 2", counted)
+        refused = db.q("SELECT refused ->> 'limit' FROM gw_submit_runs_eager(%s)" % lit(
+            {"runs": [run_args(quota={"max_concurrent": 2})]}))
+        check(refused == "max_concurrent", "... and the submission is refused", refused)
         check_no_seq_scan(db, "claim (gw_claim_run)",
                           "SELECT * FROM gw_claim_run('%s', 1, 'w1', 'exec');" % queued)
         check_no_seq_scan(db, "batch claim (gw_claim_runs: set-based grant, a refusal one by one)",
