@@ -28,7 +28,8 @@
  * would grow with the backlog (issue 15 asks for O(1) cost). So the next
  * refresh waits STATS_COST_FACTOR times as long as the last one took in
  * PostgreSQL (the query measures itself: a wait in the pool or on the
- * network is not its cost), up to STATS_MAX_MS: the refresh uses at
+ * network is not its cost; one cut by statement_timeout counts its round
+ * trip), up to STATS_MAX_MS: while a refresh takes under 6 s, it uses at
  * most ~1 % of the time of a PostgreSQL connection whatever the backlog, and
  * gangway_stats_age_seconds says how old the figures are. */
 #define STATS_MS          5000
@@ -53,8 +54,19 @@ static void stats_done(void *arg, const PGresult *res, const struct gw_error *er
     struct gw_broker *b = arg;
     double took;
     b->stats_busy = false;
-    if (err != NULL || b->closing)
+    if (b->closing)
         return;
+    if (err != NULL) {
+        /* A count that outgrew statement_timeout (57014, GW_ETIMEDOUT) ran
+         * that long each time: it backs off as a slow success does (the
+         * round trip stands for its time), not every tick. Any other failure
+         * (PostgreSQL away, a wait in the pool's queue) is retried on the
+         * next tick, so the gauges come back with PostgreSQL. */
+        if (err->code == GW_ETIMEDOUT)
+            b->stats_next_ms =
+                b->stats_sent_ms + gw_broker_stats_wait(uv_now(b->loop) - b->stats_sent_ms);
+        return;
+    }
     took = atof(PQgetvalue(res, 0, 9));
     took = took > 0 ? took : 0;
     b->stats_next_ms = b->stats_sent_ms + gw_broker_stats_wait((uint64_t)(took * 1000.0));

@@ -226,16 +226,15 @@ def test():
         m = s.get("/metrics", auth=False)
         check(m.status == 200 and b"gangway_runs_submitted_total" in m.body
               and b"gangway_outbox_pending" in m.body, "metrics are exposed")
-        # The gauges' refresh (broker.c): a small database answers in
-        # milliseconds, so the figures are at most one 5 s tick old.
+        # The gauges' refresh (broker.c): the next one waits 100 times what
+        # the last took in PostgreSQL, on a 5 s tick; a small database
+        # answers in milliseconds.
         age = re.search(rb"^gangway_stats_age_seconds ([0-9.]+)$", m.body, re.M)
         took = re.search(rb"^gangway_stats_query_seconds ([0-9.]+)$", m.body, re.M)
-        check(age is not None and took is not None and float(age.group(1)) <= 6.0
-              and float(took.group(1)) < 0.5, "the gauges' age and refresh time are exposed",
+        check(age is not None and took is not None and float(took.group(1)) < 0.5
+              and float(age.group(1)) <= 5 * (1 + int(float(took.group(1)) * 100 / 5)) + 1.5,
+              "the gauges' age and refresh time are exposed, the age within the refresh's wait",
               age and age.group(0), took and took.group(0))
-        m = s.get("/metrics", auth=False).body.decode()
-        queued = re.search(r'^gangway_runs\{status="queued"\} ([0-9]+)$', m, re.M)
-        check(queued is not None, "gangway_runs counts queued runs", m[:200])
 
 
 if __name__ == "__main__":

@@ -894,6 +894,11 @@ def test_uuid_v7(db):
                " gw_uuid_v7(), (extract(epoch FROM clock_timestamp()) * 1000)::bigint").split("|")
     ms = int(now[1].replace("-", "")[:12], 16)
     check(int(now[0]) - 1 <= ms <= int(now[2]) + 1 and now[1][14] == "7", "v7: now, by default", now)
+    first = db.q("SELECT gw_uuid_v7('1970-01-01 00:00:00.0005+00')")
+    check(first.startswith("00000000-0000-7800-"), "v7: the first millisecond of 1970", first)
+    for bad in ("1969-12-31 23:59:59.9995+00", "1900-01-01+00", "10890-01-01+00"):
+        err = db.error("SELECT gw_uuid_v7('%s')" % bad)
+        check("outside what a version 7 UUID can hold" in err, "v7: %s is refused, not wrapped" % bad, err)
 
 
 def main():
