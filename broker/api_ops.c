@@ -109,8 +109,7 @@ void gw_api_metrics(struct gw_api_ctx *ctx)
             "# HELP gangway_stats_age_seconds Age of the gauges marked (all replicas).\n"
             "# TYPE gangway_stats_age_seconds gauge\ngangway_stats_age_seconds %.3f\n"
             "# HELP gangway_stats_query_seconds How long their last refresh took in PostgreSQL; "
-            "the next "
-            "waits 100 times as long, at least 5 s.\n"
+            "the next waits 100 times as long, at least 5 s.\n"
             "# TYPE gangway_stats_query_seconds gauge\ngangway_stats_query_seconds %.3f\n",
             (double)(now - m->stats_at_ms) / 1000.0, m->stats_query_s);
     put(&t, "# HELP gangway_resources_drift Live resources by the result of their last drift "

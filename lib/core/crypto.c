@@ -37,8 +37,9 @@ int gw_uuid_v4(char *out, struct gw_error *err)
     return 0;
 }
 
-void gw_uuid_v7_bytes(const struct timespec *at, const unsigned char rnd[8], unsigned char b[16])
+void gw_uuid_v7_at(const struct timespec *at, const unsigned char rnd[8], char *out)
 {
+    unsigned char b[16];
     uint64_t ms = (uint64_t)at->tv_sec * 1000u + (uint64_t)at->tv_nsec / 1000000u;
     /* RFC 9562 section 6.2, method 3: rand_a holds the fraction of the
      * millisecond in 1/4096ths, so ids made in one process sort by time to
@@ -51,18 +52,18 @@ void gw_uuid_v7_bytes(const struct timespec *at, const unsigned char rnd[8], uns
     b[7] = (unsigned char)(frac & 0xff);
     memcpy(b + 8, rnd, 8);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    uuid_format(b, out);
 }
 
 int gw_uuid_v7(char *out, struct gw_error *err)
 {
     struct timespec now;
-    unsigned char rnd[8], b[16];
+    unsigned char rnd[8];
 
     if (RAND_bytes(rnd, sizeof(rnd)) != 1)
         return gw_error_set(err, GW_EIO, true, "RAND_bytes failed");
     clock_gettime(CLOCK_REALTIME, &now);
-    gw_uuid_v7_bytes(&now, rnd, b);
-    uuid_format(b, out);
+    gw_uuid_v7_at(&now, rnd, out);
     return 0;
 }
 

@@ -25,9 +25,9 @@ int gw_uuid_v4(char *out, struct gw_error *err);
  * ids are unique by their random bits, not by order. */
 int gw_uuid_v7(char *out, struct gw_error *err);
 
-/* The 16 bytes of the version 7 UUID for the time `at` and the random bytes
- * `rnd` (whose first two bits are replaced by the variant). */
-void gw_uuid_v7_bytes(const struct timespec *at, const unsigned char rnd[8], unsigned char b[16]);
+/* gw_uuid_v7 for the time `at` and the random bytes `rnd` (whose first two
+ * bits are replaced by the variant), into out[GW_UUID_LEN + 1]. */
+void gw_uuid_v7_at(const struct timespec *at, const unsigned char rnd[8], char *out);
 
 /* Writes the lower-case hex SHA-256 of data and a NUL into out[65]. */
 void gw_sha256_hex(const void *data, size_t len, char *out);
