@@ -130,6 +130,12 @@ void gw_api_metrics(struct gw_api_ctx *ctx)
         "gangway_worker_events_total{result=\"dead_lettered\"} %llu\n",
         m->events_received, m->events_applied, m->events_deadlettered);
     put(&t,
+        "# HELP gangway_worker_event_batches_total Transactions of the event sink that applied "
+        "worker events (events applied / batches = events per commit).\n"
+        "# TYPE gangway_worker_event_batches_total counter\n"
+        "gangway_worker_event_batches_total %llu\n",
+        m->events_apply_calls);
+    put(&t,
         "# HELP gangway_outbox_pending Outbox rows not yet acknowledged by Kafka.\n"
         "# TYPE gangway_outbox_pending gauge\ngangway_outbox_pending %lld\n"
         "# HELP gangway_outbox_lag_seconds Age of the oldest unsent outbox row.\n"

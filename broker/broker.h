@@ -79,6 +79,7 @@ struct gw_broker_metrics {
     unsigned long long events_received;
     unsigned long long events_applied;
     unsigned long long events_deadlettered;
+    unsigned long long events_apply_calls; /* gw_apply_events calls that committed */
     unsigned long long outbox_published;
     unsigned long long outbox_failed;
     unsigned long long reaper_changed;

@@ -7,9 +7,14 @@
  * topic with the reason; the sink moves on.
  *
  * Events are keyed by run id, so all events of a run share a partition.
- * Batches of different partitions are applied concurrently (one in flight
- * per partition, in order), which keeps each run's events in order while
- * using several database connections.
+ * Each partition has a queue of jobs, applied in order with at most one of
+ * its jobs in flight, which keeps each run's events in order. One
+ * gw_apply_events call carries the next jobs of every idle partition (group
+ * commit across partitions), and at most APPLY_CALLS calls are in flight:
+ * a call a partition took alone cost as much fixed work (a transaction, a
+ * commit, the function's statements) as one carrying many partitions, and
+ * with a call per partition at 1,000 runs/s each carried 8 events on
+ * average (bench/README.md, "Issue 15, part 10").
  *
  * Freshness probes (issue 10). The reaper may judge heartbeats only while a
  * stale heartbeat_at really means a silent worker, not "Kafka is down" or
@@ -34,7 +39,10 @@
 #include "gw/mem.h"
 #include "stream.h"
 
-#define MAX_BATCH      500
+#define MAX_BATCH 500
+/* Two: while one call waits for its commit's WAL flush, the next is being
+ * executed; more would only split the same events into smaller calls. */
+#define APPLY_CALLS    2
 #define RETRY_MS       500
 #define MAX_PARTITIONS 256
 #define PROBE_MS       500
@@ -47,6 +55,7 @@ struct job {
     struct pqueue *pq;
     size_t n;
     bool solo;         /* one event of a rejected batch (split): never merged */
+    bool alone;        /* failed in a call with other partitions' jobs: sent by itself */
     char *events;      /* JSON array text for gw_apply_events; NULL for a probe */
     uint64_t probe_ms; /* a probe of ours: when it was sent (uv_now); 0 = foreign */
     struct gw_kafka_msg *msgs[];
@@ -63,12 +72,21 @@ struct pqueue {
     uint64_t seen_tick; /* the last probe tick that found it assigned here */
 };
 
+/* One gw_apply_events call: the jobs it carries, at most one per partition. */
+struct call {
+    struct gw_sink *s;
+    char *events; /* the jobs' events as one array; NULL: jobs[0]'s own text */
+    size_t njobs;
+    struct job *jobs[];
+};
+
 struct gw_sink {
     struct gw_broker *b;
     struct gw_kafka_consumer *consumer;
     struct pqueue *queues[MAX_PARTITIONS];
     size_t nqueues;
-    size_t busy;
+    size_t next_queue; /* where the next call starts looking: each partition in turn first */
+    size_t busy;       /* calls in flight */
     size_t dead_in_flight;
     bool closed;
     int handles_open; /* the timers (retry, probe) not closed yet */
@@ -82,7 +100,7 @@ struct gw_sink {
     char instance[300];          /* this replica's static member id, reported to PostgreSQL */
 };
 
-static void pq_next(struct pqueue *q);
+static void pump(struct gw_sink *s);
 
 static const char *const kinds[] = {"started", "log",       "heartbeat", "succeeded",
                                     "failed",  "timed_out", "cancelled"};
@@ -312,8 +330,7 @@ static void take_partition(struct gw_sink *s, struct gw_kafka_msg **msgs, size_t
     }
     flush_batch(q, good, &ngood, events);
     json_decref(events);
-    if (q != NULL)
-        pq_next(q);
+    pump(s);
 }
 
 static void on_batch(void *arg, struct gw_kafka_msg **msgs, size_t n)
@@ -393,20 +410,40 @@ static void split(struct pqueue *q, struct job *j, const char *why)
 static void retry_fire(uv_timer_t *t)
 {
     struct gw_sink *s = t->data;
-    for (size_t i = 0; i < s->nqueues; i++)
-        pq_next(s->queues[i]);
+    pump(s);
+}
+
+/* Back at the front of its partition's queue: applied before anything that
+ * arrived after it. */
+static void push_front(struct job *j)
+{
+    struct pqueue *q = j->pq;
+    j->next = q->head;
+    q->head = j;
+    if (q->tail == NULL)
+        q->tail = j;
+}
+
+static void call_free(struct call *c, bool with_jobs)
+{
+    if (with_jobs)
+        for (size_t i = 0; i < c->njobs; i++)
+            job_free(c->jobs[i]);
+    free(c->events);
+    free(c);
 }
 
 static void applied(void *arg, const PGresult *res, const struct gw_error *err)
 {
-    struct job *j = arg;
-    struct pqueue *q = j->pq;
-    struct gw_sink *s = q->sink;
+    struct call *c = arg;
+    struct gw_sink *s = c->s;
+    const char *text = c->events != NULL ? c->events : c->jobs[0]->events;
 
-    q->busy = false;
     s->busy--;
+    for (size_t i = 0; i < c->njobs; i++)
+        c->jobs[i]->pq->busy = false;
     if (s->closed) {
-        job_free(j);
+        call_free(c, true);
         maybe_free(s);
         return;
     }
@@ -414,25 +451,53 @@ static void applied(void *arg, const PGresult *res, const struct gw_error *err)
         if (err->retriable || err->code == GW_EUNAVAIL || err->code == GW_ELIMIT ||
             err->code == GW_ETIMEDOUT) {
             gw_log_warn("events: apply failed, retrying: %s", err->message);
-            /* Put it back in front and try again soon. */
-            j->next = q->head;
-            q->head = j;
-            if (q->tail == NULL)
-                q->tail = j;
+            for (size_t i = 0; i < c->njobs; i++)
+                push_front(c->jobs[i]);
+            call_free(c, false);
             uv_timer_start(&s->retry, retry_fire, RETRY_MS, 0);
             return;
         }
-        gw_log_warn("events: batch of %zu rejected, applying one by one: %s", j->n, err->message);
-        split(q, j, err->message);
-        pq_next(q);
+        if (c->njobs > 1) {
+            /* Whose events failed is not known: each partition's job goes
+             * again by itself, and the one that fails then is split. */
+            gw_log_warn("events: a batch from %zu partitions rejected, applying each "
+                        "partition's alone: %s",
+                        c->njobs, err->message);
+            for (size_t i = 0; i < c->njobs; i++) {
+                c->jobs[i]->alone = true;
+                push_front(c->jobs[i]);
+            }
+        } else {
+            gw_log_warn("events: batch of %zu rejected, applying one by one: %s", c->jobs[0]->n,
+                        err->message);
+            split(c->jobs[0]->pq, c->jobs[0], err->message);
+        }
+        call_free(c, false);
+        pump(s);
         return;
     }
     s->b->metrics.events_applied += (unsigned long long)atoll(PQgetvalue(res, 0, 0));
-    for (size_t i = 0; i < j->n; i++)
-        gw_kafka_msg_done(s->consumer, j->msgs[i]);
-    gw_stream_events_applied(s->b->streams, j->events); /* wakes live followers */
-    job_free(j);
-    pq_next(q);
+    s->b->metrics.events_apply_calls++;
+    for (size_t i = 0; i < c->njobs; i++)
+        for (size_t k = 0; k < c->jobs[i]->n; k++)
+            gw_kafka_msg_done(s->consumer, c->jobs[i]->msgs[k]);
+    gw_stream_events_applied(s->b->streams, text); /* wakes live followers */
+    call_free(c, true);
+    pump(s);
+}
+
+/* Appends the elements of a JSON array text "[e1,e2,...]" to the array being
+ * written at `out` (which starts with '['); returns the new end. */
+static char *append_elements(char *out, const char *events)
+{
+    size_t l = strlen(events);
+    if (l > 2) {
+        if (out[-1] != '[')
+            *out++ = ',';
+        memcpy(out, events + 1, l - 2);
+        out += l - 2;
+    }
+    return out;
 }
 
 /* Group commit across arrivals: the events jobs queued behind `head` (not
@@ -446,11 +511,11 @@ static void applied(void *arg, const PGresult *res, const struct gw_error *err)
  * there is nothing to merge or no memory to merge. */
 static struct job *merge_queued(struct pqueue *q, struct job *head)
 {
-    if (head->solo)
+    if (head->solo || head->alone)
         return head;
     size_t n = head->n, len = strlen(head->events), njobs = 1;
     struct job *k = head->next;
-    while (k != NULL && k->events != NULL && !k->solo && n + k->n <= MAX_BATCH) {
+    while (k != NULL && k->events != NULL && !k->solo && !k->alone && n + k->n <= MAX_BATCH) {
         n += k->n;
         len += strlen(k->events);
         njobs++;
@@ -470,13 +535,7 @@ static struct job *merge_queued(struct pqueue *q, struct job *head)
     *text++ = '[';
     for (struct job *x = head; x != k;) {
         struct job *next = x->next;
-        size_t l = strlen(x->events); /* "[e1,e2,...]": its elements, comma-joined */
-        if (l > 2) {
-            if (text[-1] != '[')
-                *text++ = ',';
-            memcpy(text, x->events + 1, l - 2);
-            text += l - 2;
-        }
+        text = append_elements(text, x->events);
         memcpy(m->msgs + m->n, x->msgs, x->n * sizeof(x->msgs[0]));
         m->n += x->n;
         job_free(x);
@@ -491,12 +550,12 @@ static struct job *merge_queued(struct pqueue *q, struct job *head)
     return m;
 }
 
-static void pq_next(struct pqueue *q)
+/* Probes at the head of an idle partition: everything before them is
+ * applied. */
+static void drain_probes(struct gw_sink *s, struct pqueue *q)
 {
-    struct gw_sink *s = q->sink;
     struct job *j;
-    /* Probes at the head: everything before them is applied. */
-    while (!q->busy && !s->closed && (j = q->head) != NULL && j->events == NULL) {
+    while (!q->busy && (j = q->head) != NULL && j->events == NULL) {
         q->head = j->next;
         if (q->head == NULL)
             q->tail = NULL;
@@ -505,26 +564,92 @@ static void pq_next(struct pqueue *q)
         gw_kafka_msg_done(s->consumer, j->msgs[0]);
         job_free(j);
     }
-    j = q->head;
-    if (q->busy || s->closed || j == NULL)
+}
+
+/* Gathers the next call: the head job (merged with what queued behind it)
+ * of each idle partition, in turn from s->next_queue, up to MAX_BATCH
+ * events. A solo or alone job goes by itself. NULL when there is nothing to
+ * send (or no memory: the retry timer comes back). */
+static struct call *gather(struct gw_sink *s)
+{
+    size_t nq = s->nqueues, nev = 0;
+    struct call *c = NULL;
+
+    for (size_t k = 0; k < nq; k++) {
+        struct pqueue *q = s->queues[(s->next_queue + k) % nq];
+        struct job *j = q->head;
+        if (q->busy || j == NULL || j->events == NULL)
+            continue;
+        bool lone = j->solo || j->alone;
+        if (c != NULL && lone)
+            continue;
+        j = merge_queued(q, j);
+        if (c != NULL && nev + j->n > MAX_BATCH)
+            continue;
+        if (c == NULL && (c = calloc(1, sizeof(*c) + nq * sizeof(c->jobs[0]))) == NULL) {
+            uv_timer_start(&s->retry, retry_fire, RETRY_MS, 0);
+            return NULL;
+        }
+        q->head = j->next;
+        if (q->head == NULL)
+            q->tail = NULL;
+        j->next = NULL;
+        q->busy = true;
+        c->jobs[c->njobs++] = j;
+        nev += j->n;
+        if (lone)
+            break;
+    }
+    if (c == NULL)
+        return NULL;
+    c->s = s;
+    s->next_queue = (s->next_queue + 1) % nq;
+    if (c->njobs > 1) {
+        size_t len = 2;
+        for (size_t i = 0; i < c->njobs; i++)
+            len += strlen(c->jobs[i]->events);
+        char *text = c->events = malloc(len + 1);
+        if (text == NULL) {
+            for (size_t i = 0; i < c->njobs; i++) {
+                c->jobs[i]->pq->busy = false;
+                push_front(c->jobs[i]);
+            }
+            call_free(c, false);
+            uv_timer_start(&s->retry, retry_fire, RETRY_MS, 0);
+            return NULL;
+        }
+        *text++ = '[';
+        for (size_t i = 0; i < c->njobs; i++)
+            text = append_elements(text, c->jobs[i]->events);
+        *text++ = ']';
+        *text = '\0';
+    }
+    return c;
+}
+
+/* Sends calls while fewer than APPLY_CALLS are in flight and some idle
+ * partition has events queued. */
+static void pump(struct gw_sink *s)
+{
+    struct call *c;
+    if (s->closed)
         return;
-    j = merge_queued(q, j);
-    q->head = j->next;
-    if (q->head == NULL)
-        q->tail = NULL;
-    j->next = NULL;
-    const char *params[] = {j->events};
-    q->busy = true;
-    s->busy++;
-    if (gw_pg_query(s->b->pg, "apply_events", "SELECT gw_apply_events($1::jsonb)", 1, params,
-                    applied, j) < 0) {
-        q->busy = false;
-        s->busy--;
-        j->next = q->head;
-        q->head = j;
-        if (q->tail == NULL)
-            q->tail = j;
-        uv_timer_start(&s->retry, retry_fire, RETRY_MS, 0);
+    for (size_t i = 0; i < s->nqueues; i++)
+        drain_probes(s, s->queues[i]);
+    while (s->busy < APPLY_CALLS && (c = gather(s)) != NULL) {
+        const char *params[] = {c->events != NULL ? c->events : c->jobs[0]->events};
+        s->busy++;
+        if (gw_pg_query(s->b->pg, "apply_events", "SELECT gw_apply_events($1::jsonb)", 1, params,
+                        applied, c) < 0) {
+            s->busy--;
+            for (size_t i = c->njobs; i-- > 0;) {
+                c->jobs[i]->pq->busy = false;
+                push_front(c->jobs[i]);
+            }
+            call_free(c, false);
+            uv_timer_start(&s->retry, retry_fire, RETRY_MS, 0);
+            return;
+        }
     }
 }
 
