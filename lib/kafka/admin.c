@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gw/log.h"
 #include "kafka_internal.h"
 
 static size_t count(const char *const *topics)
@@ -99,6 +100,56 @@ static void admin_call_close(struct admin_call *a)
     rd_kafka_destroy(a->rk);
 }
 
+static int watermarks(rd_kafka_t *rk, const char *topic, const rd_kafka_metadata_topic_t *t,
+                      int64_t *lo, int64_t *hi, int timeout_ms, struct gw_error *err);
+
+/* Waits until every partition of each of `topics` has a leader that serves
+ * it: its metadata names a leader for all of them and a ListOffsets (the
+ * watermark query) to each leader answers. CreateTopics answers before the
+ * leaders have loaded the new logs, and a produce in that window is refused
+ * and retried by librdkafka, the path on which its 2.0.2 idempotent
+ * producer can report delivered a message the broker dropped
+ * (docs/decisions/0080-wait-for-new-topics-leaders.md). Gives up with a
+ * warning after `timeout_ms`: the producer retries on its own, and the
+ * reaper republishes what never reached a worker. */
+static void wait_writable(rd_kafka_t *rk, const char *const *topics, int timeout_ms)
+{
+    for (const char *const *t = topics; t != NULL && *t != NULL; t++) {
+        uint64_t deadline = uv_hrtime() / 1000000 + (uint64_t)timeout_ms;
+        struct gw_error err = {0};
+        bool ready = false;
+        while (!ready && uv_hrtime() / 1000000 < deadline) {
+            const struct rd_kafka_metadata *md = NULL;
+            rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, *t, NULL);
+            if (rkt != NULL &&
+                rd_kafka_metadata(rk, 0, rkt, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                md->topics[0].partition_cnt > 0) {
+                const rd_kafka_metadata_topic_t *mt = &md->topics[0];
+                bool leaders = true;
+                for (int i = 0; i < mt->partition_cnt; i++)
+                    leaders = leaders && mt->partitions[i].leader >= 0;
+                int64_t *lo = calloc((size_t)mt->partition_cnt, sizeof(*lo));
+                int64_t *hi = calloc((size_t)mt->partition_cnt, sizeof(*hi));
+                ready = leaders && lo != NULL && hi != NULL &&
+                        watermarks(rk, *t, mt, lo, hi, 2000, &err) == 0;
+                free(lo);
+                free(hi);
+            }
+            if (md != NULL)
+                rd_kafka_metadata_destroy(md);
+            if (rkt != NULL)
+                rd_kafka_topic_destroy(rkt);
+            if (!ready)
+                rd_kafka_poll(rk, 100);
+        }
+        if (!ready)
+            gw_log_warn("topic %s: not every partition has a leader serving it after %d ms; "
+                        "producing anyway%s%s",
+                        *t, timeout_ms, err.message[0] != '\0' ? ": " : "", err.message);
+    }
+}
+
 int gw_kafka_ensure_topics(const struct gw_kafka_config *cfg, const char *const *topics,
                            int partitions, int replication, int timeout_ms, struct gw_error *err)
 {
@@ -128,6 +179,8 @@ int gw_kafka_ensure_topics(const struct gw_kafka_config *cfg, const char *const 
     rd_kafka_CreateTopics(a.rk, nt, n, a.opt, a.q);
     ret = admin_answer(a.q, timeout_ms, "CreateTopics", "create",
                        RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS, err);
+    if (ret == 0)
+        wait_writable(a.rk, topics, timeout_ms);
 fail_topics:
     for (size_t i = 0; i < n; i++)
         if (nt[i] != NULL)
