@@ -4,6 +4,7 @@
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 import urllib.parse
@@ -235,6 +236,38 @@ def test():
               and float(age.group(1)) <= 5 * (1 + int(float(took.group(1)) * 100 / 5)) + 1.5,
               "the gauges' age and refresh time are exposed, the age within the refresh's wait",
               age and age.group(0), took and took.group(0))
+
+        # A refresh cut short (57014: statement_timeout, here a cancel) backs
+        # off by its round trip like a slow success, instead of counting
+        # again on the next 5 s tick. A lock on gw_resources holds the
+        # refresh; it is cancelled after 1.5 s, so the next one waits ~150 s.
+        def gauge_age():
+            b = s.get("/metrics", auth=False).body
+            return float(re.search(rb"^gangway_stats_age_seconds ([0-9.]+)$", b, re.M).group(1))
+
+        lock = subprocess.Popen(["psql", s.dsn, "-qAt", "-v", "ON_ERROR_STOP=1"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)
+        lock.stdin.write("BEGIN; LOCK TABLE gw_resources IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n")
+        lock.stdin.flush()
+        check(lock.stdout.readline().strip() == "locked", "gw_resources locked")
+        waiting = "SELECT pid FROM pg_stat_activity WHERE datname = current_database()" \
+                  " AND wait_event_type = 'Lock' AND query LIKE '%(SELECT count(*) FROM gw_outbox)%'"
+        pid = None
+        deadline = time.time() + 20
+        while pid is None and time.time() < deadline:
+            pid = s.sql(waiting) or None
+            time.sleep(0.1)
+        check(pid is not None, "the gauges' refresh waits on the lock")
+        time.sleep(1.5)
+        check(s.sql("SELECT pg_cancel_backend(%s)" % pid) == "t", "the refresh is cancelled (57014)")
+        lock.stdin.write("COMMIT;\n")
+        lock.stdin.close()
+        lock.wait(timeout=30)
+        a0 = gauge_age()
+        time.sleep(8)
+        a1 = gauge_age()
+        check(a1 >= a0 + 7, "after a cancelled refresh the gauges are not counted again on the next "
+              "tick (their age keeps growing)", a0, a1)
 
 
 if __name__ == "__main__":
