@@ -8,16 +8,22 @@
 -- also goes to gangway.audit through the outbox, in the same transaction
 -- (the SIEM stream, docs/audit.md): one key, so one partition, in seq order.
 -- A round's entries share one outbox row, a batch the relay publishes as
--- one message per entry (sql/0019_outbox_batches.sql, decision 0075).
+-- one message per entry (sql/0019_outbox_batches.sql, decision 0075),
+-- written as text, a message a line (sql/0021_outbox_batch_lines.sql).
 --
 -- Cost (bench/run-sqlcost lifecycle, "seal"): the canonical text of the
 -- whole round comes from one query; the loop adds the hashes, which are
 -- sequential, and writes each message as text around that canonical text (its
--- data is the same fields plus the hash); the round's messages are parsed
--- into jsonb once. Building each message as jsonb (an envelope, then the data
+-- data is the same fields plus the hash), and the round goes into the outbox
+-- as that text. Building each message as jsonb (an envelope, then the data
 -- and the hashes merged into it) took a third of the sealer's time
--- (bench/README.md, "Issue 15, part 6"). test_sql_functions.py checks each
--- message's data against the entry and its chain row, field for field.
+-- (bench/README.md, "Issue 15, part 6"); parsing the round into one jsonb
+-- array, two thirds of what was left (part 10). A message holds no raw
+-- newline: every part is JSON text (to_jsonb()::text, jsonb's own output,
+-- numbers, hex), in which control characters are escaped.
+-- test_sql_functions.py checks each message's data against the entry and
+-- its chain row, field for field, for entries holding newlines and other
+-- control characters.
 CREATE OR REPLACE FUNCTION gw_audit_seal(p_limit integer) RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
     horizon xid8;
@@ -68,8 +74,8 @@ BEGIN
         INSERT INTO gw_audit_chain (seq, audit_id, audit_txid, prev_hash, hash)
         SELECT head.seq + c.pos, c.id, c.txid, c.prev, c.hash
         FROM unnest(ids, txids, prevs, hashes) WITH ORDINALITY AS c(id, txid, prev, hash, pos);
-        INSERT INTO gw_outbox (topic, msg_key, payload, batch)
-        VALUES ('gangway.audit', 'audit', ('[' || array_to_string(msgs, ',') || ']')::jsonb, true);
+        INSERT INTO gw_outbox (topic, msg_key, payload, batch, lines)
+        VALUES ('gangway.audit', 'audit', 'null', true, array_to_string(msgs, E'\n'));
     END IF;
     RETURN n;
 END $$;

@@ -1,8 +1,9 @@
 -- Leases up to p_limit unsent outbox rows for p_lease and returns their
 -- messages in publishing order: one row per message, ordered by outbox id
 -- then position. A batch row (sql/0019_outbox_batches.sql) gives one
--- message per element of its payload array, each carrying the row's id,
--- topic and key; `parts` is how many messages its row has, so the relay
+-- message per line of its `lines` (sql/0021_outbox_batch_lines.sql) or,
+-- written before that, per element of its payload array, each carrying the
+-- row's id, topic and key; `parts` is how many messages its row has, so the relay
 -- deletes the row only once all of them are acknowledged.
 -- `parts` is a window count, not jsonb_array_length(payload): an expression
 -- on the payload in the select list is evaluated per output row, and each
@@ -31,11 +32,17 @@ LANGUAGE sql AS $$
                              AND (i.not_before IS NULL OR i.not_before <= clock_timestamp())
                              AND i.batch
                            ORDER BY i.id LIMIT 2 FOR UPDATE SKIP LOCKED))
-        RETURNING o.id, o.topic, o.msg_key, o.payload, o.batch)
-    SELECT l.id, l.topic, l.msg_key, m.v::text,
+        RETURNING o.id, o.topic, o.msg_key, o.payload, o.batch, o.lines)
+    SELECT l.id, l.topic, l.msg_key, m.v,
            (count(*) OVER (PARTITION BY l.id))::integer
-    FROM l CROSS JOIN LATERAL jsonb_array_elements(
-             CASE WHEN l.batch THEN l.payload ELSE jsonb_build_array(l.payload) END)
-             WITH ORDINALITY m(v, ord)
+    FROM l CROSS JOIN LATERAL (
+             SELECT e.v::text, e.ord
+             FROM jsonb_array_elements(CASE WHEN l.lines IS NOT NULL THEN '[]'::jsonb
+                                            WHEN l.batch THEN l.payload
+                                            ELSE jsonb_build_array(l.payload) END)
+                  WITH ORDINALITY e(v, ord)
+             UNION ALL
+             SELECT t.v, t.ord
+             FROM unnest(string_to_array(l.lines, E'\n')) WITH ORDINALITY t(v, ord)) m(v, ord)
     ORDER BY l.id, m.ord
 $$;

@@ -185,7 +185,7 @@ def test():
             s.get("/v1/runs/%s/events" % done["id"]).body.decode(),
             s.sql("SELECT coalesce(string_agg(detail::text, ' '), '') FROM gw_audit_log"),
             s.sql("SELECT coalesce(string_agg(coalesce(line, '') || coalesce(data::text, ''), ' '), '') FROM gw_worker_events"),
-            s.sql("SELECT coalesce(string_agg(payload::text, ' '), '') FROM gw_outbox"),
+            s.sql("SELECT coalesce(string_agg(payload::text || coalesce(lines, ''), ' '), '') FROM gw_outbox"),
         ])
         check(not any(f in everything for f in forms), "nor do responses, events, the audit log or the outbox")
         kafka = ""
