@@ -76,6 +76,7 @@ struct pqueue {
 struct call {
     struct gw_sink *s;
     char *events; /* the jobs' events as one array; NULL: jobs[0]'s own text */
+    bool lone;    /* one solo or alone job (gather) */
     size_t njobs;
     struct job *jobs[];
 };
@@ -87,6 +88,7 @@ struct gw_sink {
     size_t nqueues;
     size_t next_queue; /* where the next call starts looking: each partition in turn first */
     size_t busy;       /* calls in flight */
+    size_t lone_busy;  /* of which with a solo or alone job: at most one */
     size_t dead_in_flight;
     bool closed;
     int handles_open; /* the timers (retry, probe) not closed yet */
@@ -440,6 +442,8 @@ static void applied(void *arg, const PGresult *res, const struct gw_error *err)
     const char *text = c->events != NULL ? c->events : c->jobs[0]->events;
 
     s->busy--;
+    if (c->lone)
+        s->lone_busy--;
     for (size_t i = 0; i < c->njobs; i++)
         c->jobs[i]->pq->busy = false;
     if (s->closed) {
@@ -566,39 +570,53 @@ static void drain_probes(struct gw_sink *s, struct pqueue *q)
     }
 }
 
-/* Gathers the next call: the head job (merged with what queued behind it)
- * of each idle partition, in turn from s->next_queue, up to MAX_BATCH
- * events. A solo or alone job goes by itself. NULL when there is nothing to
- * send (or no memory: the retry timer comes back). */
+/* Moves `j`, the head of `q`, into the call being gathered (made on first
+ * use, room for `nq` jobs); false when out of memory. */
+static bool take_job(struct call **c, size_t nq, struct pqueue *q, struct job *j)
+{
+    if (*c == NULL && (*c = calloc(1, sizeof(**c) + nq * sizeof((*c)->jobs[0]))) == NULL)
+        return false;
+    q->head = j->next;
+    if (q->head == NULL)
+        q->tail = NULL;
+    j->next = NULL;
+    q->busy = true;
+    (*c)->jobs[(*c)->njobs++] = j;
+    return true;
+}
+
+/* Gathers the next call. A solo or alone job (a rejected batch being
+ * retried in pieces) goes by itself, first, while no other such call is in
+ * flight: a partition being split gets a call per round trip and the other
+ * slot keeps the rest moving. Otherwise the call is the head job (merged
+ * with what queued behind it) of each idle partition, in turn from
+ * s->next_queue, up to MAX_BATCH events. NULL when there is nothing to send
+ * (or no memory: the retry timer comes back). */
 static struct call *gather(struct gw_sink *s)
 {
     size_t nq = s->nqueues, nev = 0;
     struct call *c = NULL;
 
-    for (size_t k = 0; k < nq; k++) {
+    for (size_t k = 0; k < nq && s->lone_busy == 0 && c == NULL; k++) {
         struct pqueue *q = s->queues[(s->next_queue + k) % nq];
         struct job *j = q->head;
-        if (q->busy || j == NULL || j->events == NULL)
+        if (q->busy || j == NULL || j->events == NULL || !(j->solo || j->alone))
             continue;
-        bool lone = j->solo || j->alone;
-        if (c != NULL && lone)
+        if (!take_job(&c, nq, q, j))
+            goto nomem;
+        c->lone = true;
+    }
+    for (size_t k = 0; k < nq && (c == NULL || !c->lone); k++) {
+        struct pqueue *q = s->queues[(s->next_queue + k) % nq];
+        struct job *j = q->head;
+        if (q->busy || j == NULL || j->events == NULL || j->solo || j->alone)
             continue;
         j = merge_queued(q, j);
         if (c != NULL && nev + j->n > MAX_BATCH)
             continue;
-        if (c == NULL && (c = calloc(1, sizeof(*c) + nq * sizeof(c->jobs[0]))) == NULL) {
-            uv_timer_start(&s->retry, retry_fire, RETRY_MS, 0);
-            return NULL;
-        }
-        q->head = j->next;
-        if (q->head == NULL)
-            q->tail = NULL;
-        j->next = NULL;
-        q->busy = true;
-        c->jobs[c->njobs++] = j;
+        if (!take_job(&c, nq, q, j))
+            goto nomem;
         nev += j->n;
-        if (lone)
-            break;
     }
     if (c == NULL)
         return NULL;
@@ -624,7 +642,12 @@ static struct call *gather(struct gw_sink *s)
         *text++ = ']';
         *text = '\0';
     }
+    if (c->lone)
+        s->lone_busy++;
     return c;
+nomem:
+    uv_timer_start(&s->retry, retry_fire, RETRY_MS, 0);
+    return NULL;
 }
 
 /* Sends calls while fewer than APPLY_CALLS are in flight and some idle
@@ -642,6 +665,8 @@ static void pump(struct gw_sink *s)
         if (gw_pg_query(s->b->pg, "apply_events", "SELECT gw_apply_events($1::jsonb)", 1, params,
                         applied, c) < 0) {
             s->busy--;
+            if (c->lone)
+                s->lone_busy--;
             for (size_t i = c->njobs; i-- > 0;) {
                 c->jobs[i]->pq->busy = false;
                 push_front(c->jobs[i]);

@@ -40,9 +40,12 @@ static rd_kafka_t *admin_client(const struct gw_kafka_config *cfg, struct gw_err
 
 /* Waits for the answer to the CreateTopics or DeleteTopics request `what`
  * sent to `q`: 0 when every topic's result is no error or `fine` (already
- * there, already gone); else the first failure, `verb` naming what failed. */
+ * there, already gone); else the first failure, `verb` naming what failed.
+ * With `done`, sets done[i] when topics[i]'s result is no error (created or
+ * deleted by this request, not `fine`). */
 static int admin_answer(rd_kafka_queue_t *q, int timeout_ms, const char *what, const char *verb,
-                        rd_kafka_resp_err_t fine, struct gw_error *err)
+                        rd_kafka_resp_err_t fine, const char *const *topics, bool *done,
+                        struct gw_error *err)
 {
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
     const rd_kafka_topic_result_t **res;
@@ -62,6 +65,10 @@ static int admin_answer(rd_kafka_queue_t *q, int timeout_ms, const char *what, c
         res = rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &cnt);
     for (size_t i = 0; i < cnt && ret == 0; i++) {
         rd_kafka_resp_err_t e = rd_kafka_topic_result_error(res[i]);
+        for (size_t j = 0; done != NULL && e == RD_KAFKA_RESP_ERR_NO_ERROR && topics[j] != NULL;
+             j++)
+            if (strcmp(topics[j], rd_kafka_topic_result_name(res[i])) == 0)
+                done[j] = true;
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != fine)
             ret = gw_error_set(err, GW_EUNAVAIL, e == RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
                                "%s topic %s: %s", verb, rd_kafka_topic_result_name(res[i]),
@@ -103,36 +110,49 @@ static void admin_call_close(struct admin_call *a)
 static int watermarks(rd_kafka_t *rk, const char *topic, const rd_kafka_metadata_topic_t *t,
                       int64_t *lo, int64_t *hi, int timeout_ms, struct gw_error *err);
 
-/* Waits until every partition of each of `topics` has a leader that serves
- * it: its metadata names a leader for all of them and a ListOffsets (the
- * watermark query) to each leader answers. CreateTopics answers before the
- * leaders have loaded the new logs, and a produce in that window is refused
- * and retried by librdkafka, the path on which its 2.0.2 idempotent
- * producer can report delivered a message the broker dropped
- * (docs/decisions/0080-wait-for-new-topics-leaders.md). Gives up with a
- * warning after `timeout_ms`: the producer retries on its own, and the
- * reaper republishes what never reached a worker. */
-static void wait_writable(rd_kafka_t *rk, const char *const *topics, int timeout_ms)
+/* Waits until every partition of each topic this call created (made[i]) has
+ * a leader that serves it: its metadata names a leader for all of them and
+ * a ListOffsets (the watermark query) to each leader answers. CreateTopics
+ * answers before the leaders have loaded the new logs, and a produce in
+ * that window is refused and retried by librdkafka, the path on which its
+ * 2.0.2 idempotent producer can report delivered a message the broker
+ * dropped (docs/decisions/0080-wait-for-new-topics-leaders.md). Topics that
+ * were there already are not waited for: a cluster with a broker down must
+ * not hold every start-up. One deadline, `timeout_ms`, for all of them; past
+ * it a warning, and the producer retries on its own (the reaper republishes
+ * what never reached a worker). */
+static void wait_writable(rd_kafka_t *rk, const char *const *topics, const bool *made,
+                          int timeout_ms)
 {
-    for (const char *const *t = topics; t != NULL && *t != NULL; t++) {
-        uint64_t deadline = uv_hrtime() / 1000000 + (uint64_t)timeout_ms;
+    uint64_t deadline = uv_hrtime() / 1000000 + (uint64_t)timeout_ms;
+    for (size_t k = 0; topics[k] != NULL; k++) {
         struct gw_error err = {0};
         bool ready = false;
-        while (!ready && uv_hrtime() / 1000000 < deadline) {
+        uint64_t now;
+        if (!made[k])
+            continue; /* there before: its leaders have long loaded it */
+        while (!ready && (now = uv_hrtime() / 1000000) < deadline) {
             const struct rd_kafka_metadata *md = NULL;
-            rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, *t, NULL);
-            if (rkt != NULL &&
-                rd_kafka_metadata(rk, 0, rkt, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-                md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
-                md->topics[0].partition_cnt > 0) {
+            int left = deadline - now < 2000 ? (int)(deadline - now) : 2000;
+            rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topics[k], NULL);
+            rd_kafka_resp_err_t e =
+                rkt != NULL ? rd_kafka_metadata(rk, 0, rkt, &md, left) : rd_kafka_last_error();
+            if (e == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1)
+                e = md->topics[0].err;
+            if (e != RD_KAFKA_RESP_ERR_NO_ERROR || md->topics[0].partition_cnt == 0) {
+                gw_error_set(&err, GW_EUNAVAIL, true, "metadata: %s", rd_kafka_err2str(e));
+            } else {
                 const rd_kafka_metadata_topic_t *mt = &md->topics[0];
                 bool leaders = true;
                 for (int i = 0; i < mt->partition_cnt; i++)
                     leaders = leaders && mt->partitions[i].leader >= 0;
                 int64_t *lo = calloc((size_t)mt->partition_cnt, sizeof(*lo));
                 int64_t *hi = calloc((size_t)mt->partition_cnt, sizeof(*hi));
-                ready = leaders && lo != NULL && hi != NULL &&
-                        watermarks(rk, *t, mt, lo, hi, 2000, &err) == 0;
+                if (!leaders)
+                    gw_error_set(&err, GW_EUNAVAIL, true, "a partition has no leader");
+                else
+                    ready = lo != NULL && hi != NULL &&
+                            watermarks(rk, topics[k], mt, lo, hi, left, &err) == 0;
                 free(lo);
                 free(hi);
             }
@@ -144,9 +164,10 @@ static void wait_writable(rd_kafka_t *rk, const char *const *topics, int timeout
                 rd_kafka_poll(rk, 100);
         }
         if (!ready)
-            gw_log_warn("topic %s: not every partition has a leader serving it after %d ms; "
-                        "producing anyway%s%s",
-                        *t, timeout_ms, err.message[0] != '\0' ? ": " : "", err.message);
+            gw_log_warn("topic %s: created, but not every partition has a leader serving it "
+                        "after %d ms; producing anyway: %s",
+                        topics[k], timeout_ms,
+                        err.message[0] != '\0' ? err.message : "no time left");
     }
 }
 
@@ -158,6 +179,7 @@ int gw_kafka_ensure_topics(const struct gw_kafka_config *cfg, const char *const 
     int ret = 0;
     struct admin_call a;
     rd_kafka_NewTopic_t **nt;
+    bool *made = NULL;
 
     if (n == 0)
         return 0;
@@ -176,11 +198,13 @@ int gw_kafka_ensure_topics(const struct gw_kafka_config *cfg, const char *const 
             goto fail_topics;
         }
     }
+    made = calloc(n, sizeof(*made));
     rd_kafka_CreateTopics(a.rk, nt, n, a.opt, a.q);
     ret = admin_answer(a.q, timeout_ms, "CreateTopics", "create",
-                       RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS, err);
-    if (ret == 0)
-        wait_writable(a.rk, topics, timeout_ms);
+                       RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS, topics, made, err);
+    if (ret == 0 && made != NULL)
+        wait_writable(a.rk, topics, made, timeout_ms);
+    free(made);
 fail_topics:
     for (size_t i = 0; i < n; i++)
         if (nt[i] != NULL)
@@ -212,7 +236,7 @@ int gw_kafka_delete_topics(const struct gw_kafka_config *cfg, const char *const 
         dt[i] = rd_kafka_DeleteTopic_new(topics[i]);
     rd_kafka_DeleteTopics(a.rk, dt, n, a.opt, a.q);
     ret = admin_answer(a.q, timeout_ms, "DeleteTopics", "delete",
-                       RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, err);
+                       RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, NULL, NULL, err);
     rd_kafka_DeleteTopic_destroy_array(dt, n);
     free(dt);
     admin_call_close(&a);
