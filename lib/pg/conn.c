@@ -394,6 +394,15 @@ static int sqlstate_code(const char *s, bool *retriable)
         *retriable = true;
         return GW_ECONFLICT;
     }
+    /* Transient by nature, whatever the statement: the server is read-only
+     * for now (25006: a failover or switchover under way), a lock was not
+     * available in time (55P03), an I/O or system error (58xxx). As
+     * permanent errors they made the event sink split its batch and
+     * dead-letter valid events. */
+    if (strcmp(s, "25006") == 0 || strcmp(s, "55P03") == 0 || strncmp(s, "58", 2) == 0) {
+        *retriable = true;
+        return GW_EUNAVAIL;
+    }
     if (strcmp(s, "57014") == 0)
         return GW_ETIMEDOUT;
     if (strncmp(s, "23", 2) == 0)

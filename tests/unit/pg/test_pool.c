@@ -101,8 +101,8 @@ static void test_many(uv_loop_t *loop)
 /* --- a failing statement fails only itself --- */
 
 static int iso_done;
-static struct gw_error iso_err[4];
-static int iso_ok[4];
+static struct gw_error iso_err[7];
+static int iso_ok[7];
 
 static void iso_cb(void *arg, const PGresult *res, const struct gw_error *err)
 {
@@ -123,11 +123,24 @@ static void test_isolation(uv_loop_t *loop)
     CHECK(gw_pg_query(pool, NULL, "SELECT 1/0", 0, NULL, iso_cb, (void *)1) == 0);
     CHECK(gw_pg_query(pool, NULL, "SELECT 3", 0, NULL, iso_cb, (void *)2) == 0);
     CHECK(gw_pg_query(pool, NULL, "SELEKT nonsense", 0, NULL, iso_cb, (void *)3) == 0);
-    run_until(loop, &iso_done, 4, 10000);
+    /* Transient whatever the statement (conn.c, sqlstate_code): a server
+     * read-only during a failover, a lock timeout, an I/O error. */
+    static const char *const transient[] = {"25006", "55P03", "58030"};
+    static const char *const raise[] = {
+        "DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '25006'; END $$",
+        "DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '55P03'; END $$",
+        "DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '58030'; END $$"};
+    for (int i = 0; i < 3; i++) /* the text must outlive the call: static */
+        CHECK(gw_pg_query(pool, NULL, raise[i], 0, NULL, iso_cb, (void *)(intptr_t)(4 + i)) == 0);
+    run_until(loop, &iso_done, 7, 10000);
     CHECK(iso_ok[0] && iso_ok[2]);
     CHECK(strncmp(iso_err[1].message, "22012: ", 7) == 0);
     CHECK(iso_err[1].code == GW_EINVAL && !iso_err[1].retriable);
     CHECK(strncmp(iso_err[3].message, "42601: ", 7) == 0);
+    for (int i = 0; i < 3; i++) {
+        CHECK(strncmp(iso_err[4 + i].message, transient[i], 5) == 0);
+        CHECK(iso_err[4 + i].code == GW_EUNAVAIL && iso_err[4 + i].retriable);
+    }
     finish(loop, pool);
 }
 
