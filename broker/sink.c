@@ -435,15 +435,30 @@ static void call_free(struct call *c, bool with_jobs)
     free(c);
 }
 
+/* The gw_apply_events argument of `c`. */
+static const char *call_text(const struct call *c)
+{
+    return c->events != NULL ? c->events : c->jobs[0]->events;
+}
+
+/* A call not sent after all: its jobs back at the front of their (idle
+ * again) queues, the call freed. */
+static void call_give_back(struct call *c)
+{
+    for (size_t i = 0; i < c->njobs; i++) {
+        c->jobs[i]->pq->busy = false;
+        push_front(c->jobs[i]);
+    }
+    call_free(c, false);
+}
+
 static void applied(void *arg, const PGresult *res, const struct gw_error *err)
 {
     struct call *c = arg;
     struct gw_sink *s = c->s;
-    const char *text = c->events != NULL ? c->events : c->jobs[0]->events;
 
     s->busy--;
-    if (c->lone)
-        s->lone_busy--;
+    s->lone_busy -= c->lone;
     for (size_t i = 0; i < c->njobs; i++)
         c->jobs[i]->pq->busy = false;
     if (s->closed) {
@@ -485,7 +500,7 @@ static void applied(void *arg, const PGresult *res, const struct gw_error *err)
     for (size_t i = 0; i < c->njobs; i++)
         for (size_t k = 0; k < c->jobs[i]->n; k++)
             gw_kafka_msg_done(s->consumer, c->jobs[i]->msgs[k]);
-    gw_stream_events_applied(s->b->streams, text); /* wakes live followers */
+    gw_stream_events_applied(s->b->streams, call_text(c)); /* wakes live followers */
     call_free(c, true);
     pump(s);
 }
@@ -628,13 +643,8 @@ static struct call *gather(struct gw_sink *s)
             len += strlen(c->jobs[i]->events);
         char *text = c->events = malloc(len + 1);
         if (text == NULL) {
-            for (size_t i = 0; i < c->njobs; i++) {
-                c->jobs[i]->pq->busy = false;
-                push_front(c->jobs[i]);
-            }
-            call_free(c, false);
-            uv_timer_start(&s->retry, retry_fire, RETRY_MS, 0);
-            return NULL;
+            call_give_back(c);
+            goto nomem;
         }
         *text++ = '[';
         for (size_t i = 0; i < c->njobs; i++)
@@ -642,8 +652,6 @@ static struct call *gather(struct gw_sink *s)
         *text++ = ']';
         *text = '\0';
     }
-    if (c->lone)
-        s->lone_busy++;
     return c;
 nomem:
     uv_timer_start(&s->retry, retry_fire, RETRY_MS, 0);
@@ -660,18 +668,14 @@ static void pump(struct gw_sink *s)
     for (size_t i = 0; i < s->nqueues; i++)
         drain_probes(s, s->queues[i]);
     while (s->busy < APPLY_CALLS && (c = gather(s)) != NULL) {
-        const char *params[] = {c->events != NULL ? c->events : c->jobs[0]->events};
+        const char *params[] = {call_text(c)};
         s->busy++;
+        s->lone_busy += c->lone;
         if (gw_pg_query(s->b->pg, "apply_events", "SELECT gw_apply_events($1::jsonb)", 1, params,
                         applied, c) < 0) {
             s->busy--;
-            if (c->lone)
-                s->lone_busy--;
-            for (size_t i = c->njobs; i-- > 0;) {
-                c->jobs[i]->pq->busy = false;
-                push_front(c->jobs[i]);
-            }
-            call_free(c, false);
+            s->lone_busy -= c->lone;
+            call_give_back(c);
             uv_timer_start(&s->retry, retry_fire, RETRY_MS, 0);
             return;
         }

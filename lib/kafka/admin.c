@@ -137,22 +137,23 @@ static void wait_writable(rd_kafka_t *rk, const char *const *topics, const bool 
             rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topics[k], NULL);
             rd_kafka_resp_err_t e =
                 rkt != NULL ? rd_kafka_metadata(rk, 0, rkt, &md, left) : rd_kafka_last_error();
-            if (e == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1)
-                e = md->topics[0].err;
-            if (e != RD_KAFKA_RESP_ERR_NO_ERROR || md->topics[0].partition_cnt == 0) {
+            if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+                e = md->topic_cnt != 1 ? RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
+                                       : md->topics[0].err;
+            const rd_kafka_metadata_topic_t *mt =
+                e == RD_KAFKA_RESP_ERR_NO_ERROR ? &md->topics[0] : NULL;
+            bool leaders = mt != NULL && mt->partition_cnt > 0;
+            for (int i = 0; leaders && i < mt->partition_cnt; i++)
+                leaders = mt->partitions[i].leader >= 0;
+            if (mt == NULL) {
                 gw_error_set(&err, GW_EUNAVAIL, true, "metadata: %s", rd_kafka_err2str(e));
+            } else if (!leaders) {
+                gw_error_set(&err, GW_EUNAVAIL, true, "a partition has no leader");
             } else {
-                const rd_kafka_metadata_topic_t *mt = &md->topics[0];
-                bool leaders = true;
-                for (int i = 0; i < mt->partition_cnt; i++)
-                    leaders = leaders && mt->partitions[i].leader >= 0;
                 int64_t *lo = calloc((size_t)mt->partition_cnt, sizeof(*lo));
                 int64_t *hi = calloc((size_t)mt->partition_cnt, sizeof(*hi));
-                if (!leaders)
-                    gw_error_set(&err, GW_EUNAVAIL, true, "a partition has no leader");
-                else
-                    ready = lo != NULL && hi != NULL &&
-                            watermarks(rk, topics[k], mt, lo, hi, left, &err) == 0;
+                ready = lo != NULL && hi != NULL &&
+                        watermarks(rk, topics[k], mt, lo, hi, left, &err) == 0;
                 free(lo);
                 free(hi);
             }

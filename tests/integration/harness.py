@@ -68,6 +68,44 @@ class Failure(AssertionError):
     pass
 
 
+def wait_for(what, cond, timeout=60, every=0.1):
+    """Calls cond() every `every` s until it returns something true, and
+    returns that; raises Failure naming `what` after `timeout` s."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(every)
+    raise Failure("timed out waiting: " + what)
+
+
+class TableLock:
+    """A psql session holding LOCK TABLE `table` IN `mode` on `dsn` until
+    release() (or the end of a with block): statements that need a
+    conflicting lock wait meanwhile."""
+
+    def __init__(self, dsn, table, mode):
+        self.p = subprocess.Popen(["psql", dsn, "-qAt", "-v", "ON_ERROR_STOP=1"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.p.stdin.write("BEGIN; LOCK TABLE %s IN %s MODE; SELECT 'locked';\n" % (table, mode))
+        self.p.stdin.flush()
+        check(self.p.stdout.readline().strip() == "locked", "%s locked in %s mode" % (table, mode))
+
+    def release(self):
+        if self.p.stdin.closed:
+            return
+        self.p.stdin.write("COMMIT;\n")
+        self.p.stdin.close()
+        self.p.wait(timeout=30)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
 def check(cond, what, *detail):
     if not cond:
         raise Failure(what + ("" if not detail else ": " + " ".join(str(d) for d in detail)))
@@ -349,6 +387,10 @@ class Stack:
     # -- SQL ---------------------------------------------------------------
     def psql_admin(self, sql):
         return self._psql(self.pg_admin, sql)
+
+    def lock_table(self, table, mode):
+        """A TableLock on this stack's database."""
+        return TableLock(self.dsn, table, mode)
 
     def sql(self, sql):
         return self._psql(self.dsn, sql)

@@ -4,13 +4,12 @@
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, check, main  # noqa: E402
+from harness import Stack, check, main, wait_for  # noqa: E402
 
 
 def test():
@@ -245,24 +244,12 @@ def test():
             b = s.get("/metrics", auth=False).body
             return float(re.search(rb"^gangway_stats_age_seconds ([0-9.]+)$", b, re.M).group(1))
 
-        lock = subprocess.Popen(["psql", s.dsn, "-qAt", "-v", "ON_ERROR_STOP=1"], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, text=True)
-        lock.stdin.write("BEGIN; LOCK TABLE gw_resources IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n")
-        lock.stdin.flush()
-        check(lock.stdout.readline().strip() == "locked", "gw_resources locked")
         waiting = "SELECT pid FROM pg_stat_activity WHERE datname = current_database()" \
                   " AND wait_event_type = 'Lock' AND query LIKE '%(SELECT count(*) FROM gw_outbox)%'"
-        pid = None
-        deadline = time.time() + 20
-        while pid is None and time.time() < deadline:
-            pid = s.sql(waiting) or None
-            time.sleep(0.1)
-        check(pid is not None, "the gauges' refresh waits on the lock")
-        time.sleep(1.5)
-        check(s.sql("SELECT pg_cancel_backend(%s)" % pid) == "t", "the refresh is cancelled (57014)")
-        lock.stdin.write("COMMIT;\n")
-        lock.stdin.close()
-        lock.wait(timeout=30)
+        with s.lock_table("gw_resources", "ACCESS EXCLUSIVE"):
+            pid = wait_for("the gauges' refresh waiting on the lock", lambda: s.sql(waiting), timeout=20)
+            time.sleep(1.5)
+            check(s.sql("SELECT pg_cancel_backend(%s)" % pid) == "t", "the refresh is cancelled (57014)")
         a0 = gauge_age()
         time.sleep(8)
         a1 = gauge_age()

@@ -24,19 +24,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from harness import Failure, Stack, check, main, need_services, write_action  # noqa: E402
+from harness import Stack, check, main, need_services, wait_for, write_action  # noqa: E402
 
 WORKER = "w-sink"
-
-
-def wait_for(what, cond, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise Failure("timed out waiting: " + what)
 
 
 def event(run_id, seq, kind, data):
@@ -73,23 +63,6 @@ def received(s):
     return metric(s, 'gangway_worker_events_total{result="received"}')
 
 
-class Stall:
-    """A psql session holding SHARE on gw_worker_events: gw_apply_events
-    waits at its INSERT until release()."""
-
-    def __init__(self, s):
-        self.p = subprocess.Popen(["psql", s.dsn, "-qAt", "-v", "ON_ERROR_STOP=1"],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.p.stdin.write("BEGIN; LOCK TABLE gw_worker_events IN SHARE MODE; SELECT 'locked';\n")
-        self.p.stdin.flush()
-        check(self.p.stdout.readline().strip() == "locked", "the stall's lock is held")
-
-    def release(self):
-        self.p.stdin.write("COMMIT;\n")
-        self.p.stdin.close()
-        self.p.wait(timeout=30)
-
-
 def waiting_applies(s):
     return int(s.sql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
                      " AND wait_event_type = 'Lock' AND query LIKE '%gw_apply_events%'"))
@@ -116,8 +89,8 @@ def stalled_round(s, ids, line=lambda rid: "hello from " + rid):
     transactions the sink committed for the round."""
     before = metric(s, "gangway_worker_event_batches_total")
     got = received(s)
-    stall = Stall(s)
-    try:
+    # gw_apply_events waits at its INSERT while SHARE is held.
+    with s.lock_table("gw_worker_events", "SHARE"):
         produce(s, 0, ids[0:2], line)
         produce(s, 1, ids[2:4], line)
         wait_for("two apply calls waiting on the lock", lambda: waiting_applies(s) == 2)
@@ -127,8 +100,6 @@ def stalled_round(s, ids, line=lambda rid: "hello from " + rid):
         time.sleep(0.5)
         check(waiting_applies(s) == 2, "still two apply calls in flight, not one per partition",
               waiting_applies(s))
-    finally:
-        stall.release()
     for rid in ids:
         run = s.wait_run(rid, timeout=60)
         check(run["status"] == "succeeded", "run %s succeeded" % rid[:8], run["status"])
