@@ -91,6 +91,7 @@ struct gw_sink {
     size_t lone_busy;  /* of which with a solo or alone job: at most one */
     size_t dead_in_flight;
     bool closed;
+    bool backing_off; /* the retry timer runs: pump() sends nothing until it fires */
     int handles_open; /* the timers (retry, probe) not closed yet */
     uv_timer_t retry;
     uv_timer_t probe;
@@ -412,7 +413,19 @@ static void split(struct pqueue *q, struct job *j, const char *why)
 static void retry_fire(uv_timer_t *t)
 {
     struct gw_sink *s = t->data;
+    s->backing_off = false;
     pump(s);
+}
+
+/* No call for RETRY_MS: PostgreSQL refused for now (or there was no memory).
+ * Whatever arrives meanwhile waits too; without this, each consumer batch and
+ * probe tick sent a call straight into the same refusal, and a server that
+ * answers at once (read-only during a switchover, a full pool queue) was
+ * asked as fast as events came. */
+static void back_off(struct gw_sink *s)
+{
+    s->backing_off = true;
+    uv_timer_start(&s->retry, retry_fire, RETRY_MS, 0);
 }
 
 /* Back at the front of its partition's queue: applied before anything that
@@ -473,7 +486,7 @@ static void applied(void *arg, const PGresult *res, const struct gw_error *err)
             for (size_t i = 0; i < c->njobs; i++)
                 push_front(c->jobs[i]);
             call_free(c, false);
-            uv_timer_start(&s->retry, retry_fire, RETRY_MS, 0);
+            back_off(s);
             return;
         }
         if (c->njobs > 1) {
@@ -654,7 +667,7 @@ static struct call *gather(struct gw_sink *s)
     }
     return c;
 nomem:
-    uv_timer_start(&s->retry, retry_fire, RETRY_MS, 0);
+    back_off(s);
     return NULL;
 }
 
@@ -667,6 +680,8 @@ static void pump(struct gw_sink *s)
         return;
     for (size_t i = 0; i < s->nqueues; i++)
         drain_probes(s, s->queues[i]);
+    if (s->backing_off)
+        return;
     while (s->busy < APPLY_CALLS && (c = gather(s)) != NULL) {
         const char *params[] = {call_text(c)};
         s->busy++;
@@ -676,7 +691,7 @@ static void pump(struct gw_sink *s)
             s->busy--;
             s->lone_busy -= c->lone;
             call_give_back(c);
-            uv_timer_start(&s->retry, retry_fire, RETRY_MS, 0);
+            back_off(s);
             return;
         }
     }

@@ -259,7 +259,13 @@ void gw__pg_conn_set_state(struct gw__pg_conn *c, enum gw__pg_conn_state to)
         break;
     case CONN_RESETTING:
         uv_timer_stop(&c->timer);
-        if (c->pg != NULL) {
+        if (c->read_only) {
+            gw_log_warn("pg %s connection %d: the server is read-only (SQLSTATE 25006): "
+                        "connecting again to find a writable one",
+                        conn_name(c), c->index);
+            c->read_only = false;
+            snprintf(msg, sizeof(msg), "the server is read-only");
+        } else if (c->pg != NULL) {
             trim_message(msg, sizeof(msg), PQerrorMessage(c->pg));
             /* Losses always; failed attempts of a down server once per
              * attempt, not once per connection of the pool. */
@@ -487,6 +493,14 @@ static void finish_query(struct gw__pg_conn *c, struct gw__pg_query *q)
     if (q->res != NULL && !q->res_error) {
         gw__pg_pool_complete(c->pool, q, q->res, NULL);
     } else {
+        const char *state = q->res ? PQresultErrorField(q->res, PG_DIAG_SQLSTATE) : NULL;
+        /* A server that turned read-only under an open session: a primary
+         * demoted by a failover or switchover, the session kept (a cloud
+         * database's writer endpoint moved to another instance, a proxy in
+         * front). Retrying on the same session fails forever; a new
+         * connection reaches the new primary. */
+        if (state != NULL && strcmp(state, "25006") == 0 && c->index >= 0)
+            c->read_only = true;
         result_error(q->res, &err);
         gw__pg_pool_complete(c->pool, q, NULL, &err);
     }
@@ -518,6 +532,10 @@ static void read_results(struct gw__pg_conn *c)
             PQclear(r);
             gw__pg_qlist_pop(&c->inflight);
             finish_query(c, q);
+            if (c->read_only && c->inflight.n == 0 && gw__pg_conn_up(c)) {
+                gw__pg_conn_set_state(c, CONN_RESETTING);
+                break;
+            }
             if (c->state == CONN_BUSY && c->inflight.n == 0)
                 gw__pg_conn_set_state(c, CONN_IDLE);
             gw__pg_pool_kick(pool);

@@ -313,7 +313,7 @@ static void dispatch(struct gw_pg_pool *pool)
         for (int i = 0; i < pool->size; i++) {
             struct gw__pg_conn *c = &pool->conns[i];
 
-            if (!gw__pg_conn_up(c) || c->inflight.n >= (unsigned long)pool->depth)
+            if (!gw__pg_conn_up(c) || c->read_only || c->inflight.n >= (unsigned long)pool->depth)
                 continue;
             if (best == NULL || c->inflight.n < best->inflight.n)
                 best = c;

@@ -65,6 +65,10 @@ struct gw__pg_conn {
     bool *prepared;               /* prepared[stmt] on this session */
     int prepared_cap;
     bool ever_up;
+    /* The server answered 25006 (read-only): no new statements go here, and
+     * once the ones in flight are answered the connection is made again, so
+     * a DSN naming several hosts finds the writable one (conn.c). */
+    bool read_only;
     /* Listener only. */
     char *channel;
     gw_pg_notify_cb notify_cb;

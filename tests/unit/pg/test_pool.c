@@ -1,7 +1,8 @@
 /*
  * The async pool against a real PostgreSQL (suite integration): results and
  * callback counts under load, pipelining, error isolation, prepared
- * statements, connection loss, LISTEN/NOTIFY, destroy with work pending.
+ * statements, connection loss, LISTEN/NOTIFY, a server turned read-only,
+ * destroy with work pending.
  */
 #include <string.h>
 #include <uv.h>
@@ -350,6 +351,58 @@ static void test_destroy(uv_loop_t *loop)
     CHECK(done_calls == 1);
 }
 
+/* --- a server turned read-only under the session: connect again --- */
+
+static int ro_done, ro_failed_25006, ro_ok;
+static char ro_setting[16];
+
+static void ro_cb(void *arg, const PGresult *res, const struct gw_error *err)
+{
+    ro_done++;
+    if (err != NULL) {
+        if (strncmp(err->message, "25006: ", 7) == 0 && err->retriable)
+            ro_failed_25006++;
+        return;
+    }
+    ro_ok++;
+    if (arg != NULL && PQntuples(res) == 1)
+        snprintf(ro_setting, sizeof(ro_setting), "%s", PQgetvalue(res, 0, 0));
+}
+
+static void test_read_only(uv_loop_t *loop)
+{
+    struct gw_pg_pool *pool = make_pool(loop, 1, 4);
+    struct gw_pg_stats st;
+
+    /* What a primary demoted under an open session answers: the session is
+     * made read-only (a standby's sessions are, for every write). */
+    CHECK(gw_pg_query(pool, NULL, "SET default_transaction_read_only = on", 0, NULL, ro_cb,
+                      NULL) == 0);
+    run_until(loop, &ro_done, 1, 10000);
+    CHECK(ro_ok == 1);
+    gw_pg_pool_stats(pool, &st);
+    unsigned long long before = st.reconnects;
+    /* Three writes pipelined on it: each fails alone, retriable. */
+    for (int i = 0; i < 3; i++)
+        CHECK(gw_pg_query(pool, NULL, "CREATE TABLE gw_ro_t (x int)", 0, NULL, ro_cb, NULL) == 0);
+    run_until(loop, &ro_done, 4, 10000);
+    CHECK(ro_failed_25006 == 3);
+    /* The retry goes to a new session, which is writable: without the
+     * reconnect it would fail with 25006 forever. */
+    CHECK(gw_pg_query(pool, NULL, "CREATE TABLE gw_ro_t (x int)", 0, NULL, ro_cb, NULL) == 0);
+    CHECK(gw_pg_query(pool, NULL, "SHOW default_transaction_read_only", 0, NULL, ro_cb,
+                      (void *)1) == 0);
+    run_until(loop, &ro_done, 6, 10000);
+    CHECK(ro_failed_25006 == 3 && ro_ok == 3);
+    CHECK(strcmp(ro_setting, "off") == 0);
+    gw_pg_pool_stats(pool, &st);
+    CHECK(st.reconnects == before + 1);
+    CHECK(gw_pg_query(pool, NULL, "DROP TABLE gw_ro_t", 0, NULL, ro_cb, NULL) == 0);
+    run_until(loop, &ro_done, 7, 10000);
+    CHECK(ro_ok == 4);
+    finish(loop, pool);
+}
+
 int main(void)
 {
     uv_loop_t loop;
@@ -362,6 +415,7 @@ int main(void)
     test_prepared(&loop);
     test_kill(&loop);
     test_listen(&loop);
+    test_read_only(&loop);
     test_destroy(&loop);
     CHECK(uv_loop_close(&loop) == 0);
     testdb_drop(conninfo);
