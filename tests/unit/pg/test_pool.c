@@ -376,8 +376,8 @@ static void test_read_only(uv_loop_t *loop)
 
     /* What a primary demoted under an open session answers: the session is
      * made read-only (a standby's sessions are, for every write). */
-    CHECK(gw_pg_query(pool, NULL, "SET default_transaction_read_only = on", 0, NULL, ro_cb,
-                      NULL) == 0);
+    CHECK(gw_pg_query(pool, NULL, "SET default_transaction_read_only = on", 0, NULL, ro_cb, NULL) ==
+          0);
     run_until(loop, &ro_done, 1, 10000);
     CHECK(ro_ok == 1);
     gw_pg_pool_stats(pool, &st);
