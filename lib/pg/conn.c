@@ -14,6 +14,7 @@
 #define CONNECT_TIMEOUT_MS 10000
 #define BACKOFF_MIN_MS     100
 #define BACKOFF_MAX_MS     5000
+#define RO_QUIET_MS        10000
 
 static void poll_cb(uv_poll_t *h, int status, int events);
 
@@ -265,6 +266,17 @@ void gw__pg_conn_set_state(struct gw__pg_conn *c, enum gw__pg_conn_state to)
                         conn_name(c), c->index);
             c->read_only = false;
             snprintf(msg, sizeof(msg), "the server is read-only");
+            /* After BACKOFF_MIN_MS the first time (the new primary is likely
+             * up by then), backing off while the servers stay read-only: a
+             * new session per refused write made ~30 connections a second
+             * (chaos-pg-read-only). Reads may go on succeeding meanwhile, so
+             * the streak ends with time, not with an answer. */
+            uint64_t now = uv_now(c->pool->loop);
+            if (now - c->ro_reset_ms > RO_QUIET_MS)
+                c->ro_resets = 0;
+            c->ro_reset_ms = now;
+            c->backoff_ms = BACKOFF_MIN_MS << (c->ro_resets < 4 ? c->ro_resets : 4);
+            c->ro_resets++;
         } else if (c->pg != NULL) {
             trim_message(msg, sizeof(msg), PQerrorMessage(c->pg));
             /* Losses always; failed attempts of a down server once per

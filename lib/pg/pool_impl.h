@@ -69,6 +69,8 @@ struct gw__pg_conn {
      * once the ones in flight are answered the connection is made again, so
      * a DSN naming several hosts finds the writable one (conn.c). */
     bool read_only;
+    unsigned ro_resets;   /* made again for it, in a row (less than RO_QUIET_MS apart) */
+    uint64_t ro_reset_ms; /* uv_now of the last of them */
     /* Listener only. */
     char *channel;
     gw_pg_notify_cb notify_cb;

@@ -83,6 +83,17 @@ class PrivatePg:
         see their connections closed."""
         _script("pg", "stop", self.env, 90)
 
+    def sql(self, *statements):
+        """Runs each statement in its own transaction (psql -c), as the
+        cluster's superuser; fails on the first error."""
+        argv = ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-d", self.dsn]
+        for st in statements:
+            argv += ["-c", st]
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        if p.returncode != 0:
+            raise RuntimeError("psql failed (%d): %s" % (p.returncode, p.stderr[-2000:]))
+        return p.stdout
+
     def close(self):
         try:
             _script("pg", "stop", self.env, 90)

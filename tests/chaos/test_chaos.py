@@ -2,7 +2,7 @@
 """Fault-injection scenarios (suite `chaos`): one scenario per invocation,
 
     test_chaos.py broker-kill | worker-kill | worker-restart | worker-stop | kafka-kill |
-                  pg-stop | two-brokers
+                  pg-stop | pg-read-only | two-brokers
 
 Each one: a broker (two for two-brokers) and three exec workers on a private
 database and topic prefix (tests/integration/harness.py's Stack), the
@@ -374,6 +374,40 @@ def pg_stop(c):
     c.h.record_fault("start", "pg", heal=True)
 
 
+def pg_read_only(c):
+    """The (private) PostgreSQL read-only for about 6 s, longer than the
+    heartbeat timeout, as a primary is while a switchover demotes it: a
+    reload puts every session, the open ones too, under
+    default_transaction_read_only, so each write is refused at once with
+    SQLSTATE 25006 while reads still work. Then writable again. The brokers'
+    pools make their connections again on 25006 (lib/pg/conn.c) and the
+    sinks retry: no event may be dead-lettered (post-check below)."""
+    c.at(5)
+    c.pg.sql("ALTER SYSTEM SET default_transaction_read_only = on", "SELECT pg_reload_conf()")
+    c.h.record_fault("read-only", "pg")
+    c.at(11)
+    c.pg.sql("SET default_transaction_read_only = off",
+             "ALTER SYSTEM RESET default_transaction_read_only", "SELECT pg_reload_conf()")
+    c.h.record_fault("writable", "pg", heal=True)
+
+
+def no_dead_letters(c):
+    """Violations for every event a broker's sink dead-lettered: a valid
+    event refused for a transient reason would leave its run to the reaper
+    (a retry: executed twice) or without its logs."""
+    out = []
+    for name in ["broker"] + [b["name"] for b in c.brokers]:
+        try:
+            with open(os.path.join(c.s.tmp, name + ".log")) as f:
+                text = f.read()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if "dead-lettering" in line:
+                out.append(("dead_lettered", "%s: %s" % (name, line[:300])))
+    return out
+
+
 def two_brokers(c):
     """Two replicas behind a load balancer; b0 SIGKILLed and not restarted:
     b1 must carry on alone (its relay takes over b0's leased outbox rows
@@ -398,6 +432,7 @@ SCENARIOS = {
     # heal on a quiet host, so the default 25 s left CI too little room.
     "kafka-kill": (kafka_kill, {"private_kafka": True, "settle_s": 45}),
     "pg-stop": (pg_stop, {"private_pg": True}),
+    "pg-read-only": (pg_read_only, {"private_pg": True, "post": no_dead_letters}),
     "two-brokers": (two_brokers, {"stall": STALL, "replicas": 2, "settle_s": 40}),
 }
 
@@ -487,6 +522,8 @@ def run(name):
         snap = c.snapshot()
         led = ledger.parse(c.ledger_path)
         res = checker.check(c.h.to_json(), snap, led, stall=opt.get("stall"))
+        for kind, msg in opt.get("post", lambda _c: [])(c):
+            res.add(kind, msg)
         lines = []
         for f in c.h.faults:
             lines.append("fault +%.2fs %s %s%s" % (f["t"] - c.t0, f["kind"], f["target"],
