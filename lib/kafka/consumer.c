@@ -84,6 +84,10 @@ struct gw_kafka_consumer {
     bool delivering;
     bool closing;
     bool left; /* gw_kafka_consumer_leave(): unsubscribed, delivers nothing */
+    /* A polled message could not be kept (out of memory): no offset is
+     * stored any more, for any partition, so the commit never passes it. */
+    bool frozen;
+    int64_t test_oom_offset; /* GW_TEST_KAFKA_OOM_OFFSET, or -1 */
     int open_handles;
     /* Our copy of the assignment, kept by rebalance_cb, so health checks
      * never ask librdkafka's group thread (which would block). */
@@ -217,11 +221,24 @@ static void take(struct gw_kafka_consumer *c, rd_kafka_message_t *m)
     char *payload = malloc(m->len + 1);
     char *topic_copy = strdup(topic);
     void *key = m->key_len > 0 ? malloc(m->key_len) : NULL;
+    if (m->offset == c->test_oom_offset) { /* fault injection: as if malloc failed */
+        c->test_oom_offset = -1;
+        free(payload);
+        payload = NULL;
+    }
     if (t == NULL || k == NULL || payload == NULL || topic_copy == NULL ||
         (m->key_len > 0 && key == NULL)) {
-        /* Not stored, not committed: the message comes back after a restart. */
-        gw_log_error("kafka consumer: out of memory, message %s[%d]@%lld dropped for now", topic,
-                     (int)m->partition, (long long)m->offset);
+        /* The message is dropped, and the messages after it in its
+         * partition are still delivered and done: storing their offsets
+         * would commit past it and lose it. So nothing is stored from now
+         * on (there may be no tracker to mark, and no memory for one); the
+         * process carries on, and a restart, or the partitions' next owner,
+         * consumes again from the last commit before the hole. */
+        if (!c->frozen)
+            gw_log_error("kafka consumer: out of memory, message %s[%d]@%lld dropped: offsets "
+                         "are no longer committed, so it is consumed again after a restart",
+                         topic, (int)m->partition, (long long)m->offset);
+        c->frozen = true;
         free(k);
         free(payload);
         free(topic_copy);
@@ -441,6 +458,10 @@ struct gw_kafka_consumer *gw_kafka_consumer_create(uv_loop_t *loop,
     c->arg = arg;
     c->max_batch = opts->max_batch;
     c->max_in_flight = opts->max_in_flight;
+    {
+        const char *oom = getenv("GW_TEST_KAFKA_OOM_OFFSET");
+        c->test_oom_offset = oom != NULL && *oom != '\0' ? strtoll(oom, NULL, 10) : -1;
+    }
     c->max_backlog = opts->max_backlog > 0        ? opts->max_backlog
                      : opts->max_in_flight > 4096 ? 2 * opts->max_in_flight
                                                   : 8192;
@@ -520,7 +541,7 @@ void gw_kafka_msg_done(struct gw_kafka_consumer *c, struct gw_kafka_msg *msg)
             store = h->pub.offset + 1;
             kmsg_free(c, h);
         }
-        if (store >= 0) {
+        if (store >= 0 && !c->frozen) {
             rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
             rd_kafka_resp_err_t rc;
             rd_kafka_topic_partition_list_add(l, t->topic, t->partition)->offset = store;
