@@ -42,11 +42,13 @@
 #define MAX_BATCH 500
 /* Two: while one call waits for its commit's WAL flush, the next is being
  * executed; more would only split the same events into smaller calls. */
-#define APPLY_CALLS    2
-#define RETRY_MS       500
-#define MAX_PARTITIONS 256
-#define PROBE_MS       500
-#define PROBE_TYPE     "dev.gangway.sink.probe"
+#define APPLY_CALLS 2
+#define RETRY_MS    500
+/* After an error that says the database does not match this broker. */
+#define CONFIG_RETRY_MS 2000
+#define MAX_PARTITIONS  256
+#define PROBE_MS        500
+#define PROBE_TYPE      "dev.gangway.sink.probe"
 
 struct pqueue;
 
@@ -422,10 +424,28 @@ static void retry_fire(uv_timer_t *t)
  * probe tick sent a call straight into the same refusal, and a server that
  * answers at once (read-only during a switchover, a full pool queue) was
  * asked as fast as events came. */
-static void back_off(struct gw_sink *s)
+static void back_off_ms(struct gw_sink *s, uint64_t ms)
 {
     s->backing_off = true;
-    uv_timer_start(&s->retry, retry_fire, RETRY_MS, 0);
+    uv_timer_start(&s->retry, retry_fire, ms, 0);
+}
+
+static void back_off(struct gw_sink *s)
+{
+    back_off_ms(s, RETRY_MS);
+}
+
+/* PostgreSQL refused the statement itself, whatever the events: SQLSTATE
+ * class 42 (an undefined function, table or column, a privilege missing)
+ * for a call whose text is fixed and that runs no dynamic SQL. The schema
+ * or the role does not match this broker (migrations not applied, a grant
+ * revoked, an older schema restored), a fault of the deployment: every
+ * event would fail, so splitting the batch would dead-letter them all and
+ * leave their runs to the reaper. The sink waits instead, loudly, and goes
+ * on once the database is fixed; the lag shows meanwhile. */
+static bool config_fault(const struct gw_error *err)
+{
+    return err->sqlstate[0] == '4' && err->sqlstate[1] == '2';
 }
 
 /* Back at the front of its partition's queue: applied before anything that
@@ -487,6 +507,17 @@ static void applied(void *arg, const PGresult *res, const struct gw_error *err)
                 push_front(c->jobs[i]);
             call_free(c, false);
             back_off(s);
+            return;
+        }
+        if (config_fault(err)) {
+            gw_log_error("events: PostgreSQL refuses the apply call itself, so the database does "
+                         "not match this broker (migrations not applied? rights revoked?): %s; "
+                         "nothing is dead-lettered, retrying in %d s",
+                         err->message, CONFIG_RETRY_MS / 1000);
+            for (size_t i = 0; i < c->njobs; i++)
+                push_front(c->jobs[i]);
+            call_free(c, false);
+            back_off_ms(s, CONFIG_RETRY_MS);
             return;
         }
         if (c->njobs > 1) {

@@ -10,6 +10,7 @@ int gw_error_set(struct gw_error *err, int code, bool retriable, const char *fmt
         va_list ap;
         err->code = code;
         err->retriable = retriable;
+        err->sqlstate[0] = '\0';
         va_start(ap, fmt);
         vsnprintf(err->message, sizeof(err->message), fmt, ap);
         va_end(ap);
@@ -24,6 +25,7 @@ void gw_error_clear(struct gw_error *err)
     err->code = 0;
     err->retriable = false;
     err->message[0] = '\0';
+    err->sqlstate[0] = '\0';
 }
 
 const char *gw_errc_name(int code)

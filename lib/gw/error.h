@@ -31,6 +31,8 @@ struct gw_error {
     int code;
     bool retriable;
     char message[512];
+    /* PostgreSQL's SQLSTATE when a statement failed (lib/pg), else "". */
+    char sqlstate[6];
 };
 
 /* Fills `err` (if non-NULL) and returns `code`, so callers can write

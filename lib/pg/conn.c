@@ -468,6 +468,8 @@ static void result_error(const PGresult *r, struct gw_error *err)
         gw_error_set(err, code, retriable, "%s: %s (%s)", state, primary ? primary : "", detail);
     else
         gw_error_set(err, code, retriable, "%s: %s", state, primary ? primary : "");
+    if (err != NULL)
+        snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", state);
 }
 
 /* Keeps the result that decides the query's outcome: the first error of its

@@ -13,7 +13,10 @@ the API; a table lock held from psql stalls gw_apply_events meanwhile.
 2. The same with a poisoned log line (a trigger raises on it) among the six
    partitions: the shared call fails, each partition's events go again
    alone, the poisoned one is split event by event, and only that event is
-   dead-lettered; every run still succeeds and every other line is stored."""
+   dead-lettered; every run still succeeds and every other line is stored.
+3. The function the sink calls renamed away (SQLSTATE 42883, a database
+   that does not match the broker): no event is dead-lettered, the runs wait,
+   and every event is applied once the function is back."""
 import json
 import os
 import re
@@ -156,6 +159,37 @@ def test():
               "the dead letter is the poisoned line, with the reason", dead)
         stored = s.sql("SELECT count(*) FROM gw_worker_events WHERE kind = 'log' AND line LIKE 'line of %'")
         check(stored == "15", "every other run's line is stored", stored)
+
+        # 3. The database does not match the broker (the function the sink
+        # calls is missing: SQLSTATE 42883): nothing is dead-lettered, the
+        # sink waits, and carries on once the function is back.
+        ids3 = running_runs(s, 4)
+        dead_before = metric(s, 'gangway_worker_events_total{result="dead_lettered"}')
+        got = received(s)
+        s.sql("ALTER FUNCTION gw_apply_events(jsonb) RENAME TO gw_apply_events_away")
+        try:
+            produce(s, 0, ids3[0:2], lambda rid: "late line of " + rid)
+            produce(s, 3, ids3[2:4], lambda rid: "late line of " + rid)
+            wait_for("the sink received the 12 events", lambda: received(s) == got + 12)
+            wait_for("the broker says the database does not match it",
+                     lambda: "the database does not match this broker" in s.log("broker")
+                     and "42883" in s.log("broker"), timeout=30)
+            time.sleep(2.5)  # more than a retry
+            check(metric(s, 'gangway_worker_events_total{result="dead_lettered"}') == dead_before,
+                  "nothing dead-lettered while the function is missing")
+            states = s.sql("SELECT string_agg(DISTINCT status, ',') FROM gw_runs WHERE id IN (%s)"
+                           % ",".join("'%s'" % r for r in ids3))
+            check(states == "running", "the runs wait, still running", states)
+        finally:
+            s.sql("ALTER FUNCTION gw_apply_events_away(jsonb) RENAME TO gw_apply_events")
+        for rid in ids3:
+            run = s.wait_run(rid, timeout=60)
+            check(run["status"] == "succeeded", "run %s succeeded once the function is back"
+                  % rid[:8], run["status"])
+        late = s.sql("SELECT count(*) FROM gw_worker_events WHERE kind = 'log' AND line LIKE 'late line of %'")
+        check(late == "4", "every late line is stored", late)
+        check(metric(s, 'gangway_worker_events_total{result="dead_lettered"}') == dead_before,
+              "still nothing dead-lettered")
 
 
 if __name__ == "__main__":
