@@ -136,6 +136,15 @@ void gw_api_metrics(struct gw_api_ctx *ctx)
         "gangway_worker_event_batches_total %llu\n",
         m->events_apply_calls);
     put(&t,
+        "# HELP gangway_worker_event_apply_retries_total Event sink calls that failed and go "
+        "again: PostgreSQL unavailable for now, or a database that does not match this broker "
+        "(SQLSTATE class 42: migrations not applied, rights revoked; events wait, none is "
+        "dead-lettered).\n"
+        "# TYPE gangway_worker_event_apply_retries_total counter\n"
+        "gangway_worker_event_apply_retries_total{reason=\"unavailable\"} %llu\n"
+        "gangway_worker_event_apply_retries_total{reason=\"database_mismatch\"} %llu\n",
+        m->events_apply_retried, m->events_apply_mismatch);
+    put(&t,
         "# HELP gangway_outbox_pending Outbox rows not yet acknowledged by Kafka.\n"
         "# TYPE gangway_outbox_pending gauge\ngangway_outbox_pending %lld\n"
         "# HELP gangway_outbox_lag_seconds Age of the oldest unsent outbox row.\n"

@@ -80,6 +80,10 @@ struct gw_broker_metrics {
     unsigned long long events_applied;
     unsigned long long events_deadlettered;
     unsigned long long events_apply_calls; /* gw_apply_events calls that committed */
+    /* Calls that failed and go again: PostgreSQL unavailable for now, or a
+     * database that does not match the broker (sink.c, config_fault). */
+    unsigned long long events_apply_retried;
+    unsigned long long events_apply_mismatch;
     unsigned long long outbox_published;
     unsigned long long outbox_failed;
     unsigned long long reaper_changed;

@@ -503,6 +503,7 @@ static void applied(void *arg, const PGresult *res, const struct gw_error *err)
         if (err->retriable || err->code == GW_EUNAVAIL || err->code == GW_ELIMIT ||
             err->code == GW_ETIMEDOUT) {
             gw_log_warn("events: apply failed, retrying: %s", err->message);
+            s->b->metrics.events_apply_retried++;
             for (size_t i = 0; i < c->njobs; i++)
                 push_front(c->jobs[i]);
             call_free(c, false);
@@ -514,6 +515,7 @@ static void applied(void *arg, const PGresult *res, const struct gw_error *err)
                          "not match this broker (migrations not applied? rights revoked?): %s; "
                          "nothing is dead-lettered, retrying in %d s",
                          err->message, CONFIG_RETRY_MS / 1000);
+            s->b->metrics.events_apply_mismatch++;
             for (size_t i = 0; i < c->njobs; i++)
                 push_front(c->jobs[i]);
             call_free(c, false);

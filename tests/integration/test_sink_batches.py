@@ -165,6 +165,8 @@ def test():
         # sink waits, and carries on once the function is back.
         ids3 = running_runs(s, 4)
         dead_before = metric(s, 'gangway_worker_events_total{result="dead_lettered"}')
+        mismatch = 'gangway_worker_event_apply_retries_total{reason="database_mismatch"}'
+        mismatch_before = metric(s, mismatch)
         got = received(s)
         s.sql("ALTER FUNCTION gw_apply_events(jsonb) RENAME TO gw_apply_events_away")
         try:
@@ -180,6 +182,7 @@ def test():
             states = s.sql("SELECT string_agg(DISTINCT status, ',') FROM gw_runs WHERE id IN (%s)"
                            % ",".join("'%s'" % r for r in ids3))
             check(states == "running", "the runs wait, still running", states)
+            check(metric(s, mismatch) > mismatch_before, "the retries are counted as a mismatch")
         finally:
             s.sql("ALTER FUNCTION gw_apply_events_away(jsonb) RENAME TO gw_apply_events")
         for rid in ids3:
