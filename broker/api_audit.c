@@ -50,7 +50,8 @@ static void page_done(void *arg, const PGresult *res, const struct gw_error *err
 {
     struct gw_api_ctx *ctx = arg;
     if (err != NULL) {
-        if (err->code == GW_EINVAL) { /* a timestamp PostgreSQL would not read */
+        if (err->code == GW_EINVAL && strncmp(err->sqlstate, "22", 2) == 0) {
+            /* a timestamp PostgreSQL would not read (class 22, not 42) */
             gw_api_problem(ctx, 400, "invalid_parameter",
                            gw_api_field_error("/query/since", "format", "an RFC 3339 date-time"),
                            "'since' and 'until' must be RFC 3339 date-times");

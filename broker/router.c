@@ -446,9 +446,11 @@ void gw_api_reply_row(struct gw_api_ctx *ctx, const PGresult *res, const struct 
 void gw_api_page_done(void *arg, const PGresult *res, const struct gw_error *err)
 {
     struct gw_api_ctx *ctx = arg;
-    if (err != NULL && err->code == GW_EINVAL) {
+    if (err != NULL && err->code == GW_EINVAL && strncmp(err->sqlstate, "22", 2) == 0) {
         /* A cursor or timestamp of the right shape that PostgreSQL cannot
-         * read (month 13...): the caller's mistake, not ours. */
+         * read (month 13...: a data exception, class 22): the caller's
+         * mistake, not ours. Class 42 (a function or a right missing) is
+         * ours: 500 below (decision 0081). */
         gw_api_problem(ctx, 400, "invalid_parameter", NULL,
                        "a time in the query (cursor or expiring_before) is not valid");
         return;

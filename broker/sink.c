@@ -426,6 +426,8 @@ static void retry_fire(uv_timer_t *t)
  * asked as fast as events came. */
 static void back_off_ms(struct gw_sink *s, uint64_t ms)
 {
+    if (s->backing_off && uv_timer_get_due_in(&s->retry) >= ms)
+        return; /* a longer wait is running (the other call's): keep it */
     s->backing_off = true;
     uv_timer_start(&s->retry, retry_fire, ms, 0);
 }

@@ -60,6 +60,12 @@ struct tracker {
     int32_t partition;
     struct kmsg *head, *tail;
     struct tracker *next;
+    /* A message that could not be kept (out of memory): its offset, the
+     * partition sought back to it, and every later message skipped until it
+     * comes again (take). -1: none. */
+    int64_t hole;
+    uint64_t hole_seek_ms; /* uv_now of the last seek back */
+    int hole_seeks;
 };
 
 struct gw_kafka_consumer {
@@ -84,8 +90,9 @@ struct gw_kafka_consumer {
     bool delivering;
     bool closing;
     bool left; /* gw_kafka_consumer_leave(): unsubscribed, delivers nothing */
-    /* A polled message could not be kept (out of memory): no offset is
-     * stored any more, for any partition, so the commit never passes it. */
+    /* A polled message could not be kept and its partition could not be
+     * sought back to it (take): no offset is stored any more, for any
+     * partition, so the commit never passes it. */
     bool frozen;
     int64_t test_oom_offset; /* GW_TEST_KAFKA_OOM_OFFSET, or -1 */
     int open_handles;
@@ -119,6 +126,7 @@ static struct tracker *tracker_find(struct gw_kafka_consumer *c, const char *top
         return NULL;
     }
     t->partition = partition;
+    t->hole = -1;
     t->next = c->trackers;
     c->trackers = t;
     return t;
@@ -213,10 +221,42 @@ static void deliver(struct gw_kafka_consumer *c)
         set_paused(c, c->paused ? c->backlog > c->max_backlog / 2 : c->backlog >= c->max_backlog);
 }
 
+/* Fetches the partition again from `t->hole` (asynchronously); false when
+ * librdkafka refused at once. */
+static bool seek_back(struct gw_kafka_consumer *c, struct tracker *t)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, t->topic, t->partition)->offset = t->hole;
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(c->rk, l, 0);
+    rd_kafka_topic_partition_list_destroy(l);
+    t->hole_seek_ms = uv_now(c->loop);
+    t->hole_seeks++;
+    if (e != NULL) {
+        gw_log_error("kafka consumer: seeking %s[%d] back to %lld: %s", t->topic, (int)t->partition,
+                     (long long)t->hole, rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        return false;
+    }
+    return true;
+}
+
 static void take(struct gw_kafka_consumer *c, rd_kafka_message_t *m)
 {
     const char *topic = rd_kafka_topic_name(m->rkt);
     struct tracker *t = tracker_find(c, topic, m->partition, true);
+    if (t != NULL && t->hole >= 0) {
+        if (m->offset > t->hole && t->hole_seeks < 4) {
+            /* Fetched before the seek took effect: it comes again after the
+             * hole. Seek again now and then, in case that seek was lost. */
+            if (uv_now(c->loop) - t->hole_seek_ms > 1000)
+                seek_back(c, t);
+            return;
+        }
+        /* The hole's message, or after four seeks a later one: the hole's
+         * offset is gone (retention), and this is where the log goes on. */
+        t->hole = -1;
+        t->hole_seeks = 0;
+    }
     struct kmsg *k = calloc(1, sizeof(*k));
     char *payload = malloc(m->len + 1);
     char *topic_copy = strdup(topic);
@@ -228,17 +268,27 @@ static void take(struct gw_kafka_consumer *c, rd_kafka_message_t *m)
     }
     if (t == NULL || k == NULL || payload == NULL || topic_copy == NULL ||
         (m->key_len > 0 && key == NULL)) {
-        /* The message is dropped, and the messages after it in its
-         * partition are still delivered and done: storing their offsets
-         * would commit past it and lose it. So nothing is stored from now
-         * on (there may be no tracker to mark, and no memory for one); the
-         * process carries on, and a restart, or the partitions' next owner,
-         * consumes again from the last commit before the hole. */
-        if (!c->frozen)
-            gw_log_error("kafka consumer: out of memory, message %s[%d]@%lld dropped: offsets "
-                         "are no longer committed, so it is consumed again after a restart",
-                         topic, (int)m->partition, (long long)m->offset);
-        c->frozen = true;
+        /* The message cannot be kept. Delivering the ones after it would
+         * break the partition's order, and storing their offsets would
+         * commit past it and lose it. So the partition is sought back to it
+         * and the later messages are skipped until it comes again. Without
+         * a tracker (or when the seek is refused), nothing is stored any
+         * more, for any partition: a restart, or the partitions' next
+         * owner, consumes again from the last commit before the hole. */
+        gw_log_error("kafka consumer: out of memory, message %s[%d]@%lld not kept: %s", topic,
+                     (int)m->partition, (long long)m->offset,
+                     t != NULL ? "fetching the partition again from it"
+                               : "offsets are no longer committed until a restart");
+        if (t != NULL) {
+            t->hole = m->offset;
+            t->hole_seeks = 0;
+            if (!seek_back(c, t) && !c->frozen) {
+                gw_log_error("kafka consumer: offsets are no longer committed until a restart");
+                c->frozen = true;
+            }
+        } else {
+            c->frozen = true;
+        }
         free(k);
         free(payload);
         free(topic_copy);

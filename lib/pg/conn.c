@@ -260,7 +260,7 @@ void gw__pg_conn_set_state(struct gw__pg_conn *c, enum gw__pg_conn_state to)
         break;
     case CONN_RESETTING:
         uv_timer_stop(&c->timer);
-        if (c->read_only) {
+        if (c->read_only && c->pg != NULL && PQstatus(c->pg) == CONNECTION_OK) {
             gw_log_warn("pg %s connection %d: the server is read-only (SQLSTATE 25006): "
                         "connecting again to find a writable one",
                         conn_name(c), c->index);
@@ -288,6 +288,7 @@ void gw__pg_conn_set_state(struct gw__pg_conn *c, enum gw__pg_conn_state to)
         } else {
             snprintf(msg, sizeof(msg), "not connected");
         }
+        c->read_only = false; /* lost meanwhile: made again all the same */
         poll_close(c);
         PQfinish(c->pg);
         c->pg = NULL;
@@ -513,7 +514,7 @@ static void finish_query(struct gw__pg_conn *c, struct gw__pg_query *q)
          * database's writer endpoint moved to another instance, a proxy in
          * front). Retrying on the same session fails forever; a new
          * connection reaches the new primary. */
-        if (state != NULL && strcmp(state, "25006") == 0 && c->index >= 0)
+        if (state != NULL && strcmp(state, "25006") == 0)
             c->read_only = true;
         result_error(q->res, &err);
         gw__pg_pool_complete(c->pool, q, NULL, &err);
@@ -546,7 +547,7 @@ static void read_results(struct gw__pg_conn *c)
             PQclear(r);
             gw__pg_qlist_pop(&c->inflight);
             finish_query(c, q);
-            if (c->read_only && c->inflight.n == 0 && gw__pg_conn_up(c)) {
+            if (c->read_only && c->inflight.n == 0 && gw__pg_conn_up(c) && !pool->destroying) {
                 gw__pg_conn_set_state(c, CONN_RESETTING);
                 break;
             }

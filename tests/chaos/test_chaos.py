@@ -392,9 +392,13 @@ def pg_read_only(c):
 
 
 def no_dead_letters(c):
-    """Violations for every event a broker's sink dead-lettered: a valid
-    event refused for a transient reason would leave its run to the reaper
-    (a retry: executed twice) or without its logs."""
+    """Violations for every event a broker's sink dead-lettered (a valid
+    event refused for a transient reason would leave its run to the reaper:
+    a retry, executed twice, or a run without its logs), and for a
+    reconnect storm: a pool connection refused with 25006 is made again,
+    backing off while the server stays read-only (lib/pg/conn.c), so over
+    the 6 s each of the ~9 connections is made again about 7 times at most;
+    a new session per refused write made 189."""
     out = []
     for name in ["broker"] + [b["name"] for b in c.brokers]:
         try:
@@ -402,9 +406,16 @@ def no_dead_letters(c):
                 text = f.read()
         except OSError:
             continue
+        remade = 0
         for line in text.splitlines():
             if "dead-lettering" in line:
                 out.append(("dead_lettered", "%s: %s" % (name, line[:300])))
+            if "the server is read-only (SQLSTATE 25006)" in line:
+                remade += 1
+        c.notes.append("%s: %d pool connections made again for 25006" % (name, remade))
+        if remade > 100:
+            out.append(("reconnect_storm", "%s made %d pool connections again for 25006"
+                        % (name, remade)))
     return out
 
 

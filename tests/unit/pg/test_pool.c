@@ -137,6 +137,7 @@ static void test_isolation(uv_loop_t *loop)
     CHECK(iso_ok[0] && iso_ok[2]);
     CHECK(strncmp(iso_err[1].message, "22012: ", 7) == 0);
     CHECK(iso_err[1].code == GW_EINVAL && !iso_err[1].retriable);
+    CHECK(strcmp(iso_err[1].sqlstate, "22012") == 0);
     CHECK(strncmp(iso_err[3].message, "42601: ", 7) == 0);
     for (int i = 0; i < 3; i++) {
         CHECK(strncmp(iso_err[4 + i].message, transient[i], 5) == 0);
@@ -360,7 +361,8 @@ static void ro_cb(void *arg, const PGresult *res, const struct gw_error *err)
 {
     ro_done++;
     if (err != NULL) {
-        if (strncmp(err->message, "25006: ", 7) == 0 && err->retriable)
+        if (strncmp(err->message, "25006: ", 7) == 0 && err->retriable &&
+            strcmp(err->sqlstate, "25006") == 0)
             ro_failed_25006++;
         return;
     }
