@@ -439,7 +439,8 @@ static void back_off(struct gw_sink *s)
 
 /* PostgreSQL refused the statement itself, whatever the events: SQLSTATE
  * class 42 (an undefined function, table or column, a privilege missing)
- * for a call whose text is fixed and that runs no dynamic SQL. The schema
+ * for a call whose text is fixed, as is the only dynamic SQL under it
+ * (gw_finish_run's call of gw_wf_advance; decision 0081). The schema
  * or the role does not match this broker (migrations not applied, a grant
  * revoked, an older schema restored), a fault of the deployment: every
  * event would fail, so splitting the batch would dead-letter them all and
@@ -506,9 +507,7 @@ static void applied(void *arg, const PGresult *res, const struct gw_error *err)
             err->code == GW_ETIMEDOUT) {
             gw_log_warn("events: apply failed, retrying: %s", err->message);
             s->b->metrics.events_apply_retried++;
-            for (size_t i = 0; i < c->njobs; i++)
-                push_front(c->jobs[i]);
-            call_free(c, false);
+            call_give_back(c);
             back_off(s);
             return;
         }
@@ -518,9 +517,7 @@ static void applied(void *arg, const PGresult *res, const struct gw_error *err)
                          "nothing is dead-lettered, retrying in %d s",
                          err->message, CONFIG_RETRY_MS / 1000);
             s->b->metrics.events_apply_mismatch++;
-            for (size_t i = 0; i < c->njobs; i++)
-                push_front(c->jobs[i]);
-            call_free(c, false);
+            call_give_back(c);
             back_off_ms(s, CONFIG_RETRY_MS);
             return;
         }

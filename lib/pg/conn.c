@@ -508,15 +508,14 @@ static void finish_query(struct gw__pg_conn *c, struct gw__pg_query *q)
     if (q->res != NULL && !q->res_error) {
         gw__pg_pool_complete(c->pool, q, q->res, NULL);
     } else {
-        const char *state = q->res ? PQresultErrorField(q->res, PG_DIAG_SQLSTATE) : NULL;
+        result_error(q->res, &err);
         /* A server that turned read-only under an open session: a primary
          * demoted by a failover or switchover, the session kept (a cloud
          * database's writer endpoint moved to another instance, a proxy in
          * front). Retrying on the same session fails forever; a new
          * connection reaches the new primary. */
-        if (state != NULL && strcmp(state, "25006") == 0)
+        if (strcmp(err.sqlstate, "25006") == 0)
             c->read_only = true;
-        result_error(q->res, &err);
         gw__pg_pool_complete(c->pool, q, NULL, &err);
     }
 }
