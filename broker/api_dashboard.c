@@ -7,8 +7,8 @@
  * 13 before it). Durations are started_at -> finished_at of finished runs;
  * the approval wait is created_at -> the last decision of runs that needed
  * approval and got one; the queue is every queued run the caller may see
- * (not limited to the window). The range scan uses gw_runs_dashboard
- * (created_at, status, action_id), sql/0012_console_sessions.sql.
+ * (not limited to the window). The range scan uses gw_runs_by_time_cover
+ * (created_at, id) INCLUDE (status, action_id), sql/0022.
  */
 #include <stdio.h>
 #include <string.h>

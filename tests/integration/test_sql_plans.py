@@ -256,6 +256,29 @@ def test():
                        " clock_timestamp() - interval '1 minute' FROM generate_series(1, 3) g;" % queued)
         check_no_seq_scan(db, "drift checks due (gw_drift_due, decision 0067)",
                           "SELECT gw_drift_due(2);", setup=drift_setup)
+        # GET /v1/runs (broker/api_runs.c): newest first, then a page after a
+        # cursor. Both pages read the runs backwards through the one index by
+        # time (sql/0022), stopping at the limit.
+        listing = ("SELECT r.id FROM gw_runs r WHERE (%s::timestamptz IS NULL OR (r.created_at, r.id) <"
+                   " (%s::timestamptz, %s::uuid)) AND gw_visible(r.requested_by, r.requested_teams,"
+                   " r.action_id, 'user1', ARRAY['team1'], '{}', '{}', '{*}')"
+                   " ORDER BY r.created_at DESC, r.id DESC LIMIT 51;")
+        cursor = db.q("SELECT created_at || '|' || id FROM gw_runs ORDER BY created_at DESC, id DESC"
+                      " OFFSET 100 LIMIT 1").split("|")
+
+        def by_time_index(node, found):
+            if node.get("Relation Name") == "gw_runs" and "Scan" in node.get("Node Type", "") \
+                    and (node.get("Index Name") != "gw_runs_by_time_cover"
+                         or node.get("Scan Direction") != "Backward"):
+                found.append("%s%s" % (node.get("Node Type"),
+                                       " using " + node["Index Name"] if node.get("Index Name") else ""))
+            for child in node.get("Plans", []):
+                by_time_index(child, found)
+            return found
+        for what, args in (("first page", ("NULL", "NULL", "NULL")),
+                           ("after a cursor", tuple("'%s'" % v for v in (cursor[0], cursor[0], cursor[1])))):
+            check_plans(db, "run listing, %s (GET /v1/runs)" % what, listing % args, "", by_time_index,
+                        "gw_runs read backwards through gw_runs_by_time_cover")
         check_no_seq_scan(db, "the broker's gauges (broker.c stats query)",
                           "SELECT (SELECT count(*) FROM gw_runs WHERE status = 'accepted'),"
                           " (SELECT count(*) FROM gw_runs WHERE status = 'pending_approval'),"
