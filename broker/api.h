@@ -49,6 +49,7 @@ struct gw_api_ctx {
     struct gw_catalog *cat;
     struct gw_http_req *req;
     const struct gw_route *route; /* the matched route (router.c) */
+    uint64_t start_ns;            /* uv_hrtime() when the request reached the router */
     struct gw_principal principal;
     char id[128];     /* the {id} path segment, when the route has one */
     json_t *scratch;  /* any JSON the handler wants freed with the context */
@@ -75,6 +76,12 @@ struct gw_api_ctx {
     /* The rows callback of the query gw_api_select queued. */
     void (*on_rows)(struct gw_api_ctx *ctx, const PGresult *res);
 };
+
+/* The router's table, for /metrics: how many routes, and route i's method
+ * and path pattern ('*' for a path segment). */
+size_t gw_api_route_count(void);
+const char *gw_api_route_method(size_t i);
+const char *gw_api_route_pattern(size_t i);
 
 /* Handlers. Each ends with exactly one reply. */
 void gw_api_health(struct gw_api_ctx *ctx);

@@ -56,6 +56,19 @@ __attribute__((format(printf, 2, 3))) static void put(struct text *t, const char
     }
 }
 
+/* One histogram's series: cumulative buckets, sum and count, each line
+ * with `labels` (label pairs without braces) before le. */
+static void put_histo(struct text *t, const char *name, const char *labels,
+                      const struct gw_histo *h)
+{
+    for (size_t i = 0; i <= GW_HISTO_BOUNDS; i++)
+        put(t, "%s_bucket{%s,le=\"%s\"} %llu\n", name, labels,
+            i < GW_HISTO_BOUNDS ? gw_histo_bound_labels[i] : "+Inf",
+            (unsigned long long)gw_histo_cumulative(h, i));
+    put(t, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n", name, labels, h->sum, name, labels,
+        (unsigned long long)h->count);
+}
+
 void gw_api_metrics(struct gw_api_ctx *ctx)
 {
     const struct gw_broker_metrics *m = &ctx->b->metrics;
@@ -81,6 +94,21 @@ void gw_api_metrics(struct gw_api_ctx *ctx)
         hs.bad_requests);
     put(&t, "# TYPE gangway_http_connections gauge\ngangway_http_connections %lu\n",
         hs.connections_open);
+    /* Routes that served nothing yet are left out: a series appears with
+     * its first request. The submit (POST /v1/actions/{id}/runs) and the
+     * claims (POST /internal/v1/claims) are the dispatch path's two hops
+     * through this broker (docs/operations.md, "Latency"). */
+    put(&t, "# HELP gangway_http_request_duration_seconds Request to answer, by route (streams "
+            "not counted).\n"
+            "# TYPE gangway_http_request_duration_seconds histogram\n");
+    for (size_t i = 0; i < gw_api_route_count(); i++) {
+        if (m->http_duration[i].count == 0)
+            continue;
+        char labels[160];
+        snprintf(labels, sizeof(labels), "method=\"%s\",route=\"%s\"", gw_api_route_method(i),
+                 gw_api_route_pattern(i));
+        put_histo(&t, "gangway_http_request_duration_seconds", labels, &m->http_duration[i]);
+    }
     put(&t,
         "# HELP gangway_runs_submitted_total Run submissions by outcome.\n"
         "# TYPE gangway_runs_submitted_total counter\n"

@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "gw/error.h"
+#include "gw/histo.h"
 #include "gw/http.h"
 #include "gw/kafka.h"
 #include "gw/pg.h"
@@ -69,8 +70,15 @@ struct gw_broker_options {
 };
 
 /* Counters shown on /metrics. Touched on the loop thread only. */
+/* More than the router's routes (router.c checks at compile time). */
+#define GW_API_ROUTES_MAX 64
+
 struct gw_broker_metrics {
     unsigned long long http_by_class[6]; /* index status/100 */
+    /* Request to answer, by route (the index of router.c's table): the
+     * time the handler and everything it waited for took, from the
+     * request's last byte to its answer handed to the connection. */
+    struct gw_histo http_duration[GW_API_ROUTES_MAX];
     unsigned long long runs_accepted;
     unsigned long long runs_replayed;
     unsigned long long runs_rejected;

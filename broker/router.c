@@ -125,11 +125,35 @@ static void ctx_owned_free(struct ctx_owned o)
     gw_catalog_unref(o.cat);
 }
 
-static void count_response(struct gw_broker *b, int status)
+_Static_assert(ARRAY_SIZE(routes) <= GW_API_ROUTES_MAX, "raise GW_API_ROUTES_MAX (broker.h)");
+
+size_t gw_api_route_count(void)
 {
+    return ARRAY_SIZE(routes);
+}
+
+const char *gw_api_route_method(size_t i)
+{
+    return i < ARRAY_SIZE(routes) ? routes[i].method : NULL;
+}
+
+const char *gw_api_route_pattern(size_t i)
+{
+    return i < ARRAY_SIZE(routes) ? routes[i].pattern : NULL;
+}
+
+/* Counts the answer by status class and, for a request that matched a
+ * route, its duration by route. Streams (SSE) count when they begin and
+ * have no duration. */
+static void count_response(struct gw_api_ctx *ctx, int status, bool timed)
+{
+    struct gw_broker_metrics *m = &ctx->b->metrics;
     unsigned cls = (unsigned)status / 100;
-    if (cls < ARRAY_SIZE(b->metrics.http_by_class))
-        b->metrics.http_by_class[cls]++;
+    if (cls < ARRAY_SIZE(m->http_by_class))
+        m->http_by_class[cls]++;
+    if (timed && ctx->route != NULL && ctx->start_ns != 0)
+        gw_histo_observe(&m->http_duration[ctx->route - routes],
+                         (double)(uv_hrtime() - ctx->start_ns) / 1e9);
 }
 
 /* The handler's extra headers and the request's CORS headers, in the pool. */
@@ -148,7 +172,7 @@ void gw_api_send(struct gw_api_ctx *ctx, int status, const char *content_type,
 {
     extra_headers = with_cors(ctx, extra_headers);
     struct ctx_owned o = ctx_owned(ctx);
-    count_response(ctx->b, status);
+    count_response(ctx, status, true);
     /* The body may live in the pool or in what ctx owns: respond copies it
      * before the request (and the pool with ctx in it) is freed. */
     gw_http_respond(ctx->req, status, content_type, extra_headers, body, len);
@@ -158,7 +182,7 @@ void gw_api_send(struct gw_api_ctx *ctx, int status, const char *content_type,
 int gw_api_stream_begin(struct gw_api_ctx *ctx, const char *content_type, const char *extra_headers,
                         void (*on_close)(struct gw_http_req *req))
 {
-    count_response(ctx->b, 200);
+    count_response(ctx, 200, false);
     return gw_http_stream_begin(ctx->req, 200, content_type, with_cors(ctx, extra_headers),
                                 on_close);
 }
@@ -697,6 +721,7 @@ void gw_broker_handle(struct gw_http_req *req, void *arg)
     memset(ctx, 0, sizeof(*ctx));
     ctx->b = b;
     ctx->req = req;
+    ctx->start_ns = uv_hrtime();
     ctx->cat = gw_catalog_ref(b->catalog);
     ctx->cors = gw_cors_headers(b->cors, req);
     if (gw_cors_is_preflight(req)) {

@@ -226,6 +226,29 @@ def test():
         m = s.get("/metrics", auth=False)
         check(m.status == 200 and b"gangway_runs_submitted_total" in m.body
               and b"gangway_outbox_pending" in m.body, "metrics are exposed")
+
+        # Request durations by route (a histogram): three requests of one
+        # route between two scrapes are three more observations in its
+        # series, whose buckets are cumulative and end at the count.
+        def histo(body, method, route):
+            name = b"gangway_http_request_duration_seconds"
+            lab = b'method="%s",route="%s"' % (method.encode(), route.encode())
+            buckets = [(le, int(n)) for le, n in re.findall(
+                rb"^" + name + rb"_bucket\{" + re.escape(lab) + rb',le="([^"]+)"\} ([0-9]+)$', body, re.M)]
+            count = re.search(rb"^" + name + rb"_count\{" + re.escape(lab) + rb"\} ([0-9]+)$", body, re.M)
+            sm = re.search(rb"^" + name + rb"_sum\{" + re.escape(lab) + rb"\} ([0-9.]+)$", body, re.M)
+            return buckets, int(count.group(1)) if count else 0, float(sm.group(1)) if sm else 0.0
+        _, n0, _ = histo(m.body, "GET", "/v1/me")
+        for _ in range(3):
+            check(s.get("/v1/me").status == 200, "GET /v1/me answers")
+        m2 = s.get("/metrics", auth=False).body
+        b1, n1, sum1 = histo(m2, "GET", "/v1/me")
+        check(n1 == n0 + 3, "three requests of a route are three more in its duration histogram", n0, n1)
+        check(len(b1) == 15 and b1[-1] == (b"+Inf", n1)
+              and all(b1[i][1] <= b1[i + 1][1] for i in range(len(b1) - 1)) and sum1 > 0,
+              "its buckets are cumulative, +Inf equals the count, the sum is positive", b1, sum1)
+        _, nsub, _ = histo(m2, "POST", "/v1/actions/*/runs")
+        check(nsub >= total, "the submissions of this test are in the submit route's series", nsub, total)
         # The gauges' refresh (broker.c): the next one waits 100 times what
         # the last took in PostgreSQL, on a 5 s tick; a small database
         # answers in milliseconds.
