@@ -49,7 +49,7 @@ struct gw_api_ctx {
     struct gw_catalog *cat;
     struct gw_http_req *req;
     const struct gw_route *route; /* the matched route (router.c) */
-    uint64_t start_ns;            /* uv_hrtime() when the request reached the router */
+    uint64_t start_ns;            /* uv_hrtime() when the router dispatched the request */
     struct gw_principal principal;
     char id[128];     /* the {id} path segment, when the route has one */
     json_t *scratch;  /* any JSON the handler wants freed with the context */

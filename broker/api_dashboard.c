@@ -7,8 +7,8 @@
  * 13 before it). Durations are started_at -> finished_at of finished runs;
  * the approval wait is created_at -> the last decision of runs that needed
  * approval and got one; the queue is every queued run the caller may see
- * (not limited to the window). The range scan uses gw_runs_by_time_cover
- * (created_at, id) INCLUDE (status, action_id), sql/0022.
+ * (not limited to the window). The range scan on created_at uses
+ * gw_runs_by_time (sql/0001; sql/0022 says why it is the only one).
  */
 #include <stdio.h>
 #include <string.h>

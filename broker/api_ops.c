@@ -96,8 +96,9 @@ void gw_api_metrics(struct gw_api_ctx *ctx)
         hs.connections_open);
     /* Routes that served nothing yet are left out: a series appears with
      * its first request. The submit (POST /v1/actions/{id}/runs) and the
-     * claims (POST /internal/v1/claims) are the dispatch path's two hops
-     * through this broker (docs/operations.md, "Latency"). */
+     * claims (POST /internal/v1/claims, and .../runs/{id}/claim for a lone
+     * one) are the dispatch path's two hops through this broker
+     * (docs/operations.md, "Latency"). */
     put(&t, "# HELP gangway_http_request_duration_seconds Request to answer, by route (streams "
             "not counted).\n"
             "# TYPE gangway_http_request_duration_seconds histogram\n");

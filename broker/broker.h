@@ -69,15 +69,15 @@ struct gw_broker_options {
     bool dev_login;         /* accept `gangway dev`'s one-time login codes */
 };
 
-/* Counters shown on /metrics. Touched on the loop thread only. */
-/* More than the router's routes (router.c checks at compile time). */
+/* At least the router's routes (router.c checks at compile time). */
 #define GW_API_ROUTES_MAX 64
 
+/* Counters shown on /metrics. Touched on the loop thread only. */
 struct gw_broker_metrics {
     unsigned long long http_by_class[6]; /* index status/100 */
-    /* Request to answer, by route (the index of router.c's table): the
-     * time the handler and everything it waited for took, from the
-     * request's last byte to its answer handed to the connection. */
+    /* Request to answer, by route (the index of router.c's table): from
+     * the router's dispatch of the request to its answer handed to the
+     * connection, errors included. */
     struct gw_histo http_duration[GW_API_ROUTES_MAX];
     unsigned long long runs_accepted;
     unsigned long long runs_replayed;

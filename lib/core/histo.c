@@ -1,10 +1,10 @@
 #include "gw/histo.h"
 
-const double gw_histo_bounds[GW_HISTO_BOUNDS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                 0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+const double gw_histo_bounds[GW_HISTO_BOUNDS] = {
+    0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 const char *const gw_histo_bound_labels[GW_HISTO_BOUNDS] = {
-    "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05",
-    "0.1",    "0.25",  "0.5",    "1",     "2.5",  "5",     "10"};
+    "0.0005", "0.001", "0.0025", "0.005", "0.0075", "0.01", "0.025", "0.05",
+    "0.1",    "0.25",  "0.5",    "1",     "2.5",    "5",    "10"};
 
 void gw_histo_observe(struct gw_histo *h, double seconds)
 {

@@ -244,7 +244,7 @@ def test():
         m2 = s.get("/metrics", auth=False).body
         b1, n1, sum1 = histo(m2, "GET", "/v1/me")
         check(n1 == n0 + 3, "three requests of a route are three more in its duration histogram", n0, n1)
-        check(len(b1) == 15 and b1[-1] == (b"+Inf", n1)
+        check(len(b1) == 16 and b1[-1] == (b"+Inf", n1)
               and all(b1[i][1] <= b1[i + 1][1] for i in range(len(b1) - 1)) and sum1 > 0,
               "its buckets are cumulative, +Inf equals the count, the sum is positive", b1, sum1)
         _, nsub, _ = histo(m2, "POST", "/v1/actions/*/runs")

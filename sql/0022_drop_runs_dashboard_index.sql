@@ -1,0 +1,13 @@
+-- One index of the runs by creation time instead of two (issue 15).
+-- gw_runs_dashboard (created_at, status, action_id) was added for the
+-- dashboard's counts by day and status (sql/0012), to be read from the index
+-- alone. They never were: the dashboard's query also reads the requester,
+-- the teams, the times and the approval rule of each run from the table
+-- (broker/api_dashboard.c). Its range on created_at is served as well by
+-- gw_runs_by_time (created_at DESC, id DESC), the run listing's index.
+-- Meanwhile every status change of a run is a non-HOT update (status is
+-- indexed), so each full index of gw_runs takes an entry at the accept, the
+-- claim and the finish of every run: this one cost that for nothing.
+-- bench/README.md, "Issue 15, part 12", has the WAL per run it saves;
+-- tests/integration/test_sql_plans.py checks the run listing's plans.
+DROP INDEX gw_runs_dashboard;
